@@ -1,0 +1,142 @@
+// Package archive writes byte-reproducible archives of a tree: the same
+// manifest always gives the same bytes, whatever the umask, mtimes, owner
+// or machine. Each format is versioned like the digest spec ("zip-v1"); a
+// change to the bytes (a new compressor, say) must come as a new version,
+// and TestGoldenArchives pins v1.
+//
+// The package has no dependency on Terraform.
+package archive
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"compress/flate"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// The formats a user can ask for.
+const (
+	Zip   = "zip"
+	TarGz = "tar.gz"
+)
+
+// Formats lists the formats in the order the docs give them.
+var Formats = []string{Zip, TarGz}
+
+// Version is the versioned name of a format, used in store keys.
+func Version(format string) string { return format + "-v1" }
+
+// epoch is the modification time of every entry: 1980-01-01, the earliest
+// a zip can hold.
+var epoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Opener returns the content of an entry: a file's bytes, or a symlink's
+// target.
+type Opener func(ctx context.Context, e digest.Entry) (io.ReadCloser, error)
+
+func mode(e digest.Entry) int64 {
+	if e.Kind == digest.KindExec {
+		return 0o755
+	}
+	return 0o644
+}
+
+func readTarget(ctx context.Context, open Opener, e digest.Entry) (string, error) {
+	rc, err := open(ctx, e)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+	return string(b), err
+}
+
+func copyEntry(ctx context.Context, w io.Writer, open Opener, e digest.Entry) error {
+	rc, err := open(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	n, err := digest.Copy(ctx, w, rc)
+	if err != nil {
+		return err
+	}
+	if n != e.Size {
+		return fmt.Errorf("%s: read %d bytes, the manifest says %d", e.Path, n, e.Size)
+	}
+	return nil
+}
+
+// Write writes the archive of m in format to w, in the manifest's order.
+func Write(ctx context.Context, w io.Writer, format string, m *digest.Manifest, open Opener) error {
+	switch format {
+	case Zip:
+		return writeZip(ctx, w, m, open)
+	case TarGz:
+		return writeTarGz(ctx, w, m, open)
+	}
+	return fmt.Errorf("unknown archive format %q", format)
+}
+
+func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener) error {
+	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(w, 6)
+	})
+	for _, e := range m.Entries {
+		h := &zip.FileHeader{Name: e.Path, Method: zip.Deflate, Modified: epoch}
+		if e.Kind == digest.KindSymlink {
+			h.Method = zip.Store
+			h.SetMode(fs.ModeSymlink | 0o777)
+		} else {
+			h.SetMode(fsMode(mode(e)))
+		}
+		fw, err := zw.CreateHeader(h)
+		if err != nil {
+			return err
+		}
+		if err := copyEntry(ctx, fw, open, e); err != nil {
+			return err
+		}
+	}
+	return zw.Close()
+}
+
+func writeTarGz(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener) error {
+	gz, err := gzip.NewWriterLevel(w, 6)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(gz)
+	for _, e := range m.Entries {
+		h := &tar.Header{Name: e.Path, ModTime: epoch, Mode: mode(e), Typeflag: tar.TypeReg, Size: e.Size}
+		if e.Kind == digest.KindSymlink {
+			target, err := readTarget(ctx, open, e)
+			if err != nil {
+				return err
+			}
+			h.Typeflag, h.Linkname, h.Size, h.Mode = tar.TypeSymlink, target, 0, 0o777
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if e.Kind != digest.KindSymlink {
+			if err := copyEntry(ctx, tw, open, e); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+func fsMode(perm int64) fs.FileMode { return fs.FileMode(perm) }

@@ -1,0 +1,281 @@
+package digest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/bmatcuk/doublestar/v4"
+)
+
+// Options control a tree walk.
+type Options struct {
+	// Excludes are doublestar globs matched against slash-separated paths
+	// relative to the root. A directory that matches is skipped whole.
+	Excludes []string
+	// Workers is how many files are hashed at once; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// CheckExclude reports whether a glob is valid.
+func CheckExclude(pattern string) error {
+	if !doublestar.ValidatePattern(pattern) {
+		return fmt.Errorf("%q is not a valid glob: check its brackets and braces (see https://github.com/bmatcuk/doublestar#patterns)", pattern)
+	}
+	if filepath.IsAbs(pattern) {
+		return fmt.Errorf("%q is absolute: excludes are matched against paths relative to the source directory, such as \"**/*.map\"", pattern)
+	}
+	return nil
+}
+
+// TypeError is a file in a tree that is neither regular, a symlink nor a
+// directory (a socket, FIFO or device).
+type TypeError struct {
+	Path string
+	Type string
+}
+
+func (e *TypeError) Error() string {
+	return fmt.Sprintf("%s is a %s; a tree may only hold regular files, symlinks and directories: remove it or exclude it", e.Path, e.Type)
+}
+
+func typeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO (named pipe)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeIrregular != 0:
+		return "irregular file"
+	}
+	return "special file"
+}
+
+// FileHasher hashes one regular file. abs is its path on disk; rel its
+// path in the tree. Walk calls it from several goroutines at once.
+type FileHasher func(ctx context.Context, abs, rel string) (Sum, int64, error)
+
+const bufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Copy copies r to w through a pooled buffer, so that memory stays flat
+// whatever the size, and stops when ctx is cancelled.
+func Copy(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(onlyWriter{w}, ctxReader{ctx, r}, *bp)
+}
+
+// onlyWriter hides ReadFrom, so that io.CopyBuffer really uses the pooled
+// buffer and the context check.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// ctxReader stops a copy when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// HashReader returns the sha256 and length of everything r yields.
+func HashReader(ctx context.Context, r io.Reader) (Sum, int64, error) {
+	h := sha256.New()
+	n, err := Copy(ctx, h, r)
+	var s Sum
+	if err != nil {
+		return s, n, err
+	}
+	h.Sum(s[:0])
+	return s, n, nil
+}
+
+// HashFile returns the digest and size of one file, streamed.
+func HashFile(ctx context.Context, path string) (Sum, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Sum{}, 0, err
+	}
+	defer f.Close()
+	return HashReader(ctx, f)
+}
+
+// HashTree walks root and hashes it (spec v1).
+func HashTree(ctx context.Context, root string, opts Options) (*Manifest, error) {
+	return Walk(ctx, root, opts, func(ctx context.Context, abs, _ string) (Sum, int64, error) {
+		return HashFile(ctx, abs)
+	})
+}
+
+type job struct {
+	index    int
+	abs, rel string
+}
+
+// Walk lists the tree under root and builds its manifest, hashing regular
+// files with hash on opts.Workers goroutines while the walk goes on.
+// Symlinks below root are recorded, never followed; root itself may be a
+// symlink to a directory.
+func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Manifest, error) {
+	for _, p := range opts.Excludes {
+		if err := CheckExclude(p); err != nil {
+			return nil, err
+		}
+	}
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", root)
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		mu       sync.Mutex
+		entries  []Entry
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+
+	jobs := make(chan job, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				sum, size, err := hash(ctx, j.abs, j.rel)
+				if err != nil {
+					fail(fmt.Errorf("%s: %w", j.rel, err))
+					continue
+				}
+				mu.Lock()
+				entries[j.index].SHA256, entries[j.index].Size = sum, size
+				mu.Unlock()
+			}
+		}()
+	}
+
+	walkErr := filepath.WalkDir(real, func(abs string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if abs == real {
+			return nil
+		}
+		rel, err := filepath.Rel(real, abs)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		for _, p := range opts.Excludes {
+			if ok, _ := doublestar.Match(p, rel); ok {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+		}
+		if err := CheckName(rel); err != nil {
+			return err
+		}
+		t := d.Type()
+		switch {
+		case t.IsDir():
+			return nil
+		case t&fs.ModeSymlink != 0:
+			target, err := os.Readlink(abs)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			entries = append(entries, Entry{Path: rel, Kind: KindSymlink, SHA256: sha256.Sum256([]byte(target)), Size: int64(len(target))})
+			mu.Unlock()
+			return nil
+		case t.IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			kind := KindFile
+			if info.Mode().Perm()&0o100 != 0 {
+				kind = KindExec
+			}
+			mu.Lock()
+			entries = append(entries, Entry{Path: rel, Kind: kind})
+			i := len(entries) - 1
+			mu.Unlock()
+			select {
+			case jobs <- job{index: i, abs: abs, rel: rel}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return nil
+		default:
+			return &TypeError{Path: rel, Type: typeName(t)}
+		}
+	})
+	close(jobs)
+	wg.Wait()
+
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if walkErr != nil {
+		return nil, walkErr
+	}
+	// A cancelled caller may have stopped workers before they hashed
+	// everything; never return a manifest with holes.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m := &Manifest{Entries: entries}
+	m.Sort()
+	return m, nil
+}
+
+// IsNotExist reports whether err says a path does not exist.
+func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

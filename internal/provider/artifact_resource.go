@@ -1,0 +1,596 @@
+package provider
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+var (
+	_ resource.Resource                     = (*ArtifactResource)(nil)
+	_ resource.ResourceWithConfigure        = (*ArtifactResource)(nil)
+	_ resource.ResourceWithModifyPlan       = (*ArtifactResource)(nil)
+	_ resource.ResourceWithImportState      = (*ArtifactResource)(nil)
+	_ resource.ResourceWithConfigValidators = (*ArtifactResource)(nil)
+)
+
+// FilesLimit is the largest tree whose per-file map is kept in state.
+// Larger trees leave `files` null, and a plan that changes one names the
+// changed paths in a warning instead.
+const FilesLimit = 1000
+
+// changesShown bounds the paths listed in a large tree's change warning.
+const changesShown = 25
+
+// ArtifactResource is immutable_artifact.
+type ArtifactResource struct {
+	data *providerData
+}
+
+// NewArtifactResource returns the resource.
+func NewArtifactResource() resource.Resource { return &ArtifactResource{} }
+
+type artifactModel struct {
+	ID                 types.String `tfsdk:"id"`
+	Source             types.String `tfsdk:"source"`
+	Content            types.String `tfsdk:"content"`
+	SensitiveContent   types.String `tfsdk:"sensitive_content"`
+	ContentBase64      types.String `tfsdk:"content_base64"`
+	Excludes           types.List   `tfsdk:"excludes"`
+	Archive            types.String `tfsdk:"archive"`
+	OutputPath         types.String `tfsdk:"output_path"`
+	Digest             types.String `tfsdk:"digest"`
+	FileCount          types.Int64  `tfsdk:"file_count"`
+	Size               types.Int64  `tfsdk:"size"`
+	Files              types.Map    `tfsdk:"files"`
+	ArchiveSHA256      types.String `tfsdk:"archive_sha256"`
+	ArchiveBase64SHA25 types.String `tfsdk:"archive_base64sha256"`
+}
+
+func (r *ArtifactResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_artifact"
+}
+
+func artifactSchema() schema.Schema {
+	computedString := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{MarkdownDescription: desc, Computed: true}
+	}
+	return schema.Schema{
+		MarkdownDescription: "A file, a directory or inline content, turned into a content digest **during plan** and stored " +
+			"once in the content-addressed store on apply. The digest follows the [digest spec](../guides/digest-spec.md): " +
+			"it is the same on every OS, umask, clone and machine, and ignores modification times. " +
+			"The artifact is replaced exactly when its digest (or `archive` format) changes; moving the source elsewhere " +
+			"with the same content updates it in place. Destroying it only removes it from state: stored objects stay.",
+		Attributes: map[string]schema.Attribute{
+			"id": computedString("The artifact's digest, as `digest`."),
+			"source": schema.StringAttribute{
+				MarkdownDescription: "Path of a file or directory. A relative path resolves against the directory Terraform " +
+					"runs in, as `file()` does: write `\"${path.module}/dist\"`. The path itself is not part of the digest, so " +
+					"changing it alone changes nothing stored. A symlink given here is followed; symlinks inside a directory " +
+					"are recorded, never followed.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"content": schema.StringAttribute{
+				MarkdownDescription: "Inline UTF-8 content. Its digest equals `sha256()` of it.",
+				Optional:            true,
+			},
+			"sensitive_content": schema.StringAttribute{
+				MarkdownDescription: "Inline content, like `content`, hidden from plan output.",
+				Optional:            true,
+				Sensitive:           true,
+			},
+			"content_base64": schema.StringAttribute{
+				MarkdownDescription: "Inline binary content, base64-encoded (standard encoding, with padding). Its digest " +
+					"is of the decoded bytes.",
+				Optional:   true,
+				Validators: []validator.String{base64Validator{}},
+			},
+			"excludes": schema.ListAttribute{
+				MarkdownDescription: "Globs of paths to leave out of a directory `source`, relative to it, with `**` for " +
+					"any depth (`\"**/*.map\"`, `\".git\"`, `\"node_modules\"`). A directory that matches is left out whole.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators:  []validator.List{listvalidator.ValueStringsAre(globValidator{})},
+			},
+			"archive": schema.StringAttribute{
+				MarkdownDescription: "Also store a byte-reproducible archive of the content, `zip` or `tar.gz`: entries in " +
+					"the spec's order, every time set to 1980-01-01, modes 0644 or 0755. An archive is built once per " +
+					"content and format and reused after. Needs `source`; a file source becomes one entry named after the file.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
+			},
+			"output_path": schema.StringAttribute{
+				MarkdownDescription: "Write a copy of the archive to this path on apply, and again whenever it is missing " +
+					"or differs (a fresh CI machine, say). Needs `archive`.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"digest": computedString("The content digest, `sha256:<hex>`: of the bytes for a file or inline content (equal to " +
+				"`filesha256()`), of the canonical listing for a directory. Known at plan time."),
+			"file_count": schema.Int64Attribute{MarkdownDescription: "Number of files and symlinks in the artifact (1 for a file or inline content).", Computed: true},
+			"size":       schema.Int64Attribute{MarkdownDescription: "Total size of the content in bytes.", Computed: true},
+			"files": schema.MapAttribute{
+				MarkdownDescription: fmt.Sprintf("For a directory of at most %d entries: each path mapped to `<kind> sha256:<hex>`, "+
+					"kind being `file`, `exec` or `symlink`, so the plan shows which files were added, changed or removed. Null "+
+					"for a larger directory (state stays small); a plan that changes one lists the changed paths in a warning.", FilesLimit),
+				ElementType: types.StringType,
+				Computed:    true,
+			},
+			"archive_sha256": computedString("Hex sha256 of the archive's bytes. Known at plan when this content's archive " +
+				"is already stored, else after apply."),
+			"archive_base64sha256": computedString("Base64 sha256 of the archive's bytes, what `source_code_hash` of " +
+				"`aws_lambda_function` wants."),
+		},
+	}
+}
+
+func (r *ArtifactResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = artifactSchema()
+}
+
+func (r *ArtifactResource) ConfigValidators(context.Context) []resource.ConfigValidator {
+	return artifactConfigValidators()
+}
+
+func (r *ArtifactResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError("Unexpected provider data", fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+// computed is what ModifyPlan and apply work out from the content.
+type computed struct {
+	sum      digest.Sum
+	size     int64
+	count    int64
+	manifest *digest.Manifest // nil for a file or inline content
+	// archiveListing is the listing whose archive this artifact stores:
+	// the tree itself, or a one-entry tree holding a file source.
+	archiveListing *digest.Manifest
+}
+
+func (c *computed) filesValue() types.Map {
+	if c.manifest == nil || len(c.manifest.Entries) > FilesLimit {
+		return types.MapNull(types.StringType)
+	}
+	elems := make(map[string]attr.Value, len(c.manifest.Entries))
+	for _, e := range c.manifest.Entries {
+		elems[e.Path] = types.StringValue(string(e.Kind) + " " + e.SHA256.String())
+	}
+	return types.MapValueMust(types.StringType, elems)
+}
+
+// inlineContent returns the bytes of whichever inline attribute is set.
+func (m *artifactModel) inlineContent() ([]byte, path.Path, bool, error) {
+	switch {
+	case !m.Content.IsNull():
+		return []byte(m.Content.ValueString()), path.Root("content"), true, nil
+	case !m.SensitiveContent.IsNull():
+		return []byte(m.SensitiveContent.ValueString()), path.Root("sensitive_content"), true, nil
+	case !m.ContentBase64.IsNull():
+		b, err := base64.StdEncoding.DecodeString(m.ContentBase64.ValueString())
+		return b, path.Root("content_base64"), true, err
+	}
+	return nil, path.Empty(), false, nil
+}
+
+func (m *artifactModel) excludes(ctx context.Context) ([]string, diag.Diagnostics) {
+	var ex []string
+	if m.Excludes.IsNull() {
+		return nil, nil
+	}
+	diags := m.Excludes.ElementsAs(ctx, &ex, false)
+	return ex, diags
+}
+
+func (m *artifactModel) anyUnknown() bool {
+	for _, v := range []attr.Value{m.Source, m.Content, m.SensitiveContent, m.ContentBase64, m.Excludes, m.Archive} {
+		if v.IsUnknown() {
+			return true
+		}
+	}
+	if !m.Excludes.IsNull() {
+		for _, e := range m.Excludes.Elements() {
+			if e.IsUnknown() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (m *artifactModel) setUnknownOutputs() {
+	m.ID = types.StringUnknown()
+	m.Digest = types.StringUnknown()
+	m.FileCount = types.Int64Unknown()
+	m.Size = types.Int64Unknown()
+	m.Files = types.MapUnknown(types.StringType)
+	m.ArchiveSHA256 = types.StringUnknown()
+	m.ArchiveBase64SHA25 = types.StringUnknown()
+}
+
+func (m *artifactModel) setOutputs(c *computed) {
+	m.ID = types.StringValue(c.sum.String())
+	m.Digest = m.ID
+	m.FileCount = types.Int64Value(c.count)
+	m.Size = types.Int64Value(c.size)
+	m.Files = c.filesValue()
+}
+
+func (m *artifactModel) setArchive(sum *digest.Sum) {
+	switch {
+	case m.Archive.IsNull():
+		m.ArchiveSHA256, m.ArchiveBase64SHA25 = types.StringNull(), types.StringNull()
+	case sum == nil:
+		m.ArchiveSHA256, m.ArchiveBase64SHA25 = types.StringUnknown(), types.StringUnknown()
+	default:
+		m.ArchiveSHA256 = types.StringValue(sum.Hex())
+		m.ArchiveBase64SHA25 = types.StringValue(base64.StdEncoding.EncodeToString(sum[:]))
+	}
+}
+
+// hashContent computes the digest of a source or inline content without
+// writing anything; st, when given, stores the content as it is hashed.
+func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st *store.Store) (*computed, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if b, p, ok, err := m.inlineContent(); ok {
+		if err != nil {
+			diags.AddAttributeError(p, "Invalid base64", "content_base64 must be standard base64 with padding: "+err.Error())
+			return nil, diags
+		}
+		c := &computed{sum: digest.Bytes(b), size: int64(len(b)), count: 1}
+		if st != nil {
+			if _, err := st.PutBlob(ctx, c.sum, strings.NewReader(string(b))); err != nil {
+				diags.Append(storeWriteError(st, err))
+				return nil, diags
+			}
+		}
+		return c, diags
+	}
+
+	src := m.Source.ValueString()
+	srcPath := path.Root("source")
+	fi, err := os.Stat(src)
+	if err != nil {
+		diags.Append(sourceError(srcPath, src, err))
+		return nil, diags
+	}
+	excludes, d := m.excludes(ctx)
+	diags.Append(d...)
+	if diags.HasError() {
+		return nil, diags
+	}
+	if !fi.IsDir() {
+		if len(excludes) > 0 {
+			diags.AddAttributeError(path.Root("excludes"), "Excludes need a directory source",
+				fmt.Sprintf("source %q is a file, and excludes only apply to the files of a directory. Remove `excludes`, or point `source` at a directory.", src))
+			return nil, diags
+		}
+		if !fi.Mode().IsRegular() {
+			diags.AddAttributeError(srcPath, "Source is not a regular file",
+				fmt.Sprintf("source %q is a %s. Point it at a regular file or a directory.", src, fi.Mode().Type()))
+			return nil, diags
+		}
+		var sum digest.Sum
+		var size int64
+		if st != nil {
+			sum, size, err = st.PutFile(ctx, src)
+		} else {
+			sum, size, err = digest.HashFile(ctx, src)
+		}
+		if err != nil {
+			diags.Append(contentError(srcPath, src, st, err))
+			return nil, diags
+		}
+		kind := digest.KindFile
+		if fi.Mode().Perm()&0o100 != 0 {
+			kind = digest.KindExec
+		}
+		name := fi.Name()
+		c := &computed{sum: sum, size: size, count: 1}
+		if digest.CheckName(name) == nil {
+			c.archiveListing = &digest.Manifest{Entries: []digest.Entry{{Path: name, Kind: kind, SHA256: sum, Size: size}}}
+		}
+		return c, diags
+	}
+	opts := digest.Options{Excludes: excludes}
+	var man *digest.Manifest
+	if st != nil {
+		man, err = st.PutDir(ctx, src, opts)
+	} else {
+		man, err = digest.HashTree(ctx, src, opts)
+	}
+	if err != nil {
+		diags.Append(contentError(srcPath, src, st, err))
+		return nil, diags
+	}
+	return &computed{sum: man.Digest(), size: man.Size(), count: int64(len(man.Entries)), manifest: man, archiveListing: man}, diags
+}
+
+func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return // destroy: nothing to compute
+	}
+	var plan artifactModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	var prior *artifactModel
+	if !req.State.Raw.IsNull() {
+		prior = &artifactModel{}
+		resp.Diagnostics.Append(req.State.Get(ctx, prior)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
+	if plan.anyUnknown() || r.data == nil {
+		// Known only after apply (source made by another resource, say).
+		plan.setUnknownOutputs()
+		if !plan.Archive.IsUnknown() {
+			plan.setArchive(nil)
+		}
+		if prior != nil {
+			resp.RequiresReplace.Append(path.Root("digest"))
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+
+	if prior != nil && !plan.Source.IsNull() {
+		if _, err := os.Stat(plan.Source.ValueString()); digest.IsNotExist(err) {
+			// `terraform destroy` plans normally first; an error here would
+			// make an artifact impossible to destroy once its files are gone.
+			// Warn, and plan a replacement that fails at apply if the source
+			// is still missing then.
+			resp.Diagnostics.AddAttributeWarning(path.Root("source"), "Source not found",
+				fmt.Sprintf("source %q does not exist, so the artifact %s cannot be rebuilt: an apply will fail until it exists again. "+
+					"(This is expected when destroying.)", plan.Source.ValueString(), prior.Digest.ValueString()))
+			plan.setUnknownOutputs()
+			plan.setArchive(nil)
+			resp.RequiresReplace.Append(path.Root("source"))
+			resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+			return
+		}
+	}
+
+	c, diags := r.hashContent(ctx, &plan, nil)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if !plan.Archive.IsNull() && c.archiveListing == nil {
+		resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source",
+			fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline. Rename it.", plan.Source.ValueString()))
+		return
+	}
+	plan.setOutputs(c)
+
+	sameContent := prior != nil && prior.Digest.ValueString() == c.sum.String()
+	sameArchive := prior != nil && prior.Archive.Equal(plan.Archive)
+	switch {
+	case plan.Archive.IsNull():
+		plan.setArchive(nil)
+	case sameContent && sameArchive && !prior.ArchiveSHA256.IsNull() && !prior.ArchiveSHA256.IsUnknown():
+		plan.ArchiveSHA256, plan.ArchiveBase64SHA25 = prior.ArchiveSHA256, prior.ArchiveBase64SHA25
+	default:
+		ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(plan.Archive.ValueString()), c.archiveListing.Digest())
+		switch {
+		case err == nil:
+			plan.setArchive(&ref)
+		case errors.Is(err, store.ErrNotFound):
+			plan.setArchive(nil) // built on apply
+		default:
+			resp.Diagnostics.Append(storeReadError(r.data.store, err))
+			return
+		}
+	}
+
+	if prior != nil {
+		if !sameContent {
+			resp.RequiresReplace.Append(path.Root("digest"))
+			r.warnLargeChange(ctx, prior, c, &resp.Diagnostics)
+		}
+		if !sameArchive {
+			resp.RequiresReplace.Append(path.Root("archive"))
+		}
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// warnLargeChange names the changed paths of a tree too large for `files`,
+// against the previous manifest in the store. It only ever warns.
+func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *computed, diags *diag.Diagnostics) {
+	if c.manifest == nil || (len(c.manifest.Entries) <= FilesLimit && !prior.Files.IsNull()) {
+		return
+	}
+	old, err := digest.Parse(prior.Digest.ValueString())
+	if err != nil {
+		return
+	}
+	oldMan, err := r.data.store.GetTree(ctx, old)
+	if err != nil {
+		return
+	}
+	lines, total := digest.Diff(oldMan, c.manifest, changesShown)
+	if total == 0 {
+		return
+	}
+	more := ""
+	if total > len(lines) {
+		more = fmt.Sprintf("\n  … and %d more", total-len(lines))
+	}
+	diags.AddAttributeWarning(path.Root("files"), "Artifact content changed",
+		fmt.Sprintf("%d of %d paths differ from %s (+ added, - removed, ~ changed):\n  %s%s",
+			total, len(c.manifest.Entries), prior.Digest.ValueString(), strings.Join(lines, "\n  "), more))
+}
+
+func (r *ArtifactResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan artifactModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.apply(ctx, &plan, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *ArtifactResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan artifactModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.apply(ctx, &plan, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// apply stores the content, checks it is what was planned, stores the
+// archive and writes output_path. m is the plan, and becomes the state.
+func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *diag.Diagnostics) {
+	if r.data == nil {
+		diags.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
+		return
+	}
+	st := r.data.store
+	planned := m.Digest
+	c, d := r.hashContent(ctx, m, st)
+	diags.Append(d...)
+	if diags.HasError() {
+		return
+	}
+	if !planned.IsUnknown() && planned.ValueString() != c.sum.String() {
+		p := path.Root("source")
+		if m.Source.IsNull() {
+			p = path.Root("content")
+		}
+		diags.AddAttributeError(p, "Content changed since plan",
+			fmt.Sprintf("The plan was made for %s, but the content now hashes to %s: it changed between plan and apply. "+
+				"Nothing was recorded under %s. Run plan again and review the new digest.", planned.ValueString(), c.sum, planned.ValueString()))
+		return
+	}
+	m.setOutputs(c)
+
+	if m.Archive.IsNull() {
+		m.setArchive(nil)
+		return
+	}
+	sum, err := ensureArchive(ctx, st, m.Archive.ValueString(), c.archiveListing)
+	if err != nil {
+		diags.AddAttributeError(path.Root("archive"), "Cannot store the archive", fmt.Sprintf("Building the %s archive in %s failed: %v", m.Archive.ValueString(), st, err))
+		return
+	}
+	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
+		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
+			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
+		return
+	}
+	m.setArchive(&sum)
+	if !m.OutputPath.IsNull() {
+		if err := writeOutput(ctx, st, sum, m.OutputPath.ValueString()); err != nil {
+			diags.AddAttributeError(path.Root("output_path"), "Cannot write the archive copy",
+				fmt.Sprintf("Writing %s failed: %v. Check that its directory exists and is writable.", m.OutputPath.ValueString(), err))
+			return
+		}
+	}
+}
+
+func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m artifactModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || r.data == nil {
+		return
+	}
+	st := r.data.store
+	sum, err := digest.Parse(m.Digest.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Invalid digest in state", err.Error())
+		return
+	}
+	kind, err := st.Lookup(ctx, sum)
+	if err != nil {
+		resp.Diagnostics.Append(storeReadError(st, err))
+		return
+	}
+	if kind == store.Missing {
+		// Gone from the store: forget it, so the next plan creates it again.
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if r.data.verifyOnRefresh {
+		if err := st.Verify(ctx, sum); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("digest"), "Stored artifact is corrupt",
+				fmt.Sprintf("Verifying %s in %s failed: %v. A stored object was altered or damaged; the store never "+
+					"overwrites objects, so restore it from a backup or remove the damaged object and apply again.", sum, st, err))
+			return
+		}
+	}
+	if m.FileCount.IsNull() { // after import: fill in what the store knows
+		c := &computed{sum: sum, count: 1}
+		if kind == store.Tree {
+			man, err := st.GetTree(ctx, sum)
+			if err != nil {
+				resp.Diagnostics.Append(storeReadError(st, err))
+				return
+			}
+			c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
+		} else if c.size, err = blobSize(ctx, st, sum); err != nil {
+			resp.Diagnostics.Append(storeReadError(st, err))
+			return
+		}
+		m.setOutputs(c)
+		m.setArchive(nil)
+	}
+	if !m.OutputPath.IsNull() && !m.ArchiveSHA256.IsNull() {
+		if got, _, err := digest.HashFile(ctx, m.OutputPath.ValueString()); err != nil || got.Hex() != m.ArchiveSHA256.ValueString() {
+			m.OutputPath = types.StringNull() // missing or altered: the next plan writes it again
+		}
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *ArtifactResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {
+	// Stored objects are immutable and may be shared by other artifacts and
+	// releases: destroying only forgets the artifact.
+}
+
+func (r *ArtifactResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if _, err := digest.Parse(req.ID); err != nil {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("Import an artifact by its digest, e.g. `terraform import immutable_artifact.site sha256:<64 hex>`: %v", err))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("digest"), req.ID)...)
+}

@@ -1,0 +1,68 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+// sourceError explains why a source path cannot be read at all.
+func sourceError(p path.Path, src string, err error) diag.Diagnostic {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return diag.NewAttributeErrorDiagnostic(p, "Source not found",
+			fmt.Sprintf("%q does not exist. Relative paths resolve against the directory Terraform runs in; "+
+				"write \"${path.module}/...\" for a path next to the configuration.", src))
+	case errors.Is(err, syscall.ENOTDIR):
+		return diag.NewAttributeErrorDiagnostic(p, "Source not found",
+			fmt.Sprintf("%q cannot exist: a part of the path before the last is a file, not a directory. Check the path.", src))
+	case errors.Is(err, fs.ErrPermission):
+		return diag.NewAttributeErrorDiagnostic(p, "Source not readable",
+			fmt.Sprintf("%q cannot be read: %v. Give the user running Terraform read access to it.", src, err))
+	}
+	return diag.NewAttributeErrorDiagnostic(p, "Cannot read source", fmt.Sprintf("%q: %v", src, err))
+}
+
+// contentError explains a failure while hashing (and, at apply, storing)
+// the content of source.
+func contentError(p path.Path, src string, st *store.Store, err error) diag.Diagnostic {
+	var nameErr *digest.NameError
+	var typeErr *digest.TypeError
+	var writeErr *filestore.WriteError
+	var mismatch *store.MismatchError
+	switch {
+	case errors.As(err, &nameErr):
+		return diag.NewAttributeErrorDiagnostic(p, "Unsupported file name", fmt.Sprintf("In %q: %v (an `excludes` glob can leave it out).", src, err))
+	case errors.As(err, &typeErr):
+		return diag.NewAttributeErrorDiagnostic(p, "Unsupported file type", fmt.Sprintf("In %q: %v (an `excludes` glob can leave it out).", src, err))
+	case errors.As(err, &writeErr):
+		return storeWriteError(st, err)
+	case errors.As(err, &mismatch):
+		return diag.NewAttributeErrorDiagnostic(p, "Content changed while it was stored",
+			fmt.Sprintf("A file of %q changed while it was being read into the store (%v). Nothing was stored for it. "+
+				"Make sure no build writes to it during apply, then plan again.", src, err))
+	case errors.Is(err, fs.ErrPermission):
+		return diag.NewAttributeErrorDiagnostic(p, "Source not readable",
+			fmt.Sprintf("In %q: %v. Give the user running Terraform read access, or exclude the path.", src, err))
+	}
+	return diag.NewAttributeErrorDiagnostic(p, "Cannot read source", fmt.Sprintf("In %q: %v", src, err))
+}
+
+func storeWriteError(st *store.Store, err error) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Cannot write to the store",
+		fmt.Sprintf("%v\n\nCheck the provider's `store` setting (or %s): its directory must be writable by the user running "+
+			"Terraform. Nothing was recorded for this artifact.", err, EnvStore))
+}
+
+func storeReadError(st *store.Store, err error) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Cannot read the store",
+		fmt.Sprintf("Reading %s failed: %v\n\nCheck the provider's `store` setting (or %s).", st, err, EnvStore))
+}

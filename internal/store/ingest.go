@@ -1,0 +1,76 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// PutFile stores one file and returns its digest and size. The file is
+// hashed first; if its blob is already stored nothing more is read or
+// written. Otherwise it is read again into the store, verified against the
+// first hash, so a file that changes meanwhile fails with a
+// *MismatchError and is not stored.
+func (s *Store) PutFile(ctx context.Context, path string) (digest.Sum, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return digest.Sum{}, 0, err
+	}
+	defer f.Close()
+	sum, size, err := digest.HashReader(ctx, f)
+	if err != nil {
+		return sum, size, err
+	}
+	if ok, err := s.HasBlob(ctx, sum); err != nil || ok {
+		if ok {
+			s.Stats.BlobsSkipped.Add(1)
+		}
+		return sum, size, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return sum, size, err
+	}
+	_, err = s.PutBlob(ctx, sum, f)
+	return sum, size, err
+}
+
+// PutDir stores a directory: every file's blob, every symlink target's
+// blob, then the listing. It returns the manifest of what it stored.
+func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*digest.Manifest, error) {
+	m, err := digest.Walk(ctx, root, opts, func(ctx context.Context, abs, _ string) (digest.Sum, int64, error) {
+		return s.PutFile(ctx, abs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range m.Entries {
+		if e.Kind != digest.KindSymlink {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join(real, filepath.FromSlash(e.Path)))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.PutBlob(ctx, e.SHA256, bytes.NewReader([]byte(target))); err != nil {
+			return nil, fmt.Errorf("symlink %s: %w", e.Path, err)
+		}
+	}
+	if _, err := s.PutTree(ctx, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// OpenEntry returns the stored content of a tree entry, verified.
+func (s *Store) OpenEntry(ctx context.Context, e digest.Entry) (io.ReadCloser, error) {
+	return s.OpenBlob(ctx, e.SHA256)
+}

@@ -1,0 +1,327 @@
+// Package store is the content-addressed, write-once store behind the
+// provider. A Store adds content addressing, verification and
+// deduplication on top of a Backend, which only has to create objects
+// atomically and without ever overwriting one.
+//
+// Layout (keys are slash-separated):
+//
+//	blobs/sha256/<hh>/<hex>            a file's bytes, by their sha256
+//	trees/sha256/<hh>/<hex>            a tree listing (digest spec v1), by its sha256
+//	archives/<format>/<hh>/<hex>       "sha256:<archive hex>\n": the archive of the
+//	                                   listing <hex> in <format>; the archive's
+//	                                   bytes are a blob
+//
+// The package has no dependency on Terraform.
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"hash"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// ErrNotFound is returned for a key with no object.
+var ErrNotFound = errors.New("not found in the store")
+
+// ErrExists is returned by Backend.Create when the key already holds an
+// object, which is left as it was.
+var ErrExists = errors.New("already exists in the store")
+
+// Backend holds write-once objects.
+type Backend interface {
+	// Create writes everything r yields to key, atomically and only if key
+	// holds no object: afterwards key holds either nothing or the whole
+	// content. It returns ErrExists, and changes nothing, if key holds an
+	// object. If reading r fails, nothing is written and the read error is
+	// returned.
+	Create(ctx context.Context, key string, r io.Reader) error
+	// Open returns the object at key, or ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Exists reports whether key holds an object.
+	Exists(ctx context.Context, key string) (bool, error)
+	// List returns the keys that start with prefix, sorted.
+	List(ctx context.Context, prefix string) ([]string, error)
+	// String is the store's URL, for messages.
+	String() string
+}
+
+// Stats count the store's work; tests and benchmarks read them.
+type Stats struct {
+	BlobsWritten atomic.Int64 // blobs stored by this process
+	BlobsSkipped atomic.Int64 // blobs found present and not written again
+	BytesWritten atomic.Int64
+}
+
+// Store is a content-addressed store on a Backend.
+type Store struct {
+	b     Backend
+	Stats Stats
+}
+
+// New returns a Store on b.
+func New(b Backend) *Store { return &Store{b: b} }
+
+// Backend returns the store's backend.
+func (s *Store) Backend() Backend { return s.b }
+
+func (s *Store) String() string { return s.b.String() }
+
+func shard(prefix string, sum digest.Sum) string {
+	h := sum.Hex()
+	return prefix + h[:2] + "/" + h
+}
+
+// BlobKey is where a blob's bytes live.
+func BlobKey(sum digest.Sum) string { return shard("blobs/sha256/", sum) }
+
+// TreeKey is where a tree listing lives.
+func TreeKey(sum digest.Sum) string { return shard("trees/sha256/", sum) }
+
+// ArchiveKey is where the reference to an archive of a listing lives.
+func ArchiveKey(format string, listing digest.Sum) string {
+	return shard("archives/"+format+"/", listing)
+}
+
+// MismatchError is content that does not hash to the digest it was stored
+// or asked for under.
+type MismatchError struct {
+	Key  string
+	Want digest.Sum
+	Got  digest.Sum
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%s: content hashes to %s, not %s", e.Key, e.Got, e.Want)
+}
+
+// verifyingReader hashes what passes through it and, at the end, fails
+// with a MismatchError instead of io.EOF if the content is not want. A
+// Backend that copies from it therefore never publishes wrong content.
+type verifyingReader struct {
+	r    io.Reader
+	key  string
+	want digest.Sum
+	h    hashWriter
+	n    int64
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if err == io.EOF {
+		if got := v.h.Sum(); got != v.want {
+			return n, &MismatchError{Key: v.key, Want: v.want, Got: got}
+		}
+	}
+	return n, err
+}
+
+func newVerifyingReader(r io.Reader, key string, want digest.Sum) *verifyingReader {
+	return &verifyingReader{r: r, key: key, want: want, h: newHash()}
+}
+
+// PutBlob stores the bytes r yields under want, which they must hash to.
+// A blob already present is not written again (written is false). If the
+// bytes hash to anything else, nothing is stored and a *MismatchError is
+// returned.
+func (s *Store) PutBlob(ctx context.Context, want digest.Sum, r io.Reader) (written bool, err error) {
+	key := BlobKey(want)
+	ok, err := s.b.Exists(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		s.Stats.BlobsSkipped.Add(1)
+		return false, nil
+	}
+	vr := newVerifyingReader(r, key, want)
+	switch err := s.b.Create(ctx, key, vr); {
+	case errors.Is(err, ErrExists):
+		s.Stats.BlobsSkipped.Add(1)
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	s.Stats.BlobsWritten.Add(1)
+	s.Stats.BytesWritten.Add(vr.n)
+	return true, nil
+}
+
+// HasBlob reports whether a blob is stored.
+func (s *Store) HasBlob(ctx context.Context, sum digest.Sum) (bool, error) {
+	return s.b.Exists(ctx, BlobKey(sum))
+}
+
+// OpenBlob returns a reader of a blob that fails with a *MismatchError at
+// the end if the stored bytes were altered.
+func (s *Store) OpenBlob(ctx context.Context, sum digest.Sum) (io.ReadCloser, error) {
+	key := BlobKey(sum)
+	rc, err := s.b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{newVerifyingReader(rc, key, sum), rc}, nil
+}
+
+// VerifyBlob reads a whole blob and checks it.
+func (s *Store) VerifyBlob(ctx context.Context, sum digest.Sum) error {
+	rc, err := s.OpenBlob(ctx, sum)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = digest.Copy(ctx, io.Discard, rc)
+	return err
+}
+
+// PutTree stores a tree listing under its digest. The listing's blobs (of
+// files, and of symlinks' targets) must be stored first: a listing in the
+// store promises its blobs are there.
+func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, error) {
+	if err := m.Validate(); err != nil {
+		return digest.Sum{}, err
+	}
+	listing := m.Encode()
+	sum := digest.Bytes(listing)
+	err := s.b.Create(ctx, TreeKey(sum), bytes.NewReader(listing))
+	if err != nil && !errors.Is(err, ErrExists) {
+		return sum, err
+	}
+	return sum, nil
+}
+
+// HasTree reports whether a tree listing is stored.
+func (s *Store) HasTree(ctx context.Context, sum digest.Sum) (bool, error) {
+	return s.b.Exists(ctx, TreeKey(sum))
+}
+
+// maxListing bounds how much of a tree listing is read into memory: about
+// ten million entries.
+const maxListing = 1 << 30
+
+func (s *Store) readAll(ctx context.Context, key string, want digest.Sum) ([]byte, error) {
+	rc, err := s.b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(newVerifyingReader(rc, key, want), maxListing))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// GetTree reads and verifies a tree listing.
+func (s *Store) GetTree(ctx context.Context, sum digest.Sum) (*digest.Manifest, error) {
+	key := TreeKey(sum)
+	b, err := s.readAll(ctx, key, sum)
+	if err != nil {
+		return nil, err
+	}
+	m, err := digest.ParseManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", key, s, err)
+	}
+	return m, nil
+}
+
+// Kind is what a digest names in the store.
+type Kind int
+
+const (
+	Missing Kind = iota
+	Tree         // a directory artifact: a tree listing
+	Blob         // a file or inline-content artifact: a blob
+)
+
+// Lookup tells whether an artifact digest names a stored tree, a stored
+// blob, or nothing. A tree is looked for first.
+func (s *Store) Lookup(ctx context.Context, sum digest.Sum) (Kind, error) {
+	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
+		return Tree, err
+	}
+	ok, err := s.HasBlob(ctx, sum)
+	if err != nil || !ok {
+		return Missing, err
+	}
+	return Blob, nil
+}
+
+// Verify reads everything an artifact is made of and checks each piece
+// against its digest. The error names the first piece that fails.
+func (s *Store) Verify(ctx context.Context, sum digest.Sum) error {
+	kind, err := s.Lookup(ctx, sum)
+	switch {
+	case err != nil:
+		return err
+	case kind == Missing:
+		return fmt.Errorf("%s: %w", sum, ErrNotFound)
+	case kind == Blob:
+		return s.VerifyBlob(ctx, sum)
+	}
+	m, err := s.GetTree(ctx, sum)
+	if err != nil {
+		return err
+	}
+	for _, e := range m.Entries {
+		if err := s.VerifyBlob(ctx, e.SHA256); err != nil {
+			return fmt.Errorf("file %q of %s: %w", e.Path, sum, err)
+		}
+	}
+	return nil
+}
+
+// PutArchiveRef records that the archive of listing in format is the blob
+// archive. If a reference is already recorded, it is kept and returned: an
+// archive, once stored, is never rebuilt or replaced.
+func (s *Store) PutArchiveRef(ctx context.Context, format string, listing, archive digest.Sum) (digest.Sum, error) {
+	err := s.b.Create(ctx, ArchiveKey(format, listing), strings.NewReader(archive.String()+"\n"))
+	if errors.Is(err, ErrExists) {
+		return s.GetArchiveRef(ctx, format, listing)
+	}
+	return archive, err
+}
+
+// GetArchiveRef returns the archive recorded for a listing, or ErrNotFound.
+func (s *Store) GetArchiveRef(ctx context.Context, format string, listing digest.Sum) (digest.Sum, error) {
+	key := ArchiveKey(format, listing)
+	rc, err := s.b.Open(ctx, key)
+	if err != nil {
+		return digest.Sum{}, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 128))
+	if err != nil {
+		return digest.Sum{}, err
+	}
+	sum, err := digest.Parse(strings.TrimSuffix(string(b), "\n"))
+	if err != nil {
+		return sum, fmt.Errorf("%s in %s is corrupt: %w", key, s, err)
+	}
+	return sum, nil
+}
+
+type hashWriter struct{ h hash.Hash }
+
+func newHash() hashWriter { return hashWriter{sha256.New()} }
+
+func (w hashWriter) Write(p []byte) { w.h.Write(p) }
+
+func (w hashWriter) Sum() digest.Sum {
+	var s digest.Sum
+	w.h.Sum(s[:0])
+	return s
+}
