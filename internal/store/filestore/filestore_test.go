@@ -1,0 +1,147 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storetest"
+)
+
+func newBackend(t *testing.T) *Backend {
+	b, err := New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		New: func(t *testing.T) store.Backend { return newBackend(t) },
+		Tamper: func(t *testing.T, b store.Backend, key string, data []byte) {
+			p := filepath.Join(b.(*Backend).Root(), filepath.FromSlash(key))
+			os.Chmod(p, 0o644)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+func TestObjectsAreReadOnly(t *testing.T) {
+	b := newBackend(t)
+	if err := b.Create(context.Background(), "blobs/a", strings.NewReader("a")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(b.Root(), "blobs/a"))
+	if err != nil || fi.Mode().Perm() != 0o444 {
+		t.Fatalf("mode %v, %v", fi.Mode(), err)
+	}
+}
+
+func TestNothingIsCreatedUntilTheFirstWrite(t *testing.T) {
+	b := newBackend(t)
+	ctx := context.Background()
+	b.Exists(ctx, "blobs/a")
+	b.List(ctx, "releases/")
+	b.Open(ctx, "trees/x")
+	if _, err := os.Stat(b.Root()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("reading created the store directory: %v", err)
+	}
+}
+
+func TestUnwritableStore(t *testing.T) {
+	// As root chmod cannot deny a write, so the store's directory is put
+	// under a regular file instead.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	b, _ := New(filepath.Join(file, "store"))
+	err := b.Create(context.Background(), "blobs/a", strings.NewReader("a"))
+	var we *WriteError
+	if !errors.As(err, &we) || !strings.Contains(err.Error(), "is not a directory") {
+		t.Fatalf("want a WriteError naming the problem, got %v", err)
+	}
+}
+
+func TestRejectsKeysOutsideTheStore(t *testing.T) {
+	b := newBackend(t)
+	for _, k := range []string{"../x", "/etc/passwd", "a//b", "a/./b", "", "a/.tmp-x"} {
+		if err := b.Create(context.Background(), k, strings.NewReader("x")); err == nil {
+			t.Errorf("key %q accepted", k)
+		}
+	}
+}
+
+// blockingReader yields some bytes, then blocks until the process is killed.
+type blockingReader struct{ sent bool }
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if !r.sent {
+		r.sent = true
+		for i := range p {
+			p[i] = 'x'
+		}
+		os.WriteFile(os.Getenv("CRASH_READY"), nil, 0o644)
+		return len(p), nil
+	}
+	select {}
+}
+
+// TestCrashMidWrite kills a process in the middle of writing an object and
+// checks that the object is not visible and that a re-run completes.
+func TestCrashMidWrite(t *testing.T) {
+	if root := os.Getenv("CRASH_STORE"); root != "" {
+		b, _ := New(root)
+		b.Create(context.Background(), "blobs/crash", io.MultiReader(&blockingReader{}))
+		return
+	}
+	root := filepath.Join(t.TempDir(), "store")
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashMidWrite$")
+	cmd.Env = append(os.Environ(), "CRASH_STORE="+root, "CRASH_READY="+ready)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the writer never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	b, _ := New(root)
+	ctx := context.Background()
+	if ok, _ := b.Exists(ctx, "blobs/crash"); ok {
+		t.Fatal("a killed write left a visible object")
+	}
+	if keys, _ := b.List(ctx, ""); len(keys) != 0 {
+		t.Fatalf("a killed write left listed objects: %v", keys)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(root, "blobs", ".tmp-*"))
+	if len(leftovers) != 1 {
+		t.Fatalf("expected the killed write's temp file, found %v", leftovers)
+	}
+	if err := b.Create(ctx, "blobs/crash", strings.NewReader("whole")); err != nil {
+		t.Fatalf("re-run after the crash: %v", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(root, "blobs/crash"))
+	if string(got) != "whole" {
+		t.Fatalf("object holds %q", got)
+	}
+}

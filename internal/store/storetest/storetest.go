@@ -1,0 +1,252 @@
+// Package storetest is the conformance suite every store backend passes:
+// the same cases, run against the local filesystem and against a real
+// S3-compatible server.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// Harness gives the suite a fresh, empty backend per case and a way to
+// damage an object behind the store's back.
+type Harness struct {
+	New    func(t *testing.T) store.Backend
+	Tamper func(t *testing.T, b store.Backend, key string, data []byte)
+}
+
+// failingReader yields n bytes, then fails: a writer that died mid-way.
+type failingReader struct{ n int }
+
+var errBroken = errors.New("reader broke mid-way")
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, errBroken
+	}
+	k := min(len(p), f.n)
+	for i := range p[:k] {
+		p[i] = 'x'
+	}
+	f.n -= k
+	return k, nil
+}
+
+func read(rc io.ReadCloser, err error) ([]byte, error) {
+
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// Run runs every case.
+func Run(t *testing.T, h Harness) {
+	ctx := context.Background()
+	cases := map[string]func(t *testing.T, b store.Backend, s *store.Store){
+		"blob is stored once": func(t *testing.T, b store.Backend, s *store.Store) {
+			data := []byte("hello\n")
+			sum := digest.Bytes(data)
+			for i := range 3 {
+				written, err := s.PutBlob(ctx, sum, bytes.NewReader(data))
+				if err != nil || written != (i == 0) {
+					t.Fatalf("put %d: written=%v err=%v", i, written, err)
+				}
+			}
+			if w, k := s.Stats.BlobsWritten.Load(), s.Stats.BlobsSkipped.Load(); w != 1 || k != 2 {
+				t.Fatalf("written %d, skipped %d; want 1 and 2", w, k)
+			}
+			got, err := read(s.OpenBlob(ctx, sum))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read back %q, %v", got, err)
+			}
+		},
+		"wrong content is never stored under a digest": func(t *testing.T, b store.Backend, s *store.Store) {
+			sum := digest.Bytes([]byte("planned"))
+			_, err := s.PutBlob(ctx, sum, strings.NewReader("changed since plan"))
+			var mm *store.MismatchError
+			if !errors.As(err, &mm) {
+				t.Fatalf("want MismatchError, got %v", err)
+			}
+			if ok, _ := s.HasBlob(ctx, sum); ok {
+				t.Fatal("mismatching content is visible under the planned digest")
+			}
+			if keys, _ := b.List(ctx, ""); len(keys) != 0 {
+				t.Fatalf("objects left behind: %v", keys)
+			}
+		},
+		"a failed write leaves nothing": func(t *testing.T, b store.Backend, s *store.Store) {
+			err := b.Create(ctx, "blobs/x", &failingReader{n: 300 << 10})
+			if !errors.Is(err, errBroken) {
+				t.Fatalf("want the reader's error, got %v", err)
+			}
+			if ok, _ := b.Exists(ctx, "blobs/x"); ok {
+				t.Fatal("half an object is visible")
+			}
+			if err := b.Create(ctx, "blobs/x", strings.NewReader("whole")); err != nil {
+				t.Fatalf("re-run after a failed write: %v", err)
+			}
+		},
+		"an object is never overwritten": func(t *testing.T, b store.Backend, s *store.Store) {
+			if err := b.Create(ctx, "releases/app/1.0.0", strings.NewReader("first")); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Create(ctx, "releases/app/1.0.0", strings.NewReader("second")); !errors.Is(err, store.ErrExists) {
+				t.Fatalf("want ErrExists, got %v", err)
+			}
+			got, err := read(b.Open(ctx, "releases/app/1.0.0"))
+			if err != nil || string(got) != "first" {
+				t.Fatalf("object now holds %q (%v)", got, err)
+			}
+		},
+		"32 concurrent creators: exactly one wins": func(t *testing.T, b store.Backend, s *store.Store) {
+			var wg sync.WaitGroup
+			errs := make([]error, 32)
+			for i := range errs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = b.Create(ctx, "releases/app/2.0.0", strings.NewReader(fmt.Sprintf("publisher %02d", i)))
+				}()
+			}
+			wg.Wait()
+			winner := -1
+			for i, err := range errs {
+				switch {
+				case err == nil && winner >= 0:
+					t.Fatalf("publishers %d and %d both succeeded", winner, i)
+				case err == nil:
+					winner = i
+				case !errors.Is(err, store.ErrExists):
+					t.Fatalf("publisher %d: %v", i, err)
+				}
+			}
+			if winner < 0 {
+				t.Fatal("no publisher succeeded")
+			}
+			got, _ := read(b.Open(ctx, "releases/app/2.0.0"))
+			if string(got) != fmt.Sprintf("publisher %02d", winner) {
+				t.Fatalf("object holds %q, the winner was %d", got, winner)
+			}
+		},
+		"missing objects": func(t *testing.T, b store.Backend, s *store.Store) {
+			if _, err := b.Open(ctx, "blobs/none"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("want ErrNotFound, got %v", err)
+			}
+			if ok, err := b.Exists(ctx, "blobs/none"); ok || err != nil {
+				t.Fatalf("Exists = %v, %v", ok, err)
+			}
+			if k, err := s.Lookup(ctx, digest.Bytes([]byte("nothing"))); k != store.Missing || err != nil {
+				t.Fatalf("Lookup = %v, %v", k, err)
+			}
+		},
+		"list by prefix": func(t *testing.T, b store.Backend, s *store.Store) {
+			for _, k := range []string{"releases/app/1.0.0", "releases/app/1.1.0", "releases/apps/1.0.0", "releases/web/1.0.0"} {
+				if err := b.Create(ctx, k, strings.NewReader(k)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := b.List(ctx, "releases/app/")
+			if err != nil || strings.Join(got, ",") != "releases/app/1.0.0,releases/app/1.1.0" {
+				t.Fatalf("List = %v, %v", got, err)
+			}
+			if got, _ := b.List(ctx, "releases/none/"); len(got) != 0 {
+				t.Fatalf("List of nothing = %v", got)
+			}
+		},
+		"tree round trip, lookup and verify": func(t *testing.T, b store.Backend, s *store.Store) {
+			files := map[string]string{"a.txt": "a", "dir/b.txt": "b"}
+			m := &digest.Manifest{}
+			for p, c := range files {
+				sum := digest.Bytes([]byte(c))
+				if _, err := s.PutBlob(ctx, sum, strings.NewReader(c)); err != nil {
+					t.Fatal(err)
+				}
+				m.Entries = append(m.Entries, digest.Entry{Path: p, Kind: digest.KindFile, SHA256: sum, Size: int64(len(c))})
+			}
+			m.Sort()
+			sum, err := s.PutTree(ctx, m)
+			if err != nil || sum != m.Digest() {
+				t.Fatalf("PutTree = %s, %v", sum, err)
+			}
+			if _, err := s.PutTree(ctx, m); err != nil {
+				t.Fatalf("second PutTree: %v", err)
+			}
+			back, err := s.GetTree(ctx, sum)
+			if err != nil || back.Digest() != sum {
+				t.Fatalf("GetTree: %v", err)
+			}
+			if k, _ := s.Lookup(ctx, sum); k != store.Tree {
+				t.Fatalf("Lookup(tree) = %v", k)
+			}
+			if k, _ := s.Lookup(ctx, digest.Bytes([]byte("a"))); k != store.Blob {
+				t.Fatalf("Lookup(blob) = %v", k)
+			}
+			if err := s.Verify(ctx, sum); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			h.Tamper(t, b, store.BlobKey(digest.Bytes([]byte("b"))), []byte("B"))
+			err = s.Verify(ctx, sum)
+			var mm *store.MismatchError
+			if !errors.As(err, &mm) || !strings.Contains(err.Error(), `"dir/b.txt"`) {
+				t.Fatalf("Verify after tampering = %v; want a mismatch naming dir/b.txt", err)
+			}
+		},
+		"tampered blob fails on read": func(t *testing.T, b store.Backend, s *store.Store) {
+			sum := digest.Bytes([]byte("original"))
+			s.PutBlob(ctx, sum, strings.NewReader("original"))
+			h.Tamper(t, b, store.BlobKey(sum), []byte("tampered"))
+			_, err := read(s.OpenBlob(ctx, sum))
+			var mm *store.MismatchError
+			if !errors.As(err, &mm) {
+				t.Fatalf("reading a tampered blob: %v", err)
+			}
+		},
+		"tampered tree fails on read": func(t *testing.T, b store.Backend, s *store.Store) {
+			m := &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes(nil)}}}
+			sum, _ := s.PutTree(ctx, m)
+			h.Tamper(t, b, store.TreeKey(sum), []byte(digest.TreeHeader))
+			if _, err := s.GetTree(ctx, sum); err == nil {
+				t.Fatal("a tampered listing was accepted")
+			}
+		},
+		"archive reference is kept once recorded": func(t *testing.T, b store.Backend, s *store.Store) {
+			listing, first, second := digest.Bytes([]byte("l")), digest.Bytes([]byte("1")), digest.Bytes([]byte("2"))
+			if _, err := s.GetArchiveRef(ctx, "zip-v1", listing); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("want ErrNotFound, got %v", err)
+			}
+			if got, err := s.PutArchiveRef(ctx, "zip-v1", listing, first); err != nil || got != first {
+				t.Fatalf("put = %s, %v", got, err)
+			}
+			if got, err := s.PutArchiveRef(ctx, "zip-v1", listing, second); err != nil || got != first {
+				t.Fatalf("second put = %s, %v; want the first kept", got, err)
+			}
+		},
+		"large blob streams": func(t *testing.T, b store.Backend, s *store.Store) {
+			data := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB
+			sum := digest.Bytes(data)
+			if _, err := s.PutBlob(ctx, sum, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.VerifyBlob(ctx, sum); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := h.New(t)
+			c(t, b, store.New(b))
+		})
+	}
+}
