@@ -53,17 +53,17 @@ func treeDigest(t testing.TB, dir string, excludes ...string) string {
 }
 
 var sample = map[string]string{
-	"index.html":           "<h1>hello</h1>\n",
-	"assets/app.js":        "console.log(1)\n",
-	"assets/img/logo.svg":  "<svg/>",
-	"bin/run.sh*":          "#!/bin/sh\necho run\n",
-	"docs/read me.txt":     "spaces in the name\n",
+	"index.html":          "<h1>hello</h1>\n",
+	"assets/app.js":       "console.log(1)\n",
+	"assets/img/logo.svg": "<svg/>",
+	"bin/run.sh*":         "#!/bin/sh\necho run\n",
+	"docs/read me.txt":    "spaces in the name\n",
 	"docs/ünïcødé-名前.txt": "utf-8 name\n",
-	"current":              "->assets/app.js",
-	"empty":                "",
-	"a b/c":                "sorted by bytes: ' ' before '/'",
-	"a.txt":                "'.' before '/'",
-	"a/b":                  "nested",
+	"current":             "->assets/app.js",
+	"empty":               "",
+	"a b/c":               "sorted by bytes: ' ' before '/'",
+	"a.txt":               "'.' before '/'",
+	"a/b":                 "nested",
 }
 
 // The digests below are frozen by the spec: if one of these tests fails,
@@ -226,12 +226,15 @@ func TestSensitivity(t *testing.T) {
 	writeTree(t, base, sample)
 	want := treeDigest(t, base)
 	for name, change := range map[string]func(dir string){
-		"content":        func(d string) { os.WriteFile(filepath.Join(d, "index.html"), []byte("<h1>hello!</h1>\n"), 0o644) },
-		"rename":         func(d string) { os.Rename(filepath.Join(d, "index.html"), filepath.Join(d, "index.htm")) },
-		"exec bit":       func(d string) { os.Chmod(filepath.Join(d, "index.html"), 0o744) },
-		"exec bit off":   func(d string) { os.Chmod(filepath.Join(d, "bin/run.sh"), 0o644) },
-		"symlink target": func(d string) { os.Remove(filepath.Join(d, "current")); os.Symlink("assets/img/logo.svg", filepath.Join(d, "current")) },
-		"added empty":    func(d string) { os.WriteFile(filepath.Join(d, "assets/.keep"), nil, 0o644) },
+		"content":      func(d string) { os.WriteFile(filepath.Join(d, "index.html"), []byte("<h1>hello!</h1>\n"), 0o644) },
+		"rename":       func(d string) { os.Rename(filepath.Join(d, "index.html"), filepath.Join(d, "index.htm")) },
+		"exec bit":     func(d string) { os.Chmod(filepath.Join(d, "index.html"), 0o744) },
+		"exec bit off": func(d string) { os.Chmod(filepath.Join(d, "bin/run.sh"), 0o644) },
+		"symlink target": func(d string) {
+			os.Remove(filepath.Join(d, "current"))
+			os.Symlink("assets/img/logo.svg", filepath.Join(d, "current"))
+		},
+		"added empty": func(d string) { os.WriteFile(filepath.Join(d, "assets/.keep"), nil, 0o644) },
 		"symlink to file": func(d string) {
 			os.Remove(filepath.Join(d, "current"))
 			os.WriteFile(filepath.Join(d, "current"), []byte("assets/app.js"), 0o644)

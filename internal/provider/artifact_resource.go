@@ -120,8 +120,11 @@ func artifactSchema() schema.Schema {
 			"output_path": schema.StringAttribute{
 				MarkdownDescription: "Write a copy of the archive to this path on apply, and again whenever it is missing " +
 					"or differs (a fresh CI machine, say). Needs `archive`.",
-				Optional:   true,
-				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+				Optional: true,
+				Validators: []validator.String{
+					stringvalidator.LengthAtLeast(1),
+					stringvalidator.AlsoRequires(path.MatchRoot("archive")),
+				},
 			},
 			"digest": computedString("The content digest, `sha256:<hex>`: of the bytes for a file or inline content (equal to " +
 				"`filesha256()`), of the canonical listing for a directory. Known at plan time."),

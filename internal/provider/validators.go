@@ -25,7 +25,6 @@ func artifactConfigValidators() []resource.ConfigValidator {
 		resourcevalidator.Conflicting(path.MatchRoot("archive"), path.MatchRoot("content")),
 		resourcevalidator.Conflicting(path.MatchRoot("archive"), path.MatchRoot("sensitive_content")),
 		resourcevalidator.Conflicting(path.MatchRoot("archive"), path.MatchRoot("content_base64")),
-		resourcevalidator.RequiredTogether(path.MatchRoot("output_path"), path.MatchRoot("archive")),
 	}
 }
 

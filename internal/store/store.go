@@ -16,11 +16,11 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"hash"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"sync/atomic"
