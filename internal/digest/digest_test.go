@@ -90,6 +90,26 @@ func TestGoldenDigests(t *testing.T) {
 	}
 }
 
+// TestGuideExample checks the worked example in the digest guide.
+func TestGuideExample(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"index.html": "<h1>hi</h1>\n", "bin/run.sh*": "#!/bin/sh\necho run\n", "current": "->index.html"})
+	m, err := HashTree(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantListing := "immutable-tree-v1\n" +
+		"exec a4e0317eafab5cf1bc4a0041c7c8aeb6ece56fe72e7b2b3017a8a6574614cd35 19 bin/run.sh\n" +
+		"symlink 0eb547304658805aad788d320f10bf1f292797b5e6d745a3bf617584da017051 10 current\n" +
+		"file 737e6daf77521604fc482aa91e8bed8c47f4815c624e61e49c45ecbb5832f708 12 index.html\n"
+	if string(m.Encode()) != wantListing {
+		t.Fatalf("listing:\n%s\nwant:\n%s", m.Encode(), wantListing)
+	}
+	if got := m.Digest().String(); got != "sha256:4556fab9e479e6218559f49b03b3d9a1c92b7ffa74bc7e4efefe4648480cd5b7" {
+		t.Fatalf("digest %s", got)
+	}
+}
+
 func TestFileDigestEqualsSha256sum(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "f.bin")
 	data := make([]byte, 3*bufSize+17) // spans several buffers

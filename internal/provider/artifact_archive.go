@@ -47,8 +47,12 @@ func ensureArchive(ctx context.Context, st *store.Store, format string, listing 
 }
 
 // writeOutput copies a stored blob to path atomically: a reader of path
-// sees the old file or the whole new one.
+// sees the old file or the whole new one. Missing parent directories are
+// created, as local_file and archive_file do.
 func writeOutput(ctx context.Context, st *store.Store, sum digest.Sum, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
 	rc, err := st.OpenBlob(ctx, sum)
 	if err != nil {
 		return err

@@ -118,7 +118,7 @@ func artifactSchema() schema.Schema {
 				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
 			},
 			"output_path": schema.StringAttribute{
-				MarkdownDescription: "Write a copy of the archive to this path on apply, and again whenever it is missing " +
+				MarkdownDescription: "Write a copy of the archive to this path on apply (creating missing directories), and again whenever it is missing " +
 					"or differs (a fresh CI machine, say). Needs `archive`.",
 				Optional: true,
 				Validators: []validator.String{

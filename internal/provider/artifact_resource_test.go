@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"archive/zip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -566,4 +567,69 @@ func TestArtifactApplyRefusesContentChangedSincePlan(t *testing.T) {
 	if k, _ := st.Lookup(context.Background(), mustParse(planned)); k != store.Missing {
 		t.Fatal("something was recorded under the planned digest")
 	}
+}
+
+// TestArtifactLargeTreeChangeWarning: a tree too large for `files` names
+// its changed paths in a plan warning, against the prior manifest.
+func TestArtifactLargeTreeChangeWarning(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	files := map[string]string{}
+	for i := range FilesLimit + 1 {
+		files[fmt.Sprintf("d%02d/f%04d.txt", i%10, i)] = fmt.Sprint(i)
+	}
+	(&env{t: t, dir: dir}).write(files)
+	st := (&env{t: t, store: filepath.Join(t.TempDir(), "store")}).backend()
+	old, err := st.PutDir(ctx, dir, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "d03/f0003.txt"), []byte("changed"), 0o644)
+	os.WriteFile(filepath.Join(dir, "new.txt"), []byte("new"), 0o644)
+	os.Remove(filepath.Join(dir, "d05/f0005.txt"))
+	r := &ArtifactResource{data: &providerData{store: st}}
+	m := &artifactModel{Source: types.StringValue(dir), Excludes: types.ListNull(types.StringType)}
+	c, diags := r.hashContent(ctx, m, nil)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !c.filesValue().IsNull() {
+		t.Fatal("files is kept for a tree over the limit")
+	}
+	prior := &artifactModel{Digest: types.StringValue(old.Digest().String()), Files: types.MapNull(types.StringType)}
+	r.warnLargeChange(ctx, prior, c, &diags)
+	if len(diags) != 1 || diags.WarningsCount() != 1 {
+		t.Fatalf("want one warning, got %v", diags)
+	}
+	detail := diags[0].Detail()
+	for _, want := range []string{"3 of 1001 paths differ", "~ d03/f0003.txt", "- d05/f0005.txt", "+ new.txt"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("warning lacks %q:\n%s", want, detail)
+		}
+	}
+}
+
+// TestAccArtifact_fileArchive: a file source archives as one entry named
+// after the file.
+func TestAccArtifact_fileArchive(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"handler.py*": "def handler(e, c): return 1\n"})
+	out := filepath.Join(filepath.Dir(e.dir), "out", "handler.zip")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e.artifactConfig(filepath.Join(e.dir, "handler.py"), `archive = "zip"`, fmt.Sprintf("output_path = %q", out)),
+			Check: func(*terraformState) error {
+				zr, err := zip.OpenReader(out)
+				if err != nil {
+					return err
+				}
+				defer zr.Close()
+				if len(zr.File) != 1 || zr.File[0].Name != "handler.py" || zr.File[0].Mode().Perm() != 0o755 {
+					return fmt.Errorf("zip holds %+v", zr.File)
+				}
+				return nil
+			},
+		}},
+	})
 }
