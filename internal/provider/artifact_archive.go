@@ -79,12 +79,3 @@ func writeOutput(ctx context.Context, st *store.Store, sum digest.Sum, path stri
 	return os.Rename(tmp.Name(), path)
 }
 
-// blobSize reads a blob through to count (and verify) its bytes.
-func blobSize(ctx context.Context, st *store.Store, sum digest.Sum) (int64, error) {
-	rc, err := st.OpenBlob(ctx, sum)
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	return digest.Copy(ctx, io.Discard, rc)
-}

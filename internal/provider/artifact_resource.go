@@ -101,14 +101,14 @@ func artifactSchema() schema.Schema {
 				MarkdownDescription: "Inline binary content, base64-encoded (standard encoding, with padding). Its digest " +
 					"is of the decoded bytes.",
 				Optional:   true,
-				Validators: []validator.String{base64Validator{}},
+				Validators: []validator.String{base64Validator},
 			},
 			"excludes": schema.ListAttribute{
 				MarkdownDescription: "Globs of paths to leave out of a directory `source`, relative to it, with `**` for " +
 					"any depth (`\"**/*.map\"`, `\".git\"`, `\"node_modules\"`). A directory that matches is left out whole.",
 				ElementType: types.StringType,
 				Optional:    true,
-				Validators:  []validator.List{listvalidator.ValueStringsAre(globValidator{})},
+				Validators:  []validator.List{listvalidator.ValueStringsAre(globValidator)},
 			},
 			"archive": schema.StringAttribute{
 				MarkdownDescription: "Also store a byte-reproducible archive of the content, `zip` or `tar.gz`: entries in " +
@@ -154,15 +154,7 @@ func (r *ArtifactResource) ConfigValidators(context.Context) []resource.ConfigVa
 }
 
 func (r *ArtifactResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data", fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = configureData(req.ProviderData, &resp.Diagnostics)
 }
 
 // computed is what ModifyPlan and apply work out from the content.
@@ -553,9 +545,7 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 	}
 	if r.data.verifyOnRefresh {
 		if err := st.Verify(ctx, sum); err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("digest"), "Stored artifact is corrupt",
-				fmt.Sprintf("Verifying %s in %s failed: %v. A stored object was altered or damaged; the store never "+
-					"overwrites objects, so restore it from a backup or remove the damaged object and apply again.", sum, st, err))
+			resp.Diagnostics.Append(corruptError(st, sum, err))
 			return
 		}
 	}
@@ -568,7 +558,7 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 				return
 			}
 			c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
-		} else if c.size, err = blobSize(ctx, st, sum); err != nil {
+		} else if c.size, err = st.VerifyBlob(ctx, sum); err != nil {
 			resp.Diagnostics.Append(storeReadError(st, err))
 			return
 		}

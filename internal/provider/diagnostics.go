@@ -66,3 +66,10 @@ func storeReadError(st *store.Store, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Cannot read the store",
 		fmt.Sprintf("Reading %s failed: %v\n\nCheck the provider's `store` setting (or %s).", st, err, EnvStore))
 }
+
+// corruptError reports an artifact whose stored content fails verification.
+func corruptError(st *store.Store, sum digest.Sum, err error) diag.Diagnostic {
+	return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Stored artifact is corrupt",
+		fmt.Sprintf("Verifying %s in %s failed: %v. A stored object was altered or damaged; the store never "+
+			"overwrites objects, so restore it from a backup, or remove the damaged object and apply again.", sum, st, err))
+}

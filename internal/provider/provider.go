@@ -2,9 +2,11 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
@@ -102,12 +104,26 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	resp.DataSourceData = data
 }
 
+// configureData unpacks what Configure gave resources and data sources;
+// nil while the provider is not configured yet.
+func configureData(v any, diags *diag.Diagnostics) *providerData {
+	if v == nil {
+		return nil
+	}
+	data, ok := v.(*providerData)
+	if !ok {
+		diags.AddError("Unexpected provider data", fmt.Sprintf("Expected *providerData, got %T. This is a bug in the provider.", v))
+		return nil
+	}
+	return data
+}
+
 func (p *ImmutableProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewArtifactResource}
+	return []func() resource.Resource{NewArtifactResource, NewReleaseResource}
 }
 
 func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{NewArtifactDataSource, NewReleaseDataSource, NewReleasesDataSource}
 }
 
 func (p *ImmutableProvider) Functions(context.Context) []func() function.Function {

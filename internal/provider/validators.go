@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
 func artifactConfigValidators() []resource.ConfigValidator {
@@ -28,41 +30,55 @@ func artifactConfigValidators() []resource.ConfigValidator {
 	}
 }
 
-// globValidator checks an `excludes` glob with the matcher that applies it.
-type globValidator struct{}
-
-var _ validator.String = globValidator{}
-
-func (globValidator) Description(context.Context) string {
-	return "a glob relative to the source directory"
+func base64Check(s string) error {
+	if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+		return fmt.Errorf("content_base64 must be standard base64 with padding, as base64encode() and filebase64() produce: %v", err)
+	}
+	return nil
 }
 
-func (v globValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+// stringCheck adapts a plain check of a string to a validator.
+type stringCheck struct {
+	desc    string
+	summary string
+	check   func(string) error
+}
 
-func (globValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+var _ validator.String = stringCheck{}
+
+func (v stringCheck) Description(context.Context) string { return v.desc }
+
+func (v stringCheck) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v stringCheck) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	if err := digest.CheckExclude(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid glob", err.Error())
+	if err := v.check(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, v.summary, err.Error())
 	}
 }
 
-// base64Validator checks content_base64 before anything is hashed.
-type base64Validator struct{}
-
-var _ validator.String = base64Validator{}
-
-func (base64Validator) Description(context.Context) string { return "standard base64 with padding" }
-
-func (v base64Validator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (base64Validator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if _, err := base64.StdEncoding.DecodeString(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid base64",
-			fmt.Sprintf("content_base64 must be standard base64 with padding, as base64encode() and filebase64() produce: %v", err))
-	}
+func digestCheck(s string) error {
+	_, err := digest.Parse(s)
+	return err
 }
+
+func versionCheck(s string) error {
+	_, err := versions.Parse(s)
+	return err
+}
+
+func constraintCheck(s string) error {
+	_, err := versions.Constraint(s)
+	return err
+}
+
+var (
+	releaseNameValidator = stringCheck{"a release name", "Invalid release name", release.CheckName}
+	digestValidator      = stringCheck{"a digest, sha256:<64 hex>", "Invalid digest", digestCheck}
+	versionValidator     = stringCheck{"a version, MAJOR.MINOR.PATCH[-PRERELEASE]", "Invalid version", versionCheck}
+	constraintValidator  = stringCheck{"an exact version or a version constraint", "Invalid version constraint", constraintCheck}
+	globValidator        = stringCheck{"a glob relative to the source directory", "Invalid glob", digest.CheckExclude}
+	base64Validator      = stringCheck{"standard base64 with padding", "Invalid base64", base64Check}
+)

@@ -175,15 +175,14 @@ func (s *Store) OpenBlob(ctx context.Context, sum digest.Sum) (io.ReadCloser, er
 	}{newVerifyingReader(rc, key, sum), rc}, nil
 }
 
-// VerifyBlob reads a whole blob and checks it.
-func (s *Store) VerifyBlob(ctx context.Context, sum digest.Sum) error {
+// VerifyBlob reads a whole blob, checks it and returns its size.
+func (s *Store) VerifyBlob(ctx context.Context, sum digest.Sum) (int64, error) {
 	rc, err := s.OpenBlob(ctx, sum)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rc.Close()
-	_, err = digest.Copy(ctx, io.Discard, rc)
-	return err
+	return digest.Copy(ctx, io.Discard, rc)
 }
 
 // PutTree stores a tree listing under its digest. The listing's blobs (of
@@ -270,14 +269,15 @@ func (s *Store) Verify(ctx context.Context, sum digest.Sum) error {
 	case kind == Missing:
 		return fmt.Errorf("%s: %w", sum, ErrNotFound)
 	case kind == Blob:
-		return s.VerifyBlob(ctx, sum)
+		_, err := s.VerifyBlob(ctx, sum)
+		return err
 	}
 	m, err := s.GetTree(ctx, sum)
 	if err != nil {
 		return err
 	}
 	for _, e := range m.Entries {
-		if err := s.VerifyBlob(ctx, e.SHA256); err != nil {
+		if _, err := s.VerifyBlob(ctx, e.SHA256); err != nil {
 			return fmt.Errorf("file %q of %s: %w", e.Path, sum, err)
 		}
 	}

@@ -238,7 +238,7 @@ func Run(t *testing.T, h Harness) {
 			if _, err := s.PutBlob(ctx, sum, bytes.NewReader(data)); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.VerifyBlob(ctx, sum); err != nil {
+			if n, err := s.VerifyBlob(ctx, sum); err != nil || n != int64(len(data)) {
 				t.Fatal(err)
 			}
 		},

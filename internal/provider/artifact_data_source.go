@@ -1,0 +1,132 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+var (
+	_ datasource.DataSource              = (*ArtifactDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*ArtifactDataSource)(nil)
+)
+
+// ArtifactDataSource is data.immutable_artifact: a stored artifact, checked.
+type ArtifactDataSource struct {
+	data *providerData
+}
+
+// NewArtifactDataSource returns the data source.
+func NewArtifactDataSource() datasource.DataSource { return &ArtifactDataSource{} }
+
+type artifactDataModel struct {
+	ID        types.String `tfsdk:"id"`
+	Digest    types.String `tfsdk:"digest"`
+	Kind      types.String `tfsdk:"kind"`
+	FileCount types.Int64  `tfsdk:"file_count"`
+	Size      types.Int64  `tfsdk:"size"`
+	Files     types.Map    `tfsdk:"files"`
+	Archives  types.Map    `tfsdk:"archives"`
+}
+
+func (d *ArtifactDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_artifact"
+}
+
+func (d *ArtifactDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Checks that an artifact is in the store and intact — every blob is re-read and re-hashed — " +
+			"and describes it. Use it to gate a deploy on content that really is stored.",
+		Attributes: map[string]schema.Attribute{
+			"id":         schema.StringAttribute{MarkdownDescription: "The digest.", Computed: true},
+			"digest":     schema.StringAttribute{MarkdownDescription: "The artifact digest, `sha256:<hex>`.", Required: true, Validators: []validator.String{digestValidator}},
+			"kind":       schema.StringAttribute{MarkdownDescription: "`directory`, or `file` for a file or inline content.", Computed: true},
+			"file_count": schema.Int64Attribute{MarkdownDescription: "Number of files and symlinks (1 for a file).", Computed: true},
+			"size":       schema.Int64Attribute{MarkdownDescription: "Total size in bytes.", Computed: true},
+			"files": schema.MapAttribute{
+				MarkdownDescription: fmt.Sprintf("For a directory of at most %d entries, path → `<kind> sha256:<hex>`; else null.", FilesLimit),
+				ElementType:         types.StringType, Computed: true,
+			},
+			"archives": schema.MapAttribute{
+				MarkdownDescription: "Archives stored for this directory: format (`zip`, `tar.gz`) → hex sha256 of the archive.",
+				ElementType:         types.StringType, Computed: true,
+			},
+		},
+	}
+}
+
+func (d *ArtifactDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var m artifactDataModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || d.data == nil {
+		return
+	}
+	st := d.data.store
+	sum, err := digest.Parse(m.Digest.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Invalid digest", err.Error())
+		return
+	}
+	kind, err := st.Lookup(ctx, sum)
+	if err != nil {
+		resp.Diagnostics.Append(storeReadError(st, err))
+		return
+	}
+	if kind == store.Missing {
+		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Artifact not in the store",
+			fmt.Sprintf("%s is not in the store %s. Check the digest and the provider's `store`.", sum, st))
+		return
+	}
+	if kind == store.Tree { // a blob is verified as its size is read below
+		if err := st.Verify(ctx, sum); err != nil {
+			resp.Diagnostics.Append(corruptError(st, sum, err))
+			return
+		}
+	}
+	c := &computed{sum: sum, count: 1}
+	archives := map[string]attr.Value{}
+	if kind == store.Tree {
+		man, err := st.GetTree(ctx, sum)
+		if err != nil {
+			resp.Diagnostics.Append(storeReadError(st, err))
+			return
+		}
+		c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
+		for _, f := range archive.Formats {
+			ref, err := st.GetArchiveRef(ctx, archive.Version(f), sum)
+			switch {
+			case err == nil:
+				archives[f] = types.StringValue(ref.Hex())
+			case !errors.Is(err, store.ErrNotFound):
+				resp.Diagnostics.Append(storeReadError(st, err))
+				return
+			}
+		}
+		m.Kind = types.StringValue("directory")
+	} else {
+		if c.size, err = st.VerifyBlob(ctx, sum); err != nil {
+			resp.Diagnostics.Append(corruptError(st, sum, err))
+			return
+		}
+		m.Kind = types.StringValue("file")
+	}
+	m.ID = m.Digest
+	m.FileCount, m.Size, m.Files = types.Int64Value(c.count), types.Int64Value(c.size), c.filesValue()
+	m.Archives = types.MapValueMust(types.StringType, archives)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}

@@ -1,0 +1,161 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	goversion "github.com/hashicorp/go-version"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
+)
+
+var (
+	_ datasource.DataSource              = (*ReleaseDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*ReleaseDataSource)(nil)
+)
+
+// ReleaseDataSource is data.immutable_release: one published version.
+type ReleaseDataSource struct {
+	data *providerData
+}
+
+// NewReleaseDataSource returns the data source.
+func NewReleaseDataSource() datasource.DataSource { return &ReleaseDataSource{} }
+
+type releaseDataModel struct {
+	ID                 types.String `tfsdk:"id"`
+	Name               types.String `tfsdk:"name"`
+	Version            types.String `tfsdk:"version"`
+	IncludePrereleases types.Bool   `tfsdk:"include_prereleases"`
+	ResolvedVersion    types.String `tfsdk:"resolved_version"`
+	Digest             types.String `tfsdk:"digest"`
+	Artifacts          types.Map    `tfsdk:"artifacts"`
+	Metadata           types.Map    `tfsdk:"metadata"`
+	PublishedAt        types.String `tfsdk:"published_at"`
+	PreviousVersion    types.String `tfsdk:"previous_version"`
+}
+
+func (d *ReleaseDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_release"
+}
+
+func includePrereleasesAttribute() schema.BoolAttribute {
+	return schema.BoolAttribute{
+		MarkdownDescription: "Let pre-releases (`2.0.0-rc.1`) match. Without it they match only when asked for by " +
+			"exact version or by a constraint that names a pre-release. Default `false`.",
+		Optional: true,
+	}
+}
+
+func (d *ReleaseDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	computed := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{MarkdownDescription: desc, Computed: true}
+	}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Looks up one published version of a release: exact, by constraint, or the latest. Pinning " +
+			"`version` here is how you roll back: the artifacts of the old version are already stored, nothing is rebuilt. " +
+			"A data source is read once, during plan, so the version it picks is the one applied.",
+		Attributes: map[string]schema.Attribute{
+			"id":   computed("`name@resolved_version`."),
+			"name": schema.StringAttribute{MarkdownDescription: "Release name.", Required: true, Validators: []validator.String{releaseNameValidator}},
+			"version": schema.StringAttribute{
+				MarkdownDescription: "Which version: exact (`1.4.2`), a constraint (`~> 1.4`, `>= 1.0, < 2.0`, as in " +
+					"Terraform's own version constraints), or unset for the latest. The highest match wins.",
+				Optional:   true,
+				Validators: []validator.String{constraintValidator},
+			},
+			"include_prereleases": includePrereleasesAttribute(),
+			"resolved_version":    computed("The version found."),
+			"digest":              computed("The release digest."),
+			"artifacts":           schema.MapAttribute{MarkdownDescription: "Artifact name → digest.", ElementType: types.StringType, Computed: true},
+			"metadata":            schema.MapAttribute{MarkdownDescription: "The release metadata.", ElementType: types.StringType, Computed: true},
+			"published_at":        computed("When the version was published (RFC 3339, UTC)."),
+			"previous_version":    computed("The highest version below it when it was published; null for the first."),
+		},
+	}
+}
+
+func (d *ReleaseDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+// selectVersions lists a release's versions matching a selector: an exact
+// version, a constraint, or "" for all; pre-releases as versions.Select says.
+func selectVersions(ctx context.Context, st *store.Store, name, selector string, includePre bool) (all, matched []*goversion.Version, diags diag.Diagnostics) {
+	all, err := release.List(ctx, st.Backend(), name)
+	if err != nil {
+		diags.Append(storeReadError(st, err))
+		return nil, nil, diags
+	}
+	if len(all) == 0 {
+		diags.AddAttributeError(path.Root("name"), "Release not found",
+			fmt.Sprintf("Release %q has no published versions in the store %s. Check the name and the provider's `store`.", name, st))
+		return nil, nil, diags
+	}
+	if selector == "" {
+		return all, versions.Select(all, nil, includePre), diags
+	}
+	if exact, err := versions.Parse(selector); err == nil {
+		for _, v := range all {
+			if v.Equal(exact) {
+				return all, []*goversion.Version{v}, diags
+			}
+		}
+		return all, nil, diags
+	}
+	c, err := versions.Constraint(selector)
+	if err != nil {
+		diags.AddAttributeError(path.Root("version"), "Invalid version constraint", err.Error())
+		return nil, nil, diags
+	}
+	return all, versions.Select(all, c, includePre), diags
+}
+
+func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var m releaseDataModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || d.data == nil {
+		return
+	}
+	st, name := d.data.store, m.Name.ValueString()
+	all, matched, diags := selectVersions(ctx, st, name, m.Version.ValueString(), m.IncludePrereleases.ValueBool())
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if len(matched) == 0 {
+		what := "no stable version"
+		if !m.Version.IsNull() {
+			what = fmt.Sprintf("no version matching %q", m.Version.ValueString())
+		}
+		resp.Diagnostics.AddAttributeError(path.Root("version"), "No matching version",
+			fmt.Sprintf("Release %q has %s. Published versions, newest first: %s.", name, what, versions.Newest(all, 10)))
+		return
+	}
+	v := matched[len(matched)-1].Original()
+	rec, err := release.Get(ctx, st.Backend(), name, v)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = fmt.Errorf("version %s vanished while it was read: %w", v, err)
+		}
+		resp.Diagnostics.Append(releaseError(st, name, true, err))
+		return
+	}
+	m.ID = types.StringValue(name + "@" + v)
+	m.ResolvedVersion = types.StringValue(v)
+	m.Digest = types.StringValue(rec.Digest)
+	m.Artifacts = stringMap(rec.Artifacts)
+	m.Metadata = stringMap(rec.Metadata)
+	m.PublishedAt = types.StringValue(rec.PublishedAt)
+	m.PreviousVersion = optionalString(rec.PreviousVersion)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}

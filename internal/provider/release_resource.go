@@ -1,0 +1,433 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
+)
+
+var (
+	_ resource.Resource                = (*ReleaseResource)(nil)
+	_ resource.ResourceWithConfigure   = (*ReleaseResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*ReleaseResource)(nil)
+	_ resource.ResourceWithImportState = (*ReleaseResource)(nil)
+)
+
+// EnvPublishBarrier names a directory for tests that race two applies:
+// just before publishing, the provider creates ready-<pid> there and waits
+// until a file named "go" appears. Never set it outside tests.
+const EnvPublishBarrier = "IMMUTABLE_TEST_PUBLISH_BARRIER"
+
+// ReleaseResource is immutable_release.
+type ReleaseResource struct {
+	data *providerData
+}
+
+// NewReleaseResource returns the resource.
+func NewReleaseResource() resource.Resource { return &ReleaseResource{} }
+
+type releaseModel struct {
+	ID              types.String `tfsdk:"id"`
+	Name            types.String `tfsdk:"name"`
+	Artifacts       types.Map    `tfsdk:"artifacts"`
+	Metadata        types.Map    `tfsdk:"metadata"`
+	Version         types.String `tfsdk:"version"`
+	VersionBump     types.String `tfsdk:"version_bump"`
+	Digest          types.String `tfsdk:"digest"`
+	PreviousVersion types.String `tfsdk:"previous_version"`
+	PublishedAt     types.String `tfsdk:"published_at"`
+}
+
+func (r *ReleaseResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_release"
+}
+
+func releaseSchema() schema.Schema {
+	return schema.Schema{
+		MarkdownDescription: "A named, versioned, **write-once** record of artifact digests and configuration. Any change " +
+			"to `name`, `artifacts` or `metadata` publishes a new version; a published version is never overwritten. " +
+			"Content equal to an already published version adopts that version instead (after a `git revert`, say). " +
+			"Destroying a release only removes it from state: published versions stay. See the " +
+			"[releases and rollback guide](../guides/releases-and-rollback.md).",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{MarkdownDescription: "`name@version`.", Computed: true},
+			"name": schema.StringAttribute{
+				MarkdownDescription: "Release name: lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit.",
+				Required:            true,
+				Validators:          []validator.String{releaseNameValidator},
+			},
+			"artifacts": schema.MapAttribute{
+				MarkdownDescription: "The artifacts the release is made of: name → digest (`sha256:<hex>`), typically " +
+					"`immutable_artifact.x.digest`. Each must be in the store when the release is published.",
+				ElementType: types.StringType,
+				Required:    true,
+				Validators:  []validator.Map{mapvalidator.ValueStringsAre(digestValidator)},
+			},
+			"metadata": schema.MapAttribute{
+				MarkdownDescription: "Configuration and facts tied to the release (environment settings, git sha, …). Part of " +
+					"the digest: a change publishes a new version. Do not put `timestamp()` or `plantimestamp()` here: " +
+					"every plan would publish a new version.",
+				ElementType: types.StringType,
+				Optional:    true,
+			},
+			"version": schema.StringAttribute{
+				MarkdownDescription: "The version to publish, `MAJOR.MINOR.PATCH[-PRERELEASE]`. Unset: the next version " +
+					"after the highest published one (by `version_bump`), `1.0.0` for the first, or the version already " +
+					"published with the same content. An explicit version must not be published with other content; " +
+					"backports (a lower version not yet taken) are fine.",
+				Optional:   true,
+				Computed:   true,
+				Validators: []validator.String{versionValidator},
+			},
+			"version_bump": schema.StringAttribute{
+				MarkdownDescription: "Which part to raise when `version` is unset: `patch` (default), `minor` or `major`. " +
+					"Changing it alone publishes nothing.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString("patch"),
+				Validators: []validator.String{stringvalidator.OneOf(versions.Bumps...)},
+			},
+			"digest": schema.StringAttribute{
+				MarkdownDescription: "Digest of the release content: name, artifacts and metadata in the canonical encoding " +
+					"of the [digest spec](../guides/digest-spec.md). Independent of version and time. Known at plan.",
+				Computed: true,
+			},
+			"previous_version": schema.StringAttribute{
+				MarkdownDescription: "The highest version published below this one when it was planned; null for the first.",
+				Computed:            true,
+			},
+			"published_at": schema.StringAttribute{
+				MarkdownDescription: "When the version was published (RFC 3339, UTC). Unknown until apply for a new version.",
+				Computed:            true,
+			},
+		},
+	}
+}
+
+func (r *ReleaseResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = releaseSchema()
+}
+
+func (r *ReleaseResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+// content reads the release content from a model whose inputs are known.
+func (m *releaseModel) content(ctx context.Context) (release.Content, diag.Diagnostics) {
+	c := release.Content{Name: m.Name.ValueString(), Artifacts: map[string]string{}, Metadata: map[string]string{}}
+	diags := m.Artifacts.ElementsAs(ctx, &c.Artifacts, false)
+	if !m.Metadata.IsNull() {
+		diags.Append(m.Metadata.ElementsAs(ctx, &c.Metadata, false)...)
+	}
+	return c, diags
+}
+
+func mapUnknown(m types.Map) bool {
+	if m.IsUnknown() {
+		return true
+	}
+	for _, v := range m.Elements() {
+		if v.IsUnknown() {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *releaseModel) setPlanned(c release.Content, p *release.Plan) {
+	m.Digest = types.StringValue(c.Digest().String())
+	m.Version = types.StringValue(p.Version)
+	m.ID = types.StringValue(c.Name + "@" + p.Version)
+	m.PreviousVersion = optionalString(p.PreviousVersion)
+	m.PublishedAt = types.StringUnknown()
+	if p.Adopted != nil {
+		m.PublishedAt = types.StringValue(p.Adopted.PublishedAt)
+	}
+}
+
+func optionalString(s string) types.String {
+	if s == "" {
+		return types.StringNull()
+	}
+	return types.StringValue(s)
+}
+
+func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan releaseModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	var configVersion types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("version"), &configVersion)...)
+	var prior *releaseModel
+	if !req.State.Raw.IsNull() {
+		prior = &releaseModel{}
+		resp.Diagnostics.Append(req.State.Get(ctx, prior)...)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	if plan.Name.IsUnknown() || mapUnknown(plan.Artifacts) || mapUnknown(plan.Metadata) || configVersion.IsUnknown() || r.data == nil {
+		plan.Digest, plan.ID = types.StringUnknown(), types.StringUnknown()
+		plan.PreviousVersion, plan.PublishedAt = types.StringUnknown(), types.StringUnknown()
+		if configVersion.IsNull() || configVersion.IsUnknown() {
+			plan.Version = types.StringUnknown()
+		}
+		if prior != nil {
+			resp.RequiresReplace.Append(path.Root("digest"))
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+
+	c, diags := plan.content(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	d := c.Digest().String()
+
+	// Unchanged content (and no new explicit version): keep everything from
+	// state without consulting the store, so the plan is empty, also with
+	// -refresh=false.
+	if prior != nil && prior.Digest.ValueString() == d && (configVersion.IsNull() || configVersion.Equal(prior.Version)) {
+		plan.Digest, plan.Version, plan.ID = prior.Digest, prior.Version, prior.ID
+		plan.PreviousVersion, plan.PublishedAt = prior.PreviousVersion, prior.PublishedAt
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+
+	p, err := release.PlanVersion(ctx, r.data.store.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString())
+	if err != nil {
+		resp.Diagnostics.Append(releaseError(r.data.store, c.Name, !configVersion.IsNull(), err))
+		return
+	}
+	plan.setPlanned(c, p)
+	if prior != nil {
+		if prior.Digest.ValueString() != d {
+			resp.RequiresReplace.Append(path.Root("digest"))
+		}
+		if prior.Version.ValueString() != p.Version {
+			resp.RequiresReplace.Append(path.Root("version"))
+		}
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan releaseModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if r.data == nil {
+		resp.Diagnostics.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
+		return
+	}
+	var configVersion types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("version"), &configVersion)...)
+	c, diags := plan.content(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	st := r.data.store
+	explicit := !configVersion.IsNull()
+
+	// Every artifact must be stored: checked here, not at plan, because in
+	// the first plan the artifacts may not have been applied yet.
+	keys := make([]string, 0, len(c.Artifacts))
+	for k := range c.Artifacts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		sum, err := digest.Parse(c.Artifacts[k])
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(k), "Invalid digest", err.Error())
+			return
+		}
+		kind, err := st.Lookup(ctx, sum)
+		if err != nil {
+			resp.Diagnostics.Append(storeReadError(st, err))
+			return
+		}
+		if kind == store.Missing {
+			resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(k), "Artifact not in the store",
+				fmt.Sprintf("Artifact %q (%s) is not in the store %s, so release %q cannot be published: it would point at "+
+					"content nobody can fetch. Create it with an immutable_artifact on this store (and reference its digest so "+
+					"Terraform applies it first), or fix the digest. Nothing was published.", k, sum, st, c.Name))
+			return
+		}
+	}
+
+	if plan.Version.IsUnknown() { // inputs were unknown at plan
+		p, err := release.PlanVersion(ctx, st.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString())
+		if err != nil {
+			resp.Diagnostics.Append(releaseError(st, c.Name, explicit, err))
+			return
+		}
+		plan.setPlanned(c, p)
+	}
+
+	if err := publishBarrier(ctx); err != nil {
+		resp.Diagnostics.AddError("Publish interrupted", err.Error())
+		return
+	}
+	rec, err := release.Publish(ctx, st.Backend(), &release.Record{
+		Name: c.Name, Version: plan.Version.ValueString(), Artifacts: c.Artifacts, Metadata: c.Metadata,
+		PreviousVersion: plan.PreviousVersion.ValueString(),
+	}, time.Now())
+	var conflict *release.ConflictError
+	switch {
+	case errors.As(err, &conflict) && !explicit:
+		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version published by another apply",
+			fmt.Sprintf("Version %s of release %q was published by another apply since this plan, with digest %s (this "+
+				"plan has %s). Versions are immutable, so nothing was written. Plan again: the next plan picks the next "+
+				"free version, or adopts %s if the content is the same.", conflict.Existing.Version, c.Name,
+				conflict.Existing.Digest, plan.Digest.ValueString(), conflict.Existing.Version))
+		return
+	case err != nil:
+		resp.Diagnostics.Append(releaseError(st, c.Name, explicit, err))
+		return
+	}
+	plan.PublishedAt = types.StringValue(rec.PublishedAt)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// publishBarrier is the test hook that makes publish races deterministic.
+func publishBarrier(ctx context.Context) error {
+	dir := os.Getenv(EnvPublishBarrier)
+	if dir == "" {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("ready-%d", os.Getpid())), nil, 0o644); err != nil {
+		return err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m releaseModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || r.data == nil {
+		return
+	}
+	name, version := m.Name.ValueString(), m.Version.ValueString()
+	rec, err := release.Get(ctx, r.data.store.Backend(), name, version)
+	if errors.Is(err, store.ErrNotFound) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(releaseError(r.data.store, name, true, err))
+		return
+	}
+	if !m.Digest.IsNull() && m.Digest.ValueString() != rec.Digest {
+		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Release record does not match state",
+			fmt.Sprintf("The record %s in %s holds digest %s, but this resource was published with %s. Published versions "+
+				"never change, so the record was altered or replaced outside Terraform: restore it from a backup.",
+				release.VersionKey(name, version), r.data.store, rec.Digest, m.Digest.ValueString()))
+		return
+	}
+	m.Digest = types.StringValue(rec.Digest)
+	m.ID = types.StringValue(name + "@" + version)
+	m.PublishedAt = types.StringValue(rec.PublishedAt)
+	m.PreviousVersion = optionalString(rec.PreviousVersion)
+	m.Artifacts = stringMap(rec.Artifacts)
+	if len(rec.Metadata) > 0 || !m.Metadata.IsNull() {
+		m.Metadata = stringMap(rec.Metadata)
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func stringMap(in map[string]string) types.Map {
+	elems := make(map[string]attr.Value, len(in))
+	for k, v := range in {
+		elems[k] = types.StringValue(v)
+	}
+	return types.MapValueMust(types.StringType, elems)
+}
+
+func (r *ReleaseResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	// Only version_bump can change in place; it affects future versions,
+	// never this one.
+	var plan releaseModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *ReleaseResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {
+	// Published versions are immutable: destroying forgets the release.
+}
+
+func (r *ReleaseResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	i := strings.LastIndex(req.ID, "@")
+	if i < 0 {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("Import a release as name@version, e.g. `terraform import immutable_release.web web@1.4.2`; got %q.", req.ID))
+		return
+	}
+	name, version := req.ID[:i], req.ID[i+1:]
+	if err := release.CheckName(name); err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", err.Error())
+		return
+	}
+	if _, err := versions.Parse(version); err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", err.Error())
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("version"), version)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
+
+// releaseError turns an error of the release package into a diagnostic.
+func releaseError(st *store.Store, name string, explicit bool, err error) diag.Diagnostic {
+	var conflict *release.ConflictError
+	var tampered *release.TamperedError
+	switch {
+	case errors.As(err, &conflict):
+		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version already published",
+			fmt.Sprintf("%v; versions are immutable and this configuration has other content, so nothing was written. "+
+				"Choose another `version`, or remove `version` to publish the next free one.", conflict))
+	case errors.As(err, &tampered):
+		return diag.NewErrorDiagnostic("Release record altered", fmt.Sprintf("In %s: %v. Restore it from a backup.", st, err))
+	}
+	return storeReadError(st, fmt.Errorf("release %q: %w", name, err))
+}

@@ -1,0 +1,114 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+)
+
+var (
+	_ datasource.DataSource              = (*ReleasesDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*ReleasesDataSource)(nil)
+)
+
+// ReleasesDataSource is data.immutable_releases: the versions of a release.
+type ReleasesDataSource struct {
+	data *providerData
+}
+
+// NewReleasesDataSource returns the data source.
+func NewReleasesDataSource() datasource.DataSource { return &ReleasesDataSource{} }
+
+type releasesDataModel struct {
+	ID                 types.String `tfsdk:"id"`
+	Name               types.String `tfsdk:"name"`
+	Constraint         types.String `tfsdk:"constraint"`
+	IncludePrereleases types.Bool   `tfsdk:"include_prereleases"`
+	Versions           types.List   `tfsdk:"versions"`
+	Latest             types.String `tfsdk:"latest"`
+}
+
+var releaseVersionType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"version":          types.StringType,
+	"digest":           types.StringType,
+	"published_at":     types.StringType,
+	"previous_version": types.StringType,
+}}
+
+func (d *ReleasesDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_releases"
+}
+
+func (d *ReleasesDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Lists the published versions of a release in semver order, optionally filtered by a constraint.",
+		Attributes: map[string]schema.Attribute{
+			"id":   schema.StringAttribute{MarkdownDescription: "The release name.", Computed: true},
+			"name": schema.StringAttribute{MarkdownDescription: "Release name.", Required: true, Validators: []validator.String{releaseNameValidator}},
+			"constraint": schema.StringAttribute{
+				MarkdownDescription: "Keep only versions matching this constraint (`~> 1.4`, `>= 1.0, < 2.0`) or exact version.",
+				Optional:            true,
+				Validators:          []validator.String{constraintValidator},
+			},
+			"include_prereleases": includePrereleasesAttribute(),
+			"versions": schema.ListAttribute{
+				MarkdownDescription: "The matching versions, oldest first: `version`, `digest`, `published_at`, `previous_version`.",
+				ElementType:         releaseVersionType,
+				Computed:            true,
+			},
+			"latest": schema.StringAttribute{MarkdownDescription: "The highest matching version; null when none matches.", Computed: true},
+		},
+	}
+}
+
+func (d *ReleasesDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var m releasesDataModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || d.data == nil {
+		return
+	}
+	st, name := d.data.store, m.Name.ValueString()
+	_, matched, diags := selectVersions(ctx, st, name, m.Constraint.ValueString(), m.IncludePrereleases.ValueBool())
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	elems := make([]attr.Value, 0, len(matched))
+	for _, v := range matched {
+		rec, err := release.Get(ctx, st.Backend(), name, v.Original())
+		if err != nil {
+			resp.Diagnostics.Append(releaseError(st, name, true, err))
+			return
+		}
+		elems = append(elems, types.ObjectValueMust(releaseVersionType.AttrTypes, map[string]attr.Value{
+			"version":          types.StringValue(rec.Version),
+			"digest":           types.StringValue(rec.Digest),
+			"published_at":     types.StringValue(rec.PublishedAt),
+			"previous_version": optionalString(rec.PreviousVersion),
+		}))
+	}
+	list, diags := types.ListValue(releaseVersionType, elems)
+	resp.Diagnostics.Append(diags...)
+	m.ID = types.StringValue(name)
+	m.Versions = list
+	m.Latest = types.StringNull()
+	if len(matched) > 0 {
+		m.Latest = types.StringValue(matched[len(matched)-1].Original())
+	} else if !m.Constraint.IsNull() {
+		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "No version matches",
+			fmt.Sprintf("No published version of %q matches %q; `versions` is empty and `latest` null.", name, m.Constraint.ValueString()))
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}

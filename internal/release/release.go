@@ -1,0 +1,240 @@
+// Package release publishes and reads write-once release records in a
+// store.
+//
+// A release is a name, a map of artifact digests and a map of metadata.
+// Its digest is the sha256 of a canonical JSON encoding of exactly those
+// three (release spec v1, see Content.Encode): independent of the version
+// and of time, so the same content always has the same digest.
+//
+// Layout in the store:
+//
+//	releases/<name>/versions/<version>          the record (JSON), written once
+//	releases/<name>/digests/<hex>/<version>     an index: versions by content
+//
+// The package has no dependency on Terraform.
+package release
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	goversion "github.com/hashicorp/go-version"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
+)
+
+// Spec names the canonical encoding of release content.
+const Spec = "immutable-release-v1"
+
+var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// MaxNameLength bounds a release name.
+const MaxNameLength = 128
+
+// CheckName validates a release name: lower-case letters, digits, '.', '_'
+// and '-', starting with a letter or digit, so that no name can reach
+// outside its place in the store.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("the release name is empty: give a name such as \"web-frontend\"")
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("the release name is %d characters long; at most %d are allowed", len(name), MaxNameLength)
+	case !nameRe.MatchString(name):
+		return fmt.Errorf("%q is not a valid release name: use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit (such as \"web-frontend\")", name)
+	}
+	return nil
+}
+
+// Content is what a release digest covers.
+type Content struct {
+	Name      string            `json:"name"`
+	Artifacts map[string]string `json:"artifacts"`
+	Metadata  map[string]string `json:"metadata"`
+}
+
+// Encode returns the canonical encoding: compact JSON with the keys of
+// every object in byte order, no HTML escaping, and the spec name:
+//
+//	{"artifacts":{...},"metadata":{...},"name":"...","spec":"immutable-release-v1"}
+//
+// Missing maps encode as {}. For printable text this equals `jq -cS`.
+func (c Content) Encode() []byte {
+	v := struct {
+		Artifacts map[string]string `json:"artifacts"`
+		Metadata  map[string]string `json:"metadata"`
+		Name      string            `json:"name"`
+		Spec      string            `json:"spec"`
+	}{nonNil(c.Artifacts), nonNil(c.Metadata), c.Name, Spec}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err) // maps of strings always encode
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// Digest is the release digest of the content.
+func (c Content) Digest() digest.Sum { return digest.Bytes(c.Encode()) }
+
+// Record is a published version.
+type Record struct {
+	Spec            string            `json:"spec"`
+	Name            string            `json:"name"`
+	Version         string            `json:"version"`
+	Digest          string            `json:"digest"`
+	Artifacts       map[string]string `json:"artifacts"`
+	Metadata        map[string]string `json:"metadata"`
+	PreviousVersion string            `json:"previous_version,omitempty"`
+	PublishedAt     string            `json:"published_at"`
+}
+
+// Content returns the part of the record the digest covers.
+func (r *Record) Content() Content {
+	return Content{Name: r.Name, Artifacts: r.Artifacts, Metadata: r.Metadata}
+}
+
+// VersionKey is where a version's record lives.
+func VersionKey(name, version string) string {
+	return "releases/" + name + "/versions/" + version
+}
+
+func versionsPrefix(name string) string { return "releases/" + name + "/versions/" }
+
+func digestPrefix(name string, d digest.Sum) string {
+	return "releases/" + name + "/digests/" + d.Hex() + "/"
+}
+
+// TamperedError is a record whose content does not match its digest.
+type TamperedError struct {
+	Key    string
+	Detail string
+}
+
+func (e *TamperedError) Error() string {
+	return fmt.Sprintf("the release record %s was altered after it was published: %s", e.Key, e.Detail)
+}
+
+// Get reads and verifies a record. A missing one is store.ErrNotFound.
+func Get(ctx context.Context, b store.Backend, name, version string) (*Record, error) {
+	key := VersionKey(name, version)
+	rc, err := b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, &TamperedError{Key: key, Detail: "it is not a valid record: " + err.Error()}
+	}
+	switch {
+	case r.Spec != Spec:
+		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", r.Spec)}
+	case r.Name != name || r.Version != version:
+		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it names %s@%s", r.Name, r.Version)}
+	case r.Content().Digest().String() != r.Digest:
+		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its content hashes to %s, not the recorded %s", r.Content().Digest(), r.Digest)}
+	}
+	return &r, nil
+}
+
+// List returns the published versions of a release, ascending.
+func List(ctx context.Context, b store.Backend, name string) ([]*goversion.Version, error) {
+	keys, err := b.List(ctx, versionsPrefix(name))
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		keys[i] = strings.TrimPrefix(k, versionsPrefix(name))
+	}
+	return versions.Sorted(keys), nil
+}
+
+// FindByDigest returns the versions already published with content d,
+// ascending.
+func FindByDigest(ctx context.Context, b store.Backend, name string, d digest.Sum) ([]*goversion.Version, error) {
+	keys, err := b.List(ctx, digestPrefix(name, d))
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		keys[i] = strings.TrimPrefix(k, digestPrefix(name, d))
+	}
+	return versions.Sorted(keys), nil
+}
+
+// ConflictError is a version already published with other content.
+type ConflictError struct {
+	Existing *Record
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("version %s of release %q is already published with digest %s (published %s)",
+		e.Existing.Version, e.Existing.Name, e.Existing.Digest, e.Existing.PublishedAt)
+}
+
+// Publish writes r once. If the version is already published with the
+// same content, that record is returned and nothing is written (adoption).
+// If it is published with other content, a *ConflictError is returned and
+// nothing is written. r.PublishedAt is set from now when empty.
+func Publish(ctx context.Context, b store.Backend, r *Record, now time.Time) (*Record, error) {
+	if err := CheckName(r.Name); err != nil {
+		return nil, err
+	}
+	if _, err := versions.Parse(r.Version); err != nil {
+		return nil, err
+	}
+	r.Spec = Spec
+	r.Digest = r.Content().Digest().String()
+	if r.PublishedAt == "" {
+		r.PublishedAt = now.UTC().Format(time.RFC3339)
+	}
+	r.Artifacts, r.Metadata = nonNil(r.Artifacts), nonNil(r.Metadata)
+	body, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	err = b.Create(ctx, VersionKey(r.Name, r.Version), bytes.NewReader(append(body, '\n')))
+	if errors.Is(err, store.ErrExists) {
+		existing, gerr := Get(ctx, b, r.Name, r.Version)
+		if gerr != nil {
+			return nil, gerr
+		}
+		if existing.Digest != r.Digest {
+			return nil, &ConflictError{Existing: existing}
+		}
+		r = existing
+	} else if err != nil {
+		return nil, err
+	}
+	// The index is best effort: the record is the truth, and a missing
+	// index entry only means a later identical release is not adopted.
+	sum, _ := digest.Parse(r.Digest)
+	if err := b.Create(ctx, digestPrefix(r.Name, sum)+r.Version, strings.NewReader(r.Version)); err != nil && !errors.Is(err, store.ErrExists) {
+		return r, err
+	}
+	return r, nil
+}

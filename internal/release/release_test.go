@@ -1,0 +1,182 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+func backend(t *testing.T) *filestore.Backend {
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var (
+	ctx = context.Background()
+	now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a1  = digest.Bytes([]byte("one")).String()
+	a2  = digest.Bytes([]byte("two")).String()
+)
+
+func content(art string) Content {
+	return Content{Name: "web", Artifacts: map[string]string{"site": art}, Metadata: map[string]string{"env": "prod"}}
+}
+
+// TestGoldenEncoding pins release spec v1.
+func TestGoldenEncoding(t *testing.T) {
+	c := Content{Name: "web", Artifacts: map[string]string{"z": a1, "a": a2}, Metadata: map[string]string{"url": "https://x/?a=1&b=<2>", "note": "line\nbreak"}}
+	want := `{"artifacts":{"a":"` + a2 + `","z":"` + a1 + `"},"metadata":{"note":"line\nbreak","url":"https://x/?a=1&b=<2>"},"name":"web","spec":"immutable-release-v1"}`
+	if got := string(c.Encode()); got != want {
+		t.Fatalf("encoding\n got %s\nwant %s", got, want)
+	}
+	if got := (Content{Name: "x"}).Encode(); string(got) != `{"artifacts":{},"metadata":{},"name":"x","spec":"immutable-release-v1"}` {
+		t.Fatalf("empty maps encode as %s", got)
+	}
+	if got := c.Digest().String(); got != digest.Bytes([]byte(want)).String() {
+		t.Fatal("digest is not the sha256 of the encoding")
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"web", "web-frontend", "a.b_c-1", "0x"} {
+		if err := CheckName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "../x", "Web", "a/b", ".hidden", "-x", "a b", strings.Repeat("a", 129), "é"} {
+		if err := CheckName(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestPublishIsWriteOnce(t *testing.T) {
+	b := backend(t)
+	c := content(a1)
+	r, err := Publish(ctx, b, &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now)
+	if err != nil || r.PublishedAt != "2026-01-02T03:04:05Z" || r.Digest != c.Digest().String() {
+		t.Fatalf("Publish = %+v, %v", r, err)
+	}
+	// The same content again: adopted, the first record kept.
+	again, err := Publish(ctx, b, &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now.Add(time.Hour))
+	if err != nil || again.PublishedAt != r.PublishedAt {
+		t.Fatalf("republish = %+v, %v", again, err)
+	}
+	// Other content under the same version: refused, nothing overwritten.
+	c2 := content(a2)
+	_, err = Publish(ctx, b, &Record{Name: c2.Name, Version: "1.0.0", Artifacts: c2.Artifacts, Metadata: c2.Metadata}, now)
+	var conflict *ConflictError
+	if !errors.As(err, &conflict) || !strings.Contains(err.Error(), "version 1.0.0 of release \"web\" is already published with digest "+c.Digest().String()) {
+		t.Fatalf("want a ConflictError, got %v", err)
+	}
+	got, err := Get(ctx, b, "web", "1.0.0")
+	if err != nil || got.Digest != c.Digest().String() {
+		t.Fatalf("record after conflict: %+v, %v", got, err)
+	}
+}
+
+func TestConcurrentPublishers(t *testing.T) {
+	b := backend(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 32)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := content(digest.Bytes([]byte(fmt.Sprint(i))).String())
+			_, errs[i] = Publish(ctx, b, &Record{Name: "web", Version: "2.0.0", Artifacts: c.Artifacts}, now)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		var conflict *ConflictError
+		switch {
+		case err == nil:
+			ok++
+		case !errors.As(err, &conflict):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d publishers succeeded, want exactly 1", ok)
+	}
+}
+
+func TestTamperDetected(t *testing.T) {
+	b := backend(t)
+	c := content(a1)
+	Publish(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now)
+	p := filepath.Join(b.Root(), filepath.FromSlash(VersionKey("web", "1.0.0")))
+	raw, _ := os.ReadFile(p)
+	os.Chmod(p, 0o644)
+	os.WriteFile(p, []byte(strings.Replace(string(raw), `"prod"`, `"dev"`, 1)), 0o644)
+	_, err := Get(ctx, b, "web", "1.0.0")
+	var tampered *TamperedError
+	if !errors.As(err, &tampered) || !strings.Contains(err.Error(), "releases/web/versions/1.0.0") {
+		t.Fatalf("want a TamperedError naming the record, got %v", err)
+	}
+	if _, err := Get(ctx, b, "web", "9.9.9"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing version: %v", err)
+	}
+}
+
+func TestPlanVersion(t *testing.T) {
+	b := backend(t)
+	plan := func(c Content, explicit, bump string) *Plan {
+		t.Helper()
+		p, err := PlanVersion(ctx, b, c, explicit, bump)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	publish := func(c Content, v, prev string) {
+		t.Helper()
+		if _, err := Publish(ctx, b, &Record{Name: c.Name, Version: v, Artifacts: c.Artifacts, Metadata: c.Metadata, PreviousVersion: prev}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1, c2, c3 := content(a1), content(a2), content(digest.Bytes([]byte("three")).String())
+	if p := plan(c1, "", "patch"); p.Version != "1.0.0" || p.PreviousVersion != "" || p.Adopted != nil {
+		t.Fatalf("first: %+v", p)
+	}
+	publish(c1, "1.0.0", "")
+	if p := plan(c1, "", "patch"); p.Version != "1.0.0" || p.Adopted == nil {
+		t.Fatalf("same content adopts 1.0.0: %+v", p)
+	}
+	if p := plan(c2, "", "patch"); p.Version != "1.0.1" || p.PreviousVersion != "1.0.0" {
+		t.Fatalf("patch: %+v", p)
+	}
+	if p := plan(c2, "", "minor"); p.Version != "1.1.0" {
+		t.Fatalf("minor: %+v", p)
+	}
+	publish(c2, "1.0.1", "1.0.0")
+	publish(c1, "2.0.0", "1.0.1") // c1 again, later: adoption takes the highest
+	if p := plan(c1, "", "patch"); p.Version != "2.0.0" || p.PreviousVersion != "1.0.1" {
+		t.Fatalf("highest same-content version: %+v", p)
+	}
+	// An explicit version wins over adoption; a backport below the latest is fine.
+	if p := plan(c1, "1.4.3", "patch"); p.Version != "1.4.3" || p.PreviousVersion != "1.0.1" || p.Adopted != nil {
+		t.Fatalf("backport: %+v", p)
+	}
+	if _, err := PlanVersion(ctx, b, c3, "1.0.1", "patch"); !errors.As(err, new(*ConflictError)) {
+		t.Fatalf("explicit version taken by other content: %v", err)
+	}
+	if p := plan(c2, "1.0.1", "patch"); p.Adopted == nil || p.Version != "1.0.1" {
+		t.Fatalf("explicit version with the same content: %+v", p)
+	}
+}
