@@ -78,4 +78,3 @@ func writeOutput(ctx context.Context, st *store.Store, sum digest.Sum, path stri
 	}
 	return os.Rename(tmp.Name(), path)
 }
-
