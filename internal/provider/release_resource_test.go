@@ -1,0 +1,322 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+)
+
+const rel = "immutable_release.web"
+
+// releaseConfig: an artifact of the env's source dir and a release of it.
+func (e *env) releaseConfig(extra ...string) string {
+	return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+
+resource "immutable_release" "web" {
+  name      = "web"
+  artifacts = { site = immutable_artifact.site.digest }
+  metadata  = { environment = "production" }
+  %s
+}
+`, e.dir, strings.Join(extra, "\n  "))
+}
+
+func version(v string) statecheck.StateCheck {
+	return statecheck.ExpectKnownValue(rel, tfjsonpath.New("version"), knownvalue.StringExact(v))
+}
+
+func planVersion(v string) plancheck.PlanCheck {
+	return plancheck.ExpectKnownValue(rel, tfjsonpath.New("version"), knownvalue.StringExact(v))
+}
+
+// TestAccRelease_lifecycle: publish 1.0.0; no-op when unchanged; a change
+// publishes 1.0.1 (replace, previous_version 1.0.0); version_bump alone is
+// no replacement; a revert adopts 1.0.0 again with no new record.
+func TestAccRelease_lifecycle(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	var publishedAt string
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: e.releaseConfig(),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
+					planVersion("1.0.0"),
+					plancheck.ExpectKnownValue(rel, tfjsonpath.New("id"), knownvalue.StringExact("web@1.0.0")),
+					plancheck.ExpectKnownValue(rel, tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:[0-9a-f]{64}$`))),
+					plancheck.ExpectUnknownValue(rel, tfjsonpath.New("published_at")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					version("1.0.0"),
+					statecheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.StringFunc(func(v string) error {
+						publishedAt = v
+						if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`).MatchString(v) {
+							return fmt.Errorf("published_at %q is not RFC 3339 UTC", v)
+						}
+						return nil
+					})),
+				},
+			},
+			{
+				Config: e.releaseConfig(),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+			},
+			{
+				PreConfig: func() { e.write(map[string]string{"index.html": "<h1>v2</h1>\n"}) },
+				Config:    e.releaseConfig(),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+					planVersion("1.0.1"),
+					plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.0")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{version("1.0.1")},
+			},
+			{
+				// version_bump alone changes no content: no replacement.
+				Config: e.releaseConfig(`version_bump = "minor"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
+					planVersion("1.0.1"),
+				}},
+			},
+			{
+				// git revert: the content of 1.0.0 again adopts 1.0.0.
+				PreConfig: func() { e.write(siteFiles) },
+				Config:    e.releaseConfig(`version_bump = "minor"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+					planVersion("1.0.0"),
+					plancheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.StringFunc(func(v string) error {
+						if v != publishedAt {
+							return fmt.Errorf("adopted published_at %q, want the original %q", v, publishedAt)
+						}
+						return nil
+					})),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{version("1.0.0")},
+				Check: func(*terraformState) error {
+					vs, _ := release.List(context.Background(), e.backend().Backend(), "web")
+					if len(vs) != 2 {
+						return fmt.Errorf("published versions %v, want 1.0.0 and 1.0.1 only", vs)
+					}
+					return nil
+				},
+			},
+			{
+				// A new change after the revert bumps from the highest, by minor.
+				PreConfig: func() { e.write(map[string]string{"index.html": "<h1>v3</h1>\n"}) },
+				Config:    e.releaseConfig(`version_bump = "minor"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					planVersion("1.1.0"),
+					plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.1")),
+				}},
+			},
+		},
+	})
+}
+
+// TestAccRelease_explicitVersions: an explicit version wins over adoption,
+// backports are fine, and a version taken by other content is refused.
+func TestAccRelease_explicitVersions(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: e.releaseConfig(`version = "2.0.0"`), ConfigStateChecks: []statecheck.StateCheck{version("2.0.0")}},
+			{
+				// Same content, explicit backport: a new record at 1.4.3.
+				Config: e.releaseConfig(`version = "1.4.3"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+					planVersion("1.4.3"),
+					plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.Null()),
+				}},
+			},
+			{
+				PreConfig:   func() { e.write(map[string]string{"index.html": "<h1>other</h1>\n"}) },
+				Config:      e.releaseConfig(`version = "2.0.0"`),
+				ExpectError: regexp.MustCompile(`(?s)Version already published.*version 2\.0\.0 of release "web" is already\s+published with digest\s+sha256:[0-9a-f]{64}.*versions are immutable`),
+			},
+		},
+	})
+}
+
+// TestAccRelease_importAndRefresh: import by name@version; a deleted
+// record leaves state; a tampered one is an error naming it.
+func TestAccRelease_importAndRefresh(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	record := func() string { return filepath.Join(e.store, filepath.FromSlash(release.VersionKey("web", "1.0.0"))) }
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: e.releaseConfig()},
+			{
+				ResourceName:            rel,
+				ImportState:             true,
+				ImportStateId:           "web@1.0.0",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"version_bump"},
+			},
+			{ResourceName: rel, ImportState: true, ImportStateId: "web", ExpectError: regexp.MustCompile(`Import a release as name@version`)},
+			{ResourceName: rel, ImportState: true, ImportStateId: "Web@1.0.0", ExpectError: regexp.MustCompile(`not a valid release name`)},
+			{ResourceName: rel, ImportState: true, ImportStateId: "web@9.9.9", ExpectError: regexp.MustCompile(`Cannot import non-existent remote object`)},
+			{
+				// Tampering: the record no longer matches its digest.
+				PreConfig: func() {
+					raw, _ := os.ReadFile(record())
+					os.Chmod(record(), 0o644)
+					os.WriteFile(record(), []byte(strings.Replace(string(raw), "production", "staging", 1)), 0o644)
+				},
+				Config:      e.releaseConfig(),
+				ExpectError: regexp.MustCompile(`(?s)Release record altered.*releases/web/versions/1\.0\.0`),
+			},
+			{
+				// Gone: removed from state, published again on the next apply.
+				PreConfig: func() { os.Remove(record()) },
+				Config:    e.releaseConfig(),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
+					planVersion("1.0.0"),
+				}},
+			},
+		},
+	})
+}
+
+// TestAccRelease_badInput: each mistake is a clear diagnostic, and no
+// release record is written.
+func TestAccRelease_badInput(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	missing := digest.Bytes([]byte("never stored")).String()
+	res := func(body string) string {
+		return e.providerBlock() + "resource \"immutable_release\" \"x\" {\n" + body + "\n}\n"
+	}
+	for name, c := range map[string]struct{ config, err string }{
+		"dot-dot name":      {res(`name = "../x"` + "\nartifacts = {}"), `(?s)Invalid release name.*lower-case letters`},
+		"upper-case name":   {res(`name = "Web"` + "\nartifacts = {}"), `(?s)Invalid release name`},
+		"empty name":        {res(`name = ""` + "\nartifacts = {}"), `(?s)Invalid release name.*empty`},
+		"invalid version":   {res(`name = "web"` + "\nartifacts = {}\nversion = \"v1.2\""), `(?s)Invalid version.*drop the "v"`},
+		"bad bump":          {res(`name = "web"` + "\nartifacts = {}\nversion_bump = \"huge\""), `(?s)Invalid Attribute Value Match.*patch`},
+		"digest form":       {res(`name = "web"` + "\nartifacts = { site = \"md5:abc\" }"), `(?s)Invalid digest.*must start with "sha256:"`},
+		"artifact missing":  {res(`name = "web"` + "\nartifacts = { site = \"" + missing + "\" }"), `(?s)Artifact not in the store.*"site".*Nothing was\s+published`},
+		"constraint in ds":  {e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"~> banana\"\n}\n", `(?s)Invalid version constraint`},
+		"no such release":   {e.providerBlock() + `data "immutable_release" "x" { name = "nothing" }`, `(?s)Release not found.*no published versions`},
+		"bad artifact data": {e.providerBlock() + `data "immutable_artifact" "x" { digest = "` + missing + `" }`, `(?s)Artifact not in the store`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6,
+				Steps:                    []resource.TestStep{{Config: c.config, ExpectError: regexp.MustCompile(c.err)}},
+			})
+			if keys, _ := e.backend().Backend().List(context.Background(), "releases/"); len(keys) != 0 {
+				t.Fatalf("bad input wrote a release: %v", keys)
+			}
+		})
+	}
+}
+
+// TestAccReleaseDataSources: every lookup form, against versions
+// published by the resource.
+func TestAccReleaseDataSources(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	publish := func(v string) resource.TestStep {
+		return resource.TestStep{
+			PreConfig: func() { e.write(map[string]string{"index.html": v}) },
+			Config:    e.releaseConfig(fmt.Sprintf("version = %q", v)),
+		}
+	}
+	lookups := e.providerBlock() + `
+data "immutable_release" "latest"   { name = "web" }
+data "immutable_release" "exact"    {
+  name = "web"
+  version = "1.4.2"
+}
+data "immutable_release" "pessimistic" {
+  name = "web"
+  version = "~> 1.4"
+}
+data "immutable_release" "range"    {
+  name = "web"
+  version = ">= 1.0, < 1.4"
+}
+data "immutable_release" "rc"       {
+  name = "web"
+  version = "2.0.0-rc.1"
+}
+data "immutable_release" "with_pre" {
+  name = "web"
+  include_prereleases = true
+}
+data "immutable_releases" "all"     { name = "web" }
+data "immutable_releases" "one_x"   {
+  name = "web"
+  constraint = "~> 1.0"
+}
+data "immutable_artifact" "site"    { digest = data.immutable_release.exact.artifacts["site"] }
+`
+	str := func(addr string, attr any, want string) statecheck.StateCheck {
+		p, ok := attr.(tfjsonpath.Path)
+		if !ok {
+			p = tfjsonpath.New(attr.(string))
+		}
+		return statecheck.ExpectKnownValue(addr, p, knownvalue.StringExact(want))
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			publish("1.0.0"), publish("1.4.2"), publish("1.10.0"), publish("2.0.0-rc.1"),
+			{
+				Config: lookups,
+				ConfigStateChecks: []statecheck.StateCheck{
+					str("data.immutable_release.latest", "resolved_version", "1.10.0"),
+					str("data.immutable_release.exact", "resolved_version", "1.4.2"),
+					str("data.immutable_release.exact", "previous_version", "1.0.0"),
+					str("data.immutable_release.exact", tfjsonpath.New("metadata").AtMapKey("environment"), "production"),
+					str("data.immutable_release.pessimistic", "resolved_version", "1.10.0"),
+					str("data.immutable_release.range", "resolved_version", "1.0.0"),
+					str("data.immutable_release.rc", "resolved_version", "2.0.0-rc.1"),
+					str("data.immutable_release.with_pre", "resolved_version", "2.0.0-rc.1"),
+					str("data.immutable_releases.all", "latest", "1.10.0"),
+					statecheck.ExpectKnownValue("data.immutable_releases.all", tfjsonpath.New("versions"), knownvalue.ListSizeExact(3)),
+					str("data.immutable_releases.all", tfjsonpath.New("versions").AtSliceIndex(1).AtMapKey("version"), "1.4.2"),
+					statecheck.ExpectKnownValue("data.immutable_releases.one_x", tfjsonpath.New("versions"), knownvalue.ListSizeExact(3)),
+					str("data.immutable_artifact.site", "kind", "directory"),
+					statecheck.ExpectKnownValue("data.immutable_artifact.site", tfjsonpath.New("file_count"), knownvalue.Int64Exact(3)),
+				},
+			},
+			{
+				Config:      e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"~> 3.0\"\n}\n",
+				ExpectError: regexp.MustCompile(`(?s)No matching version.*"~> 3.0".*newest\s+first: 2\.0\.0-rc\.1, 1\.10\.0, 1\.4\.2, 1\.0\.0`),
+			},
+			{
+				Config:      e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"1.4.9\"\n}\n",
+				ExpectError: regexp.MustCompile(`(?s)No matching version.*"1.4.9"`),
+			},
+		},
+	})
+}
