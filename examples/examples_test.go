@@ -4,11 +4,15 @@
 package examples
 
 import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func cli(t *testing.T) string {
@@ -64,7 +68,7 @@ func must(t *testing.T, dir, cfg string, args ...string) string {
 func TestAccExamples(t *testing.T) {
 	cli(t)
 	cfg := mirror(t)
-	for _, ex := range []string{"quickstart", "resources/immutable_artifact"} {
+	for _, ex := range []string{"quickstart", "resources/immutable_artifact", "resources/immutable_release"} {
 		t.Run(ex, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "ex")
 			copyDir(t, ex, dir)
@@ -116,5 +120,217 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAccDataSourceExamples validates the data source examples (they read
+// releases that only exist in a user's store).
+func TestAccDataSourceExamples(t *testing.T) {
+	cli(t)
+	cfg := mirror(t)
+	for _, ex := range []string{"immutable_release", "immutable_releases", "immutable_artifact"} {
+		t.Run(ex, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ex")
+			copyDir(t, filepath.Join("data-sources", ex), dir)
+			copyFile(t, "provider/provider.tf", filepath.Join(dir, "provider.tf"))
+			must(t, dir, cfg, "init", "-input=false")
+			must(t, dir, cfg, "validate")
+		})
+	}
+}
+
+// planActions plans with args and returns each resource's actions.
+func planActions(t *testing.T, dir, cfg string, args ...string) map[string]string {
+	t.Helper()
+	must(t, dir, cfg, append([]string{"plan", "-input=false", "-out=p.tfplan"}, args...)...)
+	out := must(t, dir, cfg, "show", "-json", "p.tfplan")
+	var plan struct {
+		ResourceChanges []struct {
+			Address string `json:"address"`
+			Change  struct {
+				Actions []string `json:"actions"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &plan); err != nil {
+		t.Fatalf("show -json: %v\n%s", err, out)
+	}
+	actions := map[string]string{}
+	for _, rc := range plan.ResourceChanges {
+		actions[rc.Address] = strings.Join(rc.Change.Actions, ",")
+	}
+	return actions
+}
+
+func storeObjects(t *testing.T, root string) []string {
+	t.Helper()
+	var objs []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			objs = append(objs, p)
+		}
+		return nil
+	})
+	return objs
+}
+
+func output(t *testing.T, dir, cfg, name string) string {
+	t.Helper()
+	return strings.TrimSpace(must(t, dir, cfg, "output", "-raw", name))
+}
+
+// TestAccRollback runs examples/rollback end to end: publish 1.0.0, change
+// a file, publish 1.0.1, then pin 1.0.0: the deployment switches back in
+// the plan, and nothing is rebuilt or stored again.
+func TestAccRollback(t *testing.T) {
+	cli(t)
+	cfg := mirror(t)
+	dir := filepath.Join(t.TempDir(), "rollback")
+	copyDir(t, "rollback", dir)
+	store := filepath.Join(dir, ".immutable")
+	must(t, dir, cfg, "init", "-input=false")
+
+	must(t, dir, cfg, "apply", "-input=false", "-auto-approve")
+	if v := output(t, dir, cfg, "deployed_version"); v != "1.0.0" {
+		t.Fatalf("first deploy: %s", v)
+	}
+	v1 := strings.TrimSpace(must(t, dir, cfg, "output", "-json", "published_version"))
+	// Unchanged: empty plans, with and without refresh.
+	for _, args := range [][]string{{}, {"-refresh=false"}} {
+		if out, code := run(t, dir, cfg, append([]string{"plan", "-input=false", "-detailed-exitcode"}, args...)...); code != 0 {
+			t.Fatalf("plan %v after publishing is not empty (exit %d)\n%s", args, code, out)
+		}
+	}
+
+	os.WriteFile(filepath.Join(dir, "app", "version.txt"), []byte("v2\n"), 0o644)
+	must(t, dir, cfg, "apply", "-input=false", "-auto-approve")
+	if v := output(t, dir, cfg, "deployed_version"); v != "1.0.1" {
+		t.Fatalf("second deploy: %s (first published %s)", v, v1)
+	}
+	before := storeObjects(t, store)
+
+	actions := planActions(t, dir, cfg, "-var", "app_version=1.0.0")
+	want := map[string]string{
+		"immutable_artifact.app":          "no-op",
+		"immutable_release.app":           "no-op",
+		"terraform_data.deployment":       "update",
+		"data.immutable_release.deployed": "read",
+	}
+	for addr, a := range want {
+		if got := actions[addr]; got != a && !(a == "read" && got == "") {
+			t.Errorf("%s: planned %q, want %q (all: %v)", addr, got, a, actions)
+		}
+	}
+	out := must(t, dir, cfg, "show", "p.tfplan")
+	if !strings.Contains(out, "terraform_data.deployment") || !strings.Contains(out, "will be updated in-place") {
+		t.Errorf("the rollback plan does not show the deployment switching back:\n%s", out)
+	}
+	must(t, dir, cfg, "apply", "-input=false", "p.tfplan")
+	if v := output(t, dir, cfg, "deployed_version"); v != "1.0.0" {
+		t.Fatalf("rollback deployed %s", v)
+	}
+	if after := storeObjects(t, store); len(after) != len(before) {
+		t.Fatalf("the rollback wrote to the store: %d objects before, %d after", len(before), len(after))
+	}
+}
+
+// TestAccReleaseRace: two applies from two working directories race for
+// the same next version of one release on one store. The provider pauses
+// both just before the write (a test hook), then lets them go: exactly one
+// record is written, the other apply fails with a clear error before
+// writing, and nothing is overwritten. With identical content both succeed.
+func TestAccReleaseRace(t *testing.T) {
+	cli(t)
+	cfg := mirror(t)
+	store := filepath.Join(t.TempDir(), "store")
+	for _, tc := range []struct {
+		name  string
+		who   [2]string
+		fails int
+	}{{"different content", [2]string{"a", "b"}, 1}, {"same content", [2]string{"same", "same"}, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "-")
+			dirs := [2]string{}
+			for i := range dirs {
+				dirs[i] = filepath.Join(t.TempDir(), fmt.Sprint(i))
+				os.MkdirAll(dirs[i], 0o755)
+				os.WriteFile(filepath.Join(dirs[i], "main.tf"), []byte(fmt.Sprintf(`
+terraform {
+  required_providers {
+    immutable = { source = "immutable-infra/immutable" }
+  }
+}
+provider "immutable" {
+  store = "file://%s"
+}
+resource "immutable_release" "r" {
+  name      = %q
+  artifacts = {}
+  metadata  = { who = %q }
+}
+`, store, name, tc.who[i])), 0o644)
+				must(t, dirs[i], cfg, "init", "-input=false")
+			}
+			barrier := t.TempDir()
+			type result struct {
+				out  string
+				code int
+			}
+			results := make(chan result, 2)
+			for _, d := range dirs {
+				go func() {
+					cmd := exec.Command(cli(t), "apply", "-input=false", "-auto-approve", "-no-color")
+					cmd.Dir = d
+					cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "IMMUTABLE_TEST_PUBLISH_BARRIER="+barrier)
+					out, err := cmd.CombinedOutput()
+					code := 0
+					if ee, ok := err.(*exec.ExitError); ok {
+						code = ee.ExitCode()
+					}
+					results <- result{string(out), code}
+				}()
+			}
+			// Both applies have planned 1.0.0 and stopped just before writing.
+			for {
+				ready, _ := filepath.Glob(filepath.Join(barrier, "ready-*"))
+				if len(ready) == 2 {
+					break
+				}
+				select {
+				case r := <-results:
+					t.Fatalf("an apply ended before the barrier (exit %d):\n%s", r.code, r.out)
+				default:
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
+			failed := 0
+			for range dirs {
+				r := <-results
+				if r.code != 0 {
+					failed++
+					if !strings.Contains(r.out, "Version published by another apply") || !strings.Contains(r.out, "Plan again") {
+						t.Errorf("the losing apply's error is not the provider's own:\n%s", r.out)
+					}
+				}
+			}
+			if failed != tc.fails {
+				t.Fatalf("%d applies failed, want %d", failed, tc.fails)
+			}
+			versions, _ := filepath.Glob(filepath.Join(store, "releases", name, "versions", "*"))
+			if len(versions) != 1 || filepath.Base(versions[0]) != "1.0.0" {
+				t.Fatalf("records written: %v", versions)
+			}
+			if tc.fails == 1 {
+				// The loser plans again and publishes the next version.
+				for _, d := range dirs {
+					must(t, d, cfg, "apply", "-input=false", "-auto-approve")
+				}
+				versions, _ = filepath.Glob(filepath.Join(store, "releases", name, "versions", "*"))
+				if len(versions) != 2 {
+					t.Fatalf("after re-apply: %v", versions)
+				}
+			}
+		})
 	}
 }
