@@ -232,6 +232,26 @@ func Run(t *testing.T, h Harness) {
 				t.Fatalf("second put = %s, %v; want the first kept", got, err)
 			}
 		},
+		"large objects: write-once, and a failure part-way leaves nothing": func(t *testing.T, b store.Backend, s *store.Store) {
+			// 20 MiB: past the single-request size of a network backend.
+			big := func(c byte) io.Reader { return bytes.NewReader(bytes.Repeat([]byte{c}, 20<<20)) }
+			if err := b.Create(ctx, "blobs/big", big('a')); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Create(ctx, "blobs/big", big('b')); !errors.Is(err, store.ErrExists) {
+				t.Fatalf("second create of a large object: %v", err)
+			}
+			got, err := read(b.Open(ctx, "blobs/big"))
+			if err != nil || len(got) != 20<<20 || got[len(got)-1] != 'a' {
+				t.Fatalf("large object read back: %d bytes, %v", len(got), err)
+			}
+			if err := b.Create(ctx, "blobs/broken", &failingReader{n: 18 << 20}); !errors.Is(err, errBroken) {
+				t.Fatalf("want the reader's error, got %v", err)
+			}
+			if ok, _ := b.Exists(ctx, "blobs/broken"); ok {
+				t.Fatal("a large object that failed part-way is visible")
+			}
+		},
 		"large blob streams": func(t *testing.T, b store.Backend, s *store.Store) {
 			data := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB
 			sum := digest.Bytes(data)

@@ -1,0 +1,372 @@
+// Package s3store is the store backend on S3 and S3-compatible object
+// storage (s3://bucket/prefix URLs), through aws-sdk-go-v2 — the client
+// HashiCorp's own S3 state backend uses — with credentials from the
+// standard AWS chain, never from Terraform state.
+//
+// Every create is a conditional write (If-None-Match: *): an object is
+// never overwritten, and of two racing creators exactly one succeeds.
+// Content is streamed in bounded parts: up to PartSize in one PutObject,
+// larger objects as a multipart upload completed with If-None-Match: *, so
+// memory stays flat whatever the size, and a failure before completion
+// leaves nothing visible.
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// PartSize is the size of each multipart part, and the largest object
+// sent in one PutObject. S3 allows 10,000 parts: objects up to 80 GiB.
+const PartSize = 8 << 20
+
+// Settings are the provider's `s3` block. Empty fields fall back to the
+// standard AWS environment (AWS_REGION, AWS_ENDPOINT_URL_S3, AWS_PROFILE,
+// shared config files, SSO, web identity, instance roles).
+type Settings struct {
+	Region       string
+	Endpoint     string
+	UsePathStyle bool
+	Profile      string
+}
+
+// Backend is a store.Backend in an S3 bucket, under an optional prefix.
+type Backend struct {
+	client   *s3.Client
+	bucket   string
+	prefix   string // "" or ends in "/"
+	endpoint string // for messages
+	url      string
+	bucketOK atomic.Bool // the bucket was seen to exist
+}
+
+var _ store.Backend = (*Backend)(nil)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
+
+// New returns a backend for s3://bucket/prefix. It contacts nothing:
+// credentials are resolved, and the bucket reached, on first use.
+func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			// Bounded: a few attempts with short backoff, so a dead endpoint
+			// fails in seconds, not minutes.
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.MaxBackoff = 2 * time.Second
+			})
+		}),
+		// The SDK's buildable client, so that AWS_CA_BUNDLE still applies;
+		// timeouts bound connecting and waiting, never a long transfer.
+		config.WithHTTPClient(awshttp.NewBuildableClient().
+			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 5 * time.Second }).
+			WithTransportOptions(func(t *http.Transport) {
+				t.TLSHandshakeTimeout = 10 * time.Second
+				t.ResponseHeaderTimeout = 60 * time.Second
+				t.MaxIdleConnsPerHost = 32
+			})),
+	}
+	if s.Region != "" {
+		opts = append(opts, config.WithRegion(s.Region))
+	}
+	if s.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(s.Profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1" // S3-compatible servers mostly ignore it; AWS needs one
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if s.Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.Endpoint)
+		}
+		o.UsePathStyle = s.UsePathStyle
+		// Checksums only where S3 requires them: every object is verified
+		// against its sha256 digest by the store, and trailing checksums
+		// would need aws-chunked encoding that not every server speaks.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	endpoint := s.Endpoint
+	if endpoint == "" && client.Options().BaseEndpoint != nil {
+		endpoint = *client.Options().BaseEndpoint
+	}
+	if endpoint == "" {
+		endpoint = "AWS S3 (" + cfg.Region + ")"
+	}
+	prefix = strings.Trim(prefix, "/")
+	url := "s3://" + bucket
+	if prefix != "" {
+		url += "/" + prefix
+		prefix += "/"
+	}
+	return &Backend{client: client, bucket: bucket, prefix: prefix, endpoint: endpoint, url: url}, nil
+}
+
+// Client is the S3 client, for tests that act behind the store's back.
+func (b *Backend) Client() *s3.Client { return b.client }
+
+// Bucket is the bucket name.
+func (b *Backend) Bucket() string { return b.bucket }
+
+// ObjectKey is the S3 key of a store key.
+func (b *Backend) ObjectKey(key string) string { return b.prefix + key }
+
+func (b *Backend) String() string { return b.url }
+
+// Error is an S3 failure explained for a user: what was done, what went
+// wrong, and which setting to check.
+type Error struct {
+	Op, Key string
+	Reason  string
+	Hint    string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s %s: %s. %s", e.Op, e.Key, e.Reason, e.Hint)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func (b *Backend) wrap(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	target := fmt.Sprintf("s3://%s/%s", b.bucket, b.ObjectKey(key))
+	e := &Error{Op: op, Key: target, Err: err, Reason: err.Error()}
+	var api smithy.APIError
+	var netErr net.Error
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &api):
+		switch api.ErrorCode() {
+		case "NoSuchBucket":
+			e.Reason = fmt.Sprintf("the bucket %q does not exist at %s", b.bucket, b.endpoint)
+			e.Hint = "Check the bucket in the provider's `store` (or IMMUTABLE_STORE), and `s3.endpoint`/AWS_ENDPOINT_URL_S3."
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidClientTokenId":
+			e.Reason = fmt.Sprintf("the credentials were rejected by %s (%s)", b.endpoint, api.ErrorCode())
+			e.Hint = "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `s3.profile`, and that the session is not expired."
+		case "AccessDenied", "Forbidden":
+			e.Reason = fmt.Sprintf("access denied by %s", b.endpoint)
+			e.Hint = "Plans need s3:GetObject and s3:ListBucket on the store's prefix; applies also s3:PutObject (see the S3 guide)."
+		default:
+			e.Reason = fmt.Sprintf("%s: %s", api.ErrorCode(), api.ErrorMessage())
+			e.Hint = "Check the provider's `store` and `s3` settings."
+		}
+	case errors.As(err, &opErr), errors.As(err, &netErr):
+		e.Reason = fmt.Sprintf("cannot reach %s (%v)", b.endpoint, err)
+		e.Hint = "Check `s3.endpoint` (or AWS_ENDPOINT_URL_S3) and that the server is up; the provider gave up after 3 attempts."
+	default:
+		var re interface{ HTTPStatusCode() int }
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
+			e.Reason = fmt.Sprintf("access denied by %s", b.endpoint)
+			e.Hint = "Check the credentials and the IAM policy (see the S3 guide)."
+		} else {
+			e.Hint = "Check the provider's `store` and `s3` settings."
+		}
+	}
+	return e
+}
+
+func isCode(err error, codes ...string) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		for _, c := range codes {
+			if api.ErrorCode() == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func statusIs(err error, code int) bool {
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() == code
+}
+
+// readPart fills buf from r; n < len(buf) means r ended.
+func readPart(r io.Reader, buf []byte) (int, error) {
+	n, err := io.ReadFull(r, buf)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return n, nil
+	}
+	return n, err
+}
+
+// Create implements store.Backend with a conditional write.
+func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	n, err := readPart(r, buf)
+	if err != nil {
+		return err // the content failed (a digest mismatch, say): nothing was sent
+	}
+	if n < len(buf) {
+		return b.putOnce(ctx, key, buf[:n])
+	}
+	return b.putMultipart(ctx, key, buf, r)
+}
+
+// conflictRetries bounds retries of 409 ConditionalRequestConflict, which
+// S3 returns while another conditional write of the key is in flight.
+const conflictRetries = 5
+
+func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
+	for attempt := 0; ; attempt++ {
+		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:        aws.String(b.bucket),
+			Key:           aws.String(b.ObjectKey(key)),
+			Body:          bytes.NewReader(data),
+			ContentLength: aws.Int64(int64(len(data))),
+			IfNoneMatch:   aws.String("*"),
+		})
+		switch {
+		case err == nil:
+			return nil
+		case isCode(err, "PreconditionFailed") || statusIs(err, http.StatusPreconditionFailed):
+			return store.ErrExists
+		case (isCode(err, "ConditionalRequestConflict") || statusIs(err, http.StatusConflict)) && attempt < conflictRetries:
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+			continue
+		}
+		return b.wrap("writing", key, err)
+	}
+}
+
+func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r io.Reader) (err error) {
+	okey := b.ObjectKey(key)
+	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(okey)})
+	if err != nil {
+		return b.wrap("starting an upload of", key, err)
+	}
+	defer func() {
+		if err != nil {
+			// Nothing of an aborted upload is ever visible. Abort with a
+			// fresh context: the apply's may be the one cancelled.
+			actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId})
+		}
+	}()
+	var parts []s3types.CompletedPart
+	buf, n := first, len(first)
+	for num := int32(1); ; num++ {
+		out, perr := b.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,
+			PartNumber: aws.Int32(num), Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
+		})
+		if perr != nil {
+			return b.wrap("uploading", key, perr)
+		}
+		parts = append(parts, s3types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+		if n < len(buf) {
+			break
+		}
+		if n, err = readPart(r, buf); err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,
+			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
+			IfNoneMatch:     aws.String("*"),
+		})
+		switch {
+		case err == nil:
+			return nil
+		case isCode(err, "PreconditionFailed") || statusIs(err, http.StatusPreconditionFailed):
+			return store.ErrExists
+		case (isCode(err, "ConditionalRequestConflict") || statusIs(err, http.StatusConflict)) && attempt < conflictRetries:
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+			continue
+		}
+		return b.wrap("completing the upload of", key, err)
+	}
+}
+
+func notFound(err error) bool {
+	return isCode(err, "NoSuchKey", "NotFound") || (statusIs(err, http.StatusNotFound) && !isCode(err, "NoSuchBucket"))
+}
+
+// Open implements store.Backend.
+func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
+	if notFound(err) {
+		return nil, fmt.Errorf("%s: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, b.wrap("reading", key, err)
+	}
+	return out.Body, nil
+}
+
+// Exists implements store.Backend.
+func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
+	_, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
+	switch {
+	case err == nil:
+		return true, nil
+	case notFound(err):
+		// A HEAD has no body, so a missing bucket also looks like a 404;
+		// tell them apart once, or a typo in the bucket would read as "empty".
+		if !b.bucketOK.Load() {
+			_, berr := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
+			if berr != nil && (notFound(berr) || isCode(berr, "NoSuchBucket")) {
+				return false, b.wrap("reading", key, &smithy.GenericAPIError{Code: "NoSuchBucket", Message: "The specified bucket does not exist"})
+			}
+			b.bucketOK.Store(berr == nil)
+		}
+		return false, nil
+	}
+	return false, b.wrap("checking", key, err)
+}
+
+// List implements store.Backend, following ListObjectsV2 pagination.
+func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String(b.prefix + prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, b.wrap("listing", prefix, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), b.prefix))
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}

@@ -1,0 +1,147 @@
+// Package testserver starts a real S3-compatible server for tests:
+// versitygw (Apache-2.0) with its posix backend in a temp dir, on
+// 127.0.0.1. The binary comes from VERSITYGW_PATH, which `make test` sets
+// from scripts/versitygw.sh (built once from the Go module proxy).
+package testserver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+)
+
+// EnvBinary names the variable that holds the versitygw binary's path.
+const EnvBinary = "VERSITYGW_PATH"
+
+// S3 is a running versitygw.
+type S3 struct {
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	Region    string
+
+	t       testing.TB
+	bin     string
+	root    string
+	addr    string
+	cmd     *exec.Cmd
+	buckets atomic.Int64
+}
+
+// Available reports whether a versitygw binary is configured.
+func Available() bool { return os.Getenv(EnvBinary) != "" }
+
+// StartS3 starts a server for the test and stops it when the test ends.
+// Without VERSITYGW_PATH the test is skipped, saying how to run it.
+func StartS3(t testing.TB) *S3 {
+	t.Helper()
+	bin := os.Getenv(EnvBinary)
+	if bin == "" {
+		t.Skip("S3 test: set " + EnvBinary + " to a versitygw binary (make test builds one with scripts/versitygw.sh)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	s := &S3{
+		AccessKey: "immutable-test-access", SecretKey: "immutable-test-secret-key", Region: "us-east-1",
+		t: t, bin: bin, root: filepath.Join(t.TempDir(), "gwroot"), addr: addr, Endpoint: "http://" + addr,
+	}
+	if err := os.MkdirAll(s.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start starts (or restarts) the server on the same address and data.
+func (s *S3) Start() {
+	s.t.Helper()
+	if s.cmd != nil {
+		return
+	}
+	cmd := exec.Command(s.bin, "--port", s.addr, "--access", s.AccessKey, "--secret", s.SecretKey,
+		"--region", s.Region, "--quiet", "posix", s.root)
+	logf, err := os.Create(filepath.Join(filepath.Dir(s.root), fmt.Sprintf("versitygw-%d.log", time.Now().UnixNano())))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("starting versitygw: %v", err)
+	}
+	s.cmd = cmd
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			b, _ := os.ReadFile(logf.Name())
+			s.t.Fatalf("versitygw did not listen on %s within 20s:\n%s", s.addr, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills the server, as a crash or an outage would.
+func (s *S3) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Root is the posix directory holding the buckets.
+func (s *S3) Root() string { return s.root }
+
+// Settings are the provider's s3 settings for this server.
+func (s *S3) Settings() s3store.Settings {
+	return s3store.Settings{Region: s.Region, Endpoint: s.Endpoint, UsePathStyle: true}
+}
+
+// Env sets the AWS credentials of the server's root user for the test.
+func (s *S3) Env(t testing.TB) {
+	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
+	t.Setenv("AWS_REGION", s.Region)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// NewBucket creates an empty bucket and returns its name.
+func (s *S3) NewBucket(t testing.TB) string {
+	t.Helper()
+	s.Env(t)
+	name := fmt.Sprintf("test-%d-%d", time.Now().UnixNano()%1e9, s.buckets.Add(1))
+	b, err := s3store.New(context.Background(), name, "", s.Settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("creating bucket %s: %v", name, err)
+	}
+	return name
+}
