@@ -48,86 +48,87 @@ var siteFiles = map[string]string{
 // chmod 644→664 and a fresh copy), replace on change, and an in-place
 // update when only the source path moves.
 func TestAccArtifact_lifecycle(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	v1 := digestOf(t, e.dir)
-	moved := filepath.Join(filepath.Dir(e.dir), "moved")
-	sameDigest := statecheck.CompareValue(compare.ValuesSame())
-	differs := statecheck.CompareValue(compare.ValuesDiffer())
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		v1 := digestOf(t, e.dir)
+		moved := filepath.Join(filepath.Dir(e.dir), "moved")
+		sameDigest := statecheck.CompareValue(compare.ValuesSame())
+		differs := statecheck.CompareValue(compare.ValuesDiffer())
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{
-				Config: e.artifactConfig(e.dir),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(site, plancheck.ResourceActionCreate),
-					// The digest is known during plan.
-					plancheck.ExpectKnownValue(site, tfjsonpath.New("digest"), knownvalue.StringExact(v1)),
-					plancheck.ExpectKnownValue(site, tfjsonpath.New("files").AtMapKey("index.html"),
-						knownvalue.StringExact("file "+digest.Bytes([]byte("<h1>v1</h1>\n")).String())),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue(site, tfjsonpath.New("id"), knownvalue.StringExact(v1)),
-					statecheck.ExpectKnownValue(site, tfjsonpath.New("file_count"), knownvalue.Int64Exact(3)),
-					statecheck.ExpectKnownValue(site, tfjsonpath.New("size"), knownvalue.Int64Exact(int64(len("<h1>v1</h1>\nbody{}\n#!/bin/sh\n")))),
-					statecheck.ExpectKnownValue(site, tfjsonpath.New("files").AtMapKey("bin/deploy.sh"),
-						knownvalue.StringRegexp(regexp.MustCompile(`^exec sha256:`))),
-					sameDigest.AddStateValue(site, tfjsonpath.New("digest")),
-					differs.AddStateValue(site, tfjsonpath.New("digest")),
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config: e.artifactConfig(e.dir),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionCreate),
+						// The digest is known during plan.
+						plancheck.ExpectKnownValue(site, tfjsonpath.New("digest"), knownvalue.StringExact(v1)),
+						plancheck.ExpectKnownValue(site, tfjsonpath.New("files").AtMapKey("index.html"),
+							knownvalue.StringExact("file "+digest.Bytes([]byte("<h1>v1</h1>\n")).String())),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue(site, tfjsonpath.New("id"), knownvalue.StringExact(v1)),
+						statecheck.ExpectKnownValue(site, tfjsonpath.New("file_count"), knownvalue.Int64Exact(3)),
+						statecheck.ExpectKnownValue(site, tfjsonpath.New("size"), knownvalue.Int64Exact(int64(len("<h1>v1</h1>\nbody{}\n#!/bin/sh\n")))),
+						statecheck.ExpectKnownValue(site, tfjsonpath.New("files").AtMapKey("bin/deploy.sh"),
+							knownvalue.StringRegexp(regexp.MustCompile(`^exec sha256:`))),
+						sameDigest.AddStateValue(site, tfjsonpath.New("digest")),
+						differs.AddStateValue(site, tfjsonpath.New("digest")),
+					},
+					Check: func(*terraformState) error {
+						// Stored: the listing and each blob.
+						if k, err := e.backend().Lookup(context.Background(), mustParse(v1)); k != store.Tree || err != nil {
+							return fmt.Errorf("tree not stored: %v %v", k, err)
+						}
+						return nil
+					},
 				},
-				Check: func(*terraformState) error {
-					// Stored: the listing and each blob.
-					if k, err := e.backend().Lookup(context.Background(), mustParse(v1)); k != store.Tree || err != nil {
-						return fmt.Errorf("tree not stored: %v %v", k, err)
-					}
-					return nil
+				{
+					// touch, chmod 644→664, umask-like changes: nothing to do.
+					PreConfig: func() {
+						later := time.Now().Add(time.Hour)
+						os.Chtimes(filepath.Join(e.dir, "index.html"), later, later)
+						os.Chmod(filepath.Join(e.dir, "css/site.css"), 0o664)
+					},
+					Config: e.artifactConfig(e.dir),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectEmptyPlan(),
+					}},
+				},
+				{
+					// The same content elsewhere: updated in place, no new artifact.
+					PreConfig: func() { copyTree(t, e.dir, moved) },
+					Config:    e.artifactConfig(moved),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(site, tfjsonpath.New("digest"), knownvalue.StringExact(v1)),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{sameDigest.AddStateValue(site, tfjsonpath.New("digest"))},
+				},
+				{
+					// A changed file: replaced, with the old → new digest in the plan.
+					PreConfig: func() {
+						os.WriteFile(filepath.Join(moved, "index.html"), []byte("<h1>v2</h1>\n"), 0o644)
+					},
+					Config: e.artifactConfig(moved),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionDestroyBeforeCreate),
+						plancheck.ExpectKnownValue(site, tfjsonpath.New("files").AtMapKey("index.html"),
+							knownvalue.StringExact("file "+digest.Bytes([]byte("<h1>v2</h1>\n")).String())),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{differs.AddStateValue(site, tfjsonpath.New("digest"))},
+				},
+				{
+					// An exec bit is content too.
+					PreConfig: func() { os.Chmod(filepath.Join(moved, "index.html"), 0o755) },
+					Config:    e.artifactConfig(moved),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionReplace),
+					}},
 				},
 			},
-			{
-				// touch, chmod 644→664, umask-like changes: nothing to do.
-				PreConfig: func() {
-					later := time.Now().Add(time.Hour)
-					os.Chtimes(filepath.Join(e.dir, "index.html"), later, later)
-					os.Chmod(filepath.Join(e.dir, "css/site.css"), 0o664)
-				},
-				Config: e.artifactConfig(e.dir),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectEmptyPlan(),
-				}},
-			},
-			{
-				// The same content elsewhere: updated in place, no new artifact.
-				PreConfig: func() { copyTree(t, e.dir, moved) },
-				Config:    e.artifactConfig(moved),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(site, plancheck.ResourceActionUpdate),
-					plancheck.ExpectKnownValue(site, tfjsonpath.New("digest"), knownvalue.StringExact(v1)),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{sameDigest.AddStateValue(site, tfjsonpath.New("digest"))},
-			},
-			{
-				// A changed file: replaced, with the old → new digest in the plan.
-				PreConfig: func() {
-					os.WriteFile(filepath.Join(moved, "index.html"), []byte("<h1>v2</h1>\n"), 0o644)
-				},
-				Config: e.artifactConfig(moved),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(site, plancheck.ResourceActionDestroyBeforeCreate),
-					plancheck.ExpectKnownValue(site, tfjsonpath.New("files").AtMapKey("index.html"),
-						knownvalue.StringExact("file "+digest.Bytes([]byte("<h1>v2</h1>\n")).String())),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{differs.AddStateValue(site, tfjsonpath.New("digest"))},
-			},
-			{
-				// An exec bit is content too.
-				PreConfig: func() { os.Chmod(filepath.Join(moved, "index.html"), 0o755) },
-				Config:    e.artifactConfig(moved),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(site, plancheck.ResourceActionReplace),
-				}},
-			},
-		},
+		})
 	})
 }
 
@@ -167,15 +168,15 @@ func copyTree(t *testing.T, from, to string) {
 // TestAccArtifact_contentAndFile: a file's digest is filesha256(); inline
 // content's is sha256(); both are stored as one blob.
 func TestAccArtifact_contentAndFile(t *testing.T) {
-	e := newEnv(t)
-	e.write(map[string]string{"lambda.js": "exports.handler = 1\n"})
-	file := filepath.Join(e.dir, "lambda.js")
-	want := digest.Bytes([]byte("exports.handler = 1\n")).String()
-	bin := []byte{0, 1, 2, 255}
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{{
-			Config: e.providerBlock() + fmt.Sprintf(`
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(map[string]string{"lambda.js": "exports.handler = 1\n"})
+		file := filepath.Join(e.dir, "lambda.js")
+		want := digest.Bytes([]byte("exports.handler = 1\n")).String()
+		bin := []byte{0, 1, 2, 255}
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config: e.providerBlock() + fmt.Sprintf(`
 resource "immutable_artifact" "file" {
   source = %q
 }
@@ -191,117 +192,117 @@ resource "immutable_artifact" "bin" {
 output "filesha256" { value = "sha256:${filesha256(%q)}" }
 output "sha256"     { value = "sha256:${sha256("exports.handler = 1\n")}" }
 `, file, base64.StdEncoding.EncodeToString(bin), file),
-			ConfigStateChecks: []statecheck.StateCheck{
-				statecheck.ExpectKnownValue("immutable_artifact.file", tfjsonpath.New("digest"), knownvalue.StringExact(want)),
-				statecheck.ExpectKnownOutputValue("filesha256", knownvalue.StringExact(want)),
-				statecheck.ExpectKnownOutputValue("sha256", knownvalue.StringExact(want)),
-				statecheck.ExpectKnownValue("immutable_artifact.inline", tfjsonpath.New("digest"), knownvalue.StringExact(want)),
-				statecheck.ExpectKnownValue("immutable_artifact.file", tfjsonpath.New("files"), knownvalue.Null()),
-				statecheck.ExpectKnownValue("immutable_artifact.file", tfjsonpath.New("file_count"), knownvalue.Int64Exact(1)),
-				statecheck.ExpectKnownValue("immutable_artifact.secret", tfjsonpath.New("digest"), knownvalue.StringExact(digest.Bytes([]byte("hunter2")).String())),
-				statecheck.ExpectKnownValue("immutable_artifact.bin", tfjsonpath.New("digest"), knownvalue.StringExact(digest.Bytes(bin).String())),
-			},
-			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-				plancheck.ExpectSensitiveValue("immutable_artifact.secret", tfjsonpath.New("sensitive_content")),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_artifact.file", tfjsonpath.New("digest"), knownvalue.StringExact(want)),
+					statecheck.ExpectKnownOutputValue("filesha256", knownvalue.StringExact(want)),
+					statecheck.ExpectKnownOutputValue("sha256", knownvalue.StringExact(want)),
+					statecheck.ExpectKnownValue("immutable_artifact.inline", tfjsonpath.New("digest"), knownvalue.StringExact(want)),
+					statecheck.ExpectKnownValue("immutable_artifact.file", tfjsonpath.New("files"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("immutable_artifact.file", tfjsonpath.New("file_count"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue("immutable_artifact.secret", tfjsonpath.New("digest"), knownvalue.StringExact(digest.Bytes([]byte("hunter2")).String())),
+					statecheck.ExpectKnownValue("immutable_artifact.bin", tfjsonpath.New("digest"), knownvalue.StringExact(digest.Bytes(bin).String())),
+				},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectSensitiveValue("immutable_artifact.secret", tfjsonpath.New("sensitive_content")),
+				}},
+				Check: func(*terraformState) error {
+					s := e.backend()
+					s.Stats.BlobsSkipped.Store(0)
+					// file and inline content share one blob.
+					if ok, _ := s.HasBlob(context.Background(), mustParse(want)); !ok {
+						return fmt.Errorf("blob %s not stored", want)
+					}
+					keys, _ := s.Backend().List(context.Background(), "blobs/")
+					if len(keys) != 3 {
+						return fmt.Errorf("want 3 blobs (one shared), got %v", keys)
+					}
+					return nil
+				},
 			}},
-			Check: func(*terraformState) error {
-				s := e.backend()
-				s.Stats.BlobsSkipped.Store(0)
-				// file and inline content share one blob.
-				if ok, _ := s.HasBlob(context.Background(), mustParse(want)); !ok {
-					return fmt.Errorf("blob %s not stored", want)
-				}
-				keys, _ := s.Backend().List(context.Background(), "blobs/")
-				if len(keys) != 3 {
-					return fmt.Errorf("want 3 blobs (one shared), got %v", keys)
-				}
-				return nil
-			},
-		}},
+		})
 	})
 }
 
 // TestAccArtifact_refreshAfterStoreLoss: a manifest gone from the store
 // drops the artifact from state, and the next plan creates it again.
 func TestAccArtifact_refreshAfterStoreLoss(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	v1 := digestOf(t, e.dir)
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{Config: e.artifactConfig(e.dir)},
-			{
-				PreConfig: func() {
-					if err := os.RemoveAll(filepath.Join(e.store, "trees")); err != nil {
-						t.Fatal(err)
-					}
-				},
-				Config: e.artifactConfig(e.dir),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(site, plancheck.ResourceActionCreate),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue(site, tfjsonpath.New("digest"), knownvalue.StringExact(v1)),
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		v1 := digestOf(t, e.dir)
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: e.artifactConfig(e.dir)},
+				{
+					PreConfig: func() {
+						e.deleteKeys("trees/")
+					},
+					Config: e.artifactConfig(e.dir),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionCreate),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue(site, tfjsonpath.New("digest"), knownvalue.StringExact(v1)),
+					},
 				},
 			},
-		},
+		})
 	})
 }
 
 // TestAccArtifact_verifyOnRefresh: with verify_on_refresh, a tampered blob
 // fails refresh with an error naming the file.
 func TestAccArtifact_verifyOnRefresh(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	cfg := e.providerBlock("verify_on_refresh = true") + fmt.Sprintf("resource \"immutable_artifact\" \"site\" {\n  source = %q\n}\n", e.dir)
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{Config: cfg},
-			{
-				PreConfig: func() {
-					p := filepath.Join(e.store, filepath.FromSlash(store.BlobKey(digest.Bytes([]byte("body{}\n")))))
-					os.Chmod(p, 0o644)
-					os.WriteFile(p, []byte("body{color:red}\n"), 0o644)
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		cfg := e.providerBlock("verify_on_refresh = true") + fmt.Sprintf("resource \"immutable_artifact\" \"site\" {\n  source = %q\n}\n", e.dir)
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: cfg},
+				{
+					PreConfig: func() {
+						e.tamper(store.BlobKey(digest.Bytes([]byte("body{}\n"))), []byte("body{color:red}\n"))
+					},
+					Config:      cfg,
+					ExpectError: regexp.MustCompile(`(?s)Stored artifact is corrupt.*css/site\.css`),
 				},
-				Config:      cfg,
-				ExpectError: regexp.MustCompile(`(?s)Stored artifact is corrupt.*css/site\.css`),
 			},
-		},
+		})
 	})
 }
 
 // TestAccArtifact_import imports by digest; with the same content in
 // config the next plan is an in-place update, never a replacement.
 func TestAccArtifact_import(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	v1 := digestOf(t, e.dir)
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{Config: e.artifactConfig(e.dir)},
-			{
-				ResourceName:            site,
-				ImportState:             true,
-				ImportStateId:           v1,
-				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"source"},
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		v1 := digestOf(t, e.dir)
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: e.artifactConfig(e.dir)},
+				{
+					ResourceName:            site,
+					ImportState:             true,
+					ImportStateId:           v1,
+					ImportStateVerify:       true,
+					ImportStateVerifyIgnore: []string{"source"},
+				},
+				{
+					ResourceName:  site,
+					ImportState:   true,
+					ImportStateId: "sha256:nothex",
+					ExpectError:   regexp.MustCompile(`Import an artifact by its digest`),
+				},
+				{
+					ResourceName:  site,
+					ImportState:   true,
+					ImportStateId: digest.Bytes([]byte("never stored")).String(),
+					ExpectError:   regexp.MustCompile(`Cannot import non-existent remote object`),
+				},
 			},
-			{
-				ResourceName:  site,
-				ImportState:   true,
-				ImportStateId: "sha256:nothex",
-				ExpectError:   regexp.MustCompile(`Import an artifact by its digest`),
-			},
-			{
-				ResourceName:  site,
-				ImportState:   true,
-				ImportStateId: digest.Bytes([]byte("never stored")).String(),
-				ExpectError:   regexp.MustCompile(`Cannot import non-existent remote object`),
-			},
-		},
+		})
 	})
 }
 
@@ -407,76 +408,77 @@ func TestAccArtifact_missingSourceAfterCreateFailsApply(t *testing.T) {
 // TestAccArtifact_archive: a reproducible zip with Lambda's hash, a local
 // copy re-written when missing, and the archive reused, never rebuilt.
 func TestAccArtifact_archive(t *testing.T) {
-	e := newEnv(t)
-	e.write(map[string]string{"index.js": "exports.handler = async () => 'ok'\n", "lib/util.js": "module.exports = 1\n"})
-	out := filepath.Join(filepath.Dir(e.dir), "lambda.zip")
-	cfg := e.artifactConfig(e.dir, `archive = "zip"`, fmt.Sprintf("output_path = %q", out))
-	fileHash := func() (string, string) {
-		b, err := os.ReadFile(out)
-		if err != nil {
-			return "", ""
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(map[string]string{"index.js": "exports.handler = async () => 'ok'\n", "lib/util.js": "module.exports = 1\n"})
+		out := filepath.Join(filepath.Dir(e.dir), "lambda.zip")
+		cfg := e.artifactConfig(e.dir, `archive = "zip"`, fmt.Sprintf("output_path = %q", out))
+		fileHash := func() (string, string) {
+			b, err := os.ReadFile(out)
+			if err != nil {
+				return "", ""
+			}
+			s := sha256.Sum256(b)
+			return hex.EncodeToString(s[:]), base64.StdEncoding.EncodeToString(s[:])
 		}
-		s := sha256.Sum256(b)
-		return hex.EncodeToString(s[:]), base64.StdEncoding.EncodeToString(s[:])
-	}
-	var firstZip string
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{
-				Config: cfg,
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectUnknownValue(site, tfjsonpath.New("archive_sha256")),
-				}},
-				Check: func(s *terraformState) error {
-					hexSum, b64 := fileHash()
-					attrs := s.RootModule().Resources[site].Primary.Attributes
-					if hexSum == "" || attrs["archive_sha256"] != hexSum || attrs["archive_base64sha256"] != b64 {
-						return fmt.Errorf("output %s has sha %s/%s; state says %s/%s", out, hexSum, b64, attrs["archive_sha256"], attrs["archive_base64sha256"])
-					}
-					firstZip = hexSum
-					return nil
+		var firstZip string
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config: cfg,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectUnknownValue(site, tfjsonpath.New("archive_sha256")),
+					}},
+					Check: func(s *terraformState) error {
+						hexSum, b64 := fileHash()
+						attrs := s.RootModule().Resources[site].Primary.Attributes
+						if hexSum == "" || attrs["archive_sha256"] != hexSum || attrs["archive_base64sha256"] != b64 {
+							return fmt.Errorf("output %s has sha %s/%s; state says %s/%s", out, hexSum, b64, attrs["archive_sha256"], attrs["archive_base64sha256"])
+						}
+						firstZip = hexSum
+						return nil
+					},
 				},
-			},
-			{
-				// A fresh CI machine: the copy is gone, the artifact is not.
-				PreConfig: func() { os.Remove(out) },
-				Config:    cfg,
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(site, plancheck.ResourceActionUpdate),
-				}},
-				Check: func(*terraformState) error {
-					if h, _ := fileHash(); h != firstZip {
-						return fmt.Errorf("re-written copy has sha %s, want %s", h, firstZip)
-					}
-					return nil
+				{
+					// A fresh CI machine: the copy is gone, the artifact is not.
+					PreConfig: func() { os.Remove(out) },
+					Config:    cfg,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionUpdate),
+					}},
+					Check: func(*terraformState) error {
+						if h, _ := fileHash(); h != firstZip {
+							return fmt.Errorf("re-written copy has sha %s, want %s", h, firstZip)
+						}
+						return nil
+					},
 				},
-			},
-			{
-				// Another artifact of the same content: the archive is already
-				// stored, so its hash is known at plan.
-				Config: cfg + fmt.Sprintf(`
+				{
+					// Another artifact of the same content: the archive is already
+					// stored, so its hash is known at plan.
+					Config: cfg + fmt.Sprintf(`
 resource "immutable_artifact" "again" {
   source  = %q
   archive = "zip"
 }`, e.dir),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectKnownValue("immutable_artifact.again", tfjsonpath.New("archive_sha256"), knownvalue.StringFunc(func(v string) error {
-						if v != firstZip {
-							return fmt.Errorf("archive_sha256 %s, want %s", v, firstZip)
-						}
-						return nil
-					})),
-				}},
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectKnownValue("immutable_artifact.again", tfjsonpath.New("archive_sha256"), knownvalue.StringFunc(func(v string) error {
+							if v != firstZip {
+								return fmt.Errorf("archive_sha256 %s, want %s", v, firstZip)
+							}
+							return nil
+						})),
+					}},
+				},
+				{
+					// Switching the format replaces the artifact.
+					Config: e.artifactConfig(e.dir, `archive = "tar.gz"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionReplace),
+					}},
+				},
 			},
-			{
-				// Switching the format replaces the artifact.
-				Config: e.artifactConfig(e.dir, `archive = "tar.gz"`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(site, plancheck.ResourceActionReplace),
-				}},
-			},
-		},
+		})
 	})
 }
 

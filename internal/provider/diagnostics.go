@@ -11,7 +11,6 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
 
 // sourceError explains why a source path cannot be read at all.
@@ -36,14 +35,14 @@ func sourceError(p path.Path, src string, err error) diag.Diagnostic {
 func contentError(p path.Path, src string, st *store.Store, err error) diag.Diagnostic {
 	var nameErr *digest.NameError
 	var typeErr *digest.TypeError
-	var writeErr *filestore.WriteError
+	var backendErr store.BackendError
 	var mismatch *store.MismatchError
 	switch {
 	case errors.As(err, &nameErr):
 		return diag.NewAttributeErrorDiagnostic(p, "Unsupported file name", fmt.Sprintf("In %q: %v (an `excludes` glob can leave it out).", src, err))
 	case errors.As(err, &typeErr):
 		return diag.NewAttributeErrorDiagnostic(p, "Unsupported file type", fmt.Sprintf("In %q: %v (an `excludes` glob can leave it out).", src, err))
-	case errors.As(err, &writeErr):
+	case errors.As(err, &backendErr):
 		return storeWriteError(st, err)
 	case errors.As(err, &mismatch):
 		return diag.NewAttributeErrorDiagnostic(p, "Content changed while it was stored",
@@ -58,8 +57,8 @@ func contentError(p path.Path, src string, st *store.Store, err error) diag.Diag
 
 func storeWriteError(st *store.Store, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Cannot write to the store",
-		fmt.Sprintf("%v\n\nCheck the provider's `store` setting (or %s): its directory must be writable by the user running "+
-			"Terraform. Nothing was recorded for this artifact.", err, EnvStore))
+		fmt.Sprintf("%v\n\nCheck the provider's `store` setting (or %s): the user running Terraform must be able to write "+
+			"to it. Nothing was recorded.", err, EnvStore))
 }
 
 func storeReadError(st *store.Store, err error) diag.Diagnostic {

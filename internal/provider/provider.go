@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/function"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
 )
 
@@ -37,6 +39,14 @@ func New(version string) func() provider.Provider {
 type providerModel struct {
 	Store           types.String `tfsdk:"store"`
 	VerifyOnRefresh types.Bool   `tfsdk:"verify_on_refresh"`
+	S3              *s3Model     `tfsdk:"s3"`
+}
+
+type s3Model struct {
+	Region       types.String `tfsdk:"region"`
+	Endpoint     types.String `tfsdk:"endpoint"`
+	UsePathStyle types.Bool   `tfsdk:"use_path_style"`
+	Profile      types.String `tfsdk:"profile"`
 }
 
 // providerData is what resources and data sources get from Configure.
@@ -56,7 +66,8 @@ func providerSchema() schema.Schema {
 		Attributes: map[string]schema.Attribute{
 			"store": schema.StringAttribute{
 				MarkdownDescription: "URL of the content-addressed store. `file://PATH` is a directory on this machine; a relative " +
-					"PATH resolves against the directory Terraform runs in. Defaults to the `" + EnvStore + "` environment variable, " +
+					"PATH resolves against the directory Terraform runs in. `s3://BUCKET/PREFIX` is a bucket of AWS S3 or an " +
+					"S3-compatible store (see the `s3` block). Defaults to the `" + EnvStore + "` environment variable, " +
 					"then to `" + storeurl.Default + "`. A local store serves one machine: when state is shared, share the store too.",
 				Optional: true,
 			},
@@ -64,6 +75,33 @@ func providerSchema() schema.Schema {
 				MarkdownDescription: "Re-read and re-hash every stored blob of each artifact on refresh, and fail naming any blob " +
 					"that no longer matches its digest. Refresh otherwise only checks that each artifact's manifest is present. Default `false`.",
 				Optional: true,
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"s3": schema.SingleNestedBlock{
+				MarkdownDescription: "Settings of an `s3://` store. Each falls back to the standard AWS environment. Credentials " +
+					"always come from the standard AWS chain (environment, shared config and profiles, SSO, web identity, " +
+					"instance roles), never from the configuration or the state.",
+				Attributes: map[string]schema.Attribute{
+					"region": schema.StringAttribute{
+						MarkdownDescription: "The bucket's region. Defaults to `AWS_REGION`, the profile's region, then `us-east-1`.",
+						Optional:            true,
+					},
+					"endpoint": schema.StringAttribute{
+						MarkdownDescription: "URL of an S3-compatible endpoint (MinIO, Ceph RGW, Cloudflare R2, SeaweedFS, " +
+							"Versity, …). Defaults to `AWS_ENDPOINT_URL_S3`, then AWS S3.",
+						Optional: true,
+					},
+					"use_path_style": schema.BoolAttribute{
+						MarkdownDescription: "Address the bucket as `endpoint/bucket` instead of `bucket.endpoint`, as most " +
+							"S3-compatible servers need. Default `false`.",
+						Optional: true,
+					},
+					"profile": schema.StringAttribute{
+						MarkdownDescription: "Name of an AWS shared-config profile. Defaults to `AWS_PROFILE`.",
+						Optional:            true,
+					},
+				},
 			},
 		},
 	}
@@ -92,7 +130,23 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			raw, source = storeurl.Default, "the default store"
 		}
 	}
-	st, err := storeurl.Open(raw)
+	var opts storeurl.Options
+	if cfg.S3 != nil {
+		for name, v := range map[string]attr.Value{"region": cfg.S3.Region, "endpoint": cfg.S3.Endpoint, "use_path_style": cfg.S3.UsePathStyle, "profile": cfg.S3.Profile} {
+			if v.IsUnknown() {
+				resp.Diagnostics.AddAttributeError(path.Root("s3").AtName(name), "Unknown S3 setting",
+					"This setting depends on a value only known after apply; the provider needs it to plan. Use a literal or a variable.")
+			}
+		}
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		opts.S3 = s3store.Settings{
+			Region: cfg.S3.Region.ValueString(), Endpoint: cfg.S3.Endpoint.ValueString(),
+			UsePathStyle: cfg.S3.UsePathStyle.ValueBool(), Profile: cfg.S3.Profile.ValueString(),
+		}
+	}
+	st, err := storeurl.Open(ctx, raw, opts)
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("store"), "Invalid store URL",
 			"Cannot use "+source+": "+err.Error())

@@ -1,13 +1,17 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
@@ -15,7 +19,9 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 // protoV6 runs the provider inside the test process. Under
@@ -27,23 +33,55 @@ var protoV6 = map[string]func() (tfprotov6.ProviderServer, error){
 
 // env is one test's private world: a store and a directory for sources.
 type env struct {
-	t     *testing.T
-	store string // directory of the file:// store
-	dir   string // where sources live
+	t      *testing.T
+	store  string         // directory of a file:// store
+	s3     *testserver.S3 // the server of an s3:// store, else nil
+	bucket string
+	dir    string // where sources live
 }
 
-func newEnv(t *testing.T) *env {
+func requireAcc(t *testing.T) {
 	t.Helper()
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 and TF_ACC_TERRAFORM_PATH (make test does both, with the pinned OpenTofu)")
 	}
+}
+
+// newEnv is an env on a local store.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	requireAcc(t)
 	root := t.TempDir()
 	return &env{t: t, store: filepath.Join(root, "store"), dir: filepath.Join(root, "src")}
 }
 
+// forEachStore runs a test on the local store and on an S3 store served
+// by a real versitygw.
+func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
+	requireAcc(t)
+	t.Run("file", func(t *testing.T) { test(t, newEnv(t)) })
+	t.Run("s3", func(t *testing.T) {
+		srv := testserver.StartS3(t)
+		e := &env{t: t, s3: srv, bucket: srv.NewBucket(t), dir: filepath.Join(t.TempDir(), "src")}
+		test(t, e)
+	})
+}
+
+// storeURL is the env's store as the provider setting names it.
+func (e *env) storeURL() string {
+	if e.s3 != nil {
+		return "s3://" + e.bucket + "/team/releases"
+	}
+	return "file://" + e.store
+}
+
 // providerBlock configures the provider on the env's store.
 func (e *env) providerBlock(extra ...string) string {
-	return fmt.Sprintf("provider \"immutable\" {\n  store = %q\n  %s\n}\n", "file://"+e.store, strings.Join(extra, "\n  "))
+	s3 := ""
+	if e.s3 != nil {
+		s3 = fmt.Sprintf("s3 {\n    endpoint       = %q\n    region         = %q\n    use_path_style = true\n  }", e.s3.Endpoint, e.s3.Region)
+	}
+	return fmt.Sprintf("provider \"immutable\" {\n  store = %q\n  %s\n  %s\n}\n", e.storeURL(), strings.Join(extra, "\n  "), s3)
 }
 
 // write creates files under the env's source dir: name → content, as in
@@ -77,11 +115,69 @@ func digestOf(t *testing.T, dir string) string {
 }
 
 func (e *env) backend() *store.Store {
-	b, err := filestore.New(e.store)
+	var opts storeurl.Options
+	if e.s3 != nil {
+		opts.S3 = e.s3.Settings()
+	}
+	st, err := storeurl.Open(context.Background(), e.storeURL(), opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return store.New(b)
+	return st
+}
+
+// deleteKeys removes objects behind the store's back, as an operator or
+// a lifecycle rule might.
+func (e *env) deleteKeys(prefix string) {
+	e.t.Helper()
+	if e.s3 == nil {
+		if err := os.RemoveAll(filepath.Join(e.store, filepath.FromSlash(prefix))); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	b := e.backend().Backend().(*s3store.Backend)
+	keys, err := b.List(context.Background(), prefix)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, k := range keys {
+		if _, err := b.Client().DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(b.Bucket()), Key: aws.String(b.ObjectKey(k))}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// tamper overwrites an object behind the store's back.
+func (e *env) tamper(key string, data []byte) {
+	e.t.Helper()
+	if e.s3 == nil {
+		p := filepath.Join(e.store, filepath.FromSlash(key))
+		os.Chmod(p, 0o644)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	b := e.backend().Backend().(*s3store.Backend)
+	if _, err := b.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.Bucket()), Key: aws.String(b.ObjectKey(key)), Body: bytes.NewReader(data)}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// read returns an object's bytes.
+func (e *env) read(key string) []byte {
+	e.t.Helper()
+	rc, err := e.backend().Backend().Open(context.Background(), key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
 }
 
 type (

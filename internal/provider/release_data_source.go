@@ -147,7 +147,7 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("version %s vanished while it was read: %w", v, err)
 		}
-		resp.Diagnostics.Append(releaseError(st, name, true, err))
+		resp.Diagnostics.Append(releaseError(st, name, err))
 		return
 	}
 	m.ID = types.StringValue(name + "@" + v)

@@ -222,7 +222,7 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 	p, err := release.PlanVersion(ctx, r.data.store.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString())
 	if err != nil {
-		resp.Diagnostics.Append(releaseError(r.data.store, c.Name, !configVersion.IsNull(), err))
+		resp.Diagnostics.Append(releaseError(r.data.store, c.Name, err))
 		return
 	}
 	plan.setPlanned(c, p)
@@ -287,7 +287,7 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	if plan.Version.IsUnknown() { // inputs were unknown at plan
 		p, err := release.PlanVersion(ctx, st.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString())
 		if err != nil {
-			resp.Diagnostics.Append(releaseError(st, c.Name, explicit, err))
+			resp.Diagnostics.Append(releaseError(st, c.Name, err))
 			return
 		}
 		plan.setPlanned(c, p)
@@ -310,8 +310,11 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 				"free version, or adopts %s if the content is the same.", conflict.Existing.Version, c.Name,
 				conflict.Existing.Digest, plan.Digest.ValueString(), conflict.Existing.Version))
 		return
+	case errors.As(err, &conflict):
+		resp.Diagnostics.Append(releaseError(st, c.Name, err))
+		return
 	case err != nil:
-		resp.Diagnostics.Append(releaseError(st, c.Name, explicit, err))
+		resp.Diagnostics.Append(storeWriteError(st, fmt.Errorf("publishing %s@%s: %w", c.Name, plan.Version.ValueString(), err)))
 		return
 	}
 	plan.PublishedAt = types.StringValue(rec.PublishedAt)
@@ -352,7 +355,7 @@ func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 	if err != nil {
-		resp.Diagnostics.Append(releaseError(r.data.store, name, true, err))
+		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
 		return
 	}
 	if !m.Digest.IsNull() && m.Digest.ValueString() != rec.Digest {
@@ -418,7 +421,7 @@ func (r *ReleaseResource) ImportState(ctx context.Context, req resource.ImportSt
 }
 
 // releaseError turns an error of the release package into a diagnostic.
-func releaseError(st *store.Store, name string, explicit bool, err error) diag.Diagnostic {
+func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	var conflict *release.ConflictError
 	var tampered *release.TamperedError
 	switch {

@@ -3,8 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -49,160 +47,161 @@ func planVersion(v string) plancheck.PlanCheck {
 // publishes 1.0.1 (replace, previous_version 1.0.0); version_bump alone is
 // no replacement; a revert adopts 1.0.0 again with no new record.
 func TestAccRelease_lifecycle(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	var publishedAt string
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{
-				Config: e.releaseConfig(),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
-					planVersion("1.0.0"),
-					plancheck.ExpectKnownValue(rel, tfjsonpath.New("id"), knownvalue.StringExact("web@1.0.0")),
-					plancheck.ExpectKnownValue(rel, tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:[0-9a-f]{64}$`))),
-					plancheck.ExpectUnknownValue(rel, tfjsonpath.New("published_at")),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{
-					version("1.0.0"),
-					statecheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.Null()),
-					statecheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.StringFunc(func(v string) error {
-						publishedAt = v
-						if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`).MatchString(v) {
-							return fmt.Errorf("published_at %q is not RFC 3339 UTC", v)
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		var publishedAt string
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config: e.releaseConfig(),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
+						planVersion("1.0.0"),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("id"), knownvalue.StringExact("web@1.0.0")),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:[0-9a-f]{64}$`))),
+						plancheck.ExpectUnknownValue(rel, tfjsonpath.New("published_at")),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						version("1.0.0"),
+						statecheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.Null()),
+						statecheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.StringFunc(func(v string) error {
+							publishedAt = v
+							if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`).MatchString(v) {
+								return fmt.Errorf("published_at %q is not RFC 3339 UTC", v)
+							}
+							return nil
+						})),
+					},
+				},
+				{
+					Config: e.releaseConfig(),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectEmptyPlan(),
+					}},
+				},
+				{
+					PreConfig: func() { e.write(map[string]string{"index.html": "<h1>v2</h1>\n"}) },
+					Config:    e.releaseConfig(),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						planVersion("1.0.1"),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.0")),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{version("1.0.1")},
+				},
+				{
+					// version_bump alone changes no content: no replacement.
+					Config: e.releaseConfig(`version_bump = "minor"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
+						planVersion("1.0.1"),
+					}},
+				},
+				{
+					// git revert: the content of 1.0.0 again adopts 1.0.0.
+					PreConfig: func() { e.write(siteFiles) },
+					Config:    e.releaseConfig(`version_bump = "minor"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						planVersion("1.0.0"),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.StringFunc(func(v string) error {
+							if v != publishedAt {
+								return fmt.Errorf("adopted published_at %q, want the original %q", v, publishedAt)
+							}
+							return nil
+						})),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{version("1.0.0")},
+					Check: func(*terraformState) error {
+						vs, _ := release.List(context.Background(), e.backend().Backend(), "web")
+						if len(vs) != 2 {
+							return fmt.Errorf("published versions %v, want 1.0.0 and 1.0.1 only", vs)
 						}
 						return nil
-					})),
+					},
+				},
+				{
+					// A new change after the revert bumps from the highest, by minor.
+					PreConfig: func() { e.write(map[string]string{"index.html": "<h1>v3</h1>\n"}) },
+					Config:    e.releaseConfig(`version_bump = "minor"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						planVersion("1.1.0"),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.1")),
+					}},
 				},
 			},
-			{
-				Config: e.releaseConfig(),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectEmptyPlan(),
-				}},
-			},
-			{
-				PreConfig: func() { e.write(map[string]string{"index.html": "<h1>v2</h1>\n"}) },
-				Config:    e.releaseConfig(),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
-					planVersion("1.0.1"),
-					plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.0")),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{version("1.0.1")},
-			},
-			{
-				// version_bump alone changes no content: no replacement.
-				Config: e.releaseConfig(`version_bump = "minor"`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
-					planVersion("1.0.1"),
-				}},
-			},
-			{
-				// git revert: the content of 1.0.0 again adopts 1.0.0.
-				PreConfig: func() { e.write(siteFiles) },
-				Config:    e.releaseConfig(`version_bump = "minor"`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
-					planVersion("1.0.0"),
-					plancheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.StringFunc(func(v string) error {
-						if v != publishedAt {
-							return fmt.Errorf("adopted published_at %q, want the original %q", v, publishedAt)
-						}
-						return nil
-					})),
-				}},
-				ConfigStateChecks: []statecheck.StateCheck{version("1.0.0")},
-				Check: func(*terraformState) error {
-					vs, _ := release.List(context.Background(), e.backend().Backend(), "web")
-					if len(vs) != 2 {
-						return fmt.Errorf("published versions %v, want 1.0.0 and 1.0.1 only", vs)
-					}
-					return nil
-				},
-			},
-			{
-				// A new change after the revert bumps from the highest, by minor.
-				PreConfig: func() { e.write(map[string]string{"index.html": "<h1>v3</h1>\n"}) },
-				Config:    e.releaseConfig(`version_bump = "minor"`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					planVersion("1.1.0"),
-					plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.1")),
-				}},
-			},
-		},
+		})
 	})
 }
 
 // TestAccRelease_explicitVersions: an explicit version wins over adoption,
 // backports are fine, and a version taken by other content is refused.
 func TestAccRelease_explicitVersions(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{Config: e.releaseConfig(`version = "2.0.0"`), ConfigStateChecks: []statecheck.StateCheck{version("2.0.0")}},
-			{
-				// Same content, explicit backport: a new record at 1.4.3.
-				Config: e.releaseConfig(`version = "1.4.3"`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
-					planVersion("1.4.3"),
-					plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.Null()),
-				}},
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: e.releaseConfig(`version = "2.0.0"`), ConfigStateChecks: []statecheck.StateCheck{version("2.0.0")}},
+				{
+					// Same content, explicit backport: a new record at 1.4.3.
+					Config: e.releaseConfig(`version = "1.4.3"`),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						planVersion("1.4.3"),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.Null()),
+					}},
+				},
+				{
+					PreConfig:   func() { e.write(map[string]string{"index.html": "<h1>other</h1>\n"}) },
+					Config:      e.releaseConfig(`version = "2.0.0"`),
+					ExpectError: regexp.MustCompile(`(?s)Version already published.*version 2\.0\.0 of release "web" is already\s+published with digest\s+sha256:[0-9a-f]{64}.*versions are immutable`),
+				},
 			},
-			{
-				PreConfig:   func() { e.write(map[string]string{"index.html": "<h1>other</h1>\n"}) },
-				Config:      e.releaseConfig(`version = "2.0.0"`),
-				ExpectError: regexp.MustCompile(`(?s)Version already published.*version 2\.0\.0 of release "web" is already\s+published with digest\s+sha256:[0-9a-f]{64}.*versions are immutable`),
-			},
-		},
+		})
 	})
 }
 
 // TestAccRelease_importAndRefresh: import by name@version; a deleted
 // record leaves state; a tampered one is an error naming it.
 func TestAccRelease_importAndRefresh(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	record := func() string { return filepath.Join(e.store, filepath.FromSlash(release.VersionKey("web", "1.0.0"))) }
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			{Config: e.releaseConfig()},
-			{
-				ResourceName:            rel,
-				ImportState:             true,
-				ImportStateId:           "web@1.0.0",
-				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"version_bump"},
-			},
-			{ResourceName: rel, ImportState: true, ImportStateId: "web", ExpectError: regexp.MustCompile(`Import a release as name@version`)},
-			{ResourceName: rel, ImportState: true, ImportStateId: "Web@1.0.0", ExpectError: regexp.MustCompile(`not a valid release name`)},
-			{ResourceName: rel, ImportState: true, ImportStateId: "web@9.9.9", ExpectError: regexp.MustCompile(`Cannot import non-existent remote object`)},
-			{
-				// Tampering: the record no longer matches its digest.
-				PreConfig: func() {
-					raw, _ := os.ReadFile(record())
-					os.Chmod(record(), 0o644)
-					os.WriteFile(record(), []byte(strings.Replace(string(raw), "production", "staging", 1)), 0o644)
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		record := release.VersionKey("web", "1.0.0")
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: e.releaseConfig()},
+				{
+					ResourceName:            rel,
+					ImportState:             true,
+					ImportStateId:           "web@1.0.0",
+					ImportStateVerify:       true,
+					ImportStateVerifyIgnore: []string{"version_bump"},
 				},
-				Config:      e.releaseConfig(),
-				ExpectError: regexp.MustCompile(`(?s)Release record altered.*releases/web/versions/1\.0\.0`),
+				{ResourceName: rel, ImportState: true, ImportStateId: "web", ExpectError: regexp.MustCompile(`Import a release as name@version`)},
+				{ResourceName: rel, ImportState: true, ImportStateId: "Web@1.0.0", ExpectError: regexp.MustCompile(`not a valid release name`)},
+				{ResourceName: rel, ImportState: true, ImportStateId: "web@9.9.9", ExpectError: regexp.MustCompile(`Cannot import non-existent remote object`)},
+				{
+					// Tampering: the record no longer matches its digest.
+					PreConfig: func() {
+						e.tamper(record, []byte(strings.Replace(string(e.read(record)), "production", "staging", 1)))
+					},
+					Config:      e.releaseConfig(),
+					ExpectError: regexp.MustCompile(`(?s)Release record altered.*releases/web/versions/1\.0\.0`),
+				},
+				{
+					// Gone: removed from state, published again on the next apply.
+					PreConfig: func() { e.deleteKeys(record) },
+					Config:    e.releaseConfig(),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
+						planVersion("1.0.0"),
+					}},
+				},
 			},
-			{
-				// Gone: removed from state, published again on the next apply.
-				PreConfig: func() { os.Remove(record()) },
-				Config:    e.releaseConfig(),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
-					planVersion("1.0.0"),
-				}},
-			},
-		},
+		})
 	})
 }
 
@@ -242,15 +241,15 @@ func TestAccRelease_badInput(t *testing.T) {
 // TestAccReleaseDataSources: every lookup form, against versions
 // published by the resource.
 func TestAccReleaseDataSources(t *testing.T) {
-	e := newEnv(t)
-	e.write(siteFiles)
-	publish := func(v string) resource.TestStep {
-		return resource.TestStep{
-			PreConfig: func() { e.write(map[string]string{"index.html": v}) },
-			Config:    e.releaseConfig(fmt.Sprintf("version = %q", v)),
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		publish := func(v string) resource.TestStep {
+			return resource.TestStep{
+				PreConfig: func() { e.write(map[string]string{"index.html": v}) },
+				Config:    e.releaseConfig(fmt.Sprintf("version = %q", v)),
+			}
 		}
-	}
-	lookups := e.providerBlock() + `
+		lookups := e.providerBlock() + `
 data "immutable_release" "latest"   { name = "web" }
 data "immutable_release" "exact"    {
   name = "web"
@@ -279,44 +278,45 @@ data "immutable_releases" "one_x"   {
 }
 data "immutable_artifact" "site"    { digest = data.immutable_release.exact.artifacts["site"] }
 `
-	str := func(addr string, attr any, want string) statecheck.StateCheck {
-		p, ok := attr.(tfjsonpath.Path)
-		if !ok {
-			p = tfjsonpath.New(attr.(string))
+		str := func(addr string, attr any, want string) statecheck.StateCheck {
+			p, ok := attr.(tfjsonpath.Path)
+			if !ok {
+				p = tfjsonpath.New(attr.(string))
+			}
+			return statecheck.ExpectKnownValue(addr, p, knownvalue.StringExact(want))
 		}
-		return statecheck.ExpectKnownValue(addr, p, knownvalue.StringExact(want))
-	}
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
-		Steps: []resource.TestStep{
-			publish("1.0.0"), publish("1.4.2"), publish("1.10.0"), publish("2.0.0-rc.1"),
-			{
-				Config: lookups,
-				ConfigStateChecks: []statecheck.StateCheck{
-					str("data.immutable_release.latest", "resolved_version", "1.10.0"),
-					str("data.immutable_release.exact", "resolved_version", "1.4.2"),
-					str("data.immutable_release.exact", "previous_version", "1.0.0"),
-					str("data.immutable_release.exact", tfjsonpath.New("metadata").AtMapKey("environment"), "production"),
-					str("data.immutable_release.pessimistic", "resolved_version", "1.10.0"),
-					str("data.immutable_release.range", "resolved_version", "1.0.0"),
-					str("data.immutable_release.rc", "resolved_version", "2.0.0-rc.1"),
-					str("data.immutable_release.with_pre", "resolved_version", "2.0.0-rc.1"),
-					str("data.immutable_releases.all", "latest", "1.10.0"),
-					statecheck.ExpectKnownValue("data.immutable_releases.all", tfjsonpath.New("versions"), knownvalue.ListSizeExact(3)),
-					str("data.immutable_releases.all", tfjsonpath.New("versions").AtSliceIndex(1).AtMapKey("version"), "1.4.2"),
-					statecheck.ExpectKnownValue("data.immutable_releases.one_x", tfjsonpath.New("versions"), knownvalue.ListSizeExact(3)),
-					str("data.immutable_artifact.site", "kind", "directory"),
-					statecheck.ExpectKnownValue("data.immutable_artifact.site", tfjsonpath.New("file_count"), knownvalue.Int64Exact(3)),
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				publish("1.0.0"), publish("1.4.2"), publish("1.10.0"), publish("2.0.0-rc.1"),
+				{
+					Config: lookups,
+					ConfigStateChecks: []statecheck.StateCheck{
+						str("data.immutable_release.latest", "resolved_version", "1.10.0"),
+						str("data.immutable_release.exact", "resolved_version", "1.4.2"),
+						str("data.immutable_release.exact", "previous_version", "1.0.0"),
+						str("data.immutable_release.exact", tfjsonpath.New("metadata").AtMapKey("environment"), "production"),
+						str("data.immutable_release.pessimistic", "resolved_version", "1.10.0"),
+						str("data.immutable_release.range", "resolved_version", "1.0.0"),
+						str("data.immutable_release.rc", "resolved_version", "2.0.0-rc.1"),
+						str("data.immutable_release.with_pre", "resolved_version", "2.0.0-rc.1"),
+						str("data.immutable_releases.all", "latest", "1.10.0"),
+						statecheck.ExpectKnownValue("data.immutable_releases.all", tfjsonpath.New("versions"), knownvalue.ListSizeExact(3)),
+						str("data.immutable_releases.all", tfjsonpath.New("versions").AtSliceIndex(1).AtMapKey("version"), "1.4.2"),
+						statecheck.ExpectKnownValue("data.immutable_releases.one_x", tfjsonpath.New("versions"), knownvalue.ListSizeExact(3)),
+						str("data.immutable_artifact.site", "kind", "directory"),
+						statecheck.ExpectKnownValue("data.immutable_artifact.site", tfjsonpath.New("file_count"), knownvalue.Int64Exact(3)),
+					},
+				},
+				{
+					Config:      e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"~> 3.0\"\n}\n",
+					ExpectError: regexp.MustCompile(`(?s)No matching version.*"~> 3.0".*newest\s+first: 2\.0\.0-rc\.1, 1\.10\.0, 1\.4\.2, 1\.0\.0`),
+				},
+				{
+					Config:      e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"1.4.9\"\n}\n",
+					ExpectError: regexp.MustCompile(`(?s)No matching version.*"1.4.9"`),
 				},
 			},
-			{
-				Config:      e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"~> 3.0\"\n}\n",
-				ExpectError: regexp.MustCompile(`(?s)No matching version.*"~> 3.0".*newest\s+first: 2\.0\.0-rc\.1, 1\.10\.0, 1\.4\.2, 1\.0\.0`),
-			},
-			{
-				Config:      e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"1.4.9\"\n}\n",
-				ExpectError: regexp.MustCompile(`(?s)No matching version.*"1.4.9"`),
-			},
-		},
+		})
 	})
 }

@@ -89,7 +89,7 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 	for _, v := range matched {
 		rec, err := release.Get(ctx, st.Backend(), name, v.Original())
 		if err != nil {
-			resp.Diagnostics.Append(releaseError(st, name, true, err))
+			resp.Diagnostics.Append(releaseError(st, name, err))
 			return
 		}
 		elems = append(elems, types.ObjectValueMust(releaseVersionType.AttrTypes, map[string]attr.Value{

@@ -35,6 +35,14 @@ var ErrNotFound = errors.New("not found in the store")
 // object, which is left as it was.
 var ErrExists = errors.New("already exists in the store")
 
+// BackendError is implemented by errors of a backend itself (the store's
+// directory, its server, its credentials), as opposed to errors of the
+// content being stored, so that callers can say which setting to check.
+type BackendError interface {
+	error
+	BackendError()
+}
+
 // Backend holds write-once objects.
 type Backend interface {
 	// Create writes everything r yields to key, atomically and only if key

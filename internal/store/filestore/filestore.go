@@ -72,6 +72,9 @@ func (e *WriteError) Error() string {
 
 func (e *WriteError) Unwrap() error { return e.Err }
 
+// BackendError marks it as a store.BackendError.
+func (e *WriteError) BackendError() {}
+
 // Create implements store.Backend.
 func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err error) {
 	final, err := b.path(key)

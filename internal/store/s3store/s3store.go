@@ -152,6 +152,9 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// BackendError marks it as a store.BackendError.
+func (e *Error) BackendError() {}
+
 func (b *Backend) wrap(op, key string, err error) error {
 	if err == nil {
 		return nil

@@ -1,6 +1,7 @@
 package storeurl
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +13,10 @@ func TestOpen(t *testing.T) {
 		"file://.immutable":     "file://" + filepath.Join(wd, ".immutable"),
 		"file:///var/lib/x":     "file:///var/lib/x",
 		"file://localhost/tmp/": "file:///tmp",
+		"s3://bucket":           "s3://bucket",
+		"s3://bucket/a/b/":      "s3://bucket/a/b",
 	} {
-		s, err := Open(raw)
+		s, err := Open(context.Background(), raw, Options{})
 		if err != nil || s.String() != want {
 			t.Errorf("Open(%q) = %v, %v; want %s", raw, s, err, want)
 		}
@@ -22,8 +25,10 @@ func TestOpen(t *testing.T) {
 		"ftp://host/x": `unknown scheme "ftp://"`,
 		"/just/a/path": "not a store URL",
 		"file://":      "names no directory",
+		"s3://":        "names no bucket",
+		"s3://b/../x":  "unclean prefix",
 	} {
-		if _, err := Open(raw); err == nil || !strings.Contains(err.Error(), msg) {
+		if _, err := Open(context.Background(), raw, Options{}); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("Open(%q) error = %v; want it to say %q", raw, err, msg)
 		}
 	}
