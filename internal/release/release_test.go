@@ -14,6 +14,8 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 func backend(t *testing.T) *filestore.Backend {
@@ -88,8 +90,26 @@ func TestPublishIsWriteOnce(t *testing.T) {
 	}
 }
 
+// eachBackend runs a test on the local store and on a real S3 server.
+func eachBackend(t *testing.T, test func(t *testing.T, b store.Backend)) {
+	t.Run("file", func(t *testing.T) { test(t, backend(t)) })
+	t.Run("s3", func(t *testing.T) {
+		srv := testserver.StartS3(t)
+		b, err := s3store.New(ctx, srv.NewBucket(t), "releases-test", srv.Settings())
+		if err != nil {
+			t.Fatal(err)
+		}
+		test(t, b)
+	})
+}
+
+// TestConcurrentPublishers: 32 publishers of the same version with
+// different content: exactly one record, 31 clear conflicts.
 func TestConcurrentPublishers(t *testing.T) {
-	b := backend(t)
+	eachBackend(t, testConcurrentPublishers)
+}
+
+func testConcurrentPublishers(t *testing.T, b store.Backend) {
 	var wg sync.WaitGroup
 	errs := make([]error, 32)
 	for i := range errs {
@@ -101,19 +121,58 @@ func TestConcurrentPublishers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	ok := 0
-	for _, err := range errs {
+	ok, winner := 0, -1
+	for i, err := range errs {
 		var conflict *ConflictError
 		switch {
 		case err == nil:
-			ok++
-		case !errors.As(err, &conflict):
+			ok, winner = ok+1, i
+		case !errors.As(err, &conflict) || !strings.Contains(err.Error(), "is already published with digest"):
 			t.Fatalf("unexpected error: %v", err)
 		}
 	}
 	if ok != 1 {
 		t.Fatalf("%d publishers succeeded, want exactly 1", ok)
 	}
+	rec, err := Get(ctx, b, "web", "2.0.0")
+	want := content(digest.Bytes([]byte(fmt.Sprint(winner))).String())
+	want.Metadata = nil
+	if err != nil || rec.Digest != want.Digest().String() {
+		t.Fatalf("the record holds %v (%v), not the winner's content", rec, err)
+	}
+}
+
+// TestListManyVersions: more versions than one S3 list page.
+func TestListManyVersions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b store.Backend) {
+		const n = 1001
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 16)
+		for i := range n {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				c := content(digest.Bytes([]byte(fmt.Sprint(i))).String())
+				if _, err := Publish(ctx, b, &Record{Name: "web", Version: fmt.Sprintf("1.%d.0", i), Artifacts: c.Artifacts}, now); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		vs, err := List(ctx, b, "web")
+		if err != nil || len(vs) != n {
+			t.Fatalf("listed %d versions (%v), want %d", len(vs), err, n)
+		}
+		if vs[0].Original() != "1.0.0" || vs[n-1].Original() != "1.1000.0" {
+			t.Fatalf("order: first %s, last %s", vs[0].Original(), vs[n-1].Original())
+		}
+		p, err := PlanVersion(ctx, b, content(a1), "", "patch")
+		if err != nil || p.Version != "1.1000.1" {
+			t.Fatalf("next version after 1,001: %+v %v", p, err)
+		}
+	})
 }
 
 func TestTamperDetected(t *testing.T) {

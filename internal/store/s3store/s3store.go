@@ -177,8 +177,7 @@ func (b *Backend) wrap(op, key string, err error) error {
 			e.Reason = fmt.Sprintf("the credentials were rejected by %s (%s)", b.endpoint, api.ErrorCode())
 			e.Hint = "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `s3.profile`, and that the session is not expired."
 		case "AccessDenied", "Forbidden":
-			e.Reason = fmt.Sprintf("access denied by %s", b.endpoint)
-			e.Hint = "Plans need s3:GetObject and s3:ListBucket on the store's prefix; applies also s3:PutObject (see the S3 guide)."
+			e.Reason, e.Hint = b.denied()
 		default:
 			e.Reason = fmt.Sprintf("%s: %s", api.ErrorCode(), api.ErrorMessage())
 			e.Hint = "Check the provider's `store` and `s3` settings."
@@ -189,13 +188,20 @@ func (b *Backend) wrap(op, key string, err error) error {
 	default:
 		var re interface{ HTTPStatusCode() int }
 		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
-			e.Reason = fmt.Sprintf("access denied by %s", b.endpoint)
-			e.Hint = "Check the credentials and the IAM policy (see the S3 guide)."
+			e.Reason, e.Hint = b.denied()
 		} else {
 			e.Hint = "Check the provider's `store` and `s3` settings."
 		}
 	}
 	return e
+}
+
+// denied explains a 403, which S3 gives both for wrong credentials (on a
+// HEAD, with no body to tell) and for missing permissions.
+func (b *Backend) denied() (reason, hint string) {
+	return fmt.Sprintf("access denied by %s: the credentials are wrong or lack permission", b.endpoint),
+		"Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `s3.profile`. Plans need s3:GetObject and " +
+			"s3:ListBucket on the store's prefix; applies also s3:PutObject (see the S3 guide)."
 }
 
 func isCode(err error, codes ...string) bool {

@@ -3,7 +3,14 @@ package s3store_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -34,4 +41,175 @@ func TestConformance(t *testing.T) {
 			}
 		},
 	})
+}
+
+func newBackend(t *testing.T, srv *testserver.S3, bucket string, s s3store.Settings) *s3store.Backend {
+	t.Helper()
+	b, err := s3store.New(context.Background(), bucket, "p", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestBadSettings: wrong credentials, a missing bucket and an unreachable
+// endpoint each fail fast with an error that names what to check.
+func TestBadSettings(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+
+	t.Run("wrong credentials", func(t *testing.T) {
+		srv.Env(t)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+		_, err := newBackend(t, srv, bucket, srv.Settings()).Exists(ctx, "blobs/x")
+		var e *s3store.Error
+		if !errors.As(err, &e) || !strings.Contains(err.Error(), "credentials") || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+			t.Fatalf("want a credentials error, got %v", err)
+		}
+		// With a body (a write), the server says which: rejected credentials.
+		err = newBackend(t, srv, bucket, srv.Settings()).Create(ctx, "blobs/x", strings.NewReader("x"))
+		if !errors.As(err, &e) || !strings.Contains(err.Error(), "credentials") {
+			t.Fatalf("want a credentials error on write, got %v", err)
+		}
+	})
+	t.Run("missing bucket", func(t *testing.T) {
+		srv.Env(t)
+		b := newBackend(t, srv, "no-such-bucket", srv.Settings())
+		for name, op := range map[string]func() error{
+			"exists": func() error { _, err := b.Exists(ctx, "blobs/x"); return err },
+			"list":   func() error { _, err := b.List(ctx, "releases/"); return err },
+			"open":   func() error { _, err := b.Open(ctx, "blobs/x"); return err },
+			"create": func() error { return b.Create(ctx, "blobs/x", strings.NewReader("x")) },
+		} {
+			err := op()
+			if err == nil || !strings.Contains(err.Error(), `the bucket "no-such-bucket" does not exist`) || !strings.Contains(err.Error(), "`store`") {
+				t.Errorf("%s: want a missing-bucket error naming the setting, got %v", name, err)
+			}
+		}
+	})
+	t.Run("unreachable endpoint", func(t *testing.T) {
+		srv.Env(t)
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := l.Addr().String()
+		l.Close() // nothing listens there now
+		s := srv.Settings()
+		s.Endpoint = "http://" + addr
+		start := time.Now()
+		_, err := newBackend(t, srv, bucket, s).Exists(ctx, "blobs/x")
+		if err == nil || !strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), "s3.endpoint") {
+			t.Fatalf("want an unreachable-endpoint error, got %v", err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("gave up after %v: retries are not bounded", d)
+		}
+	})
+}
+
+// TestCancelStopsAHungRequest: a server that accepts and never answers
+// cannot hold an apply once Terraform cancels (Ctrl-C).
+func TestCancelStopsAHungRequest(t *testing.T) {
+	srv := testserver.StartS3(t)
+	srv.Env(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	s := srv.Settings()
+	s.Endpoint = "http://" + l.Addr().String()
+	b := newBackend(t, srv, "bucket", s)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	err = b.Create(ctx, "blobs/x", bytes.NewReader(bytes.Repeat([]byte("x"), 20<<20)))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cancel took %v", d)
+	}
+}
+
+// stallingReader yields one part's worth, then waits for release.
+type stallingReader struct {
+	sent    int
+	stalled chan struct{}
+	release chan struct{}
+}
+
+func (r *stallingReader) Read(p []byte) (int, error) {
+	if r.sent >= s3store.PartSize+1 {
+		close(r.stalled)
+		<-r.release
+		return 0, io.EOF
+	}
+	n := min(len(p), s3store.PartSize+1-r.sent)
+	for i := range p[:n] {
+		p[i] = 'y'
+	}
+	r.sent += n
+	return n, nil
+}
+
+// TestServerStoppedMidUpload: the server dies during a multipart upload:
+// the write fails clearly, nothing is visible after a restart, and the
+// same write then completes.
+func TestServerStoppedMidUpload(t *testing.T) {
+	srv := testserver.StartS3(t)
+	b := newBackend(t, srv, srv.NewBucket(t), srv.Settings())
+	ctx := context.Background()
+	r := &stallingReader{stalled: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- b.Create(ctx, "blobs/big", r) }()
+	<-r.stalled // the first part is uploaded; the second is being read
+	srv.Stop()
+	close(r.release)
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Fatalf("want a clear error, got %v", err)
+	}
+	srv.Start()
+	if ok, err := b.Exists(ctx, "blobs/big"); ok || err != nil {
+		t.Fatalf("after restart: exists=%v err=%v", ok, err)
+	}
+	if err := b.Create(ctx, "blobs/big", bytes.NewReader(bytes.Repeat([]byte("y"), s3store.PartSize+1))); err != nil {
+		t.Fatalf("re-run after restart: %v", err)
+	}
+}
+
+// TestListPaginates: more than 1,000 keys under one prefix (one
+// ListObjectsV2 page) are all listed.
+func TestListPaginates(t *testing.T) {
+	srv := testserver.StartS3(t)
+	b := newBackend(t, srv, srv.NewBucket(t), srv.Settings())
+	ctx := context.Background()
+	const n = 1234
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := b.Create(ctx, fmt.Sprintf("releases/app/versions/1.0.%d", i), strings.NewReader("x")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	keys, err := b.List(ctx, "releases/app/versions/")
+	if err != nil || len(keys) != n {
+		t.Fatalf("listed %d keys (%v), want %d", len(keys), err, n)
+	}
 }
