@@ -56,14 +56,25 @@ func contentError(p path.Path, src string, st *store.Store, err error) diag.Diag
 }
 
 func storeWriteError(st *store.Store, err error) diag.Diagnostic {
-	return diag.NewErrorDiagnostic("Cannot write to the store",
-		fmt.Sprintf("%v\n\nCheck the provider's `store` setting (or %s): the user running Terraform must be able to write "+
-			"to it. Nothing was recorded.", err, EnvStore))
+	hint := fmt.Sprintf("Check the provider's `store` setting (or %s): the user running Terraform must be able to write to it. ", EnvStore)
+	if hasHint(err) {
+		hint = ""
+	}
+	return diag.NewErrorDiagnostic("Cannot write to the store", fmt.Sprintf("%v\n\n%sNothing was recorded.", err, hint))
 }
 
 func storeReadError(st *store.Store, err error) diag.Diagnostic {
-	return diag.NewErrorDiagnostic("Cannot read the store",
-		fmt.Sprintf("Reading %s failed: %v\n\nCheck the provider's `store` setting (or %s).", st, err, EnvStore))
+	hint := fmt.Sprintf("\n\nCheck the provider's `store` setting (or %s).", EnvStore)
+	if hasHint(err) {
+		hint = ""
+	}
+	return diag.NewErrorDiagnostic("Cannot read the store", fmt.Sprintf("Reading %s failed: %v%s", st, err, hint))
+}
+
+// hasHint reports whether err already says which setting to check.
+func hasHint(err error) bool {
+	var be store.BackendError
+	return errors.As(err, &be)
 }
 
 // corruptError reports an artifact whose stored content fails verification.

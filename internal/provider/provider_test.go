@@ -33,11 +33,12 @@ var protoV6 = map[string]func() (tfprotov6.ProviderServer, error){
 
 // env is one test's private world: a store and a directory for sources.
 type env struct {
-	t      *testing.T
-	store  string         // directory of a file:// store
-	s3     *testserver.S3 // the server of an s3:// store, else nil
-	bucket string
-	dir    string // where sources live
+	t        *testing.T
+	store    string         // directory of a file:// store
+	s3       *testserver.S3 // the server of an s3:// store, else nil
+	bucket   string
+	endpoint string // overrides the server's endpoint in the config
+	dir      string // where sources live
 }
 
 func requireAcc(t *testing.T) {
@@ -79,7 +80,11 @@ func (e *env) storeURL() string {
 func (e *env) providerBlock(extra ...string) string {
 	s3 := ""
 	if e.s3 != nil {
-		s3 = fmt.Sprintf("s3 {\n    endpoint       = %q\n    region         = %q\n    use_path_style = true\n  }", e.s3.Endpoint, e.s3.Region)
+		endpoint := e.s3.Endpoint
+		if e.endpoint != "" {
+			endpoint = e.endpoint
+		}
+		s3 = fmt.Sprintf("s3 {\n    endpoint       = %q\n    region         = %q\n    use_path_style = true\n  }", endpoint, e.s3.Region)
 	}
 	return fmt.Sprintf("provider \"immutable\" {\n  store = %q\n  %s\n  %s\n}\n", e.storeURL(), strings.Join(extra, "\n  "), s3)
 }

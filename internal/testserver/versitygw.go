@@ -74,8 +74,12 @@ func (s *S3) Start() {
 	if s.cmd != nil {
 		return
 	}
+	iam := filepath.Join(filepath.Dir(s.root), "iam")
+	if err := os.MkdirAll(iam, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
 	cmd := exec.Command(s.bin, "--port", s.addr, "--access", s.AccessKey, "--secret", s.SecretKey,
-		"--region", s.Region, "--quiet", "posix", s.root)
+		"--region", s.Region, "--iam-dir", iam, "--quiet", "posix", s.root)
 	logf, err := os.Create(filepath.Join(filepath.Dir(s.root), fmt.Sprintf("versitygw-%d.log", time.Now().UnixNano())))
 	if err != nil {
 		s.t.Fatal(err)
@@ -144,4 +148,27 @@ func (s *S3) NewBucket(t testing.TB) string {
 		t.Fatalf("creating bucket %s: %v", name, err)
 	}
 	return name
+}
+
+// AddReader creates a user that may only read and list bucket (the least
+// a plan needs) and returns its access key and secret.
+func (s *S3) AddReader(t testing.TB, bucket string) (access, secret string) {
+	t.Helper()
+	access, secret = "reader-"+bucket, "reader-secret-"+bucket
+	out, err := exec.Command(s.bin, "admin", "--access", s.AccessKey, "--secret", s.SecretKey, "--endpoint-url", s.Endpoint,
+		"create-user", "--access", access, "--secret", secret, "--role", "user").CombinedOutput()
+	if err != nil {
+		t.Fatalf("creating a read-only user: %v\n%s", err, out)
+	}
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":[%q]},`+
+		`"Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::%s","arn:aws:s3:::%s/*"]}]}`, access, bucket, bucket)
+	s.Env(t)
+	b, err := s3store.New(context.Background(), bucket, "", s.Settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Client().PutBucketPolicy(context.Background(), &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(policy)}); err != nil {
+		t.Fatalf("granting read access: %v", err)
+	}
+	return access, secret
 }
