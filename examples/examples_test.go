@@ -4,6 +4,7 @@
 package examples
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 func cli(t *testing.T) string {
@@ -120,6 +124,27 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAccS3Example validates examples/s3 and applies it on a real S3
+// server, with the endpoint given as the example's variable.
+func TestAccS3Example(t *testing.T) {
+	cli(t)
+	cfg := mirror(t)
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	dir := filepath.Join(t.TempDir(), "s3")
+	copyDir(t, "s3", dir)
+	must(t, dir, cfg, "init", "-input=false")
+	must(t, dir, cfg, "validate")
+	vars := []string{"-var", "store=s3://" + bucket + "/web", "-var", "s3_endpoint=" + srv.Endpoint, "-var", "s3_region=" + srv.Region}
+	must(t, dir, cfg, append([]string{"apply", "-input=false", "-auto-approve"}, vars...)...)
+	if out, code := run(t, dir, cfg, append([]string{"plan", "-input=false", "-detailed-exitcode"}, vars...)...); code != 0 {
+		t.Fatalf("plan after apply is not empty (exit %d)\n%s", code, out)
+	}
+	if v := output(t, dir, cfg, "release"); v != "web@1.0.0" {
+		t.Fatalf("release %s", v)
 	}
 }
 
@@ -242,7 +267,32 @@ func TestAccRollback(t *testing.T) {
 func TestAccReleaseRace(t *testing.T) {
 	cli(t)
 	cfg := mirror(t)
-	store := filepath.Join(t.TempDir(), "store")
+	t.Run("file", func(t *testing.T) {
+		store := filepath.Join(t.TempDir(), "store")
+		testRace(t, cfg, fmt.Sprintf("store = %q", "file://"+store), func(name string) []string {
+			v, _ := filepath.Glob(filepath.Join(store, "releases", name, "versions", "*"))
+			return v
+		})
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := testserver.StartS3(t)
+		bucket := srv.NewBucket(t)
+		b, err := s3store.New(context.Background(), bucket, "race", srv.Settings())
+		if err != nil {
+			t.Fatal(err)
+		}
+		settings := fmt.Sprintf("store = %q\n  s3 {\n    endpoint = %q\n    use_path_style = true\n  }", "s3://"+bucket+"/race", srv.Endpoint)
+		testRace(t, cfg, settings, func(name string) []string {
+			keys, err := b.List(context.Background(), "releases/"+name+"/versions/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return keys
+		})
+	})
+}
+
+func testRace(t *testing.T, cfg, storeSettings string, versionsOf func(name string) []string) {
 	for _, tc := range []struct {
 		name  string
 		who   [2]string
@@ -261,14 +311,14 @@ terraform {
   }
 }
 provider "immutable" {
-  store = "file://%s"
+  %s
 }
 resource "immutable_release" "r" {
   name      = %q
   artifacts = {}
   metadata  = { who = %q }
 }
-`, store, name, tc.who[i])), 0o644)
+`, storeSettings, name, tc.who[i])), 0o644)
 				must(t, dirs[i], cfg, "init", "-input=false")
 			}
 			barrier := t.TempDir()
@@ -317,7 +367,7 @@ resource "immutable_release" "r" {
 			if failed != tc.fails {
 				t.Fatalf("%d applies failed, want %d", failed, tc.fails)
 			}
-			versions, _ := filepath.Glob(filepath.Join(store, "releases", name, "versions", "*"))
+			versions := versionsOf(name)
 			if len(versions) != 1 || filepath.Base(versions[0]) != "1.0.0" {
 				t.Fatalf("records written: %v", versions)
 			}
@@ -326,8 +376,7 @@ resource "immutable_release" "r" {
 				for _, d := range dirs {
 					must(t, d, cfg, "apply", "-input=false", "-auto-approve")
 				}
-				versions, _ = filepath.Glob(filepath.Join(store, "releases", name, "versions", "*"))
-				if len(versions) != 2 {
+				if versions = versionsOf(name); len(versions) != 2 {
 					t.Fatalf("after re-apply: %v", versions)
 				}
 			}

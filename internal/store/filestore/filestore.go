@@ -67,7 +67,8 @@ type WriteError struct {
 }
 
 func (e *WriteError) Error() string {
-	return fmt.Sprintf("cannot write to the store %s: %v", e.Store, e.Err)
+	return fmt.Sprintf("cannot write to the store %s: %v. Check the provider's `store` setting (or IMMUTABLE_STORE): "+
+		"the directory must be writable by the user running Terraform", e.Store, e.Err)
 }
 
 func (e *WriteError) Unwrap() error { return e.Err }
