@@ -24,6 +24,9 @@ func cli(t *testing.T) string {
 	if os.Getenv("TF_ACC") == "" || os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 and TF_ACC_TERRAFORM_PATH (make test does both, with the pinned OpenTofu)")
 	}
+	if os.Getenv("IMMUTABLE_CACHE_DIR") == "" {
+		t.Setenv("IMMUTABLE_CACHE_DIR", t.TempDir()) // the stat cache: keep tests out of yours
+	}
 	return os.Getenv("TF_ACC_TERRAFORM_PATH")
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -22,6 +23,15 @@ type Options struct {
 	Excludes []string
 	// Workers is how many files are hashed at once; 0 means GOMAXPROCS.
 	Workers int
+	// Progress, if set, counts what has been hashed so far, for a caller
+	// that reports progress from another goroutine.
+	Progress *Progress
+}
+
+// Progress counts the files and bytes a walk has hashed.
+type Progress struct {
+	Files atomic.Int64
+	Bytes atomic.Int64
 }
 
 // CheckExclude reports whether a glob is valid.
@@ -62,9 +72,10 @@ func typeName(m fs.FileMode) string {
 	return "special file"
 }
 
-// FileHasher hashes one regular file. abs is its path on disk; rel its
-// path in the tree. Walk calls it from several goroutines at once.
-type FileHasher func(ctx context.Context, abs, rel string) (Sum, int64, error)
+// FileHasher hashes one regular file. abs is its path on disk, rel its
+// path in the tree, info what lstat said of it. Walk calls it from several
+// goroutines at once.
+type FileHasher func(ctx context.Context, abs, rel string, info fs.FileInfo) (Sum, int64, error)
 
 const bufSize = 256 << 10
 
@@ -121,7 +132,7 @@ func HashFile(ctx context.Context, path string) (Sum, int64, error) {
 
 // HashTree walks root and hashes it (spec v1).
 func HashTree(ctx context.Context, root string, opts Options) (*Manifest, error) {
-	return Walk(ctx, root, opts, func(ctx context.Context, abs, _ string) (Sum, int64, error) {
+	return Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, _ fs.FileInfo) (Sum, int64, error) {
 		return HashFile(ctx, abs)
 	})
 }
@@ -129,6 +140,7 @@ func HashTree(ctx context.Context, root string, opts Options) (*Manifest, error)
 type job struct {
 	index    int
 	abs, rel string
+	info     fs.FileInfo
 }
 
 // Walk lists the tree under root and builds its manifest, hashing regular
@@ -184,7 +196,7 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 				if ctx.Err() != nil {
 					continue
 				}
-				sum, size, err := hash(ctx, j.abs, j.rel)
+				sum, size, err := hash(ctx, j.abs, j.rel, j.info)
 				if err != nil {
 					fail(fmt.Errorf("%s: %w", j.rel, err))
 					continue
@@ -192,6 +204,10 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 				mu.Lock()
 				entries[j.index].SHA256, entries[j.index].Size = sum, size
 				mu.Unlock()
+				if opts.Progress != nil {
+					opts.Progress.Files.Add(1)
+					opts.Progress.Bytes.Add(size)
+				}
 			}
 		}()
 	}
@@ -249,7 +265,7 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 			i := len(entries) - 1
 			mu.Unlock()
 			select {
-			case jobs <- job{index: i, abs: abs, rel: rel}:
+			case jobs <- job{index: i, abs: abs, rel: rel, info: info}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}

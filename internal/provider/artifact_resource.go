@@ -20,6 +20,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -295,7 +296,7 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 		if st != nil {
 			sum, size, err = st.PutFile(ctx, src)
 		} else {
-			sum, size, err = digest.HashFile(ctx, src)
+			sum, size, err = statcache.HashFile(ctx, r.data.cache, src)
 		}
 		if err != nil {
 			diags.Append(contentError(srcPath, src, st, err))
@@ -312,13 +313,17 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 		}
 		return c, diags
 	}
-	opts := digest.Options{Excludes: excludes}
+	opts := digest.Options{Excludes: excludes, Progress: &digest.Progress{}}
+	stop := logProgress(ctx, src, opts.Progress)
 	var man *digest.Manifest
 	if st != nil {
 		man, err = st.PutDir(ctx, src, opts)
+	} else if r.data.memo != nil {
+		man, err = r.data.memo.Tree(ctx, src, opts)
 	} else {
-		man, err = digest.HashTree(ctx, src, opts)
+		man, err = statcache.HashTree(ctx, r.data.cache, src, opts)
 	}
+	stop()
 	if err != nil {
 		diags.Append(contentError(srcPath, src, st, err))
 		return nil, diags

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
@@ -53,6 +54,11 @@ type s3Model struct {
 type providerData struct {
 	store           *store.Store
 	verifyOnRefresh bool
+	// cache and memo make plans cheap: the stat cache skips unchanged
+	// files, the memo walks each tree once per operation (Terraform
+	// configures the provider once per operation).
+	cache *statcache.Cache
+	memo  *statcache.Memo
 }
 
 func (p *ImmutableProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -153,7 +159,8 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 		return
 	}
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
-	data := &providerData{store: st, verifyOnRefresh: cfg.VerifyOnRefresh.ValueBool()}
+	cache := statcache.Default()
+	data := &providerData{store: st, verifyOnRefresh: cfg.VerifyOnRefresh.ValueBool(), cache: cache, memo: statcache.NewMemo(cache)}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }

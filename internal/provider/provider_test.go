@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
@@ -46,6 +47,8 @@ func requireAcc(t *testing.T) {
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 and TF_ACC_TERRAFORM_PATH (make test does both, with the pinned OpenTofu)")
 	}
+	// The stat cache lives in the user cache dir: keep tests out of yours.
+	t.Setenv(statcache.EnvDir, t.TempDir())
 }
 
 // newEnv is an env on a local store.

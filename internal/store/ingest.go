@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -42,7 +43,7 @@ func (s *Store) PutFile(ctx context.Context, path string) (digest.Sum, int64, er
 // PutDir stores a directory: every file's blob, every symlink target's
 // blob, then the listing. It returns the manifest of what it stored.
 func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*digest.Manifest, error) {
-	m, err := digest.Walk(ctx, root, opts, func(ctx context.Context, abs, _ string) (digest.Sum, int64, error) {
+	m, err := digest.Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, _ fs.FileInfo) (digest.Sum, int64, error) {
 		return s.PutFile(ctx, abs)
 	})
 	if err != nil {

@@ -1,0 +1,5 @@
+package statcache
+
+import "syscall"
+
+func ctimeNS(st *syscall.Stat_t) int64 { return st.Ctim.Sec*1e9 + st.Ctim.Nsec }

@@ -1,0 +1,280 @@
+// Package statcache remembers file digests by what stat(2) says about a
+// file, as git's index does, so that a re-plan of an unchanged tree reads
+// no file content.
+//
+// An entry is (path, size, mtime ns, ctime ns, inode, device, mode) →
+// sha256. A file whose stat still matches its entry is not read again.
+// It must never make a digest wrong:
+//
+//   - Racy timestamps: a file changed within the filesystem's timestamp
+//     granularity of being hashed could change again without its mtime
+//     moving. Such an entry (mtime not safely older than the moment the
+//     file was hashed) is never trusted; the file is read again, as git
+//     re-checks "racily clean" entries.
+//   - ctime and inode are compared too: chmod, rename-over and restores
+//     that keep the mtime still change them.
+//   - A cache file that is corrupt, of another version or of another tree
+//     is ignored and rebuilt; it can cost time, never correctness.
+//   - Only plans use the cache. Apply reads and hashes every file it
+//     stores, and checks the result against the plan.
+//
+// The cache lives in the user cache directory (XDG_CACHE_HOME on Linux),
+// one file per tree, not in any provider setting: provider functions run
+// unconfigured. IMMUTABLE_CACHE_DIR moves it; IMMUTABLE_STAT_CACHE=off
+// disables it.
+//
+// The package has no dependency on Terraform.
+package statcache
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/gob"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// EnvDisable turns the cache off when set to "off".
+const EnvDisable = "IMMUTABLE_STAT_CACHE"
+
+// EnvDir overrides the directory of the cache.
+const EnvDir = "IMMUTABLE_CACHE_DIR"
+
+// magic starts every cache file; a file without it is foreign.
+const magic = "immutable-statcache-v1\n"
+
+// RacyWindow is how much older than the moment of hashing a file's mtime
+// must be for its entry to be trusted: more than the coarsest timestamp
+// granularity of common filesystems (FAT's 2 s).
+const RacyWindow = 2 * time.Second
+
+// Stat is what an entry is matched on.
+type Stat struct {
+	Size    int64
+	MtimeNS int64
+	CtimeNS int64
+	Ino     uint64
+	Dev     uint64
+	Mode    uint32
+}
+
+// StatOf extracts the matched fields of a FileInfo.
+func StatOf(fi fs.FileInfo) (Stat, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return Stat{}, false
+	}
+	return Stat{
+		Size: fi.Size(), MtimeNS: fi.ModTime().UnixNano(),
+		CtimeNS: ctimeNS(st), Ino: uint64(st.Ino), Dev: uint64(st.Dev), Mode: uint32(fi.Mode()),
+	}, true
+}
+
+type entry struct {
+	Stat     Stat
+	Sum      digest.Sum
+	HashedAt int64 // ns: when reading the file began
+}
+
+type fileFormat struct {
+	Root    string
+	Entries map[string]entry
+}
+
+// Cache is the on-disk cache in one directory.
+type Cache struct {
+	dir string
+}
+
+// Default returns the cache in the user cache directory, or nil when it
+// is disabled or there is no such directory.
+func Default() *Cache {
+	if os.Getenv(EnvDisable) == "off" {
+		return nil
+	}
+	if dir := os.Getenv(EnvDir); dir != "" {
+		return New(dir)
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return nil
+	}
+	return New(filepath.Join(dir, "terraform-provider-immutable", "statcache-v1"))
+}
+
+// New returns a cache in dir (created on first save).
+func New(dir string) *Cache { return &Cache{dir: dir} }
+
+// Dir is where the cache files live.
+func (c *Cache) Dir() string { return c.dir }
+
+// Table is the cache of one tree (or one file), loaded in memory.
+type Table struct {
+	path    string
+	root    string
+	mu      sync.Mutex
+	old     map[string]entry
+	new     map[string]entry
+	changed bool
+	Hits    int
+	Misses  int
+}
+
+func (c *Cache) fileFor(root string) string {
+	h := sha256.Sum256([]byte(root))
+	return filepath.Join(c.dir, hex.EncodeToString(h[:12])+".gob")
+}
+
+// Load reads the table of root (an absolute, symlink-free path). A missing,
+// corrupt or foreign file gives an empty table.
+func (c *Cache) Load(root string) *Table {
+	t := &Table{path: c.fileFor(root), root: root, old: map[string]entry{}, new: map[string]entry{}}
+	raw, err := os.ReadFile(t.path)
+	if err != nil {
+		return t
+	}
+	rest, ok := bytes.CutPrefix(raw, []byte(magic))
+	if !ok {
+		return t
+	}
+	var f fileFormat
+	if err := gob.NewDecoder(bytes.NewReader(rest)).Decode(&f); err != nil || f.Root != root {
+		return t
+	}
+	if f.Entries != nil {
+		t.old = f.Entries
+	}
+	return t
+}
+
+// Lookup returns the digest of rel if its stat matches a trusted entry.
+func (t *Table) Lookup(rel string, st Stat) (digest.Sum, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.old[rel]
+	if ok && e.Stat == st && st.MtimeNS < e.HashedAt-int64(RacyWindow) {
+		t.new[rel] = e
+		t.Hits++
+		return e.Sum, true
+	}
+	t.Misses++
+	return digest.Sum{}, false
+}
+
+// Record remembers the digest of rel, hashed from hashedAt on.
+func (t *Table) Record(rel string, st Stat, sum digest.Sum, hashedAt time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.new[rel] = entry{Stat: st, Sum: sum, HashedAt: hashedAt.UnixNano()}
+	t.changed = true
+}
+
+// Save writes the table atomically if anything changed: entries seen in
+// this walk only, so files that left the tree leave the cache.
+func (t *Table) Save() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.changed && len(t.new) == len(t.old) {
+		return nil
+	}
+	var b bytes.Buffer
+	b.WriteString(magic)
+	if err := gob.NewEncoder(&b).Encode(fileFormat{Root: t.root, Entries: t.new}); err != nil {
+		return err
+	}
+	dir := filepath.Dir(t.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), t.path)
+}
+
+// hashFile hashes one file through the table.
+func (t *Table) hashFile(ctx context.Context, abs, rel string, info fs.FileInfo) (digest.Sum, int64, error) {
+	st, ok := StatOf(info)
+	if ok {
+		if sum, hit := t.Lookup(rel, st); hit {
+			return sum, st.Size, nil
+		}
+	}
+	start := time.Now()
+	sum, size, err := digest.HashFile(ctx, abs)
+	if err != nil {
+		return sum, size, err
+	}
+	// Record only what was read as stat described it: a file that grew or
+	// shrank while it was read is not remembered.
+	if ok && size == st.Size {
+		t.Record(rel, st, sum, start)
+	}
+	return sum, size, nil
+}
+
+// HashTree is digest.HashTree through the cache (c may be nil).
+func HashTree(ctx context.Context, c *Cache, root string, opts digest.Options) (*digest.Manifest, error) {
+	if c == nil {
+		return digest.HashTree(ctx, root, opts)
+	}
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, err
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return nil, err
+	}
+	t := c.Load(real)
+	m, err := digest.Walk(ctx, real, opts, t.hashFile)
+	if err != nil {
+		return nil, err
+	}
+	t.Save() // a cache that cannot be written only costs time
+	return m, nil
+}
+
+// HashFile is digest.HashFile through the cache (c may be nil).
+func HashFile(ctx context.Context, c *Cache, path string) (digest.Sum, int64, error) {
+	if c == nil {
+		return digest.HashFile(ctx, path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return digest.Sum{}, 0, err
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return digest.Sum{}, 0, err
+	}
+	info, err := os.Stat(real)
+	if err != nil {
+		return digest.Sum{}, 0, err
+	}
+	if !info.Mode().IsRegular() {
+		return digest.Sum{}, 0, errors.New(path + " is not a regular file")
+	}
+	t := c.Load(real)
+	sum, size, err := t.hashFile(ctx, real, "", info)
+	if err == nil {
+		t.Save()
+	}
+	return sum, size, err
+}
