@@ -151,6 +151,26 @@ func TestAccS3Example(t *testing.T) {
 	}
 }
 
+// TestAccFunctionExamples plans the function examples through the CLI
+// with the provider unconfigured.
+func TestAccFunctionExamples(t *testing.T) {
+	cli(t)
+	cfg := mirror(t)
+	for _, ex := range []string{"digest", "file_digests"} {
+		t.Run(ex, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ex")
+			copyDir(t, filepath.Join("functions", ex), dir)
+			os.WriteFile(filepath.Join(dir, "versions.tf"), []byte("terraform {\n  required_providers {\n    immutable = { source = \"immutable-infra/immutable\" }\n  }\n}\n"), 0o644)
+			must(t, dir, cfg, "init", "-input=false")
+			must(t, dir, cfg, "apply", "-input=false", "-auto-approve")
+			out := must(t, dir, cfg, "output", "-json")
+			if !strings.Contains(out, "sha256:") {
+				t.Fatalf("outputs carry no digest:\n%s", out)
+			}
+		})
+	}
+}
+
 // TestAccDataSourceExamples validates the data source examples (they read
 // releases that only exist in a user's store).
 func TestAccDataSourceExamples(t *testing.T) {

@@ -13,6 +13,9 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
+// pathRoot names the path argument of functions in shared messages.
+var pathRoot = path.Root("path")
+
 // sourceError explains why a source path cannot be read at all.
 func sourceError(p path.Path, src string, err error) diag.Diagnostic {
 	switch {

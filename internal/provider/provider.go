@@ -25,7 +25,10 @@ import (
 // EnvStore names the environment variable read when `store` is not set.
 const EnvStore = "IMMUTABLE_STORE"
 
-var _ provider.Provider = (*ImmutableProvider)(nil)
+var (
+	_ provider.Provider              = (*ImmutableProvider)(nil)
+	_ provider.ProviderWithFunctions = (*ImmutableProvider)(nil)
+)
 
 // ImmutableProvider is the immutable provider.
 type ImmutableProvider struct {
@@ -188,5 +191,5 @@ func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.Dat
 }
 
 func (p *ImmutableProvider) Functions(context.Context) []func() function.Function {
-	return nil
+	return []func() function.Function{NewDigestFunction, NewFileDigestsFunction}
 }

@@ -1,0 +1,162 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/function"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
+)
+
+var (
+	_ function.Function = (*DigestFunction)(nil)
+	_ function.Function = (*FileDigestsFunction)(nil)
+)
+
+// DigestFunction is provider::immutable::digest.
+type DigestFunction struct{}
+
+// FileDigestsFunction is provider::immutable::file_digests.
+type FileDigestsFunction struct{}
+
+// NewDigestFunction returns the function.
+func NewDigestFunction() function.Function { return &DigestFunction{} }
+
+// NewFileDigestsFunction returns the function.
+func NewFileDigestsFunction() function.Function { return &FileDigestsFunction{} }
+
+func pathParameters() ([]function.Parameter, function.Parameter) {
+	return []function.Parameter{function.StringParameter{
+			Name: "path",
+			MarkdownDescription: "A file or directory. A relative path resolves against the directory Terraform runs in; " +
+				"write `\"${path.module}/dist\"`.",
+		}}, function.StringParameter{
+			Name: "excludes",
+			MarkdownDescription: "Globs of paths to leave out of a directory, as `excludes` of `immutable_artifact` " +
+				"(`\"**/*.map\"`, `\".git\"`). Functions have no optional parameters: pass none, one or several.",
+		}
+}
+
+// hashPath computes what immutable_artifact would for path: a manifest for
+// a directory, or the digest of a file. It runs on an unconfigured
+// provider, so it depends on no provider setting.
+func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifest, digest.Sum, *function.FuncError) {
+	for i, ex := range excludes {
+		if err := digest.CheckExclude(ex); err != nil {
+			return nil, digest.Sum{}, function.NewArgumentFuncError(int64(1+i), "Invalid exclude glob: "+err.Error())
+		}
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, digest.Sum{}, function.NewArgumentFuncError(0, sourceError(pathRoot, p, err).Detail())
+	}
+	cache := statcache.Default()
+	if !fi.IsDir() {
+		if len(excludes) > 0 {
+			return nil, digest.Sum{}, function.NewArgumentFuncError(1, fmt.Sprintf("%q is a file; excludes only apply to a directory. Pass no excludes, or a directory.", p))
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, digest.Sum{}, function.NewArgumentFuncError(0, fmt.Sprintf("%q is a %s, not a regular file or a directory.", p, fi.Mode().Type()))
+		}
+		sum, _, err := statcache.HashFile(ctx, cache, p)
+		if err != nil {
+			return nil, sum, function.NewArgumentFuncError(0, contentError(pathRoot, p, nil, err).Detail())
+		}
+		return nil, sum, nil
+	}
+	m, err := statcache.HashTree(ctx, cache, p, digest.Options{Excludes: excludes})
+	if err != nil {
+		return nil, digest.Sum{}, function.NewArgumentFuncError(0, contentError(pathRoot, p, nil, err).Detail())
+	}
+	return m, m.Digest(), nil
+}
+
+func readPathArgs(ctx context.Context, req function.RunRequest) (string, []string, *function.FuncError) {
+	var p string
+	var excludes []string
+	if err := req.Arguments.Get(ctx, &p, &excludes); err != nil {
+		return "", nil, err
+	}
+	return p, excludes, nil
+}
+
+func (f *DigestFunction) Metadata(_ context.Context, _ function.MetadataRequest, resp *function.MetadataResponse) {
+	resp.Name = "digest"
+}
+
+func (f *DigestFunction) Definition(_ context.Context, _ function.DefinitionRequest, resp *function.DefinitionResponse) {
+	params, variadic := pathParameters()
+	resp.Definition = function.Definition{
+		Summary: "The content digest of a file or directory",
+		MarkdownDescription: "Returns the digest `immutable_artifact` computes for a file or directory — `sha256:<hex>` of " +
+			"a file's bytes (the hex of `filesha256()`), or of a directory's canonical listing (see the digest spec) — " +
+			"without storing anything. Unchanged files are not read again on a re-plan (a stat cache in the user cache " +
+			"directory).",
+		Parameters:        params,
+		VariadicParameter: variadic,
+		Return:            function.StringReturn{},
+	}
+}
+
+func (f *DigestFunction) Run(ctx context.Context, req function.RunRequest, resp *function.RunResponse) {
+	p, excludes, ferr := readPathArgs(ctx, req)
+	if ferr != nil {
+		resp.Error = ferr
+		return
+	}
+	_, sum, ferr := hashPath(ctx, p, excludes)
+	if ferr != nil {
+		resp.Error = ferr
+		return
+	}
+	resp.Error = resp.Result.Set(ctx, sum.String())
+}
+
+func (f *FileDigestsFunction) Metadata(_ context.Context, _ function.MetadataRequest, resp *function.MetadataResponse) {
+	resp.Name = "file_digests"
+}
+
+func (f *FileDigestsFunction) Definition(_ context.Context, _ function.DefinitionRequest, resp *function.DefinitionResponse) {
+	params, variadic := pathParameters()
+	resp.Definition = function.Definition{
+		Summary: "The digest of every file of a directory",
+		MarkdownDescription: "Returns a map of each file and symlink of a directory (path relative to it, `/`-separated) " +
+			"to `<kind> sha256:<hex>`, kind being `file`, `exec` or `symlink` — the entries of the listing whose digest " +
+			"`provider::immutable::digest` returns. For a file, a map of its name to its entry.",
+		Parameters:        params,
+		VariadicParameter: variadic,
+		Return:            function.MapReturn{ElementType: types.StringType},
+	}
+}
+
+func (f *FileDigestsFunction) Run(ctx context.Context, req function.RunRequest, resp *function.RunResponse) {
+	p, excludes, ferr := readPathArgs(ctx, req)
+	if ferr != nil {
+		resp.Error = ferr
+		return
+	}
+	m, sum, ferr := hashPath(ctx, p, excludes)
+	if ferr != nil {
+		resp.Error = ferr
+		return
+	}
+	elems := map[string]attr.Value{}
+	if m == nil {
+		fi, _ := os.Stat(p)
+		kind := digest.KindFile
+		if fi != nil && fi.Mode().Perm()&0o100 != 0 {
+			kind = digest.KindExec
+		}
+		elems[fi.Name()] = types.StringValue(string(kind) + " " + sum.String())
+	} else {
+		for _, e := range m.Entries {
+			elems[e.Path] = types.StringValue(string(e.Kind) + " " + e.SHA256.String())
+		}
+	}
+	resp.Error = resp.Result.Set(ctx, types.MapValueMust(types.StringType, elems))
+}
