@@ -120,16 +120,6 @@ func HashReader(ctx context.Context, r io.Reader) (Sum, int64, error) {
 	return s, n, nil
 }
 
-// HashFile returns the digest and size of one file, streamed.
-func HashFile(ctx context.Context, path string) (Sum, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Sum{}, 0, err
-	}
-	defer f.Close()
-	return HashReader(ctx, f)
-}
-
 // HashTree walks root and hashes it (spec v1).
 func HashTree(ctx context.Context, root string, opts Options) (*Manifest, error) {
 	return Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, _ fs.FileInfo) (Sum, int64, error) {

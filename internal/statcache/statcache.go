@@ -37,7 +37,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -65,18 +64,6 @@ type Stat struct {
 	Ino     uint64
 	Dev     uint64
 	Mode    uint32
-}
-
-// StatOf extracts the matched fields of a FileInfo.
-func StatOf(fi fs.FileInfo) (Stat, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return Stat{}, false
-	}
-	return Stat{
-		Size: fi.Size(), MtimeNS: fi.ModTime().UnixNano(),
-		CtimeNS: ctimeNS(st), Ino: uint64(st.Ino), Dev: uint64(st.Dev), Mode: uint32(fi.Mode()),
-	}, true
 }
 
 type entry struct {

@@ -1,0 +1,148 @@
+// Command benchtool is the helper of `make bench`:
+//
+//	benchtool gen -dir D -files N -kib K    write a tree of N files of K KiB (reproducible content)
+//	benchtool limit -dir D                  seconds to sha256 the tree's bytes, held in memory, on all cores
+//	benchtool rss -path P                   hash a file or tree as a plan does; print seconds and peak RSS
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+func main() {
+	log.SetFlags(0)
+	if len(os.Args) < 2 {
+		log.Fatal("usage: benchtool gen|limit|rss ...")
+	}
+	fl := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	dir := fl.String("dir", "", "tree directory")
+	files := fl.Int("files", 10000, "number of files")
+	kib := fl.Int("kib", 100, "size of each file in KiB")
+	path := fl.String("path", "", "file or directory")
+	fl.Parse(os.Args[2:])
+	switch os.Args[1] {
+	case "gen":
+		gen(*dir, *files, *kib)
+	case "limit":
+		limit(*dir)
+	case "rss":
+		rss(*path)
+	default:
+		log.Fatalf("unknown command %q", os.Args[1])
+	}
+}
+
+func gen(dir string, files, kib int) {
+	r := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, kib*1024)
+	for i := range files {
+		for j := 0; j+8 <= len(buf); j += 8 {
+			v := r.Uint64()
+			for k := range 8 {
+				buf[j+k] = byte(v >> (8 * k))
+			}
+		}
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i/100%1000), fmt.Sprintf("f%06d.bin", i))
+		if files == 1 {
+			p = filepath.Join(dir, "big.bin")
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			log.Fatal(err)
+		}
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Files older than the stat cache's racy window, as in any checkout.
+	old := time.Now().Add(-time.Hour)
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+}
+
+// limit reads every file into memory first, then times sha256 alone over
+// those bytes on GOMAXPROCS goroutines: the bound no hashing of this tree
+// can beat on this machine.
+func limit(dir string) {
+	var bufs [][]byte
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				log.Fatal(err)
+			}
+			bufs = append(bufs, b)
+		}
+		return nil
+	})
+	start := time.Now()
+	work := make(chan []byte, 1024)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				for off := 0; off < len(b); off += 256 << 10 { // in 256 KiB chunks, as the provider's buffer
+					h := sha256.New()
+					h.Write(b[off:min(len(b), off+256<<10)])
+					h.Sum(nil)
+				}
+			}
+		}()
+	}
+	for _, b := range bufs {
+		work <- b
+	}
+	close(work)
+	wg.Wait()
+	fmt.Printf("%.3f\n", time.Since(start).Seconds())
+}
+
+func rss(path string) {
+	ctx := context.Background()
+	fi, err := os.Stat(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	start := time.Now()
+	var n int
+	if fi.IsDir() {
+		m, err := digest.HashTree(ctx, path, digest.Options{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		n = len(m.Entries)
+	} else {
+		if _, _, err := digest.HashFile(ctx, path); err != nil {
+			log.Fatal(err)
+		}
+		n = 1
+	}
+	elapsed := time.Since(start)
+	status, _ := os.ReadFile("/proc/self/status")
+	hwm := "?"
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			hwm = strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+		}
+	}
+	fmt.Printf("%s: %d files, %.2f s, peak RSS %s\n", path, n, elapsed.Seconds(), hwm)
+}
