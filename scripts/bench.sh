@@ -6,7 +6,8 @@
 #   - the same plan over an empty directory: tofu's fixed overhead;
 #   - the HCL idiom sha256(join("", [for f in fileset(d, "**") :
 #     filesha256("${d}/${f}")])) over the same tree, and over an empty one;
-#   - sha256 of the same bytes, in memory, on all cores: the limit.
+#   - sha256 of as many bytes, file by file, on all cores with no I/O: the
+#     limit (one file is one sequential hash, so a single file gets one core).
 # "beyond" is a plan's time minus its empty-directory plan's.
 # Then peak RSS while hashing a 4 GiB file and a 100,000-file tree.
 #

@@ -130,7 +130,7 @@ func HashTree(ctx context.Context, root string, opts Options) (*Manifest, error)
 type job struct {
 	index    int
 	abs, rel string
-	info     fs.FileInfo
+	entry    fs.DirEntry
 }
 
 // Walk lists the tree under root and builds its manifest, hashing regular
@@ -186,13 +186,26 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 				if ctx.Err() != nil {
 					continue
 				}
-				sum, size, err := hash(ctx, j.abs, j.rel, j.info)
+				info, err := j.entry.Info()
+				if err == nil && !info.Mode().IsRegular() { // replaced since it was listed
+					err = &TypeError{Path: j.rel, Type: typeName(info.Mode().Type())}
+				}
+				if err != nil {
+					fail(err)
+					continue
+				}
+				kind := KindFile
+				if info.Mode().Perm()&0o100 != 0 {
+					kind = KindExec
+				}
+				sum, size, err := hash(ctx, j.abs, j.rel, info)
 				if err != nil {
 					fail(fmt.Errorf("%s: %w", j.rel, err))
 					continue
 				}
 				mu.Lock()
-				entries[j.index].SHA256, entries[j.index].Size = sum, size
+				e := &entries[j.index]
+				e.Kind, e.SHA256, e.Size = kind, sum, size
 				mu.Unlock()
 				if opts.Progress != nil {
 					opts.Progress.Files.Add(1)
@@ -242,20 +255,14 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 			mu.Unlock()
 			return nil
 		case t.IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			kind := KindFile
-			if info.Mode().Perm()&0o100 != 0 {
-				kind = KindExec
-			}
+			// lstat (for the exec bit and the stat cache) happens in the
+			// workers: on large trees of small files it is most of the work.
 			mu.Lock()
-			entries = append(entries, Entry{Path: rel, Kind: kind})
+			entries = append(entries, Entry{Path: rel})
 			i := len(entries) - 1
 			mu.Unlock()
 			select {
-			case jobs <- job{index: i, abs: abs, rel: rel, info: info}:
+			case jobs <- job{index: i, abs: abs, rel: rel, entry: d}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}

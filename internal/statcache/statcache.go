@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -218,8 +219,13 @@ func (t *Table) hashFile(ctx context.Context, abs, rel string, info fs.FileInfo)
 	return sum, size, nil
 }
 
+// TreeWalks counts the trees HashTree has walked in this process, for
+// tests and benchmarks that check work is shared.
+var TreeWalks atomic.Int64
+
 // HashTree is digest.HashTree through the cache (c may be nil).
 func HashTree(ctx context.Context, c *Cache, root string, opts digest.Options) (*digest.Manifest, error) {
+	TreeWalks.Add(1)
 	if c == nil {
 		return digest.HashTree(ctx, root, opts)
 	}
