@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -77,16 +76,12 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	st := d.data.store
-	sum, err := digest.Parse(m.Digest.ValueString())
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Invalid digest", err.Error())
+	sum, kind, diags := lookupArtifact(ctx, st, m.Digest.ValueString())
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	kind, err := st.Lookup(ctx, sum)
-	if err != nil {
-		resp.Diagnostics.Append(storeReadError(st, err))
-		return
-	}
+	var err error
 	if kind == store.Missing {
 		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Artifact not in the store",
 			fmt.Sprintf("%s is not in the store %s. Check the digest and the provider's `store`.", sum, st))

@@ -533,16 +533,12 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 		return
 	}
 	st := r.data.store
-	sum, err := digest.Parse(m.Digest.ValueString())
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Invalid digest in state", err.Error())
+	sum, kind, diags := lookupArtifact(ctx, st, m.Digest.ValueString())
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	kind, err := st.Lookup(ctx, sum)
-	if err != nil {
-		resp.Diagnostics.Append(storeReadError(st, err))
-		return
-	}
+	var err error
 	if kind == store.Missing {
 		// Gone from the store: forget it, so the next plan creates it again.
 		resp.State.RemoveResource(ctx)

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,4 +86,20 @@ func corruptError(st *store.Store, sum digest.Sum, err error) diag.Diagnostic {
 	return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Stored artifact is corrupt",
 		fmt.Sprintf("Verifying %s in %s failed: %v. A stored object was altered or damaged; the store never "+
 			"overwrites objects, so restore it from a backup, or remove the damaged object and apply again.", sum, st, err))
+}
+
+// lookupArtifact parses an artifact digest and finds what the store holds
+// under it. On a diagnostic the caller returns.
+func lookupArtifact(ctx context.Context, st *store.Store, s string) (digest.Sum, store.Kind, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	sum, err := digest.Parse(s)
+	if err != nil {
+		diags.AddAttributeError(path.Root("digest"), "Invalid digest", err.Error())
+		return sum, store.Missing, diags
+	}
+	kind, err := st.Lookup(ctx, sum)
+	if err != nil {
+		diags.Append(storeReadError(st, err))
+	}
+	return sum, kind, diags
 }

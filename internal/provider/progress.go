@@ -10,16 +10,17 @@ import (
 )
 
 // progressEvery is how often long hashing or storing reports itself.
-const progressEvery = 2 * time.Second
+var progressEvery = 2 * time.Second
 
 // logProgress reports p at INFO every couple of seconds until stop is
 // called, so that TF_LOG=info shows a long plan or apply is alive. A walk
 // done sooner logs nothing. The clock here only paces log lines; it never
 // touches a planned value.
 func logProgress(ctx context.Context, what string, p *digest.Progress) (stop func()) {
-	done := make(chan struct{})
+	done, finished := make(chan struct{}), make(chan struct{})
 	start := time.Now()
 	go func() {
+		defer close(finished)
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
 		for {
@@ -40,5 +41,5 @@ func logProgress(ctx context.Context, what string, p *digest.Progress) (stop fun
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); <-finished }
 }

@@ -11,6 +11,14 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
 
+func newStoreB(b *testing.B) *store.Store {
+	fb, err := filestore.New(filepath.Join(b.TempDir(), "store"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store.New(fb)
+}
+
 func newStore(t *testing.T) *store.Store {
 	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
 	if err != nil {

@@ -250,7 +250,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 const conflictRetries = 5
 
 func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
-	for attempt := 0; ; attempt++ {
+	return b.conditional(ctx, "writing", key, func() error {
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket:        aws.String(b.bucket),
 			Key:           aws.String(b.ObjectKey(key)),
@@ -258,16 +258,30 @@ func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
 			ContentLength: aws.Int64(int64(len(data))),
 			IfNoneMatch:   aws.String("*"),
 		})
+		return err
+	})
+}
+
+// conditional runs a write made with If-None-Match: *, mapping 412 to
+// store.ErrExists and retrying, a few times, the 409 that S3 returns while
+// another conditional write of the same key is in flight.
+func (b *Backend) conditional(ctx context.Context, op, key string, write func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := write()
 		switch {
 		case err == nil:
 			return nil
 		case isCode(err, "PreconditionFailed") || statusIs(err, http.StatusPreconditionFailed):
 			return store.ErrExists
 		case (isCode(err, "ConditionalRequestConflict") || statusIs(err, http.StatusConflict)) && attempt < conflictRetries:
-			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+			}
 			continue
 		}
-		return b.wrap("writing", key, err)
+		return b.wrap(op, key, err)
 	}
 }
 
@@ -307,23 +321,15 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 			break
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	err = b.conditional(ctx, "completing the upload of", key, func() error {
+		_, err := b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,
 			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
 			IfNoneMatch:     aws.String("*"),
 		})
-		switch {
-		case err == nil:
-			return nil
-		case isCode(err, "PreconditionFailed") || statusIs(err, http.StatusPreconditionFailed):
-			return store.ErrExists
-		case (isCode(err, "ConditionalRequestConflict") || statusIs(err, http.StatusConflict)) && attempt < conflictRetries:
-			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
-			continue
-		}
-		return b.wrap("completing the upload of", key, err)
-	}
+		return err
+	})
+	return err
 }
 
 func notFound(err error) bool {
