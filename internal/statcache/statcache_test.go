@@ -118,7 +118,8 @@ func TestCorruptOrForeignCacheIsIgnoredAndRebuilt(t *testing.T) {
 	for name, content := range map[string][]byte{
 		"garbage":    []byte("not a cache at all"),
 		"truncated":  []byte(magic + "\x00\x01"),
-		"other kind": []byte("immutable-statcache-v0\n"),
+		"other kind": []byte("immutable-statcache-v1\n"),
+		"short root": []byte(magic + "\xff\xff\x00\x00/x"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := New(t.TempDir())
@@ -237,5 +238,25 @@ func TestMemoWalksEachTreeOnce(t *testing.T) {
 	}
 	if _, err := m.Tree(ctx, filepath.Join(dir, "missing"), digest.Options{}); err == nil {
 		t.Fatal("a missing tree gave no error")
+	}
+}
+
+func TestEncodingRoundTripAndTruncation(t *testing.T) {
+	in := map[string]entry{
+		"a/b.txt": {Stat: Stat{Size: 1, MtimeNS: 2, CtimeNS: 3, Ino: 4, Dev: 5, Mode: 0o644}, Sum: digest.Bytes([]byte("x")), HashedAt: 6},
+		"ü n":     {Stat: Stat{Size: 7}, HashedAt: 8},
+	}
+	raw := encode("/root", in)
+	out, ok := decode(raw, "/root")
+	if !ok || len(out) != 2 || out["a/b.txt"] != in["a/b.txt"] || out["ü n"] != in["ü n"] {
+		t.Fatalf("round trip: %v %v", out, ok)
+	}
+	if _, ok := decode(raw, "/other"); ok {
+		t.Fatal("another root's cache was accepted")
+	}
+	for cut := len(magic); cut < len(raw); cut += 7 {
+		if _, ok := decode(raw[:cut], "/root"); ok && cut != len(magic)+4+len("/root") {
+			t.Fatalf("a file cut at %d of %d bytes was accepted", cut, len(raw))
+		}
 	}
 }
