@@ -85,16 +85,6 @@ func Sorted(list []string) []*goversion.Version {
 	return out
 }
 
-// Latest returns the highest version that is not a pre-release, or nil.
-func Latest(sorted []*goversion.Version) *goversion.Version {
-	for i := len(sorted) - 1; i >= 0; i-- {
-		if sorted[i].Prerelease() == "" {
-			return sorted[i]
-		}
-	}
-	return nil
-}
-
 // Below returns the highest version lower than v, or nil.
 func Below(sorted []*goversion.Version, v *goversion.Version) *goversion.Version {
 	for i := len(sorted) - 1; i >= 0; i-- {
