@@ -7,15 +7,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
-// ensureArchive returns the archive of listing in format, building and
-// storing it only if none is stored yet: an archive is never rebuilt.
-func ensureArchive(ctx context.Context, st *store.Store, format string, listing *digest.Manifest) (digest.Sum, error) {
+// ensureArchive returns the archive of listing in format, building it
+// from open and storing it only if none is stored yet: an archive is
+// never rebuilt.
+func ensureArchive(ctx context.Context, st *store.Store, format string, listing *digest.Manifest, open archive.Opener) (digest.Sum, error) {
 	version, key := archive.Version(format), listing.Digest()
 	sum, err := st.GetArchiveRef(ctx, version, key)
 	if err == nil {
@@ -33,7 +35,7 @@ func ensureArchive(ctx context.Context, st *store.Store, format string, listing 
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	if err := archive.Write(ctx, io.MultiWriter(tmp, h), format, listing, st.OpenEntry); err != nil {
+	if err := archive.Write(ctx, io.MultiWriter(tmp, h), format, listing, open); err != nil {
 		return sum, err
 	}
 	h.Sum(sum[:0])
@@ -44,6 +46,34 @@ func ensureArchive(ctx context.Context, st *store.Store, format string, listing 
 		return sum, err
 	}
 	return st.PutArchiveRef(ctx, version, key, sum)
+}
+
+// sourceOpener reads archive entries from the source just stored, not back
+// from the store (for S3 that would download everything just uploaded).
+// Each entry is verified against the manifest as it is read, so the
+// archive holds exactly the stored content or its build fails.
+func sourceOpener(src string, isDir bool) archive.Opener {
+	return func(_ context.Context, e digest.Entry) (io.ReadCloser, error) {
+		p := src
+		if isDir {
+			p = filepath.Join(src, filepath.FromSlash(e.Path))
+		}
+		if e.Kind == digest.KindSymlink {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return nil, err
+			}
+			return io.NopCloser(store.Verified(strings.NewReader(target), e.Path, e.SHA256)), nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{store.Verified(f, e.Path, e.SHA256), f}, nil
+	}
 }
 
 // writeOutput copies a stored blob to path atomically: a reader of path

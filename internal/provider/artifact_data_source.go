@@ -81,24 +81,20 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	var err error
 	if kind == store.Missing {
 		resp.Diagnostics.AddAttributeError(path.Root("digest"), "Artifact not in the store",
 			fmt.Sprintf("%s is not in the store %s. Check the digest and the provider's `store`.", sum, st))
 		return
 	}
-	if kind == store.Tree { // a blob is verified as its size is read below
-		if err := st.Verify(ctx, sum); err != nil {
-			resp.Diagnostics.Append(corruptError(st, sum, err))
-			return
-		}
-	}
 	c := &computed{sum: sum, count: 1}
 	archives := map[string]attr.Value{}
 	if kind == store.Tree {
-		man, err := st.GetTree(ctx, sum)
+		man, err := st.GetTree(ctx, sum) // the listing is verified as it is read
+		if err == nil {
+			err = st.VerifyTree(ctx, sum, man)
+		}
 		if err != nil {
-			resp.Diagnostics.Append(storeReadError(st, err))
+			resp.Diagnostics.Append(corruptError(st, sum, err))
 			return
 		}
 		c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
@@ -114,10 +110,12 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 		}
 		m.Kind = types.StringValue("directory")
 	} else {
-		if c.size, err = st.VerifyBlob(ctx, sum); err != nil {
+		size, err := st.VerifyBlob(ctx, sum) // one read: verified and counted
+		if err != nil {
 			resp.Diagnostics.Append(corruptError(st, sum, err))
 			return
 		}
+		c.size = size
 		m.Kind = types.StringValue("file")
 	}
 	m.ID = m.Digest

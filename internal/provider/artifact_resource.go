@@ -506,7 +506,7 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		m.setArchive(nil)
 		return
 	}
-	sum, err := ensureArchive(ctx, st, m.Archive.ValueString(), c.archiveListing)
+	sum, err := ensureArchive(ctx, st, m.Archive.ValueString(), c.archiveListing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
 	if err != nil {
 		diags.AddAttributeError(path.Root("archive"), "Cannot store the archive", fmt.Sprintf("Building the %s archive in %s failed: %v", m.Archive.ValueString(), st, err))
 		return
@@ -538,7 +538,6 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	var err error
 	if kind == store.Missing {
 		// Gone from the store: forget it, so the next plan creates it again.
 		resp.State.RemoveResource(ctx)
@@ -559,9 +558,13 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 				return
 			}
 			c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
-		} else if c.size, err = st.VerifyBlob(ctx, sum); err != nil {
-			resp.Diagnostics.Append(storeReadError(st, err))
-			return
+		} else {
+			size, err := st.VerifyBlob(ctx, sum)
+			if err != nil {
+				resp.Diagnostics.Append(corruptError(st, sum, err))
+				return
+			}
+			c.size = size
 		}
 		m.setOutputs(c)
 		m.setArchive(nil)

@@ -13,9 +13,9 @@ import (
 )
 
 // PutFile stores one file and returns its digest and size. The file is
-// hashed first; if its blob is already stored nothing more is read or
-// written. Otherwise it is read again into the store, verified against the
-// first hash, so a file that changes meanwhile fails with a
+// hashed first; PutBlob then finds the blob already stored (nothing more
+// is read or written) or reads the file again into the store, verified
+// against the first hash, so a file that changes meanwhile fails with a
 // *MismatchError and is not stored.
 func (s *Store) PutFile(ctx context.Context, path string) (digest.Sum, int64, error) {
 	f, err := os.Open(path)
@@ -25,12 +25,6 @@ func (s *Store) PutFile(ctx context.Context, path string) (digest.Sum, int64, er
 	defer f.Close()
 	sum, size, err := digest.HashReader(ctx, f)
 	if err != nil {
-		return sum, size, err
-	}
-	if ok, err := s.HasBlob(ctx, sum); err != nil || ok {
-		if ok {
-			s.Stats.BlobsSkipped.Add(1)
-		}
 		return sum, size, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -69,9 +63,4 @@ func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*
 		return nil, err
 	}
 	return m, nil
-}
-
-// OpenEntry returns the stored content of a tree entry, verified.
-func (s *Store) OpenEntry(ctx context.Context, e digest.Entry) (io.ReadCloser, error) {
-	return s.OpenBlob(ctx, e.SHA256)
 }

@@ -133,6 +133,12 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Verified wraps r so that reading it to the end fails with a
+// *MismatchError, naming name, unless the bytes hash to want.
+func Verified(r io.Reader, name string, want digest.Sum) io.Reader {
+	return newVerifyingReader(r, name, want)
+}
+
 func newVerifyingReader(r io.Reader, key string, want digest.Sum) *verifyingReader {
 	return &verifyingReader{r: r, key: key, want: want, h: newHash()}
 }
@@ -284,6 +290,12 @@ func (s *Store) Verify(ctx context.Context, sum digest.Sum) error {
 	if err != nil {
 		return err
 	}
+	return s.VerifyTree(ctx, sum, m)
+}
+
+// VerifyTree reads every blob of a tree (m, the listing of sum) and
+// checks each against its digest. The error names the first that fails.
+func (s *Store) VerifyTree(ctx context.Context, sum digest.Sum, m *digest.Manifest) error {
 	for _, e := range m.Entries {
 		if _, err := s.VerifyBlob(ctx, e.SHA256); err != nil {
 			return fmt.Errorf("file %q of %s: %w", e.Path, sum, err)
