@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	goversion "github.com/hashicorp/go-version"
@@ -20,9 +21,38 @@ import (
 // one version has one spelling.
 var semverRe = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 
+// MaxLength bounds a release version. A version is a file name in the
+// store (releases/<name>/versions/<version>), and file systems refuse names
+// over 255 bytes: a longer version would pass the plan and fail the apply.
+const MaxLength = 128
+
+// MaxNumber bounds each of MAJOR, MINOR and PATCH: every consumer can hold
+// it exactly (it is below 2^53, so also a JSON or Terraform number), and
+// bumping it cannot overflow.
+const MaxNumber = 999_999_999_999_999
+
+// checkNumbers checks the numeric parts of a version's core (the part
+// before any pre-release), in: the version as written, for messages.
+func checkNumbers(in string, parts []string) error {
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil || n > MaxNumber {
+			return fmt.Errorf("%q has the number %s as its %s part, which is too large: each number of a version must be at most %d",
+				in, p, partNames[i], uint64(MaxNumber))
+		}
+	}
+	return nil
+}
+
+var partNames = []string{"MAJOR", "MINOR", "PATCH"} // callers pass at most three parts
+
 // Parse reads a release version. It accepts only the canonical form.
 func Parse(s string) (*goversion.Version, error) {
-	if !semverRe.MatchString(s) {
+	if len(s) > MaxLength {
+		return nil, fmt.Errorf("the version is %d characters long; at most %d are allowed (a version is a file name in the store): shorten its pre-release part", len(s), MaxLength)
+	}
+	m := semverRe.FindStringSubmatch(s)
+	if m == nil {
 		hint := ""
 		switch {
 		case strings.HasPrefix(s, "v"):
@@ -34,11 +64,45 @@ func Parse(s string) (*goversion.Version, error) {
 		}
 		return nil, fmt.Errorf("%q is not a release version: use semantic versioning MAJOR.MINOR.PATCH with an optional pre-release, such as \"1.4.2\" or \"2.0.0-rc.1\"%s", s, hint)
 	}
+	if err := checkNumbers(s, m[1:4]); err != nil {
+		return nil, err
+	}
 	return goversion.NewVersion(s)
 }
 
+// MaxConstraintLength bounds a version constraint.
+const MaxConstraintLength = 1024
+
+// constraintPartRe is one comma-separated part of a constraint, as
+// go-version reads it: an operator, then a version whose numeric core is
+// captured.
+var constraintPartRe = regexp.MustCompile(`^\s*(?:<=|>=|!=|~>|<|>|=)?\s*v?([0-9]+(?:\.[0-9]+)*)(.*)$`)
+
 // Constraint reads a version constraint such as "~> 1.4" or ">= 1.0, < 2.0".
+// Each version in it has at most three numeric parts, each at most
+// MaxNumber, and is at most MaxLength long: no release version could match
+// anything else.
 func Constraint(s string) (goversion.Constraints, error) {
+	if len(s) > MaxConstraintLength {
+		return nil, fmt.Errorf("the version constraint is %d characters long; at most %d are allowed", len(s), MaxConstraintLength)
+	}
+	for _, part := range strings.Split(s, ",") {
+		m := constraintPartRe.FindStringSubmatch(part)
+		if m == nil {
+			continue // go-version explains below
+		}
+		v := strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(part), "<>=!~"))
+		if len(v) > MaxLength {
+			return nil, fmt.Errorf("%q is not a version constraint: its version %.20q... is %d characters long; at most %d are allowed", s, v, len(v), MaxLength)
+		}
+		nums := strings.Split(m[1], ".")
+		if len(nums) > 3 {
+			return nil, fmt.Errorf("%q is not a version constraint: %q has %d numeric parts, but a release version has at most three, MAJOR.MINOR.PATCH (write e.g. \"1.4.0\", \"~> 1.4\")", s, m[1], len(nums))
+		}
+		if err := checkNumbers(v, nums); err != nil {
+			return nil, fmt.Errorf("%q is not a version constraint: %v", s, err)
+		}
+	}
 	c, err := goversion.NewConstraint(s)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a version constraint: write an exact version (\"1.4.2\") or constraints such as \"~> 1.4\" or \">= 1.0, < 2.0\" (%v)", s, err)
@@ -68,6 +132,9 @@ func Bump(v *goversion.Version, bump string) (string, error) {
 		}
 	default:
 		return "", fmt.Errorf("unknown version_bump %q: use one of %s", bump, strings.Join(Bumps, ", "))
+	}
+	if major > MaxNumber || minor > MaxNumber || patch > MaxNumber {
+		return "", fmt.Errorf("the version after %s would have a number above %d, the largest a version may have: give the next version explicitly", v.Original(), uint64(MaxNumber))
 	}
 	return fmt.Sprintf("%d.%d.%d", major, minor, patch), nil
 }

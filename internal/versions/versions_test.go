@@ -87,3 +87,53 @@ func TestSelect(t *testing.T) {
 		t.Error("bad constraint accepted")
 	}
 }
+
+// TestParseBounds: a version is a file name in the store and its numbers
+// are int64s: an over-long version or an oversized number is refused with
+// a message naming the limit, not a file-system or strconv error at apply.
+func TestParseBounds(t *testing.T) {
+	long := "1.0.0-" + strings.Repeat("a", 300)
+	if _, err := Parse(long); err == nil || !strings.Contains(err.Error(), "306 characters long; at most 128") {
+		t.Errorf("Parse(300-character pre-release) = %v, want the length limit", err)
+	}
+	atLimit := "1.0.0-" + strings.Repeat("a", MaxLength-6)
+	if _, err := Parse(atLimit); err != nil {
+		t.Errorf("a version of exactly %d characters: %v", MaxLength, err)
+	}
+	for _, bad := range []string{"99999999999999999999.0.0", "1.99999999999999999999.0", "1.0.1000000000000000", "1.0.18446744073709551616"} {
+		_, err := Parse(bad)
+		if err == nil || !strings.Contains(err.Error(), "too large: each number of a version must be at most 999999999999999") || strings.Contains(err.Error(), "strconv") {
+			t.Errorf("Parse(%q) = %v, want a clear 'too large' message", bad, err)
+		}
+	}
+	if _, err := Parse("999999999999999.999999999999999.999999999999999"); err != nil {
+		t.Errorf("the largest numbers: %v", err)
+	}
+	top, _ := Parse("999999999999999.0.0")
+	if _, err := Bump(top, "major"); err == nil || !strings.Contains(err.Error(), "give the next version explicitly") {
+		t.Errorf("Bump past MaxNumber = %v, want an error", err)
+	}
+}
+
+// TestConstraintBounds: a constraint accepts only versions a release could
+// have: at most three numeric parts, bounded numbers and length.
+func TestConstraintBounds(t *testing.T) {
+	for _, ok := range []string{"1.0.0", "~> 1.4", ">= 1.0, < 2.0", "1", "= 2.0.0-rc.1", ">= v1.0", "!= 1.2.3"} {
+		if _, err := Constraint(ok); err != nil {
+			t.Errorf("Constraint(%q): %v", ok, err)
+		}
+	}
+	for bad, want := range map[string]string{
+		"1.0.0.0.0":                             `"1.0.0.0.0" has 5 numeric parts, but a release version has at most three`,
+		">= 1.0, < 2.0.0.1":                     `"2.0.0.1" has 4 numeric parts`,
+		"~> 99999999999999999999.0":             "too large: each number of a version must be at most 999999999999999",
+		"= 1.0.0-" + strings.Repeat("x", 200):   "characters long; at most 128 are allowed",
+		strings.Repeat("1.0.0,", 200) + "1.0.0": "at most 1024 are allowed",
+		"~> banana":                             "not a version constraint",
+	} {
+		_, err := Constraint(bad)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "strconv") {
+			t.Errorf("Constraint(%.40q) = %v, want %q", bad, err, want)
+		}
+	}
+}
