@@ -24,20 +24,31 @@ type Options struct {
 	S3 s3store.Settings
 }
 
+// Redacted stands for the user info of a URL in messages.
+const Redacted = "REDACTED"
+
 // Open returns the store a URL names. It creates and contacts nothing.
 //
 //   - file://PATH is a directory; PATH may be relative (file://.immutable,
 //     resolved against the working directory) or absolute (file:///var/lib/x).
 //   - s3://BUCKET/OPTIONAL/PREFIX is a bucket of S3 or an S3-compatible store.
+//
+// A URL never carries credentials: one with user info (user:secret@, or
+// any "@" outside a file:// path) is refused, and no error Open returns
+// repeats the user info.
 func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
+	shown, userinfo := redact(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q) or s3://BUCKET/PREFIX", raw, Default)
+	if !ok || !validScheme(scheme) {
+		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q) or s3://BUCKET/PREFIX", shown, Default)
 	}
 	switch scheme {
 	case "file":
 		if rest == "" {
 			return nil, fmt.Errorf("%q names no directory: write file://PATH, for example %q or file:///var/lib/immutable", raw, Default)
+		}
+		if strings.HasPrefix(rest, "~") {
+			return nil, tildeError(raw, rest)
 		}
 		if strings.HasPrefix(rest, "localhost/") {
 			rest = strings.TrimPrefix(rest, "localhost")
@@ -48,12 +59,19 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		}
 		return store.New(b), nil
 	case "s3":
+		if userinfo {
+			_, fixed, _ := strings.Cut(shown, "@")
+			return nil, fmt.Errorf("the store URL %q holds user info (the part before \"@\"), where credentials would go. A store URL is shown in plans, "+
+				"logs and messages, so it must never hold a secret: write %q and give the credentials through the standard AWS chain: "+
+				"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO (aws sso login), "+
+				"or an instance or task role. If the secret was committed or shared, rotate it", shown, "s3://"+fixed)
+		}
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		if bucket == "" {
-			return nil, fmt.Errorf("%q names no bucket: write s3://BUCKET or s3://BUCKET/PREFIX", raw)
+			return nil, fmt.Errorf("%q names no bucket: write s3://BUCKET or s3://BUCKET/PREFIX", shown)
 		}
 		if strings.Contains(prefix, "//") || strings.Contains("/"+prefix+"/", "/../") || strings.Contains("/"+prefix+"/", "/./") {
-			return nil, fmt.Errorf("%q has an unclean prefix %q: write segments separated by single slashes", raw, prefix)
+			return nil, fmt.Errorf("%q has an unclean prefix %q: write segments separated by single slashes", shown, prefix)
 		}
 		b, err := s3store.New(ctx, bucket, prefix, opts.S3)
 		if err != nil {
@@ -61,5 +79,56 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		}
 		return store.New(b), nil
 	}
-	return nil, fmt.Errorf("the store URL %q has the unknown scheme %q: supported schemes are %s", raw, scheme+"://", strings.Join(Schemes, ", "))
+	return nil, fmt.Errorf("the store URL %q has the unknown scheme %q: supported schemes are %s", shown, scheme+"://", strings.Join(Schemes, ", "))
+}
+
+// tildeError refuses a path that starts with "~": nothing expands it (not
+// Terraform, not the shell inside a URL), so it would name a directory
+// called "~" in the working directory.
+func tildeError(raw, path string) error {
+	var hint string
+	if path == "~" || strings.HasPrefix(path, "~/") {
+		hint = fmt.Sprintf(`In the configuration write store = "file://${pathexpand(%q)}"; in IMMUTABLE_STORE write file://$HOME%s`,
+			path, strings.TrimPrefix(path, "~"))
+	} else {
+		hint = "Write the absolute path of that user's home directory instead"
+	}
+	return fmt.Errorf("%q starts with \"~\", which is not expanded in a store URL: the store would be a directory named %q "+
+		"in the directory Terraform runs in. %s", raw, strings.SplitN(path, "/", 2)[0], hint)
+}
+
+// validScheme reports whether s is a URL scheme (RFC 3986: a letter, then
+// letters, digits, "+", "-" or ".").
+func validScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// redact returns raw as a message may show it, with any user info
+// ("user:secret@" before the host or bucket) replaced by Redacted, and
+// whether raw had user info. A file:// URL has a path, not user info, and
+// is returned unchanged. In any other URL everything up to the last "@"
+// counts as user info: a secret may hold a "/" (AWS secret keys do), which
+// seems to end the authority early (s3://KEY:abc/def@bucket), so an "@"
+// anywhere is taken to end user info.
+func redact(raw string) (shown string, userinfo bool) {
+	prefix, rest := "", raw
+	if scheme, r, ok := strings.Cut(raw, "://"); ok && validScheme(scheme) {
+		prefix, rest = scheme+"://", r
+	}
+	if prefix == "file://" {
+		return raw, false
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw, false
+	}
+	return prefix + Redacted + "@" + rest[at+1:], true
 }

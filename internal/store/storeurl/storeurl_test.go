@@ -33,3 +33,57 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusesCredentials: a URL with user info is refused, saying where
+// credentials go, and no message repeats the key or the secret — also
+// when the secret holds a "/" (AWS secret keys may) or the scheme is
+// unknown.
+func TestRefusesCredentials(t *testing.T) {
+	const key, secret = "AKIAEXAMPLEKEYID", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYSECRET"
+	for raw, want := range map[string][]string{
+		"s3://" + key + ":" + secret + "@bucket/p":       {"holds user info", `"s3://bucket/p"`, "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "`s3.profile`", "SSO", "role"},
+		"s3://" + key + ":" + secret + "@bucket":         {"holds user info", `"s3://bucket"`},
+		"s3://" + secret + "@bucket/p":                   {"holds user info", `"s3://bucket/p"`},
+		"s3://" + key + "@bucket/p":                      {"holds user info"},
+		"ftp://" + key + ":" + secret + "@host/x":        {"unknown scheme", `"ftp://REDACTED@host/x"`},
+		key + ":" + secret + "@bucket/p":                 {"not a store URL", "REDACTED@bucket/p"},
+		"s3:/" + key + ":" + secret + "@bucket/p":        {"not a store URL", "REDACTED@bucket/p"},
+		key + ":" + secret + "@bucket://p":               {"not a store URL", "REDACTED@bucket://p"},
+		"s3://" + key + ":" + secret + "@bucket/../../p": {"holds user info"},
+	} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil {
+			t.Errorf("Open(%q) accepted a URL with credentials", raw)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, key) || strings.Contains(msg, "wJalr") || strings.Contains(msg, "K7MDENG") || strings.Contains(msg, "CYSECRET") {
+			t.Errorf("Open(%q) error repeats the credentials: %s", raw, msg)
+		}
+		for _, w := range want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("Open(%q) error = %s; want it to say %s", raw, msg, w)
+			}
+		}
+	}
+}
+
+// TestRefusesTilde: nothing expands "~" in a store URL; a store would be
+// made in a directory named "~", so the URL is refused with the fix.
+func TestRefusesTilde(t *testing.T) {
+	for raw, want := range map[string]string{
+		"file://~/x":     `store = "file://${pathexpand("~/x")}"`,
+		"file://~":       `store = "file://${pathexpand("~")}"`,
+		"file://~bob/x":  "absolute path",
+		"file://~/a/b/c": "file://$HOME/a/b/c",
+	} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `starts with "~"`) {
+			t.Errorf("Open(%q) error = %v; want it to say %s", raw, err, want)
+		}
+	}
+	// A "~" further in is an ordinary name.
+	if _, err := Open(context.Background(), "file:///tmp/~x", Options{}); err != nil {
+		t.Errorf("Open(file:///tmp/~x): %v", err)
+	}
+}
