@@ -86,7 +86,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 		return store.ErrExists
 	}
 	dir := filepath.Dir(final)
-	if err := mkdirAll(dir); err != nil {
+	if err := b.mkdirAll(dir); err != nil {
 		return &WriteError{Store: b.String(), Err: err}
 	}
 	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
@@ -125,8 +125,11 @@ func writeTemp(ctx context.Context, tmp *os.File, r io.Reader) error {
 }
 
 // mkdirAll creates dir and its missing parents, fsyncing each parent whose
-// listing changed so the new directories survive a crash.
-func mkdirAll(dir string) error {
+// listing changed so the new directories survive a crash. The store's root,
+// if it creates it, is readable by its owner only (0700): blobs hold
+// whatever the sources held, secrets included, and are 0444 themselves.
+// Directories above the root are 0755; one that exists keeps its mode.
+func (b *Backend) mkdirAll(dir string) error {
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
@@ -135,11 +138,15 @@ func mkdirAll(dir string) error {
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := mkdirAll(parent); err != nil {
+		if err := b.mkdirAll(parent); err != nil {
 			return err
 		}
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	mode := os.FileMode(0o755)
+	if dir == b.root {
+		mode = 0o700
+	}
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return syncDir(parent)

@@ -145,3 +145,46 @@ func TestCrashMidWrite(t *testing.T) {
 		t.Fatalf("object holds %q", got)
 	}
 }
+
+// TestNewRootIsPrivate: the store holds copies of the sources, secrets
+// included, so the root it creates is readable by its owner only; the
+// parents it creates are ordinary directories.
+func TestNewRootIsPrivate(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "a", "b")
+	b, _ := New(filepath.Join(parent, "store"))
+	if err := b.Create(context.Background(), "blobs/secret", strings.NewReader("s3cr3t")); err != nil {
+		t.Fatal(err)
+	}
+	umask := os.FileMode(syscall.Umask(0))
+	syscall.Umask(int(umask))
+	for dir, want := range map[string]os.FileMode{b.Root(): 0o700, parent: 0o755 &^ umask, filepath.Dir(parent): 0o755 &^ umask} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v; want %v", dir, fi.Mode().Perm(), want)
+		}
+	}
+}
+
+// TestExistingRootKeepsItsMode: a root someone made (shared on purpose,
+// say) is never chmodded.
+func TestExistingRootKeepsItsMode(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(root, 0o755) // whatever the umask
+	b, _ := New(root)
+	if err := b.Create(context.Background(), "blobs/a", strings.NewReader("a")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o755 {
+		t.Fatalf("mode %v; want the existing 0755", fi.Mode().Perm())
+	}
+}
