@@ -21,8 +21,9 @@ type Plan struct {
 // explicit version if given (a *ConflictError if it is published with other
 // content); else the highest version already published with the same
 // content (adoption); else the highest published version bumped by bump
-// (versions.First when there is none). It reads no clock: planning twice
-// against the same store gives the same answer.
+// (versions.First when there is none). A new version whose record would
+// exceed MaxRecordSize is a *TooLargeError. It reads no clock: planning
+// twice against the same store gives the same answer.
 func PlanVersion(ctx context.Context, b store.Backend, c Content, explicit, bump string) (*Plan, error) {
 	published, err := List(ctx, b, c.Name)
 	if err != nil {
@@ -51,7 +52,7 @@ func PlanVersion(ctx context.Context, b store.Backend, c Content, explicit, bump
 				return adopt(p)
 			}
 		}
-		return &Plan{Version: explicit, PreviousVersion: original(versions.Below(published, v))}, nil
+		return checked(c, &Plan{Version: explicit, PreviousVersion: original(versions.Below(published, v))})
 	}
 
 	same, err := FindByDigest(ctx, b, c.Name, c.Digest())
@@ -72,14 +73,22 @@ func PlanVersion(ctx context.Context, b store.Backend, c Content, explicit, bump
 	}
 
 	if len(published) == 0 {
-		return &Plan{Version: versions.First}, nil
+		return checked(c, &Plan{Version: versions.First})
 	}
 	highest := published[len(published)-1]
 	next, err := versions.Bump(highest, bump)
 	if err != nil {
 		return nil, err
 	}
-	return &Plan{Version: next, PreviousVersion: highest.Original()}, nil
+	return checked(c, &Plan{Version: next, PreviousVersion: highest.Original()})
+}
+
+// checked returns p, a new version of c, if its record can be published.
+func checked(c Content, p *Plan) (*Plan, error) {
+	if err := CheckSize(c, p.Version, p.PreviousVersion); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func original(v *goversion.Version) string {

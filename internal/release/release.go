@@ -132,7 +132,84 @@ func (e *TamperedError) Error() string {
 	return fmt.Sprintf("the release record %s was altered after it was published: %s", e.Key, e.Detail)
 }
 
-// Get reads and verifies a record. A missing one is store.ErrNotFound.
+// MaxRecordSize bounds a release record, in bytes: Publish (and
+// PlanVersion, for what it plans) refuses a record that Get would not read
+// back.
+const MaxRecordSize = 16 << 20
+
+// TooLargeError is a release whose record would exceed MaxRecordSize.
+// Nothing was written.
+type TooLargeError struct {
+	Name, Version string
+	Size          int // bytes of the record
+	Artifacts     int // bytes of the artifacts map in it
+	Metadata      int // bytes of the metadata map in it
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("version %s of release %q would be a record of %d bytes, but a release record may be at most %d bytes "+
+		"(larger ones could never be read back); its metadata takes %d bytes and its artifacts %d",
+		e.Version, e.Name, e.Size, MaxRecordSize, e.Metadata, e.Artifacts)
+}
+
+// Attribute names the input that takes most of the record: "metadata" or
+// "artifacts".
+func (e *TooLargeError) Attribute() string {
+	if e.Artifacts > e.Metadata {
+		return "artifacts"
+	}
+	return "metadata"
+}
+
+// OversizeRecordError is a stored record larger than MaxRecordSize, which
+// Publish never writes: it is not read rather than read in part.
+type OversizeRecordError struct {
+	Key string
+}
+
+func (e *OversizeRecordError) Error() string {
+	return fmt.Sprintf("the release record %s is larger than %d bytes, the most a release record may be, so it is not read: "+
+		"it was written by a provider without that limit or outside Terraform", e.Key, MaxRecordSize)
+}
+
+// publishedAtPlaceholder has the width of PublishedAt: RFC 3339 in UTC, to the
+// second, is always 20 bytes ("2006-01-02T15:04:05Z").
+const publishedAtPlaceholder = "0000-00-00T00:00:00Z"
+
+// encode returns the stored form of a complete record.
+func (r *Record) encode() []byte {
+	body, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		panic(err) // strings and maps of strings always encode
+	}
+	return append(body, '\n')
+}
+
+// sizeError returns a *TooLargeError if body, the encoding of r, exceeds
+// MaxRecordSize.
+func sizeError(r *Record, body []byte) error {
+	if len(body) <= MaxRecordSize {
+		return nil
+	}
+	a, _ := json.Marshal(r.Artifacts)
+	m, _ := json.Marshal(r.Metadata)
+	return &TooLargeError{Name: r.Name, Version: r.Version, Size: len(body), Artifacts: len(a), Metadata: len(m)}
+}
+
+// CheckSize returns a *TooLargeError if the record of c published as
+// version (after previous) would exceed MaxRecordSize. It reads no clock:
+// the publication time always has the same width.
+func CheckSize(c Content, version, previous string) error {
+	r := &Record{
+		Spec: Spec, Name: c.Name, Version: version, Digest: c.Digest().String(),
+		Artifacts: nonNil(c.Artifacts), Metadata: nonNil(c.Metadata),
+		PreviousVersion: previous, PublishedAt: publishedAtPlaceholder,
+	}
+	return sizeError(r, r.encode())
+}
+
+// Get reads and verifies a record. A missing one is store.ErrNotFound; one
+// larger than MaxRecordSize is an *OversizeRecordError.
 func Get(ctx context.Context, b store.Backend, name, version string) (*Record, error) {
 	key := VersionKey(name, version)
 	rc, err := b.Open(ctx, key)
@@ -140,9 +217,12 @@ func Get(ctx context.Context, b store.Backend, name, version string) (*Record, e
 		return nil, err
 	}
 	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	raw, err := io.ReadAll(io.LimitReader(rc, MaxRecordSize+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(raw) > MaxRecordSize {
+		return nil, &OversizeRecordError{Key: key}
 	}
 	var r Record
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -199,7 +279,15 @@ func (e *ConflictError) Error() string {
 // Publish writes r once. If the version is already published with the
 // same content, that record is returned and nothing is written (adoption).
 // If it is published with other content, a *ConflictError is returned and
-// nothing is written. r.PublishedAt is set from now when empty.
+// nothing is written; if its record would exceed MaxRecordSize, a
+// *TooLargeError. r.PublishedAt is set from now when empty.
+//
+// The index entry (releases/<name>/digests/<hex>/<version>) is written
+// before the record: a publish interrupted between the two leaves an entry
+// whose record is missing, which PlanVersion skips, so the next plan picks
+// the same version again. The other order would leave a record nobody
+// finds by content, and the next plan would publish it again under a new
+// version.
 func Publish(ctx context.Context, b store.Backend, r *Record, now time.Time) (*Record, error) {
 	if err := CheckName(r.Name); err != nil {
 		return nil, err
@@ -213,28 +301,47 @@ func Publish(ctx context.Context, b store.Backend, r *Record, now time.Time) (*R
 		r.PublishedAt = now.UTC().Format(time.RFC3339)
 	}
 	r.Artifacts, r.Metadata = nonNil(r.Artifacts), nonNil(r.Metadata)
-	body, err := json.MarshalIndent(r, "", "  ")
+	body := r.encode()
+	if err := sizeError(r, body); err != nil {
+		return nil, err
+	}
+	// Already published: adopt or refuse, writing nothing.
+	if existing, err := published(ctx, b, r); existing != nil || err != nil {
+		return existing, err
+	}
+	sum, err := digest.Parse(r.Digest)
 	if err != nil {
 		return nil, err
 	}
-	err = b.Create(ctx, VersionKey(r.Name, r.Version), bytes.NewReader(append(body, '\n')))
-	if errors.Is(err, store.ErrExists) {
-		existing, gerr := Get(ctx, b, r.Name, r.Version)
-		if gerr != nil {
-			return nil, gerr
-		}
-		if existing.Digest != r.Digest {
-			return nil, &ConflictError{Existing: existing}
-		}
-		r = existing
-	} else if err != nil {
+	if err := b.Create(ctx, digestPrefix(r.Name, sum)+r.Version, strings.NewReader(r.Version)); err != nil && !errors.Is(err, store.ErrExists) {
 		return nil, err
 	}
-	// The index is best effort: the record is the truth, and a missing
-	// index entry only means a later identical release is not adopted.
-	sum, _ := digest.Parse(r.Digest)
-	if err := b.Create(ctx, digestPrefix(r.Name, sum)+r.Version, strings.NewReader(r.Version)); err != nil && !errors.Is(err, store.ErrExists) {
-		return r, err
+	err = b.Create(ctx, VersionKey(r.Name, r.Version), bytes.NewReader(body))
+	if errors.Is(err, store.ErrExists) { // another publisher was faster
+		existing, err := published(ctx, b, r)
+		if existing == nil && err == nil {
+			err = fmt.Errorf("%s: the store reported it exists, then that it does not", VersionKey(r.Name, r.Version))
+		}
+		return existing, err
+	}
+	if err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// published returns the record already published at r's version if it has
+// r's content, a *ConflictError if it has other content, and nil, nil if
+// there is none.
+func published(ctx context.Context, b store.Backend, r *Record) (*Record, error) {
+	existing, err := Get(ctx, b, r.Name, r.Version)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case existing.Digest != r.Digest:
+		return nil, &ConflictError{Existing: existing}
+	}
+	return existing, nil
 }

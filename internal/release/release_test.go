@@ -239,3 +239,171 @@ func TestPlanVersion(t *testing.T) {
 		t.Fatalf("explicit version with the same content: %+v", p)
 	}
 }
+
+// padTo returns content whose record, published as 1.0.0 with no previous
+// version, is exactly size bytes, by padding metadata; or, if inArtifacts,
+// at least size bytes, by adding artifacts.
+func padTo(t *testing.T, size int, inArtifacts bool) Content {
+	t.Helper()
+	c := content(a1)
+	recordSize := func() int {
+		r := &Record{Spec: Spec, Name: c.Name, Version: "1.0.0", Digest: c.Digest().String(), Artifacts: c.Artifacts, Metadata: c.Metadata, PublishedAt: publishedAtPlaceholder}
+		return len(r.encode())
+	}
+	if inArtifacts {
+		s0 := recordSize()
+		c.Artifacts["a0000000"] = a2
+		per := recordSize() - s0 // every artifact "aNNNNNNN" adds as much
+		for i := 1; s0+(i+1)*per < size+per; i++ {
+			c.Artifacts[fmt.Sprintf("a%07d", i)] = a2
+		}
+		if got := recordSize(); got < size {
+			t.Fatalf("padded artifacts to %d bytes, want at least %d", got, size)
+		}
+		return c
+	}
+	c.Metadata["pad"] = ""
+	c.Metadata["pad"] = strings.Repeat("x", size-recordSize())
+	return c
+}
+
+// TestRecordSizeLimit: a record Get could not read back is refused by
+// PlanVersion and by Publish, naming the input that makes it large, and
+// nothing is written; a record of exactly MaxRecordSize bytes publishes and
+// reads back.
+func TestRecordSizeLimit(t *testing.T) {
+	b := backend(t)
+	exact := padTo(t, MaxRecordSize, false)
+	r, err := Publish(ctx, b, &Record{Name: exact.Name, Version: "1.0.0", Artifacts: exact.Artifacts, Metadata: exact.Metadata}, now)
+	if err != nil {
+		t.Fatalf("a record of exactly %d bytes: %v", MaxRecordSize, err)
+	}
+	if fi, err := os.Stat(filepath.Join(b.Root(), filepath.FromSlash(VersionKey("web", "1.0.0")))); err != nil || fi.Size() != MaxRecordSize {
+		t.Fatalf("stored record: %v, %v; want exactly %d bytes", fi, err, MaxRecordSize)
+	}
+	if got, err := Get(ctx, b, "web", "1.0.0"); err != nil || got.Digest != r.Digest {
+		t.Fatalf("reading back the largest record: %v", err)
+	}
+
+	for _, tc := range []struct {
+		attr string
+		c    Content
+	}{{"metadata", padTo(t, MaxRecordSize+1, false)}, {"artifacts", padTo(t, MaxRecordSize+1, true)}} {
+		t.Run(tc.attr, func(t *testing.T) {
+			b := backend(t)
+			check := func(what string, err error) {
+				t.Helper()
+				var tooLarge *TooLargeError
+				if !errors.As(err, &tooLarge) || tooLarge.Attribute() != tc.attr ||
+					!strings.Contains(err.Error(), fmt.Sprintf("a release record may be at most %d bytes", MaxRecordSize)) {
+					t.Fatalf("%s: want a TooLargeError naming %s and the limit, got %v", what, tc.attr, err)
+				}
+			}
+			_, err := PlanVersion(ctx, b, tc.c, "", "patch")
+			check("PlanVersion", err)
+			_, err = PlanVersion(ctx, b, tc.c, "2.0.0", "patch")
+			check("PlanVersion with an explicit version", err)
+			_, err = Publish(ctx, b, &Record{Name: tc.c.Name, Version: "1.0.0", Artifacts: tc.c.Artifacts, Metadata: tc.c.Metadata}, now)
+			check("Publish", err)
+			if keys, err := b.List(ctx, "releases/"); err != nil || len(keys) != 0 {
+				t.Fatalf("a refused publish wrote %v (%v)", keys, err)
+			}
+		})
+	}
+}
+
+// TestGetOversizeRecord: a stored record over the limit (as a provider
+// without it could write) is reported as too large to read, not as a
+// truncated, "altered" record.
+func TestGetOversizeRecord(t *testing.T) {
+	b := backend(t)
+	c := padTo(t, MaxRecordSize+100, false)
+	r := &Record{Spec: Spec, Name: c.Name, Version: "1.0.0", Digest: c.Digest().String(), Artifacts: c.Artifacts, Metadata: c.Metadata, PublishedAt: "2026-01-02T03:04:05Z"}
+	if err := b.Create(ctx, VersionKey("web", "1.0.0"), strings.NewReader(string(r.encode()))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Get(ctx, b, "web", "1.0.0")
+	var oversize *OversizeRecordError
+	if !errors.As(err, &oversize) || errors.As(err, new(*TamperedError)) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("releases/web/versions/1.0.0 is larger than %d bytes", MaxRecordSize)) {
+		t.Fatalf("want an OversizeRecordError naming the record and the limit, got %v", err)
+	}
+}
+
+// TestInterruptedPublish: a publish that fails between its two writes, for
+// real on a file store (a regular file where a directory must be: we may
+// run as root, so permissions would not stop the write), never makes the
+// next plan pick a new version for the same content: once the obstacle is
+// gone, the plan picks 1.0.0 again and publishing leaves exactly one
+// version.
+func TestInterruptedPublish(t *testing.T) {
+	for _, obstacle := range []string{"digests", "versions"} {
+		t.Run(obstacle, func(t *testing.T) {
+			b := backend(t)
+			c := content(a1)
+			blocker := filepath.Join(b.Root(), "releases", "web", obstacle)
+			if err := os.MkdirAll(filepath.Dir(blocker), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(blocker, []byte("in the way\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rec := &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}
+			if _, err := Publish(ctx, b, rec, now); err == nil || !strings.Contains(err.Error(), "not a directory") {
+				t.Fatalf("publish through the obstacle: %v", err)
+			}
+			if err := os.Remove(blocker); err != nil {
+				t.Fatal(err)
+			}
+			if vs, err := List(ctx, b, "web"); err != nil || len(vs) != 0 {
+				t.Fatalf("the failed publish left versions %v (%v)", vs, err)
+			}
+			p, err := PlanVersion(ctx, b, c, "", "patch")
+			if err != nil || p.Version != "1.0.0" || p.Adopted != nil {
+				t.Fatalf("the plan after the failure: %+v, %v; want 1.0.0 again", p, err)
+			}
+			rec = &Record{Name: c.Name, Version: p.Version, Artifacts: c.Artifacts, Metadata: c.Metadata}
+			if _, err := Publish(ctx, b, rec, now); err != nil {
+				t.Fatal(err)
+			}
+			assertOneVersion(t, b, c)
+		})
+	}
+}
+
+// assertOneVersion: the release has exactly 1.0.0, with c, and planning c
+// again adopts it.
+func assertOneVersion(t *testing.T, b store.Backend, c Content) {
+	t.Helper()
+	vs, err := List(ctx, b, "web")
+	if err != nil || len(vs) != 1 || vs[0].Original() != "1.0.0" {
+		t.Fatalf("versions %v (%v), want exactly 1.0.0", vs, err)
+	}
+	p, err := PlanVersion(ctx, b, c, "", "patch")
+	if err != nil || p.Version != "1.0.0" || p.Adopted == nil {
+		t.Fatalf("planning the same content again: %+v, %v; want 1.0.0 adopted", p, err)
+	}
+}
+
+// TestKilledPublish: a process killed during a publish, so that its state
+// is never saved, leaves the store as after one of its writes. Either way
+// the next plan of the same content picks 1.0.0 (adopting it if the record
+// was written), never a duplicate version.
+func TestKilledPublish(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b store.Backend) {
+		c := content(a1)
+		// Killed after the index entry, before the record.
+		if err := b.Create(ctx, digestPrefix(c.Name, c.Digest())+"1.0.0", strings.NewReader("1.0.0")); err != nil {
+			t.Fatal(err)
+		}
+		p, err := PlanVersion(ctx, b, c, "", "patch")
+		if err != nil || p.Version != "1.0.0" || p.Adopted != nil {
+			t.Fatalf("plan after a kill before the record: %+v, %v; want 1.0.0, new", p, err)
+		}
+		// Killed after the record: published, but the state never saved.
+		if _, err := Publish(ctx, b, &Record{Name: c.Name, Version: p.Version, Artifacts: c.Artifacts, Metadata: c.Metadata}, now); err != nil {
+			t.Fatal(err)
+		}
+		assertOneVersion(t, b, c)
+	})
+}
