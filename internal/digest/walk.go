@@ -8,10 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -34,15 +37,39 @@ type Progress struct {
 	Bytes atomic.Int64
 }
 
-// CheckExclude reports whether a glob is valid.
+// CheckExclude reports whether a glob is valid and can match a path of a
+// tree: paths are relative, slash-separated and clean, so an empty glob,
+// an absolute one, or one with "." or ".." segments would silently match
+// nothing.
 func CheckExclude(pattern string) error {
+	if pattern == "" {
+		return fmt.Errorf("the glob is empty and matches nothing: remove it, or write a path relative to the source directory, such as \"**/*.map\"")
+	}
 	if !doublestar.ValidatePattern(pattern) {
 		return fmt.Errorf("%q is not a valid glob: check its brackets and braces (see https://github.com/bmatcuk/doublestar#patterns)", pattern)
 	}
 	if filepath.IsAbs(pattern) {
 		return fmt.Errorf("%q is absolute: excludes are matched against paths relative to the source directory, such as \"**/*.map\"", pattern)
 	}
+	for _, part := range strings.Split(pattern, "/") {
+		if part == "." || part == ".." {
+			return fmt.Errorf("%q has a %q segment and can never match: excludes are matched against clean paths inside the source directory, such as \"build/**\" (a path outside the source is never part of it)", pattern, part)
+		}
+	}
 	return nil
+}
+
+// Excluded reports whether rel, a path inside a tree, is left out by the
+// globs: itself, or a directory above it, matches one.
+func Excluded(rel string, excludes []string) bool {
+	for p := rel; p != "." && p != ""; p = path.Dir(p) {
+		for _, g := range excludes {
+			if ok, _ := doublestar.Match(g, p); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // TypeError is a file in a tree that is neither regular, a symlink nor a
@@ -53,28 +80,46 @@ type TypeError struct {
 }
 
 func (e *TypeError) Error() string {
-	return fmt.Sprintf("%s is a %s; a tree may only hold regular files, symlinks and directories: remove it or exclude it", e.Path, e.Type)
+	return fmt.Sprintf("%s is %s; a tree may only hold regular files, symlinks and directories: remove it or exclude it", e.Path, e.Type)
 }
 
-func typeName(m fs.FileMode) string {
+// TypeName says in words what kind of file a mode's type bits describe:
+// "a named pipe", "a character device", …, for messages.
+func TypeName(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeNamedPipe != 0:
-		return "FIFO (named pipe)"
+		return "a named pipe (FIFO)"
 	case m&fs.ModeSocket != 0:
-		return "socket"
+		return "a socket"
 	case m&fs.ModeCharDevice != 0:
-		return "character device"
+		return "a character device"
 	case m&fs.ModeDevice != 0:
-		return "device"
+		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a directory"
 	case m&fs.ModeIrregular != 0:
-		return "irregular file"
+		return "an irregular file"
 	}
-	return "special file"
+	return "a special file"
+}
+
+// ChangedError is a listed file that was replaced before it was read: by a
+// symlink, a special file or another file.
+type ChangedError struct {
+	Path string
+	Now  string
+}
+
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("%s changed while it was being read: it is now %s, not the regular file that was listed; nothing of it was read. Make sure nothing rewrites the tree during plan and apply, then run again", e.Path, e.Now)
 }
 
 // FileHasher hashes one regular file. abs is its path on disk, rel its
-// path in the tree, info what lstat said of it. Walk calls it from several
-// goroutines at once.
+// path in the tree, info what lstat said of it; it must read the file with
+// HashListed or OpenListed, so a file swapped since it was listed is not
+// read. Walk calls it from several goroutines at once.
 type FileHasher func(ctx context.Context, abs, rel string, info fs.FileInfo) (Sum, int64, error)
 
 const bufSize = 256 << 10
@@ -122,8 +167,8 @@ func HashReader(ctx context.Context, r io.Reader) (Sum, int64, error) {
 
 // HashTree walks root and hashes it (spec v1).
 func HashTree(ctx context.Context, root string, opts Options) (*Manifest, error) {
-	return Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, _ fs.FileInfo) (Sum, int64, error) {
-		return HashFile(ctx, abs)
+	return Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, info fs.FileInfo) (Sum, int64, error) {
+		return HashListed(ctx, abs, info)
 	})
 }
 
@@ -188,7 +233,7 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 				}
 				info, err := j.entry.Info()
 				if err == nil && !info.Mode().IsRegular() { // replaced since it was listed
-					err = &TypeError{Path: j.rel, Type: typeName(info.Mode().Type())}
+					err = &TypeError{Path: j.rel, Type: TypeName(info.Mode().Type())}
 				}
 				if err != nil {
 					fail(err)
@@ -247,6 +292,9 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 			return nil
 		case t&fs.ModeSymlink != 0:
 			target, err := os.Readlink(abs)
+			if errors.Is(err, syscall.EINVAL) {
+				return &ChangedError{Path: rel, Now: "not a symlink"}
+			}
 			if err != nil {
 				return err
 			}
@@ -268,12 +316,24 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 			}
 			return nil
 		default:
-			return &TypeError{Path: rel, Type: typeName(t)}
+			return &TypeError{Path: rel, Type: TypeName(t)}
 		}
 	})
+	if walkErr != nil {
+		// Stop the workers: what is still queued must not be hashed, or
+		// stored, for a walk that has already failed.
+		cancel()
+	}
 	close(jobs)
 	wg.Wait()
 
+	// Report the failure that stopped the walk, not the cancellations it
+	// caused in the others.
+	for _, err := range []error{firstErr, walkErr} {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
 	if firstErr != nil {
 		return nil, firstErr
 	}

@@ -268,7 +268,7 @@ func (t *Table) hashFile(ctx context.Context, abs, rel string, info fs.FileInfo)
 		}
 	}
 	start := time.Now()
-	sum, size, err := digest.HashFile(ctx, abs)
+	sum, size, err := digest.HashListed(ctx, abs, info)
 	if err != nil {
 		return sum, size, err
 	}

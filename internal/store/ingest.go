@@ -12,13 +12,20 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
-// PutFile stores one file and returns its digest and size. The file is
-// hashed first; PutBlob then finds the blob already stored (nothing more
-// is read or written) or reads the file again into the store, verified
-// against the first hash, so a file that changes meanwhile fails with a
-// *MismatchError and is not stored.
+// PutFile stores one file, a source the user named (a symlink at path is
+// followed), and returns its digest and size. See PutListed.
 func (s *Store) PutFile(ctx context.Context, path string) (digest.Sum, int64, error) {
-	f, err := os.Open(path)
+	return s.PutListed(ctx, path, nil)
+}
+
+// PutListed stores a file a walk listed as info: it is opened without
+// following a symlink and must be the file info describes (see
+// digest.OpenListed). The file is hashed first; PutBlob then finds the
+// blob already stored (nothing more is read or written) or reads the file
+// again into the store, verified against the first hash, so a file that
+// changes meanwhile fails with a *MismatchError and is not stored.
+func (s *Store) PutListed(ctx context.Context, path string, info fs.FileInfo) (digest.Sum, int64, error) {
+	f, err := digest.OpenListed(path, info)
 	if err != nil {
 		return digest.Sum{}, 0, err
 	}
@@ -37,8 +44,8 @@ func (s *Store) PutFile(ctx context.Context, path string) (digest.Sum, int64, er
 // PutDir stores a directory: every file's blob, every symlink target's
 // blob, then the listing. It returns the manifest of what it stored.
 func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*digest.Manifest, error) {
-	m, err := digest.Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, _ fs.FileInfo) (digest.Sum, int64, error) {
-		return s.PutFile(ctx, abs)
+	m, err := digest.Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, info fs.FileInfo) (digest.Sum, int64, error) {
+		return s.PutListed(ctx, abs, info)
 	})
 	if err != nil {
 		return nil, err
