@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -48,6 +50,7 @@ func mode(e digest.Entry) int64 {
 	return 0o644
 }
 
+// readTarget reads a symlink's target and refuses one that leaves the tree.
 func readTarget(ctx context.Context, open Opener, e digest.Entry) (string, error) {
 	rc, err := open(ctx, e)
 	if err != nil {
@@ -55,7 +58,35 @@ func readTarget(ctx context.Context, open Opener, e digest.Entry) (string, error
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, 1<<16))
-	return string(b), err
+	if err != nil {
+		return "", err
+	}
+	return string(b), CheckLink(e.Path, string(b))
+}
+
+// LinkError is a symlink that an archive must not hold: its target is
+// absolute or climbs above the archive's root, so whoever unpacks the
+// archive would get a link out of the directory they unpacked it into.
+type LinkError struct {
+	Path, Target string
+}
+
+func (e *LinkError) Error() string {
+	return fmt.Sprintf("the symlink %q points to %q, outside the tree: an archive holding it would give whoever unpacks it a link "+
+		"that leaves their directory. Make the link relative and inside the tree, or leave it out with excludes = [%q]", e.Path, e.Target, e.Path)
+}
+
+// CheckLink refuses a symlink target that is absolute (also in Windows
+// form) or that, resolved from the link's directory, climbs above the root.
+func CheckLink(p, target string) error {
+	t := strings.ReplaceAll(target, "\\", "/")
+	if t == "" || path.IsAbs(t) || (len(t) >= 2 && t[1] == ':') {
+		return &LinkError{Path: p, Target: target}
+	}
+	if j := path.Join(path.Dir(p), t); j == ".." || strings.HasPrefix(j, "../") {
+		return &LinkError{Path: p, Target: target}
+	}
+	return nil
 }
 
 func copyEntry(ctx context.Context, w io.Writer, open Opener, e digest.Entry) error {
@@ -93,11 +124,22 @@ func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener)
 	for _, e := range m.Entries {
 		h := &zip.FileHeader{Name: e.Path, Method: zip.Deflate, Modified: epoch}
 		if e.Kind == digest.KindSymlink {
+			target, err := readTarget(ctx, open, e)
+			if err != nil {
+				return err
+			}
 			h.Method = zip.Store
 			h.SetMode(fs.ModeSymlink | 0o777)
-		} else {
-			h.SetMode(fsMode(mode(e)))
+			fw, err := zw.CreateHeader(h)
+			if err != nil {
+				return err
+			}
+			if _, err := io.WriteString(fw, target); err != nil {
+				return err
+			}
+			continue
 		}
+		h.SetMode(fsMode(mode(e)))
 		fw, err := zw.CreateHeader(h)
 		if err != nil {
 			return err

@@ -1,0 +1,205 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// Refs finds, builds and writes out the archives of listings in a store.
+//
+// An archive reference (archives/<format>-v1/<listing>) is not
+// content-addressed: anyone who can write the store could point it at
+// another tree's archive. So no archive is trusted before it has been
+// read and checked against the listing it claims (Verify): Lookup and
+// Ensure check each one the first time this Refs meets it (the provider
+// makes one per operation, so each Terraform process checks once), and
+// WriteFile checks what it writes, every time.
+type Refs struct {
+	st       *store.Store
+	mu       sync.Mutex
+	verified map[refKey]bool
+	// TempDir is where archives are built and checked ("" = os.TempDir()).
+	TempDir string
+}
+
+type refKey struct {
+	format           string
+	listing, archive digest.Sum
+}
+
+// NewRefs returns a Refs on st.
+func NewRefs(st *store.Store) *Refs { return &Refs{st: st, verified: map[refKey]bool{}} }
+
+// CorruptError is an archive reference whose archive fails verification.
+type CorruptError struct {
+	Key     string // the reference's store key
+	Archive digest.Sum
+	Err     error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("the archive reference %s names the archive %s, which fails verification: %v", e.Key, e.Archive, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Lookup returns the verified archive of listing in format, or an error
+// wrapping store.ErrNotFound when none is stored, or a *CorruptError.
+func (r *Refs) Lookup(ctx context.Context, format string, listing *digest.Manifest) (digest.Sum, error) {
+	sum, err := r.st.GetArchiveRef(ctx, Version(format), listing.Digest())
+	if err != nil {
+		return sum, err
+	}
+	return sum, r.check(ctx, format, listing, sum, false)
+}
+
+// Verify reads the archive sum from the store and checks it against
+// listing, even if it was checked before (verify_on_refresh).
+func (r *Refs) Verify(ctx context.Context, format string, listing *digest.Manifest, sum digest.Sum) error {
+	return r.check(ctx, format, listing, sum, true)
+}
+
+func (r *Refs) check(ctx context.Context, format string, listing *digest.Manifest, sum digest.Sum, again bool) error {
+	k := refKey{format, listing.Digest(), sum}
+	r.mu.Lock()
+	done := r.verified[k]
+	r.mu.Unlock()
+	if done && !again {
+		return nil
+	}
+	tmp, err := os.CreateTemp(r.TempDir, "immutable-archive-check-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := r.fill(ctx, tmp, format, listing, sum); err != nil {
+		return err
+	}
+	r.remember(k)
+	return nil
+}
+
+func (r *Refs) remember(k refKey) {
+	r.mu.Lock()
+	r.verified[k] = true
+	r.mu.Unlock()
+}
+
+// fill copies the archive blob sum into f (its bytes checked against sum
+// as they are read) and checks its content against listing.
+func (r *Refs) fill(ctx context.Context, f *os.File, format string, listing *digest.Manifest, sum digest.Sum) error {
+	rc, err := r.st.OpenBlob(ctx, sum)
+	if err != nil {
+		return err
+	}
+	n, err := digest.Copy(ctx, f, rc)
+	_ = rc.Close() // read-only; the copy has already verified every byte
+	if err != nil {
+		return err
+	}
+	if err := Verify(ctx, format, f, n, listing); err != nil {
+		return &CorruptError{Key: store.ArchiveKey(Version(format), listing.Digest()), Archive: sum, Err: err}
+	}
+	return nil
+}
+
+// Ensure returns the archive of listing in format, building it from open
+// and storing it (blob, then reference) only if none is stored yet: an
+// archive is never rebuilt. A reference found stored, or stored first by a
+// concurrent writer, is verified like Lookup's.
+func (r *Refs) Ensure(ctx context.Context, format string, listing *digest.Manifest, open Opener) (digest.Sum, error) {
+	sum, err := r.Lookup(ctx, format, listing)
+	if !errors.Is(err, store.ErrNotFound) {
+		return sum, err
+	}
+	// The archive's digest is only known once it is built, so it is built
+	// into a private temporary file first and then stored as a blob.
+	// The listing is stored first (a no-op for a tree, already stored): a
+	// reference's listing is then always there to check the archive by.
+	if _, err := r.st.PutTree(ctx, listing); err != nil {
+		return sum, err
+	}
+	tmp, err := os.CreateTemp(r.TempDir, "immutable-archive-*")
+	if err != nil {
+		return sum, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	if err := Write(ctx, io.MultiWriter(tmp, h), format, listing, open); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return sum, err
+	}
+	if _, err := r.st.PutBlob(ctx, sum, tmp); err != nil {
+		return sum, err
+	}
+	built := sum
+	if sum, err = r.st.PutArchiveRef(ctx, Version(format), listing.Digest(), built); err != nil {
+		return sum, err
+	}
+	if sum == built {
+		r.remember(refKey{format, listing.Digest(), sum}) // built here, from verified content
+		return sum, nil
+	}
+	return sum, r.check(ctx, format, listing, sum, false) // another writer's
+}
+
+// WriteFile writes the archive sum of listing to path atomically: the
+// blob is copied to a temporary file beside path, checked against sum and
+// against listing, and only then renamed over path, so a reader of path
+// sees the old file or the whole verified new one, never another tree's
+// archive. Missing parent directories are created, as local_file and
+// archive_file do. The caller checks that path may be written (fsguard).
+func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Manifest, sum digest.Sum, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := r.fill(ctx, tmp, format, listing, sum); err != nil {
+		return err
+	}
+	r.remember(refKey{format, listing.Digest(), sum})
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// rename(2) replaces whatever non-directory is at path: check again,
+	// as late as possible, that it is nothing or a regular file.
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return &NotRegularError{Path: path, Type: digest.TypeName(fi.Mode().Type())}
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// NotRegularError is a target path that holds something other than a
+// regular file, which WriteFile never replaces.
+type NotRegularError struct {
+	Path, Type string
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("%s is %s; only a regular file (or nothing) there is replaced", e.Path, e.Type)
+}

@@ -1,0 +1,198 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+// TestCheckLink: targets that are absolute or climb above the root are
+// refused; relative links inside the tree are fine.
+func TestCheckLink(t *testing.T) {
+	for _, c := range []struct {
+		path, target string
+		ok           bool
+	}{
+		{"current", "lib/util.js", true},
+		{"a/b/link", "../c", true},
+		{"a/link", ".", true},
+		{"link", "/etc/shadow", false},
+		{"link", "..", false},
+		{"link", "../src/x", false},
+		{"a/link", "../../x", false},
+		{"a/link", "b/../../../x", false},
+		{"link", "C:\\\\Windows", false},
+		{"link", "\\\\server\\\\share", false},
+	} {
+		err := CheckLink(c.path, c.target)
+		var le *LinkError
+		if c.ok != (err == nil) || (err != nil && (!errors.As(err, &le) || le.Target != c.target)) {
+			t.Errorf("CheckLink(%q, %q) = %v, want ok=%v and an error naming the target", c.path, c.target, err, c.ok)
+		}
+	}
+}
+
+// TestWriteRefusesEscapingLink: neither format writes a link that leaves
+// the tree.
+func TestWriteRefusesEscapingLink(t *testing.T) {
+	m := &digest.Manifest{Entries: []digest.Entry{{Path: "etc", Kind: digest.KindSymlink, SHA256: digest.Bytes([]byte("/etc")), Size: 4}}}
+	open := func(context.Context, digest.Entry) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("/etc")), nil }
+	for _, f := range Formats {
+		var le *LinkError
+		if err := Write(context.Background(), io.Discard, f, m, open); !errors.As(err, &le) || le.Path != "etc" {
+			t.Errorf("%s: want a LinkError for etc -> /etc, got %v", f, err)
+		}
+	}
+}
+
+// TestVerify: an archive checks against the listing it was built from,
+// and fails against any other: another tree, a changed file, an exec bit,
+// a renamed or an extra entry, truncated bytes.
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	for _, f := range Formats {
+		b := build(t, f)
+		if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), manifest()); err != nil {
+			t.Fatalf("%s: its own listing: %v", f, err)
+		}
+		for name, change := range map[string]func(m *digest.Manifest){
+			"changed content": func(m *digest.Manifest) { m.Entries[2].SHA256 = digest.Bytes([]byte("other")) },
+			"exec bit":        func(m *digest.Manifest) { m.Entries[0].Kind = digest.KindFile },
+			"renamed":         func(m *digest.Manifest) { m.Entries[1].Path = "current2" },
+			"one more entry": func(m *digest.Manifest) {
+				m.Entries = append(m.Entries, digest.Entry{Path: "zzz", Kind: digest.KindFile, SHA256: digest.Bytes(nil)})
+			},
+			"one entry fewer": func(m *digest.Manifest) { m.Entries = m.Entries[:len(m.Entries)-1] },
+		} {
+			m := manifest()
+			change(m)
+			var ce *ContentError
+			if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), m); !errors.As(err, &ce) {
+				t.Errorf("%s, %s: want a ContentError, got %v", f, name, err)
+			}
+		}
+		var ce *ContentError
+		if err := Verify(ctx, f, bytes.NewReader(b[:len(b)/2]), int64(len(b)/2), manifest()); !errors.As(err, &ce) {
+			t.Errorf("%s, truncated: want a ContentError, got %v", f, err)
+		}
+	}
+}
+
+func newStore(t *testing.T) *store.Store {
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.New(b)
+}
+
+// storeContent stores the blobs of manifest() and returns it.
+func storeContent(t *testing.T, st *store.Store) *digest.Manifest {
+	m := manifest()
+	for _, e := range m.Entries {
+		if _, err := st.PutBlob(context.Background(), e.SHA256, strings.NewReader(content[e.Path])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.PutTree(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRefsRefuseASwappedReference: a reference pointed (behind the
+// store's back) at another tree's archive is refused by Lookup, Ensure,
+// Verify and WriteFile, and WriteFile then writes nothing.
+func TestRefsRefuseASwappedReference(t *testing.T) {
+	ctx := context.Background()
+	for _, f := range Formats {
+		t.Run(f, func(t *testing.T) {
+			st := newStore(t)
+			m := storeContent(t, st)
+			// Another tree, archived honestly.
+			other := &digest.Manifest{Entries: []digest.Entry{{Path: "evil.js", Kind: digest.KindFile, SHA256: digest.Bytes([]byte("evil")), Size: 4}}}
+			st.PutBlob(ctx, other.Entries[0].SHA256, strings.NewReader("evil"))
+			st.PutTree(ctx, other)
+			evilOpen := func(context.Context, digest.Entry) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("evil")), nil }
+			evil, err := NewRefs(st).Ensure(ctx, f, other, evilOpen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The reference of m names the other tree's archive.
+			if _, err := st.PutArchiveRef(ctx, Version(f), m.Digest(), evil); err != nil {
+				t.Fatal(err)
+			}
+			r := NewRefs(st)
+			var ce *CorruptError
+			if _, err := r.Lookup(ctx, f, m); !errors.As(err, &ce) || ce.Archive != evil {
+				t.Fatalf("Lookup trusted the swapped reference: %v", err)
+			}
+			if _, err := r.Ensure(ctx, f, m, open); !errors.As(err, &ce) {
+				t.Fatalf("Ensure trusted the swapped reference: %v", err)
+			}
+			if err := r.Verify(ctx, f, m, evil); !errors.As(err, &ce) {
+				t.Fatalf("Verify: %v", err)
+			}
+			out := filepath.Join(t.TempDir(), "out", "lambda."+f)
+			if err := r.WriteFile(ctx, f, m, evil, out); !errors.As(err, &ce) {
+				t.Fatalf("WriteFile wrote another tree's archive: %v", err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "*")); len(left) != 0 {
+				t.Fatalf("WriteFile left %v", left)
+			}
+		})
+	}
+}
+
+// TestRefsEnsureOnceThenTrusted: Ensure builds and stores an archive once
+// (the listing first, so the reference can always be checked), later
+// lookups find it; a Refs checks an archive once, Verify always.
+func TestRefsEnsureOnceThenTrusted(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	m := storeContent(t, st)
+	sum, err := NewRefs(st).Ensure(ctx, Zip, m, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != digest.Bytes(build(t, Zip)) {
+		t.Fatal("Ensure stored other bytes than Write builds")
+	}
+	r := NewRefs(st)
+	if got, err := r.Lookup(ctx, Zip, m); err != nil || got != sum {
+		t.Fatalf("Lookup: %v %v", got, err)
+	}
+	written := st.Stats.BlobsWritten.Load()
+	if got, err := r.Ensure(ctx, Zip, m, func(context.Context, digest.Entry) (io.ReadCloser, error) {
+		return nil, errors.New("an archive already stored must not be rebuilt")
+	}); err != nil || got != sum || st.Stats.BlobsWritten.Load() != written {
+		t.Fatalf("Ensure again: %v %v", got, err)
+	}
+	out := filepath.Join(t.TempDir(), "a", "b.zip")
+	if err := r.WriteFile(ctx, Zip, m, sum, out); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); digest.Bytes(b) != sum {
+		t.Fatal("written file differs from the archive")
+	}
+	// A named pipe at the target is never replaced.
+	fifo := filepath.Join(t.TempDir(), "pipe.zip")
+	syscall.Mkfifo(fifo, 0o644)
+	var nr *NotRegularError
+	if err := r.WriteFile(ctx, Zip, m, sum, fifo); !errors.As(err, &nr) {
+		t.Fatalf("WriteFile over a FIFO: %v", err)
+	}
+	if fi, _ := os.Lstat(fifo); fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatal("the FIFO was replaced")
+	}
+}

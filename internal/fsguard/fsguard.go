@@ -1,0 +1,112 @@
+// Package fsguard decides whether the provider may write a path the user
+// gave: never into the store, never over the content it is building from,
+// never over anything but a regular file. Paths are compared after
+// resolving symlinks, so a link to the store's directory is the store.
+//
+// The package has no dependency on Terraform.
+package fsguard
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+var errNotDir error = syscall.ENOTDIR
+
+// Resolve returns p as an absolute, clean path whose existing part has
+// its symlinks resolved; the part that does not exist yet is kept as is.
+func Resolve(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; {
+		real, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errNotDir) {
+			return "", err
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+		cur = parent
+	}
+}
+
+// Rel returns the slash-separated path of p inside root, "." when they are
+// the same, or ok false when p is outside root. Both are resolved.
+func Rel(p, root string) (rel string, ok bool, err error) {
+	rp, err := Resolve(p)
+	if err != nil {
+		return "", false, err
+	}
+	rr, err := Resolve(root)
+	if err != nil {
+		return "", false, err
+	}
+	r, err := filepath.Rel(rr, rp)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", false, nil
+	}
+	return filepath.ToSlash(r), true, nil
+}
+
+// Area is a place a target must stay out of.
+type Area struct {
+	Root string // a directory or a file
+	What string // for messages: "the store file:///x", "the source directory"
+	// Allow, when set, lets a target strictly inside Root through when it
+	// returns true for its slash-separated path relative to Root (a path
+	// the source's excludes leave out, say).
+	Allow func(rel string) bool
+}
+
+// RefusedError is a target the provider will not write.
+type RefusedError struct {
+	Target string
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return fmt.Sprintf("%s %s", e.Target, e.Reason) }
+
+// CheckTarget refuses a target that is inside (or is) one of the areas, or
+// that exists and is not a regular file (a directory, a named pipe, a
+// device, a socket, a symlink): the provider only ever replaces a regular
+// file there, atomically.
+func CheckTarget(target string, areas ...Area) error {
+	for _, a := range areas {
+		rel, in, err := Rel(target, a.Root)
+		if err != nil {
+			return err
+		}
+		if !in || (rel != "." && a.Allow != nil && a.Allow(rel)) {
+			continue
+		}
+		if rel == "." {
+			return &RefusedError{Target: target, Reason: "is " + a.What}
+		}
+		return &RefusedError{Target: target, Reason: "is inside " + a.What}
+	}
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotDir):
+		return nil
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return &RefusedError{Target: target, Reason: "exists and is " + digest.TypeName(fi.Mode().Type())}
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package fsguard
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestCheckTarget: what the provider must refuse to write, and what it
+// may.
+func TestCheckTarget(t *testing.T) {
+	root := t.TempDir()
+	st := filepath.Join(root, "store")
+	src := filepath.Join(root, "src")
+	for _, d := range []string{filepath.Join(st, "blobs", "sha256", "ab"), filepath.Join(src, "build")} {
+		os.MkdirAll(d, 0o755)
+	}
+	blob := filepath.Join(st, "blobs", "sha256", "ab", "abcd")
+	os.WriteFile(blob, []byte("stored"), 0o444)
+	file := filepath.Join(root, "a.txt")
+	os.WriteFile(file, []byte("a"), 0o644)
+	os.Symlink(st, filepath.Join(root, "link-to-store"))
+	os.Symlink(file, filepath.Join(root, "link-to-file"))
+	fifo := filepath.Join(root, "pipe")
+	syscall.Mkfifo(fifo, 0o644)
+	sock := filepath.Join(root, "sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	regular := filepath.Join(root, "old.zip")
+	os.WriteFile(regular, []byte("old"), 0o644)
+
+	storeArea := Area{Root: st, What: "the store"}
+	dirArea := Area{Root: src, What: "the source directory", Allow: func(rel string) bool { return strings.HasPrefix(rel, "build/") }}
+	fileArea := Area{Root: file, What: "the source file"}
+	for _, c := range []struct {
+		name, target string
+		want         string // "" = allowed
+	}{
+		{"a blob in the store", blob, "is inside the store"},
+		{"the store itself", st, "is the store"},
+		{"through a symlinked parent", filepath.Join(root, "link-to-store", "blobs", "sha256", "ab", "abcd"), "is inside the store"},
+		{"a new file in the store", filepath.Join(st, "new", "x.zip"), "is inside the store"},
+		{"the source file", file, "is the source file"},
+		{"a symlink to the source file", filepath.Join(root, "link-to-file"), "is the source file"},
+		{"inside the source directory", filepath.Join(src, "out.zip"), "is inside the source directory"},
+		{"excluded part of the source", filepath.Join(src, "build", "out.zip"), ""},
+		{"a named pipe", fifo, "exists and is a named pipe"},
+		{"a socket", sock, "exists and is a socket"},
+		{"a character device", "/dev/null", "exists and is a character device"},
+		{"a directory", filepath.Join(root, "store", "blobs"), "is inside the store"},
+		{"another directory", root + "/", "exists and is a directory"},
+		{"a regular file", regular, ""},
+		{"a new path", filepath.Join(root, "new", "deeper", "x.zip"), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := CheckTarget(c.target, storeArea, dirArea, fileArea)
+			var re *RefusedError
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != "" && (!errors.As(err, &re) || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("want %q, got %v", c.want, err)
+			}
+		})
+	}
+	// A symlink at the target is refused even when it points somewhere harmless.
+	os.Symlink(regular, filepath.Join(root, "link.zip"))
+	if err := CheckTarget(filepath.Join(root, "link.zip")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("a symlink target: %v", err)
+	}
+}
