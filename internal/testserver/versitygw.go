@@ -36,6 +36,8 @@ type S3 struct {
 	root    string
 	addr    string
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited; waitErr is then set
+	waitErr error
 	buckets atomic.Int64
 }
 
@@ -88,20 +90,36 @@ func (s *S3) Start() {
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("starting versitygw: %v", err)
 	}
-	s.cmd = cmd
-	deadline := time.Now().Add(20 * time.Second)
+	exited := make(chan struct{})
+	go func() {
+		s.waitErr = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+	// Wait until it listens, until it exits (a crash fails the test at
+	// once, with its log), or until the deadline.
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-exited:
+			s.cmd = nil
+			b, _ := os.ReadFile(logf.Name())
+			s.t.Fatalf("versitygw exited before listening on %s (%v):\n%s", s.addr, s.waitErr, b)
+		case <-deadline.C:
 			s.Stop()
 			b, _ := os.ReadFile(logf.Name())
 			s.t.Fatalf("versitygw did not listen on %s within 20s:\n%s", s.addr, b)
+		case <-tick.C:
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -111,7 +129,7 @@ func (s *S3) Stop() {
 		return
 	}
 	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -171,4 +189,28 @@ func (s *S3) AddReader(t testing.TB, bucket string) (access, secret string) {
 		t.Fatalf("granting read access: %v", err)
 	}
 	return access, secret
+}
+
+// NoCredentials removes every source of AWS credentials from the test's
+// environment — variables, shared files, profiles, SSO, web identity,
+// container and instance roles — so that the SDK finds none and sends
+// nothing anywhere (in particular not to the instance metadata service).
+func NoCredentials(t testing.TB) {
+	t.Helper()
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, k := range []string{
+		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY",
+		"AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+	} {
+		t.Setenv(k, "") // restored when the test ends
+		os.Unsetenv(k)
+	}
 }
