@@ -96,6 +96,9 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = &credentialsProvider{cfg.Credentials}
+	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1" // S3-compatible servers mostly ignore it; AWS needs one
 	}
@@ -124,6 +127,32 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 		prefix += "/"
 	}
 	return &Backend{client: client, bucket: bucket, prefix: prefix, endpoint: endpoint, url: url}, nil
+}
+
+// NoCredentialsError is the failure to find AWS credentials anywhere in
+// the standard chain, before any request was sent.
+type NoCredentialsError struct{ Err error }
+
+func (e *NoCredentialsError) Error() string { return "no AWS credentials: " + e.Err.Error() }
+
+func (e *NoCredentialsError) Unwrap() error { return e.Err }
+
+// credentialsProvider marks a failure of the credential chain, so that it
+// is told apart from a request the server refused.
+type credentialsProvider struct{ aws.CredentialsProvider }
+
+func (p *credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.CredentialsProvider.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return c, &NoCredentialsError{Err: err}
+	}
+	return c, err
+}
+
+// IsCredentialsProvider lets the SDK see through the wrapper (it checks
+// for anonymous credentials).
+func (p *credentialsProvider) IsCredentialsProvider(target aws.CredentialsProvider) bool {
+	return aws.IsCredentialsProvider(p.CredentialsProvider, target)
 }
 
 // Client is the S3 client, for tests that act behind the store's back.
@@ -167,7 +196,13 @@ func (b *Backend) wrap(op, key string, err error) error {
 	var api smithy.APIError
 	var netErr net.Error
 	var opErr *net.OpError
+	var noCreds *NoCredentialsError
 	switch {
+	case errors.As(err, &noCreds):
+		e.Reason = fmt.Sprintf("no AWS credentials were found, so nothing was sent to %s (the AWS SDK said: %v)", b.endpoint, noCreds.Err)
+		e.Hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or the provider's `s3.profile` to a profile of " +
+			"~/.aws/config (after `aws sso login` for an SSO profile), or run where an instance, task or web-identity role " +
+			"provides them. Credentials never go in `store` or in the configuration."
 	case errors.As(err, &api):
 		switch api.ErrorCode() {
 		case "NoSuchBucket":

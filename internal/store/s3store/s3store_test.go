@@ -213,3 +213,40 @@ func TestListPaginates(t *testing.T) {
 		t.Fatalf("listed %d keys (%v), want %d", len(keys), err, n)
 	}
 }
+
+// TestNoCredentials: with no AWS credentials anywhere, every operation
+// fails saying so and where to set them — not blaming the endpoint — and
+// nothing is sent.
+func TestNoCredentials(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	testserver.NoCredentials(t)
+	b := newBackend(t, srv, bucket, srv.Settings())
+	ctx := context.Background()
+	for name, op := range map[string]func() error{
+		"exists": func() error { _, err := b.Exists(ctx, "blobs/x"); return err },
+		"list":   func() error { _, err := b.List(ctx, "releases/"); return err },
+		"open":   func() error { _, err := b.Open(ctx, "blobs/x"); return err },
+		"create": func() error { return b.Create(ctx, "blobs/x", strings.NewReader("x")) },
+	} {
+		err := op()
+		var e *s3store.Error
+		var nc *s3store.NoCredentialsError
+		if !errors.As(err, &e) || !errors.As(err, &nc) {
+			t.Errorf("%s: want a no-credentials error, got %v", name, err)
+			continue
+		}
+		for _, want := range []string{"no AWS credentials were found", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "`s3.profile`"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error does not say %q: %v", name, want, err)
+			}
+		}
+		if strings.Contains(err.Error(), "access denied") {
+			t.Errorf("%s: error blames the endpoint: %v", name, err)
+		}
+	}
+	srv.Env(t)
+	if ok, err := newBackend(t, srv, bucket, srv.Settings()).Exists(ctx, "blobs/x"); ok || err != nil {
+		t.Fatalf("something was written without credentials: exists=%v err=%v", ok, err)
+	}
+}
