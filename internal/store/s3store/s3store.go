@@ -155,6 +155,15 @@ func (p *credentialsProvider) IsCredentialsProvider(target aws.CredentialsProvid
 	return aws.IsCredentialsProvider(p.CredentialsProvider, target)
 }
 
+// ProviderSources passes on where the credentials came from, which the SDK
+// reports in its user agent.
+func (p *credentialsProvider) ProviderSources() []aws.CredentialSource {
+	if s, ok := p.CredentialsProvider.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
+}
+
 // Client is the S3 client, for tests that act behind the store's back.
 func (b *Backend) Client() *s3.Client { return b.client }
 
