@@ -24,6 +24,21 @@ type Options struct {
 	S3 s3store.Settings
 }
 
+// UserInfoError refuses a store URL with user info. Its message shows the
+// URL redacted; a caller can also tell it apart and avoid pointing at (and
+// so quoting) the configuration line that holds the secret.
+type UserInfoError struct {
+	URL   string // redacted
+	Fixed string // the URL without user info
+}
+
+func (e *UserInfoError) Error() string {
+	return fmt.Sprintf("the store URL %q holds user info (the part before \"@\"), where credentials would go. A store URL is shown in plans, "+
+		"logs and messages, so it must never hold a secret: write %q and give the credentials through the standard AWS chain: "+
+		"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO (aws sso login), "+
+		"or an instance or task role. If the secret was committed or shared, rotate it", e.URL, e.Fixed)
+}
+
 // Redacted stands for the user info of a URL in messages.
 const Redacted = "REDACTED"
 
@@ -61,10 +76,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 	case "s3":
 		if userinfo {
 			_, fixed, _ := strings.Cut(shown, "@")
-			return nil, fmt.Errorf("the store URL %q holds user info (the part before \"@\"), where credentials would go. A store URL is shown in plans, "+
-				"logs and messages, so it must never hold a secret: write %q and give the credentials through the standard AWS chain: "+
-				"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO (aws sso login), "+
-				"or an instance or task role. If the secret was committed or shared, rotate it", shown, "s3://"+fixed)
+			return nil, &UserInfoError{URL: shown, Fixed: "s3://" + fixed}
 		}
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		if bucket == "" {

@@ -2,6 +2,7 @@ package storeurl
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,6 +58,10 @@ func TestRefusesCredentials(t *testing.T) {
 			continue
 		}
 		msg := err.Error()
+		var uie *UserInfoError
+		if strings.HasPrefix(raw, "s3://") && !errors.As(err, &uie) {
+			t.Errorf("Open(%q) error is not a *UserInfoError", raw)
+		}
 		if strings.Contains(msg, key) || strings.Contains(msg, "wJalr") || strings.Contains(msg, "K7MDENG") || strings.Contains(msg, "CYSECRET") {
 			t.Errorf("Open(%q) error repeats the credentials: %s", raw, msg)
 		}
