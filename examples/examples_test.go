@@ -4,6 +4,7 @@
 package examples
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,11 +31,13 @@ func cli(t *testing.T) string {
 	return os.Getenv("TF_ACC_TERRAFORM_PATH")
 }
 
-// mirror builds the provider once per test run.
-func mirror(t *testing.T) string {
+// mirror builds the provider into a filesystem mirror for the test (Go's
+// build cache makes all but the first build quick) and returns the CLI
+// configuration that installs it. tags are Go build tags.
+func mirror(t *testing.T, tags ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	out, err := exec.Command("../scripts/mirror.sh", dir).CombinedOutput()
+	out, err := exec.Command("../scripts/mirror.sh", dir, strings.Join(tags, ",")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mirror.sh: %v\n%s", err, out)
 	}
@@ -289,7 +292,7 @@ func TestAccRollback(t *testing.T) {
 // writing, and nothing is overwritten. With identical content both succeed.
 func TestAccReleaseRace(t *testing.T) {
 	cli(t)
-	cfg := mirror(t)
+	cfg := mirror(t, "immutable_testhooks")
 	t.Run("file", func(t *testing.T) {
 		store := filepath.Join(t.TempDir(), "store")
 		testRace(t, cfg, fmt.Sprintf("store = %q", "file://"+store), func(name string) []string {
@@ -313,6 +316,74 @@ func TestAccReleaseRace(t *testing.T) {
 			return keys
 		})
 	})
+}
+
+// TestReleaseBuildHasNoTestHooks: the provider as released (no build
+// tags) does not contain the publish barrier: the name of its environment
+// variable is nowhere in the binary (while the test build has it, so the
+// search is meaningful), and with TF_ACC an apply with the variable set
+// completes instead of waiting at a barrier nobody opens.
+func TestReleaseBuildHasNoTestHooks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the provider twice")
+	}
+	const env = "IMMUTABLE_TEST_PUBLISH_BARRIER"
+	binary := func(cfg string) []byte {
+		t.Helper()
+		bins, _ := filepath.Glob(filepath.Join(filepath.Dir(cfg), "terraform-provider-immutable_v*"))
+		if len(bins) != 1 {
+			t.Fatalf("provider binaries next to %s: %v", cfg, bins)
+		}
+		b, err := os.ReadFile(bins[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	release := mirror(t)
+	if bytes.Contains(binary(release), []byte(env)) {
+		t.Fatalf("the release build contains %s: the test hook is compiled into shipped binaries", env)
+	}
+	if !bytes.Contains(binary(mirror(t, "immutable_testhooks")), []byte(env)) {
+		t.Fatalf("the immutable_testhooks build does not contain %s either: the search proves nothing", env)
+	}
+
+	if os.Getenv("TF_ACC") == "" {
+		return
+	}
+	dir := t.TempDir()
+	store := filepath.Join(t.TempDir(), "store")
+	os.WriteFile(filepath.Join(dir, "main.tf"), []byte(fmt.Sprintf(`
+terraform {
+  required_providers {
+    immutable = { source = "immutable-infra/immutable" }
+  }
+}
+provider "immutable" {
+  store = %q
+}
+resource "immutable_release" "r" {
+  name      = "hooks"
+  artifacts = {}
+}
+`, "file://"+store)), 0o644)
+	must(t, dir, release, "init", "-input=false")
+	barrier := t.TempDir() // nobody ever writes "go" here
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli(t), "apply", "-input=false", "-auto-approve", "-no-color")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+release, env+"="+barrier)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the apply with %s set did not finish within 2 minutes: the release build waits at the barrier\n%s", env, out)
+	}
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if ready, _ := filepath.Glob(filepath.Join(barrier, "*")); len(ready) != 0 {
+		t.Fatalf("the release build used the barrier: %v", ready)
+	}
 }
 
 func testRace(t *testing.T, cfg, storeSettings string, versionsOf func(name string) []string) {
@@ -349,21 +420,38 @@ resource "immutable_release" "r" {
 				out  string
 				code int
 			}
+			// The applies end with the test, however it ends: a barrier
+			// they still wait at is opened, and they are killed.
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(func() {
+				os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
+				cancel()
+			})
+			tofu := cli(t)
 			results := make(chan result, 2)
 			for _, d := range dirs {
 				go func() {
-					cmd := exec.Command(cli(t), "apply", "-input=false", "-auto-approve", "-no-color")
+					cmd := exec.CommandContext(ctx, tofu, "apply", "-input=false", "-auto-approve", "-no-color")
 					cmd.Dir = d
 					cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "IMMUTABLE_TEST_PUBLISH_BARRIER="+barrier)
 					out, err := cmd.CombinedOutput()
 					code := 0
 					if ee, ok := err.(*exec.ExitError); ok {
 						code = ee.ExitCode()
+					} else if err != nil {
+						code = -1
+						out = append(out, err.Error()...)
 					}
 					results <- result{string(out), code}
 				}()
 			}
-			// Both applies have planned 1.0.0 and stopped just before writing.
+			// Both applies have planned 1.0.0 and stopped just before
+			// writing: wait for both, for at most a deadline, and stop at
+			// once if one ends instead.
+			deadline := time.NewTimer(3 * time.Minute)
+			defer deadline.Stop()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
 			for {
 				ready, _ := filepath.Glob(filepath.Join(barrier, "ready-*"))
 				if len(ready) == 2 {
@@ -372,9 +460,10 @@ resource "immutable_release" "r" {
 				select {
 				case r := <-results:
 					t.Fatalf("an apply ended before the barrier (exit %d):\n%s", r.code, r.out)
-				default:
+				case <-deadline.C:
+					t.Fatalf("the applies did not both reach the barrier within 3 minutes (ready: %v)", ready)
+				case <-tick.C:
 				}
-				time.Sleep(20 * time.Millisecond)
 			}
 			os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
 			failed := 0

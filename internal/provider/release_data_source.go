@@ -90,6 +90,7 @@ func (d *ReleaseDataSource) Configure(_ context.Context, req datasource.Configur
 
 // selectVersions lists a release's versions matching a selector: an exact
 // version, a constraint, or "" for all; pre-releases as versions.Select says.
+// A release with no published versions is no error here: all is empty.
 func selectVersions(ctx context.Context, st *store.Store, name, selector string, includePre bool) (all, matched []*goversion.Version, diags diag.Diagnostics) {
 	all, err := release.List(ctx, st.Backend(), name)
 	if err != nil {
@@ -97,9 +98,7 @@ func selectVersions(ctx context.Context, st *store.Store, name, selector string,
 		return nil, nil, diags
 	}
 	if len(all) == 0 {
-		diags.AddAttributeError(path.Root("name"), "Release not found",
-			fmt.Sprintf("Release %q has no published versions in the store %s. Check the name and the provider's `store`.", name, st))
-		return nil, nil, diags
+		return all, nil, diags
 	}
 	if selector == "" {
 		return all, versions.Select(all, nil, includePre), diags
@@ -130,6 +129,14 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	all, matched, diags := selectVersions(ctx, st, name, m.Version.ValueString(), m.IncludePrereleases.ValueBool())
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if len(all) == 0 {
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Release not found",
+			fmt.Sprintf("Release %q has no published versions in the store %s, so there is no version to look up. "+
+				"Check the name and the provider's `store`; if the release is published in this same configuration, "+
+				"reference the immutable_release resource's attributes instead, or use data.immutable_releases, whose "+
+				"`latest` is null until a version is published.", name, st))
 		return
 	}
 	if len(matched) == 0 {

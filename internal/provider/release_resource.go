@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -33,11 +31,6 @@ var (
 	_ resource.ResourceWithModifyPlan  = (*ReleaseResource)(nil)
 	_ resource.ResourceWithImportState = (*ReleaseResource)(nil)
 )
-
-// EnvPublishBarrier names a directory for tests that race two applies:
-// just before publishing, the provider creates ready-<pid> there and waits
-// until a file named "go" appears. Never set it outside tests.
-const EnvPublishBarrier = "IMMUTABLE_TEST_PUBLISH_BARRIER"
 
 // ReleaseResource is immutable_release.
 type ReleaseResource struct {
@@ -293,7 +286,7 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		plan.setPlanned(c, p)
 	}
 
-	if err := publishBarrier(ctx); err != nil {
+	if err := runPublishHook(ctx); err != nil {
 		resp.Diagnostics.AddError("Publish interrupted", err.Error())
 		return
 	}
@@ -310,7 +303,7 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 				"free version, or adopts %s if the content is the same.", conflict.Existing.Version, c.Name,
 				conflict.Existing.Digest, plan.Digest.ValueString(), conflict.Existing.Version))
 		return
-	case errors.As(err, &conflict):
+	case errors.As(err, &conflict), errors.As(err, new(*release.TooLargeError)):
 		resp.Diagnostics.Append(releaseError(st, c.Name, err))
 		return
 	case err != nil:
@@ -319,27 +312,6 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	plan.PublishedAt = types.StringValue(rec.PublishedAt)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-}
-
-// publishBarrier is the test hook that makes publish races deterministic.
-func publishBarrier(ctx context.Context) error {
-	dir := os.Getenv(EnvPublishBarrier)
-	if dir == "" {
-		return nil
-	}
-	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("ready-%d", os.Getpid())), nil, 0o644); err != nil {
-		return err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -424,7 +396,19 @@ func (r *ReleaseResource) ImportState(ctx context.Context, req resource.ImportSt
 func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	var conflict *release.ConflictError
 	var tampered *release.TamperedError
+	var tooLarge *release.TooLargeError
+	var oversize *release.OversizeRecordError
 	switch {
+	case errors.As(err, &tooLarge):
+		todo := "Keep large values out of `metadata`: store them as an immutable_artifact and put its digest in `artifacts`."
+		if tooLarge.Attribute() == "artifacts" {
+			todo = "Split the release into several releases, or group files into fewer directory artifacts."
+		}
+		return diag.NewAttributeErrorDiagnostic(path.Root(tooLarge.Attribute()), "Release too large",
+			fmt.Sprintf("%v. Nothing was written. %s", err, todo))
+	case errors.As(err, &oversize):
+		return diag.NewErrorDiagnostic("Release record too large to read",
+			fmt.Sprintf("In %s: %v. Publish its content again, with less metadata, under a new version.", st, err))
 	case errors.As(err, &conflict):
 		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version already published",
 			fmt.Sprintf("%v; versions are immutable and this configuration has other content, so nothing was written. "+

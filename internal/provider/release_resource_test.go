@@ -3,6 +3,8 @@ package provider
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -223,7 +225,11 @@ func TestAccRelease_badInput(t *testing.T) {
 		"digest form":       {res(`name = "web"` + "\nartifacts = { site = \"md5:abc\" }"), `(?s)Invalid digest.*must start with "sha256:"`},
 		"artifact missing":  {res(`name = "web"` + "\nartifacts = { site = \"" + missing + "\" }"), `(?s)Artifact not in the store.*"site".*Nothing was\s+published`},
 		"constraint in ds":  {e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"~> banana\"\n}\n", `(?s)Invalid version constraint`},
-		"no such release":   {e.providerBlock() + `data "immutable_release" "x" { name = "nothing" }`, `(?s)Release not found.*no published versions`},
+		"no such release":   {e.providerBlock() + `data "immutable_release" "x" { name = "nothing" }`, `(?s)Release not found.*no published versions.*no\s+version\s+to\s+look\s+up.*Check\s+the\s+name`},
+		"long version":      {res(`name = "web"` + "\nartifacts = {}\nversion = \"1.0.0-" + strings.Repeat("a", 300) + `"`), `(?s)Invalid version.*306\s+characters\s+long;\s+at\s+most\s+128`},
+		"huge version":      {res(`name = "web"` + "\nartifacts = {}\nversion = \"99999999999999999999.0.0\""), `(?s)Invalid version.*too\s+large:\s+each\s+number\s+of\s+a\s+version\s+must\s+be\s+at\s+most\s+999999999999999`},
+		"five-part version": {e.providerBlock() + "data \"immutable_release\" \"x\" {\n  name = \"web\"\n  version = \"1.0.0.0.0\"\n}\n", `(?s)Invalid version constraint.*has\s+5\s+numeric\s+parts.*at\s+most\s+three`},
+		"huge constraint":   {e.providerBlock() + "data \"immutable_releases\" \"x\" {\n  name = \"web\"\n  constraint = \"~> 99999999999999999999.0\"\n}\n", `(?s)Invalid version constraint.*too large`},
 		"bad artifact data": {e.providerBlock() + `data "immutable_artifact" "x" { digest = "` + missing + `" }`, `(?s)Artifact not in the store`},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -318,5 +324,158 @@ data "immutable_artifact" "site"    { digest = data.immutable_release.exact.arti
 				},
 			},
 		})
+	})
+}
+
+// TestAccRelease_tooLarge: a release whose record would exceed
+// release.MaxRecordSize (so it could never be read back) fails the plan
+// naming `metadata` and the limit; with inputs unknown at plan, the apply
+// refuses it the same way. Nothing is written either way.
+func TestAccRelease_tooLarge(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"big.txt": strings.Repeat("x", release.MaxRecordSize)})
+	big := filepath.Join(e.dir, "big.txt")
+	tooLarge := regexp.MustCompile(fmt.Sprintf(`(?s)Release too large.*metadata.*a\s+release\s+record\s+may\s+be\s+at\s+most\s+%d\s+bytes.*Nothing\s+was\s+written`, release.MaxRecordSize))
+	noRelease := func() {
+		t.Helper()
+		if keys, err := e.backend().Backend().List(context.Background(), "releases/"); err != nil || len(keys) != 0 {
+			t.Fatalf("a refused release wrote %v (%v)", keys, err)
+		}
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: e.providerBlock() + fmt.Sprintf(`
+resource "immutable_release" "big" {
+  name      = "big"
+  artifacts = {}
+  metadata  = { notes = file(%q) }
+}
+`, big),
+				PlanOnly:    true,
+				ExpectError: tooLarge,
+			},
+			{
+				// Unknown at plan (terraform_data's output): refused at apply.
+				PreConfig: noRelease,
+				Config: e.providerBlock() + fmt.Sprintf(`
+resource "terraform_data" "later" {
+  input = "known only at apply"
+}
+
+resource "immutable_release" "big" {
+  name      = "big"
+  artifacts = {}
+  metadata  = { notes = file(%q), later = terraform_data.later.output }
+}
+`, big),
+				ExpectError: tooLarge,
+			},
+			{PreConfig: noRelease, Config: e.providerBlock()},
+		},
+	})
+}
+
+// TestAccRelease_interruptedPublish: a publish whose second write fails,
+// for real on a file store (a regular file put where a directory must be,
+// at the moment of publishing), leaves no version that the next plan would
+// duplicate: once the obstacle is gone, the plan picks 1.0.0 again and the
+// apply publishes exactly one version. Then, with the state lost (as when
+// the process is killed after the write), a new plan adopts 1.0.0.
+func TestAccRelease_interruptedPublish(t *testing.T) {
+	for _, obstacle := range []string{"digests", "versions"} {
+		t.Run(obstacle, func(t *testing.T) {
+			e := newEnv(t)
+			e.write(siteFiles)
+			blocker := filepath.Join(e.store, "releases", "web", obstacle)
+			oneVersion := func(*terraformState) error {
+				vs, err := release.List(context.Background(), e.backend().Backend(), "web")
+				if err != nil || len(vs) != 1 || vs[0].Original() != "1.0.0" {
+					return fmt.Errorf("published versions %v (%v), want exactly 1.0.0", vs, err)
+				}
+				return nil
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6,
+				Steps: []resource.TestStep{
+					{
+						PreConfig: func() {
+							t.Cleanup(setPublishHook(func(context.Context) error {
+								if err := os.MkdirAll(filepath.Dir(blocker), 0o755); err != nil {
+									return err
+								}
+								return os.WriteFile(blocker, []byte("in the way\n"), 0o644)
+							}))
+						},
+						Config:      e.releaseConfig(),
+						ExpectError: regexp.MustCompile(`(?s)Cannot write to the store.*not a directory`),
+					},
+					{
+						PreConfig: func() {
+							setPublishHook(nil)
+							if err := os.Remove(blocker); err != nil {
+								t.Fatal(err)
+							}
+						},
+						Config: e.releaseConfig(),
+						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+							plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
+							planVersion("1.0.0"),
+							plancheck.ExpectUnknownValue(rel, tfjsonpath.New("published_at")),
+						}},
+						Check: oneVersion,
+					},
+				},
+			})
+			// A new state on the same store: the record is there, the state
+			// that would name it is not.
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6,
+				Steps: []resource.TestStep{{
+					Config: e.releaseConfig(),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionCreate),
+						planVersion("1.0.0"),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.NotNull()),
+					}},
+					Check: oneVersion,
+				}},
+			})
+		})
+	}
+}
+
+// TestAccReleaseDataSources_noVersions: in the first plan of a new release,
+// immutable_releases has an empty `versions` and a null `latest`, with or
+// without a constraint; immutable_release, which must resolve one version,
+// fails clearly.
+func TestAccReleaseDataSources_noVersions(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: e.releaseConfig() + `
+data "immutable_releases" "before" { name = "web" }
+data "immutable_releases" "stable" {
+  name       = "web"
+  constraint = "~> 1.0"
+}
+`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					version("1.0.0"),
+					statecheck.ExpectKnownValue("data.immutable_releases.before", tfjsonpath.New("versions"), knownvalue.ListSizeExact(0)),
+					statecheck.ExpectKnownValue("data.immutable_releases.before", tfjsonpath.New("latest"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("data.immutable_releases.stable", tfjsonpath.New("versions"), knownvalue.ListSizeExact(0)),
+					statecheck.ExpectKnownValue("data.immutable_releases.stable", tfjsonpath.New("latest"), knownvalue.Null()),
+				},
+			},
+			{
+				Config:      e.providerBlock() + `data "immutable_release" "x" { name = "other" }`,
+				ExpectError: regexp.MustCompile(`(?s)Release not found.*"other"\s+has\s+no\s+published\s+versions.*data\.immutable_releases`),
+			},
+		},
 	})
 }

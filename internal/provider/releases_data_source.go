@@ -80,7 +80,7 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	st, name := d.data.store, m.Name.ValueString()
-	_, matched, diags := selectVersions(ctx, st, name, m.Constraint.ValueString(), m.IncludePrereleases.ValueBool())
+	all, matched, diags := selectVersions(ctx, st, name, m.Constraint.ValueString(), m.IncludePrereleases.ValueBool())
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -106,7 +106,7 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.Latest = types.StringNull()
 	if len(matched) > 0 {
 		m.Latest = types.StringValue(matched[len(matched)-1].Original())
-	} else if !m.Constraint.IsNull() {
+	} else if !m.Constraint.IsNull() && len(all) > 0 {
 		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "No version matches",
 			fmt.Sprintf("No published version of %q matches %q; `versions` is empty and `latest` null.", name, m.Constraint.ValueString()))
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -120,30 +119,24 @@ func TestAccS3_readOnlyPlan(t *testing.T) {
 func TestAccS3_serverStoppedMidApply(t *testing.T) {
 	e := newS3Env(t)
 	e.write(siteFiles)
-	barrier := t.TempDir()
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6,
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() {
-					t.Setenv(EnvPublishBarrier, barrier)
-					go func() {
-						for {
-							if m, _ := filepath.Glob(filepath.Join(barrier, "ready-*")); len(m) > 0 {
-								break
-							}
-							time.Sleep(20 * time.Millisecond)
-						}
+					// The provider runs in this process: the hook stops the
+					// server at the moment of publishing, no polling needed.
+					t.Cleanup(setPublishHook(func(context.Context) error {
 						e.s3.Stop()
-						os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
-					}()
+						return nil
+					}))
 				},
 				Config:      e.releaseConfig(),
 				ExpectError: regexp.MustCompile(`(?s)Cannot write to the store.*cannot reach`),
 			},
 			{
 				PreConfig: func() {
-					t.Setenv(EnvPublishBarrier, "")
+					setPublishHook(nil)
 					e.s3.Start()
 					if keys, _ := e.backend().Backend().List(context.Background(), "releases/"); len(keys) != 0 {
 						t.Fatalf("a release object is visible after the failed apply: %v", keys)
