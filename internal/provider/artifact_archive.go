@@ -2,56 +2,72 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
-// ensureArchive returns the archive of listing in format, building it
-// from open and storing it only if none is stored yet: an archive is
-// never rebuilt.
-func ensureArchive(ctx context.Context, st *store.Store, format string, listing *digest.Manifest, open archive.Opener) (digest.Sum, error) {
-	version, key := archive.Version(format), listing.Digest()
-	sum, err := st.GetArchiveRef(ctx, version, key)
-	if err == nil {
-		return sum, nil
+// privateArchiveListing is the private-state key holding the digest of
+// the listing whose archive archive_sha256 is: the tree itself, or the
+// one-entry listing of a file source (its name and exec bit, which the
+// content digest does not cover). A prior archive hash is reused at plan
+// only for the same listing.
+const privateArchiveListing = "archive_listing"
+
+// privateMissingSource marks the plan of an artifact whose source is gone,
+// for the second PlanResourceChange core makes to plan a replacement.
+const privateMissingSource = "missing_source"
+
+// privateValue reads a private-state key; nil when unset or unreadable.
+func privateValue(ctx context.Context, p privateGetter, key string) []byte {
+	if p == nil {
+		return nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return sum, err
+	b, diags := p.GetKey(ctx, key)
+	if diags.HasError() {
+		return nil
 	}
-	// The archive's digest is only known once it is built, so it is built
-	// into a private temporary file first and then stored as a blob.
-	tmp, err := os.CreateTemp("", "immutable-archive-*")
-	if err != nil {
-		return sum, err
+	return b
+}
+
+type privateGetter interface {
+	GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics)
+}
+
+type privateSetter interface {
+	SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics
+}
+
+func priorArchiveListing(ctx context.Context, p privateGetter) string {
+	var s string
+	if b := privateValue(ctx, p, privateArchiveListing); len(b) == 0 || json.Unmarshal(b, &s) != nil {
+		return ""
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	h := sha256.New()
-	if err := archive.Write(ctx, io.MultiWriter(tmp, h), format, listing, open); err != nil {
-		return sum, err
-	}
-	h.Sum(sum[:0])
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return sum, err
-	}
-	if _, err := st.PutBlob(ctx, sum, tmp); err != nil {
-		return sum, err
-	}
-	return st.PutArchiveRef(ctx, version, key, sum)
+	return s
+}
+
+func setArchiveListing(ctx context.Context, p privateSetter, listing string) diag.Diagnostics {
+	b, _ := json.Marshal(listing) // a string always encodes
+	return p.SetKey(ctx, privateArchiveListing, b)
 }
 
 // sourceOpener reads archive entries from the source just stored, not back
 // from the store (for S3 that would download everything just uploaded).
 // Each entry is verified against the manifest as it is read, so the
-// archive holds exactly the stored content or its build fails.
+// archive holds exactly the stored content or its build fails; a file is
+// opened without following a symlink put in its place.
 func sourceOpener(src string, isDir bool) archive.Opener {
 	return func(_ context.Context, e digest.Entry) (io.ReadCloser, error) {
 		p := src
@@ -65,7 +81,15 @@ func sourceOpener(src string, isDir bool) archive.Opener {
 			}
 			return io.NopCloser(store.Verified(strings.NewReader(target), e.Path, e.SHA256)), nil
 		}
-		f, err := os.Open(p)
+		var info os.FileInfo
+		if isDir {
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return nil, err
+			}
+			info = fi
+		}
+		f, err := digest.OpenListed(p, info)
 		if err != nil {
 			return nil, err
 		}
@@ -76,35 +100,93 @@ func sourceOpener(src string, isDir bool) archive.Opener {
 	}
 }
 
-// writeOutput copies a stored blob to path atomically: a reader of path
-// sees the old file or the whole new one. Missing parent directories are
-// created, as local_file and archive_file do.
-func writeOutput(ctx context.Context, st *store.Store, sum digest.Sum, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+// checkLinks refuses, at plan, an archive of a tree holding a symlink that
+// leaves it. The targets are read from disk: listings keep only their hash.
+func checkLinks(src string, m *digest.Manifest) error {
+	for _, e := range m.Entries {
+		if e.Kind != digest.KindSymlink {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join(src, filepath.FromSlash(e.Path)))
+		if err != nil {
+			return err
+		}
+		if err := archive.CheckLink(e.Path, target); err != nil {
+			return err
+		}
 	}
-	rc, err := st.OpenBlob(ctx, sum)
-	if err != nil {
-		return err
+	return nil
+}
+
+// localRoot is the directory of a file:// store, or "".
+func localRoot(st *store.Store) string {
+	if b, ok := st.Backend().(interface{ Root() string }); ok {
+		return b.Root()
 	}
-	defer rc.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
+	return ""
+}
+
+// checkOutputPath refuses an output_path the provider must not write:
+// inside the store, the source itself or inside it (unless the source's
+// excludes leave it out, so it cannot change the digest), or an existing
+// path that is not a regular file.
+func checkOutputPath(st *store.Store, out, src string, srcIsDir bool, excludes []string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	var areas []fsguard.Area
+	if root := localRoot(st); root != "" {
+		areas = append(areas, fsguard.Area{Root: root, What: "the store " + st.String()})
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if _, err := digest.Copy(ctx, tmp, rc); err != nil {
-		return err
+	if src != "" {
+		a := fsguard.Area{Root: src, What: fmt.Sprintf("the source %q", src)}
+		if srcIsDir {
+			a.What = fmt.Sprintf("the source directory %q", src)
+			a.Allow = func(rel string) bool { return digest.Excluded(rel, excludes) }
+		}
+		areas = append(areas, a)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
+	err := fsguard.CheckTarget(out, areas...)
+	var refused *fsguard.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		hint := "Choose a new path, or an existing regular file, outside the store and outside the source."
+		if srcIsDir && strings.Contains(refused.Reason, "source directory") {
+			hint = "Writing it there would change the content being archived, and replace the artifact on every plan. " +
+				"Choose a path outside the source, or leave its directory out with `excludes` (for example \"build/**\")."
+		}
+		diags.AddAttributeError(path.Root("output_path"), "Refusing to write output_path",
+			fmt.Sprintf("output_path %s; the provider only ever writes a new file or replaces a regular file, and never "+
+				"writes into the store or over its source. %s Nothing was written.", refused.Reason, hint))
+	case err != nil:
+		diags.AddAttributeError(path.Root("output_path"), "Cannot check output_path", fmt.Sprintf("%s: %v", out, err))
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
+	return diags
+}
+
+// archiveError explains a failure to find, build or write an archive.
+func archiveError(st *store.Store, attr string, what string, err error) diag.Diagnostic {
+	var corrupt *archive.CorruptError
+	var mismatch *store.MismatchError
+	var link *archive.LinkError
+	var notRegular *archive.NotRegularError
+	switch {
+	case errors.As(err, &corrupt):
+		return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Stored archive does not match its reference",
+			fmt.Sprintf("In %s, %v. Someone replaced or edited an object behind the store's back; the store never overwrites "+
+				"objects, so delete the reference object %s (and nothing else): the next apply builds the archive again "+
+				"from the source. Nothing was written.", st, err, corrupt.Key))
+	case errors.As(err, &mismatch):
+		return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Stored archive is corrupt",
+			fmt.Sprintf("In %s, %v. The stored object was altered or damaged; delete it (and nothing else) and apply again: "+
+				"it is rebuilt from the source. Nothing was written.", st, err))
+	case errors.As(err, &link):
+		return diag.NewAttributeErrorDiagnostic(path.Root("archive"), "Cannot archive a link that leaves the tree", err.Error()+".")
+	case errors.As(err, &notRegular):
+		return diag.NewAttributeErrorDiagnostic(path.Root("output_path"), "Refusing to write output_path",
+			fmt.Sprintf("%v. Nothing was written.", err))
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	var backendErr store.BackendError
+	if errors.As(err, &backendErr) {
+		return storeWriteError(st, err)
 	}
-	return os.Rename(tmp.Name(), path)
+	return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Cannot "+what, fmt.Sprintf("%v", err))
 }

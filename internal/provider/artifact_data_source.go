@@ -99,12 +99,12 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 		}
 		c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
 		for _, f := range archive.Formats {
-			ref, err := st.GetArchiveRef(ctx, archive.Version(f), sum)
+			ref, err := d.data.archives().Lookup(ctx, f, man) // checked against the listing
 			switch {
 			case err == nil:
 				archives[f] = types.StringValue(ref.Hex())
 			case !errors.Is(err, store.ErrNotFound):
-				resp.Diagnostics.Append(storeReadError(st, err))
+				resp.Diagnostics.Append(archiveError(st, "archives", "read the stored archive", err))
 				return
 			}
 		}

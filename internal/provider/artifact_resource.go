@@ -288,7 +288,7 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 		}
 		if !fi.Mode().IsRegular() {
 			diags.AddAttributeError(srcPath, "Source is not a regular file",
-				fmt.Sprintf("source %q is a %s. Point it at a regular file or a directory.", src, fi.Mode().Type()))
+				fmt.Sprintf("source %q is %s. Point it at a regular file or a directory.", src, digest.TypeName(fi.Mode().Type())))
 			return nil, diags
 		}
 		var sum digest.Sum
@@ -362,21 +362,40 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		return
 	}
 
-	if prior != nil && !plan.Source.IsNull() {
-		if _, err := os.Stat(plan.Source.ValueString()); digest.IsNotExist(err) {
-			// `terraform destroy` plans normally first; an error here would
-			// make an artifact impossible to destroy once its files are gone.
-			// Warn, and plan a replacement that fails at apply if the source
-			// is still missing then.
+	missing := false
+	if !plan.Source.IsNull() {
+		_, err := os.Stat(plan.Source.ValueString())
+		missing = digest.IsNotExist(err)
+	}
+	// Core plans the create half of a replacement in a second call, with no
+	// prior state but with the private data of the first: the mark tells it
+	// that this is the replacement of an artifact whose source is gone.
+	replacingMissing := prior == nil && missing && len(privateValue(ctx, req.Private, privateMissingSource)) > 0
+	if prior != nil {
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateMissingSource, nil)...)
+	}
+	if (prior != nil && missing) || replacingMissing {
+		// `terraform destroy` plans normally first; an error here would
+		// make an artifact impossible to destroy once its files are gone.
+		// Warn, and plan a replacement that fails at apply if the source
+		// is still missing then.
+		if prior != nil {
 			resp.Diagnostics.AddAttributeWarning(path.Root("source"), "Source not found",
 				fmt.Sprintf("source %q does not exist, so the artifact %s cannot be rebuilt: an apply will fail until it exists again. "+
 					"(This is expected when destroying.)", plan.Source.ValueString(), prior.Digest.ValueString()))
-			plan.setUnknownOutputs()
-			plan.setArchive(nil)
-			resp.RequiresReplace.Append(path.Root("source"))
-			resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-			return
+			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateMissingSource, []byte(`true`))...)
 		}
+		// The digest becomes unknown, and the replacement is requested on
+		// it: core ignores a replacement requested on an attribute whose
+		// value did not change (source), and would then plan an update
+		// that a restored source turns into a replace at apply.
+		plan.setUnknownOutputs()
+		plan.setArchive(nil)
+		if prior != nil {
+			resp.RequiresReplace.Append(path.Root("digest"))
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
 	}
 
 	c, diags := r.hashContent(ctx, &plan, nil)
@@ -384,10 +403,25 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if !plan.Archive.IsNull() && c.archiveListing == nil {
-		resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source",
-			fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline. Rename it.", plan.Source.ValueString()))
-		return
+	if !plan.Archive.IsNull() {
+		if c.archiveListing == nil {
+			resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source",
+				fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline. Rename it.", plan.Source.ValueString()))
+			return
+		}
+		if c.manifest != nil {
+			if err := checkLinks(plan.Source.ValueString(), c.manifest); err != nil {
+				resp.Diagnostics.Append(archiveError(r.data.store, "archive", "archive the source", err))
+				return
+			}
+		}
+		if !plan.OutputPath.IsNull() && !plan.OutputPath.IsUnknown() {
+			excludes, _ := plan.excludes(ctx)
+			resp.Diagnostics.Append(checkOutputPath(r.data.store, plan.OutputPath.ValueString(), plan.Source.ValueString(), c.manifest != nil, excludes)...)
+			if resp.Diagnostics.HasError() {
+				return
+			}
+		}
 	}
 	plan.setOutputs(c)
 
@@ -396,17 +430,20 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	switch {
 	case plan.Archive.IsNull():
 		plan.setArchive(nil)
-	case sameContent && sameArchive && !prior.ArchiveSHA256.IsNull() && !prior.ArchiveSHA256.IsUnknown():
+	case sameArchive && !prior.ArchiveSHA256.IsNull() && !prior.ArchiveSHA256.IsUnknown() &&
+		priorArchiveListing(ctx, req.Private) == c.archiveListing.Digest().String():
+		// The archive's identity is its listing (names and kinds too, which
+		// a file source's digest does not cover): reused only for the same.
 		plan.ArchiveSHA256, plan.ArchiveBase64SHA25 = prior.ArchiveSHA256, prior.ArchiveBase64SHA25
 	default:
-		ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(plan.Archive.ValueString()), c.archiveListing.Digest())
+		ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), c.archiveListing)
 		switch {
 		case err == nil:
 			plan.setArchive(&ref)
 		case errors.Is(err, store.ErrNotFound):
 			plan.setArchive(nil) // built on apply
 		default:
-			resp.Diagnostics.Append(storeReadError(r.data.store, err))
+			resp.Diagnostics.Append(archiveError(r.data.store, "archive_sha256", "read the stored archive", err))
 			return
 		}
 	}
@@ -456,10 +493,11 @@ func (r *ArtifactResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.apply(ctx, &plan, &resp.Diagnostics)
+	listing := r.apply(ctx, &plan, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	resp.Diagnostics.Append(setArchiveListing(ctx, resp.Private, listing)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -469,26 +507,40 @@ func (r *ArtifactResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.apply(ctx, &plan, &resp.Diagnostics)
+	listing := r.apply(ctx, &plan, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	resp.Diagnostics.Append(setArchiveListing(ctx, resp.Private, listing)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 // apply stores the content, checks it is what was planned, stores the
 // archive and writes output_path. m is the plan, and becomes the state.
-func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *diag.Diagnostics) {
+// It returns the digest of the archived listing ("" without an archive).
+func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *diag.Diagnostics) string {
 	if r.data == nil {
 		diags.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
-		return
+		return ""
 	}
 	st := r.data.store
 	planned := m.Digest
+	if !m.OutputPath.IsNull() {
+		// Checked before anything is stored: the plan checked it too, but
+		// the file system may have changed since.
+		src, isDir := m.Source.ValueString(), false
+		if fi, err := os.Stat(src); err == nil {
+			isDir = fi.IsDir()
+		}
+		excludes, _ := m.excludes(ctx)
+		if diags.Append(checkOutputPath(st, m.OutputPath.ValueString(), src, isDir, excludes)...); diags.HasError() {
+			return ""
+		}
+	}
 	c, d := r.hashContent(ctx, m, st)
 	diags.Append(d...)
 	if diags.HasError() {
-		return
+		return ""
 	}
 	if !planned.IsUnknown() && planned.ValueString() != c.sum.String() {
 		p := path.Root("source")
@@ -498,32 +550,47 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		diags.AddAttributeError(p, "Content changed since plan",
 			fmt.Sprintf("The plan was made for %s, but the content now hashes to %s: it changed between plan and apply. "+
 				"Nothing was recorded under %s. Run plan again and review the new digest.", planned.ValueString(), c.sum, planned.ValueString()))
-		return
+		return ""
 	}
 	m.setOutputs(c)
 
 	if m.Archive.IsNull() {
 		m.setArchive(nil)
-		return
+		return ""
 	}
-	sum, err := ensureArchive(ctx, st, m.Archive.ValueString(), c.archiveListing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
+	format, listing := m.Archive.ValueString(), c.archiveListing
+	if c.manifest != nil {
+		if err := checkLinks(m.Source.ValueString(), c.manifest); err != nil {
+			diags.Append(archiveError(st, "archive", "archive the source", err))
+			return ""
+		}
+	}
+	sum, err := r.data.archives().Ensure(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
 	if err != nil {
-		diags.AddAttributeError(path.Root("archive"), "Cannot store the archive", fmt.Sprintf("Building the %s archive in %s failed: %v", m.Archive.ValueString(), st, err))
-		return
+		diags.Append(archiveError(st, "archive", "store the archive", fmt.Errorf("building the %s archive in %s: %w", format, st, err)))
+		return ""
 	}
 	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
 		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
 			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
-		return
+		return ""
 	}
 	m.setArchive(&sum)
 	if !m.OutputPath.IsNull() {
-		if err := writeOutput(ctx, st, sum, m.OutputPath.ValueString()); err != nil {
+		if err := r.data.archives().WriteFile(ctx, format, listing, sum, m.OutputPath.ValueString()); err != nil {
+			var corrupt *archive.CorruptError
+			var mismatch *store.MismatchError
+			var notRegular *archive.NotRegularError
+			if errors.As(err, &corrupt) || errors.As(err, &mismatch) || errors.As(err, &notRegular) {
+				diags.Append(archiveError(st, "output_path", "write the archive copy", err))
+				return ""
+			}
 			diags.AddAttributeError(path.Root("output_path"), "Cannot write the archive copy",
-				fmt.Sprintf("Writing %s failed: %v. Check that its directory exists and is writable.", m.OutputPath.ValueString(), err))
-			return
+				fmt.Sprintf("Writing %s failed: %v. Check that its directory can be created and written by the user running Terraform.", m.OutputPath.ValueString(), err))
+			return ""
 		}
 	}
+	return listing.Digest().String()
 }
 
 func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -546,6 +613,10 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 	if r.data.verifyOnRefresh {
 		if err := st.Verify(ctx, sum); err != nil {
 			resp.Diagnostics.Append(corruptError(st, sum, err))
+			return
+		}
+		resp.Diagnostics.Append(r.verifyArchive(ctx, &m, req.Private, kind)...)
+		if resp.Diagnostics.HasError() {
 			return
 		}
 	}
@@ -575,6 +646,49 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 		}
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// verifyArchive re-reads the artifact's stored archive and checks it holds
+// the listing it was built from (verify_on_refresh).
+func (r *ArtifactResource) verifyArchive(ctx context.Context, m *artifactModel, p privateGetter, kind store.Kind) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if m.Archive.IsNull() || m.ArchiveSHA256.IsNull() || m.ArchiveSHA256.IsUnknown() {
+		return diags
+	}
+	st := r.data.store
+	listing := priorArchiveListing(ctx, p)
+	if listing == "" && kind == store.Tree { // state from before the listing was kept: a tree's listing is itself
+		listing = m.Digest.ValueString()
+	}
+	lsum, err := digest.Parse(listing)
+	if err != nil {
+		return diags
+	}
+	man, err := st.GetTree(ctx, lsum)
+	if err != nil {
+		diags.Append(archiveError(st, "archive_sha256", "verify the archive", fmt.Errorf("the listing %s of the archive: %w", lsum, err)))
+		return diags
+	}
+	asum, err := digest.ParseHex(m.ArchiveSHA256.ValueString())
+	if err != nil {
+		return diags
+	}
+	if err := r.data.archives().Verify(ctx, m.Archive.ValueString(), man, asum); err != nil {
+		diags.Append(archiveError(st, "archive_sha256", "verify the archive", err))
+		return diags
+	}
+	// The reference must still name this archive: references are written once.
+	key := store.ArchiveKey(archive.Version(m.Archive.ValueString()), lsum)
+	switch ref, err := st.GetArchiveRef(ctx, archive.Version(m.Archive.ValueString()), lsum); {
+	case err == nil && ref != asum:
+		diags.AddAttributeError(path.Root("archive_sha256"), "Stored archive reference altered",
+			fmt.Sprintf("In %s, the archive reference %s names %s, but this artifact's archive is %s (which still verifies). "+
+				"References are written once, so it was replaced behind the store's back: delete it (and nothing else), and "+
+				"the next apply records it again.", st, key, ref, asum))
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		diags.Append(storeReadError(st, err))
+	}
+	return diags
 }
 
 func (r *ArtifactResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {

@@ -501,6 +501,10 @@ func TestAccArtifact_badInput(t *testing.T) {
 	badUTF8Dir := filepath.Join(filepath.Dir(e.dir), "badutf8")
 	os.MkdirAll(badUTF8Dir, 0o755)
 	os.WriteFile(filepath.Join(badUTF8Dir, "bad\xff"), nil, 0o644)
+	devNode := filepath.Join(filepath.Dir(e.dir), "null") // a private device node, never /dev/null
+	if err := syscall.Mknod(devNode, syscall.S_IFCHR|0o644, 1<<8|3); err != nil {
+		t.Fatal(err)
+	}
 	regular := filepath.Join(filepath.Dir(e.dir), "regular")
 	os.WriteFile(regular, nil, 0o644)
 
@@ -513,25 +517,28 @@ func TestAccArtifact_badInput(t *testing.T) {
 		config func() string
 		err    string
 	}{
-		"missing path":        {res(fmt.Sprintf("source = %q", filepath.Join(e.dir, "nope"))), `(?s)Source not found.*does not exist.*path\.module`},
-		"path under a file":   {res(fmt.Sprintf("source = %q", filepath.Join(file, "x"))), `(?s)Source not found.*a file, not a directory`},
-		"unreadable file":     {res(`source = "/proc/self/mem"`), `(?s)Cannot read source.*input/output error`},
-		"source and content":  {res(fmt.Sprintf("source = %q\ncontent = \"x\"", file)), `(?s)Invalid Attribute Combination.*source`},
-		"neither":             {res(`excludes = []`), `(?s)Exactly one of these attributes must be configured:\s+\[source,content`},
-		"invalid glob":        {res(fmt.Sprintf("source = %q\nexcludes = [\"[oops\"]", e.dir)), `(?s)Invalid glob.*not a valid glob`},
-		"excludes on a file":  {res(fmt.Sprintf("source = %q\nexcludes = [\"*.map\"]", file)), `(?s)Excludes need a directory source.*is a file`},
-		"newline in a name":   {res(fmt.Sprintf("source = %q", newlineDir)), `(?s)Unsupported file name.*contains a newline`},
-		"invalid UTF-8 name":  {res(fmt.Sprintf("source = %q", badUTF8Dir)), `(?s)Unsupported file name.*not valid UTF-8`},
-		"FIFO in the tree":    {res(fmt.Sprintf("source = %q", fifoDir)), `(?s)Unsupported file type.*pipe is a FIFO`},
-		"FIFO as the source":  {res(fmt.Sprintf("source = %q", filepath.Join(fifoDir, "pipe"))), `(?s)Source is not a regular file`},
-		"bad base64":          {res(`content_base64 = "not base64!"`), `(?s)Invalid base64`},
-		"archive of content":  {res("content = \"x\"\narchive = \"zip\""), `(?s)Invalid Attribute Combination`},
-		"unknown format":      {res(fmt.Sprintf("source = %q\narchive = \"rar\"", e.dir)), `(?s)Invalid Attribute Value Match.*zip`},
-		"output without zip":  {res(fmt.Sprintf("source = %q\noutput_path = \"x.zip\"", e.dir)), `(?s)Invalid Attribute Combination`},
-		"unknown store":       {raw(`provider "immutable" { store = "ftp://host/x" }` + "\nresource \"immutable_artifact\" \"x\" {\n content = \"x\"\n}\n"), `(?s)Invalid store URL.*unknown scheme`},
-		"store not a URL":     {raw(`provider "immutable" { store = "/tmp/x" }` + "\nresource \"immutable_artifact\" \"x\" {\n content = \"x\"\n}\n"), `(?s)Invalid store URL.*file://PATH`},
-		"unwritable store":    {raw(fmt.Sprintf("provider \"immutable\" { store = %q }\nresource \"immutable_artifact\" \"x\" {\n content = \"x\"\n}\n", "file://"+filepath.Join(regular, "store"))), `(?s)Cannot write to the store.*not a directory.*store`},
-		"unwritable out path": {res(fmt.Sprintf("source = %q\narchive = \"zip\"\noutput_path = %q", e.dir, filepath.Join(regular, "x.zip"))), `(?s)Cannot write the archive copy`},
+		"missing path":         {res(fmt.Sprintf("source = %q", filepath.Join(e.dir, "nope"))), `(?s)Source not found.*does not exist.*path\.module`},
+		"path under a file":    {res(fmt.Sprintf("source = %q", filepath.Join(file, "x"))), `(?s)Source not found.*a file, not a directory`},
+		"unreadable file":      {res(`source = "/proc/self/mem"`), `(?s)Cannot read source.*input/output error`},
+		"source and content":   {res(fmt.Sprintf("source = %q\ncontent = \"x\"", file)), `(?s)Invalid Attribute Combination.*source`},
+		"neither":              {res(`excludes = []`), `(?s)Exactly one of these attributes must be configured:\s+\[source,content`},
+		"invalid glob":         {res(fmt.Sprintf("source = %q\nexcludes = [\"[oops\"]", e.dir)), `(?s)Invalid glob.*not a valid glob`},
+		"excludes on a file":   {res(fmt.Sprintf("source = %q\nexcludes = [\"*.map\"]", file)), `(?s)Excludes need a directory source.*is a file`},
+		"newline in a name":    {res(fmt.Sprintf("source = %q", newlineDir)), `(?s)Unsupported file name.*contains a newline`},
+		"invalid UTF-8 name":   {res(fmt.Sprintf("source = %q", badUTF8Dir)), `(?s)Unsupported file name.*not valid UTF-8`},
+		"FIFO in the tree":     {res(fmt.Sprintf("source = %q", fifoDir)), `(?s)Unsupported file type.*pipe is a named\s+pipe`},
+		"FIFO as the source":   {res(fmt.Sprintf("source = %q", filepath.Join(fifoDir, "pipe"))), `(?s)Source is not a regular file.*is a named\s+pipe`},
+		"device as the source": {res(fmt.Sprintf("source = %q", devNode)), `(?s)Source is not a regular file.*is a\s+character\s+device`},
+		"empty exclude":        {res(fmt.Sprintf("source = %q\nexcludes = [\"\"]", e.dir)), `(?s)Invalid glob.*empty and matches\s+nothing`},
+		"exclude outside":      {res(fmt.Sprintf("source = %q\nexcludes = [\"../x\"]", e.dir)), `(?s)Invalid glob.*can\s+never\s+match`},
+		"bad base64":           {res(`content_base64 = "not base64!"`), `(?s)Invalid base64`},
+		"archive of content":   {res("content = \"x\"\narchive = \"zip\""), `(?s)Invalid Attribute Combination`},
+		"unknown format":       {res(fmt.Sprintf("source = %q\narchive = \"rar\"", e.dir)), `(?s)Invalid Attribute Value Match.*zip`},
+		"output without zip":   {res(fmt.Sprintf("source = %q\noutput_path = \"x.zip\"", e.dir)), `(?s)Invalid Attribute Combination`},
+		"unknown store":        {raw(`provider "immutable" { store = "ftp://host/x" }` + "\nresource \"immutable_artifact\" \"x\" {\n content = \"x\"\n}\n"), `(?s)Invalid store URL.*unknown scheme`},
+		"store not a URL":      {raw(`provider "immutable" { store = "/tmp/x" }` + "\nresource \"immutable_artifact\" \"x\" {\n content = \"x\"\n}\n"), `(?s)Invalid store URL.*file://PATH`},
+		"unwritable store":     {raw(fmt.Sprintf("provider \"immutable\" { store = %q }\nresource \"immutable_artifact\" \"x\" {\n content = \"x\"\n}\n", "file://"+filepath.Join(regular, "store"))), `(?s)Cannot write to the store.*not a directory.*store`},
+		"unwritable out path":  {res(fmt.Sprintf("source = %q\narchive = \"zip\"\noutput_path = %q", e.dir, filepath.Join(regular, "x.zip"))), `(?s)Cannot write the archive copy`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e.store = filepath.Join(t.TempDir(), "store")

@@ -43,8 +43,10 @@ func pathParameters() ([]function.Parameter, function.Parameter) {
 }
 
 // hashPath computes what immutable_artifact would for path: a manifest for
-// a directory, or the digest of a file. It runs on an unconfigured
-// provider, so it depends on no provider setting.
+// a directory, or for a file the one entry an archive of it would hold
+// (its name, exec bit and digest), from a single stat, so that a file
+// that vanishes meanwhile is an error, never a crash. It runs on an
+// unconfigured provider, so it depends on no provider setting.
 func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifest, digest.Sum, *function.FuncError) {
 	for i, ex := range excludes {
 		if err := digest.CheckExclude(ex); err != nil {
@@ -61,13 +63,17 @@ func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifes
 			return nil, digest.Sum{}, function.NewArgumentFuncError(1, fmt.Sprintf("%q is a file; excludes only apply to a directory. Pass no excludes, or a directory.", p))
 		}
 		if !fi.Mode().IsRegular() {
-			return nil, digest.Sum{}, function.NewArgumentFuncError(0, fmt.Sprintf("%q is a %s, not a regular file or a directory.", p, fi.Mode().Type()))
+			return nil, digest.Sum{}, function.NewArgumentFuncError(0, fmt.Sprintf("%q is %s, not a regular file or a directory.", p, digest.TypeName(fi.Mode().Type())))
 		}
-		sum, _, err := statcache.HashFile(ctx, cache, p)
+		sum, size, err := statcache.HashFile(ctx, cache, p)
 		if err != nil {
 			return nil, sum, function.NewArgumentFuncError(0, contentError(pathRoot, p, nil, err).Detail())
 		}
-		return nil, sum, nil
+		kind := digest.KindFile
+		if fi.Mode().Perm()&0o100 != 0 {
+			kind = digest.KindExec
+		}
+		return &digest.Manifest{Entries: []digest.Entry{{Path: fi.Name(), Kind: kind, SHA256: sum, Size: size}}}, sum, nil
 	}
 	m, err := statcache.HashTree(ctx, cache, p, digest.Options{Excludes: excludes})
 	if err != nil {
@@ -140,23 +146,14 @@ func (f *FileDigestsFunction) Run(ctx context.Context, req function.RunRequest, 
 		resp.Error = ferr
 		return
 	}
-	m, sum, ferr := hashPath(ctx, p, excludes)
+	m, _, ferr := hashPath(ctx, p, excludes)
 	if ferr != nil {
 		resp.Error = ferr
 		return
 	}
 	elems := map[string]attr.Value{}
-	if m == nil {
-		fi, _ := os.Stat(p)
-		kind := digest.KindFile
-		if fi != nil && fi.Mode().Perm()&0o100 != 0 {
-			kind = digest.KindExec
-		}
-		elems[fi.Name()] = types.StringValue(string(kind) + " " + sum.String())
-	} else {
-		for _, e := range m.Entries {
-			elems[e.Path] = types.StringValue(string(e.Kind) + " " + e.SHA256.String())
-		}
+	for _, e := range m.Entries {
+		elems[e.Path] = types.StringValue(string(e.Kind) + " " + e.SHA256.String())
 	}
 	resp.Error = resp.Result.Set(ctx, types.MapValueMust(types.StringType, elems))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
@@ -62,6 +64,16 @@ type providerData struct {
 	// configures the provider once per operation).
 	cache *statcache.Cache
 	memo  *statcache.Memo
+
+	refsOnce sync.Once
+	refs     *archive.Refs
+}
+
+// archives finds, builds and checks archives in the store, checking each
+// stored archive once per operation.
+func (d *providerData) archives() *archive.Refs {
+	d.refsOnce.Do(func() { d.refs = archive.NewRefs(d.store) })
+	return d.refs
 }
 
 func (p *ImmutableProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
