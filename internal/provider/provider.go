@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -169,6 +170,13 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	}
 	st, err := storeurl.Open(ctx, raw, opts)
 	if err != nil {
+		var userInfo *storeurl.UserInfoError
+		if errors.As(err, &userInfo) {
+			// Not attached to the attribute: Terraform would quote the
+			// configuration line under the error, secret and all.
+			resp.Diagnostics.AddError("Credentials in the store URL", "Cannot use "+source+": "+err.Error())
+			return
+		}
 		resp.Diagnostics.AddAttributeError(path.Root("store"), "Invalid store URL",
 			"Cannot use "+source+": "+err.Error())
 		return
