@@ -10,7 +10,14 @@ import (
 )
 
 // progressEvery is how often long hashing or storing reports itself.
-var progressEvery = 2 * time.Second
+const progressEvery = 2 * time.Second
+
+// progressTicks paces logProgress: a channel of ticks and its stop. Tests
+// replace it with a channel they drive.
+var progressTicks = func() (<-chan time.Time, func()) {
+	t := time.NewTicker(progressEvery)
+	return t.C, t.Stop
+}
 
 // logProgress reports p at INFO every couple of seconds until stop is
 // called, so that TF_LOG=info shows a long plan or apply is alive. A walk
@@ -21,15 +28,15 @@ func logProgress(ctx context.Context, what string, p *digest.Progress) (stop fun
 	start := time.Now()
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
+		ticks, stopTicks := progressTicks()
+		defer stopTicks()
 		for {
 			select {
 			case <-done:
 				return
 			case <-ctx.Done():
 				return
-			case now := <-t.C:
+			case now := <-ticks:
 				bytes := p.Bytes.Load()
 				secs := now.Sub(start).Seconds()
 				tflog.Info(ctx, "immutable: hashing "+what, map[string]any{
