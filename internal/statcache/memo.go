@@ -33,14 +33,14 @@ func NewMemo(c *Cache) *Memo { return &Memo{cache: c, calls: map[string]*call{}}
 // Tree returns the manifest of root under opts, walking it at most once
 // per memo. Failures are not remembered: the next caller tries again.
 func (m *Memo) Tree(ctx context.Context, root string, opts digest.Options) (*digest.Manifest, error) {
-	real, err := filepath.EvalSymlinks(root)
+	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return nil, err
 	}
-	if real, err = filepath.Abs(real); err != nil {
+	if resolved, err = filepath.Abs(resolved); err != nil {
 		return nil, err
 	}
-	key := real + "\x00" + strings.Join(opts.Excludes, "\x00")
+	key := resolved + "\x00" + strings.Join(opts.Excludes, "\x00")
 	m.mu.Lock()
 	c, ok := m.calls[key]
 	if !ok {
@@ -57,7 +57,7 @@ func (m *Memo) Tree(ctx context.Context, root string, opts digest.Options) (*dig
 			return nil, ctx.Err()
 		}
 	}
-	c.m, c.err = HashTree(ctx, m.cache, real, opts)
+	c.m, c.err = HashTree(ctx, m.cache, resolved, opts)
 	if c.err != nil {
 		m.mu.Lock()
 		delete(m.calls, key)

@@ -15,6 +15,9 @@ func StatOf(fi fs.FileInfo) (Stat, bool) {
 	}
 	return Stat{
 		Size: fi.Size(), MtimeNS: fi.ModTime().UnixNano(),
-		CtimeNS: ctimeNS(st), Ino: uint64(st.Ino), Dev: uint64(st.Dev), Mode: uint32(fi.Mode()),
+		CtimeNS: ctimeNS(st), Ino: st.Ino, Mode: uint32(fi.Mode()),
+		// Dev is uint64 on linux/amd64, where the linter runs, but int32
+		// on darwin and uint32 on linux/mips*: the conversion is needed.
+		Dev: uint64(st.Dev), //nolint:unconvert // see above
 	}, true
 }

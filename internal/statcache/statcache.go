@@ -248,15 +248,19 @@ func (t *Table) Save() error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if err == nil {
+		err = os.Rename(tmp.Name(), t.path)
 	}
-	return os.Rename(tmp.Name(), t.path)
+	if err != nil {
+		// Leave no temporary file behind; a failure to remove it is
+		// reported with the failure that left it.
+		return errors.Join(err, os.Remove(tmp.Name()))
+	}
+	return nil
 }
 
 // hashFile hashes one file through the table.
@@ -290,19 +294,21 @@ func HashTree(ctx context.Context, c *Cache, root string, opts digest.Options) (
 	if c == nil {
 		return digest.HashTree(ctx, root, opts)
 	}
-	real, err := filepath.EvalSymlinks(root)
+	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return nil, err
 	}
-	if real, err = filepath.Abs(real); err != nil {
+	if resolved, err = filepath.Abs(resolved); err != nil {
 		return nil, err
 	}
-	t := c.Load(real)
-	m, err := digest.Walk(ctx, real, opts, t.hashFile)
+	t := c.Load(resolved)
+	m, err := digest.Walk(ctx, resolved, opts, t.hashFile)
 	if err != nil {
 		return nil, err
 	}
-	t.Save() // a cache that cannot be written only costs time
+	// A cache that cannot be written only costs time on the next walk;
+	// the digest is right either way.
+	_ = t.Save()
 	return m, nil
 }
 
@@ -311,24 +317,24 @@ func HashFile(ctx context.Context, c *Cache, path string) (digest.Sum, int64, er
 	if c == nil {
 		return digest.HashFile(ctx, path)
 	}
-	real, err := filepath.EvalSymlinks(path)
+	resolved, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return digest.Sum{}, 0, err
 	}
-	if real, err = filepath.Abs(real); err != nil {
+	if resolved, err = filepath.Abs(resolved); err != nil {
 		return digest.Sum{}, 0, err
 	}
-	info, err := os.Stat(real)
+	info, err := os.Stat(resolved)
 	if err != nil {
 		return digest.Sum{}, 0, err
 	}
 	if !info.Mode().IsRegular() {
 		return digest.Sum{}, 0, errors.New(path + " is not a regular file")
 	}
-	t := c.Load(real)
-	sum, size, err := t.hashFile(ctx, real, "", info)
+	t := c.Load(resolved)
+	sum, size, err := t.hashFile(ctx, resolved, "", info)
 	if err == nil {
-		t.Save()
+		_ = t.Save() // as in HashTree: an unsaved cache only costs time
 	}
 	return sum, size, err
 }

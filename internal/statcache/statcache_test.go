@@ -16,6 +16,14 @@ import (
 
 var ctx = context.Background()
 
+// must fails the test at once when a setup step fails.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // tree writes files whose mtime is an hour old, as in a normal checkout.
 func tree(t *testing.T, files map[string]string) string {
 	t.Helper()
@@ -23,11 +31,11 @@ func tree(t *testing.T, files map[string]string) string {
 	old := time.Now().Add(-time.Hour)
 	for name, c := range files {
 		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		os.Chtimes(p, old, old)
+		must(t, os.Chtimes(p, old, old))
 	}
 	return dir
 }
@@ -47,9 +55,9 @@ func hashed(t *testing.T, c *Cache, dir string) string {
 
 func hits(t *testing.T, c *Cache, dir string) (int, int) {
 	t.Helper()
-	real, _ := filepath.EvalSymlinks(dir)
-	tb := c.Load(real)
-	m, err := digest.Walk(ctx, real, digest.Options{}, tb.hashFile)
+	resolved, _ := filepath.EvalSymlinks(dir)
+	tb := c.Load(resolved)
+	m, err := digest.Walk(ctx, resolved, digest.Options{}, tb.hashFile)
 	if err != nil || m == nil {
 		t.Fatal(err)
 	}
@@ -72,16 +80,16 @@ func TestChangedFilesAreReadAgain(t *testing.T) {
 	// Same size, mtime put back: the inode's ctime still moves.
 	p := filepath.Join(dir, "a")
 	fi, _ := os.Stat(p)
-	os.WriteFile(p, []byte("9999"), 0o644)
-	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	must(t, os.WriteFile(p, []byte("9999"), 0o644))
+	must(t, os.Chtimes(p, fi.ModTime(), fi.ModTime()))
 	if after := hashed(t, c, dir); after == before {
 		t.Fatal("a changed file kept its cached digest")
 	}
 	// Replaced by another file (new inode), same size and times.
 	tmp := filepath.Join(dir, "b.new")
-	os.WriteFile(tmp, []byte("7777"), 0o644)
-	os.Chtimes(tmp, fi.ModTime(), fi.ModTime())
-	os.Rename(tmp, filepath.Join(dir, "b"))
+	must(t, os.WriteFile(tmp, []byte("7777"), 0o644))
+	must(t, os.Chtimes(tmp, fi.ModTime(), fi.ModTime()))
+	must(t, os.Rename(tmp, filepath.Join(dir, "b")))
 	hashed(t, c, dir)
 }
 
@@ -105,7 +113,7 @@ func TestRacyEntriesAreNotTrusted(t *testing.T) {
 	// And a fresh file, end to end: re-read on every walk.
 	c := New(t.TempDir())
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "fresh"), []byte("x"), 0o644)
+	must(t, os.WriteFile(filepath.Join(dir, "fresh"), []byte("x"), 0o644))
 	hashed(t, c, dir)
 	if h, m := hits(t, c, dir); h != 0 || m != 1 {
 		t.Fatalf("a fresh file: %d hits, %d misses; want 0 and 1", h, m)
@@ -114,7 +122,7 @@ func TestRacyEntriesAreNotTrusted(t *testing.T) {
 
 func TestCorruptOrForeignCacheIsIgnoredAndRebuilt(t *testing.T) {
 	dir := tree(t, map[string]string{"a": "1"})
-	real, _ := filepath.EvalSymlinks(dir)
+	resolved, _ := filepath.EvalSymlinks(dir)
 	for name, content := range map[string][]byte{
 		"garbage":    []byte("not a cache at all"),
 		"truncated":  []byte(magic + "\x00\x01"),
@@ -123,10 +131,10 @@ func TestCorruptOrForeignCacheIsIgnoredAndRebuilt(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := New(t.TempDir())
-			os.MkdirAll(c.Dir(), 0o700)
-			os.WriteFile(c.fileFor(real), content, 0o600)
+			must(t, os.MkdirAll(c.Dir(), 0o700))
+			must(t, os.WriteFile(c.fileFor(resolved), content, 0o600))
 			hashed(t, c, dir)
-			raw, _ := os.ReadFile(c.fileFor(real))
+			raw, _ := os.ReadFile(c.fileFor(resolved))
 			if !strings.HasPrefix(string(raw), magic) {
 				t.Fatal("the cache was not rebuilt")
 			}
@@ -141,7 +149,7 @@ func TestCorruptOrForeignCacheIsIgnoredAndRebuilt(t *testing.T) {
 		hashed(t, c, other)
 		otherReal, _ := filepath.EvalSymlinks(other)
 		raw, _ := os.ReadFile(c.fileFor(otherReal))
-		os.WriteFile(c.fileFor(real), raw, 0o600) // same name, foreign root
+		must(t, os.WriteFile(c.fileFor(resolved), raw, 0o600)) // same name, foreign root
 		hashed(t, c, dir)
 	})
 }
@@ -152,9 +160,9 @@ func TestCorruptOrForeignCacheIsIgnoredAndRebuilt(t *testing.T) {
 func TestStaleCacheNeverReachesTheStore(t *testing.T) {
 	c := New(t.TempDir())
 	dir := tree(t, map[string]string{"a": "true content"})
-	real, _ := filepath.EvalSymlinks(dir)
+	resolved, _ := filepath.EvalSymlinks(dir)
 	hashed(t, c, dir)
-	tb := c.Load(real)
+	tb := c.Load(resolved)
 	for k, e := range tb.old {
 		e.Sum = digest.Bytes([]byte("a lie"))
 		tb.new[k] = e
@@ -199,10 +207,10 @@ func TestSingleFile(t *testing.T) {
 	if err != nil || sum != digest.Bytes([]byte("file content")) || size != 12 {
 		t.Fatalf("HashFile = %s %d %v", sum, size, err)
 	}
-	real, _ := filepath.EvalSymlinks(p)
-	tb := c.Load(real)
-	info, _ := os.Stat(real)
-	if _, _, err := tb.hashFile(ctx, real, "", info); err != nil || tb.Hits != 1 {
+	resolved, _ := filepath.EvalSymlinks(p)
+	tb := c.Load(resolved)
+	info, _ := os.Stat(resolved)
+	if _, _, err := tb.hashFile(ctx, resolved, "", info); err != nil || tb.Hits != 1 {
 		t.Fatalf("second hash of a file: hits %d, %v", tb.Hits, err)
 	}
 }

@@ -33,7 +33,9 @@ func main() {
 	files := fl.Int("files", 10000, "number of files")
 	kib := fl.Int("kib", 100, "size of each file in KiB")
 	path := fl.String("path", "", "file or directory")
-	fl.Parse(os.Args[2:])
+	if err := fl.Parse(os.Args[2:]); err != nil {
+		log.Fatal(err) // not reached: ExitOnError exits first
+	}
 	switch os.Args[1] {
 	case "gen":
 		gen(*dir, *files, *kib)
@@ -69,12 +71,15 @@ func gen(dir string, files, kib int) {
 	}
 	// Files older than the stat cache's racy window, as in any checkout.
 	old := time.Now().Add(-time.Hour)
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			os.Chtimes(p, old, old)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		return nil
+		return os.Chtimes(p, old, old)
 	})
+	if err != nil {
+		log.Fatal(err)
+	}
 }
 
 // limit is the compute bound: sha256 over as many bytes as the tree holds,
@@ -83,14 +88,20 @@ func gen(dir string, files, kib int) {
 // size). No file I/O: no hashing of this tree can beat it on this machine.
 func limit(dir string) {
 	var sizes []int64
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				sizes = append(sizes, fi.Size())
-			}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
 		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sizes = append(sizes, fi.Size())
 		return nil
 	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	start := time.Now()
 	work := make(chan int64, 1024)
 	var wg sync.WaitGroup

@@ -41,13 +41,14 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
+// read reads all of an opened blob or tree and closes it; a failed Close is
+// the backend's failure too, so it is reported with the read's.
 func read(rc io.ReadCloser, err error) ([]byte, error) {
-
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	return io.ReadAll(rc)
+	data, err := io.ReadAll(rc)
+	return data, errors.Join(err, rc.Close())
 }
 
 // Run runs every case.
@@ -204,7 +205,9 @@ func Run(t *testing.T, h Harness) {
 		},
 		"tampered blob fails on read": func(t *testing.T, b store.Backend, s *store.Store) {
 			sum := digest.Bytes([]byte("original"))
-			s.PutBlob(ctx, sum, strings.NewReader("original"))
+			if _, err := s.PutBlob(ctx, sum, strings.NewReader("original")); err != nil {
+				t.Fatalf("PutBlob: %v", err)
+			}
 			h.Tamper(t, b, store.BlobKey(sum), []byte("tampered"))
 			_, err := read(s.OpenBlob(ctx, sum))
 			var mm *store.MismatchError
