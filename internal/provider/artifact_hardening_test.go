@@ -53,6 +53,7 @@ func zipEntries(t *testing.T, p string) []string {
 // ignores, makes a new archive too (it used to plan nothing, leaving a
 // stale archive).
 func TestAccArtifact_fileArchiveFollowsNameAndMode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"a.txt": "same content\n"})
 	out := filepath.Join(filepath.Dir(e.dir), "out", "f.zip")
@@ -113,6 +114,7 @@ func TestAccArtifact_fileArchiveFollowsNameAndMode(t *testing.T) {
 // replacement (not an update), so a saved plan still applies when the
 // source comes back with other content before the apply.
 func TestAccArtifact_missingSourcePlansReplace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(siteFiles)
 	v2 := map[string]string{"index.html": "<h1>restored, other</h1>\n"}
@@ -141,6 +143,7 @@ func TestAccArtifact_missingSourcePlansReplace(t *testing.T) {
 // a named pipe, a device, a socket, a directory — and nothing is written:
 // the store stays empty and the target as it was.
 func TestAccArtifact_outputPathRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"index.js": "x\n", "build/.keep": ""})
 	file := filepath.Join(e.dir, "index.js")
@@ -230,6 +233,7 @@ func TestAccArtifact_outputPathRefused(t *testing.T) {
 // nothing, and verify_on_refresh notices. A damaged archive blob gets an
 // error that says which object to delete, not a permissions hint.
 func TestAccArtifact_archiveReferenceChecked(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(map[string]string{"index.js": "exports.handler = 1\n"})
 		evil := filepath.Join(filepath.Dir(e.dir), "evil")
@@ -290,6 +294,7 @@ resource "immutable_artifact" "again" {
 // TestAccArtifact_verifyOnRefreshCoversArchives: with verify_on_refresh,
 // an artifact whose archive reference was swapped fails refresh.
 func TestAccArtifact_verifyOnRefreshCoversArchives(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"a.txt": "a\n"})
 	other := filepath.Join(filepath.Dir(e.dir), "other")
@@ -345,6 +350,7 @@ resource "immutable_artifact" "other" {
 // recorded in a tree, but refused in an archive, at plan, naming the link
 // and its target.
 func TestAccArtifact_linkLeavingTheTree(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"index.js": "x\n"})
 	os.Symlink("/etc/passwd", filepath.Join(e.dir, "passwd"))

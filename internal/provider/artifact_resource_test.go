@@ -50,6 +50,7 @@ var siteFiles = map[string]string{
 // chmod 644→664 and a fresh copy), replace on change, and an in-place
 // update when only the source path moves.
 func TestAccArtifact_lifecycle(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		v1 := digestOf(t, e.dir)
@@ -170,6 +171,7 @@ func copyTree(t *testing.T, from, to string) {
 // TestAccArtifact_contentAndFile: a file's digest is filesha256(); inline
 // content's is sha256(); both are stored as one blob.
 func TestAccArtifact_contentAndFile(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(map[string]string{"lambda.js": "exports.handler = 1\n"})
 		file := filepath.Join(e.dir, "lambda.js")
@@ -228,6 +230,7 @@ output "sha256"     { value = "sha256:${sha256("exports.handler = 1\n")}" }
 // TestAccArtifact_refreshAfterStoreLoss: a manifest gone from the store
 // drops the artifact from state, and the next plan creates it again.
 func TestAccArtifact_refreshAfterStoreLoss(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		v1 := digestOf(t, e.dir)
@@ -255,6 +258,7 @@ func TestAccArtifact_refreshAfterStoreLoss(t *testing.T) {
 // TestAccArtifact_verifyOnRefresh: with verify_on_refresh, a tampered blob
 // fails refresh with an error naming the file.
 func TestAccArtifact_verifyOnRefresh(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		cfg := e.providerBlock("verify_on_refresh = true") + fmt.Sprintf("resource \"immutable_artifact\" \"site\" {\n  source = %q\n}\n", e.dir)
@@ -277,6 +281,7 @@ func TestAccArtifact_verifyOnRefresh(t *testing.T) {
 // TestAccArtifact_import imports by digest; with the same content in
 // config the next plan is an in-place update, never a replacement.
 func TestAccArtifact_import(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		v1 := digestOf(t, e.dir)
@@ -311,6 +316,7 @@ func TestAccArtifact_import(t *testing.T) {
 // TestAccArtifact_importThenPlan: after `import`, a config with the same
 // content updates in place.
 func TestAccArtifact_importThenPlan(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(siteFiles)
 	v1 := digestOf(t, e.dir)
@@ -344,6 +350,7 @@ resource "immutable_artifact" "site" {
 // TestAccArtifact_unknownSource: a source only known at apply plans an
 // unknown digest instead of failing.
 func TestAccArtifact_unknownSource(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(siteFiles)
 	resource.UnitTest(t, resource.TestCase{
@@ -370,6 +377,7 @@ resource "immutable_artifact" "site" {
 // TestAccArtifact_destroyAfterSourceDeleted: destroy plans normally first;
 // a missing source must not block it.
 func TestAccArtifact_destroyAfterSourceDeleted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(siteFiles)
 	resource.UnitTest(t, resource.TestCase{
@@ -388,6 +396,7 @@ func TestAccArtifact_destroyAfterSourceDeleted(t *testing.T) {
 // TestAccArtifact_missingSourceAfterCreateFailsApply: outside destroy, a
 // source that vanished fails the apply with a clear error.
 func TestAccArtifact_missingSourceAfterCreateFailsApply(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(siteFiles)
 	resource.UnitTest(t, resource.TestCase{
@@ -410,6 +419,7 @@ func TestAccArtifact_missingSourceAfterCreateFailsApply(t *testing.T) {
 // TestAccArtifact_archive: a reproducible zip with Lambda's hash, a local
 // copy re-written when missing, and the archive reused, never rebuilt.
 func TestAccArtifact_archive(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(map[string]string{"index.js": "exports.handler = async () => 'ok'\n", "lib/util.js": "module.exports = 1\n"})
 		out := filepath.Join(filepath.Dir(e.dir), "lambda.zip")
@@ -487,6 +497,7 @@ resource "immutable_artifact" "again" {
 // TestAccArtifact_badInput: each mistake gets a diagnostic on the right
 // attribute, and nothing is written to the store.
 func TestAccArtifact_badInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"ok.txt": "ok"})
 	file := filepath.Join(e.dir, "ok.txt")
@@ -623,6 +634,7 @@ func TestArtifactLargeTreeChangeWarning(t *testing.T) {
 // TestAccArtifact_fileArchive: a file source archives as one entry named
 // after the file.
 func TestAccArtifact_fileArchive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"handler.py*": "def handler(e, c): return 1\n"})
 	out := filepath.Join(filepath.Dir(e.dir), "out", "handler.zip")

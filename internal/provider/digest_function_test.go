@@ -19,6 +19,7 @@ import (
 const functionsHeader = ""
 
 func TestAccFunctions(t *testing.T) {
+	t.Parallel()
 	requireAcc(t)
 	e := &env{t: t, dir: filepath.Join(t.TempDir(), "src")}
 	e.write(siteFiles)
@@ -67,6 +68,7 @@ output "one_file"     { value = provider::immutable::file_digests(local.file) }
 }
 
 func TestAccFunctions_errors(t *testing.T) {
+	t.Parallel()
 	requireAcc(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")

@@ -47,8 +47,22 @@ func requireAcc(t *testing.T) {
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 and TF_ACC_TERRAFORM_PATH (make test does both, with the pinned OpenTofu)")
 	}
-	// The stat cache lives in the user cache dir: keep tests out of yours.
-	t.Setenv(statcache.EnvDir, t.TempDir())
+}
+
+// TestMain sets, once for the process, what every acceptance test shares,
+// so that tests can run in parallel (t.Setenv cannot): the stat cache in a
+// private directory, not the user's, and the S3 test servers' credentials.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "immutable-statcache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv(statcache.EnvDir, dir)
+	testserver.UseRootCredentials()
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // newEnv is an env on a local store.

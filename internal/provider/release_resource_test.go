@@ -49,6 +49,7 @@ func planVersion(v string) plancheck.PlanCheck {
 // publishes 1.0.1 (replace, previous_version 1.0.0); version_bump alone is
 // no replacement; a revert adopts 1.0.0 again with no new record.
 func TestAccRelease_lifecycle(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		var publishedAt string
@@ -140,6 +141,7 @@ func TestAccRelease_lifecycle(t *testing.T) {
 // TestAccRelease_explicitVersions: an explicit version wins over adoption,
 // backports are fine, and a version taken by other content is refused.
 func TestAccRelease_explicitVersions(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		resource.UnitTest(t, resource.TestCase{
@@ -168,6 +170,7 @@ func TestAccRelease_explicitVersions(t *testing.T) {
 // TestAccRelease_importAndRefresh: import by name@version; a deleted
 // record leaves state; a tampered one is an error naming it.
 func TestAccRelease_importAndRefresh(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		record := release.VersionKey("web", "1.0.0")
@@ -210,6 +213,7 @@ func TestAccRelease_importAndRefresh(t *testing.T) {
 // TestAccRelease_badInput: each mistake is a clear diagnostic, and no
 // release record is written.
 func TestAccRelease_badInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(siteFiles)
 	missing := digest.Bytes([]byte("never stored")).String()
@@ -247,6 +251,7 @@ func TestAccRelease_badInput(t *testing.T) {
 // TestAccReleaseDataSources: every lookup form, against versions
 // published by the resource.
 func TestAccReleaseDataSources(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		publish := func(v string) resource.TestStep {
@@ -332,6 +337,7 @@ data "immutable_artifact" "site"    { digest = data.immutable_release.exact.arti
 // naming `metadata` and the limit; with inputs unknown at plan, the apply
 // refuses it the same way. Nothing is written either way.
 func TestAccRelease_tooLarge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"big.txt": strings.Repeat("x", release.MaxRecordSize)})
 	big := filepath.Join(e.dir, "big.txt")
@@ -451,6 +457,7 @@ func TestAccRelease_interruptedPublish(t *testing.T) {
 // without a constraint; immutable_release, which must resolve one version,
 // fails clearly.
 func TestAccReleaseDataSources_noVersions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(siteFiles)
 	resource.UnitTest(t, resource.TestCase{

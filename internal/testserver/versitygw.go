@@ -59,7 +59,7 @@ func StartS3(t testing.TB) *S3 {
 	addr := l.Addr().String()
 	l.Close()
 	s := &S3{
-		AccessKey: "immutable-test-access", SecretKey: "immutable-test-secret-key", Region: "us-east-1",
+		AccessKey: rootAccessKey, SecretKey: rootSecretKey, Region: rootRegion,
 		t: t, bin: bin, root: filepath.Join(t.TempDir(), "gwroot"), addr: addr, Endpoint: "http://" + addr,
 	}
 	if err := os.MkdirAll(s.root, 0o755); err != nil {
@@ -141,16 +141,42 @@ func (s *S3) Settings() s3store.Settings {
 	return s3store.Settings{Region: s.Region, Endpoint: s.Endpoint, UsePathStyle: true}
 }
 
+// rootEnv is the environment that gives the AWS SDK the test servers'
+// root credentials (every server started here has the same) and nothing
+// else: no profile, no shared files, no instance metadata service.
+func rootEnv() [][2]string {
+	return [][2]string{
+		{"AWS_ACCESS_KEY_ID", rootAccessKey}, {"AWS_SECRET_ACCESS_KEY", rootSecretKey}, {"AWS_REGION", rootRegion},
+		{"AWS_SESSION_TOKEN", ""}, {"AWS_PROFILE", ""}, {"AWS_CONFIG_FILE", os.DevNull},
+		{"AWS_SHARED_CREDENTIALS_FILE", os.DevNull}, {"AWS_EC2_METADATA_DISABLED", "true"},
+	}
+}
+
+// UseRootCredentials sets rootEnv for the whole process: a TestMain calls
+// it once, so that tests needing the credentials can run in parallel
+// (t.Setenv cannot be used in a parallel test).
+func UseRootCredentials() {
+	for _, kv := range rootEnv() {
+		os.Setenv(kv[0], kv[1])
+	}
+}
+
+// The root credentials and region of every test server.
+const (
+	rootAccessKey = "immutable-test-access"
+	rootSecretKey = "immutable-test-secret-key"
+	rootRegion    = "us-east-1"
+)
+
 // Env sets the AWS credentials of the server's root user for the test.
+// Variables that already hold them (UseRootCredentials) are left alone, so
+// a parallel test may call it.
 func (s *S3) Env(t testing.TB) {
-	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
-	t.Setenv("AWS_REGION", s.Region)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, kv := range rootEnv() {
+		if os.Getenv(kv[0]) != kv[1] {
+			t.Setenv(kv[0], kv[1])
+		}
+	}
 }
 
 // NewBucket creates an empty bucket and returns its name.
