@@ -114,13 +114,17 @@ func artifactSchema() schema.Schema {
 			"archive": schema.StringAttribute{
 				MarkdownDescription: "Also store a byte-reproducible archive of the content, `zip` or `tar.gz`: entries in " +
 					"the spec's order, every time set to 1980-01-01, modes 0644 or 0755. An archive is built once per " +
-					"content and format and reused after. Needs `source`; a file source becomes one entry named after the file.",
+					"listing (paths, kinds and content) and format and reused after; a stored archive is checked against " +
+					"that listing before it is used or written out. Needs `source`; a file source becomes one entry named " +
+					"after the file. A symlink whose target is absolute or leaves the tree is refused (exclude it).",
 				Optional:   true,
 				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
 			},
 			"output_path": schema.StringAttribute{
 				MarkdownDescription: "Write a copy of the archive to this path on apply (creating missing directories), and again whenever it is missing " +
-					"or differs (a fresh CI machine, say). Needs `archive`.",
+					"or differs (a fresh CI machine, say). Needs `archive`. Written atomically and only ever over a regular file: " +
+					"a path inside the store, the source itself or a path inside a directory source (unless `excludes` leaves it " +
+					"out), or an existing directory, symlink, named pipe, device or socket is refused at plan, and nothing is written.",
 				Optional: true,
 				Validators: []validator.String{
 					stringvalidator.LengthAtLeast(1),

@@ -94,8 +94,9 @@ func providerSchema() schema.Schema {
 				Optional: true,
 			},
 			"verify_on_refresh": schema.BoolAttribute{
-				MarkdownDescription: "Re-read and re-hash every stored blob of each artifact on refresh, and fail naming any blob " +
-					"that no longer matches its digest. Refresh otherwise only checks that each artifact's manifest is present. Default `false`.",
+				MarkdownDescription: "Re-read and re-hash every stored blob of each artifact on refresh, and its archive (checked " +
+					"against the listing it was built from, and its reference against state), and fail naming any object that " +
+					"no longer matches. Refresh otherwise only checks that each artifact's manifest is present. Default `false`.",
 				Optional: true,
 			},
 		},

@@ -80,7 +80,8 @@ func releaseSchema() schema.Schema {
 			"metadata": schema.MapAttribute{
 				MarkdownDescription: "Configuration and facts tied to the release (environment settings, git sha, …). Part of " +
 					"the digest: a change publishes a new version. Do not put `timestamp()` or `plantimestamp()` here: " +
-					"every plan would publish a new version.",
+					"every plan would publish a new version. The whole record (artifacts and metadata) is at most " +
+					fmt.Sprintf("%d MiB; a larger one is refused at plan.", release.MaxRecordSize>>20),
 				ElementType: types.StringType,
 				Optional:    true,
 			},
@@ -88,7 +89,8 @@ func releaseSchema() schema.Schema {
 				MarkdownDescription: "The version to publish, `MAJOR.MINOR.PATCH[-PRERELEASE]`. Unset: the next version " +
 					"after the highest published one (by `version_bump`), `1.0.0` for the first, or the version already " +
 					"published with the same content. An explicit version must not be published with other content; " +
-					"backports (a lower version not yet taken) are fine.",
+					"backports (a lower version not yet taken) are fine. " +
+					fmt.Sprintf("At most %d characters, each number at most %d.", versions.MaxLength, int64(versions.MaxNumber)),
 				Optional:   true,
 				Computed:   true,
 				Validators: []validator.String{versionValidator},
