@@ -43,9 +43,18 @@ func writeTree(t testing.TB, dir string, files map[string]string) {
 	}
 }
 
-func treeDigest(t testing.TB, dir string, excludes ...string) string {
+// must fails the test on a setup step's error: a step that did not happen
+// would make the assertion after it meaningless.
+func must(t testing.TB, err error) {
 	t.Helper()
-	m, err := HashTree(context.Background(), dir, Options{Excludes: excludes})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func treeDigest(t testing.TB, dir string) string {
+	t.Helper()
+	m, err := HashTree(context.Background(), dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +153,7 @@ func TestShellScriptReproducesDigest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTree(t, dir, files)
-			os.Mkdir(filepath.Join(dir, "empty-dir"), 0o755)
+			must(t, os.Mkdir(filepath.Join(dir, "empty-dir"), 0o755))
 			out, err := exec.Command("sh", script, dir).CombinedOutput()
 			if err != nil {
 				t.Fatalf("script: %v\n%s", err, out)
@@ -165,7 +174,12 @@ func TestInvariance(t *testing.T) {
 		dir := t.TempDir()
 		writeTree(t, dir, sample)
 		old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-		filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error { os.Chtimes(p, old, old); return nil })
+		must(t, filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Chtimes(p, old, old)
+		}))
 		if got := treeDigest(t, dir); got != want {
 			t.Fatalf("mtime changed the digest")
 		}
@@ -173,10 +187,10 @@ func TestInvariance(t *testing.T) {
 	t.Run("permission bits other than owner-exec", func(t *testing.T) {
 		dir := t.TempDir()
 		writeTree(t, dir, sample)
-		os.Chmod(filepath.Join(dir, "index.html"), 0o664)
-		os.Chmod(filepath.Join(dir, "empty"), 0o600)
-		os.Chmod(filepath.Join(dir, "bin/run.sh"), 0o700)
-		os.Chmod(filepath.Join(dir, "assets"), 0o700)
+		must(t, os.Chmod(filepath.Join(dir, "index.html"), 0o664))
+		must(t, os.Chmod(filepath.Join(dir, "empty"), 0o600))
+		must(t, os.Chmod(filepath.Join(dir, "bin/run.sh"), 0o700))
+		must(t, os.Chmod(filepath.Join(dir, "assets"), 0o700))
 		if got := treeDigest(t, dir); got != want {
 			t.Fatalf("permission bits changed the digest")
 		}
@@ -192,14 +206,14 @@ func TestInvariance(t *testing.T) {
 			}
 			name = strings.TrimSuffix(name, "*")
 			p := filepath.Join(dir, name)
-			os.MkdirAll(filepath.Dir(p), 0o777)
+			must(t, os.MkdirAll(filepath.Dir(p), 0o777))
 			mode := os.FileMode(0o666)
 			if name == "bin/run.sh" {
 				mode = 0o777
 			}
-			os.WriteFile(p, []byte(content), mode)
+			must(t, os.WriteFile(p, []byte(content), mode))
 		}
-		os.Symlink("assets/app.js", filepath.Join(dir, "current"))
+		must(t, os.Symlink("assets/app.js", filepath.Join(dir, "current")))
 		if got := treeDigest(t, dir); got != want {
 			t.Fatalf("umask changed the digest")
 		}
@@ -210,7 +224,12 @@ func TestInvariance(t *testing.T) {
 		}
 		dir := t.TempDir()
 		writeTree(t, dir, sample)
-		filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error { os.Lchown(p, 4242, 4242); return nil })
+		must(t, filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, 4242, 4242)
+		}))
 		if got := treeDigest(t, dir); got != want {
 			t.Fatalf("owner changed the digest")
 		}
@@ -221,7 +240,7 @@ func TestInvariance(t *testing.T) {
 		for i := len(names) - 1; i >= 0; i-- {
 			writeTree(t, dir, map[string]string{names[i]: sample[names[i]]})
 		}
-		os.MkdirAll(filepath.Join(dir, "nothing/here"), 0o755)
+		must(t, os.MkdirAll(filepath.Join(dir, "nothing/here"), 0o755))
 		if got := treeDigest(t, dir); got != want {
 			t.Fatalf("creation order or empty dirs changed the digest")
 		}
@@ -234,7 +253,7 @@ func TestInvariance(t *testing.T) {
 	})
 	t.Run("root given as a symlink", func(t *testing.T) {
 		link := filepath.Join(t.TempDir(), "link")
-		os.Symlink(base, link)
+		must(t, os.Symlink(base, link))
 		if got := treeDigest(t, link); got != want {
 			t.Fatalf("root symlink changed the digest")
 		}
@@ -245,28 +264,34 @@ func TestSensitivity(t *testing.T) {
 	base := t.TempDir()
 	writeTree(t, base, sample)
 	want := treeDigest(t, base)
-	for name, change := range map[string]func(dir string){
-		"content":      func(d string) { os.WriteFile(filepath.Join(d, "index.html"), []byte("<h1>hello!</h1>\n"), 0o644) },
-		"rename":       func(d string) { os.Rename(filepath.Join(d, "index.html"), filepath.Join(d, "index.htm")) },
-		"exec bit":     func(d string) { os.Chmod(filepath.Join(d, "index.html"), 0o744) },
-		"exec bit off": func(d string) { os.Chmod(filepath.Join(d, "bin/run.sh"), 0o644) },
-		"symlink target": func(d string) {
-			os.Remove(filepath.Join(d, "current"))
-			os.Symlink("assets/img/logo.svg", filepath.Join(d, "current"))
+	for name, change := range map[string]func(dir string) error{
+		"content": func(d string) error {
+			return os.WriteFile(filepath.Join(d, "index.html"), []byte("<h1>hello!</h1>\n"), 0o644)
 		},
-		"added empty": func(d string) { os.WriteFile(filepath.Join(d, "assets/.keep"), nil, 0o644) },
-		"symlink to file": func(d string) {
-			os.Remove(filepath.Join(d, "current"))
-			os.WriteFile(filepath.Join(d, "current"), []byte("assets/app.js"), 0o644)
+		"rename":       func(d string) error { return os.Rename(filepath.Join(d, "index.html"), filepath.Join(d, "index.htm")) },
+		"exec bit":     func(d string) error { return os.Chmod(filepath.Join(d, "index.html"), 0o744) },
+		"exec bit off": func(d string) error { return os.Chmod(filepath.Join(d, "bin/run.sh"), 0o644) },
+		"symlink target": func(d string) error {
+			if err := os.Remove(filepath.Join(d, "current")); err != nil {
+				return err
+			}
+			return os.Symlink("assets/img/logo.svg", filepath.Join(d, "current"))
 		},
-		"moved to another dir": func(d string) {
-			os.Rename(filepath.Join(d, "a/b"), filepath.Join(d, "assets/b"))
+		"added empty": func(d string) error { return os.WriteFile(filepath.Join(d, "assets/.keep"), nil, 0o644) },
+		"symlink to file": func(d string) error {
+			if err := os.Remove(filepath.Join(d, "current")); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(d, "current"), []byte("assets/app.js"), 0o644)
+		},
+		"moved to another dir": func(d string) error {
+			return os.Rename(filepath.Join(d, "a/b"), filepath.Join(d, "assets/b"))
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTree(t, dir, sample)
-			change(dir)
+			must(t, change(dir))
 			if got := treeDigest(t, dir); got == want {
 				t.Fatalf("%s did not change the digest", name)
 			}
@@ -381,9 +406,9 @@ func BenchmarkHashTree(b *testing.B) {
 	buf := make([]byte, 100<<10)
 	for i := range 500 {
 		p := filepath.Join(dir, string(rune('a'+i%26)), strings.Repeat("f", 1+i/26)+".bin")
-		os.MkdirAll(filepath.Dir(p), 0o755)
+		must(b, os.MkdirAll(filepath.Dir(p), 0o755))
 		buf[0] = byte(i)
-		os.WriteFile(p, buf, 0o644)
+		must(b, os.WriteFile(p, buf, 0o644))
 	}
 	b.SetBytes(500 * int64(len(buf)))
 	b.ResetTimer()
