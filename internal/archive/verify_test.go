@@ -46,7 +46,9 @@ func TestCheckLink(t *testing.T) {
 // the tree.
 func TestWriteRefusesEscapingLink(t *testing.T) {
 	m := &digest.Manifest{Entries: []digest.Entry{{Path: "etc", Kind: digest.KindSymlink, SHA256: digest.Bytes([]byte("/etc")), Size: 4}}}
-	open := func(context.Context, digest.Entry) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("/etc")), nil }
+	open := func(context.Context, digest.Entry) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("/etc")), nil
+	}
 	for _, f := range Formats {
 		var le *LinkError
 		if err := Write(context.Background(), io.Discard, f, m, open); !errors.As(err, &le) || le.Path != "etc" {
@@ -121,9 +123,15 @@ func TestRefsRefuseASwappedReference(t *testing.T) {
 			m := storeContent(t, st)
 			// Another tree, archived honestly.
 			other := &digest.Manifest{Entries: []digest.Entry{{Path: "evil.js", Kind: digest.KindFile, SHA256: digest.Bytes([]byte("evil")), Size: 4}}}
-			st.PutBlob(ctx, other.Entries[0].SHA256, strings.NewReader("evil"))
-			st.PutTree(ctx, other)
-			evilOpen := func(context.Context, digest.Entry) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("evil")), nil }
+			if _, err := st.PutBlob(ctx, other.Entries[0].SHA256, strings.NewReader("evil")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.PutTree(ctx, other); err != nil {
+				t.Fatal(err)
+			}
+			evilOpen := func(context.Context, digest.Entry) (io.ReadCloser, error) {
+				return io.NopCloser(strings.NewReader("evil")), nil
+			}
 			evil, err := NewRefs(st).Ensure(ctx, f, other, evilOpen)
 			if err != nil {
 				t.Fatal(err)
@@ -187,7 +195,9 @@ func TestRefsEnsureOnceThenTrusted(t *testing.T) {
 	}
 	// A named pipe at the target is never replaced.
 	fifo := filepath.Join(t.TempDir(), "pipe.zip")
-	syscall.Mkfifo(fifo, 0o644)
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var nr *NotRegularError
 	if err := r.WriteFile(ctx, Zip, m, sum, fifo); !errors.As(err, &nr) {
 		t.Fatalf("WriteFile over a FIFO: %v", err)

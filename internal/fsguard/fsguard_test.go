@@ -10,6 +10,15 @@ import (
 	"testing"
 )
 
+// must fails the test on a setup step's error: a step that did not happen
+// would make the assertion after it meaningless.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCheckTarget: what the provider must refuse to write, and what it
 // may.
 func TestCheckTarget(t *testing.T) {
@@ -17,24 +26,24 @@ func TestCheckTarget(t *testing.T) {
 	st := filepath.Join(root, "store")
 	src := filepath.Join(root, "src")
 	for _, d := range []string{filepath.Join(st, "blobs", "sha256", "ab"), filepath.Join(src, "build")} {
-		os.MkdirAll(d, 0o755)
+		must(t, os.MkdirAll(d, 0o755))
 	}
 	blob := filepath.Join(st, "blobs", "sha256", "ab", "abcd")
-	os.WriteFile(blob, []byte("stored"), 0o444)
+	must(t, os.WriteFile(blob, []byte("stored"), 0o444))
 	file := filepath.Join(root, "a.txt")
-	os.WriteFile(file, []byte("a"), 0o644)
-	os.Symlink(st, filepath.Join(root, "link-to-store"))
-	os.Symlink(file, filepath.Join(root, "link-to-file"))
+	must(t, os.WriteFile(file, []byte("a"), 0o644))
+	must(t, os.Symlink(st, filepath.Join(root, "link-to-store")))
+	must(t, os.Symlink(file, filepath.Join(root, "link-to-file")))
 	fifo := filepath.Join(root, "pipe")
-	syscall.Mkfifo(fifo, 0o644)
+	must(t, syscall.Mkfifo(fifo, 0o644))
 	sock := filepath.Join(root, "sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only there to be a socket; nothing is sent
 	regular := filepath.Join(root, "old.zip")
-	os.WriteFile(regular, []byte("old"), 0o644)
+	must(t, os.WriteFile(regular, []byte("old"), 0o644))
 
 	storeArea := Area{Root: st, What: "the store"}
 	dirArea := Area{Root: src, What: "the source directory", Allow: func(rel string) bool { return strings.HasPrefix(rel, "build/") }}
@@ -71,7 +80,7 @@ func TestCheckTarget(t *testing.T) {
 		})
 	}
 	// A symlink at the target is refused even when it points somewhere harmless.
-	os.Symlink(regular, filepath.Join(root, "link.zip"))
+	must(t, os.Symlink(regular, filepath.Join(root, "link.zip")))
 	if err := CheckTarget(filepath.Join(root, "link.zip")); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("a symlink target: %v", err)
 	}
