@@ -178,12 +178,21 @@ func TestListManyVersions(t *testing.T) {
 func TestTamperDetected(t *testing.T) {
 	b := backend(t)
 	c := content(a1)
-	Publish(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now)
+	if _, err := Publish(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now); err != nil {
+		t.Fatal(err)
+	}
 	p := filepath.Join(b.Root(), filepath.FromSlash(VersionKey("web", "1.0.0")))
-	raw, _ := os.ReadFile(p)
-	os.Chmod(p, 0o644)
-	os.WriteFile(p, []byte(strings.Replace(string(raw), `"prod"`, `"dev"`, 1)), 0o644)
-	_, err := Get(ctx, b, "web", "1.0.0")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(raw), `"prod"`, `"dev"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Get(ctx, b, "web", "1.0.0")
 	var tampered *TamperedError
 	if !errors.As(err, &tampered) || !strings.Contains(err.Error(), "releases/web/versions/1.0.0") {
 		t.Fatalf("want a TamperedError naming the record, got %v", err)

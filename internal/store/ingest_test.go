@@ -19,6 +19,15 @@ func newStoreB(b *testing.B) *store.Store {
 	return store.New(fb)
 }
 
+// must fails the test on a setup step's error: a step that did not happen
+// would make the assertion after it meaningless.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newStore(t *testing.T) *store.Store {
 	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
@@ -32,10 +41,10 @@ func TestPutDirStoresEachBlobOnce(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{"a.txt": "same", "b/c.txt": "same", "d.txt": "other"} {
 		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(content), 0o644)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
-	os.Symlink("a.txt", filepath.Join(dir, "link"))
+	must(t, os.Symlink("a.txt", filepath.Join(dir, "link")))
 	s := newStore(t)
 	m, err := s.PutDir(ctx, dir, digest.Options{})
 	if err != nil {
@@ -64,7 +73,7 @@ func TestPutDirStoresEachBlobOnce(t *testing.T) {
 func TestPutFile(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "f")
-	os.WriteFile(p, []byte("content"), 0o644)
+	must(t, os.WriteFile(p, []byte("content"), 0o644))
 	s := newStore(t)
 	sum, size, err := s.PutFile(ctx, p)
 	if err != nil || sum != digest.Bytes([]byte("content")) || size != 7 {

@@ -30,7 +30,9 @@ func BenchmarkPutBlobDedup(b *testing.B) {
 	data := make([]byte, 100<<10)
 	sum := digest.Bytes(data)
 	ctx := context.Background()
-	s.PutBlob(ctx, sum, bytes.NewReader(data))
+	if _, err := s.PutBlob(ctx, sum, bytes.NewReader(data)); err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
 		if written, err := s.PutBlob(ctx, sum, bytes.NewReader(data)); err != nil || written {
 			b.Fatal(written, err)
@@ -44,7 +46,9 @@ func BenchmarkVerifyBlob(b *testing.B) {
 	data := bytes.Repeat([]byte("x"), 1<<20)
 	sum := digest.Bytes(data)
 	ctx := context.Background()
-	s.PutBlob(ctx, sum, bytes.NewReader(data))
+	if _, err := s.PutBlob(ctx, sum, bytes.NewReader(data)); err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		if _, err := s.VerifyBlob(ctx, sum); err != nil {
