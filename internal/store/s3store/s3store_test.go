@@ -32,7 +32,10 @@ func TestConformance(t *testing.T) {
 			return b
 		},
 		Tamper: func(t *testing.T, b store.Backend, key string, data []byte) {
-			sb := b.(*s3store.Backend)
+			sb, ok := b.(*s3store.Backend)
+			if !ok {
+				t.Fatalf("backend is a %T, not an *s3store.Backend", b)
+			}
 			_, err := sb.Client().PutObject(context.Background(), &s3.PutObjectInput{
 				Bucket: aws.String(sb.Bucket()), Key: aws.String(sb.ObjectKey(key)), Body: bytes.NewReader(data),
 			})
@@ -43,7 +46,7 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func newBackend(t *testing.T, srv *testserver.S3, bucket string, s s3store.Settings) *s3store.Backend {
+func newBackend(t *testing.T, bucket string, s s3store.Settings) *s3store.Backend {
 	t.Helper()
 	b, err := s3store.New(context.Background(), bucket, "p", s)
 	if err != nil {
@@ -62,20 +65,20 @@ func TestBadSettings(t *testing.T) {
 	t.Run("wrong credentials", func(t *testing.T) {
 		srv.Env(t)
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-		_, err := newBackend(t, srv, bucket, srv.Settings()).Exists(ctx, "blobs/x")
+		_, err := newBackend(t, bucket, srv.Settings()).Exists(ctx, "blobs/x")
 		var e *s3store.Error
 		if !errors.As(err, &e) || !strings.Contains(err.Error(), "credentials") || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
 			t.Fatalf("want a credentials error, got %v", err)
 		}
 		// With a body (a write), the server says which: rejected credentials.
-		err = newBackend(t, srv, bucket, srv.Settings()).Create(ctx, "blobs/x", strings.NewReader("x"))
+		err = newBackend(t, bucket, srv.Settings()).Create(ctx, "blobs/x", strings.NewReader("x"))
 		if !errors.As(err, &e) || !strings.Contains(err.Error(), "credentials") {
 			t.Fatalf("want a credentials error on write, got %v", err)
 		}
 	})
 	t.Run("missing bucket", func(t *testing.T) {
 		srv.Env(t)
-		b := newBackend(t, srv, "no-such-bucket", srv.Settings())
+		b := newBackend(t, "no-such-bucket", srv.Settings())
 		for name, op := range map[string]func() error{
 			"exists": func() error { _, err := b.Exists(ctx, "blobs/x"); return err },
 			"list":   func() error { _, err := b.List(ctx, "releases/"); return err },
@@ -90,13 +93,18 @@ func TestBadSettings(t *testing.T) {
 	})
 	t.Run("unreachable endpoint", func(t *testing.T) {
 		srv.Env(t)
-		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
 		addr := l.Addr().String()
-		l.Close() // nothing listens there now
+		if err := l.Close(); err != nil { // nothing listens there now
+			t.Fatal(err)
+		}
 		s := srv.Settings()
 		s.Endpoint = "http://" + addr
 		start := time.Now()
-		_, err := newBackend(t, srv, bucket, s).Exists(ctx, "blobs/x")
+		_, err = newBackend(t, bucket, s).Exists(ctx, "blobs/x")
 		if err == nil || !strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), "s3.endpoint") {
 			t.Fatalf("want an unreachable-endpoint error, got %v", err)
 		}
@@ -115,19 +123,19 @@ func TestCancelStopsAHungRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // stops the accept loop; nothing to lose
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			defer c.Close() // hold it open, say nothing
+			defer func() { _ = c.Close() }() // hold it open, say nothing
 		}
 	}()
 	s := srv.Settings()
 	s.Endpoint = "http://" + l.Addr().String()
-	b := newBackend(t, srv, "bucket", s)
+	b := newBackend(t, "bucket", s)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
@@ -166,7 +174,7 @@ func (r *stallingReader) Read(p []byte) (int, error) {
 // same write then completes.
 func TestServerStoppedMidUpload(t *testing.T) {
 	srv := testserver.StartS3(t)
-	b := newBackend(t, srv, srv.NewBucket(t), srv.Settings())
+	b := newBackend(t, srv.NewBucket(t), srv.Settings())
 	ctx := context.Background()
 	r := &stallingReader{stalled: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
@@ -191,7 +199,7 @@ func TestServerStoppedMidUpload(t *testing.T) {
 // ListObjectsV2 page) are all listed.
 func TestListPaginates(t *testing.T) {
 	srv := testserver.StartS3(t)
-	b := newBackend(t, srv, srv.NewBucket(t), srv.Settings())
+	b := newBackend(t, srv.NewBucket(t), srv.Settings())
 	ctx := context.Background()
 	const n = 1234
 	var wg sync.WaitGroup
@@ -221,7 +229,7 @@ func TestNoCredentials(t *testing.T) {
 	srv := testserver.StartS3(t)
 	bucket := srv.NewBucket(t)
 	testserver.NoCredentials(t)
-	b := newBackend(t, srv, bucket, srv.Settings())
+	b := newBackend(t, bucket, srv.Settings())
 	ctx := context.Background()
 	for name, op := range map[string]func() error{
 		"exists": func() error { _, err := b.Exists(ctx, "blobs/x"); return err },
@@ -246,7 +254,7 @@ func TestNoCredentials(t *testing.T) {
 		}
 	}
 	srv.Env(t)
-	if ok, err := newBackend(t, srv, bucket, srv.Settings()).Exists(ctx, "blobs/x"); ok || err != nil {
+	if ok, err := newBackend(t, bucket, srv.Settings()).Exists(ctx, "blobs/x"); ok || err != nil {
 		t.Fatalf("something was written without credentials: exists=%v err=%v", ok, err)
 	}
 }
