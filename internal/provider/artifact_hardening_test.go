@@ -37,7 +37,7 @@ func zipEntries(t *testing.T, p string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer zr.Close()
+	defer func() { _ = zr.Close() }() // read-only: nothing to lose
 	var out []string
 	for _, f := range zr.File {
 		out = append(out, fmt.Sprintf("%s %o", f.Name, f.Mode().Perm()))
@@ -74,7 +74,7 @@ func TestAccArtifact_fileArchiveFollowsNameAndMode(t *testing.T) {
 				},
 			},
 			{
-				PreConfig: func() { os.Rename(a, b) },
+				PreConfig: func() { must(t, os.Rename(a, b)) },
 				Config:    cfg(b),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(site, plancheck.ResourceActionUpdate),
@@ -88,7 +88,7 @@ func TestAccArtifact_fileArchiveFollowsNameAndMode(t *testing.T) {
 				},
 			},
 			{
-				PreConfig: func() { os.Chmod(b, 0o755) },
+				PreConfig: func() { must(t, os.Chmod(b, 0o755)) },
 				Config:    cfg(b),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(site, plancheck.ResourceActionUpdate),
@@ -123,7 +123,7 @@ func TestAccArtifact_missingSourcePlansReplace(t *testing.T) {
 		Steps: []resource.TestStep{
 			{Config: e.artifactConfig(e.dir)},
 			{
-				PreConfig: func() { os.RemoveAll(e.dir) },
+				PreConfig: func() { must(t, os.RemoveAll(e.dir)) },
 				Config:    e.artifactConfig(e.dir),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(site, plancheck.ResourceActionDestroyBeforeCreate),
@@ -162,10 +162,10 @@ func TestAccArtifact_outputPathRefused(t *testing.T) {
 	} else if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}); err != nil {
 		t.Fatal(err)
 	} else {
-		defer syscall.Close(fd)
+		defer func() { _ = syscall.Close(fd) }() // only there to be a socket; nothing is sent
 	}
 	dir := filepath.Join(other, "dir.zip")
-	os.Mkdir(dir, 0o755)
+	must(t, os.Mkdir(dir, 0o755))
 
 	for name, c := range map[string]struct {
 		source, out func() string
@@ -237,8 +237,8 @@ func TestAccArtifact_archiveReferenceChecked(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		e.write(map[string]string{"index.js": "exports.handler = 1\n"})
 		evil := filepath.Join(filepath.Dir(e.dir), "evil")
-		os.MkdirAll(evil, 0o755)
-		os.WriteFile(filepath.Join(evil, "index.js"), []byte("exports.handler = stealSecrets\n"), 0o644)
+		must(t, os.MkdirAll(evil, 0o755))
+		must(t, os.WriteFile(filepath.Join(evil, "index.js"), []byte("exports.handler = stealSecrets\n"), 0o644))
 		out := filepath.Join(filepath.Dir(e.dir), "lambda.zip")
 		both := e.artifactConfig(e.dir, `archive = "zip"`, fmt.Sprintf("output_path = %q", out)) + fmt.Sprintf(`
 resource "immutable_artifact" "evil" {
@@ -254,7 +254,7 @@ resource "immutable_artifact" "evil" {
 				t.Fatal(err)
 			}
 			e.tamper(store.ArchiveKey(archive.Version("zip"), m.Digest()), []byte("sha256:"+evilZip+"\n"))
-			os.Remove(out) // a fresh machine: output_path must be written again
+			must(t, os.Remove(out)) // a fresh machine: output_path must be written again
 		}
 		again := e.providerBlock() + fmt.Sprintf(`
 resource "immutable_artifact" "again" {
@@ -298,8 +298,8 @@ func TestAccArtifact_verifyOnRefreshCoversArchives(t *testing.T) {
 	e := newEnv(t)
 	e.write(map[string]string{"a.txt": "a\n"})
 	other := filepath.Join(filepath.Dir(e.dir), "other")
-	os.MkdirAll(other, 0o755)
-	os.WriteFile(filepath.Join(other, "b.txt"), []byte("b\n"), 0o644)
+	must(t, os.MkdirAll(other, 0o755))
+	must(t, os.WriteFile(filepath.Join(other, "b.txt"), []byte("b\n"), 0o644))
 	cfg := e.providerBlock("verify_on_refresh = true") + fmt.Sprintf(`
 resource "immutable_artifact" "site" {
   source  = %q
@@ -353,8 +353,8 @@ func TestAccArtifact_linkLeavingTheTree(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"index.js": "x\n"})
-	os.Symlink("/etc/passwd", filepath.Join(e.dir, "passwd"))
-	os.Symlink("../../outside", filepath.Join(e.dir, "up"))
+	must(t, os.Symlink("/etc/passwd", filepath.Join(e.dir, "passwd")))
+	must(t, os.Symlink("../../outside", filepath.Join(e.dir, "up")))
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6,
 		Steps: []resource.TestStep{

@@ -91,8 +91,8 @@ func TestAccArtifact_lifecycle(t *testing.T) {
 					// touch, chmod 644→664, umask-like changes: nothing to do.
 					PreConfig: func() {
 						later := time.Now().Add(time.Hour)
-						os.Chtimes(filepath.Join(e.dir, "index.html"), later, later)
-						os.Chmod(filepath.Join(e.dir, "css/site.css"), 0o664)
+						must(t, os.Chtimes(filepath.Join(e.dir, "index.html"), later, later))
+						must(t, os.Chmod(filepath.Join(e.dir, "css/site.css"), 0o664))
 					},
 					Config: e.artifactConfig(e.dir),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
@@ -112,7 +112,7 @@ func TestAccArtifact_lifecycle(t *testing.T) {
 				{
 					// A changed file: replaced, with the old → new digest in the plan.
 					PreConfig: func() {
-						os.WriteFile(filepath.Join(moved, "index.html"), []byte("<h1>v2</h1>\n"), 0o644)
+						must(t, os.WriteFile(filepath.Join(moved, "index.html"), []byte("<h1>v2</h1>\n"), 0o644))
 					},
 					Config: e.artifactConfig(moved),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
@@ -124,7 +124,7 @@ func TestAccArtifact_lifecycle(t *testing.T) {
 				},
 				{
 					// An exec bit is content too.
-					PreConfig: func() { os.Chmod(filepath.Join(moved, "index.html"), 0o755) },
+					PreConfig: func() { must(t, os.Chmod(filepath.Join(moved, "index.html"), 0o755)) },
 					Config:    e.artifactConfig(moved),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(site, plancheck.ResourceActionReplace),
@@ -133,6 +133,15 @@ func TestAccArtifact_lifecycle(t *testing.T) {
 			},
 		})
 	})
+}
+
+// must fails the test on a setup step's error: a step that did not happen
+// would make the assertion after it meaningless.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustParse(s string) digest.Sum {
@@ -385,7 +394,7 @@ func TestAccArtifact_destroyAfterSourceDeleted(t *testing.T) {
 		Steps: []resource.TestStep{
 			{Config: e.artifactConfig(e.dir)},
 			{
-				PreConfig: func() { os.RemoveAll(e.dir) },
+				PreConfig: func() { must(t, os.RemoveAll(e.dir)) },
 				Config:    e.artifactConfig(e.dir),
 				Destroy:   true,
 			},
@@ -404,7 +413,7 @@ func TestAccArtifact_missingSourceAfterCreateFailsApply(t *testing.T) {
 		Steps: []resource.TestStep{
 			{Config: e.artifactConfig(e.dir)},
 			{
-				PreConfig:   func() { os.RemoveAll(e.dir) },
+				PreConfig:   func() { must(t, os.RemoveAll(e.dir)) },
 				Config:      e.artifactConfig(e.dir),
 				ExpectError: regexp.MustCompile(`(?s)Source not found.*does not exist`),
 			},
@@ -453,7 +462,7 @@ func TestAccArtifact_archive(t *testing.T) {
 				},
 				{
 					// A fresh CI machine: the copy is gone, the artifact is not.
-					PreConfig: func() { os.Remove(out) },
+					PreConfig: func() { must(t, os.Remove(out)) },
 					Config:    cfg,
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(site, plancheck.ResourceActionUpdate),
@@ -502,22 +511,22 @@ func TestAccArtifact_badInput(t *testing.T) {
 	e.write(map[string]string{"ok.txt": "ok"})
 	file := filepath.Join(e.dir, "ok.txt")
 	fifoDir := filepath.Join(filepath.Dir(e.dir), "fifo")
-	os.MkdirAll(fifoDir, 0o755)
+	must(t, os.MkdirAll(fifoDir, 0o755))
 	if err := syscall.Mkfifo(filepath.Join(fifoDir, "pipe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	newlineDir := filepath.Join(filepath.Dir(e.dir), "newline")
-	os.MkdirAll(newlineDir, 0o755)
-	os.WriteFile(filepath.Join(newlineDir, "a\nb"), nil, 0o644)
+	must(t, os.MkdirAll(newlineDir, 0o755))
+	must(t, os.WriteFile(filepath.Join(newlineDir, "a\nb"), nil, 0o644))
 	badUTF8Dir := filepath.Join(filepath.Dir(e.dir), "badutf8")
-	os.MkdirAll(badUTF8Dir, 0o755)
-	os.WriteFile(filepath.Join(badUTF8Dir, "bad\xff"), nil, 0o644)
+	must(t, os.MkdirAll(badUTF8Dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(badUTF8Dir, "bad\xff"), nil, 0o644))
 	devNode := filepath.Join(filepath.Dir(e.dir), "null") // a private device node, never /dev/null
 	if err := syscall.Mknod(devNode, syscall.S_IFCHR|0o644, 1<<8|3); err != nil {
 		t.Fatal(err)
 	}
 	regular := filepath.Join(filepath.Dir(e.dir), "regular")
-	os.WriteFile(regular, nil, 0o644)
+	must(t, os.WriteFile(regular, nil, 0o644))
 
 	// Each case gets its own empty store; configs name it through e.store.
 	res := func(body string) func() string {
@@ -571,9 +580,9 @@ func TestAccArtifact_badInput(t *testing.T) {
 // check in Create, for a change after core's final plan.
 func TestArtifactApplyRefusesContentChangedSincePlan(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("planned"), 0o644)
+	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("planned"), 0o644))
 	planned := digestOf(t, dir)
-	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed"), 0o644)
+	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed"), 0o644))
 
 	st := (&env{t: t, store: filepath.Join(t.TempDir(), "store")}).backend()
 	r := &ArtifactResource{data: &providerData{store: st}}
@@ -606,9 +615,9 @@ func TestArtifactLargeTreeChangeWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "d03/f0003.txt"), []byte("changed"), 0o644)
-	os.WriteFile(filepath.Join(dir, "new.txt"), []byte("new"), 0o644)
-	os.Remove(filepath.Join(dir, "d05/f0005.txt"))
+	must(t, os.WriteFile(filepath.Join(dir, "d03/f0003.txt"), []byte("changed"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "new.txt"), []byte("new"), 0o644))
+	must(t, os.Remove(filepath.Join(dir, "d05/f0005.txt")))
 	r := &ArtifactResource{data: &providerData{store: st}}
 	m := &artifactModel{Source: types.StringValue(dir), Excludes: types.ListNull(types.StringType)}
 	c, diags := r.hashContent(ctx, m, nil)
@@ -647,7 +656,7 @@ func TestAccArtifact_fileArchive(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer zr.Close()
+				defer func() { _ = zr.Close() }() // read-only: nothing to lose
 				if len(zr.File) != 1 || zr.File[0].Name != "handler.py" || zr.File[0].Mode().Perm() != 0o755 {
 					return fmt.Errorf("zip holds %+v", zr.File)
 				}
@@ -662,15 +671,15 @@ func TestAccArtifact_fileArchive(t *testing.T) {
 // build instead of producing an archive of other content.
 func TestSourceOpenerVerifies(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("stored"), 0o644)
-	os.Symlink("a.txt", filepath.Join(dir, "link"))
+	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("stored"), 0o644))
+	must(t, os.Symlink("a.txt", filepath.Join(dir, "link")))
 	open := sourceOpener(dir, true)
 	read := func(e digest.Entry) error {
 		rc, err := open(context.Background(), e)
 		if err != nil {
 			return err
 		}
-		defer rc.Close()
+		defer func() { _ = rc.Close() }() // read-only: nothing to lose
 		_, err = io.ReadAll(rc)
 		return err
 	}
@@ -680,7 +689,7 @@ func TestSourceOpenerVerifies(t *testing.T) {
 	if err := read(digest.Entry{Path: "link", Kind: digest.KindSymlink, SHA256: digest.Bytes([]byte("a.txt"))}); err != nil {
 		t.Fatalf("matching symlink: %v", err)
 	}
-	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("edited"), 0o644)
+	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("edited"), 0o644))
 	var mm *store.MismatchError
 	if err := read(digest.Entry{Path: "a.txt", SHA256: digest.Bytes([]byte("stored"))}); !errors.As(err, &mm) {
 		t.Fatalf("a file changed since it was stored: %v", err)

@@ -72,7 +72,7 @@ func TestAccFunctions_errors(t *testing.T) {
 	requireAcc(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "f")
-	os.WriteFile(file, []byte("x"), 0o644)
+	must(t, os.WriteFile(file, []byte("x"), 0o644))
 	for name, c := range map[string]struct{ call, err string }{
 		"missing path":       {fmt.Sprintf("digest(%q)", filepath.Join(dir, "nope")), `(?s)Invalid function argument.*does not exist.*path\.module`},
 		"invalid glob":       {fmt.Sprintf("digest(%q, \"ok\", \"[bad\")", dir), `(?s)Invalid function argument.*Invalid exclude glob.*not\s+a\s+valid\s+glob`},

@@ -290,9 +290,14 @@ data "immutable_releases" "one_x"   {
 data "immutable_artifact" "site"    { digest = data.immutable_release.exact.artifacts["site"] }
 `
 		str := func(addr string, attr any, want string) statecheck.StateCheck {
-			p, ok := attr.(tfjsonpath.Path)
-			if !ok {
-				p = tfjsonpath.New(attr.(string))
+			var p tfjsonpath.Path
+			switch a := attr.(type) {
+			case tfjsonpath.Path:
+				p = a
+			case string:
+				p = tfjsonpath.New(a)
+			default:
+				t.Fatalf("attr is a %T; want a string or a tfjsonpath.Path", attr)
 			}
 			return statecheck.ExpectKnownValue(addr, p, knownvalue.StringExact(want))
 		}

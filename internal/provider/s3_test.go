@@ -58,9 +58,10 @@ func TestAccS3_badSettings(t *testing.T) {
 		})
 	})
 	t.Run("unreachable endpoint", func(t *testing.T) {
-		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
 		addr := l.Addr().String()
-		l.Close()
+		must(t, l.Close()) // nothing listens there now
 		other := *e
 		other.endpoint = "http://" + addr
 		start := time.Now()

@@ -132,7 +132,7 @@ func TestAccStoreSettings_tilde(t *testing.T) {
 	if _, err := os.Lstat(tilde); err == nil {
 		t.Fatalf("%s exists before the test", tilde)
 	}
-	t.Cleanup(func() { os.RemoveAll(tilde) }) // made by a provider with the bug
+	t.Cleanup(func() { _ = os.RemoveAll(tilde) }) // made by a provider with the bug; cleanup only
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6,
 		Steps: []resource.TestStep{{
@@ -156,7 +156,7 @@ func TestAccStoreSettings_privateStore(t *testing.T) {
 	t.Run("new", func(t *testing.T) {
 		e := newEnv(t)
 		e.write(map[string]string{"secret.env": "TOKEN=s3cr3t\n"})
-		os.Chmod(filepath.Join(e.dir, "secret.env"), 0o600)
+		must(t, os.Chmod(filepath.Join(e.dir, "secret.env"), 0o600))
 		resource.UnitTest(t, resource.TestCase{
 			ProtoV6ProviderFactories: protoV6,
 			Steps: []resource.TestStep{{
@@ -173,7 +173,7 @@ func TestAccStoreSettings_privateStore(t *testing.T) {
 		if err := os.Mkdir(e.store, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		os.Chmod(e.store, 0o755) // whatever the umask
+		must(t, os.Chmod(e.store, 0o755)) // whatever the umask
 		resource.UnitTest(t, resource.TestCase{
 			ProtoV6ProviderFactories: protoV6,
 			Steps: []resource.TestStep{{
