@@ -75,6 +75,15 @@ func must(t *testing.T, dir, cfg string, args ...string) string {
 	return out
 }
 
+// mustDo fails the test on a setup step's error: a step that did not
+// happen would make the assertion after it meaningless.
+func mustDo(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestAccExamples(t *testing.T) {
 	cli(t)
 	cfg := mirror(t)
@@ -109,9 +118,11 @@ func TestAccQuickstartChange(t *testing.T) {
 	copyDir(t, "quickstart", dir)
 	must(t, dir, cfg, "init", "-input=false")
 	must(t, dir, cfg, "apply", "-input=false", "-auto-approve")
-	f, _ := os.OpenFile(filepath.Join(dir, "site", "index.html"), os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString("<p>changed</p>\n")
-	f.Close()
+	f, err := os.OpenFile(filepath.Join(dir, "site", "index.html"), os.O_APPEND|os.O_WRONLY, 0)
+	mustDo(t, err)
+	_, err = f.WriteString("<p>changed</p>\n")
+	mustDo(t, err)
+	mustDo(t, f.Close())
 	out, code := run(t, dir, cfg, "plan", "-input=false", "-detailed-exitcode")
 	if code != 2 {
 		t.Fatalf("plan exit %d, want 2 (changes)\n%s", code, out)
@@ -163,7 +174,7 @@ func TestAccFunctionExamples(t *testing.T) {
 		t.Run(ex, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "ex")
 			copyDir(t, filepath.Join("functions", ex), dir)
-			os.WriteFile(filepath.Join(dir, "versions.tf"), []byte("terraform {\n  required_providers {\n    immutable = { source = \"immutable-infra/immutable\" }\n  }\n}\n"), 0o644)
+			mustDo(t, os.WriteFile(filepath.Join(dir, "versions.tf"), []byte("terraform {\n  required_providers {\n    immutable = { source = \"immutable-infra/immutable\" }\n  }\n}\n"), 0o644))
 			must(t, dir, cfg, "init", "-input=false")
 			must(t, dir, cfg, "apply", "-input=false", "-auto-approve")
 			out := must(t, dir, cfg, "output", "-json")
@@ -216,12 +227,16 @@ func planActions(t *testing.T, dir, cfg string, args ...string) map[string]strin
 func storeObjects(t *testing.T, root string) []string {
 	t.Helper()
 	var objs []string
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
 			objs = append(objs, p)
 		}
 		return nil
 	})
+	mustDo(t, err)
 	return objs
 }
 
@@ -253,7 +268,7 @@ func TestAccRollback(t *testing.T) {
 		}
 	}
 
-	os.WriteFile(filepath.Join(dir, "app", "version.txt"), []byte("v2\n"), 0o644)
+	mustDo(t, os.WriteFile(filepath.Join(dir, "app", "version.txt"), []byte("v2\n"), 0o644))
 	must(t, dir, cfg, "apply", "-input=false", "-auto-approve")
 	if v := output(t, dir, cfg, "deployed_version"); v != "1.0.1" {
 		t.Fatalf("second deploy: %s (first published %s)", v, v1)
@@ -268,7 +283,7 @@ func TestAccRollback(t *testing.T) {
 		"data.immutable_release.deployed": "read",
 	}
 	for addr, a := range want {
-		if got := actions[addr]; got != a && !(a == "read" && got == "") {
+		if got := actions[addr]; got != a && (a != "read" || got != "") {
 			t.Errorf("%s: planned %q, want %q (all: %v)", addr, got, a, actions)
 		}
 	}
@@ -353,7 +368,7 @@ func TestReleaseBuildHasNoTestHooks(t *testing.T) {
 	}
 	dir := t.TempDir()
 	store := filepath.Join(t.TempDir(), "store")
-	os.WriteFile(filepath.Join(dir, "main.tf"), []byte(fmt.Sprintf(`
+	mustDo(t, os.WriteFile(filepath.Join(dir, "main.tf"), []byte(fmt.Sprintf(`
 terraform {
   required_providers {
     immutable = { source = "immutable-infra/immutable" }
@@ -366,7 +381,7 @@ resource "immutable_release" "r" {
   name      = "hooks"
   artifacts = {}
 }
-`, "file://"+store)), 0o644)
+`, "file://"+store)), 0o644))
 	must(t, dir, release, "init", "-input=false")
 	barrier := t.TempDir() // nobody ever writes "go" here
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -397,8 +412,8 @@ func testRace(t *testing.T, cfg, storeSettings string, versionsOf func(name stri
 			dirs := [2]string{}
 			for i := range dirs {
 				dirs[i] = filepath.Join(t.TempDir(), fmt.Sprint(i))
-				os.MkdirAll(dirs[i], 0o755)
-				os.WriteFile(filepath.Join(dirs[i], "main.tf"), []byte(fmt.Sprintf(`
+				mustDo(t, os.MkdirAll(dirs[i], 0o755))
+				mustDo(t, os.WriteFile(filepath.Join(dirs[i], "main.tf"), []byte(fmt.Sprintf(`
 terraform {
   required_providers {
     immutable = { source = "immutable-infra/immutable" }
@@ -412,7 +427,7 @@ resource "immutable_release" "r" {
   artifacts = {}
   metadata  = { who = %q }
 }
-`, storeSettings, name, tc.who[i])), 0o644)
+`, storeSettings, name, tc.who[i])), 0o644))
 				must(t, dirs[i], cfg, "init", "-input=false")
 			}
 			barrier := t.TempDir()
@@ -424,7 +439,9 @@ resource "immutable_release" "r" {
 			// they still wait at is opened, and they are killed.
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(func() {
-				os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
+				// Best effort: cancel kills the applies whether or not the
+				// barrier opens.
+				_ = os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
 				cancel()
 			})
 			tofu := cli(t)
@@ -465,7 +482,7 @@ resource "immutable_release" "r" {
 				case <-tick.C:
 				}
 			}
-			os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
+			mustDo(t, os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644))
 			failed := 0
 			for range dirs {
 				r := <-results
