@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 	os.Setenv(statcache.EnvDir, dir)
 	testserver.UseRootCredentials()
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir) // cleanup only: the tests have run
 	os.Exit(code)
 }
 
@@ -122,7 +122,9 @@ func (e *env) write(files map[string]string) {
 		if err := os.WriteFile(p, []byte(content), mode); err != nil {
 			e.t.Fatal(err)
 		}
-		os.Chmod(p, mode)
+		if err := os.Chmod(p, mode); err != nil { // umask-proof
+			e.t.Fatal(err)
+		}
 	}
 }
 
@@ -148,6 +150,17 @@ func (e *env) backend() *store.Store {
 	return st
 }
 
+// s3Backend is the backend of the env's S3 store.
+func (e *env) s3Backend() *s3store.Backend {
+	e.t.Helper()
+	bk := e.backend().Backend()
+	b, ok := bk.(*s3store.Backend)
+	if !ok {
+		e.t.Fatalf("the store's backend is a %T, not an *s3store.Backend", bk)
+	}
+	return b
+}
+
 // deleteKeys removes objects behind the store's back, as an operator or
 // a lifecycle rule might.
 func (e *env) deleteKeys(prefix string) {
@@ -158,7 +171,7 @@ func (e *env) deleteKeys(prefix string) {
 		}
 		return
 	}
-	b := e.backend().Backend().(*s3store.Backend)
+	b := e.s3Backend()
 	keys, err := b.List(context.Background(), prefix)
 	if err != nil {
 		e.t.Fatal(err)
@@ -175,13 +188,15 @@ func (e *env) tamper(key string, data []byte) {
 	e.t.Helper()
 	if e.s3 == nil {
 		p := filepath.Join(e.store, filepath.FromSlash(key))
-		os.Chmod(p, 0o644)
+		if err := os.Chmod(p, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			e.t.Fatal(err)
 		}
 		return
 	}
-	b := e.backend().Backend().(*s3store.Backend)
+	b := e.s3Backend()
 	if _, err := b.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.Bucket()), Key: aws.String(b.ObjectKey(key)), Body: bytes.NewReader(data)}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -194,7 +209,7 @@ func (e *env) read(key string) []byte {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // read-only: nothing to lose
 	b, err := io.ReadAll(rc)
 	if err != nil {
 		e.t.Fatal(err)
