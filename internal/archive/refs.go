@@ -80,8 +80,10 @@ func (r *Refs) check(ctx context.Context, format string, listing *digest.Manifes
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer func() {
+		_ = tmp.Close()           // already closed on success
+		_ = os.Remove(tmp.Name()) // gone after a rename
+	}()
 	if err := r.fill(ctx, tmp, format, listing, sum); err != nil {
 		return err
 	}
@@ -133,8 +135,10 @@ func (r *Refs) Ensure(ctx context.Context, format string, listing *digest.Manife
 	if err != nil {
 		return sum, err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer func() {
+		_ = tmp.Close()           // already closed on success
+		_ = os.Remove(tmp.Name()) // gone after a rename
+	}()
 	h := sha256.New()
 	if err := Write(ctx, io.MultiWriter(tmp, h), format, listing, open); err != nil {
 		return sum, err
@@ -171,8 +175,10 @@ func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Man
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer func() {
+		_ = tmp.Close()           // already closed on success
+		_ = os.Remove(tmp.Name()) // gone after a rename
+	}()
 	if err := r.fill(ctx, tmp, format, listing, sum); err != nil {
 		return err
 	}

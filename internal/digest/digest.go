@@ -220,7 +220,7 @@ func ParseManifest(b []byte) (*Manifest, error) {
 // Diff lists the paths that differ between two manifests, each prefixed by
 // "+ " (added), "- " (removed) or "~ " (content or kind changed), in path
 // order. At most limit paths are listed; the count of all is returned.
-func Diff(old, new *Manifest, limit int) (lines []string, total int) {
+func Diff(old, newer *Manifest, limit int) (lines []string, total int) {
 	i, j := 0, 0
 	add := func(s string) {
 		total++
@@ -228,17 +228,17 @@ func Diff(old, new *Manifest, limit int) (lines []string, total int) {
 			lines = append(lines, s)
 		}
 	}
-	for i < len(old.Entries) || j < len(new.Entries) {
+	for i < len(old.Entries) || j < len(newer.Entries) {
 		switch {
-		case j == len(new.Entries) || (i < len(old.Entries) && old.Entries[i].Path < new.Entries[j].Path):
+		case j == len(newer.Entries) || (i < len(old.Entries) && old.Entries[i].Path < newer.Entries[j].Path):
 			add("- " + old.Entries[i].Path)
 			i++
-		case i == len(old.Entries) || new.Entries[j].Path < old.Entries[i].Path:
-			add("+ " + new.Entries[j].Path)
+		case i == len(old.Entries) || newer.Entries[j].Path < old.Entries[i].Path:
+			add("+ " + newer.Entries[j].Path)
 			j++
 		default:
-			if old.Entries[i].SHA256 != new.Entries[j].SHA256 || old.Entries[i].Kind != new.Entries[j].Kind {
-				add("~ " + new.Entries[j].Path)
+			if old.Entries[i].SHA256 != newer.Entries[j].SHA256 || old.Entries[i].Kind != newer.Entries[j].Kind {
+				add("~ " + newer.Entries[j].Path)
 			}
 			i++
 			j++

@@ -36,7 +36,7 @@ func OpenListed(path string, info fs.FileInfo) (*os.File, error) {
 	}
 	// Blocking again, so os.NewFile does not register it with the poller.
 	if err := syscall.SetNonblock(fd, false); err != nil {
-		syscall.Close(fd)
+		_ = syscall.Close(fd) // refused before anything was read
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return os.NewFile(uintptr(fd), path), nil
@@ -66,16 +66,17 @@ func openChecked(path string, follow bool, want fs.FileInfo) (int, error) {
 	}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		syscall.Close(fd)
+		_ = syscall.Close(fd) // refused before anything was read
 		return -1, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		syscall.Close(fd)
-		return -1, &ChangedError{Path: path, Now: TypeName(fs.FileMode(0) | modeType(st.Mode))}
+		_ = syscall.Close(fd)                      // refused before anything was read
+		now := TypeName(modeType(uint32(st.Mode))) //nolint:unconvert // st.Mode is a uint16 on darwin
+		return -1, &ChangedError{Path: path, Now: now}
 	}
 	if want != nil {
-		if ws, ok := want.Sys().(*syscall.Stat_t); ok && (uint64(ws.Dev) != uint64(st.Dev) || ws.Ino != st.Ino) {
-			syscall.Close(fd)
+		if ws, ok := want.Sys().(*syscall.Stat_t); ok && (ws.Dev != st.Dev || ws.Ino != st.Ino) {
+			_ = syscall.Close(fd) // refused before anything was read
 			return -1, &ChangedError{Path: path, Now: "another file"}
 		}
 	}
@@ -109,8 +110,8 @@ func hashFD(ctx context.Context, path string, follow bool, want fs.FileInfo) (Su
 	if err != nil {
 		return sum, 0, err
 	}
-	defer syscall.Close(fd)
-	bp := bufPool.Get().(*[]byte)
+	defer func() { _ = syscall.Close(fd) }() // read-only
+	bp := getBuf()
 	defer bufPool.Put(bp)
 	buf := *bp
 	h := sha256.New()

@@ -126,10 +126,19 @@ const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
+// getBuf takes a buffer from the pool (which only ever holds *[]byte).
+func getBuf() *[]byte {
+	if bp, ok := bufPool.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, bufSize)
+	return &b
+}
+
 // Copy copies r to w through a pooled buffer, so that memory stays flat
 // whatever the size, and stops when ctx is cancelled.
 func Copy(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
+	bp := getBuf()
 	defer bufPool.Put(bp)
 	return io.CopyBuffer(onlyWriter{w}, ctxReader{ctx, r}, *bp)
 }
@@ -188,11 +197,11 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 			return nil, err
 		}
 	}
-	real, err := filepath.EvalSymlinks(root)
+	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(real)
+	fi, err := os.Stat(resolved)
 	if err != nil {
 		return nil, err
 	}
@@ -260,17 +269,17 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 		}()
 	}
 
-	walkErr := filepath.WalkDir(real, func(abs string, d fs.DirEntry, err error) error {
+	walkErr := filepath.WalkDir(resolved, func(abs string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
-		if abs == real {
+		if abs == resolved {
 			return nil
 		}
-		rel, err := filepath.Rel(real, abs)
+		rel, err := filepath.Rel(resolved, abs)
 		if err != nil {
 			return err
 		}

@@ -29,9 +29,9 @@ func Resolve(p string) (string, error) {
 	}
 	var rest []string
 	for cur := abs; ; {
-		real, err := filepath.EvalSymlinks(cur)
+		resolved, err := filepath.EvalSymlinks(cur)
 		if err == nil {
-			return filepath.Join(append([]string{real}, rest...)...), nil
+			return filepath.Join(append([]string{resolved}, rest...)...), nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errNotDir) {
 			return "", err
@@ -57,7 +57,10 @@ func Rel(p, root string) (rel string, ok bool, err error) {
 		return "", false, err
 	}
 	r, err := filepath.Rel(rr, rp)
-	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+	if err != nil { // on different volumes: not inside
+		return "", false, nil //nolint:nilerr // "not inside" is the answer, not a failure
+	}
+	if r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
 		return "", false, nil
 	}
 	return filepath.ToSlash(r), true, nil

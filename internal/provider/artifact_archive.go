@@ -186,7 +186,7 @@ func archiveError(st *store.Store, attr string, what string, err error) diag.Dia
 	}
 	var backendErr store.BackendError
 	if errors.As(err, &backendErr) {
-		return storeWriteError(st, err)
+		return storeWriteError(err)
 	}
 	return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Cannot "+what, fmt.Sprintf("%v", err))
 }

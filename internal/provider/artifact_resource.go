@@ -265,7 +265,7 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 		c := &computed{sum: digest.Bytes(b), size: int64(len(b)), count: 1}
 		if st != nil {
 			if _, err := st.PutBlob(ctx, c.sum, strings.NewReader(string(b))); err != nil {
-				diags.Append(storeWriteError(st, err))
+				diags.Append(storeWriteError(err))
 				return nil, diags
 			}
 		}
@@ -303,7 +303,7 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 			sum, size, err = statcache.HashFile(ctx, r.data.cache, src)
 		}
 		if err != nil {
-			diags.Append(contentError(srcPath, src, st, err))
+			diags.Append(contentError(srcPath, src, err))
 			return nil, diags
 		}
 		kind := digest.KindFile
@@ -329,7 +329,7 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 	}
 	stop()
 	if err != nil {
-		diags.Append(contentError(srcPath, src, st, err))
+		diags.Append(contentError(srcPath, src, err))
 		return nil, diags
 	}
 	return &computed{sum: man.Digest(), size: man.Size(), count: int64(len(man.Entries)), manifest: man, archiveListing: man}, diags

@@ -36,7 +36,7 @@ func sourceError(p path.Path, src string, err error) diag.Diagnostic {
 
 // contentError explains a failure while hashing (and, at apply, storing)
 // the content of source.
-func contentError(p path.Path, src string, st *store.Store, err error) diag.Diagnostic {
+func contentError(p path.Path, src string, err error) diag.Diagnostic {
 	var nameErr *digest.NameError
 	var typeErr *digest.TypeError
 	var backendErr store.BackendError
@@ -47,7 +47,7 @@ func contentError(p path.Path, src string, st *store.Store, err error) diag.Diag
 	case errors.As(err, &typeErr):
 		return diag.NewAttributeErrorDiagnostic(p, "Unsupported file type", fmt.Sprintf("In %q: %v (an `excludes` glob can leave it out).", src, err))
 	case errors.As(err, &backendErr):
-		return storeWriteError(st, err)
+		return storeWriteError(err)
 	case errors.As(err, &mismatch):
 		return diag.NewAttributeErrorDiagnostic(p, "Content changed while it was stored",
 			fmt.Sprintf("A file of %q changed while it was being read into the store (%v). Nothing was stored for it. "+
@@ -59,7 +59,7 @@ func contentError(p path.Path, src string, st *store.Store, err error) diag.Diag
 	return diag.NewAttributeErrorDiagnostic(p, "Cannot read source", fmt.Sprintf("In %q: %v", src, err))
 }
 
-func storeWriteError(st *store.Store, err error) diag.Diagnostic {
+func storeWriteError(err error) diag.Diagnostic {
 	hint := fmt.Sprintf("Check the provider's `store` setting (or %s): the user running Terraform must be able to write to it. ", EnvStore)
 	if hasHint(err) {
 		hint = ""

@@ -67,7 +67,7 @@ func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifes
 		}
 		sum, size, err := statcache.HashFile(ctx, cache, p)
 		if err != nil {
-			return nil, sum, function.NewArgumentFuncError(0, contentError(pathRoot, p, nil, err).Detail())
+			return nil, sum, function.NewArgumentFuncError(0, contentError(pathRoot, p, err).Detail())
 		}
 		kind := digest.KindFile
 		if fi.Mode().Perm()&0o100 != 0 {
@@ -77,7 +77,7 @@ func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifes
 	}
 	m, err := statcache.HashTree(ctx, cache, p, digest.Options{Excludes: excludes})
 	if err != nil {
-		return nil, digest.Sum{}, function.NewArgumentFuncError(0, contentError(pathRoot, p, nil, err).Detail())
+		return nil, digest.Sum{}, function.NewArgumentFuncError(0, contentError(pathRoot, p, err).Detail())
 	}
 	return m, m.Digest(), nil
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,8 +59,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Setenv(statcache.EnvDir, dir)
-	testserver.UseRootCredentials()
+	if err := errors.Join(os.Setenv(statcache.EnvDir, dir), testserver.UseRootCredentials()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	_ = os.RemoveAll(dir) // cleanup only: the tests have run
 	os.Exit(code)

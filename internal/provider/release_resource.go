@@ -309,7 +309,7 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		resp.Diagnostics.Append(releaseError(st, c.Name, err))
 		return
 	case err != nil:
-		resp.Diagnostics.Append(storeWriteError(st, fmt.Errorf("publishing %s@%s: %w", c.Name, plan.Version.ValueString(), err)))
+		resp.Diagnostics.Append(storeWriteError(fmt.Errorf("publishing %s@%s: %w", c.Name, plan.Version.ValueString(), err)))
 		return
 	}
 	plan.PublishedAt = types.StringValue(rec.PublishedAt)

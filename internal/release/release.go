@@ -216,7 +216,7 @@ func Get(ctx context.Context, b store.Backend, name, version string) (*Record, e
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // read-only: what was read is checked, a close error loses nothing
 	raw, err := io.ReadAll(io.LimitReader(rc, MaxRecordSize+1))
 	if err != nil {
 		return nil, err

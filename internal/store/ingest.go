@@ -29,7 +29,7 @@ func (s *Store) PutListed(ctx context.Context, path string, info fs.FileInfo) (d
 	if err != nil {
 		return digest.Sum{}, 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	sum, size, err := digest.HashReader(ctx, f)
 	if err != nil {
 		return sum, size, err
@@ -50,7 +50,7 @@ func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*
 	if err != nil {
 		return nil, err
 	}
-	real, err := filepath.EvalSymlinks(root)
+	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*
 		if e.Kind != digest.KindSymlink {
 			continue
 		}
-		target, err := os.Readlink(filepath.Join(real, filepath.FromSlash(e.Path)))
+		target, err := os.Readlink(filepath.Join(resolved, filepath.FromSlash(e.Path)))
 		if err != nil {
 			return nil, err
 		}

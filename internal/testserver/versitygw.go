@@ -57,7 +57,9 @@ func StartS3(t testing.TB) *S3 {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	if err := l.Close(); err != nil { // frees the port for the server
+		t.Fatal(err)
+	}
 	s := &S3{
 		AccessKey: rootAccessKey, SecretKey: rootSecretKey, Region: rootRegion,
 		t: t, bin: bin, root: filepath.Join(t.TempDir(), "gwroot"), addr: addr, Endpoint: "http://" + addr,
@@ -93,7 +95,7 @@ func (s *S3) Start() {
 	exited := make(chan struct{})
 	go func() {
 		s.waitErr = cmd.Wait()
-		logf.Close()
+		_ = logf.Close() // the server wrote it; nothing buffered here
 		close(exited)
 	}()
 	s.cmd, s.exited = cmd, exited
@@ -106,7 +108,7 @@ func (s *S3) Start() {
 	for {
 		c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond)
 		if err == nil {
-			c.Close()
+			_ = c.Close() // only probed
 			return
 		}
 		select {
@@ -128,7 +130,7 @@ func (s *S3) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	s.cmd.Process.Kill()
+	_ = s.cmd.Process.Kill() // fails only if it already exited, which <-s.exited covers
 	<-s.exited
 	s.cmd = nil
 }
@@ -155,10 +157,13 @@ func rootEnv() [][2]string {
 // UseRootCredentials sets rootEnv for the whole process: a TestMain calls
 // it once, so that tests needing the credentials can run in parallel
 // (t.Setenv cannot be used in a parallel test).
-func UseRootCredentials() {
+func UseRootCredentials() error {
 	for _, kv := range rootEnv() {
-		os.Setenv(kv[0], kv[1])
+		if err := os.Setenv(kv[0], kv[1]); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // The root credentials and region of every test server.
@@ -237,6 +242,8 @@ func NoCredentials(t testing.TB) {
 		"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 	} {
 		t.Setenv(k, "") // restored when the test ends
-		os.Unsetenv(k)
+		if err := os.Unsetenv(k); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -96,7 +96,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 	name := tmp.Name()
 	// The temporary name goes away whether or not the link is made; a crash
 	// before this runs leaves only an unlisted .tmp- file.
-	defer os.Remove(name)
+	defer func() { _ = os.Remove(name) }() // fails once linked and removed: nothing to report
 	if err := writeTemp(ctx, tmp, r); err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 
 // writeTemp fills, seals and closes a temporary file.
 func writeTemp(ctx context.Context, tmp *os.File, r io.Reader) error {
-	defer tmp.Close()
+	defer func() { _ = tmp.Close() }() // closed below on success; an early return only abandons it
 	if _, err := digest.Copy(ctx, tmp, r); err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // a directory opened only to fsync it
 	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
 		return err
 	}

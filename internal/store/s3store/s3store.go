@@ -276,7 +276,11 @@ func readPart(r io.Reader, buf []byte) (int, error) {
 
 // Create implements store.Backend with a conditional write.
 func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
-	bp := bufPool.Get().(*[]byte)
+	bp, ok := bufPool.Get().(*[]byte) // the pool only ever holds *[]byte
+	if !ok {
+		b := make([]byte, PartSize)
+		bp = &b
+	}
 	defer bufPool.Put(bp)
 	buf := *bp
 	n, err := readPart(r, buf)
@@ -341,7 +345,11 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 			// fresh context: the apply's may be the one cancelled.
 			actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId})
+			if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId}); aerr != nil {
+				// Still nothing visible, but the parts are kept (and billed)
+				// until a lifecycle rule removes them: say so.
+				err = fmt.Errorf("%w; aborting the incomplete upload %s also failed (%v): an AbortIncompleteMultipartUpload lifecycle rule on the bucket removes it", err, aws.ToString(up.UploadId), aerr)
+			}
 		}
 	}()
 	var parts []s3types.CompletedPart
