@@ -51,7 +51,7 @@ func mode(e digest.Entry) int64 {
 }
 
 // readTarget reads a symlink's target and refuses one that leaves the tree.
-func readTarget(ctx context.Context, open Opener, e digest.Entry) (string, error) {
+func readTarget(ctx context.Context, open Opener, e digest.Entry, links map[string]bool) (string, error) {
 	rc, err := open(ctx, e)
 	if err != nil {
 		return "", err
@@ -61,7 +61,7 @@ func readTarget(ctx context.Context, open Opener, e digest.Entry) (string, error
 	if err != nil {
 		return "", err
 	}
-	return string(b), CheckLink(e.Path, string(b))
+	return string(b), CheckLink(e.Path, string(b), links)
 }
 
 // LinkError is a symlink that an archive must not hold: its target is
@@ -77,16 +77,44 @@ func (e *LinkError) Error() string {
 }
 
 // CheckLink refuses a symlink target that is absolute (also in Windows
-// form) or that, resolved from the link's directory, climbs above the root.
-func CheckLink(p, target string) error {
+// form) or that, resolved from the link's directory, climbs above the
+// root. links holds the paths of the tree's symlinks: a ".." right after
+// one of them is refused too, since where it leads depends on that link's
+// own target (a -> ".", x -> "a/a/../.." climbs two levels above the root
+// though the text alone stays inside).
+func CheckLink(p, target string, links map[string]bool) error {
 	t := strings.ReplaceAll(target, "\\", "/")
 	if t == "" || path.IsAbs(t) || (len(t) >= 2 && t[1] == ':') {
 		return &LinkError{Path: p, Target: target}
 	}
-	if j := path.Join(path.Dir(p), t); j == ".." || strings.HasPrefix(j, "../") {
-		return &LinkError{Path: p, Target: target}
+	var at []string // the path reached so far, from the root
+	if d := path.Dir(p); d != "." {
+		at = strings.Split(d, "/")
+	}
+	for _, c := range strings.Split(t, "/") {
+		switch {
+		case c == "" || c == ".":
+		case c == "..":
+			if len(at) == 0 || links[strings.Join(at, "/")] {
+				return &LinkError{Path: p, Target: target}
+			}
+			at = at[:len(at)-1]
+		default:
+			at = append(at, c)
+		}
 	}
 	return nil
+}
+
+// Links returns the paths of a listing's symlinks, for CheckLink.
+func Links(m *digest.Manifest) map[string]bool {
+	links := map[string]bool{}
+	for _, e := range m.Entries {
+		if e.Kind == digest.KindSymlink {
+			links[e.Path] = true
+		}
+	}
+	return links
 }
 
 func copyEntry(ctx context.Context, w io.Writer, open Opener, e digest.Entry) error {
@@ -117,6 +145,7 @@ func Write(ctx context.Context, w io.Writer, format string, m *digest.Manifest, 
 }
 
 func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener) error {
+	links := Links(m)
 	zw := zip.NewWriter(w)
 	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
 		return flate.NewWriter(w, 6)
@@ -124,7 +153,7 @@ func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener)
 	for _, e := range m.Entries {
 		h := &zip.FileHeader{Name: e.Path, Method: zip.Deflate, Modified: epoch}
 		if e.Kind == digest.KindSymlink {
-			target, err := readTarget(ctx, open, e)
+			target, err := readTarget(ctx, open, e, links)
 			if err != nil {
 				return err
 			}
@@ -156,11 +185,12 @@ func writeTarGz(ctx context.Context, w io.Writer, m *digest.Manifest, open Opene
 	if err != nil {
 		return err
 	}
+	links := Links(m)
 	tw := tar.NewWriter(gz)
 	for _, e := range m.Entries {
 		h := &tar.Header{Name: e.Path, ModTime: epoch, Mode: mode(e), Typeflag: tar.TypeReg, Size: e.Size}
 		if e.Kind == digest.KindSymlink {
-			target, err := readTarget(ctx, open, e)
+			target, err := readTarget(ctx, open, e, links)
 			if err != nil {
 				return err
 			}

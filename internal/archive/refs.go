@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -109,35 +110,55 @@ func (r *Refs) fill(ctx context.Context, f *os.File, format string, listing *dig
 	if err != nil {
 		return err
 	}
-	if err := Verify(ctx, format, f, n, listing); err != nil {
+	if err := Verify(ctx, format, f, n, listing, sum); err != nil {
 		return &CorruptError{Key: store.ArchiveKey(Version(format), listing.Digest()), Archive: sum, Err: err}
 	}
 	return nil
 }
 
+// Find returns the archive recorded for listing in format without reading
+// it, or an error wrapping store.ErrNotFound. It is not trusted yet: the
+// caller Checks it, or writes it out with WriteFile (which checks it in
+// the same read), before using it.
+func (r *Refs) Find(ctx context.Context, format string, listing *digest.Manifest) (digest.Sum, error) {
+	return r.st.GetArchiveRef(ctx, Version(format), listing.Digest())
+}
+
+// Check verifies the archive sum against listing, once per Refs.
+func (r *Refs) Check(ctx context.Context, format string, listing *digest.Manifest, sum digest.Sum) error {
+	return r.check(ctx, format, listing, sum, false)
+}
+
 // Ensure returns the archive of listing in format, building it from open
-// and storing it (blob, then reference) only if none is stored yet: an
-// archive is never rebuilt. A reference found stored, or stored first by a
-// concurrent writer, is verified like Lookup's.
+// and storing it only if none is stored yet: an archive is never rebuilt.
+// A reference found stored is verified like Lookup's.
 func (r *Refs) Ensure(ctx context.Context, format string, listing *digest.Manifest, open Opener) (digest.Sum, error) {
 	sum, err := r.Lookup(ctx, format, listing)
 	if !errors.Is(err, store.ErrNotFound) {
 		return sum, err
 	}
-	// The archive's digest is only known once it is built, so it is built
-	// into a private temporary file first and then stored as a blob.
-	// The listing is stored first (a no-op for a tree, already stored): a
-	// reference's listing is then always there to check the archive by.
+	return r.Build(ctx, format, listing, open)
+}
+
+// Build builds the archive of listing from open and stores it: the listing
+// first (a no-op for a tree, already stored), so a reference's listing is
+// always there to check the archive by, then the archive's blob, then the
+// reference. If a concurrent writer recorded a reference first, that one
+// is returned, verified.
+func (r *Refs) Build(ctx context.Context, format string, listing *digest.Manifest, open Opener) (digest.Sum, error) {
+	var sum digest.Sum
 	if _, err := r.st.PutTree(ctx, listing); err != nil {
 		return sum, err
 	}
+	// The archive's digest is only known once it is built, so it is built
+	// into a private temporary file first and then stored as a blob.
 	tmp, err := os.CreateTemp(r.TempDir, "immutable-archive-*")
 	if err != nil {
 		return sum, err
 	}
 	defer func() {
-		_ = tmp.Close()           // already closed on success
-		_ = os.Remove(tmp.Name()) // gone after a rename
+		_ = tmp.Close()           // read back below; nothing to flush
+		_ = os.Remove(tmp.Name()) // private scratch
 	}()
 	h := sha256.New()
 	if err := Write(ctx, io.MultiWriter(tmp, h), format, listing, open); err != nil {
@@ -162,16 +183,29 @@ func (r *Refs) Ensure(ctx context.Context, format string, listing *digest.Manife
 }
 
 // WriteFile writes the archive sum of listing to path atomically: the
-// blob is copied to a temporary file beside path, checked against sum and
-// against listing, and only then renamed over path, so a reader of path
-// sees the old file or the whole verified new one, never another tree's
-// archive. Missing parent directories are created, as local_file and
-// archive_file do. The caller checks that path may be written (fsguard).
-func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Manifest, sum digest.Sum, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// blob is copied to a temporary file beside the real target, checked
+// against sum and against listing (unless this Refs checked that archive
+// already: the bytes, verified against sum, are then the same), and only
+// then renamed over the target, so a reader sees the old file or the whole
+// verified new one, never another tree's archive. The target is path with
+// its symlinks and ".." resolved as the kernel would (fsguard.Resolve), so
+// what allow checks is what is written: allow runs on it last, just before
+// the rename, and a non-nil error stops the write. Missing parent
+// directories are created, as local_file and archive_file do.
+func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Manifest, sum digest.Sum, path string, allow func(target string) error) error {
+	target, err := fsguard.Resolve(path)
+	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if allow != nil {
+		if err := allow(target); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -179,10 +213,24 @@ func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Man
 		_ = tmp.Close()           // already closed on success
 		_ = os.Remove(tmp.Name()) // gone after a rename
 	}()
-	if err := r.fill(ctx, tmp, format, listing, sum); err != nil {
+	k := refKey{format, listing.Digest(), sum}
+	r.mu.Lock()
+	known := r.verified[k]
+	r.mu.Unlock()
+	if known {
+		rc, err := r.st.OpenBlob(ctx, sum) // the bytes are still checked against sum
+		if err != nil {
+			return err
+		}
+		_, err = digest.Copy(ctx, tmp, rc)
+		_ = rc.Close() // read-only; the copy verified every byte
+		if err != nil {
+			return err
+		}
+	} else if err := r.fill(ctx, tmp, format, listing, sum); err != nil {
 		return err
 	}
-	r.remember(refKey{format, listing.Digest(), sum})
+	r.remember(k)
 	if err := tmp.Chmod(0o644); err != nil {
 		return err
 	}
@@ -192,12 +240,17 @@ func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Man
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	// rename(2) replaces whatever non-directory is at path: check again,
-	// as late as possible, that it is nothing or a regular file.
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+	// rename(2) replaces whatever non-directory is at the target: check
+	// again, as late as possible.
+	if allow != nil {
+		if err := allow(target); err != nil {
+			return err
+		}
+	}
+	if fi, err := os.Lstat(target); err == nil && !fi.Mode().IsRegular() {
 		return &NotRegularError{Path: path, Type: digest.TypeName(fi.Mode().Type())}
 	}
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), target)
 }
 
 // NotRegularError is a target path that holds something other than a

@@ -29,19 +29,63 @@ func (e *ContentError) Error() string {
 	return fmt.Sprintf("the archive does not hold the listing it is recorded for: at %q, %s", e.Entry, e.Reason)
 }
 
-// Verify checks that the archive in r (size bytes, in format) holds
-// exactly the entries of m, in order: each entry's name, kind (regular,
-// executable or symlink) and the sha256 and size of its content or link
-// target. Timestamps and compression are not compared: the archive's own
-// bytes are identified by their sha256 elsewhere.
-func Verify(ctx context.Context, format string, r io.ReaderAt, size int64, m *digest.Manifest) error {
+// Verify checks that the archive in r (size bytes, in format, whose
+// sha256 is want) is exactly the archive of m: first each entry in order
+// against the listing — its name, kind (regular, executable or symlink)
+// and the sha256 and size of its content or link target — then, since
+// archives are byte-reproducible, by building the archive of m again from
+// the entries just checked and comparing its sha256 with want. The second
+// step rejects anything a reader other than ours might see differently:
+// bytes before or after the archive, zip local headers that disagree with
+// the central directory, extra tar headers.
+func Verify(ctx context.Context, format string, r io.ReaderAt, size int64, m *digest.Manifest, want digest.Sum) error {
+	var open Opener
 	switch format {
 	case Zip:
-		return verifyZip(ctx, r, size, m)
+		zr, err := verifyZip(ctx, r, size, m)
+		if err != nil {
+			return err
+		}
+		byName := make(map[string]*zip.File, len(zr.File))
+		for _, f := range zr.File {
+			byName[f.Name] = f
+		}
+		open = func(_ context.Context, e digest.Entry) (io.ReadCloser, error) { return byName[e.Path].Open() }
 	case TarGz:
-		return verifyTarGz(ctx, io.NewSectionReader(r, 0, size), m)
+		if err := verifyTarGz(ctx, io.NewSectionReader(r, 0, size), m); err != nil {
+			return err
+		}
+		// Write asks for the entries in the listing's order, the archive's:
+		// a second pass serves them one after the other.
+		gz, err := gzip.NewReader(io.NewSectionReader(r, 0, size))
+		if err != nil {
+			return &ContentError{Reason: err.Error()}
+		}
+		tr := tar.NewReader(gz)
+		open = func(_ context.Context, e digest.Entry) (io.ReadCloser, error) {
+			h, err := tr.Next()
+			if err != nil {
+				return nil, err
+			}
+			if h.Typeflag == tar.TypeSymlink {
+				return io.NopCloser(strings.NewReader(h.Linkname)), nil
+			}
+			return io.NopCloser(tr), nil
+		}
+	default:
+		return fmt.Errorf("unknown archive format %q", format)
 	}
-	return fmt.Errorf("unknown archive format %q", format)
+	h := sha256.New()
+	if err := Write(ctx, h, format, m, open); err != nil {
+		return &ContentError{Reason: "rebuilding it from its entries: " + err.Error()}
+	}
+	var got digest.Sum
+	h.Sum(got[:0])
+	if got != want {
+		return &ContentError{Reason: fmt.Sprintf("its entries match, but its bytes (%s) are not the reproducible %s archive of the listing (%s): "+
+			"something was added around or inside it that an extractor may read", want, format, got)}
+	}
+	return nil
 }
 
 // checkEntry compares one archive entry with the listing's.
@@ -81,34 +125,34 @@ func zipKind(f *zip.File) (digest.Kind, error) {
 	return "", &ContentError{Entry: f.Name, Reason: fmt.Sprintf("unexpected mode %v", m)}
 }
 
-func verifyZip(ctx context.Context, r io.ReaderAt, size int64, m *digest.Manifest) error {
+func verifyZip(ctx context.Context, r io.ReaderAt, size int64, m *digest.Manifest) (*zip.Reader, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
-		return &ContentError{Reason: "not a readable zip: " + err.Error()}
+		return nil, &ContentError{Reason: "not a readable zip: " + err.Error()}
 	}
 	if len(zr.File) != len(m.Entries) {
-		return &ContentError{Reason: fmt.Sprintf("it has %d entries, the listing %d", len(zr.File), len(m.Entries))}
+		return nil, &ContentError{Reason: fmt.Sprintf("it has %d entries, the listing %d", len(zr.File), len(m.Entries))}
 	}
 	for i, f := range zr.File {
 		e := m.Entries[i]
 		kind, err := zipKind(f)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rc, err := f.Open()
 		if err != nil {
-			return &ContentError{Entry: e.Path, Reason: err.Error()}
+			return nil, &ContentError{Entry: e.Path, Reason: err.Error()}
 		}
 		err = checkEntry(ctx, e, f.Name, kind, int64(f.UncompressedSize64), rc)
 		_ = rc.Close() // read-only; a decompression error surfaced in the read
 		if errors.Is(err, zip.ErrChecksum) || errors.Is(err, zip.ErrFormat) {
-			return &ContentError{Entry: e.Path, Reason: err.Error()}
+			return nil, &ContentError{Entry: e.Path, Reason: err.Error()}
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return zr, nil
 }
 
 func verifyTarGz(ctx context.Context, r io.Reader, m *digest.Manifest) error {

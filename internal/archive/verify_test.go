@@ -24,17 +24,21 @@ func TestCheckLink(t *testing.T) {
 		ok           bool
 	}{
 		{"current", "lib/util.js", true},
-		{"a/b/link", "../c", true},
-		{"a/link", ".", true},
+		{"x", "a/a/../..", false}, // a -> "." makes this two levels above the root
+		{"x", "a/b", true},
+		{"x", "sub/link/..", false},
+		{"sub/y", "../a", true},
+		{"c/b/link", "../c", true},
+		{"c/link", ".", true},
 		{"link", "/etc/shadow", false},
 		{"link", "..", false},
 		{"link", "../src/x", false},
-		{"a/link", "../../x", false},
-		{"a/link", "b/../../../x", false},
+		{"c/link", "../../x", false},
+		{"c/link", "b/../../../x", false},
 		{"link", "C:\\\\Windows", false},
 		{"link", "\\\\server\\\\share", false},
 	} {
-		err := CheckLink(c.path, c.target)
+		err := CheckLink(c.path, c.target, map[string]bool{"a": true, "sub/link": true})
 		var le *LinkError
 		if c.ok != (err == nil) || (err != nil && (!errors.As(err, &le) || le.Target != c.target)) {
 			t.Errorf("CheckLink(%q, %q) = %v, want ok=%v and an error naming the target", c.path, c.target, err, c.ok)
@@ -64,7 +68,8 @@ func TestVerify(t *testing.T) {
 	ctx := context.Background()
 	for _, f := range Formats {
 		b := build(t, f)
-		if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), manifest()); err != nil {
+		sum := digest.Bytes(b)
+		if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), manifest(), sum); err != nil {
 			t.Fatalf("%s: its own listing: %v", f, err)
 		}
 		for name, change := range map[string]func(m *digest.Manifest){
@@ -79,12 +84,12 @@ func TestVerify(t *testing.T) {
 			m := manifest()
 			change(m)
 			var ce *ContentError
-			if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), m); !errors.As(err, &ce) {
+			if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), m, sum); !errors.As(err, &ce) {
 				t.Errorf("%s, %s: want a ContentError, got %v", f, name, err)
 			}
 		}
 		var ce *ContentError
-		if err := Verify(ctx, f, bytes.NewReader(b[:len(b)/2]), int64(len(b)/2), manifest()); !errors.As(err, &ce) {
+		if err := Verify(ctx, f, bytes.NewReader(b[:len(b)/2]), int64(len(b)/2), manifest(), digest.Bytes(b[:len(b)/2])); !errors.As(err, &ce) {
 			t.Errorf("%s, truncated: want a ContentError, got %v", f, err)
 		}
 	}
@@ -152,7 +157,7 @@ func TestRefsRefuseASwappedReference(t *testing.T) {
 				t.Fatalf("Verify: %v", err)
 			}
 			out := filepath.Join(t.TempDir(), "out", "lambda."+f)
-			if err := r.WriteFile(ctx, f, m, evil, out); !errors.As(err, &ce) {
+			if err := r.WriteFile(ctx, f, m, evil, out, nil); !errors.As(err, &ce) {
 				t.Fatalf("WriteFile wrote another tree's archive: %v", err)
 			}
 			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "*")); len(left) != 0 {
@@ -187,7 +192,7 @@ func TestRefsEnsureOnceThenTrusted(t *testing.T) {
 		t.Fatalf("Ensure again: %v %v", got, err)
 	}
 	out := filepath.Join(t.TempDir(), "a", "b.zip")
-	if err := r.WriteFile(ctx, Zip, m, sum, out); err != nil {
+	if err := r.WriteFile(ctx, Zip, m, sum, out, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(out); digest.Bytes(b) != sum {
@@ -199,10 +204,32 @@ func TestRefsEnsureOnceThenTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var nr *NotRegularError
-	if err := r.WriteFile(ctx, Zip, m, sum, fifo); !errors.As(err, &nr) {
+	if err := r.WriteFile(ctx, Zip, m, sum, fifo, nil); !errors.As(err, &nr) {
 		t.Fatalf("WriteFile over a FIFO: %v", err)
 	}
 	if fi, _ := os.Lstat(fifo); fi.Mode()&os.ModeNamedPipe == 0 {
 		t.Fatal("the FIFO was replaced")
+	}
+}
+
+// TestVerifyZipBytesOutsideItsDirectory: a zip whose central directory
+// still matches the listing but whose local header names another path (a
+// streaming extractor would write "../ev.js"), or with bytes in front of
+// it, is refused: its bytes are not the reproducible archive.
+func TestVerifyZipBytesOutsideItsDirectory(t *testing.T) {
+	ctx := context.Background()
+	b := build(t, Zip)
+	renamed := append([]byte(nil), b...)
+	i := bytes.Index(renamed, []byte("bin/run")) // the first local header's name
+	if i < 0 || i > 64 {
+		t.Fatalf("first local header name not found near the start (%d)", i)
+	}
+	copy(renamed[i:], "../runx") // same length; the central directory keeps "bin/run"
+	prefixed := append(bytes.Repeat([]byte{'J'}, 100), b...)
+	for name, z := range map[string][]byte{"local header renamed": renamed, "junk before": prefixed} {
+		var ce *ContentError
+		if err := Verify(ctx, Zip, bytes.NewReader(z), int64(len(z)), manifest(), digest.Bytes(z)); !errors.As(err, &ce) {
+			t.Errorf("%s: want a ContentError, got %v", name, err)
+		}
 	}
 }

@@ -20,29 +20,46 @@ import (
 
 var errNotDir error = syscall.ENOTDIR
 
-// Resolve returns p as an absolute, clean path whose existing part has
-// its symlinks resolved; the part that does not exist yet is kept as is.
+// Resolve returns the real, absolute path p names, as the kernel would
+// walk it: component by component, each symlink resolved where it stands,
+// and ".." applied to the real directory reached so far — never to the
+// text, where "link/.." would wrongly cancel out. The part of p that does
+// not exist yet is appended as written (with "." and ".." applied).
 func Resolve(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	var rest []string
-	for cur := abs; ; {
-		resolved, err := filepath.EvalSymlinks(cur)
-		if err == nil {
-			return filepath.Join(append([]string{resolved}, rest...)...), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errNotDir) {
+	if !filepath.IsAbs(p) {
+		wd, err := os.Getwd()
+		if err != nil {
 			return "", err
 		}
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			return abs, nil
-		}
-		rest = append([]string{filepath.Base(cur)}, rest...)
-		cur = parent
+		p = wd + string(filepath.Separator) + p
 	}
+	vol := filepath.VolumeName(p)
+	cur := vol + string(filepath.Separator)
+	exists := true
+	for _, c := range strings.Split(filepath.ToSlash(p[len(vol):]), "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur) // cur is real: its parent is the real parent
+			continue
+		}
+		next := filepath.Join(cur, c)
+		if exists {
+			resolved, err := filepath.EvalSymlinks(next)
+			switch {
+			case err == nil:
+				cur = resolved
+				continue
+			case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotDir):
+				exists = false
+			default:
+				return "", err
+			}
+		}
+		cur = next
+	}
+	return cur, nil
 }
 
 // Rel returns the slash-separated path of p inside root, "." when they are

@@ -33,6 +33,9 @@ func TestCheckTarget(t *testing.T) {
 	file := filepath.Join(root, "a.txt")
 	must(t, os.WriteFile(file, []byte("a"), 0o644))
 	must(t, os.Symlink(st, filepath.Join(root, "link-to-store")))
+	// link-to-blobs/.. is the store's blobs/ directory for the kernel,
+	// though the text "link-to-blobs/.." cancels out to root.
+	must(t, os.Symlink(filepath.Join(st, "blobs", "sha256"), filepath.Join(root, "link-to-blobs")))
 	must(t, os.Symlink(file, filepath.Join(root, "link-to-file")))
 	fifo := filepath.Join(root, "pipe")
 	must(t, syscall.Mkfifo(fifo, 0o644))
@@ -54,6 +57,7 @@ func TestCheckTarget(t *testing.T) {
 	}{
 		{"a blob in the store", blob, "is inside the store"},
 		{"the store itself", st, "is the store"},
+		{"through a link and ..", root + "/link-to-blobs/../sha256/ab/abcd", "is inside the store"},
 		{"through a symlinked parent", filepath.Join(root, "link-to-store", "blobs", "sha256", "ab", "abcd"), "is inside the store"},
 		{"a new file in the store", filepath.Join(st, "new", "x.zip"), "is inside the store"},
 		{"the source file", file, "is the source file"},

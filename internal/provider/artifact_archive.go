@@ -103,6 +103,7 @@ func sourceOpener(src string, isDir bool) archive.Opener {
 // checkLinks refuses, at plan, an archive of a tree holding a symlink that
 // leaves it. The targets are read from disk: listings keep only their hash.
 func checkLinks(src string, m *digest.Manifest) error {
+	links := archive.Links(m)
 	for _, e := range m.Entries {
 		if e.Kind != digest.KindSymlink {
 			continue
@@ -111,7 +112,7 @@ func checkLinks(src string, m *digest.Manifest) error {
 		if err != nil {
 			return err
 		}
-		if err := archive.CheckLink(e.Path, target); err != nil {
+		if err := archive.CheckLink(e.Path, target, links); err != nil {
 			return err
 		}
 	}
@@ -131,7 +132,13 @@ func localRoot(st *store.Store) string {
 // excludes leave it out, so it cannot change the digest), or an existing
 // path that is not a regular file.
 func checkOutputPath(st *store.Store, out, src string, srcIsDir bool, excludes []string) diag.Diagnostics {
-	var diags diag.Diagnostics
+	return outputPathDiags(outputGuard(st, src, srcIsDir, excludes)(out))
+}
+
+// outputGuard is the check of a target path behind checkOutputPath, also
+// run by archive.Refs.WriteFile on the resolved target just before the
+// rename.
+func outputGuard(st *store.Store, src string, srcIsDir bool, excludes []string) func(string) error {
 	var areas []fsguard.Area
 	if root := localRoot(st); root != "" {
 		areas = append(areas, fsguard.Area{Root: root, What: "the store " + st.String()})
@@ -144,12 +151,18 @@ func checkOutputPath(st *store.Store, out, src string, srcIsDir bool, excludes [
 		}
 		areas = append(areas, a)
 	}
-	err := fsguard.CheckTarget(out, areas...)
+	return func(target string) error { return fsguard.CheckTarget(target, areas...) }
+}
+
+// outputPathDiags explains an output_path that was refused or could not
+// be checked.
+func outputPathDiags(err error) diag.Diagnostics {
+	var diags diag.Diagnostics
 	var refused *fsguard.RefusedError
 	switch {
 	case errors.As(err, &refused):
 		hint := "Choose a new path, or an existing regular file, outside the store and outside the source."
-		if srcIsDir && strings.Contains(refused.Reason, "source directory") {
+		if strings.Contains(refused.Reason, "source directory") {
 			hint = "Writing it there would change the content being archived, and replace the artifact on every plan. " +
 				"Choose a path outside the source, or leave its directory out with `excludes` (for example \"build/**\")."
 		}
@@ -157,7 +170,7 @@ func checkOutputPath(st *store.Store, out, src string, srcIsDir bool, excludes [
 			fmt.Sprintf("output_path %s; the provider only ever writes a new file or replaces a regular file, and never "+
 				"writes into the store or over its source. %s Nothing was written.", refused.Reason, hint))
 	case err != nil:
-		diags.AddAttributeError(path.Root("output_path"), "Cannot check output_path", fmt.Sprintf("%s: %v", out, err))
+		diags.AddAttributeError(path.Root("output_path"), "Cannot check output_path", err.Error())
 	}
 	return diags
 }

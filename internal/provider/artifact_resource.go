@@ -20,6 +20,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -529,15 +530,18 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 	}
 	st := r.data.store
 	planned := m.Digest
+	var guard func(string) error
 	if !m.OutputPath.IsNull() {
-		// Checked before anything is stored: the plan checked it too, but
-		// the file system may have changed since.
+		// Checked before anything is stored (the plan checked it too, but
+		// the file system may have changed since), and again by WriteFile
+		// just before the rename.
 		src, isDir := m.Source.ValueString(), false
 		if fi, err := os.Stat(src); err == nil {
 			isDir = fi.IsDir()
 		}
 		excludes, _ := m.excludes(ctx)
-		if diags.Append(checkOutputPath(st, m.OutputPath.ValueString(), src, isDir, excludes)...); diags.HasError() {
+		guard = outputGuard(st, src, isDir, excludes)
+		if diags.Append(outputPathDiags(guard(m.OutputPath.ValueString()))...); diags.HasError() {
 			return ""
 		}
 	}
@@ -563,13 +567,20 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		return ""
 	}
 	format, listing := m.Archive.ValueString(), c.archiveListing
-	if c.manifest != nil {
-		if err := checkLinks(m.Source.ValueString(), c.manifest); err != nil {
-			diags.Append(archiveError(st, "archive", "archive the source", err))
-			return ""
-		}
+	refs := r.data.archives()
+	sum, err := refs.Find(ctx, format, listing)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		sum, err = refs.Build(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
+	case err == nil && m.OutputPath.IsNull():
+		err = refs.Check(ctx, format, listing, sum)
+		// With output_path, WriteFile checks it in the same single read.
 	}
-	sum, err := r.data.archives().Ensure(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
+	if err == nil && c.manifest == nil {
+		// A file's one-entry listing, for verify_on_refresh (an archive
+		// recorded by an older build may lack it); a tree is stored already.
+		_, err = st.PutTree(ctx, listing)
+	}
 	if err != nil {
 		diags.Append(archiveError(st, "archive", "store the archive", fmt.Errorf("building the %s archive in %s: %w", format, st, err)))
 		return ""
@@ -581,10 +592,15 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 	}
 	m.setArchive(&sum)
 	if !m.OutputPath.IsNull() {
-		if err := r.data.archives().WriteFile(ctx, format, listing, sum, m.OutputPath.ValueString()); err != nil {
+		if err := refs.WriteFile(ctx, format, listing, sum, m.OutputPath.ValueString(), guard); err != nil {
 			var corrupt *archive.CorruptError
 			var mismatch *store.MismatchError
 			var notRegular *archive.NotRegularError
+			var refused *fsguard.RefusedError
+			if errors.As(err, &refused) {
+				diags.Append(outputPathDiags(err)...)
+				return ""
+			}
 			if errors.As(err, &corrupt) || errors.As(err, &mismatch) || errors.As(err, &notRegular) {
 				diags.Append(archiveError(st, "output_path", "write the archive copy", err))
 				return ""
