@@ -143,6 +143,15 @@ func (m *Manifest) Encode() []byte {
 	return b.Bytes()
 }
 
+// EncodedSize is len(m.Encode()), computed without encoding.
+func (m *Manifest) EncodedSize() int64 {
+	n := int64(len(TreeHeader))
+	for _, e := range m.Entries {
+		n += int64(len(e.Kind)) + 1 + 2*sha256.Size + 1 + int64(len(strconv.FormatInt(e.Size, 10))) + 1 + int64(len(e.Path)) + 1
+	}
+	return n
+}
+
 // Digest returns the tree digest: the sha256 of the listing.
 func (m *Manifest) Digest() Sum { return sha256.Sum256(m.Encode()) }
 

@@ -379,3 +379,24 @@ func TestAccArtifact_linkLeavingTheTree(t *testing.T) {
 		t.Fatalf("an archive was stored: %v", keys)
 	}
 }
+
+// TestAccArtifact_listingTooLarge: a tree whose listing the store could not
+// give back is refused at plan, naming source and the limit, with nothing
+// written. (Serial: it lowers the process-wide limit.)
+func TestAccArtifact_listingTooLarge(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	old := store.MaxListing
+	store.MaxListing = 100 // bytes: fewer than this tree's listing
+	defer func() { store.MaxListing = old }()
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:      e.artifactConfig(e.dir),
+			ExpectError: regexp.MustCompile(`(?s)Source too large for one artifact.*over\s+the\s+limit\s+of\s+100\s+bytes.*Nothing\s+was\s+written`),
+		}},
+	})
+	if keys, _ := e.backend().Backend().List(context.Background(), ""); len(keys) != 0 {
+		t.Fatalf("written: %v", keys)
+	}
+}

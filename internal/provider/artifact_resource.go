@@ -333,6 +333,12 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 		diags.Append(contentError(srcPath, src, err))
 		return nil, diags
 	}
+	if n := man.EncodedSize(); n > store.MaxListing {
+		// Refused at plan: the store could not give it back.
+		diags.AddAttributeError(srcPath, "Source too large for one artifact",
+			fmt.Sprintf("In %q: %v. Nothing was written.", src, &store.ListingTooLargeError{Size: n}))
+		return nil, diags
+	}
 	return &computed{sum: man.Digest(), size: man.Size(), count: int64(len(man.Entries)), manifest: man, archiveListing: man}, diags
 }
 

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -81,5 +83,46 @@ func TestPutFile(t *testing.T) {
 	}
 	if k, _ := s.Lookup(ctx, sum); k != store.Blob {
 		t.Fatalf("Lookup = %v", k)
+	}
+}
+
+// TestListingLimit: a listing over store.MaxListing is refused before it is
+// written, one at the limit reads back, and a stored listing over the
+// limit is reported as too large, never returned truncated.
+func TestListingLimit(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	m := &digest.Manifest{}
+	for i := range 100 {
+		m.Entries = append(m.Entries, digest.Entry{Path: fmt.Sprintf("f%03d", i), Kind: digest.KindFile, SHA256: digest.Bytes([]byte{byte(i)}), Size: 1})
+	}
+	if got, want := m.EncodedSize(), int64(len(m.Encode())); got != want {
+		t.Fatalf("EncodedSize %d, Encode has %d bytes", got, want)
+	}
+	old := store.MaxListing
+	defer func() { store.MaxListing = old }()
+
+	store.MaxListing = m.EncodedSize() - 1
+	var tooLarge *store.ListingTooLargeError
+	if _, err := st.PutTree(ctx, m); !errors.As(err, &tooLarge) {
+		t.Fatalf("PutTree over the limit: %v", err)
+	}
+	if ok, _ := st.HasTree(ctx, m.Digest()); ok {
+		t.Fatal("a listing over the limit was written")
+	}
+
+	store.MaxListing = m.EncodedSize()
+	sum, err := st.PutTree(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := st.GetTree(ctx, sum); err != nil || len(back.Entries) != len(m.Entries) {
+		t.Fatalf("a listing at the limit: %v", err)
+	}
+	// Written under a higher limit, read under a lower one: the lines up
+	// to the limit would parse as a shorter, unverified tree.
+	store.MaxListing = m.EncodedSize() / 2
+	if _, err := st.GetTree(ctx, sum); !errors.As(err, &tooLarge) {
+		t.Fatalf("GetTree of a listing over the limit: %v", err)
 	}
 }

@@ -206,6 +206,9 @@ func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 	if err := m.Validate(); err != nil {
 		return digest.Sum{}, err
 	}
+	if n := m.EncodedSize(); n > MaxListing {
+		return digest.Sum{}, &ListingTooLargeError{Size: n}
+	}
 	listing := m.Encode()
 	sum := digest.Bytes(listing)
 	err := s.b.Create(ctx, TreeKey(sum), bytes.NewReader(listing))
@@ -220,9 +223,29 @@ func (s *Store) HasTree(ctx context.Context, sum digest.Sum) (bool, error) {
 	return s.b.Exists(ctx, TreeKey(sum))
 }
 
-// maxListing bounds how much of a tree listing is read into memory: about
-// ten million entries.
-const maxListing = 1 << 30
+// MaxListing bounds a tree listing, in bytes of its canonical encoding
+// (about ten million entries): PutTree refuses a larger one, so that
+// everything stored can be read back by GetTree, which reads at most this
+// much into memory. A variable only so tests can lower it.
+var MaxListing int64 = 1 << 30
+
+// ListingTooLargeError is a listing over MaxListing.
+type ListingTooLargeError struct {
+	Key  string // "" when refused before writing
+	Size int64  // bytes, or -1 when only "more than the limit" is known
+}
+
+func (e *ListingTooLargeError) Error() string {
+	what := "the tree listing"
+	if e.Key != "" {
+		what = "the stored tree listing " + e.Key
+	}
+	size := "more than"
+	if e.Size >= 0 {
+		size = fmt.Sprintf("%d bytes,", e.Size)
+	}
+	return fmt.Sprintf("%s is %s over the limit of %d bytes a listing may have (about ten million files): split the tree into several artifacts, or leave parts out with excludes", what, size, MaxListing)
+}
 
 func (s *Store) readAll(ctx context.Context, key string, want digest.Sum) ([]byte, error) {
 	rc, err := s.b.Open(ctx, key)
@@ -230,9 +253,14 @@ func (s *Store) readAll(ctx context.Context, key string, want digest.Sum) ([]byt
 		return nil, err
 	}
 	defer func() { _ = rc.Close() }() // read-only: what was read is checked, a close error loses nothing
-	b, err := io.ReadAll(io.LimitReader(newVerifyingReader(rc, key, want), maxListing))
+	// One byte past the limit tells a listing over it from one at it; a
+	// truncated listing is never returned (it would not be verified).
+	b, err := io.ReadAll(io.LimitReader(newVerifyingReader(rc, key, want), MaxListing+1))
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(b)) > MaxListing {
+		return nil, &ListingTooLargeError{Key: key, Size: -1}
 	}
 	return b, nil
 }
