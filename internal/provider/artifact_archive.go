@@ -66,8 +66,9 @@ func setArchiveListing(ctx context.Context, p privateSetter, listing string) dia
 // sourceOpener reads archive entries from the source just stored, not back
 // from the store (for S3 that would download everything just uploaded).
 // Each entry is verified against the manifest as it is read, so the
-// archive holds exactly the stored content or its build fails; a file is
-// opened without following a symlink put in its place.
+// archive holds exactly the stored content or its build fails (that is the
+// guarantee); a file of a tree is also opened without following a symlink
+// put in its place, so nothing outside the tree is even read.
 func sourceOpener(src string, isDir bool) archive.Opener {
 	return func(_ context.Context, e digest.Entry) (io.ReadCloser, error) {
 		p := src

@@ -382,9 +382,6 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	// prior state but with the private data of the first: the mark tells it
 	// that this is the replacement of an artifact whose source is gone.
 	replacingMissing := prior == nil && missing && len(privateValue(ctx, req.Private, privateMissingSource)) > 0
-	if prior != nil {
-		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateMissingSource, nil)...)
-	}
 	if (prior != nil && missing) || replacingMissing {
 		// `terraform destroy` plans normally first; an error here would
 		// make an artifact impossible to destroy once its files are gone.
@@ -392,8 +389,9 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		// is still missing then.
 		if prior != nil {
 			resp.Diagnostics.AddAttributeWarning(path.Root("source"), "Source not found",
-				fmt.Sprintf("source %q does not exist, so the artifact %s cannot be rebuilt: an apply will fail until it exists again. "+
-					"(This is expected when destroying.)", plan.Source.ValueString(), prior.Digest.ValueString()))
+				fmt.Sprintf("source %q does not exist, so the artifact %s cannot be rebuilt. This plan replaces it: applying it "+
+					"before the source is back removes the artifact from state (its stored objects stay) and then fails; restore "+
+					"the source first. (This is expected when destroying.)", plan.Source.ValueString(), prior.Digest.ValueString()))
 			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateMissingSource, []byte(`true`))...)
 		}
 		// The digest becomes unknown, and the replacement is requested on
@@ -442,7 +440,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	case plan.Archive.IsNull():
 		plan.setArchive(nil)
 	case sameArchive && !prior.ArchiveSHA256.IsNull() && !prior.ArchiveSHA256.IsUnknown() &&
-		priorArchiveListing(ctx, req.Private) == c.archiveListing.Digest().String():
+		r.sameArchiveListing(ctx, req.Private, prior, c):
 		// The archive's identity is its listing (names and kinds too, which
 		// a file source's digest does not cover): reused only for the same.
 		plan.ArchiveSHA256, plan.ArchiveBase64SHA25 = prior.ArchiveSHA256, prior.ArchiveBase64SHA25
@@ -469,6 +467,24 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// sameArchiveListing reports whether the prior archive (archive_sha256 in
+// state) is the archive of the listing planned now. The listing recorded
+// in private state answers; without it (state from an import or an older
+// build), a tree's listing is its digest, and a file's one-entry listing
+// is the same only if the store records the prior archive for it (one
+// small read, no archive download).
+func (r *ArtifactResource) sameArchiveListing(ctx context.Context, p privateGetter, prior *artifactModel, c *computed) bool {
+	want := c.archiveListing.Digest()
+	if recorded := priorArchiveListing(ctx, p); recorded != "" {
+		return recorded == want.String()
+	}
+	if c.manifest != nil {
+		return prior.Digest.ValueString() == c.sum.String()
+	}
+	ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(prior.Archive.ValueString()), want)
+	return err == nil && ref.Hex() == prior.ArchiveSHA256.ValueString()
 }
 
 // warnLargeChange names the changed paths of a tree too large for `files`,
@@ -688,6 +704,10 @@ func (r *ArtifactResource) verifyArchive(ctx context.Context, m *artifactModel, 
 	}
 	lsum, err := digest.Parse(listing)
 	if err != nil {
+		diags.AddAttributeWarning(path.Root("archive_sha256"), "Archive not verified",
+			"This artifact's state does not record which listing its archive was built from (it was imported or written "+
+				"by an older build), so verify_on_refresh checked its content but not its archive. The next apply that "+
+				"rebuilds or rewrites the archive records it.")
 		return diags
 	}
 	man, err := st.GetTree(ctx, lsum)

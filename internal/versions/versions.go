@@ -144,7 +144,13 @@ func Bump(v *goversion.Version, bump string) (string, error) {
 func Sorted(list []string) []*goversion.Version {
 	out := make([]*goversion.Version, 0, len(list))
 	for _, s := range list {
-		if v, err := Parse(s); err == nil {
+		// Stored versions in the canonical form count even past the
+		// bounds Parse sets for new ones (an older build may have published
+		// them): skipping one would make "latest" go backwards.
+		if !semverRe.MatchString(s) {
+			continue
+		}
+		if v, err := goversion.NewVersion(s); err == nil {
 			out = append(out, v)
 		}
 	}

@@ -137,3 +137,14 @@ func TestConstraintBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestSortedKeepsStoredVersionsPastTheBounds: a version an older build
+// published past today's bounds still counts when listing, so "latest"
+// never goes backwards; junk keys are still skipped.
+func TestSortedKeepsStoredVersionsPastTheBounds(t *testing.T) {
+	long := "1.0.0-" + strings.Repeat("x", MaxLength)
+	got := Sorted([]string{"1.0.0", long, "2000000000000000.0.0", "junk", "v3.0.0"})
+	if len(got) != 3 || got[2].Original() != "2000000000000000.0.0" || got[0].Original() != long {
+		t.Fatalf("Sorted = %v", got)
+	}
+}

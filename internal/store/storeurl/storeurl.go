@@ -33,6 +33,12 @@ type UserInfoError struct {
 }
 
 func (e *UserInfoError) Error() string {
+	if e.Fixed == "" {
+		return fmt.Sprintf("the store URL %q has an \"@\" after a \"/\": it either holds user info (credentials: AWS secret keys "+
+			"may hold \"/\") or a prefix with \"@\", which a store URL cannot have, and the two cannot be told apart, so it is refused. "+
+			"Use a prefix without \"@\"; credentials never go in the URL but through the standard AWS chain: AWS_ACCESS_KEY_ID "+
+			"and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO, or an instance or task role", e.URL)
+	}
 	return fmt.Sprintf("the store URL %q holds user info (the part before \"@\"), where credentials would go. A store URL is shown in plans, "+
 		"logs and messages, so it must never hold a secret: write %q and give the credentials through the standard AWS chain: "+
 		"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO (aws sso login), "+
@@ -75,8 +81,15 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		return store.New(b), nil
 	case "s3":
 		if userinfo {
-			_, fixed, _ := strings.Cut(shown, "@")
-			return nil, &UserInfoError{URL: shown, Fixed: "s3://" + fixed}
+			e := &UserInfoError{URL: shown}
+			// Plainly user info when no "/" comes before the "@", or a ":"
+			// (never in a bucket name) comes before the first "/": then the
+			// rest is the bucket and prefix, and the fixed URL can be named.
+			at := strings.LastIndex(rest, "@")
+			if first, _, _ := strings.Cut(rest[:at], "/"); !strings.Contains(rest[:at], "/") || strings.Contains(first, ":") {
+				e.Fixed = "s3://" + rest[at+1:]
+			}
+			return nil, e
 		}
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		if bucket == "" {

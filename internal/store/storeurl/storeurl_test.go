@@ -44,7 +44,7 @@ func TestRefusesCredentials(t *testing.T) {
 	for raw, want := range map[string][]string{
 		"s3://" + key + ":" + secret + "@bucket/p":       {"holds user info", `"s3://bucket/p"`, "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "`s3.profile`", "SSO", "role"},
 		"s3://" + key + ":" + secret + "@bucket":         {"holds user info", `"s3://bucket"`},
-		"s3://" + secret + "@bucket/p":                   {"holds user info", `"s3://bucket/p"`},
+		"s3://" + secret + "@bucket/p":                   {"holds user info", "cannot be told apart"}, // or a prefix with "@"
 		"s3://" + key + "@bucket/p":                      {"holds user info"},
 		"ftp://" + key + ":" + secret + "@host/x":        {"unknown scheme", `"ftp://REDACTED@host/x"`},
 		key + ":" + secret + "@bucket/p":                 {"not a store URL", "REDACTED@bucket/p"},
@@ -90,5 +90,16 @@ func TestRefusesTilde(t *testing.T) {
 	// A "~" further in is an ordinary name.
 	if _, err := Open(context.Background(), "file:///tmp/~x", Options{}); err != nil {
 		t.Errorf("Open(file:///tmp/~x): %v", err)
+	}
+}
+
+// TestAtInPrefixIsNotCorrected: an "@" after a "/" may be part of a prefix
+// or of a secret holding "/": refused, without suggesting a "fixed" URL
+// that would name another bucket.
+func TestAtInPrefixIsNotCorrected(t *testing.T) {
+	_, err := Open(context.Background(), "s3://bucket/team@2024", Options{})
+	var uie *UserInfoError
+	if !errors.As(err, &uie) || uie.Fixed != "" || strings.Contains(err.Error(), `"s3://2024"`) || !strings.Contains(err.Error(), "cannot be told apart") {
+		t.Fatalf("got %v", err)
 	}
 }
