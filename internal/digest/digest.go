@@ -27,6 +27,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,6 +92,21 @@ type Entry struct {
 	SHA256 Sum
 	// Size is the file's length in bytes, or the length of a symlink's target.
 	Size int64
+}
+
+// KindOf is the kind a regular file of mode m has in a listing: exec when
+// its owner-execute bit is set, as git records it.
+func KindOf(m fs.FileMode) Kind {
+	if m.Perm()&0o100 != 0 {
+		return KindExec
+	}
+	return KindFile
+}
+
+// FileListing is the one-entry listing of a single file named name: what
+// an archive of a file source holds.
+func FileListing(name string, m fs.FileMode, sum Sum, size int64) *Manifest {
+	return &Manifest{Entries: []Entry{{Path: name, Kind: KindOf(m), SHA256: sum, Size: size}}}
 }
 
 // Manifest is the content of a tree: its entries in canonical order.

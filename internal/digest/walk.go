@@ -248,10 +248,7 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 					fail(err)
 					continue
 				}
-				kind := KindFile
-				if info.Mode().Perm()&0o100 != 0 {
-					kind = KindExec
-				}
+				kind := KindOf(info.Mode())
 				sum, size, err := hash(ctx, j.abs, j.rel, info)
 				if err != nil {
 					fail(fmt.Errorf("%s: %w", j.rel, err))

@@ -175,6 +175,14 @@ func TestAccArtifact_outputPathRefused(t *testing.T) {
 			// The store holds this blob once anything of index.js was stored.
 			return filepath.Join(e.store, filepath.FromSlash(store.BlobKey(digest.Bytes([]byte("x\n")))))
 		}, `inside the store`},
+		"through a link and ..": {func() string { return e.dir }, func() string {
+			// link -> <store>/blobs/sha256; for the kernel link/.. is <store>/blobs,
+			// though the text cancels out.
+			blobs := filepath.Join(e.store, "blobs", "sha256")
+			link := filepath.Join(t.TempDir(), "link")
+			must(t, os.Symlink(blobs, link))
+			return link + "/../sha256/" + store.BlobKey(digest.Bytes([]byte("x\n")))[len("blobs/sha256/"):]
+		}, `inside the store`},
 		"the store itself":   {func() string { return e.dir }, func() string { return e.store }, `is the store`},
 		"the source file":    {func() string { return file }, func() string { return file }, `is the source`},
 		"inside the source":  {func() string { return e.dir }, func() string { return filepath.Join(e.dir, "out.zip") }, `(?s)inside the source directory.*excludes`},
@@ -185,15 +193,19 @@ func TestAccArtifact_outputPathRefused(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			e.store = filepath.Join(t.TempDir(), "store")
-			if name == "a blob in the store" { // a store that already holds the blob
+			if name == "a blob in the store" || name == "through a link and .." { // a store that already holds the blob
 				if _, _, err := e.backend().PutFile(context.Background(), file); err != nil {
 					t.Fatal(err)
 				}
 			}
 			before, _ := os.Lstat(c.out())
-			var keysBefore []string
-			if before != nil {
-				keysBefore, _ = e.backend().Backend().List(context.Background(), "")
+			keysBefore, err := e.backend().Backend().List(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var blobBefore []byte
+			if name != "the store itself" && before != nil && before.Mode().IsRegular() {
+				blobBefore, _ = os.ReadFile(c.out())
 			}
 			resource.UnitTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6,
@@ -208,6 +220,11 @@ func TestAccArtifact_outputPathRefused(t *testing.T) {
 			after, _ := os.Lstat(c.out())
 			if before != nil && (after == nil || !os.SameFile(before, after) || after.Mode() != before.Mode()) {
 				t.Fatalf("%s was replaced", c.out())
+			}
+			if blobBefore != nil {
+				if now, _ := os.ReadFile(c.out()); string(now) != string(blobBefore) {
+					t.Fatalf("%s was overwritten", c.out())
+				}
 			}
 		})
 	}

@@ -307,14 +307,9 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 			diags.Append(contentError(srcPath, src, err))
 			return nil, diags
 		}
-		kind := digest.KindFile
-		if fi.Mode().Perm()&0o100 != 0 {
-			kind = digest.KindExec
-		}
-		name := fi.Name()
 		c := &computed{sum: sum, size: size, count: 1}
-		if digest.CheckName(name) == nil {
-			c.archiveListing = &digest.Manifest{Entries: []digest.Entry{{Path: name, Kind: kind, SHA256: sum, Size: size}}}
+		if digest.CheckName(fi.Name()) == nil {
+			c.archiveListing = digest.FileListing(fi.Name(), fi.Mode(), sum, size)
 		}
 		return c, diags
 	}

@@ -69,11 +69,7 @@ func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifes
 		if err != nil {
 			return nil, sum, function.NewArgumentFuncError(0, contentError(pathRoot, p, err).Detail())
 		}
-		kind := digest.KindFile
-		if fi.Mode().Perm()&0o100 != 0 {
-			kind = digest.KindExec
-		}
-		return &digest.Manifest{Entries: []digest.Entry{{Path: fi.Name(), Kind: kind, SHA256: sum, Size: size}}}, sum, nil
+		return digest.FileListing(fi.Name(), fi.Mode(), sum, size), sum, nil
 	}
 	m, err := statcache.HashTree(ctx, cache, p, digest.Options{Excludes: excludes})
 	if err != nil {
