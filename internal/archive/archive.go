@@ -78,10 +78,11 @@ func (e *LinkError) Error() string {
 
 // CheckLink refuses a symlink target that is absolute (also in Windows
 // form) or that, resolved from the link's directory, climbs above the
-// root. links holds the paths of the tree's symlinks: a ".." right after
-// one of them is refused too, since where it leads depends on that link's
-// own target (a -> ".", x -> "a/a/../.." climbs two levels above the root
-// though the text alone stays inside).
+// root. links holds the paths of the tree's symlinks: once the target
+// passes through one of them, where a ".." leads depends on that link's own
+// target, not on the text (a -> ".", x -> "a/a/../.." climbs two levels
+// above the root), so any ".." after a link is refused. Every link is
+// checked itself, so a target that only descends through links stays in.
 func CheckLink(p, target string, links map[string]bool) error {
 	t := strings.ReplaceAll(target, "\\", "/")
 	if t == "" || path.IsAbs(t) || (len(t) >= 2 && t[1] == ':') {
@@ -91,16 +92,18 @@ func CheckLink(p, target string, links map[string]bool) error {
 	if d := path.Dir(p); d != "." {
 		at = strings.Split(d, "/")
 	}
+	throughLink := false
 	for _, c := range strings.Split(t, "/") {
-		switch {
-		case c == "" || c == ".":
-		case c == "..":
-			if len(at) == 0 || links[strings.Join(at, "/")] {
+		switch c {
+		case "", ".":
+		case "..":
+			if len(at) == 0 || throughLink {
 				return &LinkError{Path: p, Target: target}
 			}
 			at = at[:len(at)-1]
 		default:
 			at = append(at, c)
+			throughLink = throughLink || links[strings.Join(at, "/")]
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/tmpfile"
 )
 
 // Refs finds, builds and writes out the archives of listings in a store.
@@ -31,6 +32,12 @@ type Refs struct {
 	// TempDir is where archives are built and checked ("" = os.TempDir()).
 	TempDir string
 }
+
+// Temporary files, named by tmpfile so a killed process's are swept.
+const (
+	tmpCheck = "immutable-archive-check-"
+	tmpBuild = "immutable-archive-build-"
+)
 
 type refKey struct {
 	format           string
@@ -77,7 +84,8 @@ func (r *Refs) check(ctx context.Context, format string, listing *digest.Manifes
 	if done && !again {
 		return nil
 	}
-	tmp, err := os.CreateTemp(r.TempDir, "immutable-archive-check-*")
+	tmpfile.Sweep(r.TempDir, tmpCheck)
+	tmp, err := tmpfile.Create(r.TempDir, tmpCheck)
 	if err != nil {
 		return err
 	}
@@ -102,6 +110,11 @@ func (r *Refs) remember(k refKey) {
 // as they are read) and checks its content against listing.
 func (r *Refs) fill(ctx context.Context, f *os.File, format string, listing *digest.Manifest, sum digest.Sum) error {
 	rc, err := r.st.OpenBlob(ctx, sum)
+	if errors.Is(err, store.ErrNotFound) {
+		// The reference names an archive that is not stored: as corrupt as
+		// one naming the wrong archive (and not "no reference").
+		return &CorruptError{Key: store.ArchiveKey(Version(format), listing.Digest()), Archive: sum, Err: errors.New("that blob is not in the store")}
+	}
 	if err != nil {
 		return err
 	}
@@ -152,7 +165,8 @@ func (r *Refs) Build(ctx context.Context, format string, listing *digest.Manifes
 	}
 	// The archive's digest is only known once it is built, so it is built
 	// into a private temporary file first and then stored as a blob.
-	tmp, err := os.CreateTemp(r.TempDir, "immutable-archive-*")
+	tmpfile.Sweep(r.TempDir, tmpBuild)
+	tmp, err := tmpfile.Create(r.TempDir, tmpBuild)
 	if err != nil {
 		return sum, err
 	}
@@ -205,7 +219,9 @@ func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Man
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".tmp-*")
+	prefix := "." + filepath.Base(target) + ".tmp-"
+	tmpfile.Sweep(filepath.Dir(target), prefix) // left by a killed apply
+	tmp, err := tmpfile.Create(filepath.Dir(target), prefix)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -24,7 +26,8 @@ func TestCheckLink(t *testing.T) {
 		ok           bool
 	}{
 		{"current", "lib/util.js", true},
-		{"x", "a/a/../..", false}, // a -> "." makes this two levels above the root
+		{"x", "a/a/../..", false},               // a -> "." makes this two levels above the root
+		{"esc2", "sub/link/sub/link/..", false}, // through a link twice: "sub/link/sub/link" is no listed path
 		{"x", "a/b", true},
 		{"x", "sub/link/..", false},
 		{"sub/y", "../a", true},
@@ -231,5 +234,54 @@ func TestVerifyZipBytesOutsideItsDirectory(t *testing.T) {
 		if err := Verify(ctx, Zip, bytes.NewReader(z), int64(len(z)), manifest(), digest.Bytes(z)); !errors.As(err, &ce) {
 			t.Errorf("%s: want a ContentError, got %v", name, err)
 		}
+	}
+}
+
+// TestRefNamingAMissingBlob: a reference naming an archive blob that is
+// not stored is a corrupt reference (which says what to delete), not "no
+// archive": Lookup and Check fail with a *CorruptError, and the error does
+// not wrap store.ErrNotFound, which callers read as "build it".
+func TestRefNamingAMissingBlob(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	m := storeContent(t, st)
+	if _, err := st.PutArchiveRef(ctx, Version(Zip), m.Digest(), digest.Bytes([]byte("nothing"))); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRefs(st)
+	var ce *CorruptError
+	if _, err := r.Lookup(ctx, Zip, m); !errors.As(err, &ce) || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Lookup: %v", err)
+	}
+	if _, err := r.Ensure(ctx, Zip, m, open); !errors.As(err, &ce) {
+		t.Fatalf("Ensure: %v", err)
+	}
+}
+
+// TestWriteFileSweepsAKilledApplysLeftover: a temporary file that a killed
+// apply left beside output_path is removed by the next write.
+func TestWriteFileSweepsAKilledApplysLeftover(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	m := storeContent(t, st)
+	r := NewRefs(st)
+	sum, err := r.Ensure(ctx, Zip, m, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "lambda.zip")
+	left := filepath.Join(filepath.Dir(out), fmt.Sprintf(".lambda.zip.tmp-%d-42", cmd.Process.Pid))
+	if err := os.WriteFile(left, bytes.Repeat([]byte("x"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteFile(ctx, Zip, m, sum, out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("the leftover is still there: %v", err)
 	}
 }

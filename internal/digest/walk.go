@@ -242,7 +242,7 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 				}
 				info, err := j.entry.Info()
 				if err == nil && !info.Mode().IsRegular() { // replaced since it was listed
-					err = &TypeError{Path: j.rel, Type: TypeName(info.Mode().Type())}
+					err = &ChangedError{Path: j.rel, Now: TypeName(info.Mode().Type())}
 				}
 				if err != nil {
 					fail(err)

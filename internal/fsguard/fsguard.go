@@ -106,6 +106,26 @@ func (e *RefusedError) Error() string { return fmt.Sprintf("%s %s", e.Target, e.
 // device, a socket, a symlink): the provider only ever replaces a regular
 // file there, atomically.
 func CheckTarget(target string, areas ...Area) error {
+	slashed := filepath.ToSlash(target)
+	if last := slashed[strings.LastIndex(slashed, "/")+1:]; last == "" || last == "." || last == ".." {
+		return &RefusedError{Target: target, Reason: "names a directory (it ends in \"/\", \".\" or \"..\"); give the path of a file, such as \"build/lambda.zip\""}
+	}
+	if p, err := Resolve(target); err == nil {
+		// The deepest part that exists must be a directory (or the target
+		// itself): under a regular file nothing can ever be created.
+		for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+			fi, err := os.Stat(dir)
+			if err == nil {
+				if !fi.IsDir() {
+					return &RefusedError{Target: target, Reason: fmt.Sprintf("cannot be created: %s is a file, not a directory", dir)}
+				}
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
 	for _, a := range areas {
 		rel, in, err := Rel(target, a.Root)
 		if err != nil {

@@ -68,8 +68,11 @@ func TestCheckTarget(t *testing.T) {
 		{"a socket", sock, "exists and is a socket"},
 		{"a character device", "/dev/null", "exists and is a character device"},
 		{"a directory", filepath.Join(root, "store", "blobs"), "is inside the store"},
-		{"another directory", root + "/", "exists and is a directory"},
+		{"another directory", root, "exists and is a directory"},
 		{"a regular file", regular, ""},
+		{"under a regular file", filepath.Join(regular, "x.zip"), "cannot be created: " + regular + " is a file"},
+		{"a trailing slash", filepath.Join(root, "newdir") + "/", "names a directory"},
+		{"a trailing dot", filepath.Join(root, "x.zip") + "/.", "names a directory"},
 		{"a new path", filepath.Join(root, "new", "deeper", "x.zip"), ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

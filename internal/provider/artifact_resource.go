@@ -589,9 +589,11 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		sum, err = refs.Build(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
-	case err == nil && m.OutputPath.IsNull():
+	case err == nil && (m.OutputPath.IsNull() || (!m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex())):
+		// Checked now; with output_path, WriteFile checks it in the same
+		// single read — unless it is not what the plan expects: then
+		// checking it first says whether the reference is damaged.
 		err = refs.Check(ctx, format, listing, sum)
-		// With output_path, WriteFile checks it in the same single read.
 	}
 	if err == nil && c.manifest == nil {
 		// A file's one-entry listing, for verify_on_refresh (an archive

@@ -39,11 +39,15 @@ func sourceError(p path.Path, src string, err error) diag.Diagnostic {
 func contentError(p path.Path, src string, err error) diag.Diagnostic {
 	var nameErr *digest.NameError
 	var typeErr *digest.TypeError
+	var changed *digest.ChangedError
 	var backendErr store.BackendError
 	var mismatch *store.MismatchError
 	switch {
 	case errors.As(err, &nameErr):
 		return diag.NewAttributeErrorDiagnostic(p, "Unsupported file name", fmt.Sprintf("In %q: %v (an `excludes` glob can leave it out).", src, err))
+	case errors.As(err, &changed):
+		return diag.NewAttributeErrorDiagnostic(p, "Source changed while it was read",
+			fmt.Sprintf("In %q: %v. Nothing was stored for it.", src, err))
 	case errors.As(err, &typeErr):
 		return diag.NewAttributeErrorDiagnostic(p, "Unsupported file type", fmt.Sprintf("In %q: %v (an `excludes` glob can leave it out).", src, err))
 	case errors.As(err, &backendErr):

@@ -3,11 +3,13 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
@@ -59,6 +61,9 @@ func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*
 			continue
 		}
 		target, err := os.Readlink(filepath.Join(resolved, filepath.FromSlash(e.Path)))
+		if errors.Is(err, syscall.EINVAL) {
+			return nil, &digest.ChangedError{Path: e.Path, Now: "not a symlink"}
+		}
 		if err != nil {
 			return nil, err
 		}

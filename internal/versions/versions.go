@@ -67,6 +67,18 @@ func Parse(s string) (*goversion.Version, error) {
 	if err := checkNumbers(s, m[1:4]); err != nil {
 		return nil, err
 	}
+	if pre := strings.TrimPrefix(m[4], "-"); pre != "" {
+		for _, id := range strings.Split(pre, ".") {
+			if len(id) > 1 && id[0] == '0' && strings.Trim(id, "0123456789") == "" {
+				fixed := strings.TrimLeft(id, "0")
+				if fixed == "" {
+					fixed = "0"
+				}
+				return nil, fmt.Errorf("%q has the numeric pre-release part %q with a leading zero, which semantic versioning does not allow "+
+					"(it would be a second spelling of %q): write %q", s, id, fixed, fixed)
+			}
+		}
+	}
 	return goversion.NewVersion(s)
 }
 

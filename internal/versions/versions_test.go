@@ -148,3 +148,18 @@ func TestSortedKeepsStoredVersionsPastTheBounds(t *testing.T) {
 		t.Fatalf("Sorted = %v", got)
 	}
 }
+
+// TestPrereleaseLeadingZero: "1.2.3-01" would be a second spelling of
+// "1.2.3-1"; semver forbids it, as it forbids "01.2.3".
+func TestPrereleaseLeadingZero(t *testing.T) {
+	for _, bad := range []string{"1.2.3-01", "1.2.3-rc.01", "1.2.3-00"} {
+		if _, err := Parse(bad); err == nil || !strings.Contains(err.Error(), "leading zero") {
+			t.Errorf("Parse(%q) = %v", bad, err)
+		}
+	}
+	for _, good := range []string{"1.2.3-0", "1.2.3-rc.10", "1.2.3-0a", "1.2.3-rc.0"} {
+		if _, err := Parse(good); err != nil {
+			t.Errorf("Parse(%q): %v", good, err)
+		}
+	}
+}

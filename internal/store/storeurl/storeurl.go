@@ -71,6 +71,11 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		if strings.HasPrefix(rest, "~") {
 			return nil, tildeError(raw, rest)
 		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 && strings.Contains(rest[:at], ":") {
+			// file://user:pass@host/path: credentials, never a local path
+			// (the secret may hold "/", so the whole part before "@" counts).
+			return nil, &UserInfoError{URL: "file://" + Redacted + rest[at:], Fixed: "file://" + strings.TrimPrefix(rest[at+1:], "localhost")}
+		}
 		if strings.HasPrefix(rest, "localhost/") {
 			rest = strings.TrimPrefix(rest, "localhost")
 		}

@@ -42,15 +42,16 @@ func TestOpen(t *testing.T) {
 func TestRefusesCredentials(t *testing.T) {
 	const key, secret = "AKIAEXAMPLEKEYID", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYSECRET"
 	for raw, want := range map[string][]string{
-		"s3://" + key + ":" + secret + "@bucket/p":       {"holds user info", `"s3://bucket/p"`, "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "`s3.profile`", "SSO", "role"},
-		"s3://" + key + ":" + secret + "@bucket":         {"holds user info", `"s3://bucket"`},
-		"s3://" + secret + "@bucket/p":                   {"holds user info", "cannot be told apart"}, // or a prefix with "@"
-		"s3://" + key + "@bucket/p":                      {"holds user info"},
-		"ftp://" + key + ":" + secret + "@host/x":        {"unknown scheme", `"ftp://REDACTED@host/x"`},
-		key + ":" + secret + "@bucket/p":                 {"not a store URL", "REDACTED@bucket/p"},
-		"s3:/" + key + ":" + secret + "@bucket/p":        {"not a store URL", "REDACTED@bucket/p"},
-		key + ":" + secret + "@bucket://p":               {"not a store URL", "REDACTED@bucket://p"},
-		"s3://" + key + ":" + secret + "@bucket/../../p": {"holds user info"},
+		"s3://" + key + ":" + secret + "@bucket/p":          {"holds user info", `"s3://bucket/p"`, "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "`s3.profile`", "SSO", "role"},
+		"s3://" + key + ":" + secret + "@bucket":            {"holds user info", `"s3://bucket"`},
+		"s3://" + secret + "@bucket/p":                      {"holds user info", "cannot be told apart"}, // or a prefix with "@"
+		"s3://" + key + "@bucket/p":                         {"holds user info"},
+		"ftp://" + key + ":" + secret + "@host/x":           {"unknown scheme", `"ftp://REDACTED@host/x"`},
+		"file://" + key + ":" + secret + "@localhost/tmp/x": {"holds user info", `"file:///tmp/x"`},
+		key + ":" + secret + "@bucket/p":                    {"not a store URL", "REDACTED@bucket/p"},
+		"s3:/" + key + ":" + secret + "@bucket/p":           {"not a store URL", "REDACTED@bucket/p"},
+		key + ":" + secret + "@bucket://p":                  {"not a store URL", "REDACTED@bucket://p"},
+		"s3://" + key + ":" + secret + "@bucket/../../p":    {"holds user info"},
 	} {
 		_, err := Open(context.Background(), raw, Options{})
 		if err == nil {

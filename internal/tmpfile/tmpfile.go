@@ -1,0 +1,48 @@
+// Package tmpfile makes temporary files that do not outlive a killed
+// process for ever: each name carries the creating process's id, and
+// Sweep removes those of processes that no longer run. A provider killed
+// with SIGKILL in the middle of building a 1 GiB archive otherwise leaves
+// it in /tmp until the next reboot.
+//
+// The package has no dependency on Terraform.
+package tmpfile
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Create makes a new temporary file in dir ("" = os.TempDir()) named
+// prefix + "<pid>-" + random. Sweep(dir, prefix) finds it again.
+func Create(dir, prefix string) (*os.File, error) {
+	return os.CreateTemp(dir, prefix+strconv.Itoa(os.Getpid())+"-*")
+}
+
+// Sweep removes the files Create made in dir with prefix whose process
+// has ended. It never removes a file of a live process, nor anything it
+// cannot attribute; failures are ignored (a leftover only costs space).
+func Sweep(dir, prefix string) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	matches, err := filepath.Glob(filepath.Join(dir, globEscape(prefix)+"*"))
+	if err != nil {
+		return
+	}
+	for _, m := range matches {
+		rest := strings.TrimPrefix(filepath.Base(m), prefix)
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || alive(pid) {
+			continue
+		}
+		_ = os.Remove(m) // best effort: see above
+	}
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
