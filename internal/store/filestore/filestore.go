@@ -203,7 +203,9 @@ func (b *Backend) List(_ context.Context, prefix string) ([]string, error) {
 	var keys []string
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == start {
+			// A missing prefix, or one under a regular file, lists nothing,
+			// as Open finds nothing there.
+			if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir)) && p == start {
 				return fs.SkipAll
 			}
 			return err

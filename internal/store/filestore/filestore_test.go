@@ -206,3 +206,16 @@ func TestExistingRootKeepsItsMode(t *testing.T) {
 		t.Fatalf("mode %v; want the existing 0755", fi.Mode().Perm())
 	}
 }
+
+// TestListUnderAFile: a prefix under a regular file lists nothing, as Open
+// finds nothing there, instead of failing with ENOTDIR.
+func TestListUnderAFile(t *testing.T) {
+	b := newBackend(t)
+	if err := b.Create(context.Background(), "releases/web/versions", strings.NewReader("in the way")); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := b.List(context.Background(), "releases/web/versions/")
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("List under a file: %v %v", keys, err)
+	}
+}

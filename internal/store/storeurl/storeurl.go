@@ -5,6 +5,7 @@ package storeurl
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -44,6 +45,9 @@ func (e *UserInfoError) Error() string {
 		"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO (aws sso login), "+
 		"or an instance or task role. If the secret was committed or shared, rotate it", e.URL, e.Fixed)
 }
+
+// bucketRe is the S3 bucket naming rule (general purpose buckets).
+var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // Redacted stands for the user info of a URL in messages.
 const Redacted = "REDACTED"
@@ -99,6 +103,14 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		if bucket == "" {
 			return nil, fmt.Errorf("%q names no bucket: write s3://BUCKET or s3://BUCKET/PREFIX", shown)
+		}
+		if !bucketRe.MatchString(bucket) {
+			hint := ""
+			if strings.Contains(bucket, ":") || bucket == "localhost" {
+				hint = " It looks like a server address: put it in the provider's `s3.endpoint` setting (or AWS_ENDPOINT_URL_S3), and only the bucket in the URL."
+			}
+			return nil, fmt.Errorf("%q names the bucket %q, which is not a valid bucket name: 3 to 63 lower-case letters, digits, '.' and '-', "+
+				"starting and ending with a letter or digit.%s", shown, bucket, hint)
 		}
 		if strings.Contains(prefix, "//") || strings.Contains("/"+prefix+"/", "/../") || strings.Contains("/"+prefix+"/", "/./") {
 			return nil, fmt.Errorf("%q has an unclean prefix %q: write segments separated by single slashes", shown, prefix)

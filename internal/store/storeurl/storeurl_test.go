@@ -27,7 +27,7 @@ func TestOpen(t *testing.T) {
 		"/just/a/path": "not a store URL",
 		"file://":      "names no directory",
 		"s3://":        "names no bucket",
-		"s3://b/../x":  "unclean prefix",
+		"s3://bkt/../x":  "unclean prefix",
 	} {
 		if _, err := Open(context.Background(), raw, Options{}); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("Open(%q) error = %v; want it to say %q", raw, err, msg)
@@ -102,5 +102,19 @@ func TestAtInPrefixIsNotCorrected(t *testing.T) {
 	var uie *UserInfoError
 	if !errors.As(err, &uie) || uie.Fixed != "" || strings.Contains(err.Error(), `"s3://2024"`) || !strings.Contains(err.Error(), "cannot be told apart") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestBucketNames: an endpoint written where the bucket goes is refused
+// with the setting it belongs in.
+func TestBucketNames(t *testing.T) {
+	for raw, want := range map[string]string{
+		"s3://localhost:9000/bucket": "s3.endpoint",
+		"s3://My_Bucket/p":           "not a valid bucket name",
+		"s3://ab":                    "not a valid bucket name",
+	} {
+		if _, err := Open(context.Background(), raw, Options{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%q) = %v, want it to say %s", raw, err, want)
+		}
 	}
 }
