@@ -23,11 +23,11 @@ func TestOpen(t *testing.T) {
 		}
 	}
 	for raw, msg := range map[string]string{
-		"ftp://host/x": `unknown scheme "ftp://"`,
-		"/just/a/path": "not a store URL",
-		"file://":      "names no directory",
-		"s3://":        "names no bucket",
-		"s3://bkt/../x":  "unclean prefix",
+		"ftp://host/x":  `unknown scheme "ftp://"`,
+		"/just/a/path":  "not a store URL",
+		"file://":       "names no directory",
+		"s3://":         "names no bucket",
+		"s3://bkt/../x": "unclean prefix",
 	} {
 		if _, err := Open(context.Background(), raw, Options{}); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("Open(%q) error = %v; want it to say %q", raw, err, msg)
