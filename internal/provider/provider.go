@@ -208,7 +208,7 @@ func (p *ImmutableProvider) Resources(context.Context) []func() resource.Resourc
 }
 
 func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewArtifactDataSource, NewReleaseDataSource, NewReleasesDataSource}
+	return []func() datasource.DataSource{NewArtifactDataSource, NewReleaseDataSource, NewReleaseDiffDataSource, NewReleasesDataSource}
 }
 
 func (p *ImmutableProvider) Functions(context.Context) []func() function.Function {

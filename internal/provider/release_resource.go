@@ -50,6 +50,7 @@ type releaseModel struct {
 	Digest          types.String `tfsdk:"digest"`
 	PreviousVersion types.String `tfsdk:"previous_version"`
 	PublishedAt     types.String `tfsdk:"published_at"`
+	ArtifactChanges types.List   `tfsdk:"artifact_changes"`
 }
 
 func (r *ReleaseResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -115,6 +116,14 @@ func releaseSchema() schema.Schema {
 			"published_at": schema.StringAttribute{
 				MarkdownDescription: "When the version was published (RFC 3339, UTC). Unknown until apply for a new version.",
 				Computed:            true,
+			},
+			"artifact_changes": schema.ListAttribute{
+				MarkdownDescription: "What this version changes in `artifacts` against `previous_version` as published in " +
+					"the store, one line per artifact in name order: `+ name` (added), `- name` (removed), `~ name` (another " +
+					"digest). Known at plan, so `tofu plan` names the artifacts a new version ships; null for the first " +
+					"version. For the files changed in a directory artifact, see `data.immutable_release_diff`.",
+				ElementType: types.StringType,
+				Computed:    true,
 			},
 		},
 	}
@@ -188,6 +197,7 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if plan.Name.IsUnknown() || mapUnknown(plan.Artifacts) || mapUnknown(plan.Metadata) || configVersion.IsUnknown() || r.data == nil {
 		plan.Digest, plan.ID = types.StringUnknown(), types.StringUnknown()
 		plan.PreviousVersion, plan.PublishedAt = types.StringUnknown(), types.StringUnknown()
+		plan.ArtifactChanges = types.ListUnknown(types.StringType)
 		if configVersion.IsNull() || configVersion.IsUnknown() {
 			plan.Version = types.StringUnknown()
 		}
@@ -211,6 +221,7 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if prior != nil && prior.Digest.ValueString() == d && (configVersion.IsNull() || configVersion.Equal(prior.Version)) {
 		plan.Digest, plan.Version, plan.ID = prior.Digest, prior.Version, prior.ID
 		plan.PreviousVersion, plan.PublishedAt = prior.PreviousVersion, prior.PublishedAt
+		plan.ArtifactChanges = prior.ArtifactChanges
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -221,6 +232,11 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 	plan.setPlanned(c, p)
+	plan.ArtifactChanges, diags = r.artifactChanges(ctx, c, p.PreviousVersion)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	if prior != nil {
 		if prior.Digest.ValueString() != d {
 			resp.RequiresReplace.Append(path.Root("digest"))
@@ -286,6 +302,11 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 			return
 		}
 		plan.setPlanned(c, p)
+		plan.ArtifactChanges, diags = r.artifactChanges(ctx, c, p.PreviousVersion)
+		resp.Diagnostics.Append(diags...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
 	}
 
 	if err := runPublishHook(ctx); err != nil {
@@ -343,11 +364,54 @@ func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 	m.ID = types.StringValue(name + "@" + version)
 	m.PublishedAt = types.StringValue(rec.PublishedAt)
 	m.PreviousVersion = optionalString(rec.PreviousVersion)
+	if m.ArtifactChanges.IsNull() && rec.PreviousVersion != "" { // imported, or published by an older provider
+		changes, diags := r.artifactChanges(ctx, rec.Content(), rec.PreviousVersion)
+		resp.Diagnostics.Append(diags...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		m.ArtifactChanges = changes
+	}
 	m.Artifacts = stringMap(rec.Artifacts)
 	if len(rec.Metadata) > 0 || !m.Metadata.IsNull() {
 		m.Metadata = stringMap(rec.Metadata)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// artifactChanges compares the artifacts of c with those of the published
+// record of previous ("" for none: null). It reads one record and depends
+// on nothing else, so the two plans of an apply agree, also for a
+// replacement, whose final plan has no prior state. A previous record that
+// is gone or altered gives null and a warning, the same in both plans; a
+// store that cannot be read is an error.
+func (r *ReleaseResource) artifactChanges(ctx context.Context, c release.Content, previous string) (types.List, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	none := types.ListNull(types.StringType)
+	if previous == "" {
+		return none, diags
+	}
+	st := r.data.store
+	rec, err := release.Get(ctx, st.Backend(), c.Name, previous)
+	var tampered *release.TamperedError
+	var oversize *release.OversizeRecordError
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.As(err, &tampered), errors.As(err, &oversize):
+		diags.AddAttributeWarning(path.Root("artifact_changes"), "Previous version not compared",
+			fmt.Sprintf("Version %s of release %q could not be read from %s (%v), so `artifact_changes` is null. "+
+				"Publishing is not affected.", previous, c.Name, st, err))
+		return none, diags
+	case err != nil:
+		diags.Append(releaseError(st, c.Name, err))
+		return none, diags
+	}
+	lines := release.ArtifactChanges(rec.Artifacts, c.Artifacts)
+	if lines == nil {
+		lines = []string{}
+	}
+	v, d := types.ListValueFrom(ctx, types.StringType, lines)
+	diags.Append(d...)
+	return v, diags
 }
 
 func stringMap(in map[string]string) types.Map {

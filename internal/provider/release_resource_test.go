@@ -64,6 +64,7 @@ func TestAccRelease_lifecycle(t *testing.T) {
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("id"), knownvalue.StringExact("web@1.0.0")),
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:[0-9a-f]{64}$`))),
 						plancheck.ExpectUnknownValue(rel, tfjsonpath.New("published_at")),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), knownvalue.Null()),
 					}},
 					ConfigStateChecks: []statecheck.StateCheck{
 						version("1.0.0"),
@@ -90,6 +91,9 @@ func TestAccRelease_lifecycle(t *testing.T) {
 						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
 						planVersion("1.0.1"),
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.0")),
+						// The plan names what the new version ships.
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"),
+							knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("~ site")})),
 					}},
 					ConfigStateChecks: []statecheck.StateCheck{version("1.0.1")},
 				},
@@ -108,6 +112,8 @@ func TestAccRelease_lifecycle(t *testing.T) {
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
 						planVersion("1.0.0"),
+						// Adopted: compared with 1.0.0's own previous version, none.
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), knownvalue.Null()),
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("published_at"), knownvalue.StringFunc(func(v string) error {
 							if v != publishedAt {
 								return fmt.Errorf("adopted published_at %q, want the original %q", v, publishedAt)
@@ -131,6 +137,9 @@ func TestAccRelease_lifecycle(t *testing.T) {
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 						planVersion("1.1.0"),
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.1")),
+						// Against the store's 1.0.1, not the state's 1.0.0.
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"),
+							knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("~ site")})),
 					}},
 				},
 			},

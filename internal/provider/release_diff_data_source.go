@@ -1,0 +1,288 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	goversion "github.com/hashicorp/go-version"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
+)
+
+var (
+	_ datasource.DataSource              = (*ReleaseDiffDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*ReleaseDiffDataSource)(nil)
+)
+
+// ReleaseDiffDataSource is data.immutable_release_diff: what changed
+// between two published versions of a release.
+type ReleaseDiffDataSource struct {
+	data *providerData
+}
+
+// NewReleaseDiffDataSource returns the data source.
+func NewReleaseDiffDataSource() datasource.DataSource { return &ReleaseDiffDataSource{} }
+
+// Bounds of max_file_changes: the lines are in every plan and state that
+// holds the data source.
+const (
+	defaultFileChanges = 100
+	maxFileChanges     = 10000
+)
+
+type releaseDiffModel struct {
+	ID               types.String `tfsdk:"id"`
+	Name             types.String `tfsdk:"name"`
+	From             types.String `tfsdk:"from"`
+	To               types.String `tfsdk:"to"`
+	MaxFileChanges   types.Int64  `tfsdk:"max_file_changes"`
+	FromDigest       types.String `tfsdk:"from_digest"`
+	ToDigest         types.String `tfsdk:"to_digest"`
+	ArtifactsAdded   types.Map    `tfsdk:"artifacts_added"`
+	ArtifactsRemoved types.Map    `tfsdk:"artifacts_removed"`
+	ArtifactsChanged types.Map    `tfsdk:"artifacts_changed"`
+	MetadataAdded    types.Map    `tfsdk:"metadata_added"`
+	MetadataRemoved  types.Map    `tfsdk:"metadata_removed"`
+	MetadataChanged  types.Map    `tfsdk:"metadata_changed"`
+}
+
+var (
+	valueChangeType = types.ObjectType{AttrTypes: map[string]attr.Type{"from": types.StringType, "to": types.StringType}}
+
+	artifactChangeType = types.ObjectType{AttrTypes: map[string]attr.Type{
+		"from":          types.StringType,
+		"to":            types.StringType,
+		"files_added":   types.Int64Type,
+		"files_removed": types.Int64Type,
+		"files_changed": types.Int64Type,
+		"file_changes":  types.ListType{ElemType: types.StringType},
+	}}
+)
+
+func (d *ReleaseDiffDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_release_diff"
+}
+
+func (d *ReleaseDiffDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	stringMapOut := func(desc string) schema.MapAttribute {
+		return schema.MapAttribute{MarkdownDescription: desc, ElementType: types.StringType, Computed: true}
+	}
+	digestOut := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{MarkdownDescription: desc, Computed: true}
+	}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "What changed between two published versions of a release: artifacts added, removed and " +
+			"changed; for each changed directory artifact the files added, removed and changed; metadata keys added, " +
+			"removed and changed. Works for any two stored versions, in either order (`from` is the older side of the " +
+			"comparison). Each changed directory artifact costs two reads of its stored listing, however many files it " +
+			"has; the file lines are bounded by `max_file_changes`, the counts are always complete.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{MarkdownDescription: "`name@from..to`.", Computed: true},
+			"name": schema.StringAttribute{
+				MarkdownDescription: "Release name.",
+				Required:            true,
+				Validators:          []validator.String{releaseNameValidator},
+			},
+			"from": schema.StringAttribute{
+				MarkdownDescription: "The version to compare from, exact (`1.4.1`): what was there before.",
+				Required:            true,
+				Validators:          []validator.String{versionValidator},
+			},
+			"to": schema.StringAttribute{
+				MarkdownDescription: "The version to compare to, exact (`1.4.2`). Unset: the latest stable version, as " +
+					"`data.immutable_release` picks it; then this attribute holds the version found.",
+				Optional:   true,
+				Computed:   true,
+				Validators: []validator.String{versionValidator},
+			},
+			"max_file_changes": schema.Int64Attribute{
+				MarkdownDescription: fmt.Sprintf("At most this many lines in each changed artifact's `file_changes` "+
+					"(default %d, at most %d), so that a large tree cannot flood the plan. The counts are not bounded.",
+					defaultFileChanges, maxFileChanges),
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.Between(0, maxFileChanges)},
+			},
+			"from_digest":       digestOut("The release digest of `from`."),
+			"to_digest":         digestOut("The release digest of `to`; equal to `from_digest` when nothing changed."),
+			"artifacts_added":   stringMapOut("Artifacts only in `to`: name → digest."),
+			"artifacts_removed": stringMapOut("Artifacts only in `from`: name → digest."),
+			"artifacts_changed": schema.MapNestedAttribute{
+				MarkdownDescription: "Artifacts in both with another digest, by name. The file attributes compare the two " +
+					"stored listings when both digests are directory artifacts; they are null for a file or inline-content " +
+					"artifact, whose change is its digests.",
+				Computed: true,
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"from":          schema.StringAttribute{MarkdownDescription: "The digest in `from`.", Computed: true},
+					"to":            schema.StringAttribute{MarkdownDescription: "The digest in `to`.", Computed: true},
+					"files_added":   schema.Int64Attribute{MarkdownDescription: "How many files and symlinks are new.", Computed: true},
+					"files_removed": schema.Int64Attribute{MarkdownDescription: "How many are gone.", Computed: true},
+					"files_changed": schema.Int64Attribute{
+						MarkdownDescription: "How many changed content or kind (a file that became executable, say).",
+						Computed:            true,
+					},
+					"file_changes": schema.ListAttribute{
+						MarkdownDescription: "The first `max_file_changes` changes in path order, one a line: `+ path` " +
+							"(added), `- path` (removed), `~ path` (changed). Fewer than `files_added + files_removed + " +
+							"files_changed` when the bound cut the list.",
+						ElementType: types.StringType,
+						Computed:    true,
+					},
+				}},
+			},
+			"metadata_added":   stringMapOut("Metadata keys only in `to`, with their values."),
+			"metadata_removed": stringMapOut("Metadata keys only in `from`, with their values there."),
+			"metadata_changed": schema.MapNestedAttribute{
+				MarkdownDescription: "Metadata keys in both with another value: key → `{ from, to }`.",
+				Computed:            true,
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"from": schema.StringAttribute{MarkdownDescription: "The value in `from`.", Computed: true},
+					"to":   schema.StringAttribute{MarkdownDescription: "The value in `to`.", Computed: true},
+				}},
+			},
+		},
+	}
+}
+
+func (d *ReleaseDiffDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+// findVersion returns the published version equal to want, or nil.
+func findVersion(all []*goversion.Version, want string) *goversion.Version {
+	v, err := versions.Parse(want)
+	if err != nil {
+		return nil
+	}
+	for _, p := range all {
+		if p.Equal(v) {
+			return p
+		}
+	}
+	return nil
+}
+
+func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var m releaseDiffModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || d.data == nil {
+		return
+	}
+	st, name := d.data.store, m.Name.ValueString()
+	all, err := release.List(ctx, st.Backend(), name)
+	if err != nil {
+		resp.Diagnostics.Append(storeReadError(st, err))
+		return
+	}
+	if len(all) == 0 {
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Release not found",
+			fmt.Sprintf("Release %q has no published versions in the store %s, so there is nothing to compare. Check "+
+				"the name and the provider's `store`.", name, st))
+		return
+	}
+	from := findVersion(all, m.From.ValueString())
+	if from == nil {
+		resp.Diagnostics.AddAttributeError(path.Root("from"), "Version not found",
+			fmt.Sprintf("Release %q has no version %s in the store %s. Published versions, newest first: %s.",
+				name, m.From.ValueString(), st, versions.Newest(all, 10)))
+		return
+	}
+	var to *goversion.Version
+	if m.To.IsNull() {
+		if stable := versions.Select(all, nil, false); len(stable) > 0 {
+			to = stable[len(stable)-1]
+		} else {
+			resp.Diagnostics.AddAttributeError(path.Root("to"), "No stable version",
+				fmt.Sprintf("Release %q has no stable version to compare to, only pre-releases: set `to` to one of "+
+					"them. Published versions, newest first: %s.", name, versions.Newest(all, 10)))
+			return
+		}
+	} else if to = findVersion(all, m.To.ValueString()); to == nil {
+		resp.Diagnostics.AddAttributeError(path.Root("to"), "Version not found",
+			fmt.Sprintf("Release %q has no version %s in the store %s. Published versions, newest first: %s.",
+				name, m.To.ValueString(), st, versions.Newest(all, 10)))
+		return
+	}
+
+	older, diags := getRecord(ctx, st, name, from.Original())
+	resp.Diagnostics.Append(diags...)
+	newer, diags := getRecord(ctx, st, name, to.Original())
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	limit := int64(defaultFileChanges)
+	if !m.MaxFileChanges.IsNull() {
+		limit = m.MaxFileChanges.ValueInt64()
+	}
+	diff, err := release.Compare(ctx, older, newer, release.StoreListings(st), int(limit))
+	if err != nil {
+		resp.Diagnostics.Append(storeReadError(st, fmt.Errorf("comparing the listings of release %q: %w", name, err)))
+		return
+	}
+
+	m.ID = types.StringValue(name + "@" + older.Version + ".." + newer.Version)
+	m.From, m.To = types.StringValue(older.Version), types.StringValue(newer.Version)
+	m.FromDigest, m.ToDigest = types.StringValue(older.Digest), types.StringValue(newer.Digest)
+	m.ArtifactsAdded, m.ArtifactsRemoved = stringMap(diff.ArtifactsAdded), stringMap(diff.ArtifactsRemoved)
+	m.MetadataAdded, m.MetadataRemoved = stringMap(diff.MetadataAdded), stringMap(diff.MetadataRemoved)
+
+	changed := make(map[string]attr.Value, len(diff.ArtifactsChanged))
+	for k, c := range diff.ArtifactsChanged {
+		obj := map[string]attr.Value{
+			"from": types.StringValue(c.From), "to": types.StringValue(c.To),
+			"files_added": types.Int64Null(), "files_removed": types.Int64Null(), "files_changed": types.Int64Null(),
+			"file_changes": types.ListNull(types.StringType),
+		}
+		if f := c.Files; f != nil {
+			obj["files_added"] = types.Int64Value(int64(f.Added))
+			obj["files_removed"] = types.Int64Value(int64(f.Removed))
+			obj["files_changed"] = types.Int64Value(int64(f.Changed))
+			lines, diags := types.ListValueFrom(ctx, types.StringType, f.Lines)
+			resp.Diagnostics.Append(diags...)
+			obj["file_changes"] = lines
+		}
+		v, diags := types.ObjectValue(artifactChangeType.AttrTypes, obj)
+		resp.Diagnostics.Append(diags...)
+		changed[k] = v
+	}
+	var diags2 diag.Diagnostics
+	m.ArtifactsChanged, diags2 = types.MapValue(artifactChangeType, changed)
+	resp.Diagnostics.Append(diags2...)
+
+	meta := make(map[string]attr.Value, len(diff.MetadataChanged))
+	for k, c := range diff.MetadataChanged {
+		v, diags := types.ObjectValue(valueChangeType.AttrTypes, map[string]attr.Value{"from": types.StringValue(c.From), "to": types.StringValue(c.To)})
+		resp.Diagnostics.Append(diags...)
+		meta[k] = v
+	}
+	m.MetadataChanged, diags2 = types.MapValue(valueChangeType, meta)
+	resp.Diagnostics.Append(diags2...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// getRecord reads one version's record, which a listing has just shown.
+func getRecord(ctx context.Context, st *store.Store, name, version string) (*release.Record, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	rec, err := release.Get(ctx, st.Backend(), name, version)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = fmt.Errorf("version %s vanished while it was read: %w", version, err)
+		}
+		diags.Append(releaseError(st, name, err))
+	}
+	return rec, diags
+}
