@@ -109,6 +109,25 @@ func CheckLink(p, target string, links map[string]bool) error {
 	return nil
 }
 
+// UnsafeNameError is an entry whose name an extractor could read as a
+// path outside the archive's directory.
+type UnsafeNameError struct {
+	Path string
+}
+
+func (e *UnsafeNameError) Error() string {
+	return fmt.Sprintf("the file %q cannot go into an archive safely: Windows extractors read \"\\\" as a separator and \":\" as a "+
+		"drive or stream, so it could land outside the directory it is unpacked into. Rename it, or leave it out with excludes = [%q]", e.Path, e.Path)
+}
+
+// CheckEntryName refuses an entry name holding "\\" or ":".
+func CheckEntryName(p string) error {
+	if strings.ContainsAny(p, "\\:") {
+		return &UnsafeNameError{Path: p}
+	}
+	return nil
+}
+
 // Links returns the paths of a listing's symlinks, for CheckLink.
 func Links(m *digest.Manifest) map[string]bool {
 	links := map[string]bool{}
@@ -154,6 +173,9 @@ func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener)
 		return flate.NewWriter(w, 6)
 	})
 	for _, e := range m.Entries {
+		if err := CheckEntryName(e.Path); err != nil {
+			return err
+		}
 		h := &zip.FileHeader{Name: e.Path, Method: zip.Deflate, Modified: epoch}
 		if e.Kind == digest.KindSymlink {
 			target, err := readTarget(ctx, open, e, links)
@@ -191,6 +213,9 @@ func writeTarGz(ctx context.Context, w io.Writer, m *digest.Manifest, open Opene
 	links := Links(m)
 	tw := tar.NewWriter(gz)
 	for _, e := range m.Entries {
+		if err := CheckEntryName(e.Path); err != nil {
+			return err
+		}
 		h := &tar.Header{Name: e.Path, ModTime: epoch, Mode: mode(e), Typeflag: tar.TypeReg, Size: e.Size}
 		if e.Kind == digest.KindSymlink {
 			target, err := readTarget(ctx, open, e, links)

@@ -80,7 +80,7 @@ type TypeError struct {
 }
 
 func (e *TypeError) Error() string {
-	return fmt.Sprintf("%s is %s; a tree may only hold regular files, symlinks and directories: remove it or exclude it", e.Path, e.Type)
+	return fmt.Sprintf("%q is %s; a tree may only hold regular files, symlinks and directories: remove it or exclude it", e.Path, e.Type)
 }
 
 // TypeName says in words what kind of file a mode's type bits describe:
@@ -113,7 +113,7 @@ type ChangedError struct {
 }
 
 func (e *ChangedError) Error() string {
-	return fmt.Sprintf("%s changed while it was being read: it is now %s, not the regular file that was listed; nothing of it was read. Make sure nothing rewrites the tree during plan and apply, then run again", e.Path, e.Now)
+	return fmt.Sprintf("%q changed while it was being read: it is now %s, not the regular file that was listed; nothing of it was read. Make sure nothing rewrites the tree during plan and apply, then run again", e.Path, e.Now)
 }
 
 // FileHasher hashes one regular file. abs is its path on disk, rel its

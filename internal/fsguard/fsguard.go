@@ -83,6 +83,26 @@ func Rel(p, root string) (rel string, ok bool, err error) {
 	return filepath.ToSlash(r), true, nil
 }
 
+// StoreAbove finds a local content-addressed store holding path: the
+// nearest real directory above it (or it) with a blobs/sha256 directory,
+// the layout every file:// store has. Every store is recognised this way,
+// not only the one a resource is configured with: another provider block's
+// store is just as write-once.
+func StoreAbove(path string) (string, bool) {
+	p, err := Resolve(path)
+	if err != nil {
+		return "", false
+	}
+	for dir := p; ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(filepath.Join(dir, "blobs", "sha256")); err == nil && fi.IsDir() {
+			return dir, true
+		}
+		if filepath.Dir(dir) == dir {
+			return "", false
+		}
+	}
+}
+
 // Area is a place a target must stay out of.
 type Area struct {
 	Root string // a directory or a file
@@ -138,6 +158,9 @@ func CheckTarget(target string, areas ...Area) error {
 			return &RefusedError{Target: target, Reason: "is " + a.What}
 		}
 		return &RefusedError{Target: target, Reason: "is inside " + a.What}
+	}
+	if root, ok := StoreAbove(target); ok {
+		return &RefusedError{Target: target, Reason: "is inside the content-addressed store " + root + ", whose objects are never overwritten"}
 	}
 	fi, err := os.Lstat(target)
 	switch {

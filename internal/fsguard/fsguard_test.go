@@ -92,3 +92,20 @@ func TestCheckTarget(t *testing.T) {
 		t.Fatalf("a symlink target: %v", err)
 	}
 }
+
+// TestOtherStoresAreRecognised: a path inside any local store (found by
+// its blobs/sha256 layout) is refused, though no Area names it.
+func TestOtherStoresAreRecognised(t *testing.T) {
+	other := filepath.Join(t.TempDir(), "storeA")
+	must(t, os.MkdirAll(filepath.Join(other, "blobs", "sha256", "87"), 0o755))
+	blob := filepath.Join(other, "blobs", "sha256", "87", "8742")
+	must(t, os.WriteFile(blob, []byte("stored"), 0o444))
+	for _, target := range []string{blob, filepath.Join(other, "trees", "new.zip"), filepath.Join(other, "x.zip")} {
+		if err := CheckTarget(target); err == nil || !strings.Contains(err.Error(), "inside the content-addressed store") {
+			t.Errorf("CheckTarget(%s) = %v", target, err)
+		}
+	}
+	if err := CheckTarget(filepath.Join(t.TempDir(), "x.zip")); err != nil {
+		t.Fatal(err)
+	}
+}

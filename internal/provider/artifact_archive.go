@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -77,6 +78,9 @@ func sourceOpener(src string, isDir bool) archive.Opener {
 		}
 		if e.Kind == digest.KindSymlink {
 			target, err := os.Readlink(p)
+			if errors.Is(err, syscall.EINVAL) {
+				return nil, &digest.ChangedError{Path: e.Path, Now: "not a symlink"}
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -101,11 +105,15 @@ func sourceOpener(src string, isDir bool) archive.Opener {
 	}
 }
 
-// checkLinks refuses, at plan, an archive of a tree holding a symlink that
-// leaves it. The targets are read from disk: listings keep only their hash.
+// checkLinks refuses, at plan, an archive of a tree holding a name that
+// is unsafe in an archive or a symlink that leaves the tree. The targets
+// are read from disk: listings keep only their hash.
 func checkLinks(src string, m *digest.Manifest) error {
 	links := archive.Links(m)
 	for _, e := range m.Entries {
+		if err := archive.CheckEntryName(e.Path); err != nil {
+			return err
+		}
 		if e.Kind != digest.KindSymlink {
 			continue
 		}
@@ -181,6 +189,8 @@ func archiveError(st *store.Store, attr string, what string, err error) diag.Dia
 	var corrupt *archive.CorruptError
 	var mismatch *store.MismatchError
 	var link *archive.LinkError
+	var unsafeName *archive.UnsafeNameError
+	var changed *digest.ChangedError
 	var notRegular *archive.NotRegularError
 	switch {
 	case errors.As(err, &corrupt):
@@ -194,6 +204,10 @@ func archiveError(st *store.Store, attr string, what string, err error) diag.Dia
 				"it is rebuilt from the source. Nothing was written.", st, err))
 	case errors.As(err, &link):
 		return diag.NewAttributeErrorDiagnostic(path.Root("archive"), "Cannot archive a link that leaves the tree", err.Error()+".")
+	case errors.As(err, &unsafeName):
+		return diag.NewAttributeErrorDiagnostic(path.Root("archive"), "Cannot archive this file name", err.Error()+".")
+	case errors.As(err, &changed):
+		return diag.NewAttributeErrorDiagnostic(path.Root("source"), "Source changed while it was read", err.Error()+".")
 	case errors.As(err, &notRegular):
 		return diag.NewAttributeErrorDiagnostic(path.Root("output_path"), "Refusing to write output_path",
 			fmt.Sprintf("%v. Nothing was written.", err))

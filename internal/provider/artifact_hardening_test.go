@@ -183,6 +183,13 @@ func TestAccArtifact_outputPathRefused(t *testing.T) {
 			must(t, os.Symlink(blobs, link))
 			return link + "/../sha256/" + store.BlobKey(digest.Bytes([]byte("x\n")))[len("blobs/sha256/"):]
 		}, `inside the store`},
+		"another store": {func() string { return e.dir }, func() string {
+			// A store this resource is not configured with (another provider
+			// block's): recognised by its layout.
+			other := filepath.Join(filepath.Dir(e.dir), "other-store")
+			must(t, os.MkdirAll(filepath.Join(other, "blobs", "sha256"), 0o755))
+			return filepath.Join(other, "archives", "x.zip")
+		}, `inside the content-addressed store`},
 		"the store itself":   {func() string { return e.dir }, func() string { return e.store }, `is the store`},
 		"the source file":    {func() string { return file }, func() string { return file }, `is the source`},
 		"inside the source":  {func() string { return e.dir }, func() string { return filepath.Join(e.dir, "out.zip") }, `(?s)inside the source directory.*excludes`},
@@ -415,5 +422,59 @@ func TestAccArtifact_listingTooLarge(t *testing.T) {
 	})
 	if keys, _ := e.backend().Backend().List(context.Background(), ""); len(keys) != 0 {
 		t.Fatalf("written: %v", keys)
+	}
+}
+
+// TestAccArtifact_unsafeArchiveNames: a name an extractor could read as a
+// path out of its directory ("\\" or ":", as Windows tools do) is refused
+// in archives at plan; the tree itself still records it.
+func TestAccArtifact_unsafeArchiveNames(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.write(map[string]string{"index.js": "x\n", "..\\..\\evil.txt": "y\n"})
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config:      e.artifactConfig(e.dir, `archive = "zip"`),
+				ExpectError: regexp.MustCompile(`(?s)Cannot archive this file name.*cannot go into an archive\s+safely`),
+			},
+			{Config: e.artifactConfig(e.dir)},
+		},
+	})
+}
+
+// TestAccArtifact_storeInsideSource: a local store inside the directory
+// source would be hashed into the artifact and replace it on every plan:
+// refused, unless excludes leave it out (then plans settle).
+func TestAccArtifact_storeInsideSource(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.write(siteFiles)
+	e.store = filepath.Join(e.dir, ".immutable")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config:      e.artifactConfig(e.dir),
+				ExpectError: regexp.MustCompile(`(?s)The store is inside the source.*excludes\s+=\s+\[".immutable"\]`),
+			},
+			{Config: e.artifactConfig(e.dir, `excludes = [".immutable"]`)},
+			{
+				Config:           e.artifactConfig(e.dir, `excludes = [".immutable"]`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
+}
+
+// TestPrintable: a path with control characters is quoted in messages, so
+// it cannot clear or rewrite the terminal showing the plan.
+func TestPrintable(t *testing.T) {
+	if got := printable("x\x1b[2J\rOK"); got != `"x\x1b[2J\rOK"` {
+		t.Fatalf("printable = %s", got)
+	}
+	if got := printable("css/site ü.css"); got != "css/site ü.css" {
+		t.Fatalf("printable changed a plain path: %s", got)
 	}
 }

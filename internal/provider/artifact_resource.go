@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -313,6 +315,15 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 		}
 		return c, diags
 	}
+	if root := localRoot(r.data.store); root != "" {
+		if rel, in, err := fsguard.Rel(root, src); err == nil && in && !digest.Excluded(rel, excludes) {
+			diags.AddAttributeError(srcPath, "The store is inside the source",
+				fmt.Sprintf("The store %s is inside the source directory %q (at %q): every apply would add to the content it "+
+					"hashes, and every plan would replace the artifact. Leave it out with excludes = [%q], or move the store "+
+					"(the provider's `store` setting). Nothing was written.", r.data.store, src, rel, rel))
+			return nil, diags
+		}
+	}
 	opts := digest.Options{Excludes: excludes, Progress: &digest.Progress{}}
 	stop := logProgress(ctx, src, opts.Progress)
 	var man *digest.Manifest
@@ -482,6 +493,18 @@ func (r *ArtifactResource) sameArchiveListing(ctx context.Context, p privateGett
 	return err == nil && ref.Hex() == prior.ArchiveSHA256.ValueString()
 }
 
+// printable shows a path as it is, or quoted with escapes when it holds a
+// control character: a file name must not be able to move the cursor or
+// clear the terminal of someone reading the plan.
+func printable(p string) string {
+	for _, r := range p {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(p)
+		}
+	}
+	return p
+}
+
 // warnLargeChange names the changed paths of a tree too large for `files`,
 // against the previous manifest in the store. It only ever warns.
 func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *computed, diags *diag.Diagnostics) {
@@ -497,6 +520,9 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 		return
 	}
 	lines, total := digest.Diff(oldMan, c.manifest, changesShown)
+	for i, l := range lines {
+		lines[i] = l[:2] + printable(l[2:])
+	}
 	if total == 0 {
 		return
 	}

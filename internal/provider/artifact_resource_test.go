@@ -546,7 +546,7 @@ func TestAccArtifact_badInput(t *testing.T) {
 		"excludes on a file":   {res(fmt.Sprintf("source = %q\nexcludes = [\"*.map\"]", file)), `(?s)Excludes need a directory source.*is a file`},
 		"newline in a name":    {res(fmt.Sprintf("source = %q", newlineDir)), `(?s)Unsupported file name.*contains a newline`},
 		"invalid UTF-8 name":   {res(fmt.Sprintf("source = %q", badUTF8Dir)), `(?s)Unsupported file name.*not valid UTF-8`},
-		"FIFO in the tree":     {res(fmt.Sprintf("source = %q", fifoDir)), `(?s)Unsupported file type.*pipe is a named\s+pipe`},
+		"FIFO in the tree":     {res(fmt.Sprintf("source = %q", fifoDir)), `(?s)Unsupported file type.*pipe" is a named\s+pipe`},
 		"FIFO as the source":   {res(fmt.Sprintf("source = %q", filepath.Join(fifoDir, "pipe"))), `(?s)Source is not a regular file.*is a named\s+pipe`},
 		"device as the source": {res(fmt.Sprintf("source = %q", devNode)), `(?s)Source is not a regular file.*is a\s+character\s+device`},
 		"empty exclude":        {res(fmt.Sprintf("source = %q\nexcludes = [\"\"]", e.dir)), `(?s)Invalid glob.*empty and matches\s+nothing`},

@@ -75,9 +75,12 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		if strings.HasPrefix(rest, "~") {
 			return nil, tildeError(raw, rest)
 		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 && strings.Contains(rest[:at], ":") {
-			// file://user:pass@host/path: credentials, never a local path
-			// (the secret may hold "/", so the whole part before "@" counts).
+		first, _, _ := strings.Cut(rest, "/")
+		if at := strings.LastIndex(rest, "@"); at >= 0 && (strings.Contains(rest[:at], ":") || strings.Contains(first, "@")) {
+			// file://user:pass@host/path or file://user@host/path:
+			// credentials, never a local path (the secret may hold "/", so
+			// the whole part before "@" counts). A directory whose name holds
+			// "@" is still reachable as file://./a@b.
 			return nil, &UserInfoError{URL: "file://" + Redacted + rest[at:], Fixed: "file://" + strings.TrimPrefix(rest[at+1:], "localhost")}
 		}
 		if strings.HasPrefix(rest, "localhost/") {
@@ -99,6 +102,11 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 				e.Fixed = "s3://" + rest[at+1:]
 			}
 			return nil, e
+		}
+		if i := strings.IndexAny(rest, "?#%"); i >= 0 {
+			// What follows is not shown: a query may be where someone put a secret.
+			return nil, fmt.Errorf("%q has %q in it: an s3:// store URL takes no query, fragment or escapes, and the prefix is used as "+
+				"written; write s3://BUCKET/PREFIX with plain characters, and settings in the provider's `s3` block", "s3://"+rest[:i]+"…", rest[i:i+1])
 		}
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		if bucket == "" {

@@ -118,3 +118,23 @@ func TestBucketNames(t *testing.T) {
 		}
 	}
 }
+
+// TestURLOddities: user info without a password in a file URL, and
+// queries, fragments or escapes in an s3 URL, are refused instead of being
+// taken as a directory or a key prefix.
+func TestURLOddities(t *testing.T) {
+	for raw, want := range map[string]string{
+		"file://AKIAKEY@localhost/x": "holds user info",
+		"s3://bucket/p?secret=x":     "no query",
+		"s3://bucket/p#frag":         "no query",
+		"s3://bucket/sp%20ace":       "escapes",
+	} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secret=x") {
+			t.Errorf("Open(%q) = %v, want it to say %s (and not repeat the query)", raw, err, want)
+		}
+	}
+	if _, err := Open(context.Background(), "file://./a@b", Options{}); err != nil {
+		t.Fatalf("a directory with @ in its name: %v", err)
+	}
+}
