@@ -5,7 +5,9 @@
 // fsynced, made read-only, then hard-linked to its key — link(2) fails if
 // the key exists, so an object is never overwritten, and a crash at any
 // point leaves either no object or the whole one — and the directory is
-// fsynced. Temporary files start with ".tmp-" and are never listed.
+// fsynced. Temporary files start with ".tmp-<pid>-" and are never listed;
+// those a killed writer left are removed by the next process that writes
+// in their directory.
 package filestore
 
 import (
@@ -18,17 +20,20 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/tmpfile"
 )
 
 const tmpPrefix = ".tmp-"
 
 // Backend is a store.Backend in a directory.
 type Backend struct {
-	root string
+	root  string
+	swept sync.Map // directories whose leftovers this process removed
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -89,7 +94,13 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 	if err := b.mkdirAll(dir); err != nil {
 		return &WriteError{Store: b.String(), Err: err}
 	}
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if _, done := b.swept.LoadOrStore(dir, true); !done {
+		// Temporary files of a writer killed mid-write are never listed,
+		// but take space: remove those of processes that have ended, once
+		// per directory per process.
+		tmpfile.Sweep(dir, tmpPrefix)
+	}
+	tmp, err := tmpfile.Create(dir, tmpPrefix)
 	if err != nil {
 		return &WriteError{Store: b.String(), Err: err}
 	}

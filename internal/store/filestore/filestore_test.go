@@ -3,6 +3,7 @@ package filestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -217,5 +218,40 @@ func TestListUnderAFile(t *testing.T) {
 	keys, err := b.List(context.Background(), "releases/web/versions/")
 	if err != nil || len(keys) != 0 {
 		t.Fatalf("List under a file: %v %v", keys, err)
+	}
+}
+
+// TestLeftoversOfAKilledWriterAreSwept: a temporary file a killed writer
+// left in a store directory is removed by the next write there; a live
+// process's is kept.
+func TestLeftoversOfAKilledWriterAreSwept(t *testing.T) {
+	b := newBackend(t)
+	ctx := context.Background()
+	if err := b.Create(ctx, "blobs/sha256/ab/first", strings.NewReader("1")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(b.Root(), "blobs", "sha256", "cd")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(dir, fmt.Sprintf(".tmp-%d-123", cmd.Process.Pid))
+	live := filepath.Join(dir, fmt.Sprintf(".tmp-%d-456", os.Getppid()))
+	for _, p := range []string{dead, live} {
+		if err := os.WriteFile(p, []byte("half a blob"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Create(ctx, "blobs/sha256/cd/second", strings.NewReader("2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatalf("a dead writer's leftover is still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Fatalf("a live process's temporary file was removed: %v", err)
 	}
 }
