@@ -478,3 +478,34 @@ func TestPrintable(t *testing.T) {
 		t.Fatalf("printable changed a plain path: %s", got)
 	}
 }
+
+// TestAccArtifact_sharedOutputPath: two artifacts writing different
+// archives to one output_path are refused at plan (they would rewrite it
+// in turn on every apply); the same archive twice is fine.
+func TestAccArtifact_sharedOutputPath(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.write(map[string]string{"a/index.js": "a\n", "b/index.js": "b\n"})
+	out := filepath.Join(filepath.Dir(e.dir), "shared.zip")
+	two := func(second string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "a" {
+  source      = %q
+  archive     = "zip"
+  output_path = %q
+}
+resource "immutable_artifact" "b" {
+  source      = %q
+  archive     = "zip"
+  output_path = %q
+}
+`, filepath.Join(e.dir, "a"), out, filepath.Join(e.dir, second), out)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: two("b"), ExpectError: regexp.MustCompile(`(?s)Two artifacts write one output_path`)},
+			{Config: two("a")},
+		},
+	})
+}

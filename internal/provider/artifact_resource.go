@@ -436,6 +436,15 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 			if resp.Diagnostics.HasError() {
 				return
 			}
+			if target, err := fsguard.Resolve(plan.OutputPath.ValueString()); err == nil {
+				claim := plan.Archive.ValueString() + " " + c.archiveListing.Digest().String()
+				if other, loaded := r.data.outputs.LoadOrStore(target, claim); loaded && other != claim {
+					resp.Diagnostics.AddAttributeError(path.Root("output_path"), "Two artifacts write one output_path",
+						fmt.Sprintf("Another immutable_artifact in this configuration writes a different archive to %s; each apply "+
+							"would overwrite the other's. Give each artifact its own output_path.", target))
+					return
+				}
+			}
 		}
 	}
 	plan.setOutputs(c)

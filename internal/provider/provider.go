@@ -68,6 +68,11 @@ type providerData struct {
 
 	refsOnce sync.Once
 	refs     *archive.Refs
+
+	// outputs maps each output_path planned in this operation (resolved)
+	// to the archive planned there, so two artifacts writing different
+	// archives to one path are caught instead of rewriting it in turn.
+	outputs sync.Map
 }
 
 // archives finds, builds and checks archives in the store, checking each
