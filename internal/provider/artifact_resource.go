@@ -66,6 +66,14 @@ type artifactModel struct {
 	Files              types.Map    `tfsdk:"files"`
 	ArchiveSHA256      types.String `tfsdk:"archive_sha256"`
 	ArchiveBase64SHA25 types.String `tfsdk:"archive_base64sha256"`
+	Path               types.String `tfsdk:"path"`
+	S3Bucket           types.String `tfsdk:"s3_bucket"`
+	S3Key              types.String `tfsdk:"s3_key"`
+	S3URL              types.String `tfsdk:"s3_url"`
+	ArchivePath        types.String `tfsdk:"archive_path"`
+	ArchiveS3Bucket    types.String `tfsdk:"archive_s3_bucket"`
+	ArchiveS3Key       types.String `tfsdk:"archive_s3_key"`
+	ArchiveS3URL       types.String `tfsdk:"archive_s3_url"`
 }
 
 func (r *ArtifactResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -149,6 +157,19 @@ func artifactSchema() schema.Schema {
 				"is already stored, else after apply."),
 			"archive_base64sha256": computedString("Base64 sha256 of the archive's bytes, what `source_code_hash` of " +
 				"`aws_lambda_function` wants."),
+			"path": computedString("On a `file://` store, for a file or inline content: the absolute path of the stored, " +
+				"read-only copy of its bytes. Null for a directory or on S3. Known at plan."),
+			"s3_bucket": computedString("On an `s3://` store, for a file or inline content: the bucket holding its bytes " +
+				"(`aws_lambda_function.s3_bucket`, a CloudFront origin). Null for a directory or on a local store. Known at plan."),
+			"s3_key": computedString("On an `s3://` store, for a file or inline content: the object key of its bytes. Known at plan."),
+			"s3_url": computedString("On an `s3://` store, for a file or inline content: `s3://bucket/key` of its bytes. Known at plan."),
+			"archive_path": computedString("On a `file://` store: the absolute path of the stored, read-only archive — what " +
+				"`aws_lambda_function.filename` takes, no copy needed. Known at plan whenever `archive_sha256` is."),
+			"archive_s3_bucket": computedString("On an `s3://` store: the bucket holding the archive (`aws_lambda_function.s3_bucket`). " +
+				"Known at plan whenever `archive_sha256` is."),
+			"archive_s3_key": computedString("On an `s3://` store: the archive's object key (`aws_lambda_function.s3_key`). " +
+				"Known at plan whenever `archive_sha256` is."),
+			"archive_s3_url": computedString("On an `s3://` store: `s3://bucket/key` of the archive. Known at plan whenever `archive_sha256` is."),
 		},
 	}
 }
@@ -224,6 +245,58 @@ func (m *artifactModel) anyUnknown() bool {
 		}
 	}
 	return false
+}
+
+// setLocations derives where the artifact's bytes and its archive live
+// from the digests in m: a stored object's place is a function of its
+// digest, so it is known whenever the digest is. Only the fields of the
+// store's kind are set; the others are null.
+func (m *artifactModel) setLocations(st *store.Store) {
+	local := false
+	if st != nil {
+		probe, _ := st.Locate(store.BlobKey(digest.Sum{}))
+		local = probe.Path != ""
+	}
+	set := func(sum types.String, applies bool, path, bucket, key, url *types.String) {
+		for _, f := range []*types.String{path, bucket, key, url} {
+			*f = types.StringNull()
+		}
+		fields := []*types.String{bucket, key, url}
+		if local {
+			fields = []*types.String{path}
+		}
+		switch {
+		case !applies || sum.IsNull():
+			return
+		case st == nil || sum.IsUnknown():
+			for _, f := range fields {
+				*f = types.StringUnknown()
+			}
+			return
+		}
+		s := strings.TrimPrefix(sum.ValueString(), digest.Prefix)
+		parsed, err := digest.ParseHex(s)
+		if err != nil {
+			return
+		}
+		loc, ok := st.Locate(store.BlobKey(parsed))
+		if !ok {
+			return
+		}
+		*path, *bucket, *key, *url = optionalString(loc.Path), optionalString(loc.Bucket), optionalString(loc.Key), optionalString(loc.URL)
+	}
+	// A file or inline content is one blob; a tree is a listing (its
+	// files' blobs are reached through it, or through the archive).
+	blobDigest := m.Digest
+	isBlob := true
+	switch {
+	case m.Digest.IsUnknown() || m.Files.IsUnknown() || m.FileCount.IsUnknown():
+		blobDigest = types.StringUnknown()
+	case !m.Files.IsNull() || m.FileCount.ValueInt64() != 1:
+		isBlob = false
+	}
+	set(blobDigest, isBlob, &m.Path, &m.S3Bucket, &m.S3Key, &m.S3URL)
+	set(m.ArchiveSHA256, true, &m.ArchivePath, &m.ArchiveS3Bucket, &m.ArchiveS3Key, &m.ArchiveS3URL)
 }
 
 func (m *artifactModel) setUnknownOutputs() {
@@ -375,6 +448,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		if prior != nil {
 			resp.RequiresReplace.Append(path.Root("digest"))
 		}
+		plan.setLocations(r.storeOrNil())
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -409,6 +483,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		if prior != nil {
 			resp.RequiresReplace.Append(path.Root("digest"))
 		}
+		plan.setLocations(r.storeOrNil())
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -481,6 +556,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 			resp.RequiresReplace.Append(path.Root("archive"))
 		}
 	}
+	plan.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
@@ -555,6 +631,7 @@ func (r *ArtifactResource) Create(ctx context.Context, req resource.CreateReques
 		return
 	}
 	resp.Diagnostics.Append(setArchiveListing(ctx, resp.Private, listing)...)
+	plan.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -569,6 +646,7 @@ func (r *ArtifactResource) Update(ctx context.Context, req resource.UpdateReques
 		return
 	}
 	resp.Diagnostics.Append(setArchiveListing(ctx, resp.Private, listing)...)
+	plan.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -719,6 +797,7 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 			m.OutputPath = types.StringNull() // missing or altered: the next plan writes it again
 		}
 	}
+	m.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
@@ -767,6 +846,14 @@ func (r *ArtifactResource) verifyArchive(ctx context.Context, m *artifactModel, 
 		diags.Append(storeReadError(st, err))
 	}
 	return diags
+}
+
+// storeOrNil is the configured store, or nil before configuration.
+func (r *ArtifactResource) storeOrNil() *store.Store {
+	if r.data == nil {
+		return nil
+	}
+	return r.data.store
 }
 
 func (r *ArtifactResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {

@@ -108,7 +108,8 @@ func (d *ReleaseDiffDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 			},
 			"max_file_changes": schema.Int64Attribute{
 				MarkdownDescription: fmt.Sprintf("At most this many lines in each changed artifact's `file_changes` "+
-					"(default %d, at most %d), so that a large tree cannot flood the plan. The counts are not bounded.",
+					"(default %d, at most %d), so that a large tree cannot flood the plan. The bound is per artifact: a release "+
+					"of many changed directories holds up to this many lines for each. The counts are never bounded.",
 					defaultFileChanges, maxFileChanges),
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.Between(0, maxFileChanges)},

@@ -110,11 +110,11 @@ data "immutable_release_diff" "back" {
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
 						planVersion("1.0.1"),
-						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), lines("+ api", "~ config", "- legacy", "~ site")),
+						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), artifactChanges("+ api", "~ config", "- legacy", "~ site")),
 					}},
 					ConfigStateChecks: []statecheck.StateCheck{
 						version("1.0.1"),
-						statecheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), lines("+ api", "~ config", "- legacy", "~ site")),
+						statecheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), artifactChanges("+ api", "~ config", "- legacy", "~ site")),
 					},
 				},
 				{

@@ -399,7 +399,9 @@ func (r *ReleaseResource) artifactChanges(ctx context.Context, c release.Content
 	case errors.Is(err, store.ErrNotFound), errors.As(err, &tampered), errors.As(err, &oversize):
 		diags.AddAttributeWarning(path.Root("artifact_changes"), "Previous version not compared",
 			fmt.Sprintf("Version %s of release %q could not be read from %s (%v), so `artifact_changes` is null. "+
-				"Publishing is not affected.", previous, c.Name, st, err))
+				"Publishing does not depend on it; but a record that changes between this plan and the apply (it should "+
+				"never: records are written once) makes Terraform reject the apply's plan as inconsistent. Restore it "+
+				"from a backup.", previous, c.Name, st, err))
 		return none, diags
 	case err != nil:
 		diags.Append(releaseError(st, c.Name, err))

@@ -16,14 +16,23 @@ import (
 type Listings func(ctx context.Context, sum digest.Sum) (*digest.Manifest, error)
 
 // StoreListings reads listings from st: one verified read of the tree's
-// listing per digest, never a request per file.
+// listing per digest, never a request per file. A digest that names a
+// stored blob (a file or inline-content artifact) has no listing (nil); one
+// that names nothing stored is an error: a directory artifact whose
+// listing is gone must not pass for a file.
 func StoreListings(st *store.Store) Listings {
 	return func(ctx context.Context, sum digest.Sum) (*digest.Manifest, error) {
 		m, err := st.GetTree(ctx, sum)
-		if errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, store.ErrNotFound) {
+			return m, err
+		}
+		switch kind, lerr := st.Lookup(ctx, sum); {
+		case lerr != nil:
+			return nil, lerr
+		case kind == store.Blob:
 			return nil, nil
 		}
-		return m, err
+		return nil, fmt.Errorf("%s is neither a stored tree listing nor a stored blob in %s: the artifact cannot be compared (%w)", sum, st, store.ErrNotFound)
 	}
 }
 
@@ -172,20 +181,22 @@ func Compare(ctx context.Context, older, newer *Record, listings Listings, limit
 }
 
 // ArtifactChanges are the artifacts that differ from older to newer, one
-// line each in name order: "+ name" (added), "- name" (removed) or
-// "~ name" (another digest). It reads nothing.
+// line each in name order: "+ name <digest>" (added), "- name <digest>"
+// (removed) or "~ name <old> -> <new>" (another digest). The digests make
+// each version's lines its own, so a plan never hides them as unchanged
+// when two versions in a row change the same artifacts. It reads nothing.
 func ArtifactChanges(older, newer map[string]string) []string {
 	var lines []string
 	for k, v := range newer {
 		if was, ok := older[k]; !ok {
-			lines = append(lines, "+ "+k)
+			lines = append(lines, "+ "+k+" "+v)
 		} else if was != v {
-			lines = append(lines, "~ "+k)
+			lines = append(lines, "~ "+k+" "+was+" -> "+v)
 		}
 	}
-	for k := range older {
+	for k, v := range older {
 		if _, ok := newer[k]; !ok {
-			lines = append(lines, "- "+k)
+			lines = append(lines, "- "+k+" "+v)
 		}
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i][2:] < lines[j][2:] })

@@ -228,7 +228,7 @@ func TestCompareListingError(t *testing.T) {
 
 func TestArtifactChanges(t *testing.T) {
 	got := ArtifactChanges(map[string]string{"site": a1, "legacy": a1, "same": a2}, map[string]string{"site": a2, "api": a1, "same": a2})
-	if want := []string{"+ api", "- legacy", "~ site"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"+ api " + a1, "- legacy " + a1, "~ site " + a1 + " -> " + a2}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("ArtifactChanges = %q, want %q", got, want)
 	}
 	if got := ArtifactChanges(map[string]string{"a": a1}, map[string]string{"a": a1}); got != nil {
@@ -259,4 +259,20 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestStoreListingsMissingTree: a digest that names nothing stored is an
+// error (a directory artifact whose listing is gone), not "a file".
+func TestStoreListingsMissingTree(t *testing.T) {
+	st := store.New(backend(t))
+	if _, err := StoreListings(st)(ctx, digest.Bytes([]byte("gone"))); err == nil {
+		t.Fatal("a digest naming nothing stored passed for a file artifact")
+	}
+	blob := digest.Bytes([]byte("a file"))
+	if _, err := st.PutBlob(ctx, blob, strings.NewReader("a file")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := StoreListings(st)(ctx, blob); err != nil || m != nil {
+		t.Fatalf("a stored blob: %v %v", m, err)
+	}
 }

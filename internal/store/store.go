@@ -61,6 +61,34 @@ type Backend interface {
 	String() string
 }
 
+// Location is where an object lives, in the forms its consumers take: a
+// local file's absolute path (what aws_lambda_function.filename takes), or
+// an S3 bucket and key (s3_bucket/s3_key, CloudFront origins) and its
+// s3:// URL. Only the fields of the store's kind are set.
+type Location struct {
+	Path   string
+	Bucket string
+	Key    string
+	URL    string
+}
+
+// Locator is a Backend that can say where an object lives. Locating reads
+// nothing: the place is a function of the key.
+type Locator interface {
+	Locate(key string) (Location, error)
+}
+
+// Locate returns where the object at key lives, or ok false when the
+// backend cannot tell.
+func (s *Store) Locate(key string) (Location, bool) {
+	l, isLocator := s.b.(Locator)
+	if !isLocator {
+		return Location{}, false
+	}
+	loc, err := l.Locate(key)
+	return loc, err == nil
+}
+
 // Stats count the store's work; tests and benchmarks read them.
 type Stats struct {
 	BlobsWritten atomic.Int64 // blobs stored by this process

@@ -48,6 +48,12 @@ func New(dir string) (*Backend, error) {
 	return &Backend{root: abs}, nil
 }
 
+// Locate implements store.Locator: the object's absolute path.
+func (b *Backend) Locate(key string) (store.Location, error) {
+	p, err := b.path(key)
+	return store.Location{Path: p}, err
+}
+
 // Root is the store's directory.
 func (b *Backend) Root() string { return b.root }
 

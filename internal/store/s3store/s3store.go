@@ -167,6 +167,13 @@ func (p *credentialsProvider) ProviderSources() []aws.CredentialSource {
 // Client is the S3 client, for tests that act behind the store's back.
 func (b *Backend) Client() *s3.Client { return b.client }
 
+// Locate implements store.Locator: the bucket, the object key and its
+// s3:// URL.
+func (b *Backend) Locate(key string) (store.Location, error) {
+	k := b.ObjectKey(key)
+	return store.Location{Bucket: b.bucket, Key: k, URL: "s3://" + b.bucket + "/" + k}, nil
+}
+
 // Bucket is the bucket name.
 func (b *Backend) Bucket() string { return b.bucket }
 
