@@ -37,6 +37,12 @@ type artifactDataModel struct {
 	Size      types.Int64  `tfsdk:"size"`
 	Files     types.Map    `tfsdk:"files"`
 	Archives  types.Map    `tfsdk:"archives"`
+
+	Path             types.String `tfsdk:"path"`
+	S3Bucket         types.String `tfsdk:"s3_bucket"`
+	S3Key            types.String `tfsdk:"s3_key"`
+	S3URL            types.String `tfsdk:"s3_url"`
+	ArchiveLocations types.Map    `tfsdk:"archive_locations"`
 }
 
 func (d *ArtifactDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -56,6 +62,17 @@ func (d *ArtifactDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 			"files": schema.MapAttribute{
 				MarkdownDescription: fmt.Sprintf("For a directory of at most %d entries, path → `<kind> sha256:<hex>`; else null.", FilesLimit),
 				ElementType:         types.StringType, Computed: true,
+			},
+			"path": schema.StringAttribute{MarkdownDescription: "On a `file://` store, for a file artifact: the absolute path " +
+				"of the stored, read-only file (what `aws_lambda_function.filename` takes).", Computed: true},
+			"s3_bucket": schema.StringAttribute{MarkdownDescription: "On an `s3://` store: the bucket of the store (for a file artifact, " +
+				"the bucket of its bytes; for archives with the keys in `archive_locations`).", Computed: true},
+			"s3_key": schema.StringAttribute{MarkdownDescription: "On an `s3://` store, for a file artifact: the object key of its bytes.", Computed: true},
+			"s3_url": schema.StringAttribute{MarkdownDescription: "On an `s3://` store, for a file artifact: `s3://bucket/key` of its bytes.", Computed: true},
+			"archive_locations": schema.MapAttribute{
+				MarkdownDescription: "Where each archive in `archives` lives: format → the absolute path of the read-only stored " +
+					"file on a `file://` store, or the object key on an `s3://` store (in the bucket `s3_bucket`).",
+				ElementType: types.StringType, Computed: true,
 			},
 			"archives": schema.MapAttribute{
 				MarkdownDescription: "Archives stored for this directory: format (`zip`, `tar.gz`) → hex sha256 of the archive.",
@@ -87,7 +104,7 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	c := &computed{sum: sum, count: 1}
-	archives := map[string]attr.Value{}
+	archives, locations := map[string]attr.Value{}, map[string]attr.Value{}
 	if kind == store.Tree {
 		man, err := st.GetTree(ctx, sum) // the listing is verified as it is read
 		if err == nil {
@@ -103,6 +120,9 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 			switch {
 			case err == nil:
 				archives[f] = types.StringValue(ref.Hex())
+				if loc, ok := st.Locate(store.BlobKey(ref)); ok {
+					locations[f] = types.StringValue(loc.Path + loc.Key) // one of the two is set
+				}
 			case !errors.Is(err, store.ErrNotFound):
 				resp.Diagnostics.Append(archiveError(st, "archives", "read the stored archive", err))
 				return
@@ -121,5 +141,13 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.ID = m.Digest
 	m.FileCount, m.Size, m.Files = types.Int64Value(c.count), types.Int64Value(c.size), c.filesValue()
 	m.Archives = types.MapValueMust(types.StringType, archives)
+	m.ArchiveLocations = types.MapValueMust(types.StringType, locations)
+	m.Path, m.S3Bucket, m.S3Key, m.S3URL = types.StringNull(), types.StringNull(), types.StringNull(), types.StringNull()
+	if probe, ok := st.Locate(store.BlobKey(sum)); ok {
+		m.S3Bucket = optionalString(probe.Bucket)
+		if kind == store.Blob {
+			m.Path, m.S3Key, m.S3URL = optionalString(probe.Path), optionalString(probe.Key), optionalString(probe.URL)
+		}
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

@@ -35,9 +35,18 @@ func TestAccArtifact_locations(t *testing.T) {
 		blob := store.BlobKey(sum)
 		cfg := e.artifactConfig(src, `archive = "zip"`) + fmt.Sprintf(`
 resource "immutable_artifact" "tree" {
-  source = %q
+  source  = %q
+  archive = "tar.gz"
 }
 `, e.dir)
+		withData := cfg + `
+data "immutable_artifact" "file" {
+  digest = immutable_artifact.site.digest
+}
+data "immutable_artifact" "tree" {
+  digest = immutable_artifact.tree.digest
+}
+`
 		local := e.s3 == nil
 		var planChecks []plancheck.PlanCheck
 		if local {
@@ -97,6 +106,31 @@ resource "immutable_artifact" "tree" {
 							return err
 						}
 						return holds(attrs, "archive_path", "archive_s3_bucket", "archive_s3_key", attrs["archive_sha256"])
+					},
+				},
+				{
+					// The data source says the same for any stored digest.
+					Config: withData,
+					Check: func(s *terraformState) error {
+						res := s.RootModule().Resources
+						file, tree := res["data.immutable_artifact.file"].Primary.Attributes, res["data.immutable_artifact.tree"].Primary.Attributes
+						fileRes, treeRes := res[site].Primary.Attributes, res["immutable_artifact.tree"].Primary.Attributes
+						want := map[string][2]string{
+							"file path":       {file["path"], fileRes["path"]},
+							"file s3_key":     {file["s3_key"], fileRes["s3_key"]},
+							"file s3_url":     {file["s3_url"], fileRes["s3_url"]},
+							"tree archive":    {tree["archive_locations.tar.gz"], treeRes["archive_path"] + treeRes["archive_s3_key"]},
+							"tree has no key": {tree["s3_key"], ""},
+						}
+						for what, v := range want {
+							if v[0] != v[1] {
+								return fmt.Errorf("%s: data source %q, resource %q", what, v[0], v[1])
+							}
+						}
+						if tree["archive_locations.tar.gz"] == "" {
+							return fmt.Errorf("no archive location in the data source")
+						}
+						return nil
 					},
 				},
 				{
