@@ -88,35 +88,43 @@ func (d *ReleaseDataSource) Configure(_ context.Context, req datasource.Configur
 	d.data = configureData(req.ProviderData, &resp.Diagnostics)
 }
 
-// selectVersions lists a release's versions matching a selector: an exact
-// version, a constraint, or "" for all; pre-releases as versions.Select says.
-// A release with no published versions is no error here: all is empty.
+// selectVersions lists a release's versions matching a selector (see
+// matchVersions). A release with no published versions is no error here:
+// all is empty.
 func selectVersions(ctx context.Context, st *store.Store, name, selector string, includePre bool) (all, matched []*goversion.Version, diags diag.Diagnostics) {
 	all, err := release.List(ctx, st.Backend(), name)
 	if err != nil {
 		diags.Append(storeReadError(st, err))
 		return nil, nil, diags
 	}
-	if len(all) == 0 {
-		return all, nil, diags
-	}
-	if selector == "" {
-		return all, versions.Select(all, nil, includePre), diags
-	}
-	if exact, err := versions.Parse(selector); err == nil {
-		for _, v := range all {
-			if v.Equal(exact) {
-				return all, []*goversion.Version{v}, diags
-			}
-		}
-		return all, nil, diags
-	}
-	c, err := versions.Constraint(selector)
+	matched, err = matchVersions(all, selector, includePre)
 	if err != nil {
 		diags.AddAttributeError(path.Root("version"), "Invalid version constraint", err.Error())
 		return nil, nil, diags
 	}
-	return all, versions.Select(all, c, includePre), diags
+	return all, matched, diags
+}
+
+// matchVersions returns, ascending, the versions of all that a selector
+// picks: an exact version (that one, pre-release or not), a constraint, or
+// "" for all; pre-releases otherwise as versions.Select says.
+func matchVersions(all []*goversion.Version, selector string, includePre bool) ([]*goversion.Version, error) {
+	if selector == "" {
+		return versions.Select(all, nil, includePre), nil
+	}
+	if exact, err := versions.Parse(selector); err == nil {
+		for _, v := range all {
+			if v.Equal(exact) {
+				return []*goversion.Version{v}, nil
+			}
+		}
+		return nil, nil
+	}
+	c, err := versions.Constraint(selector)
+	if err != nil {
+		return nil, err
+	}
+	return versions.Select(all, c, includePre), nil
 }
 
 func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {

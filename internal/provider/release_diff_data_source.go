@@ -159,16 +159,13 @@ func (d *ReleaseDiffDataSource) Configure(_ context.Context, req datasource.Conf
 	d.data = configureData(req.ProviderData, &resp.Diagnostics)
 }
 
-// findVersion returns the published version equal to want, or nil.
-func findVersion(all []*goversion.Version, want string) *goversion.Version {
-	v, err := versions.Parse(want)
-	if err != nil {
+// exactVersion returns the published version equal to want, or nil.
+func exactVersion(all []*goversion.Version, want string) *goversion.Version {
+	if _, err := versions.Parse(want); err != nil {
 		return nil
 	}
-	for _, p := range all {
-		if p.Equal(v) {
-			return p
-		}
+	if m, _ := matchVersions(all, want, true); len(m) == 1 {
+		return m[0]
 	}
 	return nil
 }
@@ -191,7 +188,7 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 				"the name and the provider's `store`.", name, st))
 		return
 	}
-	from := findVersion(all, m.From.ValueString())
+	from := exactVersion(all, m.From.ValueString())
 	if from == nil {
 		resp.Diagnostics.AddAttributeError(path.Root("from"), "Version not found",
 			fmt.Sprintf("Release %q has no version %s in the store %s. Published versions, newest first: %s.",
@@ -200,7 +197,7 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 	}
 	var to *goversion.Version
 	if m.To.IsNull() {
-		if stable := versions.Select(all, nil, false); len(stable) > 0 {
+		if stable, _ := matchVersions(all, "", false); len(stable) > 0 {
 			to = stable[len(stable)-1]
 		} else {
 			resp.Diagnostics.AddAttributeError(path.Root("to"), "No stable version",
@@ -208,7 +205,7 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 					"them. Published versions, newest first: %s.", name, versions.Newest(all, 10)))
 			return
 		}
-	} else if to = findVersion(all, m.To.ValueString()); to == nil {
+	} else if to = exactVersion(all, m.To.ValueString()); to == nil {
 		resp.Diagnostics.AddAttributeError(path.Root("to"), "Version not found",
 			fmt.Sprintf("Release %q has no version %s in the store %s. Published versions, newest first: %s.",
 				name, m.To.ValueString(), st, versions.Newest(all, 10)))

@@ -458,6 +458,9 @@ func (r *ReleaseResource) ImportState(ctx context.Context, req resource.ImportSt
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("version"), version)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	// Not part of a record: the schema's default, so a configuration that
+	// leaves it unset plans nothing after the import.
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("version_bump"), "patch")...)
 }
 
 // releaseError turns an error of the release package into a diagnostic.

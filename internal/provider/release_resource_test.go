@@ -186,11 +186,10 @@ func TestAccRelease_importAndRefresh(t *testing.T) {
 			Steps: []resource.TestStep{
 				{Config: e.releaseConfig()},
 				{
-					ResourceName:            rel,
-					ImportState:             true,
-					ImportStateId:           "web@1.0.0",
-					ImportStateVerify:       true,
-					ImportStateVerifyIgnore: []string{"version_bump"},
+					ResourceName:      rel,
+					ImportState:       true,
+					ImportStateId:     "web@1.0.0",
+					ImportStateVerify: true, // version_bump too: the default, as configured
 				},
 				{ResourceName: rel, ImportState: true, ImportStateId: "web", ExpectError: regexp.MustCompile(`Import a release as name@version`)},
 				{ResourceName: rel, ImportState: true, ImportStateId: "Web@1.0.0", ExpectError: regexp.MustCompile(`not a valid release name`)},
