@@ -229,24 +229,9 @@ func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Man
 		_ = tmp.Close()           // already closed on success
 		_ = os.Remove(tmp.Name()) // gone after a rename
 	}()
-	k := refKey{format, listing.Digest(), sum}
-	r.mu.Lock()
-	known := r.verified[k]
-	r.mu.Unlock()
-	if known {
-		rc, err := r.st.OpenBlob(ctx, sum) // the bytes are still checked against sum
-		if err != nil {
-			return err
-		}
-		_, err = digest.Copy(ctx, tmp, rc)
-		_ = rc.Close() // read-only; the copy verified every byte
-		if err != nil {
-			return err
-		}
-	} else if err := r.fill(ctx, tmp, format, listing, sum); err != nil {
+	if err := r.CopyTo(ctx, tmp, format, listing, sum); err != nil {
 		return err
 	}
-	r.remember(k)
 	if err := tmp.Chmod(0o644); err != nil {
 		return err
 	}
@@ -267,6 +252,31 @@ func (r *Refs) WriteFile(ctx context.Context, format string, listing *digest.Man
 		return &NotRegularError{Path: path, Type: digest.TypeName(fi.Mode().Type())}
 	}
 	return os.Rename(tmp.Name(), target)
+}
+
+// CopyTo copies the archive sum of listing into f, checked against sum
+// as it is read and against listing (unless this Refs checked that
+// archive already: the bytes, verified against sum, are then the same).
+// On an error, f holds an unchecked partial copy: the caller discards it.
+func (r *Refs) CopyTo(ctx context.Context, f *os.File, format string, listing *digest.Manifest, sum digest.Sum) error {
+	k := refKey{format, listing.Digest(), sum}
+	r.mu.Lock()
+	known := r.verified[k]
+	r.mu.Unlock()
+	if !known {
+		if err := r.fill(ctx, f, format, listing, sum); err != nil {
+			return err
+		}
+		r.remember(k)
+		return nil
+	}
+	rc, err := r.st.OpenBlob(ctx, sum) // the bytes are still checked against sum
+	if err != nil {
+		return err
+	}
+	_, err = digest.Copy(ctx, f, rc)
+	_ = rc.Close() // read-only; the copy verified every byte
+	return err
 }
 
 // NotRegularError is a target path that holds something other than a

@@ -20,9 +20,17 @@ func Create(dir, prefix string) (*os.File, error) {
 	return os.CreateTemp(dir, prefix+strconv.Itoa(os.Getpid())+"-*")
 }
 
-// Sweep removes the files Create made in dir with prefix whose process
-// has ended. It never removes a file of a live process, nor anything it
-// cannot attribute; failures are ignored (a leftover only costs space).
+// MkdirTemp makes a new temporary directory in dir, named as Create
+// names files; Sweep removes it, with what it holds, once its process has
+// ended.
+func MkdirTemp(dir, prefix string) (string, error) {
+	return os.MkdirTemp(dir, prefix+strconv.Itoa(os.Getpid())+"-*")
+}
+
+// Sweep removes what Create and MkdirTemp made in dir with prefix whose
+// process has ended (a directory with everything in it). It never removes
+// what a live process made, nor anything it cannot attribute; failures are
+// ignored (a leftover only costs space).
 func Sweep(dir, prefix string) {
 	if dir == "" {
 		dir = os.TempDir()
@@ -38,7 +46,7 @@ func Sweep(dir, prefix string) {
 		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || alive(pid) {
 			continue
 		}
-		_ = os.Remove(m) // best effort: see above
+		_ = os.RemoveAll(m) // best effort: see above; RemoveAll never follows a symlink
 	}
 }
 

@@ -1,0 +1,597 @@
+// Package export writes a stored artifact out of the store to a local
+// path — as a directory tree, a single file, or a zip or tar.gz made by the
+// reproducible archiver — and checks and removes what it wrote.
+//
+// Guarantees:
+//   - Atomic: everything is written into a fresh sibling of the target
+//     (".NAME.tmp-<pid>-…", swept once its process has ended) and only then
+//     renamed into place, so a reader sees the old content or the whole new
+//     content, never half a tree. Replacing content this package wrote
+//     before swaps the two in one rename(2) where the system can
+//     (renameat2 RENAME_EXCHANGE on Linux), so a served directory never
+//     disappears; elsewhere the old content is moved aside first.
+//   - Verified: every byte comes from the store through a reader that fails
+//     unless it hashes to the digest it was stored under; an archive is
+//     checked against the listing it claims. A file already present in the
+//     old content is reused instead of downloaded only if it hashes right.
+//   - Durable before visible: the new content is flushed to disk before the
+//     rename (one syncfs(2) on Linux, one fsync per file elsewhere).
+//   - Never over what it did not write: a new target must not exist (the
+//     rename refuses to replace one that appears meanwhile, on Linux), the
+//     final path component is never followed if it is a symlink, and the
+//     target may not be inside a content-addressed store or hold one.
+//
+// The package has no dependency on Terraform.
+package export
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/tmpfile"
+)
+
+// Formats an artifact can be exported in.
+const (
+	Directory = "directory" // a tree artifact, as files, exec bits and symlinks
+	File      = "file"      // a file artifact, as one file
+	Zip       = archive.Zip
+	TarGz     = archive.TarGz
+)
+
+// Formats lists the formats in the order the docs give them.
+var Formats = []string{Directory, File, Zip, TarGz}
+
+// Content is a stored artifact: a blob (a file artifact) or a tree with
+// its listing.
+type Content struct {
+	Digest  digest.Sum
+	Kind    store.Kind
+	Listing *digest.Manifest // a tree's listing; nil for a blob
+}
+
+// FormatError is a format the artifact cannot be exported in.
+type FormatError struct {
+	Format string
+	Kind   store.Kind
+}
+
+func (e *FormatError) Error() string {
+	if e.Kind == store.Blob {
+		return fmt.Sprintf("a file artifact is exported as %q only: its digest names the file's bytes, not a name or mode "+
+			"to give it inside a %s. Make the artifact from a directory holding the file to archive it", File, e.Format)
+	}
+	return fmt.Sprintf("a directory artifact is exported as %q, %q or %q, not %q", Directory, Zip, TarGz, e.Format)
+}
+
+// DefaultFormat is the format used when none is given: a tree as a
+// directory, a file as a file.
+func DefaultFormat(kind store.Kind) string {
+	if kind == store.Blob {
+		return File
+	}
+	return Directory
+}
+
+// Load finds what sum names in the store and reads a tree's listing. An
+// artifact not in the store is an error wrapping store.ErrNotFound.
+func Load(ctx context.Context, st *store.Store, sum digest.Sum) (*Content, error) {
+	kind, err := st.Lookup(ctx, sum)
+	if err != nil {
+		return nil, err
+	}
+	c := &Content{Digest: sum, Kind: kind}
+	switch kind {
+	case store.Missing:
+		return nil, fmt.Errorf("%s is not in the store %s: %w", sum, st, store.ErrNotFound)
+	case store.Tree:
+		if c.Listing, err = st.GetTree(ctx, sum); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Check refuses a format the content cannot take, and a tree holding a
+// name that cannot be created safely or a symlink that leaves the tree
+// (whoever serves or unpacks the export would follow it out). It reads the
+// blob of every symlink (its target), nothing else.
+func Check(ctx context.Context, st *store.Store, c *Content, format string) error {
+	switch {
+	case c.Kind == store.Blob && format != File,
+		c.Kind == store.Tree && format == File:
+		return &FormatError{Format: format, Kind: c.Kind}
+	case c.Kind == store.Blob:
+		return nil
+	}
+	links := archive.Links(c.Listing)
+	for _, e := range c.Listing.Entries {
+		if err := archive.CheckEntryName(e.Path); err != nil {
+			return err
+		}
+		if e.Kind != digest.KindSymlink {
+			continue
+		}
+		target, err := readLink(ctx, st, e)
+		if err != nil {
+			return err
+		}
+		if err := archive.CheckLink(e.Path, target, links); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readLink(ctx context.Context, st *store.Store, e digest.Entry) (string, error) {
+	rc, err := st.OpenBlob(ctx, e.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("the target of the symlink %q: %w", e.Path, err)
+	}
+	defer func() { _ = rc.Close() }() // read-only: what was read is checked
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+	if err != nil {
+		return "", fmt.Errorf("the target of the symlink %q: %w", e.Path, err)
+	}
+	return string(b), nil
+}
+
+// StoreOpener reads a listing's entries back from the store, each checked
+// against its digest as it is read.
+func StoreOpener(st *store.Store) archive.Opener {
+	return func(ctx context.Context, e digest.Entry) (io.ReadCloser, error) {
+		return st.OpenBlob(ctx, e.SHA256)
+	}
+}
+
+// FileSum is the sha256 of the single file an export in format writes:
+// the blob itself for File; for an archive, the stored archive of the
+// listing (verified) or, when none is stored yet, the archive built now
+// from the store and hashed without being stored — the archiver is
+// deterministic, so Write produces the same bytes. A Directory has none
+// (ok is false).
+func FileSum(ctx context.Context, refs *archive.Refs, st *store.Store, c *Content, format string) (sum digest.Sum, ok bool, err error) {
+	switch format {
+	case Directory:
+		return sum, false, nil
+	case File:
+		return c.Digest, true, nil
+	}
+	sum, err = refs.Lookup(ctx, format, c.Listing)
+	if !errors.Is(err, store.ErrNotFound) {
+		return sum, err == nil, err
+	}
+	h := sha256.New()
+	if err := archive.Write(ctx, h, format, c.Listing, StoreOpener(st)); err != nil {
+		return sum, false, err
+	}
+	h.Sum(sum[:0])
+	return sum, true, nil
+}
+
+// Target returns the absolute path an export to p writes: p's parent
+// resolved as the kernel walks it (fsguard.Resolve), its last component
+// as written and never followed, so a symlink there is replaced or
+// refused, not written through.
+func Target(p string) (string, error) {
+	slashed := filepath.ToSlash(p)
+	if last := slashed[strings.LastIndex(slashed, "/")+1:]; p == "" || last == "" || last == "." || last == ".." {
+		return "", &fsguard.RefusedError{Target: p, Reason: "does not name a new entry in a directory (it is empty or ends in \"/\", \".\" or \"..\"); give a path such as \"build/site\""}
+	}
+	parent, err := fsguard.Resolve(filepath.Dir(p))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(parent, filepath.Base(p)), nil
+}
+
+// CheckPlace refuses a target inside a content-addressed store (any local
+// one: fsguard.StoreAbove), one that is or holds storeRoot (the configured
+// local store, "" for none), and one whose nearest existing ancestor is not
+// a directory.
+func CheckPlace(target, storeRoot string) error {
+	if storeRoot != "" {
+		if _, in, err := fsguard.Rel(target, storeRoot); err != nil {
+			return err
+		} else if in {
+			return &fsguard.RefusedError{Target: target, Reason: "is inside the store " + storeRoot + ", whose objects are never overwritten"}
+		}
+		if _, in, err := fsguard.Rel(storeRoot, target); err != nil {
+			return err
+		} else if in {
+			return &fsguard.RefusedError{Target: target, Reason: "holds the store " + storeRoot + ": replacing it would move the store away"}
+		}
+	}
+	if root, ok := fsguard.StoreAbove(filepath.Dir(target)); ok {
+		return &fsguard.RefusedError{Target: target, Reason: "is inside the content-addressed store " + root + ", whose objects are never overwritten"}
+	}
+	if fi, err := os.Lstat(filepath.Join(target, "blobs", "sha256")); err == nil && fi.IsDir() {
+		return &fsguard.RefusedError{Target: target, Reason: "holds a content-addressed store (it has blobs/sha256): replacing it would destroy the store"}
+	}
+	for dir := filepath.Dir(target); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err == nil {
+			if !fi.IsDir() {
+				return &fsguard.RefusedError{Target: target, Reason: fmt.Sprintf("cannot be created: %s is a file, not a directory", dir)}
+			}
+			return nil
+		}
+		if filepath.Dir(dir) == dir {
+			return nil
+		}
+	}
+}
+
+// Status is what Inspect found at a target.
+type Status int
+
+const (
+	Absent  Status = iota // nothing there
+	Matches               // exactly the content, in the format
+	Differs               // something else
+)
+
+// Found is what is at a target.
+type Found struct {
+	Status Status
+	// Digest is the digest of what is there, when it could be hashed as
+	// the format's kind (a tree for Directory, the file otherwise).
+	Digest *digest.Sum
+	What   string // for messages: "a directory with other content", "a symlink"
+}
+
+// TreeHasher hashes a directory the way the artifact resource does (the
+// provider passes its stat-cached walk).
+type TreeHasher func(ctx context.Context, dir string) (*digest.Manifest, error)
+
+// Inspect tells what is at target compared with what an export of the
+// content in format writes there (want: the file's sha256 for every
+// format but Directory). Nothing is followed at the target itself.
+func Inspect(ctx context.Context, target, format string, c *Content, want digest.Sum, hashTree TreeHasher) (Found, error) {
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Found{Status: Absent}, nil
+	case err != nil:
+		return Found{}, err
+	}
+	if format == Directory {
+		if !fi.IsDir() {
+			return Found{Status: Differs, What: digest.TypeName(fi.Mode().Type())}, nil
+		}
+		m, err := hashTree(ctx, target)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Found{}, ctx.Err()
+			}
+			return Found{Status: Differs, What: "a directory that cannot be hashed (" + err.Error() + ")"}, nil //nolint:nilerr // the answer is "differs"
+		}
+		sum := m.Digest()
+		if sum == c.Digest {
+			return Found{Status: Matches, Digest: &sum}, nil
+		}
+		return Found{Status: Differs, Digest: &sum, What: "a directory with other content"}, nil
+	}
+	if !fi.Mode().IsRegular() {
+		return Found{Status: Differs, What: digest.TypeName(fi.Mode().Type())}, nil
+	}
+	sum, _, err := digest.HashListed(ctx, target, fi)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Found{}, ctx.Err()
+		}
+		return Found{Status: Differs, What: "a file that cannot be read (" + err.Error() + ")"}, nil //nolint:nilerr // the answer is "differs"
+	}
+	if sum == want {
+		return Found{Status: Matches, Digest: &sum}, nil
+	}
+	return Found{Status: Differs, Digest: &sum, What: "a file with other content"}, nil
+}
+
+// ExistsError is a new target that exists.
+type ExistsError struct {
+	Target string
+	What   string
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("%s exists (%s) and was not written by this export", e.Target, e.What)
+}
+
+// Writer writes content out of a store.
+type Writer struct {
+	St   *store.Store
+	Refs *archive.Refs
+	// Reused counts the files taken from the old content instead of the
+	// store by the last Write; Fetched those read from the store.
+	Reused, Fetched int
+}
+
+// Write writes c in format to target (from Target) atomically. When
+// replace is false the target must not exist (nothing is overwritten:
+// *ExistsError); when true, whatever is at target — content this export
+// wrote before — is replaced in one rename and then removed, and a
+// Directory export reuses its files that hash to what the new tree needs.
+// check runs on the target just before the rename; an error stops the
+// write. It returns the sha256 of the file written (zero for Directory).
+func (w *Writer) Write(ctx context.Context, c *Content, format, target string, replace bool, check func() error) (digest.Sum, error) {
+	var sum digest.Sum
+	w.Reused, w.Fetched = 0, 0
+	parent := filepath.Dir(target)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return sum, err
+	}
+	prefix := "." + filepath.Base(target) + ".tmp-"
+	tmpfile.Sweep(parent, prefix) // left by a killed apply
+	var tmp string
+	var err error
+	if format == Directory {
+		tmp, err = tmpfile.MkdirTemp(parent, prefix)
+		if err == nil {
+			err = w.writeTree(ctx, c, tmp, target, replace)
+		}
+	} else {
+		tmp, sum, err = w.writeFile(ctx, c, format, parent, prefix)
+	}
+	if tmp != "" {
+		defer func() { _ = os.RemoveAll(tmp) }() // gone after the rename; RemoveAll never follows symlinks
+	}
+	if err != nil {
+		return sum, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return sum, err
+		}
+	}
+	if !replace {
+		if err := renameNoReplace(tmp, target); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return sum, &ExistsError{Target: target, What: "it appeared while the export was written"}
+			}
+			return sum, err
+		}
+		syncDir(parent)
+		return sum, nil
+	}
+	if err := exchange(tmp, target); err != nil {
+		return sum, err
+	}
+	syncDir(parent)
+	return sum, nil
+}
+
+func (w *Writer) writeFile(ctx context.Context, c *Content, format, parent, prefix string) (string, digest.Sum, error) {
+	var sum digest.Sum
+	f, err := tmpfile.Create(parent, prefix)
+	if err != nil {
+		return "", sum, err
+	}
+	name := f.Name()
+	defer func() { _ = f.Close() }() // closed below on success
+	if format == File {
+		rc, err := w.St.OpenBlob(ctx, c.Digest)
+		if err != nil {
+			return name, sum, err
+		}
+		_, err = digest.Copy(ctx, f, rc) // fails unless the bytes hash to the digest
+		_ = rc.Close()                   // read-only; verified
+		if err != nil {
+			return name, sum, err
+		}
+		sum = c.Digest
+		w.Fetched++
+	} else {
+		if sum, err = w.Refs.Ensure(ctx, format, c.Listing, StoreOpener(w.St)); err != nil {
+			return name, sum, err
+		}
+		if err := w.Refs.CopyTo(ctx, f, format, c.Listing, sum); err != nil {
+			return name, sum, err
+		}
+		w.Fetched++
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return name, sum, err
+	}
+	if err := f.Sync(); err != nil {
+		return name, sum, err
+	}
+	return name, sum, f.Close()
+}
+
+// writeTree writes the listing's entries under tmp. With replace, a file
+// of the old content at target whose bytes hash to an entry's digest is
+// copied from there instead of read from the store.
+func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, replace bool) error {
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	var old *os.Root // the content being replaced, whose files may be reused
+	if fi, err := os.Lstat(target); replace && err == nil && fi.IsDir() {
+		if old, err = os.OpenRoot(target); err == nil {
+			defer func() { _ = old.Close() }()
+		}
+	}
+	dirs := map[string]bool{}
+	for _, e := range c.Listing.Entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d := path.Dir(e.Path); d != "." && !dirs[d] {
+			if err := root.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			for p := d; p != "." && !dirs[p]; p = path.Dir(p) {
+				dirs[p] = true
+			}
+		}
+		if e.Kind == digest.KindSymlink {
+			t, err := readLink(ctx, w.St, e)
+			if err != nil {
+				return err
+			}
+			if err := root.Symlink(t, e.Path); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.writeEntry(ctx, root, e, old); err != nil {
+			return err
+		}
+	}
+	// Directories get 0755 whatever the umask, like the files' modes.
+	for d := range dirs {
+		if err := root.Chmod(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return syncTree(root, tmp, c.Listing)
+}
+
+func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, old *os.Root) error {
+	perm := fs.FileMode(0o644)
+	if e.Kind == digest.KindExec {
+		perm = 0o755
+	}
+	f, err := root.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }() // closed below on success
+	if copyLocal(ctx, f, old, e) {
+		w.Reused++
+	} else {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		rc, err := w.St.OpenBlob(ctx, e.SHA256)
+		if err != nil {
+			return fmt.Errorf("file %q: %w", e.Path, err)
+		}
+		n, err := digest.Copy(ctx, f, rc) // fails unless the bytes hash to the digest
+		_ = rc.Close()                    // read-only; verified
+		if err != nil {
+			return fmt.Errorf("file %q: %w", e.Path, err)
+		}
+		if n != e.Size {
+			return fmt.Errorf("file %q: read %d bytes, the listing says %d", e.Path, n, e.Size)
+		}
+		w.Fetched++
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// copyLocal copies the entry's path in the old content (old, a root at
+// the target) into f and reports whether it was a regular file hashing to
+// the entry's digest; on false f holds junk, truncated by the caller.
+func copyLocal(ctx context.Context, f *os.File, old *os.Root, e digest.Entry) bool {
+	if old == nil {
+		return false
+	}
+	fi, err := old.Lstat(e.Path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size {
+		return false
+	}
+	src, err := old.Open(e.Path)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = src.Close() }() // read-only
+	h := sha256.New()
+	n, err := digest.Copy(ctx, io.MultiWriter(f, h), src)
+	if err != nil || n != e.Size {
+		return false
+	}
+	var sum digest.Sum
+	h.Sum(sum[:0])
+	return sum == e.SHA256
+}
+
+// Remove deletes what an export of c in format wrote at target, and only
+// that: for a Directory, the listing's files and symlinks, then the
+// directories they imply when they are empty (a file someone added keeps
+// its directory); otherwise the file, if it is a regular file. Nothing at
+// target is followed. It returns the paths it left in place.
+func Remove(ctx context.Context, target, format string, c *Content) (kept []string, err error) {
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	if format != Directory {
+		if !fi.Mode().IsRegular() {
+			return []string{target + " (" + digest.TypeName(fi.Mode().Type()) + ")"}, nil
+		}
+		return nil, os.Remove(target)
+	}
+	if !fi.IsDir() {
+		return []string{target + " (" + digest.TypeName(fi.Mode().Type()) + ")"}, nil
+	}
+	root, err := os.OpenRoot(target)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = root.Close() }()
+	dirs := map[string]bool{}
+	for _, e := range c.Listing.Entries {
+		if err := ctx.Err(); err != nil {
+			return kept, err
+		}
+		for d := path.Dir(e.Path); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+		fi, err := root.Lstat(e.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil || fi.IsDir() {
+			// A directory where a file was (someone else's), or a path
+			// under something that is not a directory any more.
+			kept = append(kept, e.Path)
+			continue
+		}
+		if err := root.Remove(e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return kept, err
+		}
+	}
+	order := make([]string, 0, len(dirs))
+	for d := range dirs {
+		order = append(order, d)
+	}
+	sort.Slice(order, func(i, j int) bool { return len(order[i]) > len(order[j]) }) // deepest first
+	for _, d := range order {
+		if err := root.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			kept = append(kept, d+"/")
+		}
+	}
+	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		kept = append(kept, target)
+	}
+	return kept, nil
+}

@@ -1,0 +1,446 @@
+package export
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+func newStore(t *testing.T) (*store.Store, string) {
+	root := filepath.Join(t.TempDir(), "store")
+	b, err := filestore.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.New(b), root
+}
+
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(body, "->"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		mode := fs.FileMode(0o644)
+		if strings.HasPrefix(body, "#!") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stored puts a tree into st and returns it loaded back.
+func stored(t *testing.T, st *store.Store, files map[string]string) *Content {
+	t.Helper()
+	src := t.TempDir()
+	writeTree(t, src, files)
+	m, err := st.PutDir(context.Background(), src, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(context.Background(), st, m.Digest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func hashTree(ctx context.Context, dir string) (*digest.Manifest, error) {
+	return digest.HashTree(ctx, dir, digest.Options{})
+}
+
+var site = map[string]string{
+	"index.html":     "<h1>v1</h1>\n",
+	"css/site.css":   "body{}\n",
+	"bin/run.sh":     "#!/bin/sh\necho hi\n",
+	"latest.html":    "->index.html",
+	"deep/a/b/c.txt": "c\n",
+}
+
+func TestDirectoryRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	if err := Check(ctx, st, c, Directory); err != nil {
+		t.Fatal(err)
+	}
+	target, err := Target(filepath.Join(t.TempDir(), "out", "site"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fsUmask(0o077) // a strict umask must not change what is written
+	defer fsUmask(old)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	if _, err := w.Write(ctx, c, Directory, target, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := hashTree(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Digest() != c.Digest {
+		t.Fatalf("written tree hashes to %s, want %s", m.Digest(), c.Digest)
+	}
+	for name, want := range map[string]fs.FileMode{"index.html": 0o644, "bin/run.sh": 0o755, "css": fs.ModeDir | 0o755, ".": fs.ModeDir | 0o755} {
+		fi, err := os.Lstat(filepath.Join(target, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", name, fi.Mode(), want)
+		}
+	}
+	if l, _ := os.Readlink(filepath.Join(target, "latest.html")); l != "index.html" {
+		t.Errorf("latest.html -> %q, want index.html", l)
+	}
+	f, err := Inspect(ctx, target, Directory, c, digest.Sum{}, hashTree)
+	if err != nil || f.Status != Matches {
+		t.Fatalf("Inspect = %+v, %v; want Matches", f, err)
+	}
+	// Nothing but the target is left in its parent (no temporaries).
+	entries, _ := os.ReadDir(filepath.Dir(target))
+	if len(entries) != 1 {
+		t.Errorf("parent holds %d entries, want only the target: %v", len(entries), entries)
+	}
+}
+
+func TestNewTargetNeverOverwritten(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	for _, format := range []string{Directory, Zip} {
+		t.Run(format, func(t *testing.T) {
+			for name, make := range map[string]func(string) error{
+				"file":      func(p string) error { return os.WriteFile(p, []byte("mine"), 0o644) },
+				"empty dir": func(p string) error { return os.Mkdir(p, 0o755) },
+				"symlink":   func(p string) error { return os.Symlink("/", p) },
+			} {
+				target := filepath.Join(t.TempDir(), "t")
+				if err := make(target); err != nil {
+					t.Fatal(err)
+				}
+				before, _ := os.Lstat(target)
+				_, err := w.Write(ctx, c, format, target, false, nil)
+				var exists *ExistsError
+				if !errors.As(err, &exists) {
+					t.Errorf("%s: Write over an existing %s = %v, want ExistsError", format, name, err)
+				}
+				after, _ := os.Lstat(target)
+				if !os.SameFile(before, after) || before.Mode() != after.Mode() {
+					t.Errorf("%s: the existing %s was replaced", format, name)
+				}
+				if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
+					t.Errorf("%s: temporaries left beside the %s: %v", format, name, entries)
+				}
+			}
+		})
+	}
+}
+
+func TestReplaceSwapsAndReusesLocalFiles(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	v2files := map[string]string{}
+	for k, v := range site {
+		v2files[k] = v
+	}
+	v2files["index.html"] = "<h1>v2</h1>\n"
+	delete(v2files, "deep/a/b/c.txt")
+	v2 := stored(t, st, v2files)
+	target := filepath.Join(t.TempDir(), "site")
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	if _, err := w.Write(ctx, v1, Directory, target, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Lstat(target)
+	// A file someone changed behind the export's back is not reused.
+	if err := os.WriteFile(filepath.Join(target, "css", "site.css"), []byte("tampered{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(ctx, v2, Directory, target, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := hashTree(ctx, target)
+	if err != nil || m.Digest() != v2.Digest {
+		t.Fatalf("after the swap the tree is %v (%v), want %s", m, err, v2.Digest)
+	}
+	// bin/run.sh is reused; index.html (new bytes) and css/site.css
+	// (tampered) come from the store.
+	if w.Reused != 1 || w.Fetched != 2 {
+		t.Errorf("reused %d and fetched %d files, want 1 and 2", w.Reused, w.Fetched)
+	}
+	after, _ := os.Lstat(target)
+	if os.SameFile(before, after) {
+		t.Error("the directory was rewritten in place, not swapped")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
+		t.Errorf("the old content or temporaries are left: %v", entries)
+	}
+}
+
+func TestCorruptBlobWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	st, root := newStore(t)
+	c := stored(t, st, site)
+	// Edit a stored blob behind the store's back.
+	blob := filepath.Join(root, filepath.FromSlash(store.BlobKey(digest.Bytes([]byte("<h1>v1</h1>\n")))))
+	_ = os.Chmod(blob, 0o644)
+	if err := os.WriteFile(blob, []byte("<h1>v9</h1>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	for _, format := range []string{Directory, Zip, TarGz} {
+		target := filepath.Join(t.TempDir(), "out")
+		_, err := w.Write(ctx, c, format, target, false, nil)
+		var mismatch *store.MismatchError
+		if !errors.As(err, &mismatch) {
+			t.Errorf("%s: Write from a corrupt blob = %v, want a MismatchError", format, err)
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 0 {
+			t.Errorf("%s: something was written: %v", format, entries)
+		}
+	}
+}
+
+func TestArchiveSumKnownBeforeWriting(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	refs := archive.NewRefs(st)
+	for _, format := range []string{Zip, TarGz} {
+		planned, ok, err := FileSum(ctx, refs, st, c, format)
+		if err != nil || !ok {
+			t.Fatalf("%s: FileSum = %v, %v", format, ok, err)
+		}
+		if _, err := refs.Find(ctx, format, c.Listing); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: FileSum stored an archive reference (%v); planning must write nothing", format, err)
+		}
+		target := filepath.Join(t.TempDir(), "a."+format)
+		w := &Writer{St: st, Refs: refs}
+		got, err := w.Write(ctx, c, format, target, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(target)
+		if got != planned || digest.Bytes(b) != planned {
+			t.Errorf("%s: planned %s, Write returned %s, file hashes to %s", format, planned, got, digest.Bytes(b))
+		}
+		if format == Zip {
+			zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+			if err != nil || len(zr.File) != len(site) {
+				t.Errorf("zip: %v, %d entries", err, len(zr.File))
+			}
+		}
+		f, err := Inspect(ctx, target, format, c, planned, hashTree)
+		if err != nil || f.Status != Matches {
+			t.Errorf("%s: Inspect = %+v, %v", format, f, err)
+		}
+	}
+}
+
+func TestFormatsAndLinksChecked(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	tree := stored(t, st, map[string]string{"a": "a"})
+	blobSum, _, err := st.PutFile(ctx, writeFile(t, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := Load(ctx, st, blobSum)
+	if err != nil || blob.Kind != store.Blob {
+		t.Fatal(err)
+	}
+	var fe *FormatError
+	for _, tc := range []struct {
+		c      *Content
+		format string
+	}{{tree, File}, {blob, Zip}, {blob, TarGz}, {blob, Directory}} {
+		if err := Check(ctx, st, tc.c, tc.format); !errors.As(err, &fe) {
+			t.Errorf("Check(kind %d, %s) = %v, want FormatError", tc.c.Kind, tc.format, err)
+		}
+	}
+	escaping := stored(t, st, map[string]string{"a": "a", "up": "->../../etc/passwd"})
+	var le *archive.LinkError
+	if err := Check(ctx, st, escaping, Directory); !errors.As(err, &le) {
+		t.Errorf("a link out of the tree: Check = %v, want LinkError", err)
+	}
+	if _, err := Load(ctx, st, digest.Bytes([]byte("never stored"))); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Load of a digest not stored = %v, want ErrNotFound", err)
+	}
+}
+
+func writeFile(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPlaceRefused(t *testing.T) {
+	st, root := newStore(t)
+	stored(t, st, map[string]string{"a": "a"}) // the store's directory exists from its first object
+	dir := t.TempDir()
+	file := writeFile(t, "x")
+	if err := os.Symlink(root, filepath.Join(dir, "storelink")); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		"in the store":             filepath.Join(root, "blobs", "x"),
+		"in the store via a link":  filepath.Join(dir, "storelink", "x"),
+		"the store's parent":       filepath.Dir(root),
+		"under a file":             filepath.Join(file, "x"),
+		"in another store":         filepath.Join(mkStore(t), "site"),
+		"holding another store":    mkStore(t),
+		"the store's parent (dot)": filepath.Dir(root) + "/x/..",
+	}
+	for name, p := range cases {
+		target, err := Target(p)
+		if err == nil {
+			err = CheckPlace(target, root)
+		}
+		var refused *fsguard.RefusedError
+		if !errors.As(err, &refused) {
+			t.Errorf("%s (%s): %v, want refused", name, p, err)
+		}
+	}
+	for _, p := range []string{"", "a/", "a/.", "."} {
+		if _, err := Target(p); err == nil {
+			t.Errorf("Target(%q) accepted", p)
+		}
+	}
+	ok, err := Target(filepath.Join(dir, "site"))
+	if err != nil || CheckPlace(ok, root) != nil {
+		t.Errorf("a plain new path is refused: %v %v", err, CheckPlace(ok, root))
+	}
+	// A symlink as the last component is not followed.
+	if err := os.Symlink(dir, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Target(filepath.Join(dir, "link")); got != filepath.Join(mustResolve(t, dir), "link") {
+		t.Errorf("Target followed the last component: %s", got)
+	}
+}
+
+func mkStore(t *testing.T) string {
+	d := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(d, "blobs", "sha256"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func mustResolve(t *testing.T, p string) string {
+	r, err := fsguard.Resolve(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRemoveOnlyWhatWasWritten(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	target := filepath.Join(t.TempDir(), "site")
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	if _, err := w.Write(ctx, c, Directory, target, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Someone adds a file, and replaces a written directory with a link
+	// to a directory of theirs.
+	mine := t.TempDir()
+	writeTree(t, mine, map[string]string{"c.txt": "keep me"})
+	writeTree(t, target, map[string]string{"css/extra.css": "mine"})
+	if err := os.RemoveAll(filepath.Join(target, "deep", "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(mine, filepath.Join(target, "deep", "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := Remove(ctx, target, Directory, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mine, "c.txt")); err != nil || string(b) != "keep me" {
+		t.Errorf("Remove followed a symlink out of the export: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "css", "extra.css")); err != nil {
+		t.Errorf("Remove deleted a file it did not write: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "index.html")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("index.html is still there: %v", err)
+	}
+	if len(kept) == 0 {
+		t.Error("Remove reported nothing kept")
+	}
+	// A clean export is removed entirely.
+	target2 := filepath.Join(t.TempDir(), "site")
+	if _, err := w.Write(ctx, c, Directory, target2, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := Remove(ctx, target2, Directory, c); err != nil || len(kept) != 0 {
+		t.Errorf("Remove of a clean export kept %v, %v", kept, err)
+	}
+	if _, err := os.Lstat(target2); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the export's directory is left: %v", err)
+	}
+}
+
+func TestSweepsAKilledWritersTemporary(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	dir := t.TempDir()
+	// A temporary tree of a process that no longer runs (pid 1 << 30 does not).
+	dead := filepath.Join(dir, ".site.tmp-1073741824-123")
+	writeTree(t, dead, map[string]string{"half.html": "<h1>v"})
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	if _, err := w.Write(ctx, c, Directory, filepath.Join(dir, "site"), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dead); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a killed writer's temporary tree is left: %v", err)
+	}
+}
+
+func TestCancelLeavesNothing(t *testing.T) {
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	target := filepath.Join(t.TempDir(), "site")
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	if _, err := w.Write(ctx, c, Directory, target, false, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write with a cancelled context = %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 0 {
+		t.Errorf("a cancelled write left %v", entries)
+	}
+}
