@@ -135,13 +135,13 @@ func TestNewTargetNeverOverwritten(t *testing.T) {
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
 	for _, format := range []string{Directory, Zip} {
 		t.Run(format, func(t *testing.T) {
-			for name, make := range map[string]func(string) error{
+			for name, create := range map[string]func(string) error{
 				"file":      func(p string) error { return os.WriteFile(p, []byte("mine"), 0o644) },
 				"empty dir": func(p string) error { return os.Mkdir(p, 0o755) },
 				"symlink":   func(p string) error { return os.Symlink("/", p) },
 			} {
 				target := filepath.Join(t.TempDir(), "t")
-				if err := make(target); err != nil {
+				if err := create(target); err != nil {
 					t.Fatal(err)
 				}
 				before, _ := os.Lstat(target)

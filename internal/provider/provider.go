@@ -73,6 +73,9 @@ type providerData struct {
 	// to the archive planned there, so two artifacts writing different
 	// archives to one path are caught instead of rewriting it in turn.
 	outputs sync.Map
+	// exports holds the resolved paths immutable_export plans to write in
+	// this operation, to refuse one export inside another's directory.
+	exports sync.Map
 }
 
 // archives finds, builds and checks archives in the store, checking each
@@ -209,7 +212,7 @@ func configureData(v any, diags *diag.Diagnostics) *providerData {
 }
 
 func (p *ImmutableProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewArtifactResource, NewReleaseResource}
+	return []func() resource.Resource{NewArtifactResource, NewExportResource, NewReleaseResource}
 }
 
 func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.DataSource {

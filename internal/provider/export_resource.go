@@ -1,0 +1,530 @@
+package provider
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+var (
+	_ resource.Resource               = (*ExportResource)(nil)
+	_ resource.ResourceWithConfigure  = (*ExportResource)(nil)
+	_ resource.ResourceWithModifyPlan = (*ExportResource)(nil)
+)
+
+// ExportResource is immutable_export: a stored artifact written out to a
+// local path. The logic is in internal/export; this is glue.
+type ExportResource struct {
+	data *providerData
+}
+
+// NewExportResource returns the resource.
+func NewExportResource() resource.Resource { return &ExportResource{} }
+
+type exportModel struct {
+	ID           types.String `tfsdk:"id"`
+	Digest       types.String `tfsdk:"digest"`
+	Path         types.String `tfsdk:"path"`
+	Format       types.String `tfsdk:"format"`
+	SHA256       types.String `tfsdk:"sha256"`
+	Base64SHA256 types.String `tfsdk:"base64sha256"`
+}
+
+// privateWritten is the private-state key recording what an export wrote
+// and where: Read checks it, Update replaces it, Delete removes exactly it.
+const privateWritten = "written"
+
+type written struct {
+	Target string `json:"target"` // absolute, as export.Target gave it
+	Digest string `json:"digest"`
+	Format string `json:"format"`
+	SHA256 string `json:"sha256,omitempty"` // of the file written; "" for a directory
+}
+
+func getWritten(ctx context.Context, p privateGetter) *written {
+	var w written
+	if b := privateValue(ctx, p, privateWritten); len(b) == 0 || json.Unmarshal(b, &w) != nil || w.Target == "" {
+		return nil
+	}
+	return &w
+}
+
+func setWritten(ctx context.Context, p privateSetter, w written) diag.Diagnostics {
+	b, _ := json.Marshal(w) // plain strings always encode
+	return p.SetKey(ctx, privateWritten, b)
+}
+
+func (r *ExportResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_export"
+}
+
+func exportSchema() schema.Schema {
+	return schema.Schema{
+		MarkdownDescription: "Writes a stored artifact — by digest, typically a pinned release's " +
+			"`data.immutable_release.x.artifacts[\"site\"]` — to a local path: a directory tree, a single file, or a " +
+			"zip / tar.gz made by the same reproducible archiver as `immutable_artifact`. Rolling back is pinning the " +
+			"release's version: the export is updated in place to that version's exact bytes, and nothing is rebuilt.\n\n" +
+			"The content is written into a sibling temporary path, verified against the digest as it is read from the " +
+			"store, flushed to disk, and renamed into place in one step: a reader (a web server, a deploy tool) sees the " +
+			"old content or the whole new one, never half a tree; on Linux a directory is swapped in one " +
+			"`rename(2)` and never disappears. Files of the old content that hash to what the new one needs are copied " +
+			"locally instead of downloaded. Refresh checks what is at `path`: changed or missing content is shown as drift " +
+			"and written again by the next apply. Destroy removes only what the export wrote (files someone added stay, " +
+			"with their directories). The export refuses a `path` inside a store, one holding the store, and an existing " +
+			"path it did not write (unless it already holds exactly this content, which is adopted as is).\n\n" +
+			"There is no `terraform import`: importing would mean taking over a path the provider did not write, which " +
+			"is what the resource refuses to do. Declare it, and an existing identical copy is adopted without a write.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The absolute path written: `path` with its parent directories' symlinks resolved.",
+				Computed:            true,
+			},
+			"digest": schema.StringAttribute{
+				MarkdownDescription: "The artifact to write, `sha256:<hex>`: a directory or a file artifact in the store, such " +
+					"as `data.immutable_release.x.artifacts[\"site\"]` or `immutable_artifact.x.digest`. A change updates the " +
+					"export in place.",
+				Required:   true,
+				Validators: []validator.String{digestValidator},
+			},
+			"path": schema.StringAttribute{
+				MarkdownDescription: "Where to write it. A relative path resolves against the directory Terraform runs in " +
+					"(write `\"${path.module}/...\"` for a path next to the configuration). Missing parent directories are " +
+					"created. The last component is never followed: a symlink there is not written through. Changing it " +
+					"replaces the export (the old path is removed, the new one written).",
+				Required:   true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"format": schema.StringAttribute{
+				MarkdownDescription: "`directory` (files, exec bits and symlinks as recorded; a directory artifact's default), " +
+					"`file` (a file artifact's bytes, mode 0644; its default), `zip` or `tar.gz` (a directory artifact as the " +
+					"same reproducible archive `immutable_artifact` builds: byte-identical to its `archive_sha256`).",
+				Optional:   true,
+				Computed:   true,
+				Validators: []validator.String{stringvalidator.OneOf(export.Formats...)},
+			},
+			"sha256": schema.StringAttribute{
+				MarkdownDescription: "Hex sha256 of the file written (`file`, `zip`, `tar.gz`), known at plan; null for a " +
+					"directory. For an archive not stored yet it is computed at plan by building the archive from the store.",
+				Computed: true,
+			},
+			"base64sha256": schema.StringAttribute{
+				MarkdownDescription: "The same hash in base64, what `aws_lambda_function.source_code_hash` takes; known at plan.",
+				Computed:            true,
+			},
+		},
+	}
+}
+
+func (r *ExportResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = exportSchema()
+}
+
+func (r *ExportResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+func (m *exportModel) setSum(sum *digest.Sum) {
+	if sum == nil {
+		m.SHA256, m.Base64SHA256 = types.StringNull(), types.StringNull()
+		return
+	}
+	m.SHA256 = types.StringValue(sum.Hex())
+	m.Base64SHA256 = types.StringValue(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// loadExport reads what the model's digest names and checks the format.
+func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configFormat types.String) (*export.Content, string, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	sum, err := digest.Parse(m.Digest.ValueString())
+	if err != nil {
+		diags.AddAttributeError(path.Root("digest"), "Invalid digest", err.Error())
+		return nil, "", diags
+	}
+	st := r.data.store
+	c, err := export.Load(ctx, st, sum)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		diags.AddAttributeError(path.Root("digest"), "Artifact not in the store",
+			fmt.Sprintf("%s is neither a directory nor a file artifact in the store %s. Check the provider's `store` setting "+
+				"(or %s): it must be the store the artifact or release was published to. Nothing was written.", sum, st, EnvStore))
+		return nil, "", diags
+	case err != nil:
+		diags.Append(storeReadError(st, err))
+		return nil, "", diags
+	}
+	format := configFormat.ValueString()
+	if configFormat.IsNull() || configFormat.IsUnknown() {
+		format = export.DefaultFormat(c.Kind)
+	}
+	if err := export.Check(ctx, st, c, format); err != nil {
+		diags.Append(exportError(st, err))
+		return nil, "", diags
+	}
+	return c, format, diags
+}
+
+// exportError explains a failure to check, write or remove an export.
+func exportError(st *store.Store, err error) diag.Diagnostic {
+	var formatErr *export.FormatError
+	var refused *fsguard.RefusedError
+	var exists *export.ExistsError
+	var link *archive.LinkError
+	var unsafeName *archive.UnsafeNameError
+	var mismatch *store.MismatchError
+	var corrupt *archive.CorruptError
+	switch {
+	case errors.As(err, &formatErr):
+		return diag.NewAttributeErrorDiagnostic(path.Root("format"), "Format does not fit the artifact", err.Error()+".")
+	case errors.As(err, &refused):
+		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Refusing to write path",
+			fmt.Sprintf("path %s. The export writes only new paths, or content it wrote itself, and never into or over a "+
+				"store. Choose another path. Nothing was written.", refused.Reason))
+	case errors.As(err, &exists):
+		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Refusing to write over an existing path",
+			fmt.Sprintf("%v. The export never replaces what it did not write. Choose a new path, or move that one away "+
+				"yourself if it may go. Nothing was written.", err))
+	case errors.As(err, &link):
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Cannot export a link that leaves the tree",
+			fmt.Sprintf("%v. Whoever serves or unpacks the export would follow it out. Nothing was written.", err))
+	case errors.As(err, &unsafeName):
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Cannot export this file name", err.Error()+".")
+	case errors.As(err, &corrupt):
+		return archiveError(st, "sha256", "read the stored archive", err)
+	case errors.As(err, &mismatch):
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Stored content is corrupt",
+			fmt.Sprintf("In %s, %v. The stored object was altered or damaged behind the store's back; it is not written "+
+				"out. Publish the artifact again from its source (the store keeps the damaged object until it is deleted "+
+				"by hand). Nothing was written.", st, err))
+	}
+	var backendErr store.BackendError
+	if errors.As(err, &backendErr) {
+		return storeReadError(st, err)
+	}
+	return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Cannot write the export", fmt.Sprintf("%v. Nothing was written.", err))
+}
+
+func (r *ExportResource) hashTree(ctx context.Context, dir string) (*digest.Manifest, error) {
+	return statcache.HashTree(ctx, r.data.cache, dir, digest.Options{})
+}
+
+// claim records target for this operation and refuses a second export
+// (or an artifact's output_path) writing the same path or one inside
+// another export's directory.
+func (r *ExportResource) claim(target, what string) error {
+	if other, loaded := r.data.outputs.LoadOrStore(target, what); loaded && other != what {
+		return &fsguard.RefusedError{Target: target, Reason: "is also written by another resource of this configuration, with other content; each apply would overwrite the other's"}
+	}
+	var clash error
+	r.data.exports.Range(func(k, _ any) bool {
+		other, _ := k.(string) // only strings are stored
+		if other == target {
+			return true
+		}
+		if _, in, _ := fsguard.Rel(target, other); in {
+			clash = &fsguard.RefusedError{Target: target, Reason: "is inside " + other + ", which another immutable_export writes; replacing that one would remove this one"}
+		} else if _, in, _ := fsguard.Rel(other, target); in {
+			clash = &fsguard.RefusedError{Target: target, Reason: "holds " + other + ", which another immutable_export writes; replacing this one would remove that one"}
+		}
+		return clash == nil
+	})
+	r.data.exports.Store(target, true)
+	return clash
+}
+
+func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan exportModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	var prior *exportModel
+	if !req.State.Raw.IsNull() {
+		prior = &exportModel{}
+		resp.Diagnostics.Append(req.State.Get(ctx, prior)...)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	var configFormat types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("format"), &configFormat)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.Digest.IsUnknown() || plan.Path.IsUnknown() || configFormat.IsUnknown() || r.data == nil {
+		if configFormat.IsNull() || configFormat.IsUnknown() {
+			plan.Format = types.StringUnknown()
+		}
+		plan.ID, plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
+		if prior != nil && !plan.Path.IsUnknown() && !plan.Path.Equal(prior.Path) {
+			resp.RequiresReplace.Append(path.Root("path"))
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	c, format, diags := r.loadExport(ctx, &plan, configFormat)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	st := r.data.store
+	target, err := export.Target(plan.Path.ValueString())
+	if err == nil {
+		err = export.CheckPlace(target, localRoot(st))
+	}
+	if err == nil {
+		err = r.claim(target, "export "+c.Digest.String()+" "+format)
+	}
+	if err != nil {
+		resp.Diagnostics.Append(exportError(st, err))
+		return
+	}
+	w := getWritten(ctx, req.Private)
+	owned := prior != nil && w != nil && w.Target == target
+	if prior != nil && !owned {
+		resp.RequiresReplace.Append(path.Root("path"))
+	}
+
+	var sum *digest.Sum
+	if w != nil && w.Digest == c.Digest.String() && w.Format == format && w.SHA256 != "" {
+		if s, err := digest.ParseHex(w.SHA256); err == nil {
+			sum = &s // what was written for this very content: no archive to build
+		}
+	}
+	if sum == nil {
+		s, ok, err := export.FileSum(ctx, r.data.archives(), st, c, format)
+		if err != nil {
+			resp.Diagnostics.Append(exportError(st, err))
+			return
+		}
+		if ok {
+			sum = &s
+		}
+	}
+	if !owned {
+		want := digest.Sum{}
+		if sum != nil {
+			want = *sum
+		}
+		found, err := export.Inspect(ctx, target, format, c, want, r.hashTree)
+		if err != nil {
+			resp.Diagnostics.Append(exportError(st, err))
+			return
+		}
+		if found.Status == export.Differs {
+			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: found.What}))
+			return
+		}
+	}
+	plan.Format = types.StringValue(format)
+	plan.ID = types.StringValue(target)
+	plan.setSum(sum)
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func (r *ExportResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan exportModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	w, diags := r.write(ctx, &plan, nil)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(setWritten(ctx, resp.Private, *w)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *ExportResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan exportModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	w, diags := r.write(ctx, &plan, getWritten(ctx, req.Private))
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(setWritten(ctx, resp.Private, *w)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// write puts the planned content at the planned path. prior is what this
+// export wrote before (nil on create): only at that very target is
+// existing content replaced.
+func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *written) (*written, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if r.data == nil {
+		diags.AddError("Provider not configured", "immutable_export needs a configured provider. This is a bug in the provider.")
+		return nil, diags
+	}
+	c, format, d := r.loadExport(ctx, plan, plan.Format) // the plan holds the format decided at plan
+	diags.Append(d...)
+	if diags.HasError() {
+		return nil, diags
+	}
+	st := r.data.store
+	target, err := export.Target(plan.Path.ValueString())
+	place := func() error { return export.CheckPlace(target, localRoot(st)) }
+	if err == nil {
+		err = place()
+	}
+	if err != nil {
+		diags.Append(exportError(st, err))
+		return nil, diags
+	}
+	owned := prior != nil && prior.Target == target
+	var want digest.Sum
+	if !plan.SHA256.IsNull() && !plan.SHA256.IsUnknown() {
+		want, _ = digest.ParseHex(plan.SHA256.ValueString())
+	}
+	found, err := export.Inspect(ctx, target, format, c, want, r.hashTree)
+	if err != nil {
+		diags.Append(exportError(st, err))
+		return nil, diags
+	}
+	var sum digest.Sum
+	switch {
+	case found.Status == export.Matches && want != (digest.Sum{}):
+		sum = want // exactly this content is there already: nothing to write
+	case found.Status == export.Matches:
+	case found.Status == export.Differs && !owned:
+		diags.Append(exportError(st, &export.ExistsError{Target: target, What: found.What}))
+		return nil, diags
+	default:
+		wr := &export.Writer{St: st, Refs: r.data.archives()}
+		if sum, err = wr.Write(ctx, c, format, target, owned, place); err != nil {
+			diags.Append(exportError(st, err))
+			return nil, diags
+		}
+	}
+	if format != export.Directory && !plan.SHA256.IsUnknown() && plan.SHA256.ValueString() != sum.Hex() {
+		diags.AddAttributeError(path.Root("sha256"), "Archive differs from the plan",
+			fmt.Sprintf("The plan said the file written to %s would hash to %s; it hashes to %s (an archive stored for this "+
+				"artifact between plan and apply, by another version of the provider?). The file is written; plan again.",
+				target, plan.SHA256.ValueString(), sum.Hex()))
+		return nil, diags
+	}
+	plan.Format = types.StringValue(format)
+	plan.ID = types.StringValue(target)
+	w := written{Target: target, Digest: c.Digest.String(), Format: format}
+	if format == export.Directory {
+		plan.setSum(nil)
+	} else {
+		plan.setSum(&sum)
+		w.SHA256 = sum.Hex()
+	}
+	return &w, diags
+}
+
+func (r *ExportResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state exportModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || r.data == nil {
+		return
+	}
+	w := getWritten(ctx, req.Private)
+	if w == nil {
+		return // nothing known to check against
+	}
+	sum, err := digest.Parse(w.Digest)
+	if err != nil {
+		return
+	}
+	var want digest.Sum
+	if w.SHA256 != "" {
+		if want, err = digest.ParseHex(w.SHA256); err != nil {
+			return
+		}
+	}
+	found, err := export.Inspect(ctx, w.Target, w.Format, &export.Content{Digest: sum}, want, r.hashTree)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot check the export", fmt.Sprintf("%s: %v", w.Target, err))
+		return
+	}
+	switch found.Status {
+	case export.Absent:
+		// Gone: planned as a new export, written again by the next apply.
+		resp.State.RemoveResource(ctx)
+		return
+	case export.Matches:
+		return
+	}
+	// Changed: state says what is there, so the plan shows the drift and
+	// an update that writes the content again.
+	if w.Format == export.Directory || w.Format == export.File {
+		state.Digest = types.StringNull()
+		if found.Digest != nil {
+			state.Digest = types.StringValue(found.Digest.String())
+		}
+	}
+	if w.Format != export.Directory {
+		state.setSum(found.Digest)
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state exportModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || r.data == nil {
+		return
+	}
+	w := getWritten(ctx, req.Private)
+	if w == nil {
+		resp.Diagnostics.AddWarning("Export left in place",
+			fmt.Sprintf("The state does not record what was written to %s, so nothing there was removed.", state.ID.ValueString()))
+		return
+	}
+	sum, err := digest.Parse(w.Digest)
+	if err != nil {
+		resp.Diagnostics.AddError("Corrupt private state", err.Error())
+		return
+	}
+	c := &export.Content{Digest: sum}
+	if w.Format != export.File {
+		loaded, err := export.Load(ctx, r.data.store, sum)
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("digest"), "Cannot tell which files the export wrote",
+				fmt.Sprintf("Removing %s needs the listing of %s, which cannot be read: %v. Nothing was removed; make the store "+
+					"reachable and destroy again, or remove the path yourself and `terraform state rm` the export.", w.Target, sum, err))
+			return
+		}
+		c = loaded
+	}
+	kept, err := export.Remove(ctx, w.Target, w.Format, c)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot remove the export", fmt.Sprintf("%s: %v", w.Target, err))
+		return
+	}
+	if len(kept) > 0 {
+		more := ""
+		if len(kept) > 10 {
+			more = fmt.Sprintf(" and %d more", len(kept)-10)
+			kept = kept[:10]
+		}
+		resp.Diagnostics.AddWarning("Export removed, some paths kept",
+			fmt.Sprintf("Removed what the export wrote to %s; kept what it did not write or what holds it: %s%s.",
+				w.Target, strings.Join(kept, ", "), more))
+	}
+}

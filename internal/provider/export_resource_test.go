@@ -1,0 +1,283 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+const exp = "immutable_export.site"
+
+// publishTwo stores two versions of a site as artifacts (through the
+// provider, in one throwaway apply) and returns their digests.
+func (e *env) publishTwo(v1, v2 map[string]string) (d1, d2 string) {
+	e.t.Helper()
+	a, b := filepath.Join(e.dir, "v1"), filepath.Join(e.dir, "v2")
+	for dir, files := range map[string]map[string]string{a: v1, b: v2} {
+		for name, body := range files {
+			p := filepath.Join(dir, name)
+			mode := fs.FileMode(0o644)
+			if name[len(name)-1] == '*' {
+				p, mode = p[:len(p)-1], 0o755
+			}
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				e.t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(body), mode); err != nil {
+				e.t.Fatal(err)
+			}
+			if err := os.Chmod(p, mode); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+	st := e.backend()
+	for _, dir := range []string{a, b} {
+		if _, err := st.PutDir(context.Background(), dir, optionsNone); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return digestOf(e.t, a), digestOf(e.t, b)
+}
+
+func (e *env) exportConfig(dig, target string, extra ...string) string {
+	more := ""
+	for _, x := range extra {
+		more += "\n  " + x
+	}
+	return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_export" "site" {
+  digest = %q
+  path   = %q%s
+}
+`, dig, target, more)
+}
+
+// treeIs checks that dir holds exactly the tree with digest want.
+func treeIs(t *testing.T, dir, want string) error {
+	t.Helper()
+	if _, err := os.Lstat(dir); err != nil {
+		return err
+	}
+	if got := digestOf(t, dir); got != want {
+		return fmt.Errorf("%s holds %s, want %s", dir, got, want)
+	}
+	return nil
+}
+
+var siteV2 = map[string]string{
+	"index.html":     "<h1>v2</h1>\n",
+	"css/site.css":   "body{}\n",
+	"bin/deploy.sh*": "#!/bin/sh\n",
+	"new.html":       "new\n",
+}
+
+// TestAccExport_lifecycle: a stored tree is written to a directory (known
+// id at plan, nothing else in the parent), the next plan is empty, a new
+// digest updates it in place (rollforward and rollback), a file changed or
+// added behind Terraform's back is drift that the next apply corrects, a
+// deleted export is written again, and destroy removes it.
+func TestAccExport_lifecycle(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, e *env) {
+		d1, d2 := e.publishTwo(siteFiles, siteV2)
+		out := filepath.Join(t.TempDir(), "www", "site")
+		inode := func() uint64 { return inodeOf(t, out) }
+		var first uint64
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			CheckDestroy: func(*terraform.State) error {
+				if _, err := os.Lstat(out); !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("destroy left %s: %v", out, err)
+				}
+				return nil
+			},
+			Steps: []resource.TestStep{
+				{
+					Config: e.exportConfig(d1, out),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionCreate),
+						plancheck.ExpectKnownValue(exp, tfjsonpath.New("id"), knownvalue.StringExact(out)),
+						plancheck.ExpectKnownValue(exp, tfjsonpath.New("format"), knownvalue.StringExact("directory")),
+						plancheck.ExpectKnownValue(exp, tfjsonpath.New("sha256"), knownvalue.Null()),
+					}},
+					Check: func(*terraform.State) error {
+						first = inode()
+						if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 1 {
+							return fmt.Errorf("the parent holds %d entries, want only the export", len(entries))
+						}
+						return treeIs(t, out, d1)
+					},
+				},
+				{
+					Config:           e.exportConfig(d1, out),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				},
+				{
+					Config: e.exportConfig(d2, out),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+					}},
+					Check: func(*terraform.State) error {
+						if inode() == first {
+							return errors.New("the directory was rewritten in place, not swapped in")
+						}
+						return treeIs(t, out, d2)
+					},
+				},
+				{
+					// Roll back by pinning the old digest.
+					Config: e.exportConfig(d1, out),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+					}},
+					Check: func(*terraform.State) error { return treeIs(t, out, d1) },
+				},
+				{
+					// Drift: a file edited and one added behind Terraform's back.
+					PreConfig: func() {
+						must(t, os.WriteFile(filepath.Join(out, "index.html"), []byte("defaced"), 0o644))
+						must(t, os.WriteFile(filepath.Join(out, "extra.html"), []byte("x"), 0o644))
+					},
+					Config: e.exportConfig(d1, out),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(exp, tfjsonpath.New("digest"), knownvalue.StringExact(d1)),
+					}},
+					Check: func(*terraform.State) error { return treeIs(t, out, d1) },
+				},
+				{
+					// Gone: written again.
+					PreConfig: func() { must(t, os.RemoveAll(out)) },
+					Config:    e.exportConfig(d1, out),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionCreate),
+					}},
+					Check: func(*terraform.State) error { return treeIs(t, out, d1) },
+				},
+			},
+		})
+	})
+}
+
+// TestAccExport_archiveHashKnownAtPlan: a tree exported as zip and tar.gz
+// has its sha256 and base64sha256 known at plan, before any archive of it
+// is stored, equal to the bytes written; a file artifact exported as a
+// file has its own digest as sha256.
+func TestAccExport_archiveHashKnownAtPlan(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, e *env) {
+		d1, _ := e.publishTwo(siteFiles, siteV2)
+		dir := t.TempDir()
+		fileSum := sha256.Sum256([]byte("<h1>v1</h1>\n"))
+		fileDigest := "sha256:" + hex.EncodeToString(fileSum[:])
+		cfg := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_export" "zip" {
+  digest = %[1]q
+  path   = "%[2]s/site.zip"
+  format = "zip"
+}
+resource "immutable_export" "tgz" {
+  digest = %[1]q
+  path   = "%[2]s/site.tar.gz"
+  format = "tar.gz"
+}
+resource "immutable_export" "file" {
+  digest = %[3]q
+  path   = "%[2]s/index.html"
+}
+`, d1, dir, fileDigest)
+		var planned = map[string]string{}
+		record := func(name string) plancheck.PlanCheck {
+			return planValue("immutable_export."+name, "sha256", func(v string) { planned[name] = v })
+		}
+		fileHolds := func(name, file string) resource.TestCheckFunc {
+			return func(s *terraform.State) error {
+				b, err := os.ReadFile(filepath.Join(dir, file))
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(b)
+				attrs := s.RootModule().Resources["immutable_export."+name].Primary.Attributes
+				if got := hex.EncodeToString(sum[:]); got != planned[name] || attrs["sha256"] != got ||
+					attrs["base64sha256"] != base64.StdEncoding.EncodeToString(sum[:]) {
+					return fmt.Errorf("%s: file %s, planned %s, state %s / %s", name, got, planned[name], attrs["sha256"], attrs["base64sha256"])
+				}
+				return nil
+			}
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					record("zip"), record("tgz"), record("file"),
+					plancheck.ExpectKnownValue("immutable_export.file", tfjsonpath.New("sha256"), knownvalue.StringExact(hex.EncodeToString(fileSum[:]))),
+					plancheck.ExpectKnownValue("immutable_export.file", tfjsonpath.New("format"), knownvalue.StringExact("file")),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(fileHolds("zip", "site.zip"), fileHolds("tgz", "site.tar.gz"), fileHolds("file", "index.html")),
+			}, {
+				Config:           cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			}},
+		})
+	})
+}
+
+// planValue reads a known string attribute of the plan.
+func planValue(addr, attr string, f func(string)) plancheck.PlanCheck {
+	return planValueCheck{addr, attr, f}
+}
+
+type planValueCheck struct {
+	addr, attr string
+	f          func(string)
+}
+
+func (c planValueCheck) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Address != c.addr {
+			continue
+		}
+		after, _ := rc.Change.After.(map[string]any)
+		v, ok := after[c.attr].(string)
+		if !ok {
+			resp.Error = fmt.Errorf("%s.%s is not a known string in the plan", c.addr, c.attr)
+			return
+		}
+		c.f(v)
+		return
+	}
+	resp.Error = fmt.Errorf("%s not in the plan", c.addr)
+}
+
+var optionsNone = digest.Options{}
+
+func inodeOf(t *testing.T, p string) uint64 {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Skip("no inode numbers on this system")
+	}
+	return st.Ino
+}
