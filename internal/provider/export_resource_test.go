@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"testing"
 
@@ -20,6 +23,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 const exp = "immutable_export.site"
@@ -280,4 +285,244 @@ func inodeOf(t *testing.T, p string) uint64 {
 		t.Skip("no inode numbers on this system")
 	}
 	return st.Ino
+}
+
+// TestAccExport_downloadsOnlyWhatChanged: on S3, the first export reads
+// every file's blob once; rolling forward to a version with one changed
+// and one new file reads exactly those two blobs (the unchanged files are
+// copied from the old export after their hash is checked), and a refresh
+// or an empty plan reads no blob at all. Requests are counted by a proxy
+// in front of the real server.
+func TestAccExport_downloadsOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
+	requireAcc(t)
+	srv := testserver.StartS3(t)
+	e := &env{t: t, s3: srv, bucket: srv.NewBucket(t), dir: filepath.Join(t.TempDir(), "src")}
+	counter := srv.Count(t)
+	e.endpoint = counter.Endpoint
+	d1, d2 := e.publishTwo(siteFiles, siteV2)
+	out := filepath.Join(t.TempDir(), "site")
+	blobGets := func(want int) resource.TestCheckFunc {
+		return func(*terraform.State) error {
+			if got := counter.Calls(http.MethodGet, "/blobs/"); len(got) != want {
+				return fmt.Errorf("%d blob downloads, want %d: %v", len(got), want, got)
+			}
+			return nil
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: counter.Reset,
+				Config:    e.exportConfig(d1, out),
+				Check:     resource.ComposeAggregateTestCheckFunc(blobGets(len(siteFiles)), func(*terraform.State) error { return treeIs(t, out, d1) }),
+			},
+			{
+				PreConfig: counter.Reset,
+				Config:    e.exportConfig(d2, out),
+				Check:     resource.ComposeAggregateTestCheckFunc(blobGets(2), func(*terraform.State) error { return treeIs(t, out, d2) }),
+			},
+			{
+				PreConfig:        counter.Reset,
+				Config:           e.exportConfig(d2, out),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				Check:            blobGets(0),
+			},
+		},
+	})
+}
+
+// TestAccExport_refused: every path the export must not write is refused
+// at plan with a diagnostic naming `path` (or `digest`, `format`), and
+// nothing is written: an existing file or directory it did not write, a
+// path inside the store or one holding it, an artifact that is not stored,
+// a format the artifact cannot take, and one export inside another's
+// directory. An existing copy of exactly the content is adopted without a
+// write.
+func TestAccExport_refused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	fileDigest := digest.Bytes([]byte("<h1>v1</h1>\n")).String()
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "mine")
+	must(t, os.Mkdir(existing, 0o755))
+	must(t, os.WriteFile(filepath.Join(existing, "keep.txt"), []byte("mine"), 0o644))
+	existingFile := filepath.Join(dir, "mine.zip")
+	must(t, os.WriteFile(existingFile, []byte("mine"), 0o644))
+	notStored := digest.Bytes([]byte("never stored")).String()
+	nested := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_export" "outer" {
+  digest = %[1]q
+  path   = "%[2]s/www"
+}
+resource "immutable_export" "inner" {
+  digest = %[1]q
+  path   = "%[2]s/www/assets"
+}
+`, d1, dir)
+	steps := []resource.TestStep{}
+	for _, c := range []struct {
+		cfg  string
+		want string
+	}{
+		{e.exportConfig(d1, existing), `(?s)Refusing to write over an existing path.*was not written by this export`},
+		{e.exportConfig(d1, existingFile, `format = "zip"`), `(?s)Refusing to write over an existing path`},
+		{e.exportConfig(d1, filepath.Join(e.store, "trees", "x")), `(?s)Refusing to write path.*inside the store`},
+		{e.exportConfig(d1, filepath.Dir(e.store)), `(?s)Refusing to write path.*holds the store`},
+		{e.exportConfig(notStored, filepath.Join(dir, "new")), `(?s)Artifact not in the store`},
+		{e.exportConfig(fileDigest, filepath.Join(dir, "new.zip"), `format = "zip"`), `(?s)Format does not fit the artifact.*file artifact`},
+		{e.exportConfig(d1, filepath.Join(dir, "new"), `format = "file"`), `(?s)Format does not fit the artifact.*directory artifact`},
+		{e.exportConfig(d1, dir+"/new/"), `(?s)Refusing to write path`},
+		{nested, `(?s)Refusing to write path.*another\s+immutable_export`},
+	} {
+		steps = append(steps, resource.TestStep{Config: c.cfg, PlanOnly: true, ExpectError: regexp.MustCompile(c.want)})
+	}
+	// Exactly the content already there (a copy made by hand, or an apply
+	// killed after its rename): adopted, not rewritten.
+	adopt := filepath.Join(dir, "copy")
+	var ino uint64
+	steps = append(steps, resource.TestStep{
+		PreConfig: func() {
+			must(t, exec.Command("cp", "-R", filepath.Join(e.dir, "v1"), adopt).Run())
+			ino = inodeOf(t, filepath.Join(adopt, "index.html"))
+		},
+		Config: e.exportConfig(d1, adopt),
+		Check: func(*terraform.State) error {
+			if inodeOf(t, filepath.Join(adopt, "index.html")) != ino {
+				return errors.New("an identical existing copy was rewritten")
+			}
+			return nil
+		},
+	})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps:                    steps,
+		CheckDestroy: func(*terraform.State) error {
+			if b, err := os.ReadFile(filepath.Join(existing, "keep.txt")); err != nil || string(b) != "mine" {
+				return fmt.Errorf("an existing directory was touched: %q %v", b, err)
+			}
+			if b, err := os.ReadFile(existingFile); err != nil || string(b) != "mine" {
+				return fmt.Errorf("an existing file was touched: %q %v", b, err)
+			}
+			for _, p := range []string{"new", "new.zip", "www"} {
+				if _, err := os.Lstat(filepath.Join(dir, p)); !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("%s was written by a refused plan", p)
+				}
+			}
+			return nil
+		},
+	})
+}
+
+// TestAccExport_changedBetweenPlanAndApply: a saved plan applied after the
+// world moved. A target someone created meanwhile is not overwritten; a
+// stored blob edited behind the store's back is not written out; a path
+// change removes the old export and writes the new one.
+func TestAccExport_changedBetweenPlanAndApply(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, e *env) {
+		d1, _ := e.publishTwo(siteFiles, siteV2)
+		dir := t.TempDir()
+		raced := filepath.Join(dir, "raced")
+		corrupt := filepath.Join(dir, "corrupt")
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config: e.exportConfig(d1, raced),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionCreate),
+						betweenPlanAndApply(func() { must(t, os.WriteFile(raced, []byte("theirs"), 0o644)) }),
+					}},
+					ExpectError: regexp.MustCompile(`(?s)Refusing to write over an existing path`),
+				},
+				{
+					Config: e.exportConfig(d1, corrupt),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						betweenPlanAndApply(func() {
+							e.tamper(store.BlobKey(digest.Bytes([]byte("body{}\n"))), []byte("evil{}\n"))
+						}),
+					}},
+					ExpectError: regexp.MustCompile(`(?s)Stored content is corrupt.*Nothing was written`),
+				},
+			},
+			CheckDestroy: func(*terraform.State) error {
+				if b, _ := os.ReadFile(raced); string(b) != "theirs" {
+					return fmt.Errorf("a path created between plan and apply was overwritten: %q", b)
+				}
+				if _, err := os.Lstat(corrupt); !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("a corrupt blob was written out: %v", err)
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+					return fmt.Errorf("leftovers beside the targets: %v", entries)
+				}
+				return nil
+			},
+		})
+	})
+}
+
+// TestAccExport_pathChangeAndDestroy: moving the export replaces it (the
+// old path is removed, the new one written); destroy removes what the
+// export wrote and keeps what someone added, and never follows a symlink
+// put in place of one of its directories.
+func TestAccExport_pathChangeAndDestroy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	decoy := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(decoy, "site.css"), []byte("canary"), 0o644))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: e.exportConfig(d1, a)},
+			{
+				Config: e.exportConfig(d1, b),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionDestroyBeforeCreate),
+				}},
+				Check: func(*terraform.State) error {
+					if _, err := os.Lstat(a); !errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("the old path is left: %v", err)
+					}
+					return treeIs(t, b, d1)
+				},
+			},
+			{
+				// The same target spelled differently is not a move.
+				Config: e.exportConfig(d1, dir+"/./b"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+				}},
+				Check: func(*terraform.State) error { return treeIs(t, b, d1) },
+			},
+			{
+				// Before destroy: a file of someone else's, and a written
+				// directory swapped for a link to theirs.
+				PreConfig: func() {
+					must(t, os.WriteFile(filepath.Join(b, "theirs.txt"), []byte("x"), 0o644))
+					must(t, os.RemoveAll(filepath.Join(b, "css")))
+					must(t, os.Symlink(decoy, filepath.Join(b, "css")))
+				},
+				Config:  e.exportConfig(d1, dir+"/./b"),
+				Destroy: true,
+				Check: func(*terraform.State) error {
+					if b, err := os.ReadFile(filepath.Join(decoy, "site.css")); err != nil || string(b) != "canary" {
+						return fmt.Errorf("destroy followed a symlink out of the export: %q %v", b, err)
+					}
+					if _, err := os.Stat(filepath.Join(b, "theirs.txt")); err != nil {
+						return fmt.Errorf("destroy removed a file it did not write: %v", err)
+					}
+					if _, err := os.Stat(filepath.Join(b, "index.html")); !errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("destroy left a file it wrote: %v", err)
+					}
+					return nil
+				},
+			},
+		},
+	})
 }
