@@ -25,3 +25,9 @@ output "site_digest" {
 output "lambda_source_code_hash" {
   value = immutable_artifact.lambda.archive_base64sha256
 }
+
+# The stored zip itself, read-only: on a local store its path
+# (aws_lambda_function.filename), on S3 archive_s3_bucket and archive_s3_key.
+output "lambda_zip_in_store" {
+  value = immutable_artifact.lambda.archive_path
+}
