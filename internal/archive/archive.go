@@ -50,15 +50,32 @@ func mode(e digest.Entry) int64 {
 	return 0o644
 }
 
-// readTarget reads a symlink's target and refuses one that leaves the tree.
-func readTarget(ctx context.Context, open Opener, e digest.Entry, links map[string]bool) (string, error) {
+// MaxLinkTarget bounds a symlink's target (PATH_MAX is 4096 on Linux).
+const MaxLinkTarget = 1 << 16
+
+// ReadTarget reads a symlink's target through open — exactly the entry's
+// size, to the end, so that a verifying opener has checked every byte —
+// and refuses one that leaves the tree (see CheckLink).
+func ReadTarget(ctx context.Context, open Opener, e digest.Entry, links map[string]bool) (string, error) {
+	if e.Size > MaxLinkTarget {
+		return "", fmt.Errorf("the symlink %q has a %d-byte target, more than a symlink can hold", e.Path, e.Size)
+	}
 	rc, err := open(ctx, e)
 	if err != nil {
 		return "", err
 	}
 	defer func() { _ = rc.Close() }() // read-only: what was read is checked, a close error loses nothing
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<16))
+	b, err := io.ReadAll(io.LimitReader(rc, e.Size+1))
 	if err != nil {
+		return "", err
+	}
+	if int64(len(b)) != e.Size {
+		return "", fmt.Errorf("the target of the symlink %q is %d bytes, the listing says %d", e.Path, len(b), e.Size)
+	}
+	if _, err := rc.Read(make([]byte, 1)); err != io.EOF { // the end, where a verifying reader checks the hash
+		if err == nil {
+			err = fmt.Errorf("the target of the symlink %q is longer than the listing says", e.Path)
+		}
 		return "", err
 	}
 	return string(b), CheckLink(e.Path, string(b), links)
@@ -178,7 +195,7 @@ func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener)
 		}
 		h := &zip.FileHeader{Name: e.Path, Method: zip.Deflate, Modified: epoch}
 		if e.Kind == digest.KindSymlink {
-			target, err := readTarget(ctx, open, e, links)
+			target, err := ReadTarget(ctx, open, e, links)
 			if err != nil {
 				return err
 			}
@@ -218,7 +235,7 @@ func writeTarGz(ctx context.Context, w io.Writer, m *digest.Manifest, open Opene
 		}
 		h := &tar.Header{Name: e.Path, ModTime: epoch, Mode: mode(e), Typeflag: tar.TypeReg, Size: e.Size}
 		if e.Kind == digest.KindSymlink {
-			target, err := readTarget(ctx, open, e, links)
+			target, err := ReadTarget(ctx, open, e, links)
 			if err != nil {
 				return err
 			}

@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -125,28 +126,11 @@ func Check(ctx context.Context, st *store.Store, c *Content, format string) erro
 		if e.Kind != digest.KindSymlink {
 			continue
 		}
-		target, err := readLink(ctx, st, e)
-		if err != nil {
-			return err
-		}
-		if err := archive.CheckLink(e.Path, target, links); err != nil {
+		if _, err := archive.ReadTarget(ctx, StoreOpener(st), e, links); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func readLink(ctx context.Context, st *store.Store, e digest.Entry) (string, error) {
-	rc, err := st.OpenBlob(ctx, e.SHA256)
-	if err != nil {
-		return "", fmt.Errorf("the target of the symlink %q: %w", e.Path, err)
-	}
-	defer func() { _ = rc.Close() }() // read-only: what was read is checked
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<16))
-	if err != nil {
-		return "", fmt.Errorf("the target of the symlink %q: %w", e.Path, err)
-	}
-	return string(b), nil
 }
 
 // StoreOpener reads a listing's entries back from the store, each checked
@@ -187,9 +171,8 @@ func FileSum(ctx context.Context, refs *archive.Refs, st *store.Store, c *Conten
 // as written and never followed, so a symlink there is replaced or
 // refused, not written through.
 func Target(p string) (string, error) {
-	slashed := filepath.ToSlash(p)
-	if last := slashed[strings.LastIndex(slashed, "/")+1:]; p == "" || last == "" || last == "." || last == ".." {
-		return "", &fsguard.RefusedError{Target: p, Reason: "does not name a new entry in a directory (it is empty or ends in \"/\", \".\" or \"..\"); give a path such as \"build/site\""}
+	if err := fsguard.CheckEntryName(p); err != nil {
+		return "", err
 	}
 	parent, err := fsguard.Resolve(filepath.Dir(p))
 	if err != nil {
@@ -200,8 +183,8 @@ func Target(p string) (string, error) {
 
 // CheckPlace refuses a target inside a content-addressed store (any local
 // one: fsguard.StoreAbove), one that is or holds storeRoot (the configured
-// local store, "" for none), and one whose nearest existing ancestor is not
-// a directory.
+// local store, "" for none) or any other store, and one whose nearest
+// existing ancestor is not a directory.
 func CheckPlace(target, storeRoot string) error {
 	if storeRoot != "" {
 		if _, in, err := fsguard.Rel(target, storeRoot); err != nil {
@@ -221,18 +204,7 @@ func CheckPlace(target, storeRoot string) error {
 	if fi, err := os.Lstat(filepath.Join(target, "blobs", "sha256")); err == nil && fi.IsDir() {
 		return &fsguard.RefusedError{Target: target, Reason: "holds a content-addressed store (it has blobs/sha256): replacing it would destroy the store"}
 	}
-	for dir := filepath.Dir(target); ; dir = filepath.Dir(dir) {
-		fi, err := os.Stat(dir)
-		if err == nil {
-			if !fi.IsDir() {
-				return &fsguard.RefusedError{Target: target, Reason: fmt.Sprintf("cannot be created: %s is a file, not a directory", dir)}
-			}
-			return nil
-		}
-		if filepath.Dir(dir) == dir {
-			return nil
-		}
-	}
+	return fsguard.CheckParents(target, target)
 }
 
 // Status is what Inspect found at a target.
@@ -240,27 +212,34 @@ type Status int
 
 const (
 	Absent  Status = iota // nothing there
-	Matches               // exactly the content, in the format
+	Matches               // the content, in the format
 	Differs               // something else
 )
 
 // Found is what is at a target.
 type Found struct {
 	Status Status
-	// Digest is the digest of what is there, when it could be hashed as
-	// the format's kind (a tree for Directory, the file otherwise).
-	Digest *digest.Sum
-	What   string // for messages: "a directory with other content", "a symlink"
+	What   string // how it differs, for the plan: "index.html changed, css/site.css missing"
 }
 
 // TreeHasher hashes a directory the way the artifact resource does (the
 // provider passes its stat-cached walk).
 type TreeHasher func(ctx context.Context, dir string) (*digest.Manifest, error)
 
-// Inspect tells what is at target compared with what an export of the
-// content in format writes there (want: the file's sha256 for every
-// format but Directory). Nothing is followed at the target itself.
-func Inspect(ctx context.Context, target, format string, c *Content, want digest.Sum, hashTree TreeHasher) (Found, error) {
+// ListingLoader returns the listing of the tree an export wrote, when
+// Inspect needs it to tell the export's own files from others'.
+type ListingLoader func(ctx context.Context) (*digest.Manifest, error)
+
+// maxNamed bounds the paths a Found names.
+const maxNamed = 5
+
+// Inspect tells what is at target compared with what an export of want in
+// format wrote there (want: the tree's digest for Directory, the file's
+// sha256 otherwise). For a Directory only the export's own entries count:
+// files someone added beside them are not the export's, and not drift. The
+// listing is loaded only when the directory does not hash to want as a
+// whole. Nothing at the target is followed.
+func Inspect(ctx context.Context, target, format string, want digest.Sum, hashTree TreeHasher, listing ListingLoader) (Found, error) {
 	fi, err := os.Lstat(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -268,37 +247,116 @@ func Inspect(ctx context.Context, target, format string, c *Content, want digest
 	case err != nil:
 		return Found{}, err
 	}
-	if format == Directory {
-		if !fi.IsDir() {
-			return Found{Status: Differs, What: digest.TypeName(fi.Mode().Type())}, nil
+	if format != Directory {
+		if !fi.Mode().IsRegular() {
+			return Found{Status: Differs, What: target + " is " + digest.TypeName(fi.Mode().Type()) + ", not the file written"}, nil
 		}
-		m, err := hashTree(ctx, target)
-		if err != nil {
-			if ctx.Err() != nil {
-				return Found{}, ctx.Err()
-			}
-			return Found{Status: Differs, What: "a directory that cannot be hashed (" + err.Error() + ")"}, nil //nolint:nilerr // the answer is "differs"
-		}
-		sum := m.Digest()
-		if sum == c.Digest {
-			return Found{Status: Matches, Digest: &sum}, nil
-		}
-		return Found{Status: Differs, Digest: &sum, What: "a directory with other content"}, nil
-	}
-	if !fi.Mode().IsRegular() {
-		return Found{Status: Differs, What: digest.TypeName(fi.Mode().Type())}, nil
-	}
-	sum, _, err := digest.HashListed(ctx, target, fi)
-	if err != nil {
-		if ctx.Err() != nil {
+		sum, _, err := digest.HashListed(ctx, target, fi)
+		switch {
+		case ctx.Err() != nil:
 			return Found{}, ctx.Err()
+		case err != nil:
+			return Found{Status: Differs, What: "the file cannot be read (" + err.Error() + ")"}, nil //nolint:nilerr // the answer is "differs"
+		case sum != want:
+			return Found{Status: Differs, What: "the file was changed (it hashes to " + sum.Hex() + ")"}, nil
 		}
-		return Found{Status: Differs, What: "a file that cannot be read (" + err.Error() + ")"}, nil //nolint:nilerr // the answer is "differs"
+		return Found{Status: Matches}, nil
 	}
-	if sum == want {
-		return Found{Status: Matches, Digest: &sum}, nil
+	if !fi.IsDir() {
+		return Found{Status: Differs, What: target + " is " + digest.TypeName(fi.Mode().Type()) + ", not the directory written"}, nil
 	}
-	return Found{Status: Differs, Digest: &sum, What: "a file with other content"}, nil
+	onDisk, err := hashTree(ctx, target)
+	if ctx.Err() != nil {
+		return Found{}, ctx.Err()
+	}
+	if err == nil && onDisk.Digest() == want {
+		return Found{Status: Matches}, nil
+	}
+	m, lerr := listing(ctx)
+	if lerr != nil {
+		return Found{}, lerr
+	}
+	var diffs []string
+	if err == nil {
+		diffs = compareManifests(m, onDisk)
+	} else if diffs, err = compareFiles(ctx, target, m); err != nil {
+		return Found{}, err
+	}
+	if len(diffs) == 0 {
+		return Found{Status: Matches}, nil
+	}
+	what := strings.Join(diffs[:min(len(diffs), maxNamed)], ", ")
+	if len(diffs) > maxNamed {
+		what += fmt.Sprintf(" and %d more", len(diffs)-maxNamed)
+	}
+	return Found{Status: Differs, What: what}, nil
+}
+
+func describe(e digest.Entry, got *digest.Entry) string {
+	switch {
+	case got == nil:
+		return e.Path + " missing"
+	case got.Kind != e.Kind:
+		return e.Path + " changed type"
+	}
+	return e.Path + " changed"
+}
+
+// compareManifests lists the entries of want that differ in have.
+func compareManifests(want, have *digest.Manifest) []string {
+	byPath := make(map[string]*digest.Entry, len(have.Entries))
+	for i := range have.Entries {
+		byPath[have.Entries[i].Path] = &have.Entries[i]
+	}
+	var diffs []string
+	for _, e := range want.Entries {
+		if got := byPath[e.Path]; got == nil || got.Kind != e.Kind || got.SHA256 != e.SHA256 {
+			diffs = append(diffs, describe(e, got))
+		}
+	}
+	return diffs
+}
+
+// compareFiles checks each entry of m on disk under target, for a tree
+// that cannot be hashed whole (someone put a socket in it, say).
+func compareFiles(ctx context.Context, target string, m *digest.Manifest) ([]string, error) {
+	root, err := os.OpenRoot(target)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = root.Close() }() // read-only
+	var diffs []string
+	for _, e := range m.Entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fi, err := root.Lstat(e.Path)
+		if err != nil {
+			diffs = append(diffs, describe(e, nil))
+			continue
+		}
+		got := digest.Entry{Path: e.Path, Kind: digest.KindOf(fi.Mode()), Size: fi.Size()}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			got.Kind = digest.KindSymlink
+			t, err := root.Readlink(e.Path)
+			if err == nil {
+				got.SHA256 = digest.Bytes([]byte(t))
+			}
+		case !fi.Mode().IsRegular():
+			got.Kind = digest.Kind(digest.TypeName(fi.Mode().Type())) // a directory, a pipe: no kind a listing has
+		default:
+			f, err := root.Open(e.Path)
+			if err == nil {
+				got.SHA256, _, _ = digest.HashReader(ctx, f)
+				_ = f.Close() // read-only
+			}
+		}
+		if got.Kind != e.Kind || got.SHA256 != e.SHA256 {
+			diffs = append(diffs, describe(e, &got))
+		}
+	}
+	return diffs, nil
 }
 
 // ExistsError is a new target that exists.
@@ -316,20 +374,54 @@ type Writer struct {
 	St   *store.Store
 	Refs *archive.Refs
 	// Reused counts the files taken from the old content instead of the
-	// store by the last Write; Fetched those read from the store.
-	Reused, Fetched int
+	// store by the last Write; Fetched those read from the store; Kept the
+	// paths of others carried over from the old content.
+	Reused, Fetched, Kept int
 }
 
-// Write writes c in format to target (from Target) atomically. When
-// replace is false the target must not exist (nothing is overwritten:
-// *ExistsError); when true, whatever is at target — content this export
-// wrote before — is replaced in one rename and then removed, and a
-// Directory export reuses its files that hash to what the new tree needs.
+// ConflictError is a path someone else put inside an export that the new
+// content needs, or that would be lost: the export does not write over it.
+type ConflictError struct {
+	Target string
+	Paths  []string
+	Why    string
+}
+
+func (e *ConflictError) Error() string {
+	names := strings.Join(e.Paths[:min(len(e.Paths), maxNamed)], ", ")
+	if len(e.Paths) > maxNamed {
+		names += fmt.Sprintf(" and %d more", len(e.Paths)-maxNamed)
+	}
+	return fmt.Sprintf("%s holds %s, which the export did not write; %s", e.Target, names, e.Why)
+}
+
+// Write writes c in format to target (from Target) atomically.
+//
+// With old nil the target must not exist: nothing is overwritten
+// (*ExistsError). Otherwise old is the content this export wrote there
+// before (with its listing, for a Directory), and the new content replaces
+// it in one rename; what someone else added inside the old directory (any
+// path its listing does not name) is carried over into the new one by
+// hard link before the swap, so no crash can lose it — unless the new
+// content needs that path, or is not a directory: then nothing is written
+// (*ConflictError). Files of the old content that hash to what the new
+// one needs are copied locally instead of read from the store.
+//
 // check runs on the target just before the rename; an error stops the
 // write. It returns the sha256 of the file written (zero for Directory).
-func (w *Writer) Write(ctx context.Context, c *Content, format, target string, replace bool, check func() error) (digest.Sum, error) {
+func (w *Writer) Write(ctx context.Context, c *Content, format, target string, old *Content, check func() error) (digest.Sum, error) {
 	var sum digest.Sum
-	w.Reused, w.Fetched = 0, 0
+	w.Reused, w.Fetched, w.Kept = 0, 0, 0
+	var others []string
+	if old != nil && old.Listing != nil {
+		var err error
+		if others, err = othersIn(ctx, target, old.Listing); err != nil {
+			return sum, err
+		}
+		if len(others) > 0 && format != Directory {
+			return sum, &ConflictError{Target: target, Paths: others, Why: "a " + format + " cannot hold them. Move them away first"}
+		}
+	}
 	parent := filepath.Dir(target)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return sum, err
@@ -341,13 +433,16 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, r
 	if format == Directory {
 		tmp, err = tmpfile.MkdirTemp(parent, prefix)
 		if err == nil {
-			err = w.writeTree(ctx, c, tmp, target, replace)
+			err = w.writeTree(ctx, c, tmp, target, old != nil, others)
 		}
 	} else {
 		tmp, sum, err = w.writeFile(ctx, c, format, parent, prefix)
 	}
 	if tmp != "" {
-		defer func() { _ = os.RemoveAll(tmp) }() // gone after the rename; RemoveAll never follows symlinks
+		// Gone after a rename, or holding the old content after an
+		// exchange (others' files are linked into the new tree as well).
+		// RemoveAll never follows symlinks.
+		defer func() { _ = os.RemoveAll(tmp) }()
 	}
 	if err != nil {
 		return sum, err
@@ -357,7 +452,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, r
 			return sum, err
 		}
 	}
-	if !replace {
+	if old == nil {
 		if err := renameNoReplace(tmp, target); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return sum, &ExistsError{Target: target, What: "it appeared while the export was written"}
@@ -372,6 +467,56 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, r
 	}
 	syncDir(parent)
 	return sum, nil
+}
+
+// othersIn lists, slash-separated and sorted, what is inside the directory
+// target that the listing m does not name: files, links and directories
+// someone else put there (a directory of someone else's is one path,
+// carried over whole). The directories m's paths imply are the export's.
+func othersIn(ctx context.Context, target string, m *digest.Manifest) ([]string, error) {
+	fi, err := os.Lstat(target)
+	if err != nil || !fi.IsDir() {
+		return nil, nil //nolint:nilerr // nothing there, or not a directory: nothing of others' inside
+	}
+	ours := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, e := range m.Entries {
+		ours[e.Path] = true
+		for d := path.Dir(e.Path); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	var others []string
+	err = filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == target {
+			return nil
+		}
+		rel, err := filepath.Rel(target, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir() && dirs[rel]:
+			return nil
+		case ours[rel] && !d.IsDir():
+			return nil
+		}
+		if d.IsDir() {
+			others = append(others, rel+"/")
+			return fs.SkipDir // carried over whole
+		}
+		others = append(others, rel)
+		return nil
+	})
+	sort.Strings(others)
+	return others, err
 }
 
 func (w *Writer) writeFile(ctx context.Context, c *Content, format, parent, prefix string) (string, digest.Sum, error) {
@@ -395,10 +540,22 @@ func (w *Writer) writeFile(ctx context.Context, c *Content, format, parent, pref
 		sum = c.Digest
 		w.Fetched++
 	} else {
-		if sum, err = w.Refs.Ensure(ctx, format, c.Listing, StoreOpener(w.St)); err != nil {
-			return name, sum, err
-		}
-		if err := w.Refs.CopyTo(ctx, f, format, c.Listing, sum); err != nil {
+		// A stored archive is copied (and checked); otherwise the archive is
+		// built from the store's verified blobs straight into the file,
+		// without writing to the store: an export only reads it.
+		sum, err = w.Refs.Lookup(ctx, format, c.Listing)
+		switch {
+		case err == nil:
+			if err := w.Refs.CopyTo(ctx, f, format, c.Listing, sum); err != nil {
+				return name, sum, err
+			}
+		case errors.Is(err, store.ErrNotFound):
+			h := sha256.New()
+			if err := archive.Write(ctx, io.MultiWriter(f, h), format, c.Listing, StoreOpener(w.St)); err != nil {
+				return name, sum, err
+			}
+			h.Sum(sum[:0])
+		default:
 			return name, sum, err
 		}
 		w.Fetched++
@@ -412,10 +569,11 @@ func (w *Writer) writeFile(ctx context.Context, c *Content, format, parent, pref
 	return name, sum, f.Close()
 }
 
-// writeTree writes the listing's entries under tmp. With replace, a file
-// of the old content at target whose bytes hash to an entry's digest is
-// copied from there instead of read from the store.
-func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, replace bool) error {
+// writeTree writes the listing's entries under tmp, then links the others'
+// paths of the old content at target into it. With replace, a file of the
+// old content whose bytes hash to an entry's digest is copied from there
+// instead of read from the store.
+func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, replace bool, others []string) error {
 	root, err := os.OpenRoot(tmp)
 	if err != nil {
 		return err
@@ -428,8 +586,12 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 		}
 	}
 	dirs := map[string]bool{}
+	links := archive.Links(c.Listing)
 	for _, e := range c.Listing.Entries {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := archive.CheckEntryName(e.Path); err != nil {
 			return err
 		}
 		if d := path.Dir(e.Path); d != "." && !dirs[d] {
@@ -441,7 +603,7 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 			}
 		}
 		if e.Kind == digest.KindSymlink {
-			t, err := readLink(ctx, w.St, e)
+			t, err := archive.ReadTarget(ctx, StoreOpener(w.St), e, links)
 			if err != nil {
 				return err
 			}
@@ -459,6 +621,9 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 		if err := root.Chmod(d, 0o755); err != nil {
 			return err
 		}
+	}
+	if err := w.carryOver(target, tmp, root, c.Listing, others); err != nil {
+		return err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
@@ -567,8 +732,8 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 			dirs[d] = true
 		}
 		fi, err := root.Lstat(e.Path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			continue // gone, or under a file someone put where a directory was
 		}
 		if err != nil || fi.IsDir() {
 			// A directory where a file was (someone else's), or a path
@@ -586,6 +751,14 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 	}
 	sort.Slice(order, func(i, j int) bool { return len(order[i]) > len(order[j]) }) // deepest first
 	for _, d := range order {
+		fi, err := root.Lstat(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil || !fi.IsDir():
+			kept = append(kept, d) // someone else's, where the export had a directory
+			continue
+		}
 		if err := root.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			kept = append(kept, d+"/")
 		}
@@ -594,4 +767,80 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 		kept = append(kept, target)
 	}
 	return kept, nil
+}
+
+// carryOver links what others put in the old content at target into the
+// new tree at the same paths, refusing (before anything is visible) a path
+// the new content needs.
+func (w *Writer) carryOver(target, tmp string, root *os.Root, m *digest.Manifest, others []string) error {
+	if len(others) == 0 {
+		return nil
+	}
+	files := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, e := range m.Entries {
+		files[e.Path] = true
+		for d := path.Dir(e.Path); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	var conflicts []string
+	for _, o := range others {
+		name := strings.TrimSuffix(o, "/")
+		// A path the new tree has as a file, or (for a file of others') as
+		// a directory, or one under a file of the new tree.
+		clash := files[name] || (dirs[name] && !strings.HasSuffix(o, "/"))
+		for d := path.Dir(name); d != "." && !clash; d = path.Dir(d) {
+			clash = files[d]
+		}
+		if clash {
+			conflicts = append(conflicts, o)
+		}
+	}
+	if len(conflicts) > 0 {
+		return &ConflictError{Target: target, Paths: conflicts, Why: "the new content has a file or directory at that path. Move them away first"}
+	}
+	for _, o := range others {
+		name := strings.TrimSuffix(o, "/")
+		if d := path.Dir(name); d != "." {
+			if err := root.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := linkTree(filepath.Join(target, filepath.FromSlash(name)), filepath.Join(tmp, filepath.FromSlash(name))); err != nil {
+			return fmt.Errorf("carrying %s over into the new content: %w", o, err)
+		}
+		w.Kept++
+	}
+	return nil
+}
+
+// linkTree recreates from at to: directories as new directories (same
+// mode; merged into one the new tree already has), everything else as a
+// hard link to the same file, so its data is never copied and survives in
+// whichever tree a crash leaves.
+func linkTree(from, to string) error {
+	return filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(to, rel)
+		if !d.IsDir() {
+			return linkEntry(p, dst)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := os.Mkdir(dst, fi.Mode().Perm()); errors.Is(err, fs.ErrExist) {
+			return nil // a directory the new tree has too: its own mode stays
+		} else if err != nil {
+			return err
+		}
+		return os.Chmod(dst, fi.Mode().Perm())
+	})
 }

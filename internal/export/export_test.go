@@ -69,6 +69,10 @@ func stored(t *testing.T, st *store.Store, files map[string]string) *Content {
 	return c
 }
 
+func noListing(context.Context) (*digest.Manifest, error) {
+	return nil, errors.New("the listing is not needed here")
+}
+
 func hashTree(ctx context.Context, dir string) (*digest.Manifest, error) {
 	return digest.HashTree(ctx, dir, digest.Options{})
 }
@@ -95,7 +99,7 @@ func TestDirectoryRoundTrip(t *testing.T) {
 	old := fsUmask(0o077) // a strict umask must not change what is written
 	defer fsUmask(old)
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	if _, err := w.Write(ctx, c, Directory, target, false, nil); err != nil {
+	if _, err := w.Write(ctx, c, Directory, target, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	m, err := hashTree(ctx, target)
@@ -117,7 +121,7 @@ func TestDirectoryRoundTrip(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(target, "latest.html")); l != "index.html" {
 		t.Errorf("latest.html -> %q, want index.html", l)
 	}
-	f, err := Inspect(ctx, target, Directory, c, digest.Sum{}, hashTree)
+	f, err := Inspect(ctx, target, Directory, c.Digest, hashTree, noListing)
 	if err != nil || f.Status != Matches {
 		t.Fatalf("Inspect = %+v, %v; want Matches", f, err)
 	}
@@ -145,7 +149,7 @@ func TestNewTargetNeverOverwritten(t *testing.T) {
 					t.Fatal(err)
 				}
 				before, _ := os.Lstat(target)
-				_, err := w.Write(ctx, c, format, target, false, nil)
+				_, err := w.Write(ctx, c, format, target, nil, nil)
 				var exists *ExistsError
 				if !errors.As(err, &exists) {
 					t.Errorf("%s: Write over an existing %s = %v, want ExistsError", format, name, err)
@@ -175,7 +179,7 @@ func TestReplaceSwapsAndReusesLocalFiles(t *testing.T) {
 	v2 := stored(t, st, v2files)
 	target := filepath.Join(t.TempDir(), "site")
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	if _, err := w.Write(ctx, v1, Directory, target, false, nil); err != nil {
+	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.Lstat(target)
@@ -183,7 +187,7 @@ func TestReplaceSwapsAndReusesLocalFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(target, "css", "site.css"), []byte("tampered{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(ctx, v2, Directory, target, true, nil); err != nil {
+	if _, err := w.Write(ctx, v2, Directory, target, v1, nil); err != nil {
 		t.Fatal(err)
 	}
 	m, err := hashTree(ctx, target)
@@ -217,7 +221,7 @@ func TestCorruptBlobWritesNothing(t *testing.T) {
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
 	for _, format := range []string{Directory, Zip, TarGz} {
 		target := filepath.Join(t.TempDir(), "out")
-		_, err := w.Write(ctx, c, format, target, false, nil)
+		_, err := w.Write(ctx, c, format, target, nil, nil)
 		var mismatch *store.MismatchError
 		if !errors.As(err, &mismatch) {
 			t.Errorf("%s: Write from a corrupt blob = %v, want a MismatchError", format, err)
@@ -243,7 +247,7 @@ func TestArchiveSumKnownBeforeWriting(t *testing.T) {
 		}
 		target := filepath.Join(t.TempDir(), "a."+format)
 		w := &Writer{St: st, Refs: refs}
-		got, err := w.Write(ctx, c, format, target, false, nil)
+		got, err := w.Write(ctx, c, format, target, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +261,7 @@ func TestArchiveSumKnownBeforeWriting(t *testing.T) {
 				t.Errorf("zip: %v, %d entries", err, len(zr.File))
 			}
 		}
-		f, err := Inspect(ctx, target, format, c, planned, hashTree)
+		f, err := Inspect(ctx, target, format, planned, hashTree, noListing)
 		if err != nil || f.Status != Matches {
 			t.Errorf("%s: Inspect = %+v, %v", format, f, err)
 		}
@@ -370,7 +374,7 @@ func TestRemoveOnlyWhatWasWritten(t *testing.T) {
 	c := stored(t, st, site)
 	target := filepath.Join(t.TempDir(), "site")
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	if _, err := w.Write(ctx, c, Directory, target, false, nil); err != nil {
+	if _, err := w.Write(ctx, c, Directory, target, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Someone adds a file, and replaces a written directory with a link
@@ -397,12 +401,15 @@ func TestRemoveOnlyWhatWasWritten(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(target, "index.html")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("index.html is still there: %v", err)
 	}
+	if fi, err := os.Lstat(filepath.Join(target, "deep", "a", "b")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("Remove deleted a symlink it did not write where its directory was: %v", err)
+	}
 	if len(kept) == 0 {
 		t.Error("Remove reported nothing kept")
 	}
 	// A clean export is removed entirely.
 	target2 := filepath.Join(t.TempDir(), "site")
-	if _, err := w.Write(ctx, c, Directory, target2, false, nil); err != nil {
+	if _, err := w.Write(ctx, c, Directory, target2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if kept, err := Remove(ctx, target2, Directory, c); err != nil || len(kept) != 0 {
@@ -422,7 +429,7 @@ func TestSweepsAKilledWritersTemporary(t *testing.T) {
 	dead := filepath.Join(dir, ".site.tmp-1073741824-123")
 	writeTree(t, dead, map[string]string{"half.html": "<h1>v"})
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	if _, err := w.Write(ctx, c, Directory, filepath.Join(dir, "site"), false, nil); err != nil {
+	if _, err := w.Write(ctx, c, Directory, filepath.Join(dir, "site"), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(dead); !errors.Is(err, fs.ErrNotExist) {
@@ -437,10 +444,140 @@ func TestCancelLeavesNothing(t *testing.T) {
 	cancel()
 	target := filepath.Join(t.TempDir(), "site")
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	if _, err := w.Write(ctx, c, Directory, target, false, nil); !errors.Is(err, context.Canceled) {
+	if _, err := w.Write(ctx, c, Directory, target, nil, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Write with a cancelled context = %v", err)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 0 {
 		t.Errorf("a cancelled write left %v", entries)
+	}
+}
+
+// TestReplaceKeepsWhatOthersAdded: files, links and directories someone
+// added inside an export survive a replacement (linked, not copied, into
+// the new tree before the swap); one at a path the new content needs, or a
+// replacement by an archive, refuses the write and changes nothing.
+func TestReplaceKeepsWhatOthersAdded(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	v2files := map[string]string{"index.html": "<h1>v2</h1>\n", "css/site.css": "body{}\n", "css/new.css": "new\n"}
+	v2 := stored(t, st, v2files)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	target := filepath.Join(t.TempDir(), "site")
+	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, target, map[string]string{
+		"uploads/a/photo.jpg": "jpeg",
+		"css/theirs.css":      "theirs",
+		"robots.txt":          "->index.html",
+	})
+	ino := inode(t, filepath.Join(target, "uploads", "a", "photo.jpg"))
+	if _, err := w.Write(ctx, v2, Directory, target, v1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w.Kept != 3 {
+		t.Errorf("kept %d paths of others, want 3", w.Kept)
+	}
+	if got := inode(t, filepath.Join(target, "uploads", "a", "photo.jpg")); got != ino {
+		t.Error("a file of others' was copied, not linked")
+	}
+	if l, err := os.Readlink(filepath.Join(target, "robots.txt")); err != nil || l != "index.html" {
+		t.Errorf("a link of others' is %q, %v", l, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "css", "theirs.css")); string(b) != "theirs" {
+		t.Errorf("a file of others' beside the export's is %q", b)
+	}
+	for _, gone := range []string{"bin", "deep", "latest.html"} {
+		if _, err := os.Lstat(filepath.Join(target, gone)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s of the old content is left: %v", gone, err)
+		}
+	}
+	found, err := Inspect(ctx, target, Directory, v2.Digest, hashTree, func(context.Context) (*digest.Manifest, error) { return v2.Listing, nil })
+	if err != nil || found.Status != Matches {
+		t.Errorf("others' files count as drift: %+v %v", found, err)
+	}
+	// A path the new content needs.
+	v3 := stored(t, st, map[string]string{"index.html": "v3", "uploads": "now a file"})
+	before := inode(t, target)
+	var conflict *ConflictError
+	if _, err := w.Write(ctx, v3, Directory, target, v2, nil); !errors.As(err, &conflict) || conflict.Paths[0] != "uploads/" {
+		t.Errorf("Write over others' directory = %v, want a ConflictError naming uploads/", err)
+	}
+	if _, err := w.Write(ctx, v2, Zip, target, v2, nil); !errors.As(err, &conflict) {
+		t.Errorf("Write of a zip over a directory holding others' files = %v, want a ConflictError", err)
+	}
+	if inode(t, target) != before {
+		t.Error("a refused write changed the target")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
+		t.Errorf("a refused write left %v", entries)
+	}
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inodeOf(fi)
+}
+
+// TestInspectNamesDrift: what changed in an export is named, its own
+// files only, also when the tree holds something that cannot be hashed.
+func TestInspectNamesDrift(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	target := filepath.Join(t.TempDir(), "site")
+	if _, err := w.Write(ctx, c, Directory, target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(target, "index.html"), []byte("defaced"), 0o644))
+	must(os.Remove(filepath.Join(target, "css", "site.css")))
+	listing := func(context.Context) (*digest.Manifest, error) { return c.Listing, nil }
+	f, err := Inspect(ctx, target, Directory, c.Digest, hashTree, listing)
+	if err != nil || f.Status != Differs || f.What != "css/site.css missing, index.html changed" {
+		t.Errorf("Inspect = %+v, %v", f, err)
+	}
+	must(mkfifo(filepath.Join(target, "fifo")))
+	f, err = Inspect(ctx, target, Directory, c.Digest, hashTree, listing)
+	if err != nil || f.Status != Differs || f.What != "css/site.css missing, index.html changed" {
+		t.Errorf("Inspect of an unhashable tree = %+v, %v", f, err)
+	}
+}
+
+// TestPortableRenames runs the fallbacks used where renameat2 is missing.
+func TestPortableRenames(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	writeTree(t, a, map[string]string{"new": "new"})
+	writeTree(t, b, map[string]string{"old": "old"})
+	if err := renameNoReplacePortable(a, b); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("renameNoReplacePortable over an existing path = %v", err)
+	}
+	if err := exchangePortable(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b, "new")); err != nil {
+		t.Errorf("after the exchange the target lacks the new content: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a, "old", "old")); err != nil {
+		t.Errorf("after the exchange the old content is not where the caller removes it: %v", err)
+	}
+	c := filepath.Join(dir, "c")
+	if err := exchangePortable(b, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(c, "new")); err != nil {
+		t.Errorf("an exchange onto a free path did not rename: %v", err)
 	}
 }

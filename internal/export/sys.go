@@ -55,3 +55,21 @@ func syncDir(dir string) {
 	_ = f.Sync()
 	_ = f.Close() // opened to sync
 }
+
+// linkEntry makes to another name of the non-directory from: a hard link
+// (the data is shared, never copied), or for a symlink a new symlink with
+// the same target (link(2) follows symlinks on some systems).
+func linkEntry(from, to string) error {
+	fi, err := os.Lstat(from)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		t, err := os.Readlink(from)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(t, to)
+	}
+	return os.Link(from, to)
+}

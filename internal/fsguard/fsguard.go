@@ -121,29 +121,45 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string { return fmt.Sprintf("%s %s", e.Target, e.Reason) }
 
+// CheckEntryName refuses a path whose last component names no new entry
+// of a directory: one that is empty or ends in "/", "." or "..".
+func CheckEntryName(p string) error {
+	slashed := filepath.ToSlash(p)
+	if last := slashed[strings.LastIndex(slashed, "/")+1:]; last == "" || last == "." || last == ".." {
+		return &RefusedError{Target: p, Reason: "names a directory (it is empty or ends in \"/\", \".\" or \"..\"); give the path of a new entry, such as \"build/lambda.zip\""}
+	}
+	return nil
+}
+
+// CheckParents refuses target (resolved: its real absolute path) when the
+// deepest part of its parents that exists is not a directory: under a
+// regular file nothing can ever be created.
+func CheckParents(target, resolved string) error {
+	for dir := filepath.Dir(resolved); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err == nil {
+			if !fi.IsDir() {
+				return &RefusedError{Target: target, Reason: fmt.Sprintf("cannot be created: %s is a file, not a directory", dir)}
+			}
+			return nil
+		}
+		if filepath.Dir(dir) == dir {
+			return nil
+		}
+	}
+}
+
 // CheckTarget refuses a target that is inside (or is) one of the areas, or
 // that exists and is not a regular file (a directory, a named pipe, a
 // device, a socket, a symlink): the provider only ever replaces a regular
 // file there, atomically.
 func CheckTarget(target string, areas ...Area) error {
-	slashed := filepath.ToSlash(target)
-	if last := slashed[strings.LastIndex(slashed, "/")+1:]; last == "" || last == "." || last == ".." {
-		return &RefusedError{Target: target, Reason: "names a directory (it ends in \"/\", \".\" or \"..\"); give the path of a file, such as \"build/lambda.zip\""}
+	if err := CheckEntryName(target); err != nil {
+		return err
 	}
 	if p, err := Resolve(target); err == nil {
-		// The deepest part that exists must be a directory (or the target
-		// itself): under a regular file nothing can ever be created.
-		for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
-			fi, err := os.Stat(dir)
-			if err == nil {
-				if !fi.IsDir() {
-					return &RefusedError{Target: target, Reason: fmt.Sprintf("cannot be created: %s is a file, not a directory", dir)}
-				}
-				break
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
+		if err := CheckParents(target, p); err != nil {
+			return err
 		}
 	}
 	for _, a := range areas {

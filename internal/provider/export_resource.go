@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -46,6 +47,7 @@ type exportModel struct {
 	Format       types.String `tfsdk:"format"`
 	SHA256       types.String `tfsdk:"sha256"`
 	Base64SHA256 types.String `tfsdk:"base64sha256"`
+	Drift        types.String `tfsdk:"drift"`
 }
 
 // privateWritten is the private-state key recording what an export wrote
@@ -86,12 +88,13 @@ func exportSchema() schema.Schema {
 			"store, flushed to disk, and renamed into place in one step: a reader (a web server, a deploy tool) sees the " +
 			"old content or the whole new one, never half a tree; on Linux a directory is swapped in one " +
 			"`rename(2)` and never disappears. Files of the old content that hash to what the new one needs are copied " +
-			"locally instead of downloaded. Refresh checks what is at `path`: changed or missing content is shown as drift " +
-			"and written again by the next apply. Destroy removes only what the export wrote (files someone added stay, " +
-			"with their directories). The export refuses a `path` inside a store, one holding the store, and an existing " +
-			"path it did not write (unless it already holds exactly this content, which is adopted as is).\n\n" +
+			"locally instead of downloaded. Refresh checks the export's own files at `path`: changed or missing ones are " +
+			"shown in `drift` and written again by the next apply. What someone else added inside the directory is not the " +
+			"export's: an update carries it over into the new content (hard-linked, never copied or lost; a path the new " +
+			"content needs is refused), and destroy leaves it. The export refuses a `path` inside a store, one holding a " +
+			"store, and any existing path it did not write.\n\n" +
 			"There is no `terraform import`: importing would mean taking over a path the provider did not write, which " +
-			"is what the resource refuses to do. Declare it, and an existing identical copy is adopted without a write.",
+			"is what the resource refuses to do. Move the old copy away and let the export write its own.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The absolute path written: `path` with its parent directories' symlinks resolved.",
@@ -129,6 +132,12 @@ func exportSchema() schema.Schema {
 				MarkdownDescription: "The same hash in base64, what `aws_lambda_function.source_code_hash` takes; known at plan.",
 				Computed:            true,
 			},
+			"drift": schema.StringAttribute{
+				MarkdownDescription: "What refresh found changed at `path` since the export wrote it (\"index.html changed, " +
+					"css/site.css missing\"), or null. A change plans an update that writes the content again; files someone " +
+					"added beside the export's own are not drift, and are kept.",
+				Computed: true,
+			},
 		},
 	}
 }
@@ -151,7 +160,9 @@ func (m *exportModel) setSum(sum *digest.Sum) {
 }
 
 // loadExport reads what the model's digest names and checks the format.
-func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configFormat types.String) (*export.Content, string, diag.Diagnostics) {
+// At plan, an artifact not stored yet is no error (nil content): an
+// immutable_artifact of the same configuration stores it at apply.
+func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configFormat types.String, atPlan bool) (*export.Content, string, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	sum, err := digest.Parse(m.Digest.ValueString())
 	if err != nil {
@@ -161,6 +172,8 @@ func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configF
 	st := r.data.store
 	c, err := export.Load(ctx, st, sum)
 	switch {
+	case errors.Is(err, store.ErrNotFound) && atPlan:
+		return nil, "", diags // maybe stored by another resource in this apply: decided then
 	case errors.Is(err, store.ErrNotFound):
 		diags.AddAttributeError(path.Root("digest"), "Artifact not in the store",
 			fmt.Sprintf("%s is neither a directory nor a file artifact in the store %s. Check the provider's `store` setting "+
@@ -186,6 +199,7 @@ func exportError(st *store.Store, err error) diag.Diagnostic {
 	var formatErr *export.FormatError
 	var refused *fsguard.RefusedError
 	var exists *export.ExistsError
+	var conflict *export.ConflictError
 	var link *archive.LinkError
 	var unsafeName *archive.UnsafeNameError
 	var mismatch *store.MismatchError
@@ -200,7 +214,9 @@ func exportError(st *store.Store, err error) diag.Diagnostic {
 	case errors.As(err, &exists):
 		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Refusing to write over an existing path",
 			fmt.Sprintf("%v. The export never replaces what it did not write. Choose a new path, or move that one away "+
-				"yourself if it may go. Nothing was written.", err))
+				"yourself if it may go (also when an earlier apply of this export was interrupted). Nothing was written.", err))
+	case errors.As(err, &conflict):
+		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Refusing to write over files of others", err.Error()+". Nothing was written.")
 	case errors.As(err, &link):
 		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Cannot export a link that leaves the tree",
 			fmt.Sprintf("%v. Whoever serves or unpacks the export would follow it out. Nothing was written.", err))
@@ -229,6 +245,8 @@ func (r *ExportResource) hashTree(ctx context.Context, dir string) (*digest.Mani
 // (or an artifact's output_path) writing the same path or one inside
 // another export's directory.
 func (r *ExportResource) claim(target, what string) error {
+	r.data.exportsMu.Lock()
+	defer r.data.exportsMu.Unlock()
 	if other, loaded := r.data.outputs.LoadOrStore(target, what); loaded && other != what {
 		return &fsguard.RefusedError{Target: target, Reason: "is also written by another resource of this configuration, with other content; each apply would overwrite the other's"}
 	}
@@ -260,37 +278,29 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		prior = &exportModel{}
 		resp.Diagnostics.Append(req.State.Get(ctx, prior)...)
 	}
-	if resp.Diagnostics.HasError() {
-		return
-	}
 	var configFormat types.String
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("format"), &configFormat)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	plan.Drift = types.StringNull() // what this plan writes is the content: no drift after it
 	if plan.Digest.IsUnknown() || plan.Path.IsUnknown() || configFormat.IsUnknown() || r.data == nil {
 		if configFormat.IsNull() || configFormat.IsUnknown() {
 			plan.Format = types.StringUnknown()
 		}
 		plan.ID, plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
-		if prior != nil && !plan.Path.IsUnknown() && !plan.Path.Equal(prior.Path) {
-			resp.RequiresReplace.Append(path.Root("path"))
+		if prior != nil {
+			// Replaced if the target turns out to move; core honours this
+			// only if id's value changes.
+			resp.RequiresReplace.Append(path.Root("id"))
 		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-		return
-	}
-	c, format, diags := r.loadExport(ctx, &plan, configFormat)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
 		return
 	}
 	st := r.data.store
 	target, err := export.Target(plan.Path.ValueString())
 	if err == nil {
 		err = export.CheckPlace(target, localRoot(st))
-	}
-	if err == nil {
-		err = r.claim(target, "export "+c.Digest.String()+" "+format)
 	}
 	if err != nil {
 		resp.Diagnostics.Append(exportError(st, err))
@@ -299,37 +309,69 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	w := getWritten(ctx, req.Private)
 	owned := prior != nil && w != nil && w.Target == target
 	if prior != nil && !owned {
-		resp.RequiresReplace.Append(path.Root("path"))
+		// Another target — also when only a symlinked parent or the
+		// working directory moved and the path string stayed: replace on
+		// id, whose planned value is the new target.
+		resp.RequiresReplace.Append(path.Root("id"))
+	}
+	if owned && w.Digest == plan.Digest.ValueString() && (configFormat.IsNull() || configFormat.ValueString() == w.Format) {
+		// The content written there already: everything is known from
+		// what was written, without the store (a no-op plan, a drift
+		// repair, destroy's refresh with the store gone).
+		if err := r.claim(target, "export "+w.Digest+" "+w.Format); err != nil {
+			resp.Diagnostics.Append(exportError(st, err))
+			return
+		}
+		plan.Format, plan.ID = types.StringValue(w.Format), types.StringValue(target)
+		plan.setSum(nil)
+		if sum, err := digest.ParseHex(w.SHA256); err == nil {
+			plan.setSum(&sum)
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
 	}
 
-	var sum *digest.Sum
-	if w != nil && w.Digest == c.Digest.String() && w.Format == format && w.SHA256 != "" {
-		if s, err := digest.ParseHex(w.SHA256); err == nil {
-			sum = &s // what was written for this very content: no archive to build
-		}
+	c, format, diags := r.loadExport(ctx, &plan, configFormat, true)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
-	if sum == nil {
-		s, ok, err := export.FileSum(ctx, r.data.archives(), st, c, format)
-		if err != nil {
-			resp.Diagnostics.Append(exportError(st, err))
-			return
+	if c == nil {
+		// Not stored yet (an artifact created in this apply, say): what it
+		// is, and its archive's hash, are known after apply.
+		if configFormat.IsNull() {
+			plan.Format = types.StringUnknown()
 		}
-		if ok {
-			sum = &s
+		plan.ID = types.StringValue(target)
+		plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown()
+		if configFormat.ValueString() == export.Directory {
+			plan.setSum(nil)
 		}
+		if !owned {
+			if fi, err := os.Lstat(target); err == nil {
+				resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
+				return
+			}
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	if err := r.claim(target, "export "+c.Digest.String()+" "+format); err != nil {
+		resp.Diagnostics.Append(exportError(st, err))
+		return
+	}
+	var sum *digest.Sum
+	s, ok, err := export.FileSum(ctx, r.data.archives(), st, c, format)
+	if err != nil {
+		resp.Diagnostics.Append(exportError(st, err))
+		return
+	}
+	if ok {
+		sum = &s
 	}
 	if !owned {
-		want := digest.Sum{}
-		if sum != nil {
-			want = *sum
-		}
-		found, err := export.Inspect(ctx, target, format, c, want, r.hashTree)
-		if err != nil {
-			resp.Diagnostics.Append(exportError(st, err))
-			return
-		}
-		if found.Status == export.Differs {
-			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: found.What}))
+		if fi, err := os.Lstat(target); err == nil {
+			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
 			return
 		}
 	}
@@ -369,6 +411,24 @@ func (r *ExportResource) Update(ctx context.Context, req resource.UpdateRequest,
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
+// listingOf returns the listing of what an export wrote: from the store,
+// or, when the store cannot give it, from the tree on disk if that still
+// hashes to the digest written.
+func (r *ExportResource) listingOf(ctx context.Context, w *written) (*digest.Manifest, error) {
+	sum, err := digest.Parse(w.Digest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := r.data.store.GetTree(ctx, sum)
+	if err == nil {
+		return m, nil
+	}
+	if onDisk, herr := r.hashTree(ctx, w.Target); herr == nil && onDisk.Digest() == sum {
+		return onDisk, nil
+	}
+	return nil, fmt.Errorf("the listing of %s, what the export wrote, cannot be read from %s: %w", sum, r.data.store, err)
+}
+
 // write puts the planned content at the planned path. prior is what this
 // export wrote before (nil on create): only at that very target is
 // existing content replaced.
@@ -378,7 +438,7 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 		diags.AddError("Provider not configured", "immutable_export needs a configured provider. This is a bug in the provider.")
 		return nil, diags
 	}
-	c, format, d := r.loadExport(ctx, plan, plan.Format) // the plan holds the format decided at plan
+	c, format, d := r.loadExport(ctx, plan, plan.Format, false) // the plan holds the format decided at plan
 	diags.Append(d...)
 	if diags.HasError() {
 		return nil, diags
@@ -393,30 +453,22 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 		diags.Append(exportError(st, err))
 		return nil, diags
 	}
-	owned := prior != nil && prior.Target == target
-	var want digest.Sum
-	if !plan.SHA256.IsNull() && !plan.SHA256.IsUnknown() {
-		want, _ = digest.ParseHex(plan.SHA256.ValueString())
+	var old *export.Content
+	if prior != nil && prior.Target == target {
+		old = &export.Content{}
+		if prior.Format == export.Directory {
+			if old.Listing, err = r.listingOf(ctx, prior); err != nil {
+				diags.AddAttributeError(path.Root("digest"), "Cannot tell which files the export wrote", fmt.Sprintf(
+					"Replacing %s needs %v. Nothing was written; make the store reachable and apply again.", target, err))
+				return nil, diags
+			}
+		}
 	}
-	found, err := export.Inspect(ctx, target, format, c, want, r.hashTree)
+	wr := &export.Writer{St: st, Refs: r.data.archives()}
+	sum, err := wr.Write(ctx, c, format, target, old, place)
 	if err != nil {
 		diags.Append(exportError(st, err))
 		return nil, diags
-	}
-	var sum digest.Sum
-	switch {
-	case found.Status == export.Matches && want != (digest.Sum{}):
-		sum = want // exactly this content is there already: nothing to write
-	case found.Status == export.Matches:
-	case found.Status == export.Differs && !owned:
-		diags.Append(exportError(st, &export.ExistsError{Target: target, What: found.What}))
-		return nil, diags
-	default:
-		wr := &export.Writer{St: st, Refs: r.data.archives()}
-		if sum, err = wr.Write(ctx, c, format, target, owned, place); err != nil {
-			diags.Append(exportError(st, err))
-			return nil, diags
-		}
 	}
 	if format != export.Directory && !plan.SHA256.IsUnknown() && plan.SHA256.ValueString() != sum.Hex() {
 		diags.AddAttributeError(path.Root("sha256"), "Archive differs from the plan",
@@ -425,8 +477,14 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 				target, plan.SHA256.ValueString(), sum.Hex()))
 		return nil, diags
 	}
+	if wr.Kept > 0 {
+		diags.AddAttributeWarning(path.Root("path"), "Files of others kept in the export",
+			fmt.Sprintf("%s held %d path(s) the export did not write; they were carried over into the new content unchanged. "+
+				"They are not part of the artifact, and destroy leaves them.", target, wr.Kept))
+	}
 	plan.Format = types.StringValue(format)
 	plan.ID = types.StringValue(target)
+	plan.Drift = types.StringNull()
 	w := written{Target: target, Digest: c.Digest.String(), Format: format}
 	if format == export.Directory {
 		plan.setSum(nil)
@@ -447,19 +505,18 @@ func (r *ExportResource) Read(ctx context.Context, req resource.ReadRequest, res
 	if w == nil {
 		return // nothing known to check against
 	}
-	sum, err := digest.Parse(w.Digest)
+	want, err := digest.Parse(w.Digest)
+	if w.SHA256 != "" {
+		want, err = digest.ParseHex(w.SHA256)
+	}
 	if err != nil {
 		return
 	}
-	var want digest.Sum
-	if w.SHA256 != "" {
-		if want, err = digest.ParseHex(w.SHA256); err != nil {
-			return
-		}
-	}
-	found, err := export.Inspect(ctx, w.Target, w.Format, &export.Content{Digest: sum}, want, r.hashTree)
+	listing := func(ctx context.Context) (*digest.Manifest, error) { return r.listingOf(ctx, w) }
+	found, err := export.Inspect(ctx, w.Target, w.Format, want, r.hashTree, listing)
 	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot check the export", fmt.Sprintf("%s: %v", w.Target, err))
+		resp.Diagnostics.AddAttributeWarning(path.Root("path"), "Cannot check the export",
+			fmt.Sprintf("Whether %s still holds what the export wrote cannot be told: %v. The plan assumes it does.", w.Target, err))
 		return
 	}
 	switch found.Status {
@@ -468,18 +525,11 @@ func (r *ExportResource) Read(ctx context.Context, req resource.ReadRequest, res
 		resp.State.RemoveResource(ctx)
 		return
 	case export.Matches:
-		return
-	}
-	// Changed: state says what is there, so the plan shows the drift and
-	// an update that writes the content again.
-	if w.Format == export.Directory || w.Format == export.File {
-		state.Digest = types.StringNull()
-		if found.Digest != nil {
-			state.Digest = types.StringValue(found.Digest.String())
-		}
-	}
-	if w.Format != export.Directory {
-		state.setSum(found.Digest)
+		state.Drift = types.StringNull()
+	default:
+		// The plan sets drift back to null: an update that writes the
+		// content again, showing what changed.
+		state.Drift = types.StringValue(found.What)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
@@ -496,21 +546,16 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 			fmt.Sprintf("The state does not record what was written to %s, so nothing there was removed.", state.ID.ValueString()))
 		return
 	}
-	sum, err := digest.Parse(w.Digest)
-	if err != nil {
-		resp.Diagnostics.AddError("Corrupt private state", err.Error())
-		return
-	}
-	c := &export.Content{Digest: sum}
-	if w.Format != export.File {
-		loaded, err := export.Load(ctx, r.data.store, sum)
+	c := &export.Content{}
+	if w.Format == export.Directory {
+		m, err := r.listingOf(ctx, w)
 		if err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("digest"), "Cannot tell which files the export wrote",
-				fmt.Sprintf("Removing %s needs the listing of %s, which cannot be read: %v. Nothing was removed; make the store "+
-					"reachable and destroy again, or remove the path yourself and `terraform state rm` the export.", w.Target, sum, err))
+				fmt.Sprintf("Removing %s needs %v. Nothing was removed; make the store reachable and destroy again, or remove "+
+					"the path yourself and `terraform state rm` the export.", w.Target, err))
 			return
 		}
-		c = loaded
+		c.Listing = m
 	}
 	kept, err := export.Remove(ctx, w.Target, w.Format, c)
 	if err != nil {

@@ -155,17 +155,35 @@ func TestAccExport_lifecycle(t *testing.T) {
 					Check: func(*terraform.State) error { return treeIs(t, out, d1) },
 				},
 				{
-					// Drift: a file edited and one added behind Terraform's back.
+					// Someone adds a file: not the export's, not drift.
+					PreConfig: func() {
+						must(t, os.WriteFile(filepath.Join(out, "extra.html"), []byte("theirs"), 0o644))
+					},
+					Config:           e.exportConfig(d1, out),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				},
+				{
+					// Drift: a file edited and one removed behind Terraform's
+					// back, named in the plan, written again; the added file
+					// is kept.
 					PreConfig: func() {
 						must(t, os.WriteFile(filepath.Join(out, "index.html"), []byte("defaced"), 0o644))
-						must(t, os.WriteFile(filepath.Join(out, "extra.html"), []byte("x"), 0o644))
+						must(t, os.Remove(filepath.Join(out, "css", "site.css")))
 					},
 					Config: e.exportConfig(d1, out),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(exp, tfjsonpath.New("drift"), knownvalue.Null()),
 						plancheck.ExpectKnownValue(exp, tfjsonpath.New("digest"), knownvalue.StringExact(d1)),
+						driftWas(exp, "css/site.css missing, index.html changed"),
 					}},
-					Check: func(*terraform.State) error { return treeIs(t, out, d1) },
+					Check: func(*terraform.State) error {
+						if b, err := os.ReadFile(filepath.Join(out, "extra.html")); err != nil || string(b) != "theirs" {
+							return fmt.Errorf("a file someone added was lost: %q %v", b, err)
+						}
+						must(t, os.Remove(filepath.Join(out, "extra.html")))
+						return treeIs(t, out, d1)
+					},
 				},
 				{
 					// Gone: written again.
@@ -338,8 +356,7 @@ func TestAccExport_downloadsOnlyWhatChanged(t *testing.T) {
 // nothing is written: an existing file or directory it did not write, a
 // path inside the store or one holding it, an artifact that is not stored,
 // a format the artifact cannot take, and one export inside another's
-// directory. An existing copy of exactly the content is adopted without a
-// write.
+// directory — even an existing copy of exactly the content.
 func TestAccExport_refused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -367,11 +384,10 @@ resource "immutable_export" "inner" {
 		cfg  string
 		want string
 	}{
-		{e.exportConfig(d1, existing), `(?s)Refusing to write over an existing path.*was not written by this export`},
+		{e.exportConfig(d1, existing), `(?s)Refusing to write over an existing path.*was\s+not\s+written\s+by\s+this\s+export`},
 		{e.exportConfig(d1, existingFile, `format = "zip"`), `(?s)Refusing to write over an existing path`},
 		{e.exportConfig(d1, filepath.Join(e.store, "trees", "x")), `(?s)Refusing to write path.*inside the store`},
 		{e.exportConfig(d1, filepath.Dir(e.store)), `(?s)Refusing to write path.*holds the store`},
-		{e.exportConfig(notStored, filepath.Join(dir, "new")), `(?s)Artifact not in the store`},
 		{e.exportConfig(fileDigest, filepath.Join(dir, "new.zip"), `format = "zip"`), `(?s)Format does not fit the artifact.*file artifact`},
 		{e.exportConfig(d1, filepath.Join(dir, "new"), `format = "file"`), `(?s)Format does not fit the artifact.*directory artifact`},
 		{e.exportConfig(d1, dir+"/new/"), `(?s)Refusing to write path`},
@@ -379,19 +395,25 @@ resource "immutable_export" "inner" {
 	} {
 		steps = append(steps, resource.TestStep{Config: c.cfg, PlanOnly: true, ExpectError: regexp.MustCompile(c.want)})
 	}
-	// Exactly the content already there (a copy made by hand, or an apply
-	// killed after its rename): adopted, not rewritten.
-	adopt := filepath.Join(dir, "copy")
+	// A digest not in the store may be stored by another resource in the
+	// same apply: planned, and refused at apply if it is still missing.
+	steps = append(steps, resource.TestStep{
+		Config:      e.exportConfig(notStored, filepath.Join(dir, "new")),
+		ExpectError: regexp.MustCompile(`(?s)Artifact not in the store`),
+	})
+	// Even exactly the content, copied there by hand: not the export's.
+	copied := filepath.Join(dir, "copy")
 	var ino uint64
 	steps = append(steps, resource.TestStep{
 		PreConfig: func() {
-			must(t, exec.Command("cp", "-R", filepath.Join(e.dir, "v1"), adopt).Run())
-			ino = inodeOf(t, filepath.Join(adopt, "index.html"))
+			must(t, exec.Command("cp", "-R", filepath.Join(e.dir, "v1"), copied).Run())
+			ino = inodeOf(t, filepath.Join(copied, "index.html"))
 		},
-		Config: e.exportConfig(d1, adopt),
+		Config:      e.exportConfig(d1, copied),
+		ExpectError: regexp.MustCompile(`(?s)Refusing to write over an existing path`),
 		Check: func(*terraform.State) error {
-			if inodeOf(t, filepath.Join(adopt, "index.html")) != ino {
-				return errors.New("an identical existing copy was rewritten")
+			if inodeOf(t, filepath.Join(copied, "index.html")) != ino {
+				return errors.New("an existing copy was rewritten")
 			}
 			return nil
 		},
@@ -524,5 +546,144 @@ func TestAccExport_pathChangeAndDestroy(t *testing.T) {
 				},
 			},
 		},
+	})
+}
+
+// driftWas checks the drift refresh recorded in the prior state.
+func driftWas(addr, want string) plancheck.PlanCheck { return driftCheck{addr, want} }
+
+type driftCheck struct{ addr, want string }
+
+func (c driftCheck) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Address == c.addr {
+			before, _ := rc.Change.Before.(map[string]any)
+			if got, _ := before["drift"].(string); got != c.want {
+				resp.Error = fmt.Errorf("%s: drift before the plan is %q, want %q", c.addr, got, c.want)
+			}
+			return
+		}
+	}
+	resp.Error = fmt.Errorf("%s not in the plan", c.addr)
+}
+
+// TestAccExport_targetMovesUnderTheSamePath: the path string stays, but a
+// symlinked parent now points elsewhere: the export is replaced (the old
+// target removed), not updated with the old one orphaned.
+func TestAccExport_targetMovesUnderTheSamePath(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	dir := t.TempDir()
+	r1, r2, current := filepath.Join(dir, "r1"), filepath.Join(dir, "r2"), filepath.Join(dir, "current")
+	must(t, os.Mkdir(r1, 0o755))
+	must(t, os.Mkdir(r2, 0o755))
+	must(t, os.Symlink("r1", current))
+	cfg := e.exportConfig(d1, filepath.Join(current, "site"))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: cfg, Check: func(*terraform.State) error { return treeIs(t, filepath.Join(r1, "site"), d1) }},
+			{
+				PreConfig: func() {
+					must(t, os.Remove(current))
+					must(t, os.Symlink("r2", current))
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionDestroyBeforeCreate),
+				}},
+				Check: func(*terraform.State) error {
+					if _, err := os.Lstat(filepath.Join(r1, "site")); !errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("the old target is orphaned: %v", err)
+					}
+					return treeIs(t, filepath.Join(r2, "site"), d1)
+				},
+			},
+		},
+	})
+}
+
+// TestAccExport_storeGone: with the store moved away, an unchanged export
+// still plans (nothing to read: what was written is known) and destroys —
+// a zip without any listing, a directory by its own files on disk.
+func TestAccExport_storeGone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	dir := t.TempDir()
+	cfg := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_export" "zip" {
+  digest = %[1]q
+  path   = "%[2]s/site.zip"
+  format = "zip"
+}
+resource "immutable_export" "dir" {
+  digest = %[1]q
+  path   = "%[2]s/site"
+}
+`, d1, dir)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: cfg},
+			{
+				PreConfig:        func() { must(t, os.Rename(e.store, e.store+".away")) },
+				Config:           cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			for _, p := range []string{"site.zip", "site"} {
+				if _, err := os.Lstat(filepath.Join(dir, p)); !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("destroy without the store left %s: %v", p, err)
+				}
+			}
+			return nil
+		},
+	})
+}
+
+// TestAccExport_artifactOfTheSameApply: exporting an artifact the same
+// configuration creates plans (its archive hash unknown until apply), and
+// writes it once the artifact is stored; the next plan is empty.
+func TestAccExport_artifactOfTheSameApply(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, e *env) {
+		e.write(siteFiles)
+		out := filepath.Join(t.TempDir(), "site.zip")
+		cfg := e.artifactConfig(e.dir) + fmt.Sprintf(`
+resource "immutable_export" "site" {
+  digest = immutable_artifact.site.digest
+  path   = %q
+  format = "zip"
+}
+`, out)
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config: cfg,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(exp, plancheck.ResourceActionCreate),
+						plancheck.ExpectUnknownValue(exp, tfjsonpath.New("sha256")),
+					}},
+					Check: resource.TestCheckResourceAttrWith(exp, "sha256", func(v string) error {
+						b, err := os.ReadFile(out)
+						if err != nil {
+							return err
+						}
+						if got := digest.Bytes(b).Hex(); got != v {
+							return fmt.Errorf("the zip hashes to %s, state says %s", got, v)
+						}
+						return nil
+					}),
+				},
+				{
+					Config:           cfg,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				},
+			},
+		})
 	})
 }

@@ -75,7 +75,8 @@ type providerData struct {
 	outputs sync.Map
 	// exports holds the resolved paths immutable_export plans to write in
 	// this operation, to refuse one export inside another's directory.
-	exports sync.Map
+	exports   sync.Map
+	exportsMu sync.Mutex // one claim at a time: check, then record
 }
 
 // archives finds, builds and checks archives in the store, checking each
