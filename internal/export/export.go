@@ -373,10 +373,28 @@ func (e *ExistsError) Error() string {
 type Writer struct {
 	St   *store.Store
 	Refs *archive.Refs
+	// Expect, when set, is the sha256 a file or archive written must have
+	// (what the plan promised): a different one fails the Write before
+	// anything is visible at the target.
+	Expect *digest.Sum
 	// Reused counts the files taken from the old content instead of the
 	// store by the last Write; Fetched those read from the store; Kept the
 	// paths of others carried over from the old content.
 	Reused, Fetched, Kept int
+	// Set aside is where paths others added to the old directory while the
+	// new one was being written were left, when they could not be carried
+	// over ("" when none were).
+	SetAside string
+}
+
+// MismatchError is a file or archive whose sha256 is not the one expected.
+type MismatchError struct {
+	Target    string
+	Want, Got digest.Sum
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("the file for %s hashes to %s, not %s as planned; nothing was written there", e.Target, e.Got.Hex(), e.Want.Hex())
 }
 
 // ConflictError is a path someone else put inside an export that the new
@@ -411,7 +429,22 @@ func (e *ConflictError) Error() string {
 // write. It returns the sha256 of the file written (zero for Directory).
 func (w *Writer) Write(ctx context.Context, c *Content, format, target string, old *Content, check func() error) (digest.Sum, error) {
 	var sum digest.Sum
-	w.Reused, w.Fetched, w.Kept = 0, 0, 0
+	w.Reused, w.Fetched, w.Kept, w.SetAside = 0, 0, 0, ""
+	if old != nil {
+		// What stands at the target must still be of the export's kind:
+		// the user's own directory where a file was written (or the
+		// reverse) is never swapped out and removed.
+		fi, err := os.Lstat(target)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			old = nil // gone: written as new
+		case err != nil:
+			return sum, err
+		case format == Directory && !fi.IsDir(), format != Directory && !fi.Mode().IsRegular():
+			return sum, &ConflictError{Target: target, Paths: []string{"(" + digest.TypeName(fi.Mode().Type()) + ")"},
+				Why: "the export wrote a " + format + " there, and does not replace what someone else put in its place. Move it away first"}
+		}
+	}
 	var others []string
 	if old != nil && old.Listing != nil {
 		var err error
@@ -438,14 +471,21 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, o
 	} else {
 		tmp, sum, err = w.writeFile(ctx, c, format, parent, prefix)
 	}
+	swapped := false
 	if tmp != "" {
-		// Gone after a rename, or holding the old content after an
-		// exchange (others' files are linked into the new tree as well).
-		// RemoveAll never follows symlinks.
-		defer func() { _ = os.RemoveAll(tmp) }()
+		// Before the swap: the new content, never visible. After it: the
+		// old content, cleaned by settleOld.
+		defer func() {
+			if !swapped {
+				_ = os.RemoveAll(tmp) // RemoveAll never follows symlinks
+			}
+		}()
 	}
 	if err != nil {
 		return sum, err
+	}
+	if w.Expect != nil && format != Directory && sum != *w.Expect {
+		return sum, &MismatchError{Target: target, Want: *w.Expect, Got: sum}
 	}
 	if check != nil {
 		if err := check(); err != nil {
@@ -465,8 +505,69 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, o
 	if err := exchange(tmp, target); err != nil {
 		return sum, err
 	}
+	swapped = true
 	syncDir(parent)
-	return sum, nil
+	if format != Directory {
+		return sum, os.Remove(tmp) // the old file, which the export wrote
+	}
+	return sum, w.settleOld(ctx, tmp, target, old)
+}
+
+// settleOld removes from old, the directory swapped out of target, what
+// the export wrote there (old's listing; nothing followed through a
+// link). What is left was put there by others: what was carried over
+// before the swap is the same file in the new tree, and goes; what they
+// added while the new tree was written is linked into it at the same path
+// when that is free. Anything still left is kept, renamed to a visible
+// sibling of target (w.SetAside), never deleted.
+func (w *Writer) settleOld(ctx context.Context, old, target string, c *Content) error {
+	if c.Listing != nil {
+		if _, err := Remove(ctx, old, Directory, c); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
+		return nil // everything was the export's
+	}
+	var rest []string
+	err := filepath.WalkDir(old, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(old, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(target, rel)
+		if fi, err := os.Lstat(dst); err == nil {
+			if pi, err := d.Info(); err == nil && sameEntry(p, dst, pi, fi) {
+				return os.Remove(p) // carried over before the swap
+			}
+			rest = append(rest, rel)
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err == nil && linkEntry(p, dst) == nil {
+			w.Kept++
+			return os.Remove(p)
+		}
+		rest = append(rest, rel)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		return os.RemoveAll(old) // only empty directories are left
+	}
+	aside, err := os.MkdirTemp(filepath.Dir(target), filepath.Base(target)+".set-aside-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(old, filepath.Join(aside, filepath.Base(target))); err != nil {
+		return err
+	}
+	w.SetAside = aside
+	return nil
 }
 
 // othersIn lists, slash-separated and sorted, what is inside the directory
@@ -724,12 +825,19 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 	}
 	defer func() { _ = root.Close() }()
 	dirs := map[string]bool{}
+	real := map[string]bool{".": true}
 	for _, e := range c.Listing.Entries {
 		if err := ctx.Err(); err != nil {
 			return kept, err
 		}
 		for d := path.Dir(e.Path); d != "." && !dirs[d]; d = path.Dir(d) {
 			dirs[d] = true
+		}
+		if !realDirs(root, path.Dir(e.Path), real) {
+			// A directory of the export's replaced by a link (to another
+			// directory inside, say): what is under it is not the export's.
+			kept = append(kept, e.Path)
+			continue
 		}
 		fi, err := root.Lstat(e.Path)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
@@ -751,6 +859,9 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 	}
 	sort.Slice(order, func(i, j int) bool { return len(order[i]) > len(order[j]) }) // deepest first
 	for _, d := range order {
+		if !realDirs(root, path.Dir(d), real) {
+			continue // under a link: not the export's
+		}
 		fi, err := root.Lstat(d)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -767,6 +878,34 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 		kept = append(kept, target)
 	}
 	return kept, nil
+}
+
+// sameEntry reports whether b is what carryOver made of a: the same file
+// (a hard link), or a symlink with the same target.
+func sameEntry(a, b string, ai, bi fs.FileInfo) bool {
+	if ai.Mode()&fs.ModeSymlink == 0 || bi.Mode()&fs.ModeSymlink == 0 {
+		return os.SameFile(ai, bi)
+	}
+	at, aerr := os.Readlink(a)
+	bt, berr := os.Readlink(b)
+	return aerr == nil && berr == nil && at == bt
+}
+
+// realDirs reports whether dir and every directory above it inside root
+// are directories, not symlinks (os.Root follows a link that stays inside
+// it). known caches the answers.
+func realDirs(root *os.Root, dir string, known map[string]bool) bool {
+	if ok, seen := known[dir]; seen {
+		return ok
+	}
+	ok := realDirs(root, path.Dir(dir), known)
+	if ok {
+		// A directory that is gone holds nothing to remove: fine.
+		fi, err := root.Lstat(dir)
+		ok = (err == nil && fi.IsDir()) || errors.Is(err, fs.ErrNotExist)
+	}
+	known[dir] = ok
+	return ok
 }
 
 // carryOver links what others put in the old content at target into the

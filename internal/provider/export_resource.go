@@ -284,14 +284,14 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		return
 	}
 	plan.Drift = types.StringNull() // what this plan writes is the content: no drift after it
-	if plan.Digest.IsUnknown() || plan.Path.IsUnknown() || configFormat.IsUnknown() || r.data == nil {
+	if plan.Path.IsUnknown() || r.data == nil {
+		// Where it goes is known after apply: a replacement, since core
+		// treats an unknown id as changed.
 		if configFormat.IsNull() || configFormat.IsUnknown() {
 			plan.Format = types.StringUnknown()
 		}
 		plan.ID, plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
 		if prior != nil {
-			// Replaced if the target turns out to move; core honours this
-			// only if id's value changes.
 			resp.RequiresReplace.Append(path.Root("id"))
 		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -308,6 +308,28 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	w := getWritten(ctx, req.Private)
 	owned := prior != nil && w != nil && w.Target == target
+	if plan.Digest.IsUnknown() || configFormat.IsUnknown() {
+		// The content is known after apply (a release published in this
+		// apply, a data source read late): the target is known, so an
+		// export already there is updated in place (swapped, never
+		// removed first), not replaced.
+		if configFormat.IsNull() || configFormat.IsUnknown() {
+			plan.Format = types.StringUnknown()
+		}
+		plan.ID = types.StringValue(target)
+		plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown()
+		if prior != nil && !owned {
+			resp.RequiresReplace.Append(path.Root("id"))
+		}
+		if !owned {
+			if fi, err := os.Lstat(target); err == nil {
+				resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
+				return
+			}
+		}
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
 	if prior != nil && !owned {
 		// Another target — also when only a symlinked parent or the
 		// working directory moved and the path string stayed: replace on
@@ -465,17 +487,29 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 		}
 	}
 	wr := &export.Writer{St: st, Refs: r.data.archives()}
+	if format != export.Directory && !plan.SHA256.IsUnknown() && !plan.SHA256.IsNull() {
+		if want, err := digest.ParseHex(plan.SHA256.ValueString()); err == nil {
+			wr.Expect = &want
+		}
+	}
 	sum, err := wr.Write(ctx, c, format, target, old, place)
+	var mismatch *export.MismatchError
+	if errors.As(err, &mismatch) {
+		diags.AddAttributeError(path.Root("sha256"), "Archive differs from the plan",
+			fmt.Sprintf("The plan said the file written to %s would hash to %s; it hashes to %s (an archive stored for this "+
+				"artifact between plan and apply, by another version of the provider?). Nothing was written; plan again.",
+				target, mismatch.Want.Hex(), mismatch.Got.Hex()))
+		return nil, diags
+	}
 	if err != nil {
 		diags.Append(exportError(st, err))
 		return nil, diags
 	}
-	if format != export.Directory && !plan.SHA256.IsUnknown() && plan.SHA256.ValueString() != sum.Hex() {
-		diags.AddAttributeError(path.Root("sha256"), "Archive differs from the plan",
-			fmt.Sprintf("The plan said the file written to %s would hash to %s; it hashes to %s (an archive stored for this "+
-				"artifact between plan and apply, by another version of the provider?). The file is written; plan again.",
-				target, plan.SHA256.ValueString(), sum.Hex()))
-		return nil, diags
+	if wr.SetAside != "" {
+		diags.AddAttributeWarning(path.Root("path"), "Files of others set aside",
+			fmt.Sprintf("Paths someone added to %s while the new content was being written could not be carried over into it "+
+				"(the new content has something at the same path); they were moved, unchanged, to %s. Nothing was deleted.",
+				target, wr.SetAside))
 	}
 	if wr.Kept > 0 {
 		diags.AddAttributeWarning(path.Root("path"), "Files of others kept in the export",

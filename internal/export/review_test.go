@@ -1,0 +1,167 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// What someone adds inside the export while the new content is being
+// written (after the carry-over snapshot, before the swap) is not lost:
+// it ends up in the new tree.
+func TestReplaceKeepsWhatIsAddedDuringTheWrite(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	v2 := stored(t, st, map[string]string{"index.html": "<h1>v2</h1>\n", "css/site.css": "body{}\n"})
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	target := filepath.Join(t.TempDir(), "site")
+	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	added := func() error {
+		writeTree(t, target, map[string]string{"uploads/late.jpg": "late", "css/late.css": "late css"})
+		return nil
+	}
+	if _, err := w.Write(ctx, v2, Directory, target, v1, added); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"uploads/late.jpg": "late", "css/late.css": "late css", "index.html": "<h1>v2</h1>\n"} {
+		if b, err := os.ReadFile(filepath.Join(target, p)); err != nil || string(b) != want {
+			t.Errorf("%s after the swap: %q, %v; want %q", p, b, err, want)
+		}
+	}
+	if w.SetAside != "" {
+		t.Errorf("set aside %s, though every added path was free in the new tree", w.SetAside)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
+		t.Errorf("the old content or temporaries are left: %v", entries)
+	}
+
+	// An added path the new content also has: kept aside, not deleted.
+	v3 := stored(t, st, map[string]string{"index.html": "<h1>v3</h1>\n", "css/site.css": "body{}\n", "clash.txt": "ours"})
+	clash := func() error {
+		writeTree(t, target, map[string]string{"clash.txt": "theirs"})
+		return nil
+	}
+	if _, err := w.Write(ctx, v3, Directory, target, v2, clash); err != nil {
+		t.Fatal(err)
+	}
+	if w.SetAside == "" {
+		t.Fatal("a clashing path added during the write was not set aside")
+	}
+	b, err := os.ReadFile(filepath.Join(w.SetAside, "site", "clash.txt"))
+	if err != nil || string(b) != "theirs" {
+		t.Errorf("the set-aside copy holds %q, %v", b, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "clash.txt")); string(b) != "ours" {
+		t.Errorf("the export's clash.txt is %q", b)
+	}
+}
+
+// The export's directory replaced by the user's file (or the reverse) is
+// never swapped out and deleted by an update.
+func TestUpdateRefusesWhatReplacedTheTarget(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	dir := t.TempDir()
+
+	file := filepath.Join(dir, "index.html")
+	if _, err := w.Write(ctx, v1, Zip, file, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, file, map[string]string{"precious.txt": "mine"})
+	var conflict *ConflictError
+	if _, err := w.Write(ctx, v1, Zip, file, &Content{}, nil); !errors.As(err, &conflict) {
+		t.Errorf("update of a zip the user replaced by a directory = %v, want a ConflictError", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(file, "precious.txt")); err != nil || string(b) != "mine" {
+		t.Errorf("the user's directory lost precious.txt: %q, %v", b, err)
+	}
+
+	tree := filepath.Join(dir, "site")
+	if _, err := w.Write(ctx, v1, Directory, tree, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(tree); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tree, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(ctx, v1, Directory, tree, v1, nil); !errors.As(err, &conflict) {
+		t.Errorf("update of a directory the user replaced by a file = %v, want a ConflictError", err)
+	}
+	if b, err := os.ReadFile(tree); err != nil || string(b) != "mine" {
+		t.Errorf("the user's file is %q, %v", b, err)
+	}
+
+	// Gone altogether: written as new.
+	if err := os.Remove(tree); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(ctx, v1, Directory, tree, v1, nil); err != nil {
+		t.Errorf("update of an export that is gone: %v", err)
+	}
+}
+
+// Remove never deletes through a link that stays inside the export: with
+// css replaced by a link to the user's uploads/, css/site.css names the
+// user's file.
+func TestRemoveDoesNotFollowInnerLinks(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	target := filepath.Join(t.TempDir(), "site")
+	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(target, "css")); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, target, map[string]string{"uploads/site.css": "the user's", "css": "->uploads"})
+	kept, err := Remove(ctx, target, Directory, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "uploads", "site.css")); err != nil || string(b) != "the user's" {
+		t.Errorf("the user's uploads/site.css: %q, %v", b, err)
+	}
+	if !slices.Contains(kept, "css/site.css") {
+		t.Errorf("kept %v, want css/site.css named (it is under a link)", kept)
+	}
+	if _, err := os.Lstat(filepath.Join(target, "index.html")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("index.html, the export's, is left: %v", err)
+	}
+}
+
+// A file or archive that is not what the plan promised is never made
+// visible.
+func TestExpectedSumCheckedBeforeTheRename(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	wrong := digest.Bytes([]byte("not the zip"))
+	w := &Writer{St: st, Refs: archive.NewRefs(st), Expect: &wrong}
+	target := filepath.Join(t.TempDir(), "site.zip")
+	var mismatch *MismatchError
+	if _, err := w.Write(ctx, v1, Zip, target, nil, nil); !errors.As(err, &mismatch) || mismatch.Want != wrong {
+		t.Fatalf("Write with a wrong expected sum = %v, want a MismatchError", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 0 {
+		t.Errorf("a refused write left %v", entries)
+	}
+}

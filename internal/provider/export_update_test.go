@@ -1,0 +1,106 @@
+package provider
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// A digest known only after apply (a data source read late, a release of
+// the same apply; here terraform_data) on an export that exists updates it
+// in place: the target is known, so nothing is removed first, and what
+// others put inside it is carried over.
+func TestAccExport_unknownDigestUpdatesInPlace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, d2 := e.publishTwo(siteFiles, siteV2)
+	out := filepath.Join(t.TempDir(), "site")
+	cfg := func(d string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "terraform_data" "d" {
+  input = %q
+}
+resource "immutable_export" "site" {
+  digest = terraform_data.d.output
+  path   = %q
+}
+`, d, out)
+	}
+	upload := filepath.Join(out, "upload.txt")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: cfg(d1)},
+			{
+				PreConfig: func() { must(t, os.WriteFile(upload, []byte("theirs"), 0o644)) },
+				Config:    cfg(d2),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(exp, tfjsonpath.New("id"), knownvalue.StringExact(out)),
+				}},
+				Check: func(*terraform.State) error {
+					if b, err := os.ReadFile(upload); err != nil || string(b) != "theirs" {
+						return fmt.Errorf("the file others put in the export is %q, %v", b, err)
+					}
+					for name, want := range map[string]string{"index.html": siteV2["index.html"], "new.html": siteV2["new.html"]} {
+						if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != want {
+							return fmt.Errorf("%s is %q, %v; want %q (the new version)", name, b, err, want)
+						}
+					}
+					return nil
+				},
+			},
+			{Config: cfg(d2), PlanOnly: true},
+		},
+	})
+}
+
+// What the user put where the export's file was is never swapped out and
+// deleted by the update that repairs the drift: the apply is refused,
+// naming what stands there, and it stays.
+func TestAccExport_userReplacedTargetIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.publishTwo(siteFiles, siteV2)
+	fileDigest := digest.Bytes([]byte(siteFiles["index.html"])).String()
+	out := filepath.Join(t.TempDir(), "index.html")
+	precious := filepath.Join(out, "precious.txt")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: e.exportConfig(fileDigest, out)},
+			{
+				PreConfig: func() {
+					must(t, os.Remove(out))
+					must(t, os.Mkdir(out, 0o755))
+					must(t, os.WriteFile(precious, []byte("mine"), 0o644))
+				},
+				Config: e.exportConfig(fileDigest, out),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+				}},
+				ExpectError: regexp.MustCompile(`(?s)holds\s+\(a directory\).*Move\s+it\s+away\s+first`),
+			},
+			{
+				PreConfig: func() {
+					if b, err := os.ReadFile(precious); err != nil || string(b) != "mine" {
+						t.Fatalf("the user's directory lost precious.txt: %q, %v", b, err)
+					}
+				},
+				Config:             e.exportConfig(fileDigest, out),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+		},
+	})
+}
