@@ -23,7 +23,9 @@ go build -o "$work/serve" ./examples/static-site/serve
 cp -R examples/static-site "$work/static-site"
 cd "$work/static-site"
 # Leftovers of running the example in place would be copied too.
-rm -rf www .immutable publish/.terraform deploy/.terraform publish/terraform.tfstate* deploy/terraform.tfstate* \
+# serve/ is built above; a copy of its Go source under build/ would be
+# one more package for `go test ./...` and the linters.
+rm -rf serve www .immutable publish/.terraform deploy/.terraform publish/terraform.tfstate* deploy/terraform.tfstate* \
   publish/.terraform.lock.hcl deploy/.terraform.lock.hcl publish/*.tfplan deploy/*.tfplan
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
