@@ -101,6 +101,8 @@ func TypeName(m fs.FileMode) string {
 		return "a directory"
 	case m&fs.ModeIrregular != 0:
 		return "an irregular file"
+	case m.IsRegular():
+		return "a regular file"
 	}
 	return "a special file"
 }

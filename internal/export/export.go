@@ -62,6 +62,10 @@ type Content struct {
 	Digest  digest.Sum
 	Kind    store.Kind
 	Listing *digest.Manifest // a tree's listing; nil for a blob
+	// Written is the sha256 of the file or archive written, when known:
+	// Remove leaves a file that no longer hashes to it (the user's own,
+	// put in its place).
+	Written *digest.Sum
 }
 
 // FormatError is a format the artifact cannot be exported in.
@@ -814,6 +818,12 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 		if !fi.Mode().IsRegular() {
 			return []string{target + " (" + digest.TypeName(fi.Mode().Type()) + ")"}, nil
 		}
+		if c.Written != nil {
+			sum, _, err := digest.HashListed(ctx, target, fi)
+			if err != nil || sum != *c.Written {
+				return []string{target + " (not the file the export wrote)"}, nil //nolint:nilerr // unreadable or changed: kept either way
+			}
+		}
 		return nil, os.Remove(target)
 	}
 	if !fi.IsDir() {
@@ -947,6 +957,21 @@ func (w *Writer) carryOver(target, tmp string, root *os.Root, m *digest.Manifest
 			}
 		}
 		if err := linkTree(filepath.Join(target, filepath.FromSlash(name)), filepath.Join(tmp, filepath.FromSlash(name))); err != nil {
+			var exists *os.LinkError
+			if errors.As(err, &exists) && errors.Is(err, fs.ErrExist) {
+				// A directory of others' that the new content has too, holding
+				// a path the new content needs.
+				rel, rerr := filepath.Rel(tmp, exists.New)
+				if rerr != nil {
+					rel = o
+				}
+				return &ConflictError{Target: target, Paths: []string{filepath.ToSlash(rel)},
+					Why: "the new content has a file at that path. Move it away first"}
+			}
+			if errors.Is(err, fs.ErrPermission) {
+				return &ConflictError{Target: target, Paths: []string{o},
+					Why: "it cannot be carried over by hard link (owned by another user, where fs.protected_hardlinks is set?). Move it away, or deploy as its owner"}
+			}
 			return fmt.Errorf("carrying %s over into the new content: %w", o, err)
 		}
 		w.Kept++

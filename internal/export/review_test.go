@@ -165,3 +165,69 @@ func TestExpectedSumCheckedBeforeTheRename(t *testing.T) {
 		t.Errorf("a refused write left %v", entries)
 	}
 }
+
+// A directory of others' that the new content has too, holding a file the
+// new content needs, is a ConflictError naming the file, not a raw
+// "file exists"; nothing changes.
+func TestCarryOverClashInsideADirectory(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	v2 := stored(t, st, map[string]string{"index.html": "v2", "js/app.js": "ours"})
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	target := filepath.Join(t.TempDir(), "site")
+	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, target, map[string]string{"js/app.js": "theirs"})
+	var conflict *ConflictError
+	_, err := w.Write(ctx, v2, Directory, target, v1, nil)
+	if !errors.As(err, &conflict) || !slices.Contains(conflict.Paths, "js/app.js") {
+		t.Fatalf("Write = %v, want a ConflictError naming js/app.js", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "js", "app.js")); string(b) != "theirs" {
+		t.Errorf("their js/app.js is %q", b)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
+		t.Errorf("a refused write left %v", entries)
+	}
+}
+
+// Destroy of a file export leaves a file the user put in its place.
+func TestRemoveKeepsAFileThatIsNotTheOneWritten(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	v1 := stored(t, st, site)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	target := filepath.Join(t.TempDir(), "site.zip")
+	sum, err := w.Write(ctx, v1, Zip, target, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(target, []byte("the user's own"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := Remove(ctx, target, Zip, &Content{Written: &sum})
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("Remove = %v, %v; want the file kept and named", kept, err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "the user's own" {
+		t.Errorf("the user's file is %q", b)
+	}
+	// The file it wrote is removed.
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(ctx, v1, Zip, target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := Remove(ctx, target, Zip, &Content{Written: &sum}); err != nil || len(kept) != 0 {
+		t.Fatalf("Remove of the written zip = %v, %v", kept, err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the written zip is left: %v", err)
+	}
+}

@@ -26,9 +26,10 @@ import (
 )
 
 var (
-	_ resource.Resource               = (*ExportResource)(nil)
-	_ resource.ResourceWithConfigure  = (*ExportResource)(nil)
-	_ resource.ResourceWithModifyPlan = (*ExportResource)(nil)
+	_ resource.Resource                = (*ExportResource)(nil)
+	_ resource.ResourceWithConfigure   = (*ExportResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*ExportResource)(nil)
+	_ resource.ResourceWithImportState = (*ExportResource)(nil)
 )
 
 // ExportResource is immutable_export: a stored artifact written out to a
@@ -180,7 +181,12 @@ func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configF
 				"(or %s): it must be the store the artifact or release was published to. Nothing was written.", sum, st, EnvStore))
 		return nil, "", diags
 	case err != nil:
-		diags.Append(storeReadError(st, err))
+		var mismatch *store.MismatchError
+		if errors.As(err, &mismatch) {
+			diags.Append(corruptError(st, sum, err))
+		} else {
+			diags.Append(storeReadError(st, err))
+		}
 		return nil, "", diags
 	}
 	format := configFormat.ValueString()
@@ -214,7 +220,9 @@ func exportError(st *store.Store, err error) diag.Diagnostic {
 	case errors.As(err, &exists):
 		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Refusing to write over an existing path",
 			fmt.Sprintf("%v. The export never replaces what it did not write. Choose a new path, or move that one away "+
-				"yourself if it may go (also when an earlier apply of this export was interrupted). Nothing was written.", err))
+				"yourself if it may go (also when an earlier apply of this export was interrupted). If it is this export's and "+
+				"you tainted it, `terraform untaint` it: Terraform does not tell a provider what a tainted object wrote, and "+
+				"drift is repaired by a plain apply anyway. Nothing was written.", err))
 	case errors.As(err, &conflict):
 		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Refusing to write over files of others", err.Error()+". Nothing was written.")
 	case errors.As(err, &link):
@@ -308,6 +316,10 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	w := getWritten(ctx, req.Private)
 	owned := prior != nil && w != nil && w.Target == target
+	// The new object of a replacement (taint, -replace) is planned with no
+	// prior state but the private data of the old one: the path it finds
+	// is the old export's, which the destroy half removes first.
+	replacing := prior == nil && w != nil && w.Target == target
 	if plan.Digest.IsUnknown() || configFormat.IsUnknown() {
 		// The content is known after apply (a release published in this
 		// apply, a data source read late): the target is known, so an
@@ -321,7 +333,7 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		if prior != nil && !owned {
 			resp.RequiresReplace.Append(path.Root("id"))
 		}
-		if !owned {
+		if !owned && !replacing {
 			if fi, err := os.Lstat(target); err == nil {
 				resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
 				return
@@ -369,7 +381,7 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		if configFormat.ValueString() == export.Directory {
 			plan.setSum(nil)
 		}
-		if !owned {
+		if !owned && !replacing {
 			if fi, err := os.Lstat(target); err == nil {
 				resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
 				return
@@ -391,7 +403,7 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if ok {
 		sum = &s
 	}
-	if !owned {
+	if !owned && !replacing {
 		if fi, err := os.Lstat(target); err == nil {
 			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
 			return
@@ -581,6 +593,9 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	c := &export.Content{}
+	if sum, err := digest.ParseHex(w.SHA256); err == nil {
+		c.Written = &sum
+	}
 	if w.Format == export.Directory {
 		m, err := r.listingOf(ctx, w)
 		if err != nil {
@@ -606,4 +621,13 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 			fmt.Sprintf("Removed what the export wrote to %s; kept what it did not write or what holds it: %s%s.",
 				w.Target, strings.Join(kept, ", "), more))
 	}
+}
+
+// ImportState refuses, saying why and what to do instead: importing would
+// take over a path the provider did not write.
+func (r *ExportResource) ImportState(_ context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resp.Diagnostics.AddError("immutable_export cannot be imported",
+		fmt.Sprintf("An export only ever removes or replaces what it wrote itself, and it cannot know what wrote %q. "+
+			"Move that path away (or delete it) and apply: the export writes the content again, verified against the "+
+			"digest, in one rename. Nothing was changed.", req.ID))
 }

@@ -104,3 +104,54 @@ func TestAccExport_userReplacedTargetIsRefused(t *testing.T) {
 		},
 	})
 }
+
+// A tainted export cannot be replaced (core gives the new object's plan
+// nothing of the old one, so its path looks like someone else's): the
+// plan says to untaint it, and nothing is touched.
+func TestAccExport_tainted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	out := filepath.Join(t.TempDir(), "site")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: e.exportConfig(d1, out)},
+			{
+				Config:      e.exportConfig(d1, out),
+				Taint:       []string{exp},
+				ExpectError: regexp.MustCompile(`(?s)Refusing to write over an existing path.*untaint`),
+			},
+			{
+				PreConfig: func() {
+					if err := treeIs(t, out, d1); err != nil {
+						t.Fatalf("a refused plan changed the export: %v", err)
+					}
+				},
+				Config:      e.exportConfig(d1, out),
+				ExpectError: regexp.MustCompile(`(?s)Refusing to write over an existing path.*untaint`),
+				PlanOnly:    true,
+			},
+		},
+	})
+}
+
+// Import is refused, saying what to do instead.
+func TestAccExport_importRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	other := filepath.Join(t.TempDir(), "site")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: e.exportConfig(d1, other)},
+			{
+				ResourceName:  exp,
+				ImportState:   true,
+				ImportStateId: other,
+				ExpectError:   regexp.MustCompile(`(?s)cannot be imported.*Move\s+that\s+path\s+away`),
+			},
+		},
+	})
+}

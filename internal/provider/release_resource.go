@@ -119,8 +119,8 @@ func releaseSchema() schema.Schema {
 			},
 			"artifact_changes": schema.ListAttribute{
 				MarkdownDescription: "What this version changes in `artifacts` against `previous_version` as published in " +
-					"the store, one line per artifact in name order: `+ name` (added), `- name` (removed), `~ name` (another " +
-					"digest). Known at plan, so `tofu plan` names the artifacts a new version ships; null for the first " +
+					"the store, one line per artifact in name order, with its digests: `+ name sha256:…` (added), `- name sha256:…` " +
+					"(removed), `~ name sha256:old -> sha256:new` (another digest). Known at plan, so `tofu plan` names the artifacts a new version ships; null for the first " +
 					"version. For the files changed in a directory artifact, see `data.immutable_release_diff`.",
 				ElementType: types.StringType,
 				Computed:    true,
