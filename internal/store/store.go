@@ -11,6 +11,21 @@
 //	                                   listing <hex> in <format>; the archive's
 //	                                   bytes are a blob
 //
+// The store's invariant, which every writer keeps and anything that ever
+// deletes (a garbage collector) must keep too:
+//
+//	A stored tree listing implies that every blob it names is stored.
+//
+// Writers store a listing's blobs first, durably, and the listing last
+// (PutTree's contract; Publish does it). So a reader that finds a listing
+// never checks its blobs one by one, and Publish relies on it twice: a
+// listing already stored means nothing is sent at all, and the blobs of a
+// listing known to be stored (the artifact's previous version) are not
+// checked again. A deleter must remove a listing before any blob it names,
+// never delete a blob that a stored listing names, and never delete one
+// that a writer has just found present and is about to reference.
+// MissingBlobs checks the invariant over a whole store.
+//
 // The package has no dependency on Terraform.
 package store
 

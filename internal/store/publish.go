@@ -1,0 +1,288 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// Concurrency is an optional Backend method: how many objects a Publish
+// writes at once. A network store wants many requests in flight (S3: 32 by
+// default, the `s3` block's `max_concurrency`); the default is the number
+// of CPUs.
+type Concurrency interface {
+	Concurrency() int
+}
+
+// Stager is an optional Backend whose writes can be made durable in one
+// step per batch instead of one per object: Stage writes an object where
+// no reader sees it, Commit makes all staged objects durable with one
+// flush and only then visible (each atomically, never overwriting one that
+// exists), and Discard drops staged objects that will not be committed. A
+// crash at any point leaves each object absent or whole.
+type Stager interface {
+	Stage(ctx context.Context, key string, r io.Reader) (Staged, error)
+	Commit(ctx context.Context, staged []Staged) error
+	Discard(staged []Staged)
+}
+
+// Staged is an object written by Stager.Stage and not yet visible.
+type Staged interface {
+	Key() string
+}
+
+// SmallBlob is the size up to which Publish writes a blob without asking
+// first whether it is stored: the conditional create answers that too, in
+// one request instead of two, and at worst sends a small body for nothing.
+const SmallBlob = 1 << 20
+
+// PublishStats count what a Publish did; tests and benchmarks read them.
+type PublishStats struct {
+	Needed  int // distinct blobs not known to be stored
+	Written int // of those, written by this Publish
+	Present int // of those, found stored already
+}
+
+// Publish stores the tree m, whose entries were read from the directory
+// root, and its listing last. It writes only what is not known to be
+// stored: nothing when the listing itself is stored; otherwise the
+// distinct blobs that are not named by any listing in known (each of which
+// must be stored: see the invariant above — Publish reads each with one
+// request and ignores one that is not stored). Files are re-read and
+// verified against m as they are written, so a file changed since it was
+// hashed fails the publish with a *MismatchError and nothing names it.
+// Blobs are written Concurrency() at once; cancelling ctx stops them all.
+func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, known ...digest.Sum) (PublishStats, error) {
+	var stats PublishStats
+	if err := m.Validate(); err != nil {
+		return stats, err
+	}
+	if n := m.EncodedSize(); n > MaxListing {
+		return stats, &ListingTooLargeError{Size: n}
+	}
+	sum := m.Digest()
+	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
+		return stats, err
+	}
+	have := map[digest.Sum]bool{}
+	for _, k := range known {
+		if k == sum {
+			continue
+		}
+		// One request. A listing that cannot be used (gone, damaged, or
+		// unreadable) only means its blobs are checked after all; a store
+		// that is really broken fails the writes below with its own error.
+		prev, err := s.GetTree(ctx, k)
+		if err != nil {
+			if ctx.Err() != nil {
+				return stats, ctx.Err()
+			}
+			continue
+		}
+		for _, e := range prev.Entries {
+			have[e.SHA256] = true
+		}
+	}
+	resolved, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return stats, err
+	}
+	var todo []digest.Entry
+	seen := map[digest.Sum]bool{}
+	for _, e := range m.Entries {
+		if have[e.SHA256] || seen[e.SHA256] {
+			continue
+		}
+		seen[e.SHA256] = true
+		todo = append(todo, e)
+	}
+	stats.Needed = len(todo)
+	w := &publisher{s: s, root: resolved}
+	if st, ok := s.b.(Stager); ok {
+		w.stager = st
+	}
+	if err := w.run(ctx, todo, s.concurrency()); err != nil {
+		return stats, err
+	}
+	stats.Written = int(w.written.Load())
+	stats.Present = stats.Needed - stats.Written
+	if _, err := s.PutTree(ctx, m); err != nil {
+		return stats, err
+	}
+	return stats, nil
+}
+
+func (s *Store) concurrency() int {
+	if c, ok := s.b.(Concurrency); ok && c.Concurrency() > 0 {
+		return c.Concurrency()
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+type publisher struct {
+	s      *Store
+	root   string
+	stager Stager
+
+	mu      sync.Mutex
+	staged  []Staged
+	written atomic.Int64
+}
+
+// run writes every entry's blob, n at once, and commits staged ones.
+func (p *publisher) run(ctx context.Context, todo []digest.Entry, n int) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan digest.Entry)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range min(n, max(len(todo), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range jobs {
+				if err := p.one(ctx, e); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, e := range todo {
+		select {
+		case jobs <- e:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+		break // the first failure; the others are mostly its cancellation
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if p.stager == nil {
+		return err
+	}
+	if err != nil {
+		p.stager.Discard(p.staged)
+		return err
+	}
+	if err := p.stager.Commit(ctx, p.staged); err != nil {
+		return err
+	}
+	return nil
+}
+
+// one stores the blob of one entry, read again from the tree and verified.
+func (p *publisher) one(ctx context.Context, e digest.Entry) error {
+	abs := filepath.Join(p.root, filepath.FromSlash(e.Path))
+	var r io.Reader
+	if e.Kind == digest.KindSymlink {
+		target, err := os.Readlink(abs)
+		if errors.Is(err, syscall.EINVAL) {
+			return &digest.ChangedError{Path: e.Path, Now: "not a symlink"}
+		}
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader([]byte(target))
+	} else {
+		fi, err := os.Lstat(abs)
+		if err != nil {
+			return err
+		}
+		f, err := digest.OpenListed(abs, fi)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }() // read-only
+		r = f
+	}
+	key := BlobKey(e.SHA256)
+	if e.Size > SmallBlob {
+		// A large body is worth a request to avoid sending it again.
+		if ok, err := p.s.b.Exists(ctx, key); err != nil || ok {
+			if ok {
+				p.s.Stats.BlobsSkipped.Add(1)
+			}
+			return err
+		}
+	}
+	vr := newVerifyingReader(r, e.Path, e.SHA256)
+	var err error
+	if p.stager != nil {
+		var st Staged
+		if st, err = p.stager.Stage(ctx, key, vr); err == nil {
+			p.mu.Lock()
+			p.staged = append(p.staged, st)
+			p.mu.Unlock()
+		}
+	} else {
+		err = p.s.b.Create(ctx, key, vr)
+	}
+	switch {
+	case errors.Is(err, ErrExists):
+		p.s.Stats.BlobsSkipped.Add(1)
+		return nil
+	case err != nil:
+		return fmt.Errorf("file %q: %w", e.Path, err)
+	}
+	p.written.Add(1)
+	p.s.Stats.BlobsWritten.Add(1)
+	p.s.Stats.BytesWritten.Add(vr.n)
+	return nil
+}
+
+// MissingBlobs checks the store's invariant over all of it: for each
+// stored listing that names a blob the store does not hold, the blobs it
+// lacks. It costs two listings of the store and a read per tree listing,
+// never a request per blob. An empty map means the invariant holds.
+func (s *Store) MissingBlobs(ctx context.Context) (map[digest.Sum][]digest.Sum, error) {
+	blobs, err := s.b.List(ctx, "blobs/sha256/")
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(blobs))
+	for _, k := range blobs {
+		have[k] = true
+	}
+	trees, err := s.b.List(ctx, "trees/sha256/")
+	if err != nil {
+		return nil, err
+	}
+	missing := map[digest.Sum][]digest.Sum{}
+	for _, k := range trees {
+		sum, err := digest.ParseHex(k[strings.LastIndex(k, "/")+1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s in %s: not a listing's name", k, s)
+		}
+		m, err := s.GetTree(ctx, sum)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range m.Entries {
+			if !have[BlobKey(e.SHA256)] {
+				missing[sum] = append(missing[sum], e.SHA256)
+			}
+		}
+	}
+	return missing, nil
+}
