@@ -1,0 +1,70 @@
+package filestore
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// Staged objects are invisible until Commit, which never overwrites an
+// object that appeared meanwhile and leaves no temporary file behind;
+// Discard drops them without a trace.
+func TestStageCommit(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	keys := []string{"blobs/sha256/aa/one", "blobs/sha256/aa/two", "blobs/sha256/bb/three"}
+	var staged []store.Staged
+	for _, k := range keys {
+		s, err := b.Stage(ctx, k, strings.NewReader("staged "+k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		staged = append(staged, s)
+	}
+	if listed, _ := b.List(ctx, ""); len(listed) != 0 {
+		t.Fatalf("staged objects are visible before Commit: %v", listed)
+	}
+	// Another writer stores one of them first, with its own bytes.
+	if err := b.Create(ctx, keys[1], strings.NewReader("created first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, staged); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		want := "staged " + k
+		if i == 1 {
+			want = "created first"
+		}
+		got, err := os.ReadFile(filepath.Join(b.Root(), k))
+		if err != nil || string(got) != want {
+			t.Errorf("%s holds %q, %v; want %q", k, got, err, want)
+		}
+		if fi, err := os.Stat(filepath.Join(b.Root(), k)); err != nil || fi.Mode().Perm() != 0o444 {
+			t.Errorf("%s is not read-only: %v %v", k, fi.Mode(), err)
+		}
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(b.Root(), "blobs", "sha256", "*", tmpPrefix+"*")); len(tmps) != 0 {
+		t.Errorf("temporary files left after Commit: %v", tmps)
+	}
+	// An object that exists is not staged again.
+	if _, err := b.Stage(ctx, keys[0], strings.NewReader("again")); err != store.ErrExists {
+		t.Errorf("Stage over a stored object = %v, want ErrExists", err)
+	}
+	// Discard leaves nothing.
+	s, err := b.Stage(ctx, "blobs/sha256/cc/dropped", strings.NewReader("dropped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Discard([]store.Staged{s})
+	if ok, _ := b.Exists(ctx, "blobs/sha256/cc/dropped"); ok {
+		t.Error("a discarded object is visible")
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(b.Root(), "blobs", "sha256", "cc", "*")); len(tmps) != 0 {
+		t.Errorf("Discard left %v", tmps)
+	}
+}
