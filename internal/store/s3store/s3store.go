@@ -48,7 +48,19 @@ type Settings struct {
 	Endpoint     string
 	UsePathStyle bool
 	Profile      string
+	// MaxConcurrency bounds the requests this backend has in flight at
+	// once, whatever the number of resources or workers using it, and
+	// sizes its connection pool to match; 0 means DefaultConcurrency.
+	MaxConcurrency int
 }
+
+// DefaultConcurrency is the number of requests a backend keeps in flight
+// by default: enough to hide a 20 ms round trip behind small uploads
+// (2,000 objects in about 1.3 s), few enough for any S3-compatible server.
+const DefaultConcurrency = 32
+
+// MaxConcurrency is the largest MaxConcurrency accepted.
+const MaxConcurrency = 1024
 
 // Backend is a store.Backend in an S3 bucket, under an optional prefix.
 type Backend struct {
@@ -58,7 +70,26 @@ type Backend struct {
 	endpoint string // for messages
 	url      string
 	bucketOK atomic.Bool // the bucket was seen to exist
+	// slots holds a token per request in flight: at most its capacity,
+	// shared by everything that uses this backend (one per provider).
+	slots chan struct{}
 }
+
+// Concurrency implements the store's optional Concurrency: how many
+// objects a publish writes at once.
+func (b *Backend) Concurrency() int { return cap(b.slots) }
+
+// acquire takes a request slot, or fails when ctx ends first.
+func (b *Backend) acquire(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Backend) release() { <-b.slots }
 
 var _ store.Backend = (*Backend)(nil)
 
@@ -67,6 +98,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b
 // New returns a backend for s3://bucket/prefix. It contacts nothing:
 // credentials are resolved, and the bucket reached, on first use.
 func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, error) {
+	conc := s.MaxConcurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	conc = min(conc, MaxConcurrency)
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			// Bounded: a few attempts with short backoff, so a dead endpoint
@@ -83,7 +119,10 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 			WithTransportOptions(func(t *http.Transport) {
 				t.TLSHandshakeTimeout = 10 * time.Second
 				t.ResponseHeaderTimeout = 60 * time.Second
-				t.MaxIdleConnsPerHost = 32
+				// One connection per request slot, kept between requests:
+				// no connection is opened twice for the same slot.
+				t.MaxIdleConnsPerHost = conc
+				t.MaxIdleConns = conc
 			})),
 	}
 	if s.Region != "" {
@@ -126,7 +165,7 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 		url += "/" + prefix
 		prefix += "/"
 	}
-	return &Backend{client: client, bucket: bucket, prefix: prefix, endpoint: endpoint, url: url}, nil
+	return &Backend{client: client, bucket: bucket, prefix: prefix, endpoint: endpoint, url: url, slots: make(chan struct{}, conc)}, nil
 }
 
 // NoCredentialsError is the failure to find AWS credentials anywhere in
@@ -281,19 +320,48 @@ func readPart(r io.Reader, buf []byte) (int, error) {
 	return n, err
 }
 
-// Create implements store.Backend with a conditional write.
-func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
-	bp, ok := bufPool.Get().(*[]byte) // the pool only ever holds *[]byte
-	if !ok {
-		b := make([]byte, PartSize)
-		bp = &b
+// smallSize is the buffer a Create reads first: most objects (listings,
+// references, the files of a site) fit, and take no part-sized buffer.
+const smallSize = 64 << 10
+
+var smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
+
+// pooled takes a buffer from p (which only ever holds *[]byte of size).
+func pooled(p *sync.Pool, size int) *[]byte {
+	if bp, ok := p.Get().(*[]byte); ok {
+		return bp
 	}
-	defer bufPool.Put(bp)
-	buf := *bp
-	n, err := readPart(r, buf)
+	b := make([]byte, size)
+	return &b
+}
+
+// Create implements store.Backend with a conditional write. It holds one
+// request slot for the whole upload, so memory is bounded by the slots:
+// at most MaxConcurrency part buffers.
+func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
+	sp := pooled(&smallPool, smallSize)
+	defer smallPool.Put(sp)
+	small := *sp
+	n, err := readPart(r, small)
 	if err != nil {
 		return err // the content failed (a digest mismatch, say): nothing was sent
 	}
+	if err := b.acquire(ctx); err != nil {
+		return err
+	}
+	defer b.release()
+	if n < len(small) {
+		return b.putOnce(ctx, key, small[:n])
+	}
+	bp := pooled(&bufPool, PartSize)
+	defer bufPool.Put(bp)
+	buf := *bp
+	copy(buf, small)
+	m, err := readPart(r, buf[len(small):])
+	if err != nil {
+		return err
+	}
+	n = len(small) + m
 	if n < len(buf) {
 		return b.putOnce(ctx, key, buf[:n])
 	}
@@ -396,8 +464,14 @@ func notFound(err error) bool {
 }
 
 // Open implements store.Backend.
+// The request slot is held until the response starts: a caller that
+// reads several objects at once can never wait on itself.
 func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := b.acquire(ctx); err != nil {
+		return nil, err
+	}
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
+	b.release()
 	if notFound(err) {
 		return nil, fmt.Errorf("%s: %w", key, store.ErrNotFound)
 	}
@@ -409,6 +483,10 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 
 // Exists implements store.Backend.
 func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
+	if err := b.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer b.release()
 	_, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
 	switch {
 	case err == nil:
@@ -433,7 +511,11 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
 	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String(b.prefix + prefix)})
 	for p.HasMorePages() {
+		if err := b.acquire(ctx); err != nil {
+			return nil, err
+		}
 		page, err := p.NextPage(ctx)
+		b.release()
 		if err != nil {
 			return nil, b.wrap("listing", prefix, err)
 		}

@@ -1,0 +1,159 @@
+package s3store_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
+)
+
+// smallTree writes n files of distinct small content and returns the
+// directory and its manifest.
+func smallTree(t *testing.T, n int) (string, *digest.Manifest) {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%05d.txt", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, fmt.Appendf(nil, "file %d\n", i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := digest.HashTree(context.Background(), dir, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, m
+}
+
+// Request counts of publishing are facts: the first publish of n small
+// files is one conditional PUT per file and one for the listing (no HEAD
+// per file); publishing it again is one HEAD; one changed file, with the
+// previous listing known, is five requests whatever n is.
+func TestPublishRequests(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	counter := srv.Count(t)
+	settings := srv.Settings()
+	settings.Endpoint = counter.Endpoint
+	settings.MaxConcurrency = 8
+	const n = 1000
+	dir, m1 := smallTree(t, n)
+	ctx := context.Background()
+	newStore := func() *store.Store {
+		b, err := s3store.New(ctx, bucket, "p", settings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.New(b)
+	}
+
+	s := newStore()
+	counter.Reset()
+	stats, err := s.Publish(ctx, dir, m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Written != n {
+		t.Fatalf("wrote %d blobs, want %d", stats.Written, n)
+	}
+	heads, puts, all := len(counter.Calls(http.MethodHead, "")), len(counter.Calls(http.MethodPut, "")), len(counter.Calls("", ""))
+	// HEAD of the listing, HEAD of the bucket (a 404 is told apart from a
+	// missing bucket once per backend), a PUT per blob, the listing's PUT.
+	if heads != 2 || puts != n+1 || all != n+3 {
+		t.Errorf("first publish of %d files: %d HEAD, %d PUT, %d requests in all; want 2, %d, %d", n, heads, puts, all, n+1, n+3)
+	}
+	if got := counter.MaxInFlight(); got > 8 {
+		t.Errorf("%d requests in flight at once, over max_concurrency 8", got)
+	}
+	if got := counter.Conns(); got > 8 {
+		t.Errorf("%d connections opened for 8 request slots", got)
+	}
+
+	// The same tree from a fresh backend (a new apply): one HEAD.
+	s = newStore()
+	counter.Reset()
+	if stats, err := s.Publish(ctx, dir, m1); err != nil || stats.Needed != 0 {
+		t.Fatalf("re-publish: %+v, %v", stats, err)
+	}
+	if calls := counter.Calls("", ""); len(calls) != 1 {
+		t.Errorf("re-publishing a stored tree took %d requests, want 1: %v", len(calls), calls)
+	}
+
+	// One file changed, the previous listing known (from state).
+	if err := os.WriteFile(filepath.Join(dir, "d07", "f00007.txt"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := digest.HashTree(ctx, dir, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter.Reset()
+	stats, err = s.Publish(ctx, dir, m2, m1.Digest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// HEAD of the new listing (absent) and, on this backend's first 404,
+	// of the bucket; GET of the previous listing; PUT of the changed file;
+	// PUT of the new listing.
+	if calls := counter.Calls("", ""); len(calls) != 5 || stats.Written != 1 {
+		t.Errorf("one file changed: %d requests, %d blobs written; want 5 and 1: %v", len(calls), stats.Written, calls)
+	}
+	missing, err := s.MissingBlobs(ctx)
+	if err != nil || len(missing) > 0 {
+		t.Errorf("after the publishes, listings lack blobs: %v %v", missing, err)
+	}
+}
+
+// Many publishes at once through one backend (Terraform applies ten
+// resources at a time, each publishing with every slot) never have more
+// requests in flight, or connections open, than the backend's slots.
+func TestConcurrencyIsBoundedAcrossPublishes(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	counter := srv.Count(t)
+	settings := srv.Settings()
+	settings.Endpoint = counter.Endpoint
+	settings.MaxConcurrency = 6
+	ctx := context.Background()
+	b, err := s3store.New(ctx, bucket, "", settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Concurrency() != 6 {
+		t.Fatalf("Concurrency() = %d, want the setting, 6", b.Concurrency())
+	}
+	s := store.New(b)
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for range 10 {
+		dir, m := smallTree(t, 60)
+		wg.Go(func() {
+			_, err := s.Publish(ctx, dir, m)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counter.MaxInFlight(); got > 6 || got < 2 {
+		t.Errorf("%d requests in flight at most; want between 2 (they overlap) and 6 (the slots)", got)
+	}
+	if got := counter.Conns(); got > 6 {
+		t.Errorf("%d connections opened for 6 request slots", got)
+	}
+}
