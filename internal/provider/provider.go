@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -54,6 +56,7 @@ type s3Model struct {
 	Endpoint     types.String `tfsdk:"endpoint"`
 	UsePathStyle types.Bool   `tfsdk:"use_path_style"`
 	Profile      types.String `tfsdk:"profile"`
+	MaxConc      types.Int64  `tfsdk:"max_concurrency"`
 }
 
 // providerData is what resources and data sources get from Configure.
@@ -68,6 +71,12 @@ type providerData struct {
 
 	refsOnce sync.Once
 	refs     *archive.Refs
+
+	// replaced maps an artifact's source to the digest of the artifact a
+	// destroy in this operation forgot: the replacement's Create (Terraform
+	// destroys first, in the same operation, unless create_before_destroy)
+	// publishes against that listing, sending only what it lacks.
+	replaced sync.Map
 
 	// outputs maps each output_path planned in this operation (resolved)
 	// to the archive planned there, so two artifacts writing different
@@ -133,6 +142,14 @@ func providerSchema() schema.Schema {
 						MarkdownDescription: "Name of an AWS shared-config profile. Defaults to `AWS_PROFILE`.",
 						Optional:            true,
 					},
+					"max_concurrency": schema.Int64Attribute{
+						MarkdownDescription: fmt.Sprintf("How many requests the provider keeps in flight to the bucket at once, "+
+							"over all its resources together (Terraform applies several at a time), with one kept-alive "+
+							"connection each. Default %d: enough to hide a 20 ms round trip behind small uploads. Hashing "+
+							"runs on the CPU cores apart from this. From 1 to %d.", s3store.DefaultConcurrency, s3store.MaxConcurrency),
+						Optional:   true,
+						Validators: []validator.Int64{int64validator.Between(1, s3store.MaxConcurrency)},
+					},
 				},
 			},
 		},
@@ -164,7 +181,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	}
 	var opts storeurl.Options
 	if cfg.S3 != nil {
-		for name, v := range map[string]attr.Value{"region": cfg.S3.Region, "endpoint": cfg.S3.Endpoint, "use_path_style": cfg.S3.UsePathStyle, "profile": cfg.S3.Profile} {
+		for name, v := range map[string]attr.Value{"region": cfg.S3.Region, "endpoint": cfg.S3.Endpoint, "use_path_style": cfg.S3.UsePathStyle, "profile": cfg.S3.Profile, "max_concurrency": cfg.S3.MaxConc} {
 			if v.IsUnknown() {
 				resp.Diagnostics.AddAttributeError(path.Root("s3").AtName(name), "Unknown S3 setting",
 					"This setting depends on a value only known after apply; the provider needs it to plan. Use a literal or a variable.")
@@ -176,6 +193,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 		opts.S3 = s3store.Settings{
 			Region: cfg.S3.Region.ValueString(), Endpoint: cfg.S3.Endpoint.ValueString(),
 			UsePathStyle: cfg.S3.UsePathStyle.ValueBool(), Profile: cfg.S3.Profile.ValueString(),
+			MaxConcurrency: int(cfg.S3.MaxConc.ValueInt64()),
 		}
 	}
 	st, err := storeurl.Open(ctx, raw, opts)

@@ -1,0 +1,186 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
+)
+
+// manyFiles writes n small files of distinct content under dir.
+func manyFiles(t *testing.T, dir string, n int) {
+	t.Helper()
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("d%02d", i%40), fmt.Sprintf("f%05d.txt", i))
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, fmt.Appendf(nil, "file %d\n", i), 0o644))
+	}
+}
+
+// TestAccArtifact_republishInProportion: re-publishing a 2,000-file tree
+// with one file changed sends that file and the new listing, and reads
+// the previous listing (previous_digest, planned from state) instead of
+// asking about every file: a handful of requests on S3, two new objects
+// on the local store; the same tree published again sends nothing.
+func TestAccArtifact_republishInProportion(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		const n = 2000
+		manyFiles(t, e.dir, n)
+		var counter *testserver.Counter
+		if e.s3 != nil {
+			counter = e.s3.Count(t)
+			e.endpoint = counter.Endpoint
+		}
+		objects := func() []string {
+			keys, err := e.backend().Backend().List(context.Background(), "")
+			must(t, err)
+			return keys
+		}
+		var first string
+		var before []string
+		changed := filepath.Join(e.dir, "d07", "f00007.txt")
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config: e.artifactConfig(e.dir),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectUnknownValue(site, tfjsonpath.New("previous_digest")),
+					}},
+					Check: func(s *terraform.State) error {
+						attrs := s.RootModule().Resources[site].Primary.Attributes
+						if prev, ok := attrs["previous_digest"]; ok && prev != "" {
+							return fmt.Errorf("a first create has previous_digest %q, want null", prev)
+						}
+						first = attrs["digest"]
+						before = objects()
+						if len(before) != n+1 {
+							return fmt.Errorf("the store holds %d objects after the first publish, want %d blobs and a listing", len(before), n+1)
+						}
+						return nil
+					},
+				},
+				{
+					PreConfig: func() {
+						must(t, os.WriteFile(changed, []byte("changed\n"), 0o644))
+						if counter != nil {
+							counter.Reset()
+						}
+					},
+					Config: e.artifactConfig(e.dir),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(site, plancheck.ResourceActionReplace),
+						plancheck.ExpectUnknownValue(site, tfjsonpath.New("previous_digest")),
+					}},
+					Check: func(s *terraform.State) error {
+						if got := s.RootModule().Resources[site].Primary.Attributes["previous_digest"]; got != first {
+							return fmt.Errorf("previous_digest is %q, want the replaced digest %s", got, first)
+						}
+						after := objects()
+						var added []string
+						for _, k := range after {
+							if !slices.Contains(before, k) {
+								added = append(added, k)
+							}
+						}
+						if len(added) != 2 || !strings.HasPrefix(added[0], "blobs/") || !strings.HasPrefix(added[1], "trees/") {
+							return fmt.Errorf("one file changed added %v, want its blob and the new listing", added)
+						}
+						if counter == nil {
+							return nil
+						}
+						// The whole step (refresh, plan, apply, the plan after):
+						// never a request per file.
+						puts, heads := counter.Calls(http.MethodPut, ""), counter.Calls(http.MethodHead, "/blobs/")
+						if all := counter.Calls("", ""); len(puts) != 2 || len(heads) != 0 || len(all) > 10 {
+							return fmt.Errorf("one file changed: %d PUT, %d HEAD of blobs, %d requests in all; want 2, 0, at most 10: %v",
+								len(puts), len(heads), len(all), all)
+						}
+						return nil
+					},
+				},
+				{
+					// Back to the first content: its listing is stored, so
+					// nothing is sent.
+					PreConfig: func() {
+						must(t, os.WriteFile(changed, []byte("file 7\n"), 0o644))
+						if counter != nil {
+							counter.Reset()
+						}
+					},
+					Config:            e.artifactConfig(e.dir),
+					ConfigStateChecks: nil,
+					Check: func(s *terraform.State) error {
+						if got := s.RootModule().Resources[site].Primary.Attributes["digest"]; got != first {
+							return fmt.Errorf("reverted tree has digest %s, want %s", got, first)
+						}
+						if counter != nil {
+							if puts := counter.Calls(http.MethodPut, ""); len(puts) != 0 {
+								return fmt.Errorf("re-publishing a stored tree sent %d PUTs: %v", len(puts), puts)
+							}
+						}
+						return nil
+					},
+				},
+			},
+		})
+	})
+}
+
+// TestAccS3_manyArtifactsShareOnePool: 200 artifacts in one configuration
+// use the provider's one client and its pool: never more requests in
+// flight, nor connections open, than max_concurrency, while Terraform
+// applies ten of them at a time.
+func TestAccS3_manyArtifactsShareOnePool(t *testing.T) {
+	requireAcc(t)
+	e := newS3Env(t)
+	counter := e.s3.Count(t)
+	e.endpoint = counter.Endpoint
+	for i := range 200 {
+		manyFiles(t, filepath.Join(e.dir, fmt.Sprintf("a%03d", i)), 3+i%5)
+		must(t, os.WriteFile(filepath.Join(e.dir, fmt.Sprintf("a%03d", i), "id.txt"), fmt.Appendf(nil, "artifact %d\n", i), 0o644))
+	}
+	config := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "many" {
+  count  = 200
+  source = format("%%s/a%%03d", %q, count.index)
+}
+`, e.dir)
+	config = strings.Replace(config, "use_path_style = true", "use_path_style = true\n    max_concurrency = 4", 1)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			PreConfig: counter.Reset,
+			Config:    config,
+			Check: func(*terraform.State) error {
+				if got := len(counter.Calls(http.MethodPut, "/trees/")); got != 200 {
+					return fmt.Errorf("%d listings stored, want 200", got)
+				}
+				if got := counter.MaxInFlight(); got > 4 {
+					return fmt.Errorf("%d requests in flight at once, over max_concurrency = 4", got)
+				}
+				// One pool per provider instance: the step runs a few tofu
+				// commands (plan, apply, the plans after it), each with a
+				// provider of its own whose idle connections stay open in
+				// this test process; a client per resource would open
+				// hundreds.
+				t.Logf("connections opened: %d, at most open at once: %d", counter.Conns(), counter.MaxOpenConns())
+				if got := counter.Conns(); got > 16 {
+					return fmt.Errorf("%d connections opened for 200 artifacts: more than a pool of 4 per provider instance", got)
+				}
+				return nil
+			},
+		}},
+	})
+}
