@@ -835,7 +835,7 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 	}
 	defer func() { _ = root.Close() }()
 	dirs := map[string]bool{}
-	real := map[string]bool{".": true}
+	isDir := map[string]bool{".": true}
 	for _, e := range c.Listing.Entries {
 		if err := ctx.Err(); err != nil {
 			return kept, err
@@ -843,7 +843,7 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 		for d := path.Dir(e.Path); d != "." && !dirs[d]; d = path.Dir(d) {
 			dirs[d] = true
 		}
-		if !realDirs(root, path.Dir(e.Path), real) {
+		if !realDirs(root, path.Dir(e.Path), isDir) {
 			// A directory of the export's replaced by a link (to another
 			// directory inside, say): what is under it is not the export's.
 			kept = append(kept, e.Path)
@@ -869,7 +869,7 @@ func Remove(ctx context.Context, target, format string, c *Content) (kept []stri
 	}
 	sort.Slice(order, func(i, j int) bool { return len(order[i]) > len(order[j]) }) // deepest first
 	for _, d := range order {
-		if !realDirs(root, path.Dir(d), real) {
+		if !realDirs(root, path.Dir(d), isDir) {
 			continue // under a link: not the export's
 		}
 		fi, err := root.Lstat(d)
