@@ -427,14 +427,24 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 	return &computed{sum: man.Digest(), size: man.Size(), count: int64(len(man.Entries)), manifest: man, archiveListing: man}, diags
 }
 
-// publishDir stores a directory at apply: it is hashed again (through the
-// stat cache, so an unchanged tree costs a stat per file), and, when it is
+// publishDir stores a directory at apply: it is hashed again (the walk of
+// this operation's final plan when there was one, else through the stat
+// cache, so an unchanged tree costs a stat per file), and, when it is
 // still the planned content, published: only the blobs the listing of
 // previous_digest does not name are checked and sent, each verified
 // against the listing as it is read. A tree that changed since plan
 // returns its manifest without writing anything; the caller refuses it.
 func (r *ArtifactResource) publishDir(ctx context.Context, m *artifactModel, st *store.Store, src string, opts digest.Options) (*digest.Manifest, error) {
-	man, err := statcache.HashTree(ctx, r.data.cache, src, opts)
+	var man *digest.Manifest
+	var err error
+	if r.data.memo != nil {
+		// The walk of this operation's final plan, moments ago: what the
+		// plan was checked against. Every file sent is read again and
+		// verified against it.
+		man, err = r.data.memo.Tree(ctx, src, opts)
+	} else {
+		man, err = statcache.HashTree(ctx, r.data.cache, src, opts)
+	}
 	if err != nil {
 		return nil, err
 	}

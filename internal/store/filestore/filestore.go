@@ -31,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -379,3 +380,8 @@ func (b *Backend) List(_ context.Context, prefix string) ([]string, error) {
 	sort.Strings(keys)
 	return keys, err
 }
+
+// Concurrency implements the store's optional Concurrency: files are
+// written four per core, so that one waiting on the disk or the page
+// cache does not idle a core that could hash.
+func (b *Backend) Concurrency() int { return 4 * runtime.GOMAXPROCS(0) }
