@@ -350,7 +350,7 @@ func compareFiles(ctx context.Context, target string, m *digest.Manifest) ([]str
 		case !fi.Mode().IsRegular():
 			got.Kind = digest.Kind(digest.TypeName(fi.Mode().Type())) // a directory, a pipe: no kind a listing has
 		default:
-			f, err := root.Open(e.Path)
+			f, err := openRegular(root, e.Path, fi)
 			if err == nil {
 				got.SHA256, _, _ = digest.HashReader(ctx, f)
 				_ = f.Close() // read-only
@@ -786,7 +786,7 @@ func copyLocal(ctx context.Context, f *os.File, old *os.Root, e digest.Entry) bo
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size {
 		return false
 	}
-	src, err := old.Open(e.Path)
+	src, err := openRegular(old, e.Path, fi)
 	if err != nil {
 		return false
 	}
@@ -799,6 +799,22 @@ func copyLocal(ctx context.Context, f *os.File, old *os.Root, e digest.Entry) bo
 	var sum digest.Sum
 	h.Sum(sum[:0])
 	return sum == e.SHA256
+}
+
+// openRegular opens name in root for reading if it still is the regular
+// file want describes: a named pipe or a link swapped in since the Lstat
+// is refused instead of blocking or being followed.
+func openRegular(root *os.Root, name string, want fs.FileInfo) (*os.File, error) {
+	f, err := root.OpenFile(name, openFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || !os.SameFile(fi, want) {
+		_ = f.Close() // nothing was read
+		return nil, &digest.ChangedError{Path: name, Now: "another file"}
+	}
+	return f, nil
 }
 
 // Remove deletes what an export of c in format wrote at target, and only
