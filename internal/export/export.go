@@ -178,11 +178,17 @@ func Target(p string) (string, error) {
 	if err := fsguard.CheckEntryName(p); err != nil {
 		return "", err
 	}
-	parent, err := fsguard.Resolve(filepath.Dir(p))
+	// Split as written: filepath.Dir would clean "link/../x" to "." first,
+	// cancelling ".." against the link's name instead of its target.
+	dir, base := filepath.Split(p)
+	if dir == "" {
+		dir = "."
+	}
+	parent, err := fsguard.Resolve(dir)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(parent, filepath.Base(p)), nil
+	return filepath.Join(parent, base), nil
 }
 
 // CheckPlace refuses a target inside a content-addressed store (any local
