@@ -184,3 +184,54 @@ resource "immutable_artifact" "many" {
 		}},
 	})
 }
+
+// TestAccS3_outputPathOnAFreshMachine: a CI runner with fresh state and no
+// archive on disk writes output_path from the stored archive: a handful
+// of requests whatever the number of files, never one per file.
+func TestAccS3_outputPathOnAFreshMachine(t *testing.T) {
+	requireAcc(t)
+	e := newS3Env(t)
+	counter := e.s3.Count(t)
+	e.endpoint = counter.Endpoint
+	manyFiles(t, e.dir, 300)
+	config := func(out string) string {
+		return e.artifactConfig(e.dir, `archive = "zip"`, fmt.Sprintf("output_path = %q", out))
+	}
+	first := filepath.Join(t.TempDir(), "first.zip")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps:                    []resource.TestStep{{Config: config(first)}},
+	})
+	// The second machine: new state, new output path, the same store.
+	second := filepath.Join(t.TempDir(), "second.zip")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			PreConfig: counter.Reset,
+			Config:    config(second),
+			Check: func(*terraform.State) error {
+				a, err := os.ReadFile(first)
+				if err != nil {
+					return err
+				}
+				b, err := os.ReadFile(second)
+				if err != nil {
+					return err
+				}
+				if string(a) != string(b) {
+					return fmt.Errorf("the second machine's zip differs from the first's")
+				}
+				// The archive's reference and blob, and the listing: read a
+				// few times over the plans and the apply, never per file.
+				if puts := counter.Calls(http.MethodPut, ""); len(puts) != 0 {
+					return fmt.Errorf("a fresh machine stored %d objects for content already stored: %v", len(puts), puts)
+				}
+				t.Logf("requests on a fresh machine: %d", len(counter.Calls("", "")))
+				if all := counter.Calls("", ""); len(all) > 12 {
+					return fmt.Errorf("a fresh machine took %d requests for a 300-file artifact already stored: %v", len(all), all)
+				}
+				return nil
+			},
+		}},
+	})
+}
