@@ -320,6 +320,18 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	// prior state but the private data of the old one: the path it finds
 	// is the old export's, which the destroy half removes first.
 	replacing := prior == nil && w != nil && w.Target == target
+	if prior != nil && !owned {
+		// Another target — also when only a symlinked parent or the
+		// working directory moved and the path string stayed: replace on
+		// id, whose planned value is the new target.
+		resp.RequiresReplace.Append(path.Root("id"))
+	}
+	if !owned && !replacing {
+		if fi, err := os.Lstat(target); err == nil {
+			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
+			return
+		}
+	}
 	if plan.Digest.IsUnknown() || configFormat.IsUnknown() {
 		// The content is known after apply (a release published in this
 		// apply, a data source read late): the target is known, so an
@@ -330,23 +342,8 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		}
 		plan.ID = types.StringValue(target)
 		plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown()
-		if prior != nil && !owned {
-			resp.RequiresReplace.Append(path.Root("id"))
-		}
-		if !owned && !replacing {
-			if fi, err := os.Lstat(target); err == nil {
-				resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
-				return
-			}
-		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
-	}
-	if prior != nil && !owned {
-		// Another target — also when only a symlinked parent or the
-		// working directory moved and the path string stayed: replace on
-		// id, whose planned value is the new target.
-		resp.RequiresReplace.Append(path.Root("id"))
 	}
 	if owned && w.Digest == plan.Digest.ValueString() && (configFormat.IsNull() || configFormat.ValueString() == w.Format) {
 		// The content written there already: everything is known from
@@ -381,12 +378,6 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		if configFormat.ValueString() == export.Directory {
 			plan.setSum(nil)
 		}
-		if !owned && !replacing {
-			if fi, err := os.Lstat(target); err == nil {
-				resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
-				return
-			}
-		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -402,12 +393,6 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	if ok {
 		sum = &s
-	}
-	if !owned && !replacing {
-		if fi, err := os.Lstat(target); err == nil {
-			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
-			return
-		}
 	}
 	plan.Format = types.StringValue(format)
 	plan.ID = types.StringValue(target)
