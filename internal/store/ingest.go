@@ -1,15 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"syscall"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
@@ -43,35 +37,15 @@ func (s *Store) PutListed(ctx context.Context, path string, info fs.FileInfo) (d
 	return sum, size, err
 }
 
-// PutDir stores a directory: every file's blob, every symlink target's
-// blob, then the listing. It returns the manifest of what it stored.
+// PutDir stores a directory: it is hashed, then published (Publish:
+// every blob, verified as read, then the listing). It returns the
+// manifest of what it stored.
 func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*digest.Manifest, error) {
-	m, err := digest.Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, info fs.FileInfo) (digest.Sum, int64, error) {
-		return s.PutListed(ctx, abs, info)
-	})
+	m, err := digest.HashTree(ctx, root, opts)
 	if err != nil {
 		return nil, err
 	}
-	resolved, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range m.Entries {
-		if e.Kind != digest.KindSymlink {
-			continue
-		}
-		target, err := os.Readlink(filepath.Join(resolved, filepath.FromSlash(e.Path)))
-		if errors.Is(err, syscall.EINVAL) {
-			return nil, &digest.ChangedError{Path: e.Path, Now: "not a symlink"}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.PutBlob(ctx, e.SHA256, bytes.NewReader([]byte(target))); err != nil {
-			return nil, fmt.Errorf("symlink %s: %w", e.Path, err)
-		}
-	}
-	if _, err := s.PutTree(ctx, m); err != nil {
+	if _, err := s.Publish(ctx, root, m); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -31,10 +31,15 @@ type Concurrency interface {
 // flush and only then visible (each atomically, never overwriting one that
 // exists), and Discard drops staged objects that will not be committed. A
 // crash at any point leaves each object absent or whole.
+//
+// Stage returns ErrExists when the key holds an object; that object may
+// be another writer's that is visible but not durable yet, so a Publish
+// that relies on one calls Sync with its key before writing the listing.
 type Stager interface {
 	Stage(ctx context.Context, key string, r io.Reader) (Staged, error)
 	Commit(ctx context.Context, staged []Staged) error
 	Discard(staged []Staged)
+	Sync(ctx context.Context, keys []string) error
 }
 
 // Staged is an object written by Stager.Stage and not yet visible.
@@ -135,9 +140,10 @@ type publisher struct {
 	root   string
 	stager Stager
 
-	mu      sync.Mutex
-	staged  []Staged
-	written atomic.Int64
+	mu       sync.Mutex
+	staged   []Staged
+	existing []string // keys found stored by Stage or Create, maybe not durable yet
+	written  atomic.Int64
 }
 
 // run writes every entry's blob, n at once, and commits staged ones.
@@ -187,6 +193,10 @@ feed:
 	}
 	if err := p.stager.Commit(ctx, p.staged); err != nil {
 		return err
+	}
+	if len(p.existing) > 0 {
+		// Another writer's blobs this listing will name: durable before it.
+		return p.stager.Sync(ctx, p.existing)
 	}
 	return nil
 }
@@ -241,6 +251,9 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 	switch {
 	case errors.Is(err, ErrExists):
 		p.s.Stats.BlobsSkipped.Add(1)
+		p.mu.Lock()
+		p.existing = append(p.existing, key)
+		p.mu.Unlock()
 		return nil
 	case err != nil:
 		return fmt.Errorf("file %q: %w", e.Path, err)

@@ -32,6 +32,15 @@ type Counter struct {
 	conns       int
 	open        int
 	maxOpen     int
+	notify      func(Call)
+}
+
+// Notify calls f with every request from now on, as it arrives (before
+// it is forwarded): a signal for a test to act on.
+func (c *Counter) Notify(f func(Call)) {
+	c.mu.Lock()
+	c.notify = f
+	c.mu.Unlock()
 }
 
 // Call is one request seen by a Counter.
@@ -57,11 +66,16 @@ func (s *S3) Proxy(t testing.TB, delay time.Duration) *Counter {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
 		c.mu.Lock()
-		c.calls = append(c.calls, Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery})
+		c.calls = append(c.calls, call)
 		c.inFlight++
 		c.maxInFlight = max(c.maxInFlight, c.inFlight)
+		notify := c.notify
 		c.mu.Unlock()
+		if notify != nil {
+			notify(call)
+		}
 		defer func() {
 			c.mu.Lock()
 			c.inFlight--

@@ -231,13 +231,19 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 		return &WriteError{Store: b.String(), Err: err}
 	}
 	dirs := map[string]bool{}
+	var others []string
 	var linkErr error
 	for _, o := range objs {
 		s := o.(*staged) //nolint:forcetypeassert // only Stage makes them
 		if linkErr == nil && ctx.Err() == nil {
-			if err := os.Link(s.tmp, s.final); err == nil {
+			switch err := os.Link(s.tmp, s.final); {
+			case err == nil:
 				dirs[filepath.Dir(s.final)] = true
-			} else if !errors.Is(err, fs.ErrExist) {
+			case errors.Is(err, fs.ErrExist):
+				// Another writer's, maybe not durable yet: flushed below too.
+				dirs[filepath.Dir(s.final)] = true
+				others = append(others, s.final)
+			default:
 				linkErr = &WriteError{Store: b.String(), Err: err}
 			}
 		}
@@ -260,7 +266,32 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 			}
 		}
 	}
-	if err := b.flush(list); err != nil {
+	if err := b.flush(append(list, others...)); err != nil {
+		return &WriteError{Store: b.String(), Err: err}
+	}
+	return nil
+}
+
+// Sync implements store.Stager: the objects at keys, and the directory
+// entries that name them, are durable when it returns.
+func (b *Backend) Sync(_ context.Context, keys []string) error {
+	paths := make([]string, 0, 2*len(keys))
+	seen := map[string]bool{}
+	for _, k := range keys {
+		p, err := b.path(k)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p)
+		for d := filepath.Dir(p); !seen[d]; d = filepath.Dir(d) {
+			seen[d] = true
+			paths = append(paths, d)
+			if d == b.root || !strings.HasPrefix(d, b.root+string(filepath.Separator)) {
+				break
+			}
+		}
+	}
+	if err := b.flush(paths); err != nil {
 		return &WriteError{Store: b.String(), Err: err}
 	}
 	return nil
@@ -301,10 +332,10 @@ func (b *Backend) mkdirAll(dir string, sync bool) error {
 	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	if !sync {
-		return nil
+	if !sync && dir != b.root {
+		return nil // a Stager's Commit flushes it
 	}
-	return syncDir(parent)
+	return syncDir(parent) // the root's own entry, always: nothing else flushes it
 }
 
 func syncDir(dir string) error {

@@ -2,12 +2,14 @@ package s3store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -17,7 +19,7 @@ import (
 
 // smallTree writes n files of distinct small content and returns the
 // directory and its manifest.
-func smallTree(t *testing.T, n int) (string, *digest.Manifest) {
+func smallTree(t *testing.T, n int, seed ...int) (string, *digest.Manifest) {
 	t.Helper()
 	dir := t.TempDir()
 	for i := range n {
@@ -25,7 +27,7 @@ func smallTree(t *testing.T, n int) (string, *digest.Manifest) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, fmt.Appendf(nil, "file %d\n", i), 0o644); err != nil {
+		if err := os.WriteFile(p, fmt.Appendf(nil, "file %d %v\n", i, seed), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,8 +138,8 @@ func TestConcurrencyIsBoundedAcrossPublishes(t *testing.T) {
 	s := store.New(b)
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
-	for range 10 {
-		dir, m := smallTree(t, 60)
+	for i := range 10 {
+		dir, m := smallTree(t, 60, i) // each its own content: every request does work
 		wg.Go(func() {
 			_, err := s.Publish(ctx, dir, m)
 			errs <- err
@@ -155,5 +157,58 @@ func TestConcurrencyIsBoundedAcrossPublishes(t *testing.T) {
 	}
 	if got := counter.Conns(); got > 6 {
 		t.Errorf("%d connections opened for 6 request slots", got)
+	}
+}
+
+// Cancelling a publish (Ctrl-C) stops it promptly: requests in flight are
+// abandoned, no more are sent, no listing is stored, and the backend's
+// slots are all free again for the next caller.
+func TestCancelStopsAPublish(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	proxy := srv.Proxy(t, 200*time.Millisecond) // 1,000 files: about 25 s if not stopped
+	settings := srv.Settings()
+	settings.Endpoint = proxy.Endpoint
+	settings.MaxConcurrency = 8
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := s3store.New(ctx, bucket, "", settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.New(b)
+	dir, m := smallTree(t, 1000)
+	var once sync.Once
+	proxy.Notify(func(c testserver.Call) {
+		if c.Method == http.MethodPut {
+			once.Do(cancel)
+		}
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Publish(ctx, dir, m)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("a cancelled publish returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled publish did not return within 10 s")
+	}
+	proxy.Notify(nil)
+	sent := len(proxy.Calls(http.MethodPut, ""))
+	if sent > 2*8 {
+		t.Errorf("%d PUTs were sent: requests went on after the cancel", sent)
+	}
+	fresh := store.New(b)
+	if ok, err := fresh.HasTree(context.Background(), m.Digest()); ok || err != nil {
+		t.Fatalf("a cancelled publish stored its listing (%v)", err)
+	}
+	// Every slot is free: the next publish (a small one) runs to the end.
+	small, sm := smallTree(t, 20, 99)
+	if _, err := fresh.Publish(context.Background(), small, sm); err != nil {
+		t.Fatalf("publishing after a cancel: %v", err)
 	}
 }
