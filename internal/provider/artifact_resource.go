@@ -75,7 +75,6 @@ type artifactModel struct {
 	ArchiveS3Bucket    types.String `tfsdk:"archive_s3_bucket"`
 	ArchiveS3Key       types.String `tfsdk:"archive_s3_key"`
 	ArchiveS3URL       types.String `tfsdk:"archive_s3_url"`
-	PreviousDigest     types.String `tfsdk:"previous_digest"`
 }
 
 func (r *ArtifactResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -146,10 +145,6 @@ func artifactSchema() schema.Schema {
 			},
 			"digest": computedString("The content digest, `sha256:<hex>`: of the bytes for a file or inline content (equal to " +
 				"`filesha256()`), of the canonical listing for a directory. Known at plan time."),
-			"previous_digest": computedString("The digest of the artifact this one replaced in the same apply, when it replaced " +
-				"one (null for a first create, an import, or a replacement under `create_before_destroy`). Publishing a new " +
-				"version of a directory reads that version's listing from the store and sends only the files it does not have: " +
-				"a one-line change to a 10,000-file tree is a handful of requests. Known after apply."),
 			"file_count": schema.Int64Attribute{MarkdownDescription: "Number of files and symlinks in the artifact (1 for a file or inline content).", Computed: true},
 			"size":       schema.Int64Attribute{MarkdownDescription: "Total size of the content in bytes.", Computed: true},
 			"files": schema.MapAttribute{
@@ -430,8 +425,8 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 // publishDir stores a directory at apply: it is hashed again (the walk of
 // this operation's final plan when there was one, else through the stat
 // cache, so an unchanged tree costs a stat per file), and, when it is
-// still the planned content, published: only the blobs the listing of
-// previous_digest does not name are checked and sent, each verified
+// still the planned content, published: only the blobs the replaced
+// artifact's listing does not name are checked and sent, each verified
 // against the listing as it is read. A tree that changed since plan
 // returns its manifest without writing anything; the caller refuses it.
 func (r *ArtifactResource) publishDir(ctx context.Context, m *artifactModel, st *store.Store, src string, opts digest.Options) (*digest.Manifest, error) {
@@ -451,9 +446,14 @@ func (r *ArtifactResource) publishDir(ctx context.Context, m *artifactModel, st 
 	if !m.Digest.IsUnknown() && m.Digest.ValueString() != man.Digest().String() {
 		return man, nil
 	}
+	// The listing of the artifact of this source that this operation
+	// destroyed (the replaced version: Terraform destroys before it
+	// creates, unless create_before_destroy), stored already.
 	var known []digest.Sum
-	if prev, err := digest.Parse(m.PreviousDigest.ValueString()); err == nil {
-		known = append(known, prev)
+	if prev, ok := r.data.replaced.Load(src); ok {
+		if sum, isSum := prev.(digest.Sum); isSum {
+			known = append(known, sum)
+		}
 	}
 	stats, err := st.Publish(ctx, src, man, known...)
 	if err != nil {
@@ -493,7 +493,6 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 			resp.RequiresReplace.Append(path.Root("digest"))
 		}
 		plan.setLocations(r.storeOrNil())
-		setPrevious(&plan, prior, true)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -529,7 +528,6 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 			resp.RequiresReplace.Append(path.Root("digest"))
 		}
 		plan.setLocations(r.storeOrNil())
-		setPrevious(&plan, prior, true)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -603,7 +601,6 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		}
 	}
 	plan.setLocations(r.storeOrNil())
-	setPrevious(&plan, prior, !sameContent)
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
@@ -667,33 +664,11 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 			total, len(c.manifest.Entries), prior.Digest.ValueString(), strings.Join(lines, "\n  "), more))
 }
 
-// setPrevious plans previous_digest: what the state had when the object
-// stays, known after apply for a new object (a replacement's new object is
-// planned with no prior state, twice, so nothing of the old one can be
-// planned consistently: Create fills it in).
-func setPrevious(plan, prior *artifactModel, changed bool) {
-	if prior == nil || changed {
-		plan.PreviousDigest = types.StringUnknown()
-		return
-	}
-	plan.PreviousDigest = prior.PreviousDigest
-}
-
 func (r *ArtifactResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan artifactModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
 		return
-	}
-	if plan.PreviousDigest.IsUnknown() {
-		plan.PreviousDigest = types.StringNull()
-		if r.data != nil && !plan.Source.IsNull() {
-			if prev, ok := r.data.replaced.Load(plan.Source.ValueString()); ok {
-				if s, isString := prev.(string); isString {
-					plan.PreviousDigest = types.StringValue(s)
-				}
-			}
-		}
 	}
 	listing := r.apply(ctx, &plan, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
@@ -934,7 +909,9 @@ func (r *ArtifactResource) Delete(ctx context.Context, req resource.DeleteReques
 	if resp.Diagnostics.HasError() || r.data == nil || state.Source.IsNull() || state.Digest.IsNull() {
 		return
 	}
-	r.data.replaced.Store(state.Source.ValueString(), state.Digest.ValueString())
+	if sum, err := digest.Parse(state.Digest.ValueString()); err == nil {
+		r.data.replaced.Store(state.Source.ValueString(), sum)
+	}
 }
 
 func (r *ArtifactResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
