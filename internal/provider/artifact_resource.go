@@ -446,16 +446,10 @@ func (r *ArtifactResource) publishDir(ctx context.Context, m *artifactModel, st 
 	if !m.Digest.IsUnknown() && m.Digest.ValueString() != man.Digest().String() {
 		return man, nil
 	}
-	// The listing of the artifact of this source that this operation
-	// destroyed (the replaced version: Terraform destroys before it
-	// creates, unless create_before_destroy), stored already.
-	var known []digest.Sum
-	if prev, ok := r.data.replaced.Load(src); ok {
-		if sum, isSum := prev.(digest.Sum); isSum {
-			known = append(known, sum)
-		}
-	}
-	stats, err := st.Publish(ctx, src, man, known...)
+	// The listings of artifacts this operation destroyed (the replaced
+	// version: Terraform destroys before it creates, unless
+	// create_before_destroy), stored already.
+	stats, err := st.Publish(ctx, src, man, r.data.knownListings(src)...)
 	if err != nil {
 		return nil, err
 	}
@@ -910,7 +904,7 @@ func (r *ArtifactResource) Delete(ctx context.Context, req resource.DeleteReques
 		return
 	}
 	if sum, err := digest.Parse(state.Digest.ValueString()); err == nil {
-		r.data.replaced.Store(state.Source.ValueString(), sum)
+		r.data.forgot(state.Source.ValueString(), sum)
 	}
 }
 

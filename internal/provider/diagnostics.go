@@ -27,6 +27,10 @@ func sourceError(p path.Path, src string, err error) diag.Diagnostic {
 	case errors.Is(err, syscall.ENOTDIR):
 		return diag.NewAttributeErrorDiagnostic(p, "Source not found",
 			fmt.Sprintf("%q cannot exist: a part of the path before the last is a file, not a directory. Check the path.", src))
+	case errors.Is(err, context.Canceled):
+		return diag.NewAttributeErrorDiagnostic(p, "Interrupted",
+			fmt.Sprintf("Storing %q was interrupted; nothing was recorded for it. What was already sent stays in the store, "+
+				"unreferenced, and is reused by the next apply. Apply again.", src))
 	case errors.Is(err, fs.ErrPermission):
 		return diag.NewAttributeErrorDiagnostic(p, "Source not readable",
 			fmt.Sprintf("%q cannot be read: %v. Give the user running Terraform read access to it.", src, err))
@@ -56,6 +60,10 @@ func contentError(p path.Path, src string, err error) diag.Diagnostic {
 		return diag.NewAttributeErrorDiagnostic(p, "Content changed while it was stored",
 			fmt.Sprintf("A file of %q changed while it was being read into the store (%v). Nothing was stored for it. "+
 				"Make sure no build writes to it during apply, then plan again.", src, err))
+	case errors.Is(err, context.Canceled):
+		return diag.NewAttributeErrorDiagnostic(p, "Interrupted",
+			fmt.Sprintf("Storing %q was interrupted; nothing was recorded for it. What was already sent stays in the store, "+
+				"unreferenced, and is reused by the next apply. Apply again.", src))
 	case errors.Is(err, fs.ErrPermission):
 		return diag.NewAttributeErrorDiagnostic(p, "Source not readable",
 			fmt.Sprintf("In %q: %v. Give the user running Terraform read access, or exclude the path.", src, err))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
@@ -72,11 +74,12 @@ type providerData struct {
 	refsOnce sync.Once
 	refs     *archive.Refs
 
-	// replaced maps an artifact's source to the digest of the artifact a
-	// destroy in this operation forgot: the replacement's Create (Terraform
-	// destroys first, in the same operation, unless create_before_destroy)
-	// publishes against that listing, sending only what it lacks.
-	replaced sync.Map
+	// replaced holds the digests of the artifacts destroys in this
+	// operation forgot: a replacement's Create (Terraform destroys first, in
+	// the same operation, unless create_before_destroy) publishes against
+	// those listings, sending only what they lack.
+	replacedMu sync.Mutex
+	replaced   []replacedArtifact
 
 	// outputs maps each output_path planned in this operation (resolved)
 	// to the archive planned there, so two artifacts writing different
@@ -240,4 +243,43 @@ func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.Dat
 
 func (p *ImmutableProvider) Functions(context.Context) []func() function.Function {
 	return []func() function.Function{NewDigestFunction, NewFileDigestsFunction}
+}
+
+// replacedArtifact is an artifact a destroy forgot in this operation.
+type replacedArtifact struct {
+	source string
+	digest digest.Sum
+}
+
+// maxKnownListings bounds the listings a publish reads to learn what is
+// stored (one request each).
+const maxKnownListings = 4
+
+// forgot records an artifact a destroy forgot.
+func (d *providerData) forgot(source string, sum digest.Sum) {
+	d.replacedMu.Lock()
+	defer d.replacedMu.Unlock()
+	d.replaced = append(d.replaced, replacedArtifact{source, sum})
+}
+
+// knownListings returns listings this operation's destroys forgot, that
+// a publish of source can rely on: the same source's first (most likely
+// the previous version), then the latest others (a versioned folder such
+// as dist-1.4 replacing dist-1.3), at most maxKnownListings.
+func (d *providerData) knownListings(source string) []digest.Sum {
+	d.replacedMu.Lock()
+	defer d.replacedMu.Unlock()
+	var same, others []digest.Sum
+	for i := len(d.replaced) - 1; i >= 0; i-- {
+		r := d.replaced[i]
+		switch {
+		case slices.Contains(same, r.digest) || slices.Contains(others, r.digest):
+		case r.source == source:
+			same = append(same, r.digest)
+		default:
+			others = append(others, r.digest)
+		}
+	}
+	same = append(same, others...)
+	return same[:min(len(same), maxKnownListings)]
 }

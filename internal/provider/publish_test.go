@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
@@ -50,6 +51,7 @@ func TestAccArtifact_republishInProportion(t *testing.T) {
 		var first string
 		var before []string
 		changed := filepath.Join(e.dir, "d07", "f00007.txt")
+		next := filepath.Join(t.TempDir(), "dist-2")
 		resource.Test(t, resource.TestCase{
 			ProtoV6ProviderFactories: protoV6,
 			Steps: []resource.TestStep{
@@ -108,8 +110,7 @@ func TestAccArtifact_republishInProportion(t *testing.T) {
 							counter.Reset()
 						}
 					},
-					Config:            e.artifactConfig(e.dir),
-					ConfigStateChecks: nil,
+					Config: e.artifactConfig(e.dir),
 					Check: func(s *terraform.State) error {
 						if got := s.RootModule().Resources[site].Primary.Attributes["digest"]; got != first {
 							return fmt.Errorf("reverted tree has digest %s, want %s", got, first)
@@ -117,6 +118,31 @@ func TestAccArtifact_republishInProportion(t *testing.T) {
 						if counter != nil {
 							if puts := counter.Calls(http.MethodPut, ""); len(puts) != 0 {
 								return fmt.Errorf("re-publishing a stored tree sent %d PUTs: %v", len(puts), puts)
+							}
+						}
+						return nil
+					},
+				},
+				{
+					// A versioned folder (dist-1 → dist-2) with one file
+					// changed: the source path changed too, and still only
+					// that file is sent.
+					PreConfig: func() {
+						must(t, os.CopyFS(next, os.DirFS(e.dir)))
+						must(t, os.WriteFile(filepath.Join(next, "d09", "f00009.txt"), []byte("changed in dist-2\n"), 0o644))
+						before = objects()
+						if counter != nil {
+							counter.Reset()
+						}
+					},
+					Config: e.artifactConfig(next),
+					Check: func(*terraform.State) error {
+						if added := len(objects()) - len(before); added != 2 {
+							return fmt.Errorf("a new folder with one file changed added %d objects, want its blob and its listing", added)
+						}
+						if counter != nil {
+							if puts := counter.Calls(http.MethodPut, ""); len(puts) != 2 {
+								return fmt.Errorf("a new folder with one file changed sent %d PUTs, want 2: %v", len(puts), puts)
 							}
 						}
 						return nil
@@ -223,4 +249,25 @@ func TestAccS3_outputPathOnAFreshMachine(t *testing.T) {
 			},
 		}},
 	})
+}
+
+// The listings a publish relies on: the same source's first, newest
+// first, then others', never one twice, at most maxKnownListings.
+func TestKnownListings(t *testing.T) {
+	d := &providerData{}
+	sum := func(s string) digest.Sum { return digest.Bytes([]byte(s)) }
+	if got := d.knownListings("/site"); len(got) != 0 {
+		t.Fatalf("nothing forgotten, yet %v", got)
+	}
+	d.forgot("/other", sum("o1"))
+	d.forgot("/site", sum("s1"))
+	d.forgot("/other", sum("o2"))
+	d.forgot("/site", sum("s2"))
+	d.forgot("/site", sum("s2"))
+	d.forgot("/third", sum("t1"))
+	got := d.knownListings("/site")
+	want := []digest.Sum{sum("s2"), sum("s1"), sum("t1"), sum("o2")}
+	if !slices.Equal(got, want) {
+		t.Errorf("knownListings = %v, want %v", got, want)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -216,6 +217,9 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 		r = bytes.NewReader([]byte(target))
 	} else {
 		fi, err := os.Lstat(abs)
+		if errors.Is(err, fs.ErrNotExist) {
+			return &digest.ChangedError{Path: e.Path, Now: "gone"}
+		}
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Create makes a new temporary file in dir ("" = os.TempDir()) named
@@ -31,7 +32,13 @@ func MkdirTemp(dir, prefix string) (string, error) {
 // process has ended (a directory with everything in it). It never removes
 // what a live process made, nor anything it cannot attribute; failures are
 // ignored (a leftover only costs space).
-func Sweep(dir, prefix string) {
+func Sweep(dir, prefix string) { SweepOlder(dir, prefix, 0) }
+
+// SweepOlder is Sweep for entries last modified more than age ago only: a
+// directory shared by processes that cannot see each other's ids (two
+// containers on one volume) must not lose a live writer's files because
+// its id looks dead here.
+func SweepOlder(dir, prefix string, age time.Duration) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
@@ -45,6 +52,11 @@ func Sweep(dir, prefix string) {
 		pid, err := strconv.Atoi(pidText)
 		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || alive(pid) {
 			continue
+		}
+		if age > 0 {
+			if fi, err := os.Lstat(m); err != nil || time.Since(fi.ModTime()) < age {
+				continue
+			}
 		}
 		_ = os.RemoveAll(m) // best effort: see above; RemoveAll never follows a symlink
 	}

@@ -7,7 +7,7 @@
 // point leaves either no object or the whole one — and the directory is
 // fsynced. Temporary files start with ".tmp-<pid>-" and are never listed;
 // those a killed writer left are removed by the next process that writes
-// in their directory.
+// in their directory (or any publish) an hour or more later.
 //
 // Publishing a tree of 10,000 files that way costs 20,000 fsyncs, most of
 // the time of a first publish. The backend is therefore also a
@@ -36,6 +36,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -92,8 +93,23 @@ type WriteError struct {
 }
 
 func (e *WriteError) Error() string {
+	if errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT) {
+		return fmt.Sprintf("cannot write to the store %s: %v. The filesystem holding the store is full (or the user's "+
+			"quota is): free space there, or move the store (the provider's `store` setting, or IMMUTABLE_STORE)", e.Store, e.Err)
+	}
 	return fmt.Sprintf("cannot write to the store %s: %v. Check the provider's `store` setting (or IMMUTABLE_STORE): "+
 		"the directory must be writable by the user running Terraform", e.Store, e.Err)
+}
+
+// writeFailed tells a failure of the store's filesystem (full, read-only,
+// an I/O error) while a temporary file was filled, which is the store's
+// to report, from one of the content being read.
+func (b *Backend) writeFailed(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && strings.HasPrefix(filepath.Base(pe.Path), tmpPrefix) {
+		return &WriteError{Store: b.String(), Err: err}
+	}
+	return err
 }
 
 func (e *WriteError) Unwrap() error { return e.Err }
@@ -120,7 +136,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 	// before this runs leaves only an unlisted .tmp- file.
 	defer func() { _ = os.Remove(name) }() // fails once linked and removed: nothing to report
 	if err := writeTemp(ctx, tmp, r, true); err != nil {
-		return err
+		return b.writeFailed(err)
 	}
 	if err := os.Link(name, final); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -154,17 +170,39 @@ func (b *Backend) createTemp(dir string, sync bool) (*os.File, error) {
 	if err := b.mkdirAll(dir, sync); err != nil {
 		return nil, &WriteError{Store: b.String(), Err: err}
 	}
-	if _, done := b.swept.LoadOrStore(dir, true); !done {
-		// Temporary files of a writer killed mid-write are never listed,
-		// but take space: remove those of processes that have ended, once
-		// per directory per process.
-		tmpfile.Sweep(dir, tmpPrefix)
-	}
+	b.sweep(dir)
 	tmp, err := tmpfile.Create(dir, tmpPrefix)
 	if err != nil {
 		return nil, &WriteError{Store: b.String(), Err: err}
 	}
 	return tmp, nil
+}
+
+// sweepAge is how old a dead writer's temporary file must be before it is
+// removed: the store may be a volume shared by containers, whose writers'
+// process ids do not show here, and a publish keeps its files staged
+// until it commits.
+const sweepAge = time.Hour
+
+// sweep removes, once per directory per process, the temporary files that
+// writers killed mid-write left in dir (never listed, but taking space).
+func (b *Backend) sweep(dir string) {
+	if _, done := b.swept.LoadOrStore(dir, true); !done {
+		tmpfile.SweepOlder(dir, tmpPrefix, sweepAge)
+	}
+}
+
+// sweepBlobs sweeps every blob directory once per process: a killed
+// publish leaves staged files in all of them, and a later one may write
+// into a few only.
+func (b *Backend) sweepBlobs() {
+	if _, done := b.swept.LoadOrStore("blobs/*", true); done {
+		return
+	}
+	dirs, _ := filepath.Glob(filepath.Join(b.root, "blobs", "sha256", "*")) // a bad pattern is impossible; none found is fine
+	for _, d := range dirs {
+		b.sweep(d)
+	}
 }
 
 // writeTemp fills, seals and closes a temporary file, fsyncing it when
@@ -204,13 +242,14 @@ func (b *Backend) Stage(ctx context.Context, key string, r io.Reader) (store.Sta
 	if _, err := os.Lstat(final); err == nil {
 		return nil, store.ErrExists
 	}
+	b.sweepBlobs()
 	tmp, err := b.createTemp(filepath.Dir(final), false)
 	if err != nil {
 		return nil, err
 	}
 	if err := writeTemp(ctx, tmp, r, false); err != nil {
 		_ = os.Remove(tmp.Name()) // abandoned; a leftover would be swept
-		return nil, err
+		return nil, b.writeFailed(err)
 	}
 	return &staged{key: key, tmp: tmp.Name(), final: final}, nil
 }

@@ -240,9 +240,24 @@ func TestLeftoversOfAKilledWriterAreSwept(t *testing.T) {
 	}
 	dead := filepath.Join(dir, fmt.Sprintf(".tmp-%d-123", cmd.Process.Pid))
 	live := filepath.Join(dir, fmt.Sprintf(".tmp-%d-456", os.Getppid()))
-	for _, p := range []string{dead, live} {
+	// A process id that looks dead here, but whose file is recent: maybe a
+	// writer in another container sharing the store.
+	young := filepath.Join(dir, fmt.Sprintf(".tmp-%d-789", cmd.Process.Pid))
+	// A killed publish's staged file in a directory the next write does not
+	// touch: a publish sweeps every blob directory.
+	other := filepath.Join(b.Root(), "blobs", "sha256", "ef", fmt.Sprintf(".tmp-%d-321", cmd.Process.Pid))
+	if err := os.MkdirAll(filepath.Dir(other), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, p := range []string{dead, live, young, other} {
 		if err := os.WriteFile(p, []byte("half a blob"), 0o600); err != nil {
 			t.Fatal(err)
+		}
+		if p != young {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := b.Create(ctx, "blobs/sha256/cd/second", strings.NewReader("2")); err != nil {
@@ -250,6 +265,15 @@ func TestLeftoversOfAKilledWriterAreSwept(t *testing.T) {
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Fatalf("a dead writer's leftover is still there: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Fatalf("a recent temporary file of an unknown process was removed: %v", err)
+	}
+	if _, err := b.Stage(ctx, "blobs/sha256/12/third", strings.NewReader("3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Fatalf("a killed publish's leftover in another directory is still there: %v", err)
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Fatalf("a live process's temporary file was removed: %v", err)
