@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
@@ -698,6 +699,7 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 	}
 	dirs := map[string]bool{}
 	links := archive.Links(c.Listing)
+	var files []digest.Entry
 	for _, e := range c.Listing.Entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -723,9 +725,10 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 			}
 			continue
 		}
-		if err := w.writeEntry(ctx, root, e, old); err != nil {
-			return err
-		}
+		files = append(files, e)
+	}
+	if err := w.writeEntries(ctx, root, files, old); err != nil {
+		return err
 	}
 	// Directories get 0755 whatever the umask, like the files' modes.
 	for d := range dirs {
@@ -742,7 +745,48 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 	return syncTree(root, tmp, c.Listing)
 }
 
-func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, old *os.Root) error {
+// writeEntries writes the files of a tree, as many at once as the store
+// reads (S3: its max_concurrency), so a download is not a round trip per
+// file in turn. The first failure stops the others.
+func (w *Writer) writeEntries(ctx context.Context, root *os.Root, files []digest.Entry, old *os.Root) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan digest.Entry)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range min(max(w.St.Concurrency(), 1), max(len(files), 1)) {
+		wg.Go(func() {
+			for e := range jobs {
+				if err := w.writeEntry(ctx, root, e, old, &mu); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
+				}
+			}
+		})
+	}
+feed:
+	for _, e := range files {
+		select {
+		case jobs <- e:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// writeEntry writes one file; mu guards the Writer's counters.
+func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, old *os.Root, mu *sync.Mutex) error {
 	perm := fs.FileMode(0o644)
 	if e.Kind == digest.KindExec {
 		perm = 0o755
@@ -753,7 +797,9 @@ func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, 
 	}
 	defer func() { _ = f.Close() }() // closed below on success
 	if copyLocal(ctx, f, old, e) {
+		mu.Lock()
 		w.Reused++
+		mu.Unlock()
 	} else {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
@@ -773,7 +819,9 @@ func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, 
 		if n != e.Size {
 			return fmt.Errorf("file %q: read %d bytes, the listing says %d", e.Path, n, e.Size)
 		}
+		mu.Lock()
 		w.Fetched++
+		mu.Unlock()
 	}
 	if err := f.Chmod(perm); err != nil {
 		return err

@@ -129,6 +129,11 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	return stats, nil
 }
 
+// Concurrency is how many objects the store reads or writes at once for
+// one caller (a publish, an export): its backend's Concurrency, else the
+// number of CPUs.
+func (s *Store) Concurrency() int { return s.concurrency() }
+
 func (s *Store) concurrency() int {
 	if c, ok := s.b.(Concurrency); ok && c.Concurrency() > 0 {
 		return c.Concurrency()
