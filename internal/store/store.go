@@ -38,6 +38,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -364,15 +365,65 @@ func (s *Store) Verify(ctx context.Context, sum digest.Sum) error {
 	return s.VerifyTree(ctx, sum, m)
 }
 
-// VerifyTree reads every blob of a tree (m, the listing of sum) and
-// checks each against its digest. The error names the first that fails.
+// VerifyTree reads every distinct blob of a tree (m, the listing of sum)
+// and checks each against its digest, Concurrency() at once. The error
+// names the first entry, in listing order, whose blob fails.
 func (s *Store) VerifyTree(ctx context.Context, sum digest.Sum, m *digest.Manifest) error {
-	for _, e := range m.Entries {
-		if _, err := s.VerifyBlob(ctx, e.SHA256); err != nil {
-			return fmt.Errorf("file %q of %s: %w", e.Path, sum, err)
+	// The first entry of each distinct blob, in listing order.
+	var todo []int
+	seen := map[digest.Sum]bool{}
+	for i, e := range m.Entries {
+		if !seen[e.SHA256] {
+			seen[e.SHA256] = true
+			todo = append(todo, i)
 		}
 	}
-	return nil
+	errs := make([]error, len(todo))
+	var firstFailed atomic.Int64 // the lowest index that failed so far
+	firstFailed.Store(int64(len(todo)))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(s.concurrency(), max(len(todo), 1)) {
+		wg.Go(func() {
+			for j := range next {
+				if _, err := s.VerifyBlob(ctx, m.Entries[todo[j]].SHA256); err != nil {
+					errs[j] = err
+					for {
+						f := firstFailed.Load()
+						if int64(j) >= f || firstFailed.CompareAndSwap(f, int64(j)) {
+							break
+						}
+					}
+				}
+			}
+		})
+	}
+feed:
+	// Entries after a failure cannot be the first to fail: not read. Those
+	// before it still are, so the error names the first in listing order.
+	for j := range todo {
+		if int64(j) > firstFailed.Load() {
+			break
+		}
+		select {
+		case next <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	for j, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("file %q of %s: %w", m.Entries[todo[j]].Path, sum, err)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // PutArchiveRef records that the archive of listing in format is the blob
