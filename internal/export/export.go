@@ -749,40 +749,10 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 // reads (S3: its max_concurrency), so a download is not a round trip per
 // file in turn. The first failure stops the others.
 func (w *Writer) writeEntries(ctx context.Context, root *os.Root, files []digest.Entry, old *os.Root) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan digest.Entry)
 	var mu sync.Mutex
-	var first error
-	var wg sync.WaitGroup
-	for range min(max(w.St.Concurrency(), 1), max(len(files), 1)) {
-		wg.Go(func() {
-			for e := range jobs {
-				if err := w.writeEntry(ctx, root, e, old, &mu); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					cancel()
-				}
-			}
-		})
-	}
-feed:
-	for _, e := range files {
-		select {
-		case jobs <- e:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
+	return store.ForEach(ctx, w.St.Concurrency(), len(files), func(ctx context.Context, i int) error {
+		return w.writeEntry(ctx, root, files[i], old, &mu)
+	})
 }
 
 // writeEntry writes one file; mu guards the Writer's counters.

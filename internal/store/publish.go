@@ -64,8 +64,8 @@ type PublishStats struct {
 // root, and its listing last. It writes only what is not known to be
 // stored: nothing when the listing itself is stored; otherwise the
 // distinct blobs that are not named by any listing in known (each of which
-// must be stored: see the invariant above — Publish reads each with one
-// request and ignores one that is not stored). Files are re-read and
+// must be stored: see the invariant in the package comment — Publish
+// reads each with one request and ignores one it cannot use). Files are re-read and
 // verified against m as they are written, so a file changed since it was
 // hashed fails the publish with a *MismatchError and nothing names it.
 // Blobs are written Concurrency() at once; cancelling ctx stops them all.
@@ -118,7 +118,7 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	if st, ok := s.b.(Stager); ok {
 		w.stager = st
 	}
-	if err := w.run(ctx, todo, s.concurrency()); err != nil {
+	if err := w.run(ctx, todo, s.Concurrency()); err != nil {
 		return stats, err
 	}
 	stats.Written = int(w.written.Load())
@@ -130,11 +130,9 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 }
 
 // Concurrency is how many objects the store reads or writes at once for
-// one caller (a publish, an export): its backend's Concurrency, else the
-// number of CPUs.
-func (s *Store) Concurrency() int { return s.concurrency() }
-
-func (s *Store) concurrency() int {
+// one caller (a publish, an export, a verify): its backend's Concurrency,
+// else the number of CPUs.
+func (s *Store) Concurrency() int {
 	if c, ok := s.b.(Concurrency); ok && c.Concurrency() > 0 {
 		return c.Concurrency()
 	}
@@ -153,43 +151,8 @@ type publisher struct {
 }
 
 // run writes every entry's blob, n at once, and commits staged ones.
-func (p *publisher) run(ctx context.Context, todo []digest.Entry, n int) (err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan digest.Entry)
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	for range min(n, max(len(todo), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range jobs {
-				if err := p.one(ctx, e); err != nil {
-					errs <- err
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-feed:
-	for _, e := range todo {
-		select {
-		case jobs <- e:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		err = errors.Join(err, e)
-		break // the first failure; the others are mostly its cancellation
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
+func (p *publisher) run(ctx context.Context, todo []digest.Entry, n int) error {
+	err := ForEach(ctx, n, len(todo), func(ctx context.Context, i int) error { return p.one(ctx, todo[i]) })
 	if p.stager == nil {
 		return err
 	}
@@ -205,6 +168,47 @@ feed:
 		return p.stager.Sync(ctx, p.existing)
 	}
 	return nil
+}
+
+// ForEach calls fn for 0 <= i < count on n goroutines at once. The first
+// failure cancels the context the others run with and stops the feeding;
+// it is returned (a cancellation it caused elsewhere is not), or ctx's
+// error when ctx ended first.
+func ForEach(ctx context.Context, n, count int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan int)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range min(max(n, 1), max(count, 1)) {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := fn(ctx, i); err != nil {
+					mu.Lock()
+					if first == nil || (errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
+				}
+			}
+		})
+	}
+feed:
+	for i := range count {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 // one stores the blob of one entry, read again from the tree and verified.

@@ -383,7 +383,7 @@ func (s *Store) VerifyTree(ctx context.Context, sum digest.Sum, m *digest.Manife
 	firstFailed.Store(int64(len(todo)))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(s.concurrency(), max(len(todo), 1)) {
+	for range min(s.Concurrency(), max(len(todo), 1)) {
 		wg.Go(func() {
 			for j := range next {
 				if _, err := s.VerifyBlob(ctx, m.Entries[todo[j]].SHA256); err != nil {
