@@ -10,6 +10,8 @@
 //	archives/<format>/<hh>/<hex>       "sha256:<archive hex>\n": the archive of the
 //	                                   listing <hex> in <format>; the archive's
 //	                                   bytes are a blob
+//	actions/sha256/<hh>/<hex>          a build step's action record, by its key
+//	                                   (package build): its output and log digests
 //
 // The store's invariant, which every writer keeps and anything that ever
 // deletes (a garbage collector) must keep too:
@@ -24,7 +26,9 @@
 // checked again. A deleter must remove a listing before any blob it names,
 // never delete a blob that a stored listing names, and never delete one
 // that a writer has just found present and is about to reference.
-// MissingBlobs checks the invariant over a whole store.
+// MissingBlobs checks the invariant over a whole store. In the same way an
+// action record implies its output (a listing or a blob) and its log: a
+// build stores both before the record.
 //
 // The package has no dependency on Terraform.
 package store
@@ -136,6 +140,9 @@ func BlobKey(sum digest.Sum) string { return shard("blobs/sha256/", sum) }
 
 // TreeKey is where a tree listing lives.
 func TreeKey(sum digest.Sum) string { return shard("trees/sha256/", sum) }
+
+// ActionKey is where the action record of a build step's key lives.
+func ActionKey(key digest.Sum) string { return shard("actions/sha256/", key) }
 
 // ArchiveKey is where the reference to an archive of a listing lives.
 func ArchiveKey(format string, listing digest.Sum) string {

@@ -1,0 +1,410 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	b, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.New(b)
+}
+
+func hashFile(ctx context.Context, p string) (digest.Sum, int64, error) { return digest.HashFile(ctx, p) }
+
+func tools(t *testing.T, names ...string) (map[string]Tool, map[string]digest.Sum) {
+	t.Helper()
+	ts, sums := map[string]Tool{}, map[string]digest.Sum{}
+	for _, n := range names {
+		tool, err := FindTool(context.Background(), n, hashFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts[n], sums[n] = tool, tool.Sum
+	}
+	return ts, sums
+}
+
+// job builds a job running an sh script with the given tools besides sh.
+func job(t *testing.T, script string, inputs map[string]digest.Sum, output string, more ...string) Job {
+	t.Helper()
+	ts, sums := tools(t, append([]string{"sh"}, more...)...)
+	return Job{
+		Spec:    Spec{Command: []string{"sh", "-c", script}, Tools: sums, Inputs: inputs, Output: output},
+		Tools:   ts,
+		Timeout: time.Minute,
+		Hash:    hashFile,
+		TempDir: t.TempDir(),
+	}
+}
+
+func TestKeyIsAPureFunctionOfTheDeclaration(t *testing.T) {
+	a := digest.Bytes([]byte("a"))
+	base := Spec{
+		Command: []string{"sh", "-c", "x"}, Environment: map[string]string{"A": "1"},
+		Tools: map[string]digest.Sum{"sh": digest.Bytes([]byte("sh"))}, Inputs: map[string]digest.Sum{"src": a},
+		Output: "out", Platform: "linux/amd64",
+	}
+	// The encoding is specified (docs/guides/digest-spec.md): this value
+	// only changes with KeyVersion.
+	const golden = "sha256:002aa7d0c195f159c23e9e9c5c7e197e27687112e84a46cae46dd7b67666940c"
+	if got := base.Key().String(); got != golden {
+		t.Logf("key of the reference spec: %s (update the golden value and the spec guide together)", got)
+		t.Fail()
+	}
+	if base.Key() != base.Key() {
+		t.Fatal("key differs between two calls")
+	}
+	variants := map[string]func(s *Spec){
+		"argv split differently": func(s *Spec) { s.Command = []string{"sh", "-c x"} },
+		"environment value":      func(s *Spec) { s.Environment = map[string]string{"A": "2"} },
+		"environment name":       func(s *Spec) { s.Environment = map[string]string{"B": "1"} },
+		"tool content":           func(s *Spec) { s.Tools = map[string]digest.Sum{"sh": digest.Bytes([]byte("dash"))} },
+		"input renamed":          func(s *Spec) { s.Inputs = map[string]digest.Sum{"src2": a} },
+		"input content":          func(s *Spec) { s.Inputs = map[string]digest.Sum{"src": digest.Bytes([]byte("b"))} },
+		"output":                 func(s *Spec) { s.Output = "out2" },
+		"platform":               func(s *Spec) { s.Platform = "darwin/arm64" },
+		"salt":                   func(s *Spec) { s.Salt = "1" },
+	}
+	seen := map[digest.Sum]string{base.Key(): "base"}
+	for name, change := range variants {
+		s := base
+		change(&s)
+		k := s.Key()
+		if other, dup := seen[k]; dup {
+			t.Errorf("%s gives the same key as %s", name, other)
+		}
+		seen[k] = name
+	}
+	parts := base.Parts()
+	if parts["input/src"] != a {
+		t.Errorf("an input's part is not the artifact's own digest: %s", parts["input/src"])
+	}
+	if KeyOf(parts) != base.Key() {
+		t.Error("the key is not the key of its parts")
+	}
+}
+
+func TestChecks(t *testing.T) {
+	for _, bad := range []string{"", ".", "..", "/abs", "a/../b", "a//b", "./a", ".build", ".build/x", `a\b`} {
+		if CheckRel(bad) == nil {
+			t.Errorf("CheckRel(%q) passed", bad)
+		}
+	}
+	for _, good := range []string{"out", "dist/app.zip", ".out", "a.build"} {
+		if err := CheckRel(good); err != nil {
+			t.Errorf("CheckRel(%q): %v", good, err)
+		}
+	}
+	for _, bad := range []string{"", ".hidden", "-x", "a/b", "a b", "..", "é"} {
+		if CheckName("input", bad) == nil {
+			t.Errorf("CheckName(%q) passed", bad)
+		}
+	}
+	for _, bad := range []string{"HOME", "PATH", "TMPDIR", "1A", "A-B", ""} {
+		if CheckEnv(bad) == nil {
+			t.Errorf("CheckEnv(%q) passed", bad)
+		}
+	}
+}
+
+func TestRunStoresTheOutputAndOnlyDeclaredThingsAreThere(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("alpha\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.PutDir(ctx, src, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `set -e
+mkdir out
+cat src/a.txt > out/copy.txt
+env | sort > out/env.txt
+ls -a > out/ls.txt
+echo building
+echo to-stderr >&2`
+	j := job(t, script, map[string]digest.Sum{"src": m.Digest()}, "out", "mkdir", "cat", "env", "sort", "ls")
+	j.Spec.Environment = map[string]string{"GREETING": "hi there"}
+	var lines []string
+	j.Line = func(l string) { lines = append(lines, l) }
+	res, err := Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Record.Type != TypeTree || res.Manifest == nil || res.Record.Output != res.Manifest.Digest() {
+		t.Fatalf("record %+v", res.Record)
+	}
+	files := map[string]string{}
+	for _, e := range res.Manifest.Entries {
+		rc, err := st.OpenBlob(ctx, e.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if _, err := digest.Copy(ctx, &b, rc); err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.Close()
+		files[e.Path] = b.String()
+	}
+	if files["copy.txt"] != "alpha\n" {
+		t.Errorf("copy.txt = %q", files["copy.txt"])
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(files["env.txt"]), "\n") {
+		name, _, _ := strings.Cut(l, "=")
+		names = append(names, name)
+	}
+	// sh itself adds PWD (and some shells OLDPWD, SHLVL): nothing from the
+	// test process may leak in.
+	for _, n := range names {
+		if !slices.Contains([]string{"GREETING", "HOME", "PATH", "TMPDIR", "PWD", "OLDPWD", "SHLVL", "_"}, n) {
+			t.Errorf("variable %s leaked into the build (%v)", n, names)
+		}
+	}
+	if !strings.Contains(files["env.txt"], "GREETING=hi there\n") || !strings.Contains(files["env.txt"], "HOME="+"") {
+		t.Errorf("env.txt = %q", files["env.txt"])
+	}
+	if ls := strings.Fields(files["ls.txt"]); !slices.Equal(ls, []string{".", "..", ".build", "out", "src"}) {
+		t.Errorf("working directory holds %v", ls)
+	}
+	if !slices.Contains(lines, "building") || !slices.Contains(lines, "to-stderr") {
+		t.Errorf("lines streamed: %v", lines)
+	}
+	// The log is stored, whole.
+	rc, err := st.OpenBlob(ctx, res.Record.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	_, _ = digest.Copy(ctx, &log, rc)
+	_ = rc.Close()
+	if !strings.Contains(log.String(), "building\n") {
+		t.Errorf("log = %q", log.String())
+	}
+	if missing, err := st.MissingBlobs(ctx); err != nil || len(missing) > 0 {
+		t.Fatalf("missing blobs %v %v", missing, err)
+	}
+}
+
+func TestAnInputChangedByTheCommandFailsTheBuild(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("alpha\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.PutDir(ctx, src, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := st.Backend().List(ctx, "")
+	// Root is not stopped by the read-only bits; anyone else is.
+	j := job(t, "echo x >> src/a.txt; echo x > out", map[string]digest.Sum{"src": m.Digest()}, "out")
+	_, err = Run(ctx, st, j)
+	var changed *InputChangedError
+	if os.Geteuid() == 0 && (!errors.As(err, &changed) || changed.Input != "src") {
+		t.Fatalf("got %v", err)
+	}
+	if os.Geteuid() != 0 && err != nil {
+		t.Fatalf("got %v", err) // the append failed; the build made its output
+	}
+	if after, _ := st.Backend().List(ctx, ""); os.Geteuid() == 0 && !slices.Equal(before, after) {
+		t.Fatalf("the store changed: %v", after)
+	}
+}
+
+func TestUndeclaredToolsAreNotFound(t *testing.T) {
+	j := job(t, "cat /dev/null > out", nil, "out") // cat not declared
+	_, err := Run(context.Background(), newStore(t), j)
+	var exit *ExitError
+	if !errors.As(err, &exit) || !strings.Contains(err.Error(), "cat") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestFileOutputAndItsType(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	j := job(t, "printf '#!/bin/sh\\necho hi\\n' > run.sh && chmod 755 run.sh", nil, "run.sh", "chmod")
+	res, err := Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Record.Type != TypeExec || res.Record.Output != digest.Bytes([]byte("#!/bin/sh\necho hi\n")) || res.Record.Files != 1 {
+		t.Fatalf("record %+v", res.Record)
+	}
+	if m := res.Record.FileListing("run.sh"); m.Entries[0].Kind != digest.KindExec || m.Entries[0].Path != "run.sh" {
+		t.Fatalf("listing %+v", m.Entries)
+	}
+}
+
+func TestFailuresRecordNothing(t *testing.T) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		script, output string
+		check          func(error) bool
+	}{
+		"exit 3": {"i=0; while [ $i -lt 30 ]; do echo line $i; i=$((i+1)); done; exit 3", "out",
+			func(err error) bool {
+				var e *ExitError
+				return errors.As(err, &e) && e.Status == "exit status 3" && len(e.Tail) == tailLines && e.Tail[tailLines-1] == "line 29"
+			}},
+		"no output":        {"echo done", "out", func(err error) bool { var e *OutputError; return errors.As(err, &e) }},
+		"output is a link": {"ln -s /etc/passwd out", "out", func(err error) bool { var e *OutputError; return errors.As(err, &e) }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			j := job(t, tc.script, nil, tc.output, "ln")
+			_, err := Run(ctx, st, j)
+			if !tc.check(err) {
+				t.Fatalf("got %v", err)
+			}
+			keys, _ := st.Backend().List(ctx, "")
+			if len(keys) != 0 {
+				t.Fatalf("a failed build stored %v", keys)
+			}
+		})
+	}
+}
+
+func TestTimeoutKillsTheWholeGroup(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The grandchild ignores nothing but outlives sh unless its group is killed.
+	j := job(t, "sleep 300 & echo $! > "+pidFile+"; echo started; wait", nil, "out", "sleep")
+	j.Timeout = 500 * time.Millisecond
+	start := time.Now()
+	_, err := Run(ctx, st, j)
+	var te *TimeoutError
+	if !errors.As(err, &te) || !slices.Contains(te.Tail, "started") {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("Run returned after %s", d)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	// Killed: gone, or a zombie waiting for init to reap it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if syscall.Kill(pid, 0) != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the grandchild %d still runs: %s", pid, stat)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	keys, _ := st.Backend().List(ctx, "")
+	if len(keys) != 0 {
+		t.Fatalf("a timed-out build stored %v", keys)
+	}
+}
+
+func TestToolChangedSincePlanRunsNothing(t *testing.T) {
+	j := job(t, "touch out", nil, "out", "touch")
+	tl := j.Tools["touch"]
+	tl.Sum = digest.Bytes([]byte("another touch"))
+	j.Tools["touch"] = tl
+	_, err := Run(context.Background(), newStore(t), j)
+	var tc *ToolChangedError
+	if !errors.As(err, &tc) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRecordIsWrittenOnceAndTheFirstWins(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	// Not reproducible: the output holds the nanoseconds of the run.
+	j := job(t, "date +%N > out", nil, "out", "date")
+	first, err := Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Record.Output == second.Record.Output {
+		t.Fatal("two runs of date +%N gave the same output")
+	}
+	got, _, err := Put(ctx, st, &first.Record)
+	if err != nil || got.Output != first.Record.Output {
+		t.Fatalf("first put: %v %v", got, err)
+	}
+	got, _, err = Put(ctx, st, &second.Record)
+	if err != nil || got.Output != first.Record.Output {
+		t.Fatalf("second put returned %v %v, want the first record kept", got, err)
+	}
+	r, _, err := Lookup(ctx, st, j.Spec.Key())
+	if err != nil || *r != first.Record {
+		t.Fatalf("lookup: %+v %v", r, err)
+	}
+}
+
+func TestLookupChecksWhatItReads(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	j := job(t, "mkdir out && echo x > out/x", nil, "out", "mkdir")
+	res, err := Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := j.Spec.Key()
+	if _, _, err := Lookup(ctx, st, key); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("lookup before put: %v", err)
+	}
+	good := res.Record.Encode()
+	other := res.Record
+	other.Key = digest.Bytes([]byte("another key"))
+	missing := res.Record
+	missing.Output = digest.Bytes([]byte("not stored"))
+	for name, b := range map[string][]byte{
+		"another key's record": other.Encode(),
+		"truncated":            good[:len(good)-5],
+		"extra line":           append(append([]byte{}, good...), "x 1\n"...),
+		"failed exit":          []byte(strings.Replace(string(good), "exit 0", "exit 1", 1)),
+		"padded":               []byte(strings.Replace(string(good), "size ", "size 0", 1)),
+	} {
+		if _, err := ParseRecord(b, key, "k"); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+	// A record naming an output the store lacks is refused, not trusted.
+	if err := st.Backend().Create(ctx, store.ActionKey(key), strings.NewReader(string(missing.Encode()))); err != nil {
+		t.Fatal(err)
+	}
+	var mo *MissingOutputError
+	if _, _, err := Lookup(ctx, st, key); !errors.As(err, &mo) {
+		t.Fatalf("lookup of a record whose output is gone: %v", err)
+	}
+}

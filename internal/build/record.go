@@ -1,0 +1,184 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// RecordVersion is the first line of every action record.
+const RecordVersion = "immutable-action-v1"
+
+// Output types.
+const (
+	TypeTree = "tree" // a directory: Output is its listing's digest
+	TypeFile = "file" // a regular file: Output is its bytes' sha256
+	TypeExec = "exec" // an executable file
+)
+
+// Record is an action record: what running the step of Key produced, once.
+// It is written once, after its output and log are stored, so a stored
+// record implies both (as a listing implies its blobs).
+type Record struct {
+	Key      digest.Sum
+	Output   digest.Sum
+	Type     string // TypeTree, TypeFile or TypeExec
+	Size     int64  // bytes of content
+	Files    int64  // entries (1 for a file)
+	Log      digest.Sum
+	Exit     int
+	Duration int64 // milliseconds the command ran
+}
+
+// Encode is the record's stored form: fixed lines in a fixed order.
+func (r *Record) Encode() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\nkey %s\noutput %s\ntype %s\nsize %d\nfiles %d\nlog %s\nexit %d\nduration_ms %d\n",
+		RecordVersion, r.Key, r.Output, r.Type, r.Size, r.Files, r.Log, r.Exit, r.Duration)
+	return b.Bytes()
+}
+
+// maxRecord bounds what is read of a record.
+const maxRecord = 4096
+
+// CorruptError is a stored record that cannot be what it claims.
+type CorruptError struct {
+	Key    string // the store key
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("the build record %s is corrupt: %s. Records are written once; it was altered or damaged behind the store's back: delete it (and nothing else) and the next apply builds the step again", e.Key, e.Reason)
+}
+
+// ParseRecord parses a stored record strictly, checking it is the record
+// of key.
+func ParseRecord(b []byte, key digest.Sum, where string) (*Record, error) {
+	bad := func(why string) error { return &CorruptError{Key: where, Reason: why} }
+	lines := strings.Split(string(b), "\n")
+	want := []string{"", "key", "output", "type", "size", "files", "log", "exit", "duration_ms", ""}
+	if len(lines) != len(want) || lines[0] != RecordVersion || lines[len(lines)-1] != "" {
+		return nil, bad("not an " + RecordVersion + " record")
+	}
+	vals := map[string]string{}
+	for i, name := range want[1 : len(want)-1] {
+		k, v, ok := strings.Cut(lines[i+1], " ")
+		if !ok || k != name {
+			return nil, bad(fmt.Sprintf("line %d is not %q", i+2, name))
+		}
+		vals[k] = v
+	}
+	r := &Record{Type: vals["type"]}
+	var err error
+	for _, f := range []struct {
+		name string
+		to   *digest.Sum
+	}{{"key", &r.Key}, {"output", &r.Output}, {"log", &r.Log}} {
+		if *f.to, err = digest.Parse(vals[f.name]); err != nil {
+			return nil, bad(f.name + ": " + err.Error())
+		}
+	}
+	for _, f := range []struct {
+		name string
+		to   *int64
+	}{{"size", &r.Size}, {"files", &r.Files}, {"duration_ms", &r.Duration}} {
+		if *f.to, err = strconv.ParseInt(vals[f.name], 10, 64); err != nil || *f.to < 0 {
+			return nil, bad(f.name + " is not a count")
+		}
+	}
+	exit, err := strconv.Atoi(vals["exit"])
+	switch {
+	case err != nil || exit != 0:
+		return nil, bad("exit status is not 0 (failed builds are never recorded)")
+	case r.Type != TypeTree && r.Type != TypeFile && r.Type != TypeExec:
+		return nil, bad("unknown output type " + strconv.Quote(r.Type))
+	case r.Key != key:
+		return nil, bad("it is the record of " + r.Key.String())
+	case !bytes.Equal(r.Encode(), b):
+		return nil, bad("not in canonical form")
+	}
+	return r, nil
+}
+
+// MissingOutputError is a record whose output or log is not in the store:
+// the invariant "a record implies its output" was broken by hand.
+type MissingOutputError struct {
+	Key    string
+	Object digest.Sum
+	What   string
+}
+
+func (e *MissingOutputError) Error() string {
+	return fmt.Sprintf("the build record %s names the %s %s, which is not in the store: the store was edited by hand, or something deleted objects records still need. Delete the record (and nothing else) and the next apply builds the step again", e.Key, e.What, e.Object)
+}
+
+// Lookup reads and checks the record of key: ErrNotFound when none. A
+// record is trusted only as far as it is checked: its form, its key, and
+// that the store holds its output (a tree's listing read and verified, a
+// file's blob present) and its log.
+func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *digest.Manifest, error) {
+	sk := store.ActionKey(key)
+	rc, err := st.Backend().Open(ctx, sk)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, maxRecord+1))
+	_ = rc.Close() // read-only: what was read is checked
+	if err != nil {
+		return nil, nil, err
+	}
+	where := sk + " in " + st.String()
+	if len(b) > maxRecord {
+		return nil, nil, &CorruptError{Key: where, Reason: "too large"}
+	}
+	r, err := ParseRecord(b, key, where)
+	if err != nil {
+		return nil, nil, err
+	}
+	var m *digest.Manifest
+	if r.Type == TypeTree {
+		m, err = st.GetTree(ctx, r.Output)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil, &MissingOutputError{Key: where, Object: r.Output, What: "output listing"}
+		case err != nil:
+			return nil, nil, err
+		case int64(len(m.Entries)) != r.Files || m.Size() != r.Size:
+			return nil, nil, &CorruptError{Key: where, Reason: "its counts do not match the output's listing"}
+		}
+	} else {
+		ok, err := st.HasBlob(ctx, r.Output)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, &MissingOutputError{Key: where, Object: r.Output, What: "output file"}
+		}
+	}
+	ok, err := st.HasBlob(ctx, r.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, &MissingOutputError{Key: where, Object: r.Log, What: "log"}
+	}
+	return r, m, nil
+}
+
+// Put writes r once. When a record of the same key is stored already, it
+// is kept and returned (with its listing): the first output recorded is
+// the one everybody uses.
+func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Manifest, error) {
+	err := st.Backend().Create(ctx, store.ActionKey(r.Key), bytes.NewReader(r.Encode()))
+	if errors.Is(err, store.ErrExists) {
+		return Lookup(ctx, st, r.Key)
+	}
+	return r, nil, err
+}

@@ -1,0 +1,430 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// Tool is a declared program: where it was found, and its content digest.
+type Tool struct {
+	Path string
+	Sum  digest.Sum
+}
+
+// FindTool resolves a program name on PATH (the provider's own) and
+// hashes the binary it names, following symlinks: the content joins the
+// key, the path does not. hash hashes a file (the provider passes its
+// stat cache).
+func FindTool(ctx context.Context, name string, hash func(ctx context.Context, path string) (digest.Sum, int64, error)) (Tool, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return Tool{}, fmt.Errorf("%q was not found on PATH (%s): install it, or put its directory on the PATH Terraform runs with", name, os.Getenv("PATH"))
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return Tool{}, err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return Tool{}, err
+	}
+	sum, _, err := hash(ctx, real)
+	if err != nil {
+		return Tool{}, fmt.Errorf("hashing %s (%q on PATH): %w", real, name, err)
+	}
+	return Tool{Path: abs, Sum: sum}, nil
+}
+
+// Job is one run of a step.
+type Job struct {
+	Spec    Spec
+	Tools   map[string]Tool // as resolved at plan; checked again before the run
+	Timeout time.Duration
+	// Hash hashes a tool's binary (see FindTool).
+	Hash func(ctx context.Context, path string) (digest.Sum, int64, error)
+	// Line receives each line of the command's output as it comes.
+	Line func(line string)
+	// TempDir holds the build's fresh directory ("" = the system's).
+	TempDir string
+}
+
+// Result is what a successful run stored.
+type Result struct {
+	Record   Record
+	Manifest *digest.Manifest // the output's listing, for a tree
+}
+
+// tailLines is how many of the last lines of output an error shows.
+const tailLines = 20
+
+// ExitError is a command that failed; nothing was recorded.
+type ExitError struct {
+	Status string // "exit status 2", "signal: killed"
+	Tail   []string
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("the command failed (%s); nothing was recorded. Last lines of its output:\n%s", e.Status, tail(e.Tail))
+}
+
+// TimeoutError is a command that ran past its timeout: its whole process
+// group was killed, and nothing was recorded.
+type TimeoutError struct {
+	Timeout time.Duration
+	Tail    []string
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("the command did not finish within %s; its whole process group was killed and nothing was recorded. Last lines of its output:\n%s", e.Timeout, tail(e.Tail))
+}
+
+func tail(lines []string) string {
+	if len(lines) == 0 {
+		return "  (no output)"
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+// OutputError is a command that succeeded without leaving a usable output.
+type OutputError struct {
+	Output string
+	What   string
+	Tail   []string
+}
+
+func (e *OutputError) Error() string {
+	return fmt.Sprintf("the command exited 0 but the output %q %s; nothing was recorded. Last lines of its output:\n%s", e.Output, e.What, tail(e.Tail))
+}
+
+// ToolChangedError is a tool whose binary changed between plan and apply.
+type ToolChangedError struct {
+	Name, Path string
+	Want, Got  digest.Sum
+}
+
+func (e *ToolChangedError) Error() string {
+	return fmt.Sprintf("the tool %q (%s) hashes to %s now, not %s as planned: it changed between plan and apply. Nothing was run; plan again", e.Name, e.Path, e.Got, e.Want)
+}
+
+// Run runs the job in a fresh directory holding only its inputs (read
+// from the store, verified, read-only), with only the declared variables
+// and tools, and stores its output (and its log) as artifacts. It does not
+// write the action record: see Put.
+func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
+	for name, t := range job.Tools {
+		got, _, err := job.Hash(ctx, t.Path)
+		if err != nil {
+			return nil, fmt.Errorf("hashing the tool %q (%s): %w", name, t.Path, err)
+		}
+		if got != t.Sum {
+			return nil, &ToolChangedError{Name: name, Path: t.Path, Want: t.Sum, Got: got}
+		}
+	}
+	base, err := os.MkdirTemp(job.TempDir, "immutable-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer removeAll(base)
+	work := filepath.Join(base, "work")
+	home := filepath.Join(work, Reserved, "home")
+	tmp := filepath.Join(work, Reserved, "tmp")
+	for _, d := range []string{home, tmp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := placeInputs(ctx, st, work, job.Spec.Inputs); err != nil {
+		return nil, err
+	}
+	path, err := toolPath(base, job.Tools)
+	if err != nil {
+		return nil, err
+	}
+	env := []string{"HOME=" + home, "TMPDIR=" + tmp, "PATH=" + path}
+	for k, v := range job.Spec.Environment {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+
+	argv0 := job.Spec.Command[0]
+	if t, ok := job.Tools[argv0]; ok {
+		argv0 = filepath.Join(base, "tools", argv0)
+		if !linkedTools {
+			argv0 = t.Path
+		}
+	} else {
+		argv0 = filepath.Join(work, filepath.FromSlash(argv0))
+	}
+	logFile, err := os.Create(filepath.Join(base, "log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = logFile.Close() }() // scratch; stored below after a Sync
+	sink := &lineSink{file: logFile, line: job.Line}
+
+	runCtx, cancel := context.WithTimeout(ctx, job.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, argv0, job.Spec.Command[1:]...)
+	cmd.Args[0] = job.Spec.Command[0]
+	cmd.Dir, cmd.Env = work, env
+	cmd.Stdout, cmd.Stderr = sink, sink
+	cmd.WaitDelay = 5 * time.Second
+	setGroup(cmd)
+	start := time.Now()
+	err = cmd.Run()
+	elapsed := time.Since(start)
+	killGroup(cmd) // nothing the command started outlives it, to write into the output as it is stored
+	sink.flush()
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case runCtx.Err() != nil:
+		return nil, &TimeoutError{Timeout: job.Timeout, Tail: sink.tail()}
+	case err != nil:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return nil, &ExitError{Status: exit.String(), Tail: sink.tail()}
+		}
+		return nil, &ExitError{Status: err.Error(), Tail: sink.tail()}
+	}
+	if sink.err != nil {
+		return nil, fmt.Errorf("writing the build log: %w", sink.err)
+	}
+	// Read-only bits do not stop root: what the command did to its inputs
+	// is checked, so an output never depends on an input it altered.
+	if err := checkInputs(ctx, work, job.Spec.Inputs, sink.tail()); err != nil {
+		return nil, err
+	}
+	res := &Result{Record: Record{Key: job.Spec.Key(), Duration: elapsed.Milliseconds()}}
+	out := filepath.Join(work, filepath.FromSlash(job.Spec.Output))
+	fi, err := os.Lstat(out)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &OutputError{Output: job.Spec.Output, What: "does not exist", Tail: sink.tail()}
+	case err != nil:
+		return nil, err
+	case fi.IsDir():
+		m, err := st.PutDir(ctx, out, digest.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("storing the output %q: %w", job.Spec.Output, err)
+		}
+		res.Manifest = m
+		res.Record.Output, res.Record.Type = m.Digest(), TypeTree
+		res.Record.Size, res.Record.Files = m.Size(), int64(len(m.Entries))
+	case fi.Mode().IsRegular():
+		sum, size, err := st.PutFile(ctx, out)
+		if err != nil {
+			return nil, fmt.Errorf("storing the output %q: %w", job.Spec.Output, err)
+		}
+		res.Record.Output, res.Record.Size, res.Record.Files = sum, size, 1
+		res.Record.Type = TypeFile
+		if digest.KindOf(fi.Mode()) == digest.KindExec {
+			res.Record.Type = TypeExec
+		}
+	default:
+		return nil, &OutputError{Output: job.Spec.Output, What: "is " + digest.TypeName(fi.Mode().Type()) + ", not a file or a directory", Tail: sink.tail()}
+	}
+	if err := logFile.Sync(); err != nil {
+		return nil, err
+	}
+	if res.Record.Log, _, err = st.PutFile(ctx, logFile.Name()); err != nil {
+		return nil, fmt.Errorf("storing the build log: %w", err)
+	}
+	return res, nil
+}
+
+// InputChangedError is a command that changed one of its inputs.
+type InputChangedError struct {
+	Input string
+	Tail  []string
+}
+
+func (e *InputChangedError) Error() string {
+	return fmt.Sprintf("the command changed its input %q, which it must only read (write into a directory of your own and name it as the output); nothing was recorded. Last lines of its output:\n%s", e.Input, tail(e.Tail))
+}
+
+// checkInputs hashes each input again after the run.
+func checkInputs(ctx context.Context, work string, inputs map[string]digest.Sum, last []string) error {
+	for name, want := range inputs {
+		p := filepath.Join(work, name)
+		fi, err := os.Lstat(p)
+		var got digest.Sum
+		switch {
+		case err != nil:
+		case fi.IsDir():
+			var m *digest.Manifest
+			if m, err = digest.HashTree(ctx, p, digest.Options{}); err == nil {
+				got = m.Digest()
+			}
+		case fi.Mode().IsRegular():
+			got, _, err = digest.HashListed(ctx, p, fi)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil || got != want {
+			return &InputChangedError{Input: name, Tail: last}
+		}
+	}
+	return nil
+}
+
+// FileListing is the one-entry listing of a file output, named after the
+// output's last component: what its archive holds.
+func (r *Record) FileListing(output string) *digest.Manifest {
+	mode := fs.FileMode(0o644)
+	if r.Type == TypeExec {
+		mode = 0o755
+	}
+	return digest.FileListing(filepath.Base(filepath.FromSlash(output)), mode, r.Output, r.Size)
+}
+
+// placeInputs writes each input out of the store (every byte verified) to
+// work/<name>, then makes it read-only.
+func placeInputs(ctx context.Context, st *store.Store, work string, inputs map[string]digest.Sum) error {
+	w := &export.Writer{St: st, Refs: archive.NewRefs(st)}
+	names := make([]string, 0, len(inputs))
+	for n := range inputs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c, err := export.Load(ctx, st, inputs[name])
+		if err != nil {
+			return fmt.Errorf("the input %q: %w", name, err)
+		}
+		format := export.DefaultFormat(c.Kind)
+		if err := export.Check(ctx, st, c, format); err != nil {
+			return fmt.Errorf("the input %q: %w", name, err)
+		}
+		target := filepath.Join(work, name)
+		if _, err := w.Write(ctx, c, format, target, nil, nil); err != nil {
+			return fmt.Errorf("placing the input %q: %w", name, err)
+		}
+		if err := readOnly(target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readOnly removes every write permission under p (links untouched).
+func readOnly(p string) error {
+	var dirs []string
+	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			dirs = append(dirs, q)
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.Chmod(q, fi.Mode().Perm()&^0o222)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- { // deepest first: a parent stays writable until its children are done
+		if err := os.Chmod(dirs[i], 0o555); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeAll deletes a build directory, whatever its command left
+// read-only in it.
+func removeAll(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	_ = filepath.WalkDir(dir, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(q, 0o700) // best effort: what cannot be removed stays in the temp dir
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dir)
+}
+
+// lineSink keeps a command's output: all of it in the log file, each line
+// to Line, and the last lines for errors.
+type lineSink struct {
+	mu      sync.Mutex
+	file    *os.File
+	line    func(string)
+	partial []byte
+	last    []string
+	err     error
+}
+
+func (s *lineSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.file.Write(p); err != nil && s.err == nil {
+		s.err = err
+	}
+	s.partial = append(s.partial, p...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			break
+		}
+		s.emit(string(s.partial[:i]))
+		s.partial = s.partial[i+1:]
+	}
+	if len(s.partial) > 64<<10 { // a very long line: shown in pieces
+		s.emit(string(s.partial))
+		s.partial = nil
+	}
+	return len(p), nil
+}
+
+func (s *lineSink) emit(l string) {
+	l = strings.TrimSuffix(l, "\r")
+	if s.line != nil {
+		s.line(l)
+	}
+	if len(l) > 500 {
+		l = l[:500] + "…"
+	}
+	s.last = append(s.last, l)
+	if len(s.last) > tailLines {
+		s.last = s.last[len(s.last)-tailLines:]
+	}
+}
+
+func (s *lineSink) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.partial) > 0 {
+		s.emit(string(s.partial))
+		s.partial = nil
+	}
+}
+
+func (s *lineSink) tail() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.last...)
+}

@@ -1,0 +1,37 @@
+//go:build !unix
+
+package build
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// linkedTools: off Unix, PATH is the directories of the declared tools
+// (links need privileges on Windows), so other programs there are found too.
+const linkedTools = false
+
+func toolPath(base string, tools map[string]Tool) (string, error) {
+	seen := map[string]bool{}
+	var dirs []string
+	for _, t := range tools {
+		d := filepath.Dir(t.Path)
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	sort.Strings(dirs)
+	return strings.Join(dirs, string(os.PathListSeparator)), nil
+}
+
+func setGroup(*exec.Cmd) {}
+
+func killGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+}
