@@ -26,7 +26,9 @@ func newStore(t *testing.T) *store.Store {
 	return store.New(b)
 }
 
-func hashFile(ctx context.Context, p string) (digest.Sum, int64, error) { return digest.HashFile(ctx, p) }
+func hashFile(ctx context.Context, p string) (digest.Sum, int64, error) {
+	return digest.HashFile(ctx, p)
+}
 
 func tools(t *testing.T, names ...string) (map[string]Tool, map[string]digest.Sum) {
 	t.Helper()

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -32,6 +33,9 @@ import (
 // EnvStore names the environment variable read when `store` is not set.
 const EnvStore = "IMMUTABLE_STORE"
 
+// EnvBuildCache is the environment variable build_cache falls back to.
+const EnvBuildCache = "IMMUTABLE_BUILD_CACHE"
+
 var (
 	_ provider.Provider              = (*ImmutableProvider)(nil)
 	_ provider.ProviderWithFunctions = (*ImmutableProvider)(nil)
@@ -50,6 +54,7 @@ func New(version string) func() provider.Provider {
 type providerModel struct {
 	Store           types.String `tfsdk:"store"`
 	VerifyOnRefresh types.Bool   `tfsdk:"verify_on_refresh"`
+	BuildCache      types.String `tfsdk:"build_cache"`
 	S3              *s3Model     `tfsdk:"s3"`
 }
 
@@ -65,6 +70,7 @@ type s3Model struct {
 type providerData struct {
 	store           *store.Store
 	verifyOnRefresh bool
+	buildCache      string // CacheReadWrite, CacheReadOnly or CacheOff
 	// cache and memo make plans cheap: the stat cache skips unchanged
 	// files, the memo walks each tree once per operation (Terraform
 	// configures the provider once per operation).
@@ -119,6 +125,15 @@ func providerSchema() schema.Schema {
 					"against the listing it was built from, and its reference against state), and fail naming any object that " +
 					"no longer matches. Refresh otherwise only checks that each artifact's manifest is present. Default `false`.",
 				Optional: true,
+			},
+			"build_cache": schema.StringAttribute{
+				MarkdownDescription: "Who may write the build cache (`immutable_build`'s action records): `read-write` " +
+					"(default) looks steps up and records what it builds; `read-only` looks up what others (CI) recorded " +
+					"and builds a miss without recording it — for laptops, so only CI's builds are shared; `off` neither " +
+					"looks up nor records: every new step runs. Outputs are stored as artifacts in every mode. Defaults to " +
+					"the `" + EnvBuildCache + "` environment variable, then `read-write`.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.OneOf(CacheReadWrite, CacheReadOnly, CacheOff)},
 			},
 		},
 		Blocks: map[string]schema.Block{
@@ -212,9 +227,27 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			"Cannot use "+source+": "+err.Error())
 		return
 	}
+	buildCache := cfg.BuildCache.ValueString()
+	if cfg.BuildCache.IsUnknown() {
+		resp.Diagnostics.AddAttributeError(path.Root("build_cache"), "Unknown build cache mode",
+			"build_cache depends on a value only known after apply; the provider needs it to plan. Use a literal or a variable.")
+		return
+	}
+	if cfg.BuildCache.IsNull() {
+		buildCache = os.Getenv(EnvBuildCache)
+		switch buildCache {
+		case "":
+			buildCache = CacheReadWrite
+		case CacheReadWrite, CacheReadOnly, CacheOff:
+		default:
+			resp.Diagnostics.AddAttributeError(path.Root("build_cache"), "Invalid build cache mode",
+				fmt.Sprintf("%s is %q; it must be %s, %s or %s.", EnvBuildCache, buildCache, CacheReadWrite, CacheReadOnly, CacheOff))
+			return
+		}
+	}
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
 	cache := statcache.Default()
-	data := &providerData{store: st, verifyOnRefresh: cfg.VerifyOnRefresh.ValueBool(), cache: cache, memo: statcache.NewMemo(cache)}
+	data := &providerData{store: st, verifyOnRefresh: cfg.VerifyOnRefresh.ValueBool(), buildCache: buildCache, cache: cache, memo: statcache.NewMemo(cache)}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }
@@ -234,7 +267,7 @@ func configureData(v any, diags *diag.Diagnostics) *providerData {
 }
 
 func (p *ImmutableProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewArtifactResource, NewExportResource, NewReleaseResource}
+	return []func() resource.Resource{NewArtifactResource, NewBuildResource, NewExportResource, NewReleaseResource}
 }
 
 func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.DataSource {

@@ -1,0 +1,440 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+)
+
+// pipeline is the graph of issue 11 on real commands: Config A, B and C
+// are artifacts; Proc A builds from A and B; Image A (tar) and Image B
+// (go build, zipped) from Proc A's output; Proc B from C; Image C from
+// Proc B. Every command appends its name to a counter file outside its
+// working directory.
+type pipeline struct {
+	e       *env
+	counter string
+}
+
+var pipelineSteps = []string{"proc_a", "image_a", "image_b", "proc_b", "image_c"}
+
+func newPipeline(t *testing.T, e *env) *pipeline {
+	t.Helper()
+	e.write(map[string]string{
+		"config-a.txt":  "alpha\n",
+		"config-b.txt":  "bravo\n",
+		"config-c.txt":  "charlie\ndelta\n",
+		"app/go.mod":    "module app\n\ngo 1.22\n",
+		"app/main.go":   "package main\n\nimport (\n\t_ \"embed\"\n\t\"fmt\"\n)\n\n//go:embed combined.txt\nvar combined string\n\nfunc main() { fmt.Print(combined) }\n",
+		"app/README.md": "a tiny program that prints Proc A's output\n",
+	})
+	return &pipeline{e: e, counter: filepath.Join(t.TempDir(), "runs")}
+}
+
+// config is the pipeline, with extra HCL appended and the provider
+// settings given.
+func (p *pipeline) config(extra string, settings ...string) string {
+	step := func(name, script string, tools []string, inputs map[string]string, output, more string) string {
+		var in []string
+		for _, k := range sortedKeys(inputs) {
+			in = append(in, fmt.Sprintf("%s = %s", k, inputs[k]))
+		}
+		q := make([]string, len(tools))
+		for i, t := range tools {
+			q[i] = fmt.Sprintf("%q", t)
+		}
+		return fmt.Sprintf(`
+resource "immutable_build" %q {
+  command     = ["sh", "-c", %q]
+  tools       = [%s]
+  inputs      = { %s }
+  environment = { COUNTER = %q, GOTOOLCHAIN = "local", CGO_ENABLED = "0" }
+  output      = %q
+  %s
+}
+`, name, "echo "+name+" >> \"$COUNTER\" && "+script, strings.Join(q, ", "), strings.Join(in, ", "), p.counter, output, more)
+	}
+	tarc := "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "
+	return p.e.providerBlock(settings...) + fmt.Sprintf(`
+resource "immutable_artifact" "config_a" { source = %q }
+resource "immutable_artifact" "config_b" { source = %q }
+resource "immutable_artifact" "config_c" { source = %q }
+resource "immutable_artifact" "app" { source = %q }
+`, filepath.Join(p.e.dir, "config-a.txt"), filepath.Join(p.e.dir, "config-b.txt"), filepath.Join(p.e.dir, "config-c.txt"), filepath.Join(p.e.dir, "app")) +
+		step("proc_a", "mkdir out && cat a b > out/combined.txt && tr a-z A-Z < a > out/upper.txt", []string{"sh", "mkdir", "cat", "tr"},
+			map[string]string{"a": "immutable_artifact.config_a.digest", "b": "immutable_artifact.config_b.digest"}, "out", "") +
+		step("image_a", tarc+"image-a.tar -C proc .", []string{"sh", "tar"},
+			map[string]string{"proc": "immutable_build.proc_a.digest"}, "image-a.tar", "") +
+		step("image_b", "cp -R app w && chmod -R u+w w && cp proc/combined.txt w/ && cd w && go build -trimpath -buildvcs=false -o ../bootstrap . && cd .. && mkdir bundle && mv bootstrap bundle/",
+			[]string{"sh", "cp", "chmod", "go", "mkdir", "mv"},
+			map[string]string{"proc": "immutable_build.proc_a.digest", "app": "immutable_artifact.app.digest"}, "bundle", `archive = "zip"`) +
+		step("proc_b", "sort c > sorted.txt", []string{"sh", "sort"},
+			map[string]string{"c": "immutable_artifact.config_c.digest"}, "sorted.txt", "") +
+		step("image_c", tarc+"image-c.tar proc", []string{"sh", "tar"},
+			map[string]string{"proc": "immutable_build.proc_b.digest"}, "image-c.tar", "") +
+		extra
+}
+
+// runs returns how many times each step ran so far.
+func (p *pipeline) runs(t *testing.T) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(p.counter)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, l := range strings.Fields(string(b)) {
+		n[l]++
+	}
+	return n
+}
+
+// ran checks that exactly the named steps ran since the last check.
+func (p *pipeline) ran(t *testing.T, before *map[string]int, want ...string) resource.TestCheckFunc {
+	return func(*terraformState) error {
+		now := p.runs(t)
+		var got []string
+		for _, s := range pipelineSteps {
+			for range now[s] - (*before)[s] {
+				got = append(got, s)
+			}
+		}
+		*before = now
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("steps run: %v, want %v", got, want)
+		}
+		return nil
+	}
+}
+
+const pipelineRelease = `
+resource "immutable_release" "images" {
+  name = "images"
+  artifacts = {
+    image_a = immutable_build.image_a.digest
+    image_b = immutable_build.image_b.digest
+    image_c = immutable_build.image_c.digest
+  }
+  version_bump = "patch"
+}
+`
+
+func buildAddr(name string) string { return "immutable_build." + name }
+
+// TestAccBuild_pipeline: the graph builds once; an unchanged plan runs
+// nothing; a change to Config A rebuilds exactly Proc A and Images A and
+// B; reverting it runs nothing (every output known at plan, and the
+// release rolls back to 1.0.0); a second working directory with fresh
+// state on the same store plans every output known and runs nothing.
+func TestAccBuild_pipeline(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		p := newPipeline(t, e)
+		before := map[string]int{}
+		cfg := p.config(pipelineRelease)
+		configA := filepath.Join(e.dir, "config-a.txt")
+		var first map[string]string
+		digests := func(s *terraformState) map[string]string {
+			d := map[string]string{}
+			for _, n := range pipelineSteps {
+				d[n] = s.RootModule().Resources[buildAddr(n)].Primary.Attributes["digest"]
+			}
+			return d
+		}
+		hit := func(names ...string) []plancheck.PlanCheck {
+			var c []plancheck.PlanCheck
+			for _, n := range names {
+				c = append(c,
+					plancheck.ExpectKnownValue(buildAddr(n), tfjsonpath.New("cache_hit"), knownvalue.Bool(true)),
+					plancheck.ExpectKnownValue(buildAddr(n), tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:`))))
+			}
+			return c
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config: cfg,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(buildAddr("proc_a"), plancheck.ResourceActionCreate),
+						plancheck.ExpectUnknownValue(buildAddr("proc_a"), tfjsonpath.New("digest")),
+						plancheck.ExpectUnknownValue(buildAddr("proc_a"), tfjsonpath.New("cache_hit")),
+						// Known at plan: the inputs are artifacts, hashed at plan.
+						plancheck.ExpectKnownValue(buildAddr("proc_a"), tfjsonpath.New("key"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:`))),
+						plancheck.ExpectKnownValue(buildAddr("proc_a"), tfjsonpath.New("key_parts").AtMapKey("input/a"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:`))),
+						plancheck.ExpectUnknownValue(buildAddr("image_a"), tfjsonpath.New("key")),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("immutable_release.images", tfjsonpath.New("version"), knownvalue.StringExact("1.0.0")),
+						statecheck.ExpectKnownValue(buildAddr("image_b"), tfjsonpath.New("cache_hit"), knownvalue.Bool(false)),
+						statecheck.ExpectKnownValue(buildAddr("image_b"), tfjsonpath.New("files").AtMapKey("bootstrap"), knownvalue.StringRegexp(regexp.MustCompile(`^exec sha256:`))),
+					},
+					Check: resource.ComposeTestCheckFunc(p.ran(t, &before, pipelineSteps...), func(s *terraformState) error {
+						first = digests(s)
+						return nil
+					}),
+				},
+				{
+					Config:             cfg,
+					ConfigPlanChecks:   resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+					Check:              p.ran(t, &before),
+					ExpectNonEmptyPlan: false,
+				},
+				{
+					PreConfig: func() { must(t, os.WriteFile(configA, []byte("alpha, changed\n"), 0o644)) },
+					Config:    cfg,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(buildAddr("proc_a"), plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(buildAddr("image_a"), plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(buildAddr("image_b"), plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(buildAddr("proc_b"), plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction(buildAddr("image_c"), plancheck.ResourceActionNoop),
+						plancheck.ExpectUnknownValue(buildAddr("proc_a"), tfjsonpath.New("digest")),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("immutable_release.images", tfjsonpath.New("version"), knownvalue.StringExact("1.0.1")),
+					},
+					Check: p.ran(t, &before, "proc_a", "image_a", "image_b"),
+				},
+				{
+					// Reverted: every step is a hit, known at plan, and the
+					// release is 1.0.0's content again.
+					PreConfig: func() { must(t, os.WriteFile(configA, []byte("alpha\n"), 0o644)) },
+					Config:    cfg,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: append([]plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(buildAddr("proc_a"), plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(buildAddr("image_b"), plancheck.ResourceActionReplace),
+						plancheck.ExpectKnownValue(buildAddr("image_b"), tfjsonpath.New("archive_base64sha256"), knownvalue.StringRegexp(regexp.MustCompile(`=$`))),
+						plancheck.ExpectKnownValue("immutable_release.images", tfjsonpath.New("artifacts").AtMapKey("image_b"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:`))),
+					}, hit("proc_a", "image_a", "image_b")...)},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("immutable_release.images", tfjsonpath.New("version"), knownvalue.StringExact("1.0.0")),
+					},
+					Check: resource.ComposeTestCheckFunc(p.ran(t, &before), func(s *terraformState) error {
+						if got := digests(s); !maps.Equal(got, first) {
+							return fmt.Errorf("reverted outputs %v, first build %v", got, first)
+						}
+						return nil
+					}),
+				},
+			},
+		})
+
+		// Another working directory (a teammate, a fresh CI runner): no
+		// state, the same store.
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config: p.config(`
+data "immutable_release" "pinned" {
+  name    = "images"
+  version = "1.0.0"
+}
+output "same_as_release" {
+  value = data.immutable_release.pinned.artifacts["image_b"] == immutable_build.image_b.digest
+}
+`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: append([]plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(buildAddr("image_b"), plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue(buildAddr("image_b"), tfjsonpath.New("archive_base64sha256"), knownvalue.StringRegexp(regexp.MustCompile(`=$`))),
+					plancheck.ExpectKnownOutputValue("same_as_release", knownvalue.Bool(true)),
+				}, hit(pipelineSteps...)...)},
+				Check: resource.ComposeTestCheckFunc(p.ran(t, &before), func(s *terraformState) error {
+					if got := digests(s); !maps.Equal(got, first) {
+						return fmt.Errorf("second workdir's outputs %v, first %v", got, first)
+					}
+					return nil
+				}),
+			}},
+		})
+	})
+}
+
+// actionKeys lists the action records in the env's store.
+func (e *env) actionKeys() []string {
+	keys, err := e.backend().Backend().List(context.Background(), "actions/")
+	must(e.t, err)
+	return keys
+}
+
+// TestAccBuild_failuresRecordNothing: a failing command and a timeout are
+// errors showing the last lines of output, and leave no action record.
+func TestAccBuild_failuresRecordNothing(t *testing.T) {
+	e := newEnv(t)
+	one := func(script, more string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command = ["sh", "-c", %q]
+  tools   = ["sh", "sleep"]
+  output  = "out"
+  %s
+}
+`, script, more)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config:      one("echo compiling; echo 'error: missing semicolon' >&2; exit 3", ""),
+				ExpectError: regexp.MustCompile(`(?s)Build failed.*exit status 3.*error: missing semicolon`),
+			},
+			{
+				Config:      one("echo waiting; sleep 300", `timeout = "1s"`),
+				ExpectError: regexp.MustCompile(`(?s)Build timed out.*within 1s.*process group was killed.*waiting`),
+			},
+			{
+				Config:      one("echo done", ""),
+				ExpectError: regexp.MustCompile(`(?s)Build made no output.*"out" does not exist`),
+			},
+			{
+				Config: e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["make"]
+  output  = "out"
+}`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Program not declared in tools.*"make"`),
+			},
+			{
+				Config: e.providerBlock() + `
+resource "immutable_build" "b" {
+  command     = ["sh", "-c", "true"]
+  tools       = ["sh"]
+  environment = { PATH = "/usr/bin" }
+  output      = "out"
+}`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)PATH is set by the provider`),
+			},
+			{
+				Config: e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "true"]
+  tools   = ["sh", "no-such-tool-anywhere"]
+  output  = "../out"
+}`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)output.*clean relative path`),
+			},
+			{
+				Config: e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "true"]
+  tools   = ["sh", "no-such-tool-anywhere"]
+  output  = "out"
+}`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Tool not found.*"no-such-tool-anywhere"\s+was\s+not\s+found\s+on\s+PATH`),
+			},
+		},
+	})
+	if keys := e.actionKeys(); len(keys) != 0 {
+		t.Fatalf("failed builds recorded %v", keys)
+	}
+}
+
+// TestAccBuild_checkReproducible: a step whose output differs from run to
+// run is recorded once; with check_reproducible a later create on a hit
+// runs it again and fails, naming both outputs, and keeps the record.
+func TestAccBuild_checkReproducible(t *testing.T) {
+	e := newEnv(t)
+	cfg := func(check bool) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command            = ["sh", "-c", "date +%%N > out"]
+  tools              = ["sh", "date"]
+  output             = "out"
+  check_reproducible = %v
+}
+`, check)
+	}
+	var recorded string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: cfg(false),
+			Check: func(s *terraformState) error {
+				recorded = s.RootModule().Resources["immutable_build.b"].Primary.Attributes["digest"]
+				return nil
+			},
+		}},
+	})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:      cfg(true),
+			ExpectError: regexp.MustCompile(`(?s)Build is not reproducible.*recorded with\s+` + regexp.QuoteMeta(recorded)),
+		}},
+	})
+	if n := len(e.actionKeys()); n != 1 {
+		t.Fatalf("%d records, want the first one kept", n)
+	}
+}
+
+// TestAccBuild_cacheModes: read-only builds a miss without recording it
+// and uses what others recorded; off neither looks up nor records.
+func TestAccBuild_cacheModes(t *testing.T) {
+	e := newEnv(t)
+	counter := filepath.Join(t.TempDir(), "runs")
+	cfg := func(mode string) string {
+		return e.providerBlock(fmt.Sprintf("build_cache = %q", mode)) + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command     = ["sh", "-c", "echo run >> \"$COUNTER\"; echo built > out"]
+  tools       = ["sh"]
+  environment = { COUNTER = %q }
+  output      = "out"
+}
+`, counter)
+	}
+	runs := func() int {
+		b, _ := os.ReadFile(counter)
+		return strings.Count(string(b), "run\n")
+	}
+	expectRuns := func(n int) resource.TestCheckFunc {
+		return func(*terraformState) error {
+			if got := runs(); got != n {
+				return fmt.Errorf("ran %d times, want %d", got, n)
+			}
+			return nil
+		}
+	}
+	fresh := func(mode string, known bool, wantRuns int, wantRecords int) {
+		t.Helper()
+		check := plancheck.ExpectUnknownValue("immutable_build.b", tfjsonpath.New("digest"))
+		if known {
+			check = plancheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("built\n")))
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config:           cfg(mode),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{check}},
+				Check: resource.ComposeTestCheckFunc(expectRuns(wantRuns), func(*terraformState) error {
+					if n := len(e.actionKeys()); n != wantRecords {
+						return fmt.Errorf("%d records, want %d", n, wantRecords)
+					}
+					return nil
+				}),
+			}},
+		})
+	}
+	fresh(CacheReadOnly, false, 1, 0)  // a laptop: builds, records nothing
+	fresh(CacheReadWrite, false, 2, 1) // CI: builds, records
+	fresh(CacheReadOnly, true, 2, 1)   // a laptop again: CI's record, nothing runs
+	fresh(CacheOff, false, 3, 1)       // off: runs, whatever is recorded
+}
+
+func digestOfBytes(s string) string { return digest.Bytes([]byte(s)).String() }
