@@ -87,7 +87,7 @@ func mustDo(t testing.TB, err error) {
 func TestAccExamples(t *testing.T) {
 	cli(t)
 	cfg := mirror(t)
-	for _, ex := range []string{"quickstart", "resources/immutable_artifact", "resources/immutable_release"} {
+	for _, ex := range []string{"quickstart", "resources/immutable_artifact", "resources/immutable_build", "resources/immutable_release"} {
 		t.Run(ex, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "ex")
 			copyDir(t, ex, dir)
