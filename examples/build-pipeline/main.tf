@@ -88,6 +88,8 @@ resource "immutable_build" "image_b" {
     GOARCH      = "arm64"
     GOTOOLCHAIN = "local"
   }
+  # Go's build cache is keyed by content: kept between runs, outside the key.
+  caches  = { GOCACHE = "go-build" }
   output  = "bundle"
   archive = "zip"
   timeout = "10m"

@@ -235,6 +235,24 @@ func TestAnInputChangedByTheCommandFailsTheBuild(t *testing.T) {
 	}
 }
 
+func TestCachesPersistBetweenRunsOutsideTheKey(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	cache := filepath.Join(t.TempDir(), "not-yet", "go-build")
+	j := job(t, `echo run >> "$MYCACHE/runs" && cat "$MYCACHE/runs" > out`, nil, "out", "cat")
+	j.Caches = map[string]string{"MYCACHE": cache}
+	for want := 1; want <= 2; want++ {
+		j.Spec.Salt = strconv.Itoa(want) // another step, the same cache
+		res, err := Run(ctx, st, j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Record.Output != digest.Bytes([]byte(strings.Repeat("run\n", want))) {
+			t.Fatalf("run %d did not see the cache of the runs before it", want)
+		}
+	}
+}
+
 func TestUndeclaredToolsAreNotFound(t *testing.T) {
 	j := job(t, "cat /dev/null > out", nil, "out") // cat not declared
 	_, err := Run(context.Background(), newStore(t), j)

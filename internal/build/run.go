@@ -61,6 +61,11 @@ type Job struct {
 	Line func(line string)
 	// TempDir holds the build's fresh directory ("" = the system's).
 	TempDir string
+	// Caches maps variables to persistent directories (created if
+	// missing) kept between runs, outside the key: for tools whose own
+	// caches are keyed by content (Go's build cache, ccache), which make a
+	// run faster without changing what it produces.
+	Caches map[string]string
 }
 
 // Result is what a successful run stored.
@@ -158,6 +163,12 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 	env := []string{"HOME=" + home, "TMPDIR=" + tmp, "PATH=" + path}
 	for k, v := range job.Spec.Environment {
 		env = append(env, k+"="+v)
+	}
+	for k, dir := range job.Caches {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("the cache directory of %s: %w", k, err)
+		}
+		env = append(env, k+"="+dir)
 	}
 	sort.Strings(env)
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +61,7 @@ type buildModel struct {
 	Command           types.List   `tfsdk:"command"`
 	Inputs            types.Map    `tfsdk:"inputs"`
 	Environment       types.Map    `tfsdk:"environment"`
+	Caches            types.Map    `tfsdk:"caches"`
 	Tools             types.List   `tfsdk:"tools"`
 	Output            types.String `tfsdk:"output"`
 	Archive           types.String `tfsdk:"archive"`
@@ -133,6 +136,19 @@ func buildSchema() schema.Schema {
 				Optional:    true,
 				Validators:  []validator.Map{mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", build.CheckEnv})},
 			},
+			"caches": schema.MapAttribute{
+				MarkdownDescription: "Persistent cache directories kept between runs on this machine, outside the key: a " +
+					"map of variable name to cache name (`{ GOCACHE = \"go-build\" }`). The variable is set to the directory " +
+					"`<user cache dir>/terraform-provider-immutable/build-caches/<name>`, shared by every step naming it. Only " +
+					"for tools whose own caches are keyed by content and safe to share — Go's build cache, ccache, sccache: " +
+					"they make a run faster and never change what it produces. Anything else belongs in `inputs`.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators: []validator.Map{
+					mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", build.CheckEnv}),
+					mapvalidator.ValueStringsAre(stringCheck{"a cache name", "Invalid cache name", func(s string) error { return build.CheckName("cache", s) }}),
+				},
+			},
 			"tools": schema.ListAttribute{
 				MarkdownDescription: "Programs the command may run, by name, found on the `PATH` Terraform runs with, at " +
 					"plan. The content digest of each binary joins the key, not its path: another `go` is another key; the " +
@@ -206,6 +222,19 @@ func buildSchema() schema.Schema {
 	}
 }
 
+// buildCacheDir holds the caches of the caches attribute: beside the stat
+// cache (IMMUTABLE_CACHE_DIR when set, else the user cache directory).
+func buildCacheDir() (string, error) {
+	if dir := os.Getenv(statcache.EnvDir); dir != "" {
+		return filepath.Join(dir, "build-caches"), nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "terraform-provider-immutable", "build-caches"), nil
+}
+
 func checkTimeout(s string) error {
 	d, err := time.ParseDuration(s)
 	if err == nil && d <= 0 {
@@ -262,6 +291,12 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 			fmt.Sprintf("command[0] is %q, which is not listed in `tools`. Add it to tools (its binary's digest then joins the key, "+
 				"so another version of it is another build), or run a file of an input by a relative path (\"src/build.sh\").", prog))
 	}
+	for name := range m.Caches.Elements() {
+		if _, both := m.Environment.Elements()[name]; both {
+			resp.Diagnostics.AddAttributeError(path.Root("caches").AtMapKey(name), "Variable set twice",
+				fmt.Sprintf("%s is in both environment and caches. A cache variable is set to its directory by the provider: remove it from one of them.", name))
+		}
+	}
 	if m.Output.IsUnknown() || m.Output.IsNull() {
 		return
 	}
@@ -282,7 +317,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (m *buildModel) anyUnknown() bool {
-	for _, v := range []attr.Value{m.Command, m.Inputs, m.Environment, m.Tools, m.Output, m.Salt, m.Archive} {
+	for _, v := range []attr.Value{m.Command, m.Inputs, m.Environment, m.Caches, m.Tools, m.Output, m.Salt, m.Archive} {
 		if v.IsUnknown() {
 			return true
 		}
@@ -294,7 +329,7 @@ func (m *buildModel) anyUnknown() bool {
 			}
 		}
 	}
-	for _, c := range []types.Map{m.Inputs, m.Environment} {
+	for _, c := range []types.Map{m.Inputs, m.Environment, m.Caches} {
 		for _, e := range c.Elements() {
 			if e.IsUnknown() {
 				return true
@@ -436,8 +471,8 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	plan.KeyParts = types.MapValueMust(types.StringType, pv)
 
 	if prior != nil && prior.Key.ValueString() == key.String() && prior.Archive.Equal(plan.Archive) {
-		// The same step: what it built stays (timeout and check_reproducible
-		// change in place).
+		// The same step: what it built stays (timeout, caches and
+		// check_reproducible change in place).
 		plan.CacheHit, plan.Digest, plan.FileCount, plan.Size, plan.Files, plan.LogDigest = prior.CacheHit, prior.Digest, prior.FileCount, prior.Size, prior.Files, prior.LogDigest
 		plan.ArchiveSHA256, plan.ArchiveB64SHA256 = prior.ArchiveSHA256, prior.ArchiveB64SHA256
 		plan.setLocations(r.storeOrNil())
@@ -535,6 +570,21 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 	}
 	if !m.Timeout.IsNull() {
 		job.Timeout, _ = time.ParseDuration(m.Timeout.ValueString()) // validated
+	}
+	if len(m.Caches.Elements()) > 0 {
+		var caches map[string]string
+		if diags.Append(m.Caches.ElementsAs(ctx, &caches, false)...); diags.HasError() {
+			return diags
+		}
+		base, err := buildCacheDir()
+		if err != nil {
+			diags.AddAttributeError(path.Root("caches"), "No cache directory", fmt.Sprintf("caches needs a user cache directory: %v. Set %s.", err, statcache.EnvDir))
+			return diags
+		}
+		job.Caches = map[string]string{}
+		for v, name := range caches {
+			job.Caches[v] = filepath.Join(base, name)
+		}
 	}
 
 	var rec *build.Record
@@ -683,7 +733,7 @@ func outputDiff(a, b *digest.Manifest) string {
 }
 
 func (r *BuildResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	// Only timeout or check_reproducible changed: nothing to build.
+	// Only timeout, caches or check_reproducible changed: nothing to build.
 	var plan buildModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {

@@ -81,7 +81,8 @@ resource "immutable_artifact" "app" { source = %q }
 			map[string]string{"proc": "immutable_build.proc_a.digest"}, "image-a.tar", "") +
 		step("image_b", "cp -R app w && chmod -R u+w w && cp proc/combined.txt w/ && cd w && go build -trimpath -buildvcs=false -o ../bootstrap . && cd .. && mkdir bundle && mv bootstrap bundle/",
 			[]string{"sh", "cp", "chmod", "go", "mkdir", "mv"},
-			map[string]string{"proc": "immutable_build.proc_a.digest", "app": "immutable_artifact.app.digest"}, "bundle", `archive = "zip"`) +
+			map[string]string{"proc": "immutable_build.proc_a.digest", "app": "immutable_artifact.app.digest"}, "bundle", `archive = "zip"
+  caches  = { GOCACHE = "go-build" }`) +
 		step("proc_b", "sort c > sorted.txt", []string{"sh", "sort"},
 			map[string]string{"c": "immutable_artifact.config_c.digest"}, "sorted.txt", "") +
 		step("image_c", tarc+"image-c.tar proc", []string{"sh", "tar"},
@@ -313,6 +314,18 @@ resource "immutable_build" "b" {
 resource "immutable_build" "b" {
   command     = ["sh", "-c", "true"]
   tools       = ["sh"]
+  caches      = { C = "x" }
+  environment = { C = "y" }
+  output      = "out"
+}`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Variable set twice.*C is in both environment and caches`),
+			},
+			{
+				Config: e.providerBlock() + `
+resource "immutable_build" "b" {
+  command     = ["sh", "-c", "true"]
+  tools       = ["sh"]
   environment = { PATH = "/usr/bin" }
   output      = "out"
 }`,
@@ -435,6 +448,61 @@ resource "immutable_build" "b" {
 	fresh(CacheReadWrite, false, 2, 1) // CI: builds, records
 	fresh(CacheReadOnly, true, 2, 1)   // a laptop again: CI's record, nothing runs
 	fresh(CacheOff, false, 3, 1)       // off: runs, whatever is recorded
+}
+
+// TestAccBuild_caches: a cache directory named in caches persists between
+// runs of different steps, and is not part of the key.
+func TestAccBuild_caches(t *testing.T) {
+	e := newEnv(t)
+	cfg := func(salt, cache string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "echo x >> \"$C/seen\" && cat \"$C/seen\" > out"]
+  tools   = ["sh", "cat"]
+  caches  = { C = %q }
+  salt    = %q
+  output  = "out"
+}
+`, cache, salt)
+	}
+	var key string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg("1", "acc-caches"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("x\n"))),
+				},
+			},
+			{
+				Config: cfg("2", "acc-caches"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("x\nx\n"))),
+				},
+				Check: func(s *terraformState) error {
+					key = s.RootModule().Resources["immutable_build.b"].Primary.Attributes["key"]
+					return nil
+				},
+			},
+			{
+				// Another cache name: the same key, updated in place, nothing runs.
+				Config: cfg("2", "acc-caches-other"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("x\nx\n"))),
+				},
+				Check: func(s *terraformState) error {
+					if got := s.RootModule().Resources["immutable_build.b"].Primary.Attributes["key"]; got != key {
+						return fmt.Errorf("key %s, was %s", got, key)
+					}
+					return nil
+				},
+			},
+		},
+	})
 }
 
 func digestOfBytes(s string) string { return digest.Bytes([]byte(s)).String() }
