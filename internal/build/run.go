@@ -308,7 +308,7 @@ func (r *Record) FileListing(output string) *digest.Manifest {
 // placeInputs writes each input out of the store (every byte verified) to
 // work/<name>, then makes it read-only.
 func placeInputs(ctx context.Context, st *store.Store, work string, inputs map[string]digest.Sum) error {
-	w := &export.Writer{St: st, Refs: archive.NewRefs(st)}
+	w := &export.Writer{St: st, Refs: archive.NewRefs(st), Scratch: true}
 	names := make([]string, 0, len(inputs))
 	for n := range inputs {
 		names = append(names, n)

@@ -388,6 +388,9 @@ type Writer struct {
 	// (what the plan promised): a different one fails the Write before
 	// anything is visible at the target.
 	Expect *digest.Sum
+	// Scratch skips flushing what is written to disk: for a directory
+	// nobody keeps after a crash (a build's inputs), not for an export.
+	Scratch bool
 	// Reused counts the files taken from the old content instead of the
 	// store by the last Write; Fetched those read from the store; Kept the
 	// paths of others carried over from the old content.
@@ -675,7 +678,7 @@ func (w *Writer) writeFile(ctx context.Context, c *Content, format, parent, pref
 	if err := f.Chmod(0o644); err != nil {
 		return name, sum, err
 	}
-	if err := f.Sync(); err != nil {
+	if err := w.flush(f); err != nil {
 		return name, sum, err
 	}
 	return name, sum, f.Close()
@@ -742,7 +745,17 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
+	if w.Scratch {
+		return nil
+	}
 	return syncTree(root, tmp, c.Listing)
+}
+
+func (w *Writer) flush(f *os.File) error {
+	if w.Scratch {
+		return nil
+	}
+	return f.Sync()
 }
 
 // writeEntries writes the files of a tree, as many at once as the store

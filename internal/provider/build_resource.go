@@ -45,6 +45,9 @@ const (
 	CacheOff       = "off"
 )
 
+// privateMissingTool marks the plan of a step one of whose tools is gone.
+const privateMissingTool = "missing_tool"
+
 // defaultTimeout bounds a build that sets no timeout.
 const defaultTimeout = 30 * time.Minute
 
@@ -458,6 +461,30 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		return
 	}
 	spec, _, diags := r.spec(ctx, &plan)
+	// Core plans the create half of a replacement in a second call, with no
+	// prior state but with the first call's private data: the mark says
+	// this is the replacement of a step whose tool is gone.
+	replacingGone := prior == nil && len(privateValue(ctx, req.Private, privateMissingTool)) > 0
+	if diags.HasError() && (prior != nil || replacingGone) {
+		// `terraform destroy` plans normally first: a tool uninstalled since
+		// the step was built must not make it impossible to destroy. Warn,
+		// and plan a replacement that fails at apply if it is still missing.
+		if prior != nil {
+			for _, d := range diags {
+				resp.Diagnostics.AddAttributeWarning(path.Root("tools"), d.Summary(),
+					d.Detail()+" This plan replaces the step; applying it before the tool is back fails. (This is expected when destroying.)")
+			}
+			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateMissingTool, []byte(`true`))...)
+		}
+		plan.ID, plan.Key, plan.KeyParts = types.StringUnknown(), types.StringUnknown(), types.MapUnknown(types.StringType)
+		plan.setUnknownOutputs()
+		if prior != nil {
+			resp.RequiresReplace.Append(path.Root("key"))
+		}
+		plan.setLocations(r.storeOrNil())
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}

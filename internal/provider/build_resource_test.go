@@ -506,3 +506,38 @@ resource "immutable_build" "b" {
 }
 
 func digestOfBytes(s string) string { return digest.Bytes([]byte(s)).String() }
+
+// TestAccBuild_destroyAfterTheToolIsGone: a step can be destroyed after
+// one of its tools was uninstalled; planning it otherwise says what is
+// missing.
+func TestAccBuild_destroyAfterTheToolIsGone(t *testing.T) {
+	e := newEnv(t)
+	bin := t.TempDir()
+	tool := filepath.Join(bin, "mytool")
+	must(t, os.WriteFile(tool, []byte("#!/bin/sh\necho made > out\n"), 0o755))
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cfg := e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["mytool"]
+  tools   = ["mytool", "sh"]
+  output  = "out"
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: cfg},
+			{
+				PreConfig:          func() { must(t, os.Remove(tool)) },
+				Config:             cfg,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true, // replaced, with a warning: the tool is gone
+			},
+			{
+				Config:      cfg,
+				ExpectError: regexp.MustCompile(`(?s)Tool not found.*"mytool"\s+was\s+not\s+found`),
+			},
+			{Config: cfg, Destroy: true},
+		},
+	})
+}
