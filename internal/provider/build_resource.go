@@ -649,6 +649,10 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 		}
 		rec, man = &res.Record, res.Manifest
 		if r.data.buildCache == CacheReadWrite {
+			if err := recordHook.run(ctx); err != nil {
+				diags.AddError("Test hook failed", err.Error())
+				return diags
+			}
 			got, gotMan, err := build.Put(ctx, st, rec)
 			if err != nil {
 				diags.Append(buildStoreError(st, err))

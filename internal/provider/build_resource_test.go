@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
@@ -540,4 +542,66 @@ resource "immutable_build" "b" {
 			{Config: cfg, Destroy: true},
 		},
 	})
+}
+
+// TestAccBuild_anotherRunRecordedFirst: when another run records the key
+// with a different output while this one builds (a concurrent CI job), the
+// recorded output is kept and used, so everyone agrees on one.
+func TestAccBuild_anotherRunRecordedFirst(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	other := []byte("theirs\n")
+	t.Cleanup(recordHook.set(func(context.Context) error {
+		st := e.backend()
+		key := anotherRunKey // planned: the test's plan check read it
+		theirs, log := digest.Bytes(other), digest.Bytes([]byte("their log\n"))
+		for sum, b := range map[digest.Sum][]byte{theirs: other, log: []byte("their log\n")} {
+			if _, err := st.PutBlob(ctx, sum, bytes.NewReader(b)); err != nil {
+				return err
+			}
+		}
+		_, _, err := build.Put(ctx, st, &build.Record{Key: key, Output: theirs, Type: build.TypeFile, Size: int64(len(other)), Files: 1, Log: log})
+		return err
+	}))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "echo mine > out"]
+  tools   = ["sh"]
+  output  = "out"
+}
+`,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{keyOf("immutable_build.b")}},
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digest.Bytes(other).String())),
+			},
+		}},
+	})
+}
+
+// anotherRunKey is the key keyOf saw planned.
+var anotherRunKey digest.Sum
+
+type keyCheck struct{ addr string }
+
+func keyOf(addr string) plancheck.PlanCheck { return keyCheck{addr} }
+
+func (k keyCheck) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Address != k.addr {
+			continue
+		}
+		after, _ := rc.Change.After.(map[string]any)
+		s, _ := after["key"].(string)
+		sum, err := digest.Parse(s)
+		if err != nil {
+			resp.Error = fmt.Errorf("%s: key %q not known at plan: %v", k.addr, s, err)
+			return
+		}
+		anotherRunKey = sum
+		return
+	}
+	resp.Error = fmt.Errorf("%s not in the plan", k.addr)
 }

@@ -5,27 +5,42 @@ import (
 	"sync/atomic"
 )
 
-// publishHook, when set, runs in the release resource's Create just before
-// the record is written: tests use it to act at exactly that moment (stop
-// the S3 server, hold two racing applies). Nothing in a release build sets
-// it: in-process tests call setPublishHook, and the out-of-process race test
+// A testHook, when set, runs at one moment of an apply, so that a test can
+// act at exactly that moment (stop the S3 server, hold two racing applies,
+// record a build step "from another machine"). Nothing in a release build
+// sets one: in-process tests call set, and the out-of-process race test
 // builds the provider with -tags immutable_testhooks (testhooks_on.go).
-var publishHook atomic.Pointer[func(context.Context) error]
+type testHook struct {
+	p atomic.Pointer[func(context.Context) error]
+}
 
-// setPublishHook installs f (nil removes the hook) and returns a function
-// that puts back the previous hook.
-func setPublishHook(f func(context.Context) error) (restore func()) {
+// set installs f (nil removes the hook) and returns a function that puts
+// back the previous hook.
+func (h *testHook) set(f func(context.Context) error) (restore func()) {
 	var p *func(context.Context) error
 	if f != nil {
 		p = &f
 	}
-	old := publishHook.Swap(p)
-	return func() { publishHook.Store(old) }
+	old := h.p.Swap(p)
+	return func() { h.p.Store(old) }
 }
 
-func runPublishHook(ctx context.Context) error {
-	if f := publishHook.Load(); f != nil {
+func (h *testHook) run(ctx context.Context) error {
+	if f := h.p.Load(); f != nil {
 		return (*f)(ctx)
 	}
 	return nil
 }
+
+var (
+	// publishHook runs in the release resource's Create just before the
+	// record is written.
+	publishHook testHook
+	// recordHook runs in the build resource's Create after a step ran,
+	// just before its action record is written.
+	recordHook testHook
+)
+
+func setPublishHook(f func(context.Context) error) (restore func()) { return publishHook.set(f) }
+
+func runPublishHook(ctx context.Context) error { return publishHook.run(ctx) }
