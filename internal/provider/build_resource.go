@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -45,8 +47,9 @@ const (
 	CacheOff       = "off"
 )
 
-// privateMissingTool marks the plan of a step one of whose tools is gone.
-const privateMissingTool = "missing_tool"
+// privateUnresolvable marks the plan of a step one of whose tools or
+// input_paths is gone.
+const privateUnresolvable = "unresolvable"
 
 // defaultTimeout bounds a build that sets no timeout.
 const defaultTimeout = 30 * time.Minute
@@ -63,6 +66,7 @@ type buildModel struct {
 	ID                types.String `tfsdk:"id"`
 	Command           types.List   `tfsdk:"command"`
 	Inputs            types.Map    `tfsdk:"inputs"`
+	InputPaths        types.Map    `tfsdk:"input_paths"`
 	Environment       types.Map    `tfsdk:"environment"`
 	Caches            types.Map    `tfsdk:"caches"`
 	Tools             types.List   `tfsdk:"tools"`
@@ -129,6 +133,19 @@ func buildSchema() schema.Schema {
 				Optional:    true,
 				Validators: []validator.Map{
 					mapvalidator.ValueStringsAre(digestValidator),
+					mapvalidator.KeysAre(stringCheck{"an input name", "Invalid input name", func(s string) error { return build.CheckName("input", s) }}),
+				},
+			},
+			"input_paths": schema.MapAttribute{
+				MarkdownDescription: "Local files and directories placed in the working directory like `inputs`: a map of " +
+					"name to path, each hashed at plan as `immutable_artifact` hashes a `source` (its digest joins the key as " +
+					"`input/NAME`) and stored on apply when the step runs. A shorthand for an `immutable_artifact` per path; " +
+					"use one (with `excludes`) to leave files out. A relative path resolves against the directory Terraform " +
+					"runs in: write `\"${path.module}/src\"`.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators: []validator.Map{
+					mapvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1)),
 					mapvalidator.KeysAre(stringCheck{"an input name", "Invalid input name", func(s string) error { return build.CheckName("input", s) }}),
 				},
 			},
@@ -265,8 +282,14 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 	if resp.Diagnostics.HasError() || m.Command.IsUnknown() || m.Command.IsNull() || len(m.Command.Elements()) == 0 {
 		return
 	}
+	for name := range m.InputPaths.Elements() {
+		if _, both := m.Inputs.Elements()[name]; both {
+			resp.Diagnostics.AddAttributeError(path.Root("input_paths").AtMapKey(name), "Input named twice",
+				fmt.Sprintf("%q is in both inputs and input_paths; each input needs its own name in the working directory.", name))
+		}
+	}
 	first, ok := m.Command.Elements()[0].(types.String)
-	if !ok || first.IsUnknown() || m.Tools.IsUnknown() || m.Inputs.IsUnknown() {
+	if !ok || first.IsUnknown() || m.Tools.IsUnknown() || m.Inputs.IsUnknown() || m.InputPaths.IsUnknown() {
 		return
 	}
 	prog := first.ValueString()
@@ -276,7 +299,9 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 			tools[s.ValueString()] = true
 		}
 	}
-	inputs := m.Inputs.Elements()
+	inputs := map[string]attr.Value{}
+	maps.Copy(inputs, m.Inputs.Elements())
+	maps.Copy(inputs, m.InputPaths.Elements())
 	p := path.Root("command").AtListIndex(0)
 	switch {
 	case strings.Contains(prog, "/"):
@@ -320,7 +345,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (m *buildModel) anyUnknown() bool {
-	for _, v := range []attr.Value{m.Command, m.Inputs, m.Environment, m.Caches, m.Tools, m.Output, m.Salt, m.Archive} {
+	for _, v := range []attr.Value{m.Command, m.Inputs, m.InputPaths, m.Environment, m.Caches, m.Tools, m.Output, m.Salt, m.Archive} {
 		if v.IsUnknown() {
 			return true
 		}
@@ -332,7 +357,7 @@ func (m *buildModel) anyUnknown() bool {
 			}
 		}
 	}
-	for _, c := range []types.Map{m.Inputs, m.Environment, m.Caches} {
+	for _, c := range []types.Map{m.Inputs, m.InputPaths, m.Environment, m.Caches} {
 		for _, e := range c.Elements() {
 			if e.IsUnknown() {
 				return true
@@ -342,8 +367,16 @@ func (m *buildModel) anyUnknown() bool {
 	return false
 }
 
-// spec reads what the step declares and resolves its tools on PATH.
-func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*build.Spec, map[string]build.Tool, diag.Diagnostics) {
+// localInput is an input_paths entry, hashed.
+type localInput struct {
+	path     string
+	sum      digest.Sum
+	manifest *digest.Manifest // a directory's; nil for a file
+}
+
+// spec reads what the step declares, resolves its tools on PATH and hashes
+// its input_paths.
+func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*build.Spec, map[string]build.Tool, map[string]localInput, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	s := &build.Spec{Output: m.Output.ValueString(), Salt: m.Salt.ValueString()}
 	diags.Append(m.Command.ElementsAs(ctx, &s.Command, false)...)
@@ -358,17 +391,29 @@ func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*build.Spec, m
 	if !m.Tools.IsNull() {
 		diags.Append(m.Tools.ElementsAs(ctx, &toolNames, false)...)
 	}
+	var paths map[string]string
+	if !m.InputPaths.IsNull() {
+		diags.Append(m.InputPaths.ElementsAs(ctx, &paths, false)...)
+	}
 	if diags.HasError() {
-		return nil, nil, diags
+		return nil, nil, nil, diags
 	}
 	s.Inputs = map[string]digest.Sum{}
 	for name, v := range inputs {
 		sum, err := digest.Parse(v)
 		if err != nil {
 			diags.AddAttributeError(path.Root("inputs").AtMapKey(name), "Invalid digest", err.Error())
-			return nil, nil, diags
+			return nil, nil, nil, diags
 		}
 		s.Inputs[name] = sum
+	}
+	locals := map[string]localInput{}
+	for _, name := range sortedKeys(paths) {
+		in, d := r.hashLocal(ctx, name, paths[name])
+		if diags.Append(d...); diags.HasError() {
+			return nil, nil, nil, diags
+		}
+		locals[name], s.Inputs[name] = in, in.sum
 	}
 	tools := map[string]build.Tool{}
 	s.Tools = map[string]digest.Sum{}
@@ -376,11 +421,78 @@ func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*build.Spec, m
 		t, err := build.FindTool(ctx, name, r.hashFile)
 		if err != nil {
 			diags.AddAttributeError(path.Root("tools").AtListIndex(i), "Tool not found", fmt.Sprintf("Cannot use the tool %q: %v.", name, err))
-			return nil, nil, diags
+			return nil, nil, nil, diags
 		}
 		tools[name], s.Tools[name] = t, t.Sum
 	}
-	return s, tools, diags
+	return s, tools, locals, diags
+}
+
+// hashLocal hashes an input_paths entry as immutable_artifact hashes a
+// source.
+func (r *BuildResource) hashLocal(ctx context.Context, name, p string) (localInput, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	at := path.Root("input_paths").AtMapKey(name)
+	in := localInput{path: p}
+	fi, err := os.Stat(p)
+	if err != nil {
+		diags.Append(sourceError(at, p, err))
+		return in, diags
+	}
+	switch {
+	case fi.IsDir():
+		if root := localRoot(r.data.store); root != "" {
+			if rel, inside, err := fsguard.Rel(root, p); err == nil && inside {
+				diags.AddAttributeError(at, "The store is inside the input",
+					fmt.Sprintf("The store %s is inside %q (at %q): every apply would change the input. Use an immutable_artifact "+
+						"with excludes = [%q] for it, or move the store. Nothing was written.", r.data.store, p, rel, rel))
+				return in, diags
+			}
+		}
+		if r.data.memo != nil {
+			in.manifest, err = r.data.memo.Tree(ctx, p, digest.Options{})
+		} else {
+			in.manifest, err = statcache.HashTree(ctx, r.data.cache, p, digest.Options{})
+		}
+		if err == nil {
+			in.sum = in.manifest.Digest()
+		}
+	case fi.Mode().IsRegular():
+		in.sum, _, err = statcache.HashFile(ctx, r.data.cache, p)
+	default:
+		diags.AddAttributeError(at, "Input is not a file or a directory",
+			fmt.Sprintf("%q is %s. Point it at a regular file or a directory.", p, digest.TypeName(fi.Mode().Type())))
+		return in, diags
+	}
+	if err != nil {
+		diags.Append(contentError(at, p, err))
+	}
+	return in, diags
+}
+
+// storeLocals stores the input_paths of a step about to run, each checked
+// against its digest as it is read (the key, checked just before, holds
+// the digests the plan was made with).
+func (r *BuildResource) storeLocals(ctx context.Context, locals map[string]localInput) diag.Diagnostics {
+	var diags diag.Diagnostics
+	st := r.data.store
+	for _, name := range sortedKeys(locals) {
+		in := locals[name]
+		var err error
+		if in.manifest != nil {
+			_, err = st.Publish(ctx, in.path, in.manifest)
+		} else {
+			var sum digest.Sum
+			if sum, _, err = st.PutFile(ctx, in.path); err == nil && sum != in.sum {
+				err = fmt.Errorf("it hashes to %s now, not %s: it changed while being stored", sum, in.sum)
+			}
+		}
+		if err != nil {
+			diags.Append(contentError(path.Root("input_paths").AtMapKey(name), in.path, err))
+			return diags
+		}
+	}
+	return diags
 }
 
 func (r *BuildResource) hashFile(ctx context.Context, p string) (digest.Sum, int64, error) {
@@ -460,21 +572,26 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-	spec, _, diags := r.spec(ctx, &plan)
+	spec, _, _, diags := r.spec(ctx, &plan)
 	// Core plans the create half of a replacement in a second call, with no
 	// prior state but with the first call's private data: the mark says
 	// this is the replacement of a step whose tool is gone.
-	replacingGone := prior == nil && len(privateValue(ctx, req.Private, privateMissingTool)) > 0
+	replacingGone := prior == nil && len(privateValue(ctx, req.Private, privateUnresolvable)) > 0
 	if diags.HasError() && (prior != nil || replacingGone) {
-		// `terraform destroy` plans normally first: a tool uninstalled since
-		// the step was built must not make it impossible to destroy. Warn,
-		// and plan a replacement that fails at apply if it is still missing.
+		// `terraform destroy` plans normally first: a tool uninstalled or an
+		// input path deleted since the step was built must not make it
+		// impossible to destroy. Warn, and plan a replacement that fails at
+		// apply if it is still missing.
 		if prior != nil {
 			for _, d := range diags {
-				resp.Diagnostics.AddAttributeWarning(path.Root("tools"), d.Summary(),
-					d.Detail()+" This plan replaces the step; applying it before the tool is back fails. (This is expected when destroying.)")
+				detail := d.Detail() + " This plan replaces the step; applying it before it is back fails. (This is expected when destroying.)"
+				if dp, ok := d.(diag.DiagnosticWithPath); ok {
+					resp.Diagnostics.AddAttributeWarning(dp.Path(), d.Summary(), detail)
+				} else {
+					resp.Diagnostics.AddWarning(d.Summary(), detail)
+				}
 			}
-			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateMissingTool, []byte(`true`))...)
+			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateUnresolvable, []byte(`true`))...)
 		}
 		plan.ID, plan.Key, plan.KeyParts = types.StringUnknown(), types.StringUnknown(), types.MapUnknown(types.StringType)
 		plan.setUnknownOutputs()
@@ -580,7 +697,7 @@ func (r *BuildResource) Create(ctx context.Context, req resource.CreateRequest, 
 func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnostics {
 	var diags diag.Diagnostics
 	st := r.data.store
-	spec, tools, d := r.spec(ctx, m)
+	spec, tools, locals, d := r.spec(ctx, m)
 	if diags.Append(d...); diags.HasError() {
 		return diags
 	}
@@ -629,6 +746,9 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 			return diags
 		}
 		if m.CheckReproducible.ValueBool() {
+			if diags.Append(r.storeLocals(ctx, locals)...); diags.HasError() {
+				return diags
+			}
 			res, d := r.run(ctx, job, m)
 			if diags.Append(d...); diags.HasError() {
 				return diags
@@ -643,6 +763,9 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 		}
 		m.CacheHit = types.BoolValue(true)
 	} else {
+		if diags.Append(r.storeLocals(ctx, locals)...); diags.HasError() {
+			return diags
+		}
 		res, d := r.run(ctx, job, m)
 		if diags.Append(d...); diags.HasError() {
 			return diags

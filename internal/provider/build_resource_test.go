@@ -605,3 +605,53 @@ func (k keyCheck) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, r
 	}
 	resp.Error = fmt.Errorf("%s not in the plan", k.addr)
 }
+
+// TestAccBuild_inputPaths: local paths hashed at plan as artifacts are,
+// stored when the step runs; a changed file replaces the step; a deleted
+// one still lets it be destroyed.
+func TestAccBuild_inputPaths(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"src/a.txt": "A\n", "c.txt": "C\n"})
+	src, cfgFile := filepath.Join(e.dir, "src"), filepath.Join(e.dir, "c.txt")
+	cfg := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command     = ["sh", "-c", "cat src/a.txt c.txt > out"]
+  tools       = ["sh", "cat"]
+  input_paths = { src = %q, "c.txt" = %q }
+  output      = "out"
+}
+`, src, cfgFile)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("key_parts").AtMapKey("input/src"), knownvalue.StringExact(digestOf(t, src))),
+					plancheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("key_parts").AtMapKey("input/c.txt"), knownvalue.StringExact(digestOfBytes("C\n"))),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("A\nC\n"))),
+				},
+			},
+			{Config: cfg, ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
+			{
+				PreConfig: func() { e.write(map[string]string{"src/a.txt": "A2\n"}) },
+				Config:    cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionReplace),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("A2\nC\n"))),
+				},
+			},
+			{
+				PreConfig:          func() { must(t, os.RemoveAll(src)) },
+				Config:             cfg,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true, // replaced, with a warning: src is gone
+			},
+			{Config: cfg, Destroy: true},
+		},
+	})
+}
