@@ -39,13 +39,13 @@ func FindTool(ctx context.Context, name string, hash func(ctx context.Context, p
 	if err != nil {
 		return Tool{}, err
 	}
-	real, err := filepath.EvalSymlinks(abs)
+	target, err := filepath.EvalSymlinks(abs)
 	if err != nil {
 		return Tool{}, err
 	}
-	sum, _, err := hash(ctx, real)
+	sum, _, err := hash(ctx, target)
 	if err != nil {
-		return Tool{}, fmt.Errorf("hashing %s (%q on PATH): %w", real, name, err)
+		return Tool{}, fmt.Errorf("hashing %s (%q on PATH): %w", target, name, err)
 	}
 	return Tool{Path: abs, Sum: sum}, nil
 }
