@@ -1,9 +1,12 @@
+//go:build unix
+
 package build
 
 import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -325,26 +328,7 @@ func TestTimeoutKillsTheWholeGroup(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("Run returned after %s", d)
 	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	// Killed: gone, or a zombie waiting for init to reap it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(stat), ") Z ") {
-			break
-		}
-		if syscall.Kill(pid, 0) != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the grandchild %d still runs: %s", pid, stat)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitGone(t, pidFile)
 	keys, _ := st.Backend().List(ctx, "")
 	if len(keys) != 0 {
 		t.Fatalf("a timed-out build stored %v", keys)
@@ -428,5 +412,112 @@ func TestLookupChecksWhatItReads(t *testing.T) {
 	var mo *MissingOutputError
 	if _, _, err := Lookup(ctx, st, key); !errors.As(err, &mo) {
 		t.Fatalf("lookup of a record whose output is gone: %v", err)
+	}
+}
+
+// awaitGone waits, with a deadline, until the process whose id is in
+// pidFile is gone (or a zombie waiting for init to reap it).
+func awaitGone(t *testing.T, pidFile string) {
+	t.Helper()
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") || syscall.Kill(pid, 0) != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the process %d still runs: %s", pid, stat)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestABackgroundProcessDoesNotHoldTheBuild(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// sleep keeps the output pipe open; the build is done when sh exits.
+	j := job(t, "sleep 300 & echo $! > "+pidFile+"; echo x > out", nil, "out", "sleep")
+	start := time.Now()
+	res, err := Run(context.Background(), newStore(t), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Record.Output != digest.Bytes([]byte("x\n")) {
+		t.Fatal("wrong output")
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("the build waited %s for its background process", d)
+	}
+	awaitGone(t, pidFile)
+}
+
+func TestOutputChecks(t *testing.T) {
+	for name, tc := range map[string]struct{ script, output, want string }{
+		"through a link": {"ln -s /etc d", "d/hostname", "through the symlink"},
+		"under a file":   {"echo x > f", "f/x", "cannot exist"},
+		"a named pipe":   {"mkdir o && mkfifo o/p", "o", "cannot be stored"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			_, err := Run(context.Background(), st, job(t, tc.script, nil, tc.output, "ln", "mkdir", "mkfifo"))
+			var oe *OutputError
+			if !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v", err)
+			}
+			if keys, _ := st.Backend().List(context.Background(), ""); len(keys) != 0 {
+				t.Fatalf("stored %v", keys)
+			}
+		})
+	}
+}
+
+func TestAFileInputCanBeRun(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	script := []byte("#!/bin/sh\necho ran > out\n")
+	sum := digest.Bytes(script)
+	if _, err := st.PutBlob(ctx, sum, strings.NewReader(string(script))); err != nil {
+		t.Fatal(err)
+	}
+	ts, sums := tools(t, "sh")
+	j := Job{
+		Spec:  Spec{Command: []string{"./t.sh"}, Tools: sums, Inputs: map[string]digest.Sum{"t.sh": sum}, Output: "out"},
+		Tools: ts, Timeout: time.Minute, Hash: hashFile, TempDir: t.TempDir(),
+	}
+	res, err := Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Record.Output != digest.Bytes([]byte("ran\n")) {
+		t.Fatal("wrong output")
+	}
+}
+
+func TestTheDirectoryOfAKilledBuildIsSwept(t *testing.T) {
+	tmp := t.TempDir()
+	// A process that has ended: its id is free (the build of a provider
+	// killed with SIGKILL).
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(tmp, dirPrefix+strconv.Itoa(cmd.Process.Pid)+"-1")
+	if err := os.MkdirAll(filepath.Join(left, "work", "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := readOnly(filepath.Join(left, "work")); err != nil {
+		t.Fatal(err)
+	}
+	j := job(t, "echo x > out", nil, "out")
+	j.TempDir = tmp
+	if _, err := Run(context.Background(), newStore(t), j); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("left in the temp dir: %v", entries)
 	}
 }

@@ -129,6 +129,15 @@ func CheckName(what, name string) error {
 	return nil
 }
 
+// CheckNoNUL refuses a string holding a NUL byte, which no argument or
+// variable of a process can hold.
+func CheckNoNUL(s string) error {
+	if strings.ContainsRune(s, 0) {
+		return fmt.Errorf("holds a NUL byte, which no program argument or variable can carry")
+	}
+	return nil
+}
+
 // CheckEnv checks a variable name.
 func CheckEnv(name string) error {
 	if !envRE.MatchString(name) {

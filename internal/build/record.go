@@ -182,3 +182,23 @@ func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Mani
 	}
 	return r, nil, err
 }
+
+// VerifyOutput reads every byte of a record's output (m: a tree's listing)
+// and checks it against its digest, and a file's size against the record.
+func VerifyOutput(ctx context.Context, st *store.Store, r *Record, m *digest.Manifest) error {
+	where := store.ActionKey(r.Key) + " in " + st.String()
+	if r.Type == TypeTree {
+		if err := st.VerifyTree(ctx, r.Output, m); err != nil {
+			return &CorruptError{Key: where, Reason: "its output does not verify: " + err.Error()}
+		}
+		return nil
+	}
+	size, err := st.VerifyBlob(ctx, r.Output)
+	switch {
+	case err != nil:
+		return &CorruptError{Key: where, Reason: "its output does not verify: " + err.Error()}
+	case size != r.Size:
+		return &CorruptError{Key: where, Reason: fmt.Sprintf("it gives the output's size as %d bytes; the output has %d", r.Size, size)}
+	}
+	return nil
+}

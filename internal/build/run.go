@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/tmpfile"
 )
 
 // Tool is a declared program: where it was found, and its content digest.
@@ -32,6 +34,9 @@ type Tool struct {
 // stat cache).
 func FindTool(ctx context.Context, name string, hash func(ctx context.Context, path string) (digest.Sum, int64, error)) (Tool, error) {
 	p, err := exec.LookPath(name)
+	if errors.Is(err, exec.ErrDot) {
+		return Tool{}, fmt.Errorf("%q was found only through a relative directory on PATH (%s), which is refused: what it names depends on the directory Terraform runs in. Put the tool's absolute directory on PATH", name, p)
+	}
 	if err != nil {
 		return Tool{}, fmt.Errorf("%q was not found on PATH (%s): install it, or put its directory on the PATH Terraform runs with", name, os.Getenv("PATH"))
 	}
@@ -140,7 +145,10 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 			return nil, &ToolChangedError{Name: name, Path: t.Path, Want: t.Sum, Got: got}
 		}
 	}
-	base, err := os.MkdirTemp(job.TempDir, "immutable-build-")
+	// Named after this process, so that the directory of a provider killed
+	// mid-build is removed by the next build on the machine.
+	tmpfile.SweepFunc(job.TempDir, dirPrefix, 0, removeAll)
+	base, err := tmpfile.MkdirTemp(job.TempDir, dirPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -186,21 +194,34 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 		return nil, err
 	}
 	defer func() { _ = logFile.Close() }() // scratch; stored below after a Sync
-	sink := &lineSink{file: logFile, line: job.Line}
+	sink := &lineSink{file: logFile, line: job.Line, done: make(chan struct{})}
 
 	runCtx, cancel := context.WithTimeout(ctx, job.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, argv0, job.Spec.Command[1:]...)
 	cmd.Args[0] = job.Spec.Command[0]
 	cmd.Dir, cmd.Env = work, env
-	cmd.Stdout, cmd.Stderr = sink, sink
-	cmd.WaitDelay = 5 * time.Second
+	// One pipe for stdout and stderr, read here: the command is done when
+	// it exits, whatever it left running holds (it is killed then).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = pr.Close() }()
+	cmd.Stdout, cmd.Stderr = pw, pw
 	setGroup(cmd)
 	start := time.Now()
-	err = cmd.Run()
+	err = startAndWait(cmd, func() {
+		_ = pw.Close() // the command holds its own copies
+		go sink.readFrom(pr)
+	})
 	elapsed := time.Since(start)
 	killGroup(cmd) // nothing the command started outlives it, to write into the output as it is stored
-	sink.flush()
+	_ = pw.Close()
+	// Only a process that left the group (setsid) can still hold the pipe:
+	// its output is not waited for.
+	_ = pr.SetReadDeadline(time.Now().Add(2 * time.Second))
+	sink.wait()
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
@@ -222,17 +243,15 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Record: Record{Key: job.Spec.Key(), Duration: elapsed.Milliseconds()}}
-	out := filepath.Join(work, filepath.FromSlash(job.Spec.Output))
-	fi, err := os.Lstat(out)
+	out, fi, err := outputPath(work, job.Spec.Output)
+	if err != nil {
+		return nil, &OutputError{Output: job.Spec.Output, What: err.Error(), Tail: sink.tail()}
+	}
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, &OutputError{Output: job.Spec.Output, What: "does not exist", Tail: sink.tail()}
-	case err != nil:
-		return nil, err
 	case fi.IsDir():
 		m, err := st.PutDir(ctx, out, digest.Options{})
 		if err != nil {
-			return nil, fmt.Errorf("storing the output %q: %w", job.Spec.Output, err)
+			return nil, outputError(job.Spec.Output, err, sink.tail())
 		}
 		res.Manifest = m
 		res.Record.Output, res.Record.Type = m.Digest(), TypeTree
@@ -240,7 +259,7 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 	case fi.Mode().IsRegular():
 		sum, size, err := st.PutFile(ctx, out)
 		if err != nil {
-			return nil, fmt.Errorf("storing the output %q: %w", job.Spec.Output, err)
+			return nil, outputError(job.Spec.Output, err, sink.tail())
 		}
 		res.Record.Output, res.Record.Size, res.Record.Files = sum, size, 1
 		res.Record.Type = TypeFile
@@ -257,6 +276,45 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 		return nil, fmt.Errorf("storing the build log: %w", err)
 	}
 	return res, nil
+}
+
+// dirPrefix names build directories in the temp directory.
+const dirPrefix = "immutable-build-"
+
+// outputPath finds the output in the working directory without following
+// a link on the way: a link there could make a host file the output.
+func outputPath(work, rel string) (string, fs.FileInfo, error) {
+	p := work
+	parts := strings.Split(rel, "/")
+	for i, c := range parts {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return "", nil, errors.New("does not exist")
+		case err != nil:
+			return "", nil, err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return "", nil, fmt.Errorf("is reached through the symlink %q, which the output may not go through (it could point anywhere on the machine)", strings.Join(parts[:i+1], "/"))
+		case i < len(parts)-1 && !fi.IsDir():
+			return "", nil, fmt.Errorf("cannot exist: %q is %s", strings.Join(parts[:i+1], "/"), digest.TypeName(fi.Mode().Type()))
+		case i == len(parts)-1:
+			return p, fi, nil
+		}
+	}
+	return "", nil, errors.New("is empty")
+}
+
+// outputError tells an output the store cannot take (a special file, a
+// name the digest spec cannot encode) from a failure of the store.
+func outputError(output string, err error, last []string) error {
+	var te *digest.TypeError
+	var ne *digest.NameError
+	var ce *digest.ChangedError
+	if errors.As(err, &te) || errors.As(err, &ne) || errors.As(err, &ce) {
+		return &OutputError{Output: output, What: "cannot be stored: " + err.Error(), Tail: last}
+	}
+	return fmt.Errorf("storing the output %q: %w", output, err)
 }
 
 // InputChangedError is a command that changed one of its inputs.
@@ -330,6 +388,13 @@ func placeInputs(ctx context.Context, st *store.Store, work string, inputs map[s
 		if err := readOnly(target); err != nil {
 			return err
 		}
+		if c.Kind == store.Blob {
+			// A blob has no mode: a file input may be a script or a binary
+			// another step built (the record's "exec"), so it can be run.
+			if err := os.Chmod(target, 0o555); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -381,6 +446,7 @@ func removeAll(dir string) {
 // lineSink keeps a command's output: all of it in the log file, each line
 // to Line, and the last lines for errors.
 type lineSink struct {
+	done    chan struct{}
 	mu      sync.Mutex
 	file    *os.File
 	line    func(string)
@@ -423,6 +489,18 @@ func (s *lineSink) emit(l string) {
 	if len(s.last) > tailLines {
 		s.last = s.last[len(s.last)-tailLines:]
 	}
+}
+
+// readFrom copies r into the sink until it ends (or fails); wait waits
+// for that, then flushes a last partial line.
+func (s *lineSink) readFrom(r io.Reader) {
+	defer close(s.done)
+	_, _ = io.Copy(s, r) // ends at EOF, or at the read deadline
+}
+
+func (s *lineSink) wait() {
+	<-s.done
+	s.flush()
 }
 
 func (s *lineSink) flush() {

@@ -30,6 +30,15 @@ func toolPath(base string, tools map[string]Tool) (string, error) {
 
 func setGroup(*exec.Cmd) {}
 
+func startAndWait(cmd *exec.Cmd, started func()) error {
+	err := cmd.Start()
+	started()
+	if err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
 func killGroup(cmd *exec.Cmd) {
 	if cmd.Process != nil {
 		_ = cmd.Process.Kill()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 )
 
@@ -28,10 +29,26 @@ func toolPath(base string, tools map[string]Tool) (string, error) {
 }
 
 // setGroup starts the command in a process group of its own, which a
-// timeout or a cancel kills whole.
+// timeout or a cancel kills whole, and (on Linux) kills it if the
+// provider dies first.
 func setGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	onParentDeath(cmd.SysProcAttr)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+}
+
+// startAndWait starts cmd, calls started, and waits for it, on one locked
+// OS thread: Linux sends the parent-death signal when the thread that
+// started the child ends, not the process.
+func startAndWait(cmd *exec.Cmd, started func()) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err := cmd.Start()
+	started()
+	if err != nil {
+		return err
+	}
+	return cmd.Wait()
 }
 
 // killGroup kills whatever the command left running in its group.

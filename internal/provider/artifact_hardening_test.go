@@ -509,3 +509,31 @@ resource "immutable_artifact" "b" {
 		},
 	})
 }
+
+// TestAccArtifact_nonNFCNames: a name Terraform would normalize (é as e +
+// U+0301, beside é as one code point) leaves `files` null instead of
+// making a plan that cannot be applied; a change is still a replacement.
+func TestAccArtifact_nonNFCNames(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"cafe\u0301.txt": "decomposed\n", "caf\u00e9.txt": "composed\n"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: e.artifactConfig(e.dir),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_artifact.site", tfjsonpath.New("files"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("immutable_artifact.site", tfjsonpath.New("file_count"), knownvalue.Int64Exact(2)),
+					statecheck.ExpectKnownValue("immutable_artifact.site", tfjsonpath.New("digest"), knownvalue.StringExact(digestOf(t, e.dir))),
+				},
+			},
+			{
+				PreConfig: func() { e.write(map[string]string{"cafe\u0301.txt": "changed\n"}) },
+				Config:    e.artifactConfig(e.dir),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_artifact.site", plancheck.ResourceActionReplace),
+				}},
+			},
+		},
+	})
+}

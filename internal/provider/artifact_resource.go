@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -150,7 +151,9 @@ func artifactSchema() schema.Schema {
 			"files": schema.MapAttribute{
 				MarkdownDescription: fmt.Sprintf("For a directory of at most %d entries: each path mapped to `<kind> sha256:<hex>`, "+
 					"kind being `file`, `exec` or `symlink`, so the plan shows which files were added, changed or removed. Null "+
-					"for a larger directory (state stays small); a plan that changes one lists the changed paths in a warning.", FilesLimit),
+					"for a larger directory (state stays small), and for one holding a name not in Unicode NFC (Terraform "+
+					"normalizes every string to NFC, so such a name cannot be a key); a plan that changes one lists the changed "+
+					"paths in a warning.", FilesLimit),
 				ElementType: types.StringType,
 				Computed:    true,
 			},
@@ -201,6 +204,15 @@ type computed struct {
 func (c *computed) filesValue() types.Map {
 	if c.manifest == nil || len(c.manifest.Entries) > FilesLimit {
 		return types.MapNull(types.StringType)
+	}
+	for _, e := range c.manifest.Entries {
+		if !norm.NFC.IsNormalString(e.Path) {
+			// Terraform turns every string into Unicode NFC: "é" written as
+			// e + U+0301 would come back as another key (or two names as
+			// one), and the plan could not be applied. Left out, like a
+			// large tree's: a change is named in a warning instead.
+			return types.MapNull(types.StringType)
+		}
 	}
 	elems := make(map[string]attr.Value, len(c.manifest.Entries))
 	for _, e := range c.manifest.Entries {
@@ -631,7 +643,7 @@ func printable(p string) string {
 // warnLargeChange names the changed paths of a tree too large for `files`,
 // against the previous manifest in the store. It only ever warns.
 func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *computed, diags *diag.Diagnostics) {
-	if c.manifest == nil || (len(c.manifest.Entries) <= FilesLimit && !prior.Files.IsNull()) {
+	if c.manifest == nil || (!c.filesValue().IsNull() && !prior.Files.IsNull()) {
 		return
 	}
 	old, err := digest.Parse(prior.Digest.ValueString())

@@ -122,7 +122,10 @@ func buildSchema() schema.Schema {
 					"`.build/tmp` (TMPDIR).",
 				ElementType: types.StringType,
 				Required:    true,
-				Validators:  []validator.List{listvalidator.SizeAtLeast(1)},
+				Validators: []validator.List{
+					listvalidator.SizeAtLeast(1),
+					listvalidator.ValueStringsAre(stringCheck{"no NUL byte", "Invalid argument", build.CheckNoNUL}),
+				},
 			},
 			"inputs": schema.MapAttribute{
 				MarkdownDescription: "Artifacts placed in the working directory, each under its name: a map of name to " +
@@ -154,7 +157,10 @@ func buildSchema() schema.Schema {
 					"directory) and `PATH` (the declared tools). Names and values join the key.",
 				ElementType: types.StringType,
 				Optional:    true,
-				Validators:  []validator.Map{mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", build.CheckEnv})},
+				Validators: []validator.Map{
+					mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", build.CheckEnv}),
+					mapvalidator.ValueStringsAre(stringCheck{"no NUL byte", "Invalid variable value", build.CheckNoNUL}),
+				},
 			},
 			"caches": schema.MapAttribute{
 				MarkdownDescription: "Persistent cache directories kept between runs on this machine, outside the key: a " +
@@ -292,7 +298,7 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 	if !ok || first.IsUnknown() || m.Tools.IsUnknown() || m.Inputs.IsUnknown() || m.InputPaths.IsUnknown() {
 		return
 	}
-	prog := first.ValueString()
+	prog := strings.TrimPrefix(first.ValueString(), "./")
 	tools := map[string]bool{}
 	for _, t := range m.Tools.Elements() {
 		if s, ok := t.(types.String); ok {
@@ -745,6 +751,12 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 				fmt.Sprintf("The plan used the recorded output %s, but the record of %s now names %s. Plan again.", m.Digest.ValueString(), key, rec.Output))
 			return diags
 		}
+		// The plan checked the record's form and that its output is there;
+		// before the state claims the output, every byte of it is checked.
+		if err := build.VerifyOutput(ctx, st, rec, man); err != nil {
+			diags.Append(buildStoreError(st, err))
+			return diags
+		}
 		if m.CheckReproducible.ValueBool() {
 			if diags.Append(r.storeLocals(ctx, locals)...); diags.HasError() {
 				return diags
@@ -779,6 +791,12 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 			got, gotMan, err := build.Put(ctx, st, rec)
 			if err != nil {
 				diags.Append(buildStoreError(st, err))
+				return diags
+			}
+			if got.Output != rec.Output && m.CheckReproducible.ValueBool() {
+				diags.AddAttributeError(path.Root("check_reproducible"), "Build is not reproducible",
+					fmt.Sprintf("This run produced %s, but another run recorded %s for the same key %s first%s. The recorded "+
+						"output is kept. Make the build deterministic, or set check_reproducible = false.", rec.Output, got.Output, key, outputDiff(gotMan, man)))
 				return diags
 			}
 			if got.Output != rec.Output {
@@ -883,7 +901,11 @@ func outputDiff(a, b *digest.Manifest) string {
 	for i, l := range lines {
 		lines[i] = l[:2] + printable(l[2:])
 	}
-	return fmt.Sprintf(" (%d paths differ: %s)", total, strings.Join(lines, ", "))
+	what := "paths differ"
+	if total == 1 {
+		what = "path differs"
+	}
+	return fmt.Sprintf(" (%d %s: %s)", total, what, strings.Join(lines, ", "))
 }
 
 func (r *BuildResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 // pipeline is the graph of issue 11 on real commands: Config A, B and C
@@ -577,6 +578,50 @@ resource "immutable_build" "b" {
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digest.Bytes(other).String())),
 			},
+		}},
+	})
+	// With check_reproducible, the same race is an error.
+	e2 := newEnv(t)
+	e = e2
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e2.providerBlock() + `
+resource "immutable_build" "b" {
+  command            = ["sh", "-c", "echo mine > out"]
+  tools              = ["sh"]
+  output             = "out"
+  check_reproducible = true
+}
+`,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{keyOf("immutable_build.b")}},
+			ExpectError:      regexp.MustCompile(`(?s)Build is not reproducible.*another run recorded`),
+		}},
+	})
+}
+
+// TestAccBuild_hitIsVerified: a hit whose output was damaged in the store
+// (the record and listing intact) fails the apply naming the record,
+// instead of putting an output the store cannot give back into state.
+func TestAccBuild_hitIsVerified(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "echo good > out"]
+  tools   = ["sh"]
+  output  = "out"
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps:                    []resource.TestStep{{Config: cfg}},
+	})
+	e.tamper(store.BlobKey(digest.Bytes([]byte("good\n"))), []byte("evil\n"))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:      cfg,
+			ExpectError: regexp.MustCompile(`(?s)Build record cannot be trusted.*output does not verify`),
 		}},
 	})
 }

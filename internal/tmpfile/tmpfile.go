@@ -39,6 +39,12 @@ func Sweep(dir, prefix string) { SweepOlder(dir, prefix, 0) }
 // containers on one volume) must not lose a live writer's files because
 // its id looks dead here.
 func SweepOlder(dir, prefix string, age time.Duration) {
+	SweepFunc(dir, prefix, age, func(p string) { _ = os.RemoveAll(p) }) // best effort: see Sweep; RemoveAll never follows a symlink
+}
+
+// SweepFunc is SweepOlder removing each entry with remove (for directories
+// that hold read-only ones).
+func SweepFunc(dir, prefix string, age time.Duration, remove func(string)) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
@@ -58,7 +64,7 @@ func SweepOlder(dir, prefix string, age time.Duration) {
 				continue
 			}
 		}
-		_ = os.RemoveAll(m) // best effort: see above; RemoveAll never follows a symlink
+		remove(m)
 	}
 }
 

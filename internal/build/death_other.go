@@ -1,0 +1,9 @@
+//go:build unix && !linux
+
+package build
+
+import "syscall"
+
+// onParentDeath: only Linux has a parent-death signal; elsewhere a build
+// outlives a killed provider (its directory is swept by the next build).
+func onParentDeath(*syscall.SysProcAttr) {}
