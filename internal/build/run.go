@@ -38,7 +38,7 @@ func FindTool(ctx context.Context, name string, hash func(ctx context.Context, p
 		return Tool{}, fmt.Errorf("%q was found only through a relative directory on PATH (%s), which is refused: what it names depends on the directory Terraform runs in. Put the tool's absolute directory on PATH", name, p)
 	}
 	if err != nil {
-		return Tool{}, fmt.Errorf("%q was not found on PATH (%s): install it, or put its directory on the PATH Terraform runs with", name, os.Getenv("PATH"))
+		return Tool{}, &ToolNotFoundError{Name: name, Path: os.Getenv("PATH")}
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
@@ -53,6 +53,13 @@ func FindTool(ctx context.Context, name string, hash func(ctx context.Context, p
 		return Tool{}, fmt.Errorf("hashing %s (%q on PATH): %w", target, name, err)
 	}
 	return Tool{Path: abs, Sum: sum}, nil
+}
+
+// ToolNotFoundError is a declared tool not on PATH.
+type ToolNotFoundError struct{ Name, Path string }
+
+func (e *ToolNotFoundError) Error() string {
+	return fmt.Sprintf("%q was not found on PATH (%s): install it, or put its directory on the PATH Terraform runs with", e.Name, e.Path)
 }
 
 // Job is one run of a step.
@@ -363,6 +370,16 @@ func (r *Record) FileListing(output string) *digest.Manifest {
 	return digest.FileListing(filepath.Base(filepath.FromSlash(output)), mode, r.Output, r.Size)
 }
 
+// InputError is an input that could not be placed in the working
+// directory: not in the store, damaged there, or unsafe to write out.
+type InputError struct {
+	Name string
+	Err  error
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("the input %q: %v", e.Name, e.Err) }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // placeInputs writes each input out of the store (every byte verified) to
 // work/<name>, then makes it read-only.
 func placeInputs(ctx context.Context, st *store.Store, work string, inputs map[string]digest.Sum) error {
@@ -375,15 +392,15 @@ func placeInputs(ctx context.Context, st *store.Store, work string, inputs map[s
 	for _, name := range names {
 		c, err := export.Load(ctx, st, inputs[name])
 		if err != nil {
-			return fmt.Errorf("the input %q: %w", name, err)
+			return &InputError{Name: name, Err: err}
 		}
 		format := export.DefaultFormat(c.Kind)
 		if err := export.Check(ctx, st, c, format); err != nil {
-			return fmt.Errorf("the input %q: %w", name, err)
+			return &InputError{Name: name, Err: err}
 		}
 		target := filepath.Join(work, name)
 		if _, err := w.Write(ctx, c, format, target, nil, nil); err != nil {
-			return fmt.Errorf("placing the input %q: %w", name, err)
+			return &InputError{Name: name, Err: err}
 		}
 		if err := readOnly(target); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +47,23 @@ const (
 	CacheReadOnly  = "read-only"
 	CacheOff       = "off"
 )
+
+// toolNotFound is the summary of a declared tool missing from PATH.
+const toolNotFound = "Tool not found"
+
+// onlyGone reports whether diags has errors, all of a tool or an input
+// path that does not exist (any other error stays an error).
+func onlyGone(diags diag.Diagnostics) bool {
+	if !diags.HasError() {
+		return false
+	}
+	for _, d := range diags.Errors() {
+		if d.Summary() != toolNotFound && d.Summary() != "Source not found" {
+			return false
+		}
+	}
+	return true
+}
 
 // privateUnresolvable marks the plan of a step one of whose tools or
 // input_paths is gone.
@@ -301,6 +319,9 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 	prog := strings.TrimPrefix(first.ValueString(), "./")
 	tools := map[string]bool{}
 	for _, t := range m.Tools.Elements() {
+		if t.IsUnknown() {
+			return // a variable, during validate: checked at plan
+		}
 		if s, ok := t.(types.String); ok {
 			tools[s.ValueString()] = true
 		}
@@ -351,7 +372,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (m *buildModel) anyUnknown() bool {
-	for _, v := range []attr.Value{m.Command, m.Inputs, m.InputPaths, m.Environment, m.Caches, m.Tools, m.Output, m.Salt, m.Archive} {
+	for _, v := range []attr.Value{m.Command, m.Inputs, m.InputPaths, m.Environment, m.Tools, m.Output, m.Salt, m.Archive} {
 		if v.IsUnknown() {
 			return true
 		}
@@ -363,7 +384,7 @@ func (m *buildModel) anyUnknown() bool {
 			}
 		}
 	}
-	for _, c := range []types.Map{m.Inputs, m.InputPaths, m.Environment, m.Caches} {
+	for _, c := range []types.Map{m.Inputs, m.InputPaths, m.Environment} {
 		for _, e := range c.Elements() {
 			if e.IsUnknown() {
 				return true
@@ -426,7 +447,12 @@ func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*build.Spec, m
 	for i, name := range toolNames {
 		t, err := build.FindTool(ctx, name, r.hashFile)
 		if err != nil {
-			diags.AddAttributeError(path.Root("tools").AtListIndex(i), "Tool not found", fmt.Sprintf("Cannot use the tool %q: %v.", name, err))
+			summary := "Cannot use the tool"
+			var nf *build.ToolNotFoundError
+			if errors.As(err, &nf) {
+				summary = toolNotFound
+			}
+			diags.AddAttributeError(path.Root("tools").AtListIndex(i), summary, fmt.Sprintf("Cannot use the tool %q: %v.", name, err))
 			return nil, nil, nil, diags
 		}
 		tools[name], s.Tools[name] = t, t.Sum
@@ -461,6 +487,11 @@ func (r *BuildResource) hashLocal(ctx context.Context, name, p string) (localInp
 			in.manifest, err = statcache.HashTree(ctx, r.data.cache, p, digest.Options{})
 		}
 		if err == nil {
+			if n := in.manifest.EncodedSize(); n > store.MaxListing {
+				diags.AddAttributeError(at, "Input too large for one artifact",
+					fmt.Sprintf("In %q: %v. Nothing was written.", p, &store.ListingTooLargeError{Size: n}))
+				return in, diags
+			}
 			in.sum = in.manifest.Digest()
 		}
 	case fi.Mode().IsRegular():
@@ -555,6 +586,12 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	if req.Plan.Raw.IsNull() {
 		return // destroy: stored outputs and records stay
 	}
+	if runtime.GOOS == "windows" {
+		resp.Diagnostics.AddError("immutable_build needs Unix",
+			"immutable_build runs steps on Linux, macOS and the BSDs: on Windows it cannot yet give a step its own process group, "+
+				"nor a PATH of only the declared tools. Build in CI or WSL; the outputs are shared through the store.")
+		return
+	}
 	var plan buildModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
@@ -583,7 +620,10 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	// prior state but with the first call's private data: the mark says
 	// this is the replacement of a step whose tool is gone.
 	replacingGone := prior == nil && len(privateValue(ctx, req.Private, privateUnresolvable)) > 0
-	if diags.HasError() && (prior != nil || replacingGone) {
+	if prior != nil && !onlyGone(diags) {
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateUnresolvable, nil)...) // back, or never gone
+	}
+	if onlyGone(diags) && (prior != nil || replacingGone) {
 		// `terraform destroy` plans normally first: a tool uninstalled or an
 		// input path deleted since the step was built must not make it
 		// impossible to destroy. Warn, and plan a replacement that fails at
@@ -625,6 +665,15 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		// check_reproducible change in place).
 		plan.CacheHit, plan.Digest, plan.FileCount, plan.Size, plan.Files, plan.LogDigest = prior.CacheHit, prior.Digest, prior.FileCount, prior.Size, prior.Files, prior.LogDigest
 		plan.ArchiveSHA256, plan.ArchiveB64SHA256 = prior.ArchiveSHA256, prior.ArchiveB64SHA256
+		if r.data.buildCache != CacheOff && !prior.CacheHit.ValueBool() {
+			// Built here: if the store records another output for the key
+			// (a read-only laptop's build, then CI's), everyone must use the
+			// recorded one.
+			resp.Diagnostics.Append(r.convergeOnRecord(ctx, &plan, prior, key, resp)...)
+			if resp.Diagnostics.HasError() {
+				return
+			}
+		}
 		plan.setLocations(r.storeOrNil())
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -642,17 +691,8 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		rec, man, err := build.Lookup(ctx, r.data.store, key)
 		switch {
 		case err == nil:
-			plan.CacheHit = types.BoolValue(true)
-			plan.setRecord(rec, man)
-			if !plan.Archive.IsNull() {
-				ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), plan.listing(rec, man))
-				switch {
-				case err == nil:
-					plan.setArchive(&ref)
-				case !errors.Is(err, store.ErrNotFound):
-					resp.Diagnostics.Append(archiveError(r.data.store, "archive_sha256", "read the stored archive", err))
-					return
-				}
+			if resp.Diagnostics.Append(r.setHit(ctx, &plan, rec, man)...); resp.Diagnostics.HasError() {
+				return
 			}
 		case errors.Is(err, store.ErrNotFound):
 		default:
@@ -662,6 +702,47 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	}
 	plan.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// setHit plans the recorded output of a step: every value known.
+func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *build.Record, man *digest.Manifest) diag.Diagnostics {
+	var diags diag.Diagnostics
+	plan.CacheHit = types.BoolValue(true)
+	plan.setRecord(rec, man)
+	plan.setArchive(nil)
+	if plan.Archive.IsNull() {
+		return diags
+	}
+	ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), plan.listing(rec, man))
+	switch {
+	case err == nil:
+		plan.setArchive(&ref)
+	case !errors.Is(err, store.ErrNotFound):
+		diags.Append(archiveError(r.data.store, "archive_sha256", "read the stored archive", err))
+	}
+	return diags
+}
+
+// convergeOnRecord plans the replacement of a step built here by the
+// output recorded for its key, when that is another one.
+func (r *BuildResource) convergeOnRecord(ctx context.Context, plan, prior *buildModel, key digest.Sum, resp *resource.ModifyPlanResponse) diag.Diagnostics {
+	var diags diag.Diagnostics
+	rec, man, err := build.Lookup(ctx, r.data.store, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return diags
+	case err != nil:
+		diags.Append(buildStoreError(r.data.store, err))
+		return diags
+	case rec.Output.String() == prior.Digest.ValueString():
+		return diags
+	}
+	diags.AddAttributeWarning(path.Root("digest"), "Build is not reproducible",
+		fmt.Sprintf("This step was built here as %s, but the store records %s for its key %s (built elsewhere, or first). "+
+			"This plan replaces it with the recorded output, so everyone uses one; nothing runs.", prior.Digest.ValueString(), rec.Output, key))
+	diags.Append(r.setHit(ctx, plan, rec, man)...)
+	resp.RequiresReplace.Append(path.Root("digest"))
+	return diags
 }
 
 func buildStoreError(st *store.Store, err error) diag.Diagnostic {
@@ -765,7 +846,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 			if diags.Append(d...); diags.HasError() {
 				return diags
 			}
-			if res.Record.Output != rec.Output {
+			if res.Record.Output != rec.Output || res.Record.Type != rec.Type {
 				diags.AddAttributeError(path.Root("check_reproducible"), "Build is not reproducible",
 					fmt.Sprintf("Running the step again produced %s, but its key %s is recorded with %s%s. Make the build "+
 						"deterministic (fixed timestamps, sorted file lists, no absolute paths: -trimpath, SOURCE_DATE_EPOCH), "+
@@ -793,19 +874,25 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 				diags.Append(buildStoreError(st, err))
 				return diags
 			}
-			if got.Output != rec.Output && m.CheckReproducible.ValueBool() {
+			same := got.Output == rec.Output && got.Type == rec.Type
+			if !same && m.CheckReproducible.ValueBool() {
 				diags.AddAttributeError(path.Root("check_reproducible"), "Build is not reproducible",
 					fmt.Sprintf("This run produced %s, but another run recorded %s for the same key %s first%s. The recorded "+
 						"output is kept. Make the build deterministic, or set check_reproducible = false.", rec.Output, got.Output, key, outputDiff(gotMan, man)))
 				return diags
 			}
-			if got.Output != rec.Output {
+			if !same {
 				diags.AddAttributeWarning(path.Root("digest"), "Build is not reproducible",
 					fmt.Sprintf("This run produced %s, but another run recorded %s for the same key %s first%s. The recorded "+
 						"output is used, so everyone gets the same one. Make the build deterministic, and set "+
 						"check_reproducible = true to make this an error.", rec.Output, got.Output, key, outputDiff(gotMan, man)))
-				rec, man = got, gotMan
 			}
+			if gotMan == nil && got.Type == build.TypeTree {
+				gotMan = man // our own record, just written: the listing we stored
+			}
+			// The record as stored: its log (and, when the outputs differ, its
+			// output) is the one everybody gets.
+			rec, man = got, gotMan
 		}
 		m.CacheHit = types.BoolValue(false)
 	}
@@ -815,10 +902,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 	}
 	format, listing := m.Archive.ValueString(), m.listing(rec, man)
 	refs := r.data.archives()
-	sum, err := refs.Find(ctx, format, listing)
-	if errors.Is(err, store.ErrNotFound) {
-		sum, err = refs.Build(ctx, format, listing, export.StoreOpener(st))
-	}
+	sum, err := refs.Ensure(ctx, format, listing, export.StoreOpener(st)) // a stored one is verified first
 	if err == nil && man == nil {
 		_, err = st.PutTree(ctx, listing) // a file's one-entry listing, as the artifact stores it
 	}
@@ -848,24 +932,39 @@ func (r *BuildResource) run(ctx context.Context, job build.Job, m *buildModel) (
 	var out *build.OutputError
 	var tool *build.ToolChangedError
 	var input *build.InputChangedError
+	var placing *build.InputError
 	switch {
 	case errors.As(err, &exit):
 		diags.AddAttributeError(path.Root("command"), "Build failed", err.Error()+"\nThe whole output is in the provider log (TF_LOG=INFO).")
 	case errors.As(err, &timeout):
 		diags.AddAttributeError(path.Root("timeout"), "Build timed out", err.Error()+"\nRaise timeout if the step needs longer.")
 	case errors.As(err, &out):
-		diags.AddAttributeError(path.Root("output"), "Build made no output", err.Error())
+		diags.AddAttributeError(path.Root("output"), "Build output unusable", err.Error())
 	case errors.As(err, &tool):
 		diags.AddAttributeError(path.Root("tools"), "Tool changed since plan", err.Error()+".")
 	case errors.As(err, &input):
-		diags.AddAttributeError(path.Root("inputs").AtMapKey(input.Input), "Build changed its input", err.Error())
-	case errors.Is(err, store.ErrNotFound):
-		diags.AddAttributeError(path.Root("inputs"), "Input not in the store",
-			fmt.Sprintf("%v. An input must be an artifact stored in %s: the digest of an immutable_artifact or immutable_build of this configuration, or of a release.", err, r.data.store))
+		at := path.Root("inputs").AtMapKey(input.Input)
+		if _, local := m.InputPaths.Elements()[input.Input]; local {
+			at = path.Root("input_paths").AtMapKey(input.Input)
+		}
+		diags.AddAttributeError(at, "Build changed its input", err.Error())
+	case errors.As(err, &placing):
+		at := path.Root("inputs").AtMapKey(placing.Name)
+		if _, local := m.InputPaths.Elements()[placing.Name]; local {
+			at = path.Root("input_paths").AtMapKey(placing.Name)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			diags.AddAttributeError(at, "Input not in the store",
+				fmt.Sprintf("%v. An input must be an artifact stored in %s: the digest of an immutable_artifact or immutable_build of this configuration, or of a release.", err, r.data.store))
+		} else {
+			diags.Append(exportError(r.data.store, err))
+		}
 	case ctx.Err() != nil:
 		diags.AddError("Build interrupted", "The build was cancelled; its process group was killed and nothing was recorded.")
-	default:
+	case hasHint(err):
 		diags.Append(storeWriteError(err))
+	default:
+		diags.AddAttributeError(path.Root("command"), "Cannot run the build", fmt.Sprintf("%v. Nothing was recorded.", err))
 	}
 	return nil, diags
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -54,7 +55,7 @@ func (p *pipeline) config(extra string, settings ...string) string {
 	step := func(name, script string, tools []string, inputs map[string]string, output, more string) string {
 		var in []string
 		for _, k := range sortedKeys(inputs) {
-			in = append(in, fmt.Sprintf("%s = %s", k, inputs[k]))
+			in = append(in, fmt.Sprintf("%q = %s", k, inputs[k]))
 		}
 		q := make([]string, len(tools))
 		for i, t := range tools {
@@ -301,7 +302,7 @@ resource "immutable_build" "b" {
 			},
 			{
 				Config:      one("echo done", ""),
-				ExpectError: regexp.MustCompile(`(?s)Build made no output.*"out" does not exist`),
+				ExpectError: regexp.MustCompile(`(?s)Build output unusable.*"out" does not exist`),
 			},
 			{
 				Config: e.providerBlock() + `
@@ -697,6 +698,115 @@ resource "immutable_build" "b" {
 				ExpectNonEmptyPlan: true, // replaced, with a warning: src is gone
 			},
 			{Config: cfg, Destroy: true},
+		},
+	})
+}
+
+// TestAccBuild_readOnlyConvergesOnTheRecord: a read-only laptop's own
+// build of a step is replaced (nothing runs) by the output CI records for
+// the key later, so everyone ends on one output.
+func TestAccBuild_readOnlyConvergesOnTheRecord(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cfg := e.providerBlock(`build_cache = "read-only"`) + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "echo laptop > out"]
+  tools   = ["sh"]
+  output  = "out"
+}
+`
+	ci := []byte("ci\n")
+	var key string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				Check: func(s *terraformState) error {
+					key = s.RootModule().Resources["immutable_build.b"].Primary.Attributes["key"]
+					return nil
+				},
+			},
+			{Config: cfg, ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
+			{
+				PreConfig: func() {
+					// CI records the step, with another output.
+					st := e.backend()
+					sum, err := digest.Parse(key)
+					must(t, err)
+					for _, b := range [][]byte{ci, []byte("ci log\n")} {
+						_, err := st.PutBlob(ctx, digest.Bytes(b), bytes.NewReader(b))
+						must(t, err)
+					}
+					_, _, err = build.Put(ctx, st, &build.Record{Key: sum, Output: digest.Bytes(ci), Type: build.TypeFile, Size: int64(len(ci)), Files: 1, Log: digest.Bytes([]byte("ci log\n"))})
+					must(t, err)
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionReplace),
+					plancheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.StringExact(digest.Bytes(ci).String())),
+					plancheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("cache_hit"), knownvalue.Bool(true)),
+				}},
+			},
+			{Config: cfg, ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
+		},
+	})
+}
+
+// TestAccBuild_archiveRefIsVerified: an archive reference pointing at
+// something else than the archive of the output's listing is refused, not
+// put into state as archive_sha256.
+func TestAccBuild_archiveRefIsVerified(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	st := e.backend()
+	// The output's listing: one file "out" holding "x\n".
+	listing := digest.FileListing("out", 0o644, digest.Bytes([]byte("x\n")), 2)
+	bogus := []byte("not a zip")
+	_, err := st.PutBlob(ctx, digest.Bytes(bogus), bytes.NewReader(bogus))
+	must(t, err)
+	_, err = st.PutArchiveRef(ctx, archive.Version("zip"), listing.Digest(), digest.Bytes(bogus))
+	must(t, err)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "echo x > out"]
+  tools   = ["sh"]
+  output  = "out"
+  archive = "zip"
+}
+`,
+			ExpectError: regexp.MustCompile(`(?s)Stored archive does not match its reference.*fails verification`),
+		}},
+	})
+	if got, err := st.GetArchiveRef(ctx, archive.Version("zip"), listing.Digest()); err != nil || got != digest.Bytes(bogus) {
+		t.Fatalf("the reference was changed: %v %v", got, err)
+	}
+}
+
+// TestAccBuild_outputGoneFromTheStore: refresh forgets a step whose output
+// was deleted from the store; the next plan names the record that now
+// promises a missing output instead of trusting it.
+func TestAccBuild_outputGoneFromTheStore(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.providerBlock() + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "mkdir out && echo x > out/x"]
+  tools   = ["sh", "mkdir"]
+  output  = "out"
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: cfg},
+			{
+				PreConfig:   func() { e.deleteKeys("trees/") },
+				Config:      cfg,
+				ExpectError: regexp.MustCompile(`(?s)Build record cannot be trusted.*output listing.*not in the store`),
+			},
 		},
 	})
 }
