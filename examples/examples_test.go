@@ -185,6 +185,18 @@ func TestAccFunctionExamples(t *testing.T) {
 	}
 }
 
+// TestAccYankExample validates examples/resources/immutable_yank (it yanks
+// a version that only exists in a user's store).
+func TestAccYankExample(t *testing.T) {
+	cli(t)
+	cfg := mirror(t)
+	dir := filepath.Join(t.TempDir(), "ex")
+	copyDir(t, "resources/immutable_yank", dir)
+	copyFile(t, "provider/provider.tf", filepath.Join(dir, "provider.tf"))
+	must(t, dir, cfg, "init", "-input=false")
+	must(t, dir, cfg, "validate")
+}
+
 // TestAccDataSourceExamples validates the data source examples (they read
 // releases that only exist in a user's store).
 func TestAccDataSourceExamples(t *testing.T) {

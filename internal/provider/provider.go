@@ -267,7 +267,7 @@ func configureData(v any, diags *diag.Diagnostics) *providerData {
 }
 
 func (p *ImmutableProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewArtifactResource, NewBuildResource, NewExportResource, NewReleaseResource}
+	return []func() resource.Resource{NewArtifactResource, NewBuildResource, NewExportResource, NewReleaseResource, NewYankResource}
 }
 
 func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.DataSource {

@@ -42,6 +42,8 @@ type releaseDataModel struct {
 	Metadata           types.Map    `tfsdk:"metadata"`
 	PublishedAt        types.String `tfsdk:"published_at"`
 	PreviousVersion    types.String `tfsdk:"previous_version"`
+	Yanked             types.Bool   `tfsdk:"yanked"`
+	YankReason         types.String `tfsdk:"yank_reason"`
 }
 
 func (d *ReleaseDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -69,7 +71,8 @@ func (d *ReleaseDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"name": schema.StringAttribute{MarkdownDescription: "Release name.", Required: true, Validators: []validator.String{releaseNameValidator}},
 			"version": schema.StringAttribute{
 				MarkdownDescription: "Which version: exact (`1.4.2`), a constraint (`~> 1.4`, `>= 1.0, < 2.0`, as in " +
-					"Terraform's own version constraints), or unset for the latest. The highest match wins.",
+					"Terraform's own version constraints), or unset for the latest. The highest match that is not yanked " +
+					"wins; an exact version resolves even when yanked, with a warning.",
 				Optional:   true,
 				Validators: []validator.String{constraintValidator},
 			},
@@ -80,6 +83,8 @@ func (d *ReleaseDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"metadata":            schema.MapAttribute{MarkdownDescription: "The release metadata.", ElementType: types.StringType, Computed: true},
 			"published_at":        computed("When the version was published (RFC 3339, UTC)."),
 			"previous_version":    computed("The highest version below it when it was published; null for the first."),
+			"yanked":              schema.BoolAttribute{MarkdownDescription: "Whether the version is yanked (only an exact `version` resolves to one).", Computed: true},
+			"yank_reason":         computed("Why it was yanked; null when it is not."),
 		},
 	}
 }
@@ -91,18 +96,43 @@ func (d *ReleaseDataSource) Configure(_ context.Context, req datasource.Configur
 // selectVersions lists a release's versions matching a selector (see
 // matchVersions). A release with no published versions is no error here:
 // all is empty.
-func selectVersions(ctx context.Context, st *store.Store, name, selector string, includePre bool) (all, matched []*goversion.Version, diags diag.Diagnostics) {
+func selectVersions(ctx context.Context, st *store.Store, name, selector string, includePre bool) (all, matched []*goversion.Version, yanks map[string]*release.Yank, diags diag.Diagnostics) {
 	all, err := release.List(ctx, st.Backend(), name)
 	if err != nil {
 		diags.Append(storeReadError(st, err))
-		return nil, nil, diags
+		return nil, nil, nil, diags
 	}
 	matched, err = matchVersions(all, selector, includePre)
 	if err != nil {
 		diags.AddAttributeError(path.Root("version"), "Invalid version constraint", err.Error())
-		return nil, nil, diags
+		return nil, nil, nil, diags
 	}
-	return all, matched, diags
+	if yanks, err = release.Yanks(ctx, st.Backend(), name); err != nil {
+		diags.Append(releaseError(st, name, err))
+		return nil, nil, nil, diags
+	}
+	return all, matched, yanks, diags
+}
+
+// isYanked reports whether a version's last yank entry yanks it.
+func isYanked(yanks map[string]*release.Yank, v string) (*release.Yank, bool) {
+	y := yanks[v]
+	return y, y != nil && y.Yanked
+}
+
+// unyanked drops the yanked versions of a constraint's or latest's
+// matches; an exact version stays (it resolves, with a warning).
+func unyanked(matched []*goversion.Version, yanks map[string]*release.Yank, selector string) []*goversion.Version {
+	if _, err := versions.Parse(selector); err == nil && selector != "" {
+		return matched
+	}
+	var out []*goversion.Version
+	for _, v := range matched {
+		if _, y := isYanked(yanks, v.Original()); !y {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // matchVersions returns, ascending, the versions of all that a selector
@@ -134,11 +164,14 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		return
 	}
 	st, name := d.data.store, m.Name.ValueString()
-	all, matched, diags := selectVersions(ctx, st, name, m.Version.ValueString(), m.IncludePrereleases.ValueBool())
+	all, matched, yanks, diags := selectVersions(ctx, st, name, m.Version.ValueString(), m.IncludePrereleases.ValueBool())
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	skipped := len(matched)
+	matched = unyanked(matched, yanks, m.Version.ValueString())
+	skipped -= len(matched)
 	if len(all) == 0 {
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "Release not found",
 			fmt.Sprintf("Release %q has no published versions in the store %s, so there is no version to look up. "+
@@ -151,6 +184,9 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		what := "no stable version"
 		if !m.Version.IsNull() {
 			what = fmt.Sprintf("no version matching %q", m.Version.ValueString())
+		}
+		if skipped > 0 {
+			what += fmt.Sprintf(" that is not yanked (%d matching yanked)", skipped)
 		}
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "No matching version",
 			fmt.Sprintf("Release %q has %s. Published versions, newest first: %s.", name, what, versions.Newest(all, 10)))
@@ -172,5 +208,12 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	m.Metadata = stringMap(rec.Metadata)
 	m.PublishedAt = types.StringValue(rec.PublishedAt)
 	m.PreviousVersion = optionalString(rec.PreviousVersion)
+	m.Yanked, m.YankReason = types.BoolValue(false), types.StringNull()
+	if y, yanked := isYanked(yanks, v); yanked {
+		m.Yanked, m.YankReason = types.BoolValue(true), types.StringValue(y.Reason)
+		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Version is yanked",
+			fmt.Sprintf("%s@%s was yanked on %s: %s. It resolves because it is pinned exactly; a constraint or the latest "+
+				"skips it. Pin another version unless you mean to deploy this one.", name, v, y.At, y.Reason))
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

@@ -41,6 +41,8 @@ var releaseVersionType = types.ObjectType{AttrTypes: map[string]attr.Type{
 	"digest":           types.StringType,
 	"published_at":     types.StringType,
 	"previous_version": types.StringType,
+	"yanked":           types.BoolType,
+	"yank_reason":      types.StringType,
 }}
 
 func (d *ReleasesDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -60,11 +62,12 @@ func (d *ReleasesDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 			},
 			"include_prereleases": includePrereleasesAttribute(),
 			"versions": schema.ListAttribute{
-				MarkdownDescription: "The matching versions, oldest first: `version`, `digest`, `published_at`, `previous_version`.",
-				ElementType:         releaseVersionType,
-				Computed:            true,
+				MarkdownDescription: "The matching versions, oldest first: `version`, `digest`, `published_at`, `previous_version`, " +
+					"`yanked` and `yank_reason` (yanked versions are listed, flagged).",
+				ElementType: releaseVersionType,
+				Computed:    true,
 			},
-			"latest": schema.StringAttribute{MarkdownDescription: "The highest matching version; null when none matches.", Computed: true},
+			"latest": schema.StringAttribute{MarkdownDescription: "The highest matching version that is not yanked; null when none.", Computed: true},
 		},
 	}
 }
@@ -80,7 +83,7 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	st, name := d.data.store, m.Name.ValueString()
-	all, matched, diags := selectVersions(ctx, st, name, m.Constraint.ValueString(), m.IncludePrereleases.ValueBool())
+	all, matched, yanks, diags := selectVersions(ctx, st, name, m.Constraint.ValueString(), m.IncludePrereleases.ValueBool())
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -97,6 +100,8 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 			"digest":           types.StringValue(rec.Digest),
 			"published_at":     types.StringValue(rec.PublishedAt),
 			"previous_version": optionalString(rec.PreviousVersion),
+			"yanked":           types.BoolValue(yanked(yanks, rec.Version)),
+			"yank_reason":      yankReason(yanks, rec.Version),
 		}))
 	}
 	list, diags := types.ListValue(releaseVersionType, elems)
@@ -104,11 +109,26 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.ID = types.StringValue(name)
 	m.Versions = list
 	m.Latest = types.StringNull()
-	if len(matched) > 0 {
-		m.Latest = types.StringValue(matched[len(matched)-1].Original())
+	if usable := unyanked(matched, yanks, ""); len(usable) > 0 {
+		m.Latest = types.StringValue(usable[len(usable)-1].Original())
+	} else if len(matched) > 0 {
+		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "Every matching version is yanked",
+			fmt.Sprintf("Every published version of %q that matches is yanked; `latest` is null.", name))
 	} else if !m.Constraint.IsNull() && len(all) > 0 {
 		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "No version matches",
 			fmt.Sprintf("No published version of %q matches %q; `versions` is empty and `latest` null.", name, m.Constraint.ValueString()))
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func yanked(yanks map[string]*release.Yank, v string) bool {
+	_, y := isYanked(yanks, v)
+	return y
+}
+
+func yankReason(yanks map[string]*release.Yank, v string) types.String {
+	if y, ok := isYanked(yanks, v); ok {
+		return types.StringValue(y.Reason)
+	}
+	return types.StringNull()
 }
