@@ -109,7 +109,7 @@ func TestKeyIsAPureFunctionOfTheDeclaration(t *testing.T) {
 }
 
 func TestChecks(t *testing.T) {
-	for _, bad := range []string{"", ".", "..", "/abs", "a/../b", "a//b", "./a", ".build", ".build/x", `a\b`} {
+	for _, bad := range []string{"", ".", "..", "/abs", "a/../b", "a//b", "./a", ".build", ".build/x", `a\b`, "o\x00"} {
 		if CheckRel(bad) == nil {
 			t.Errorf("CheckRel(%q) passed", bad)
 		}
@@ -517,12 +517,22 @@ func TestTheDirectoryOfAKilledBuildIsSwept(t *testing.T) {
 	if err := readOnly(filepath.Join(left, "work")); err != nil {
 		t.Fatal(err)
 	}
+	// As old as a day: younger, its process may live in another PID
+	// namespace (a container sharing /tmp), and it is kept.
+	young := filepath.Join(tmp, dirPrefix+strconv.Itoa(cmd.Process.Pid)+"-2")
+	if err := os.Mkdir(young, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-sweepAge - time.Hour)
+	if err := os.Chtimes(left, old, old); err != nil {
+		t.Fatal(err)
+	}
 	j := job(t, "echo x > out", nil, "out")
 	j.TempDir = tmp
 	if _, err := Run(context.Background(), newStore(t), j); err != nil {
 		t.Fatal(err)
 	}
-	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
-		t.Fatalf("left in the temp dir: %v", entries)
+	if entries, _ := os.ReadDir(tmp); len(entries) != 1 || entries[0].Name() != filepath.Base(young) {
+		t.Fatalf("in the temp dir: %v, want only the young one", entries)
 	}
 }

@@ -159,6 +159,8 @@ func CheckRel(p string) error {
 	switch {
 	case p == "" || p == ".":
 		return fmt.Errorf("must name a path inside the working directory, not the directory itself")
+	case strings.ContainsRune(p, 0):
+		return fmt.Errorf("%q holds a NUL byte, which no path can", p)
 	case strings.HasPrefix(p, "/") || strings.Contains(p, `\`):
 		return fmt.Errorf("%q must be a relative, slash-separated path inside the working directory", p)
 	}

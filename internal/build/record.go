@@ -183,20 +183,33 @@ func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Mani
 	return r, nil, err
 }
 
+// DamagedOutputError is a record whose output no longer verifies: an
+// object it names was altered or damaged in the store.
+type DamagedOutputError struct {
+	Key string // the record's store key
+	Err error
+}
+
+func (e *DamagedOutputError) Error() string {
+	return fmt.Sprintf("the output of the build record %s does not verify: %v. A stored object was altered or damaged behind the store's back: delete that object (named above) and the record, and the next apply builds the step again and stores its output whole", e.Key, e.Err)
+}
+
+func (e *DamagedOutputError) Unwrap() error { return e.Err }
+
 // VerifyOutput reads every byte of a record's output (m: a tree's listing)
 // and checks it against its digest, and a file's size against the record.
 func VerifyOutput(ctx context.Context, st *store.Store, r *Record, m *digest.Manifest) error {
 	where := store.ActionKey(r.Key) + " in " + st.String()
 	if r.Type == TypeTree {
 		if err := st.VerifyTree(ctx, r.Output, m); err != nil {
-			return &CorruptError{Key: where, Reason: "its output does not verify: " + err.Error()}
+			return &DamagedOutputError{Key: where, Err: err}
 		}
 		return nil
 	}
 	size, err := st.VerifyBlob(ctx, r.Output)
 	switch {
 	case err != nil:
-		return &CorruptError{Key: where, Reason: "its output does not verify: " + err.Error()}
+		return &DamagedOutputError{Key: where, Err: err}
 	case size != r.Size:
 		return &CorruptError{Key: where, Reason: fmt.Sprintf("it gives the output's size as %d bytes; the output has %d", r.Size, size)}
 	}

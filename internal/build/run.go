@@ -153,8 +153,10 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 		}
 	}
 	// Named after this process, so that the directory of a provider killed
-	// mid-build is removed by the next build on the machine.
-	tmpfile.SweepFunc(job.TempDir, dirPrefix, 0, removeAll)
+	// mid-build is removed by a later build on the machine — a day later:
+	// a provider in another PID namespace (a container sharing /tmp) looks
+	// dead from here while its build runs.
+	tmpfile.SweepFunc(job.TempDir, dirPrefix, sweepAge, removeAll)
 	base, err := tmpfile.MkdirTemp(job.TempDir, dirPrefix)
 	if err != nil {
 		return nil, err
@@ -287,6 +289,10 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 
 // dirPrefix names build directories in the temp directory.
 const dirPrefix = "immutable-build-"
+
+// sweepAge is how old a dead process's build directory must be before it
+// is removed.
+const sweepAge = 24 * time.Hour
 
 // outputPath finds the output in the working directory without following
 // a link on the way: a link there could make a host file the output.
@@ -500,7 +506,7 @@ func (s *lineSink) emit(l string) {
 		s.line(l)
 	}
 	if len(l) > 500 {
-		l = l[:500] + "…"
+		l = strings.ToValidUTF8(l[:500], "") + "…" // a character cut in two is dropped
 	}
 	s.last = append(s.last, l)
 	if len(s.last) > tailLines {

@@ -147,7 +147,8 @@ func buildSchema() schema.Schema {
 			},
 			"archive": schema.StringAttribute{
 				MarkdownDescription: "Also store a byte-reproducible archive of the output, `zip` or `tar.gz`, as " +
-					"`immutable_artifact.archive` does. Not part of the key.",
+					"`immutable_artifact.archive` does. Not part of the key: adding or removing it changes the step in " +
+					"place, archiving the output already stored.",
 				Optional:   true,
 				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
 			},
@@ -243,6 +244,7 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 		return
 	}
 	prog := strings.TrimPrefix(first.ValueString(), "./")
+	isPath := strings.Contains(first.ValueString(), "/")
 	tools := map[string]bool{}
 	for _, t := range m.Tools.Elements() {
 		if t.IsUnknown() {
@@ -257,7 +259,7 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 	maps.Copy(inputs, m.InputPaths.Elements())
 	p := path.Root("command").AtListIndex(0)
 	switch {
-	case strings.Contains(prog, "/"):
+	case isPath:
 		err := build.CheckRel(prog)
 		top, _, _ := strings.Cut(prog, "/")
 		if _, isInput := inputs[top]; err == nil && !isInput {
@@ -419,6 +421,15 @@ func (r *BuildResource) hashLocal(ctx context.Context, name, p string) (localInp
 				return in, diags
 			}
 			in.sum = in.manifest.Digest()
+			// Placed in the working directory as an export writes a tree: a
+			// link leaving it would be refused then, after the input was
+			// stored; refused now.
+			if err := checkLinks(p, in.manifest); err != nil {
+				diags.AddAttributeError(at, "Input holds a link that leaves it",
+					fmt.Sprintf("In %q: %v. A build's inputs may only hold links to their own files. Point input_paths at a "+
+						"directory without such a link, or use an immutable_artifact with excludes.", p, err))
+				return in, diags
+			}
 		}
 	case fi.Mode().IsRegular():
 		in.sum, _, err = statcache.HashFile(ctx, r.data.cache, p)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -223,11 +224,28 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	}
 	plan.KeyParts = types.MapValueMust(types.StringType, pv)
 
-	if prior != nil && prior.Key.ValueString() == key.String() && prior.Archive.Equal(plan.Archive) {
-		// The same step: what it built stays (timeout, caches and
+	if prior != nil && prior.Key.ValueString() == key.String() {
+		// The same step: what it built stays (timeout, caches, archive and
 		// check_reproducible change in place).
 		plan.CacheHit, plan.Digest, plan.FileCount, plan.Size, plan.Files, plan.LogDigest = prior.CacheHit, prior.Digest, prior.FileCount, prior.Size, prior.Files, prior.LogDigest
 		plan.ArchiveSHA256, plan.ArchiveB64SHA256 = prior.ArchiveSHA256, prior.ArchiveB64SHA256
+		if !prior.Archive.Equal(plan.Archive) {
+			// Not part of the key: the archive of the output already built.
+			plan.setArchive(nil)
+			if !plan.Archive.IsNull() {
+				listing, err := r.outputListing(ctx, &plan, outputType(ctx, req.Private))
+				if err == nil {
+					var ref digest.Sum
+					if ref, err = r.data.archives().Lookup(ctx, plan.Archive.ValueString(), listing); err == nil {
+						plan.setArchive(&ref)
+					}
+				}
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					resp.Diagnostics.Append(archiveError(r.data.store, "archive_sha256", "read the stored archive", err))
+					return
+				}
+			}
+		}
 		if r.data.buildCache != CacheOff && !prior.CacheHit.ValueBool() {
 			// Built here: if the store records another output for the key
 			// (a read-only laptop's build, then CI's), everyone must use the
@@ -244,9 +262,6 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	if prior != nil {
 		if prior.Key.ValueString() != key.String() {
 			resp.RequiresReplace.Append(path.Root("key"))
-		}
-		if !prior.Archive.Equal(plan.Archive) {
-			resp.RequiresReplace.Append(path.Root("archive"))
 		}
 	}
 	plan.setUnknownOutputs()
@@ -302,7 +317,8 @@ func (r *BuildResource) convergeOnRecord(ctx context.Context, plan, prior *build
 	}
 	diags.AddAttributeWarning(path.Root("digest"), "Build is not reproducible",
 		fmt.Sprintf("This step was built here as %s, but the store records %s for its key %s (built elsewhere, or first). "+
-			"This plan replaces it with the recorded output, so everyone uses one; nothing runs.", prior.Digest.ValueString(), rec.Output, key))
+			"This plan replaces it with the recorded output, so everyone uses one; nothing runs (unless check_reproducible, "+
+			"which runs the step and fails on the difference).", prior.Digest.ValueString(), rec.Output, key))
 	diags.Append(r.setHit(ctx, plan, rec, man)...)
 	resp.RequiresReplace.Append(path.Root("digest"))
 	return diags
@@ -332,29 +348,79 @@ func (r *BuildResource) Create(ctx context.Context, req resource.CreateRequest, 
 		resp.Diagnostics.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
 		return
 	}
-	resp.Diagnostics.Append(r.build(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
+	typ, diags := r.build(ctx, &plan)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
+	b, _ := json.Marshal(typ) // a string always encodes
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateOutputType, b)...)
 	plan.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
+// privateOutputType keeps the output's type (tree, file or exec): what a
+// file's archive holds depends on it, and the digest does not tell.
+const privateOutputType = "output_type"
+
+// outputType is the output type kept in private state ("" if none).
+func outputType(ctx context.Context, p privateGetter) string {
+	var s string
+	if b := privateValue(ctx, p, privateOutputType); len(b) == 0 || json.Unmarshal(b, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// outputListing is what the archive of the built output holds.
+func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ string) (*digest.Manifest, error) {
+	sum, err := digest.Parse(m.Digest.ValueString())
+	if err != nil {
+		return nil, err
+	}
+	if typ == build.TypeTree || (typ == "" && !m.Files.IsNull()) {
+		return r.data.store.GetTree(ctx, sum)
+	}
+	rec := build.Record{Output: sum, Type: typ, Size: m.Size.ValueInt64()}
+	return rec.FileListing(m.Output.ValueString()), nil
+}
+
+// ensureArchive stores (once) and records the archive of listing.
+func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listing *digest.Manifest, isFile bool) diag.Diagnostics {
+	var diags diag.Diagnostics
+	st := r.data.store
+	format := m.Archive.ValueString()
+	sum, err := r.data.archives().Ensure(ctx, format, listing, export.StoreOpener(st)) // a stored one is verified first
+	if err == nil && isFile {
+		_, err = st.PutTree(ctx, listing) // a file's one-entry listing, as the artifact stores it
+	}
+	if err != nil {
+		diags.Append(archiveError(st, "archive", "store the archive", err))
+		return diags
+	}
+	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
+		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
+			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
+		return diags
+	}
+	m.setArchive(&sum)
+	return diags
+}
+
 // build makes the planned step's output available: the recorded one on a
 // hit, else by running it. m is the plan, and becomes the state.
-func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnostics {
+func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	st := r.data.store
 	spec, tools, locals, d := r.spec(ctx, m)
 	if diags.Append(d...); diags.HasError() {
-		return diags
+		return "", diags
 	}
 	key := spec.Key()
 	if !m.Key.IsUnknown() && m.Key.ValueString() != key.String() {
 		diags.AddAttributeError(path.Root("key"), "Build changed since plan",
 			fmt.Sprintf("The plan was made for the key %s, but the step's inputs and tools now give %s (a tool's binary "+
 				"changed, say): %s. Nothing was run; plan again.", m.Key.ValueString(), key, changedParts(m.KeyParts, spec.Parts())))
-		return diags
+		return "", diags
 	}
 	job := build.Job{
 		Spec: *spec, Tools: tools, Timeout: defaultTimeout, Hash: r.hashFile,
@@ -366,12 +432,12 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 	if len(m.Caches.Elements()) > 0 {
 		var caches map[string]string
 		if diags.Append(m.Caches.ElementsAs(ctx, &caches, false)...); diags.HasError() {
-			return diags
+			return "", diags
 		}
 		base, err := buildCacheDir()
 		if err != nil {
 			diags.AddAttributeError(path.Root("caches"), "No cache directory", fmt.Sprintf("caches needs a user cache directory: %v. Set %s.", err, statcache.EnvDir))
-			return diags
+			return "", diags
 		}
 		job.Caches = map[string]string{}
 		for v, name := range caches {
@@ -394,14 +460,14 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 		planned, err := digest.Parse(m.Digest.ValueString())
 		if err != nil {
 			diags.AddAttributeError(path.Root("digest"), "Invalid digest", err.Error())
-			return diags
+			return "", diags
 		}
 		step.Planned = &planned
 	}
 	done, err := build.Realize(ctx, st, step)
 	if err != nil {
 		diags.Append(r.buildError(err, m)...)
-		return diags
+		return "", diags
 	}
 	if done.Differs != nil {
 		diags.AddAttributeWarning(path.Root("digest"), "Build is not reproducible",
@@ -412,25 +478,10 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) diag.Diagnosti
 	m.CacheHit = types.BoolValue(done.Hit)
 	m.setRecord(rec, man)
 	if m.Archive.IsNull() {
-		return diags
+		return rec.Type, diags
 	}
-	format, listing := m.Archive.ValueString(), m.listing(rec, man)
-	refs := r.data.archives()
-	sum, err := refs.Ensure(ctx, format, listing, export.StoreOpener(st)) // a stored one is verified first
-	if err == nil && man == nil {
-		_, err = st.PutTree(ctx, listing) // a file's one-entry listing, as the artifact stores it
-	}
-	if err != nil {
-		diags.Append(archiveError(st, "archive", "store the archive", err))
-		return diags
-	}
-	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
-		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
-			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
-		return diags
-	}
-	m.setArchive(&sum)
-	return diags
+	diags.Append(r.ensureArchive(ctx, m, m.listing(rec, man), man == nil)...)
+	return rec.Type, diags
 }
 
 // buildError turns what stopped a step into a diagnostic on the
@@ -497,7 +548,8 @@ func (e *localError) Error() string { return "storing input_paths failed" }
 func isRecordError(err error) bool {
 	var corrupt *build.CorruptError
 	var missing *build.MissingOutputError
-	return errors.As(err, &corrupt) || errors.As(err, &missing)
+	var damaged *build.DamagedOutputError
+	return errors.As(err, &corrupt) || errors.As(err, &missing) || errors.As(err, &damaged)
 }
 
 func upperFirst(s string) string {
@@ -526,12 +578,25 @@ func changedParts(planned types.Map, now map[string]digest.Sum) string {
 }
 
 func (r *BuildResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	// Only timeout, caches or check_reproducible changed: nothing to build.
+	// Only timeout, caches, archive or check_reproducible changed: nothing
+	// to build; an archive added is made from the output already stored.
 	var plan buildModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if !plan.Archive.IsNull() && r.data != nil {
+		typ := outputType(ctx, req.Private)
+		listing, err := r.outputListing(ctx, &plan, typ)
+		if err != nil {
+			resp.Diagnostics.Append(archiveError(r.data.store, "archive", "read the output's listing", err))
+			return
+		}
+		if resp.Diagnostics.Append(r.ensureArchive(ctx, &plan, listing, typ != build.TypeTree && plan.Files.IsNull())...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	plan.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 

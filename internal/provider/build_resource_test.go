@@ -622,7 +622,7 @@ resource "immutable_build" "b" {
 		ProtoV6ProviderFactories: protoV6,
 		Steps: []resource.TestStep{{
 			Config:      cfg,
-			ExpectError: regexp.MustCompile(`(?s)Build record cannot be trusted.*output does not verify`),
+			ExpectError: regexp.MustCompile(`(?s)Build record cannot be trusted.*does\s+not\s+verify.*delete\s+that\s+object`),
 		}},
 	})
 }
@@ -808,5 +808,102 @@ resource "immutable_build" "b" {
 				ExpectError: regexp.MustCompile(`(?s)Build record cannot be trusted.*output listing.*not in the store`),
 			},
 		},
+	})
+}
+
+// TestAccBuild_archiveChangesInPlace: archive is not part of the key, so
+// adding it to a built step makes the archive of the output already
+// stored (nothing runs, the digest stays, even for a step built here that
+// no record names), and removing it keeps the output too.
+func TestAccBuild_archiveChangesInPlace(t *testing.T) {
+	e := newEnv(t)
+	counter := filepath.Join(t.TempDir(), "runs")
+	cfg := func(archive string) string {
+		return e.providerBlock(`build_cache = "read-only"`) + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command     = ["sh", "-c", "echo run >> \"$COUNTER\"; mkdir out; date +%%N > out/stamp; printf '#!/bin/sh\\n' > out/run.sh; chmod 755 out/run.sh"]
+  tools       = ["sh", "mkdir", "date", "chmod"]
+  environment = { COUNTER = %q }
+  output      = "out"
+  %s
+}
+`, counter, archive)
+	}
+	runs := func(want int) resource.TestCheckFunc {
+		return func(*terraformState) error {
+			b, _ := os.ReadFile(counter)
+			if got := strings.Count(string(b), "run\n"); got != want {
+				return fmt.Errorf("ran %d times, want %d", got, want)
+			}
+			return nil
+		}
+	}
+	var first string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg(""),
+				Check: resource.ComposeTestCheckFunc(runs(1), func(s *terraformState) error {
+					first = s.RootModule().Resources["immutable_build.b"].Primary.Attributes["digest"]
+					return nil
+				}),
+			},
+			{
+				Config: cfg(`archive = "zip"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("archive_sha256"), knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f]{64}$`))),
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("archive_path"), knownvalue.StringRegexp(regexp.MustCompile(`^/`))),
+				},
+				Check: resource.ComposeTestCheckFunc(runs(1), func(s *terraformState) error {
+					if got := s.RootModule().Resources["immutable_build.b"].Primary.Attributes["digest"]; got != first {
+						return fmt.Errorf("digest %s, was %s", got, first)
+					}
+					return nil
+				}),
+			},
+			{Config: cfg(`archive = "zip"`), ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
+			{
+				Config: cfg(""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("archive_sha256"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("immutable_build.b", tfjsonpath.New("digest"), knownvalue.NotNull()),
+				},
+				Check: runs(1),
+			},
+		},
+	})
+}
+
+// TestAccBuild_runAFileInput: a step's executable file output, as another
+// step's input, runs as ./name.
+func TestAccBuild_runAFileInput(t *testing.T) {
+	e := newEnv(t)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e.providerBlock() + `
+resource "immutable_build" "script" {
+  command = ["sh", "-c", "printf '#!/bin/sh\\necho ran > out\\n' > t.sh && chmod 755 t.sh"]
+  tools   = ["sh", "chmod"]
+  output  = "t.sh"
+}
+resource "immutable_build" "run" {
+  command = ["./t.sh"]
+  tools   = ["sh"]
+  inputs  = { "t.sh" = immutable_build.script.digest }
+  output  = "out"
+}
+`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("immutable_build.run", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("ran\n"))),
+			},
+		}},
 	})
 }
