@@ -185,16 +185,20 @@ func TestAccFunctionExamples(t *testing.T) {
 	}
 }
 
-// TestAccYankExample validates examples/resources/immutable_yank (it yanks
-// a version that only exists in a user's store).
-func TestAccYankExample(t *testing.T) {
+// TestAccLifecycleExamples validates the yank and channel examples (they
+// act on versions that only exist in a user's store).
+func TestAccLifecycleExamples(t *testing.T) {
 	cli(t)
 	cfg := mirror(t)
-	dir := filepath.Join(t.TempDir(), "ex")
-	copyDir(t, "resources/immutable_yank", dir)
-	copyFile(t, "provider/provider.tf", filepath.Join(dir, "provider.tf"))
-	must(t, dir, cfg, "init", "-input=false")
-	must(t, dir, cfg, "validate")
+	for _, ex := range []string{"immutable_yank", "immutable_channel"} {
+		t.Run(ex, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ex")
+			copyDir(t, filepath.Join("resources", ex), dir)
+			copyFile(t, "provider/provider.tf", filepath.Join(dir, "provider.tf"))
+			must(t, dir, cfg, "init", "-input=false")
+			must(t, dir, cfg, "validate")
+		})
+	}
 }
 
 // TestAccDataSourceExamples validates the data source examples (they read
@@ -202,7 +206,7 @@ func TestAccYankExample(t *testing.T) {
 func TestAccDataSourceExamples(t *testing.T) {
 	cli(t)
 	cfg := mirror(t)
-	for _, ex := range []string{"immutable_release", "immutable_releases", "immutable_artifact"} {
+	for _, ex := range []string{"immutable_release", "immutable_releases", "immutable_artifact", "immutable_channel"} {
 		t.Run(ex, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "ex")
 			copyDir(t, filepath.Join("data-sources", ex), dir)

@@ -267,11 +267,11 @@ func configureData(v any, diags *diag.Diagnostics) *providerData {
 }
 
 func (p *ImmutableProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewArtifactResource, NewBuildResource, NewExportResource, NewReleaseResource, NewYankResource}
+	return []func() resource.Resource{NewArtifactResource, NewBuildResource, NewChannelResource, NewExportResource, NewReleaseResource, NewYankResource}
 }
 
 func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewArtifactDataSource, NewReleaseDataSource, NewReleaseDiffDataSource, NewReleasesDataSource}
+	return []func() datasource.DataSource{NewArtifactDataSource, NewChannelDataSource, NewReleaseDataSource, NewReleaseDiffDataSource, NewReleasesDataSource}
 }
 
 func (p *ImmutableProvider) Functions(context.Context) []func() function.Function {

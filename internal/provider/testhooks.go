@@ -39,6 +39,8 @@ var (
 	// recordHook runs in the build resource's Create after a step ran,
 	// just before its action record is written.
 	recordHook testHook
+	// moveHook runs in the channel resource just before a move is written.
+	moveHook testHook
 )
 
 func setPublishHook(f func(context.Context) error) (restore func()) { return publishHook.set(f) }

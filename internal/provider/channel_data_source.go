@@ -1,0 +1,126 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+)
+
+var _ datasource.DataSourceWithConfigure = (*ChannelDataSource)(nil)
+
+// ChannelDataSource is data.immutable_channel.
+type ChannelDataSource struct {
+	data *providerData
+}
+
+// NewChannelDataSource returns the data source.
+func NewChannelDataSource() datasource.DataSource { return &ChannelDataSource{} }
+
+type channelDataModel struct {
+	ID           types.String `tfsdk:"id"`
+	Release      types.String `tfsdk:"release"`
+	Channel      types.String `tfsdk:"channel"`
+	HistoryLimit types.Int64  `tfsdk:"history_limit"`
+	Version      types.String `tfsdk:"version"`
+	Digest       types.String `tfsdk:"digest"`
+	Artifacts    types.Map    `tfsdk:"artifacts"`
+	Metadata     types.Map    `tfsdk:"metadata"`
+	MovedAt      types.String `tfsdk:"moved_at"`
+	History      types.List   `tfsdk:"history"`
+}
+
+var moveType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"move": types.Int64Type, "from": types.StringType, "to": types.StringType, "reason": types.StringType, "at": types.StringType,
+}}
+
+// defaultHistory is how many moves the data source returns by default.
+const defaultHistory = 10
+
+func (d *ChannelDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_channel"
+}
+
+func (d *ChannelDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	computed := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{MarkdownDescription: desc, Computed: true}
+	}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Reads where a channel points — the version, its artifacts — and its recent moves, so a " +
+			"deploy workspace follows `prod` while the release workspace promotes. Read once, during plan.",
+		Attributes: map[string]schema.Attribute{
+			"id":      computed("`release/channel`."),
+			"release": schema.StringAttribute{MarkdownDescription: "Release name.", Required: true, Validators: []validator.String{releaseNameValidator}},
+			"channel": schema.StringAttribute{MarkdownDescription: "Channel name.", Required: true, Validators: []validator.String{channelValidator}},
+			"history_limit": schema.Int64Attribute{
+				MarkdownDescription: fmt.Sprintf("How many of the latest moves `history` holds. Default %d.", defaultHistory),
+				Optional:            true, Validators: []validator.Int64{int64validator.Between(1, 1000)},
+			},
+			"version":   computed("The version the channel points to."),
+			"digest":    computed("That version's release digest."),
+			"artifacts": schema.MapAttribute{MarkdownDescription: "That version's artifacts, name → digest.", ElementType: types.StringType, Computed: true},
+			"metadata":  schema.MapAttribute{MarkdownDescription: "That version's metadata.", ElementType: types.StringType, Computed: true},
+			"moved_at":  computed("When the channel moved there (RFC 3339, UTC)."),
+			"history": schema.ListAttribute{
+				MarkdownDescription: "The latest moves, oldest first: `move` (its number), `from` (null for the first), `to`, `reason`, `at`.",
+				ElementType:         moveType, Computed: true,
+			},
+		},
+	}
+}
+
+func (d *ChannelDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var m channelDataModel
+	if resp.Diagnostics.Append(req.Config.Get(ctx, &m)...); resp.Diagnostics.HasError() || d.data == nil {
+		return
+	}
+	st, rel, ch := d.data.store, m.Release.ValueString(), m.Channel.ValueString()
+	limit := defaultHistory
+	if !m.HistoryLimit.IsNull() {
+		limit = int(m.HistoryLimit.ValueInt64())
+	}
+	hist, err := release.History(ctx, st.Backend(), rel, ch, limit)
+	if err != nil {
+		resp.Diagnostics.Append(releaseError(st, rel, err))
+		return
+	}
+	if len(hist) == 0 {
+		resp.Diagnostics.AddAttributeError(path.Root("channel"), "Channel not found",
+			fmt.Sprintf("The channel %s of release %q has never pointed anywhere in %s. Check the names, or create it with immutable_channel.", ch, rel, st))
+		return
+	}
+	cur := hist[len(hist)-1]
+	rec, err := release.Get(ctx, st.Backend(), rel, cur.To)
+	if err != nil {
+		resp.Diagnostics.Append(releaseError(st, rel, err))
+		return
+	}
+	if y, err := release.YankState(ctx, st.Backend(), rel, cur.To); err == nil && y != nil && y.Yanked {
+		resp.Diagnostics.AddAttributeWarning(path.Root("channel"), "Channel points to a yanked version",
+			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move the channel to another version.", ch, rel, cur.To, y.At, y.Reason))
+	}
+	elems := make([]attr.Value, len(hist))
+	for i, h := range hist {
+		elems[i] = types.ObjectValueMust(moveType.AttrTypes, map[string]attr.Value{
+			"move": types.Int64Value(int64(h.Seq)), "from": optionalString(h.From), "to": types.StringValue(h.To),
+			"reason": types.StringValue(h.Reason), "at": types.StringValue(h.At),
+		})
+	}
+	m.ID = types.StringValue(rel + "/" + ch)
+	m.Version, m.Digest, m.MovedAt = types.StringValue(cur.To), types.StringValue(rec.Digest), types.StringValue(cur.At)
+	m.Artifacts, m.Metadata = stringMap(rec.Artifacts), stringMap(rec.Metadata)
+	m.History = types.ListValueMust(moveType, elems)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}

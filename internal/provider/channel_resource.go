@@ -1,0 +1,338 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+)
+
+var (
+	_ resource.Resource                = (*ChannelResource)(nil)
+	_ resource.ResourceWithConfigure   = (*ChannelResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*ChannelResource)(nil)
+	_ resource.ResourceWithImportState = (*ChannelResource)(nil)
+)
+
+// ChannelResource is immutable_channel.
+type ChannelResource struct {
+	data *providerData
+}
+
+// NewChannelResource returns the resource.
+func NewChannelResource() resource.Resource { return &ChannelResource{} }
+
+type channelModel struct {
+	ID              types.String `tfsdk:"id"`
+	Release         types.String `tfsdk:"release"`
+	Channel         types.String `tfsdk:"channel"`
+	Version         types.String `tfsdk:"version"`
+	Reason          types.String `tfsdk:"reason"`
+	Requires        types.List   `tfsdk:"requires"`
+	PreviousVersion types.String `tfsdk:"previous_version"`
+	Move            types.Int64  `tfsdk:"move"`
+	MovedAt         types.String `tfsdk:"moved_at"`
+	Artifacts       types.Map    `tfsdk:"artifacts"`
+	ArtifactChanges types.List   `tfsdk:"artifact_changes"`
+}
+
+func (r *ChannelResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_channel"
+}
+
+var channelValidator = stringCheck{"a channel name", "Invalid channel name", release.CheckChannel}
+
+func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	computed := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{MarkdownDescription: desc, Computed: true}
+	}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A named pointer (`prod`, `staging`) of a release to one published version. Changing " +
+			"`version` moves it: a new, write-once entry in the channel's history (from, to, time, reason), so a rollback " +
+			"is a move back and the history is never rewritten. Of two applies moving a channel from the same position, " +
+			"exactly one writes; the other fails and says to plan again. A move to a version that is not published, is " +
+			"yanked, or fails a gate (`requires`) is refused at plan. Deploy workspaces follow a channel with " +
+			"`data.immutable_channel`. Destroying this resource forgets the channel; its history stays.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{MarkdownDescription: "`release/channel`.", Computed: true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"release": schema.StringAttribute{MarkdownDescription: "Release name.", Required: true,
+				Validators: []validator.String{releaseNameValidator}, PlanModifiers: replace},
+			"channel": schema.StringAttribute{MarkdownDescription: "Channel name (`prod`).", Required: true,
+				Validators: []validator.String{channelValidator}, PlanModifiers: replace},
+			"version": schema.StringAttribute{MarkdownDescription: "The published version the channel points to, exactly (`1.4.2`).",
+				Required: true, Validators: []validator.String{versionValidator}},
+			"reason": schema.StringAttribute{MarkdownDescription: "Recorded with each move this resource makes (`\"INC-4711: roll back\"`).",
+				Optional: true, Validators: []validator.String{stringvalidator.LengthAtMost(release.MaxReason)}},
+			"requires": schema.ListAttribute{
+				MarkdownDescription: "Gates: channels of the same release a version must have been on before this one " +
+					"takes it (`[\"staging\"]`: prod takes only what staging had). A move that fails one is refused at plan, " +
+					"naming it.",
+				ElementType: types.StringType, Optional: true,
+				Validators: []validator.List{listvalidator.ValueStringsAre(channelValidator)},
+			},
+			"previous_version": computed("Where the channel pointed before this move; null for its first."),
+			"move": schema.Int64Attribute{MarkdownDescription: "The number of the history entry in effect (1 for the first move).",
+				Computed: true},
+			"moved_at":  computed("When the entry in effect was written (RFC 3339, UTC)."),
+			"artifacts": schema.MapAttribute{MarkdownDescription: "The artifacts of `version`, known at plan.", ElementType: types.StringType, Computed: true},
+			"artifact_changes": schema.ListAttribute{
+				MarkdownDescription: "What a move changes, known at plan: `+ name`, `- name`, `~ name: old → new` against `previous_version`.",
+				ElementType:         types.StringType, Computed: true,
+			},
+		},
+	}
+}
+
+func (r *ChannelResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+func (m *channelModel) gates(ctx context.Context) ([]string, diag.Diagnostics) {
+	var g []string
+	if m.Requires.IsNull() || m.Requires.IsUnknown() {
+		return nil, nil
+	}
+	diags := m.Requires.ElementsAs(ctx, &g, false)
+	return g, diags
+}
+
+// checkMove turns a refused move into a diagnostic on the attribute.
+func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	gates, d := m.gates(ctx)
+	if diags.Append(d...); diags.HasError() {
+		return diags
+	}
+	err := release.CheckMove(ctx, r.data.store.Backend(), m.Release.ValueString(), m.Version.ValueString(), gates)
+	var np *release.NotPublishedError
+	var yanked *release.YankedError
+	var gate *release.GateError
+	switch {
+	case err == nil:
+	case errors.As(err, &np):
+		diags.AddAttributeError(path.Root("version"), "Version not published", fmt.Sprintf("Release %v, so no channel can point to it.", err))
+	case errors.As(err, &yanked):
+		diags.AddAttributeError(path.Root("version"), "Version is yanked", fmt.Sprintf("Release %v. Pick another version, or un-yank it first.", err))
+	case errors.As(err, &gate):
+		diags.AddAttributeError(path.Root("requires"), "Gate refuses the move", fmt.Sprintf("The channel %s cannot move: %v.", m.Channel.ValueString(), err))
+	default:
+		diags.Append(releaseError(r.data.store, m.Release.ValueString(), err))
+	}
+	return diags
+}
+
+// planTarget fills what the plan knows of a move from previous.
+func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previous string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	b, rel := r.data.store.Backend(), m.Release.ValueString()
+	to, err := release.Get(ctx, b, rel, m.Version.ValueString())
+	if err != nil {
+		diags.Append(releaseError(r.data.store, rel, err))
+		return diags
+	}
+	m.Artifacts = stringMap(to.Artifacts)
+	m.PreviousVersion = optionalString(previous)
+	var changes []string
+	if previous != "" && previous != to.Version {
+		from, err := release.Get(ctx, b, rel, previous)
+		if err != nil {
+			diags.Append(releaseError(r.data.store, rel, fmt.Errorf("the version the channel points to now: %w", err)))
+			return diags
+		}
+		changes = release.ArtifactChanges(from.Artifacts, to.Artifacts)
+	}
+	vals := make([]attr.Value, len(changes))
+	for i, c := range changes {
+		vals[i] = types.StringValue(c)
+	}
+	m.ArtifactChanges = types.ListValueMust(types.StringType, vals)
+	return diags
+}
+
+func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || r.data == nil {
+		return // destroy forgets the channel; its history stays
+	}
+	var plan channelModel
+	if resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...); resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.Release.IsUnknown() || plan.Channel.IsUnknown() || plan.Version.IsUnknown() || plan.Requires.IsUnknown() {
+		return
+	}
+	var prior *channelModel
+	if !req.State.Raw.IsNull() {
+		prior = &channelModel{}
+		if resp.Diagnostics.Append(req.State.Get(ctx, prior)...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	if prior != nil && prior.Version.Equal(plan.Version) {
+		// No move: reason and gates apply to the next one.
+		plan.PreviousVersion, plan.Move, plan.MovedAt, plan.Artifacts, plan.ArtifactChanges = prior.PreviousVersion, prior.Move, prior.MovedAt, prior.Artifacts, prior.ArtifactChanges
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	if resp.Diagnostics.Append(r.checkMove(ctx, &plan)...); resp.Diagnostics.HasError() {
+		return
+	}
+	previous := ""
+	if prior != nil {
+		previous = prior.Version.ValueString()
+	} else {
+		cur, err := release.Current(ctx, r.data.store.Backend(), plan.Release.ValueString(), plan.Channel.ValueString())
+		if err != nil {
+			resp.Diagnostics.Append(releaseError(r.data.store, plan.Release.ValueString(), err))
+			return
+		}
+		if cur != nil {
+			previous = cur.To
+		}
+	}
+	if resp.Diagnostics.Append(r.planTarget(ctx, &plan, previous)...); resp.Diagnostics.HasError() {
+		return
+	}
+	plan.ID = types.StringValue(plan.Release.ValueString() + "/" + plan.Channel.ValueString())
+	plan.Move, plan.MovedAt = types.Int64Unknown(), types.StringUnknown()
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// move writes the planned move from the position seen at plan (previous
+// version, and the entry after seq), or adopts a channel already there.
+func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) diag.Diagnostics {
+	var diags diag.Diagnostics
+	b, rel, ch := r.data.store.Backend(), m.Release.ValueString(), m.Channel.ValueString()
+	// Checked again: a yank or a gate may have changed since plan.
+	if diags.Append(r.checkMove(ctx, m)...); diags.HasError() {
+		return diags
+	}
+	cur, err := release.Current(ctx, b, rel, ch)
+	if err != nil {
+		diags.Append(releaseError(r.data.store, rel, err))
+		return diags
+	}
+	planned, version := m.PreviousVersion.ValueString(), m.Version.ValueString()
+	switch {
+	case cur != nil && cur.To == version && (planned == version || cur.From == planned):
+		// Already there: another workspace put it there, or an earlier
+		// apply wrote the move and failed to save state. Nothing to write.
+	case cur == nil && planned != "":
+		err = fmt.Errorf("the channel %s of %s has no moves any more, but pointed to %s at plan: plan again", ch, rel, planned)
+	case cur != nil && (cur.To != planned || (seq >= 0 && cur.Seq != seq)):
+		err = &release.MovedError{Release: rel, Channel: ch, Now: cur}
+	default:
+		n := 0
+		if cur != nil {
+			n = cur.Seq
+		}
+		if err = moveHook.run(ctx); err != nil {
+			break
+		}
+		cur, err = release.MoveTo(ctx, b, rel, ch, n, planned, version, m.Reason.ValueString(), time.Now())
+	}
+	var moved *release.MovedError
+	switch {
+	case errors.As(err, &moved):
+		diags.AddAttributeError(path.Root("version"), "Channel moved by another apply", upperFirst(err.Error())+".")
+		return diags
+	case err != nil:
+		diags.Append(releaseError(r.data.store, rel, err))
+		return diags
+	}
+	m.ID = types.StringValue(rel + "/" + ch)
+	m.Move, m.MovedAt = types.Int64Value(int64(cur.Seq)), types.StringValue(cur.At)
+	return diags
+}
+
+func (r *ChannelResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var m channelModel
+	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
+		return
+	}
+	if resp.Diagnostics.Append(r.move(ctx, &m, -1)...); resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *ChannelResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var m, prior channelModel
+	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
+		return
+	}
+	if resp.Diagnostics.Append(req.State.Get(ctx, &prior)...); resp.Diagnostics.HasError() {
+		return
+	}
+	if !prior.Version.Equal(m.Version) {
+		if resp.Diagnostics.Append(r.move(ctx, &m, int(prior.Move.ValueInt64()))...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m channelModel
+	if resp.Diagnostics.Append(req.State.Get(ctx, &m)...); resp.Diagnostics.HasError() || r.data == nil {
+		return
+	}
+	rel, ch := m.Release.ValueString(), m.Channel.ValueString()
+	cur, err := release.Current(ctx, r.data.store.Backend(), rel, ch)
+	if err != nil {
+		resp.Diagnostics.Append(releaseError(r.data.store, rel, err))
+		return
+	}
+	if cur == nil {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if cur.Seq != int(m.Move.ValueInt64()) {
+		// Moved by someone else: the state follows the store, and the next
+		// plan shows the move back to the configured version, if any.
+		m.Version, m.Move, m.MovedAt = types.StringValue(cur.To), types.Int64Value(int64(cur.Seq)), types.StringValue(cur.At)
+		m.PreviousVersion = optionalString(cur.From)
+		if resp.Diagnostics.Append(r.planTarget(ctx, &m, cur.From)...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	m.ID = types.StringValue(rel + "/" + ch)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *ChannelResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {
+	// A channel's history is never deleted: destroying only forgets it.
+}
+
+func (r *ChannelResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	rel, ch, ok := strings.Cut(req.ID, "/")
+	if !ok || release.CheckName(rel) != nil || release.CheckChannel(ch) != nil {
+		resp.Diagnostics.AddError("Invalid import ID", fmt.Sprintf("Import a channel as release/channel (`web/prod`), not %q.", req.ID))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("release"), rel)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("channel"), ch)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("move"), int64(-1))...)
+	if r.data == nil {
+		return
+	}
+	if cur, err := release.Current(ctx, r.data.store.Backend(), rel, ch); err == nil && cur == nil {
+		resp.Diagnostics.AddError("Channel not found", fmt.Sprintf("The channel %s of %s has no moves in %s.", ch, rel, r.data.store))
+	}
+}

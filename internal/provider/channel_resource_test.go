@@ -1,0 +1,180 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+)
+
+// TestAccChannel: channels move by write-once entries, plan from → to and
+// the artifacts that change, refuse a version not published, yanked, or
+// not yet on a gate channel, roll back by moving back, follow a move made
+// elsewhere, lose a race with an error that says to plan again, and are
+// read by a data source with their history.
+func TestAccChannel(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.backend().Backend()
+		for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+			must(t, err)
+		}
+		_, err := release.SetYank(ctx, b, "web", "1.2.0", true, "breaks login", time.Now())
+		must(t, err)
+		cfg := func(staging, prod string) string {
+			return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_channel" "staging" {
+  release = "web"
+  channel = "staging"
+  version = %q
+}
+resource "immutable_channel" "prod" {
+  release  = "web"
+  channel  = "prod"
+  version  = %q
+  requires = ["staging"]
+  reason   = "promoted"
+}
+`, staging, prod)
+		}
+		follow := `
+data "immutable_channel" "prod" {
+  release = "web"
+  channel = "prod"
+}
+`
+		version := func(addr, v string) statecheck.StateCheck {
+			return statecheck.ExpectKnownValue(addr, tfjsonpath.New("version"), knownvalue.StringExact(v))
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config:      cfg("1.0.0", "1.0.0"),
+					ExpectError: regexp.MustCompile(`(?s)Gate refuses the move.*web@1.0.0 was never on the channel\s+staging`),
+				},
+			},
+		})
+		// staging alone, then prod.
+		stagingOnly := func(v string) string {
+			return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_channel" "staging" {
+  release = "web"
+  channel = "staging"
+  version = %q
+}
+`, v)
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config: stagingOnly("1.0.0"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("move"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("previous_version"), knownvalue.Null()),
+				},
+			}},
+		})
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					// The staging channel exists (another workspace made it):
+					// adopted, nothing written.
+					Config:            cfg("1.0.0", "1.0.0"),
+					ConfigStateChecks: []statecheck.StateCheck{version("immutable_channel.prod", "1.0.0")},
+				},
+				{
+					Config:      cfg("1.0.0", "1.1.0"),
+					ExpectError: regexp.MustCompile(`(?s)Gate refuses the move.*web@1.1.0 was never on the channel\s+staging.*it had 1.0.0`),
+				},
+				{
+					Config: cfg("1.1.0", "1.0.0"),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("immutable_channel.staging", plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.0")),
+						plancheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("artifact_changes"), knownvalue.ListExact([]knownvalue.Check{
+							knownvalue.StringRegexp(regexp.MustCompile(`^~ site`)),
+						})),
+						plancheck.ExpectResourceAction("immutable_channel.prod", plancheck.ResourceActionNoop),
+					}},
+				},
+				{
+					Config: cfg("1.1.0", "1.1.0") + follow,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("immutable_channel.prod", plancheck.ResourceActionUpdate),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("immutable_channel.prod", tfjsonpath.New("move"), knownvalue.Int64Exact(2)),
+					},
+				},
+				{
+					Config:      cfg("1.2.0", "1.1.0"),
+					ExpectError: regexp.MustCompile(`(?s)Version is yanked.*web@1.2.0\s+is\s+yanked.*breaks\s+login`),
+				},
+				{
+					// Roll back prod: a move back, recorded after the others.
+					Config: cfg("1.1.0", "1.0.0") + follow,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectKnownValue("immutable_channel.prod", tfjsonpath.New("previous_version"), knownvalue.StringExact("1.1.0")),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("immutable_channel.prod", tfjsonpath.New("move"), knownvalue.Int64Exact(3)),
+					},
+				},
+				{
+					Config: cfg("1.1.0", "1.0.0") + follow,
+					ConfigStateChecks: []statecheck.StateCheck{
+						version("data.immutable_channel.prod", "1.0.0"),
+						statecheck.ExpectKnownValue("data.immutable_channel.prod", tfjsonpath.New("history"), knownvalue.ListSizeExact(3)),
+						statecheck.ExpectKnownValue("data.immutable_channel.prod", tfjsonpath.New("history").AtSliceIndex(2).AtMapKey("from"), knownvalue.StringExact("1.1.0")),
+						statecheck.ExpectKnownValue("data.immutable_channel.prod", tfjsonpath.New("artifacts").AtMapKey("site"), knownvalue.StringExact(digestOfBytes("1.0.0"))),
+					},
+				},
+				{
+					// Moved elsewhere: refresh follows the store, the plan moves it back.
+					PreConfig: func() {
+						_, err := release.MoveTo(ctx, b, "web", "prod", 3, "1.0.0", "1.1.0", "by hand", time.Now())
+						must(t, err)
+					},
+					Config: cfg("1.1.0", "1.0.0"),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("immutable_channel.prod", plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue("immutable_channel.prod", tfjsonpath.New("previous_version"), knownvalue.StringExact("1.1.0")),
+					}},
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("immutable_channel.prod", tfjsonpath.New("move"), knownvalue.Int64Exact(5)),
+					},
+				},
+				{
+					// A race: another apply moves prod between this plan and its
+					// write. Exactly one move is written; this one says to plan again.
+					PreConfig: func() {
+						t.Cleanup(moveHook.set(func(context.Context) error {
+							moveHook.set(nil)
+							_, err := release.MoveTo(ctx, b, "web", "prod", 5, "1.0.0", "1.1.0", "the other apply", time.Now())
+							return err
+						}))
+					},
+					Config:      cfg("1.1.0", "1.1.0"),
+					ExpectError: regexp.MustCompile(`(?s)Channel moved by another apply.*moved\s+by\s+another\s+apply\s+to\s+1.1.0.*plan\s+again`),
+				},
+			},
+		})
+		hist, err := release.History(ctx, b, "web", "prod", 0)
+		must(t, err)
+		if len(hist) != 6 || hist[5].Reason != "the other apply" {
+			t.Fatalf("prod's history: %d moves, last %+v", len(hist), hist[len(hist)-1])
+		}
+	})
+}

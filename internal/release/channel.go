@@ -1,0 +1,236 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// ChannelSpec names the encoding of channel moves.
+const ChannelSpec = "immutable-channel-v1"
+
+// A channel (prod, staging) points a release at one published version.
+// Every move is a write-once entry:
+//
+//	channels/<release>/<channel>/moves/<seq>   seq 0000000001, 0000000002, …
+//
+// The last entry is where the channel points; the earlier ones are its
+// history, never rewritten, so a rollback is a move back. Entry n+1 is
+// written only if absent: of two moves from the same position, exactly one
+// is written.
+
+// Move is one entry.
+type Move struct {
+	Spec    string `json:"spec"`
+	Release string `json:"release"`
+	Channel string `json:"channel"`
+	Seq     int    `json:"seq"`
+	From    string `json:"from"` // "" for the first
+	To      string `json:"to"`
+	Reason  string `json:"reason"`
+	At      string `json:"at"`
+}
+
+var channelRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// CheckChannel validates a channel name as release names are.
+func CheckChannel(name string) error {
+	if len(name) > MaxNameLength || !channelRe.MatchString(name) {
+		return fmt.Errorf("%q is not a valid channel name: use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit (such as \"prod\")", name)
+	}
+	return nil
+}
+
+func movesPrefix(rel, channel string) string { return "channels/" + rel + "/" + channel + "/moves/" }
+
+func moveKey(rel, channel string, seq int) string {
+	return fmt.Sprintf("%s%010d", movesPrefix(rel, channel), seq)
+}
+
+func (m *Move) encode() []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(m) // strings and an int: cannot fail
+	return b.Bytes()
+}
+
+func getMove(ctx context.Context, b store.Backend, rel, channel string, seq int) (*Move, error) {
+	key := moveKey(rel, channel, seq)
+	rc, err := b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }() // read-only: what was read is checked
+	raw, err := io.ReadAll(io.LimitReader(rc, 4*MaxReason))
+	if err != nil {
+		return nil, err
+	}
+	var m Move
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, &TamperedError{Key: key, Detail: "it is not a valid channel move: " + err.Error()}
+	}
+	switch {
+	case m.Spec != ChannelSpec:
+		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", m.Spec)}
+	case m.Release != rel || m.Channel != channel || m.Seq != seq:
+		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it is move %d of %s/%s", m.Seq, m.Release, m.Channel)}
+	case !bytes.Equal(m.encode(), raw):
+		return nil, &TamperedError{Key: key, Detail: "it is not in canonical form"}
+	}
+	return &m, nil
+}
+
+// seqs lists the entry numbers of a channel, ascending, checking each key.
+func seqs(ctx context.Context, b store.Backend, rel, channel string) ([]int, error) {
+	keys, err := b.List(ctx, movesPrefix(rel, channel))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(keys))
+	for _, k := range keys {
+		n, err := strconv.Atoi(strings.TrimPrefix(k, movesPrefix(rel, channel)))
+		if err != nil || n <= 0 || k != moveKey(rel, channel, n) {
+			return nil, &TamperedError{Key: k, Detail: "it is not a channel move's key"}
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// Current returns a channel's last move, or nil when it has none.
+func Current(ctx context.Context, b store.Backend, rel, channel string) (*Move, error) {
+	ns, err := seqs(ctx, b, rel, channel)
+	if err != nil || len(ns) == 0 {
+		return nil, err
+	}
+	return getMove(ctx, b, rel, channel, ns[len(ns)-1])
+}
+
+// History returns a channel's last n moves (all when n <= 0), oldest first.
+func History(ctx context.Context, b store.Backend, rel, channel string, n int) ([]*Move, error) {
+	ns, err := seqs(ctx, b, rel, channel)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 && len(ns) > n {
+		ns = ns[len(ns)-n:]
+	}
+	out := make([]*Move, 0, len(ns))
+	for _, s := range ns {
+		m, err := getMove(ctx, b, rel, channel, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// MovedError is a move planned from a position the channel has left.
+type MovedError struct {
+	Release, Channel string
+	Now              *Move
+}
+
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("the channel %s of %s was moved by another apply to %s (move %d, %s) since this plan was made; nothing was written: plan again", e.Channel, e.Release, e.Now.To, e.Now.Seq, e.Now.At)
+}
+
+// GateError is a move refused by a channel's gate.
+type GateError struct {
+	Release, Version, Gate string
+	Seen                   []string // versions the gate channel had, newest first (bounded)
+}
+
+func (e *GateError) Error() string {
+	seen := "it has never pointed anywhere"
+	if len(e.Seen) > 0 {
+		seen = "it had " + strings.Join(e.Seen, ", ")
+	}
+	return fmt.Sprintf("%s@%s was never on the channel %s, which this channel requires first (%s). Promote it to %s first", e.Release, e.Version, e.Gate, seen, e.Gate)
+}
+
+// YankedError is a move to a yanked version.
+type YankedError struct {
+	Release, Version string
+	Yank             *Yank
+}
+
+func (e *YankedError) Error() string {
+	return fmt.Sprintf("%s@%s is yanked (%s: %s): a channel does not move to a yanked version", e.Release, e.Version, e.Yank.At, e.Yank.Reason)
+}
+
+// CheckMove checks that a channel may point at version: published, not
+// yanked, and, for each gate, once on that channel.
+func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates []string) error {
+	if _, err := Get(ctx, b, rel, version); errors.Is(err, store.ErrNotFound) {
+		return &NotPublishedError{Name: rel, Version: version}
+	} else if err != nil {
+		return err
+	}
+	y, err := YankState(ctx, b, rel, version)
+	if err != nil {
+		return err
+	}
+	if y != nil && y.Yanked {
+		return &YankedError{Release: rel, Version: version, Yank: y}
+	}
+	for _, g := range gates {
+		hist, err := History(ctx, b, rel, g, 0)
+		if err != nil {
+			return err
+		}
+		var seen []string
+		ok := false
+		for i := len(hist) - 1; i >= 0; i-- {
+			if hist[i].To == version {
+				ok = true
+				break
+			}
+			if len(seen) < 10 {
+				seen = append(seen, hist[i].To)
+			}
+		}
+		if !ok {
+			return &GateError{Release: rel, Version: version, Gate: g, Seen: seen}
+		}
+	}
+	return nil
+}
+
+// MoveTo writes the move after seq (the position the plan saw: 0 for a
+// channel with no moves) from the version there to version. Another move
+// written after seq first: *MovedError, and nothing is written.
+func MoveTo(ctx context.Context, b store.Backend, rel, channel string, seq int, from, version, reason string, now time.Time) (*Move, error) {
+	if err := CheckChannel(channel); err != nil {
+		return nil, err
+	}
+	if len(reason) > MaxReason {
+		return nil, fmt.Errorf("the reason is %d bytes long; at most %d are allowed", len(reason), MaxReason)
+	}
+	m := &Move{Spec: ChannelSpec, Release: rel, Channel: channel, Seq: seq + 1, From: from, To: version, Reason: reason, At: now.UTC().Format(time.RFC3339)}
+	err := b.Create(ctx, moveKey(rel, channel, m.Seq), bytes.NewReader(m.encode()))
+	if errors.Is(err, store.ErrExists) {
+		now, err := Current(ctx, b, rel, channel)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &MovedError{Release: rel, Channel: channel, Now: now}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
