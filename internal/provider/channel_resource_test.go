@@ -29,7 +29,7 @@ func TestAccChannel(t *testing.T) {
 			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
-		_, err := release.SetYank(ctx, b, "web", "1.2.0", true, "breaks login", time.Now())
+		_, err := release.SetYank(ctx, b, "web", "1.2.0", true, "breaks login", release.AnySeq, time.Now())
 		must(t, err)
 		cfg := func(staging, prod string) string {
 			return e.providerBlock() + fmt.Sprintf(`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	goversion "github.com/hashicorp/go-version"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -114,6 +115,20 @@ func selectVersions(ctx context.Context, st *store.Store, name, selector string,
 	return all, matched, yanks, diags
 }
 
+// exactSelector reports whether a selector names one version: "1.4.2",
+// or the constraint "= 1.4.2" that Terraform users write for it.
+func exactSelector(selector string) (*goversion.Version, bool) {
+	sel := strings.TrimSpace(selector)
+	if rest, ok := strings.CutPrefix(sel, "="); ok && !strings.ContainsAny(rest, "<>~=!,") {
+		sel = strings.TrimSpace(rest)
+	}
+	if sel == "" {
+		return nil, false
+	}
+	v, err := versions.Parse(sel)
+	return v, err == nil
+}
+
 // isYanked reports whether a version's last yank entry yanks it.
 func isYanked(yanks map[string]*release.Yank, v string) (*release.Yank, bool) {
 	y := yanks[v]
@@ -123,7 +138,7 @@ func isYanked(yanks map[string]*release.Yank, v string) (*release.Yank, bool) {
 // unyanked drops the yanked versions of a constraint's or latest's
 // matches; an exact version stays (it resolves, with a warning).
 func unyanked(matched []*goversion.Version, yanks map[string]*release.Yank, selector string) []*goversion.Version {
-	if _, err := versions.Parse(selector); err == nil && selector != "" {
+	if _, exact := exactSelector(selector); exact {
 		return matched
 	}
 	var out []*goversion.Version
@@ -142,7 +157,7 @@ func matchVersions(all []*goversion.Version, selector string, includePre bool) (
 	if selector == "" {
 		return versions.Select(all, nil, includePre), nil
 	}
-	if exact, err := versions.Parse(selector); err == nil {
+	if exact, ok := exactSelector(selector); ok {
 		for _, v := range all {
 			if v.Equal(exact) {
 				return []*goversion.Version{v}, nil

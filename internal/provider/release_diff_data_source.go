@@ -197,11 +197,17 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 	}
 	var to *goversion.Version
 	if m.To.IsNull() {
-		if stable, _ := matchVersions(all, "", false); len(stable) > 0 {
+		yanks, err := release.Yanks(ctx, st.Backend(), name)
+		if err != nil {
+			resp.Diagnostics.Append(releaseError(st, name, err))
+			return
+		}
+		stable, _ := matchVersions(all, "", false)
+		if stable = unyanked(stable, yanks, ""); len(stable) > 0 {
 			to = stable[len(stable)-1]
 		} else {
 			resp.Diagnostics.AddAttributeError(path.Root("to"), "No stable version",
-				fmt.Sprintf("Release %q has no stable version to compare to, only pre-releases: set `to` to one of "+
+				fmt.Sprintf("Release %q has no stable version that is not yanked to compare to: set `to` to one of "+
 					"them. Published versions, newest first: %s.", name, versions.Newest(all, 10)))
 			return
 		}

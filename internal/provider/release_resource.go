@@ -469,6 +469,7 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	var tampered *release.TamperedError
 	var tooLarge *release.TooLargeError
 	var oversize *release.OversizeRecordError
+	var yankedContent *release.YankedContentError
 	switch {
 	case errors.As(err, &tooLarge):
 		todo := "Keep large values out of `metadata`: store them as an immutable_artifact and put its digest in `artifacts`."
@@ -484,6 +485,15 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version already published",
 			fmt.Sprintf("%v; versions are immutable and this configuration has other content, so nothing was written. "+
 				"Choose another `version`, or remove `version` to publish the next free one.", conflict))
+	case errors.As(err, &yankedContent):
+		return diag.NewAttributeErrorDiagnostic(path.Root("artifacts"), "Content of a yanked version",
+			fmt.Sprintf("Nothing was written: %v.", err))
+	case errors.As(err, &tampered) && strings.Contains(tampered.Key, "/yanks/"):
+		return diag.NewErrorDiagnostic("Yank entry altered", fmt.Sprintf("In %s: %v. Yank entries are written once by the provider: "+
+			"restore it from a backup, or delete it (and nothing else) if it was written by hand.", st, err))
+	case errors.As(err, &tampered) && strings.HasPrefix(tampered.Key, "channels/"):
+		return diag.NewErrorDiagnostic("Channel entry altered", fmt.Sprintf("In %s: %v. Channel moves are written once by the "+
+			"provider: restore it from a backup, or delete it (and nothing else) if it was written by hand.", st, err))
 	case errors.As(err, &tampered):
 		return diag.NewErrorDiagnostic("Release record altered", fmt.Sprintf("In %s: %v. Restore it from a backup.", st, err))
 	}

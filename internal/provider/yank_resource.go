@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -41,6 +42,7 @@ type yankModel struct {
 	Version  types.String `tfsdk:"version"`
 	Reason   types.String `tfsdk:"reason"`
 	YankedAt types.String `tfsdk:"yanked_at"`
+	Entry    types.Int64  `tfsdk:"entry"`
 }
 
 func (r *YankResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -64,10 +66,15 @@ func (r *YankResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 			"reason": schema.StringAttribute{
 				MarkdownDescription: "Why, for whoever resolves it next (shown in their warning). Changing it records " +
 					"a new entry; the version stays yanked throughout.",
-				Required:   true,
-				Validators: []validator.String{stringvalidator.LengthBetween(1, release.MaxReason)},
+				Required: true,
+				Validators: []validator.String{
+					stringvalidator.LengthAtLeast(1),
+					stringCheck{"printable text of at most 1024 bytes", "Invalid reason", release.CheckReason},
+				},
 			},
 			"yanked_at": schema.StringAttribute{MarkdownDescription: "When the entry in effect was written (RFC 3339, UTC).", Computed: true},
+			"entry": schema.Int64Attribute{MarkdownDescription: "The number of the version's yank entry in effect. Destroy " +
+				"un-yanks only if it is still the last (nobody yanked or un-yanked it since).", Computed: true},
 		},
 	}
 }
@@ -93,9 +100,12 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version not published",
-			fmt.Sprintf("%s@%s is not published in %s, so it cannot be yanked. Check the name and version.", name, version, r.data.store))
+			fmt.Sprintf("%s@%s is not published in %s, so it cannot be yanked. Check the name and version: a yank names "+
+				"a published version literally (not immutable_release.x.version, which moves with every publish).", name, version, r.data.store))
+		return
 	case err != nil:
 		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
+		return
 	}
 	if !req.State.Raw.IsNull() {
 		var prior yankModel
@@ -103,21 +113,21 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 			return
 		}
 		if !prior.Reason.Equal(plan.Reason) {
-			plan.YankedAt = types.StringUnknown()
+			plan.YankedAt, plan.Entry = types.StringUnknown(), types.Int64Unknown()
 		} else {
-			plan.YankedAt = prior.YankedAt
+			plan.YankedAt, plan.Entry = prior.YankedAt, prior.Entry
 		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 	}
 }
 
-func (r *YankResource) set(ctx context.Context, m *yankModel, yanked bool, reason string) error {
-	y, err := release.SetYank(ctx, r.data.store.Backend(), m.Name.ValueString(), m.Version.ValueString(), yanked, reason, time.Now())
+func (r *YankResource) set(ctx context.Context, m *yankModel, yanked bool, reason string, expect int) error {
+	y, err := release.SetYank(ctx, r.data.store.Backend(), m.Name.ValueString(), m.Version.ValueString(), yanked, reason, expect, time.Now())
 	if err != nil {
 		return err
 	}
 	m.ID = types.StringValue(m.Name.ValueString() + "@" + m.Version.ValueString())
-	m.YankedAt = types.StringValue(y.At)
+	m.YankedAt, m.Entry = types.StringValue(y.At), types.Int64Value(int64(y.Seq))
 	return nil
 }
 
@@ -126,8 +136,14 @@ func (r *YankResource) Create(ctx context.Context, req resource.CreateRequest, r
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if err := r.set(ctx, &m, true, m.Reason.ValueString()); err != nil {
-		resp.Diagnostics.Append(releaseError(r.data.store, m.Name.ValueString(), err))
+	name, version := m.Name.ValueString(), m.Version.ValueString()
+	if cur, err := release.YankState(ctx, r.data.store.Backend(), name, version); err == nil && cur != nil && cur.Yanked && cur.Reason != m.Reason.ValueString() {
+		resp.Diagnostics.AddWarning("Version was yanked already",
+			fmt.Sprintf("%s@%s was yanked already (%s: %q); this yank takes it over with its own reason. If another "+
+				"configuration manages that yank, keep one of the two.", name, version, cur.At, cur.Reason))
+	}
+	if err := r.set(ctx, &m, true, m.Reason.ValueString(), release.AnySeq); err != nil {
+		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
@@ -135,15 +151,28 @@ func (r *YankResource) Create(ctx context.Context, req resource.CreateRequest, r
 
 func (r *YankResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	// Only the reason changed: a new yanked entry, never an un-yank between.
-	var m yankModel
+	var m, prior yankModel
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if err := r.set(ctx, &m, true, m.Reason.ValueString()); err != nil {
-		resp.Diagnostics.Append(releaseError(r.data.store, m.Name.ValueString(), err))
+	if resp.Diagnostics.Append(req.State.Get(ctx, &prior)...); resp.Diagnostics.HasError() {
+		return
+	}
+	if err := r.set(ctx, &m, true, m.Reason.ValueString(), int(prior.Entry.ValueInt64())); err != nil {
+		resp.Diagnostics.Append(yankError(r.data.store, m.Name.ValueString(), err,
+			"to manage that yank here, remove this one from state (terraform state rm) and import it again"))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// yankError says what to do about a yank someone else changed.
+func yankError(st *store.Store, name string, err error, todo string) diag.Diagnostic {
+	var moved *release.YankMovedError
+	if errors.As(err, &moved) {
+		return diag.NewAttributeErrorDiagnostic(path.Root("reason"), "Yank changed by someone else", upperFirst(err.Error())+": "+todo+".")
+	}
+	return releaseError(st, name, err)
 }
 
 func (r *YankResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -157,12 +186,28 @@ func (r *YankResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		return
 	}
 	if y == nil || !y.Yanked {
-		// Un-yanked by someone else (or never): the next plan yanks again.
+		// Un-yanked by someone else (or never yanked, on import): the next
+		// plan yanks it again.
+		if m.YankedAt.IsNull() {
+			resp.Diagnostics.AddError("Version not yanked",
+				fmt.Sprintf("%s@%s is not yanked, so there is no yank to import. Apply an immutable_yank of it instead.", m.Name.ValueString(), m.Version.ValueString()))
+			return
+		}
 		resp.State.RemoveResource(ctx)
 		return
 	}
 	m.ID = types.StringValue(m.Name.ValueString() + "@" + m.Version.ValueString())
-	m.Reason, m.YankedAt = types.StringValue(y.Reason), types.StringValue(y.At)
+	if !m.Entry.IsNull() && int64(y.Seq) != m.Entry.ValueInt64() {
+		// Yanked again by someone else: theirs is in effect now, and this
+		// yank is no longer the one a destroy would undo.
+		resp.Diagnostics.AddWarning("Yank changed by someone else",
+			fmt.Sprintf("%s@%s was yanked again since this configuration yanked it (entry %d, %s: %q). Destroying this "+
+				"resource will not un-yank it. To manage that yank here, remove this one from state and import it again.",
+				m.Name.ValueString(), m.Version.ValueString(), y.Seq, y.At, y.Reason))
+		resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+		return
+	}
+	m.Reason, m.YankedAt, m.Entry = types.StringValue(y.Reason), types.StringValue(y.At), types.Int64Value(int64(y.Seq))
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
@@ -171,8 +216,18 @@ func (r *YankResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 	if resp.Diagnostics.Append(req.State.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if err := r.set(ctx, &m, false, "un-yanked: immutable_yank."+m.Name.ValueString()+" destroyed"); err != nil {
-		resp.Diagnostics.Append(releaseError(r.data.store, m.Name.ValueString(), err))
+	name, version := m.Name.ValueString(), m.Version.ValueString()
+	reason := fmt.Sprintf("un-yanked: the immutable_yank of %s@%s was destroyed", name, version)
+	err := r.set(ctx, &m, false, reason, int(m.Entry.ValueInt64()))
+	var moved *release.YankMovedError
+	if errors.As(err, &moved) {
+		// Someone yanked or un-yanked it since: theirs stands.
+		resp.Diagnostics.AddWarning("Yank left as it is",
+			fmt.Sprintf("%s. This yank is forgotten without un-yanking the version.", upperFirst(err.Error())))
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
 	}
 }
 

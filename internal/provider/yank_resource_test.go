@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 )
 
@@ -24,9 +26,12 @@ import (
 func TestAccYank(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		b := e.backend().Backend()
+		st := e.backend()
+		b := st.Backend()
 		for _, v := range []string{"1.0.0", "1.0.1", "1.1.0"} {
-			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": v}}, time.Now())
+			_, err := st.PutBlob(ctx, digest.Bytes([]byte(v)), strings.NewReader(v))
+			must(t, err)
+			_, err = release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
 		lookups := `
@@ -91,17 +96,39 @@ resource "immutable_yank" "bad" {
 					},
 				},
 				{
-					// Pinned exactly: resolves, flagged (and warned about).
+					// Pinned exactly (also as "= 1.1.0"): resolves, flagged. The
+					// diff's default `to` skips it as the latest does.
 					Config: e.providerBlock() + yank("1.1.0", "breaks login") + `
 data "immutable_release" "pinned_yanked" {
   name    = "web"
   version = "1.1.0"
 }
+data "immutable_release" "pinned_as_constraint" {
+  name    = "web"
+  version = "= 1.1.0"
+}
+data "immutable_release_diff" "since" {
+  name = "web"
+  from = "1.0.0"
+}
 `,
 					ConfigStateChecks: []statecheck.StateCheck{
 						resolved("data.immutable_release.pinned_yanked", "1.1.0"),
 						statecheck.ExpectKnownValue("data.immutable_release.pinned_yanked", tfjsonpath.New("yanked"), knownvalue.Bool(true)),
+						resolved("data.immutable_release.pinned_as_constraint", "1.1.0"),
+						statecheck.ExpectKnownValue("data.immutable_release_diff.since", tfjsonpath.New("to"), knownvalue.StringExact("1.0.1")),
 					},
+				},
+				{
+					// Publishing the yanked version's content again, with no
+					// version, is refused: it would bring the broken one back.
+					Config: e.providerBlock() + yank("1.1.0", "breaks login") + `
+resource "immutable_release" "again" {
+  name      = "web"
+  artifacts = { v = "` + digestOfBytes("1.1.0") + `" }
+}
+`,
+					ExpectError: regexp.MustCompile(`(?s)Content of a yanked version.*web@1.1.0, which is yanked`),
 				},
 				{
 					Config: e.providerBlock() + yank("1.1.0", "breaks login and signup") + lookups,
@@ -123,13 +150,40 @@ data "immutable_release" "pinned_yanked" {
 					Check:  entries(3),
 				},
 				{
+					Config: e.providerBlock() + yank("1.1.0", "breaks login") + lookups,
+					Check:  entries(4),
+				},
+				{
+					// Someone else yanks it again with their reason; destroying
+					// this yank then leaves theirs in effect.
+					PreConfig: func() {
+						_, err := release.SetYank(ctx, b, "web", "1.1.0", true, "team B: memory leak", release.AnySeq, time.Now())
+						must(t, err)
+					},
+					Config: e.providerBlock() + lookups,
+					Check: func(*terraformState) error {
+						y, err := release.YankState(ctx, b, "web", "1.1.0")
+						if err != nil || y == nil || !y.Yanked || y.Reason != "team B: memory leak" {
+							return fmt.Errorf("after destroy: %+v %v, want team B's yank in effect", y, err)
+						}
+						return nil
+					},
+				},
+				{
+					PreConfig: func() {
+						_, err := release.SetYank(ctx, b, "web", "1.1.0", false, "team B: fixed", release.AnySeq, time.Now())
+						must(t, err)
+					},
+					Config: e.providerBlock() + lookups,
+				},
+				{
 					Config:            e.providerBlock() + lookups,
 					ConfigStateChecks: []statecheck.StateCheck{resolved("data.immutable_release.latest", "1.1.0")},
 				},
 			},
 		})
 		y, err := release.YankState(ctx, b, "web", "1.1.0")
-		if err != nil || y == nil || y.Yanked || y.Seq != 3 {
+		if err != nil || y == nil || y.Yanked || y.Seq != 6 {
 			t.Fatalf("last entry %+v %v", y, err)
 		}
 	})

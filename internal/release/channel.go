@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"strconv"
+	"sort"
 	"strings"
 	"time"
 
@@ -71,9 +71,12 @@ func getMove(ctx context.Context, b store.Backend, rel, channel string, seq int)
 		return nil, err
 	}
 	defer func() { _ = rc.Close() }() // read-only: what was read is checked
-	raw, err := io.ReadAll(io.LimitReader(rc, 4*MaxReason))
+	raw, err := io.ReadAll(io.LimitReader(rc, maxEntry+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(raw) > maxEntry {
+		return nil, &TamperedError{Key: key, Detail: "it is larger than any move the provider writes"}
 	}
 	var m Move
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -88,6 +91,11 @@ func getMove(ctx context.Context, b store.Backend, rel, channel string, seq int)
 		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it is move %d of %s/%s", m.Seq, m.Release, m.Channel)}
 	case !bytes.Equal(m.encode(), raw):
 		return nil, &TamperedError{Key: key, Detail: "it is not in canonical form"}
+	case CheckReason(m.Reason) != nil:
+		return nil, &TamperedError{Key: key, Detail: "its reason is not one the provider writes"}
+	}
+	if _, err := time.Parse(time.RFC3339, m.At); err != nil {
+		return nil, &TamperedError{Key: key, Detail: "its time is not RFC 3339"}
 	}
 	return &m, nil
 }
@@ -100,12 +108,13 @@ func seqs(ctx context.Context, b store.Backend, rel, channel string) ([]int, err
 	}
 	out := make([]int, 0, len(keys))
 	for _, k := range keys {
-		n, err := strconv.Atoi(strings.TrimPrefix(k, movesPrefix(rel, channel)))
-		if err != nil || n <= 0 || k != moveKey(rel, channel, n) {
+		n, ok := parseSeq(k, movesPrefix(rel, channel))
+		if !ok {
 			return nil, &TamperedError{Key: k, Detail: "it is not a channel move's key"}
 		}
 		out = append(out, n)
 	}
+	sort.Ints(out)
 	return out, nil
 }
 
@@ -217,8 +226,11 @@ func MoveTo(ctx context.Context, b store.Backend, rel, channel string, seq int, 
 	if err := CheckChannel(channel); err != nil {
 		return nil, err
 	}
-	if len(reason) > MaxReason {
-		return nil, fmt.Errorf("the reason is %d bytes long; at most %d are allowed", len(reason), MaxReason)
+	if err := CheckReason(reason); err != nil {
+		return nil, err
+	}
+	if seq+1 > maxSeq {
+		return nil, fmt.Errorf("the channel %s of %s has %d moves, the most there can be", channel, rel, maxSeq)
 	}
 	m := &Move{Spec: ChannelSpec, Release: rel, Channel: channel, Seq: seq + 1, From: from, To: version, Reason: reason, At: now.UTC().Format(time.RFC3339)}
 	err := b.Create(ctx, moveKey(rel, channel, m.Seq), bytes.NewReader(m.encode()))

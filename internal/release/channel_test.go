@@ -27,7 +27,7 @@ func TestChannelMovesAndGates(t *testing.T) {
 	if err := CheckMove(ctx, fb, "web", "9.9.9", nil); !errors.As(err, new(*NotPublishedError)) {
 		t.Fatalf("unpublished: %v", err)
 	}
-	if _, err := SetYank(ctx, fb, "web", "1.2.0", true, "broken", now); err != nil {
+	if _, err := SetYank(ctx, fb, "web", "1.2.0", true, "broken", AnySeq, now); err != nil {
 		t.Fatal(err)
 	}
 	if err := CheckMove(ctx, fb, "web", "1.2.0", nil); !errors.As(err, new(*YankedError)) {

@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	goversion "github.com/hashicorp/go-version"
 
@@ -59,9 +60,22 @@ func PlanVersion(ctx context.Context, b store.Backend, c Content, explicit, bump
 	if err != nil {
 		return nil, err
 	}
+	var yanked *YankedContentError
 	for i := len(same) - 1; i >= 0; i-- {
 		p, err := adopt(same[i])
 		if err == nil {
+			// A yanked version is not adopted by content: whoever uses the
+			// release's version would deploy what was marked broken.
+			y, yerr := YankState(ctx, b, c.Name, p.Version)
+			if yerr != nil {
+				return nil, yerr
+			}
+			if y != nil && y.Yanked {
+				if yanked == nil {
+					yanked = &YankedContentError{Name: c.Name, Version: p.Version, Yank: y}
+				}
+				continue
+			}
 			return p, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -72,6 +86,9 @@ func PlanVersion(ctx context.Context, b store.Backend, c Content, explicit, bump
 		}
 	}
 
+	if yanked != nil {
+		return nil, yanked
+	}
 	if len(published) == 0 {
 		return checked(c, &Plan{Version: versions.First})
 	}
@@ -96,4 +113,15 @@ func original(v *goversion.Version) string {
 		return ""
 	}
 	return v.Original()
+}
+
+// YankedContentError is content equal to a yanked version's, with no
+// version given: adopting it would quietly bring the broken version back.
+type YankedContentError struct {
+	Name, Version string
+	Yank          *Yank
+}
+
+func (e *YankedContentError) Error() string {
+	return fmt.Sprintf("this content is that of %s@%s, which is yanked (%s: %s): change the content, un-yank the version, or set version = %q to publish it under that version anyway", e.Name, e.Version, e.Yank.At, e.Yank.Reason, e.Version)
 }

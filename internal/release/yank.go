@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -35,8 +36,40 @@ type Yank struct {
 	At      string `json:"at"` // RFC 3339, UTC
 }
 
-// MaxReason bounds a yank's reason.
+// MaxReason bounds a yank's (or a channel move's) reason, in bytes.
 const MaxReason = 1024
+
+// maxEntry bounds what is read of a yank entry or a channel move: a reason
+// at its limit, every byte escaped (\u00XX), and the other fields.
+const maxEntry = 6*MaxReason + 1024
+
+// maxSeq is the highest entry number (ten digits).
+const maxSeq = 9999999999
+
+// CheckReason refuses a reason over MaxReason bytes or holding a control
+// character: reasons are printed in other people's terminals.
+func CheckReason(reason string) error {
+	if len(reason) > MaxReason {
+		return fmt.Errorf("the reason is %d bytes long; at most %d are allowed", len(reason), MaxReason)
+	}
+	for _, r := range reason {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("the reason holds the control character %q; use printable text on one line", r)
+		}
+	}
+	return nil
+}
+
+// parseSeq reads the entry number at the end of key (under prefix), as
+// written: ten digits, 1 to maxSeq.
+func parseSeq(key, prefix string) (int, bool) {
+	text := strings.TrimPrefix(key, prefix)
+	n, err := strconv.Atoi(text)
+	if err != nil || n <= 0 || n > maxSeq || text != fmt.Sprintf("%010d", n) {
+		return 0, false
+	}
+	return n, true
+}
 
 func yanksPrefix(name string) string { return "releases/" + name + "/yanks/" }
 
@@ -59,9 +92,12 @@ func getYank(ctx context.Context, b store.Backend, key, name, version string, se
 		return nil, err
 	}
 	defer func() { _ = rc.Close() }() // read-only: what was read is checked
-	raw, err := io.ReadAll(io.LimitReader(rc, 4*MaxReason))
+	raw, err := io.ReadAll(io.LimitReader(rc, maxEntry+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(raw) > maxEntry {
+		return nil, &TamperedError{Key: key, Detail: "it is larger than any yank entry the provider writes"}
 	}
 	var y Yank
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -76,6 +112,11 @@ func getYank(ctx context.Context, b store.Backend, key, name, version string, se
 		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it is the entry %d of %s@%s", y.Seq, y.Name, y.Version)}
 	case !bytes.Equal(y.encode(), raw):
 		return nil, &TamperedError{Key: key, Detail: "it is not in canonical form"}
+	case CheckReason(y.Reason) != nil:
+		return nil, &TamperedError{Key: key, Detail: "its reason is not one the provider writes"}
+	}
+	if _, err := time.Parse(time.RFC3339, y.At); err != nil {
+		return nil, &TamperedError{Key: key, Detail: "its time is not RFC 3339"}
 	}
 	return &y, nil
 }
@@ -90,9 +131,9 @@ func Yanks(ctx context.Context, b store.Backend, name string) (map[string]*Yank,
 	}
 	last := map[string]int{}
 	for _, k := range keys {
-		version, seqText, ok := strings.Cut(strings.TrimPrefix(k, yanksPrefix(name)), "/")
-		seq, err := strconv.Atoi(seqText)
-		if !ok || err != nil || seq <= 0 || k != yankKey(name, version, seq) {
+		version, _, ok := strings.Cut(strings.TrimPrefix(k, yanksPrefix(name)), "/")
+		seq, valid := parseSeq(k, yanksPrefix(name)+version+"/")
+		if !ok || !valid {
 			return nil, &TamperedError{Key: k, Detail: "it is not a yank entry's key"}
 		}
 		last[version] = max(last[version], seq)
@@ -111,16 +152,20 @@ func Yanks(ctx context.Context, b store.Backend, name string) (map[string]*Yank,
 // YankState returns the last entry of one version, or nil when it has
 // none (never yanked).
 func YankState(ctx context.Context, b store.Backend, name, version string) (*Yank, error) {
-	keys, err := b.List(ctx, yanksPrefix(name)+version+"/")
+	prefix := yanksPrefix(name) + version + "/"
+	keys, err := b.List(ctx, prefix)
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
-	k := keys[len(keys)-1] // sorted, zero-padded: the last is the highest
-	seq, err := strconv.Atoi(strings.TrimPrefix(k, yanksPrefix(name)+version+"/"))
-	if err != nil || k != yankKey(name, version, seq) {
-		return nil, &TamperedError{Key: k, Detail: "it is not a yank entry's key"}
+	last := 0
+	for _, k := range keys {
+		seq, ok := parseSeq(k, prefix)
+		if !ok {
+			return nil, &TamperedError{Key: k, Detail: "it is not a yank entry's key"}
+		}
+		last = max(last, seq)
 	}
-	return getYank(ctx, b, k, name, version, seq)
+	return getYank(ctx, b, yankKey(name, version, last), name, version, last)
 }
 
 // NotPublishedError is a yank of a version that was never published.
@@ -130,35 +175,48 @@ func (e *NotPublishedError) Error() string {
 	return fmt.Sprintf("%s@%s is not published: only a published version can be yanked", e.Name, e.Version)
 }
 
+// AnySeq, as SetYank's expect, writes whatever the last entry is.
+const AnySeq = -1
+
 // SetYank records that a published version is yanked (or, with yanked
 // false, un-yanked), with a reason, as a new entry after the last one. A
 // version already in that state with that reason gets no new entry; its
-// last is returned.
-// Two writers racing for the same entry: one wins, the other reads the
-// new state and tries again.
-func SetYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, now time.Time) (*Yank, error) {
+// last is returned. With expect >= 0, the entry is written only if the last
+// one is entry expect (0: none): otherwise a *YankMovedError, and nothing
+// is written. Writers racing for the same entry: one wins, the others read
+// the new state and try again (each loss is another writer's progress).
+func SetYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time) (*Yank, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	if len(reason) > MaxReason {
-		return nil, fmt.Errorf("the reason is %d bytes long; at most %d are allowed", len(reason), MaxReason)
+	if err := CheckReason(reason); err != nil {
+		return nil, err
 	}
 	if _, err := Get(ctx, b, name, version); errors.Is(err, store.ErrNotFound) {
 		return nil, &NotPublishedError{Name: name, Version: version}
 	} else if err != nil {
 		return nil, err
 	}
-	for range 10 {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		cur, err := YankState(ctx, b, name, version)
 		if err != nil {
 			return nil, err
 		}
 		seq := 1
 		if cur != nil {
-			if cur.Yanked == yanked && cur.Reason == reason {
-				return cur, nil
-			}
 			seq = cur.Seq + 1
+		}
+		if expect >= 0 && seq-1 != expect {
+			return nil, &YankMovedError{Name: name, Version: version, Now: cur}
+		}
+		if cur != nil && cur.Yanked == yanked && cur.Reason == reason {
+			return cur, nil
+		}
+		if seq > maxSeq {
+			return nil, fmt.Errorf("%s@%s has %d yank entries, the most there can be", name, version, maxSeq)
 		}
 		y := &Yank{Spec: YankSpec, Name: name, Version: version, Seq: seq, Yanked: yanked, Reason: reason, At: now.UTC().Format(time.RFC3339)}
 		switch err := b.Create(ctx, yankKey(name, version, seq), bytes.NewReader(y.encode())); {
@@ -168,5 +226,22 @@ func SetYank(ctx context.Context, b store.Backend, name, version string, yanked 
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("%s@%s: the yank state kept changing under concurrent writers; try again", name, version)
+}
+
+// YankMovedError is a yank entry written by someone else since the one
+// expected.
+type YankMovedError struct {
+	Name, Version string
+	Now           *Yank // nil when there is none
+}
+
+func (e *YankMovedError) Error() string {
+	if e.Now == nil {
+		return fmt.Sprintf("%s@%s has no yank entries any more", e.Name, e.Version)
+	}
+	state := "un-yanked"
+	if e.Now.Yanked {
+		state = "yanked"
+	}
+	return fmt.Sprintf("%s@%s was %s by someone else since (entry %d, %s: %q)", e.Name, e.Version, state, e.Now.Seq, e.Now.At, e.Now.Reason)
 }

@@ -18,7 +18,7 @@ func TestYankHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
-	if _, err := SetYank(ctx, fb, "web", "1.0.0", true, "broken", now); !errors.As(err, new(*NotPublishedError)) {
+	if _, err := SetYank(ctx, fb, "web", "1.0.0", true, "broken", AnySeq, now); !errors.As(err, new(*NotPublishedError)) {
 		t.Fatalf("yank of an unpublished version: %v", err)
 	}
 	for _, v := range []string{"1.0.0", "1.0.1"} {
@@ -38,7 +38,7 @@ func TestYankHistory(t *testing.T) {
 		{false, "fixed upstream", 3},
 	}
 	for _, s := range steps {
-		y, err := SetYank(ctx, fb, "web", "1.0.1", s.yanked, s.reason, now)
+		y, err := SetYank(ctx, fb, "web", "1.0.1", s.yanked, s.reason, AnySeq, now)
 		if err != nil || y.Seq != s.seq || y.Yanked != s.yanked {
 			t.Fatalf("%+v: got %+v %v", s, y, err)
 		}
@@ -76,22 +76,101 @@ func TestConcurrentYanksWriteOneEntryEach(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			if _, err := SetYank(ctx, fb, "web", "2.0.0", true, strings.Repeat("r", i+1), now); err != nil {
+			if _, err := SetYank(ctx, fb, "web", "2.0.0", true, strings.Repeat("r", i+1), AnySeq, now); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
 	keys, _ := fb.List(ctx, "releases/web/yanks/2.0.0/")
+	reasons := map[string]int{}
 	for i, k := range keys {
 		if k != yankKey("web", "2.0.0", i+1) {
 			t.Fatalf("entry %d is %s", i, k)
 		}
-		if _, err := getYank(ctx, fb, k, "web", "2.0.0", i+1); err != nil {
+		y, err := getYank(ctx, fb, k, "web", "2.0.0", i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reasons[y.Reason]++
+	}
+	// Every reason differs: every writer's entry lands, once.
+	if len(keys) != 16 || len(reasons) != 16 {
+		t.Fatalf("%d entries, %d reasons", len(keys), len(reasons))
+	}
+}
+
+func TestYankEntriesAreBoundedAndOwned(t *testing.T) {
+	ctx := context.Background()
+	fb, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, v := range []string{"1.0.0", "1.0.1"} {
+		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"v": v}}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(keys) < 1 || len(keys) > 16 {
-		t.Fatalf("%d entries", len(keys))
+	// The longest reason that encodes longest still reads back.
+	worst := strings.Repeat(`"`, MaxReason)
+	if _, err := SetYank(ctx, fb, "web", "1.0.0", true, worst, AnySeq, now); err != nil {
+		t.Fatal(err)
+	}
+	if y, err := YankState(ctx, fb, "web", "1.0.0"); err != nil || y.Reason != worst {
+		t.Fatalf("worst-case reason: %v", err)
+	}
+	for _, bad := range []string{"a\x01b", "two\nlines", "\x1b[2J", strings.Repeat("x", MaxReason+1)} {
+		if _, err := SetYank(ctx, fb, "web", "1.0.1", true, bad, AnySeq, now); err == nil {
+			t.Errorf("reason %q accepted", bad)
+		}
+	}
+	// Expecting an entry someone else has moved past writes nothing.
+	var moved *YankMovedError
+	if _, err := SetYank(ctx, fb, "web", "1.0.0", false, "undo", 0, now); !errors.As(err, &moved) || moved.Now.Seq != 1 {
+		t.Fatalf("stale expect: %v", err)
+	}
+	if y, err := SetYank(ctx, fb, "web", "1.0.0", false, "undo", 1, now); err != nil || y.Seq != 2 {
+		t.Fatalf("expected entry: %+v %v", y, err)
+	}
+	// Keys past the ten digits the provider writes are refused, by both readers.
+	if err := fb.Create(ctx, "releases/web/yanks/1.0.1/10000000000", strings.NewReader("{}")); err != nil {
+		t.Fatal(err)
+	}
+	var tampered *TamperedError
+	if _, err := YankState(ctx, fb, "web", "1.0.1"); !errors.As(err, &tampered) {
+		t.Fatalf("YankState: %v", err)
+	}
+	if _, err := Yanks(ctx, fb, "web"); !errors.As(err, &tampered) {
+		t.Fatalf("Yanks: %v", err)
+	}
+}
+
+func TestContentOfAYankedVersionIsNotAdopted(t *testing.T) {
+	ctx := context.Background()
+	fb, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a := Content{Name: "web", Artifacts: map[string]string{"site": "a"}}
+	b := Content{Name: "web", Artifacts: map[string]string{"site": "b"}}
+	for v, c := range map[string]Content{"1.0.0": a, "1.0.1": b} {
+		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v, Artifacts: c.Artifacts}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := SetYank(ctx, fb, "web", "1.0.0", true, "broken", AnySeq, now); err != nil {
+		t.Fatal(err)
+	}
+	var yc *YankedContentError
+	if _, err := PlanVersion(ctx, fb, a, "", "patch"); !errors.As(err, &yc) || yc.Version != "1.0.0" {
+		t.Fatalf("automatic: %v", err)
+	}
+	if p, err := PlanVersion(ctx, fb, a, "1.0.0", "patch"); err != nil || p.Adopted == nil {
+		t.Fatalf("explicit: %+v %v", p, err)
+	}
+	if p, err := PlanVersion(ctx, fb, b, "", "patch"); err != nil || p.Version != "1.0.1" {
+		t.Fatalf("another content: %+v %v", p, err)
 	}
 }
