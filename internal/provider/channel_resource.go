@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -79,13 +79,13 @@ func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"version": schema.StringAttribute{MarkdownDescription: "The published version the channel points to, exactly (`1.4.2`).",
 				Required: true, Validators: []validator.String{versionValidator}},
 			"reason": schema.StringAttribute{MarkdownDescription: "Recorded with each move this resource makes (`\"INC-4711: roll back\"`).",
-				Optional: true, Validators: []validator.String{stringvalidator.LengthAtMost(release.MaxReason)}},
+				Optional: true, Validators: []validator.String{stringCheck{"printable text of at most 1024 bytes", "Invalid reason", release.CheckReason}}},
 			"requires": schema.ListAttribute{
 				MarkdownDescription: "Gates: channels of the same release a version must have been on before this one " +
-					"takes it (`[\"staging\"]`: prod takes only what staging had). A move that fails one is refused at plan, " +
-					"naming it.",
+					"takes it (`[\"staging\"]`: prod takes only what staging had). A move that fails any is refused at plan, " +
+					"naming each. Gates are read at plan: promote to staging in one apply and to prod in the next.",
 				ElementType: types.StringType, Optional: true,
-				Validators: []validator.List{listvalidator.ValueStringsAre(channelValidator)},
+				Validators: []validator.List{listvalidator.ValueStringsAre(channelValidator), listvalidator.UniqueValues()},
 			},
 			"previous_version": computed("Where the channel pointed before this move; null for its first."),
 			"move": schema.Int64Attribute{MarkdownDescription: "The number of the history entry in effect (1 for the first move).",
@@ -93,8 +93,9 @@ func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"moved_at":  computed("When the entry in effect was written (RFC 3339, UTC)."),
 			"artifacts": schema.MapAttribute{MarkdownDescription: "The artifacts of `version`, known at plan.", ElementType: types.StringType, Computed: true},
 			"artifact_changes": schema.ListAttribute{
-				MarkdownDescription: "What a move changes, known at plan: `+ name`, `- name`, `~ name: old → new` against `previous_version`.",
-				ElementType:         types.StringType, Computed: true,
+				MarkdownDescription: "What a move changes, known at plan, against `previous_version`: `+ name <digest>`, " +
+					"`- name <digest>`, `~ name <old> -> <new>`.",
+				ElementType: types.StringType, Computed: true,
 			},
 		},
 	}
@@ -124,13 +125,15 @@ func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel) diag.D
 	var np *release.NotPublishedError
 	var yanked *release.YankedError
 	var gate *release.GateError
+	var gates2 *release.GatesError
 	switch {
 	case err == nil:
 	case errors.As(err, &np):
-		diags.AddAttributeError(path.Root("version"), "Version not published", fmt.Sprintf("Release %v, so no channel can point to it.", err))
+		diags.AddAttributeError(path.Root("version"), "Version not published", fmt.Sprintf("Release %v, so no channel can point to it. "+
+			"(A version published by this same apply is published after the plan: promote it in the next apply.)", err))
 	case errors.As(err, &yanked):
 		diags.AddAttributeError(path.Root("version"), "Version is yanked", fmt.Sprintf("Release %v. Pick another version, or un-yank it first.", err))
-	case errors.As(err, &gate):
+	case errors.As(err, &gate), errors.As(err, &gates2):
 		diags.AddAttributeError(path.Root("requires"), "Gate refuses the move", fmt.Sprintf("The channel %s cannot move: %v.", m.Channel.ValueString(), err))
 	default:
 		diags.Append(releaseError(r.data.store, m.Release.ValueString(), err))
@@ -190,8 +193,21 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-	if resp.Diagnostics.Append(r.checkMove(ctx, &plan)...); resp.Diagnostics.HasError() {
+	if gates, _ := plan.gates(ctx); slices.Contains(gates, plan.Channel.ValueString()) {
+		resp.Diagnostics.AddAttributeError(path.Root("requires"), "Channel gates itself",
+			fmt.Sprintf("requires names %s, the channel itself: a version could never get on it. Name other channels.", plan.Channel.ValueString()))
 		return
+	}
+	if d := r.checkMove(ctx, &plan); d.HasError() {
+		if prior == nil {
+			resp.Diagnostics.Append(d...)
+			return
+		}
+		// `terraform destroy` plans normally first, and must not be stopped
+		// by a move it is not going to make: warn; apply checks again.
+		for _, e := range d.Errors() {
+			resp.Diagnostics.AddAttributeWarning(path.Root("version"), e.Summary(), e.Detail()+" Applying this plan fails. (This is expected when destroying.)")
+		}
 	}
 	previous := ""
 	if prior != nil {
@@ -203,7 +219,13 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			return
 		}
 		if cur != nil {
-			previous = cur.To
+			// Managed elsewhere, or by a configuration that forgot it: taking
+			// it over is an import, not a create.
+			resp.Diagnostics.AddAttributeError(path.Root("channel"), "Channel exists",
+				fmt.Sprintf("The channel %s of %s exists in %s: it points to %s (move %d, %s). To manage it here, import it "+
+					"(terraform import <address> %s/%s) and plan again; if another configuration manages it, leave it to that one.",
+					plan.Channel.ValueString(), plan.Release.ValueString(), r.data.store, cur.To, cur.Seq, cur.At, plan.Release.ValueString(), plan.Channel.ValueString()))
+			return
 		}
 	}
 	if resp.Diagnostics.Append(r.planTarget(ctx, &plan, previous)...); resp.Diagnostics.HasError() {
@@ -230,12 +252,12 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	}
 	planned, version := m.PreviousVersion.ValueString(), m.Version.ValueString()
 	switch {
-	case cur != nil && cur.To == version && (planned == version || cur.From == planned):
-		// Already there: another workspace put it there, or an earlier
-		// apply wrote the move and failed to save state. Nothing to write.
+	case cur != nil && cur.To == version && cur.From == planned && (seq < 0 || cur.Seq == seq+1):
+		// Already there: an earlier apply wrote this very move and failed to
+		// save state. Nothing to write.
 	case cur == nil && planned != "":
 		err = fmt.Errorf("the channel %s of %s has no moves any more, but pointed to %s at plan: plan again", ch, rel, planned)
-	case cur != nil && (cur.To != planned || (seq >= 0 && cur.Seq != seq)):
+	case cur != nil && (seq < 0 || cur.To != planned || cur.Seq != seq):
 		err = &release.MovedError{Release: rel, Channel: ch, Now: cur}
 	default:
 		n := 0
@@ -299,9 +321,19 @@ func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.Diagnostics.Append(releaseError(r.data.store, rel, err))
 		return
 	}
-	if cur == nil {
+	if cur == nil || (m.Move.ValueInt64() > 0 && int64(cur.Seq) < m.Move.ValueInt64()) {
+		if m.Move.ValueInt64() > 0 {
+			resp.Diagnostics.AddAttributeError(path.Root("move"), "Channel history lost",
+				fmt.Sprintf("The channel %s of %s was at move %d, and the store now has %s: moves are never deleted, so they were "+
+					"removed behind the store's back. Restore them from a backup.", ch, rel, m.Move.ValueInt64(), movesText(cur)))
+			return
+		}
 		resp.State.RemoveResource(ctx)
 		return
+	}
+	if y, err := release.YankState(ctx, r.data.store.Backend(), rel, cur.To); err == nil && y != nil && y.Yanked {
+		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Channel points to a yanked version",
+			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move it to another version.", ch, rel, cur.To, y.At, y.Reason))
 	}
 	if cur.Seq != int(m.Move.ValueInt64()) {
 		// Moved by someone else: the state follows the store, and the next
@@ -335,4 +367,11 @@ func (r *ChannelResource) ImportState(ctx context.Context, req resource.ImportSt
 	if cur, err := release.Current(ctx, r.data.store.Backend(), rel, ch); err == nil && cur == nil {
 		resp.Diagnostics.AddError("Channel not found", fmt.Sprintf("The channel %s of %s has no moves in %s.", ch, rel, r.data.store))
 	}
+}
+
+func movesText(cur *release.Move) string {
+	if cur == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%d", cur.Seq)
 }

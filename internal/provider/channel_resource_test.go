@@ -56,15 +56,6 @@ data "immutable_channel" "prod" {
 		version := func(addr, v string) statecheck.StateCheck {
 			return statecheck.ExpectKnownValue(addr, tfjsonpath.New("version"), knownvalue.StringExact(v))
 		}
-		resource.Test(t, resource.TestCase{
-			ProtoV6ProviderFactories: protoV6,
-			Steps: []resource.TestStep{
-				{
-					Config:      cfg("1.0.0", "1.0.0"),
-					ExpectError: regexp.MustCompile(`(?s)Gate refuses the move.*web@1.0.0 was never on the channel\s+staging`),
-				},
-			},
-		})
 		// staging alone, then prod.
 		stagingOnly := func(v string) string {
 			return e.providerBlock() + fmt.Sprintf(`
@@ -77,20 +68,19 @@ resource "immutable_channel" "staging" {
 		}
 		resource.Test(t, resource.TestCase{
 			ProtoV6ProviderFactories: protoV6,
-			Steps: []resource.TestStep{{
-				Config: stagingOnly("1.0.0"),
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("move"), knownvalue.Int64Exact(1)),
-					statecheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("previous_version"), knownvalue.Null()),
-				},
-			}},
-		})
-		resource.Test(t, resource.TestCase{
-			ProtoV6ProviderFactories: protoV6,
 			Steps: []resource.TestStep{
 				{
-					// The staging channel exists (another workspace made it):
-					// adopted, nothing written.
+					Config:      cfg("1.0.0", "1.0.0"),
+					ExpectError: regexp.MustCompile(`(?s)Gate refuses the move.*web@1.0.0 was never on the channel\s+staging`),
+				},
+				{
+					Config: stagingOnly("1.0.0"),
+					ConfigStateChecks: []statecheck.StateCheck{
+						statecheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("move"), knownvalue.Int64Exact(1)),
+						statecheck.ExpectKnownValue("immutable_channel.staging", tfjsonpath.New("previous_version"), knownvalue.Null()),
+					},
+				},
+				{
 					Config:            cfg("1.0.0", "1.0.0"),
 					ConfigStateChecks: []statecheck.StateCheck{version("immutable_channel.prod", "1.0.0")},
 				},
@@ -170,6 +160,14 @@ resource "immutable_channel" "staging" {
 					ExpectError: regexp.MustCompile(`(?s)Channel moved by another apply.*moved\s+by\s+another\s+apply\s+to\s+1.1.0.*plan\s+again`),
 				},
 			},
+		})
+		// Another configuration creating prod: refused, pointing at import.
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config:      cfg("1.1.0", "1.1.0"),
+				ExpectError: regexp.MustCompile(`(?s)Channel exists.*import\s+it`),
+			}},
 		})
 		hist, err := release.History(ctx, b, "web", "prod", 0)
 		must(t, err)

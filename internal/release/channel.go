@@ -115,6 +115,12 @@ func seqs(ctx context.Context, b store.Backend, rel, channel string) ([]int, err
 		out = append(out, n)
 	}
 	sort.Ints(out)
+	for i, n := range out {
+		if n != i+1 {
+			// Entries are never deleted: a gap is a hand edit.
+			return nil, &TamperedError{Key: moveKey(rel, channel, i+1), Detail: "it is missing, though later moves exist: a channel's history is never deleted"}
+		}
+	}
 	return out, nil
 }
 
@@ -124,7 +130,11 @@ func Current(ctx context.Context, b store.Backend, rel, channel string) (*Move, 
 	if err != nil || len(ns) == 0 {
 		return nil, err
 	}
-	return getMove(ctx, b, rel, channel, ns[len(ns)-1])
+	hist, err := History(ctx, b, rel, channel, 2)
+	if err != nil {
+		return nil, err
+	}
+	return hist[len(hist)-1], nil
 }
 
 // History returns a channel's last n moves (all when n <= 0), oldest first.
@@ -141,6 +151,10 @@ func History(ctx context.Context, b store.Backend, rel, channel string, n int) (
 		m, err := getMove(ctx, b, rel, channel, s)
 		if err != nil {
 			return nil, err
+		}
+		// Each move starts where the one before it ended.
+		if len(out) > 0 && m.From != out[len(out)-1].To || s == 1 && m.From != "" {
+			return nil, &TamperedError{Key: moveKey(rel, channel, s), Detail: "it starts from " + strconvQuote(m.From) + ", not where the move before it ended"}
 		}
 		out = append(out, m)
 	}
@@ -196,6 +210,7 @@ func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates 
 	if y != nil && y.Yanked {
 		return &YankedError{Release: rel, Version: version, Yank: y}
 	}
+	var refused []*GateError
 	for _, g := range gates {
 		hist, err := History(ctx, b, rel, g, 0)
 		if err != nil {
@@ -213,10 +228,27 @@ func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates 
 			}
 		}
 		if !ok {
-			return &GateError{Release: rel, Version: version, Gate: g, Seen: seen}
+			refused = append(refused, &GateError{Release: rel, Version: version, Gate: g, Seen: seen})
 		}
 	}
-	return nil
+	switch len(refused) {
+	case 0:
+		return nil
+	case 1:
+		return refused[0]
+	}
+	return &GatesError{Refused: refused}
+}
+
+// GatesError is a move refused by several gates.
+type GatesError struct{ Refused []*GateError }
+
+func (e *GatesError) Error() string {
+	msgs := make([]string, len(e.Refused))
+	for i, g := range e.Refused {
+		msgs[i] = g.Error()
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // MoveTo writes the move after seq (the position the plan saw: 0 for a
@@ -246,3 +278,5 @@ func MoveTo(ctx context.Context, b store.Backend, rel, channel string, seq int, 
 	}
 	return m, nil
 }
+
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }

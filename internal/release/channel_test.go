@@ -3,6 +3,8 @@ package release
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,5 +110,44 @@ func TestConcurrentMovesFromOnePositionOneWins(t *testing.T) {
 		if ns, _ := seqs(ctx, fb, "web", "prod"); len(ns) != 1 {
 			t.Fatalf("entries %v", ns)
 		}
+	}
+}
+
+func TestChannelHistoryIsWhole(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fb, err := filestore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, v := range []string{"1.0.0", "1.1.0", "1.0.0"} {
+		from := ""
+		if i > 0 {
+			from = []string{"1.0.0", "1.1.0"}[i-1]
+		}
+		if _, err := MoveTo(ctx, fb, "web", "prod", i, from, v, "", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A move written by hand that does not start where the last ended.
+	bad := &Move{Spec: ChannelSpec, Release: "web", Channel: "prod", Seq: 4, From: "9.9.9", To: "1.1.0", At: now.UTC().Format(time.RFC3339)}
+	if err := fb.Create(ctx, moveKey("web", "prod", 4), strings.NewReader(string(bad.encode()))); err != nil {
+		t.Fatal(err)
+	}
+	var tampered *TamperedError
+	if _, err := Current(ctx, fb, "web", "prod"); !errors.As(err, &tampered) {
+		t.Fatalf("a move from elsewhere: %v", err)
+	}
+	// A deleted middle entry.
+	p := filepath.Join(dir, filepath.FromSlash(moveKey("web", "prod", 2)))
+	if err := os.Chmod(filepath.Dir(p), 0o755); err == nil {
+		_ = os.Chmod(p, 0o644)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := History(ctx, fb, "web", "prod", 0); !errors.As(err, &tampered) || !strings.Contains(err.Error(), "0000000002") {
+		t.Fatalf("a gap: %v", err)
 	}
 }

@@ -172,7 +172,7 @@ func YankState(ctx context.Context, b store.Backend, name, version string) (*Yan
 type NotPublishedError struct{ Name, Version string }
 
 func (e *NotPublishedError) Error() string {
-	return fmt.Sprintf("%s@%s is not published: only a published version can be yanked", e.Name, e.Version)
+	return fmt.Sprintf("%s@%s is not published", e.Name, e.Version)
 }
 
 // AnySeq, as SetYank's expect, writes whatever the last entry is.
