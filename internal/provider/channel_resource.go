@@ -208,6 +208,11 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		for _, e := range d.Errors() {
 			resp.Diagnostics.AddAttributeWarning(path.Root("version"), e.Summary(), e.Detail()+" Applying this plan fails. (This is expected when destroying.)")
 		}
+		plan.PreviousVersion = prior.Version
+		plan.Artifacts, plan.ArtifactChanges = types.MapUnknown(types.StringType), types.ListUnknown(types.StringType)
+		plan.Move, plan.MovedAt = types.Int64Unknown(), types.StringUnknown()
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
 	}
 	previous := ""
 	if prior != nil {

@@ -176,3 +176,42 @@ resource "immutable_channel" "staging" {
 		}
 	})
 }
+
+// TestAccChannel_destroyAfterDriftToARefusedVersion: a channel whose
+// configured version was yanked (or never published) can still be
+// destroyed: the refused move is a warning at plan, not an error.
+func TestAccChannel_destroyAfterDriftToARefusedVersion(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.backend().Backend()
+	for _, v := range []string{"1.0.0", "1.0.1"} {
+		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+		must(t, err)
+	}
+	cfg := e.providerBlock() + `
+resource "immutable_channel" "prod" {
+  release = "web"
+  channel = "prod"
+  version = "1.0.1"
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: cfg},
+			{
+				PreConfig: func() {
+					_, err := release.SetYank(ctx, b, "web", "1.0.1", true, "broken", release.AnySeq, time.Now())
+					must(t, err)
+					_, err = release.MoveTo(ctx, b, "web", "prod", 1, "1.0.1", "1.0.0", "rolled back by hand", time.Now())
+					must(t, err)
+				},
+				Config:             cfg,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true, // a move back to 1.0.1 that apply would refuse
+			},
+			{Config: cfg, ExpectError: regexp.MustCompile(`(?s)Version is yanked`)},
+			{Config: cfg, Destroy: true},
+		},
+	})
+}
