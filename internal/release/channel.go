@@ -3,10 +3,8 @@ package release
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -56,46 +54,18 @@ func moveKey(rel, channel string, seq int) string {
 	return fmt.Sprintf("%s%010d", movesPrefix(rel, channel), seq)
 }
 
-func (m *Move) encode() []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(m) // strings and an int: cannot fail
-	return b.Bytes()
-}
+func (m *Move) encode() []byte { return encodeEntry(m) }
+
+func (m *Move) common() (spec, reason, at string) { return m.Spec, m.Reason, m.At }
 
 func getMove(ctx context.Context, b store.Backend, rel, channel string, seq int) (*Move, error) {
 	key := moveKey(rel, channel, seq)
-	rc, err := b.Open(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rc.Close() }() // read-only: what was read is checked
-	raw, err := io.ReadAll(io.LimitReader(rc, maxEntry+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(raw) > maxEntry {
-		return nil, &TamperedError{Key: key, Detail: "it is larger than any move the provider writes"}
-	}
 	var m Move
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return nil, &TamperedError{Key: key, Detail: "it is not a valid channel move: " + err.Error()}
+	if err := readEntry(ctx, b, key, "channel move", ChannelSpec, &m); err != nil {
+		return nil, err
 	}
-	switch {
-	case m.Spec != ChannelSpec:
-		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", m.Spec)}
-	case m.Release != rel || m.Channel != channel || m.Seq != seq:
+	if m.Release != rel || m.Channel != channel || m.Seq != seq {
 		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it is move %d of %s/%s", m.Seq, m.Release, m.Channel)}
-	case !bytes.Equal(m.encode(), raw):
-		return nil, &TamperedError{Key: key, Detail: "it is not in canonical form"}
-	case CheckReason(m.Reason) != nil:
-		return nil, &TamperedError{Key: key, Detail: "its reason is not one the provider writes"}
-	}
-	if _, err := time.Parse(time.RFC3339, m.At); err != nil {
-		return nil, &TamperedError{Key: key, Detail: "its time is not RFC 3339"}
 	}
 	return &m, nil
 }

@@ -77,46 +77,70 @@ func yankKey(name, version string, seq int) string {
 	return fmt.Sprintf("%s%s/%010d", yanksPrefix(name), version, seq)
 }
 
-func (y *Yank) encode() []byte {
+func (y *Yank) encode() []byte { return encodeEntry(y) }
+
+func (y *Yank) common() (spec, reason, at string) { return y.Spec, y.Reason, y.At }
+
+// historyEntry is a yank entry or a channel move: small, write-once JSON.
+type historyEntry interface {
+	encode() []byte
+	common() (spec, reason, at string)
+}
+
+// encodeEntry is an entry's stored form: compact JSON, fields in order,
+// no HTML escaping.
+func encodeEntry(e historyEntry) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(y) // a struct of strings, ints and a bool: cannot fail
+	_ = enc.Encode(e) // strings, ints and a bool: cannot fail
 	return b.Bytes()
 }
 
-// getYank reads and checks one entry.
-func getYank(ctx context.Context, b store.Backend, key, name, version string, seq int) (*Yank, error) {
+// readEntry reads the entry at key into e and checks what every entry
+// must be: bounded, only known fields, in canonical form, of spec, with a
+// printable reason and an RFC 3339 time. what names it in errors.
+func readEntry(ctx context.Context, b store.Backend, key, what, spec string, e historyEntry) error {
 	rc, err := b.Open(ctx, key)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = rc.Close() }() // read-only: what was read is checked
 	raw, err := io.ReadAll(io.LimitReader(rc, maxEntry+1))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(raw) > maxEntry {
-		return nil, &TamperedError{Key: key, Detail: "it is larger than any yank entry the provider writes"}
+		return &TamperedError{Key: key, Detail: "it is larger than any " + what + " the provider writes"}
 	}
-	var y Yank
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&y); err != nil {
-		return nil, &TamperedError{Key: key, Detail: "it is not a valid yank entry: " + err.Error()}
+	if err := dec.Decode(e); err != nil {
+		return &TamperedError{Key: key, Detail: "it is not a valid " + what + ": " + err.Error()}
 	}
+	gotSpec, reason, at := e.common()
 	switch {
-	case y.Spec != YankSpec:
-		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", y.Spec)}
-	case y.Name != name || y.Version != version || y.Seq != seq:
-		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it is the entry %d of %s@%s", y.Seq, y.Name, y.Version)}
-	case !bytes.Equal(y.encode(), raw):
-		return nil, &TamperedError{Key: key, Detail: "it is not in canonical form"}
-	case CheckReason(y.Reason) != nil:
-		return nil, &TamperedError{Key: key, Detail: "its reason is not one the provider writes"}
+	case gotSpec != spec:
+		return &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", gotSpec)}
+	case !bytes.Equal(e.encode(), raw):
+		return &TamperedError{Key: key, Detail: "it is not in canonical form"}
+	case CheckReason(reason) != nil:
+		return &TamperedError{Key: key, Detail: "its reason is not one the provider writes"}
 	}
-	if _, err := time.Parse(time.RFC3339, y.At); err != nil {
-		return nil, &TamperedError{Key: key, Detail: "its time is not RFC 3339"}
+	if _, err := time.Parse(time.RFC3339, at); err != nil {
+		return &TamperedError{Key: key, Detail: "its time is not RFC 3339"}
+	}
+	return nil
+}
+
+// getYank reads and checks one entry.
+func getYank(ctx context.Context, b store.Backend, key, name, version string, seq int) (*Yank, error) {
+	var y Yank
+	if err := readEntry(ctx, b, key, "yank entry", YankSpec, &y); err != nil {
+		return nil, err
+	}
+	if y.Name != name || y.Version != version || y.Seq != seq {
+		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it is the entry %d of %s@%s", y.Seq, y.Name, y.Version)}
 	}
 	return &y, nil
 }
