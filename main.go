@@ -4,9 +4,13 @@ import (
 	"context"
 	"flag"
 	"log"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/gc"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/provider"
 )
 
@@ -14,6 +18,14 @@ import (
 var version = "dev"
 
 func main() {
+	// `terraform-provider-immutable gc …` is the store's garbage collector,
+	// run from a cron job or CI; anything else serves the provider.
+	if len(os.Args) > 1 && os.Args[1] == "gc" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := gc.Main(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	var debug bool
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()

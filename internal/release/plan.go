@@ -53,6 +53,9 @@ func PlanVersion(ctx context.Context, b store.Backend, c Content, explicit, bump
 				return adopt(p)
 			}
 		}
+		if err := checkNotCollected(ctx, b, c.Name, explicit); err != nil {
+			return nil, err
+		}
 		return checked(c, &Plan{Version: explicit, PreviousVersion: original(versions.Below(published, v))})
 	}
 

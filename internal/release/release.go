@@ -309,6 +309,9 @@ func Publish(ctx context.Context, b store.Backend, r *Record, now time.Time) (*R
 	if existing, err := published(ctx, b, r); existing != nil || err != nil {
 		return existing, err
 	}
+	if err := checkNotCollected(ctx, b, r.Name, r.Version); err != nil {
+		return nil, err
+	}
 	sum, err := digest.Parse(r.Digest)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,15 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
 		return stats, err
 	}
+	// The known listings' blobs are relied on without a check: held first
+	// (the collector protocol, see Hold).
+	var held []string
+	for _, k := range known {
+		held = append(held, TreeKey(k))
+	}
+	if err := s.Hold(ctx, held...); err != nil {
+		return stats, err
+	}
 	have := map[digest.Sum]bool{}
 	for _, k := range known {
 		if k == sum {
@@ -120,6 +130,24 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	}
 	if err := w.run(ctx, todo, s.Concurrency()); err != nil {
 		return stats, err
+	}
+	// Blobs found present are relied on from now: held, and checked again.
+	// One a collector deleted before the hold is written after all.
+	gone, err := s.holdPresent(ctx, w.existing...)
+	if err != nil {
+		return stats, err
+	}
+	if len(gone) > 0 {
+		var again []digest.Entry
+		for _, e := range todo {
+			if slices.Contains(gone, BlobKey(e.SHA256)) {
+				again = append(again, e)
+			}
+		}
+		w.existing, w.staged = nil, nil
+		if err := w.run(ctx, again, s.Concurrency()); err != nil {
+			return stats, err
+		}
 	}
 	stats.Written = int(w.written.Load())
 	stats.Present = stats.Needed - stats.Written
@@ -245,6 +273,9 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 		if ok, err := p.s.b.Exists(ctx, key); err != nil || ok {
 			if ok {
 				p.s.Stats.BlobsSkipped.Add(1)
+				p.mu.Lock()
+				p.existing = append(p.existing, key)
+				p.mu.Unlock()
 			}
 			return err
 		}

@@ -455,3 +455,42 @@ func (b *Backend) List(_ context.Context, prefix string) ([]string, error) {
 // written four per core, so that one waiting on the disk or the page
 // cache does not idle a core that could hash.
 func (b *Backend) Concurrency() int { return 4 * runtime.GOMAXPROCS(0) }
+
+var _ store.Deleter = (*Backend)(nil)
+
+// Delete implements store.Deleter: the key's file is removed and its
+// directory flushed, so that a crash cannot bring it back after a later
+// delete (a blob) has gone: the collector deletes listings before blobs.
+func (b *Backend) Delete(_ context.Context, key string) error {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
+			return nil
+		}
+		return &WriteError{Store: b.String(), Err: err}
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// ListInfo implements store.Deleter.
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
+	keys, err := b.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]store.ObjectInfo, 0, len(keys))
+	for _, k := range keys {
+		fi, err := os.Lstat(filepath.Join(b.root, filepath.FromSlash(k)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since it was listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		infos = append(infos, store.ObjectInfo{Key: k, Size: fi.Size(), ModTime: fi.ModTime()})
+	}
+	return infos, nil
+}

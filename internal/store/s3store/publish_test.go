@@ -41,7 +41,7 @@ func smallTree(t *testing.T, n int, seed ...int) (string, *digest.Manifest) {
 // Request counts of publishing are facts: the first publish of n small
 // files is one conditional PUT per file and one for the listing (no HEAD
 // per file); publishing it again is one HEAD; one changed file, with the
-// previous listing known, is five requests whatever n is.
+// previous listing known, is seven requests whatever n is.
 func TestPublishRequests(t *testing.T) {
 	srv := testserver.StartS3(t)
 	bucket := srv.NewBucket(t)
@@ -106,10 +106,12 @@ func TestPublishRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	// HEAD of the new listing (absent) and, on this backend's first 404,
-	// of the bucket; GET of the previous listing; PUT of the changed file;
-	// PUT of the new listing.
-	if calls := counter.Calls("", ""); len(calls) != 5 || stats.Written != 1 {
-		t.Errorf("one file changed: %d requests, %d blobs written; want 5 and 1: %v", len(calls), stats.Written, calls)
+	// of the bucket; a lease on the previous listing, whose blobs are
+	// relied on unchecked (PUT), and the list of collectors' markers;
+	// GET of the previous listing; PUT of the changed file; PUT of the
+	// new listing.
+	if calls := counter.Calls("", ""); len(calls) != 7 || stats.Written != 1 || len(counter.Calls(http.MethodPut, "/gc/leases/")) != 1 {
+		t.Errorf("one file changed: %d requests, %d blobs written; want 7 (one a lease) and 1: %v", len(calls), stats.Written, calls)
 	}
 	missing, err := s.MissingBlobs(ctx)
 	if err != nil || len(missing) > 0 {

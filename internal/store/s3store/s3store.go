@@ -531,3 +531,52 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	sort.Strings(keys)
 	return keys, nil
 }
+
+var _ store.Deleter = (*Backend)(nil)
+
+// Delete implements store.Deleter with DeleteObject, which S3 answers the
+// same whether or not the key held an object. It needs s3:DeleteObject,
+// which only the collector's credentials should have.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := b.acquire(ctx); err != nil {
+		return err
+	}
+	defer b.release()
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
+	if err != nil && !notFound(err) {
+		err = b.wrap("deleting", key, err)
+		var e *Error
+		if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
+			e.Hint = "The collector's credentials need s3:DeleteObject on the store's prefix (and s3:GetObject, s3:PutObject, " +
+				"s3:ListBucket); see the S3 guide. Only the collector should have it, never publishers or planners."
+		}
+		return err
+	}
+	return nil
+}
+
+// ListInfo implements store.Deleter: List with each object's size and
+// LastModified (the server's clock).
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
+	var infos []store.ObjectInfo
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String(b.prefix + prefix)})
+	for p.HasMorePages() {
+		if err := b.acquire(ctx); err != nil {
+			return nil, err
+		}
+		page, err := p.NextPage(ctx)
+		b.release()
+		if err != nil {
+			return nil, b.wrap("listing", prefix, err)
+		}
+		for _, o := range page.Contents {
+			infos = append(infos, store.ObjectInfo{
+				Key:     strings.TrimPrefix(aws.ToString(o.Key), b.prefix),
+				Size:    aws.ToInt64(o.Size),
+				ModTime: aws.ToTime(o.LastModified),
+			})
+		}
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	return infos, nil
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -263,6 +264,64 @@ func Run(t *testing.T, h Harness) {
 			}
 			if n, err := s.VerifyBlob(ctx, sum); err != nil || n != int64(len(data)) {
 				t.Fatal(err)
+			}
+		},
+		"delete removes an object, a missing key is no error, and others stay": func(t *testing.T, b store.Backend, s *store.Store) {
+			d, ok := b.(store.Deleter)
+			if !ok {
+				t.Fatal("the backend cannot delete: a collector cannot run on it")
+			}
+			before := time.Now().Add(-time.Minute)
+			for _, k := range []string{"x/a", "x/b", "y/c"} {
+				if err := b.Create(ctx, k, strings.NewReader(k+"!")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			infos, err := d.ListInfo(ctx, "x/")
+			if err != nil || len(infos) != 2 || infos[0].Key != "x/a" || infos[1].Key != "x/b" {
+				t.Fatalf("ListInfo: %+v %v", infos, err)
+			}
+			for _, i := range infos {
+				if i.Size != 4 || i.ModTime.Before(before) || i.ModTime.After(time.Now().Add(time.Minute)) {
+					t.Errorf("ListInfo of %s: size %d, time %v; want 4 and about now", i.Key, i.Size, i.ModTime)
+				}
+			}
+			if err := d.Delete(ctx, "x/a"); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Delete(ctx, "x/a"); err != nil {
+				t.Fatalf("deleting a missing key: %v", err)
+			}
+			if ok, err := b.Exists(ctx, "x/a"); ok || err != nil {
+				t.Fatalf("deleted key exists=%v, %v", ok, err)
+			}
+			if keys, err := b.List(ctx, ""); err != nil || strings.Join(keys, ",") != "x/b,y/c" {
+				t.Fatalf("after the delete the store holds %v, %v; want x/b and y/c", keys, err)
+			}
+			// Write-once still holds for a key deleted: it can be created anew.
+			if err := b.Create(ctx, "x/a", strings.NewReader("again")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"a lease is written only for what was found present": func(t *testing.T, b store.Backend, s *store.Store) {
+			data := []byte("leased\n")
+			sum := digest.Bytes(data)
+			if _, err := s.PutBlob(ctx, sum, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			if keys, _ := b.List(ctx, store.LeasesPrefix); len(keys) != 0 {
+				t.Fatalf("a blob written anew left leases %v", keys)
+			}
+			if _, err := s.PutBlob(ctx, sum, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			keys, _ := b.List(ctx, store.LeasesPrefix)
+			if len(keys) != 1 {
+				t.Fatalf("a blob found present left leases %v, want one", keys)
+			}
+			held, err := store.ReadKeys(ctx, b, keys[0], false)
+			if err != nil || len(held) != 1 || held[0] != store.BlobKey(sum) {
+				t.Fatalf("the lease holds %v, %v; want the blob's key", held, err)
 			}
 		},
 	}

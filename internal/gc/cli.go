@@ -1,0 +1,139 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
+)
+
+// EnvStore is the environment variable the provider reads its store from;
+// the command reads it too, so that a CI job configures both alike.
+const EnvStore = "IMMUTABLE_STORE"
+
+const usage = `Usage: terraform-provider-immutable gc --store URL [options]
+
+Deletes the release versions outside the retention policy and every object
+in the store that no kept version, recent object or running writer needs.
+Safe to run while others publish. Nothing is deleted with --dry-run.
+
+The store is --store, else $IMMUTABLE_STORE. S3 credentials come from the
+standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
+SSO, roles); the collector needs s3:DeleteObject, which nothing else should
+have.
+
+Durations are Go durations (36h, 90m) or days (30d).
+
+Options:
+`
+
+// durationFlag is a flag.Value taking "30d" besides Go durations.
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	if *f.d%(24*time.Hour) == 0 && *f.d != 0 {
+		return strconv.FormatInt(int64(*f.d/(24*time.Hour)), 10) + "d"
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		if err != nil {
+			return fmt.Errorf("%q is not a number of days", s)
+		}
+		*f.d = time.Duration(n) * 24 * time.Hour
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 36h or 30d", s)
+	}
+	*f.d = d
+	return nil
+}
+
+// Main runs `terraform-provider-immutable gc` with args (after "gc") and
+// returns the exit status: 0 done, 1 failed, 2 bad usage.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	p := DefaultPolicy()
+	var (
+		storeURL = fs.String("store", "", "the store's URL (file://DIR or s3://BUCKET/PREFIX); default $"+EnvStore)
+		dryRun   = fs.Bool("dry-run", false, "report what would be deleted, and delete nothing")
+		verbose  = fs.Bool("v", false, "print each step")
+		s3       s3store.Settings
+	)
+	fs.IntVar(&p.KeepLast, "keep-last", p.KeepLast, "keep the `N` highest versions of each release that are not yanked")
+	fs.Var(durationFlag{&p.KeepWithin}, "keep-within", "keep every version published within this `duration`")
+	fs.IntVar(&p.KeepChannelMoves, "keep-channel-moves", p.KeepChannelMoves, "keep every version a channel pointed to in its last `N` moves")
+	fs.Var(durationFlag{&p.KeepYankedFor}, "keep-yanked-for", "keep a yanked version this `duration` after its yank")
+	fs.Var(durationFlag{&p.Grace}, "grace", "keep every object stored within this `duration`, and all it references (at least the lease time, "+store.LeaseTTL.String()+")")
+	fs.StringVar(&s3.Endpoint, "s3-endpoint", "", "S3 endpoint `URL` of an S3-compatible store (default: AWS, or $AWS_ENDPOINT_URL_S3)")
+	fs.StringVar(&s3.Region, "s3-region", "", "S3 `region` (default: $AWS_REGION)")
+	fs.StringVar(&s3.Profile, "s3-profile", "", "AWS `profile` (default: $AWS_PROFILE)")
+	fs.BoolVar(&s3.UsePathStyle, "s3-path-style", false, "address the bucket in the path (most S3-compatible servers)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gc: unexpected argument %q; options start with --\n", fs.Arg(0))
+		return 2
+	}
+	raw := *storeURL
+	if raw == "" {
+		raw = os.Getenv(EnvStore)
+	}
+	if raw == "" {
+		fmt.Fprintf(stderr, "gc: no store: give --store URL (such as s3://bucket/prefix or file:///var/lib/immutable) or set %s. "+
+			"The collector never guesses a store: the provider's default, file://.immutable, depends on the directory it runs in\n", EnvStore)
+		return 2
+	}
+	if err := p.Check(); err != nil {
+		fmt.Fprintf(stderr, "gc: %v\n", err)
+		return 2
+	}
+	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: s3})
+	if err != nil {
+		fmt.Fprintf(stderr, "gc: %v\n", err)
+		return 2
+	}
+	if fi, err := os.Stat(strings.TrimPrefix(st.String(), "file://")); strings.HasPrefix(st.String(), "file://") && (err != nil || !fi.IsDir()) {
+		fmt.Fprintf(stderr, "gc: the store %s is not a directory: check --store\n", st)
+		return 2
+	}
+	o := Options{DryRun: *dryRun}
+	if *verbose {
+		o.Log = stderr
+	}
+	report, err := Collect(ctx, st, p, o)
+	if report != nil {
+		fmt.Fprint(stdout, report.String())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gc: %v\n", err)
+		return 1
+	}
+	return 0
+}

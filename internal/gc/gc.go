@@ -1,0 +1,764 @@
+// Package gc is the store's garbage collector: it applies a retention
+// policy to the releases of a store and deletes every object that no kept
+// root reaches, while writers keep publishing.
+//
+// Roots are the release versions the policy keeps, every object stored
+// within the grace period, and every key a live lease names (see the
+// collector protocol in package store). From the roots it keeps, closing
+// over references: a listing keeps its blobs; a release version its
+// artifacts (a listing or a blob); a build record its output and its log;
+// an archive reference its archive's blob. A build record is kept when its
+// output is kept, and an archive reference when its listing is.
+//
+// Everything else under blobs/, trees/, archives/ and actions/ goes, and
+// so do the versions outside the policy (their records, index entries and
+// yank entries; a tombstone stays so that the version is never published
+// again). Deletes go in an order that keeps the store's invariants at
+// every step, so that a collector killed at any point leaves a consistent
+// store: release records first, then build records, archive references,
+// listings, and blobs last. Each batch is announced by a marker, the
+// leases are read again, and only then is anything deleted.
+//
+// Channel histories, tombstones and anything the collector does not
+// recognise are never deleted. A record it cannot read or trust stops the
+// collection before anything is deleted: what it references is unknown.
+//
+// The package has no dependency on Terraform.
+package gc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
+)
+
+// Policy says which release versions are kept. A version is kept when any
+// rule keeps it; the highest version of each release is always kept.
+type Policy struct {
+	// KeepLast keeps the KeepLast highest versions of each release that
+	// are not yanked.
+	KeepLast int
+	// KeepWithin keeps every version published within it.
+	KeepWithin time.Duration
+	// KeepChannelMoves keeps every version each channel pointed to in its
+	// last KeepChannelMoves moves (its current version always).
+	KeepChannelMoves int
+	// KeepYankedFor keeps a yanked version for this long after its yank.
+	KeepYankedFor time.Duration
+	// Grace keeps every object stored within it, with all it references:
+	// what a writer is storing right now, and what Terraform states name
+	// without a release (an artifact deployed directly).
+	Grace time.Duration
+}
+
+// DefaultPolicy is what `gc` uses when no option is given.
+func DefaultPolicy() Policy {
+	return Policy{KeepLast: 10, KeepWithin: 30 * 24 * time.Hour, KeepChannelMoves: 10, KeepYankedFor: 30 * 24 * time.Hour, Grace: 7 * 24 * time.Hour}
+}
+
+// Check refuses a policy that would delete what it cannot mean to.
+func (p Policy) Check() error {
+	switch {
+	case p.KeepLast < 1:
+		return fmt.Errorf("keep-last is %d: at least 1 version of each release is kept (the highest, which the next version is numbered after)", p.KeepLast)
+	case p.KeepChannelMoves < 1:
+		return fmt.Errorf("keep-channel-moves is %d: at least 1 (each channel's current version) is kept", p.KeepChannelMoves)
+	case p.KeepWithin < 0 || p.KeepYankedFor < 0 || p.Grace < 0:
+		return fmt.Errorf("durations cannot be negative")
+	case p.Grace < store.LeaseTTL:
+		return fmt.Errorf("grace is %s: it must be at least the lease time, %s, so that what a writer stores under a lease stays while its lease lives", p.Grace, store.LeaseTTL)
+	}
+	return nil
+}
+
+// Options control a collection.
+type Options struct {
+	// DryRun reports what would be deleted and writes nothing.
+	DryRun bool
+	// Now is the time the policy is applied at; zero means the clock.
+	Now time.Time
+	// Log receives a line per step; nil discards them.
+	Log io.Writer
+	// BatchSize is how many keys one marker names; 0 means 1000.
+	BatchSize int
+}
+
+// Kinds of objects, in the order they are deleted.
+const (
+	KindRelease = "release versions"
+	KindAction  = "build records"
+	KindArchive = "archive references"
+	KindListing = "listings"
+	KindBlob    = "blobs"
+	KindLease   = "expired leases"
+	KindMarker  = "stale markers"
+)
+
+// Kinds lists the kinds in deletion order.
+var Kinds = []string{KindRelease, KindAction, KindArchive, KindListing, KindBlob, KindLease, KindMarker}
+
+// Count is a number of objects and their bytes.
+type Count struct {
+	Objects int
+	Bytes   int64
+}
+
+// Report is what a collection deleted, or would delete in a dry run.
+type Report struct {
+	DryRun   bool
+	Versions []string         // name@version deleted (or that would be)
+	Kept     []string         // name@version kept
+	Deleted  map[string]Count // by kind
+	Retained Count            // content objects kept (blobs, listings, records, references)
+	// Leased are keys that were to be deleted but a lease named (or
+	// reached) just before: a writer is using them, so they stay.
+	Leased []string
+}
+
+// Total is every object and byte deleted.
+func (r *Report) Total() Count {
+	var c Count
+	for _, k := range Kinds {
+		c.Objects += r.Deleted[k].Objects
+		c.Bytes += r.Deleted[k].Bytes
+	}
+	return c
+}
+
+// String is the report as the `gc` command prints it.
+func (r *Report) String() string {
+	var b strings.Builder
+	verb := "deleted"
+	if r.DryRun {
+		verb = "would delete"
+	}
+	fmt.Fprintf(&b, "%s %d release versions", verb, len(r.Versions))
+	if len(r.Versions) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(r.Versions, ", "))
+	}
+	fmt.Fprintf(&b, "\nkept %d release versions\n", len(r.Kept))
+	t := r.Total()
+	fmt.Fprintf(&b, "%s %d objects, %s", verb, t.Objects, Bytes(t.Bytes))
+	var parts []string
+	for _, k := range Kinds {
+		if c := r.Deleted[k]; c.Objects > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s (%s)", c.Objects, k, Bytes(c.Bytes)))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&b, "\nkept %d objects, %s\n", r.Retained.Objects, Bytes(r.Retained.Bytes))
+	if len(r.Leased) > 0 {
+		fmt.Fprintf(&b, "kept %d objects a writer leased during the collection\n", len(r.Leased))
+	}
+	return b.String()
+}
+
+// Bytes formats a size for people.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// UnsupportedError is a store whose backend cannot delete.
+type UnsupportedError struct{ Store string }
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("the store %s cannot delete objects, so it cannot be collected", e.Store)
+}
+
+// UntrustedError is a record the collector cannot read or trust: what it
+// references is unknown, so nothing is deleted.
+type UntrustedError struct {
+	Key string
+	Err error
+}
+
+func (e *UntrustedError) Error() string {
+	return fmt.Sprintf("nothing was deleted: %s cannot be read or trusted, so what it references is unknown (%v). "+
+		"Restore it, or delete it by hand if it is not needed, and run the collection again", e.Key, e.Err)
+}
+
+func (e *UntrustedError) Unwrap() error { return e.Err }
+
+// SlowError is a batch that could not be deleted within half of
+// store.MarkerTTL: the collector stops, as writers stop waiting for it.
+type SlowError struct{ Deleted, Left int }
+
+func (e *SlowError) Error() string {
+	return fmt.Sprintf("the collection stopped after %d deletes with %d left in the batch: a batch must finish within %s "+
+		"(writers wait for it no longer); the store is consistent, run the collection again", e.Deleted, e.Left, store.MarkerTTL/2)
+}
+
+// testHookDelete, when set, runs before each delete of a content key or
+// release record; an error stops the collection there, as a crash would.
+var testHookDelete func(key string) error
+
+type collector struct {
+	st     *store.Store
+	b      store.Backend
+	d      store.Deleter
+	p      Policy
+	o      Options
+	now    time.Time
+	all    map[string]store.ObjectInfo
+	refs   map[string][]string // a key's references, once read
+	report *Report
+}
+
+func (c *collector) logf(format string, args ...any) {
+	if c.o.Log != nil {
+		fmt.Fprintf(c.o.Log, format+"\n", args...)
+	}
+}
+
+// Collect applies p to the store and deletes what no kept root reaches
+// (nothing with o.DryRun). It returns what it deleted, also when it stops
+// on an error part-way: everything it deleted was garbage, and the store
+// is consistent at every step.
+func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report, error) {
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
+	d, ok := st.Backend().(store.Deleter)
+	if !ok {
+		return nil, &UnsupportedError{Store: st.String()}
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{},
+		report: &Report{DryRun: o.DryRun, Deleted: map[string]Count{}}}
+	if c.now.IsZero() {
+		c.now = time.Now()
+	}
+	if err := c.inventory(ctx); err != nil {
+		return nil, err
+	}
+	versions, err := c.versions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kept, err := c.mark(ctx, versions)
+	if err != nil {
+		return nil, err
+	}
+	return c.report, c.sweep(ctx, versions, kept)
+}
+
+var prefixes = []string{"releases/", "channels/", "actions/", "archives/", "trees/", "blobs/", "gc/"}
+
+// inventory lists the store. Records are listed before what they name, so
+// that an object stored while listing is either listed with what it names,
+// or names objects that are young or leased.
+func (c *collector) inventory(ctx context.Context) error {
+	c.all = map[string]store.ObjectInfo{}
+	for _, p := range prefixes {
+		infos, err := c.d.ListInfo(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, i := range infos {
+			c.all[i.Key] = i
+		}
+	}
+	c.logf("listed %d objects in %s", len(c.all), c.st)
+	return nil
+}
+
+// version is one published version and whether the policy keeps it.
+type version struct {
+	name, version string
+	record        *release.Record
+	keep          bool
+	why           string
+}
+
+func (v *version) String() string { return v.name + "@" + v.version }
+
+// versions reads every release record, yank state and channel history
+// and applies the policy.
+func (c *collector) versions(ctx context.Context) ([]*version, error) {
+	byName := map[string][]string{}
+	channels := map[[2]string]bool{}
+	for k := range c.all {
+		if rest, ok := strings.CutPrefix(k, "releases/"); ok {
+			if name, v, ok := strings.Cut(rest, "/versions/"); ok && !strings.Contains(name, "/") {
+				byName[name] = append(byName[name], v)
+			}
+		}
+		if rest, ok := strings.CutPrefix(k, "channels/"); ok {
+			if parts := strings.Split(rest, "/"); len(parts) == 4 && parts[2] == "moves" {
+				channels[[2]string{parts[0], parts[1]}] = true
+			}
+		}
+	}
+	pinned := map[string]bool{} // name@version a channel window keeps
+	for rc := range channels {
+		hist, err := release.History(ctx, c.b, rc[0], rc[1], c.p.KeepChannelMoves)
+		if err != nil {
+			return nil, &UntrustedError{Key: "channels/" + rc[0] + "/" + rc[1], Err: err}
+		}
+		for _, m := range hist {
+			pinned[rc[0]+"@"+m.To] = true
+			if m.From != "" {
+				pinned[rc[0]+"@"+m.From] = true
+			}
+		}
+	}
+	var out []*version
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		yanks, err := release.Yanks(ctx, c.b, name)
+		if err != nil {
+			return nil, &UntrustedError{Key: "releases/" + name + "/yanks/", Err: err}
+		}
+		sorted := versions.Sorted(byName[name])
+		if len(sorted) != len(byName[name]) {
+			return nil, &UntrustedError{Key: "releases/" + name + "/versions/", Err: errors.New("a version there is not a version")}
+		}
+		notYanked := 0
+		for i := len(sorted) - 1; i >= 0; i-- {
+			v := sorted[i].Original()
+			rec, err := release.Get(ctx, c.b, name, v)
+			if err != nil {
+				return nil, &UntrustedError{Key: release.VersionKey(name, v), Err: err}
+			}
+			ver := &version{name: name, version: v, record: rec}
+			y := yanks[v]
+			yanked := y != nil && y.Yanked
+			switch {
+			case i == len(sorted)-1:
+				ver.keep, ver.why = true, "the highest version"
+			case pinned[ver.String()]:
+				ver.keep, ver.why = true, "in a channel's recent history"
+			case !yanked && notYanked < c.p.KeepLast:
+				ver.keep, ver.why = true, fmt.Sprintf("among the %d highest", c.p.KeepLast)
+			case c.within(rec.PublishedAt, c.p.KeepWithin):
+				ver.keep, ver.why = true, "published within "+c.p.KeepWithin.String()
+			case yanked && c.within(y.At, c.p.KeepYankedFor):
+				ver.keep, ver.why = true, "yanked within "+c.p.KeepYankedFor.String()
+			}
+			if !yanked {
+				notYanked++
+			}
+			out = append(out, ver)
+		}
+	}
+	return out, nil
+}
+
+// within reports whether the RFC 3339 time at is within d before now. A
+// time that does not parse is kept: it is not known to be old.
+func (c *collector) within(at string, d time.Duration) bool {
+	t, err := time.Parse(time.RFC3339, at)
+	return err != nil || c.now.Sub(t) <= d
+}
+
+func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
+
+// isContent reports whether k is a content key: what the sweep of
+// unreachable objects deletes.
+func isContent(k string) bool {
+	for _, p := range []string{"blobs/", "trees/", "archives/", "actions/"} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// references reads what key k references (store keys, existing or not):
+// a listing's blobs, a release record's artifacts, a build record's output
+// and log, an archive reference's blob. Results are kept: objects are
+// written once.
+func (c *collector) references(ctx context.Context, k string) ([]string, error) {
+	if r, ok := c.refs[k]; ok {
+		return r, nil
+	}
+	hexOf := func() (digest.Sum, error) { return digest.ParseHex(k[strings.LastIndex(k, "/")+1:]) }
+	var refs []string
+	switch {
+	case strings.HasPrefix(k, "trees/sha256/"):
+		sum, err := hexOf()
+		if err != nil {
+			return nil, err
+		}
+		m, err := c.st.GetTree(ctx, sum)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range m.Entries {
+			refs = append(refs, store.BlobKey(e.SHA256))
+		}
+	case strings.HasPrefix(k, "archives/"):
+		parts := strings.Split(k, "/") // archives/<format>/<hh>/<hex>
+		sum, err := hexOf()
+		if err != nil || len(parts) != 4 {
+			return nil, fmt.Errorf("not an archive reference's key")
+		}
+		a, err := c.st.GetArchiveRef(ctx, parts[1], sum)
+		if err != nil {
+			return nil, err
+		}
+		refs = []string{store.BlobKey(a)}
+	case strings.HasPrefix(k, "actions/sha256/"):
+		r, err := c.action(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(outputKeys(r), store.BlobKey(r.Log))
+	case strings.HasPrefix(k, "releases/") && strings.Contains(k, "/versions/"):
+		name, v, _ := strings.Cut(strings.TrimPrefix(k, "releases/"), "/versions/")
+		rec, err := release.Get(ctx, c.b, name, v)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range rec.Artifacts {
+			refs = append(refs, store.HeldKeys(a)...)
+		}
+	}
+	c.refs[k] = refs
+	return refs, nil
+}
+
+func outputKeys(r *build.Record) []string {
+	if r.Type == build.TypeTree {
+		return []string{store.TreeKey(r.Output)}
+	}
+	return []string{store.BlobKey(r.Output)}
+}
+
+// action reads a build record strictly.
+func (c *collector) action(ctx context.Context, k string) (*build.Record, error) {
+	key, err := digest.ParseHex(k[strings.LastIndex(k, "/")+1:])
+	if err != nil {
+		return nil, err
+	}
+	rc, err := c.b.Open(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, 4097))
+	_ = rc.Close() // read-only
+	if err != nil {
+		return nil, err
+	}
+	return build.ParseRecord(data, key, k)
+}
+
+// closure adds to kept every existing key reachable from roots, reading
+// each kept object's references once.
+func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []string, onlyExisting bool) error {
+	queue := slices.Clone(roots)
+	for len(queue) > 0 {
+		k := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if kept[k] || (onlyExisting && !c.exists(k)) {
+			continue
+		}
+		kept[k] = true
+		refs, err := c.references(ctx, k)
+		if errors.Is(err, store.ErrNotFound) && !onlyExisting {
+			continue // a lease names it, and it is not (or no longer) there
+		}
+		if err != nil {
+			return &UntrustedError{Key: k, Err: err}
+		}
+		queue = append(queue, refs...)
+	}
+	return nil
+}
+
+// mark returns every key kept: the closure of the roots.
+func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, error) {
+	var roots []string
+	for _, v := range vs {
+		if v.keep {
+			roots = append(roots, release.VersionKey(v.name, v.version))
+			c.report.Kept = append(c.report.Kept, v.String())
+		}
+	}
+	young := c.now.Add(-c.p.Grace)
+	for k, i := range c.all {
+		if isContent(k) && i.ModTime.After(young) {
+			roots = append(roots, k)
+		}
+	}
+	leased, err := c.leasedKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	roots = append(roots, leased...)
+	kept := map[string]bool{}
+	if err := c.closure(ctx, kept, roots, true); err != nil {
+		return nil, err
+	}
+	// A build record whose output is kept is kept (a cache hit for it),
+	// with its log; an archive reference whose listing is kept, with its
+	// archive. Neither keeps anything else, so one more pass is enough.
+	var more []string
+	for k := range c.all {
+		switch {
+		case kept[k]:
+		case strings.HasPrefix(k, "actions/sha256/"):
+			r, err := c.action(ctx, k)
+			if err != nil {
+				continue // a damaged record is garbage: nothing needs it
+			}
+			if out := outputKeys(r); kept[out[0]] {
+				more = append(more, k)
+			}
+		case strings.HasPrefix(k, "archives/"):
+			if sum, err := digest.ParseHex(k[strings.LastIndex(k, "/")+1:]); err == nil && kept[store.TreeKey(sum)] {
+				more = append(more, k)
+			}
+		}
+	}
+	if err := c.closure(ctx, kept, more, true); err != nil {
+		return nil, err
+	}
+	for k, i := range c.all {
+		if kept[k] && isContent(k) {
+			c.report.Retained.Objects++
+			c.report.Retained.Bytes += i.Size
+		}
+	}
+	return kept, nil
+}
+
+// leasedKeys reads every live lease (stored within store.LeaseTTL) and
+// returns the keys they name.
+func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
+	infos, err := c.d.ListInfo(ctx, store.LeasesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, i := range infos {
+		if c.leaseExpired(i) {
+			continue
+		}
+		ks, err := store.ReadKeys(ctx, c.b, i.Key, false)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, &UntrustedError{Key: i.Key, Err: err}
+		}
+		keys = append(keys, ks...)
+	}
+	return keys, nil
+}
+
+func (c *collector) leaseExpired(i store.ObjectInfo) bool {
+	return time.Since(i.ModTime) > store.LeaseTTL && c.now.Sub(i.ModTime) > store.LeaseTTL
+}
+
+// sweep deletes, in order, the versions the policy does not keep and the
+// content no kept root reaches, then expired leases and stale markers.
+func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bool) error {
+	var gone []*version
+	for _, v := range vs {
+		if !v.keep {
+			gone = append(gone, v)
+		}
+	}
+	// vs is by name, highest version first: deleted oldest first.
+	slices.Reverse(gone)
+	byKind := map[string][]string{}
+	for k := range c.all {
+		if kept[k] || !isContent(k) {
+			continue
+		}
+		kind := map[string]string{"blobs": KindBlob, "trees": KindListing, "archives": KindArchive, "actions": KindAction}[k[:strings.Index(k, "/")]]
+		byKind[kind] = append(byKind[kind], k)
+	}
+	for _, v := range gone {
+		c.report.Versions = append(c.report.Versions, v.String())
+	}
+	if c.o.DryRun {
+		for _, v := range gone {
+			c.count(KindRelease, c.versionKeys(v)...)
+		}
+		for _, kind := range Kinds[1:5] {
+			c.count(kind, byKind[kind]...)
+		}
+		c.count(KindLease, c.expired(store.LeasesPrefix, store.LeaseTTL)...)
+		c.count(KindMarker, c.expired(store.MarkersPrefix, store.MarkerTTL)...)
+		return nil
+	}
+	// Release versions, a batch at a time: the record is condemned, then
+	// its tombstone written, then record, index entry and yank entries go.
+	for start := 0; start < len(gone); start += c.o.BatchSize {
+		batch := gone[start:min(len(gone), start+c.o.BatchSize)]
+		keys := make([]string, len(batch))
+		for i, v := range batch {
+			keys[i] = release.VersionKey(v.name, v.version)
+		}
+		err := c.condemned(ctx, keys, func(ctx context.Context, k string) error {
+			v := batch[slices.Index(keys, k)]
+			tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
+			if err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); err != nil && !errors.Is(err, store.ErrExists) {
+				return err
+			}
+			for _, k := range c.versionKeys(v) {
+				if err := c.delete(ctx, KindRelease, k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, kind := range Kinds[1:5] {
+		keys := byKind[kind]
+		sort.Strings(keys)
+		for start := 0; start < len(keys); start += c.o.BatchSize {
+			batch := keys[start:min(len(keys), start+c.o.BatchSize)]
+			err := c.condemned(ctx, batch, func(ctx context.Context, k string) error { return c.delete(ctx, kind, k) })
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range c.expired(store.LeasesPrefix, store.LeaseTTL) {
+		if err := c.delete(ctx, KindLease, k); err != nil {
+			return err
+		}
+	}
+	for _, k := range c.expired(store.MarkersPrefix, store.MarkerTTL) {
+		if err := c.delete(ctx, KindMarker, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// versionKeys are the keys of a version that go with it: its record
+// first, then its index entry and its yank entries.
+func (c *collector) versionKeys(v *version) []string {
+	keys := []string{release.VersionKey(v.name, v.version), "releases/" + v.name + "/digests/" + strings.TrimPrefix(v.record.Digest, "sha256:") + "/" + v.version}
+	yanks := "releases/" + v.name + "/yanks/" + v.version + "/"
+	var ys []string
+	for k := range c.all {
+		if strings.HasPrefix(k, yanks) {
+			ys = append(ys, k)
+		}
+	}
+	sort.Strings(ys)
+	return append(keys, ys...)
+}
+
+// expired lists the objects under prefix older than ttl.
+func (c *collector) expired(prefix string, ttl time.Duration) []string {
+	var keys []string
+	for k, i := range c.all {
+		if strings.HasPrefix(k, prefix) && time.Since(i.ModTime) > ttl && c.now.Sub(i.ModTime) > ttl {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (c *collector) count(kind string, keys ...string) {
+	n := c.report.Deleted[kind]
+	for _, k := range keys {
+		if i, ok := c.all[k]; ok {
+			n.Objects++
+			n.Bytes += i.Size
+		}
+	}
+	c.report.Deleted[kind] = n
+}
+
+func (c *collector) delete(ctx context.Context, kind, k string) error {
+	if testHookDelete != nil {
+		if err := testHookDelete(k); err != nil {
+			return err
+		}
+	}
+	if err := c.d.Delete(ctx, k); err != nil {
+		return err
+	}
+	c.count(kind, k)
+	return nil
+}
+
+// condemned runs del for each key of batch that no live lease reaches,
+// under a marker naming the batch (the collector protocol in package
+// store): marker first, then the leases, then the deletes, within half of
+// store.MarkerTTL of writing the marker.
+func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, k string) error) error {
+	start := time.Now()
+	marker := store.MarkersPrefix + store.NewObjectID(start)
+	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
+		return err
+	}
+	err := c.deleteUnleased(ctx, batch, start, del)
+	// The marker goes once nothing more of the batch will be deleted; a
+	// collector killed part-way leaves it, and writers wait out its time.
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if derr := c.d.Delete(cleanup, marker); err == nil {
+		err = derr
+	}
+	if err == nil {
+		c.logf("deleted a batch of %d", len(batch))
+	}
+	return err
+}
+
+func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, k string) error) error {
+	leased, err := c.leasedKeys(ctx)
+	if err != nil {
+		return err
+	}
+	protected := map[string]bool{}
+	if err := c.closure(ctx, protected, leased, false); err != nil {
+		return err
+	}
+	for i, k := range batch {
+		if protected[k] {
+			c.report.Leased = append(c.report.Leased, k)
+			continue
+		}
+		// Wall and monotonic clocks both: a suspended machine's monotonic
+		// clock stands still while writers' time runs on.
+		if time.Since(start) > store.MarkerTTL/2 || time.Now().Round(0).Sub(start.Round(0)) > store.MarkerTTL/2 {
+			return &SlowError{Deleted: i, Left: len(batch) - i}
+		}
+		if err := del(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+package release
+
+import (
+	"context"
+	"fmt"
+)
+
+// A version deleted by retention (package gc) leaves a tombstone, written
+// before its record is deleted:
+//
+//	releases/<name>/collected/<version>   "<release digest>\n"
+//
+// so that the version is never published again with other content: a
+// version, once published, names one content for ever, even after its
+// bytes are gone.
+
+// CollectedKey is where the tombstone of a collected version lives.
+func CollectedKey(name, version string) string {
+	return "releases/" + name + "/collected/" + version
+}
+
+// CollectedError is a version that was published and then deleted by
+// retention: it is not published again.
+type CollectedError struct{ Name, Version string }
+
+func (e *CollectedError) Error() string {
+	return fmt.Sprintf("version %s of release %q was published and later deleted by the store's retention (garbage collection); "+
+		"a version names one content for ever and is never published again: choose a higher version", e.Version, e.Name)
+}
+
+// checkNotCollected returns a *CollectedError when version has a tombstone.
+func checkNotCollected(ctx context.Context, b interface {
+	Exists(ctx context.Context, key string) (bool, error)
+}, name, version string) error {
+	ok, err := b.Exists(ctx, CollectedKey(name, version))
+	if err != nil {
+		return err
+	}
+	if ok {
+		return &CollectedError{Name: name, Version: version}
+	}
+	return nil
+}

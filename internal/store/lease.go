@@ -1,0 +1,248 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The collector protocol. A garbage collector (package gc) deletes what
+// no kept root reaches, while writers keep publishing. A writer that finds
+// an object present and is about to reference it (a blob a new listing
+// names, a listing a release names, a release version a channel moves to)
+// must not lose it to a collector that decided a moment earlier that
+// nothing referenced it. Both sides write before they read:
+//
+//   - A writer first stores a lease (gc/leases/<id>) naming every key it
+//     will rely on, then lists the collector's markers (gc/condemned/<id>),
+//     and only then checks what is present (Hold).
+//   - A collector first stores a marker naming the keys it is about to
+//     delete, then reads the leases, and deletes only the marked keys that
+//     no lease reaches; then it removes the marker.
+//
+// On a store whose writes and lists are strongly consistent (a local
+// directory; S3 since 2020), either the collector's read of the leases
+// sees the writer's lease, and it keeps the keys, or the writer's list of
+// the markers sees the marker, and the writer waits until the marker is
+// gone (the keys are deleted or kept; the writer's own checks of presence
+// come after), or until it is older than MarkerTTL: a collector stops
+// deleting a marker's keys within half of it, so an older marker is a
+// crashed collector's. Leases are never removed by writers (who need no
+// delete permission): the collector removes them once older than LeaseTTL.
+const (
+	LeasesPrefix  = "gc/leases/"
+	MarkersPrefix = "gc/condemned/"
+	leaseHeader   = "immutable-lease-v1"
+	markerHeader  = "immutable-condemned-v1"
+)
+
+// LeaseTTL is how long a lease protects what it names: an operation that
+// holds keys must have referenced them (stored its listing, record or
+// entry) within it. Variables only so that tests can lower them.
+var LeaseTTL = 6 * time.Hour
+
+// MarkerTTL bounds how long a writer waits for a collector's marker: a
+// collector deletes the keys of a marker within MarkerTTL/2 of writing it.
+var MarkerTTL = 10 * time.Minute
+
+// markerPoll is how often a writer waiting for a marker looks again.
+var markerPoll = 200 * time.Millisecond
+
+// maxLease bounds what is read of a lease or a marker; leaseKeys keys (of
+// at most 100 bytes: the longest key a writer holds) fit in it.
+const (
+	maxLease  = 64 << 20
+	leaseKeys = 100_000
+)
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time // when it was stored, by the store's clock
+}
+
+// Deleter is a Backend a collector can run on.
+type Deleter interface {
+	// Delete removes the object at key, durably: once it returns, a crash
+	// does not bring it back. A missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// ListInfo is List with each object's size and time.
+	ListInfo(ctx context.Context, prefix string) ([]ObjectInfo, error)
+}
+
+// NewObjectID is a fresh name for a lease or a marker: the time, for
+// people reading a listing, and 64 random bits.
+func NewObjectID(now time.Time) string {
+	var r [8]byte
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails
+	return fmt.Sprintf("%020d-%s", now.UnixNano(), hex.EncodeToString(r[:]))
+}
+
+// EncodeKeys is the stored form of a lease or a marker: a header line and
+// the keys, sorted and unique, one per line.
+func EncodeKeys(header string, keys []string) []byte {
+	ks := slices.Clone(keys)
+	slices.Sort(ks)
+	ks = slices.Compact(ks)
+	var b bytes.Buffer
+	b.WriteString(header + "\n")
+	for _, k := range ks {
+		b.WriteString(k + "\n")
+	}
+	return b.Bytes()
+}
+
+// ReadKeys reads a lease (marker false) or a marker (marker true). A key
+// that is gone reads as nil, ErrNotFound.
+func ReadKeys(ctx context.Context, b Backend, key string, marker bool) ([]string, error) {
+	header := leaseHeader
+	if marker {
+		header = markerHeader
+	}
+	rc, err := b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }() // read-only
+	data, err := io.ReadAll(io.LimitReader(rc, maxLease+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxLease {
+		return nil, fmt.Errorf("%s in %s is over %d bytes: not something this provider wrote", key, b, maxLease)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, len(data)+1)
+	if !sc.Scan() || sc.Text() != header {
+		return nil, fmt.Errorf("%s in %s is not an %s object: it was altered behind the store's back", key, b, header)
+	}
+	var keys []string
+	for sc.Scan() {
+		if sc.Text() == "" {
+			return nil, fmt.Errorf("%s in %s has an empty line: it was altered behind the store's back", key, b)
+		}
+		keys = append(keys, sc.Text())
+	}
+	return keys, sc.Err()
+}
+
+// LeaseBody is the stored form of a lease naming keys.
+func LeaseBody(keys []string) []byte { return EncodeKeys(leaseHeader, keys) }
+
+// MarkerBody is the stored form of a marker naming keys.
+func MarkerBody(keys []string) []byte { return EncodeKeys(markerHeader, keys) }
+
+// HeldKeys returns the keys an artifact digest may live under: its listing
+// if it is a directory, its blob if it is a file; a lease names both.
+func HeldKeys(sums ...string) []string {
+	var keys []string
+	for _, s := range sums {
+		if h, ok := strings.CutPrefix(s, "sha256:"); ok && len(h) == 64 {
+			keys = append(keys, "trees/sha256/"+h[:2]+"/"+h, "blobs/sha256/"+h[:2]+"/"+h)
+		}
+	}
+	return keys
+}
+
+// WaitError is a marker that did not go away before ctx ended.
+type WaitError struct {
+	Marker string
+	Err    error
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("a garbage collection is deleting objects this operation would reuse (%s) and did not finish before the operation was cancelled: %v. Run it again once the collection is done", e.Marker, e.Err)
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
+// Hold protects keys from a concurrent garbage collector for LeaseTTL:
+// call it before checking whether any of them is present and relying on
+// that (see the protocol above). It stores one lease and lists the
+// markers; when a collector is deleting one of the keys right now, it
+// waits until that collector is done (at most MarkerTTL). Keys need not
+// exist. On a backend that cannot delete, nothing can collect, and Hold
+// does nothing.
+func (s *Store) Hold(ctx context.Context, keys ...string) error {
+	d, ok := s.b.(Deleter)
+	if !ok || len(keys) == 0 {
+		return nil
+	}
+	for _, k := range keys {
+		if k == "" || strings.ContainsAny(k, "\n\r") {
+			return fmt.Errorf("invalid store key %q", k)
+		}
+	}
+	// Large sets (a first publish of a big tree) go in several leases of
+	// at most leaseKeys keys, so that each reads back within maxLease.
+	var lease string
+	for start := 0; start < len(keys); start += leaseKeys {
+		lease = LeasesPrefix + NewObjectID(time.Now())
+		if err := s.b.Create(ctx, lease, bytes.NewReader(LeaseBody(keys[start:min(len(keys), start+leaseKeys)]))); err != nil {
+			return err
+		}
+	}
+	markers, err := d.ListInfo(ctx, MarkersPrefix)
+	if err != nil || len(markers) == 0 {
+		return err
+	}
+	held := map[string]bool{}
+	for _, k := range keys {
+		held[k] = true
+	}
+	for _, m := range markers {
+		condemned, err := ReadKeys(ctx, s.b, m.Key, true)
+		if errors.Is(err, ErrNotFound) {
+			continue // the collector is done
+		}
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(condemned, func(k string) bool { return held[k] }) {
+			continue
+		}
+		if err := s.waitMarker(ctx, d, lease, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitMarker waits until the marker m is gone or older than MarkerTTL.
+// Its age is measured on the store's clock (the lease just stored is
+// "now"), then on this process's monotonic clock: no two clocks are
+// compared.
+func (s *Store) waitMarker(ctx context.Context, d Deleter, lease string, m ObjectInfo) error {
+	infos, err := d.ListInfo(ctx, lease)
+	if err != nil {
+		return err
+	}
+	age := time.Duration(0)
+	if len(infos) == 1 {
+		age = infos[0].ModTime.Sub(m.ModTime)
+	}
+	deadline := time.Now().Add(MarkerTTL - age)
+	for time.Now().Before(deadline) {
+		ok, err := s.b.Exists(ctx, m.Key)
+		if err != nil || !ok {
+			return err
+		}
+		t := time.NewTimer(min(markerPoll, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &WaitError{Marker: m.Key, Err: ctx.Err()}
+		case <-t.C:
+		}
+	}
+	return nil // a crashed collector's marker: it deletes nothing more
+}
