@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,11 +81,20 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
 		return stats, err
 	}
-	// The known listings' blobs are relied on without a check: held first
-	// (the collector protocol, see Hold).
-	var held []string
+	// Everything this publish will reference or rely on is held before
+	// any of it is checked (the collector protocol, see Hold): the
+	// listing, the known listings (their blobs are not checked), and every
+	// blob, present or to be written.
+	held := []string{TreeKey(sum)}
 	for _, k := range known {
 		held = append(held, TreeKey(k))
+	}
+	seenHeld := map[digest.Sum]bool{}
+	for _, e := range m.Entries {
+		if !seenHeld[e.SHA256] {
+			seenHeld[e.SHA256] = true
+			held = append(held, BlobKey(e.SHA256))
+		}
 	}
 	if err := s.Hold(ctx, held...); err != nil {
 		return stats, err
@@ -130,24 +138,6 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	}
 	if err := w.run(ctx, todo, s.Concurrency()); err != nil {
 		return stats, err
-	}
-	// Blobs found present are relied on from now: held, and checked again.
-	// One a collector deleted before the hold is written after all.
-	gone, err := s.holdPresent(ctx, w.existing...)
-	if err != nil {
-		return stats, err
-	}
-	if len(gone) > 0 {
-		var again []digest.Entry
-		for _, e := range todo {
-			if slices.Contains(gone, BlobKey(e.SHA256)) {
-				again = append(again, e)
-			}
-		}
-		w.existing, w.staged = nil, nil
-		if err := w.run(ctx, again, s.Concurrency()); err != nil {
-			return stats, err
-		}
 	}
 	stats.Written = int(w.written.Load())
 	stats.Present = stats.Needed - stats.Written

@@ -199,69 +199,34 @@ func newVerifyingReader(r io.Reader, key string, want digest.Sum) *verifyingRead
 }
 
 // PutBlob stores the bytes r yields under want, which they must hash to.
-// A blob already present is not written again (written is false); it is
-// held first (Hold), so that a collector does not delete it under a caller
-// about to reference it. If a collector deleted it a moment before, it is
-// written after all when r is an io.Seeker (else the error says to run
-// again). If the bytes hash to anything else, nothing is stored and a
-// *MismatchError is returned.
+// A blob already present is not written again (written is false). The
+// blob is held first (Hold): a caller is about to reference it, and a
+// collector must not delete it meanwhile. If the bytes hash to anything
+// else, nothing is stored and a *MismatchError is returned.
 func (s *Store) PutBlob(ctx context.Context, want digest.Sum, r io.Reader) (written bool, err error) {
 	key := BlobKey(want)
+	if err := s.Hold(ctx, key); err != nil {
+		return false, err
+	}
 	ok, err := s.b.Exists(ctx, key)
 	if err != nil {
 		return false, err
 	}
-	if !ok {
-		vr := newVerifyingReader(r, key, want)
-		switch err := s.b.Create(ctx, key, vr); {
-		case err == nil:
-			s.Stats.BlobsWritten.Add(1)
-			s.Stats.BytesWritten.Add(vr.n)
-			return true, nil
-		case !errors.Is(err, ErrExists):
-			return false, err
-		}
-	}
-	// Present: relied on from now, so held, then checked again.
-	gone, err := s.holdPresent(ctx, key)
-	if err != nil || len(gone) == 0 {
+	if ok {
 		s.Stats.BlobsSkipped.Add(1)
-		return false, err
-	}
-	seeker, ok := r.(io.Seeker)
-	if !ok {
-		return false, fmt.Errorf("%s was deleted by a garbage collection while it was being stored: run again", key)
-	}
-	if _, err := seeker.Seek(0, io.SeekStart); err != nil {
-		return false, err
+		return false, nil
 	}
 	vr := newVerifyingReader(r, key, want)
-	if err := s.b.Create(ctx, key, vr); err != nil && !errors.Is(err, ErrExists) {
+	switch err := s.b.Create(ctx, key, vr); {
+	case errors.Is(err, ErrExists):
+		s.Stats.BlobsSkipped.Add(1)
+		return false, nil
+	case err != nil:
 		return false, err
 	}
 	s.Stats.BlobsWritten.Add(1)
 	s.Stats.BytesWritten.Add(vr.n)
 	return true, nil
-}
-
-// holdPresent holds keys found present and checks them again: it returns
-// those deleted before the hold (by a collector that had decided to),
-// which the caller then writes; what is held stays.
-func (s *Store) holdPresent(ctx context.Context, keys ...string) (gone []string, err error) {
-	if err := s.Hold(ctx, keys...); err != nil {
-		return nil, err
-	}
-	var mu sync.Mutex
-	err = ForEach(ctx, s.Concurrency(), len(keys), func(ctx context.Context, i int) error {
-		ok, err := s.b.Exists(ctx, keys[i])
-		if err == nil && !ok {
-			mu.Lock()
-			gone = append(gone, keys[i])
-			mu.Unlock()
-		}
-		return err
-	})
-	return gone, err
 }
 
 // HasBlob reports whether a blob is stored.
