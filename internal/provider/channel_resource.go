@@ -246,6 +246,12 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) diag.Diagnostics {
 	var diags diag.Diagnostics
 	b, rel, ch := r.data.store.Backend(), m.Release.ValueString(), m.Channel.ValueString()
+	// The target held before it is checked: a garbage collection running
+	// now must not delete the version this channel is about to point to.
+	if err := r.data.store.Hold(ctx, release.VersionKey(rel, m.Version.ValueString())); err != nil {
+		diags.Append(storeWriteError(err))
+		return diags
+	}
 	// Checked again: a yank or a gate may have changed since plan.
 	if diags.Append(r.checkMove(ctx, m)...); diags.HasError() {
 		return diags

@@ -269,12 +269,23 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	explicit := !configVersion.IsNull()
 
 	// Every artifact must be stored: checked here, not at plan, because in
-	// the first plan the artifacts may not have been applied yet.
+	// the first plan the artifacts may not have been applied yet. Held
+	// first, so that a garbage collection running now does not delete one
+	// between this check and the record that names it.
 	keys := make([]string, 0, len(c.Artifacts))
-	for k := range c.Artifacts {
+	held := []string{}
+	for k, v := range c.Artifacts {
 		keys = append(keys, k)
+		held = append(held, store.HeldKeys(v)...)
 	}
 	sort.Strings(keys)
+	if plan.Version.ValueString() != "" {
+		held = append(held, release.VersionKey(c.Name, plan.Version.ValueString()))
+	}
+	if err := st.Hold(ctx, held...); err != nil {
+		resp.Diagnostics.Append(storeWriteError(err))
+		return
+	}
 	for _, k := range keys {
 		sum, err := digest.Parse(c.Artifacts[k])
 		if err != nil {

@@ -101,6 +101,11 @@ func bigTrees(t *testing.T, st *store.Store, n, changed, removed, added int) (ol
 	}
 	o.Sort()
 	w.Sort()
+	for _, c := range []string{"old", "new", "x", "y"} { // a listing is stored after its blobs
+		if _, err := st.PutBlob(context.Background(), digest.Bytes([]byte(c)), strings.NewReader(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	put := func(m *digest.Manifest) string {
 		sum, err := st.PutTree(ctx, m)
 		if err != nil {

@@ -141,7 +141,7 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	}
 	stats.Written = int(w.written.Load())
 	stats.Present = stats.Needed - stats.Written
-	if _, err := s.PutTree(ctx, m); err != nil {
+	if _, err := s.putTree(ctx, m); err != nil {
 		return stats, err
 	}
 	return stats, nil

@@ -258,10 +258,49 @@ func (s *Store) VerifyBlob(ctx context.Context, sum digest.Sum) (int64, error) {
 	return digest.Copy(ctx, io.Discard, rc)
 }
 
-// PutTree stores a tree listing under its digest. The listing's blobs (of
-// files, and of symlinks' targets) must be stored first: a listing in the
-// store promises its blobs are there.
+// PutTree stores a tree listing under its digest. Its blobs (of files,
+// and of symlinks' targets) must be stored already: a listing in the store
+// promises its blobs are there. A listing stored already is left as it
+// is; otherwise its blobs are held (Hold) and checked present, so that no
+// listing is ever stored naming a blob that is missing or that a collector
+// is deleting (Publish, which has just stored them, does not check again).
 func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, error) {
+	if err := m.Validate(); err != nil {
+		return digest.Sum{}, err
+	}
+	if n := m.EncodedSize(); n > MaxListing {
+		return digest.Sum{}, &ListingTooLargeError{Size: n}
+	}
+	sum := m.Digest()
+	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
+		return sum, err
+	}
+	var blobs []string
+	seen := map[digest.Sum]bool{}
+	for _, e := range m.Entries {
+		if !seen[e.SHA256] {
+			seen[e.SHA256] = true
+			blobs = append(blobs, BlobKey(e.SHA256))
+		}
+	}
+	if err := s.Hold(ctx, append(blobs, TreeKey(sum))...); err != nil {
+		return sum, err
+	}
+	err := ForEach(ctx, s.Concurrency(), len(blobs), func(ctx context.Context, i int) error {
+		ok, err := s.b.Exists(ctx, blobs[i])
+		if err == nil && !ok {
+			err = fmt.Errorf("the listing %s names %s, which the store %s does not hold: %w", sum, blobs[i], s, ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return sum, err
+	}
+	return s.putTree(ctx, m)
+}
+
+// putTree stores a listing whose blobs the caller stored and held.
+func (s *Store) putTree(ctx context.Context, m *digest.Manifest) (digest.Sum, error) {
 	if err := m.Validate(); err != nil {
 		return digest.Sum{}, err
 	}

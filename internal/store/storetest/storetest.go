@@ -236,10 +236,25 @@ func Run(t *testing.T, h Harness) {
 		},
 		"tampered tree fails on read": func(t *testing.T, b store.Backend, s *store.Store) {
 			m := &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes(nil)}}}
-			sum, _ := s.PutTree(ctx, m)
+			if _, err := s.PutBlob(ctx, digest.Bytes(nil), strings.NewReader("")); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := s.PutTree(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
 			h.Tamper(t, b, store.TreeKey(sum), []byte(digest.TreeHeader))
 			if _, err := s.GetTree(ctx, sum); err == nil {
 				t.Fatal("a tampered listing was accepted")
+			}
+		},
+		"a listing naming a blob the store lacks is refused": func(t *testing.T, b store.Backend, s *store.Store) {
+			m := &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes([]byte("absent")), Size: 6}}}
+			if _, err := s.PutTree(ctx, m); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("want ErrNotFound, got %v", err)
+			}
+			if ok, _ := s.HasTree(ctx, m.Digest()); ok {
+				t.Fatal("a listing naming a missing blob was stored")
 			}
 		},
 		"archive reference is kept once recorded": func(t *testing.T, b store.Backend, s *store.Store) {
