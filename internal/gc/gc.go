@@ -599,11 +599,9 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		kind := map[string]string{"blobs": KindBlob, "trees": KindListing, "archives": KindArchive, "actions": KindAction}[k[:strings.Index(k, "/")]]
 		byKind[kind] = append(byKind[kind], k)
 	}
-	for _, v := range gone {
-		c.report.Versions = append(c.report.Versions, v.String())
-	}
 	if c.o.DryRun {
 		for _, v := range gone {
+			c.report.Versions = append(c.report.Versions, v.String())
 			c.count(KindRelease, c.versionKeys(v)...)
 		}
 		for _, kind := range Kinds[1:5] {
@@ -632,6 +630,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 					return err
 				}
 			}
+			c.report.Versions = append(c.report.Versions, v.String())
 			return nil
 		})
 		if err != nil {
@@ -690,6 +689,9 @@ func (c *collector) expired(prefix string, ttl time.Duration) []string {
 }
 
 func (c *collector) count(kind string, keys ...string) {
+	if len(keys) == 0 {
+		return
+	}
 	n := c.report.Deleted[kind]
 	for _, k := range keys {
 		if i, ok := c.all[k]; ok {
