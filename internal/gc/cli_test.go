@@ -1,0 +1,102 @@
+package gc
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = Main(ctx, args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+// TestMainUsage: bad invocations exit 2 with a message that says what to
+// do, and touch nothing.
+func TestMainUsage(t *testing.T) {
+	t.Setenv(EnvStore, "")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no store: give --store URL"},
+		{[]string{"--store", "file://" + dir, "--keep-last", "0"}, "keep-last is 0: at least 1"},
+		{[]string{"--store", "file://" + dir, "--keep-channel-moves", "0"}, "keep-channel-moves is 0"},
+		{[]string{"--store", "file://" + dir, "--grace", "1h"}, "grace is 1h0m0s: it must be at least the lease time"},
+		{[]string{"--store", "file://" + dir, "--keep-within", "a week"}, `"a week" is not a duration such as 36h or 30d`},
+		{[]string{"--store", "file://" + dir, "now"}, `unexpected argument "now"`},
+		{[]string{"--store", "file://" + filepath.Join(dir, "absent")}, "is not a directory: check --store"},
+		{[]string{"--store", "s3://user:secret@bucket/x"}, "holds user info"},
+		{[]string{"--store", "ftp://x"}, "ftp"},
+	} {
+		code, _, stderr := run(c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("gc %v: exit %d, %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("a refused run wrote %v", entries)
+	}
+}
+
+// TestMain: the command on a store whose objects are a month old: a dry
+// run reports and changes nothing; a run deletes what the policy says;
+// the store may come from IMMUTABLE_STORE; recent objects are kept.
+func TestMainCollects(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	b, err := filestore.New(root)
+	must(t, err)
+	w := newWorld(t, store.New(b))
+	month := time.Now().Add(-30 * 24 * time.Hour)
+	age := func() {
+		must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				err = os.Chtimes(p, month, month)
+			}
+			return err
+		}))
+	}
+	policy := []string{"--keep-last", "2", "--keep-channel-moves", "1", "--keep-within", "1d", "--keep-yanked-for", "1d"}
+
+	// Just stored: the default grace (7 days) keeps every object, though
+	// the versions outside the policy go.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	fb, err := filestore.New(fresh)
+	must(t, err)
+	newWorld(t, store.New(fb))
+	code, stdout, stderr := run(append([]string{"--store", "file://" + fresh}, policy...)...)
+	if code != 0 || !strings.Contains(stdout, "deleted 3 release versions") || !strings.Contains(stdout, "deleted 7 objects") {
+		t.Fatalf("on fresh objects: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	age()
+	before := objects(t, w.st)
+	code, stdout, stderr = run(append([]string{"--store", "file://" + root, "--dry-run"}, policy...)...)
+	if code != 0 || !strings.Contains(stdout, "would delete 3 release versions: web@1.0.0, web@1.2.0, web@1.3.0") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if after := objects(t, w.st); len(after) != len(before) {
+		t.Fatalf("the dry run deleted %d objects", len(before)-len(after))
+	}
+
+	t.Setenv(EnvStore, "file://"+root)
+	code, stdout, stderr = run(policy...)
+	if code != 0 || !strings.Contains(stdout, "deleted 3 release versions") {
+		t.Fatalf("run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, k := range w.deleted {
+		if ok, _ := b.Exists(ctx, k); ok {
+			t.Fatalf("%s is still there:\n%s", k, stdout)
+		}
+	}
+	checkKept(t, w)
+}

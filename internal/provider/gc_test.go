@@ -1,0 +1,84 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/gc"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// TestAccGC: releases published by real applies, then collected with
+// keep-last 1. The workspace plans nothing afterwards (what it uses is
+// kept); content reverted to a collected version is stored again and
+// released under a new version (a collected one is never reused, and
+// pinning it says why).
+func TestAccGC(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		collect := func() {
+			st := e.backend()
+			// The applies' leases, as if their time had run out.
+			keys, err := st.Backend().List(ctx, store.LeasesPrefix)
+			must(t, err)
+			for _, k := range keys {
+				must(t, st.Backend().(store.Deleter).Delete(ctx, k))
+			}
+			p := gc.DefaultPolicy()
+			p.KeepLast = 1
+			r, err := gc.Collect(ctx, st, p, gc.Options{Now: time.Now().Add(60 * 24 * time.Hour)})
+			must(t, err)
+			if !slices.Equal(r.Versions, []string{"web@1.0.0", "web@1.0.1"}) {
+				t.Fatalf("collected:\n%s", r)
+			}
+		}
+		checkVersionAndContent := func(v string) resource.TestCheckFunc {
+			return func(s *terraformState) error {
+				got := s.RootModule().Resources[rel].Primary.Attributes["version"]
+				if got != v {
+					return fmt.Errorf("version %s, want %s", got, v)
+				}
+				return e.backend().Verify(ctx, mustParse(s.RootModule().Resources["immutable_artifact.site"].Primary.Attributes["digest"]))
+			}
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{PreConfig: func() { e.write(map[string]string{"index.html": "A\n"}) }, Config: e.releaseConfig(), Check: checkVersionAndContent("1.0.0")},
+				{PreConfig: func() { e.write(map[string]string{"index.html": "B\n"}) }, Config: e.releaseConfig(), Check: checkVersionAndContent("1.0.1")},
+				{PreConfig: func() { e.write(map[string]string{"index.html": "C\n"}) }, Config: e.releaseConfig(), Check: checkVersionAndContent("1.0.2")},
+				{
+					// What the workspace uses is kept: nothing to do.
+					PreConfig:          collect,
+					Config:             e.releaseConfig(),
+					ConfigPlanChecks:   resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+					Check:              checkVersionAndContent("1.0.2"),
+					ExpectNonEmptyPlan: false,
+				},
+				{
+					// A collected version cannot be pinned again.
+					Config:      e.releaseConfig(`version = "1.0.0"`),
+					ExpectError: regexp.MustCompile(`(?s)1\.0\.0.*deleted\s+by\s+the\s+store's\s+retention`),
+				},
+				{
+					// Back to A, whose version was collected: stored again,
+					// released as a new version.
+					PreConfig: func() { e.write(map[string]string{"index.html": "A\n"}) },
+					Config:    e.releaseConfig(),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("immutable_artifact.site", plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+					}},
+					Check: checkVersionAndContent("1.0.3"),
+				},
+			},
+		})
+	})
+}
