@@ -35,6 +35,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
@@ -224,6 +226,8 @@ type collector struct {
 	now    time.Time
 	all    map[string]store.ObjectInfo
 	refs   map[string][]string // a key's references, once read
+	leases map[string][]string // a live lease's keys, once read
+	mu     sync.Mutex          // guards report and testHookDelete during deletes
 	report *Report
 }
 
@@ -248,7 +252,7 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
 	}
-	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{},
+	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{}, leases: map[string][]string{},
 		report: &Report{DryRun: o.DryRun, Deleted: map[string]Count{}}}
 	if c.now.IsZero() {
 		c.now = time.Now()
@@ -564,12 +568,17 @@ func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
 		if c.leaseExpired(i) {
 			continue
 		}
-		ks, err := store.ReadKeys(ctx, c.b, i.Key, false)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, &UntrustedError{Key: i.Key, Err: err}
+		ks, ok := c.leases[i.Key] // written once: read once
+		if !ok {
+			var err error
+			ks, err = store.ReadKeys(ctx, c.b, i.Key, false)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, &UntrustedError{Key: i.Key, Err: err}
+			}
+			c.leases[i.Key] = ks
 		}
 		keys = append(keys, ks...)
 	}
@@ -611,6 +620,14 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		c.count(KindMarker, c.expired(store.MarkersPrefix, store.MarkerTTL)...)
 		return nil
 	}
+	deletedVersions := map[string]bool{}
+	defer func() { // in the order of gone, whatever order the deletes ran in
+		for _, v := range gone {
+			if deletedVersions[v.String()] {
+				c.report.Versions = append(c.report.Versions, v.String())
+			}
+		}
+	}()
 	// Release versions, a batch at a time: the record is condemned, then
 	// its tombstone written, then record, index entry and yank entries go.
 	for start := 0; start < len(gone); start += c.o.BatchSize {
@@ -630,7 +647,9 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 					return err
 				}
 			}
-			c.report.Versions = append(c.report.Versions, v.String())
+			c.mu.Lock()
+			deletedVersions[v.String()] = true
+			c.mu.Unlock()
 			return nil
 		})
 		if err != nil {
@@ -692,6 +711,8 @@ func (c *collector) count(kind string, keys ...string) {
 	if len(keys) == 0 {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	n := c.report.Deleted[kind]
 	for _, k := range keys {
 		if i, ok := c.all[k]; ok {
@@ -704,7 +725,10 @@ func (c *collector) count(kind string, keys ...string) {
 
 func (c *collector) delete(ctx context.Context, kind, k string) error {
 	if testHookDelete != nil {
-		if err := testHookDelete(k); err != nil {
+		c.mu.Lock()
+		err := testHookDelete(k)
+		c.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -748,19 +772,27 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 	if err := c.closure(ctx, protected, leased, false); err != nil {
 		return err
 	}
-	for i, k := range batch {
+	var todo []string
+	for _, k := range batch {
 		if protected[k] {
 			c.report.Leased = append(c.report.Leased, k)
-			continue
+		} else {
+			todo = append(todo, k)
 		}
+	}
+	// Deleted Concurrency() at once: within a batch the order does not
+	// matter, as every batch holds one kind (or whole versions).
+	var done atomic.Int64
+	return store.ForEach(ctx, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
 		// Wall and monotonic clocks both: a suspended machine's monotonic
 		// clock stands still while writers' time runs on.
 		if time.Since(start) > store.MarkerTTL/2 || time.Now().Round(0).Sub(start.Round(0)) > store.MarkerTTL/2 {
-			return &SlowError{Deleted: i, Left: len(batch) - i}
+			return &SlowError{Deleted: int(done.Load()), Left: len(todo) - int(done.Load())}
 		}
-		if err := del(ctx, k); err != nil {
+		if err := del(ctx, todo[i]); err != nil {
 			return err
 		}
-	}
-	return nil
+		done.Add(1)
+		return nil
+	})
 }
