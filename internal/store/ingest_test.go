@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,6 +99,11 @@ func TestListingLimit(t *testing.T) {
 	}
 	if got, want := m.EncodedSize(), int64(len(m.Encode())); got != want {
 		t.Fatalf("EncodedSize %d, Encode has %d bytes", got, want)
+	}
+	for i := range 100 { // a listing is stored after its blobs
+		if _, err := st.PutBlob(ctx, digest.Bytes([]byte{byte(i)}), bytes.NewReader([]byte{byte(i)})); err != nil {
+			t.Fatal(err)
+		}
 	}
 	old := store.MaxListing
 	defer func() { store.MaxListing = old }()
