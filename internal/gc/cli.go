@@ -72,7 +72,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
+		_, _ = fmt.Fprint(stderr, usage) // nothing to do if stderr is gone
 		fs.PrintDefaults()
 	}
 	p := DefaultPolicy()
@@ -98,7 +98,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "gc: unexpected argument %q; options start with --\n", fs.Arg(0))
+		_, _ = fmt.Fprintf(stderr, "gc: unexpected argument %q; options start with --\n", fs.Arg(0))
 		return 2
 	}
 	raw := *storeURL
@@ -106,21 +106,21 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		raw = os.Getenv(EnvStore)
 	}
 	if raw == "" {
-		fmt.Fprintf(stderr, "gc: no store: give --store URL (such as s3://bucket/prefix or file:///var/lib/immutable) or set %s. "+
+		_, _ = fmt.Fprintf(stderr, "gc: no store: give --store URL (such as s3://bucket/prefix or file:///var/lib/immutable) or set %s. "+
 			"The collector never guesses a store: the provider's default, file://.immutable, depends on the directory it runs in\n", EnvStore)
 		return 2
 	}
 	if err := p.Check(); err != nil {
-		fmt.Fprintf(stderr, "gc: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 2
 	}
 	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: s3})
 	if err != nil {
-		fmt.Fprintf(stderr, "gc: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 2
 	}
 	if fi, err := os.Stat(strings.TrimPrefix(st.String(), "file://")); strings.HasPrefix(st.String(), "file://") && (err != nil || !fi.IsDir()) {
-		fmt.Fprintf(stderr, "gc: the store %s is not a directory: check --store\n", st)
+		_, _ = fmt.Fprintf(stderr, "gc: the store %s is not a directory: check --store\n", st)
 		return 2
 	}
 	o := Options{DryRun: *dryRun}
@@ -129,10 +129,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	report, err := Collect(ctx, st, p, o)
 	if report != nil {
-		fmt.Fprint(stdout, report.String())
+		if _, werr := fmt.Fprint(stdout, report.String()); werr != nil && err == nil {
+			err = fmt.Errorf("writing the report: %w", werr)
+		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "gc: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 1
 	}
 	return 0

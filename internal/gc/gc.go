@@ -233,7 +233,7 @@ type collector struct {
 
 func (c *collector) logf(format string, args ...any) {
 	if c.o.Log != nil {
-		fmt.Fprintf(c.o.Log, format+"\n", args...)
+		_, _ = fmt.Fprintf(c.o.Log, format+"\n", args...) // progress only
 	}
 }
 

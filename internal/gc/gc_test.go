@@ -99,13 +99,22 @@ func putBlob(t *testing.T, st *store.Store, data string) digest.Sum {
 	return sum
 }
 
+func deleter(t *testing.T, st *store.Store) store.Deleter {
+	t.Helper()
+	d, ok := st.Backend().(store.Deleter)
+	if !ok {
+		t.Fatalf("%s cannot delete", st)
+	}
+	return d
+}
+
 // expire deletes every lease, as their time running out would.
 func expire(t *testing.T, st *store.Store) {
 	t.Helper()
 	keys, err := st.Backend().List(ctx, store.LeasesPrefix)
 	must(t, err)
 	for _, k := range keys {
-		must(t, st.Backend().(store.Deleter).Delete(ctx, k))
+		must(t, deleter(t, st).Delete(ctx, k))
 	}
 }
 
@@ -170,7 +179,7 @@ func newWorld(t *testing.T, st *store.Store) *world {
 // objects lists the store, leases and markers aside.
 func objects(t *testing.T, st *store.Store) map[string]store.ObjectInfo {
 	t.Helper()
-	infos, err := st.Backend().(store.Deleter).ListInfo(ctx, "")
+	infos, err := deleter(t, st).ListInfo(ctx, "")
 	must(t, err)
 	out := map[string]store.ObjectInfo{}
 	for _, i := range infos {
@@ -326,21 +335,21 @@ func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s
 func TestDryRun(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func() *store.Store) {
 		w := newWorld(t, newStore())
-		before, err := w.st.Backend().(store.Deleter).ListInfo(ctx, "")
+		before, err := deleter(t, w.st).ListInfo(ctx, "")
 		must(t, err)
 		o := later()
 		o.DryRun = true
 		dry, err := Collect(ctx, w.st, policy, o)
 		must(t, err)
-		after, err := w.st.Backend().(store.Deleter).ListInfo(ctx, "")
+		after, err := deleter(t, w.st).ListInfo(ctx, "")
 		must(t, err)
 		if !slices.Equal(before, after) {
 			t.Fatalf("a dry run changed the store:\nbefore %v\nafter  %v", before, after)
 		}
-		real, err := Collect(ctx, w.st, policy, later())
+		done, err := Collect(ctx, w.st, policy, later())
 		must(t, err)
-		if !slices.Equal(dry.Versions, real.Versions) || !maps.Equal(dry.Deleted, real.Deleted) {
-			t.Fatalf("the dry run said\n%s\nthe collection did\n%s", dry, real)
+		if !slices.Equal(dry.Versions, done.Versions) || !maps.Equal(dry.Deleted, done.Deleted) {
+			t.Fatalf("the dry run said\n%s\nthe collection did\n%s", dry, done)
 		}
 		if !strings.Contains(dry.String(), "would delete 3 release versions: web@1.0.0, web@1.2.0, web@1.3.0") {
 			t.Fatalf("dry run report:\n%s", dry)

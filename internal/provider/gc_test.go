@@ -28,8 +28,12 @@ func TestAccGC(t *testing.T) {
 			// The applies' leases, as if their time had run out.
 			keys, err := st.Backend().List(ctx, store.LeasesPrefix)
 			must(t, err)
+			d, ok := st.Backend().(store.Deleter)
+			if !ok {
+				t.Fatalf("%s cannot delete", st)
+			}
 			for _, k := range keys {
-				must(t, st.Backend().(store.Deleter).Delete(ctx, k))
+				must(t, d.Delete(ctx, k))
 			}
 			p := gc.DefaultPolicy()
 			p.KeepLast = 1
