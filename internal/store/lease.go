@@ -51,7 +51,7 @@ var LeaseTTL = 6 * time.Hour
 
 // MarkerTTL bounds how long a writer waits for a collector's marker: a
 // collector deletes the keys of a marker within MarkerTTL/2 of writing it.
-var MarkerTTL = 10 * time.Minute
+var MarkerTTL = 2 * time.Minute
 
 // markerPoll is how often a writer waiting for a marker looks again.
 var markerPoll = 200 * time.Millisecond
@@ -195,44 +195,48 @@ func (s *Store) Hold(ctx context.Context, keys ...string) error {
 	if err != nil || len(markers) == 0 {
 		return err
 	}
+	// The store's clock now: when the lease was stored.
+	now := time.Now()
+	if infos, err := d.ListInfo(ctx, lease); err != nil {
+		return err
+	} else if len(infos) == 1 {
+		now = infos[0].ModTime
+	}
 	held := map[string]bool{}
 	for _, k := range keys {
 		held[k] = true
 	}
 	for _, m := range markers {
+		age := now.Sub(m.ModTime)
+		if age > MarkerTTL {
+			continue // a crashed collector's: it deletes nothing more
+		}
 		condemned, err := ReadKeys(ctx, s.b, m.Key, true)
 		if errors.Is(err, ErrNotFound) {
 			continue // the collector is done
 		}
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(condemned, func(k string) bool { return held[k] }) {
+		// A marker that does not read (edited by hand) may name anything:
+		// waited out like one naming these keys, never trusted.
+		if err == nil && !slices.ContainsFunc(condemned, func(k string) bool { return held[k] }) {
 			continue
 		}
-		if err := s.waitMarker(ctx, d, lease, m); err != nil {
+		if err := s.waitMarker(ctx, m.Key, MarkerTTL-age); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// waitMarker waits until the marker m is gone or older than MarkerTTL.
-// Its age is measured on the store's clock (the lease just stored is
-// "now"), then on this process's monotonic clock: no two clocks are
-// compared.
-func (s *Store) waitMarker(ctx context.Context, d Deleter, lease string, m ObjectInfo) error {
-	infos, err := d.ListInfo(ctx, lease)
-	if err != nil {
-		return err
+// waitMarker waits until the marker is gone, or for at most d (measured
+// on this process's clock, from an age measured on the store's: no two
+// clocks are compared).
+func (s *Store) waitMarker(ctx context.Context, marker string, d time.Duration) error {
+	if s.Waiting != nil {
+		s.Waiting(ctx, marker, d)
 	}
-	age := time.Duration(0)
-	if len(infos) == 1 {
-		age = infos[0].ModTime.Sub(m.ModTime)
-	}
-	deadline := time.Now().Add(MarkerTTL - age)
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		ok, err := s.b.Exists(ctx, m.Key)
+		ok, err := s.b.Exists(ctx, marker)
 		if err != nil || !ok {
 			return err
 		}
@@ -240,7 +244,7 @@ func (s *Store) waitMarker(ctx context.Context, d Deleter, lease string, m Objec
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return &WaitError{Marker: m.Key, Err: ctx.Err()}
+			return &WaitError{Marker: marker, Err: ctx.Err()}
 		case <-t.C:
 		}
 	}

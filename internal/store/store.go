@@ -48,6 +48,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
@@ -124,6 +125,9 @@ type Stats struct {
 type Store struct {
 	b     Backend
 	Stats Stats
+	// Waiting, when set, is told when Hold waits for a garbage collection
+	// deleting keys it holds (at most d), so that a wait is never silent.
+	Waiting func(ctx context.Context, marker string, d time.Duration)
 }
 
 // New returns a Store on b.

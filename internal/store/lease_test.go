@@ -1,0 +1,92 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+// TestHoldMarkers: Hold waits for a collector's marker that names a held
+// key, or that it cannot read (it may name anything), and only for those;
+// a marker older than MarkerTTL is a crashed collector's and is passed
+// over; a wait ends with the caller's context.
+func TestHoldMarkers(t *testing.T) {
+	const held = "blobs/sha256/ab/abab"
+	cases := []struct {
+		name string
+		body string
+		age  time.Duration
+		wait bool
+	}{
+		{"names a held key", string(store.MarkerBody([]string{"trees/sha256/00/0000", held})), 0, true},
+		{"names other keys", string(store.MarkerBody([]string{"trees/sha256/00/0000"})), 0, false},
+		{"does not read", "edited by hand\n", 0, true},
+		{"is a crashed collector's", string(store.MarkerBody([]string{held})), 2 * store.MarkerTTL, false},
+		{"is a crashed collector's and does not read", "edited by hand\n", 2 * store.MarkerTTL, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			root := filepath.Join(t.TempDir(), "store")
+			b, err := filestore.New(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := store.New(b)
+			marker := store.MarkersPrefix + store.NewObjectID(time.Now())
+			if err := b.Create(ctx, marker, strings.NewReader(c.body)); err != nil {
+				t.Fatal(err)
+			}
+			if c.age > 0 {
+				old := time.Now().Add(-c.age)
+				if err := os.Chtimes(filepath.Join(root, filepath.FromSlash(marker)), old, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waited := false
+			st.Waiting = func(ctx context.Context, m string, d time.Duration) {
+				waited = true
+				if m != marker || d <= 0 || d > store.MarkerTTL {
+					t.Errorf("waiting for %s up to %s; want %s, within %s", m, d, marker, store.MarkerTTL)
+				}
+				// The collector finishes: its marker goes.
+				if err := b.Delete(ctx, marker); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := st.Hold(ctx, held); err != nil {
+				t.Fatal(err)
+			}
+			if waited != c.wait {
+				t.Fatalf("waited: %v, want %v", waited, c.wait)
+			}
+		})
+	}
+
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := store.New(b)
+		marker := store.MarkersPrefix + store.NewObjectID(time.Now())
+		if err := b.Create(ctx, marker, strings.NewReader(string(store.MarkerBody([]string{held})))); err != nil {
+			t.Fatal(err)
+		}
+		st.Waiting = func(context.Context, string, time.Duration) { cancel() }
+		err = st.Hold(ctx, held)
+		var we *store.WaitError
+		if !errors.As(err, &we) || we.Marker != marker || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Hold: %v, want a WaitError for %s", err, marker)
+		}
+	})
+}
