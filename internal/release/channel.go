@@ -169,7 +169,7 @@ func (e *YankedError) Error() string {
 // yanked, and, for each gate, once on that channel.
 func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates []string) error {
 	if _, err := Get(ctx, b, rel, version); errors.Is(err, store.ErrNotFound) {
-		return &NotPublishedError{Name: rel, Version: version}
+		return NotPublished(ctx, b, rel, version)
 	} else if err != nil {
 		return err
 	}

@@ -81,11 +81,23 @@ func PlanVersion(ctx context.Context, b store.Backend, c Content, explicit, bump
 			}
 			return p, nil
 		}
-		if !errors.Is(err, store.ErrNotFound) {
-			var conflict *ConflictError
-			if !errors.As(err, &conflict) { // a stale index entry is skipped
-				return nil, err
+		if errors.Is(err, store.ErrNotFound) {
+			// No record: a publish interrupted before it, or a version
+			// deleted by retention (package gc), which keeps the index
+			// entry and the yank history: content that was yanked is not
+			// brought back under a new number either.
+			y, yerr := YankState(ctx, b, c.Name, same[i].Original())
+			if yerr != nil {
+				return nil, yerr
 			}
+			if y != nil && y.Yanked && yanked == nil {
+				yanked = &YankedContentError{Name: c.Name, Version: same[i].Original(), Yank: y, Collected: true}
+			}
+			continue
+		}
+		var conflict *ConflictError
+		if !errors.As(err, &conflict) { // a stale index entry is skipped
+			return nil, err
 		}
 	}
 
@@ -123,8 +135,12 @@ func original(v *goversion.Version) string {
 type YankedContentError struct {
 	Name, Version string
 	Yank          *Yank
+	Collected     bool // the version was deleted by retention since
 }
 
 func (e *YankedContentError) Error() string {
+	if e.Collected {
+		return fmt.Sprintf("this content is that of %s@%s, which was yanked (%s: %s) and later deleted by the store's retention: change the content, or set version to a new version to publish it anyway", e.Name, e.Version, e.Yank.At, e.Yank.Reason)
+	}
 	return fmt.Sprintf("this content is that of %s@%s, which is yanked (%s: %s): change the content, un-yank the version, or set version = %q to publish it under that version anyway", e.Name, e.Version, e.Yank.At, e.Yank.Reason, e.Version)
 }

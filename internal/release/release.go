@@ -129,7 +129,14 @@ type TamperedError struct {
 }
 
 func (e *TamperedError) Error() string {
-	return fmt.Sprintf("the release record %s was altered after it was published: %s", e.Key, e.Detail)
+	what := "the release record"
+	switch {
+	case strings.HasPrefix(e.Key, "channels/"):
+		what = "the channel move"
+	case strings.Contains(e.Key, "/yanks/"):
+		what = "the yank entry"
+	}
+	return fmt.Sprintf("%s %s was altered after it was published: %s", what, e.Key, e.Detail)
 }
 
 // MaxRecordSize bounds a release record, in bytes: Publish (and

@@ -192,11 +192,28 @@ func YankState(ctx context.Context, b store.Backend, name, version string) (*Yan
 	return getYank(ctx, b, yankKey(name, version, last), name, version, last)
 }
 
-// NotPublishedError is a yank of a version that was never published.
-type NotPublishedError struct{ Name, Version string }
+// NotPublishedError is a version that is not published: never, or no
+// longer (Collected: deleted by retention, package gc).
+type NotPublishedError struct {
+	Name, Version string
+	Collected     bool
+}
 
 func (e *NotPublishedError) Error() string {
+	if e.Collected {
+		return fmt.Sprintf("%s@%s is not published any more: the store's retention (garbage collection) deleted it", e.Name, e.Version)
+	}
 	return fmt.Sprintf("%s@%s is not published", e.Name, e.Version)
+}
+
+// NotPublished returns the *NotPublishedError of a version with no record,
+// saying whether retention deleted it.
+func NotPublished(ctx context.Context, b store.Backend, name, version string) error {
+	ok, err := b.Exists(ctx, CollectedKey(name, version))
+	if err != nil {
+		return err
+	}
+	return &NotPublishedError{Name: name, Version: version, Collected: ok}
 }
 
 // AnySeq, as SetYank's expect, writes whatever the last entry is.
@@ -217,7 +234,7 @@ func SetYank(ctx context.Context, b store.Backend, name, version string, yanked 
 		return nil, err
 	}
 	if _, err := Get(ctx, b, name, version); errors.Is(err, store.ErrNotFound) {
-		return nil, &NotPublishedError{Name: name, Version: version}
+		return nil, NotPublished(ctx, b, name, version)
 	} else if err != nil {
 		return nil, err
 	}

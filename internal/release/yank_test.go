@@ -174,3 +174,54 @@ func TestContentOfAYankedVersionIsNotAdopted(t *testing.T) {
 		t.Fatalf("another content: %+v %v", p, err)
 	}
 }
+
+// A version deleted by retention keeps its index entry and yank history:
+// its content, if it was yanked, is not published again under a new
+// number, and a yank or a move of it says that retention deleted it.
+func TestCollectedVersions(t *testing.T) {
+	ctx := context.Background()
+	fb, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a := Content{Name: "web", Artifacts: map[string]string{"site": "a"}}
+	b := Content{Name: "web", Artifacts: map[string]string{"site": "b"}}
+	for v, c := range map[string]Content{"1.0.0": a, "1.0.1": b, "1.0.2": {Name: "web", Artifacts: map[string]string{"site": "c"}}} {
+		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v, Artifacts: c.Artifacts}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := SetYank(ctx, fb, "web", "1.0.0", true, "broken", AnySeq, now); err != nil {
+		t.Fatal(err)
+	}
+	// What the collector does to a version: tombstone, then the record.
+	for _, v := range []string{"1.0.0", "1.0.1"} {
+		if err := fb.Create(ctx, CollectedKey("web", v), strings.NewReader("x\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := fb.Delete(ctx, VersionKey("web", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var yc *YankedContentError
+	if _, err := PlanVersion(ctx, fb, a, "", "patch"); !errors.As(err, &yc) || !yc.Collected || yc.Version != "1.0.0" ||
+		!strings.Contains(err.Error(), "deleted by the store's retention") {
+		t.Fatalf("content of a collected yanked version: %v", err)
+	}
+	// Content of a collected version that was not yanked gets a new one.
+	if p, err := PlanVersion(ctx, fb, b, "", "patch"); err != nil || p.Version != "1.0.3" || p.Adopted != nil {
+		t.Fatalf("content of a collected version: %+v %v", p, err)
+	}
+	var np *NotPublishedError
+	if _, err := SetYank(ctx, fb, "web", "1.0.1", true, "late", AnySeq, now); !errors.As(err, &np) || !np.Collected {
+		t.Fatalf("yank of a collected version: %v", err)
+	}
+	if _, err := SetYank(ctx, fb, "web", "9.9.9", true, "never", AnySeq, now); !errors.As(err, &np) || np.Collected {
+		t.Fatalf("yank of a version never published: %v", err)
+	}
+	if err := CheckMove(ctx, fb, "web", "1.0.1", nil); !errors.As(err, &np) || !np.Collected ||
+		!strings.Contains(err.Error(), "not published any more") {
+		t.Fatalf("move to a collected version: %v", err)
+	}
+}
