@@ -51,9 +51,12 @@ func (f durationFlag) String() string {
 
 func (f durationFlag) Set(s string) error {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseUint(days, 10, 16)
+		n, err := strconv.ParseUint(days, 10, 64)
 		if err != nil {
 			return fmt.Errorf("%q is not a number of days", s)
+		}
+		if n > 100*365 {
+			return fmt.Errorf("%q is over a hundred years", s)
 		}
 		*f.d = time.Duration(n) * 24 * time.Hour
 		return nil
@@ -136,6 +139,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 1
+	}
+	if report.Empty {
+		_, _ = fmt.Fprintf(stderr, "gc: the store %s holds no releases and no content: check --store (a mistyped prefix is an empty store)\n", st)
 	}
 	return 0
 }

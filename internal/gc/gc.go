@@ -11,16 +11,17 @@
 // output is kept, and an archive reference when its listing is.
 //
 // Everything else under blobs/, trees/, archives/ and actions/ goes, and
-// so do the versions outside the policy (their records, index entries and
-// yank entries; a tombstone stays so that the version is never published
-// again). Deletes go in an order that keeps the store's invariants at
+// so do the records of the versions outside the policy (a tombstone is
+// written first, so that the version is never published again; its index
+// entry and yank history stay, so that its content is found again and, if
+// it was yanked, refused). Deletes go in an order that keeps the store's invariants at
 // every step, so that a collector killed at any point leaves a consistent
 // store: release records first, then build records, archive references,
 // listings, and blobs last. Each batch is announced by a marker, the
 // leases are read again, and only then is anything deleted.
 //
-// Channel histories, tombstones and anything the collector does not
-// recognise are never deleted. A record it cannot read or trust stops the
+// Channel histories, tombstones, index entries, yank histories and
+// anything the collector does not recognise are never deleted. A record it cannot read or trust stops the
 // collection before anything is deleted: what it references is unknown.
 //
 // The package has no dependency on Terraform.
@@ -32,6 +33,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -99,7 +102,7 @@ type Options struct {
 
 // Kinds of objects, in the order they are deleted.
 const (
-	KindRelease = "release versions"
+	KindRelease = "release records"
 	KindAction  = "build records"
 	KindArchive = "archive references"
 	KindListing = "listings"
@@ -124,6 +127,10 @@ type Report struct {
 	Kept     []string         // name@version kept
 	Deleted  map[string]Count // by kind
 	Retained Count            // content objects kept (blobs, listings, records, references)
+	// Empty is a store with no release and no content at all.
+	Empty bool
+	// Tombstones written: one per version deleted.
+	Tombstones int
 	// Leased are keys that were to be deleted but a lease named (or
 	// reached) just before: a writer is using them, so they stay.
 	Leased []string
@@ -146,27 +153,38 @@ func (r *Report) String() string {
 	if r.DryRun {
 		verb = "would delete"
 	}
-	fmt.Fprintf(&b, "%s %d release versions", verb, len(r.Versions))
+	fmt.Fprintf(&b, "%s %s", verb, count(len(r.Versions), "release versions"))
 	if len(r.Versions) > 0 {
 		fmt.Fprintf(&b, ": %s", strings.Join(r.Versions, ", "))
 	}
-	fmt.Fprintf(&b, "\nkept %d release versions\n", len(r.Kept))
+	fmt.Fprintf(&b, "\nkept %s\n", count(len(r.Kept), "release versions"))
 	t := r.Total()
-	fmt.Fprintf(&b, "%s %d objects, %s", verb, t.Objects, Bytes(t.Bytes))
+	fmt.Fprintf(&b, "%s %s, %s", verb, count(int(t.Objects), "objects"), Bytes(t.Bytes))
 	var parts []string
 	for _, k := range Kinds {
 		if c := r.Deleted[k]; c.Objects > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s (%s)", c.Objects, k, Bytes(c.Bytes)))
+			parts = append(parts, fmt.Sprintf("%s (%s)", count(int(c.Objects), k), Bytes(c.Bytes)))
 		}
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(&b, ": %s", strings.Join(parts, ", "))
 	}
-	fmt.Fprintf(&b, "\nkept %d objects, %s\n", r.Retained.Objects, Bytes(r.Retained.Bytes))
+	fmt.Fprintf(&b, "\nkept %s, %s\n", count(int(r.Retained.Objects), "objects"), Bytes(r.Retained.Bytes))
+	if r.Tombstones > 0 {
+		fmt.Fprintf(&b, "wrote %s (releases/<name>/collected/<version>): those versions are never published again\n", count(r.Tombstones, "tombstones"))
+	}
 	if len(r.Leased) > 0 {
-		fmt.Fprintf(&b, "kept %d objects a writer leased during the collection\n", len(r.Leased))
+		fmt.Fprintf(&b, "kept %s a writer leased during the collection\n", count(len(r.Leased), "objects"))
 	}
 	return b.String()
+}
+
+// count is n things, plural a plural ending in s: "1 blob", "2 blobs".
+func count(n int, plural string) string {
+	if n == 1 {
+		return "1 " + strings.TrimSuffix(plural, "s")
+	}
+	return fmt.Sprintf("%d %s", n, plural)
 }
 
 // Bytes formats a size for people.
@@ -227,6 +245,7 @@ type collector struct {
 	all    map[string]store.ObjectInfo
 	refs   map[string][]string // a key's references, once read
 	leases map[string][]string // a live lease's keys, once read
+	offset time.Duration       // the store's clock minus this machine's
 	mu     sync.Mutex          // guards report and testHookDelete during deletes
 	report *Report
 }
@@ -254,8 +273,13 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	}
 	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{}, leases: map[string][]string{},
 		report: &Report{DryRun: o.DryRun, Deleted: map[string]Count{}}}
+	if !o.DryRun {
+		if err := c.probeClock(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if c.now.IsZero() {
-		c.now = time.Now()
+		c.now = c.storeNow()
 	}
 	if err := c.inventory(ctx); err != nil {
 		return nil, err
@@ -288,8 +312,36 @@ func (c *collector) inventory(ctx context.Context) error {
 		}
 	}
 	c.logf("listed %d objects in %s", len(c.all), c.st)
+	c.report.Empty = !slices.ContainsFunc(slices.Collect(maps.Keys(c.all)), func(k string) bool {
+		return isContent(k) || strings.HasPrefix(k, "releases/")
+	})
 	return nil
 }
+
+// probeClock measures the store's clock against this machine's, so that
+// ages (of objects, leases, markers) are measured on the clock that
+// stamped them: it stores an empty marker (which names nothing, so no
+// writer waits for it), reads its time, and deletes it.
+func (c *collector) probeClock(ctx context.Context) error {
+	key := store.MarkersPrefix + store.NewObjectID(time.Now())
+	before := time.Now()
+	if err := c.b.Create(ctx, key, bytes.NewReader(store.MarkerBody(nil))); err != nil {
+		return err
+	}
+	after := time.Now()
+	infos, err := c.d.ListInfo(ctx, key)
+	if err != nil {
+		return err
+	}
+	if len(infos) == 1 {
+		c.offset = infos[0].ModTime.Sub(before.Add(after.Sub(before) / 2))
+		c.logf("the store's clock is %s ahead of this machine's", c.offset.Round(time.Second))
+	}
+	return c.d.Delete(ctx, key)
+}
+
+// storeNow is the time on the store's clock.
+func (c *collector) storeNow() time.Time { return time.Now().Add(c.offset) }
 
 // version is one published version and whether the policy keeps it.
 type version struct {
@@ -346,36 +398,57 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 		if len(sorted) != len(byName[name]) {
 			return nil, &UntrustedError{Key: "releases/" + name + "/versions/", Err: errors.New("a version there is not a version")}
 		}
-		notYanked := 0
+		// Counted from the highest down: stable versions not yanked (what
+		// constraints and the latest resolve to) count for keep-last; a
+		// pre-release above every stable version is the next release in
+		// the making and is kept until a stable one passes it.
+		stable, stableSeen := 0, false
 		for i := len(sorted) - 1; i >= 0; i-- {
 			v := sorted[i].Original()
 			rec, err := release.Get(ctx, c.b, name, v)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted since it was listed (another collector)
+			}
 			if err != nil {
 				return nil, &UntrustedError{Key: release.VersionKey(name, v), Err: err}
 			}
 			ver := &version{name: name, version: v, record: rec}
 			y := yanks[v]
 			yanked := y != nil && y.Yanked
+			pre := sorted[i].Prerelease() != ""
 			switch {
 			case i == len(sorted)-1:
 				ver.keep, ver.why = true, "the highest version"
+			case pre && !stableSeen:
+				ver.keep, ver.why = true, "a pre-release above every stable version"
 			case pinned[ver.String()]:
 				ver.keep, ver.why = true, "in a channel's recent history"
-			case !yanked && notYanked < c.p.KeepLast:
-				ver.keep, ver.why = true, fmt.Sprintf("among the %d highest", c.p.KeepLast)
+			case !pre && !yanked && stable < c.p.KeepLast:
+				ver.keep, ver.why = true, fmt.Sprintf("among the %d highest stable versions not yanked", c.p.KeepLast)
 			case c.within(rec.PublishedAt, c.p.KeepWithin):
-				ver.keep, ver.why = true, "published within "+c.p.KeepWithin.String()
+				ver.keep, ver.why = true, "published within "+days(c.p.KeepWithin)
 			case yanked && c.within(y.At, c.p.KeepYankedFor):
-				ver.keep, ver.why = true, "yanked within "+c.p.KeepYankedFor.String()
+				ver.keep, ver.why = true, "yanked within "+days(c.p.KeepYankedFor)
 			}
-			if !yanked {
-				notYanked++
+			if !pre {
+				stableSeen = true
+				if !yanked {
+					stable++
+				}
+			}
+			if ver.keep {
+				c.logf("keep %s: %s", ver, ver.why)
+			} else {
+				c.logf("delete %s: outside the policy", ver)
 			}
 			out = append(out, ver)
 		}
 	}
 	return out, nil
 }
+
+// days formats a duration as the command's options take it.
+func days(d time.Duration) string { return durationFlag{&d}.String() }
 
 // within reports whether the RFC 3339 time at is within d before now. A
 // time that does not parse is kept: it is not known to be old.
@@ -386,15 +459,16 @@ func (c *collector) within(at string, d time.Duration) bool {
 
 func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
 
+// contentRe matches the content keys the collector knows: a blob, a
+// listing or a build record by its sha256, an archive reference by its
+// listing's. Anything else (a file someone put there) is never deleted.
+var contentRe = regexp.MustCompile(`^(?:(?:blobs|trees|actions)/sha256|archives/[a-z0-9.-]+)/([0-9a-f]{2})/([0-9a-f]{64})$`)
+
 // isContent reports whether k is a content key: what the sweep of
 // unreachable objects deletes.
 func isContent(k string) bool {
-	for _, p := range []string{"blobs/", "trees/", "archives/", "actions/"} {
-		if strings.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
+	m := contentRe.FindStringSubmatch(k)
+	return m != nil && m[1] == m[2][:2]
 }
 
 // references reads what key k references (store keys, existing or not):
@@ -488,8 +562,10 @@ func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []s
 		}
 		kept[k] = true
 		refs, err := c.references(ctx, k)
-		if errors.Is(err, store.ErrNotFound) && !onlyExisting {
-			continue // a lease names it, and it is not (or no longer) there
+		if errors.Is(err, store.ErrNotFound) {
+			// A lease names it and it is not there, or it was deleted since
+			// it was listed (by another collector: it was garbage).
+			continue
 		}
 		if err != nil {
 			return &UntrustedError{Key: k, Err: err}
@@ -586,7 +662,7 @@ func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
 }
 
 func (c *collector) leaseExpired(i store.ObjectInfo) bool {
-	return time.Since(i.ModTime) > store.LeaseTTL && c.now.Sub(i.ModTime) > store.LeaseTTL
+	return c.storeNow().Sub(i.ModTime) > store.LeaseTTL && c.now.Sub(i.ModTime) > store.LeaseTTL
 }
 
 // sweep deletes, in order, the versions the policy does not keep and the
@@ -629,7 +705,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		}
 	}()
 	// Release versions, a batch at a time: the record is condemned, then
-	// its tombstone written, then record, index entry and yank entries go.
+	// its tombstone written, then the record goes.
 	for start := 0; start < len(gone); start += c.o.BatchSize {
 		batch := gone[start:min(len(gone), start+c.o.BatchSize)]
 		keys := make([]string, len(batch))
@@ -639,7 +715,12 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		err := c.condemned(ctx, keys, func(ctx context.Context, k string) error {
 			v := batch[slices.Index(keys, k)]
 			tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
-			if err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); err != nil && !errors.Is(err, store.ErrExists) {
+			switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
+			case err == nil:
+				c.mu.Lock()
+				c.report.Tombstones++
+				c.mu.Unlock()
+			case !errors.Is(err, store.ErrExists):
 				return err
 			}
 			for _, k := range c.versionKeys(v) {
@@ -680,26 +761,19 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 	return nil
 }
 
-// versionKeys are the keys of a version that go with it: its record
-// first, then its index entry and its yank entries.
+// versionKeys are the keys of a version that go with it: its record. Its
+// index entry and yank history stay (a few bytes each): the index is how a
+// publish of the same content finds the version again, and the yank how
+// it is refused if it was broken (release.PlanVersion).
 func (c *collector) versionKeys(v *version) []string {
-	keys := []string{release.VersionKey(v.name, v.version), "releases/" + v.name + "/digests/" + strings.TrimPrefix(v.record.Digest, "sha256:") + "/" + v.version}
-	yanks := "releases/" + v.name + "/yanks/" + v.version + "/"
-	var ys []string
-	for k := range c.all {
-		if strings.HasPrefix(k, yanks) {
-			ys = append(ys, k)
-		}
-	}
-	sort.Strings(ys)
-	return append(keys, ys...)
+	return []string{release.VersionKey(v.name, v.version)}
 }
 
 // expired lists the objects under prefix older than ttl.
 func (c *collector) expired(prefix string, ttl time.Duration) []string {
 	var keys []string
 	for k, i := range c.all {
-		if strings.HasPrefix(k, prefix) && time.Since(i.ModTime) > ttl && c.now.Sub(i.ModTime) > ttl {
+		if strings.HasPrefix(k, prefix) && c.storeNow().Sub(i.ModTime) > ttl && c.now.Sub(i.ModTime) > ttl {
 			keys = append(keys, k)
 		}
 	}
