@@ -379,6 +379,75 @@ func TestRecordIsWrittenOnceAndTheFirstWins(t *testing.T) {
 	}
 }
 
+// An output a run found already stored (and so did not hold) that a
+// garbage collection deletes before the record is written: nothing is
+// recorded. A record that is written holds its output and log first.
+func TestPutRecordsOnlyWhatIsStored(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	j := job(t, "mkdir out && echo hello > out/a", nil, "out", "mkdir")
+	res, err := Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := st.Backend().(store.Deleter)
+	if !ok {
+		t.Fatal("the local store cannot delete")
+	}
+	if err := d.Delete(ctx, store.TreeKey(res.Record.Output)); err != nil {
+		t.Fatal(err)
+	}
+	var gone *GoneError
+	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || gone.What != "output listing" {
+		t.Fatalf("Put of a record whose output is gone: %v", err)
+	}
+	if ok, err := st.Backend().Exists(ctx, store.ActionKey(res.Record.Key)); err != nil || ok {
+		t.Fatalf("a record was written: %v %v", ok, err)
+	}
+
+	res, err = Run(ctx, st, j) // stores the listing again
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, store.BlobKey(res.Record.Log)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || gone.What != "log" {
+		t.Fatalf("Put of a record whose log is gone: %v", err)
+	}
+
+	res, err = Run(ctx, st, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := st.Backend().List(ctx, store.LeasesPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Put(ctx, st, &res.Record); err != nil {
+		t.Fatal(err)
+	}
+	after, err := st.Backend().List(ctx, store.LeasesPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, k := range after {
+		if !slices.Contains(leases, k) {
+			keys, err := store.ReadKeys(ctx, st.Backend(), k, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, keys...)
+		}
+	}
+	want := []string{store.BlobKey(res.Record.Log), store.TreeKey(res.Record.Output)}
+	slices.Sort(want)
+	if !slices.Equal(held, want) {
+		t.Fatalf("Put held %v, want %v", held, want)
+	}
+}
+
 func TestLookupChecksWhatItReads(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)

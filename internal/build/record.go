@@ -119,6 +119,20 @@ func (e *MissingOutputError) Error() string {
 	return fmt.Sprintf("the build record %s names the %s %s, which is not in the store: the store was edited by hand, or something deleted objects records still need. Delete the record (and nothing else) and the next apply builds the step again", e.Key, e.What, e.Object)
 }
 
+// GoneError is an output or a log that went from the store between its
+// run storing it and its record being written: a garbage collection
+// deleted it (it was stored before, by another run, and was unreferenced).
+// Nothing was recorded.
+type GoneError struct {
+	Key    string
+	Object digest.Sum
+	What   string
+}
+
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("the %s %s left the store before the build record %s naming it was written (a garbage collection deleted it while the step ran); nothing was recorded: apply again to build and store it", e.What, e.Object, e.Key)
+}
+
 // Lookup reads and checks the record of key: ErrNotFound when none. A
 // record is trusted only as far as it is checked: its form, its key, and
 // that the store holds its output (a tree's listing read and verified, a
@@ -175,7 +189,32 @@ func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *dig
 // Put writes r once. When a record of the same key is stored already, it
 // is kept and returned (with its listing): the first output recorded is
 // the one everybody uses.
+//
+// A record never names what is not stored: its output and log are held
+// against a concurrent garbage collector (store.Hold) and found present
+// before it is written. (A run that found its output already stored, as
+// Publish does, did not hold it; a collector may have deleted it since.)
 func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Manifest, error) {
+	where := store.ActionKey(r.Key) + " in " + st.String()
+	out, what := store.BlobKey(r.Output), "output file"
+	if r.Type == TypeTree {
+		out, what = store.TreeKey(r.Output), "output listing"
+	}
+	if err := st.Hold(ctx, out, store.BlobKey(r.Log)); err != nil {
+		return nil, nil, err
+	}
+	for _, o := range []struct {
+		key, what string
+		sum       digest.Sum
+	}{{out, what, r.Output}, {store.BlobKey(r.Log), "log", r.Log}} {
+		ok, err := st.Backend().Exists(ctx, o.key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, &GoneError{Key: where, Object: o.sum, What: o.what}
+		}
+	}
 	err := st.Backend().Create(ctx, store.ActionKey(r.Key), bytes.NewReader(r.Encode()))
 	if errors.Is(err, store.ErrExists) {
 		return Lookup(ctx, st, r.Key)
