@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/gc"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -81,6 +83,82 @@ func TestAccGC(t *testing.T) {
 						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
 					}},
 					Check: checkVersionAndContent("1.0.3"),
+				},
+			},
+		})
+	})
+}
+
+// TestAccGC_yanked: a yanked version and one that was not, both collected.
+// The workspace that yanked it plans nothing (with a warning) and can drop
+// its immutable_yank without error; the yank stays and keeps the content
+// refused; a pin of a collected version and a new yank of one say why.
+func TestAccGC_yanked(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		yank := `
+resource "immutable_yank" "bad" {
+  name    = "web"
+  version = "1.0.0"
+  reason  = "breaks login"
+}
+`
+		collect := func() {
+			st := e.backend()
+			e.deleteKeys(store.LeasesPrefix)
+			p := gc.DefaultPolicy()
+			p.KeepLast, p.KeepYankedFor = 1, 24*time.Hour
+			r, err := gc.Collect(ctx, st, p, gc.Options{Now: time.Now().Add(60 * 24 * time.Hour)})
+			must(t, err)
+			if !slices.Equal(r.Versions, []string{"web@1.0.0", "web@1.0.1"}) {
+				t.Fatalf("collected:\n%s", r)
+			}
+		}
+		stillYanked := func(*terraformState) error {
+			y, err := release.YankState(ctx, e.backend().Backend(), "web", "1.0.0")
+			if err != nil || y == nil || !y.Yanked || y.Reason != "breaks login" {
+				return fmt.Errorf("yank state of 1.0.0: %+v, %v", y, err)
+			}
+			return nil
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{PreConfig: func() { e.write(map[string]string{"index.html": "A\n"}) }, Config: e.releaseConfig()},
+				{PreConfig: func() { e.write(map[string]string{"index.html": "B\n"}) }, Config: e.releaseConfig() + yank},
+				{PreConfig: func() { e.write(map[string]string{"index.html": "C\n"}) }, Config: e.releaseConfig() + yank},
+				{
+					PreConfig:        collect,
+					Config:           e.releaseConfig() + yank,
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+					Check:            stillYanked,
+				},
+				{
+					// Dropped: forgotten, not un-yanked (there is nothing to un-yank).
+					Config: e.releaseConfig(),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("immutable_yank.bad", plancheck.ResourceActionDestroy),
+					}},
+					Check: stillYanked,
+				},
+				{
+					PreConfig:   func() { e.write(map[string]string{"index.html": "A\n"}) },
+					Config:      e.releaseConfig(),
+					ExpectError: regexp.MustCompile(`(?s)Content of a yanked version.*web@1\.0\.0.*later\s+deleted\s+by\s+the\s+store's\s+retention`),
+				},
+				{
+					PreConfig: func() { e.write(map[string]string{"index.html": "C\n"}) },
+					Config: e.releaseConfig() + `
+data "immutable_release" "pinned" {
+  name    = "web"
+  version = "1.0.1"
+}
+`,
+					ExpectError: regexp.MustCompile(`(?s)No matching version.*1\.0\.1 was published and later deleted by\s+the\s+store's\s+retention`),
+				},
+				{
+					Config:      e.releaseConfig() + strings.ReplaceAll(yank, "1.0.0", "1.0.1"),
+					ExpectError: regexp.MustCompile(`(?s)Version deleted by retention.*web@1\.0\.1 is not published any more.*remove this\s+immutable_yank`),
 				},
 			},
 		})

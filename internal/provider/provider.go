@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -226,6 +227,11 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 		resp.Diagnostics.AddAttributeError(path.Root("store"), "Invalid store URL",
 			"Cannot use "+source+": "+err.Error())
 		return
+	}
+	st.Waiting = func(ctx context.Context, marker string, d time.Duration) {
+		tflog.Warn(ctx, "waiting for a garbage collection deleting objects this apply reuses", map[string]any{
+			"marker": marker, "at_most": d.Round(time.Second).String(),
+		})
 	}
 	buildCache := cfg.BuildCache.ValueString()
 	if cfg.BuildCache.IsUnknown() {

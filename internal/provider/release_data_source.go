@@ -203,6 +203,12 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		if skipped > 0 {
 			what += fmt.Sprintf(" that is not yanked (%d matching yanked)", skipped)
 		}
+		pin := strings.TrimSpace(strings.TrimPrefix(m.Version.ValueString(), "="))
+		if _, perr := versions.Parse(pin); perr == nil { // one version, not a constraint
+			if ok, _ := st.Backend().Exists(ctx, release.CollectedKey(name, pin)); ok {
+				what += fmt.Sprintf(": %s was published and later deleted by the store's retention (garbage collection); pin a kept version", pin)
+			}
+		}
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "No matching version",
 			fmt.Sprintf("Release %q has %s. Published versions, newest first: %s.", name, what, versions.Newest(all, 10)))
 		return

@@ -337,7 +337,13 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 				"free version, or adopts %s if the content is the same.", conflict.Existing.Version, c.Name,
 				conflict.Existing.Digest, plan.Digest.ValueString(), conflict.Existing.Version))
 		return
-	case errors.As(err, &conflict), errors.As(err, new(*release.TooLargeError)):
+	case errors.As(err, new(*release.CollectedError)) && !explicit:
+		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version deleted since the plan",
+			fmt.Sprintf("The plan used version %s of release %q, which a garbage collection of the store %s deleted since "+
+				"(a collected version is never published again). Nothing was written. Plan again: the next plan picks the "+
+				"next free version.", plan.Version.ValueString(), c.Name, st))
+		return
+	case errors.As(err, &conflict), errors.As(err, new(*release.TooLargeError)), errors.As(err, new(*release.CollectedError)):
 		resp.Diagnostics.Append(releaseError(st, c.Name, err))
 		return
 	case err != nil:
@@ -496,6 +502,9 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version already published",
 			fmt.Sprintf("%v; versions are immutable and this configuration has other content, so nothing was written. "+
 				"Choose another `version`, or remove `version` to publish the next free one.", conflict))
+	case errors.As(err, new(*release.CollectedError)):
+		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version deleted by retention",
+			fmt.Sprintf("%v. Nothing was written.", err))
 	case errors.As(err, &yankedContent):
 		return diag.NewAttributeErrorDiagnostic(path.Root("artifacts"), "Content of a yanked version",
 			fmt.Sprintf("Nothing was written: %v.", err))

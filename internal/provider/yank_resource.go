@@ -96,9 +96,32 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		return
 	}
 	name, version := plan.Name.ValueString(), plan.Version.ValueString()
+	var prior *yankModel
+	if !req.State.Raw.IsNull() {
+		prior = &yankModel{}
+		if resp.Diagnostics.Append(req.State.Get(ctx, prior)...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
 	_, err := release.Get(ctx, r.data.store.Backend(), name, version)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		var np *release.NotPublishedError
+		if err := release.NotPublished(ctx, r.data.store.Backend(), name, version); errors.As(err, &np) && np.Collected {
+			if prior != nil && prior.Reason.Equal(plan.Reason) {
+				// A yank that stands: its entry stays in the history and
+				// keeps the content refused. Nothing to change.
+				resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Version deleted by retention",
+					fmt.Sprintf("%v (in %s). Its yank entry stays and keeps its content from being published again without "+
+						"a version; this immutable_yank has nothing left to manage and can be removed (that leaves the yank as it is).", err, r.data.store))
+				plan.YankedAt, plan.Entry = prior.YankedAt, prior.Entry
+				resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+				return
+			}
+			resp.Diagnostics.AddAttributeError(path.Root("version"), "Version deleted by retention",
+				fmt.Sprintf("%v (in %s), so there is nothing left to yank or to change: remove this immutable_yank.", err, r.data.store))
+			return
+		}
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version not published",
 			fmt.Sprintf("%s@%s is not published in %s, so it cannot be yanked. Check the name and version: a yank names "+
 				"a published version literally (not immutable_release.x.version, which moves with every publish).", name, version, r.data.store))
@@ -107,11 +130,7 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
 		return
 	}
-	if !req.State.Raw.IsNull() {
-		var prior yankModel
-		if resp.Diagnostics.Append(req.State.Get(ctx, &prior)...); resp.Diagnostics.HasError() {
-			return
-		}
+	if prior != nil {
 		if !prior.Reason.Equal(plan.Reason) {
 			plan.YankedAt, plan.Entry = types.StringUnknown(), types.Int64Unknown()
 		} else {
@@ -224,6 +243,14 @@ func (r *YankResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 		// Someone yanked or un-yanked it since: theirs stands.
 		resp.Diagnostics.AddWarning("Yank left as it is",
 			fmt.Sprintf("%s. This yank is forgotten without un-yanking the version.", upperFirst(err.Error())))
+		return
+	}
+	var np *release.NotPublishedError
+	if errors.As(err, &np) && np.Collected {
+		// Nothing to un-yank: the version is gone; its yank entry stays
+		// and keeps its content refused (release.PlanVersion).
+		resp.Diagnostics.AddWarning("Yank left as it is",
+			fmt.Sprintf("%s. This yank is forgotten; its entry stays in the version's history.", upperFirst(err.Error())))
 		return
 	}
 	if err != nil {
