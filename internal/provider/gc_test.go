@@ -154,7 +154,7 @@ data "immutable_release" "pinned" {
   version = "1.0.1"
 }
 `,
-					ExpectError: regexp.MustCompile(`(?s)No matching version.*1\.0\.1 was published and later deleted by\s+the\s+store's\s+retention`),
+					ExpectError: regexp.MustCompile(`(?s)No matching version.*1\.0\.1\s+was\s+published\s+and\s+later\s+deleted\s+by\s+the\s+store's\s+retention`),
 				},
 				{
 					Config:      e.releaseConfig() + strings.ReplaceAll(yank, "1.0.0", "1.0.1"),
