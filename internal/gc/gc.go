@@ -159,17 +159,17 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "\nkept %s\n", count(len(r.Kept), "release versions"))
 	t := r.Total()
-	fmt.Fprintf(&b, "%s %s, %s", verb, count(int(t.Objects), "objects"), Bytes(t.Bytes))
+	fmt.Fprintf(&b, "%s %s, %s", verb, count(t.Objects, "objects"), Bytes(t.Bytes))
 	var parts []string
 	for _, k := range Kinds {
 		if c := r.Deleted[k]; c.Objects > 0 {
-			parts = append(parts, fmt.Sprintf("%s (%s)", count(int(c.Objects), k), Bytes(c.Bytes)))
+			parts = append(parts, fmt.Sprintf("%s (%s)", count(c.Objects, k), Bytes(c.Bytes)))
 		}
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(&b, ": %s", strings.Join(parts, ", "))
 	}
-	fmt.Fprintf(&b, "\nkept %s, %s\n", count(int(r.Retained.Objects), "objects"), Bytes(r.Retained.Bytes))
+	fmt.Fprintf(&b, "\nkept %s, %s\n", count(r.Retained.Objects, "objects"), Bytes(r.Retained.Bytes))
 	if r.Tombstones > 0 {
 		fmt.Fprintf(&b, "wrote %s (releases/<name>/collected/<version>): those versions are never published again\n", count(r.Tombstones, "tombstones"))
 	}
