@@ -29,14 +29,17 @@ import (
 //     no lease reaches; then it removes the marker.
 //
 // On a store whose writes and lists are strongly consistent (a local
-// directory; S3 since 2020), either the collector's read of the leases
+// directory, not a network file system shared by several machines, whose
+// clients cache listings; S3 since 2020), either the collector's read of the leases
 // sees the writer's lease, and it keeps the keys, or the writer's list of
 // the markers sees the marker, and the writer waits until the marker is
 // gone (the keys are deleted or kept; the writer's own checks of presence
-// come after), or until it is older than MarkerTTL: a collector stops
-// deleting a marker's keys within half of it, so an older marker is a
-// crashed collector's. Leases are never removed by writers (who need no
-// delete permission): the collector removes them once older than LeaseTTL.
+// come after), or until it is older than MarkerTTL: a collector's deletes
+// of a marker's keys end (or are cancelled) within half of it, so an older
+// marker is a crashed collector's. Leases are never removed by writers (who
+// need no delete permission): the collector removes them once older than
+// its grace period (at least LeaseTTL), and counts a leased key as used
+// when the lease was written.
 const (
 	LeasesPrefix  = "gc/leases/"
 	MarkersPrefix = "gc/condemned/"
@@ -50,14 +53,16 @@ const (
 var LeaseTTL = 6 * time.Hour
 
 // MarkerTTL bounds how long a writer waits for a collector's marker: a
-// collector deletes the keys of a marker within MarkerTTL/2 of writing it.
+// collector starts no delete of a marker's keys after MarkerTTL/4 of writing
+// it and cancels any still in flight at MarkerTTL/2 (package gc).
 var MarkerTTL = 2 * time.Minute
 
 // markerPoll is how often a writer waiting for a marker looks again.
 var markerPoll = 200 * time.Millisecond
 
 // maxLease bounds what is read of a lease or a marker; leaseKeys keys (of
-// at most 100 bytes: the longest key a writer holds) fit in it.
+// at most a few hundred bytes, as the longest release and version names make
+// them) fit in it.
 const (
 	maxLease  = 64 << 20
 	leaseKeys = 100_000
@@ -167,7 +172,7 @@ func (e *WaitError) Unwrap() error { return e.Err }
 
 // Hold protects keys from a concurrent garbage collector for LeaseTTL:
 // call it before checking whether any of them is present and relying on
-// that (see the protocol above). It stores one lease and lists the
+// that (see the protocol above). It stores one lease (one per leaseKeys keys) and lists the
 // markers; when a collector is deleting one of the keys right now, it
 // waits until that collector is done (at most MarkerTTL). Keys need not
 // exist. On a backend that cannot delete, nothing can collect, and Hold
@@ -206,8 +211,11 @@ func (s *Store) Hold(ctx context.Context, keys ...string) error {
 	for _, k := range keys {
 		held[k] = true
 	}
+	// Each marker's age grows while an earlier one is waited for: all the
+	// waits together end within MarkerTTL of this call.
+	start := time.Now()
 	for _, m := range markers {
-		age := now.Sub(m.ModTime)
+		age := now.Sub(m.ModTime) + time.Since(start)
 		if age > MarkerTTL {
 			continue // a crashed collector's: it deletes nothing more
 		}

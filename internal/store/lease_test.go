@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
@@ -89,4 +90,44 @@ func TestHoldMarkers(t *testing.T) {
 			t.Fatalf("Hold: %v, want a WaitError for %s", err, marker)
 		}
 	})
+}
+
+// TestLongPublishChecksAgain: a publish that outlasts half its lease holds
+// and checks again, before its listing names them, the blobs it found
+// stored at its start (here: through a known listing, whose blob was
+// deleted meanwhile). No listing names a missing blob.
+func TestLongPublishChecksAgain(t *testing.T) {
+	old := store.LeaseTTL
+	store.LeaseTTL = 0 // every publish is "long"
+	t.Cleanup(func() { store.LeaseTTL = old })
+	ctx := context.Background()
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(b)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := st.PutDir(ctx, dir, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, store.BlobKey(digest.Bytes([]byte("a\n")))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.txt"), []byte("b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := digest.HashTree(ctx, dir, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Publish(ctx, dir, m, prev.Digest()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Publish: %v, want the missing blob found", err)
+	}
+	if ok, err := st.HasTree(ctx, m.Digest()); err != nil || ok {
+		t.Fatalf("the listing was stored: %v %v", ok, err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
@@ -78,7 +79,7 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 		return stats, &ListingTooLargeError{Size: n}
 	}
 	sum := m.Digest()
-	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
+	if ok, err := s.hasTreeHeld(ctx, sum); err != nil || ok {
 		return stats, err
 	}
 	// Everything this publish will reference or rely on is held before
@@ -99,6 +100,7 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	if err := s.Hold(ctx, held...); err != nil {
 		return stats, err
 	}
+	heldAt := time.Now()
 	have := map[digest.Sum]bool{}
 	for _, k := range known {
 		if k == sum {
@@ -141,6 +143,13 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	}
 	stats.Written = int(w.written.Load())
 	stats.Present = stats.Needed - stats.Written
+	if time.Since(heldAt) > LeaseTTL/2 {
+		// A publish long enough for its lease to near its end: what it
+		// found stored at the start is held and checked again (PutTree)
+		// before a listing names it.
+		_, err := s.PutTree(ctx, m)
+		return stats, err
+	}
 	if _, err := s.putTree(ctx, m); err != nil {
 		return stats, err
 	}

@@ -126,7 +126,7 @@ type Store struct {
 	b     Backend
 	Stats Stats
 	// Waiting, when set, is told when Hold waits for a garbage collection
-	// deleting keys it holds (at most d), so that a wait is never silent.
+	// deleting keys it holds (at most d), so that a wait can be reported (the provider logs it at WARN).
 	Waiting func(ctx context.Context, marker string, d time.Duration)
 }
 
@@ -276,7 +276,7 @@ func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 		return digest.Sum{}, &ListingTooLargeError{Size: n}
 	}
 	sum := m.Digest()
-	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
+	if ok, err := s.hasTreeHeld(ctx, sum); err != nil || ok {
 		return sum, err
 	}
 	var blobs []string
@@ -318,6 +318,21 @@ func (s *Store) putTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 		return sum, err
 	}
 	return sum, nil
+}
+
+// hasTreeHeld reports whether a listing is stored, for a writer about to
+// rely on it (an artifact's state, a build record, an archive reference):
+// a listing found stored is held (Hold) and found again, so that a
+// collector neither deletes it now nor, for its grace period, as garbage
+// (a lease counts as a recent use). One request when it is not stored.
+func (s *Store) hasTreeHeld(ctx context.Context, sum digest.Sum) (bool, error) {
+	if ok, err := s.HasTree(ctx, sum); err != nil || !ok {
+		return false, err
+	}
+	if err := s.Hold(ctx, TreeKey(sum)); err != nil {
+		return false, err
+	}
+	return s.HasTree(ctx, sum)
 }
 
 // HasTree reports whether a tree listing is stored.
@@ -487,7 +502,22 @@ feed:
 // PutArchiveRef records that the archive of listing in format is the blob
 // archive. If a reference is already recorded, it is kept and returned: an
 // archive, once stored, is never rebuilt or replaced.
+//
+// A reference never names what is not stored: the listing and the archive
+// are held against a concurrent collector (Hold) and found present first.
 func (s *Store) PutArchiveRef(ctx context.Context, format string, listing, archive digest.Sum) (digest.Sum, error) {
+	if err := s.Hold(ctx, TreeKey(listing), BlobKey(archive)); err != nil {
+		return archive, err
+	}
+	for _, k := range []string{TreeKey(listing), BlobKey(archive)} {
+		ok, err := s.b.Exists(ctx, k)
+		if err != nil {
+			return archive, err
+		}
+		if !ok {
+			return archive, fmt.Errorf("the archive reference %s would name %s, which the store %s does not hold (a garbage collection deleted it since it was stored): %w", ArchiveKey(format, listing), k, s, ErrNotFound)
+		}
+	}
 	err := s.b.Create(ctx, ArchiveKey(format, listing), strings.NewReader(archive.String()+"\n"))
 	if errors.Is(err, ErrExists) {
 		return s.GetArchiveRef(ctx, format, listing)

@@ -258,7 +258,16 @@ func Run(t *testing.T, h Harness) {
 			}
 		},
 		"archive reference is kept once recorded": func(t *testing.T, b store.Backend, s *store.Store) {
-			listing, first, second := digest.Bytes([]byte("l")), digest.Bytes([]byte("1")), digest.Bytes([]byte("2"))
+			first, second := digest.Bytes([]byte("1")), digest.Bytes([]byte("2"))
+			for _, d := range []string{"1", "2"} {
+				if _, err := s.PutBlob(ctx, digest.Bytes([]byte(d)), strings.NewReader(d)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			listing, err := s.PutTree(ctx, &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: first, Size: 1}}})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if _, err := s.GetArchiveRef(ctx, "zip-v1", listing); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("want ErrNotFound, got %v", err)
 			}
@@ -267,6 +276,19 @@ func Run(t *testing.T, h Harness) {
 			}
 			if got, err := s.PutArchiveRef(ctx, "zip-v1", listing, second); err != nil || got != first {
 				t.Fatalf("second put = %s, %v; want the first kept", got, err)
+			}
+			// Never naming what is not stored: an archive, or a listing.
+			absent := digest.Bytes([]byte("absent"))
+			if _, err := s.PutArchiveRef(ctx, "tgz-v1", listing, absent); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a reference to a missing archive: %v", err)
+			}
+			if _, err := s.PutArchiveRef(ctx, "tgz-v1", absent, first); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a reference of a missing listing: %v", err)
+			}
+			for _, l := range []digest.Sum{listing, absent} {
+				if _, err := s.GetArchiveRef(ctx, "tgz-v1", l); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("a refused reference was stored: %v", err)
+				}
 			}
 		},
 		"large objects: write-once, and a failure part-way leaves nothing": func(t *testing.T, b store.Backend, s *store.Store) {
