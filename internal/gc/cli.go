@@ -83,6 +83,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		storeURL = fs.String("store", "", "the store's URL (file://DIR or s3://BUCKET/PREFIX); default $"+EnvStore)
 		dryRun   = fs.Bool("dry-run", false, "report what would be deleted, and delete nothing")
 		verbose  = fs.Bool("v", false, "print each step")
+		batch    = fs.Int("batch-size", 1000, "delete at most `N` objects under one marker (each batch must finish within "+(store.MarkerTTL/2).String()+")")
+		empty    = fs.Bool("allow-empty", false, "collect a store that holds nothing (by default an empty store is an error: a mistyped --store)")
 		s3       s3store.Settings
 	)
 	fs.IntVar(&p.KeepLast, "keep-last", p.KeepLast, "keep the `N` highest versions of each release that are not yanked")
@@ -126,12 +128,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "gc: the store %s is not a directory: check --store\n", st)
 		return 2
 	}
-	o := Options{DryRun: *dryRun}
+	if *batch < 1 || *batch > 100_000 {
+		_, _ = fmt.Fprintf(stderr, "gc: --batch-size %d: give a number from 1 to 100000\n", *batch)
+		return 2
+	}
+	o := Options{DryRun: *dryRun, BatchSize: *batch, AllowEmpty: *empty}
 	if *verbose {
 		o.Log = stderr
 	}
 	report, err := Collect(ctx, st, p, o)
-	if report != nil {
+	if report != nil && !errors.As(err, new(*EmptyError)) {
 		if _, werr := fmt.Fprint(stdout, report.String()); werr != nil && err == nil {
 			err = fmt.Errorf("writing the report: %w", werr)
 		}
@@ -139,9 +145,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 1
-	}
-	if report.Empty {
-		_, _ = fmt.Fprintf(stderr, "gc: the store %s holds no releases and no content: check --store (a mistyped prefix is an empty store)\n", st)
 	}
 	return 0
 }

@@ -37,6 +37,7 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"--store", "file://" + filepath.Join(dir, "absent")}, "is not a directory: check --store"},
 		{[]string{"--store", "s3://user:secret@bucket/x"}, "holds user info"},
 		{[]string{"--store", "ftp://x"}, "ftp"},
+		{[]string{"--store", "file://" + dir, "--batch-size", "0"}, "--batch-size 0: give a number from 1 to 100000"},
 	} {
 		code, _, stderr := run(c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
@@ -45,6 +46,25 @@ func TestMainUsage(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("a refused run wrote %v", entries)
+	}
+}
+
+// TestMainEmptyStore: a store holding nothing is most likely a mistyped
+// --store: the run fails and writes nothing, unless --allow-empty.
+func TestMainEmptyStore(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{"--store", "file://" + dir}, {"--store", "file://" + dir, "--dry-run"}} {
+		code, stdout, stderr := run(args...)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, "holds no releases and no content, so it was left as it is: check --store") {
+			t.Fatalf("gc %v: exit %d\n%s%s", args, code, stdout, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("a run on an empty store wrote %v", entries)
+	}
+	code, stdout, stderr := run("--store", "file://"+dir, "--allow-empty")
+	if code != 0 || !strings.Contains(stdout, "deleted 0 objects") {
+		t.Fatalf("--allow-empty: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
 
@@ -67,14 +87,14 @@ func TestMainCollects(t *testing.T) {
 	}
 	policy := []string{"--keep-last", "2", "--keep-channel-moves", "1", "--keep-within", "1d", "--keep-yanked-for", "1d"}
 
-	// Just stored: the default grace (7 days) keeps every object, though
-	// the versions outside the policy go.
+	// Just stored: the default grace (7 days) keeps every object, release
+	// records included.
 	fresh := filepath.Join(t.TempDir(), "fresh")
 	fb, err := filestore.New(fresh)
 	must(t, err)
 	newWorld(t, store.New(fb))
 	code, stdout, stderr := run(append([]string{"--store", "file://" + fresh}, policy...)...)
-	if code != 0 || !strings.Contains(stdout, "deleted 3 release versions") || !strings.Contains(stdout, "deleted 3 objects") {
+	if code != 0 || !strings.Contains(stdout, "deleted 0 release versions") || !strings.Contains(stdout, "deleted 0 objects") {
 		t.Fatalf("on fresh objects: exit %d\n%s%s", code, stdout, stderr)
 	}
 

@@ -98,6 +98,9 @@ type Options struct {
 	Log io.Writer
 	// BatchSize is how many keys one marker names; 0 means 1000.
 	BatchSize int
+	// AllowEmpty collects a store with no release and no content instead
+	// of failing with an *EmptyError.
+	AllowEmpty bool
 }
 
 // Kinds of objects, in the order they are deleted.
@@ -211,13 +214,18 @@ func (e *UnsupportedError) Error() string {
 // UntrustedError is a record the collector cannot read or trust: what it
 // references is unknown, so nothing is deleted.
 type UntrustedError struct {
-	Key string
-	Err error
+	Key   string
+	Err   error
+	After bool // found after some garbage was deleted (a lease read mid-run)
 }
 
 func (e *UntrustedError) Error() string {
-	return fmt.Sprintf("nothing was deleted: %s cannot be read or trusted, so what it references is unknown (%v). "+
-		"Restore it, or delete it by hand if it is not needed, and run the collection again", e.Key, e.Err)
+	what := "nothing was deleted"
+	if e.After {
+		what = "the collection stopped (the report lists what it deleted before; the store is consistent)"
+	}
+	return fmt.Sprintf("%s: %s cannot be read or trusted, so what it references is unknown (%v). "+
+		"Restore it, or delete it by hand if it is not needed, and run the collection again", what, e.Key, e.Err)
 }
 
 func (e *UntrustedError) Unwrap() error { return e.Err }
@@ -228,7 +236,8 @@ type SlowError struct{ Deleted, Left int }
 
 func (e *SlowError) Error() string {
 	return fmt.Sprintf("the collection stopped after %d deletes with %d left in the batch: a batch must finish within %s "+
-		"(writers wait for it no longer); the store is consistent, run the collection again", e.Deleted, e.Left, store.MarkerTTL/2)
+		"(writers wait for it no longer); the store is consistent. Run the collection again, with a smaller --batch-size "+
+		"if the store is slow", e.Deleted, e.Left, store.MarkerTTL/2)
 }
 
 // testHookDelete, when set, runs before each delete of a content key or
@@ -273,6 +282,14 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	}
 	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{}, leases: map[string][]string{},
 		report: &Report{DryRun: o.DryRun, Deleted: map[string]Count{}}}
+	// Listed before anything is written: a mistyped store is found empty
+	// and left as it was.
+	if err := c.inventory(ctx); err != nil {
+		return nil, err
+	}
+	if c.report.Empty && !o.AllowEmpty {
+		return c.report, &EmptyError{Store: st.String()}
+	}
 	if !o.DryRun {
 		if err := c.probeClock(ctx); err != nil {
 			return nil, err
@@ -280,9 +297,6 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	}
 	if c.now.IsZero() {
 		c.now = c.storeNow()
-	}
-	if err := c.inventory(ctx); err != nil {
-		return nil, err
 	}
 	versions, err := c.versions(ctx)
 	if err != nil {
@@ -292,7 +306,21 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	if err != nil {
 		return nil, err
 	}
-	return c.report, c.sweep(ctx, versions, kept)
+	err = c.sweep(ctx, versions, kept)
+	var untrusted *UntrustedError
+	if errors.As(err, &untrusted) && c.report.Total().Objects > 0 {
+		untrusted.After = true
+	}
+	return c.report, err
+}
+
+// EmptyError is a store with no release and no content: most likely a
+// mistyped --store. Nothing was written.
+type EmptyError struct{ Store string }
+
+func (e *EmptyError) Error() string {
+	return fmt.Sprintf("the store %s holds no releases and no content, so it was left as it is: check --store (a mistyped "+
+		"path or prefix is an empty store), or pass --allow-empty when an empty store is expected", e.Store)
 }
 
 var prefixes = []string{"releases/", "channels/", "actions/", "archives/", "trees/", "blobs/", "gc/"}
@@ -425,6 +453,8 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 				ver.keep, ver.why = true, "in a channel's recent history"
 			case !pre && !yanked && stable < c.p.KeepLast:
 				ver.keep, ver.why = true, fmt.Sprintf("among the %d highest stable versions not yanked", c.p.KeepLast)
+			case c.all[release.VersionKey(name, v)].ModTime.After(c.now.Add(-c.p.Grace)):
+				ver.keep, ver.why = true, "stored within the grace period, "+days(c.p.Grace)
 			case c.within(rec.PublishedAt, c.p.KeepWithin):
 				ver.keep, ver.why = true, "published within "+days(c.p.KeepWithin)
 			case yanked && c.within(y.At, c.p.KeepYankedFor):
@@ -504,7 +534,7 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		refs = []string{store.BlobKey(a)}
+		refs = []string{store.BlobKey(a), store.TreeKey(sum)} // the archive, and the listing it is checked by
 	case strings.HasPrefix(k, "actions/sha256/"):
 		r, err := c.action(ctx, k)
 		if err != nil {
@@ -632,8 +662,11 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	return kept, nil
 }
 
-// leasedKeys reads every live lease (stored within store.LeaseTTL) and
-// returns the keys they name.
+// leasedKeys reads every live lease and returns the keys they name. A
+// lease lives for the grace period (at least store.LeaseTTL, which writers
+// count on): a key a writer relied on is as young as its last use, so
+// content found already stored by a new artifact is kept like content
+// stored just now.
 func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
 	infos, err := c.d.ListInfo(ctx, store.LeasesPrefix)
 	if err != nil {
@@ -661,12 +694,16 @@ func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
+// leaseExpired: older than the grace period on the store's clock now AND
+// at the time the policy is applied. The second keeps every lease written
+// during this run alive until it ends, however long it runs; do not drop
+// either clause.
 func (c *collector) leaseExpired(i store.ObjectInfo) bool {
-	return c.storeNow().Sub(i.ModTime) > store.LeaseTTL && c.now.Sub(i.ModTime) > store.LeaseTTL
+	return c.storeNow().Sub(i.ModTime) > c.p.Grace && c.now.Sub(i.ModTime) > c.p.Grace
 }
 
-// sweep deletes, in order, the versions the policy does not keep and the
-// content no kept root reaches, then expired leases and stale markers.
+// sweep deletes, in order, expired leases and stale markers, the versions
+// the policy does not keep, and the content no kept root reaches.
 func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bool) error {
 	var gone []*version
 	for _, v := range vs {
@@ -684,6 +721,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		kind := map[string]string{"blobs": KindBlob, "trees": KindListing, "archives": KindArchive, "actions": KindAction}[k[:strings.Index(k, "/")]]
 		byKind[kind] = append(byKind[kind], k)
 	}
+	leases, markers := c.expired(store.LeasesPrefix, c.p.Grace), c.expired(store.MarkersPrefix, store.MarkerTTL)
 	if c.o.DryRun {
 		for _, v := range gone {
 			c.report.Versions = append(c.report.Versions, v.String())
@@ -692,9 +730,21 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		for _, kind := range Kinds[1:5] {
 			c.count(kind, byKind[kind]...)
 		}
-		c.count(KindLease, c.expired(store.LeasesPrefix, store.LeaseTTL)...)
-		c.count(KindMarker, c.expired(store.MarkersPrefix, store.MarkerTTL)...)
+		c.count(KindLease, leases...)
+		c.count(KindMarker, markers...)
 		return nil
+	}
+	// Expired leases and stale markers first: they protect nothing (no
+	// writer waits for such a marker), and a run that stops later on
+	// leaves fewer for the next one to list in every batch.
+	for _, k := range append(leases, markers...) {
+		kind := KindLease
+		if strings.HasPrefix(k, store.MarkersPrefix) {
+			kind = KindMarker
+		}
+		if err := c.delete(ctx, kind, k); err != nil {
+			return err
+		}
 	}
 	deletedVersions := map[string]bool{}
 	defer func() { // in the order of gone, whatever order the deletes ran in
@@ -748,16 +798,6 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			}
 		}
 	}
-	for _, k := range c.expired(store.LeasesPrefix, store.LeaseTTL) {
-		if err := c.delete(ctx, KindLease, k); err != nil {
-			return err
-		}
-	}
-	for _, k := range c.expired(store.MarkersPrefix, store.MarkerTTL) {
-		if err := c.delete(ctx, KindMarker, k); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -805,6 +845,9 @@ func (c *collector) delete(ctx context.Context, kind, k string) error {
 		if err != nil {
 			return err
 		}
+	}
+	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
+		return err
 	}
 	if err := c.d.Delete(ctx, k); err != nil {
 		return err
@@ -856,12 +899,19 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 	}
 	// Deleted Concurrency() at once: within a batch the order does not
 	// matter, as every batch holds one kind (or whole versions).
+	// No delete starts after a quarter of MarkerTTL, and none is still in
+	// flight (or retried) after half of it: the requests' context ends
+	// then, so a writer that stops waiting for the marker (after
+	// MarkerTTL) never finds a key present that a late request deletes.
+	budget, cancel := context.WithDeadline(ctx, start.Add(store.MarkerTTL/2))
+	defer cancel()
 	var done atomic.Int64
-	return store.ForEach(ctx, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
+	slow := func() error { return &SlowError{Deleted: int(done.Load()), Left: len(todo) - int(done.Load())} }
+	err = store.ForEach(budget, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
 		// Wall and monotonic clocks both: a suspended machine's monotonic
 		// clock stands still while writers' time runs on.
-		if time.Since(start) > store.MarkerTTL/2 || time.Now().Round(0).Sub(start.Round(0)) > store.MarkerTTL/2 {
-			return &SlowError{Deleted: int(done.Load()), Left: len(todo) - int(done.Load())}
+		if time.Since(start) > store.MarkerTTL/4 || time.Now().Round(0).Sub(start.Round(0)) > store.MarkerTTL/4 {
+			return slow()
 		}
 		if err := del(ctx, todo[i]); err != nil {
 			return err
@@ -869,4 +919,8 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 		done.Add(1)
 		return nil
 	})
+	if err != nil && budget.Err() != nil && ctx.Err() == nil {
+		return slow()
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -625,4 +626,159 @@ func mustFilestore(t *testing.T) store.Backend {
 	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
 	must(t, err)
 	return b
+}
+
+// ageContent sets the time of every content object of a local store.
+func ageContent(t *testing.T, root string, to time.Time) {
+	t.Helper()
+	must(t, filepath.WalkDir(filepath.Join(root), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err == nil && isContent(filepath.ToSlash(rel)) {
+			err = os.Chtimes(p, to, to)
+		}
+		return err
+	}))
+}
+
+func present(t *testing.T, st *store.Store, k string) bool {
+	t.Helper()
+	ok, err := st.Backend().Exists(ctx, k)
+	must(t, err)
+	return ok
+}
+
+// TestArchiveRefKeepsItsListing: an archive reference stored today for a
+// listing stored a month ago (unreferenced until now) keeps the listing:
+// a reference is checked by its listing, and must never outlive it.
+func TestArchiveRefKeepsItsListing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	b, err := filestore.New(root)
+	must(t, err)
+	st := store.New(b)
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644))
+	m, err := digest.HashTree(ctx, dir, digest.Options{})
+	must(t, err)
+	_, err = st.Publish(ctx, dir, m)
+	must(t, err)
+	expire(t, st)
+	ageContent(t, root, time.Now().Add(-30*24*time.Hour))
+	_, err = archive.NewRefs(st).Build(ctx, "zip", m, func(_ context.Context, e digest.Entry) (io.ReadCloser, error) {
+		return os.Open(filepath.Join(dir, e.Path))
+	})
+	must(t, err)
+	expire(t, st) // only the reference's own age keeps anything
+	_, err = Collect(ctx, st, DefaultPolicy(), Options{AllowEmpty: true})
+	must(t, err)
+	if !present(t, st, store.ArchiveKey(archive.Version("zip"), m.Digest())) || !present(t, st, store.TreeKey(m.Digest())) {
+		t.Fatal("the young reference or its month-old listing was deleted")
+	}
+	checkConsistent(t, st)
+}
+
+// TestReusedContentIsYoung: content published a month ago and published
+// again now (a new artifact of the same bytes, that only a workspace's
+// state names) is kept for the grace period after its last use: the
+// publish that found it stored holds it, and a lease is a use.
+func TestReusedContentIsYoung(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	b, err := filestore.New(root)
+	must(t, err)
+	st := store.New(b)
+	m := publishTree(t, st, map[string]string{"a.txt": "same content\n"})
+	expire(t, st)
+	ageContent(t, root, time.Now().Add(-30*24*time.Hour))
+	publishTree(t, st, map[string]string{"a.txt": "same content\n"})
+	report, err := Collect(ctx, st, DefaultPolicy(), Options{})
+	must(t, err)
+	if !present(t, st, store.TreeKey(m.Digest())) || !present(t, st, store.BlobKey(digest.Bytes([]byte("same content\n")))) {
+		t.Fatalf("content published again a moment ago was collected:\n%s", report)
+	}
+	// Once the grace period has passed since, it goes (with the lease).
+	leases, err := b.List(ctx, store.LeasesPrefix)
+	must(t, err)
+	if len(leases) != 1 {
+		t.Fatalf("leases %v, want the second publish's", leases)
+	}
+	then := time.Now().Add(-DefaultPolicy().Grace - time.Hour)
+	must(t, os.Chtimes(filepath.Join(root, filepath.FromSlash(leases[0])), then, then))
+	report, err = Collect(ctx, st, DefaultPolicy(), Options{AllowEmpty: true})
+	must(t, err)
+	if present(t, st, store.TreeKey(m.Digest())) {
+		t.Fatalf("content unused for longer than the grace period was kept:\n%s", report)
+	}
+}
+
+// TestWriterWaitsForMarker: a writer that checks presence while a batch
+// naming what it relies on is being deleted waits for the batch, then
+// finds the blob gone and stores it again; no listing names a missing
+// blob. (Fails if Hold ignores markers.)
+func TestWriterWaitsForMarker(t *testing.T) {
+	st := store.New(mustFilestore(t))
+	publishTree(t, st, map[string]string{"a.txt": "garbage\n"})
+	expire(t, st)
+	target := store.BlobKey(digest.Bytes([]byte("garbage\n")))
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "b.txt"), []byte("garbage\n"), 0o644))
+	m, err := digest.HashTree(ctx, dir, digest.Options{})
+	must(t, err)
+	writer := store.New(st.Backend()) // another process
+	waiting := make(chan struct{}, 1)
+	writer.Waiting = func(context.Context, string, time.Duration) { waiting <- struct{}{} }
+	done := make(chan error, 1)
+	t.Cleanup(func() { testHookDelete = nil })
+	testHookDelete = func(k string) error {
+		if k != target {
+			return nil
+		}
+		// The blob is condemned and about to go: the writer publishes a
+		// listing naming it now, and must wait.
+		go func() { _, err := writer.Publish(ctx, dir, m); done <- err }()
+		select {
+		case <-waiting:
+		case err := <-done:
+			t.Errorf("the writer did not wait for the marker (Publish: %v)", err)
+			done <- err
+		}
+		return nil
+	}
+	_, err = Collect(ctx, st, policy, later())
+	must(t, err)
+	must(t, <-done)
+	checkConsistent(t, st)
+	if !present(t, st, target) {
+		t.Fatal("the writer's blob is missing")
+	}
+}
+
+// TestSlowBatchStops: a delete still in flight when half of MarkerTTL has
+// passed is abandoned (its context ends) and the collection stops with a
+// SlowError: writers stop waiting for a marker after MarkerTTL, and must
+// not find a blob present that a late delete then removes.
+func TestSlowBatchStops(t *testing.T) {
+	old := store.MarkerTTL
+	store.MarkerTTL = 2 * time.Second
+	t.Cleanup(func() { store.MarkerTTL = old; testHookDelete = nil })
+	st := store.New(mustFilestore(t))
+	publishTree(t, st, map[string]string{"a.txt": "garbage\n"})
+	expire(t, st)
+	target := store.BlobKey(digest.Bytes([]byte("garbage\n")))
+	testHookDelete = func(k string) error {
+		if k == target {
+			time.Sleep(store.MarkerTTL) // a request that hangs past the budget
+		}
+		return nil
+	}
+	_, err := Collect(ctx, st, policy, later())
+	var slow *SlowError
+	if !errors.As(err, &slow) {
+		t.Fatalf("Collect: %v, want a SlowError", err)
+	}
+	if !present(t, st, target) {
+		t.Fatal("a delete ran after the batch's time was up")
+	}
+	checkConsistent(t, st)
 }
