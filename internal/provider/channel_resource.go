@@ -128,6 +128,9 @@ func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel) diag.D
 	var gates2 *release.GatesError
 	switch {
 	case err == nil:
+	case errors.As(err, &np) && np.Collected:
+		diags.AddAttributeError(path.Root("version"), "Version deleted by retention", fmt.Sprintf("Release %v, and a deleted "+
+			"version is never published again, so no channel can point to it. Choose a version that is kept.", err))
 	case errors.As(err, &np):
 		diags.AddAttributeError(path.Root("version"), "Version not published", fmt.Sprintf("Release %v, so no channel can point to it. "+
 			"(A version published by this same apply is published after the plan: promote it in the next apply.)", err))

@@ -160,6 +160,16 @@ data "immutable_release" "pinned" {
 					Config:      e.releaseConfig() + strings.ReplaceAll(yank, "1.0.0", "1.0.1"),
 					ExpectError: regexp.MustCompile(`(?s)Version deleted by retention.*web@1\.0\.1 is not published any more.*remove this\s+immutable_yank`),
 				},
+				{
+					Config: e.releaseConfig() + `
+resource "immutable_channel" "prod" {
+  release = "web"
+  channel = "prod"
+  version = "1.0.1"
+}
+`,
+					ExpectError: regexp.MustCompile(`(?s)Version deleted by retention.*never\s+published\s+again`),
+				},
 			},
 		})
 	})

@@ -313,6 +313,12 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 			return
 		}
 		plan.setPlanned(c, p)
+		// The version is known only now: held before Publish finds (or
+		// writes) its record, like the artifacts above.
+		if err := st.Hold(ctx, release.VersionKey(c.Name, plan.Version.ValueString())); err != nil {
+			resp.Diagnostics.Append(storeWriteError(err))
+			return
+		}
 		plan.ArtifactChanges, diags = r.artifactChanges(ctx, c, p.PreviousVersion)
 		resp.Diagnostics.Append(diags...)
 		if resp.Diagnostics.HasError() {
@@ -363,6 +369,13 @@ func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 	name, version := m.Name.ValueString(), m.Version.ValueString()
 	rec, err := release.Get(ctx, r.data.store.Backend(), name, version)
 	if errors.Is(err, store.ErrNotFound) {
+		var np *release.NotPublishedError
+		if err := release.NotPublished(ctx, r.data.store.Backend(), name, version); errors.As(err, &np) && np.Collected {
+			resp.Diagnostics.AddWarning("Release version deleted by retention",
+				fmt.Sprintf("%v (in %s): the store's retention policy did not keep it. This resource will publish its "+
+					"content again under a new version. To keep the version a workspace runs, point a channel at it "+
+					"(immutable_channel) or widen the policy (--keep-last, --keep-within).", err, r.data.store))
+		}
 		resp.State.RemoveResource(ctx)
 		return
 	}

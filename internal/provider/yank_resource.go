@@ -118,6 +118,14 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 				resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 				return
 			}
+			if prior != nil {
+				// A reason changed: not an error at plan, so that `terraform
+				// destroy` (which plans normally first) is not stopped.
+				resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Version deleted by retention",
+					fmt.Sprintf("%v (in %s), so its yank cannot change: applying this plan fails. Remove this immutable_yank "+
+						"instead (that leaves the yank as it is).", err, r.data.store))
+				return
+			}
 			resp.Diagnostics.AddAttributeError(path.Root("version"), "Version deleted by retention",
 				fmt.Sprintf("%v (in %s), so there is nothing left to yank or to change: remove this immutable_yank.", err, r.data.store))
 			return
