@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/gc"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -169,6 +170,58 @@ resource "immutable_channel" "prod" {
 }
 `,
 					ExpectError: regexp.MustCompile(`(?s)Version deleted by retention.*never\s+published\s+again`),
+				},
+			},
+		})
+	})
+}
+
+// TestAccGC_yankDestroyed: `tofu destroy` of a yank whose version was
+// collected and whose reason was edited since is not stopped by the plan
+// it makes first, and leaves the yank as it was.
+func TestAccGC_yankDestroyed(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		st := e.backend()
+		for _, v := range []string{"1.0.0", "1.0.1"} {
+			_, err := st.PutBlob(ctx, digest.Bytes([]byte(v)), strings.NewReader(v))
+			must(t, err)
+			_, err = release.Publish(ctx, st.Backend(), &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
+			must(t, err)
+		}
+		yank := func(reason string) string {
+			return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_yank" "bad" {
+  name    = "web"
+  version = "1.0.0"
+  reason  = %q
+}
+`, reason)
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: yank("breaks login")},
+				{
+					PreConfig: func() {
+						e.deleteKeys(store.LeasesPrefix)
+						p := gc.DefaultPolicy()
+						p.KeepLast, p.KeepYankedFor = 1, 24*time.Hour
+						r, err := gc.Collect(ctx, e.backend(), p, gc.Options{Now: time.Now().Add(60 * 24 * time.Hour)})
+						must(t, err)
+						if !slices.Equal(r.Versions, []string{"web@1.0.0"}) {
+							t.Fatalf("collected:\n%s", r)
+						}
+					},
+					Config:  yank("breaks login and signup"),
+					Destroy: true,
+					Check: func(*terraformState) error {
+						y, err := release.YankState(ctx, e.backend().Backend(), "web", "1.0.0")
+						if err != nil || y == nil || !y.Yanked || y.Reason != "breaks login" {
+							return fmt.Errorf("yank after destroy: %+v, %v", y, err)
+						}
+						return nil
+					},
 				},
 			},
 		})
