@@ -397,8 +397,8 @@ func TestPutRecordsOnlyWhatIsStored(t *testing.T) {
 	if err := d.Delete(ctx, store.TreeKey(res.Record.Output)); err != nil {
 		t.Fatal(err)
 	}
-	var gone *GoneError
-	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || gone.What != "output listing" {
+	var gone *MissingOutputError
+	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || !gone.Unrecorded || gone.What != "output listing" {
 		t.Fatalf("Put of a record whose output is gone: %v", err)
 	}
 	if ok, err := st.Backend().Exists(ctx, store.ActionKey(res.Record.Key)); err != nil || ok {
@@ -412,7 +412,7 @@ func TestPutRecordsOnlyWhatIsStored(t *testing.T) {
 	if err := d.Delete(ctx, store.BlobKey(res.Record.Log)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || gone.What != "log" {
+	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || !gone.Unrecorded || gone.What != "log" {
 		t.Fatalf("Put of a record whose log is gone: %v", err)
 	}
 

@@ -113,24 +113,17 @@ type MissingOutputError struct {
 	Key    string
 	Object digest.Sum
 	What   string
+	// Unrecorded: found missing by Put, before the record was written (a
+	// garbage collection deleted it while the step ran); nothing was
+	// recorded.
+	Unrecorded bool
 }
 
 func (e *MissingOutputError) Error() string {
+	if e.Unrecorded {
+		return fmt.Sprintf("the %s %s left the store before the build record %s naming it was written (a garbage collection deleted it while the step ran); nothing was recorded: apply again to build and store it", e.What, e.Object, e.Key)
+	}
 	return fmt.Sprintf("the build record %s names the %s %s, which is not in the store: the store was edited by hand, or something deleted objects records still need. Delete the record (and nothing else) and the next apply builds the step again", e.Key, e.What, e.Object)
-}
-
-// GoneError is an output or a log that went from the store between its
-// run storing it and its record being written: a garbage collection
-// deleted it (it was stored before, by another run, and was unreferenced).
-// Nothing was recorded.
-type GoneError struct {
-	Key    string
-	Object digest.Sum
-	What   string
-}
-
-func (e *GoneError) Error() string {
-	return fmt.Sprintf("the %s %s left the store before the build record %s naming it was written (a garbage collection deleted it while the step ran); nothing was recorded: apply again to build and store it", e.What, e.Object, e.Key)
 }
 
 // Lookup reads and checks the record of key: ErrNotFound when none. A
@@ -195,7 +188,6 @@ func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *dig
 // before it is written. (A run that found its output already stored, as
 // Publish does, did not hold it; a collector may have deleted it since.)
 func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Manifest, error) {
-	where := store.ActionKey(r.Key) + " in " + st.String()
 	out, what := store.BlobKey(r.Output), "output file"
 	if r.Type == TypeTree {
 		out, what = store.TreeKey(r.Output), "output listing"
@@ -203,17 +195,13 @@ func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Mani
 	if err := st.Hold(ctx, out, store.BlobKey(r.Log)); err != nil {
 		return nil, nil, err
 	}
-	for _, o := range []struct {
-		key, what string
-		sum       digest.Sum
-	}{{out, what, r.Output}, {store.BlobKey(r.Log), "log", r.Log}} {
-		ok, err := st.Backend().Exists(ctx, o.key)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			return nil, nil, &GoneError{Key: where, Object: o.sum, What: o.what}
-		}
+	switch k, err := st.FirstMissing(ctx, out, store.BlobKey(r.Log)); {
+	case err != nil:
+		return nil, nil, err
+	case k == out:
+		return nil, nil, &MissingOutputError{Key: store.ActionKey(r.Key) + " in " + st.String(), Object: r.Output, What: what, Unrecorded: true}
+	case k != "":
+		return nil, nil, &MissingOutputError{Key: store.ActionKey(r.Key) + " in " + st.String(), Object: r.Log, What: "log", Unrecorded: true}
 	}
 	err := st.Backend().Create(ctx, store.ActionKey(r.Key), bytes.NewReader(r.Encode()))
 	if errors.Is(err, store.ErrExists) {

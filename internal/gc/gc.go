@@ -33,7 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -340,9 +339,13 @@ func (c *collector) inventory(ctx context.Context) error {
 		}
 	}
 	c.logf("listed %d objects in %s", len(c.all), c.st)
-	c.report.Empty = !slices.ContainsFunc(slices.Collect(maps.Keys(c.all)), func(k string) bool {
-		return isContent(k) || strings.HasPrefix(k, "releases/")
-	})
+	c.report.Empty = true
+	for k := range c.all {
+		if isContent(k) || strings.HasPrefix(k, "releases/") {
+			c.report.Empty = false
+			break
+		}
+	}
 	return nil
 }
 

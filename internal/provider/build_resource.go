@@ -529,6 +529,8 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 		diags.Append(exportError(r.data.store, err))
 	case isRecordError(err):
 		diags.Append(buildStoreError(r.data.store, err))
+	case errors.As(err, new(*build.MissingOutputError)): // Unrecorded: collected while the step ran
+		diags.AddError("Build output deleted while it ran", upperFirst(err.Error())+".")
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		diags.AddError("Build interrupted", "The build was cancelled; its process group was killed and nothing was recorded.")
 	case hasHint(err):
@@ -549,7 +551,7 @@ func isRecordError(err error) bool {
 	var corrupt *build.CorruptError
 	var missing *build.MissingOutputError
 	var damaged *build.DamagedOutputError
-	return errors.As(err, &corrupt) || errors.As(err, &missing) || errors.As(err, &damaged)
+	return errors.As(err, &corrupt) || (errors.As(err, &missing) && !missing.Unrecorded) || errors.As(err, &damaged)
 }
 
 func upperFirst(s string) string {

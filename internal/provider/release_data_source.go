@@ -205,7 +205,8 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		}
 		pin := strings.TrimSpace(strings.TrimPrefix(m.Version.ValueString(), "="))
 		if _, perr := versions.Parse(pin); perr == nil { // one version, not a constraint
-			if ok, _ := st.Backend().Exists(ctx, release.CollectedKey(name, pin)); ok {
+			var np *release.NotPublishedError
+			if errors.As(release.NotPublished(ctx, st.Backend(), name, pin), &np) && np.Collected {
 				what += fmt.Sprintf(": %s was published and later deleted by the store's retention (garbage collection); pin a kept version", pin)
 			}
 		}

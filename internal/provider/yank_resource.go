@@ -108,26 +108,26 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 	case errors.Is(err, store.ErrNotFound):
 		var np *release.NotPublishedError
 		if err := release.NotPublished(ctx, r.data.store.Backend(), name, version); errors.As(err, &np) && np.Collected {
-			if prior != nil && prior.Reason.Equal(plan.Reason) {
+			at := path.Root("version")
+			switch {
+			case prior == nil:
+				resp.Diagnostics.AddAttributeError(at, "Version deleted by retention",
+					fmt.Sprintf("%v (in %s), so there is nothing left to yank or to change: remove this immutable_yank.", err, r.data.store))
+			case !prior.Reason.Equal(plan.Reason):
+				// Not an error at plan, so that `terraform destroy` (which
+				// plans normally first) is not stopped.
+				resp.Diagnostics.AddAttributeWarning(at, "Version deleted by retention",
+					fmt.Sprintf("%v (in %s), so its yank cannot change: applying this plan fails. Remove this immutable_yank "+
+						"instead (that leaves the yank as it is).", err, r.data.store))
+			default:
 				// A yank that stands: its entry stays in the history and
 				// keeps the content refused. Nothing to change.
-				resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Version deleted by retention",
+				resp.Diagnostics.AddAttributeWarning(at, "Version deleted by retention",
 					fmt.Sprintf("%v (in %s). Its yank entry stays and keeps its content from being published again without "+
 						"a version; this immutable_yank has nothing left to manage and can be removed (that leaves the yank as it is).", err, r.data.store))
 				plan.YankedAt, plan.Entry = prior.YankedAt, prior.Entry
 				resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-				return
 			}
-			if prior != nil {
-				// A reason changed: not an error at plan, so that `terraform
-				// destroy` (which plans normally first) is not stopped.
-				resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Version deleted by retention",
-					fmt.Sprintf("%v (in %s), so its yank cannot change: applying this plan fails. Remove this immutable_yank "+
-						"instead (that leaves the yank as it is).", err, r.data.store))
-				return
-			}
-			resp.Diagnostics.AddAttributeError(path.Root("version"), "Version deleted by retention",
-				fmt.Sprintf("%v (in %s), so there is nothing left to yank or to change: remove this immutable_yank.", err, r.data.store))
 			return
 		}
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version not published",

@@ -146,20 +146,27 @@ func TestYankEntriesAreBoundedAndOwned(t *testing.T) {
 	}
 }
 
-func TestContentOfAYankedVersionIsNotAdopted(t *testing.T) {
-	ctx := context.Background()
+// webStore is a local store where release "web" has one version per
+// entry of sites, whose one artifact "site" is that entry's value; a and
+// b are the contents of sites "a" and "b".
+func webStore(t *testing.T, sites map[string]string) (fb *filestore.Backend, a, b Content) {
+	t.Helper()
 	fb, err := filestore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	a := Content{Name: "web", Artifacts: map[string]string{"site": "a"}}
-	b := Content{Name: "web", Artifacts: map[string]string{"site": "b"}}
-	for v, c := range map[string]Content{"1.0.0": a, "1.0.1": b} {
-		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v, Artifacts: c.Artifacts}, now); err != nil {
+	for v, site := range sites {
+		if _, err := Publish(context.Background(), fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"site": site}}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return fb, Content{Name: "web", Artifacts: map[string]string{"site": "a"}}, Content{Name: "web", Artifacts: map[string]string{"site": "b"}}
+}
+
+func TestContentOfAYankedVersionIsNotAdopted(t *testing.T) {
+	ctx := context.Background()
+	fb, a, b := webStore(t, map[string]string{"1.0.0": "a", "1.0.1": "b"})
+	now := time.Now()
 	if _, err := SetYank(ctx, fb, "web", "1.0.0", true, "broken", AnySeq, now); err != nil {
 		t.Fatal(err)
 	}
@@ -180,18 +187,8 @@ func TestContentOfAYankedVersionIsNotAdopted(t *testing.T) {
 // number, and a yank or a move of it says that retention deleted it.
 func TestCollectedVersions(t *testing.T) {
 	ctx := context.Background()
-	fb, err := filestore.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fb, a, b := webStore(t, map[string]string{"1.0.0": "a", "1.0.1": "b", "1.0.2": "c"})
 	now := time.Now()
-	a := Content{Name: "web", Artifacts: map[string]string{"site": "a"}}
-	b := Content{Name: "web", Artifacts: map[string]string{"site": "b"}}
-	for v, c := range map[string]Content{"1.0.0": a, "1.0.1": b, "1.0.2": {Name: "web", Artifacts: map[string]string{"site": "c"}}} {
-		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v, Artifacts: c.Artifacts}, now); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if _, err := SetYank(ctx, fb, "web", "1.0.0", true, "broken", AnySeq, now); err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -290,15 +291,10 @@ func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 	if err := s.Hold(ctx, append(blobs, TreeKey(sum))...); err != nil {
 		return sum, err
 	}
-	err := ForEach(ctx, s.Concurrency(), len(blobs), func(ctx context.Context, i int) error {
-		ok, err := s.b.Exists(ctx, blobs[i])
-		if err == nil && !ok {
-			err = fmt.Errorf("the listing %s names %s, which the store %s does not hold: %w", sum, blobs[i], s, ErrNotFound)
-		}
-		return err
-	})
-	if err != nil {
+	if k, err := s.FirstMissing(ctx, blobs...); err != nil {
 		return sum, err
+	} else if k != "" {
+		return sum, fmt.Errorf("the listing %s names %s, which the store %s does not hold: %w", sum, k, s, ErrNotFound)
 	}
 	return s.putTree(ctx, m)
 }
@@ -318,6 +314,25 @@ func (s *Store) putTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 		return sum, err
 	}
 	return sum, nil
+}
+
+// FirstMissing checks, Concurrency() at once, that keys are stored, and
+// returns the first one (in their order) that is not, or "". A writer
+// calls it after holding them (Hold), before it writes what names them.
+func (s *Store) FirstMissing(ctx context.Context, keys ...string) (string, error) {
+	missing := make([]bool, len(keys))
+	err := ForEach(ctx, s.Concurrency(), len(keys), func(ctx context.Context, i int) error {
+		ok, err := s.b.Exists(ctx, keys[i])
+		missing[i] = !ok
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if i := slices.Index(missing, true); i >= 0 {
+		return keys[i], nil
+	}
+	return "", nil
 }
 
 // hasTreeHeld reports whether a listing is stored, for a writer about to
@@ -509,14 +524,10 @@ func (s *Store) PutArchiveRef(ctx context.Context, format string, listing, archi
 	if err := s.Hold(ctx, TreeKey(listing), BlobKey(archive)); err != nil {
 		return archive, err
 	}
-	for _, k := range []string{TreeKey(listing), BlobKey(archive)} {
-		ok, err := s.b.Exists(ctx, k)
-		if err != nil {
-			return archive, err
-		}
-		if !ok {
-			return archive, fmt.Errorf("the archive reference %s would name %s, which the store %s does not hold (a garbage collection deleted it since it was stored): %w", ArchiveKey(format, listing), k, s, ErrNotFound)
-		}
+	if k, err := s.FirstMissing(ctx, TreeKey(listing), BlobKey(archive)); err != nil {
+		return archive, err
+	} else if k != "" {
+		return archive, fmt.Errorf("the archive reference %s would name %s, which the store %s does not hold (a garbage collection deleted it since it was stored): %w", ArchiveKey(format, listing), k, s, ErrNotFound)
 	}
 	err := s.b.Create(ctx, ArchiveKey(format, listing), strings.NewReader(archive.String()+"\n"))
 	if errors.Is(err, ErrExists) {
