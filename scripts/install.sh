@@ -25,7 +25,7 @@ name=terraform-provider-immutable_v$version
 # Built and copied beside the destination, so that each file appears whole.
 tmp=$(mktemp -d "$dir/.install-immutable.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' HUP INT PIPE TERM
 CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "-X main.version=$version" -o "$tmp/$name" .
 replaced=
 for host in registry.opentofu.org registry.terraform.io; do
@@ -34,8 +34,9 @@ for host in registry.opentofu.org registry.terraform.io; do
   if [ -e "$d/$name" ] && ! cmp -s "$tmp/$name" "$d/$name"; then replaced=1; fi
   cp "$tmp/$name" "$tmp/$host"
   mv -f "$tmp/$host" "$d/$name"
-  echo "installed $d/$name"
 done
+echo "installed immutable-infra/immutable $version ($target) in $dir,"
+echo "for registry.opentofu.org and registry.terraform.io"
 if [ -n "$replaced" ]; then
   cat <<EOF
 This replaced a different build of $version. A directory that ran init with
