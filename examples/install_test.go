@@ -12,9 +12,9 @@ import (
 // TestAccInstall is a newcomer's path, as README.md's "Use it in your own
 // configuration" tells it: from a fresh HOME, `make install`, then the
 // README's configuration in a directory of its own: `init` and `apply`
-// with no CLI configuration and no network (every HTTP request goes to a
-// closed port; a control shows that a provider that is not installed
-// locally fails that way). Then the README's note on rebuilding: a second
+// with no CLI configuration and no network (every HTTP request of the CLI
+// goes to a closed port; a control shows that a provider that is not
+// installed locally fails that way). Then the README's note on rebuilding: a second
 // `make install` of a different build makes `plan` refuse the lock file's
 // checksum, and the `providers lock -fs-mirror` command it gives fixes it.
 // The CLI is TF_ACC_TERRAFORM_PATH: OpenTofu in `make test`, Terraform
@@ -82,17 +82,16 @@ func TestAccInstall(t *testing.T) {
 	}
 }
 
-// closedPort is where the newcomer's HTTP requests go: nothing listens on
-// port 1 of the loopback, so each one fails at once.
+// closedPort is where the CLI's HTTP requests go: nothing listens on port
+// 1 of the loopback, so each one fails at once.
 const closedPort = "127.0.0.1:1"
 
 // newcomerEnv is this process's environment as a newcomer's shell would
 // have it: HOME is home, with no CLI configuration in it; no TF_* or
 // XDG_* variable (so no TF_CLI_CONFIG_FILE, no plugin cache, no XDG
-// directory of the person running the test); HTTP(S) through a proxy that
-// refuses every connection. Go keeps this machine's caches and settings
-// (their defaults are under HOME), must not download (GOPROXY=off), and
-// installs into a temporary GOBIN. (exec.Cmd uses the last of duplicates.)
+// directory of the person running the test). Go keeps this machine's
+// caches and settings (their defaults are under HOME) and installs into a
+// temporary GOBIN. (exec.Cmd uses the last of duplicate variables.)
 func newcomerEnv(t *testing.T, home string) []string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH", "GOENV").Output()
@@ -107,7 +106,7 @@ func newcomerEnv(t *testing.T, home string) []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch up := strings.ToUpper(k); {
-		case up == "HOME", strings.HasPrefix(up, "TF_"), strings.HasPrefix(up, "XDG_"), strings.HasSuffix(up, "_PROXY"):
+		case up == "HOME", strings.HasPrefix(up, "TF_"), strings.HasPrefix(up, "XDG_"):
 			continue
 		}
 		env = append(env, kv)
@@ -115,10 +114,22 @@ func newcomerEnv(t *testing.T, home string) []string {
 	return append(env,
 		"HOME="+home,
 		"GOCACHE="+goenv[0], "GOMODCACHE="+goenv[1], "GOPATH="+goenv[2], "GOENV="+goenv[3],
-		"GOBIN="+t.TempDir(), "GOPROXY=off", "GOTOOLCHAIN=local",
-		"HTTPS_PROXY=http://"+closedPort, "HTTP_PROXY=http://"+closedPort,
+		"GOBIN="+t.TempDir(),
 		"CHECKPOINT_DISABLE=1",
 	)
+}
+
+// offline is env with HTTP and HTTPS sent through a proxy on closedPort,
+// and no other proxy setting (a NO_PROXY or no_proxy could exempt a host).
+func offline(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasSuffix(strings.ToUpper(k), "_PROXY") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "HTTPS_PROXY=http://"+closedPort, "HTTP_PROXY=http://"+closedPort)
 }
 
 // readmeConfig is the first hcl block of README.md's "Use it in your own
@@ -146,11 +157,13 @@ func readmeConfig(t *testing.T) string {
 	return string(block) + "\n"
 }
 
+// newcomer runs the CLI with args in dir, with env made offline, and
+// returns its output and exit code.
 func newcomer(t *testing.T, dir string, env []string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(cli(t), args...)
 	cmd.Dir = dir
-	cmd.Env = env
+	cmd.Env = offline(env)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
