@@ -94,7 +94,7 @@ func start(l net.Listener, dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = f.Close() }() // the server has its own copy; ours only goes
+	defer func() { _ = f.Close() }() // the server gets its own descriptor at Start; this one has done its work
 	self, err := os.Executable()
 	if err != nil {
 		return 0, err
