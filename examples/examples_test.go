@@ -361,9 +361,10 @@ func TestReleaseBuildHasNoTestHooks(t *testing.T) {
 	const env = "IMMUTABLE_TEST_PUBLISH_BARRIER"
 	binary := func(cfg string) []byte {
 		t.Helper()
-		bins, _ := filepath.Glob(filepath.Join(filepath.Dir(cfg), "terraform-provider-immutable_v*"))
-		if len(bins) != 1 {
-			t.Fatalf("provider binaries next to %s: %v", cfg, bins)
+		// One copy per registry host: HOST/NAMESPACE/TYPE/VERSION/OS_ARCH/.
+		bins, _ := filepath.Glob(filepath.Join(filepath.Dir(cfg), "mirror", "*", "*", "*", "*", "*", "terraform-provider-immutable_v*"))
+		if len(bins) != 2 {
+			t.Fatalf("provider binaries in the mirror beside %s: %v", cfg, bins)
 		}
 		b, err := os.ReadFile(bins[0])
 		if err != nil {

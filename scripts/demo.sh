@@ -43,26 +43,22 @@ expect_output() {
 }
 
 # The web server: serves www/, whatever deploy/ last wrote there.
-"$work/serve" -addr 127.0.0.1:0 -dir www >"$work/serve.url" 2>"$work/serve.log" &
-server=$!
+# -background returns once it listens, printing the URL and the server's
+# process id: the URL answers from then on, so there is nothing to wait for
+# (reading the URL of a server started with & raced its start).
+started=$("$work/serve" -addr 127.0.0.1:0 -dir www -background 2>"$work/serve.log") ||
+  fail "the web server did not start: $(cat "$work/serve.log")"
+set -- $started
+[ $# -eq 2 ] || fail "serve -background printed \"$started\", not a URL and a process id"
+url=$1 server=$2
 trap 'kill "$server" 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM
-url=
-tries=0
-while [ -z "$url" ]; do
-  url=$(cat "$work/serve.url")
-  [ -n "$url" ] && break
-  kill -0 "$server" 2>/dev/null || fail "the web server exited: $(cat "$work/serve.log")"
-  tries=$((tries + 1))
-  [ "$tries" -le 100 ] || fail "the web server did not start within 10s"
-  sleep 0.1
-done
 
 # page EXPECTED WHAT: GET the page, print it, and fail unless it is
 # byte for byte EXPECTED.
 page() {
   printf '\033[1mGET %s\033[0m   # %s\n' "$url" "$2"
-  "$work/serve" -get "$url" >"$work/page.html" || fail "GET $url failed"
+  "$work/serve" -get "$url" >"$work/page.html" || fail "GET $url failed; the server's log: $(cat "$work/serve.log")"
   cat "$work/page.html"
   cmp -s "$work/page.html" "$1" || fail "the served page is not $2"
 }

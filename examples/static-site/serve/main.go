@@ -10,6 +10,14 @@
 // It prints the URL it serves on standard output as its only line (port 0
 // picks a free port), and logs requests on standard error. Responses say
 // Cache-Control: no-store, so a reload shows what is deployed right now.
+//
+// With -background it listens, starts the server as a process of its own
+// on that socket, prints the URL and then the server's process id, and
+// exits: the URL answers from the moment the command returns, however long
+// the server then takes to get going (connections wait in the socket's
+// queue), so a script needs no wait and has no race:
+//
+//	set -- $(serve -addr 127.0.0.1:0 -background)   # $1 the URL, $2 the pid
 package main
 
 import (
@@ -21,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"time"
 )
 
@@ -28,6 +37,8 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on; port 0 picks a free one")
 	dir := flag.String("dir", "www", "directory to serve")
 	get := flag.String("get", "", "instead of serving, GET this URL and print the body (exit 1 unless 200 OK)")
+	background := flag.Bool("background", false, "listen, start the server in the background, print its URL and then its process id, and exit (not on Windows)")
+	fd := flag.Int("fd", 0, "serve on this inherited listening socket instead of -addr (how -background starts the server)")
 	flag.Parse()
 	log.SetFlags(0)
 	if *get != "" {
@@ -36,11 +47,27 @@ func main() {
 		}
 		return
 	}
-	l, err := net.Listen("tcp", *addr)
+	var l net.Listener
+	var err error
+	if *fd != 0 {
+		l, err = net.FileListener(os.NewFile(uintptr(*fd), "listener"))
+	} else {
+		l, err = net.Listen("tcp", *addr)
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("http://%s/\n", l.Addr())
+	switch {
+	case *background:
+		pid, err := start(l, *dir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("http://%s/\n%d\n", l.Addr(), pid)
+		return
+	case *fd == 0:
+		fmt.Printf("http://%s/\n", l.Addr())
+	}
 	files := http.FileServer(http.Dir(*dir))
 	srv := &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
@@ -51,6 +78,35 @@ func main() {
 		}),
 	}
 	log.Fatal(srv.Serve(l))
+}
+
+// start runs this program again, serving dir on l, which it inherits as
+// file descriptor 3: standard input and output are /dev/null (so a caller
+// reading this process's output is not held open by the server), standard
+// error is this process's, where the server logs. It returns the server's
+// process id.
+func start(l net.Listener, dir string) (int, error) {
+	tl, ok := l.(*net.TCPListener)
+	if !ok {
+		return 0, fmt.Errorf("-background: cannot pass a %T to the server", l)
+	}
+	f, err := tl.File()
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = f.Close() }() // the server gets its own descriptor at Start; this one has done its work
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(self, "-fd", "3", "-dir", dir)
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{f}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("-background: %w", err)
+	}
+	pid := cmd.Process.Pid
+	return pid, cmd.Process.Release()
 }
 
 func fetch(url string, out io.Writer) error {
