@@ -251,10 +251,19 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	b, rel, ch := r.data.store.Backend(), m.Release.ValueString(), m.Channel.ValueString()
 	// The target held before it is checked: a garbage collection running
 	// now must not delete the version this channel is about to point to.
-	if err := r.data.store.Hold(ctx, release.VersionKey(rel, m.Version.ValueString())); err != nil {
+	lease, err := r.data.store.Hold(ctx, release.VersionKey(rel, m.Version.ValueString()))
+	if err != nil {
 		diags.Append(storeWriteError(err))
 		return diags
 	}
+	// Until the move is written nothing names the version: a move that
+	// fails before (or whose write surely did not happen) drops the lease.
+	wrote := false
+	defer func() {
+		if diags.HasError() && !wrote {
+			lease.Drop(ctx)
+		}
+	}()
 	// Checked again: a yank or a gate may have changed since plan.
 	if diags.Append(r.checkMove(ctx, m)...); diags.HasError() {
 		return diags
@@ -282,6 +291,8 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 			break
 		}
 		cur, err = release.MoveTo(ctx, b, rel, ch, n, planned, version, m.Reason.ValueString(), time.Now())
+		// Lost to another move: this one was not written.
+		wrote = !errors.As(err, new(*release.MovedError))
 	}
 	var moved *release.MovedError
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 // TestAccChannel: channels move by write-once entries, plan from → to and
@@ -213,5 +215,55 @@ resource "immutable_channel" "prod" {
 			{Config: cfg, ExpectError: regexp.MustCompile(`(?s)Version is yanked`)},
 			{Config: cfg, Destroy: true},
 		},
+	})
+}
+
+// TestAccChannel_failedMoveDropsItsLease: a move that fails after holding
+// its version (another apply moved the channel first) deletes its lease;
+// nothing names the version for it.
+func TestAccChannel_failedMoveDropsItsLease(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.backend().Backend()
+		for _, v := range []string{"1.0.0", "1.0.1"} {
+			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+			must(t, err)
+		}
+		cfg := func(v string) string {
+			return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_channel" "prod" {
+  release = "web"
+  channel = "prod"
+  version = %q
+}
+`, v)
+		}
+		leases := func() []string {
+			keys, err := b.List(ctx, store.LeasesPrefix)
+			must(t, err)
+			return keys
+		}
+		var before []string
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: cfg("1.0.0")},
+				{
+					PreConfig: func() {
+						before = leases()
+						t.Cleanup(moveHook.set(func(context.Context) error {
+							moveHook.set(nil)
+							_, err := release.MoveTo(ctx, b, "web", "prod", 1, "1.0.0", "1.0.1", "the other apply", time.Now())
+							return err
+						}))
+					},
+					Config:      cfg("1.0.1"),
+					ExpectError: regexp.MustCompile(`(?s)Channel moved by another apply`),
+				},
+			},
+		})
+		if after := leases(); !slices.Equal(after, before) {
+			t.Fatalf("leases after the failed move: %v, want %v", after, before)
+		}
 	})
 }
