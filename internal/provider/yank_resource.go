@@ -193,11 +193,22 @@ func (r *YankResource) Update(ctx context.Context, req resource.UpdateRequest, r
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
-// yankError says what to do about a yank someone else changed.
+// yankError says what to do about a yank someone else changed (todo),
+// or about a version that is gone.
 func yankError(st *store.Store, name string, err error, todo string) diag.Diagnostic {
 	var moved *release.YankMovedError
-	if errors.As(err, &moved) {
-		return diag.NewAttributeErrorDiagnostic(path.Root("reason"), "Yank changed by someone else", upperFirst(err.Error())+": "+todo+".")
+	var np *release.NotPublishedError
+	switch {
+	case errors.As(err, &moved):
+		// Not sentence-cased: the message starts with the release's name.
+		return diag.NewAttributeErrorDiagnostic(path.Root("reason"), "Yank changed by someone else", fmt.Sprintf("%v: %s.", err, todo))
+	case errors.As(err, &np) && np.Collected:
+		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version deleted by retention",
+			fmt.Sprintf("%v (in %s), so its yank cannot be written or changed; nothing was written. A yank entry it "+
+				"has stays and keeps its content refused. Remove this immutable_yank (that leaves the yank as it is).", err, st))
+	case errors.As(err, &np):
+		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version not published",
+			fmt.Sprintf("%v in %s, so it cannot be yanked; nothing was written. Check the name and version.", err, st))
 	}
 	return releaseError(st, name, err)
 }
@@ -250,7 +261,7 @@ func (r *YankResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 	if errors.As(err, &moved) {
 		// Someone yanked or un-yanked it since: theirs stands.
 		resp.Diagnostics.AddWarning("Yank left as it is",
-			fmt.Sprintf("%s. This yank is forgotten without un-yanking the version.", upperFirst(err.Error())))
+			fmt.Sprintf("%v. This yank is forgotten without un-yanking the version.", err))
 		return
 	}
 	var np *release.NotPublishedError
@@ -258,7 +269,7 @@ func (r *YankResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 		// Nothing to un-yank: the version is gone; its yank entry stays
 		// and keeps its content refused (release.PlanVersion).
 		resp.Diagnostics.AddWarning("Yank left as it is",
-			fmt.Sprintf("%s. This yank is forgotten; its entry stays in the version's history.", upperFirst(err.Error())))
+			fmt.Sprintf("%v. This yank is forgotten; its entry stays in the version's history.", err))
 		return
 	}
 	if err != nil {
