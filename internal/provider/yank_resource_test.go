@@ -283,3 +283,94 @@ func TestYankDestroyWarningsKeepTheName(t *testing.T) {
 		t.Fatalf("destroy of a collected version's yank: %v", d)
 	}
 }
+
+// TestYankCreateWritesNoSecondYank: a version yanked by someone else
+// between this plan and its apply, with another reason, is refused and
+// gets no second entry; the same yank (same reason) is adopted, with no
+// new entry either.
+func TestYankCreateWritesNoSecondYank(t *testing.T) {
+	ctx := context.Background()
+	c, st := newYankCall(t)
+	b := st.Backend()
+	_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"v": digestOfBytes("1.0.0")}}, time.Now())
+	must(t, err)
+	theirs, err := release.SetYank(ctx, b, "web", "1.0.0", true, "team B: memory leak", release.AnySeq, time.Now())
+	must(t, err)
+	d := c.create(planned("web", "1.0.0", "breaks login"))
+	if !d.HasError() || d.Errors()[0].Summary() != "Yank changed by someone else" ||
+		!strings.HasPrefix(d.Errors()[0].Detail(), "web@1.0.0 was yanked by someone else") || !strings.Contains(d.Errors()[0].Detail(), "import it") {
+		t.Fatalf("create over another yank: %v", d)
+	}
+	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq || y.Reason != theirs.Reason {
+		t.Fatalf("after a refused create: %+v %v, want their entry %d still the last", y, err, theirs.Seq)
+	}
+	if d := c.create(planned("web", "1.0.0", "team B: memory leak")); d.HasError() {
+		t.Fatalf("create of the same yank: %v", d)
+	}
+	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq {
+		t.Fatalf("after adopting: %+v %v, want no new entry", y, err)
+	}
+}
+
+// TestAccYank_alreadyYanked: a yank of a version someone else yanked
+// already is refused at plan, whatever its reason, and writes no second
+// entry; importing that yank, as the error says, takes it over.
+func TestAccYank_alreadyYanked(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.backend().Backend()
+	_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: "1.0.1", Artifacts: map[string]string{"v": digestOfBytes("1.0.1")}}, time.Now())
+	must(t, err)
+	_, err = release.SetYank(ctx, b, "web", "1.0.1", true, "team B: memory leak", release.AnySeq, time.Now())
+	must(t, err)
+	yank := func(reason string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_yank" "bad" {
+  name    = "web"
+  version = "1.0.1"
+  reason  = %q
+}
+`, reason)
+	}
+	oneEntry := func() {
+		t.Helper()
+		keys, err := b.List(ctx, "releases/web/yanks/1.0.1/")
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("yank entries %v (%v), want the one team B wrote", keys, err)
+		}
+	}
+	refused := regexp.MustCompile(`(?s)Version already yanked.*web@1.0.1 is yanked already.*team B: memory leak.*terraform\s+import\s+<address>\s+web@1.0.1`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: yank("breaks login"), PlanOnly: true, ExpectError: refused},
+			{Config: yank("breaks login"), ExpectError: refused},
+			{PreConfig: oneEntry, Config: yank("team B: memory leak"), ExpectError: refused},
+			{
+				PreConfig: oneEntry,
+				Config: yank("team B: memory leak") + `
+import {
+  to = immutable_yank.bad
+  id = "web@1.0.1"
+}
+`,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_yank.bad", plancheck.ResourceActionNoop),
+				}},
+			},
+			{
+				PreConfig: oneEntry,
+				Config:    yank("breaks login"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_yank.bad", plancheck.ResourceActionUpdate),
+				}},
+				Check: func(*terraformState) error {
+					if y, err := release.YankState(ctx, b, "web", "1.0.1"); err != nil || y == nil || y.Seq != 2 || !y.Yanked || y.Reason != "breaks login" {
+						return fmt.Errorf("last entry %+v (%v), want entry 2: the imported yank's new reason", y, err)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
