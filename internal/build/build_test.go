@@ -397,10 +397,23 @@ func TestPutRecordsOnlyWhatIsStored(t *testing.T) {
 	if err := d.Delete(ctx, store.TreeKey(res.Record.Output)); err != nil {
 		t.Fatal(err)
 	}
+	// A Put that records nothing leaves no lease behind.
+	leasesLeft := func(before []string) {
+		t.Helper()
+		after, err := st.Backend().List(ctx, store.LeasesPrefix)
+		if err != nil || !slices.Equal(after, before) {
+			t.Fatalf("leases after a failed Put: %v (%v), want %v", after, err, before)
+		}
+	}
+	before, err := st.Backend().List(ctx, store.LeasesPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var gone *MissingOutputError
 	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || !gone.Unrecorded || gone.What != "output listing" {
 		t.Fatalf("Put of a record whose output is gone: %v", err)
 	}
+	leasesLeft(before)
 	if ok, err := st.Backend().Exists(ctx, store.ActionKey(res.Record.Key)); err != nil || ok {
 		t.Fatalf("a record was written: %v %v", ok, err)
 	}
@@ -412,9 +425,13 @@ func TestPutRecordsOnlyWhatIsStored(t *testing.T) {
 	if err := d.Delete(ctx, store.BlobKey(res.Record.Log)); err != nil {
 		t.Fatal(err)
 	}
+	if before, err = st.Backend().List(ctx, store.LeasesPrefix); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := Put(ctx, st, &res.Record); !errors.As(err, &gone) || !gone.Unrecorded || gone.What != "log" {
 		t.Fatalf("Put of a record whose log is gone: %v", err)
 	}
+	leasesLeft(before)
 
 	res, err = Run(ctx, st, j)
 	if err != nil {

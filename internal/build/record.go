@@ -192,18 +192,22 @@ func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Mani
 	if r.Type == TypeTree {
 		out, what = store.TreeKey(r.Output), "output listing"
 	}
-	if err := st.Hold(ctx, out, store.BlobKey(r.Log)); err != nil {
+	lease, err := st.Hold(ctx, out, store.BlobKey(r.Log))
+	if err != nil {
 		return nil, nil, err
 	}
 	switch k, err := st.FirstMissing(ctx, out, store.BlobKey(r.Log)); {
 	case err != nil:
+		lease.Drop(ctx)
 		return nil, nil, err
 	case k == out:
+		lease.Drop(ctx)
 		return nil, nil, &MissingOutputError{Key: store.ActionKey(r.Key) + " in " + st.String(), Object: r.Output, What: what, Unrecorded: true}
 	case k != "":
+		lease.Drop(ctx)
 		return nil, nil, &MissingOutputError{Key: store.ActionKey(r.Key) + " in " + st.String(), Object: r.Log, What: "log", Unrecorded: true}
 	}
-	err := st.Backend().Create(ctx, store.ActionKey(r.Key), bytes.NewReader(r.Encode()))
+	err = st.Backend().Create(ctx, store.ActionKey(r.Key), bytes.NewReader(r.Encode()))
 	if errors.Is(err, store.ErrExists) {
 		return Lookup(ctx, st, r.Key)
 	}

@@ -370,7 +370,8 @@ func TestDryRun(t *testing.T) {
 func TestLeaseKeeps(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func() *store.Store) {
 		w := newWorld(t, newStore())
-		must(t, w.st.Hold(ctx, store.TreeKey(w.trees["orphan"]), release.VersionKey("web", "1.0.0")))
+		_, err := w.st.Hold(ctx, store.TreeKey(w.trees["orphan"]), release.VersionKey("web", "1.0.0"))
+		must(t, err)
 		report, err := Collect(ctx, w.st, policy, later())
 		must(t, err)
 		for _, k := range []string{
@@ -474,7 +475,7 @@ func TestRacingPublishers(t *testing.T) {
 					if p%4 == 3 {
 						// A release of an old listing found present.
 						sum := poolTrees[i]
-						if errs[p] = st.Hold(ctx, store.HeldKeys(sum.String())...); errs[p] != nil {
+						if _, errs[p] = st.Hold(ctx, store.HeldKeys(sum.String())...); errs[p] != nil {
 							return
 						}
 						kind, err := st.Lookup(ctx, sum)

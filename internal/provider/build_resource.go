@@ -554,6 +554,9 @@ func isRecordError(err error) bool {
 	return errors.As(err, &corrupt) || (errors.As(err, &missing) && !missing.Unrecorded) || errors.As(err, &damaged)
 }
 
+// upperFirst starts a sentence with a capital. Only for messages that
+// begin with the provider's own words: a user's name (release "web") must
+// keep its case, so such messages are printed as they are.
 func upperFirst(s string) string {
 	if s == "" {
 		return s

@@ -67,7 +67,10 @@ func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"`version` moves it: a new, write-once entry in the channel's history (from, to, time, reason), so a rollback " +
 			"is a move back and the history is never rewritten. Of two applies moving a channel from the same position, " +
 			"exactly one writes; the other fails and says to plan again. A move to a version that is not published, is " +
-			"yanked, or fails a gate (`requires`) is refused at plan. Deploy workspaces follow a channel with " +
+			"yanked, or fails a gate (`requires`) is refused at plan. `terraform destroy` plans the configuration first, " +
+			"and a provider cannot tell that plan from any other (Terraform and OpenTofu alike), so while the configuration " +
+			"names such a version destroy is refused too: run `terraform destroy -refresh=false`, which skips that plan. " +
+			"Deploy workspaces follow a channel with " +
 			"`data.immutable_channel`. Destroying this resource forgets the channel; its history stays.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{MarkdownDescription: "`release/channel`.", Computed: true,
@@ -114,8 +117,17 @@ func (m *channelModel) gates(ctx context.Context) ([]string, diag.Diagnostics) {
 	return g, diags
 }
 
-// checkMove turns a refused move into a diagnostic on the attribute.
-func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel) diag.Diagnostics {
+// destroyHint ends a refusal at plan. `terraform destroy` (OpenTofu's
+// too) makes an ordinary plan first, to refresh, and a provider cannot
+// tell it from any other plan: the same request, no flag. So a refused
+// move stops destroy as well, except with -refresh=false, which skips
+// that plan.
+const destroyHint = "\n\nThis stops `terraform destroy` too, which plans the configuration first: to destroy while the " +
+	"configuration names this version, run `terraform destroy -refresh=false`."
+
+// checkMove turns a refused move into a diagnostic on the attribute; hint
+// ends each detail.
+func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel, hint string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	gates, d := m.gates(ctx)
 	if diags.Append(d...); diags.HasError() {
@@ -130,14 +142,14 @@ func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel) diag.D
 	case err == nil:
 	case errors.As(err, &np) && np.Collected:
 		diags.AddAttributeError(path.Root("version"), "Version deleted by retention", fmt.Sprintf("Release %v, and a deleted "+
-			"version is never published again, so no channel can point to it. Choose a version that is kept.", err))
+			"version is never published again, so no channel can point to it. Choose a version that is kept.", err)+hint)
 	case errors.As(err, &np):
 		diags.AddAttributeError(path.Root("version"), "Version not published", fmt.Sprintf("Release %v, so no channel can point to it. "+
-			"(A version published by this same apply is published after the plan: promote it in the next apply.)", err))
+			"(A version published by this same apply is published after the plan: promote it in the next apply.)", err)+hint)
 	case errors.As(err, &yanked):
-		diags.AddAttributeError(path.Root("version"), "Version is yanked", fmt.Sprintf("Release %v. Pick another version, or un-yank it first.", err))
+		diags.AddAttributeError(path.Root("version"), "Version is yanked", fmt.Sprintf("Release %v. Pick another version, or un-yank it first.", err)+hint)
 	case errors.As(err, &gate), errors.As(err, &gates2):
-		diags.AddAttributeError(path.Root("requires"), "Gate refuses the move", fmt.Sprintf("The channel %s cannot move: %v.", m.Channel.ValueString(), err))
+		diags.AddAttributeError(path.Root("requires"), "Gate refuses the move", fmt.Sprintf("The channel %s cannot move: %v.", m.Channel.ValueString(), err)+hint)
 	default:
 		diags.Append(releaseError(r.data.store, m.Release.ValueString(), err))
 	}
@@ -201,20 +213,9 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("requires names %s, the channel itself: a version could never get on it. Name other channels.", plan.Channel.ValueString()))
 		return
 	}
-	if d := r.checkMove(ctx, &plan); d.HasError() {
-		if prior == nil {
-			resp.Diagnostics.Append(d...)
-			return
-		}
-		// `terraform destroy` plans normally first, and must not be stopped
-		// by a move it is not going to make: warn; apply checks again.
-		for _, e := range d.Errors() {
-			resp.Diagnostics.AddAttributeWarning(path.Root("version"), e.Summary(), e.Detail()+" Applying this plan fails. (This is expected when destroying.)")
-		}
-		plan.PreviousVersion = prior.Version
-		plan.Artifacts, plan.ArtifactChanges = types.MapUnknown(types.StringType), types.ListUnknown(types.StringType)
-		plan.Move, plan.MovedAt = types.Int64Unknown(), types.StringUnknown()
-		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+	// Refused at plan, for a new channel and a move alike: a plan that
+	// cannot apply must not pass review.
+	if resp.Diagnostics.Append(r.checkMove(ctx, &plan, destroyHint)...); resp.Diagnostics.HasError() {
 		return
 	}
 	previous := ""
@@ -251,12 +252,21 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	b, rel, ch := r.data.store.Backend(), m.Release.ValueString(), m.Channel.ValueString()
 	// The target held before it is checked: a garbage collection running
 	// now must not delete the version this channel is about to point to.
-	if err := r.data.store.Hold(ctx, release.VersionKey(rel, m.Version.ValueString())); err != nil {
+	lease, err := r.data.store.Hold(ctx, release.VersionKey(rel, m.Version.ValueString()))
+	if err != nil {
 		diags.Append(storeWriteError(err))
 		return diags
 	}
+	// Until the move is written nothing names the version: a move that
+	// fails before (or whose write surely did not happen) drops the lease.
+	wrote := false
+	defer func() {
+		if diags.HasError() && !wrote {
+			lease.Drop(ctx)
+		}
+	}()
 	// Checked again: a yank or a gate may have changed since plan.
-	if diags.Append(r.checkMove(ctx, m)...); diags.HasError() {
+	if diags.Append(r.checkMove(ctx, m, "")...); diags.HasError() {
 		return diags
 	}
 	cur, err := release.Current(ctx, b, rel, ch)
@@ -282,6 +292,8 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 			break
 		}
 		cur, err = release.MoveTo(ctx, b, rel, ch, n, planned, version, m.Reason.ValueString(), time.Now())
+		// Lost to another move: this one was not written.
+		wrote = !errors.As(err, new(*release.MovedError))
 	}
 	var moved *release.MovedError
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 // TestAccChannel: channels move by write-once entries, plan from → to and
@@ -177,10 +179,80 @@ resource "immutable_channel" "staging" {
 	})
 }
 
-// TestAccChannel_destroyAfterDriftToARefusedVersion: a channel whose
-// configured version was yanked (or never published) can still be
-// destroyed: the refused move is a warning at plan, not an error.
-func TestAccChannel_destroyAfterDriftToARefusedVersion(t *testing.T) {
+// refusedAtPlanHint is what every refusal at plan ends with: the way to
+// destroy anyway (core's destroy plans the configuration first).
+const refusedAtPlanHint = `.*stops\s+` + "`terraform\\s+destroy`" + `\s+too.*` + "`terraform\\s+destroy\\s+-refresh=false`"
+
+// TestAccChannel_refusedMove: a move of an existing channel that apply
+// would refuse (past a gate, to a yanked version, to one never published)
+// fails the plan with the error, as for a new channel: a plan that cannot
+// apply never passes review. `tofu destroy -refresh=false` still destroys
+// (forgets) the channel while the configuration names that version, and
+// its history stays.
+func TestAccChannel_refusedMove(t *testing.T) {
+	for _, c := range []struct{ name, version, err string }{
+		{"past a gate", "1.0.1", `(?s)Gate refuses the move.*web@1.0.1 was never on the channel\s+staging`},
+		{"to a yanked version", "1.0.2", `(?s)Version is yanked.*web@1.0.2\s+is\s+yanked.*breaks\s+login`},
+		{"to an unpublished version", "1.9.0", `(?s)Version not published.*web@1.9.0\s+is\s+not\s+published`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			b := e.backend().Backend()
+			for _, v := range []string{"1.0.0", "1.0.1", "1.0.2"} {
+				_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+				must(t, err)
+			}
+			_, err := release.SetYank(ctx, b, "web", "1.0.2", true, "breaks login", release.AnySeq, time.Now())
+			must(t, err)
+			staging := e.providerBlock() + `
+resource "immutable_channel" "staging" {
+  release = "web"
+  channel = "staging"
+  version = "1.0.0"
+}
+`
+			cfg := func(prod string) string {
+				return staging + fmt.Sprintf(`
+resource "immutable_channel" "prod" {
+  release  = "web"
+  channel  = "prod"
+  version  = %q
+  requires = ["staging"]
+}
+`, prod)
+			}
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6,
+				AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
+				Steps: []resource.TestStep{
+					{Config: staging},
+					{Config: cfg("1.0.0")},
+					{Config: cfg(c.version), PlanOnly: true, ExpectError: regexp.MustCompile(c.err + refusedAtPlanHint)},
+					{Config: cfg(c.version), ExpectError: regexp.MustCompile(c.err)},
+					{
+						Config:  cfg(c.version),
+						Destroy: true,
+						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+							plancheck.ExpectResourceAction("immutable_channel.prod", plancheck.ResourceActionDestroy),
+							plancheck.ExpectResourceAction("immutable_channel.staging", plancheck.ResourceActionDestroy),
+						}},
+					},
+				},
+			})
+			if hist, err := release.History(ctx, b, "web", "prod", 0); err != nil || len(hist) != 1 || hist[0].To != "1.0.0" {
+				t.Fatalf("prod's history after destroy: %v (%v), want the one move to 1.0.0", hist, err)
+			}
+		})
+	}
+}
+
+// TestAccChannel_driftToARefusedVersion: prod was rolled back by hand off a
+// version since yanked; the configuration still names it. The plan (a move
+// back to the yanked version) fails, and so does a plain `tofu destroy`,
+// whose first plan is an ordinary one that a provider cannot tell apart:
+// the error says to destroy with -refresh=false.
+func TestAccChannel_driftToARefusedVersion(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	b := e.backend().Backend()
@@ -195,6 +267,7 @@ resource "immutable_channel" "prod" {
   version = "1.0.1"
 }
 `
+	refused := regexp.MustCompile(`(?s)Version is yanked.*web@1.0.1\s+is\s+yanked` + refusedAtPlanHint)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6,
 		Steps: []resource.TestStep{
@@ -206,12 +279,61 @@ resource "immutable_channel" "prod" {
 					_, err = release.MoveTo(ctx, b, "web", "prod", 1, "1.0.1", "1.0.0", "rolled back by hand", time.Now())
 					must(t, err)
 				},
-				Config:             cfg,
-				PlanOnly:           true,
-				ExpectNonEmptyPlan: true, // a move back to 1.0.1 that apply would refuse
+				Config:      cfg,
+				PlanOnly:    true,
+				ExpectError: refused,
 			},
-			{Config: cfg, ExpectError: regexp.MustCompile(`(?s)Version is yanked`)},
-			{Config: cfg, Destroy: true},
+			{Config: cfg, Destroy: true, ExpectError: refused},
 		},
+	})
+}
+
+// TestAccChannel_failedMoveDropsItsLease: a move that fails after holding
+// its version (another apply moved the channel first) deletes its lease;
+// nothing names the version for it.
+func TestAccChannel_failedMoveDropsItsLease(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.backend().Backend()
+		for _, v := range []string{"1.0.0", "1.0.1"} {
+			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+			must(t, err)
+		}
+		cfg := func(v string) string {
+			return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_channel" "prod" {
+  release = "web"
+  channel = "prod"
+  version = %q
+}
+`, v)
+		}
+		leases := func() []string {
+			keys, err := b.List(ctx, store.LeasesPrefix)
+			must(t, err)
+			return keys
+		}
+		var before []string
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: cfg("1.0.0")},
+				{
+					PreConfig: func() {
+						before = leases()
+						t.Cleanup(moveHook.set(func(context.Context) error {
+							moveHook.set(nil)
+							_, err := release.MoveTo(ctx, b, "web", "prod", 1, "1.0.0", "1.0.1", "the other apply", time.Now())
+							return err
+						}))
+					},
+					Config:      cfg("1.0.1"),
+					ExpectError: regexp.MustCompile(`(?s)Channel moved by another apply`),
+				},
+			},
+		})
+		if after := leases(); !slices.Equal(after, before) {
+			t.Fatalf("leases after the failed move: %v, want %v", after, before)
+		}
 	})
 }

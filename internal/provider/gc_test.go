@@ -176,9 +176,9 @@ resource "immutable_channel" "prod" {
 	})
 }
 
-// TestAccGC_yankDestroyed: `tofu destroy` of a yank whose version was
-// collected and whose reason was edited since is not stopped by the plan
-// it makes first, and leaves the yank as it was.
+// TestAccGC_yankDestroyed: a new reason for a yank whose version was
+// collected fails at apply, saying so; `tofu destroy` of it is not stopped
+// by the plan it makes first, and leaves the yank as it was.
 func TestAccGC_yankDestroyed(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -203,6 +203,8 @@ resource "immutable_yank" "bad" {
 			Steps: []resource.TestStep{
 				{Config: yank("breaks login")},
 				{
+					// A new reason: a warning at plan (so that destroy is not
+					// stopped), and at apply an error that says why.
 					PreConfig: func() {
 						e.deleteKeys(store.LeasesPrefix)
 						p := gc.DefaultPolicy()
@@ -213,6 +215,10 @@ resource "immutable_yank" "bad" {
 							t.Fatalf("collected:\n%s", r)
 						}
 					},
+					Config:      yank("breaks login and signup"),
+					ExpectError: regexp.MustCompile(`(?s)Version deleted by retention.*web@1\.0\.0 is not published any more.*cannot\s+be\s+written\s+or\s+changed;\s+nothing\s+was\s+written.*Remove\s+this\s+immutable_yank`),
+				},
+				{
 					Config:  yank("breaks login and signup"),
 					Destroy: true,
 					Check: func(*terraformState) error {

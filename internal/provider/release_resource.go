@@ -282,10 +282,22 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	if plan.Version.ValueString() != "" {
 		held = append(held, release.VersionKey(c.Name, plan.Version.ValueString()))
 	}
-	if err := st.Hold(ctx, held...); err != nil {
+	lease, err := st.Hold(ctx, held...)
+	if err != nil {
 		resp.Diagnostics.Append(storeWriteError(err))
 		return
 	}
+	// Until the record is written nothing names what was held: an apply
+	// that fails before (or whose write surely did not happen) drops its
+	// leases, and leaves none behind.
+	leases, wrote := []*store.Lease{lease}, false
+	defer func() {
+		if resp.Diagnostics.HasError() && !wrote {
+			for _, l := range leases {
+				l.Drop(ctx)
+			}
+		}
+	}()
 	for _, k := range keys {
 		sum, err := digest.Parse(c.Artifacts[k])
 		if err != nil {
@@ -315,10 +327,12 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		plan.setPlanned(c, p)
 		// The version is known only now: held before Publish finds (or
 		// writes) its record, like the artifacts above.
-		if err := st.Hold(ctx, release.VersionKey(c.Name, plan.Version.ValueString())); err != nil {
+		lease, err := st.Hold(ctx, release.VersionKey(c.Name, plan.Version.ValueString()))
+		if err != nil {
 			resp.Diagnostics.Append(storeWriteError(err))
 			return
 		}
+		leases = append(leases, lease)
 		plan.ArtifactChanges, diags = r.artifactChanges(ctx, c, p.PreviousVersion)
 		resp.Diagnostics.Append(diags...)
 		if resp.Diagnostics.HasError() {
@@ -335,6 +349,9 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		PreviousVersion: plan.PreviousVersion.ValueString(),
 	}, time.Now())
 	var conflict *release.ConflictError
+	// Refused before writing, or another apply's record in the way: this
+	// record was not written. Any other error may hide a write that landed.
+	wrote = !errors.As(err, &conflict) && !errors.As(err, new(*release.CollectedError)) && !errors.As(err, new(*release.TooLargeError))
 	switch {
 	case errors.As(err, &conflict) && !explicit:
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version published by another apply",

@@ -17,6 +17,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 const rel = "immutable_release.web"
@@ -249,6 +250,11 @@ func TestAccRelease_badInput(t *testing.T) {
 			})
 			if keys, _ := e.backend().Backend().List(context.Background(), "releases/"); len(keys) != 0 {
 				t.Fatalf("bad input wrote a release: %v", keys)
+			}
+			// An apply that failed after holding its artifacts (artifact
+			// missing) deleted its lease: nothing relies on them.
+			if keys, err := e.backend().Backend().List(context.Background(), store.LeasesPrefix); err != nil || len(keys) != 0 {
+				t.Fatalf("leases left behind: %v (%v)", keys, err)
 			}
 		})
 	}

@@ -55,7 +55,9 @@ func (r *YankResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 		MarkdownDescription: "Marks a published version of a release as broken. A constraint (`~> 1.4`) and the latest " +
 			"skip a yanked version; an exact pin still resolves it, with a warning. Yanking writes a new, write-once " +
 			"entry in the version's yank history; destroying this resource un-yanks it with another entry — nothing is " +
-			"ever deleted or rewritten, and the version's record and artifacts stay.",
+			"ever deleted or rewritten, and the version's record and artifacts stay. A version that is yanked already (by " +
+			"another configuration, or by hand) is refused at plan: a version has one yank managing it, since destroying " +
+			"one un-yanks it. Import that yank (`web@1.4.2`) to manage it here.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{MarkdownDescription: "`name@version`.", Computed: true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
@@ -138,6 +140,23 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
 		return
 	}
+	if prior == nil {
+		// A yank has one owner, as a channel has: destroying an
+		// immutable_yank un-yanks the version, so two would undo each other.
+		y, err := release.YankState(ctx, r.data.store.Backend(), name, version)
+		if err != nil {
+			resp.Diagnostics.Append(releaseError(r.data.store, name, err))
+			return
+		}
+		if y != nil && y.Yanked {
+			resp.Diagnostics.AddAttributeError(path.Root("version"), "Version already yanked",
+				fmt.Sprintf("%s@%s is yanked already in %s (entry %d, %s: %q). Destroying an immutable_yank un-yanks its "+
+					"version, so a version has one yank managing it. To manage that yank here, import it (terraform import "+
+					"<address> %s@%s) and plan again; if another configuration manages it, remove this one.",
+					name, version, r.data.store, y.Seq, y.At, y.Reason, name, version))
+			return
+		}
+	}
 	if prior != nil {
 		if !prior.Reason.Equal(plan.Reason) {
 			plan.YankedAt, plan.Entry = types.StringUnknown(), types.Int64Unknown()
@@ -164,13 +183,26 @@ func (r *YankResource) Create(ctx context.Context, req resource.CreateRequest, r
 		return
 	}
 	name, version := m.Name.ValueString(), m.Version.ValueString()
-	if cur, err := release.YankState(ctx, r.data.store.Backend(), name, version); err == nil && cur != nil && cur.Yanked && cur.Reason != m.Reason.ValueString() {
-		resp.Diagnostics.AddWarning("Version was yanked already",
-			fmt.Sprintf("%s@%s was yanked already (%s: %q); this yank takes it over with its own reason. If another "+
-				"configuration manages that yank, keep one of the two.", name, version, cur.At, cur.Reason))
-	}
-	if err := r.set(ctx, &m, true, m.Reason.ValueString(), release.AnySeq); err != nil {
+	// Not yanked at plan: written only after the entry seen now, and not
+	// over a yank someone made since (the same yank is adopted).
+	cur, err := release.YankState(ctx, r.data.store.Backend(), name, version)
+	if err != nil {
 		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
+		return
+	}
+	expect := 0
+	if cur != nil {
+		expect = cur.Seq
+	}
+	if cur != nil && cur.Yanked && cur.Reason != m.Reason.ValueString() {
+		resp.Diagnostics.Append(yankError(r.data.store, name, &release.YankMovedError{Name: name, Version: version, Now: cur},
+			"nothing was written. To manage that yank here, import it (terraform import <address> "+name+"@"+version+
+				"); if another configuration manages it, remove this one"))
+		return
+	}
+	if err := r.set(ctx, &m, true, m.Reason.ValueString(), expect); err != nil {
+		resp.Diagnostics.Append(yankError(r.data.store, name, err,
+			"nothing was written: plan again"))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
@@ -193,11 +225,22 @@ func (r *YankResource) Update(ctx context.Context, req resource.UpdateRequest, r
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
-// yankError says what to do about a yank someone else changed.
+// yankError says what to do about a yank someone else changed (todo),
+// or about a version that is gone.
 func yankError(st *store.Store, name string, err error, todo string) diag.Diagnostic {
 	var moved *release.YankMovedError
-	if errors.As(err, &moved) {
-		return diag.NewAttributeErrorDiagnostic(path.Root("reason"), "Yank changed by someone else", upperFirst(err.Error())+": "+todo+".")
+	var np *release.NotPublishedError
+	switch {
+	case errors.As(err, &moved):
+		// Not sentence-cased: the message starts with the release's name.
+		return diag.NewAttributeErrorDiagnostic(path.Root("reason"), "Yank changed by someone else", fmt.Sprintf("%v: %s.", err, todo))
+	case errors.As(err, &np) && np.Collected:
+		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version deleted by retention",
+			fmt.Sprintf("%v (in %s), so its yank cannot be written or changed; nothing was written. A yank entry it "+
+				"has stays and keeps its content refused. Remove this immutable_yank (that leaves the yank as it is).", err, st))
+	case errors.As(err, &np):
+		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version not published",
+			fmt.Sprintf("%v in %s, so it cannot be yanked; nothing was written. Check the name and version.", err, st))
 	}
 	return releaseError(st, name, err)
 }
@@ -250,7 +293,7 @@ func (r *YankResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 	if errors.As(err, &moved) {
 		// Someone yanked or un-yanked it since: theirs stands.
 		resp.Diagnostics.AddWarning("Yank left as it is",
-			fmt.Sprintf("%s. This yank is forgotten without un-yanking the version.", upperFirst(err.Error())))
+			fmt.Sprintf("%v. This yank is forgotten without un-yanking the version.", err))
 		return
 	}
 	var np *release.NotPublishedError
@@ -258,7 +301,7 @@ func (r *YankResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 		// Nothing to un-yank: the version is gone; its yank entry stays
 		// and keeps its content refused (release.PlanVersion).
 		resp.Diagnostics.AddWarning("Yank left as it is",
-			fmt.Sprintf("%s. This yank is forgotten; its entry stays in the version's history.", upperFirst(err.Error())))
+			fmt.Sprintf("%v. This yank is forgotten; its entry stays in the version's history.", err))
 		return
 	}
 	if err != nil {

@@ -3,11 +3,17 @@ package provider
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	fwresource "github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -16,6 +22,8 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
 
 // TestAccYank: a yanked version is skipped by the latest and by
@@ -186,5 +194,183 @@ resource "immutable_release" "again" {
 		if err != nil || y == nil || y.Yanked || y.Seq != 6 {
 			t.Fatalf("last entry %+v %v", y, err)
 		}
+	})
+}
+
+// yankCall runs the yank resource's methods directly, on a local store,
+// as the framework would: for what a test cannot see through tofu (a
+// warning of a successful destroy) or cannot time (a yank made between
+// plan and apply).
+type yankCall struct {
+	t      *testing.T
+	r      *YankResource
+	schema schema.Schema
+}
+
+func newYankCall(t *testing.T) (*yankCall, *store.Store) {
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	must(t, err)
+	st := store.New(b)
+	r := &YankResource{data: &providerData{store: st}}
+	var sr fwresource.SchemaResponse
+	r.Schema(context.Background(), fwresource.SchemaRequest{}, &sr)
+	return &yankCall{t: t, r: r, schema: sr.Schema}, st
+}
+
+func (c *yankCall) state(m yankModel) tfsdk.State {
+	s := tfsdk.State{Schema: c.schema}
+	if d := s.Set(context.Background(), &m); d.HasError() {
+		c.t.Fatal(d)
+	}
+	return s
+}
+
+func (c *yankCall) create(m yankModel) diag.Diagnostics {
+	plan := c.state(m)
+	resp := fwresource.CreateResponse{State: tfsdk.State{Schema: c.schema}}
+	c.r.Create(context.Background(), fwresource.CreateRequest{Plan: tfsdk.Plan{Schema: c.schema, Raw: plan.Raw}}, &resp)
+	return resp.Diagnostics
+}
+
+func (c *yankCall) delete(m yankModel) diag.Diagnostics {
+	var resp fwresource.DeleteResponse
+	c.r.Delete(context.Background(), fwresource.DeleteRequest{State: c.state(m)}, &resp)
+	return resp.Diagnostics
+}
+
+func planned(name, version, reason string) yankModel {
+	return yankModel{ID: types.StringUnknown(), Name: types.StringValue(name), Version: types.StringValue(version),
+		Reason: types.StringValue(reason), YankedAt: types.StringUnknown(), Entry: types.Int64Unknown()}
+}
+
+// TestYankDestroyWarningsKeepTheName: the warnings of a destroy that
+// leaves the yank as it is (someone yanked again since; the version was
+// deleted by retention) print the release's name as it is, not recased
+// to start a sentence ("Web@1.0.1").
+func TestYankDestroyWarningsKeepTheName(t *testing.T) {
+	ctx := context.Background()
+	c, st := newYankCall(t)
+	b := st.Backend()
+	for _, v := range []string{"1.0.0", "1.0.1"} {
+		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
+		must(t, err)
+	}
+	mine, err := release.SetYank(ctx, b, "web", "1.0.1", true, "breaks login", release.AnySeq, time.Now())
+	must(t, err)
+	_, err = release.SetYank(ctx, b, "web", "1.0.1", true, "team B: memory leak", release.AnySeq, time.Now())
+	must(t, err)
+	state := func(version string, entry int) yankModel {
+		m := planned("web", version, "breaks login")
+		m.ID, m.YankedAt, m.Entry = types.StringValue("web@"+version), types.StringValue(mine.At), types.Int64Value(int64(entry))
+		return m
+	}
+	d := c.delete(state("1.0.1", mine.Seq))
+	if d.HasError() || d.WarningsCount() != 1 || !strings.HasPrefix(d.Warnings()[0].Detail(), "web@1.0.1 was yanked by someone else") {
+		t.Fatalf("destroy after another yank: %v", d)
+	}
+
+	// Collected (its tombstone written, its record gone), once yanked.
+	_, err = release.SetYank(ctx, b, "web", "1.0.0", true, "breaks login", release.AnySeq, time.Now())
+	must(t, err)
+	must(t, b.Create(ctx, release.CollectedKey("web", "1.0.0"), strings.NewReader("gone\n")))
+	del, ok := b.(store.Deleter)
+	if !ok {
+		t.Fatal("the local store cannot delete")
+	}
+	must(t, del.Delete(ctx, release.VersionKey("web", "1.0.0")))
+	d = c.delete(state("1.0.0", 1))
+	if d.HasError() || d.WarningsCount() != 1 || !strings.HasPrefix(d.Warnings()[0].Detail(), "web@1.0.0 is not published any more") {
+		t.Fatalf("destroy of a collected version's yank: %v", d)
+	}
+}
+
+// TestYankCreateWritesNoSecondYank: a version yanked by someone else
+// between this plan and its apply, with another reason, is refused and
+// gets no second entry; the same yank (same reason) is adopted, with no
+// new entry either.
+func TestYankCreateWritesNoSecondYank(t *testing.T) {
+	ctx := context.Background()
+	c, st := newYankCall(t)
+	b := st.Backend()
+	_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"v": digestOfBytes("1.0.0")}}, time.Now())
+	must(t, err)
+	theirs, err := release.SetYank(ctx, b, "web", "1.0.0", true, "team B: memory leak", release.AnySeq, time.Now())
+	must(t, err)
+	d := c.create(planned("web", "1.0.0", "breaks login"))
+	if !d.HasError() || d.Errors()[0].Summary() != "Yank changed by someone else" ||
+		!strings.HasPrefix(d.Errors()[0].Detail(), "web@1.0.0 was yanked by someone else") || !strings.Contains(d.Errors()[0].Detail(), "import it") {
+		t.Fatalf("create over another yank: %v", d)
+	}
+	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq || y.Reason != theirs.Reason {
+		t.Fatalf("after a refused create: %+v %v, want their entry %d still the last", y, err, theirs.Seq)
+	}
+	if d := c.create(planned("web", "1.0.0", "team B: memory leak")); d.HasError() {
+		t.Fatalf("create of the same yank: %v", d)
+	}
+	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq {
+		t.Fatalf("after adopting: %+v %v, want no new entry", y, err)
+	}
+}
+
+// TestAccYank_alreadyYanked: a yank of a version someone else yanked
+// already is refused at plan, whatever its reason, and writes no second
+// entry; importing that yank, as the error says, takes it over.
+func TestAccYank_alreadyYanked(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.backend().Backend()
+	_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: "1.0.1", Artifacts: map[string]string{"v": digestOfBytes("1.0.1")}}, time.Now())
+	must(t, err)
+	_, err = release.SetYank(ctx, b, "web", "1.0.1", true, "team B: memory leak", release.AnySeq, time.Now())
+	must(t, err)
+	yank := func(reason string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_yank" "bad" {
+  name    = "web"
+  version = "1.0.1"
+  reason  = %q
+}
+`, reason)
+	}
+	oneEntry := func() {
+		t.Helper()
+		keys, err := b.List(ctx, "releases/web/yanks/1.0.1/")
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("yank entries %v (%v), want the one team B wrote", keys, err)
+		}
+	}
+	refused := regexp.MustCompile(`(?s)Version already yanked.*web@1.0.1 is yanked already.*team B: memory leak.*terraform\s+import\s+<address>\s+web@1.0.1`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: yank("breaks login"), PlanOnly: true, ExpectError: refused},
+			{Config: yank("breaks login"), ExpectError: refused},
+			{PreConfig: oneEntry, Config: yank("team B: memory leak"), ExpectError: refused},
+			{
+				PreConfig: oneEntry,
+				Config: yank("team B: memory leak") + `
+import {
+  to = immutable_yank.bad
+  id = "web@1.0.1"
+}
+`,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_yank.bad", plancheck.ResourceActionNoop),
+				}},
+			},
+			{
+				PreConfig: oneEntry,
+				Config:    yank("breaks login"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_yank.bad", plancheck.ResourceActionUpdate),
+				}},
+				Check: func(*terraformState) error {
+					if y, err := release.YankState(ctx, b, "web", "1.0.1"); err != nil || y == nil || y.Seq != 2 || !y.Yanked || y.Reason != "breaks login" {
+						return fmt.Errorf("last entry %+v (%v), want entry 2: the imported yank's new reason", y, err)
+					}
+					return nil
+				},
+			},
+		},
 	})
 }

@@ -36,10 +36,11 @@ import (
 // gone (the keys are deleted or kept; the writer's own checks of presence
 // come after), or until it is older than MarkerTTL: a collector's deletes
 // of a marker's keys end (or are cancelled) within half of it, so an older
-// marker is a crashed collector's. Leases are never removed by writers (who
-// need no delete permission): the collector removes them once older than
-// its grace period (at least LeaseTTL), and counts a leased key as used
-// when the lease was written.
+// marker is a crashed collector's. A writer that stops before it writes
+// anything naming the held keys deletes its lease (Lease.Drop), if it may;
+// every other lease stays, and the collector removes it once older than
+// its grace period (at least LeaseTTL), counting a leased key as used when
+// the lease was written.
 const (
 	LeasesPrefix  = "gc/leases/"
 	MarkersPrefix = "gc/condemned/"
@@ -170,23 +171,64 @@ func (e *WaitError) Error() string {
 
 func (e *WaitError) Unwrap() error { return e.Err }
 
+// Lease is what one Hold stored. Nil (nothing stored) is a valid Lease.
+type Lease struct {
+	d    Deleter
+	keys []string
+}
+
+// dropTimeout bounds Drop, which runs also after the caller's context
+// ended (an interrupted apply still cleans up).
+const dropTimeout = 10 * time.Second
+
+// Drop deletes the lease: for a writer that stops before it writes
+// anything naming the keys it held (a check failed, it was refused or
+// interrupted), so that nothing relies on them any more. Never after such
+// a write was attempted, even one that returned an error: it may have
+// landed, and a collector running now must still see the lease. Best
+// effort: a writer that may not delete (no s3:DeleteObject) leaves it, and
+// the collector deletes it after its grace period.
+func (l *Lease) Drop(ctx context.Context) {
+	if l == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
+	defer cancel()
+	for _, k := range l.keys {
+		_ = l.d.Delete(ctx, k) // best effort, see above
+	}
+	l.keys = nil
+}
+
 // Hold protects keys from a concurrent garbage collector for LeaseTTL:
 // call it before checking whether any of them is present and relying on
 // that (see the protocol above). It stores one lease (one per leaseKeys keys) and lists the
 // markers; when a collector is deleting one of the keys right now, it
 // waits until that collector is done (at most MarkerTTL). Keys need not
 // exist. On a backend that cannot delete, nothing can collect, and Hold
-// does nothing.
-func (s *Store) Hold(ctx context.Context, keys ...string) error {
+// does nothing (and returns a nil Lease). The caller drops the lease when
+// it stops before relying on the keys (Lease.Drop); Hold drops it itself
+// when it fails.
+func (s *Store) Hold(ctx context.Context, keys ...string) (*Lease, error) {
 	d, ok := s.b.(Deleter)
 	if !ok || len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	for _, k := range keys {
 		if k == "" || strings.ContainsAny(k, "\n\r") {
-			return fmt.Errorf("invalid store key %q", k)
+			return nil, fmt.Errorf("invalid store key %q", k)
 		}
 	}
+	l := &Lease{d: d}
+	if err := s.hold(ctx, d, l, keys); err != nil {
+		l.Drop(ctx)
+		return nil, err
+	}
+	return l, nil
+}
+
+// hold is Hold, recording in l each lease it stores.
+func (s *Store) hold(ctx context.Context, d Deleter, l *Lease, keys []string) error {
 	// Large sets (a first publish of a big tree) go in several leases of
 	// at most leaseKeys keys, so that each reads back within maxLease.
 	var lease string
@@ -195,6 +237,7 @@ func (s *Store) Hold(ctx context.Context, keys ...string) error {
 		if err := s.b.Create(ctx, lease, bytes.NewReader(LeaseBody(keys[start:min(len(keys), start+leaseKeys)]))); err != nil {
 			return err
 		}
+		l.keys = append(l.keys, lease)
 	}
 	markers, err := d.ListInfo(ctx, MarkersPrefix)
 	if err != nil || len(markers) == 0 {

@@ -62,7 +62,7 @@ func TestHoldMarkers(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			if err := st.Hold(ctx, held); err != nil {
+			if _, err := st.Hold(ctx, held); err != nil {
 				t.Fatal(err)
 			}
 			if waited != c.wait {
@@ -84,7 +84,7 @@ func TestHoldMarkers(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.Waiting = func(context.Context, string, time.Duration) { cancel() }
-		err = st.Hold(ctx, held)
+		_, err = st.Hold(ctx, held)
 		var we *store.WaitError
 		if !errors.As(err, &we) || we.Marker != marker || !errors.Is(err, context.Canceled) {
 			t.Fatalf("Hold: %v, want a WaitError for %s", err, marker)
@@ -129,5 +129,89 @@ func TestLongPublishChecksAgain(t *testing.T) {
 	}
 	if ok, err := st.HasTree(ctx, m.Digest()); err != nil || ok {
 		t.Fatalf("the listing was stored: %v %v", ok, err)
+	}
+}
+
+// TestFailedWritersDropTheirLeases: a writer that stops before writing
+// what names the keys it held (a check fails, the bytes do not match, a
+// wait is cancelled) deletes its lease; one that writes keeps it, for a
+// collector running now.
+func TestFailedWritersDropTheirLeases(t *testing.T) {
+	ctx := context.Background()
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(b)
+	leases := func() int {
+		t.Helper()
+		keys, err := b.List(ctx, store.LeasesPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	missing := digest.Bytes([]byte("never stored\n"))
+	m := &digest.Manifest{Entries: []digest.Entry{{Path: "a.txt", Kind: digest.KindFile, Size: 13, SHA256: missing}}}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed since\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		write func() error
+	}{
+		{"PutBlob of other bytes", func() error {
+			_, err := st.PutBlob(ctx, missing, strings.NewReader("other bytes\n"))
+			return err
+		}},
+		{"PutTree naming a missing blob", func() error {
+			_, err := st.PutTree(ctx, m)
+			return err
+		}},
+		{"PutArchiveRef naming a missing archive", func() error {
+			_, err := st.PutArchiveRef(ctx, "zip", missing, missing)
+			return err
+		}},
+		{"Publish of a file changed since it was hashed", func() error {
+			_, err := st.Publish(ctx, dir, m)
+			return err
+		}},
+	} {
+		if err := c.write(); err == nil {
+			t.Fatalf("%s: no error", c.name)
+		}
+		if n := leases(); n != 0 {
+			t.Fatalf("%s: %d leases left behind", c.name, n)
+		}
+	}
+
+	// Hold itself, cancelled while it waits for a collector's marker.
+	marker := store.MarkersPrefix + store.NewObjectID(time.Now())
+	if err := b.Create(ctx, marker, strings.NewReader(string(store.MarkerBody([]string{store.BlobKey(missing)})))); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	st.Waiting = func(context.Context, string, time.Duration) { cancel() }
+	if _, err := st.Hold(cctx, store.BlobKey(missing)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Hold: %v, want cancelled", err)
+	}
+	if n := leases(); n != 0 {
+		t.Fatalf("a cancelled Hold left %d leases", n)
+	}
+	st.Waiting = nil
+	if err := b.Delete(ctx, marker); err != nil {
+		t.Fatal(err)
+	}
+
+	// A writer that stored what it held keeps its lease.
+	if _, err := st.PutBlob(ctx, missing, strings.NewReader("never stored\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutTree(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if n := leases(); n != 2 {
+		t.Fatalf("%d leases after two writes, want 2", n)
 	}
 }

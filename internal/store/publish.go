@@ -97,7 +97,8 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 			held = append(held, BlobKey(e.SHA256))
 		}
 	}
-	if err := s.Hold(ctx, held...); err != nil {
+	lease, err := s.Hold(ctx, held...)
+	if err != nil {
 		return stats, err
 	}
 	heldAt := time.Now()
@@ -112,6 +113,7 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 		prev, err := s.GetTree(ctx, k)
 		if err != nil {
 			if ctx.Err() != nil {
+				lease.Drop(ctx)
 				return stats, ctx.Err()
 			}
 			continue
@@ -122,6 +124,7 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 	}
 	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
+		lease.Drop(ctx)
 		return stats, err
 	}
 	var todo []digest.Entry
@@ -139,6 +142,8 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 		w.stager = st
 	}
 	if err := w.run(ctx, todo, s.Concurrency()); err != nil {
+		// Blobs only: nothing names them, and the listing is not written.
+		lease.Drop(ctx)
 		return stats, err
 	}
 	stats.Written = int(w.written.Load())

@@ -210,11 +210,13 @@ func newVerifyingReader(r io.Reader, key string, want digest.Sum) *verifyingRead
 // else, nothing is stored and a *MismatchError is returned.
 func (s *Store) PutBlob(ctx context.Context, want digest.Sum, r io.Reader) (written bool, err error) {
 	key := BlobKey(want)
-	if err := s.Hold(ctx, key); err != nil {
+	lease, err := s.Hold(ctx, key)
+	if err != nil {
 		return false, err
 	}
 	ok, err := s.b.Exists(ctx, key)
 	if err != nil {
+		lease.Drop(ctx)
 		return false, err
 	}
 	if ok {
@@ -227,6 +229,9 @@ func (s *Store) PutBlob(ctx context.Context, want digest.Sum, r io.Reader) (writ
 		s.Stats.BlobsSkipped.Add(1)
 		return false, nil
 	case err != nil:
+		// Nothing names the blob yet, whether or not it landed: the
+		// caller, failing, will not.
+		lease.Drop(ctx)
 		return false, err
 	}
 	s.Stats.BlobsWritten.Add(1)
@@ -288,12 +293,15 @@ func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 			blobs = append(blobs, BlobKey(e.SHA256))
 		}
 	}
-	if err := s.Hold(ctx, append(blobs, TreeKey(sum))...); err != nil {
+	lease, err := s.Hold(ctx, append(blobs, TreeKey(sum))...)
+	if err != nil {
 		return sum, err
 	}
 	if k, err := s.FirstMissing(ctx, blobs...); err != nil {
+		lease.Drop(ctx)
 		return sum, err
 	} else if k != "" {
+		lease.Drop(ctx)
 		return sum, fmt.Errorf("the listing %s names %s, which the store %s does not hold: %w", sum, k, s, ErrNotFound)
 	}
 	return s.putTree(ctx, m)
@@ -344,10 +352,15 @@ func (s *Store) hasTreeHeld(ctx context.Context, sum digest.Sum) (bool, error) {
 	if ok, err := s.HasTree(ctx, sum); err != nil || !ok {
 		return false, err
 	}
-	if err := s.Hold(ctx, TreeKey(sum)); err != nil {
+	lease, err := s.Hold(ctx, TreeKey(sum))
+	if err != nil {
 		return false, err
 	}
-	return s.HasTree(ctx, sum)
+	ok, err := s.HasTree(ctx, sum)
+	if err != nil || !ok {
+		lease.Drop(ctx)
+	}
+	return ok, err
 }
 
 // HasTree reports whether a tree listing is stored.
@@ -521,15 +534,18 @@ feed:
 // A reference never names what is not stored: the listing and the archive
 // are held against a concurrent collector (Hold) and found present first.
 func (s *Store) PutArchiveRef(ctx context.Context, format string, listing, archive digest.Sum) (digest.Sum, error) {
-	if err := s.Hold(ctx, TreeKey(listing), BlobKey(archive)); err != nil {
+	lease, err := s.Hold(ctx, TreeKey(listing), BlobKey(archive))
+	if err != nil {
 		return archive, err
 	}
 	if k, err := s.FirstMissing(ctx, TreeKey(listing), BlobKey(archive)); err != nil {
+		lease.Drop(ctx)
 		return archive, err
 	} else if k != "" {
+		lease.Drop(ctx)
 		return archive, fmt.Errorf("the archive reference %s would name %s, which the store %s does not hold (a garbage collection deleted it since it was stored): %w", ArchiveKey(format, listing), k, s, ErrNotFound)
 	}
-	err := s.b.Create(ctx, ArchiveKey(format, listing), strings.NewReader(archive.String()+"\n"))
+	err = s.b.Create(ctx, ArchiveKey(format, listing), strings.NewReader(archive.String()+"\n"))
 	if errors.Is(err, ErrExists) {
 		return s.GetArchiveRef(ctx, format, listing)
 	}
