@@ -424,7 +424,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.
 	}
 	job := build.Job{
 		Spec: *spec, Tools: tools, Timeout: defaultTimeout, Hash: r.hashFile,
-		Line: func(l string) { tflog.Info(ctx, "build output: "+l, map[string]any{"key": key.String()}) },
+		Output: logBuildOutput(ctx, key.String()), Failed: logFailedOutput(ctx, key.String()),
 	}
 	if !m.Timeout.IsNull() {
 		job.Timeout, _ = time.ParseDuration(m.Timeout.ValueString()) // validated
