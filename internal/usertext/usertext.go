@@ -35,10 +35,10 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Rune == utf8.RuneError {
-		return fmt.Sprintf("%s is not valid UTF-8: the byte 0x%02X at character %d begins no character. Write it as UTF-8 text", e.What, e.Byte, e.Char)
+		return fmt.Sprintf("%s is not valid UTF-8: the byte 0x%02X at character %d begins no character. Write it as UTF-8 text.", e.What, e.Byte, e.Char)
 	}
 	return fmt.Sprintf("%s holds %s at character %d, %s: it would not show as written to whoever reads it. "+
-		"Remove it, and write the text on one line, without invisible characters", e.What, Name(e.Rune), e.Char, kind(e.Rune))
+		"Remove it, and write the text on one line, without invisible characters.", e.What, Name(e.Rune), e.Char, kind(e.Rune))
 }
 
 // Check returns an *Error naming the first refused character of s, what
