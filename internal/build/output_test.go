@@ -262,6 +262,31 @@ func TestAFailedStepGivesItsWholeOutput(t *testing.T) {
 	}
 }
 
+// Of a failed step that printed more than FailedOutput, Job.Failed gets
+// the end, from the start of a line.
+func TestAFailedStepGivesTheEndOfALongOutput(t *testing.T) {
+	st := newStore(t)
+	const size = FailedOutput + 4<<20
+	j := job(t, fmt.Sprintf("yes | head -c %d; echo last; exit 1", size), nil, "out", "yes", "head")
+	var got bytes.Buffer
+	var first, total int64 = -1, 0
+	j.Failed = func(piece []byte, offset, all int64) {
+		if first < 0 {
+			first = offset
+		}
+		total = all
+		got.Write(piece)
+	}
+	_, err := Run(context.Background(), st, j)
+	if !errors.As(err, new(*ExitError)) {
+		t.Fatalf("got %v", err)
+	}
+	if total != size+5 || first != total-int64(got.Len()) || first < total-FailedOutput || first%2 != 0 ||
+		!strings.HasSuffix(got.String(), "y\nlast\n") || strings.Trim(got.String(), "y\nlast") != "" {
+		t.Fatalf("Failed got %d bytes from %d of %d", got.Len(), first, total)
+	}
+}
+
 // BenchmarkRunOutput runs a step printing 16 MiB and 64 MiB of short lines
 // to its output, against the same bytes written to a file:
 //

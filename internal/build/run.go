@@ -71,9 +71,10 @@ type Job struct {
 	// Output receives what the command prints while it runs, in batches
 	// (see OutputBatch): never a call per line.
 	Output func(OutputBatch)
-	// Failed, when set, receives the whole output of a command that
-	// failed (whose log is not stored: nothing is recorded), in pieces of
-	// whole lines of at most failedPiece bytes, from offset, of total.
+	// Failed, when set, receives the output of a command that failed
+	// (whose log is not stored: nothing is recorded), all of it or its
+	// last FailedOutput bytes, in pieces of whole lines of at most
+	// failedPiece bytes, from offset, of total.
 	Failed func(piece []byte, offset, total int64)
 	// TempDir holds the build's fresh directory ("" = the system's).
 	TempDir string
@@ -308,8 +309,15 @@ func commandFailed(err error) bool {
 // batchBytes).
 const failedPiece = batchBytes
 
-// replay gives the log at p to failed, in pieces of whole lines (a longer
-// line is split): a few calls per MiB, whatever the number of lines.
+// FailedOutput bounds what of a failed command's output goes to
+// Job.Failed: its end. A step that prints without end until its timeout
+// (gigabytes) would otherwise cost a minute of log entries that nobody
+// reads unless TF_LOG is set; 16 MiB take well under a second.
+const FailedOutput = 16 << 20
+
+// replay gives the end of the log at p (FailedOutput bytes, from the
+// start of a line) to failed, in pieces of whole lines (a longer line is
+// split): a few calls per MiB, whatever the number of lines.
 func replay(p string, failed func(piece []byte, offset, total int64)) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -322,6 +330,17 @@ func replay(p string, failed func(piece []byte, offset, total int64)) {
 	}
 	buf := make([]byte, failedPiece)
 	var off, held int64
+	if fi.Size() > FailedOutput {
+		off = fi.Size() - FailedOutput
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return
+		}
+		// Start at the next line.
+		n, _ := io.ReadFull(f, buf)
+		i := bytes.IndexByte(buf[:n], '\n') + 1 // 0: a line longer than a piece, taken from here
+		off += int64(i)
+		held = int64(copy(buf, buf[i:n]))
+	}
 	for {
 		n, err := io.ReadFull(f, buf[held:])
 		end := held + int64(n)

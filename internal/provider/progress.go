@@ -63,7 +63,7 @@ func logBuildOutput(ctx context.Context, key string) func(build.OutputBatch) {
 	return func(b build.OutputBatch) {
 		msg := "build output"
 		if b.More > 0 {
-			msg += fmt.Sprintf(" (%d earlier lines not shown: the whole output is stored as the build's log, log_digest)", b.More)
+			msg += fmt.Sprintf(" (%d earlier lines not shown: a step that succeeds stores all of them as its log, log_digest; one that fails writes them here)", b.More)
 		}
 		if len(b.Lines) > 0 {
 			msg += ":\n" + strings.Join(b.Lines, "\n")
@@ -72,12 +72,13 @@ func logBuildOutput(ctx context.Context, key string) func(build.OutputBatch) {
 	}
 }
 
-// logFailedOutput writes the whole output of a step that failed to the log
-// at INFO, a piece of up to 8 KiB of lines at a time: a failed run stores
-// no log, and its error shows only the last lines.
+// logFailedOutput writes the output of a step that failed (all of it, or
+// its last build.FailedOutput bytes) to the log at INFO, a piece of up to
+// 8 KiB of lines at a time: a failed run stores no log, and its error
+// shows only the last lines.
 func logFailedOutput(ctx context.Context, key string) func(piece []byte, offset, total int64) {
 	return func(piece []byte, offset, total int64) {
-		tflog.Info(ctx, fmt.Sprintf("the failed step's whole output, bytes %d to %d of %d:\n%s", offset, offset+int64(len(piece)), total, piece),
+		tflog.Info(ctx, fmt.Sprintf("the failed step's output, bytes %d to %d of %d:\n%s", offset, offset+int64(len(piece)), total, piece),
 			map[string]any{"key": key})
 	}
 }

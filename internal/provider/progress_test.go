@@ -55,7 +55,7 @@ func TestBuildOutputIsLoggedOncePerBatch(t *testing.T) {
 	ctx := tflogtest.RootLogger(context.Background(), &out)
 	logBuildOutput(ctx, "sha256:k")(build.OutputBatch{Lines: []string{"compiling a", "compiling b"}, More: 1000, Bytes: 20000})
 	logged := out.String()
-	for _, want := range []string{`"@level":"info"`, `build output (1000 earlier lines not shown`, `log_digest):\ncompiling a\ncompiling b"`, `"key":"sha256:k"`, `"lines":1002`, `"bytes":20000`} {
+	for _, want := range []string{`"@level":"info"`, `build output (1000 earlier lines not shown`, `writes them here):\ncompiling a\ncompiling b"`, `"key":"sha256:k"`, `"lines":1002`, `"bytes":20000`} {
 		if !strings.Contains(logged, want) {
 			t.Fatalf("the log lacks %s:\n%s", want, logged)
 		}
@@ -70,7 +70,7 @@ func TestFailedOutputIsLoggedWhole(t *testing.T) {
 	ctx := tflogtest.RootLogger(context.Background(), &out)
 	logFailedOutput(ctx, "sha256:k")([]byte("error: x\nexit\n"), 100, 114)
 	logged := out.String()
-	if !strings.Contains(logged, `"@message":"the failed step's whole output, bytes 100 to 114 of 114:\nerror: x\nexit\n"`) || strings.Count(logged, "\n") != 1 {
+	if !strings.Contains(logged, `"@message":"the failed step's output, bytes 100 to 114 of 114:\nerror: x\nexit\n"`) || strings.Count(logged, "\n") != 1 {
 		t.Fatalf("logged:\n%s", logged)
 	}
 }
