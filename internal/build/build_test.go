@@ -33,7 +33,7 @@ func hashFile(ctx context.Context, p string) (digest.Sum, int64, error) {
 	return digest.HashFile(ctx, p)
 }
 
-func tools(t *testing.T, names ...string) (map[string]Tool, map[string]digest.Sum) {
+func tools(t testing.TB, names ...string) (map[string]Tool, map[string]digest.Sum) {
 	t.Helper()
 	ts, sums := map[string]Tool{}, map[string]digest.Sum{}
 	for _, n := range names {
@@ -47,7 +47,7 @@ func tools(t *testing.T, names ...string) (map[string]Tool, map[string]digest.Su
 }
 
 // job builds a job running an sh script with the given tools besides sh.
-func job(t *testing.T, script string, inputs map[string]digest.Sum, output string, more ...string) Job {
+func job(t testing.TB, script string, inputs map[string]digest.Sum, output string, more ...string) Job {
 	t.Helper()
 	ts, sums := tools(t, append([]string{"sh"}, more...)...)
 	return Job{
@@ -152,7 +152,7 @@ echo to-stderr >&2`
 	j := job(t, script, map[string]digest.Sum{"src": m.Digest()}, "out", "mkdir", "cat", "env", "sort", "ls")
 	j.Spec.Environment = map[string]string{"GREETING": "hi there"}
 	var lines []string
-	j.Line = func(l string) { lines = append(lines, l) }
+	j.Output = func(b OutputBatch) { lines = append(lines, b.Lines...) }
 	res, err := Run(ctx, st, j)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
@@ -69,8 +68,14 @@ type Job struct {
 	Timeout time.Duration
 	// Hash hashes a tool's binary (see FindTool).
 	Hash func(ctx context.Context, path string) (digest.Sum, int64, error)
-	// Line receives each line of the command's output as it comes.
-	Line func(line string)
+	// Output receives what the command prints while it runs, in batches
+	// (see OutputBatch): never a call per line.
+	Output func(OutputBatch)
+	// Failed, when set, receives the output of a command that failed
+	// (whose log is not stored: nothing is recorded), all of it or its
+	// last FailedOutput bytes, in pieces of whole lines of at most
+	// failedPiece bytes, from offset, of total.
+	Failed func(piece []byte, offset, total int64)
 	// TempDir holds the build's fresh directory ("" = the system's).
 	TempDir string
 	// Caches maps variables to persistent directories (created if
@@ -85,9 +90,6 @@ type Result struct {
 	Record   Record
 	Manifest *digest.Manifest // the output's listing, for a tree
 }
-
-// tailLines is how many of the last lines of output an error shows.
-const tailLines = 20
 
 // ExitError is a command that failed; nothing was recorded.
 type ExitError struct {
@@ -142,7 +144,7 @@ func (e *ToolChangedError) Error() string {
 // from the store, verified, read-only), with only the declared variables
 // and tools, and stores its output (and its log) as artifacts. It does not
 // write the action record: see Put.
-func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
+func Run(ctx context.Context, st *store.Store, job Job) (_ *Result, err error) {
 	for name, t := range job.Tools {
 		got, _, err := job.Hash(ctx, t.Path)
 		if err != nil {
@@ -203,7 +205,12 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 		return nil, err
 	}
 	defer func() { _ = logFile.Close() }() // scratch; stored below after a Sync
-	sink := &lineSink{file: logFile, line: job.Line, done: make(chan struct{})}
+	sink := newOutputSink(logFile, job.Output)
+	defer func() {
+		if job.Failed != nil && commandFailed(err) {
+			replay(logFile.Name(), job.Failed)
+		}
+	}()
 
 	runCtx, cancel := context.WithTimeout(ctx, job.Timeout)
 	defer cancel()
@@ -243,8 +250,8 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 		}
 		return nil, &ExitError{Status: err.Error(), Tail: sink.tail()}
 	}
-	if sink.err != nil {
-		return nil, fmt.Errorf("writing the build log: %w", sink.err)
+	if err := sink.writeErr(); err != nil {
+		return nil, fmt.Errorf("writing the build log: %w", err)
 	}
 	// Read-only bits do not stop root: what the command did to its inputs
 	// is checked, so an output never depends on an input it altered.
@@ -285,6 +292,74 @@ func Run(ctx context.Context, st *store.Store, job Job) (*Result, error) {
 		return nil, fmt.Errorf("storing the build log: %w", err)
 	}
 	return res, nil
+}
+
+// commandFailed tells the errors of a command that ran and failed, which
+// show the last lines of its output.
+func commandFailed(err error) bool {
+	var exit *ExitError
+	var timeout *TimeoutError
+	var output *OutputError
+	var input *InputChangedError
+	return errors.As(err, &exit) || errors.As(err, &timeout) || errors.As(err, &output) || errors.As(err, &input)
+}
+
+// failedPiece bounds a piece of a failed command's output given to
+// Job.Failed: a log entry, under 64 KiB however it is escaped (see
+// batchBytes).
+const failedPiece = batchBytes
+
+// FailedOutput bounds what of a failed command's output goes to
+// Job.Failed: its end. A step that prints without end until its timeout
+// (gigabytes) would otherwise cost a minute of log entries that nobody
+// reads unless TF_LOG is set; 16 MiB take well under a second.
+const FailedOutput = 16 << 20
+
+// replay gives the end of the log at p (FailedOutput bytes, from the
+// start of a line) to failed, in pieces of whole lines (a longer line is
+// split): a few calls per MiB, whatever the number of lines.
+func replay(p string, failed func(piece []byte, offset, total int64)) {
+	f, err := os.Open(p)
+	if err != nil {
+		return // best effort: the error still shows the last lines
+	}
+	defer func() { _ = f.Close() }() // read-only
+	fi, err := f.Stat()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, failedPiece)
+	var off, held int64
+	if fi.Size() > FailedOutput {
+		off = fi.Size() - FailedOutput
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return
+		}
+		// Start at the next line.
+		n, _ := io.ReadFull(f, buf)
+		i := bytes.IndexByte(buf[:n], '\n') + 1 // 0: a line longer than a piece, taken from here
+		off += int64(i)
+		held = int64(copy(buf, buf[i:n]))
+	}
+	for {
+		n, err := io.ReadFull(f, buf[held:])
+		end := held + int64(n)
+		if end == 0 {
+			return
+		}
+		cut := end
+		if err == nil { // more follows: end at the last newline
+			if i := bytes.LastIndexByte(buf[:end], '\n'); i >= 0 {
+				cut = int64(i) + 1
+			}
+		}
+		failed(buf[:cut], off, fi.Size())
+		off += cut
+		held = int64(copy(buf, buf[cut:end]))
+		if err != nil {
+			return
+		}
+	}
 }
 
 // dirPrefix names build directories in the temp directory.
@@ -464,79 +539,4 @@ func removeAll(dir string) {
 		return nil
 	})
 	_ = os.RemoveAll(dir)
-}
-
-// lineSink keeps a command's output: all of it in the log file, each line
-// to Line, and the last lines for errors.
-type lineSink struct {
-	done    chan struct{}
-	mu      sync.Mutex
-	file    *os.File
-	line    func(string)
-	partial []byte
-	last    []string
-	err     error
-}
-
-func (s *lineSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.file.Write(p); err != nil && s.err == nil {
-		s.err = err
-	}
-	s.partial = append(s.partial, p...)
-	for {
-		i := bytes.IndexByte(s.partial, '\n')
-		if i < 0 {
-			break
-		}
-		s.emit(string(s.partial[:i]))
-		s.partial = s.partial[i+1:]
-	}
-	if len(s.partial) > 64<<10 { // a very long line: shown in pieces
-		s.emit(string(s.partial))
-		s.partial = nil
-	}
-	return len(p), nil
-}
-
-func (s *lineSink) emit(l string) {
-	l = strings.TrimSuffix(l, "\r")
-	if s.line != nil {
-		s.line(l)
-	}
-	if len(l) > 500 {
-		l = strings.ToValidUTF8(l[:500], "") + "…" // a character cut in two is dropped
-	}
-	s.last = append(s.last, l)
-	if len(s.last) > tailLines {
-		s.last = s.last[len(s.last)-tailLines:]
-	}
-}
-
-// readFrom copies r into the sink until it ends (or fails); wait waits
-// for that, then flushes a last partial line.
-func (s *lineSink) readFrom(r io.Reader) {
-	defer close(s.done)
-	_, _ = io.Copy(s, r) // ends at EOF, or at the read deadline
-}
-
-func (s *lineSink) wait() {
-	<-s.done
-	s.flush()
-}
-
-func (s *lineSink) flush() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.partial) > 0 {
-		s.emit(string(s.partial))
-		s.partial = nil
-	}
-}
-
-func (s *lineSink) tail() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.last...)
 }

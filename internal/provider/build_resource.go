@@ -424,7 +424,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.
 	}
 	job := build.Job{
 		Spec: *spec, Tools: tools, Timeout: defaultTimeout, Hash: r.hashFile,
-		Line: func(l string) { tflog.Info(ctx, "build output: "+l, map[string]any{"key": key.String()}) },
+		Output: logBuildOutput(ctx, key.String()), Failed: logFailedOutput(ctx, key.String()),
 	}
 	if !m.Timeout.IsNull() {
 		job.Timeout, _ = time.ParseDuration(m.Timeout.ValueString()) // validated
@@ -513,7 +513,7 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 	case errors.As(err, &changed):
 		diags.AddAttributeError(path.Root("digest"), "Build record changed since plan", upperFirst(err.Error())+".")
 	case errors.As(err, &exit):
-		diags.AddAttributeError(path.Root("command"), "Build failed", err.Error()+"\nThe whole output is in the provider log (TF_LOG=INFO).")
+		diags.AddAttributeError(path.Root("command"), "Build failed", err.Error()+fmt.Sprintf("\nThe whole output (or its last %d MiB) is in the provider log at TF_LOG=INFO.", build.FailedOutput>>20))
 	case errors.As(err, &timeout):
 		diags.AddAttributeError(path.Root("timeout"), "Build timed out", err.Error()+"\nRaise timeout if the step needs longer.")
 	case errors.As(err, &out):

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 var _ datasource.DataSourceWithConfigure = (*ChannelDataSource)(nil)
@@ -109,7 +110,7 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	if y, err := release.YankState(ctx, st.Backend(), rel, cur.To); err == nil && y != nil && y.Yanked {
 		resp.Diagnostics.AddAttributeWarning(path.Root("channel"), "Channel points to a yanked version",
-			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move the channel to another version.", ch, rel, cur.To, y.At, y.Reason))
+			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move the channel to another version.", ch, rel, cur.To, y.At, usertext.Show(y.Reason)))
 	}
 	elems := make([]attr.Value, len(hist))
 	for i, h := range hist {

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 var (
@@ -359,7 +360,7 @@ func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, re
 	}
 	if y, err := release.YankState(ctx, r.data.store.Backend(), rel, cur.To); err == nil && y != nil && y.Yanked {
 		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Channel points to a yanked version",
-			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move it to another version.", ch, rel, cur.To, y.At, y.Reason))
+			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move it to another version.", ch, rel, cur.To, y.At, usertext.Show(y.Reason)))
 	}
 	if cur.Seq != int(m.Move.ValueInt64()) {
 		// Moved by someone else: the state follows the store, and the next

@@ -2,10 +2,13 @@ package provider
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
@@ -49,4 +52,33 @@ func logProgress(ctx context.Context, what string, p *digest.Progress) (stop fun
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// logBuildOutput reports a running step's output at INFO, one log line per
+// batch (about one a second), so that TF_LOG=info follows a build without
+// a provider log call — each one JSON written to Terraform and parsed by
+// it — for every line the step prints. The whole output is the build's
+// stored log (log_digest).
+func logBuildOutput(ctx context.Context, key string) func(build.OutputBatch) {
+	return func(b build.OutputBatch) {
+		msg := "build output"
+		if b.More > 0 {
+			msg += fmt.Sprintf(" (%d earlier lines not shown: a step that succeeds stores all of them as its log, log_digest; one that fails writes them here)", b.More)
+		}
+		if len(b.Lines) > 0 {
+			msg += ":\n" + strings.Join(b.Lines, "\n")
+		}
+		tflog.Info(ctx, msg, map[string]any{"key": key, "lines": int64(len(b.Lines)) + b.More, "bytes": b.Bytes})
+	}
+}
+
+// logFailedOutput writes the output of a step that failed (all of it, or
+// its last build.FailedOutput bytes) to the log at INFO, a piece of up to
+// 8 KiB of lines at a time: a failed run stores no log, and its error
+// shows only the last lines.
+func logFailedOutput(ctx context.Context, key string) func(piece []byte, offset, total int64) {
+	return func(piece []byte, offset, total int64) {
+		tflog.Info(ctx, fmt.Sprintf("the failed step's output, bytes %d to %d of %d:\n%s", offset, offset+int64(len(piece)), total, piece),
+			map[string]any{"key": key})
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-log/tflogtest"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
@@ -44,5 +45,32 @@ func TestProgressIsLogged(t *testing.T) {
 	case ticks <- time.Now():
 		t.Fatal("progress is still being reported after stop")
 	default:
+	}
+}
+
+// A batch of a build's output is one log line at INFO, however many lines
+// it stands for.
+func TestBuildOutputIsLoggedOncePerBatch(t *testing.T) {
+	var out bytes.Buffer
+	ctx := tflogtest.RootLogger(context.Background(), &out)
+	logBuildOutput(ctx, "sha256:k")(build.OutputBatch{Lines: []string{"compiling a", "compiling b"}, More: 1000, Bytes: 20000})
+	logged := out.String()
+	for _, want := range []string{`"@level":"info"`, `build output (1000 earlier lines not shown`, `writes them here):\ncompiling a\ncompiling b"`, `"key":"sha256:k"`, `"lines":1002`, `"bytes":20000`} {
+		if !strings.Contains(logged, want) {
+			t.Fatalf("the log lacks %s:\n%s", want, logged)
+		}
+	}
+	if n := strings.Count(logged, "\n"); n != 1 {
+		t.Fatalf("want one log line, got %d:\n%s", n, logged)
+	}
+}
+
+func TestFailedOutputIsLoggedWhole(t *testing.T) {
+	var out bytes.Buffer
+	ctx := tflogtest.RootLogger(context.Background(), &out)
+	logFailedOutput(ctx, "sha256:k")([]byte("error: x\nexit\n"), 100, 114)
+	logged := out.String()
+	if !strings.Contains(logged, `"@message":"the failed step's output, bytes 100 to 114 of 114:\nerror: x\nexit\n"`) || strings.Count(logged, "\n") != 1 {
+		t.Fatalf("logged:\n%s", logged)
 	}
 }

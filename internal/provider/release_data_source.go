@@ -16,6 +16,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
@@ -235,7 +236,7 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		m.Yanked, m.YankReason = types.BoolValue(true), types.StringValue(y.Reason)
 		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Version is yanked",
 			fmt.Sprintf("%s@%s was yanked on %s: %s. It resolves because it is pinned exactly; a constraint or the latest "+
-				"skips it. Pin another version unless you mean to deploy this one.", name, v, y.At, y.Reason))
+				"skips it. Pin another version unless you mean to deploy this one.", name, v, y.At, usertext.Show(y.Reason)))
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

@@ -73,18 +73,22 @@ func releaseSchema() schema.Schema {
 			},
 			"artifacts": schema.MapAttribute{
 				MarkdownDescription: "The artifacts the release is made of: name → digest (`sha256:<hex>`), typically " +
-					"`immutable_artifact.x.digest`. Each must be in the store when the release is published.",
+					"`immutable_artifact.x.digest`. Each must be in the store when the release is published. Names may not hold " +
+					"control, line-separating or invisible formatting characters.",
 				ElementType: types.StringType,
 				Required:    true,
-				Validators:  []validator.Map{mapvalidator.ValueStringsAre(digestValidator)},
+				Validators:  []validator.Map{mapvalidator.KeysAre(artifactNameValidator), mapvalidator.ValueStringsAre(digestValidator)},
 			},
 			"metadata": schema.MapAttribute{
 				MarkdownDescription: "Configuration and facts tied to the release (environment settings, git sha, …). Part of " +
 					"the digest: a change publishes a new version. Do not put `timestamp()` or `plantimestamp()` here: " +
 					"every plan would publish a new version. The whole record (artifacts and metadata) is at most " +
-					fmt.Sprintf("%d MiB; a larger one is refused at plan.", release.MaxRecordSize>>20),
+					fmt.Sprintf("%d MiB; a larger one is refused at plan. ", release.MaxRecordSize>>20) +
+					"Keys are shown in plans and other workspaces: they may not hold control, line-separating or invisible " +
+					"formatting characters (bidirectional controls such as U+202E, zero-width spaces).",
 				ElementType: types.StringType,
 				Optional:    true,
+				Validators:  []validator.Map{mapvalidator.KeysAre(metadataKeyValidator)},
 			},
 			"version": schema.StringAttribute{
 				MarkdownDescription: "The version to publish, `MAJOR.MINOR.PATCH[-PRERELEASE]`. Unset: the next version " +

@@ -81,4 +81,8 @@ var (
 	constraintValidator  = stringCheck{"an exact version or a version constraint", "Invalid version constraint", constraintCheck}
 	globValidator        = stringCheck{"a glob relative to the source directory", "Invalid glob", digest.CheckExclude}
 	base64Validator      = stringCheck{"standard base64 with padding", "Invalid base64", base64Check}
+	// Text others read: no control, format or line-separating characters
+	// (see usertext).
+	metadataKeyValidator  = stringCheck{"text without control or invisible characters", "Invalid metadata key", release.CheckMetadataKey}
+	artifactNameValidator = stringCheck{"text without control or invisible characters", "Invalid artifact name", release.CheckArtifactName}
 )

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // ChannelSpec names the encoding of channel moves.
@@ -162,7 +163,7 @@ type YankedError struct {
 }
 
 func (e *YankedError) Error() string {
-	return fmt.Sprintf("%s@%s is yanked (%s: %s): a channel does not move to a yanked version", e.Release, e.Version, e.Yank.At, e.Yank.Reason)
+	return fmt.Sprintf("%s@%s is yanked (%s: %s): a channel does not move to a yanked version", e.Release, e.Version, e.Yank.At, usertext.Show(e.Yank.Reason))
 }
 
 // CheckMove checks that a channel may point at version: published, not

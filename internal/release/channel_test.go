@@ -151,3 +151,16 @@ func TestChannelHistoryIsWhole(t *testing.T) {
 		t.Fatalf("a gap: %v", err)
 	}
 }
+
+// A move's reason holding a line separator is refused; nothing is written.
+func TestMoveReasonShowsAsWritten(t *testing.T) {
+	ctx := context.Background()
+	fb, _, _ := webStore(t, map[string]string{"1.0.0": "a"})
+	_, err := MoveTo(ctx, fb, "web", "prod", 0, "", "1.0.0", "ok\u2028Error: fake", time.Now())
+	if err == nil || !strings.Contains(err.Error(), "the reason holds U+2028 LINE SEPARATOR at character 3, a line break") {
+		t.Fatalf("got %v", err)
+	}
+	if keys, _ := fb.List(ctx, "channels/"); len(keys) != 0 {
+		t.Fatalf("a refused move wrote %v", keys)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // Listings returns the tree listing of an artifact digest, or nil and no
@@ -187,16 +188,17 @@ func Compare(ctx context.Context, older, newer *Record, listings Listings, limit
 // when two versions in a row change the same artifacts. It reads nothing.
 func ArtifactChanges(older, newer map[string]string) []string {
 	var lines []string
+	show := usertext.Show // names and digests as the store has them: escaped if need be
 	for k, v := range newer {
 		if was, ok := older[k]; !ok {
-			lines = append(lines, "+ "+k+" "+v)
+			lines = append(lines, "+ "+show(k)+" "+show(v))
 		} else if was != v {
-			lines = append(lines, "~ "+k+" "+was+" -> "+v)
+			lines = append(lines, "~ "+show(k)+" "+show(was)+" -> "+show(v))
 		}
 	}
 	for k, v := range older {
 		if _, ok := newer[k]; !ok {
-			lines = append(lines, "- "+k+" "+v)
+			lines = append(lines, "- "+show(k)+" "+show(v))
 		}
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i][2:] < lines[j][2:] })

@@ -8,6 +8,7 @@ import (
 	goversion "github.com/hashicorp/go-version"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
@@ -140,7 +141,7 @@ type YankedContentError struct {
 
 func (e *YankedContentError) Error() string {
 	if e.Collected {
-		return fmt.Sprintf("this content is that of %s@%s, which was yanked (%s: %s) and later deleted by the store's retention: change the content, or set version to a new version to publish it anyway", e.Name, e.Version, e.Yank.At, e.Yank.Reason)
+		return fmt.Sprintf("this content is that of %s@%s, which was yanked (%s: %s) and later deleted by the store's retention: change the content, or set version to a new version to publish it anyway", e.Name, e.Version, e.Yank.At, usertext.Show(e.Yank.Reason))
 	}
-	return fmt.Sprintf("this content is that of %s@%s, which is yanked (%s: %s): change the content, un-yank the version, or set version = %q to publish it under that version anyway", e.Name, e.Version, e.Yank.At, e.Yank.Reason, e.Version)
+	return fmt.Sprintf("this content is that of %s@%s, which is yanked (%s: %s): change the content, un-yank the version, or set version = %q to publish it under that version anyway", e.Name, e.Version, e.Yank.At, usertext.Show(e.Yank.Reason), e.Version)
 }

@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +31,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
@@ -51,6 +54,36 @@ func CheckName(name string) error {
 		return fmt.Errorf("the release name is %d characters long; at most %d are allowed", len(name), MaxNameLength)
 	case !nameRe.MatchString(name):
 		return fmt.Errorf("%q is not a valid release name: use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit (such as \"web-frontend\")", name)
+	}
+	return nil
+}
+
+// CheckMetadataKey refuses a metadata key holding a character that does
+// not show as itself (usertext.Check): keys are printed in plans, diffs
+// and other workspaces. Values are data (a JSON document, a script), not
+// checked.
+func CheckMetadataKey(key string) error {
+	return usertext.Check("the metadata key "+usertext.Show(key), key)
+}
+
+// CheckArtifactName refuses an artifact name (a key of artifacts) holding
+// a character that does not show as itself, as CheckMetadataKey.
+func CheckArtifactName(name string) error {
+	return usertext.Check("the artifact name "+usertext.Show(name), name)
+}
+
+// checkText applies CheckArtifactName and CheckMetadataKey to c, in key
+// order.
+func checkText(c Content) error {
+	for _, k := range slices.Sorted(maps.Keys(c.Artifacts)) {
+		if err := CheckArtifactName(k); err != nil {
+			return err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Metadata)) {
+		if err := CheckMetadataKey(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -297,6 +330,9 @@ func (e *ConflictError) Error() string {
 // version.
 func Publish(ctx context.Context, b store.Backend, r *Record, now time.Time) (*Record, error) {
 	if err := CheckName(r.Name); err != nil {
+		return nil, err
+	}
+	if err := checkText(r.Content()); err != nil {
 		return nil, err
 	}
 	if _, err := versions.Parse(r.Version); err != nil {

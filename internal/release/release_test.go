@@ -416,3 +416,35 @@ func TestKilledPublish(t *testing.T) {
 		assertOneVersion(t, b, c)
 	})
 }
+
+// Metadata keys and artifact names are shown in plans and diffs: one
+// holding a character that does not show as itself is refused, and
+// nothing is written. Values are data, not checked. Names already in the
+// store are shown escaped.
+func TestNamesShowAsWritten(t *testing.T) {
+	b := backend(t)
+	for _, tc := range []struct {
+		c    Content
+		want string
+	}{
+		{Content{Name: "web", Metadata: map[string]string{"env": "prod", "git\u200Bsha": "abc"}},
+			`the metadata key "git\u200Bsha" holds U+200B ZERO WIDTH SPACE at character 4`},
+		{Content{Name: "web", Artifacts: map[string]string{"site\u202Eexe.": a1}},
+			`the artifact name "site\u202Eexe." holds U+202E RIGHT-TO-LEFT OVERRIDE at character 5`},
+	} {
+		if _, err := Publish(ctx, b, &Record{Name: tc.c.Name, Version: "1.0.0", Artifacts: tc.c.Artifacts, Metadata: tc.c.Metadata}, now); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want %s", err, tc.want)
+		}
+	}
+	if keys, _ := b.List(ctx, ""); len(keys) != 0 {
+		t.Fatalf("refused publishes wrote %v", keys)
+	}
+	ok := Content{Name: "web", Artifacts: map[string]string{"déploiement ✓": a1}, Metadata: map[string]string{"note 🚀": "multi\nline\u202E value"}}
+	if _, err := Publish(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: ok.Artifacts, Metadata: ok.Metadata}, now); err != nil {
+		t.Fatal(err)
+	}
+	got := ArtifactChanges(map[string]string{"a\u202Eb": a1}, map[string]string{"déploiement ✓": a2})
+	if want := []string{`- "a\u202Eb" ` + a1, "+ déploiement ✓ " + a2}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("ArtifactChanges = %q, want %q", got, want)
+	}
+}

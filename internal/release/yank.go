@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // YankSpec names the encoding of yank entries.
@@ -46,18 +47,22 @@ const maxEntry = 6*MaxReason + 1024
 // maxSeq is the highest entry number (ten digits).
 const maxSeq = 9999999999
 
-// CheckReason refuses a reason over MaxReason bytes or holding a control
-// character: reasons are printed in other people's terminals.
+// CheckReason refuses a reason over MaxReason bytes or holding a
+// character that does not show as itself (usertext.Check): reasons are
+// printed in other people's terminals. Every writer checks it.
 func CheckReason(reason string) error {
 	if len(reason) > MaxReason {
 		return fmt.Errorf("the reason is %d bytes long; at most %d are allowed", len(reason), MaxReason)
 	}
-	for _, r := range reason {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("the reason holds the control character %q; use printable text on one line", r)
-		}
-	}
-	return nil
+	return usertext.Check("the reason", reason)
+}
+
+// storedReason tells a reason some version of the provider may have
+// written: at most MaxReason bytes, without a control character. Earlier
+// versions accepted format characters (U+202E), so an entry holding one
+// is not a forgery; it is shown escaped (usertext.Show), never raw.
+func storedReason(reason string) bool {
+	return len(reason) <= MaxReason && !strings.ContainsFunc(reason, unicode.IsControl)
 }
 
 // parseSeq reads the entry number at the end of key (under prefix), as
@@ -124,7 +129,7 @@ func readEntry(ctx context.Context, b store.Backend, key, what, spec string, e h
 		return &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", gotSpec)}
 	case !bytes.Equal(e.encode(), raw):
 		return &TamperedError{Key: key, Detail: "it is not in canonical form"}
-	case CheckReason(reason) != nil:
+	case !storedReason(reason):
 		return &TamperedError{Key: key, Detail: "its reason is not one the provider writes"}
 	}
 	if _, err := time.Parse(time.RFC3339, at); err != nil {
@@ -284,5 +289,5 @@ func (e *YankMovedError) Error() string {
 	if e.Now.Yanked {
 		state = "yanked"
 	}
-	return fmt.Sprintf("%s@%s was %s by someone else since (entry %d, %s: %q)", e.Name, e.Version, state, e.Now.Seq, e.Now.At, e.Now.Reason)
+	return fmt.Sprintf("%s@%s was %s by someone else since (entry %d, %s: %s)", e.Name, e.Version, state, e.Now.Seq, e.Now.At, usertext.Show(e.Now.Reason))
 }

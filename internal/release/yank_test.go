@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -220,5 +221,45 @@ func TestCollectedVersions(t *testing.T) {
 	if err := CheckMove(ctx, fb, "web", "1.0.1", nil); !errors.As(err, &np) || !np.Collected ||
 		!strings.Contains(err.Error(), "not published any more") {
 		t.Fatalf("move to a collected version: %v", err)
+	}
+}
+
+// A reason holding a character that does not show as itself is refused
+// and nothing is written; one already in the store (an older provider
+// accepted them, or a hand edit) still reads, and is shown escaped.
+func TestYankReasonsShowAsWritten(t *testing.T) {
+	ctx := context.Background()
+	fb, _, b := webStore(t, map[string]string{"1.0.0": "a", "1.0.1": "b"})
+	now := time.Now()
+	_, err := SetYank(ctx, fb, "web", "1.0.0", true, "broken\u202E0.1.1 esu", AnySeq, now)
+	if err == nil || !strings.Contains(err.Error(), "the reason holds U+202E RIGHT-TO-LEFT OVERRIDE at character 7") {
+		t.Fatalf("got %v", err)
+	}
+	if keys, _ := fb.List(ctx, "releases/web/yanks/"); len(keys) != 0 {
+		t.Fatalf("a refused yank wrote %v", keys)
+	}
+	planted := &Yank{Spec: YankSpec, Name: "web", Version: "1.0.1", Seq: 1, Yanked: true, Reason: "ok\u2028Error: fake \u202Eevil", At: "2026-01-02T03:04:05Z"}
+	if err := fb.Create(ctx, yankKey("web", "1.0.1", 1), bytes.NewReader(planted.encode())); err != nil {
+		t.Fatal(err)
+	}
+	y, err := YankState(ctx, fb, "web", "1.0.1")
+	if err != nil || y.Reason != planted.Reason {
+		t.Fatalf("the planted entry reads %+v, %v", y, err)
+	}
+	const shown = `"ok\u2028Error: fake \u202Eevil"`
+	var yc *YankedContentError
+	_, err = PlanVersion(ctx, fb, b, "", "patch")
+	if !errors.As(err, &yc) || !strings.Contains(err.Error(), shown) {
+		t.Errorf("PlanVersion: %v", err)
+	}
+	err = CheckMove(ctx, fb, "web", "1.0.1", nil)
+	var ye *YankedError
+	if !errors.As(err, &ye) || !strings.Contains(err.Error(), shown) {
+		t.Errorf("CheckMove: %v", err)
+	}
+	_, err = SetYank(ctx, fb, "web", "1.0.1", false, "fixed", 0, now)
+	var moved *YankMovedError
+	if !errors.As(err, &moved) || !strings.Contains(err.Error(), shown) {
+		t.Errorf("SetYank: %v", err)
 	}
 }
