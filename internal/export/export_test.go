@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -580,4 +581,200 @@ func TestPortableRenames(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c, "new")); err != nil {
 		t.Errorf("an exchange onto a free path did not rename: %v", err)
 	}
+}
+
+// written exports c as a directory to a fresh target and returns the
+// target and what Remove needs to know of it.
+func written(t *testing.T, st *store.Store, c *Content) (string, *Content) {
+	t.Helper()
+	target := filepath.Join(t.TempDir(), "www")
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	if _, err := w.Write(context.Background(), c, Directory, target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w.Made == nil {
+		t.Fatal("the Write did not identify the directories it made")
+	}
+	rec := *c
+	rec.Made = w.Made
+	return target, &rec
+}
+
+// filesAre checks the files under dir hold these bytes (a symlink: "->"
+// and its target).
+func filesAre(t *testing.T, dir string, want map[string]string) {
+	t.Helper()
+	for name, body := range want {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		var got string
+		if target, ok := strings.CutPrefix(body, "->"); ok {
+			l, err := os.Readlink(p)
+			if err != nil || l != target {
+				t.Errorf("%s -> %q (%v), want -> %q", name, l, err, target)
+			}
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if got = string(b); err != nil || got != body {
+			t.Errorf("%s holds %q (%v), want %q", name, got, err, body)
+		}
+	}
+}
+
+// Issue 19, item 2: export, rm -rf, the same paths made again with other
+// bytes, destroy. The user's files are not the export's: they stay, with
+// their bytes, and are named with the directories made again.
+func TestRemoveKeepsFilesTheUserMadeAgain(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	target, c := written(t, st, stored(t, st, site))
+	if err := os.RemoveAll(target); err != nil {
+		t.Fatal(err)
+	}
+	mine := map[string]string{"index.html": "<h1>mine</h1>\n", "css/site.css": "body{color:red}\n"}
+	writeTree(t, target, mine)
+	kept, err := Remove(ctx, target, Directory, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filesAre(t, target, mine)
+	want := []Kept{
+		{target, keptRemade},
+		{"css/", keptRemade},
+		{"css/site.css", keptChanged},
+		{"index.html", keptChanged},
+	}
+	if !slices.Equal(kept, want) {
+		t.Errorf("kept\n %v\nwant\n %v", kept, want)
+	}
+}
+
+// Each kind of change to an export's tree, and what destroy does with it.
+func TestRemoveOnlyWhatIsStillWritten(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	target, c := written(t, st, stored(t, st, site))
+	outside := filepath.Join(t.TempDir(), "secret")
+	writeTree(t, filepath.Dir(outside), map[string]string{"secret": "body{}\n"}) // the bytes of css/site.css
+	in := func(name string) string { return filepath.Join(target, filepath.FromSlash(name)) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Replaced by a new file with the same bytes: byte for byte what the
+	// export wrote, so it goes.
+	must(os.Remove(in("index.html")))
+	writeTree(t, target, map[string]string{"index.html": site["index.html"]})
+	// Made not executable: the same bytes, so it goes too.
+	must(os.Chmod(in("bin/run.sh"), 0o644))
+	// Replaced by a link to a file outside with the same bytes: kept, and
+	// not followed.
+	must(os.Remove(in("css/site.css")))
+	must(os.Symlink(outside, in("css/site.css")))
+	// A listed link pointed elsewhere.
+	must(os.Remove(in("latest.html")))
+	must(os.Symlink("/etc/passwd", in("latest.html")))
+	// A directory replaced (the same name made again) holding a listed
+	// file with the listed bytes: the file goes, the directories stay.
+	must(os.RemoveAll(in("deep/a")))
+	writeTree(t, target, map[string]string{"deep/a/b/c.txt": site["deep/a/b/c.txt"]})
+	// Added by someone.
+	writeTree(t, target, map[string]string{"extra/notes.txt": "mine", "css/print.css": "mine"})
+	kept, err := Remove(ctx, target, Directory, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Kept{
+		{"css/print.css", keptOthers},
+		{"css/site.css", "now a symbolic link, not the file the export wrote"},
+		{"deep/a/", keptRemade},
+		{"deep/a/b/", keptRemade},
+		{"extra/", keptOthers},
+		{"latest.html", keptChanged},
+	}
+	if !slices.Equal(kept, want) {
+		t.Errorf("kept\n %v\nwant\n %v", kept, want)
+	}
+	filesAre(t, target, map[string]string{"css/print.css": "mine", "extra/notes.txt": "mine", "latest.html": "->/etc/passwd",
+		"css/site.css": "->" + outside})
+	filesAre(t, filepath.Dir(outside), map[string]string{"secret": "body{}\n"})
+	for _, gone := range []string{"index.html", "bin", "deep/a/b/c.txt"} {
+		if _, err := os.Lstat(in(gone)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s, byte for byte the export's, is left: %v", gone, err)
+		}
+	}
+	// Once the user's paths are gone, what is left of the export's (its
+	// own target) goes on the next destroy.
+	for _, p := range []string{"css", "extra", "latest.html", "deep"} {
+		must(os.RemoveAll(in(p)))
+	}
+	if kept, err := Remove(ctx, target, Directory, c); err != nil || len(kept) != 0 {
+		t.Fatalf("Remove of the export's empty directory = %v, %v", kept, err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the export's own directory is left: %v", err)
+	}
+}
+
+// A whole tree put back byte for byte (rm -rf, then a copy of the same
+// files): every file goes, the directories made again stay, named.
+func TestRemoveKeepsDirectoriesMadeAgain(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	files := map[string]string{"index.html": "<h1>v1</h1>\n", "css/site.css": "body{}\n"}
+	target, c := written(t, st, stored(t, st, files))
+	if err := os.RemoveAll(target); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, target, files)
+	kept, err := Remove(ctx, target, Directory, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Kept{{target, keptRemade}, {"css/", keptRemade}}; !slices.Equal(kept, want) {
+		t.Errorf("kept %v, want %v", kept, want)
+	}
+	if entries, err := os.ReadDir(filepath.Join(target, "css")); err != nil || len(entries) != 0 {
+		t.Errorf("css/ holds %v (%v), want it empty", entries, err)
+	}
+}
+
+// A file changed after it was checked and before it is removed is the
+// user's: kept.
+func TestRemoveRechecksBeforeRemoving(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	target, c := written(t, st, stored(t, st, map[string]string{"index.html": "<h1>v1</h1>\n", "about.html": "about\n"}))
+	checkedHook = func(name string) {
+		p := filepath.Join(target, name)
+		switch name {
+		case "about.html": // edited in place (another size: mtime may not tick in between)
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err == nil {
+				_, err = f.WriteString("edited\n")
+				err = errors.Join(err, f.Close())
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		case "index.html": // replaced by another file with the same bytes
+			if err := os.Remove(p); err != nil {
+				t.Error(err)
+			}
+			if err := os.WriteFile(p, []byte("<h1>v1</h1>\n"), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer func() { checkedHook = nil }()
+	kept, err := Remove(ctx, target, Directory, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Kept{{"about.html", keptChanged}, {"index.html", keptChanged}}; !slices.Equal(kept, want) {
+		t.Errorf("kept %v, want %v", kept, want)
+	}
+	filesAre(t, target, map[string]string{"index.html": "<h1>v1</h1>\n", "about.html": "about\nedited\n"})
 }
