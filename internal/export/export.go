@@ -1067,7 +1067,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 		}
 		t, err := root.Readlink(name)
 		if err != nil {
-			return "cannot be checked: " + err.Error(), nil
+			return "cannot be checked: " + err.Error(), nil //nolint:nilerr // kept, saying why
 		}
 		if digest.Bytes([]byte(t)) != e.SHA256 {
 			return keptChanged, nil
@@ -1083,7 +1083,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 		case errors.As(err, &changed):
 			return keptChanged, nil
 		case err != nil:
-			return "cannot be read to check it: " + err.Error(), nil
+			return "cannot be read to check it: " + err.Error(), nil //nolint:nilerr // kept, saying why
 		}
 		sum, _, err := digest.HashReader(ctx, f)
 		_ = f.Close() // read-only
@@ -1091,7 +1091,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 		case ctx.Err() != nil:
 			return "", ctx.Err()
 		case err != nil:
-			return "cannot be read to check it: " + err.Error(), nil
+			return "cannot be read to check it: " + err.Error(), nil //nolint:nilerr // kept, saying why
 		case sum != e.SHA256:
 			return keptChanged, nil
 		}
@@ -1105,7 +1105,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 	case errors.Is(err, fs.ErrNotExist):
 		return "", nil
 	case err != nil:
-		return "cannot be checked: " + err.Error(), nil
+		return "cannot be checked: " + err.Error(), nil //nolint:nilerr // kept, saying why
 	case !os.SameFile(fi, now) || now.Size() != fi.Size() || !now.ModTime().Equal(fi.ModTime()) || now.Mode() != fi.Mode():
 		return keptChanged, nil
 	}
