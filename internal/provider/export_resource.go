@@ -60,6 +60,10 @@ type written struct {
 	Digest string `json:"digest"`
 	Format string `json:"format"`
 	SHA256 string `json:"sha256,omitempty"` // of the file written; "" for a directory
+	// The directories a directory export made, so destroy leaves ones
+	// made again by someone at the same paths; absent in the state of
+	// older versions, and where the system cannot tell.
+	Dirs *export.Dirs `json:"dirs,omitempty"`
 }
 
 func getWritten(ctx context.Context, p privateGetter) *written {
@@ -516,7 +520,7 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 	plan.Format = types.StringValue(format)
 	plan.ID = types.StringValue(target)
 	plan.Drift = types.StringNull()
-	w := written{Target: target, Digest: c.Digest.String(), Format: format}
+	w := written{Target: target, Digest: c.Digest.String(), Format: format, Dirs: wr.Made}
 	if format == export.Directory {
 		plan.setSum(nil)
 	} else {
@@ -577,7 +581,7 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 			fmt.Sprintf("The state does not record what was written to %s, so nothing there was removed.", state.ID.ValueString()))
 		return
 	}
-	c := &export.Content{}
+	c := &export.Content{Made: w.Dirs}
 	if sum, err := digest.ParseHex(w.SHA256); err == nil {
 		c.Written = &sum
 	}
@@ -597,15 +601,26 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	if len(kept) > 0 {
-		more := ""
-		if len(kept) > 10 {
-			more = fmt.Sprintf(" and %d more", len(kept)-10)
-			kept = kept[:10]
-		}
-		resp.Diagnostics.AddWarning("Export removed, some paths kept",
-			fmt.Sprintf("Removed what the export wrote to %s; kept what it did not write or what holds it: %s%s.",
-				w.Target, strings.Join(kept, ", "), more))
+		resp.Diagnostics.AddWarning("Export removed, some paths kept", keptDetail(w.Target, kept))
 	}
+}
+
+// maxKeptNamed bounds the paths a destroy warning names.
+const maxKeptNamed = 10
+
+// keptDetail says what destroy left at target, and why.
+func keptDetail(target string, kept []export.Kept) string {
+	names := make([]string, 0, min(len(kept), maxKeptNamed))
+	for _, k := range kept[:min(len(kept), maxKeptNamed)] {
+		names = append(names, k.String())
+	}
+	more := ""
+	if len(kept) > maxKeptNamed {
+		more = fmt.Sprintf("; and %d more", len(kept)-maxKeptNamed)
+	}
+	return fmt.Sprintf("Removed from %s what was still byte for byte what the export wrote. Kept %d path(s) it did not "+
+		"write, or that changed since it wrote them, with the directories holding them: %s%s. Nothing of these was "+
+		"deleted; remove them yourself if they may go.", target, len(kept), strings.Join(names, "; "), more)
 }
 
 // ImportState refuses, saying why and what to do instead: importing would
