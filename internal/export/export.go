@@ -605,6 +605,12 @@ func (w *Writer) settleOld(ctx context.Context, old, target string, c *Content) 
 // someone else put there (a directory of someone else's is one path,
 // carried over whole). The directories m's paths imply are the export's.
 func othersIn(ctx context.Context, target string, m *digest.Manifest) ([]string, error) {
+	return walkOthers(ctx, target, m, nil)
+}
+
+// walkOthers is othersIn; a directory inside target that cannot be read
+// is passed to unreadable, when given, instead of failing the walk.
+func walkOthers(ctx context.Context, target string, m *digest.Manifest, unreadable func(rel string, err error)) ([]string, error) {
 	fi, err := os.Lstat(target)
 	if err != nil || !fi.IsDir() {
 		return nil, nil //nolint:nilerr // nothing there, or not a directory: nothing of others' inside
@@ -619,6 +625,12 @@ func othersIn(ctx context.Context, target string, m *digest.Manifest) ([]string,
 	}
 	var others []string
 	err = filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+		if err != nil && unreadable != nil && p != target {
+			if rel, rerr := filepath.Rel(target, p); rerr == nil {
+				unreadable(filepath.ToSlash(rel), err)
+				return nil // nothing more of it is seen
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -885,6 +897,16 @@ const (
 	keptRemade  = "a directory made again since the export wrote it"
 )
 
+// cannot says why a path could not be checked or read: the system's
+// reason, without the path (the same for many paths).
+func cannot(what string, err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return "cannot be " + what + " (" + err.Error() + ")"
+}
+
 func keptNow(fi fs.FileInfo, was string) string {
 	return "now " + digest.TypeName(fi.Mode().Type()) + ", not the " + was + " the export wrote"
 }
@@ -896,10 +918,10 @@ func keptNow(fi fs.FileInfo, was string) string {
 // empty, if it is the one the export made (c.Made; any empty one when that
 // is not recorded). Each file is read through a descriptor that does not
 // follow links, and its name removed only if it still names that file,
-// unchanged since. Nothing at target is followed. It returns, sorted, what
-// it left in place and why: files changed or replaced, paths others added,
-// directories made again (a directory that still holds any of these is
-// kept without being named).
+// unchanged since. Nothing at target is followed. It returns what it left
+// in place and why: the export's paths changed or replaced and its
+// directories made again, then paths others added, each sorted (a
+// directory that still holds any of these is kept without being named).
 func Remove(ctx context.Context, target, format string, c *Content) ([]Kept, error) {
 	fi, err := os.Lstat(target)
 	switch {
@@ -976,7 +998,7 @@ func removeTree(ctx context.Context, target string, fi fs.FileInfo, m *digest.Ma
 		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 			continue // gone, or under a file someone put where a directory was
 		case err != nil:
-			keep(e.Path, "cannot be checked: "+err.Error())
+			keep(e.Path, cannot("checked", err))
 			continue
 		case fi.IsDir():
 			keep(e.Path+"/", keptNow(fi, "file"))
@@ -1009,23 +1031,38 @@ func removeTree(ctx context.Context, target string, fi fs.FileInfo, m *digest.Ma
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case err != nil:
-			keep(d+"/", "cannot be checked: "+err.Error())
+			keep(d+"/", cannot("checked", err))
 			continue
 		case !fi.IsDir():
 			keep(d, keptNow(fi, "directory"))
 			continue
-		case verify && !made.madeAt(root, d, fi, false):
-			keep(d+"/", keptRemade)
-			continue
 		}
-		if err := root.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) && !holdsAny(root, d) {
+		if verify {
+			if ok, err := made.madeAt(root, d, fi, false); err != nil {
+				keep(d+"/", cannot("read", err))
+				continue
+			} else if !ok {
+				keep(d+"/", keptRemade)
+				continue
+			}
+		}
+		if err := root.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) && !notEmpty(err) && !holdsAny(root, d) {
 			return kept, err
 		}
 	}
-	if verify && !made.madeAt(root, ".", fi, true) {
-		keep(target, keptRemade)
-	} else if err := removeEmpty(target, fi); err != nil {
-		return kept, err
+	ours := true
+	if verify {
+		var err error
+		if ours, err = made.madeAt(root, ".", fi, true); err != nil {
+			keep(target, cannot("read", err))
+		} else if !ours {
+			keep(target, keptRemade)
+		}
+	}
+	if ours {
+		if err := removeEmpty(target, fi); err != nil {
+			return kept, err
+		}
 	}
 	if verify {
 		// A listed path found again (put back while the rest was removed)
@@ -1038,7 +1075,11 @@ func removeTree(ctx context.Context, target string, fi fs.FileInfo, m *digest.Ma
 				keep(e.Path, keptChanged)
 			}
 		}
-		others, err := othersIn(ctx, target, m)
+		others, err := walkOthers(ctx, target, m, func(rel string, err error) {
+			if !named[rel] {
+				keep(rel+"/", cannot("read", err))
+			}
+		})
 		if err != nil {
 			return kept, err
 		}
@@ -1048,7 +1089,13 @@ func removeTree(ctx context.Context, target string, fi fs.FileInfo, m *digest.Ma
 			}
 		}
 	}
-	sort.SliceStable(kept, func(i, j int) bool { return kept[i].Path < kept[j].Path })
+	// The export's own paths first, then what others added.
+	sort.SliceStable(kept, func(i, j int) bool {
+		if oi, oj := kept[i].Why == keptOthers, kept[j].Why == keptOthers; oi != oj {
+			return oj
+		}
+		return kept[i].Path < kept[j].Path
+	})
 	return kept, nil
 }
 
@@ -1067,7 +1114,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 		}
 		t, err := root.Readlink(name)
 		if err != nil {
-			return "cannot be checked: " + err.Error(), nil //nolint:nilerr // kept, saying why
+			return cannot("checked", err), nil //nolint:nilerr // kept, saying why
 		}
 		if digest.Bytes([]byte(t)) != e.SHA256 {
 			return keptChanged, nil
@@ -1083,7 +1130,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 		case errors.As(err, &changed):
 			return keptChanged, nil
 		case err != nil:
-			return "cannot be read to check it: " + err.Error(), nil //nolint:nilerr // kept, saying why
+			return cannot("read to check it", err), nil //nolint:nilerr // kept, saying why
 		}
 		sum, _, err := digest.HashReader(ctx, f)
 		_ = f.Close() // read-only
@@ -1091,7 +1138,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 		case ctx.Err() != nil:
 			return "", ctx.Err()
 		case err != nil:
-			return "cannot be read to check it: " + err.Error(), nil //nolint:nilerr // kept, saying why
+			return cannot("read to check it", err), nil //nolint:nilerr // kept, saying why
 		case sum != e.SHA256:
 			return keptChanged, nil
 		}
@@ -1105,7 +1152,7 @@ func removeIfWritten(ctx context.Context, root *os.Root, name string, fi fs.File
 	case errors.Is(err, fs.ErrNotExist):
 		return "", nil
 	case err != nil:
-		return "cannot be checked: " + err.Error(), nil //nolint:nilerr // kept, saying why
+		return cannot("checked", err), nil //nolint:nilerr // kept, saying why
 	case !os.SameFile(fi, now) || now.Size() != fi.Size() || !now.ModTime().Equal(fi.ModTime()) || now.Mode() != fi.Mode():
 		return keptChanged, nil
 	}
@@ -1127,6 +1174,9 @@ func removeEmpty(target string, fi fs.FileInfo) error {
 		return nil //nolint:nilerr // gone or replaced: nothing of the export's to remove
 	}
 	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if notEmpty(err) {
+			return nil // holds what is kept, named apart
+		}
 		if f, oerr := os.Open(target); oerr == nil {
 			names, _ := f.Readdirnames(1)
 			_ = f.Close() // read-only
@@ -1137,6 +1187,11 @@ func removeEmpty(target string, fi fs.FileInfo) error {
 		return err
 	}
 	return nil
+}
+
+// notEmpty reports whether err says a directory removed is not empty.
+func notEmpty(err error) bool {
+	return errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST)
 }
 
 // holdsAny reports whether the directory d in root has any entry.

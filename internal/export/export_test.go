@@ -687,12 +687,12 @@ func TestRemoveOnlyWhatIsStillWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Kept{
-		{"css/print.css", keptOthers},
 		{"css/site.css", "now a symbolic link, not the file the export wrote"},
 		{"deep/a/", keptRemade},
 		{"deep/a/b/", keptRemade},
-		{"extra/", keptOthers},
 		{"latest.html", keptChanged},
+		{"css/print.css", keptOthers},
+		{"extra/", keptOthers},
 	}
 	if !slices.Equal(kept, want) {
 		t.Errorf("kept\n %v\nwant\n %v", kept, want)
@@ -777,4 +777,107 @@ func TestRemoveRechecksBeforeRemoving(t *testing.T) {
 		t.Errorf("kept %v, want %v", kept, want)
 	}
 	filesAre(t, target, map[string]string{"index.html": "<h1>v1</h1>\n", "about.html": "about\nedited\n"})
+}
+
+// A file export is removed only while it is the file written: one put
+// back with the same bytes goes; a link to a file outside with those
+// bytes, a directory, or other bytes stay, and the link is not followed.
+func TestRemoveFileExportOnlyWhileWritten(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	w := &Writer{St: st, Refs: archive.NewRefs(st)}
+	dir := t.TempDir()
+	target := filepath.Join(dir, "site.zip")
+	sum, err := w.Write(ctx, c, Zip, target, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipBytes, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "keep.zip")
+	if err := os.WriteFile(outside, zipBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		put  func() error
+		kept string // "" when removed
+	}{
+		"same bytes": {func() error { return os.WriteFile(target, zipBytes, 0o600) }, ""},
+		"other bytes": {func() error { return os.WriteFile(target, []byte("mine"), 0o644) },
+			keptChanged},
+		"link out": {func() error { return os.Symlink(outside, target) },
+			"now a symbolic link, not the file the export wrote"},
+		"directory": {func() error { return os.Mkdir(target, 0o755) },
+			"now a directory, not the file the export wrote"},
+	} {
+		if err := os.RemoveAll(target); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.put(); err != nil {
+			t.Fatal(err)
+		}
+		kept, err := Remove(ctx, target, Zip, &Content{Written: &sum})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if tc.kept == "" {
+			if len(kept) != 0 {
+				t.Errorf("%s: kept %v", name, kept)
+			}
+			if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s: left: %v", name, err)
+			}
+			continue
+		}
+		if want := []Kept{{target, tc.kept}}; !slices.Equal(kept, want) {
+			t.Errorf("%s: kept %v, want %v", name, kept, want)
+		}
+		if _, err := os.Lstat(target); err != nil {
+			t.Errorf("%s: removed: %v", name, err)
+		}
+	}
+	if b, err := os.ReadFile(outside); err != nil || !bytes.Equal(b, zipBytes) {
+		t.Errorf("the file the link pointed to: %v", err)
+	}
+}
+
+// The device number is not compared where birth times tell directories
+// apart (btrfs, overlayfs and NFS number devices anew at each mount);
+// where there are none, the target is told by device and inode, the
+// directories inside it not at all.
+func TestRemoveTellsDirectoriesWithoutBirthTimes(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	files := map[string]string{"index.html": "<h1>v1</h1>\n", "css/site.css": "body{}\n"}
+	target, c := written(t, st, stored(t, st, files))
+	if c.Made.Born == 0 {
+		t.Skip("this filesystem keeps no birth times: the first case needs them")
+	}
+	c.Made.Dev++ // mounted again under another number
+	if kept, err := Remove(ctx, target, Directory, c); err != nil || len(kept) != 0 {
+		t.Fatalf("Remove after a new device number kept %v, %v", kept, err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the export's directory is left: %v", err)
+	}
+
+	target, c = written(t, st, stored(t, st, files))
+	c.Made.Born, c.Made.Until = 0, 0 // as on a filesystem without them
+	if err := os.RemoveAll(filepath.Join(target, "css")); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, target, map[string]string{"css/site.css": "body{}\n"})
+	if kept, err := Remove(ctx, target, Directory, c); err != nil || len(kept) != 0 {
+		t.Fatalf("Remove without birth times kept %v, %v (css/ cannot be told, the target is the export's)", kept, err)
+	}
+	target, c = written(t, st, stored(t, st, files))
+	c.Made.Born, c.Made.Until = 0, 0
+	c.Made.Ino++ // another directory
+	kept, err := Remove(ctx, target, Directory, c)
+	if want := []Kept{{target, keptRemade}}; err != nil || !slices.Equal(kept, want) {
+		t.Fatalf("Remove of a directory with another inode = %v, %v; want %v", kept, err, want)
+	}
 }

@@ -10,11 +10,13 @@ import (
 
 // Dirs identifies the directories a Write of a Directory made, so that
 // Remove can tell them from directories someone made again at the same
-// paths (after an `rm -rf`, say): the target directory by device, inode
-// and birth time (an inode number is reused at once by most filesystems),
-// the listing's directories by device and a birth time between the
-// target's and Until. Where the filesystem keeps no birth time (Born 0),
-// the target is told by device and inode alone and the others not at all.
+// paths (after an `rm -rf`, say): the target directory by inode and birth
+// time (an inode number is reused at once by most filesystems), the
+// listing's directories by a birth time between the target's and Until.
+// The device is not compared then: btrfs subvolumes, overlayfs and NFS get
+// a new device number at each mount. Where the filesystem keeps no birth
+// time (Born 0), the target is told by device and inode, and the others
+// not at all.
 type Dirs struct {
 	Dev   uint64 `json:"dev"`
 	Ino   uint64 `json:"ino"`
@@ -37,7 +39,7 @@ func madeDirs(tmp string, m *digest.Manifest) *Dirs {
 		return nil
 	}
 	defer func() { _ = root.Close() }() // read-only
-	top, ok := idOf(root, ".", nil)
+	top, ok := idAt(root, ".")
 	if !ok {
 		return nil
 	}
@@ -46,7 +48,7 @@ func madeDirs(tmp string, m *digest.Manifest) *Dirs {
 	for _, e := range m.Entries {
 		for p := path.Dir(e.Path); p != "." && !seen[p]; p = path.Dir(p) {
 			seen[p] = true
-			id, ok := idOf(root, p, nil)
+			id, ok := idAt(root, p)
 			if !ok || id.dev != d.Dev {
 				return nil
 			}
@@ -62,32 +64,47 @@ func madeDirs(tmp string, m *digest.Manifest) *Dirs {
 // madeAt reports whether the directory name in root, found as fi, is one
 // the Write that recorded d made: the target itself when top, else one of
 // its listing's. A nil d (not recorded) takes every directory for the
-// export's; a directory that cannot be identified is not.
-func (d *Dirs) madeAt(root *os.Root, name string, fi fs.FileInfo, top bool) bool {
+// export's. A directory that cannot be opened to tell is an error; one
+// the system cannot identify is not the export's.
+func (d *Dirs) madeAt(root *os.Root, name string, fi fs.FileInfo, top bool) (bool, error) {
 	if d == nil {
-		return true
+		return true, nil
 	}
-	id, ok := idOf(root, name, fi)
-	switch {
-	case !ok || id.dev != d.Dev:
-		return false
-	case top:
-		return id.ino == d.Ino && id.born == d.Born
-	}
-	return d.Born == 0 || (id.born >= d.Born && id.born <= d.Until)
-}
-
-// idOf identifies the directory name in root; with fi, only if it is
-// still the directory fi describes.
-func idOf(root *os.Root, name string, fi fs.FileInfo) (dirID, bool) {
 	f, err := root.Open(name)
 	if err != nil {
-		return dirID{}, false
+		return false, err
 	}
 	defer func() { _ = f.Close() }() // read-only
+	id, ok := idOf(f, fi)
+	switch {
+	case !ok:
+		return false, nil
+	case d.Born == 0 && top:
+		return id.dev == d.Dev && id.ino == d.Ino, nil
+	case d.Born == 0:
+		return true, nil
+	case top:
+		return id.ino == d.Ino && id.born == d.Born, nil
+	}
+	return id.born >= d.Born && id.born <= d.Until, nil
+}
+
+// idOf identifies the directory open as f; with fi, only if it is still
+// the directory fi describes.
+func idOf(f *os.File, fi fs.FileInfo) (dirID, bool) {
 	now, err := f.Stat()
 	if err != nil || !now.IsDir() || (fi != nil && !os.SameFile(fi, now)) {
 		return dirID{}, false
 	}
 	return dirIDOf(f)
+}
+
+// idAt identifies the directory name in root.
+func idAt(root *os.Root, name string) (dirID, bool) {
+	f, err := root.Open(name)
+	if err != nil {
+		return dirID{}, false
+	}
+	defer func() { _ = f.Close() }() // read-only
+	return idOf(f, nil)
 }
