@@ -597,7 +597,10 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	kept, err := export.Remove(ctx, w.Target, w.Format, c)
 	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot remove the export", fmt.Sprintf("%s: %v", w.Target, err))
+		resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot remove the export", fmt.Sprintf(
+			"Removing what the export wrote to %s stopped: %v. Nothing that is not byte for byte the export's was touched. "+
+				"The export stays in state: make that path removable (its directory writable, no immutable attribute) and "+
+				"destroy again.", w.Target, err))
 		return
 	}
 	if len(kept) > 0 {
@@ -605,22 +608,42 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 }
 
-// maxKeptNamed bounds the paths a destroy warning names.
-const maxKeptNamed = 10
+// A destroy warning names at most keptPerWhy paths for each reason, for
+// at most keptWhys reasons.
+const keptPerWhy, keptWhys = 5, 6
 
-// keptDetail says what destroy left at target, and why.
+// keptDetail says what destroy left at target, grouped by why, in the
+// order export.Remove gives (the export's changed paths first).
 func keptDetail(target string, kept []export.Kept) string {
-	names := make([]string, 0, min(len(kept), maxKeptNamed))
-	for _, k := range kept[:min(len(kept), maxKeptNamed)] {
-		names = append(names, k.String())
+	if len(kept) == 1 && kept[0].Path == target {
+		return fmt.Sprintf("Left %s in place: %s. Nothing was deleted; remove it yourself if it may go.", target, kept[0].Why)
 	}
-	more := ""
-	if len(kept) > maxKeptNamed {
-		more = fmt.Sprintf("; and %d more", len(kept)-maxKeptNamed)
+	var whys []string
+	paths := map[string][]string{}
+	for _, k := range kept {
+		if paths[k.Why] == nil {
+			whys = append(whys, k.Why)
+		}
+		paths[k.Why] = append(paths[k.Why], k.Path)
 	}
-	return fmt.Sprintf("Removed from %s what was still byte for byte what the export wrote. Kept %d path(s) it did not "+
-		"write, or that changed since it wrote them, with the directories holding them: %s%s. Nothing of these was "+
-		"deleted; remove them yourself if they may go.", target, len(kept), strings.Join(names, "; "), more)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Removed from %s what was still byte for byte what the export wrote, and kept %d path(s):", target, len(kept))
+	for _, why := range whys[:min(len(whys), keptWhys)] {
+		ps := paths[why]
+		fmt.Fprintf(&b, "\n- %s: %s", why, strings.Join(ps[:min(len(ps), keptPerWhy)], ", "))
+		if len(ps) > keptPerWhy {
+			fmt.Fprintf(&b, " and %d more", len(ps)-keptPerWhy)
+		}
+	}
+	if len(whys) > keptWhys {
+		n := 0
+		for _, why := range whys[keptWhys:] {
+			n += len(paths[why])
+		}
+		fmt.Fprintf(&b, "\n- and %d more, for other reasons", n)
+	}
+	b.WriteString("\nA directory holding any of them stays too. Nothing of these was deleted; remove them yourself if they may go.")
+	return b.String()
 }
 
 // ImportState refuses, saying why and what to do instead: importing would

@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
@@ -802,11 +803,9 @@ func TestAccExport_destroyKeepsFilesTheUserMadeAgain(t *testing.T) {
 						return err
 					}
 					for _, want := range []string{
-						"Kept 4 path(s)",
-						out + " (a directory made again since the export wrote it)",
-						"css/ (a directory made again since the export wrote it)",
-						"css/site.css (changed since the export wrote it)",
-						"index.html (changed since the export wrote it)",
+						"and kept 4 path(s):\n",
+						"\n- changed since the export wrote it: css/site.css, index.html\n",
+						"\n- a directory made again since the export wrote it: " + out + ", css/\n",
 					} {
 						if !strings.Contains(detail, want) {
 							return fmt.Errorf("the warning does not say %q:\n%s", want, detail)
@@ -877,9 +876,10 @@ func TestAccExport_destroyRemovesOnlyWhatIsStillWritten(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					want := "Kept 3 path(s) it did not write, or that changed since it wrote them, with the directories holding " +
-						"them: css/site.css (now a symbolic link, not the file the export wrote); img/ (a directory made again " +
-						"since the export wrote it); notes.txt (not written by the export)."
+					want := "and kept 3 path(s):\n" +
+						"- now a symbolic link, not the file the export wrote: css/site.css\n" +
+						"- a directory made again since the export wrote it: img/\n" +
+						"- not written by the export: notes.txt\n"
 					if !strings.Contains(detail, want) {
 						return fmt.Errorf("the warning does not say\n%s\nit says\n%s", want, detail)
 					}
@@ -888,4 +888,33 @@ func TestAccExport_destroyRemovesOnlyWhatIsStillWritten(t *testing.T) {
 			},
 		},
 	})
+}
+
+// The destroy warning stays short however much is kept: five paths per
+// reason, six reasons, and counts for the rest.
+func TestExportKeptDetailBounded(t *testing.T) {
+	var kept []export.Kept
+	for i := range 8 {
+		for j := range 7 {
+			kept = append(kept, export.Kept{Path: fmt.Sprintf("p%d-%d", i, j), Why: fmt.Sprintf("why %d", i)})
+		}
+	}
+	got := keptDetail("/srv/www", kept)
+	for _, want := range []string{
+		"and kept 56 path(s):\n",
+		"\n- why 0: p0-0, p0-1, p0-2, p0-3, p0-4 and 2 more\n",
+		"\n- why 5: p5-0, p5-1, p5-2, p5-3, p5-4 and 2 more\n",
+		"\n- and 14 more, for other reasons\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the warning does not say %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "why 6") || strings.Count(got, "\n") != 8 {
+		t.Errorf("the warning is not bounded:\n%s", got)
+	}
+	if got := keptDetail("/srv/site.zip", []export.Kept{{Path: "/srv/site.zip", Why: "changed since the export wrote it"}}); got !=
+		"Left /srv/site.zip in place: changed since the export wrote it. Nothing was deleted; remove it yourself if it may go." {
+		t.Errorf("one kept target: %s", got)
+	}
 }
