@@ -918,8 +918,9 @@ func keptNow(fi fs.FileInfo, was string) string {
 // empty, if it is the one the export made (c.Made; any empty one when that
 // is not recorded). Each file is read through a descriptor that does not
 // follow links, and its name removed only if it still names that file,
-// unchanged since. Nothing at target is followed. It returns what it left
-// in place and why: the export's paths changed or replaced and its
+// unchanged since. Nothing at target is followed, nor a directory above
+// it that became a link (target is as Target gave it). It returns what it
+// left in place and why: the export's paths changed or replaced and its
 // directories made again, then paths others added, each sorted (a
 // directory that still holds any of these is kept without being named).
 func Remove(ctx context.Context, target, format string, c *Content) ([]Kept, error) {
@@ -929,6 +930,13 @@ func Remove(ctx context.Context, target, format string, c *Content) ([]Kept, err
 		return nil, nil
 	case err != nil:
 		return nil, err
+	}
+	// target is a real path (Target resolved it at write): a directory
+	// above it replaced by a link since leads somewhere else.
+	if resolved, err := Target(target); err != nil {
+		return nil, err
+	} else if resolved != target {
+		return []Kept{{target, "reached through a symbolic link now, at " + resolved + ": not where the export wrote"}}, nil
 	}
 	if format == Directory {
 		if !fi.IsDir() {

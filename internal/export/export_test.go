@@ -373,7 +373,7 @@ func TestRemoveOnlyWhatWasWritten(t *testing.T) {
 	ctx := context.Background()
 	st, _ := newStore(t)
 	c := stored(t, st, site)
-	target := filepath.Join(t.TempDir(), "site")
+	target := realTarget(t, "site")
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
 	if _, err := w.Write(ctx, c, Directory, target, nil, nil); err != nil {
 		t.Fatal(err)
@@ -409,7 +409,7 @@ func TestRemoveOnlyWhatWasWritten(t *testing.T) {
 		t.Error("Remove reported nothing kept")
 	}
 	// A clean export is removed entirely.
-	target2 := filepath.Join(t.TempDir(), "site")
+	target2 := realTarget(t, "site")
 	if _, err := w.Write(ctx, c, Directory, target2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -583,11 +583,22 @@ func TestPortableRenames(t *testing.T) {
 	}
 }
 
+// realTarget is a fresh path named name as Target gives it (the temporary
+// directory may be reached through a link, as /var is on macOS).
+func realTarget(t *testing.T, name string) string {
+	t.Helper()
+	target, err := Target(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target
+}
+
 // written exports c as a directory to a fresh target and returns the
 // target and what Remove needs to know of it.
 func written(t *testing.T, st *store.Store, c *Content) (string, *Content) {
 	t.Helper()
-	target := filepath.Join(t.TempDir(), "www")
+	target := realTarget(t, "www")
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
 	if _, err := w.Write(context.Background(), c, Directory, target, nil, nil); err != nil {
 		t.Fatal(err)
@@ -787,8 +798,7 @@ func TestRemoveFileExportOnlyWhileWritten(t *testing.T) {
 	st, _ := newStore(t)
 	c := stored(t, st, site)
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	dir := t.TempDir()
-	target := filepath.Join(dir, "site.zip")
+	target := realTarget(t, "site.zip")
 	sum, err := w.Write(ctx, c, Zip, target, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -880,4 +890,27 @@ func TestRemoveTellsDirectoriesWithoutBirthTimes(t *testing.T) {
 	if want := []Kept{{target, keptRemade}}; err != nil || !slices.Equal(kept, want) {
 		t.Fatalf("Remove of a directory with another inode = %v, %v; want %v", kept, err, want)
 	}
+}
+
+// A directory above the export replaced by a link since it was written
+// leads somewhere else (here the export's own tree, moved): nothing is
+// removed through the link.
+func TestRemoveDoesNotFollowALinkAboveTheTarget(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	files := map[string]string{"index.html": "<h1>v1</h1>\n", "css/site.css": "body{}\n"}
+	target, c := written(t, st, stored(t, st, files))
+	parent := filepath.Dir(target)
+	elsewhere := filepath.Join(filepath.Dir(parent), "elsewhere")
+	if err := os.Rename(parent, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, parent); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := Remove(ctx, target, Directory, c)
+	if err != nil || len(kept) != 1 || !strings.HasPrefix(kept[0].Why, "reached through a symbolic link now") {
+		t.Fatalf("Remove = %v, %v; want the target kept, reached through a link", kept, err)
+	}
+	filesAre(t, filepath.Join(elsewhere, "www"), files)
 }

@@ -125,7 +125,7 @@ func TestRemoveDoesNotFollowInnerLinks(t *testing.T) {
 	st, _ := newStore(t)
 	v1 := stored(t, st, site)
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	target := filepath.Join(t.TempDir(), "site")
+	target := realTarget(t, "site")
 	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestRemoveKeepsAFileThatIsNotTheOneWritten(t *testing.T) {
 	st, _ := newStore(t)
 	v1 := stored(t, st, site)
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	target := filepath.Join(t.TempDir(), "site.zip")
+	target := realTarget(t, "site.zip")
 	sum, err := w.Write(ctx, v1, Zip, target, nil, nil)
 	if err != nil {
 		t.Fatal(err)
