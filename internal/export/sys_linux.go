@@ -3,6 +3,7 @@ package export
 import (
 	"errors"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -46,4 +47,32 @@ func syncTree(_ *os.Root, dir string, _ *digest.Manifest) error {
 	}
 	defer func() { _ = f.Close() }() // a directory opened to sync
 	return unix.Syncfs(int(f.Fd()))
+}
+
+// dirIDOf identifies the file f is open on with statx(2): its birth time
+// where the filesystem keeps one (ext4, xfs, btrfs, tmpfs), else 0.
+func dirIDOf(f *os.File) (dirID, bool) {
+	var st unix.Statx_t
+	err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &st)
+	if err != nil {
+		return dirIDStat(f)
+	}
+	id := dirID{dev: unix.Mkdev(st.Dev_major, st.Dev_minor), ino: st.Ino}
+	if st.Mask&unix.STATX_BTIME != 0 {
+		id.born = st.Btime.Sec*1e9 + int64(st.Btime.Nsec)
+	}
+	return id, true
+}
+
+// dirIDStat identifies f without a birth time, on a kernel without statx.
+func dirIDStat(f *os.File) (dirID, bool) {
+	fi, err := f.Stat()
+	if err != nil {
+		return dirID{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return dirID{}, false
+	}
+	return dirID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true //nolint:unconvert // narrower on some architectures
 }

@@ -60,6 +60,10 @@ type written struct {
 	Digest string `json:"digest"`
 	Format string `json:"format"`
 	SHA256 string `json:"sha256,omitempty"` // of the file written; "" for a directory
+	// The directories a directory export made, so destroy leaves ones
+	// made again by someone at the same paths; absent in the state of
+	// older versions, and where the system cannot tell.
+	Dirs *export.Dirs `json:"dirs,omitempty"`
 }
 
 func getWritten(ctx context.Context, p privateGetter) *written {
@@ -516,7 +520,7 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 	plan.Format = types.StringValue(format)
 	plan.ID = types.StringValue(target)
 	plan.Drift = types.StringNull()
-	w := written{Target: target, Digest: c.Digest.String(), Format: format}
+	w := written{Target: target, Digest: c.Digest.String(), Format: format, Dirs: wr.Made}
 	if format == export.Directory {
 		plan.setSum(nil)
 	} else {
@@ -577,7 +581,7 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 			fmt.Sprintf("The state does not record what was written to %s, so nothing there was removed.", state.ID.ValueString()))
 		return
 	}
-	c := &export.Content{}
+	c := &export.Content{Made: w.Dirs}
 	if sum, err := digest.ParseHex(w.SHA256); err == nil {
 		c.Written = &sum
 	}
@@ -593,19 +597,53 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	kept, err := export.Remove(ctx, w.Target, w.Format, c)
 	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot remove the export", fmt.Sprintf("%s: %v", w.Target, err))
+		resp.Diagnostics.AddAttributeError(path.Root("path"), "Cannot remove the export", fmt.Sprintf(
+			"Removing what the export wrote to %s stopped: %v. Nothing that is not byte for byte the export's was touched. "+
+				"The export stays in state: make that path removable (its directory writable, no immutable attribute) and "+
+				"destroy again.", w.Target, err))
 		return
 	}
 	if len(kept) > 0 {
-		more := ""
-		if len(kept) > 10 {
-			more = fmt.Sprintf(" and %d more", len(kept)-10)
-			kept = kept[:10]
-		}
-		resp.Diagnostics.AddWarning("Export removed, some paths kept",
-			fmt.Sprintf("Removed what the export wrote to %s; kept what it did not write or what holds it: %s%s.",
-				w.Target, strings.Join(kept, ", "), more))
+		resp.Diagnostics.AddWarning("Export removed, some paths kept", keptDetail(w.Target, kept))
 	}
+}
+
+// A destroy warning names at most keptPerWhy paths for each reason, for
+// at most keptWhys reasons.
+const keptPerWhy, keptWhys = 5, 6
+
+// keptDetail says what destroy left at target, grouped by why, in the
+// order export.Remove gives (the export's changed paths first).
+func keptDetail(target string, kept []export.Kept) string {
+	if len(kept) == 1 && kept[0].Path == target {
+		return fmt.Sprintf("Left %s in place: %s. Nothing was deleted; remove it yourself if it may go.", target, kept[0].Why)
+	}
+	var whys []string
+	paths := map[string][]string{}
+	for _, k := range kept {
+		if paths[k.Why] == nil {
+			whys = append(whys, k.Why)
+		}
+		paths[k.Why] = append(paths[k.Why], k.Path)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Removed from %s what was still byte for byte what the export wrote, and kept %d path(s):", target, len(kept))
+	for _, why := range whys[:min(len(whys), keptWhys)] {
+		ps := paths[why]
+		fmt.Fprintf(&b, "\n- %s: %s", why, strings.Join(ps[:min(len(ps), keptPerWhy)], ", "))
+		if len(ps) > keptPerWhy {
+			fmt.Fprintf(&b, " and %d more", len(ps)-keptPerWhy)
+		}
+	}
+	if len(whys) > keptWhys {
+		n := 0
+		for _, why := range whys[keptWhys:] {
+			n += len(paths[why])
+		}
+		fmt.Fprintf(&b, "\n- and %d more, for other reasons", n)
+	}
+	b.WriteString("\nA directory holding any of them stays too. Nothing of these was deleted; remove them yourself if they may go.")
+	return b.String()
 }
 
 // ImportState refuses, saying why and what to do instead: importing would

@@ -13,9 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -23,6 +28,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
@@ -686,4 +692,229 @@ resource "immutable_export" "site" {
 			},
 		})
 	})
+}
+
+// applyDiagnostics runs the provider in this process, like protoV6, and
+// records the diagnostics it returns from every apply (a destroy's
+// included): what tofu shows the user, which plugin-testing does not pass
+// on to a test.
+type applyDiagnostics struct {
+	tfprotov6.ProviderServer
+	mu    *sync.Mutex
+	diags *[]*tfprotov6.Diagnostic
+}
+
+func (a applyDiagnostics) ApplyResourceChange(ctx context.Context, req *tfprotov6.ApplyResourceChangeRequest) (*tfprotov6.ApplyResourceChangeResponse, error) {
+	resp, err := a.ProviderServer.ApplyResourceChange(ctx, req)
+	if resp != nil {
+		a.mu.Lock()
+		*a.diags = append(*a.diags, resp.Diagnostics...)
+		a.mu.Unlock()
+	}
+	return resp, err
+}
+
+// recordingProvider returns provider factories for a TestCase and a
+// function giving the apply diagnostics recorded so far.
+func recordingProvider() (map[string]func() (tfprotov6.ProviderServer, error), func() []*tfprotov6.Diagnostic) {
+	rec := applyDiagnostics{mu: &sync.Mutex{}, diags: &[]*tfprotov6.Diagnostic{}}
+	serve := providerserver.NewProtocol6WithError(New("test")())
+	factories := map[string]func() (tfprotov6.ProviderServer, error){
+		"immutable": func() (tfprotov6.ProviderServer, error) {
+			s, err := serve()
+			if err != nil {
+				return nil, err
+			}
+			r := rec
+			r.ProviderServer = s
+			return r, nil
+		},
+	}
+	return factories, func() []*tfprotov6.Diagnostic {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return slices.Clone(*rec.diags)
+	}
+}
+
+// warningOf returns the detail of the one warning with this summary.
+func warningOf(diags []*tfprotov6.Diagnostic, summary string) (string, error) {
+	var found []string
+	for _, d := range diags {
+		if d.Severity == tfprotov6.DiagnosticSeverityWarning && d.Summary == summary {
+			found = append(found, d.Detail)
+		}
+	}
+	if len(found) != 1 {
+		return "", fmt.Errorf("want one warning %q, got %d in %v", summary, len(found), diags)
+	}
+	return found[0], nil
+}
+
+// filesHold checks the files under dir hold these bytes.
+func filesHold(dir string, want map[string]string) error {
+	for name, body := range want {
+		if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name))); err != nil || string(b) != body {
+			return fmt.Errorf("%s holds %q (%v), want %q", name, b, err, body)
+		}
+	}
+	return nil
+}
+
+// TestAccExport_destroyKeepsFilesTheUserMadeAgain (issue 19, item 2): an
+// export to www, then `rm -rf www` and www/index.html and
+// www/css/site.css made again with other bytes. The plan's drift says
+// they changed; destroy leaves them with their bytes, and its warning
+// names them and the directories made again.
+func TestAccExport_destroyKeepsFilesTheUserMadeAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	out := filepath.Join(t.TempDir(), "www")
+	mine := map[string]string{"index.html": "<h1>mine</h1>\n", "css/site.css": "body{color:red}\n"}
+	factories, diags := recordingProvider()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{
+			{
+				Config: e.exportConfig(d1, out),
+				Check:  func(*terraform.State) error { return treeIs(t, out, d1) },
+			},
+			{
+				PreConfig: func() {
+					must(t, os.RemoveAll(out))
+					for name, body := range mine {
+						must(t, os.MkdirAll(filepath.Dir(filepath.Join(out, name)), 0o755))
+						must(t, os.WriteFile(filepath.Join(out, name), []byte(body), 0o644))
+					}
+				},
+				Config:  e.exportConfig(d1, out),
+				Destroy: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionDestroy),
+					driftWas(exp, "bin/deploy.sh missing, css/site.css changed, index.html changed"),
+				}},
+				Check: func(*terraform.State) error {
+					if err := filesHold(out, mine); err != nil {
+						return fmt.Errorf("destroy did not keep the user's files: %w", err)
+					}
+					detail, err := warningOf(diags(), "Export removed, some paths kept")
+					if err != nil {
+						return err
+					}
+					for _, want := range []string{
+						"and kept 4 path(s):\n",
+						"\n- changed since the export wrote it: css/site.css, index.html\n",
+						"\n- a directory made again since the export wrote it: " + out + ", css/\n",
+					} {
+						if !strings.Contains(detail, want) {
+							return fmt.Errorf("the warning does not say %q:\n%s", want, detail)
+						}
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
+
+// TestAccExport_destroyRemovesOnlyWhatIsStillWritten: destroy of an
+// export in which one file was put back with the same bytes (removed: it
+// is byte for byte what the export wrote), one replaced by a link to a
+// file outside (kept, not followed), a directory made again, and a file
+// added by someone (kept): the warning names each kept path and why.
+func TestAccExport_destroyRemovesOnlyWhatIsStillWritten(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(map[string]string{
+		"index.html": "<h1>v1</h1>\n", "css/site.css": "body{}\n", "img/logo.svg": "<svg/>\n", "about.html": "about\n",
+	}, siteV2)
+	out := filepath.Join(t.TempDir(), "www")
+	outside := filepath.Join(t.TempDir(), "secret.css")
+	factories, diags := recordingProvider()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{
+			{
+				Config: e.exportConfig(d1, out),
+				Check:  func(*terraform.State) error { return treeIs(t, out, d1) },
+			},
+			{
+				PreConfig: func() {
+					in := func(name string) string { return filepath.Join(out, filepath.FromSlash(name)) }
+					must(t, os.Remove(in("index.html")))
+					must(t, os.WriteFile(in("index.html"), []byte("<h1>v1</h1>\n"), 0o644))
+					must(t, os.WriteFile(outside, []byte("body{}\n"), 0o644))
+					must(t, os.Remove(in("css/site.css")))
+					must(t, os.Symlink(outside, in("css/site.css")))
+					must(t, os.RemoveAll(in("img")))
+					must(t, os.Mkdir(in("img"), 0o755))
+					must(t, os.WriteFile(in("img/logo.svg"), []byte("<svg/>\n"), 0o644))
+					must(t, os.WriteFile(in("notes.txt"), []byte("mine"), 0o644))
+				},
+				Config:  e.exportConfig(d1, out),
+				Destroy: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionDestroy),
+				}},
+				Check: func(*terraform.State) error {
+					if err := filesHold(out, map[string]string{"notes.txt": "mine"}); err != nil {
+						return err
+					}
+					if err := filesHold(filepath.Dir(outside), map[string]string{"secret.css": "body{}\n"}); err != nil {
+						return fmt.Errorf("destroy followed a link out of the export: %w", err)
+					}
+					if l, err := os.Readlink(filepath.Join(out, "css", "site.css")); err != nil || l != outside {
+						return fmt.Errorf("the user's link css/site.css -> %q (%v)", l, err)
+					}
+					for _, gone := range []string{"index.html", "about.html", "img/logo.svg"} {
+						if _, err := os.Lstat(filepath.Join(out, gone)); !errors.Is(err, fs.ErrNotExist) {
+							return fmt.Errorf("%s, byte for byte what the export wrote, is left: %v", gone, err)
+						}
+					}
+					detail, err := warningOf(diags(), "Export removed, some paths kept")
+					if err != nil {
+						return err
+					}
+					want := "and kept 3 path(s):\n" +
+						"- now a symbolic link, not the file the export wrote: css/site.css\n" +
+						"- a directory made again since the export wrote it: img/\n" +
+						"- not written by the export: notes.txt\n"
+					if !strings.Contains(detail, want) {
+						return fmt.Errorf("the warning does not say\n%s\nit says\n%s", want, detail)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
+
+// The destroy warning stays short however much is kept: five paths per
+// reason, six reasons, and counts for the rest.
+func TestExportKeptDetailBounded(t *testing.T) {
+	var kept []export.Kept
+	for i := range 8 {
+		for j := range 7 {
+			kept = append(kept, export.Kept{Path: fmt.Sprintf("p%d-%d", i, j), Why: fmt.Sprintf("why %d", i)})
+		}
+	}
+	got := keptDetail("/srv/www", kept)
+	for _, want := range []string{
+		"and kept 56 path(s):\n",
+		"\n- why 0: p0-0, p0-1, p0-2, p0-3, p0-4 and 2 more\n",
+		"\n- why 5: p5-0, p5-1, p5-2, p5-3, p5-4 and 2 more\n",
+		"\n- and 14 more, for other reasons\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the warning does not say %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "why 6") || strings.Count(got, "\n") != 8 {
+		t.Errorf("the warning is not bounded:\n%s", got)
+	}
+	if got := keptDetail("/srv/site.zip", []export.Kept{{Path: "/srv/site.zip", Why: "changed since the export wrote it"}}); got !=
+		"Left /srv/site.zip in place: changed since the export wrote it. Nothing was deleted; remove it yourself if it may go." {
+		t.Errorf("one kept target: %s", got)
+	}
 }
