@@ -18,8 +18,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -562,7 +562,7 @@ func TestAccBuild_anotherRunRecordedFirst(t *testing.T) {
 				return err
 			}
 		}
-		_, _, err := build.Put(ctx, st, &build.Record{Key: key, Output: theirs, Type: build.TypeFile, Size: int64(len(other)), Files: 1, Log: log})
+		_, _, err := actioncache.Put(ctx, st, &actioncache.Record{Key: key, Output: theirs, Type: actioncache.TypeFile, Size: int64(len(other)), Files: 1, Log: log})
 		return err
 	}))
 	resource.Test(t, resource.TestCase{
@@ -738,7 +738,7 @@ resource "immutable_build" "b" {
 						_, err := st.PutBlob(ctx, digest.Bytes(b), bytes.NewReader(b))
 						must(t, err)
 					}
-					_, _, err = build.Put(ctx, st, &build.Record{Key: sum, Output: digest.Bytes(ci), Type: build.TypeFile, Size: int64(len(ci)), Files: 1, Log: digest.Bytes([]byte("ci log\n"))})
+					_, _, err = actioncache.Put(ctx, st, &actioncache.Record{Key: sum, Output: digest.Bytes(ci), Type: actioncache.TypeFile, Size: int64(len(ci)), Files: 1, Log: digest.Bytes([]byte("ci log\n"))})
 					must(t, err)
 				},
 				Config: cfg,
