@@ -363,8 +363,8 @@ func (r *BuildResource) Create(ctx context.Context, req resource.CreateRequest, 
 const privateOutputType = "output_type"
 
 // outputType is the output type kept in private state ("" if none).
-func outputType(ctx context.Context, p privateGetter) string {
-	var s string
+func outputType(ctx context.Context, p privateGetter) actioncache.OutputType {
+	var s actioncache.OutputType
 	if b := privateValue(ctx, p, privateOutputType); len(b) == 0 || json.Unmarshal(b, &s) != nil {
 		return ""
 	}
@@ -372,7 +372,7 @@ func outputType(ctx context.Context, p privateGetter) string {
 }
 
 // outputListing is what the archive of the built output holds.
-func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ string) (*digest.Manifest, error) {
+func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ actioncache.OutputType) (*digest.Manifest, error) {
 	sum, err := digest.Parse(m.Digest.ValueString())
 	if err != nil {
 		return nil, err
@@ -408,7 +408,7 @@ func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listin
 
 // build makes the planned step's output available: the recorded one on a
 // hit, else by running it. m is the plan, and becomes the state.
-func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.Diagnostics) {
+func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.OutputType, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	st := r.data.store
 	spec, tools, locals, d := r.spec(ctx, m)

@@ -406,7 +406,7 @@ resource "immutable_build" "b" {
 func TestAccBuild_cacheModes(t *testing.T) {
 	e := newEnv(t)
 	counter := filepath.Join(t.TempDir(), "runs")
-	cfg := func(mode string) string {
+	cfg := func(mode actioncache.Mode) string {
 		return e.providerBlock(fmt.Sprintf("build_cache = %q", mode)) + fmt.Sprintf(`
 resource "immutable_build" "b" {
   command     = ["sh", "-c", "echo run >> \"$COUNTER\"; echo built > out"]
@@ -428,7 +428,7 @@ resource "immutable_build" "b" {
 			return nil
 		}
 	}
-	fresh := func(mode string, known bool, wantRuns int, wantRecords int) {
+	fresh := func(mode actioncache.Mode, known bool, wantRuns int, wantRecords int) {
 		t.Helper()
 		check := plancheck.ExpectUnknownValue("immutable_build.b", tfjsonpath.New("digest"))
 		if known {
