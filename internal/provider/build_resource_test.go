@@ -454,6 +454,65 @@ resource "immutable_build" "b" {
 	fresh(CacheOff, false, 3, 1)       // off: runs, whatever is recorded
 }
 
+// TestAccBuild_cacheModeFromEnvironment: without build_cache the mode is
+// IMMUTABLE_BUILD_CACHE's, and a value that is no mode is an error naming
+// the variable, before anything runs.
+func TestAccBuild_cacheModeFromEnvironment(t *testing.T) {
+	e := newEnv(t)
+	counter := filepath.Join(t.TempDir(), "runs")
+	cfg := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command     = ["sh", "-c", "echo run >> \"$COUNTER\"; echo built > out"]
+  tools       = ["sh"]
+  environment = { COUNTER = %q }
+  output      = "out"
+}
+`, counter)
+	runs := func() int {
+		b, _ := os.ReadFile(counter)
+		return strings.Count(string(b), "run\n")
+	}
+	t.Setenv(EnvBuildCache, "readonly")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:      cfg,
+			ExpectError: regexp.MustCompile(`(?s)Invalid build cache mode.*` + strings.ReplaceAll(regexp.QuoteMeta(EnvBuildCache+` is "readonly"; it must be read-write, read-only or off.`), " ", `\s+`)),
+		}},
+	})
+	if n := runs(); n != 0 {
+		t.Fatalf("ran %d times with an invalid mode", n)
+	}
+	t.Setenv(EnvBuildCache, string(actioncache.ReadOnly))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:           cfg,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionCreate)}},
+			Check: func(*terraformState) error {
+				if got, n := runs(), len(e.actionKeys()); got != 1 || n != 0 {
+					return fmt.Errorf("read-only from the environment: ran %d times, %d records; want 1 and none", got, n)
+				}
+				return nil
+			},
+		}},
+	})
+	t.Setenv(EnvBuildCache, "")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:           cfg,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionCreate)}},
+			Check: func(*terraformState) error {
+				if got, n := runs(), len(e.actionKeys()); got != 2 || n != 1 {
+					return fmt.Errorf("unset (read-write): ran %d times, %d records; want 2 and 1", got, n)
+				}
+				return nil
+			},
+		}},
+	})
+}
+
 // TestAccBuild_caches: a cache directory named in caches persists between
 // runs of different steps, and is not part of the key.
 func TestAccBuild_caches(t *testing.T) {
