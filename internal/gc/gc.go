@@ -41,7 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -558,15 +558,15 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 	return refs, nil
 }
 
-func outputKeys(r *build.Record) []string {
-	if r.Type == build.TypeTree {
+func outputKeys(r *actioncache.Record) []string {
+	if r.Type == actioncache.TypeTree {
 		return []string{store.TreeKey(r.Output)}
 	}
 	return []string{store.BlobKey(r.Output)}
 }
 
 // action reads a build record strictly.
-func (c *collector) action(ctx context.Context, k string) (*build.Record, error) {
+func (c *collector) action(ctx context.Context, k string) (*actioncache.Record, error) {
 	key, err := digest.ParseHex(k[strings.LastIndex(k, "/")+1:])
 	if err != nil {
 		return nil, err
@@ -580,7 +580,7 @@ func (c *collector) action(ctx context.Context, k string) (*build.Record, error)
 	if err != nil {
 		return nil, err
 	}
-	return build.ParseRecord(data, key, k)
+	return actioncache.ParseRecord(data, key, k)
 }
 
 // closure adds to kept every existing key reachable from roots, reading

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -150,7 +150,7 @@ func newWorld(t *testing.T, st *store.Store) *world {
 		log := putBlob(t, st, "log of "+name+"\n")
 		m, err := st.GetTree(ctx, w.trees[v])
 		must(t, err)
-		_, _, err = build.Put(ctx, st, &build.Record{Key: key, Output: w.trees[v], Type: build.TypeTree, Size: m.Size(), Files: int64(len(m.Entries)), Log: log})
+		_, _, err = actioncache.Put(ctx, st, &actioncache.Record{Key: key, Output: w.trees[v], Type: actioncache.TypeTree, Size: m.Size(), Files: int64(len(m.Entries)), Log: log})
 		must(t, err)
 	}
 	// Archive references: of a kept listing and of one that goes.
@@ -208,7 +208,7 @@ func checkConsistent(t *testing.T, st *store.Store) {
 		switch {
 		case strings.HasPrefix(k, "actions/"):
 			key, _ := digest.ParseHex(hex)
-			if _, _, err := build.Lookup(ctx, st, key); err != nil {
+			if _, _, err := actioncache.Lookup(ctx, st, key); err != nil {
 				t.Fatalf("build record %s: %v", k, err)
 			}
 		case strings.HasPrefix(k, "archives/"):
@@ -252,7 +252,7 @@ func checkKept(t *testing.T, w *world) {
 			}
 		}
 	}
-	if _, _, err := build.Lookup(ctx, w.st, w.records["kept"]); err != nil {
+	if _, _, err := actioncache.Lookup(ctx, w.st, w.records["kept"]); err != nil {
 		t.Fatalf("the build record of a kept output: %v", err)
 	}
 }
@@ -311,7 +311,7 @@ func TestCollect(t *testing.T) {
 		}
 		checkConsistent(t, w.st)
 		checkKept(t, w)
-		if _, _, err := build.Lookup(ctx, w.st, w.records["gone"]); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := actioncache.Lookup(ctx, w.st, w.records["gone"]); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("the record of a deleted output: %v", err)
 		}
 

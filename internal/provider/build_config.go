@@ -1,7 +1,7 @@
 package provider
 
 // The configuration side of immutable_build: its schema and validation,
-// and resolving what a step declares into a build.Spec (tools found on
+// and resolving what a step declares into a actioncache.Spec (tools found on
 // PATH and hashed, input_paths hashed as artifact sources).
 
 import (
@@ -26,8 +26,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
@@ -76,7 +76,7 @@ func buildSchema() schema.Schema {
 				Required:    true,
 				Validators: []validator.List{
 					listvalidator.SizeAtLeast(1),
-					listvalidator.ValueStringsAre(stringCheck{"no NUL byte", "Invalid argument", build.CheckNoNUL}),
+					listvalidator.ValueStringsAre(stringCheck{"no NUL byte", "Invalid argument", actioncache.CheckNoNUL}),
 				},
 			},
 			"inputs": schema.MapAttribute{
@@ -88,7 +88,7 @@ func buildSchema() schema.Schema {
 				Optional:    true,
 				Validators: []validator.Map{
 					mapvalidator.ValueStringsAre(digestValidator),
-					mapvalidator.KeysAre(stringCheck{"an input name", "Invalid input name", func(s string) error { return build.CheckName("input", s) }}),
+					mapvalidator.KeysAre(stringCheck{"an input name", "Invalid input name", func(s string) error { return actioncache.CheckName("input", s) }}),
 				},
 			},
 			"input_paths": schema.MapAttribute{
@@ -101,7 +101,7 @@ func buildSchema() schema.Schema {
 				Optional:    true,
 				Validators: []validator.Map{
 					mapvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1)),
-					mapvalidator.KeysAre(stringCheck{"an input name", "Invalid input name", func(s string) error { return build.CheckName("input", s) }}),
+					mapvalidator.KeysAre(stringCheck{"an input name", "Invalid input name", func(s string) error { return actioncache.CheckName("input", s) }}),
 				},
 			},
 			"environment": schema.MapAttribute{
@@ -110,8 +110,8 @@ func buildSchema() schema.Schema {
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.Map{
-					mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", build.CheckEnv}),
-					mapvalidator.ValueStringsAre(stringCheck{"no NUL byte", "Invalid variable value", build.CheckNoNUL}),
+					mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", actioncache.CheckEnv}),
+					mapvalidator.ValueStringsAre(stringCheck{"no NUL byte", "Invalid variable value", actioncache.CheckNoNUL}),
 				},
 			},
 			"caches": schema.MapAttribute{
@@ -123,8 +123,8 @@ func buildSchema() schema.Schema {
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.Map{
-					mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", build.CheckEnv}),
-					mapvalidator.ValueStringsAre(stringCheck{"a cache name", "Invalid cache name", func(s string) error { return build.CheckName("cache", s) }}),
+					mapvalidator.KeysAre(stringCheck{"a variable name", "Invalid variable name", actioncache.CheckEnv}),
+					mapvalidator.ValueStringsAre(stringCheck{"a cache name", "Invalid cache name", func(s string) error { return actioncache.CheckName("cache", s) }}),
 				},
 			},
 			"tools": schema.ListAttribute{
@@ -136,14 +136,14 @@ func buildSchema() schema.Schema {
 				Optional:    true,
 				Validators: []validator.List{
 					listvalidator.UniqueValues(),
-					listvalidator.ValueStringsAre(stringCheck{"a program name", "Invalid tool name", func(s string) error { return build.CheckName("tool", s) }}),
+					listvalidator.ValueStringsAre(stringCheck{"a program name", "Invalid tool name", func(s string) error { return actioncache.CheckName("tool", s) }}),
 				},
 			},
 			"output": schema.StringAttribute{
 				MarkdownDescription: "Relative path, in the working directory, of the file or directory the command " +
 					"produces: what is stored as the step's output.",
 				Required:   true,
-				Validators: []validator.String{stringCheck{"a relative path", "Invalid output path", build.CheckRel}},
+				Validators: []validator.String{stringCheck{"a relative path", "Invalid output path", actioncache.CheckRel}},
 			},
 			"archive": schema.StringAttribute{
 				MarkdownDescription: "Also store a byte-reproducible archive of the output, `zip` or `tar.gz`, as " +
@@ -260,7 +260,7 @@ func (r *BuildResource) ValidateConfig(ctx context.Context, req resource.Validat
 	p := path.Root("command").AtListIndex(0)
 	switch {
 	case isPath:
-		err := build.CheckRel(prog)
+		err := actioncache.CheckRel(prog)
 		top, _, _ := strings.Cut(prog, "/")
 		if _, isInput := inputs[top]; err == nil && !isInput {
 			err = fmt.Errorf("%q is not inside an input: the working directory holds only the inputs (%s)", prog, strings.Join(sortedKeys(inputs), ", "))
@@ -331,9 +331,9 @@ type localInput struct {
 
 // spec reads what the step declares, resolves its tools on PATH and hashes
 // its input_paths.
-func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*build.Spec, map[string]build.Tool, map[string]localInput, diag.Diagnostics) {
+func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*actioncache.Spec, map[string]actioncache.Tool, map[string]localInput, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	s := &build.Spec{Output: m.Output.ValueString(), Salt: m.Salt.ValueString()}
+	s := &actioncache.Spec{Output: m.Output.ValueString(), Salt: m.Salt.ValueString()}
 	diags.Append(m.Command.ElementsAs(ctx, &s.Command, false)...)
 	if !m.Environment.IsNull() {
 		diags.Append(m.Environment.ElementsAs(ctx, &s.Environment, false)...)
@@ -370,13 +370,13 @@ func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*build.Spec, m
 		}
 		locals[name], s.Inputs[name] = in, in.sum
 	}
-	tools := map[string]build.Tool{}
+	tools := map[string]actioncache.Tool{}
 	s.Tools = map[string]digest.Sum{}
 	for i, name := range toolNames {
-		t, err := build.FindTool(ctx, name, r.hashFile)
+		t, err := actioncache.FindTool(ctx, name, r.hashFile)
 		if err != nil {
 			summary := "Cannot use the tool"
-			var nf *build.ToolNotFoundError
+			var nf *actioncache.ToolNotFoundError
 			if errors.As(err, &nf) {
 				summary = toolNotFound
 			}

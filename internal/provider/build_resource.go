@@ -18,7 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
@@ -35,9 +35,9 @@ var (
 
 // Build cache modes (the provider's build_cache setting).
 const (
-	CacheReadWrite = build.ReadWrite
-	CacheReadOnly  = build.ReadOnly
-	CacheOff       = build.Off
+	CacheReadWrite = actioncache.ReadWrite
+	CacheReadOnly  = actioncache.ReadOnly
+	CacheOff       = actioncache.Off
 )
 
 // privateUnresolvable marks the plan of a step one of whose tools or
@@ -115,7 +115,7 @@ func (m *buildModel) setUnknownOutputs() {
 }
 
 // setRecord fills the outputs from a record (and a tree's listing).
-func (m *buildModel) setRecord(rec *build.Record, man *digest.Manifest) {
+func (m *buildModel) setRecord(rec *actioncache.Record, man *digest.Manifest) {
 	m.Digest = types.StringValue(rec.Output.String())
 	m.FileCount = types.Int64Value(rec.Files)
 	m.Size = types.Int64Value(rec.Size)
@@ -124,7 +124,7 @@ func (m *buildModel) setRecord(rec *build.Record, man *digest.Manifest) {
 }
 
 // listing is what the output's archive holds.
-func (m *buildModel) listing(rec *build.Record, man *digest.Manifest) *digest.Manifest {
+func (m *buildModel) listing(rec *actioncache.Record, man *digest.Manifest) *digest.Manifest {
 	if man != nil {
 		return man
 	}
@@ -216,7 +216,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		return
 	}
 	parts := spec.Parts()
-	key := build.KeyOf(parts)
+	key := actioncache.KeyOf(parts)
 	plan.ID, plan.Key = types.StringValue(key.String()), types.StringValue(key.String())
 	pv := make(map[string]attr.Value, len(parts))
 	for k, v := range parts {
@@ -266,7 +266,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	}
 	plan.setUnknownOutputs()
 	if r.data.buildCache != CacheOff {
-		rec, man, err := build.Lookup(ctx, r.data.store, key)
+		rec, man, err := actioncache.Lookup(ctx, r.data.store, key)
 		switch {
 		case err == nil:
 			if resp.Diagnostics.Append(r.setHit(ctx, &plan, rec, man)...); resp.Diagnostics.HasError() {
@@ -283,7 +283,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 }
 
 // setHit plans the recorded output of a step: every value known.
-func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *build.Record, man *digest.Manifest) diag.Diagnostics {
+func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *actioncache.Record, man *digest.Manifest) diag.Diagnostics {
 	var diags diag.Diagnostics
 	plan.CacheHit = types.BoolValue(true)
 	plan.setRecord(rec, man)
@@ -305,7 +305,7 @@ func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *build
 // output recorded for its key, when that is another one.
 func (r *BuildResource) convergeOnRecord(ctx context.Context, plan, prior *buildModel, key digest.Sum, resp *resource.ModifyPlanResponse) diag.Diagnostics {
 	var diags diag.Diagnostics
-	rec, man, err := build.Lookup(ctx, r.data.store, key)
+	rec, man, err := actioncache.Lookup(ctx, r.data.store, key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return diags
@@ -363,8 +363,8 @@ func (r *BuildResource) Create(ctx context.Context, req resource.CreateRequest, 
 const privateOutputType = "output_type"
 
 // outputType is the output type kept in private state ("" if none).
-func outputType(ctx context.Context, p privateGetter) string {
-	var s string
+func outputType(ctx context.Context, p privateGetter) actioncache.OutputType {
+	var s actioncache.OutputType
 	if b := privateValue(ctx, p, privateOutputType); len(b) == 0 || json.Unmarshal(b, &s) != nil {
 		return ""
 	}
@@ -372,15 +372,15 @@ func outputType(ctx context.Context, p privateGetter) string {
 }
 
 // outputListing is what the archive of the built output holds.
-func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ string) (*digest.Manifest, error) {
+func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ actioncache.OutputType) (*digest.Manifest, error) {
 	sum, err := digest.Parse(m.Digest.ValueString())
 	if err != nil {
 		return nil, err
 	}
-	if typ == build.TypeTree || (typ == "" && !m.Files.IsNull()) {
+	if typ == actioncache.TypeTree || (typ == "" && !m.Files.IsNull()) {
 		return r.data.store.GetTree(ctx, sum)
 	}
-	rec := build.Record{Output: sum, Type: typ, Size: m.Size.ValueInt64()}
+	rec := actioncache.Record{Output: sum, Type: typ, Size: m.Size.ValueInt64()}
 	return rec.FileListing(m.Output.ValueString()), nil
 }
 
@@ -408,7 +408,7 @@ func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listin
 
 // build makes the planned step's output available: the recorded one on a
 // hit, else by running it. m is the plan, and becomes the state.
-func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.Diagnostics) {
+func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.OutputType, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	st := r.data.store
 	spec, tools, locals, d := r.spec(ctx, m)
@@ -422,7 +422,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.
 				"changed, say): %s. Nothing was run; plan again.", m.Key.ValueString(), key, changedParts(m.KeyParts, spec.Parts())))
 		return "", diags
 	}
-	job := build.Job{
+	job := actioncache.Job{
 		Spec: *spec, Tools: tools, Timeout: defaultTimeout, Hash: r.hashFile,
 		Output: logBuildOutput(ctx, key.String()), Failed: logFailedOutput(ctx, key.String()),
 	}
@@ -445,7 +445,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.
 		}
 	}
 
-	step := build.Step{
+	step := actioncache.Step{
 		Job: job, Check: m.CheckReproducible.ValueBool(), Mode: r.data.buildCache,
 		Prepare: func(ctx context.Context) error {
 			tflog.Info(ctx, "running a build step", map[string]any{"key": key.String(), "command": job.Spec.Command})
@@ -464,7 +464,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.
 		}
 		step.Planned = &planned
 	}
-	done, err := build.Realize(ctx, st, step)
+	done, err := actioncache.Realize(ctx, st, step)
 	if err != nil {
 		diags.Append(r.buildError(err, m)...)
 		return "", diags
@@ -488,14 +488,14 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (string, diag.
 // attribute to change.
 func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 	var diags diag.Diagnostics
-	var exit *build.ExitError
-	var timeout *build.TimeoutError
-	var out *build.OutputError
-	var tool *build.ToolChangedError
-	var input *build.InputChangedError
-	var placing *build.InputError
-	var differs *build.NotReproducibleError
-	var changed *build.RecordChangedError
+	var exit *actioncache.ExitError
+	var timeout *actioncache.TimeoutError
+	var out *actioncache.OutputError
+	var tool *actioncache.ToolChangedError
+	var input *actioncache.InputChangedError
+	var placing *actioncache.InputError
+	var differs *actioncache.NotReproducibleError
+	var changed *actioncache.RecordChangedError
 	var local *localError
 	inputAt := func(name string) path.Path {
 		if _, isLocal := m.InputPaths.Elements()[name]; isLocal {
@@ -513,7 +513,7 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 	case errors.As(err, &changed):
 		diags.AddAttributeError(path.Root("digest"), "Build record changed since plan", upperFirst(err.Error())+".")
 	case errors.As(err, &exit):
-		diags.AddAttributeError(path.Root("command"), "Build failed", err.Error()+fmt.Sprintf("\nThe whole output (or its last %d MiB) is in the provider log at TF_LOG=INFO.", build.FailedOutput>>20))
+		diags.AddAttributeError(path.Root("command"), "Build failed", err.Error()+fmt.Sprintf("\nThe whole output (or its last %d MiB) is in the provider log at TF_LOG=INFO.", actioncache.FailedOutput>>20))
 	case errors.As(err, &timeout):
 		diags.AddAttributeError(path.Root("timeout"), "Build timed out", err.Error()+"\nRaise timeout if the step needs longer.")
 	case errors.As(err, &out):
@@ -529,7 +529,7 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 		diags.Append(exportError(r.data.store, err))
 	case isRecordError(err):
 		diags.Append(buildStoreError(r.data.store, err))
-	case errors.As(err, new(*build.MissingOutputError)): // Unrecorded: collected while the step ran
+	case errors.As(err, new(*actioncache.MissingOutputError)): // Unrecorded: collected while the step ran
 		diags.AddError("Build output deleted while it ran", upperFirst(err.Error())+".")
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		diags.AddError("Build interrupted", "The build was cancelled; its process group was killed and nothing was recorded.")
@@ -548,9 +548,9 @@ type localError struct{ diags diag.Diagnostics }
 func (e *localError) Error() string { return "storing input_paths failed" }
 
 func isRecordError(err error) bool {
-	var corrupt *build.CorruptError
-	var missing *build.MissingOutputError
-	var damaged *build.DamagedOutputError
+	var corrupt *actioncache.CorruptError
+	var missing *actioncache.MissingOutputError
+	var damaged *actioncache.DamagedOutputError
 	return errors.As(err, &corrupt) || (errors.As(err, &missing) && !missing.Unrecorded) || errors.As(err, &damaged)
 }
 
@@ -597,7 +597,7 @@ func (r *BuildResource) Update(ctx context.Context, req resource.UpdateRequest, 
 			resp.Diagnostics.Append(archiveError(r.data.store, "archive", "read the output's listing", err))
 			return
 		}
-		if resp.Diagnostics.Append(r.ensureArchive(ctx, &plan, listing, typ != build.TypeTree && plan.Files.IsNull())...); resp.Diagnostics.HasError() {
+		if resp.Diagnostics.Append(r.ensureArchive(ctx, &plan, listing, typ != actioncache.TypeTree && plan.Files.IsNull())...); resp.Diagnostics.HasError() {
 			return
 		}
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -406,7 +406,7 @@ resource "immutable_build" "b" {
 func TestAccBuild_cacheModes(t *testing.T) {
 	e := newEnv(t)
 	counter := filepath.Join(t.TempDir(), "runs")
-	cfg := func(mode string) string {
+	cfg := func(mode actioncache.Mode) string {
 		return e.providerBlock(fmt.Sprintf("build_cache = %q", mode)) + fmt.Sprintf(`
 resource "immutable_build" "b" {
   command     = ["sh", "-c", "echo run >> \"$COUNTER\"; echo built > out"]
@@ -428,7 +428,7 @@ resource "immutable_build" "b" {
 			return nil
 		}
 	}
-	fresh := func(mode string, known bool, wantRuns int, wantRecords int) {
+	fresh := func(mode actioncache.Mode, known bool, wantRuns int, wantRecords int) {
 		t.Helper()
 		check := plancheck.ExpectUnknownValue("immutable_build.b", tfjsonpath.New("digest"))
 		if known {
@@ -452,6 +452,65 @@ resource "immutable_build" "b" {
 	fresh(CacheReadWrite, false, 2, 1) // CI: builds, records
 	fresh(CacheReadOnly, true, 2, 1)   // a laptop again: CI's record, nothing runs
 	fresh(CacheOff, false, 3, 1)       // off: runs, whatever is recorded
+}
+
+// TestAccBuild_cacheModeFromEnvironment: without build_cache the mode is
+// IMMUTABLE_BUILD_CACHE's, and a value that is no mode is an error naming
+// the variable, before anything runs.
+func TestAccBuild_cacheModeFromEnvironment(t *testing.T) {
+	e := newEnv(t)
+	counter := filepath.Join(t.TempDir(), "runs")
+	cfg := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_build" "b" {
+  command     = ["sh", "-c", "echo run >> \"$COUNTER\"; echo built > out"]
+  tools       = ["sh"]
+  environment = { COUNTER = %q }
+  output      = "out"
+}
+`, counter)
+	runs := func() int {
+		b, _ := os.ReadFile(counter)
+		return strings.Count(string(b), "run\n")
+	}
+	t.Setenv(EnvBuildCache, "readonly")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:      cfg,
+			ExpectError: regexp.MustCompile(`(?s)Invalid build cache mode.*` + strings.ReplaceAll(regexp.QuoteMeta(EnvBuildCache+` is "readonly"; it must be read-write, read-only or off.`), " ", `\s+`)),
+		}},
+	})
+	if n := runs(); n != 0 {
+		t.Fatalf("ran %d times with an invalid mode", n)
+	}
+	t.Setenv(EnvBuildCache, string(actioncache.ReadOnly))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:           cfg,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionCreate)}},
+			Check: func(*terraformState) error {
+				if got, n := runs(), len(e.actionKeys()); got != 1 || n != 0 {
+					return fmt.Errorf("read-only from the environment: ran %d times, %d records; want 1 and none", got, n)
+				}
+				return nil
+			},
+		}},
+	})
+	t.Setenv(EnvBuildCache, "")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config:           cfg,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("immutable_build.b", plancheck.ResourceActionCreate)}},
+			Check: func(*terraformState) error {
+				if got, n := runs(), len(e.actionKeys()); got != 2 || n != 1 {
+					return fmt.Errorf("unset (read-write): ran %d times, %d records; want 2 and 1", got, n)
+				}
+				return nil
+			},
+		}},
+	})
 }
 
 // TestAccBuild_caches: a cache directory named in caches persists between
@@ -562,7 +621,7 @@ func TestAccBuild_anotherRunRecordedFirst(t *testing.T) {
 				return err
 			}
 		}
-		_, _, err := build.Put(ctx, st, &build.Record{Key: key, Output: theirs, Type: build.TypeFile, Size: int64(len(other)), Files: 1, Log: log})
+		_, _, err := actioncache.Put(ctx, st, &actioncache.Record{Key: key, Output: theirs, Type: actioncache.TypeFile, Size: int64(len(other)), Files: 1, Log: log})
 		return err
 	}))
 	resource.Test(t, resource.TestCase{
@@ -738,7 +797,7 @@ resource "immutable_build" "b" {
 						_, err := st.PutBlob(ctx, digest.Bytes(b), bytes.NewReader(b))
 						must(t, err)
 					}
-					_, _, err = build.Put(ctx, st, &build.Record{Key: sum, Output: digest.Bytes(ci), Type: build.TypeFile, Size: int64(len(ci)), Files: 1, Log: digest.Bytes([]byte("ci log\n"))})
+					_, _, err = actioncache.Put(ctx, st, &actioncache.Record{Key: sum, Output: digest.Bytes(ci), Type: actioncache.TypeFile, Size: int64(len(ci)), Files: 1, Log: digest.Bytes([]byte("ci log\n"))})
 					must(t, err)
 				},
 				Config: cfg,

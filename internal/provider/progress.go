@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
@@ -59,8 +59,8 @@ func logProgress(ctx context.Context, what string, p *digest.Progress) (stop fun
 // a provider log call — each one JSON written to Terraform and parsed by
 // it — for every line the step prints. The whole output is the build's
 // stored log (log_digest).
-func logBuildOutput(ctx context.Context, key string) func(build.OutputBatch) {
-	return func(b build.OutputBatch) {
+func logBuildOutput(ctx context.Context, key string) func(actioncache.OutputBatch) {
+	return func(b actioncache.OutputBatch) {
 		msg := "build output"
 		if b.More > 0 {
 			msg += fmt.Sprintf(" (%d earlier lines not shown: a step that succeeds stores all of them as its log, log_digest; one that fails writes them here)", b.More)
@@ -73,7 +73,7 @@ func logBuildOutput(ctx context.Context, key string) func(build.OutputBatch) {
 }
 
 // logFailedOutput writes the output of a step that failed (all of it, or
-// its last build.FailedOutput bytes) to the log at INFO, a piece of up to
+// its last actioncache.FailedOutput bytes) to the log at INFO, a piece of up to
 // 8 KiB of lines at a time: a failed run stores no log, and its error
 // shows only the last lines.
 func logFailedOutput(ctx context.Context, key string) func(piece []byte, offset, total int64) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-log/tflogtest"
 
-	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
@@ -53,7 +53,7 @@ func TestProgressIsLogged(t *testing.T) {
 func TestBuildOutputIsLoggedOncePerBatch(t *testing.T) {
 	var out bytes.Buffer
 	ctx := tflogtest.RootLogger(context.Background(), &out)
-	logBuildOutput(ctx, "sha256:k")(build.OutputBatch{Lines: []string{"compiling a", "compiling b"}, More: 1000, Bytes: 20000})
+	logBuildOutput(ctx, "sha256:k")(actioncache.OutputBatch{Lines: []string{"compiling a", "compiling b"}, More: 1000, Bytes: 20000})
 	logged := out.String()
 	for _, want := range []string{`"@level":"info"`, `build output (1000 earlier lines not shown`, `writes them here):\ncompiling a\ncompiling b"`, `"key":"sha256:k"`, `"lines":1002`, `"bytes":20000`} {
 		if !strings.Contains(logged, want) {

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
@@ -71,7 +72,7 @@ type s3Model struct {
 type providerData struct {
 	store           *store.Store
 	verifyOnRefresh bool
-	buildCache      string // CacheReadWrite, CacheReadOnly or CacheOff
+	buildCache      actioncache.Mode
 	// cache and memo make plans cheap: the stat cache skips unchanged
 	// files, the memo walks each tree once per operation (Terraform
 	// configures the provider once per operation).
@@ -134,7 +135,7 @@ func providerSchema() schema.Schema {
 					"looks up nor records: every new step runs. Outputs are stored as artifacts in every mode. Defaults to " +
 					"the `" + EnvBuildCache + "` environment variable, then `read-write`.",
 				Optional:   true,
-				Validators: []validator.String{stringvalidator.OneOf(CacheReadWrite, CacheReadOnly, CacheOff)},
+				Validators: []validator.String{stringvalidator.OneOf(string(CacheReadWrite), string(CacheReadOnly), string(CacheOff))},
 			},
 		},
 		Blocks: map[string]schema.Block{
@@ -233,19 +234,18 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			"marker": marker, "at_most": d.Round(time.Second).String(),
 		})
 	}
-	buildCache := cfg.BuildCache.ValueString()
+	buildCache := actioncache.Mode(cfg.BuildCache.ValueString())
 	if cfg.BuildCache.IsUnknown() {
 		resp.Diagnostics.AddAttributeError(path.Root("build_cache"), "Unknown build cache mode",
 			"build_cache depends on a value only known after apply; the provider needs it to plan. Use a literal or a variable.")
 		return
 	}
 	if cfg.BuildCache.IsNull() {
-		buildCache = os.Getenv(EnvBuildCache)
-		switch buildCache {
-		case "":
+		buildCache = actioncache.Mode(os.Getenv(EnvBuildCache))
+		switch {
+		case buildCache == "":
 			buildCache = CacheReadWrite
-		case CacheReadWrite, CacheReadOnly, CacheOff:
-		default:
+		case !buildCache.Valid():
 			resp.Diagnostics.AddAttributeError(path.Root("build_cache"), "Invalid build cache mode",
 				fmt.Sprintf("%s is %q; it must be %s, %s or %s.", EnvBuildCache, buildCache, CacheReadWrite, CacheReadOnly, CacheOff))
 			return

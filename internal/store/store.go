@@ -11,7 +11,7 @@
 //	                                   listing <hex> in <format>; the archive's
 //	                                   bytes are a blob
 //	actions/sha256/<hh>/<hex>          a build step's action record, by its key
-//	                                   (package build): its output and log digests
+//	                                   (package actioncache): its output and log digests
 //	gc/leases/<id>                     keys a writer relies on (see Hold)
 //	gc/condemned/<id>                  keys a collector is deleting (package gc)
 //

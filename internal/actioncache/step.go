@@ -1,4 +1,4 @@
-package build
+package actioncache
 
 import (
 	"context"
@@ -9,12 +9,19 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
-// Cache modes: who may write action records.
+// Mode says who may use the action cache: the provider's build_cache
+// setting.
+type Mode string
+
+// Cache modes.
 const (
-	ReadWrite = "read-write" // look up, and record what runs
-	ReadOnly  = "read-only"  // look up; never record
-	Off       = "off"        // neither
+	ReadWrite Mode = "read-write" // look up, and record what runs
+	ReadOnly  Mode = "read-only"  // look up; never record
+	Off       Mode = "off"        // neither
 )
+
+// Valid tells whether m is one of the modes above.
+func (m Mode) Valid() bool { return m == ReadWrite || m == ReadOnly || m == Off }
 
 // Step is what a plan decided about a step, and how to carry it out.
 type Step struct {
@@ -23,7 +30,7 @@ type Step struct {
 	Planned *digest.Sum
 	// Check runs the step on a hit too, and fails on another output.
 	Check bool
-	Mode  string
+	Mode  Mode
 	// Prepare runs just before the command would run (to store local
 	// inputs); BeforeRecord just before the record is written (tests).
 	Prepare      func(ctx context.Context) error

@@ -1,6 +1,6 @@
 //go:build unix
 
-package build
+package actioncache
 
 import (
 	"bytes"
@@ -290,7 +290,7 @@ func TestAFailedStepGivesTheEndOfALongOutput(t *testing.T) {
 // BenchmarkRunOutput runs a step printing 16 MiB and 64 MiB of short lines
 // to its output, against the same bytes written to a file:
 //
-//	go test -run '^$' -bench RunOutput -benchtime 3x ./internal/build/
+//	go test -run '^$' -bench RunOutput -benchtime 3x ./internal/actioncache/
 func BenchmarkRunOutput(b *testing.B) {
 	for _, size := range []int{16 << 20, 64 << 20} {
 		for _, to := range []string{"stdout", "file"} {

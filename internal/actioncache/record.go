@@ -1,4 +1,4 @@
-package build
+package actioncache
 
 import (
 	"bytes"
@@ -16,12 +16,18 @@ import (
 // RecordVersion is the first line of every action record.
 const RecordVersion = "immutable-action-v1"
 
+// OutputType is what a step's output is, as its record's "type" line
+// says.
+type OutputType string
+
 // Output types.
 const (
-	TypeTree = "tree" // a directory: Output is its listing's digest
-	TypeFile = "file" // a regular file: Output is its bytes' sha256
-	TypeExec = "exec" // an executable file
+	TypeTree OutputType = "tree" // a directory: Output is its listing's digest
+	TypeFile OutputType = "file" // a regular file: Output is its bytes' sha256
+	TypeExec OutputType = "exec" // an executable file
 )
+
+func (t OutputType) valid() bool { return t == TypeTree || t == TypeFile || t == TypeExec }
 
 // Record is an action record: what running the step of Key produced, once.
 // It is written once, after its output and log are stored, so a stored
@@ -29,9 +35,9 @@ const (
 type Record struct {
 	Key      digest.Sum
 	Output   digest.Sum
-	Type     string // TypeTree, TypeFile or TypeExec
-	Size     int64  // bytes of content
-	Files    int64  // entries (1 for a file)
+	Type     OutputType
+	Size     int64 // bytes of content
+	Files    int64 // entries (1 for a file)
 	Log      digest.Sum
 	Exit     int
 	Duration int64 // milliseconds the command ran
@@ -75,7 +81,7 @@ func ParseRecord(b []byte, key digest.Sum, where string) (*Record, error) {
 		}
 		vals[k] = v
 	}
-	r := &Record{Type: vals["type"]}
+	r := &Record{Type: OutputType(vals["type"])}
 	var err error
 	for _, f := range []struct {
 		name string
@@ -97,8 +103,8 @@ func ParseRecord(b []byte, key digest.Sum, where string) (*Record, error) {
 	switch {
 	case err != nil || exit != 0:
 		return nil, bad("exit status is not 0 (failed builds are never recorded)")
-	case r.Type != TypeTree && r.Type != TypeFile && r.Type != TypeExec:
-		return nil, bad("unknown output type " + strconv.Quote(r.Type))
+	case !r.Type.valid():
+		return nil, bad("unknown output type " + strconv.Quote(string(r.Type)))
 	case r.Key != key:
 		return nil, bad("it is the record of " + r.Key.String())
 	case !bytes.Equal(r.Encode(), b):

@@ -1,6 +1,6 @@
 //go:build unix
 
-package build
+package actioncache
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func TestRealize(t *testing.T) {
 	})
 
 	t.Run("read-only and off never record", func(t *testing.T) {
-		for _, mode := range []string{ReadOnly, Off} {
+		for _, mode := range []Mode{ReadOnly, Off} {
 			st := newStore(t)
 			s := step(t, "echo x > out")
 			s.Mode = mode

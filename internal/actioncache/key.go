@@ -1,9 +1,10 @@
-// Package build runs build steps whose inputs are declared, and caches
-// their outputs in the store by those inputs (an action cache, as Bazel
-// and Nix keep one): the key of a step is a pure function of what it
-// declares, and an action record in the store maps a key to the output
-// the step produced once. It has no dependency on Terraform.
-package build
+// Package actioncache is the action cache behind immutable_build: it runs
+// build steps whose inputs are declared, and caches their outputs in the
+// store by those inputs (as Bazel's action cache and Nix's store do): the
+// key of a step is a pure function of what it declares, and an action
+// record in the store maps a key to the output the step produced once. It
+// has no dependency on Terraform.
+package actioncache
 
 import (
 	"fmt"
