@@ -415,10 +415,8 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 	var man *digest.Manifest
 	if st != nil {
 		man, err = r.publishDir(ctx, m, st, src, opts)
-	} else if r.data.memo != nil {
-		man, err = r.data.memo.Tree(ctx, src, opts)
 	} else {
-		man, err = statcache.HashTree(ctx, r.data.cache, src, opts)
+		man, err = r.data.memo.Tree(ctx, src, opts)
 	}
 	stop()
 	if err != nil {
@@ -442,16 +440,10 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st
 // against the listing as it is read. A tree that changed since plan
 // returns its manifest without writing anything; the caller refuses it.
 func (r *ArtifactResource) publishDir(ctx context.Context, m *artifactModel, st *store.Store, src string, opts digest.Options) (*digest.Manifest, error) {
-	var man *digest.Manifest
-	var err error
-	if r.data.memo != nil {
-		// The walk of this operation's final plan, moments ago: what the
-		// plan was checked against. Every file sent is read again and
-		// verified against it.
-		man, err = r.data.memo.Tree(ctx, src, opts)
-	} else {
-		man, err = statcache.HashTree(ctx, r.data.cache, src, opts)
-	}
+	// The walk of this operation's final plan, moments ago (or, without
+	// one, through the stat cache): what the plan was checked against.
+	// Every file sent is read again and verified against it.
+	man, err := r.data.memo.Tree(ctx, src, opts)
 	if err != nil {
 		return nil, err
 	}

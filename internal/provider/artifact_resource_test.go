@@ -582,7 +582,7 @@ func TestArtifactApplyRefusesContentChangedSincePlan(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed"), 0o644))
 
 	st := (&env{t: t, store: filepath.Join(t.TempDir(), "store")}).backend()
-	r := &ArtifactResource{data: &providerData{store: st}}
+	r := &ArtifactResource{data: newProviderData(st, nil)}
 	m := &artifactModel{
 		Source: types.StringValue(dir), Excludes: types.ListNull(types.StringType),
 		Archive: types.StringNull(), Digest: types.StringValue(planned),
@@ -615,7 +615,7 @@ func TestArtifactLargeTreeChangeWarning(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "d03/f0003.txt"), []byte("changed"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "new.txt"), []byte("new"), 0o644))
 	must(t, os.Remove(filepath.Join(dir, "d05/f0005.txt")))
-	r := &ArtifactResource{data: &providerData{store: st}}
+	r := &ArtifactResource{data: newProviderData(st, nil)}
 	m := &artifactModel{Source: types.StringValue(dir), Excludes: types.ListNull(types.StringType)}
 	c, diags := r.hashContent(ctx, m, nil)
 	if diags.HasError() {

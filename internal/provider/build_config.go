@@ -409,11 +409,7 @@ func (r *BuildResource) hashLocal(ctx context.Context, name, p string) (localInp
 				return in, diags
 			}
 		}
-		if r.data.memo != nil {
-			in.manifest, err = r.data.memo.Tree(ctx, p, digest.Options{})
-		} else {
-			in.manifest, err = statcache.HashTree(ctx, r.data.cache, p, digest.Options{})
-		}
+		in.manifest, err = r.data.memo.Tree(ctx, p, digest.Options{})
 		if err == nil {
 			if n := in.manifest.EncodedSize(); n > store.MaxListing {
 				diags.AddAttributeError(at, "Input too large for one artifact",

@@ -77,9 +77,9 @@ type providerData struct {
 	// configures the provider once per operation).
 	cache *statcache.Cache
 	memo  *statcache.Memo
-
-	refsOnce sync.Once
-	refs     *archive.Refs
+	// refs finds, builds and checks archives in the store, checking each
+	// stored archive once per operation.
+	refs *archive.Refs
 
 	// replaced holds the digests of the artifacts destroys in this
 	// operation forgot: a replacement's Create (Terraform destroys first, in
@@ -98,12 +98,19 @@ type providerData struct {
 	exportsMu sync.Mutex // one claim at a time: check, then record
 }
 
-// archives finds, builds and checks archives in the store, checking each
-// stored archive once per operation.
-func (d *providerData) archives() *archive.Refs {
-	d.refsOnce.Do(func() { d.refs = archive.NewRefs(d.store) })
-	return d.refs
+// newProviderData returns the data of one operation on st, hashing
+// through cache (nil: no stat cache), in the default modes; Configure sets
+// the others. Tests build theirs with it too, so every field the provider
+// relies on is set.
+func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
+	return &providerData{
+		store: st, buildCache: CacheReadWrite, cache: cache,
+		memo: statcache.NewMemo(cache), refs: archive.NewRefs(st),
+	}
 }
+
+// archives finds, builds and checks archives in the store.
+func (d *providerData) archives() *archive.Refs { return d.refs }
 
 func (p *ImmutableProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
 	resp.TypeName = "immutable"
@@ -252,8 +259,8 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 		}
 	}
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
-	cache := statcache.Default()
-	data := &providerData{store: st, verifyOnRefresh: cfg.VerifyOnRefresh.ValueBool(), buildCache: buildCache, cache: cache, memo: statcache.NewMemo(cache)}
+	data := newProviderData(st, statcache.Default())
+	data.verifyOnRefresh, data.buildCache = cfg.VerifyOnRefresh.ValueBool(), buildCache
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }

@@ -258,7 +258,7 @@ func TestAccS3_outputPathOnAFreshMachine(t *testing.T) {
 // The listings a publish relies on: the same source's first, newest
 // first, then others', never one twice, at most maxKnownListings.
 func TestKnownListings(t *testing.T) {
-	d := &providerData{}
+	d := newProviderData(nil, nil)
 	sum := func(s string) digest.Sum { return digest.Bytes([]byte(s)) }
 	if got := d.knownListings("/site"); len(got) != 0 {
 		t.Fatalf("nothing forgotten, yet %v", got)
