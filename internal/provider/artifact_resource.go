@@ -23,9 +23,9 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -190,22 +190,13 @@ func (r *ArtifactResource) Configure(_ context.Context, req resource.ConfigureRe
 	r.data = configureData(req.ProviderData, &resp.Diagnostics)
 }
 
-// computed is what ModifyPlan and apply work out from the content.
-type computed struct {
-	sum      digest.Sum
-	size     int64
-	count    int64
-	manifest *digest.Manifest // nil for a file or inline content
-	// archiveListing is the listing whose archive this artifact stores:
-	// the tree itself, or a one-entry tree holding a file source.
-	archiveListing *digest.Manifest
-}
-
-func (c *computed) filesValue() types.Map {
-	if c.manifest == nil || len(c.manifest.Entries) > FilesLimit {
+// filesValue is the `files` of a listing: null for a file (nil), a tree
+// over FilesLimit, or one holding a name Terraform would change.
+func filesValue(man *digest.Manifest) types.Map {
+	if man == nil || len(man.Entries) > FilesLimit {
 		return types.MapNull(types.StringType)
 	}
-	for _, e := range c.manifest.Entries {
+	for _, e := range man.Entries {
 		if !norm.NFC.IsNormalString(e.Path) {
 			// Terraform turns every string into Unicode NFC: "é" written as
 			// e + U+0301 would come back as another key (or two names as
@@ -214,8 +205,8 @@ func (c *computed) filesValue() types.Map {
 			return types.MapNull(types.StringType)
 		}
 	}
-	elems := make(map[string]attr.Value, len(c.manifest.Entries))
-	for _, e := range c.manifest.Entries {
+	elems := make(map[string]attr.Value, len(man.Entries))
+	for _, e := range man.Entries {
 		elems[e.Path] = types.StringValue(string(e.Kind) + " " + e.SHA256.String())
 	}
 	return types.MapValueMust(types.StringType, elems)
@@ -242,6 +233,25 @@ func (m *artifactModel) excludes(ctx context.Context) ([]string, diag.Diagnostic
 	}
 	diags := m.Excludes.ElementsAs(ctx, &ex, false)
 	return ex, diags
+}
+
+// source is the artifact's source as internal/artifact hashes it.
+func (m *artifactModel) source(ctx context.Context) (artifact.Source, diag.Diagnostics) {
+	excludes, diags := m.excludes(ctx)
+	return artifact.Source{Path: m.Source.ValueString(), Excludes: excludes, Progress: &digest.Progress{}}, diags
+}
+
+// planned is the digest the plan expects in v (nil when unknown). A
+// value that does not parse expects nothing that can be stored.
+func planned(v types.String, parse func(string) (digest.Sum, error)) *digest.Sum {
+	if v.IsUnknown() || v.IsNull() {
+		return nil
+	}
+	sum, err := parse(v.ValueString())
+	if err != nil {
+		return &digest.Sum{}
+	}
+	return &sum
 }
 
 func (m *artifactModel) anyUnknown() bool {
@@ -322,12 +332,12 @@ func (m *artifactModel) setUnknownOutputs() {
 	m.ArchiveBase64SHA25 = types.StringUnknown()
 }
 
-func (m *artifactModel) setOutputs(c *computed) {
-	m.ID = types.StringValue(c.sum.String())
+func (m *artifactModel) setOutputs(c *artifact.Content) {
+	m.ID = types.StringValue(c.Sum.String())
 	m.Digest = m.ID
-	m.FileCount = types.Int64Value(c.count)
-	m.Size = types.Int64Value(c.size)
-	m.Files = c.filesValue()
+	m.FileCount = types.Int64Value(c.Count)
+	m.Size = types.Int64Value(c.Size)
+	m.Files = filesValue(c.Tree)
 }
 
 func (m *artifactModel) setArchive(sum *digest.Sum) {
@@ -343,124 +353,66 @@ func (m *artifactModel) setArchive(sum *digest.Sum) {
 }
 
 // hashContent computes the digest of a source or inline content without
-// writing anything; st, when given, stores the content as it is hashed.
-func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st *store.Store) (*computed, diag.Diagnostics) {
+// writing anything.
+func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel) (*artifact.Content, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	if b, p, ok, err := m.inlineContent(); ok {
 		if err != nil {
 			diags.AddAttributeError(p, "Invalid base64", "content_base64 must be standard base64 with padding: "+err.Error())
 			return nil, diags
 		}
-		c := &computed{sum: digest.Bytes(b), size: int64(len(b)), count: 1}
-		if st != nil {
-			if _, err := st.PutBlob(ctx, c.sum, strings.NewReader(string(b))); err != nil {
-				diags.Append(storeWriteError(err))
-				return nil, diags
-			}
-		}
-		return c, diags
+		return artifact.Inline(b), diags
 	}
-
-	src := m.Source.ValueString()
-	srcPath := path.Root("source")
-	fi, err := os.Stat(src)
-	if err != nil {
-		diags.Append(sourceError(srcPath, src, err))
-		return nil, diags
-	}
-	excludes, d := m.excludes(ctx)
-	diags.Append(d...)
+	src, diags := m.source(ctx)
 	if diags.HasError() {
 		return nil, diags
 	}
-	if !fi.IsDir() {
-		if len(excludes) > 0 {
-			diags.AddAttributeError(path.Root("excludes"), "Excludes need a directory source",
-				fmt.Sprintf("source %q is a file, and excludes only apply to the files of a directory. Remove `excludes`, or point `source` at a directory.", src))
-			return nil, diags
-		}
-		if !fi.Mode().IsRegular() {
-			diags.AddAttributeError(srcPath, "Source is not a regular file",
-				fmt.Sprintf("source %q is %s. Point it at a regular file or a directory.", src, digest.TypeName(fi.Mode().Type())))
-			return nil, diags
-		}
-		var sum digest.Sum
-		var size int64
-		if st != nil {
-			sum, size, err = st.PutFile(ctx, src)
-		} else {
-			sum, size, err = statcache.HashFile(ctx, r.data.cache, src)
-		}
+	stop := logProgress(ctx, src.Path, src.Progress)
+	c, err := r.data.sources.Hash(ctx, src)
+	stop()
+	if err != nil {
+		diags.Append(sourceDiag(path.Root("source"), err))
+		return nil, diags
+	}
+	return c, diags
+}
+
+// storeContent stores the source or inline content at apply, if it is
+// still what the plan in m expects.
+func (r *ArtifactResource) storeContent(ctx context.Context, m *artifactModel) (*artifact.Content, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	want := planned(m.Digest, digest.Parse)
+	if b, p, ok, err := m.inlineContent(); ok {
 		if err != nil {
-			diags.Append(contentError(srcPath, src, err))
+			diags.AddAttributeError(p, "Invalid base64", "content_base64 must be standard base64 with padding: "+err.Error())
 			return nil, diags
 		}
-		c := &computed{sum: sum, size: size, count: 1}
-		if digest.CheckName(fi.Name()) == nil {
-			c.archiveListing = digest.FileListing(fi.Name(), fi.Mode(), sum, size)
+		c, err := r.data.sources.PutInline(ctx, b)
+		switch {
+		case err != nil:
+			diags.Append(storeWriteError(err))
+		case want != nil && *want != c.Sum:
+			diags.Append(sourceDiag(p, &artifact.ChangedError{Planned: *want, Now: c.Sum}))
 		}
 		return c, diags
 	}
-	if root := localRoot(r.data.store); root != "" {
-		if rel, in, err := fsguard.Rel(root, src); err == nil && in && !digest.Excluded(rel, excludes) {
-			diags.AddAttributeError(srcPath, "The store is inside the source",
-				fmt.Sprintf("The store %s is inside the source directory %q (at %q): every apply would add to the content it "+
-					"hashes, and every plan would replace the artifact. Leave it out with excludes = [%q], or move the store "+
-					"(the provider's `store` setting). Nothing was written.", r.data.store, src, rel, rel))
-			return nil, diags
-		}
+	src, diags := m.source(ctx)
+	if diags.HasError() {
+		return nil, diags
 	}
-	opts := digest.Options{Excludes: excludes, Progress: &digest.Progress{}}
-	stop := logProgress(ctx, src, opts.Progress)
-	var man *digest.Manifest
-	if st != nil {
-		man, err = r.publishDir(ctx, m, st, src, opts)
-	} else {
-		man, err = r.data.memo.Tree(ctx, src, opts)
-	}
+	stop := logProgress(ctx, src.Path, src.Progress)
+	c, stats, err := r.data.sources.Put(ctx, src, want)
 	stop()
 	if err != nil {
-		diags.Append(contentError(srcPath, src, err))
+		diags.Append(sourceDiag(path.Root("source"), err))
 		return nil, diags
 	}
-	if n := man.EncodedSize(); n > store.MaxListing {
-		// Refused at plan: the store could not give it back.
-		diags.AddAttributeError(srcPath, "Source too large for one artifact",
-			fmt.Sprintf("In %q: %v. Nothing was written.", src, &store.ListingTooLargeError{Size: n}))
-		return nil, diags
+	if c.Tree != nil {
+		tflog.Debug(ctx, "published a directory", map[string]any{
+			"source": src.Path, "files": c.Count, "needed": stats.Needed, "written": stats.Written, "present": stats.Present,
+		})
 	}
-	return &computed{sum: man.Digest(), size: man.Size(), count: int64(len(man.Entries)), manifest: man, archiveListing: man}, diags
-}
-
-// publishDir stores a directory at apply: it is hashed again (the walk of
-// this operation's final plan when there was one, else through the stat
-// cache, so an unchanged tree costs a stat per file), and, when it is
-// still the planned content, published: only the blobs the replaced
-// artifact's listing does not name are checked and sent, each verified
-// against the listing as it is read. A tree that changed since plan
-// returns its manifest without writing anything; the caller refuses it.
-func (r *ArtifactResource) publishDir(ctx context.Context, m *artifactModel, st *store.Store, src string, opts digest.Options) (*digest.Manifest, error) {
-	// The walk of this operation's final plan, moments ago (or, without
-	// one, through the stat cache): what the plan was checked against.
-	// Every file sent is read again and verified against it.
-	man, err := r.data.memo.Tree(ctx, src, opts)
-	if err != nil {
-		return nil, err
-	}
-	if !m.Digest.IsUnknown() && m.Digest.ValueString() != man.Digest().String() {
-		return man, nil
-	}
-	// The listings of artifacts this operation destroyed (the replaced
-	// version: Terraform destroys before it creates, unless
-	// create_before_destroy), stored already.
-	stats, err := st.Publish(ctx, src, man, r.data.knownListings(src)...)
-	if err != nil {
-		return nil, err
-	}
-	tflog.Debug(ctx, "published a directory", map[string]any{
-		"source": src, "files": len(man.Entries), "needed": stats.Needed, "written": stats.Written, "present": stats.Present,
-	})
-	return man, nil
+	return c, diags
 }
 
 func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -530,31 +482,31 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		return
 	}
 
-	c, diags := r.hashContent(ctx, &plan, nil)
+	c, diags := r.hashContent(ctx, &plan)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	if !plan.Archive.IsNull() {
-		if c.archiveListing == nil {
+		src := plan.Source.ValueString()
+		if c.Tree == nil && digest.CheckName(c.Listing.Entries[0].Path) != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source",
-				fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline. Rename it.", plan.Source.ValueString()))
+				fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline. Rename it.", src))
 			return
 		}
-		if c.manifest != nil {
-			if err := checkLinks(plan.Source.ValueString(), c.manifest); err != nil {
+		if c.Tree != nil {
+			if err := checkLinks(src, c.Tree); err != nil {
 				resp.Diagnostics.Append(archiveError(r.data.store, "archive", "archive the source", err))
 				return
 			}
 		}
-		if !plan.OutputPath.IsNull() && !plan.OutputPath.IsUnknown() {
+		if out := plan.OutputPath; !out.IsNull() && !out.IsUnknown() {
 			excludes, _ := plan.excludes(ctx)
-			resp.Diagnostics.Append(checkOutputPath(r.data.store, plan.OutputPath.ValueString(), plan.Source.ValueString(), c.manifest != nil, excludes)...)
-			if resp.Diagnostics.HasError() {
+			if resp.Diagnostics.Append(checkOutputPath(r.data.store, out.ValueString(), src, c.Tree != nil, excludes)...); resp.Diagnostics.HasError() {
 				return
 			}
-			if target, err := fsguard.Resolve(plan.OutputPath.ValueString()); err == nil {
-				claim := plan.Archive.ValueString() + " " + c.archiveListing.Digest().String()
+			if target, err := fsguard.Resolve(out.ValueString()); err == nil {
+				claim := plan.Archive.ValueString() + " " + c.Listing.Digest().String()
 				if other, loaded := r.data.outputs.LoadOrStore(target, claim); loaded && other != claim {
 					resp.Diagnostics.AddAttributeError(path.Root("output_path"), "Two artifacts write one output_path",
 						fmt.Sprintf("Another immutable_artifact in this configuration writes a different archive to %s; each apply "+
@@ -566,7 +518,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	}
 	plan.setOutputs(c)
 
-	sameContent := prior != nil && prior.Digest.ValueString() == c.sum.String()
+	sameContent := prior != nil && prior.Digest.ValueString() == c.Sum.String()
 	sameArchive := prior != nil && prior.Archive.Equal(plan.Archive)
 	switch {
 	case plan.Archive.IsNull():
@@ -577,7 +529,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		// a file source's digest does not cover): reused only for the same.
 		plan.ArchiveSHA256, plan.ArchiveBase64SHA25 = prior.ArchiveSHA256, prior.ArchiveBase64SHA25
 	default:
-		ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), c.archiveListing)
+		ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), c.Listing)
 		switch {
 		case err == nil:
 			plan.setArchive(&ref)
@@ -608,13 +560,13 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 // build), a tree's listing is its digest, and a file's one-entry listing
 // is the same only if the store records the prior archive for it (one
 // small read, no archive download).
-func (r *ArtifactResource) sameArchiveListing(ctx context.Context, p privateGetter, prior *artifactModel, c *computed) bool {
-	want := c.archiveListing.Digest()
+func (r *ArtifactResource) sameArchiveListing(ctx context.Context, p privateGetter, prior *artifactModel, c *artifact.Content) bool {
+	want := c.Listing.Digest()
 	if recorded := priorArchiveListing(ctx, p); recorded != "" {
 		return recorded == want.String()
 	}
-	if c.manifest != nil {
-		return prior.Digest.ValueString() == c.sum.String()
+	if c.Tree != nil {
+		return prior.Digest.ValueString() == c.Sum.String()
 	}
 	ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(prior.Archive.ValueString()), want)
 	return err == nil && ref.Hex() == prior.ArchiveSHA256.ValueString()
@@ -634,8 +586,8 @@ func printable(p string) string {
 
 // warnLargeChange names the changed paths of a tree too large for `files`,
 // against the previous manifest in the store. It only ever warns.
-func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *computed, diags *diag.Diagnostics) {
-	if c.manifest == nil || (!c.filesValue().IsNull() && !prior.Files.IsNull()) {
+func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *artifact.Content, diags *diag.Diagnostics) {
+	if c.Tree == nil || (!filesValue(c.Tree).IsNull() && !prior.Files.IsNull()) {
 		return
 	}
 	old, err := digest.Parse(prior.Digest.ValueString())
@@ -646,7 +598,7 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 	if err != nil {
 		return
 	}
-	lines, total := digest.Diff(oldMan, c.manifest, changesShown)
+	lines, total := digest.Diff(oldMan, c.Tree, changesShown)
 	for i, l := range lines {
 		lines[i] = l[:2] + printable(l[2:])
 	}
@@ -659,7 +611,7 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 	}
 	diags.AddAttributeWarning(path.Root("files"), "Artifact content changed",
 		fmt.Sprintf("%d of %d paths differ from %s (+ added, - removed, ~ changed):\n  %s%s",
-			total, len(c.manifest.Entries), prior.Digest.ValueString(), strings.Join(lines, "\n  "), more))
+			total, len(c.Tree.Entries), prior.Digest.ValueString(), strings.Join(lines, "\n  "), more))
 }
 
 func (r *ArtifactResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -701,7 +653,6 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		return ""
 	}
 	st := r.data.store
-	planned := m.Digest
 	var guard func(string) error
 	if !m.OutputPath.IsNull() {
 		// Checked before anything is stored (the plan checked it too, but
@@ -717,19 +668,8 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 			return ""
 		}
 	}
-	c, d := r.hashContent(ctx, m, st)
-	diags.Append(d...)
-	if diags.HasError() {
-		return ""
-	}
-	if !planned.IsUnknown() && planned.ValueString() != c.sum.String() {
-		p := path.Root("source")
-		if m.Source.IsNull() {
-			p = path.Root("content")
-		}
-		diags.AddAttributeError(p, "Content changed since plan",
-			fmt.Sprintf("The plan was made for %s, but the content now hashes to %s: it changed between plan and apply. "+
-				"Nothing was recorded under %s. Run plan again and review the new digest.", planned.ValueString(), c.sum, planned.ValueString()))
+	c, d := r.storeContent(ctx, m)
+	if diags.Append(d...); diags.HasError() {
 		return ""
 	}
 	m.setOutputs(c)
@@ -738,19 +678,19 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		m.setArchive(nil)
 		return ""
 	}
-	format, listing := m.Archive.ValueString(), c.archiveListing
+	format, listing := m.Archive.ValueString(), c.Listing
 	refs := r.data.archives()
 	sum, err := refs.Find(ctx, format, listing)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		sum, err = refs.Build(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
+		sum, err = refs.Build(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.Tree != nil))
 	case err == nil && (m.OutputPath.IsNull() || (!m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex())):
 		// Checked now; with output_path, WriteFile checks it in the same
 		// single read — unless it is not what the plan expects: then
 		// checking it first says whether the reference is damaged.
 		err = refs.Check(ctx, format, listing, sum)
 	}
-	if err == nil && c.manifest == nil {
+	if err == nil && c.Tree == nil {
 		// A file's one-entry listing, for verify_on_refresh (an archive
 		// recorded by an older build may lack it); a tree is stored already.
 		_, err = st.PutTree(ctx, listing)
@@ -784,7 +724,7 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 			return ""
 		}
 	}
-	return listing.Digest().String()
+	return c.Listing.Digest().String()
 }
 
 func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -815,21 +755,21 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 		}
 	}
 	if m.FileCount.IsNull() { // after import: fill in what the store knows
-		c := &computed{sum: sum, count: 1}
+		c := &artifact.Content{Sum: sum, Count: 1}
 		if kind == store.Tree {
 			man, err := st.GetTree(ctx, sum)
 			if err != nil {
 				resp.Diagnostics.Append(storeReadError(st, err))
 				return
 			}
-			c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
+			c.Tree, c.Count, c.Size = man, int64(len(man.Entries)), man.Size()
 		} else {
 			size, err := st.VerifyBlob(ctx, sum)
 			if err != nil {
 				resp.Diagnostics.Append(corruptError(st, sum, err))
 				return
 			}
-			c.size = size
+			c.Size = size
 		}
 		m.setOutputs(c)
 		m.setArchive(nil)
@@ -908,7 +848,7 @@ func (r *ArtifactResource) Delete(ctx context.Context, req resource.DeleteReques
 		return
 	}
 	if sum, err := digest.Parse(state.Digest.ValueString()); err == nil {
-		r.data.forgot(state.Source.ValueString(), sum)
+		r.data.sources.Forgot(state.Source.ValueString(), sum)
 	}
 }
 

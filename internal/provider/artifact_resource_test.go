@@ -617,11 +617,11 @@ func TestArtifactLargeTreeChangeWarning(t *testing.T) {
 	must(t, os.Remove(filepath.Join(dir, "d05/f0005.txt")))
 	r := &ArtifactResource{data: newProviderData(st, nil)}
 	m := &artifactModel{Source: types.StringValue(dir), Excludes: types.ListNull(types.StringType)}
-	c, diags := r.hashContent(ctx, m, nil)
+	c, diags := r.hashContent(ctx, m)
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if !c.filesValue().IsNull() {
+	if !filesValue(c.Tree).IsNull() {
 		t.Fatal("files is kept for a tree over the limit")
 	}
 	prior := &artifactModel{Digest: types.StringValue(old.Digest().String()), Files: types.MapNull(types.StringType)}

@@ -120,7 +120,7 @@ func (m *buildModel) setRecord(rec *build.Record, man *digest.Manifest) {
 	m.FileCount = types.Int64Value(rec.Files)
 	m.Size = types.Int64Value(rec.Size)
 	m.LogDigest = types.StringValue(rec.Log.String())
-	m.Files = (&computed{manifest: man}).filesValue()
+	m.Files = filesValue(man)
 }
 
 // listing is what the output's archive holds.

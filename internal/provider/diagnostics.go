@@ -10,12 +10,69 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 // pathRoot names the path argument of functions in shared messages.
 var pathRoot = path.Root("path")
+
+// sourceDiag explains why the source at `at` (an artifact's source, a
+// build's input path, a function's path) could not be hashed or stored:
+// the errors of internal/artifact, each with one wording.
+func sourceDiag(at path.Path, err error) diag.Diagnostic {
+	var (
+		unreadable *artifact.SourceError
+		content    *artifact.ContentError
+		exclude    *artifact.ExcludeError
+		onFile     *artifact.ExcludesOnFileError
+		notRegular *artifact.NotRegularError
+		inside     *artifact.StoreInsideSourceError
+		tooLarge   *artifact.TooLargeError
+		changed    *artifact.ChangedError
+	)
+	switch {
+	case errors.As(err, &unreadable):
+		return sourceError(at, unreadable.Path, unreadable.Err)
+	case errors.As(err, &exclude):
+		return diag.NewAttributeErrorDiagnostic(excludesOf(at).AtListIndex(exclude.Index), "Invalid glob", exclude.Error()+".")
+	case errors.As(err, &onFile):
+		return diag.NewAttributeErrorDiagnostic(excludesOf(at), "Excludes need a directory source",
+			onFile.Error()+". Pass no excludes, or point it at a directory.")
+	case errors.As(err, &notRegular):
+		return diag.NewAttributeErrorDiagnostic(at, "Source is not a regular file or a directory",
+			notRegular.Error()+". Point it at a regular file or a directory.")
+	case errors.As(err, &inside):
+		hint := fmt.Sprintf("Leave it out with excludes = [%q]", inside.Rel)
+		if excludesOf(at).Equal(at) { // no excludes beside it
+			hint = fmt.Sprintf("Use an immutable_artifact with excludes = [%q] for it", inside.Rel)
+		}
+		return diag.NewAttributeErrorDiagnostic(at, "The store is inside the source",
+			fmt.Sprintf("The store %s is inside the source directory %q (at %q): every apply would add to the content it "+
+				"hashes, and every plan would change its digest. %s, or move the store (the provider's `store` setting). "+
+				"Nothing was written.", inside.Store, inside.Source, inside.Rel, hint))
+	case errors.As(err, &tooLarge):
+		return diag.NewAttributeErrorDiagnostic(at, "Source too large for one artifact",
+			fmt.Sprintf("In %q: %v. Nothing was written.", tooLarge.Path, tooLarge.Err))
+	case errors.As(err, &changed):
+		return diag.NewAttributeErrorDiagnostic(at, "Content changed since plan",
+			fmt.Sprintf("The plan was made for %s, but the content now hashes to %s: it changed between plan and apply. "+
+				"Nothing was recorded under %s. Run plan again and review the new digest.", changed.Planned, changed.Now, changed.Planned))
+	case errors.As(err, &content):
+		return contentError(at, content.Path, content.Err)
+	}
+	return diag.NewAttributeErrorDiagnostic(at, "Cannot read source", err.Error())
+}
+
+// excludesOf is the attribute holding the excludes of the source at at:
+// immutable_artifact's `excludes` beside its `source`, else at itself.
+func excludesOf(at path.Path) path.Path {
+	if at.Equal(path.Root("source")) {
+		return path.Root("excludes")
+	}
+	return at
+}
 
 // sourceError explains why a source path cannot be read at all.
 func sourceError(p path.Path, src string, err error) diag.Diagnostic {
