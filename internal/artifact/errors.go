@@ -93,3 +93,25 @@ type ChangedError struct {
 func (e *ChangedError) Error() string {
 	return fmt.Sprintf("%q hashes to %s now, not %s as planned: it changed since", e.Path, e.Now, e.Planned)
 }
+
+// ArchiveNameError is a file source whose name an archive entry cannot
+// have: the digest spec cannot encode it.
+type ArchiveNameError struct {
+	Path string
+	Err  error
+}
+
+func (e *ArchiveNameError) Error() string {
+	return fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline", e.Path)
+}
+func (e *ArchiveNameError) Unwrap() error { return e.Err }
+
+// ArchiveChangedError is a stored archive other than the planned one.
+type ArchiveChangedError struct {
+	Planned digest.Sum
+	Stored  digest.Sum
+}
+
+func (e *ArchiveChangedError) Error() string {
+	return fmt.Sprintf("the plan expected archive sha256 %s, the store holds %s", e.Planned.Hex(), e.Stored.Hex())
+}

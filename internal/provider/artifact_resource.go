@@ -241,8 +241,9 @@ func (m *artifactModel) source(ctx context.Context) (artifact.Source, diag.Diagn
 	return artifact.Source{Path: m.Source.ValueString(), Excludes: excludes, Progress: &digest.Progress{}}, diags
 }
 
-// planned is the digest the plan expects in v (nil when unknown). A
-// value that does not parse expects nothing that can be stored.
+// planned is the digest the plan in m expects (nil when unknown), of
+// the content or, with archive, of the archive. A value that does not
+// parse expects nothing that can be stored.
 func planned(v types.String, parse func(string) (digest.Sum, error)) *digest.Sum {
 	if v.IsUnknown() || v.IsNull() {
 		return nil
@@ -489,20 +490,19 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	}
 	if !plan.Archive.IsNull() {
 		src := plan.Source.ValueString()
-		if c.Tree == nil && digest.CheckName(c.Listing.Entries[0].Path) != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source",
-				fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline. Rename it.", src))
-			return
-		}
-		if c.Tree != nil {
-			if err := checkLinks(src, c.Tree); err != nil {
+		if err := artifact.CheckArchive(src, c); err != nil {
+			var name *artifact.ArchiveNameError
+			if errors.As(err, &name) {
+				resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source", name.Error()+". Rename it.")
+			} else {
 				resp.Diagnostics.Append(archiveError(r.data.store, "archive", "archive the source", err))
-				return
 			}
+			return
 		}
 		if out := plan.OutputPath; !out.IsNull() && !out.IsUnknown() {
 			excludes, _ := plan.excludes(ctx)
-			if resp.Diagnostics.Append(checkOutputPath(r.data.store, out.ValueString(), src, c.Tree != nil, excludes)...); resp.Diagnostics.HasError() {
+			guard := r.data.sources.OutputGuard(src, c.Tree != nil, excludes)
+			if resp.Diagnostics.Append(outputPathDiags(guard(out.ValueString()))...); resp.Diagnostics.HasError() {
 				return
 			}
 			if target, err := fsguard.Resolve(out.ValueString()); err == nil {
@@ -652,18 +652,18 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		diags.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
 		return ""
 	}
-	st := r.data.store
+	st, sources := r.data.store, r.data.sources
 	var guard func(string) error
 	if !m.OutputPath.IsNull() {
 		// Checked before anything is stored (the plan checked it too, but
-		// the file system may have changed since), and again by WriteFile
-		// just before the rename.
+		// the file system may have changed since), and again by
+		// WriteArchive just before the rename.
 		src, isDir := m.Source.ValueString(), false
 		if fi, err := os.Stat(src); err == nil {
 			isDir = fi.IsDir()
 		}
 		excludes, _ := m.excludes(ctx)
-		guard = outputGuard(st, src, isDir, excludes)
+		guard = sources.OutputGuard(src, isDir, excludes)
 		if diags.Append(outputPathDiags(guard(m.OutputPath.ValueString()))...); diags.HasError() {
 			return ""
 		}
@@ -678,35 +678,21 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		m.setArchive(nil)
 		return ""
 	}
-	format, listing := m.Archive.ValueString(), c.Listing
-	refs := r.data.archives()
-	sum, err := refs.Find(ctx, format, listing)
+	format := m.Archive.ValueString()
+	sum, err := sources.StoreArchive(ctx, format, m.Source.ValueString(), c, planned(m.ArchiveSHA256, digest.ParseHex), !m.OutputPath.IsNull())
+	var changed *artifact.ArchiveChangedError
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		sum, err = refs.Build(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.Tree != nil))
-	case err == nil && (m.OutputPath.IsNull() || (!m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex())):
-		// Checked now; with output_path, WriteFile checks it in the same
-		// single read — unless it is not what the plan expects: then
-		// checking it first says whether the reference is damaged.
-		err = refs.Check(ctx, format, listing, sum)
-	}
-	if err == nil && c.Tree == nil {
-		// A file's one-entry listing, for verify_on_refresh (an archive
-		// recorded by an older build may lack it); a tree is stored already.
-		_, err = st.PutTree(ctx, listing)
-	}
-	if err != nil {
-		diags.Append(archiveError(st, "archive", "store the archive", fmt.Errorf("building the %s archive in %s: %w", format, st, err)))
-		return ""
-	}
-	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
+	case errors.As(err, &changed):
 		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
 			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
+		return ""
+	case err != nil:
+		diags.Append(archiveError(st, "archive", "store the archive", err))
 		return ""
 	}
 	m.setArchive(&sum)
 	if !m.OutputPath.IsNull() {
-		if err := refs.WriteFile(ctx, format, listing, sum, m.OutputPath.ValueString(), guard); err != nil {
+		if err := sources.WriteArchive(ctx, format, c, sum, m.OutputPath.ValueString(), guard); err != nil {
 			var corrupt *archive.CorruptError
 			var mismatch *store.MismatchError
 			var notRegular *archive.NotRegularError

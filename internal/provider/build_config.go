@@ -400,7 +400,7 @@ func (r *BuildResource) hashLocal(ctx context.Context, name, p string) (localInp
 		// Placed in the working directory as an export writes a tree: a
 		// link leaving it would be refused then, after the input was
 		// stored; refused now.
-		if err := checkLinks(p, c.Tree); err != nil {
+		if err := artifact.CheckLinks(p, c.Tree); err != nil {
 			diags.AddAttributeError(at, "Input holds a link that leaves it",
 				fmt.Sprintf("In %q: %v. A build's inputs may only hold links to their own files. Point input_paths at a "+
 					"directory without such a link, or use an immutable_artifact with excludes.", p, err))

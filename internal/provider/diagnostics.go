@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -171,4 +174,68 @@ func lookupArtifact(ctx context.Context, st *store.Store, s string) (digest.Sum,
 		diags.Append(storeReadError(st, err))
 	}
 	return sum, kind, diags
+}
+
+// outputPathDiags explains an output_path that was refused or could not
+// be checked.
+func outputPathDiags(err error) diag.Diagnostics {
+	var diags diag.Diagnostics
+	var refused *fsguard.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		hint := "Choose a new path, or an existing regular file, outside the store and outside the source."
+		if strings.Contains(refused.Reason, "source directory") {
+			hint = "Writing it there would change the content being archived, and replace the artifact on every plan. " +
+				"Choose a path outside the source, or leave its directory out with `excludes` (for example \"build/**\")."
+		}
+		diags.AddAttributeError(path.Root("output_path"), "Refusing to write output_path",
+			fmt.Sprintf("output_path %s; the provider only ever writes a new file or replaces a regular file, and never "+
+				"writes into the store or over its source. %s Nothing was written.", refused.Reason, hint))
+	case err != nil:
+		diags.AddAttributeError(path.Root("output_path"), "Cannot check output_path", err.Error())
+	}
+	return diags
+}
+
+// archiveError explains a failure to find, build or write an archive.
+func archiveError(st *store.Store, attr string, what string, err error) diag.Diagnostic {
+	var corrupt *archive.CorruptError
+	var mismatch *store.MismatchError
+	var link *archive.LinkError
+	var unsafeName *archive.UnsafeNameError
+	var changed *digest.ChangedError
+	var notRegular *archive.NotRegularError
+	switch {
+	case errors.As(err, &corrupt):
+		return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Stored archive does not match its reference",
+			fmt.Sprintf("In %s, %v. Someone replaced or edited an object behind the store's back; the store never overwrites "+
+				"objects, so delete the reference object %s (and nothing else): the next apply builds the archive again "+
+				"from the source. Nothing was written.", st, err, corrupt.Key))
+	case errors.As(err, &mismatch):
+		return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Stored archive is corrupt",
+			fmt.Sprintf("In %s, %v. The stored object was altered or damaged; delete it (and nothing else) and apply again: "+
+				"it is rebuilt from the source. Nothing was written.", st, err))
+	case errors.As(err, &link):
+		return diag.NewAttributeErrorDiagnostic(path.Root("archive"), "Cannot archive a link that leaves the tree", err.Error()+".")
+	case errors.As(err, &unsafeName):
+		return diag.NewAttributeErrorDiagnostic(path.Root("archive"), "Cannot archive this file name", err.Error()+".")
+	case errors.As(err, &changed):
+		return diag.NewAttributeErrorDiagnostic(path.Root("source"), "Source changed while it was read", err.Error()+".")
+	case errors.As(err, &notRegular):
+		return diag.NewAttributeErrorDiagnostic(path.Root("output_path"), "Refusing to write output_path",
+			fmt.Sprintf("%v. Nothing was written.", err))
+	}
+	var backendErr store.BackendError
+	if errors.As(err, &backendErr) {
+		return storeWriteError(err)
+	}
+	return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Cannot "+what, fmt.Sprintf("%v", err))
+}
+
+// localRoot is the directory of a file:// store, or "".
+func localRoot(st *store.Store) string {
+	if b, ok := st.Backend().(interface{ Root() string }); ok {
+		return b.Root()
+	}
+	return ""
 }
