@@ -54,28 +54,28 @@ type ArtifactResource struct {
 func NewArtifactResource() resource.Resource { return &ArtifactResource{} }
 
 type artifactModel struct {
-	ID                 types.String `tfsdk:"id"`
-	Source             types.String `tfsdk:"source"`
-	Content            types.String `tfsdk:"content"`
-	SensitiveContent   types.String `tfsdk:"sensitive_content"`
-	ContentBase64      types.String `tfsdk:"content_base64"`
-	Excludes           types.List   `tfsdk:"excludes"`
-	Archive            types.String `tfsdk:"archive"`
-	OutputPath         types.String `tfsdk:"output_path"`
-	Digest             types.String `tfsdk:"digest"`
-	FileCount          types.Int64  `tfsdk:"file_count"`
-	Size               types.Int64  `tfsdk:"size"`
-	Files              types.Map    `tfsdk:"files"`
-	ArchiveSHA256      types.String `tfsdk:"archive_sha256"`
-	ArchiveBase64SHA25 types.String `tfsdk:"archive_base64sha256"`
-	Path               types.String `tfsdk:"path"`
-	S3Bucket           types.String `tfsdk:"s3_bucket"`
-	S3Key              types.String `tfsdk:"s3_key"`
-	S3URL              types.String `tfsdk:"s3_url"`
-	ArchivePath        types.String `tfsdk:"archive_path"`
-	ArchiveS3Bucket    types.String `tfsdk:"archive_s3_bucket"`
-	ArchiveS3Key       types.String `tfsdk:"archive_s3_key"`
-	ArchiveS3URL       types.String `tfsdk:"archive_s3_url"`
+	ID                  types.String `tfsdk:"id"`
+	Source              types.String `tfsdk:"source"`
+	Content             types.String `tfsdk:"content"`
+	SensitiveContent    types.String `tfsdk:"sensitive_content"`
+	ContentBase64       types.String `tfsdk:"content_base64"`
+	Excludes            types.List   `tfsdk:"excludes"`
+	Archive             types.String `tfsdk:"archive"`
+	OutputPath          types.String `tfsdk:"output_path"`
+	Digest              types.String `tfsdk:"digest"`
+	FileCount           types.Int64  `tfsdk:"file_count"`
+	Size                types.Int64  `tfsdk:"size"`
+	Files               types.Map    `tfsdk:"files"`
+	ArchiveSHA256       types.String `tfsdk:"archive_sha256"`
+	ArchiveBase64SHA256 types.String `tfsdk:"archive_base64sha256"`
+	Path                types.String `tfsdk:"path"`
+	S3Bucket            types.String `tfsdk:"s3_bucket"`
+	S3Key               types.String `tfsdk:"s3_key"`
+	S3URL               types.String `tfsdk:"s3_url"`
+	ArchivePath         types.String `tfsdk:"archive_path"`
+	ArchiveS3Bucket     types.String `tfsdk:"archive_s3_bucket"`
+	ArchiveS3Key        types.String `tfsdk:"archive_s3_key"`
+	ArchiveS3URL        types.String `tfsdk:"archive_s3_url"`
 }
 
 func (r *ArtifactResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -330,7 +330,7 @@ func (m *artifactModel) setUnknownOutputs() {
 	m.Size = types.Int64Unknown()
 	m.Files = types.MapUnknown(types.StringType)
 	m.ArchiveSHA256 = types.StringUnknown()
-	m.ArchiveBase64SHA25 = types.StringUnknown()
+	m.ArchiveBase64SHA256 = types.StringUnknown()
 }
 
 func (m *artifactModel) setOutputs(c *artifact.Content) {
@@ -344,12 +344,12 @@ func (m *artifactModel) setOutputs(c *artifact.Content) {
 func (m *artifactModel) setArchive(sum *digest.Sum) {
 	switch {
 	case m.Archive.IsNull():
-		m.ArchiveSHA256, m.ArchiveBase64SHA25 = types.StringNull(), types.StringNull()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringNull(), types.StringNull()
 	case sum == nil:
-		m.ArchiveSHA256, m.ArchiveBase64SHA25 = types.StringUnknown(), types.StringUnknown()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringUnknown(), types.StringUnknown()
 	default:
 		m.ArchiveSHA256 = types.StringValue(sum.Hex())
-		m.ArchiveBase64SHA25 = types.StringValue(base64.StdEncoding.EncodeToString(sum[:]))
+		m.ArchiveBase64SHA256 = types.StringValue(base64.StdEncoding.EncodeToString(sum[:]))
 	}
 }
 
@@ -527,7 +527,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		r.sameArchiveListing(ctx, req.Private, prior, c):
 		// The archive's identity is its listing (names and kinds too, which
 		// a file source's digest does not cover): reused only for the same.
-		plan.ArchiveSHA256, plan.ArchiveBase64SHA25 = prior.ArchiveSHA256, prior.ArchiveBase64SHA25
+		plan.ArchiveSHA256, plan.ArchiveBase64SHA256 = prior.ArchiveSHA256, prior.ArchiveBase64SHA256
 	default:
 		ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), c.Listing)
 		switch {

@@ -56,36 +56,36 @@ type BuildResource struct {
 func NewBuildResource() resource.Resource { return &BuildResource{} }
 
 type buildModel struct {
-	ID                types.String `tfsdk:"id"`
-	Command           types.List   `tfsdk:"command"`
-	Inputs            types.Map    `tfsdk:"inputs"`
-	InputPaths        types.Map    `tfsdk:"input_paths"`
-	Environment       types.Map    `tfsdk:"environment"`
-	Caches            types.Map    `tfsdk:"caches"`
-	Tools             types.List   `tfsdk:"tools"`
-	Output            types.String `tfsdk:"output"`
-	Archive           types.String `tfsdk:"archive"`
-	Timeout           types.String `tfsdk:"timeout"`
-	Salt              types.String `tfsdk:"salt"`
-	CheckReproducible types.Bool   `tfsdk:"check_reproducible"`
-	Key               types.String `tfsdk:"key"`
-	KeyParts          types.Map    `tfsdk:"key_parts"`
-	CacheHit          types.Bool   `tfsdk:"cache_hit"`
-	Digest            types.String `tfsdk:"digest"`
-	FileCount         types.Int64  `tfsdk:"file_count"`
-	Size              types.Int64  `tfsdk:"size"`
-	Files             types.Map    `tfsdk:"files"`
-	LogDigest         types.String `tfsdk:"log_digest"`
-	ArchiveSHA256     types.String `tfsdk:"archive_sha256"`
-	ArchiveB64SHA256  types.String `tfsdk:"archive_base64sha256"`
-	Path              types.String `tfsdk:"path"`
-	S3Bucket          types.String `tfsdk:"s3_bucket"`
-	S3Key             types.String `tfsdk:"s3_key"`
-	S3URL             types.String `tfsdk:"s3_url"`
-	ArchivePath       types.String `tfsdk:"archive_path"`
-	ArchiveS3Bucket   types.String `tfsdk:"archive_s3_bucket"`
-	ArchiveS3Key      types.String `tfsdk:"archive_s3_key"`
-	ArchiveS3URL      types.String `tfsdk:"archive_s3_url"`
+	ID                  types.String `tfsdk:"id"`
+	Command             types.List   `tfsdk:"command"`
+	Inputs              types.Map    `tfsdk:"inputs"`
+	InputPaths          types.Map    `tfsdk:"input_paths"`
+	Environment         types.Map    `tfsdk:"environment"`
+	Caches              types.Map    `tfsdk:"caches"`
+	Tools               types.List   `tfsdk:"tools"`
+	Output              types.String `tfsdk:"output"`
+	Archive             types.String `tfsdk:"archive"`
+	Timeout             types.String `tfsdk:"timeout"`
+	Salt                types.String `tfsdk:"salt"`
+	CheckReproducible   types.Bool   `tfsdk:"check_reproducible"`
+	Key                 types.String `tfsdk:"key"`
+	KeyParts            types.Map    `tfsdk:"key_parts"`
+	CacheHit            types.Bool   `tfsdk:"cache_hit"`
+	Digest              types.String `tfsdk:"digest"`
+	FileCount           types.Int64  `tfsdk:"file_count"`
+	Size                types.Int64  `tfsdk:"size"`
+	Files               types.Map    `tfsdk:"files"`
+	LogDigest           types.String `tfsdk:"log_digest"`
+	ArchiveSHA256       types.String `tfsdk:"archive_sha256"`
+	ArchiveBase64SHA256 types.String `tfsdk:"archive_base64sha256"`
+	Path                types.String `tfsdk:"path"`
+	S3Bucket            types.String `tfsdk:"s3_bucket"`
+	S3Key               types.String `tfsdk:"s3_key"`
+	S3URL               types.String `tfsdk:"s3_url"`
+	ArchivePath         types.String `tfsdk:"archive_path"`
+	ArchiveS3Bucket     types.String `tfsdk:"archive_s3_bucket"`
+	ArchiveS3Key        types.String `tfsdk:"archive_s3_key"`
+	ArchiveS3URL        types.String `tfsdk:"archive_s3_url"`
 }
 
 func (r *BuildResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -108,9 +108,9 @@ func (m *buildModel) setUnknownOutputs() {
 	m.Files = types.MapUnknown(types.StringType)
 	m.LogDigest = types.StringUnknown()
 	if m.Archive.IsNull() {
-		m.ArchiveSHA256, m.ArchiveB64SHA256 = types.StringNull(), types.StringNull()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringNull(), types.StringNull()
 	} else {
-		m.ArchiveSHA256, m.ArchiveB64SHA256 = types.StringUnknown(), types.StringUnknown()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringUnknown(), types.StringUnknown()
 	}
 }
 
@@ -143,7 +143,7 @@ func (m *buildModel) setLocations(st *store.Store) {
 func (m *buildModel) setArchive(sum *digest.Sum) {
 	a := artifactModel{Archive: m.Archive}
 	a.setArchive(sum)
-	m.ArchiveSHA256, m.ArchiveB64SHA256 = a.ArchiveSHA256, a.ArchiveBase64SHA25
+	m.ArchiveSHA256, m.ArchiveBase64SHA256 = a.ArchiveSHA256, a.ArchiveBase64SHA256
 }
 
 func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -228,7 +228,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		// The same step: what it built stays (timeout, caches, archive and
 		// check_reproducible change in place).
 		plan.CacheHit, plan.Digest, plan.FileCount, plan.Size, plan.Files, plan.LogDigest = prior.CacheHit, prior.Digest, prior.FileCount, prior.Size, prior.Files, prior.LogDigest
-		plan.ArchiveSHA256, plan.ArchiveB64SHA256 = prior.ArchiveSHA256, prior.ArchiveB64SHA256
+		plan.ArchiveSHA256, plan.ArchiveBase64SHA256 = prior.ArchiveSHA256, prior.ArchiveBase64SHA256
 		if !prior.Archive.Equal(plan.Archive) {
 			// Not part of the key: the archive of the output already built.
 			plan.setArchive(nil)
