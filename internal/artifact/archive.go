@@ -128,7 +128,7 @@ func (s *Sources) OutputGuard(src string, srcIsDir bool, excludes []string) func
 // is the planned one. A file's one-entry listing is stored too, for
 // verify_on_refresh. planned, when known, is the archive the plan
 // expects: another is an *ArchiveChangedError.
-func (s *Sources) StoreArchive(ctx context.Context, format, src string, c *Content, planned *digest.Sum, writing bool) (digest.Sum, error) {
+func (s *Sources) StoreArchive(ctx context.Context, format archive.Format, src string, c *Content, planned *digest.Sum, writing bool) (digest.Sum, error) {
 	listing := c.Listing
 	sum, err := s.refs.Find(ctx, format, listing)
 	switch {
@@ -157,6 +157,6 @@ func (s *Sources) StoreArchive(ctx context.Context, format, src string, c *Conte
 // atomically and only where guard allows (checked again on the resolved
 // target just before the rename), checking the archive against the
 // listing as it is copied.
-func (s *Sources) WriteArchive(ctx context.Context, format string, c *Content, sum digest.Sum, out string, guard func(string) error) error {
+func (s *Sources) WriteArchive(ctx context.Context, format archive.Format, c *Content, sum digest.Sum, out string, guard func(string) error) error {
 	return s.refs.WriteFile(ctx, format, c.Listing, sum, out, guard)
 }

@@ -120,9 +120,9 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 			ref, err := d.data.archives().Lookup(ctx, f, man) // checked against the listing
 			switch {
 			case err == nil:
-				archives[f] = types.StringValue(ref.Hex())
+				archives[string(f)] = types.StringValue(ref.Hex())
 				if loc, ok := st.Locate(store.BlobKey(ref)); ok {
-					locations[f] = types.StringValue(loc.Path + loc.Key) // one of the two is set
+					locations[string(f)] = types.StringValue(loc.Path + loc.Key) // one of the two is set
 				}
 			case !errors.Is(err, store.ErrNotFound):
 				resp.Diagnostics.Append(archiveError(st, "archives", "read the stored archive", err))

@@ -131,7 +131,7 @@ func artifactSchema() schema.Schema {
 					"that listing before it is used or written out. Needs `source`; a file source becomes one entry named " +
 					"after the file. A symlink whose target is absolute or leaves the tree is refused (exclude it).",
 				Optional:   true,
-				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
+				Validators: []validator.String{stringvalidator.OneOf(archive.FormatNames()...)},
 			},
 			"output_path": schema.StringAttribute{
 				MarkdownDescription: "Write a copy of the archive to this path on apply (creating missing directories), and again whenever it is missing " +
@@ -225,6 +225,9 @@ func (m *artifactModel) inlineContent() ([]byte, path.Path, bool, error) {
 	}
 	return nil, path.Empty(), false, nil
 }
+
+// format is the archive format asked for (validated by the schema).
+func (m *artifactModel) format() archive.Format { return archive.Format(m.Archive.ValueString()) }
 
 func (m *artifactModel) excludes(ctx context.Context) ([]string, diag.Diagnostics) {
 	var ex []string
@@ -506,7 +509,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 				return
 			}
 			if target, err := fsguard.Resolve(out.ValueString()); err == nil {
-				claim := plan.Archive.ValueString() + " " + c.Listing.Digest().String()
+				claim := string(plan.format()) + " " + c.Listing.Digest().String()
 				if other, loaded := r.data.outputs.LoadOrStore(target, claim); loaded && other != claim {
 					resp.Diagnostics.AddAttributeError(path.Root("output_path"), "Two artifacts write one output_path",
 						fmt.Sprintf("Another immutable_artifact in this configuration writes a different archive to %s; each apply "+
@@ -529,7 +532,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		// a file source's digest does not cover): reused only for the same.
 		plan.ArchiveSHA256, plan.ArchiveBase64SHA256 = prior.ArchiveSHA256, prior.ArchiveBase64SHA256
 	default:
-		ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), c.Listing)
+		ref, err := r.data.archives().Lookup(ctx, plan.format(), c.Listing)
 		switch {
 		case err == nil:
 			plan.setArchive(&ref)
@@ -568,7 +571,7 @@ func (r *ArtifactResource) sameArchiveListing(ctx context.Context, p privateGett
 	if c.Tree != nil {
 		return prior.Digest.ValueString() == c.Sum.String()
 	}
-	ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(prior.Archive.ValueString()), want)
+	ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(prior.format()), want)
 	return err == nil && ref.Hex() == prior.ArchiveSHA256.ValueString()
 }
 
@@ -678,7 +681,7 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		m.setArchive(nil)
 		return ""
 	}
-	format := m.Archive.ValueString()
+	format := m.format()
 	sum, err := sources.StoreArchive(ctx, format, m.Source.ValueString(), c, planned(m.ArchiveSHA256, digest.ParseHex), !m.OutputPath.IsNull())
 	var changed *artifact.ArchiveChangedError
 	switch {
@@ -798,13 +801,13 @@ func (r *ArtifactResource) verifyArchive(ctx context.Context, m *artifactModel, 
 	if err != nil {
 		return diags
 	}
-	if err := r.data.archives().Verify(ctx, m.Archive.ValueString(), man, asum); err != nil {
+	if err := r.data.archives().Verify(ctx, m.format(), man, asum); err != nil {
 		diags.Append(archiveError(st, "archive_sha256", "verify the archive", err))
 		return diags
 	}
 	// The reference must still name this archive: references are written once.
-	key := store.ArchiveKey(archive.Version(m.Archive.ValueString()), lsum)
-	switch ref, err := st.GetArchiveRef(ctx, archive.Version(m.Archive.ValueString()), lsum); {
+	key := store.ArchiveKey(archive.Version(m.format()), lsum)
+	switch ref, err := st.GetArchiveRef(ctx, archive.Version(m.format()), lsum); {
 	case err == nil && ref != asum:
 		diags.AddAttributeError(path.Root("archive_sha256"), "Stored archive reference altered",
 			fmt.Sprintf("In %s, the archive reference %s names %s, but this artifact's archive is %s (which still verifies). "+

@@ -149,7 +149,7 @@ func buildSchema() schema.Schema {
 					"`immutable_artifact.archive` does. Not part of the key: adding or removing it changes the step in " +
 					"place, archiving the output already stored.",
 				Optional:   true,
-				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
+				Validators: []validator.String{stringvalidator.OneOf(archive.FormatNames()...)},
 			},
 			"timeout": schema.StringAttribute{
 				MarkdownDescription: "How long the command may run (a Go duration: `90s`, `10m`); past it, its whole " +

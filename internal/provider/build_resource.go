@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/build"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
@@ -140,6 +141,9 @@ func (m *buildModel) setLocations(st *store.Store) {
 	m.ArchivePath, m.ArchiveS3Bucket, m.ArchiveS3Key, m.ArchiveS3URL = a.ArchivePath, a.ArchiveS3Bucket, a.ArchiveS3Key, a.ArchiveS3URL
 }
 
+// format is the archive format asked for (validated by the schema).
+func (m *buildModel) format() archive.Format { return archive.Format(m.Archive.ValueString()) }
+
 func (m *buildModel) setArchive(sum *digest.Sum) {
 	a := artifactModel{Archive: m.Archive}
 	a.setArchive(sum)
@@ -236,7 +240,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 				listing, err := r.outputListing(ctx, &plan, outputType(ctx, req.Private))
 				if err == nil {
 					var ref digest.Sum
-					if ref, err = r.data.archives().Lookup(ctx, plan.Archive.ValueString(), listing); err == nil {
+					if ref, err = r.data.archives().Lookup(ctx, plan.format(), listing); err == nil {
 						plan.setArchive(&ref)
 					}
 				}
@@ -291,7 +295,7 @@ func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *build
 	if plan.Archive.IsNull() {
 		return diags
 	}
-	ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), plan.listing(rec, man))
+	ref, err := r.data.archives().Lookup(ctx, plan.format(), plan.listing(rec, man))
 	switch {
 	case err == nil:
 		plan.setArchive(&ref)
@@ -388,7 +392,7 @@ func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ st
 func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listing *digest.Manifest, isFile bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	st := r.data.store
-	format := m.Archive.ValueString()
+	format := m.format()
 	sum, err := r.data.archives().Ensure(ctx, format, listing, export.StoreOpener(st)) // a stored one is verified first
 	if err == nil && isFile {
 		_, err = st.PutTree(ctx, listing) // a file's one-entry listing, as the artifact stores it
