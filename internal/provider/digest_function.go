@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/function"
@@ -48,15 +49,19 @@ func pathParameters() ([]function.Parameter, function.Parameter) {
 // it depends on no provider setting, and hashes through a memo of its own.
 func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifest, digest.Sum, *function.FuncError) {
 	c, err := artifact.Hash(ctx, statcache.NewMemo(statcache.Default()), artifact.Source{Path: p, Excludes: excludes})
+	// Terraform ends an argument's message with a period of its own.
+	argError := func(i int, msg string) *function.FuncError {
+		return function.NewArgumentFuncError(int64(i), strings.TrimSuffix(msg, "."))
+	}
 	var exclude *artifact.ExcludeError
 	var onFile *artifact.ExcludesOnFileError
 	switch {
 	case errors.As(err, &exclude):
-		return nil, digest.Sum{}, function.NewArgumentFuncError(int64(1+exclude.Index), "Invalid exclude glob: "+exclude.Err.Error())
+		return nil, digest.Sum{}, argError(1+exclude.Index, "Invalid exclude glob: "+exclude.Err.Error())
 	case errors.As(err, &onFile):
-		return nil, digest.Sum{}, function.NewArgumentFuncError(1, onFile.Error()+". Pass no excludes, or a directory.")
+		return nil, digest.Sum{}, argError(1, onFile.Error()+". Pass no excludes, or a directory")
 	case err != nil:
-		return nil, digest.Sum{}, function.NewArgumentFuncError(0, sourceDiag(pathRoot, err).Detail())
+		return nil, digest.Sum{}, argError(0, sourceDiag(pathRoot, err).Detail())
 	}
 	return c.Listing, c.Sum, nil
 }
