@@ -231,11 +231,3 @@ func archiveError(st *store.Store, attr string, what string, err error) diag.Dia
 	}
 	return diag.NewAttributeErrorDiagnostic(path.Root(attr), "Cannot "+what, fmt.Sprintf("%v", err))
 }
-
-// localRoot is the directory of a file:// store, or "".
-func localRoot(st *store.Store) string {
-	if b, ok := st.Backend().(interface{ Root() string }); ok {
-		return b.Root()
-	}
-	return ""
-}
