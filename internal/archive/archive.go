@@ -23,17 +23,29 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
+// Format is an archive format a user can ask for.
+type Format string
+
 // The formats a user can ask for.
 const (
-	Zip   = "zip"
-	TarGz = "tar.gz"
+	Zip   Format = "zip"
+	TarGz Format = "tar.gz"
 )
 
 // Formats lists the formats in the order the docs give them.
-var Formats = []string{Zip, TarGz}
+var Formats = []Format{Zip, TarGz}
+
+// FormatNames lists the formats' names, for a schema's validator.
+func FormatNames() []string {
+	names := make([]string, len(Formats))
+	for i, f := range Formats {
+		names[i] = string(f)
+	}
+	return names
+}
 
 // Version is the versioned name of a format, used in store keys.
-func Version(format string) string { return format + "-v1" }
+func Version(format Format) string { return string(format) + "-v1" }
 
 // epoch is the modification time of every entry: 1980-01-01, the earliest
 // a zip can hold.
@@ -173,7 +185,7 @@ func copyEntry(ctx context.Context, w io.Writer, open Opener, e digest.Entry) er
 }
 
 // Write writes the archive of m in format to w, in the manifest's order.
-func Write(ctx context.Context, w io.Writer, format string, m *digest.Manifest, open Opener) error {
+func Write(ctx context.Context, w io.Writer, format Format, m *digest.Manifest, open Opener) error {
 	switch format {
 	case Zip:
 		return writeZip(ctx, w, m, open)

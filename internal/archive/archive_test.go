@@ -43,7 +43,7 @@ func open(_ context.Context, e digest.Entry) (io.ReadCloser, error) {
 	return io.NopCloser(strings.NewReader(content[e.Path])), nil
 }
 
-func build(t *testing.T, format string) []byte {
+func build(t *testing.T, format Format) []byte {
 	var b bytes.Buffer
 	if err := Write(context.Background(), &b, format, manifest(), open); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func build(t *testing.T, format string) []byte {
 // upgrade, the compressor changed: keep v1's bytes (vendor the old
 // compressor) or add a v2; never let an existing archive change silently.
 func TestGoldenArchives(t *testing.T) {
-	for format, want := range map[string]string{
+	for format, want := range map[Format]string{
 		Zip:   "41cd66625e38e8e14554a3666ac710cf49dd558f081d7a5828d3622a2683dd54",
 		TarGz: "148cc716f2eed3b5cd5f96f7dfaa4e73528990b341b241cc9f3cdb157c2d55c3",
 	} {

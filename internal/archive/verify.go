@@ -38,7 +38,7 @@ func (e *ContentError) Error() string {
 // step rejects anything a reader other than ours might see differently:
 // bytes before or after the archive, zip local headers that disagree with
 // the central directory, extra tar headers.
-func Verify(ctx context.Context, format string, r io.ReaderAt, size int64, m *digest.Manifest, want digest.Sum) error {
+func Verify(ctx context.Context, format Format, r io.ReaderAt, size int64, m *digest.Manifest, want digest.Sum) error {
 	var open Opener
 	switch format {
 	case Zip:

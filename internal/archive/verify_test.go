@@ -126,7 +126,7 @@ func storeContent(t *testing.T, st *store.Store) *digest.Manifest {
 func TestRefsRefuseASwappedReference(t *testing.T) {
 	ctx := context.Background()
 	for _, f := range Formats {
-		t.Run(f, func(t *testing.T) {
+		t.Run(string(f), func(t *testing.T) {
 			st := newStore(t)
 			m := storeContent(t, st)
 			// Another tree, archived honestly.
@@ -159,7 +159,7 @@ func TestRefsRefuseASwappedReference(t *testing.T) {
 			if err := r.Verify(ctx, f, m, evil); !errors.As(err, &ce) {
 				t.Fatalf("Verify: %v", err)
 			}
-			out := filepath.Join(t.TempDir(), "out", "lambda."+f)
+			out := filepath.Join(t.TempDir(), "out", "lambda."+string(f))
 			if err := r.WriteFile(ctx, f, m, evil, out, nil); !errors.As(err, &ce) {
 				t.Fatalf("WriteFile wrote another tree's archive: %v", err)
 			}

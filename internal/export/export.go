@@ -50,8 +50,8 @@ import (
 const (
 	Directory = "directory" // a tree artifact, as files, exec bits and symlinks
 	File      = "file"      // a file artifact, as one file
-	Zip       = archive.Zip
-	TarGz     = archive.TarGz
+	Zip       = string(archive.Zip)
+	TarGz     = string(archive.TarGz)
 )
 
 // Formats lists the formats in the order the docs give them.
@@ -162,12 +162,12 @@ func FileSum(ctx context.Context, refs *archive.Refs, st *store.Store, c *Conten
 	case File:
 		return c.Digest, true, nil
 	}
-	sum, err = refs.Lookup(ctx, format, c.Listing)
+	sum, err = refs.Lookup(ctx, archive.Format(format), c.Listing)
 	if !errors.Is(err, store.ErrNotFound) {
 		return sum, err == nil, err
 	}
 	h := sha256.New()
-	if err := archive.Write(ctx, h, format, c.Listing, StoreOpener(st)); err != nil {
+	if err := archive.Write(ctx, h, archive.Format(format), c.Listing, StoreOpener(st)); err != nil {
 		return sum, false, err
 	}
 	h.Sum(sum[:0])
@@ -686,15 +686,15 @@ func (w *Writer) writeFile(ctx context.Context, c *Content, format, parent, pref
 		// A stored archive is copied (and checked); otherwise the archive is
 		// built from the store's verified blobs straight into the file,
 		// without writing to the store: an export only reads it.
-		sum, err = w.Refs.Lookup(ctx, format, c.Listing)
+		sum, err = w.Refs.Lookup(ctx, archive.Format(format), c.Listing)
 		switch {
 		case err == nil:
-			if err := w.Refs.CopyTo(ctx, f, format, c.Listing, sum); err != nil {
+			if err := w.Refs.CopyTo(ctx, f, archive.Format(format), c.Listing, sum); err != nil {
 				return name, sum, err
 			}
 		case errors.Is(err, store.ErrNotFound):
 			h := sha256.New()
-			if err := archive.Write(ctx, io.MultiWriter(f, h), format, c.Listing, StoreOpener(w.St)); err != nil {
+			if err := archive.Write(ctx, io.MultiWriter(f, h), archive.Format(format), c.Listing, StoreOpener(w.St)); err != nil {
 				return name, sum, err
 			}
 			h.Sum(sum[:0])

@@ -243,7 +243,7 @@ func TestArchiveSumKnownBeforeWriting(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("%s: FileSum = %v, %v", format, ok, err)
 		}
-		if _, err := refs.Find(ctx, format, c.Listing); !errors.Is(err, store.ErrNotFound) {
+		if _, err := refs.Find(ctx, archive.Format(format), c.Listing); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s: FileSum stored an archive reference (%v); planning must write nothing", format, err)
 		}
 		target := filepath.Join(t.TempDir(), "a."+format)

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -103,7 +104,7 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 			fmt.Sprintf("%s is not in the store %s. Check the digest and the provider's `store`.", sum, st))
 		return
 	}
-	c := &computed{sum: sum, count: 1}
+	c := &artifact.Content{Sum: sum, Count: 1}
 	archives, locations := map[string]attr.Value{}, map[string]attr.Value{}
 	if kind == store.Tree {
 		man, err := st.GetTree(ctx, sum) // the listing is verified as it is read
@@ -114,14 +115,14 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 			resp.Diagnostics.Append(corruptError(st, sum, err))
 			return
 		}
-		c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
+		c.Tree, c.Count, c.Size = man, int64(len(man.Entries)), man.Size()
 		for _, f := range archive.Formats {
 			ref, err := d.data.archives().Lookup(ctx, f, man) // checked against the listing
 			switch {
 			case err == nil:
-				archives[f] = types.StringValue(ref.Hex())
+				archives[string(f)] = types.StringValue(ref.Hex())
 				if loc, ok := st.Locate(store.BlobKey(ref)); ok {
-					locations[f] = types.StringValue(loc.Path + loc.Key) // one of the two is set
+					locations[string(f)] = types.StringValue(loc.Path + loc.Key) // one of the two is set
 				}
 			case !errors.Is(err, store.ErrNotFound):
 				resp.Diagnostics.Append(archiveError(st, "archives", "read the stored archive", err))
@@ -135,11 +136,11 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 			resp.Diagnostics.Append(corruptError(st, sum, err))
 			return
 		}
-		c.size = size
+		c.Size = size
 		m.Kind = types.StringValue("file")
 	}
 	m.ID = m.Digest
-	m.FileCount, m.Size, m.Files = types.Int64Value(c.count), types.Int64Value(c.size), c.filesValue()
+	m.FileCount, m.Size, m.Files = types.Int64Value(c.Count), types.Int64Value(c.Size), filesValue(c.Tree)
 	m.Archives = types.MapValueMust(types.StringType, archives)
 	m.ArchiveLocations = types.MapValueMust(types.StringType, locations)
 	m.Path, m.S3Bucket, m.S3Key, m.S3URL = types.StringNull(), types.StringNull(), types.StringNull(), types.StringNull()

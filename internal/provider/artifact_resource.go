@@ -23,9 +23,9 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -54,28 +54,28 @@ type ArtifactResource struct {
 func NewArtifactResource() resource.Resource { return &ArtifactResource{} }
 
 type artifactModel struct {
-	ID                 types.String `tfsdk:"id"`
-	Source             types.String `tfsdk:"source"`
-	Content            types.String `tfsdk:"content"`
-	SensitiveContent   types.String `tfsdk:"sensitive_content"`
-	ContentBase64      types.String `tfsdk:"content_base64"`
-	Excludes           types.List   `tfsdk:"excludes"`
-	Archive            types.String `tfsdk:"archive"`
-	OutputPath         types.String `tfsdk:"output_path"`
-	Digest             types.String `tfsdk:"digest"`
-	FileCount          types.Int64  `tfsdk:"file_count"`
-	Size               types.Int64  `tfsdk:"size"`
-	Files              types.Map    `tfsdk:"files"`
-	ArchiveSHA256      types.String `tfsdk:"archive_sha256"`
-	ArchiveBase64SHA25 types.String `tfsdk:"archive_base64sha256"`
-	Path               types.String `tfsdk:"path"`
-	S3Bucket           types.String `tfsdk:"s3_bucket"`
-	S3Key              types.String `tfsdk:"s3_key"`
-	S3URL              types.String `tfsdk:"s3_url"`
-	ArchivePath        types.String `tfsdk:"archive_path"`
-	ArchiveS3Bucket    types.String `tfsdk:"archive_s3_bucket"`
-	ArchiveS3Key       types.String `tfsdk:"archive_s3_key"`
-	ArchiveS3URL       types.String `tfsdk:"archive_s3_url"`
+	ID                  types.String `tfsdk:"id"`
+	Source              types.String `tfsdk:"source"`
+	Content             types.String `tfsdk:"content"`
+	SensitiveContent    types.String `tfsdk:"sensitive_content"`
+	ContentBase64       types.String `tfsdk:"content_base64"`
+	Excludes            types.List   `tfsdk:"excludes"`
+	Archive             types.String `tfsdk:"archive"`
+	OutputPath          types.String `tfsdk:"output_path"`
+	Digest              types.String `tfsdk:"digest"`
+	FileCount           types.Int64  `tfsdk:"file_count"`
+	Size                types.Int64  `tfsdk:"size"`
+	Files               types.Map    `tfsdk:"files"`
+	ArchiveSHA256       types.String `tfsdk:"archive_sha256"`
+	ArchiveBase64SHA256 types.String `tfsdk:"archive_base64sha256"`
+	Path                types.String `tfsdk:"path"`
+	S3Bucket            types.String `tfsdk:"s3_bucket"`
+	S3Key               types.String `tfsdk:"s3_key"`
+	S3URL               types.String `tfsdk:"s3_url"`
+	ArchivePath         types.String `tfsdk:"archive_path"`
+	ArchiveS3Bucket     types.String `tfsdk:"archive_s3_bucket"`
+	ArchiveS3Key        types.String `tfsdk:"archive_s3_key"`
+	ArchiveS3URL        types.String `tfsdk:"archive_s3_url"`
 }
 
 func (r *ArtifactResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -131,7 +131,7 @@ func artifactSchema() schema.Schema {
 					"that listing before it is used or written out. Needs `source`; a file source becomes one entry named " +
 					"after the file. A symlink whose target is absolute or leaves the tree is refused (exclude it).",
 				Optional:   true,
-				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
+				Validators: []validator.String{stringvalidator.OneOf(archive.FormatNames()...)},
 			},
 			"output_path": schema.StringAttribute{
 				MarkdownDescription: "Write a copy of the archive to this path on apply (creating missing directories), and again whenever it is missing " +
@@ -190,22 +190,13 @@ func (r *ArtifactResource) Configure(_ context.Context, req resource.ConfigureRe
 	r.data = configureData(req.ProviderData, &resp.Diagnostics)
 }
 
-// computed is what ModifyPlan and apply work out from the content.
-type computed struct {
-	sum      digest.Sum
-	size     int64
-	count    int64
-	manifest *digest.Manifest // nil for a file or inline content
-	// archiveListing is the listing whose archive this artifact stores:
-	// the tree itself, or a one-entry tree holding a file source.
-	archiveListing *digest.Manifest
-}
-
-func (c *computed) filesValue() types.Map {
-	if c.manifest == nil || len(c.manifest.Entries) > FilesLimit {
+// filesValue is the `files` of a listing: null for a file (nil), a tree
+// over FilesLimit, or one holding a name Terraform would change.
+func filesValue(man *digest.Manifest) types.Map {
+	if man == nil || len(man.Entries) > FilesLimit {
 		return types.MapNull(types.StringType)
 	}
-	for _, e := range c.manifest.Entries {
+	for _, e := range man.Entries {
 		if !norm.NFC.IsNormalString(e.Path) {
 			// Terraform turns every string into Unicode NFC: "é" written as
 			// e + U+0301 would come back as another key (or two names as
@@ -214,8 +205,8 @@ func (c *computed) filesValue() types.Map {
 			return types.MapNull(types.StringType)
 		}
 	}
-	elems := make(map[string]attr.Value, len(c.manifest.Entries))
-	for _, e := range c.manifest.Entries {
+	elems := make(map[string]attr.Value, len(man.Entries))
+	for _, e := range man.Entries {
 		elems[e.Path] = types.StringValue(string(e.Kind) + " " + e.SHA256.String())
 	}
 	return types.MapValueMust(types.StringType, elems)
@@ -235,6 +226,9 @@ func (m *artifactModel) inlineContent() ([]byte, path.Path, bool, error) {
 	return nil, path.Empty(), false, nil
 }
 
+// format is the archive format asked for (validated by the schema).
+func (m *artifactModel) format() archive.Format { return archive.Format(m.Archive.ValueString()) }
+
 func (m *artifactModel) excludes(ctx context.Context) ([]string, diag.Diagnostics) {
 	var ex []string
 	if m.Excludes.IsNull() {
@@ -242,6 +236,26 @@ func (m *artifactModel) excludes(ctx context.Context) ([]string, diag.Diagnostic
 	}
 	diags := m.Excludes.ElementsAs(ctx, &ex, false)
 	return ex, diags
+}
+
+// source is the artifact's source as internal/artifact hashes it.
+func (m *artifactModel) source(ctx context.Context) (artifact.Source, diag.Diagnostics) {
+	excludes, diags := m.excludes(ctx)
+	return artifact.Source{Path: m.Source.ValueString(), Excludes: excludes, Progress: &digest.Progress{}}, diags
+}
+
+// planned is the digest the plan in m expects (nil when unknown), of
+// the content or, with archive, of the archive. A value that does not
+// parse expects nothing that can be stored.
+func planned(v types.String, parse func(string) (digest.Sum, error)) *digest.Sum {
+	if v.IsUnknown() || v.IsNull() {
+		return nil
+	}
+	sum, err := parse(v.ValueString())
+	if err != nil {
+		return &digest.Sum{}
+	}
+	return &sum
 }
 
 func (m *artifactModel) anyUnknown() bool {
@@ -319,156 +333,90 @@ func (m *artifactModel) setUnknownOutputs() {
 	m.Size = types.Int64Unknown()
 	m.Files = types.MapUnknown(types.StringType)
 	m.ArchiveSHA256 = types.StringUnknown()
-	m.ArchiveBase64SHA25 = types.StringUnknown()
+	m.ArchiveBase64SHA256 = types.StringUnknown()
 }
 
-func (m *artifactModel) setOutputs(c *computed) {
-	m.ID = types.StringValue(c.sum.String())
+func (m *artifactModel) setOutputs(c *artifact.Content) {
+	m.ID = types.StringValue(c.Sum.String())
 	m.Digest = m.ID
-	m.FileCount = types.Int64Value(c.count)
-	m.Size = types.Int64Value(c.size)
-	m.Files = c.filesValue()
+	m.FileCount = types.Int64Value(c.Count)
+	m.Size = types.Int64Value(c.Size)
+	m.Files = filesValue(c.Tree)
 }
 
 func (m *artifactModel) setArchive(sum *digest.Sum) {
 	switch {
 	case m.Archive.IsNull():
-		m.ArchiveSHA256, m.ArchiveBase64SHA25 = types.StringNull(), types.StringNull()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringNull(), types.StringNull()
 	case sum == nil:
-		m.ArchiveSHA256, m.ArchiveBase64SHA25 = types.StringUnknown(), types.StringUnknown()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringUnknown(), types.StringUnknown()
 	default:
 		m.ArchiveSHA256 = types.StringValue(sum.Hex())
-		m.ArchiveBase64SHA25 = types.StringValue(base64.StdEncoding.EncodeToString(sum[:]))
+		m.ArchiveBase64SHA256 = types.StringValue(base64.StdEncoding.EncodeToString(sum[:]))
 	}
 }
 
 // hashContent computes the digest of a source or inline content without
-// writing anything; st, when given, stores the content as it is hashed.
-func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel, st *store.Store) (*computed, diag.Diagnostics) {
+// writing anything.
+func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel) (*artifact.Content, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	if b, p, ok, err := m.inlineContent(); ok {
 		if err != nil {
 			diags.AddAttributeError(p, "Invalid base64", "content_base64 must be standard base64 with padding: "+err.Error())
 			return nil, diags
 		}
-		c := &computed{sum: digest.Bytes(b), size: int64(len(b)), count: 1}
-		if st != nil {
-			if _, err := st.PutBlob(ctx, c.sum, strings.NewReader(string(b))); err != nil {
-				diags.Append(storeWriteError(err))
-				return nil, diags
-			}
-		}
-		return c, diags
+		return artifact.Inline(b), diags
 	}
-
-	src := m.Source.ValueString()
-	srcPath := path.Root("source")
-	fi, err := os.Stat(src)
-	if err != nil {
-		diags.Append(sourceError(srcPath, src, err))
-		return nil, diags
-	}
-	excludes, d := m.excludes(ctx)
-	diags.Append(d...)
+	src, diags := m.source(ctx)
 	if diags.HasError() {
 		return nil, diags
 	}
-	if !fi.IsDir() {
-		if len(excludes) > 0 {
-			diags.AddAttributeError(path.Root("excludes"), "Excludes need a directory source",
-				fmt.Sprintf("source %q is a file, and excludes only apply to the files of a directory. Remove `excludes`, or point `source` at a directory.", src))
-			return nil, diags
-		}
-		if !fi.Mode().IsRegular() {
-			diags.AddAttributeError(srcPath, "Source is not a regular file",
-				fmt.Sprintf("source %q is %s. Point it at a regular file or a directory.", src, digest.TypeName(fi.Mode().Type())))
-			return nil, diags
-		}
-		var sum digest.Sum
-		var size int64
-		if st != nil {
-			sum, size, err = st.PutFile(ctx, src)
-		} else {
-			sum, size, err = statcache.HashFile(ctx, r.data.cache, src)
-		}
+	stop := logProgress(ctx, src.Path, src.Progress)
+	c, err := r.data.sources.Hash(ctx, src)
+	stop()
+	if err != nil {
+		diags.Append(sourceDiag(path.Root("source"), err))
+		return nil, diags
+	}
+	return c, diags
+}
+
+// storeContent stores the source or inline content at apply, if it is
+// still what the plan in m expects.
+func (r *ArtifactResource) storeContent(ctx context.Context, m *artifactModel) (*artifact.Content, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	want := planned(m.Digest, digest.Parse)
+	if b, p, ok, err := m.inlineContent(); ok {
 		if err != nil {
-			diags.Append(contentError(srcPath, src, err))
+			diags.AddAttributeError(p, "Invalid base64", "content_base64 must be standard base64 with padding: "+err.Error())
 			return nil, diags
 		}
-		c := &computed{sum: sum, size: size, count: 1}
-		if digest.CheckName(fi.Name()) == nil {
-			c.archiveListing = digest.FileListing(fi.Name(), fi.Mode(), sum, size)
+		c, err := r.data.sources.PutInline(ctx, b)
+		switch {
+		case err != nil:
+			diags.Append(storeWriteError(err))
+		case want != nil && *want != c.Sum:
+			diags.Append(sourceDiag(p, &artifact.ChangedError{Planned: *want, Now: c.Sum}))
 		}
 		return c, diags
 	}
-	if root := localRoot(r.data.store); root != "" {
-		if rel, in, err := fsguard.Rel(root, src); err == nil && in && !digest.Excluded(rel, excludes) {
-			diags.AddAttributeError(srcPath, "The store is inside the source",
-				fmt.Sprintf("The store %s is inside the source directory %q (at %q): every apply would add to the content it "+
-					"hashes, and every plan would replace the artifact. Leave it out with excludes = [%q], or move the store "+
-					"(the provider's `store` setting). Nothing was written.", r.data.store, src, rel, rel))
-			return nil, diags
-		}
+	src, diags := m.source(ctx)
+	if diags.HasError() {
+		return nil, diags
 	}
-	opts := digest.Options{Excludes: excludes, Progress: &digest.Progress{}}
-	stop := logProgress(ctx, src, opts.Progress)
-	var man *digest.Manifest
-	if st != nil {
-		man, err = r.publishDir(ctx, m, st, src, opts)
-	} else if r.data.memo != nil {
-		man, err = r.data.memo.Tree(ctx, src, opts)
-	} else {
-		man, err = statcache.HashTree(ctx, r.data.cache, src, opts)
-	}
+	stop := logProgress(ctx, src.Path, src.Progress)
+	c, stats, err := r.data.sources.Put(ctx, src, want)
 	stop()
 	if err != nil {
-		diags.Append(contentError(srcPath, src, err))
+		diags.Append(sourceDiag(path.Root("source"), err))
 		return nil, diags
 	}
-	if n := man.EncodedSize(); n > store.MaxListing {
-		// Refused at plan: the store could not give it back.
-		diags.AddAttributeError(srcPath, "Source too large for one artifact",
-			fmt.Sprintf("In %q: %v. Nothing was written.", src, &store.ListingTooLargeError{Size: n}))
-		return nil, diags
+	if c.Tree != nil {
+		tflog.Debug(ctx, "published a directory", map[string]any{
+			"source": src.Path, "files": c.Count, "needed": stats.Needed, "written": stats.Written, "present": stats.Present,
+		})
 	}
-	return &computed{sum: man.Digest(), size: man.Size(), count: int64(len(man.Entries)), manifest: man, archiveListing: man}, diags
-}
-
-// publishDir stores a directory at apply: it is hashed again (the walk of
-// this operation's final plan when there was one, else through the stat
-// cache, so an unchanged tree costs a stat per file), and, when it is
-// still the planned content, published: only the blobs the replaced
-// artifact's listing does not name are checked and sent, each verified
-// against the listing as it is read. A tree that changed since plan
-// returns its manifest without writing anything; the caller refuses it.
-func (r *ArtifactResource) publishDir(ctx context.Context, m *artifactModel, st *store.Store, src string, opts digest.Options) (*digest.Manifest, error) {
-	var man *digest.Manifest
-	var err error
-	if r.data.memo != nil {
-		// The walk of this operation's final plan, moments ago: what the
-		// plan was checked against. Every file sent is read again and
-		// verified against it.
-		man, err = r.data.memo.Tree(ctx, src, opts)
-	} else {
-		man, err = statcache.HashTree(ctx, r.data.cache, src, opts)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !m.Digest.IsUnknown() && m.Digest.ValueString() != man.Digest().String() {
-		return man, nil
-	}
-	// The listings of artifacts this operation destroyed (the replaced
-	// version: Terraform destroys before it creates, unless
-	// create_before_destroy), stored already.
-	stats, err := st.Publish(ctx, src, man, r.data.knownListings(src)...)
-	if err != nil {
-		return nil, err
-	}
-	tflog.Debug(ctx, "published a directory", map[string]any{
-		"source": src, "files": len(man.Entries), "needed": stats.Needed, "written": stats.Written, "present": stats.Present,
-	})
-	return man, nil
+	return c, diags
 }
 
 func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -538,31 +486,30 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		return
 	}
 
-	c, diags := r.hashContent(ctx, &plan, nil)
+	c, diags := r.hashContent(ctx, &plan)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	if !plan.Archive.IsNull() {
-		if c.archiveListing == nil {
-			resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source",
-				fmt.Sprintf("archive needs a source whose name the digest spec can encode; %q is not valid UTF-8 or holds a newline. Rename it.", plan.Source.ValueString()))
+		src := plan.Source.ValueString()
+		if err := artifact.CheckArchive(src, c); err != nil {
+			var name *artifact.ArchiveNameError
+			if errors.As(err, &name) {
+				resp.Diagnostics.AddAttributeError(path.Root("archive"), "Cannot archive this source", name.Error()+". Rename it.")
+			} else {
+				resp.Diagnostics.Append(archiveError(r.data.store, "archive", "archive the source", err))
+			}
 			return
 		}
-		if c.manifest != nil {
-			if err := checkLinks(plan.Source.ValueString(), c.manifest); err != nil {
-				resp.Diagnostics.Append(archiveError(r.data.store, "archive", "archive the source", err))
-				return
-			}
-		}
-		if !plan.OutputPath.IsNull() && !plan.OutputPath.IsUnknown() {
+		if out := plan.OutputPath; !out.IsNull() && !out.IsUnknown() {
 			excludes, _ := plan.excludes(ctx)
-			resp.Diagnostics.Append(checkOutputPath(r.data.store, plan.OutputPath.ValueString(), plan.Source.ValueString(), c.manifest != nil, excludes)...)
-			if resp.Diagnostics.HasError() {
+			guard := r.data.sources.OutputGuard(src, c.Tree != nil, excludes)
+			if resp.Diagnostics.Append(outputPathDiags(guard(out.ValueString()))...); resp.Diagnostics.HasError() {
 				return
 			}
-			if target, err := fsguard.Resolve(plan.OutputPath.ValueString()); err == nil {
-				claim := plan.Archive.ValueString() + " " + c.archiveListing.Digest().String()
+			if target, err := fsguard.Resolve(out.ValueString()); err == nil {
+				claim := string(plan.format()) + " " + c.Listing.Digest().String()
 				if other, loaded := r.data.outputs.LoadOrStore(target, claim); loaded && other != claim {
 					resp.Diagnostics.AddAttributeError(path.Root("output_path"), "Two artifacts write one output_path",
 						fmt.Sprintf("Another immutable_artifact in this configuration writes a different archive to %s; each apply "+
@@ -574,7 +521,7 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	}
 	plan.setOutputs(c)
 
-	sameContent := prior != nil && prior.Digest.ValueString() == c.sum.String()
+	sameContent := prior != nil && prior.Digest.ValueString() == c.Sum.String()
 	sameArchive := prior != nil && prior.Archive.Equal(plan.Archive)
 	switch {
 	case plan.Archive.IsNull():
@@ -583,9 +530,9 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		r.sameArchiveListing(ctx, req.Private, prior, c):
 		// The archive's identity is its listing (names and kinds too, which
 		// a file source's digest does not cover): reused only for the same.
-		plan.ArchiveSHA256, plan.ArchiveBase64SHA25 = prior.ArchiveSHA256, prior.ArchiveBase64SHA25
+		plan.ArchiveSHA256, plan.ArchiveBase64SHA256 = prior.ArchiveSHA256, prior.ArchiveBase64SHA256
 	default:
-		ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), c.archiveListing)
+		ref, err := r.data.archives().Lookup(ctx, plan.format(), c.Listing)
 		switch {
 		case err == nil:
 			plan.setArchive(&ref)
@@ -616,15 +563,15 @@ func (r *ArtifactResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 // build), a tree's listing is its digest, and a file's one-entry listing
 // is the same only if the store records the prior archive for it (one
 // small read, no archive download).
-func (r *ArtifactResource) sameArchiveListing(ctx context.Context, p privateGetter, prior *artifactModel, c *computed) bool {
-	want := c.archiveListing.Digest()
+func (r *ArtifactResource) sameArchiveListing(ctx context.Context, p privateGetter, prior *artifactModel, c *artifact.Content) bool {
+	want := c.Listing.Digest()
 	if recorded := priorArchiveListing(ctx, p); recorded != "" {
 		return recorded == want.String()
 	}
-	if c.manifest != nil {
-		return prior.Digest.ValueString() == c.sum.String()
+	if c.Tree != nil {
+		return prior.Digest.ValueString() == c.Sum.String()
 	}
-	ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(prior.Archive.ValueString()), want)
+	ref, err := r.data.store.GetArchiveRef(ctx, archive.Version(prior.format()), want)
 	return err == nil && ref.Hex() == prior.ArchiveSHA256.ValueString()
 }
 
@@ -642,8 +589,8 @@ func printable(p string) string {
 
 // warnLargeChange names the changed paths of a tree too large for `files`,
 // against the previous manifest in the store. It only ever warns.
-func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *computed, diags *diag.Diagnostics) {
-	if c.manifest == nil || (!c.filesValue().IsNull() && !prior.Files.IsNull()) {
+func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *artifact.Content, diags *diag.Diagnostics) {
+	if c.Tree == nil || (!filesValue(c.Tree).IsNull() && !prior.Files.IsNull()) {
 		return
 	}
 	old, err := digest.Parse(prior.Digest.ValueString())
@@ -654,7 +601,7 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 	if err != nil {
 		return
 	}
-	lines, total := digest.Diff(oldMan, c.manifest, changesShown)
+	lines, total := digest.Diff(oldMan, c.Tree, changesShown)
 	for i, l := range lines {
 		lines[i] = l[:2] + printable(l[2:])
 	}
@@ -667,7 +614,7 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 	}
 	diags.AddAttributeWarning(path.Root("files"), "Artifact content changed",
 		fmt.Sprintf("%d of %d paths differ from %s (+ added, - removed, ~ changed):\n  %s%s",
-			total, len(c.manifest.Entries), prior.Digest.ValueString(), strings.Join(lines, "\n  "), more))
+			total, len(c.Tree.Entries), prior.Digest.ValueString(), strings.Join(lines, "\n  "), more))
 }
 
 func (r *ArtifactResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -708,36 +655,24 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		diags.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
 		return ""
 	}
-	st := r.data.store
-	planned := m.Digest
+	st, sources := r.data.store, r.data.sources
 	var guard func(string) error
 	if !m.OutputPath.IsNull() {
 		// Checked before anything is stored (the plan checked it too, but
-		// the file system may have changed since), and again by WriteFile
-		// just before the rename.
+		// the file system may have changed since), and again by
+		// WriteArchive just before the rename.
 		src, isDir := m.Source.ValueString(), false
 		if fi, err := os.Stat(src); err == nil {
 			isDir = fi.IsDir()
 		}
 		excludes, _ := m.excludes(ctx)
-		guard = outputGuard(st, src, isDir, excludes)
+		guard = sources.OutputGuard(src, isDir, excludes)
 		if diags.Append(outputPathDiags(guard(m.OutputPath.ValueString()))...); diags.HasError() {
 			return ""
 		}
 	}
-	c, d := r.hashContent(ctx, m, st)
-	diags.Append(d...)
-	if diags.HasError() {
-		return ""
-	}
-	if !planned.IsUnknown() && planned.ValueString() != c.sum.String() {
-		p := path.Root("source")
-		if m.Source.IsNull() {
-			p = path.Root("content")
-		}
-		diags.AddAttributeError(p, "Content changed since plan",
-			fmt.Sprintf("The plan was made for %s, but the content now hashes to %s: it changed between plan and apply. "+
-				"Nothing was recorded under %s. Run plan again and review the new digest.", planned.ValueString(), c.sum, planned.ValueString()))
+	c, d := r.storeContent(ctx, m)
+	if diags.Append(d...); diags.HasError() {
 		return ""
 	}
 	m.setOutputs(c)
@@ -746,35 +681,21 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 		m.setArchive(nil)
 		return ""
 	}
-	format, listing := m.Archive.ValueString(), c.archiveListing
-	refs := r.data.archives()
-	sum, err := refs.Find(ctx, format, listing)
+	format := m.format()
+	sum, err := sources.StoreArchive(ctx, format, m.Source.ValueString(), c, planned(m.ArchiveSHA256, digest.ParseHex), !m.OutputPath.IsNull())
+	var changed *artifact.ArchiveChangedError
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		sum, err = refs.Build(ctx, format, listing, sourceOpener(m.Source.ValueString(), c.manifest != nil))
-	case err == nil && (m.OutputPath.IsNull() || (!m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex())):
-		// Checked now; with output_path, WriteFile checks it in the same
-		// single read — unless it is not what the plan expects: then
-		// checking it first says whether the reference is damaged.
-		err = refs.Check(ctx, format, listing, sum)
-	}
-	if err == nil && c.manifest == nil {
-		// A file's one-entry listing, for verify_on_refresh (an archive
-		// recorded by an older build may lack it); a tree is stored already.
-		_, err = st.PutTree(ctx, listing)
-	}
-	if err != nil {
-		diags.Append(archiveError(st, "archive", "store the archive", fmt.Errorf("building the %s archive in %s: %w", format, st, err)))
-		return ""
-	}
-	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
+	case errors.As(err, &changed):
 		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
 			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
+		return ""
+	case err != nil:
+		diags.Append(archiveError(st, "archive", "store the archive", err))
 		return ""
 	}
 	m.setArchive(&sum)
 	if !m.OutputPath.IsNull() {
-		if err := refs.WriteFile(ctx, format, listing, sum, m.OutputPath.ValueString(), guard); err != nil {
+		if err := sources.WriteArchive(ctx, format, c, sum, m.OutputPath.ValueString(), guard); err != nil {
 			var corrupt *archive.CorruptError
 			var mismatch *store.MismatchError
 			var notRegular *archive.NotRegularError
@@ -792,7 +713,7 @@ func (r *ArtifactResource) apply(ctx context.Context, m *artifactModel, diags *d
 			return ""
 		}
 	}
-	return listing.Digest().String()
+	return c.Listing.Digest().String()
 }
 
 func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -823,21 +744,21 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 		}
 	}
 	if m.FileCount.IsNull() { // after import: fill in what the store knows
-		c := &computed{sum: sum, count: 1}
+		c := &artifact.Content{Sum: sum, Count: 1}
 		if kind == store.Tree {
 			man, err := st.GetTree(ctx, sum)
 			if err != nil {
 				resp.Diagnostics.Append(storeReadError(st, err))
 				return
 			}
-			c.manifest, c.count, c.size = man, int64(len(man.Entries)), man.Size()
+			c.Tree, c.Count, c.Size = man, int64(len(man.Entries)), man.Size()
 		} else {
 			size, err := st.VerifyBlob(ctx, sum)
 			if err != nil {
 				resp.Diagnostics.Append(corruptError(st, sum, err))
 				return
 			}
-			c.size = size
+			c.Size = size
 		}
 		m.setOutputs(c)
 		m.setArchive(nil)
@@ -880,13 +801,13 @@ func (r *ArtifactResource) verifyArchive(ctx context.Context, m *artifactModel, 
 	if err != nil {
 		return diags
 	}
-	if err := r.data.archives().Verify(ctx, m.Archive.ValueString(), man, asum); err != nil {
+	if err := r.data.archives().Verify(ctx, m.format(), man, asum); err != nil {
 		diags.Append(archiveError(st, "archive_sha256", "verify the archive", err))
 		return diags
 	}
 	// The reference must still name this archive: references are written once.
-	key := store.ArchiveKey(archive.Version(m.Archive.ValueString()), lsum)
-	switch ref, err := st.GetArchiveRef(ctx, archive.Version(m.Archive.ValueString()), lsum); {
+	key := store.ArchiveKey(archive.Version(m.format()), lsum)
+	switch ref, err := st.GetArchiveRef(ctx, archive.Version(m.format()), lsum); {
 	case err == nil && ref != asum:
 		diags.AddAttributeError(path.Root("archive_sha256"), "Stored archive reference altered",
 			fmt.Sprintf("In %s, the archive reference %s names %s, but this artifact's archive is %s (which still verifies). "+
@@ -916,7 +837,7 @@ func (r *ArtifactResource) Delete(ctx context.Context, req resource.DeleteReques
 		return
 	}
 	if sum, err := digest.Parse(state.Digest.ValueString()); err == nil {
-		r.data.forgot(state.Source.ValueString(), sum)
+		r.data.sources.Forgot(state.Source.ValueString(), sum)
 	}
 }
 

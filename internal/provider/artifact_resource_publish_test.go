@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
-	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
@@ -253,25 +252,4 @@ func TestAccS3_outputPathOnAFreshMachine(t *testing.T) {
 			},
 		}},
 	})
-}
-
-// The listings a publish relies on: the same source's first, newest
-// first, then others', never one twice, at most maxKnownListings.
-func TestKnownListings(t *testing.T) {
-	d := &providerData{}
-	sum := func(s string) digest.Sum { return digest.Bytes([]byte(s)) }
-	if got := d.knownListings("/site"); len(got) != 0 {
-		t.Fatalf("nothing forgotten, yet %v", got)
-	}
-	d.forgot("/other", sum("o1"))
-	d.forgot("/site", sum("s1"))
-	d.forgot("/other", sum("o2"))
-	d.forgot("/site", sum("s2"))
-	d.forgot("/site", sum("s2"))
-	d.forgot("/third", sum("t1"))
-	got := d.knownListings("/site")
-	want := []digest.Sum{sum("s2"), sum("s1"), sum("t1"), sum("o2")}
-	if !slices.Equal(got, want) {
-		t.Errorf("knownListings = %v, want %v", got, want)
-	}
 }

@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -582,7 +580,7 @@ func TestArtifactApplyRefusesContentChangedSincePlan(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed"), 0o644))
 
 	st := (&env{t: t, store: filepath.Join(t.TempDir(), "store")}).backend()
-	r := &ArtifactResource{data: &providerData{store: st}}
+	r := &ArtifactResource{data: newProviderData(st, nil)}
 	m := &artifactModel{
 		Source: types.StringValue(dir), Excludes: types.ListNull(types.StringType),
 		Archive: types.StringNull(), Digest: types.StringValue(planned),
@@ -615,13 +613,13 @@ func TestArtifactLargeTreeChangeWarning(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "d03/f0003.txt"), []byte("changed"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "new.txt"), []byte("new"), 0o644))
 	must(t, os.Remove(filepath.Join(dir, "d05/f0005.txt")))
-	r := &ArtifactResource{data: &providerData{store: st}}
+	r := &ArtifactResource{data: newProviderData(st, nil)}
 	m := &artifactModel{Source: types.StringValue(dir), Excludes: types.ListNull(types.StringType)}
-	c, diags := r.hashContent(ctx, m, nil)
+	c, diags := r.hashContent(ctx, m)
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if !c.filesValue().IsNull() {
+	if !filesValue(c.Tree).IsNull() {
 		t.Fatal("files is kept for a tree over the limit")
 	}
 	prior := &artifactModel{Digest: types.StringValue(old.Digest().String()), Files: types.MapNull(types.StringType)}
@@ -661,34 +659,4 @@ func TestAccArtifact_fileArchive(t *testing.T) {
 			},
 		}},
 	})
-}
-
-// TestSourceOpenerVerifies: the archive is built from the source files,
-// and an entry whose bytes no longer match the stored manifest fails the
-// build instead of producing an archive of other content.
-func TestSourceOpenerVerifies(t *testing.T) {
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("stored"), 0o644))
-	must(t, os.Symlink("a.txt", filepath.Join(dir, "link")))
-	open := sourceOpener(dir, true)
-	read := func(e digest.Entry) error {
-		rc, err := open(context.Background(), e)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = rc.Close() }() // read-only: nothing to lose
-		_, err = io.ReadAll(rc)
-		return err
-	}
-	if err := read(digest.Entry{Path: "a.txt", SHA256: digest.Bytes([]byte("stored"))}); err != nil {
-		t.Fatalf("matching file: %v", err)
-	}
-	if err := read(digest.Entry{Path: "link", Kind: digest.KindSymlink, SHA256: digest.Bytes([]byte("a.txt"))}); err != nil {
-		t.Fatalf("matching symlink: %v", err)
-	}
-	must(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("edited"), 0o644))
-	var mm *store.MismatchError
-	if err := read(digest.Entry{Path: "a.txt", SHA256: digest.Bytes([]byte("stored"))}); !errors.As(err, &mm) {
-		t.Fatalf("a file changed since it was stored: %v", err)
-	}
 }

@@ -28,10 +28,9 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 // toolNotFound is the summary of a declared tool missing from PATH.
@@ -150,7 +149,7 @@ func buildSchema() schema.Schema {
 					"`immutable_artifact.archive` does. Not part of the key: adding or removing it changes the step in " +
 					"place, archiving the output already stored.",
 				Optional:   true,
-				Validators: []validator.String{stringvalidator.OneOf(archive.Formats...)},
+				Validators: []validator.String{stringvalidator.OneOf(archive.FormatNames()...)},
 			},
 			"timeout": schema.StringAttribute{
 				MarkdownDescription: "How long the command may run (a Go duration: `90s`, `10m`); past it, its whole " +
@@ -324,9 +323,8 @@ func (m *buildModel) anyUnknown() bool {
 
 // localInput is an input_paths entry, hashed.
 type localInput struct {
-	path     string
-	sum      digest.Sum
-	manifest *digest.Manifest // a directory's; nil for a file
+	path string
+	*artifact.Content
 }
 
 // spec reads what the step declares, resolves its tools on PATH and hashes
@@ -368,7 +366,7 @@ func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*actioncache.S
 		if diags.Append(d...); diags.HasError() {
 			return nil, nil, nil, diags
 		}
-		locals[name], s.Inputs[name] = in, in.sum
+		locals[name], s.Inputs[name] = in, in.Sum
 	}
 	tools := map[string]actioncache.Tool{}
 	s.Tools = map[string]digest.Sum{}
@@ -393,55 +391,23 @@ func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*actioncache.S
 func (r *BuildResource) hashLocal(ctx context.Context, name, p string) (localInput, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	at := path.Root("input_paths").AtMapKey(name)
-	in := localInput{path: p}
-	fi, err := os.Stat(p)
+	c, err := r.data.sources.Hash(ctx, artifact.Source{Path: p})
 	if err != nil {
-		diags.Append(sourceError(at, p, err))
-		return in, diags
+		diags.Append(sourceDiag(at, err))
+		return localInput{path: p}, diags
 	}
-	switch {
-	case fi.IsDir():
-		if root := localRoot(r.data.store); root != "" {
-			if rel, inside, err := fsguard.Rel(root, p); err == nil && inside {
-				diags.AddAttributeError(at, "The store is inside the input",
-					fmt.Sprintf("The store %s is inside %q (at %q): every apply would change the input. Use an immutable_artifact "+
-						"with excludes = [%q] for it, or move the store. Nothing was written.", r.data.store, p, rel, rel))
-				return in, diags
-			}
+	if c.Tree != nil {
+		// Placed in the working directory as an export writes a tree: a
+		// link leaving it would be refused then, after the input was
+		// stored; refused now.
+		if err := artifact.CheckLinks(p, c.Tree); err != nil {
+			diags.AddAttributeError(at, "Input holds a link that leaves it",
+				fmt.Sprintf("In %q: %v. A build's inputs may only hold links to their own files. Point input_paths at a "+
+					"directory without such a link, or use an immutable_artifact with excludes.", p, err))
+			return localInput{path: p}, diags
 		}
-		if r.data.memo != nil {
-			in.manifest, err = r.data.memo.Tree(ctx, p, digest.Options{})
-		} else {
-			in.manifest, err = statcache.HashTree(ctx, r.data.cache, p, digest.Options{})
-		}
-		if err == nil {
-			if n := in.manifest.EncodedSize(); n > store.MaxListing {
-				diags.AddAttributeError(at, "Input too large for one artifact",
-					fmt.Sprintf("In %q: %v. Nothing was written.", p, &store.ListingTooLargeError{Size: n}))
-				return in, diags
-			}
-			in.sum = in.manifest.Digest()
-			// Placed in the working directory as an export writes a tree: a
-			// link leaving it would be refused then, after the input was
-			// stored; refused now.
-			if err := checkLinks(p, in.manifest); err != nil {
-				diags.AddAttributeError(at, "Input holds a link that leaves it",
-					fmt.Sprintf("In %q: %v. A build's inputs may only hold links to their own files. Point input_paths at a "+
-						"directory without such a link, or use an immutable_artifact with excludes.", p, err))
-				return in, diags
-			}
-		}
-	case fi.Mode().IsRegular():
-		in.sum, _, err = statcache.HashFile(ctx, r.data.cache, p)
-	default:
-		diags.AddAttributeError(at, "Input is not a file or a directory",
-			fmt.Sprintf("%q is %s. Point it at a regular file or a directory.", p, digest.TypeName(fi.Mode().Type())))
-		return in, diags
 	}
-	if err != nil {
-		diags.Append(contentError(at, p, err))
-	}
-	return in, diags
+	return localInput{path: p, Content: c}, diags
 }
 
 // storeLocals stores the input_paths of a step about to run, each checked
@@ -449,20 +415,10 @@ func (r *BuildResource) hashLocal(ctx context.Context, name, p string) (localInp
 // the digests the plan was made with).
 func (r *BuildResource) storeLocals(ctx context.Context, locals map[string]localInput) diag.Diagnostics {
 	var diags diag.Diagnostics
-	st := r.data.store
 	for _, name := range sortedKeys(locals) {
 		in := locals[name]
-		var err error
-		if in.manifest != nil {
-			_, err = st.Publish(ctx, in.path, in.manifest)
-		} else {
-			var sum digest.Sum
-			if sum, _, err = st.PutFile(ctx, in.path); err == nil && sum != in.sum {
-				err = fmt.Errorf("it hashes to %s now, not %s: it changed while being stored", sum, in.sum)
-			}
-		}
-		if err != nil {
-			diags.Append(contentError(path.Root("input_paths").AtMapKey(name), in.path, err))
+		if _, _, err := r.data.sources.Put(ctx, artifact.Source{Path: in.path}, &in.Sum); err != nil {
+			diags.Append(sourceDiag(path.Root("input_paths").AtMapKey(name), err))
 			return diags
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
@@ -56,36 +57,36 @@ type BuildResource struct {
 func NewBuildResource() resource.Resource { return &BuildResource{} }
 
 type buildModel struct {
-	ID                types.String `tfsdk:"id"`
-	Command           types.List   `tfsdk:"command"`
-	Inputs            types.Map    `tfsdk:"inputs"`
-	InputPaths        types.Map    `tfsdk:"input_paths"`
-	Environment       types.Map    `tfsdk:"environment"`
-	Caches            types.Map    `tfsdk:"caches"`
-	Tools             types.List   `tfsdk:"tools"`
-	Output            types.String `tfsdk:"output"`
-	Archive           types.String `tfsdk:"archive"`
-	Timeout           types.String `tfsdk:"timeout"`
-	Salt              types.String `tfsdk:"salt"`
-	CheckReproducible types.Bool   `tfsdk:"check_reproducible"`
-	Key               types.String `tfsdk:"key"`
-	KeyParts          types.Map    `tfsdk:"key_parts"`
-	CacheHit          types.Bool   `tfsdk:"cache_hit"`
-	Digest            types.String `tfsdk:"digest"`
-	FileCount         types.Int64  `tfsdk:"file_count"`
-	Size              types.Int64  `tfsdk:"size"`
-	Files             types.Map    `tfsdk:"files"`
-	LogDigest         types.String `tfsdk:"log_digest"`
-	ArchiveSHA256     types.String `tfsdk:"archive_sha256"`
-	ArchiveB64SHA256  types.String `tfsdk:"archive_base64sha256"`
-	Path              types.String `tfsdk:"path"`
-	S3Bucket          types.String `tfsdk:"s3_bucket"`
-	S3Key             types.String `tfsdk:"s3_key"`
-	S3URL             types.String `tfsdk:"s3_url"`
-	ArchivePath       types.String `tfsdk:"archive_path"`
-	ArchiveS3Bucket   types.String `tfsdk:"archive_s3_bucket"`
-	ArchiveS3Key      types.String `tfsdk:"archive_s3_key"`
-	ArchiveS3URL      types.String `tfsdk:"archive_s3_url"`
+	ID                  types.String `tfsdk:"id"`
+	Command             types.List   `tfsdk:"command"`
+	Inputs              types.Map    `tfsdk:"inputs"`
+	InputPaths          types.Map    `tfsdk:"input_paths"`
+	Environment         types.Map    `tfsdk:"environment"`
+	Caches              types.Map    `tfsdk:"caches"`
+	Tools               types.List   `tfsdk:"tools"`
+	Output              types.String `tfsdk:"output"`
+	Archive             types.String `tfsdk:"archive"`
+	Timeout             types.String `tfsdk:"timeout"`
+	Salt                types.String `tfsdk:"salt"`
+	CheckReproducible   types.Bool   `tfsdk:"check_reproducible"`
+	Key                 types.String `tfsdk:"key"`
+	KeyParts            types.Map    `tfsdk:"key_parts"`
+	CacheHit            types.Bool   `tfsdk:"cache_hit"`
+	Digest              types.String `tfsdk:"digest"`
+	FileCount           types.Int64  `tfsdk:"file_count"`
+	Size                types.Int64  `tfsdk:"size"`
+	Files               types.Map    `tfsdk:"files"`
+	LogDigest           types.String `tfsdk:"log_digest"`
+	ArchiveSHA256       types.String `tfsdk:"archive_sha256"`
+	ArchiveBase64SHA256 types.String `tfsdk:"archive_base64sha256"`
+	Path                types.String `tfsdk:"path"`
+	S3Bucket            types.String `tfsdk:"s3_bucket"`
+	S3Key               types.String `tfsdk:"s3_key"`
+	S3URL               types.String `tfsdk:"s3_url"`
+	ArchivePath         types.String `tfsdk:"archive_path"`
+	ArchiveS3Bucket     types.String `tfsdk:"archive_s3_bucket"`
+	ArchiveS3Key        types.String `tfsdk:"archive_s3_key"`
+	ArchiveS3URL        types.String `tfsdk:"archive_s3_url"`
 }
 
 func (r *BuildResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -108,9 +109,9 @@ func (m *buildModel) setUnknownOutputs() {
 	m.Files = types.MapUnknown(types.StringType)
 	m.LogDigest = types.StringUnknown()
 	if m.Archive.IsNull() {
-		m.ArchiveSHA256, m.ArchiveB64SHA256 = types.StringNull(), types.StringNull()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringNull(), types.StringNull()
 	} else {
-		m.ArchiveSHA256, m.ArchiveB64SHA256 = types.StringUnknown(), types.StringUnknown()
+		m.ArchiveSHA256, m.ArchiveBase64SHA256 = types.StringUnknown(), types.StringUnknown()
 	}
 }
 
@@ -120,7 +121,7 @@ func (m *buildModel) setRecord(rec *actioncache.Record, man *digest.Manifest) {
 	m.FileCount = types.Int64Value(rec.Files)
 	m.Size = types.Int64Value(rec.Size)
 	m.LogDigest = types.StringValue(rec.Log.String())
-	m.Files = (&computed{manifest: man}).filesValue()
+	m.Files = filesValue(man)
 }
 
 // listing is what the output's archive holds.
@@ -140,10 +141,13 @@ func (m *buildModel) setLocations(st *store.Store) {
 	m.ArchivePath, m.ArchiveS3Bucket, m.ArchiveS3Key, m.ArchiveS3URL = a.ArchivePath, a.ArchiveS3Bucket, a.ArchiveS3Key, a.ArchiveS3URL
 }
 
+// format is the archive format asked for (validated by the schema).
+func (m *buildModel) format() archive.Format { return archive.Format(m.Archive.ValueString()) }
+
 func (m *buildModel) setArchive(sum *digest.Sum) {
 	a := artifactModel{Archive: m.Archive}
 	a.setArchive(sum)
-	m.ArchiveSHA256, m.ArchiveB64SHA256 = a.ArchiveSHA256, a.ArchiveBase64SHA25
+	m.ArchiveSHA256, m.ArchiveBase64SHA256 = a.ArchiveSHA256, a.ArchiveBase64SHA256
 }
 
 func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -228,7 +232,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		// The same step: what it built stays (timeout, caches, archive and
 		// check_reproducible change in place).
 		plan.CacheHit, plan.Digest, plan.FileCount, plan.Size, plan.Files, plan.LogDigest = prior.CacheHit, prior.Digest, prior.FileCount, prior.Size, prior.Files, prior.LogDigest
-		plan.ArchiveSHA256, plan.ArchiveB64SHA256 = prior.ArchiveSHA256, prior.ArchiveB64SHA256
+		plan.ArchiveSHA256, plan.ArchiveBase64SHA256 = prior.ArchiveSHA256, prior.ArchiveBase64SHA256
 		if !prior.Archive.Equal(plan.Archive) {
 			// Not part of the key: the archive of the output already built.
 			plan.setArchive(nil)
@@ -236,7 +240,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 				listing, err := r.outputListing(ctx, &plan, outputType(ctx, req.Private))
 				if err == nil {
 					var ref digest.Sum
-					if ref, err = r.data.archives().Lookup(ctx, plan.Archive.ValueString(), listing); err == nil {
+					if ref, err = r.data.archives().Lookup(ctx, plan.format(), listing); err == nil {
 						plan.setArchive(&ref)
 					}
 				}
@@ -291,7 +295,7 @@ func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *actio
 	if plan.Archive.IsNull() {
 		return diags
 	}
-	ref, err := r.data.archives().Lookup(ctx, plan.Archive.ValueString(), plan.listing(rec, man))
+	ref, err := r.data.archives().Lookup(ctx, plan.format(), plan.listing(rec, man))
 	switch {
 	case err == nil:
 		plan.setArchive(&ref)
@@ -388,7 +392,7 @@ func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ ac
 func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listing *digest.Manifest, isFile bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	st := r.data.store
-	format := m.Archive.ValueString()
+	format := m.format()
 	sum, err := r.data.archives().Ensure(ctx, format, listing, export.StoreOpener(st)) // a stored one is verified first
 	if err == nil && isFile {
 		_, err = st.PutTree(ctx, listing) // a file's one-entry listing, as the artifact stores it

@@ -2,13 +2,14 @@ package provider
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"errors"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 )
@@ -42,40 +43,27 @@ func pathParameters() ([]function.Parameter, function.Parameter) {
 		}
 }
 
-// hashPath computes what immutable_artifact would for path: a manifest for
+// hashPath computes what immutable_artifact would for path: a listing for
 // a directory, or for a file the one entry an archive of it would hold
-// (its name, exec bit and digest), from a single stat, so that a file
-// that vanishes meanwhile is an error, never a crash. It runs on an
-// unconfigured provider, so it depends on no provider setting.
+// (its name, exec bit and digest). It runs on an unconfigured provider, so
+// it depends on no provider setting, and hashes through a memo of its own.
 func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifest, digest.Sum, *function.FuncError) {
-	for i, ex := range excludes {
-		if err := digest.CheckExclude(ex); err != nil {
-			return nil, digest.Sum{}, function.NewArgumentFuncError(int64(1+i), "Invalid exclude glob: "+err.Error())
-		}
+	c, err := artifact.Hash(ctx, statcache.NewMemo(statcache.Default()), artifact.Source{Path: p, Excludes: excludes})
+	// Terraform ends an argument's message with a period of its own.
+	argError := func(i int, msg string) *function.FuncError {
+		return function.NewArgumentFuncError(int64(i), strings.TrimSuffix(msg, "."))
 	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, digest.Sum{}, function.NewArgumentFuncError(0, sourceError(pathRoot, p, err).Detail())
+	var exclude *artifact.ExcludeError
+	var onFile *artifact.ExcludesOnFileError
+	switch {
+	case errors.As(err, &exclude):
+		return nil, digest.Sum{}, argError(1+exclude.Index, "Invalid exclude glob: "+exclude.Err.Error())
+	case errors.As(err, &onFile):
+		return nil, digest.Sum{}, argError(1, onFile.Error()+". Pass no excludes, or a directory")
+	case err != nil:
+		return nil, digest.Sum{}, argError(0, sourceDiag(pathRoot, err).Detail())
 	}
-	cache := statcache.Default()
-	if !fi.IsDir() {
-		if len(excludes) > 0 {
-			return nil, digest.Sum{}, function.NewArgumentFuncError(1, fmt.Sprintf("%q is a file; excludes only apply to a directory. Pass no excludes, or a directory.", p))
-		}
-		if !fi.Mode().IsRegular() {
-			return nil, digest.Sum{}, function.NewArgumentFuncError(0, fmt.Sprintf("%q is %s, not a regular file or a directory.", p, digest.TypeName(fi.Mode().Type())))
-		}
-		sum, size, err := statcache.HashFile(ctx, cache, p)
-		if err != nil {
-			return nil, sum, function.NewArgumentFuncError(0, contentError(pathRoot, p, err).Detail())
-		}
-		return digest.FileListing(fi.Name(), fi.Mode(), sum, size), sum, nil
-	}
-	m, err := statcache.HashTree(ctx, cache, p, digest.Options{Excludes: excludes})
-	if err != nil {
-		return nil, digest.Sum{}, function.NewArgumentFuncError(0, contentError(pathRoot, p, err).Detail())
-	}
-	return m, m.Digest(), nil
+	return c.Listing, c.Sum, nil
 }
 
 func readPathArgs(ctx context.Context, req function.RunRequest) (string, []string, *function.FuncError) {

@@ -1,10 +1,13 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -87,5 +90,45 @@ func TestAccFunctions_errors(t *testing.T) {
 				}},
 			})
 		})
+	}
+}
+
+// TestHashPathArgumentErrors: each refusal names its argument, in a
+// message without the final period Terraform adds itself ("Invalid value
+// for "path" parameter: ...."), and a file's listing is its one entry.
+func TestHashPathArgumentErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "handler.py")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		path     string
+		excludes []string
+		arg      int64
+	}{
+		"missing":         {filepath.Join(dir, "nope"), nil, 0},
+		"named pipe":      {fifo, nil, 0},
+		"excludes a file": {file, []string{"*.map"}, 1},
+		"invalid glob":    {dir, []string{"ok", "[bad"}, 2},
+	} {
+		_, _, ferr := hashPath(ctx, c.path, c.excludes)
+		switch {
+		case ferr == nil:
+			t.Errorf("%s: no error", name)
+		case ferr.FunctionArgument == nil || *ferr.FunctionArgument != c.arg:
+			t.Errorf("%s: argument %v, want %d", name, ferr.FunctionArgument, c.arg)
+		case strings.HasSuffix(ferr.Text, "."):
+			t.Errorf("%s: %q ends with a period; Terraform adds one", name, ferr.Text)
+		}
+	}
+	m, sum, ferr := hashPath(ctx, file, nil)
+	if ferr != nil || len(m.Entries) != 1 || m.Entries[0].Path != "handler.py" || m.Entries[0].SHA256 != sum {
+		t.Fatalf("a file: %v %v", m, ferr)
 	}
 }

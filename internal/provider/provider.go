@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -25,7 +24,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
@@ -68,26 +67,22 @@ type s3Model struct {
 	MaxConc      types.Int64  `tfsdk:"max_concurrency"`
 }
 
-// providerData is what resources and data sources get from Configure.
+// providerData is what resources and data sources get from Configure:
+// one per operation (Terraform configures the provider once per
+// operation).
 type providerData struct {
 	store           *store.Store
 	verifyOnRefresh bool
 	buildCache      actioncache.Mode
-	// cache and memo make plans cheap: the stat cache skips unchanged
-	// files, the memo walks each tree once per operation (Terraform
-	// configures the provider once per operation).
+	// cache makes plans cheap: the stat cache skips unchanged files.
 	cache *statcache.Cache
-	memo  *statcache.Memo
-
-	refsOnce sync.Once
-	refs     *archive.Refs
-
-	// replaced holds the digests of the artifacts destroys in this
-	// operation forgot: a replacement's Create (Terraform destroys first, in
-	// the same operation, unless create_before_destroy) publishes against
-	// those listings, sending only what they lack.
-	replacedMu sync.Mutex
-	replaced   []replacedArtifact
+	// refs finds, builds and checks archives in the store, checking each
+	// stored archive once per operation.
+	refs *archive.Refs
+	// sources hashes and stores artifact sources, walking each tree once
+	// per operation, and remembers what this operation's destroys forgot
+	// (a replacement publishes against them).
+	sources *artifact.Sources
 
 	// outputs maps each output_path planned in this operation (resolved)
 	// to the archive planned there, so two artifacts writing different
@@ -99,12 +94,27 @@ type providerData struct {
 	exportsMu sync.Mutex // one claim at a time: check, then record
 }
 
-// archives finds, builds and checks archives in the store, checking each
-// stored archive once per operation.
-func (d *providerData) archives() *archive.Refs {
-	d.refsOnce.Do(func() { d.refs = archive.NewRefs(d.store) })
-	return d.refs
+// newProviderData returns the data of one operation on st, hashing
+// through cache (nil: no stat cache), in the default modes; Configure sets
+// the others.
+func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
+	refs := archive.NewRefs(st)
+	return &providerData{
+		store: st, buildCache: CacheReadWrite, cache: cache, refs: refs,
+		sources: artifact.New(st, statcache.NewMemo(cache), refs),
+	}
 }
+
+// localRoot is the directory of a file:// store, or "".
+func localRoot(st *store.Store) string {
+	if b, ok := st.Backend().(interface{ Root() string }); ok {
+		return b.Root()
+	}
+	return ""
+}
+
+// archives finds, builds and checks archives in the store.
+func (d *providerData) archives() *archive.Refs { return d.refs }
 
 func (p *ImmutableProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
 	resp.TypeName = "immutable"
@@ -252,8 +262,8 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 		}
 	}
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
-	cache := statcache.Default()
-	data := &providerData{store: st, verifyOnRefresh: cfg.VerifyOnRefresh.ValueBool(), buildCache: buildCache, cache: cache, memo: statcache.NewMemo(cache)}
+	data := newProviderData(st, statcache.Default())
+	data.verifyOnRefresh, data.buildCache = cfg.VerifyOnRefresh.ValueBool(), buildCache
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }
@@ -282,43 +292,4 @@ func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.Dat
 
 func (p *ImmutableProvider) Functions(context.Context) []func() function.Function {
 	return []func() function.Function{NewDigestFunction, NewFileDigestsFunction}
-}
-
-// replacedArtifact is an artifact a destroy forgot in this operation.
-type replacedArtifact struct {
-	source string
-	digest digest.Sum
-}
-
-// maxKnownListings bounds the listings a publish reads to learn what is
-// stored (one request each).
-const maxKnownListings = 4
-
-// forgot records an artifact a destroy forgot.
-func (d *providerData) forgot(source string, sum digest.Sum) {
-	d.replacedMu.Lock()
-	defer d.replacedMu.Unlock()
-	d.replaced = append(d.replaced, replacedArtifact{source, sum})
-}
-
-// knownListings returns listings this operation's destroys forgot, that
-// a publish of source can rely on: the same source's first (most likely
-// the previous version), then the latest others (a versioned folder such
-// as dist-1.4 replacing dist-1.3), at most maxKnownListings.
-func (d *providerData) knownListings(source string) []digest.Sum {
-	d.replacedMu.Lock()
-	defer d.replacedMu.Unlock()
-	var same, others []digest.Sum
-	for i := len(d.replaced) - 1; i >= 0; i-- {
-		r := d.replaced[i]
-		switch {
-		case slices.Contains(same, r.digest) || slices.Contains(others, r.digest):
-		case r.source == source:
-			same = append(same, r.digest)
-		default:
-			others = append(others, r.digest)
-		}
-	}
-	same = append(same, others...)
-	return same[:min(len(same), maxKnownListings)]
 }

@@ -238,7 +238,7 @@ func (c *yankCall) delete(m yankModel) diag.Diagnostics {
 	return resp.Diagnostics
 }
 
-func planned(name, version, reason string) yankModel {
+func plannedYank(name, version, reason string) yankModel {
 	return yankModel{ID: types.StringUnknown(), Name: types.StringValue(name), Version: types.StringValue(version),
 		Reason: types.StringValue(reason), YankedAt: types.StringUnknown(), Entry: types.Int64Unknown()}
 }
@@ -260,7 +260,7 @@ func TestYankDestroyWarningsKeepTheName(t *testing.T) {
 	_, err = release.SetYank(ctx, b, "web", "1.0.1", true, "team B: memory leak", release.AnySeq, time.Now())
 	must(t, err)
 	state := func(version string, entry int) yankModel {
-		m := planned("web", version, "breaks login")
+		m := plannedYank("web", version, "breaks login")
 		m.ID, m.YankedAt, m.Entry = types.StringValue("web@"+version), types.StringValue(mine.At), types.Int64Value(int64(entry))
 		return m
 	}
@@ -296,7 +296,7 @@ func TestYankCreateWritesNoSecondYank(t *testing.T) {
 	must(t, err)
 	theirs, err := release.SetYank(ctx, b, "web", "1.0.0", true, "team B: memory leak", release.AnySeq, time.Now())
 	must(t, err)
-	d := c.create(planned("web", "1.0.0", "breaks login"))
+	d := c.create(plannedYank("web", "1.0.0", "breaks login"))
 	if !d.HasError() || d.Errors()[0].Summary() != "Yank changed by someone else" ||
 		!strings.HasPrefix(d.Errors()[0].Detail(), "web@1.0.0 was yanked by someone else") || !strings.Contains(d.Errors()[0].Detail(), "import it") {
 		t.Fatalf("create over another yank: %v", d)
@@ -304,7 +304,7 @@ func TestYankCreateWritesNoSecondYank(t *testing.T) {
 	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq || y.Reason != theirs.Reason {
 		t.Fatalf("after a refused create: %+v %v, want their entry %d still the last", y, err, theirs.Seq)
 	}
-	if d := c.create(planned("web", "1.0.0", "team B: memory leak")); d.HasError() {
+	if d := c.create(plannedYank("web", "1.0.0", "team B: memory leak")); d.HasError() {
 		t.Fatalf("create of the same yank: %v", d)
 	}
 	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq {

@@ -66,3 +66,9 @@ func (m *Memo) Tree(ctx context.Context, root string, opts digest.Options) (*dig
 	close(c.done)
 	return c.m, c.err
 }
+
+// File hashes one file through the memo's cache. Files are not shared
+// like trees: hashing one again costs a stat when the cache knows it.
+func (m *Memo) File(ctx context.Context, path string) (digest.Sum, int64, error) {
+	return HashFile(ctx, m.cache, path)
+}
