@@ -85,7 +85,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		verbose  = fs.Bool("v", false, "print each step")
 		batch    = fs.Int("batch-size", 1000, "delete at most `N` objects under one marker (each batch must finish within "+(store.MarkerTTL/2).String()+")")
 		empty    = fs.Bool("allow-empty", false, "collect a store that holds nothing (by default an empty store is an error: a mistyped --store)")
-		s3       s3store.Settings
+		adopt    = fs.Bool("adopt-store", false, "write the store's identity ("+store.IdentityKey+") into a store an earlier version of the provider wrote, "+
+			"once every key there is found to be the store's (without it, a store without one is refused as no store)")
+		s3 s3store.Settings
 	)
 	fs.IntVar(&p.KeepLast, "keep-last", p.KeepLast, "keep the `N` highest versions of each release that are not yanked")
 	fs.Var(durationFlag{&p.KeepWithin}, "keep-within", "keep every version published within this `duration`")
@@ -132,11 +134,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "gc: --batch-size %d: give a number from 1 to 100000\n", *batch)
 		return 2
 	}
-	o := Options{DryRun: *dryRun, BatchSize: *batch, AllowEmpty: *empty}
+	o := Options{DryRun: *dryRun, BatchSize: *batch, AllowEmpty: *empty, Adopt: *adopt}
 	if *verbose {
 		o.Log = stderr
 	}
 	report, err := Collect(ctx, st, p, o)
+	if errors.As(err, new(*NotAStoreError)) {
+		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
+		return 2
+	}
 	if report != nil && !errors.As(err, new(*EmptyError)) {
 		if _, werr := fmt.Fprint(stdout, report.String()); werr != nil && err == nil {
 			err = fmt.Errorf("writing the report: %w", werr)

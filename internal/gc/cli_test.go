@@ -2,7 +2,9 @@ package gc
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +52,9 @@ func TestMainUsage(t *testing.T) {
 }
 
 // TestMainEmptyStore: a store holding nothing is most likely a mistyped
-// --store: the run fails and writes nothing, unless --allow-empty.
+// --store: the run fails and writes nothing, unless --allow-empty; and as
+// an empty folder has no store identity either, even then nothing is
+// written to it.
 func TestMainEmptyStore(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{{"--store", "file://" + dir}, {"--store", "file://" + dir, "--dry-run"}} {
@@ -65,6 +69,9 @@ func TestMainEmptyStore(t *testing.T) {
 	code, stdout, stderr := run("--store", "file://"+dir, "--allow-empty")
 	if code != 0 || !strings.Contains(stdout, "deleted 0 objects") {
 		t.Fatalf("--allow-empty: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("--allow-empty on an empty folder wrote %v", entries)
 	}
 }
 
@@ -119,4 +126,61 @@ func TestMainCollects(t *testing.T) {
 		}
 	}
 	checkKept(t, w)
+}
+
+// tree is every file and directory under root with its mode, size
+// and modification time: equal snapshots mean nothing was written.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[p] = fmt.Sprintf("%v %d %d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	}))
+	return out
+}
+
+// TestMainRefusesAUserFolder: a folder of the user's given as --store (a
+// file, and releases the user keeps there) is no store: every run is
+// refused with exit 2, and nothing in it is written, created or touched —
+// also with --adopt-store, which finds keys that are not the store's.
+func TestMainRefusesAUserFolder(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("my notes\n"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(dir, "releases", "old"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "releases", "app-1.0.tar.gz"), []byte("a release of mine\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "releases", "old", "app-0.9.tar.gz"), []byte("an older one\n"), 0o644))
+	old := time.Now().Add(-90 * 24 * time.Hour)
+	must(t, filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err == nil {
+			err = os.Chtimes(p, old, old)
+		}
+		return err
+	}))
+	before := tree(t, dir)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "has no " + store.IdentityKey + ", which every store the provider writes holds, so it was left as it is: check --store"},
+		{[]string{"--dry-run"}, "has no " + store.IdentityKey},
+		{[]string{"--allow-empty", "-v"}, "has no " + store.IdentityKey},
+		{[]string{"--adopt-store"}, "holds 3 keys outside the store's layout, such as notes.txt, releases/app-1.0.tar.gz, releases/old/app-0.9.tar.gz: it is not a store"},
+		{[]string{"--adopt-store", "--dry-run"}, "so --adopt-store left it as it is"},
+	} {
+		code, stdout, stderr := run(append([]string{"--store", "file://" + dir}, c.args...)...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, c.want) {
+			t.Errorf("gc %v on a user's folder: exit %d\n%s%s\nwant exit 2 and %q", c.args, code, stdout, stderr, c.want)
+		}
+	}
+	if after := tree(t, dir); !maps.Equal(before, after) {
+		t.Fatalf("a refused run changed the folder:\nbefore %v\nafter  %v", before, after)
+	}
 }

@@ -23,6 +23,13 @@
 // Channel histories, tombstones, index entries, yank histories and
 // anything the collector does not recognise are never deleted. A record it cannot read or trust stops the
 // collection before anything is deleted: what it references is unknown.
+// So does anything under gc/leases/ or gc/condemned/ that does not parse
+// as a lease or a marker: only those are deleted there, once expired.
+//
+// The collector touches only a store: a location holding the store's
+// identity (store.IdentityKey), or, with Options.Adopt, one whose every
+// key is a store's, which it then writes the identity into (identity.go).
+// Anything else is refused before anything is written.
 //
 // The package has no dependency on Terraform.
 package gc
@@ -100,6 +107,11 @@ type Options struct {
 	// AllowEmpty collects a store with no release and no content instead
 	// of failing with an *EmptyError.
 	AllowEmpty bool
+	// Adopt writes the store's identity (store.IdentityKey) into a store
+	// that has none (one an earlier version of the provider wrote), once
+	// every key there is found to be the store's; without it such a
+	// location is refused with a *NotAStoreError.
+	Adopt bool
 }
 
 // Kinds of objects, in the order they are deleted.
@@ -136,6 +148,9 @@ type Report struct {
 	// Leased are keys that were to be deleted but a lease named (or
 	// reached) just before: a writer is using them, so they stay.
 	Leased []string
+	// Adopted: the store had no identity, every key there was the store's,
+	// and the identity was written (would be, in a dry run).
+	Adopted bool
 }
 
 // Total is every object and byte deleted.
@@ -177,6 +192,13 @@ func (r *Report) String() string {
 	}
 	if len(r.Leased) > 0 {
 		fmt.Fprintf(&b, "kept %s a writer leased during the collection\n", count(len(r.Leased), "objects"))
+	}
+	if r.Adopted {
+		w := "wrote"
+		if r.DryRun {
+			w = "would write"
+		}
+		fmt.Fprintf(&b, "%s %s: every key there is the store's, so it is adopted as one\n", w, store.IdentityKey)
 	}
 	return b.String()
 }
@@ -281,13 +303,21 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	}
 	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{}, leases: map[string][]string{},
 		report: &Report{DryRun: o.DryRun, Deleted: map[string]Count{}}}
-	// Listed before anything is written: a mistyped store is found empty
-	// and left as it was.
+	// Listed and identified before anything is written: a mistyped store
+	// is found empty, and a folder of the user's is no store; either is
+	// left as it was.
 	if err := c.inventory(ctx); err != nil {
+		return nil, err
+	}
+	found, err := c.identify(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if c.report.Empty && !o.AllowEmpty {
 		return c.report, &EmptyError{Store: st.String()}
+	}
+	if !found {
+		return c.report, nil // nothing there at all, and no store: nothing to collect, and nothing is written
 	}
 	if !o.DryRun {
 		if err := c.probeClock(ctx); err != nil {

@@ -191,6 +191,22 @@ func objects(t *testing.T, st *store.Store) map[string]store.ObjectInfo {
 	return out
 }
 
+// everything lists the whole store, its identity, leases and markers
+// included.
+func everything(t *testing.T, st *store.Store) []store.ObjectInfo {
+	t.Helper()
+	infos, err := deleter(t, st).ListInfo(ctx, "")
+	must(t, err)
+	return infos
+}
+
+func unchanged(t *testing.T, st *store.Store, before []store.ObjectInfo, what string) {
+	t.Helper()
+	if after := everything(t, st); !slices.Equal(before, after) {
+		t.Fatalf("%s changed the store:\nbefore %v\nafter  %v", what, before, after)
+	}
+}
+
 // checkConsistent asserts the store's invariants: a listing implies its
 // blobs, a build record its output and log, an archive reference its
 // archive, a release record its artifacts.
