@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -695,36 +696,79 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	return kept, nil
 }
 
-// leasedKeys reads every live lease and returns the keys they name. A
-// lease lives for the grace period (at least store.LeaseTTL, which writers
-// count on): a key a writer relied on is as young as its last use, so
-// content found already stored by a new artifact is kept like content
-// stored just now.
+// leasedKeys reads every lease not read yet, Concurrency() at once, and
+// returns the keys the live ones name. A lease lives for the grace period
+// (at least store.LeaseTTL, which writers count on): a key a writer relied
+// on is as young as its last use, so content found already stored by a
+// new artifact is kept like content stored just now.
+//
+// Expired leases are read too: only what parses as a lease is ever
+// deleted as one (sweep), and anything else under gc/leases/ (a README put
+// there) stops the collection with an *UntrustedError naming it, before
+// anything is deleted when it is there from the start.
 func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
 	infos, err := c.d.ListInfo(ctx, store.LeasesPrefix)
 	if err != nil {
 		return nil, err
 	}
+	var todo []string
+	for _, i := range infos {
+		if _, ok := c.leases[i.Key]; !ok { // written once: read once
+			todo = append(todo, i.Key)
+		}
+	}
+	read, err := c.readProtocol(ctx, todo, false)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(c.leases, read)
 	var keys []string
 	for _, i := range infos {
-		if c.leaseExpired(i) {
-			continue
+		if ks, ok := c.leases[i.Key]; ok && !c.leaseExpired(i) {
+			keys = append(keys, ks...)
 		}
-		ks, ok := c.leases[i.Key] // written once: read once
-		if !ok {
-			var err error
-			ks, err = store.ReadKeys(ctx, c.b, i.Key, false)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, &UntrustedError{Key: i.Key, Err: err}
-			}
-			c.leases[i.Key] = ks
-		}
-		keys = append(keys, ks...)
 	}
 	return keys, nil
+}
+
+// readProtocol reads leases (marker false) or markers, Concurrency() at
+// once, and returns the keys each names; one gone since it was listed is
+// left out. One that is not what the provider writes (by its name or its
+// content) is an *UntrustedError naming it.
+func (c *collector) readProtocol(ctx context.Context, keys []string, marker bool) (map[string][]string, error) {
+	prefix, what := store.LeasesPrefix, "a lease"
+	if marker {
+		prefix, what = store.MarkersPrefix, "a collector's marker"
+	}
+	named := make([][]string, len(keys))
+	gone := make([]bool, len(keys))
+	err := store.ForEach(ctx, c.st.Concurrency(), len(keys), func(ctx context.Context, i int) error {
+		k := keys[i]
+		if !objectIDRe.MatchString(strings.TrimPrefix(k, prefix)) {
+			return &UntrustedError{Key: k, Err: fmt.Errorf("it is not %s the provider wrote: those are named "+
+				"%s<20 digits>-<16 hex digits>, and the collector deletes nothing else there", what, prefix)}
+		}
+		ks, err := store.ReadKeys(ctx, c.b, k, marker)
+		if errors.Is(err, store.ErrNotFound) {
+			gone[i] = true
+			return nil
+		}
+		if err != nil {
+			return &UntrustedError{Key: k, Err: err}
+		}
+		named[i] = ks
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for i, k := range keys {
+		if !gone[i] {
+			out[k] = named[i]
+		}
+	}
+	return out, nil
 }
 
 // leaseExpired: older than the grace period on the store's clock now AND
@@ -754,7 +798,18 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		kind := map[string]string{"blobs": KindBlob, "trees": KindListing, "archives": KindArchive, "actions": KindAction}[k[:strings.Index(k, "/")]]
 		byKind[kind] = append(byKind[kind], k)
 	}
-	leases, markers := c.expired(store.LeasesPrefix, c.p.Grace), c.expired(store.MarkersPrefix, store.MarkerTTL)
+	// Only what was read and parsed as a lease or a marker goes as one.
+	var leases []string
+	for _, k := range c.expired(store.LeasesPrefix, c.p.Grace) {
+		if _, ok := c.leases[k]; ok {
+			leases = append(leases, k)
+		}
+	}
+	stale, err := c.readProtocol(ctx, c.expired(store.MarkersPrefix, store.MarkerTTL), true)
+	if err != nil {
+		return err
+	}
+	markers := slices.Sorted(maps.Keys(stale))
 	if c.o.DryRun {
 		for _, v := range gone {
 			c.report.Versions = append(c.report.Versions, v.String())
