@@ -500,11 +500,6 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 					stable++
 				}
 			}
-			if ver.keep {
-				c.logf("keep %s: %s", ver, ver.why)
-			} else {
-				c.logf("delete %s: outside the policy", ver)
-			}
 			out = append(out, ver)
 		}
 	}
@@ -639,13 +634,14 @@ func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []s
 	return nil
 }
 
-// mark returns every key kept: the closure of the roots.
+// mark returns every key kept: the closure of the roots. A version
+// outside the policy whose record a live lease names is kept too (a
+// writer is releasing it again, or moving a channel to it).
 func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, error) {
 	var roots []string
 	for _, v := range vs {
 		if v.keep {
 			roots = append(roots, release.VersionKey(v.name, v.version))
-			c.report.Kept = append(c.report.Kept, v.String())
 		}
 	}
 	young := c.now.Add(-c.p.Grace)
@@ -686,6 +682,17 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	}
 	if err := c.closure(ctx, kept, more, true); err != nil {
 		return nil, err
+	}
+	for _, v := range vs {
+		if !v.keep && kept[release.VersionKey(v.name, v.version)] {
+			v.keep, v.why = true, "outside the policy, but a writer's lease holds it"
+		}
+		if v.keep {
+			c.report.Kept = append(c.report.Kept, v.String())
+			c.logf("keep %s: %s", v, v.why)
+		} else {
+			c.logf("delete %s: outside the policy", v)
+		}
 	}
 	for k, i := range c.all {
 		if kept[k] && isContent(k) {
@@ -820,19 +827,25 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		}
 		c.count(KindLease, leases...)
 		c.count(KindMarker, markers...)
+		c.logDeleted(snapshot{})
 		return nil
 	}
 	// Expired leases and stale markers first: they protect nothing (no
 	// writer waits for such a marker), and a run that stops later on
 	// leaves fewer for the next one to list in every batch.
-	for _, k := range append(leases, markers...) {
-		kind := KindLease
-		if strings.HasPrefix(k, store.MarkersPrefix) {
-			kind = KindMarker
+	for _, kk := range []struct {
+		kind string
+		keys []string
+	}{{KindLease, leases}, {KindMarker, markers}} {
+		kind, keys := kk.kind, kk.keys
+		before := c.snapshot()
+		for _, k := range keys {
+			if err := c.delete(ctx, kind, k); err != nil {
+				c.logDeleted(before)
+				return err
+			}
 		}
-		if err := c.delete(ctx, kind, k); err != nil {
-			return err
-		}
+		c.logDeleted(before)
 	}
 	deletedVersions := map[string]bool{}
 	defer func() { // in the order of gone, whatever order the deletes ran in
@@ -954,7 +967,9 @@ func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx 
 	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
 		return err
 	}
+	before := c.snapshot()
 	err := c.deleteUnleased(ctx, batch, start, del)
+	c.logDeleted(before)
 	// The marker goes once nothing more of the batch will be deleted; a
 	// collector killed part-way leaves it, and writers wait out its time.
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -962,10 +977,49 @@ func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx 
 	if derr := c.d.Delete(cleanup, marker); err == nil {
 		err = derr
 	}
-	if err == nil {
-		c.logf("deleted a batch of %d", len(batch))
-	}
 	return err
+}
+
+// snapshot is what the report counted at a point of the run.
+type snapshot struct {
+	deleted    map[string]Count
+	tombstones int
+	leased     int
+}
+
+func (c *collector) snapshot() snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return snapshot{deleted: maps.Clone(c.report.Deleted), tombstones: c.report.Tombstones, leased: len(c.report.Leased)}
+}
+
+// logDeleted logs what was deleted (would be, in a dry run) since before:
+// the objects and bytes of each kind, the tombstones written and the keys
+// a lease kept.
+func (c *collector) logDeleted(before snapshot) {
+	now := c.snapshot()
+	var deleted, parts []string
+	for _, k := range Kinds {
+		if d := now.deleted[k]; d.Objects > before.deleted[k].Objects {
+			deleted = append(deleted, fmt.Sprintf("%s (%s)", count(d.Objects-before.deleted[k].Objects, k), Bytes(d.Bytes-before.deleted[k].Bytes)))
+		}
+	}
+	if len(deleted) > 0 {
+		verb := "deleted "
+		if c.o.DryRun {
+			verb = "would delete "
+		}
+		parts = append(parts, verb+strings.Join(deleted, ", "))
+	}
+	if n := now.tombstones - before.tombstones; n > 0 {
+		parts = append(parts, "wrote "+count(n, "tombstones"))
+	}
+	if n := now.leased - before.leased; n > 0 {
+		parts = append(parts, "kept "+count(n, "objects")+" a writer leased")
+	}
+	if len(parts) > 0 {
+		c.logf("%s", strings.Join(parts, "; "))
+	}
 }
 
 func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, k string) error) error {
