@@ -13,6 +13,8 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 func run(args ...string) (code int, stdout, stderr string) {
@@ -40,14 +42,37 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"--store", "s3://user:secret@bucket/x"}, "holds user info"},
 		{[]string{"--store", "ftp://x"}, "ftp"},
 		{[]string{"--store", "file://" + dir, "--batch-size", "0"}, "--batch-size 0: give a number from 1 to 100000"},
+		// The command's own options are named, never the provider's settings.
+		{[]string{"--store", "s3://user:secret@bucket/x"}, "AWS_PROFILE or --s3-profile, SSO"},
+		{[]string{"--store", "s3://localhost:9000/bucket"}, "put it in --s3-endpoint (or AWS_ENDPOINT_URL_S3), and only the bucket"},
+		{[]string{"--store", "s3://bucket/p?x=1"}, "settings in --s3-endpoint, --s3-region, --s3-profile and --s3-path-style"},
+		// An endpoint without a scheme is refused before anything is sent.
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "localhost:9000"}, `--s3-endpoint "localhost:9000" has no scheme: write the URL of the server, http://localhost:9000 or https://localhost:9000`},
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "ftp://localhost:9000"}, `--s3-endpoint "ftp://localhost:9000" is not the URL of a server`},
 	} {
 		code, _, stderr := run(c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) {
-			t.Errorf("gc %v: exit %d, %q; want 2 and %q", c.args, code, stderr, c.want)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "provider's `") {
+			t.Errorf("gc %v: exit %d, %q; want 2 and %q, and no provider's setting named", c.args, code, stderr, c.want)
 		}
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("a refused run wrote %v", entries)
+	}
+}
+
+// TestMainEndpointFromTheEnvironment: an endpoint without a scheme in
+// AWS_ENDPOINT_URL_S3 (which the SDK reads when --s3-endpoint is not
+// given) is bad usage too, named as the variable.
+func TestMainEndpointFromTheEnvironment(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "127.0.0.1:7070")
+	code, stdout, stderr := run("--store", "s3://bucket/p")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, `AWS_ENDPOINT_URL_S3 "127.0.0.1:7070" has no scheme`) {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	// A file:// store does not use it.
+	code, _, stderr = run("--store", "file://"+t.TempDir())
+	if code != 1 || !strings.Contains(stderr, "holds no releases and no content") {
+		t.Fatalf("a file store with a bad S3 endpoint in the environment: exit %d, %s", code, stderr)
 	}
 }
 
@@ -182,5 +207,53 @@ func TestMainRefusesAUserFolder(t *testing.T) {
 	}
 	if after := tree(t, dir); !maps.Equal(before, after) {
 		t.Fatalf("a refused run changed the folder:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// TestMainS3ErrorsNameFlags: an S3 failure says which of the command's own
+// options to check (--store, --s3-endpoint, --s3-profile) and what the
+// collector needs, never the provider's `store` and `s3` settings.
+func TestMainS3ErrorsNameFlags(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	flags := []string{"--s3-endpoint", srv.Endpoint, "--s3-path-style", "--s3-region", srv.Region}
+	for _, c := range []struct {
+		store string
+		creds [2]string
+		want  []string
+	}{
+		{"s3://no-such-bucket-here/p", [2]string{}, []string{
+			`the bucket "no-such-bucket-here" does not exist`, "Check the bucket in --store (or IMMUTABLE_STORE), and --s3-endpoint (or AWS_ENDPOINT_URL_S3).",
+		}},
+		{"s3://" + bucket + "/p", [2]string{"not-a-key", "not-a-secret"}, []string{"AWS_PROFILE or --s3-profile"}},
+	} {
+		t.Run(c.store, func(t *testing.T) {
+			if c.creds[0] != "" {
+				t.Setenv("AWS_ACCESS_KEY_ID", c.creds[0])
+				t.Setenv("AWS_SECRET_ACCESS_KEY", c.creds[1])
+			}
+			code, stdout, stderr := run(append([]string{"--store", c.store}, flags...)...)
+			if code != 1 || stdout != "" || strings.Contains(stderr, "provider's `") || strings.Contains(stderr, "`s3") {
+				t.Fatalf("exit %d\n%s%s\nwant exit 1 and no provider's setting named", code, stdout, stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("the message lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+	// A reader's credentials on a store: the collector's permissions.
+	b, err := s3store.New(ctx, bucket, "p", srv.Settings())
+	must(t, err)
+	st := store.New(b)
+	putBlob(t, st, "content\n")
+	access, secret := srv.AddReader(t, bucket)
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	code, stdout, stderr := run(append([]string{"--store", "s3://" + bucket + "/p"}, flags...)...)
+	if code != 1 || strings.Contains(stderr, "provider's `") || !strings.Contains(stderr, "access denied") ||
+		!strings.Contains(stderr, "The collector needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") {
+		t.Fatalf("a reader's credentials: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
