@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,31 @@ func TestMainS3ErrorsNameFlags(t *testing.T) {
 	if code != 1 || strings.Contains(stderr, "provider's `") || !strings.Contains(stderr, "access denied") ||
 		!strings.Contains(stderr, "The collector needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") {
 		t.Fatalf("a reader's credentials: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestGuideDocumentsTheCommand: the lifecycle guide (generated from
+// templates/guides/lifecycle.md.tmpl) names every option of the command,
+// and the least --grace takes, the lease time.
+func TestGuideDocumentsTheCommand(t *testing.T) {
+	guide, err := os.ReadFile(filepath.Join("..", "..", "docs", "guides", "lifecycle.md"))
+	must(t, err)
+	code, _, stderr := run("-h")
+	options := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(stderr, -1)
+	if code != 0 || len(options) < 10 {
+		t.Fatalf("gc -h: exit %d, options %v\n%s", code, options, stderr)
+	}
+	for _, o := range options {
+		dashes := "--"
+		if len(o[1]) == 1 {
+			dashes = "-"
+		}
+		if !regexp.MustCompile(`(^|[^a-z-])` + dashes + o[1] + `([^a-z-]|$)`).Match(guide) {
+			t.Errorf("the lifecycle guide does not name %s%s", dashes, o[1])
+		}
+	}
+	row := regexp.MustCompile("(?m)^\\| `--grace D` \\|.*$").Find(guide)
+	if least := fmt.Sprintf("at least %dh", int(store.LeaseTTL.Hours())); !strings.Contains(string(row), least) {
+		t.Errorf("the guide's --grace row does not say %q: %s", least, row)
 	}
 }
