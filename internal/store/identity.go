@@ -50,6 +50,10 @@ func (e *IdentityError) Error() string {
 	return fmt.Sprintf("%s in %s %s", e.Key, e.Store, e.Detail)
 }
 
+// BackendError marks it as a store.BackendError: it is the store's
+// problem, not the content's.
+func (e *IdentityError) BackendError() {}
+
 // CheckIdentity reads the store's identity: found false (and no error) when
 // there is none, an *IdentityError when it is not this provider's.
 func CheckIdentity(ctx context.Context, b Backend) (found bool, err error) {
@@ -63,7 +67,7 @@ func CheckIdentity(ctx context.Context, b Backend) (found bool, err error) {
 	defer func() { _ = rc.Close() }() // read-only
 	data, err := io.ReadAll(io.LimitReader(rc, 4097))
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("reading %s in %s: %w", IdentityKey, b, err)
 	}
 	if bytes.Equal(data, IdentityBody()) {
 		return true, nil
@@ -114,7 +118,8 @@ func (s *Store) Identify(ctx context.Context) error {
 	found, err := CheckIdentity(ctx, s.b)
 	if err == nil && !found {
 		err = WriteIdentity(ctx, s.b)
-		if be := BackendError(nil); errors.As(err, &be) {
+		var ie *IdentityError
+		if be := BackendError(nil); errors.As(err, &be) && !errors.As(err, &ie) {
 			err = nil
 		}
 	}

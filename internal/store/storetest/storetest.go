@@ -408,6 +408,9 @@ func Run(t *testing.T, h Harness) {
 				if !errors.As(err, &ie) || !strings.Contains(err.Error(), store.IdentityKey) || !strings.Contains(err.Error(), c.want) {
 					t.Fatalf("a writer on a store whose identity is %q: %v; want an IdentityError naming %s and saying %q", c.body, err, store.IdentityKey, c.want)
 				}
+				if be := store.BackendError(nil); !errors.As(err, &be) {
+					t.Fatalf("%v is not a BackendError: the provider would blame the content", err)
+				}
 				if after, _ := b.List(ctx, store.LeasesPrefix); len(after) != len(leases) {
 					t.Fatalf("a writer refused by the identity wrote a lease")
 				}
