@@ -50,9 +50,11 @@ func TestMainUsage(t *testing.T) {
 		// An endpoint without a scheme is refused before anything is sent.
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "localhost:9000"}, `--s3-endpoint "localhost:9000" has no scheme: write the URL of the server, http://localhost:9000 or https://localhost:9000`},
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "ftp://localhost:9000"}, `--s3-endpoint "ftp://localhost:9000" is not the URL of a server`},
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "https://key:secret@localhost:9000"}, `--s3-endpoint "https://REDACTED@localhost:9000" is not the URL of a server`},
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "key:secret@localhost:9000"}, `--s3-endpoint "REDACTED@localhost:9000" has no scheme`},
 	} {
 		code, _, stderr := run(c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "provider's `") {
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "provider's `") || strings.Contains(stderr, "secret@") {
 			t.Errorf("gc %v: exit %d, %q; want 2 and %q, and no provider's setting named", c.args, code, stderr, c.want)
 		}
 	}

@@ -97,11 +97,20 @@ func CheckEndpoint(name, endpoint string) error {
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
 		return nil
 	}
+	// What precedes an "@" may be a secret: never repeated.
+	shown := endpoint
+	if at := strings.LastIndex(endpoint, "@"); at >= 0 {
+		scheme, _, ok := strings.Cut(endpoint[:at], "://")
+		shown = "REDACTED" + endpoint[at:]
+		if ok {
+			shown = scheme + "://" + shown
+		}
+	}
 	if !strings.Contains(endpoint, "://") {
-		return fmt.Errorf("%s %q has no scheme: write the URL of the server, http://%s or https://%s", name, endpoint, endpoint, endpoint)
+		return fmt.Errorf("%s %q has no scheme: write the URL of the server, http://%s or https://%s", name, shown, shown, shown)
 	}
 	return fmt.Errorf("%s %q is not the URL of a server: write http://HOST[:PORT] or https://HOST[:PORT], without credentials "+
-		"(they come from the standard AWS chain)", name, endpoint)
+		"(they come from the standard AWS chain)", name, shown)
 }
 
 // DefaultConcurrency is the number of requests a backend keeps in flight
