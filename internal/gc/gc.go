@@ -247,7 +247,7 @@ func (e *UntrustedError) Error() string {
 		what = "the collection stopped (the report lists what it deleted before; the store is consistent)"
 	}
 	return fmt.Sprintf("%s: %s cannot be read or trusted, so what it references is unknown (%v). "+
-		"Restore it, or delete it by hand if it is not needed, and run the collection again", what, e.Key, e.Err)
+		"Restore it, or move it out of the store (delete it if it is not needed), and run the collection again", what, e.Key, e.Err)
 }
 
 func (e *UntrustedError) Unwrap() error { return e.Err }
@@ -369,7 +369,7 @@ func (c *collector) inventory(ctx context.Context) error {
 			c.all[i.Key] = i
 		}
 	}
-	c.logf("listed %d objects in %s", len(c.all), c.st)
+	c.logf("listed %s in %s", count(len(c.all), "objects"), c.st)
 	c.report.Empty = true
 	for k := range c.all {
 		if isContent(k) || strings.HasPrefix(k, "releases/") {
