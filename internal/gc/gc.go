@@ -317,8 +317,13 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	if c.report.Empty && !o.AllowEmpty {
 		return c.report, &EmptyError{Store: st.String()}
 	}
-	if !found {
+	if !found && len(c.all) == 0 {
 		return c.report, nil // nothing there at all, and no store: nothing to collect, and nothing is written
+	}
+	if !found {
+		if err := c.adopt(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if !o.DryRun {
 		if err := c.probeClock(ctx); err != nil {

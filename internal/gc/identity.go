@@ -68,25 +68,28 @@ const objectID = `[0-9]{20}-[0-9a-f]{16}`
 
 var objectIDRe = regexp.MustCompile(`^` + objectID + `$`)
 
-// identify checks, before anything is written, that the location is a
-// store: it holds the store's identity, or (with Adopt) every key there is
-// one a store holds, and then the identity is written (not in a dry run).
-// An empty location without an identity is left to the empty check:
-// found is false, and nothing may be written to it.
+// identify reads the store's identity: found false when there is none, a
+// *NotAStoreError when it is not one this collector knows. It writes
+// nothing.
 func (c *collector) identify(ctx context.Context) (found bool, err error) {
 	found, err = store.CheckIdentity(ctx, c.b)
 	if ie := (*store.IdentityError)(nil); errors.As(err, &ie) {
 		return false, &NotAStoreError{Store: c.st.String(), Err: err}
 	}
-	if err != nil || found || len(c.all) == 0 {
-		return found, err
-	}
+	return found, err
+}
+
+// adopt makes a location without identity that holds something a store,
+// with Options.Adopt, once every key there is one a store holds: it
+// writes the identity (not in a dry run). Anything else, and any location
+// without Adopt, is a *NotAStoreError, and nothing is written.
+func (c *collector) adopt(ctx context.Context) error {
 	if !c.o.Adopt {
-		return false, &NotAStoreError{Store: c.st.String()}
+		return &NotAStoreError{Store: c.st.String()}
 	}
 	keys, err := c.b.List(ctx, "")
 	if err != nil {
-		return false, err
+		return err
 	}
 	e := &NotAStoreError{Store: c.st.String()}
 	for _, k := range keys {
@@ -97,19 +100,19 @@ func (c *collector) identify(ctx context.Context) (found bool, err error) {
 		}
 	}
 	if e.ForeignCount > 0 {
-		return false, e
+		return e
 	}
 	c.report.Adopted = true
 	if c.o.DryRun {
 		c.logf("would write %s: every one of the %d keys is the store's", store.IdentityKey, len(keys))
-		return true, nil
+		return nil
 	}
 	if err := store.WriteIdentity(ctx, c.b); err != nil {
 		if ie := (*store.IdentityError)(nil); errors.As(err, &ie) {
 			err = &NotAStoreError{Store: c.st.String(), Err: err}
 		}
-		return false, err
+		return err
 	}
 	c.logf("wrote %s: every one of the %d keys is the store's", store.IdentityKey, len(keys))
-	return true, nil
+	return nil
 }

@@ -115,3 +115,21 @@ func TestMainAdoptsAStore(t *testing.T) {
 		t.Fatalf("identity after --adopt-store: %v, %v", found, err)
 	}
 }
+
+// TestAdoptEmpty: a location without identity that holds no release and
+// no content (only a lease, here) is refused as empty, with or without
+// --adopt-store, before anything is written, the identity included.
+func TestAdoptEmpty(t *testing.T) {
+	st := store.New(mustFilestore(t))
+	_, err := st.Hold(ctx, "blobs/sha256/00/00")
+	must(t, err)
+	must(t, deleter(t, st).Delete(ctx, store.IdentityKey))
+	before := everything(t, st)
+	o := later()
+	o.Adopt = true
+	_, err = Collect(ctx, st, policy, o)
+	if !errors.As(err, new(*EmptyError)) {
+		t.Fatalf("adopting a location holding only a lease: %v, want an EmptyError", err)
+	}
+	unchanged(t, st, before, "a refused adoption of an empty location")
+}
