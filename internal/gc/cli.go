@@ -36,6 +36,16 @@ Durations are Go durations (36h, 90m) or days (30d).
 Options:
 `
 
+// names are how store errors name the command's own options.
+var names = s3store.Names{
+	Store:    "--store (or " + EnvStore + ")",
+	Endpoint: "--s3-endpoint (or AWS_ENDPOINT_URL_S3)",
+	Profile:  "--s3-profile",
+	Options:  "--s3-endpoint, --s3-region, --s3-profile and --s3-path-style",
+	Settings: "--store and the --s3-* options",
+	Needs:    "The collector needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on the store's prefix (see the S3 guide).",
+}
+
 // durationFlag is a flag.Value taking "30d" besides Go durations.
 type durationFlag struct{ d *time.Duration }
 
@@ -85,7 +95,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		verbose  = fs.Bool("v", false, "print each step")
 		batch    = fs.Int("batch-size", 1000, "delete at most `N` objects under one marker (each batch must finish within "+(store.MarkerTTL/2).String()+")")
 		empty    = fs.Bool("allow-empty", false, "collect a store that holds nothing (by default an empty store is an error: a mistyped --store)")
-		s3       s3store.Settings
+		adopt    = fs.Bool("adopt-store", false, "write the store's identity ("+store.IdentityKey+") into a store an earlier version of the provider wrote, "+
+			"once every key there is found to be the store's (without it, a store without one is refused as no store)")
+		s3 = s3store.Settings{Names: names}
 	)
 	fs.IntVar(&p.KeepLast, "keep-last", p.KeepLast, "keep the `N` highest versions of each release that are not yanked")
 	fs.Var(durationFlag{&p.KeepWithin}, "keep-within", "keep every version published within this `duration`")
@@ -119,6 +131,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 2
 	}
+	if err := checkEndpoint(s3.Endpoint, raw); err != nil {
+		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
+		return 2
+	}
 	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: s3})
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
@@ -132,11 +148,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "gc: --batch-size %d: give a number from 1 to 100000\n", *batch)
 		return 2
 	}
-	o := Options{DryRun: *dryRun, BatchSize: *batch, AllowEmpty: *empty}
+	o := Options{DryRun: *dryRun, BatchSize: *batch, AllowEmpty: *empty, Adopt: *adopt}
 	if *verbose {
 		o.Log = stderr
 	}
 	report, err := Collect(ctx, st, p, o)
+	if errors.As(err, new(*NotAStoreError)) {
+		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
+		return 2
+	}
 	if report != nil && !errors.As(err, new(*EmptyError)) {
 		if _, werr := fmt.Fprint(stdout, report.String()); werr != nil && err == nil {
 			err = fmt.Errorf("writing the report: %w", werr)
@@ -147,4 +167,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// checkEndpoint checks the S3 endpoint an s3:// store is reached at, from
+// --s3-endpoint or the environment, before anything is sent: the AWS SDK
+// takes one without a scheme and fails only at the first request.
+func checkEndpoint(flag, storeURL string) error {
+	if !strings.HasPrefix(storeURL, "s3://") {
+		return nil
+	}
+	if flag != "" {
+		return s3store.CheckEndpoint("--s3-endpoint", flag)
+	}
+	for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+		if v := os.Getenv(env); v != "" {
+			return s3store.CheckEndpoint(env, v)
+		}
+	}
+	return nil
 }

@@ -23,6 +23,13 @@
 // Channel histories, tombstones, index entries, yank histories and
 // anything the collector does not recognise are never deleted. A record it cannot read or trust stops the
 // collection before anything is deleted: what it references is unknown.
+// So does anything under gc/leases/ or gc/condemned/ that does not parse
+// as a lease or a marker: only those are deleted there, once expired.
+//
+// The collector touches only a store: a location holding the store's
+// identity (store.IdentityKey), or, with Options.Adopt, one whose every
+// key is a store's, which it then writes the identity into (identity.go).
+// Anything else is refused before anything is written.
 //
 // The package has no dependency on Terraform.
 package gc
@@ -33,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -100,6 +108,11 @@ type Options struct {
 	// AllowEmpty collects a store with no release and no content instead
 	// of failing with an *EmptyError.
 	AllowEmpty bool
+	// Adopt writes the store's identity (store.IdentityKey) into a store
+	// that has none (one an earlier version of the provider wrote), once
+	// every key there is found to be the store's; without it such a
+	// location is refused with a *NotAStoreError.
+	Adopt bool
 }
 
 // Kinds of objects, in the order they are deleted.
@@ -136,6 +149,9 @@ type Report struct {
 	// Leased are keys that were to be deleted but a lease named (or
 	// reached) just before: a writer is using them, so they stay.
 	Leased []string
+	// Adopted: the store had no identity, every key there was the store's,
+	// and the identity was written (would be, in a dry run).
+	Adopted bool
 }
 
 // Total is every object and byte deleted.
@@ -177,6 +193,13 @@ func (r *Report) String() string {
 	}
 	if len(r.Leased) > 0 {
 		fmt.Fprintf(&b, "kept %s a writer leased during the collection\n", count(len(r.Leased), "objects"))
+	}
+	if r.Adopted {
+		w := "wrote"
+		if r.DryRun {
+			w = "would write"
+		}
+		fmt.Fprintf(&b, "%s %s: every key there is the store's, so it is adopted as one\n", w, store.IdentityKey)
 	}
 	return b.String()
 }
@@ -224,7 +247,7 @@ func (e *UntrustedError) Error() string {
 		what = "the collection stopped (the report lists what it deleted before; the store is consistent)"
 	}
 	return fmt.Sprintf("%s: %s cannot be read or trusted, so what it references is unknown (%v). "+
-		"Restore it, or delete it by hand if it is not needed, and run the collection again", what, e.Key, e.Err)
+		"Restore it, or move it out of the store (delete it if it is not needed), and run the collection again", what, e.Key, e.Err)
 }
 
 func (e *UntrustedError) Unwrap() error { return e.Err }
@@ -281,13 +304,26 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	}
 	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{}, leases: map[string][]string{},
 		report: &Report{DryRun: o.DryRun, Deleted: map[string]Count{}}}
-	// Listed before anything is written: a mistyped store is found empty
-	// and left as it was.
+	// Listed and identified before anything is written: a mistyped store
+	// is found empty, and a folder of the user's is no store; either is
+	// left as it was.
 	if err := c.inventory(ctx); err != nil {
+		return nil, err
+	}
+	found, err := c.identify(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if c.report.Empty && !o.AllowEmpty {
 		return c.report, &EmptyError{Store: st.String()}
+	}
+	if !found && len(c.all) == 0 {
+		return c.report, nil // nothing there at all, and no store: nothing to collect, and nothing is written
+	}
+	if !found {
+		if err := c.adopt(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if !o.DryRun {
 		if err := c.probeClock(ctx); err != nil {
@@ -338,7 +374,7 @@ func (c *collector) inventory(ctx context.Context) error {
 			c.all[i.Key] = i
 		}
 	}
-	c.logf("listed %d objects in %s", len(c.all), c.st)
+	c.logf("listed %s in %s", count(len(c.all), "objects"), c.st)
 	c.report.Empty = true
 	for k := range c.all {
 		if isContent(k) || strings.HasPrefix(k, "releases/") {
@@ -468,11 +504,6 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 				if !yanked {
 					stable++
 				}
-			}
-			if ver.keep {
-				c.logf("keep %s: %s", ver, ver.why)
-			} else {
-				c.logf("delete %s: outside the policy", ver)
 			}
 			out = append(out, ver)
 		}
@@ -608,13 +639,14 @@ func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []s
 	return nil
 }
 
-// mark returns every key kept: the closure of the roots.
+// mark returns every key kept: the closure of the roots. A version
+// outside the policy whose record a live lease names is kept too (a
+// writer is releasing it again, or moving a channel to it).
 func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, error) {
 	var roots []string
 	for _, v := range vs {
 		if v.keep {
 			roots = append(roots, release.VersionKey(v.name, v.version))
-			c.report.Kept = append(c.report.Kept, v.String())
 		}
 	}
 	young := c.now.Add(-c.p.Grace)
@@ -656,6 +688,17 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	if err := c.closure(ctx, kept, more, true); err != nil {
 		return nil, err
 	}
+	for _, v := range vs {
+		if !v.keep && kept[release.VersionKey(v.name, v.version)] {
+			v.keep, v.why = true, "outside the policy, but a writer's lease holds it"
+		}
+		if v.keep {
+			c.report.Kept = append(c.report.Kept, v.String())
+			c.logf("keep %s: %s", v, v.why)
+		} else {
+			c.logf("delete %s: outside the policy", v)
+		}
+	}
 	for k, i := range c.all {
 		if kept[k] && isContent(k) {
 			c.report.Retained.Objects++
@@ -665,36 +708,79 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	return kept, nil
 }
 
-// leasedKeys reads every live lease and returns the keys they name. A
-// lease lives for the grace period (at least store.LeaseTTL, which writers
-// count on): a key a writer relied on is as young as its last use, so
-// content found already stored by a new artifact is kept like content
-// stored just now.
+// leasedKeys reads every lease not read yet, Concurrency() at once, and
+// returns the keys the live ones name. A lease lives for the grace period
+// (at least store.LeaseTTL, which writers count on): a key a writer relied
+// on is as young as its last use, so content found already stored by a
+// new artifact is kept like content stored just now.
+//
+// Expired leases are read too: only what parses as a lease is ever
+// deleted as one (sweep), and anything else under gc/leases/ (a README put
+// there) stops the collection with an *UntrustedError naming it, before
+// anything is deleted when it is there from the start.
 func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
 	infos, err := c.d.ListInfo(ctx, store.LeasesPrefix)
 	if err != nil {
 		return nil, err
 	}
+	var todo []string
+	for _, i := range infos {
+		if _, ok := c.leases[i.Key]; !ok { // written once: read once
+			todo = append(todo, i.Key)
+		}
+	}
+	read, err := c.readProtocol(ctx, todo, false)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(c.leases, read)
 	var keys []string
 	for _, i := range infos {
-		if c.leaseExpired(i) {
-			continue
+		if ks, ok := c.leases[i.Key]; ok && !c.leaseExpired(i) {
+			keys = append(keys, ks...)
 		}
-		ks, ok := c.leases[i.Key] // written once: read once
-		if !ok {
-			var err error
-			ks, err = store.ReadKeys(ctx, c.b, i.Key, false)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, &UntrustedError{Key: i.Key, Err: err}
-			}
-			c.leases[i.Key] = ks
-		}
-		keys = append(keys, ks...)
 	}
 	return keys, nil
+}
+
+// readProtocol reads leases (marker false) or markers, Concurrency() at
+// once, and returns the keys each names; one gone since it was listed is
+// left out. One that is not what the provider writes (by its name or its
+// content) is an *UntrustedError naming it.
+func (c *collector) readProtocol(ctx context.Context, keys []string, marker bool) (map[string][]string, error) {
+	prefix, what := store.LeasesPrefix, "a lease"
+	if marker {
+		prefix, what = store.MarkersPrefix, "a collector's marker"
+	}
+	named := make([][]string, len(keys))
+	gone := make([]bool, len(keys))
+	err := store.ForEach(ctx, c.st.Concurrency(), len(keys), func(ctx context.Context, i int) error {
+		k := keys[i]
+		if !objectIDRe.MatchString(strings.TrimPrefix(k, prefix)) {
+			return &UntrustedError{Key: k, Err: fmt.Errorf("it is not %s the provider wrote: those are named "+
+				"%s<20 digits>-<16 hex digits>, and the collector deletes nothing else there", what, prefix)}
+		}
+		ks, err := store.ReadKeys(ctx, c.b, k, marker)
+		if errors.Is(err, store.ErrNotFound) {
+			gone[i] = true
+			return nil
+		}
+		if err != nil {
+			return &UntrustedError{Key: k, Err: err}
+		}
+		named[i] = ks
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for i, k := range keys {
+		if !gone[i] {
+			out[k] = named[i]
+		}
+	}
+	return out, nil
 }
 
 // leaseExpired: older than the grace period on the store's clock now AND
@@ -724,7 +810,18 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		kind := map[string]string{"blobs": KindBlob, "trees": KindListing, "archives": KindArchive, "actions": KindAction}[k[:strings.Index(k, "/")]]
 		byKind[kind] = append(byKind[kind], k)
 	}
-	leases, markers := c.expired(store.LeasesPrefix, c.p.Grace), c.expired(store.MarkersPrefix, store.MarkerTTL)
+	// Only what was read and parsed as a lease or a marker goes as one.
+	var leases []string
+	for _, k := range c.expired(store.LeasesPrefix, c.p.Grace) {
+		if _, ok := c.leases[k]; ok {
+			leases = append(leases, k)
+		}
+	}
+	stale, err := c.readProtocol(ctx, c.expired(store.MarkersPrefix, store.MarkerTTL), true)
+	if err != nil {
+		return err
+	}
+	markers := slices.Sorted(maps.Keys(stale))
 	if c.o.DryRun {
 		for _, v := range gone {
 			c.report.Versions = append(c.report.Versions, v.String())
@@ -735,19 +832,25 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		}
 		c.count(KindLease, leases...)
 		c.count(KindMarker, markers...)
+		c.logDeleted(snapshot{})
 		return nil
 	}
 	// Expired leases and stale markers first: they protect nothing (no
 	// writer waits for such a marker), and a run that stops later on
 	// leaves fewer for the next one to list in every batch.
-	for _, k := range append(leases, markers...) {
-		kind := KindLease
-		if strings.HasPrefix(k, store.MarkersPrefix) {
-			kind = KindMarker
+	for _, kk := range []struct {
+		kind string
+		keys []string
+	}{{KindLease, leases}, {KindMarker, markers}} {
+		kind, keys := kk.kind, kk.keys
+		before := c.snapshot()
+		for _, k := range keys {
+			if err := c.delete(ctx, kind, k); err != nil {
+				c.logDeleted(before)
+				return err
+			}
 		}
-		if err := c.delete(ctx, kind, k); err != nil {
-			return err
-		}
+		c.logDeleted(before)
 	}
 	deletedVersions := map[string]bool{}
 	defer func() { // in the order of gone, whatever order the deletes ran in
@@ -869,7 +972,9 @@ func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx 
 	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
 		return err
 	}
+	before := c.snapshot()
 	err := c.deleteUnleased(ctx, batch, start, del)
+	c.logDeleted(before)
 	// The marker goes once nothing more of the batch will be deleted; a
 	// collector killed part-way leaves it, and writers wait out its time.
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -877,10 +982,49 @@ func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx 
 	if derr := c.d.Delete(cleanup, marker); err == nil {
 		err = derr
 	}
-	if err == nil {
-		c.logf("deleted a batch of %d", len(batch))
-	}
 	return err
+}
+
+// snapshot is what the report counted at a point of the run.
+type snapshot struct {
+	deleted    map[string]Count
+	tombstones int
+	leased     int
+}
+
+func (c *collector) snapshot() snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return snapshot{deleted: maps.Clone(c.report.Deleted), tombstones: c.report.Tombstones, leased: len(c.report.Leased)}
+}
+
+// logDeleted logs what was deleted (would be, in a dry run) since before:
+// the objects and bytes of each kind, the tombstones written and the keys
+// a lease kept.
+func (c *collector) logDeleted(before snapshot) {
+	now := c.snapshot()
+	var deleted, parts []string
+	for _, k := range Kinds {
+		if d := now.deleted[k]; d.Objects > before.deleted[k].Objects {
+			deleted = append(deleted, fmt.Sprintf("%s (%s)", count(d.Objects-before.deleted[k].Objects, k), Bytes(d.Bytes-before.deleted[k].Bytes)))
+		}
+	}
+	if len(deleted) > 0 {
+		verb := "deleted "
+		if c.o.DryRun {
+			verb = "would delete "
+		}
+		parts = append(parts, verb+strings.Join(deleted, ", "))
+	}
+	if n := now.tombstones - before.tombstones; n > 0 {
+		parts = append(parts, "wrote "+count(n, "tombstones"))
+	}
+	if n := now.leased - before.leased; n > 0 {
+		parts = append(parts, "kept "+count(n, "objects")+" a writer leased")
+	}
+	if len(parts) > 0 {
+		c.logf("%s", strings.Join(parts, "; "))
+	}
 }
 
 func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, k string) error) error {

@@ -8,7 +8,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,13 +45,44 @@ func eachStore(t *testing.T, test func(t *testing.T, newStore func() *store.Stor
 	t.Run("s3", func(t *testing.T) {
 		srv := testserver.StartS3(t)
 		test(t, func() *store.Store {
-			b, err := s3store.New(ctx, srv.NewBucket(t), "gc-test", srv.Settings())
+			bucket := srv.NewBucket(t)
+			s3Roots.Store(bucket, srv.Root())
+			b, err := s3store.New(ctx, bucket, "gc-test", srv.Settings())
 			if err != nil {
 				t.Fatal(err)
 			}
 			return store.New(b)
 		})
 	})
+}
+
+// s3Roots maps each bucket eachStore made to the directory of its server,
+// where versitygw's posix backend keeps each object as a file.
+var s3Roots sync.Map
+
+// age sets the time of the object at key, as if it was stored at to, and
+// checks that the store lists it so.
+func age(t *testing.T, st *store.Store, key string, to time.Time) {
+	t.Helper()
+	var p string
+	switch b := st.Backend().(type) {
+	case *filestore.Backend:
+		p = filepath.Join(b.Root(), filepath.FromSlash(key))
+	case *s3store.Backend:
+		root, ok := s3Roots.Load(b.Bucket())
+		if !ok {
+			t.Fatalf("no server directory for the bucket %s", b.Bucket())
+		}
+		p = filepath.Join(root.(string), b.Bucket(), filepath.FromSlash(b.ObjectKey(key))) //nolint:forcetypeassert // only strings are stored
+	default:
+		t.Fatalf("cannot age an object of %T", b)
+	}
+	must(t, os.Chtimes(p, to, to))
+	infos, err := deleter(t, st).ListInfo(ctx, key)
+	must(t, err)
+	if len(infos) != 1 || infos[0].ModTime.Sub(to).Abs() > time.Second {
+		t.Fatalf("aged %s to %v; the store lists %v", key, to, infos)
+	}
 }
 
 // The policy the scenario is written for, applied ten days from now so
@@ -189,6 +222,22 @@ func objects(t *testing.T, st *store.Store) map[string]store.ObjectInfo {
 		}
 	}
 	return out
+}
+
+// everything lists the whole store, its identity, leases and markers
+// included.
+func everything(t *testing.T, st *store.Store) []store.ObjectInfo {
+	t.Helper()
+	infos, err := deleter(t, st).ListInfo(ctx, "")
+	must(t, err)
+	return infos
+}
+
+func unchanged(t *testing.T, st *store.Store, before []store.ObjectInfo, what string) {
+	t.Helper()
+	if after := everything(t, st); !slices.Equal(before, after) {
+		t.Fatalf("%s changed the store:\nbefore %v\nafter  %v", what, before, after)
+	}
 }
 
 // checkConsistent asserts the store's invariants: a listing implies its
@@ -562,6 +611,105 @@ func TestPrereleases(t *testing.T) {
 	wantKept := []string{"app@1.2.0", "app@2.0.0-beta.1", "app@2.0.0-rc.1"}
 	if !slices.Equal(sorted(report.Versions), wantGone) || !slices.Equal(sorted(report.Kept), wantKept) {
 		t.Fatalf("deleted %v, kept %v; want %v and %v", report.Versions, report.Kept, wantGone, wantKept)
+	}
+}
+
+// TestOnlyLeasesGoAsLeases: under gc/leases/ only what parses as a lease
+// (by its name and its content) is deleted once expired, and under
+// gc/condemned/ only what parses as a marker. Anything else there (a
+// README, a lease edited by hand, a folder) stops the collection before
+// anything is deleted, naming it, however old it is; a dry run says so
+// too.
+func TestOnlyLeasesGoAsLeases(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func() *store.Store) {
+		for _, c := range []struct{ key, body, want string }{
+			{store.LeasesPrefix + "README", "What these files are.\n", "it is not a lease the provider wrote"},
+			{store.LeasesPrefix + store.NewObjectID(longAgo), "edited by hand\n", "is not an immutable-lease-v1 object"},
+			{store.LeasesPrefix + "old/" + store.NewObjectID(longAgo), string(store.LeaseBody(nil)), "it is not a lease the provider wrote"},
+			{store.MarkersPrefix + "README", "What these files are.\n", "it is not a collector's marker the provider wrote"},
+		} {
+			w := newWorld(t, newStore())
+			// A real lease, expired: it stays too, as the run stops first.
+			_, err := w.st.Hold(ctx, store.TreeKey(w.trees["orphan"]))
+			must(t, err)
+			must(t, w.st.Backend().Create(ctx, c.key, strings.NewReader(c.body)))
+			keys, err := w.st.Backend().List(ctx, "gc/")
+			must(t, err)
+			for _, k := range keys {
+				age(t, w.st, k, longAgo)
+			}
+			before := everything(t, w.st)
+			for _, dry := range []bool{true, false} {
+				o := later()
+				o.DryRun = dry
+				report, err := Collect(ctx, w.st, policy, o)
+				var u *UntrustedError
+				if !errors.As(err, &u) || u.Key != c.key || u.After || !strings.Contains(err.Error(), "nothing was deleted: "+c.key) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("%s (dry run %v): %v\n%v; want an UntrustedError naming it, saying %q", c.key, dry, err, report, c.want)
+				}
+				unchanged(t, w.st, before, "a collection stopped by "+c.key)
+			}
+		}
+	})
+}
+
+// TestVerboseLog: -v says what each step deleted, per kind, in objects
+// and bytes that add up to the report (not how many keys a batch named),
+// and why each version stays or goes: a version outside the policy that
+// a writer's lease holds is kept by the lease, not "outside the policy".
+func TestVerboseLog(t *testing.T) {
+	st := store.New(mustFilestore(t))
+	w := newWorld(t, st)
+	_, err := st.Hold(ctx, release.VersionKey("web", "1.0.0"))
+	must(t, err)
+	var log strings.Builder
+	o := later()
+	o.Log, o.BatchSize = &log, 2
+	report, err := Collect(ctx, st, policy, o)
+	must(t, err)
+	text := log.String()
+	for _, want := range []string{
+		"keep web@1.0.0: outside the policy, but a writer's lease holds it\n",
+		"delete web@1.2.0: outside the policy\n",
+		"keep web@1.1.0: in a channel's recent history\n",
+		"deleted 2 release records (",
+		"; wrote 2 tombstones\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the log lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "delete web@1.0.0") || strings.Contains(text, "a batch of") {
+		t.Errorf("the log says what was not done:\n%s", text)
+	}
+	if !slices.Contains(report.Kept, "web@1.0.0") || slices.Contains(report.Versions, "web@1.0.0") {
+		t.Errorf("the leased version: kept %v, deleted %v", report.Kept, report.Versions)
+	}
+	// Every "deleted" line's counts, per kind, add up to the report's.
+	item := regexp.MustCompile(`(\d+) ([a-z ]+?) \((\d+(?:\.\d)? [KMG]?i?B)\)`)
+	sums := map[string]Count{}
+	for line := range strings.Lines(text) {
+		if rest, ok := strings.CutPrefix(line, "deleted "); ok {
+			for _, m := range item.FindAllStringSubmatch(rest, -1) {
+				n, _ := strconv.Atoi(m[1])
+				kind := m[2]
+				if n == 1 {
+					kind = map[string]string{"release record": KindRelease, "build record": KindAction, "archive reference": KindArchive,
+						"listing": KindListing, "blob": KindBlob, "expired lease": KindLease, "stale marker": KindMarker}[kind]
+				}
+				c := sums[kind]
+				c.Objects += n
+				sums[kind] = c
+			}
+		}
+	}
+	for _, k := range Kinds {
+		if sums[k].Objects != report.Deleted[k].Objects {
+			t.Errorf("the log's lines add up to %d %s, the report says %d:\n%s", sums[k].Objects, k, report.Deleted[k].Objects, text)
+		}
+	}
+	if len(w.deleted) == 0 || report.Total().Objects == 0 {
+		t.Fatal("nothing was deleted: the test tests nothing")
 	}
 }
 

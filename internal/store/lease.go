@@ -202,8 +202,9 @@ func (l *Lease) Drop(ctx context.Context) {
 
 // Hold protects keys from a concurrent garbage collector for LeaseTTL:
 // call it before checking whether any of them is present and relying on
-// that (see the protocol above). It stores one lease (one per leaseKeys keys) and lists the
-// markers; when a collector is deleting one of the keys right now, it
+// that (see the protocol above). It makes sure the store holds its
+// identity (Identify, once per Store), stores one lease (one per leaseKeys
+// keys) and lists the markers; when a collector is deleting one of the keys right now, it
 // waits until that collector is done (at most MarkerTTL). Keys need not
 // exist. On a backend that cannot delete, nothing can collect, and Hold
 // does nothing (and returns a nil Lease). The caller drops the lease when
@@ -218,6 +219,11 @@ func (s *Store) Hold(ctx context.Context, keys ...string) (*Lease, error) {
 		if k == "" || strings.ContainsAny(k, "\n\r") {
 			return nil, fmt.Errorf("invalid store key %q", k)
 		}
+	}
+	// The first lease of a new store makes it one: a collector refuses a
+	// location without its identity.
+	if err := s.Identify(ctx); err != nil {
+		return nil, err
 	}
 	l := &Lease{d: d}
 	if err := s.hold(ctx, d, l, keys); err != nil {

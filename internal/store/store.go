@@ -12,6 +12,7 @@
 //	                                   bytes are a blob
 //	actions/sha256/<hh>/<hex>          a build step's action record, by its key
 //	                                   (package actioncache): its output and log digests
+//	gc/store.json                      the store's identity (identity.go)
 //	gc/leases/<id>                     keys a writer relies on (see Hold)
 //	gc/condemned/<id>                  keys a collector is deleting (package gc)
 //
@@ -129,6 +130,9 @@ type Store struct {
 	// Waiting, when set, is told when Hold waits for a garbage collection
 	// deleting keys it holds (at most d), so that a wait can be reported (the provider logs it at WARN).
 	Waiting func(ctx context.Context, marker string, d time.Duration)
+
+	identified  atomic.Bool // Identify found or wrote the identity
+	identifying sync.Mutex
 }
 
 // New returns a Store on b.

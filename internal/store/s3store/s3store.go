@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +53,64 @@ type Settings struct {
 	// once, whatever the number of resources or workers using it, and
 	// sizes its connection pool to match; 0 means DefaultConcurrency.
 	MaxConcurrency int
+	// Names are how messages name these settings; the zero value means
+	// ProviderNames.
+	Names Names
+}
+
+// Names are how the messages of a store name the settings a user gives,
+// so that each says which one to check: the provider's attributes, or the
+// flags of a command (gc) that opens a store.
+type Names struct {
+	Store    string // where the store URL is given
+	Endpoint string
+	Profile  string
+	Options  string // the S3 settings as a whole
+	Settings string // every setting of the store
+	Needs    string // the permissions the user's operations need
+}
+
+// ProviderNames are the provider's: its `store` and `s3` settings.
+var ProviderNames = Names{
+	Store:    "the provider's `store` (or IMMUTABLE_STORE)",
+	Endpoint: "the provider's `s3.endpoint` (or AWS_ENDPOINT_URL_S3)",
+	Profile:  "the provider's `s3.profile`",
+	Options:  "the provider's `s3` block",
+	Settings: "the provider's `store` and `s3` settings",
+	Needs:    "Plans need s3:GetObject and s3:ListBucket on the store's prefix; applies also s3:PutObject (see the S3 guide).",
+}
+
+// Or returns n, or ProviderNames when n is the zero value.
+func (n Names) Or() Names {
+	if n == (Names{}) {
+		return ProviderNames
+	}
+	return n
+}
+
+// CheckEndpoint checks an endpoint given by name (a setting, a flag or an
+// environment variable): an http:// or https:// URL of a server. Without
+// it the AWS SDK fails only at the first request, and then as a network
+// error.
+func CheckEndpoint(name, endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
+		return nil
+	}
+	// What precedes an "@" may be a secret: never repeated.
+	shown := endpoint
+	if at := strings.LastIndex(endpoint, "@"); at >= 0 {
+		scheme, _, ok := strings.Cut(endpoint[:at], "://")
+		shown = "REDACTED" + endpoint[at:]
+		if ok {
+			shown = scheme + "://" + shown
+		}
+	}
+	if !strings.Contains(endpoint, "://") {
+		return fmt.Errorf("%s %q has no scheme: write the URL of the server, http://%s or https://%s", name, shown, shown, shown)
+	}
+	return fmt.Errorf("%s %q is not the URL of a server: write http://HOST[:PORT] or https://HOST[:PORT], without credentials "+
+		"(they come from the standard AWS chain)", name, shown)
 }
 
 // DefaultConcurrency is the number of requests a backend keeps in flight
@@ -69,6 +128,7 @@ type Backend struct {
 	bucket   string
 	prefix   string // "" or ends in "/"
 	endpoint string // for messages
+	names    Names
 	url      string
 	bucketOK atomic.Bool // the bucket was seen to exist
 	// slots holds a token per request in flight: at most its capacity,
@@ -163,12 +223,12 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 		endpoint = "AWS S3 (" + cfg.Region + ")"
 	}
 	prefix = strings.Trim(prefix, "/")
-	url := "s3://" + bucket
+	u := "s3://" + bucket
 	if prefix != "" {
-		url += "/" + prefix
+		u += "/" + prefix
 		prefix += "/"
 	}
-	return &Backend{client: client, bucket: bucket, prefix: prefix, endpoint: endpoint, url: url, slots: make(chan struct{}, conc)}, nil
+	return &Backend{client: client, bucket: bucket, prefix: prefix, endpoint: endpoint, names: s.Names.Or(), url: u, slots: make(chan struct{}, conc)}, nil
 }
 
 // NoCredentialsError is the failure to find AWS credentials anywhere in
@@ -258,32 +318,32 @@ func (b *Backend) wrap(op, key string, err error) error {
 	switch {
 	case errors.As(err, &noCreds):
 		e.Reason = fmt.Sprintf("no AWS credentials were found, so nothing was sent to %s (the AWS SDK said: %v)", b.endpoint, noCreds.Err)
-		e.Hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or the provider's `s3.profile` to a profile of " +
+		e.Hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or " + b.names.Profile + " to a profile of " +
 			"~/.aws/config (after `aws sso login` for an SSO profile), or run where an instance, task or web-identity role " +
-			"provides them. Credentials never go in `store` or in the configuration."
+			"provides them. Credentials never go in the store URL or in a configuration."
 	case errors.As(err, &api):
 		switch api.ErrorCode() {
 		case "NoSuchBucket":
 			e.Reason = fmt.Sprintf("the bucket %q does not exist at %s", b.bucket, b.endpoint)
-			e.Hint = "Check the bucket in the provider's `store` (or IMMUTABLE_STORE), and `s3.endpoint`/AWS_ENDPOINT_URL_S3."
+			e.Hint = "Check the bucket in " + b.names.Store + ", and " + b.names.Endpoint + "."
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidClientTokenId":
 			e.Reason = fmt.Sprintf("the credentials were rejected by %s (%s)", b.endpoint, api.ErrorCode())
-			e.Hint = "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `s3.profile`, and that the session is not expired."
+			e.Hint = "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or " + b.names.Profile + ", and that the session is not expired."
 		case "AccessDenied", "Forbidden":
 			e.Reason, e.Hint = b.denied()
 		default:
 			e.Reason = fmt.Sprintf("%s: %s", api.ErrorCode(), api.ErrorMessage())
-			e.Hint = "Check the provider's `store` and `s3` settings."
+			e.Hint = "Check " + b.names.Settings + "."
 		}
 	case errors.As(err, &opErr), errors.As(err, &netErr):
 		e.Reason = fmt.Sprintf("cannot reach %s (%v)", b.endpoint, err)
-		e.Hint = "Check `s3.endpoint` (or AWS_ENDPOINT_URL_S3) and that the server is up; the provider gave up after 3 attempts."
+		e.Hint = "Check " + b.names.Endpoint + " and that the server is up; gave up after 3 attempts."
 	default:
 		var re interface{ HTTPStatusCode() int }
 		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
 			e.Reason, e.Hint = b.denied()
 		} else {
-			e.Hint = "Check the provider's `store` and `s3` settings."
+			e.Hint = "Check " + b.names.Settings + "."
 		}
 	}
 	return e
@@ -293,8 +353,7 @@ func (b *Backend) wrap(op, key string, err error) error {
 // HEAD, with no body to tell) and for missing permissions.
 func (b *Backend) denied() (reason, hint string) {
 	return fmt.Sprintf("access denied by %s: the credentials are wrong or lack permission", b.endpoint),
-		"Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `s3.profile`. Plans need s3:GetObject and " +
-			"s3:ListBucket on the store's prefix; applies also s3:PutObject (see the S3 guide)."
+		"Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or " + b.names.Profile + ". " + b.names.Needs
 }
 
 func isCode(err error, codes ...string) bool {

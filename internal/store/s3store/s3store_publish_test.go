@@ -40,8 +40,10 @@ func smallTree(t *testing.T, n int, seed ...int) (string, *digest.Manifest) {
 
 // Request counts of publishing are facts: the first publish of n small
 // files is one conditional PUT per file and one for the listing (no HEAD
-// per file), and two for the lease; publishing it again is one HEAD; one changed file, with the
-// previous listing known, is seven requests whatever n is.
+// per file), two for the lease, and two for the store's identity (once
+// per store: looked for, and written); publishing it again from a new
+// process is one HEAD, the lease and one read of the identity; one changed
+// file, with the previous listing known, is seven requests whatever n is.
 func TestPublishRequests(t *testing.T) {
 	srv := testserver.StartS3(t)
 	bucket := srv.NewBucket(t)
@@ -71,11 +73,11 @@ func TestPublishRequests(t *testing.T) {
 	}
 	heads, puts, all := len(counter.Calls(http.MethodHead, "")), len(counter.Calls(http.MethodPut, "")), len(counter.Calls("", ""))
 	// HEAD of the listing, HEAD of the bucket (a 404 is told apart from a
-	// missing bucket once per backend), the lease's PUT and the list of
-	// collectors' markers (see store.Hold), a PUT per blob, the listing's
-	// PUT.
-	if heads != 2 || puts != n+2 || all != n+5 {
-		t.Errorf("first publish of %d files: %d HEAD, %d PUT, %d requests in all; want 2, %d, %d", n, heads, puts, all, n+2, n+5)
+	// missing bucket once per backend), the identity's GET (none yet) and
+	// PUT (store.Identify), the lease's PUT and the list of collectors'
+	// markers (see store.Hold), a PUT per blob, the listing's PUT.
+	if heads != 2 || puts != n+3 || all != n+7 || len(counter.Calls(http.MethodPut, "/gc/store.json")) != 1 {
+		t.Errorf("first publish of %d files: %d HEAD, %d PUT, %d requests in all; want 2, %d (one the identity), %d", n, heads, puts, all, n+3, n+7)
 	}
 	if got := counter.MaxInFlight(); got > 8 {
 		t.Errorf("%d requests in flight at once, over max_concurrency 8", got)
@@ -85,15 +87,17 @@ func TestPublishRequests(t *testing.T) {
 	}
 
 	// The same tree from a fresh backend (a new apply): a HEAD finds the
-	// listing; the apply is about to rely on it, so it is held (a lease,
-	// the markers listed) and found again: four requests, none per file.
+	// listing; the apply is about to rely on it, so it is held (the store's
+	// identity read, once per process; a lease, the markers listed) and
+	// found again: five requests, none per file.
 	s = newStore()
 	counter.Reset()
 	if stats, err := s.Publish(ctx, dir, m1); err != nil || stats.Needed != 0 {
 		t.Fatalf("re-publish: %+v, %v", stats, err)
 	}
-	if calls := counter.Calls("", ""); len(calls) != 4 || len(counter.Calls("HEAD", "")) != 2 || len(counter.Calls("PUT", "")) != 1 {
-		t.Errorf("re-publishing a stored tree took %d requests, want 2 HEADs, a lease PUT and a LIST: %v", len(calls), calls)
+	if calls := counter.Calls("", ""); len(calls) != 5 || len(counter.Calls("HEAD", "")) != 2 || len(counter.Calls("PUT", "")) != 1 ||
+		len(counter.Calls(http.MethodGet, "/gc/store.json")) != 1 {
+		t.Errorf("re-publishing a stored tree took %d requests, want 2 HEADs, the identity's GET, a lease PUT and a LIST: %v", len(calls), calls)
 	}
 
 	// One file changed, the previous listing known (from state).
@@ -110,9 +114,9 @@ func TestPublishRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	// HEAD of the new listing (absent) and, on this backend's first 404,
-	// of the bucket; the lease (PUT) and the list of collectors' markers;
-	// GET of the previous listing; PUT of the changed file; PUT of the
-	// new listing.
+	// of the bucket; the lease (PUT) and the list of collectors' markers
+	// (the identity was read by this store already); GET of the previous
+	// listing; PUT of the changed file; PUT of the new listing.
 	if calls := counter.Calls("", ""); len(calls) != 7 || stats.Written != 1 || len(counter.Calls(http.MethodPut, "/gc/leases/")) != 1 {
 		t.Errorf("one file changed: %d requests, %d blobs written; want 7 (one a lease) and 1: %v", len(calls), stats.Written, calls)
 	}

@@ -375,6 +375,53 @@ func Run(t *testing.T, h Harness) {
 				}
 			}
 		},
+		"the first writer makes the location a store, once; an identity that differs stops writers": func(t *testing.T, b store.Backend, s *store.Store) {
+			if found, err := store.CheckIdentity(ctx, b); found || err != nil {
+				t.Fatalf("a new store has an identity: %v, %v", found, err)
+			}
+			// Eight processes' first writes at once: one creates it, the
+			// others find the same one.
+			var wg sync.WaitGroup
+			errs := make([]error, 8)
+			for i := range errs {
+				wg.Go(func() { _, errs[i] = store.New(b).Hold(ctx, "blobs/sha256/00/00") })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			got, err := read(b.Open(ctx, store.IdentityKey))
+			if err != nil || !bytes.Equal(got, store.IdentityBody()) {
+				t.Fatalf("%s holds %q (%v), want %q", store.IdentityKey, got, err, store.IdentityBody())
+			}
+			if found, err := store.CheckIdentity(ctx, b); !found || err != nil {
+				t.Fatalf("CheckIdentity = %v, %v", found, err)
+			}
+			for _, c := range []struct{ body, want string }{
+				{`{"format":"terraform-provider-immutable store","version":2}`, "layout version 2, which a later version of the provider wrote"},
+				{"my notes\n", "is not the store identity this provider writes"},
+			} {
+				h.Tamper(t, b, store.IdentityKey, []byte(c.body))
+				leases, _ := b.List(ctx, store.LeasesPrefix)
+				_, err := store.New(b).Hold(ctx, "blobs/sha256/00/00")
+				var ie *store.IdentityError
+				if !errors.As(err, &ie) || !strings.Contains(err.Error(), store.IdentityKey) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("a writer on a store whose identity is %q: %v; want an IdentityError naming %s and saying %q", c.body, err, store.IdentityKey, c.want)
+				}
+				if be := store.BackendError(nil); !errors.As(err, &be) {
+					t.Fatalf("%v is not a BackendError: the provider would blame the content", err)
+				}
+				if after, _ := b.List(ctx, store.LeasesPrefix); len(after) != len(leases) {
+					t.Fatalf("a writer refused by the identity wrote a lease")
+				}
+				if err := store.WriteIdentity(ctx, b); !errors.As(err, &ie) {
+					t.Fatalf("WriteIdentity over a differing identity: %v", err)
+				}
+				if got, _ := read(b.Open(ctx, store.IdentityKey)); string(got) != c.body {
+					t.Fatalf("the differing identity was replaced by %q", got)
+				}
+			}
+		},
 	}
 	for name, c := range publishCases() {
 		cases[name] = c

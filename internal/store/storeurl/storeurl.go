@@ -31,19 +31,23 @@ type Options struct {
 type UserInfoError struct {
 	URL   string // redacted
 	Fixed string // the URL without user info
+	// Names name the settings in the message (s3store.ProviderNames when
+	// zero).
+	Names s3store.Names
 }
 
 func (e *UserInfoError) Error() string {
+	profile := e.Names.Or().Profile
 	if e.Fixed == "" {
 		return fmt.Sprintf("the store URL %q has an \"@\" after a \"/\": it either holds user info (credentials: AWS secret keys "+
 			"may hold \"/\") or a prefix with \"@\", which a store URL cannot have, and the two cannot be told apart, so it is refused. "+
 			"Use a prefix without \"@\"; credentials never go in the URL but through the standard AWS chain: AWS_ACCESS_KEY_ID "+
-			"and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO, or an instance or task role", e.URL)
+			"and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or %s, SSO, or an instance or task role", e.URL, profile)
 	}
 	return fmt.Sprintf("the store URL %q holds user info (the part before \"@\"), where credentials would go. A store URL is shown in plans, "+
 		"logs and messages, so it must never hold a secret: write %q and give the credentials through the standard AWS chain: "+
-		"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `s3.profile` setting, SSO (aws sso login), "+
-		"or an instance or task role. If the secret was committed or shared, rotate it", e.URL, e.Fixed)
+		"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or %s, SSO (aws sso login), "+
+		"or an instance or task role. If the secret was committed or shared, rotate it", e.URL, e.Fixed, profile)
 }
 
 // bucketRe is the S3 bucket naming rule (general purpose buckets).
@@ -62,6 +66,7 @@ const Redacted = "REDACTED"
 // any "@" outside a file:// path) is refused, and no error Open returns
 // repeats the user info.
 func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
+	names := opts.S3.Names.Or()
 	shown, userinfo := redact(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || !validScheme(scheme) {
@@ -81,7 +86,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 			// credentials, never a local path (the secret may hold "/", so
 			// the whole part before "@" counts). A directory whose name holds
 			// "@" is still reachable as file://./a@b.
-			return nil, &UserInfoError{URL: "file://" + Redacted + rest[at:], Fixed: "file://" + strings.TrimPrefix(rest[at+1:], "localhost")}
+			return nil, &UserInfoError{URL: "file://" + Redacted + rest[at:], Fixed: "file://" + strings.TrimPrefix(rest[at+1:], "localhost"), Names: names}
 		}
 		if strings.HasPrefix(rest, "localhost/") {
 			rest = strings.TrimPrefix(rest, "localhost")
@@ -93,7 +98,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		return store.New(b), nil
 	case "s3":
 		if userinfo {
-			e := &UserInfoError{URL: shown}
+			e := &UserInfoError{URL: shown, Names: names}
 			// Plainly user info when no "/" comes before the "@", or a ":"
 			// (never in a bucket name) comes before the first "/": then the
 			// rest is the bucket and prefix, and the fixed URL can be named.
@@ -106,7 +111,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		if i := strings.IndexAny(rest, "?#%"); i >= 0 {
 			// What follows is not shown: a query may be where someone put a secret.
 			return nil, fmt.Errorf("%q has %q in it: an s3:// store URL takes no query, fragment or escapes, and the prefix is used as "+
-				"written; write s3://BUCKET/PREFIX with plain characters, and settings in the provider's `s3` block", "s3://"+rest[:i]+"…", rest[i:i+1])
+				"written; write s3://BUCKET/PREFIX with plain characters, and settings in %s", "s3://"+rest[:i]+"…", rest[i:i+1], names.Options)
 		}
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		if bucket == "" {
@@ -115,7 +120,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		if !bucketRe.MatchString(bucket) {
 			hint := ""
 			if strings.Contains(bucket, ":") || bucket == "localhost" {
-				hint = " It looks like a server address: put it in the provider's `s3.endpoint` setting (or AWS_ENDPOINT_URL_S3), and only the bucket in the URL."
+				hint = " It looks like a server address: put it in " + names.Endpoint + ", and only the bucket in the URL."
 			}
 			return nil, fmt.Errorf("%q names the bucket %q, which is not a valid bucket name: 3 to 63 lower-case letters, digits, '.' and '-', "+
 				"starting and ending with a letter or digit.%s", shown, bucket, hint)

@@ -1,0 +1,118 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// NotAStoreError is a location that does not say it is a store
+// (store.IdentityKey), or says it is another one: the collector read its
+// listing and wrote nothing.
+type NotAStoreError struct {
+	Store string
+	// Err is the identity's problem (a *store.IdentityError), or nil when
+	// there is no identity.
+	Err error
+	// Foreign are keys outside the store's layout that made --adopt-store
+	// refuse (the first few), and how many there are.
+	Foreign      []string
+	ForeignCount int
+}
+
+func (e *NotAStoreError) Error() string {
+	switch {
+	case e.Err != nil:
+		return fmt.Sprintf("%v. The store was left as it is: check --store, or run the collector of the provider version "+
+			"that writes this store", e.Err)
+	case e.ForeignCount > 0:
+		return fmt.Sprintf("%s has no %s and holds %s outside the store's layout, such as %s: it is not a store, or files "+
+			"were put into it, so --adopt-store left it as it is. Check --store; if it is the store, move those files out of it "+
+			"and run again", e.Store, store.IdentityKey, count(e.ForeignCount, "keys"), strings.Join(e.Foreign, ", "))
+	}
+	return fmt.Sprintf("%s has no %s, which every store the provider writes holds, so it was left as it is: check --store "+
+		"(is it a folder of yours?). A store last written by an earlier version of the provider has none yet: the provider's "+
+		"next publish to it writes it, or run the collection once with --adopt-store, which checks that every key there "+
+		"is the store's before it writes %s", e.Store, store.IdentityKey, store.IdentityKey)
+}
+
+func (e *NotAStoreError) Unwrap() error { return e.Err }
+
+// layoutRe matches the keys a store holds besides content (isContent) and
+// its identity: release records, index entries, yank histories and
+// tombstones (package release), channel histories, leases and markers.
+// Names and versions as packages release and versions check them.
+var layoutRe = func() *regexp.Regexp {
+	const (
+		name    = `[a-z0-9][a-z0-9._-]*`
+		version = `[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?`
+		seq     = `[0-9]{10}`
+	)
+	return regexp.MustCompile(`^(?:` + strings.Join([]string{
+		`releases/` + name + `/versions/` + version,
+		`releases/` + name + `/digests/[0-9a-f]{64}/` + version,
+		`releases/` + name + `/yanks/` + version + `/` + seq,
+		`releases/` + name + `/collected/` + version,
+		`channels/` + name + `/` + name + `/moves/` + seq,
+		regexp.QuoteMeta(store.LeasesPrefix) + objectID,
+		regexp.QuoteMeta(store.MarkersPrefix) + objectID,
+	}, "|") + `)$`)
+}()
+
+// objectID is the name of a lease or a marker (store.NewObjectID).
+const objectID = `[0-9]{20}-[0-9a-f]{16}`
+
+var objectIDRe = regexp.MustCompile(`^` + objectID + `$`)
+
+// identify reads the store's identity: found false when there is none, a
+// *NotAStoreError when it is not one this collector knows. It writes
+// nothing.
+func (c *collector) identify(ctx context.Context) (found bool, err error) {
+	found, err = store.CheckIdentity(ctx, c.b)
+	if ie := (*store.IdentityError)(nil); errors.As(err, &ie) {
+		return false, &NotAStoreError{Store: c.st.String(), Err: err}
+	}
+	return found, err
+}
+
+// adopt makes a location without identity that holds something a store,
+// with Options.Adopt, once every key there is one a store holds: it
+// writes the identity (not in a dry run). Anything else, and any location
+// without Adopt, is a *NotAStoreError, and nothing is written.
+func (c *collector) adopt(ctx context.Context) error {
+	if !c.o.Adopt {
+		return &NotAStoreError{Store: c.st.String()}
+	}
+	keys, err := c.b.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	e := &NotAStoreError{Store: c.st.String()}
+	for _, k := range keys {
+		if !isContent(k) && !layoutRe.MatchString(k) && k != store.IdentityKey {
+			if e.ForeignCount++; len(e.Foreign) < 5 {
+				e.Foreign = append(e.Foreign, k)
+			}
+		}
+	}
+	if e.ForeignCount > 0 {
+		return e
+	}
+	c.report.Adopted = true
+	if c.o.DryRun {
+		c.logf("would write %s: every one of the %d keys is the store's", store.IdentityKey, len(keys))
+		return nil
+	}
+	if err := store.WriteIdentity(ctx, c.b); err != nil {
+		if ie := (*store.IdentityError)(nil); errors.As(err, &ie) {
+			err = &NotAStoreError{Store: c.st.String(), Err: err}
+		}
+		return err
+	}
+	c.logf("wrote %s: every one of the %d keys is the store's", store.IdentityKey, len(keys))
+	return nil
+}
