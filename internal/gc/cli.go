@@ -44,6 +44,7 @@ var names = s3store.Names{
 	Options:  "--s3-endpoint, --s3-region, --s3-profile and --s3-path-style",
 	Settings: "--store and the --s3-* options",
 	Needs:    "The collector needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on the store's prefix (see the S3 guide).",
+	Attempts: "AWS_MAX_ATTEMPTS",
 }
 
 // durationFlag is a flag.Value taking "30d" besides Go durations.

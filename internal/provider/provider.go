@@ -65,6 +65,7 @@ type s3Model struct {
 	UsePathStyle types.Bool   `tfsdk:"use_path_style"`
 	Profile      types.String `tfsdk:"profile"`
 	MaxConc      types.Int64  `tfsdk:"max_concurrency"`
+	MaxAttempts  types.Int64  `tfsdk:"max_attempts"`
 }
 
 // providerData is what resources and data sources get from Configure:
@@ -180,6 +181,16 @@ func providerSchema() schema.Schema {
 						Optional:   true,
 						Validators: []validator.Int64{int64validator.Between(1, s3store.MaxConcurrency)},
 					},
+					"max_attempts": schema.Int64Attribute{
+						MarkdownDescription: fmt.Sprintf("How many times a request to the bucket is tried, the first try "+
+							"included, when the server answers with a 5xx status or `503 SlowDown` or the connection fails. "+
+							"Retries wait with exponential backoff and full jitter, at most 20 s. A write retried after its "+
+							"answer was lost, that meets the object it made, is recognised as the provider's own. Defaults to "+
+							"`AWS_MAX_ATTEMPTS`, the profile's `max_attempts`, then %d: enough for a publish of thousands of "+
+							"files to ride out a busy server or a flaky network. From 1 (no retries) to %d.", s3store.DefaultMaxAttempts, s3store.MaxAttempts),
+						Optional:   true,
+						Validators: []validator.Int64{int64validator.Between(1, s3store.MaxAttempts)},
+					},
 				},
 			},
 		},
@@ -211,7 +222,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	}
 	var opts storeurl.Options
 	if cfg.S3 != nil {
-		for name, v := range map[string]attr.Value{"region": cfg.S3.Region, "endpoint": cfg.S3.Endpoint, "use_path_style": cfg.S3.UsePathStyle, "profile": cfg.S3.Profile, "max_concurrency": cfg.S3.MaxConc} {
+		for name, v := range map[string]attr.Value{"region": cfg.S3.Region, "endpoint": cfg.S3.Endpoint, "use_path_style": cfg.S3.UsePathStyle, "profile": cfg.S3.Profile, "max_concurrency": cfg.S3.MaxConc, "max_attempts": cfg.S3.MaxAttempts} {
 			if v.IsUnknown() {
 				resp.Diagnostics.AddAttributeError(path.Root("s3").AtName(name), "Unknown S3 setting",
 					"This setting depends on a value only known after apply; the provider needs it to plan. Use a literal or a variable.")
@@ -223,7 +234,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 		opts.S3 = s3store.Settings{
 			Region: cfg.S3.Region.ValueString(), Endpoint: cfg.S3.Endpoint.ValueString(),
 			UsePathStyle: cfg.S3.UsePathStyle.ValueBool(), Profile: cfg.S3.Profile.ValueString(),
-			MaxConcurrency: int(cfg.S3.MaxConc.ValueInt64()),
+			MaxConcurrency: int(cfg.S3.MaxConc.ValueInt64()), MaxAttempts: int(cfg.S3.MaxAttempts.ValueInt64()),
 		}
 	}
 	st, err := storeurl.Open(ctx, raw, opts)

@@ -238,6 +238,8 @@ func MoveTo(ctx context.Context, b store.Backend, rel, channel string, seq int, 
 	m := &Move{Spec: ChannelSpec, Release: rel, Channel: channel, Seq: seq + 1, From: from, To: version, Reason: reason, At: now.UTC().Format(time.RFC3339)}
 	err := b.Create(ctx, moveKey(rel, channel, m.Seq), bytes.NewReader(m.encode()))
 	if errors.Is(err, store.ErrExists) {
+		// Another apply's move: this one's, landed with its answer lost,
+		// is not ErrExists (Backend.Create checks what a retry meets).
 		now, err := Current(ctx, b, rel, channel)
 		if err != nil {
 			return nil, err

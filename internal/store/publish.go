@@ -52,6 +52,10 @@ type Staged interface {
 // SmallBlob is the size up to which Publish writes a blob without asking
 // first whether it is stored: the conditional create answers that too, in
 // one request instead of two, and at worst sends a small body for nothing.
+// That holds while most blobs are missing (a first publish); once most
+// answers say stored (a re-run of a publish that failed part-way), each
+// small blob is asked about first too, so that only what is still missing
+// is sent.
 const SmallBlob = 1 << 20
 
 // PublishStats count what a Publish did; tests and benchmarks read them.
@@ -70,6 +74,8 @@ type PublishStats struct {
 // verified against m as they are written, so a file changed since it was
 // hashed fails the publish with a *MismatchError and nothing names it.
 // Blobs are written Concurrency() at once; cancelling ctx stops them all.
+// A re-run of a publish that failed part-way sends only what is still
+// missing (see SmallBlob).
 func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, known ...digest.Sum) (PublishStats, error) {
 	var stats PublishStats
 	if err := m.Validate(); err != nil {
@@ -180,10 +186,27 @@ type publisher struct {
 	staged   []Staged
 	existing []string // keys found stored by Stage or Create, maybe not durable yet
 	written  atomic.Int64
+	// The answers so far about blobs: found stored, or found missing.
+	stored, missing atomic.Int64
 }
 
-// run writes every entry's blob, n at once, and commits staged ones.
+// askFirst reports whether a small blob is asked about before it is sent:
+// when most blobs so far were stored already.
+func (p *publisher) askFirst() bool {
+	return p.stager == nil && p.stored.Load() > p.missing.Load()
+}
+
+// run writes every entry's blob, n at once, and commits staged ones. On a
+// backend where asking costs a request, the first blob goes alone: its
+// answer tells a first publish (send the rest) from a re-run of one that
+// failed part-way (ask about each first: askFirst).
 func (p *publisher) run(ctx context.Context, todo []digest.Entry, n int) error {
+	if p.stager == nil && len(todo) > 1 {
+		if err := p.one(ctx, todo[0]); err != nil {
+			return err
+		}
+		todo = todo[1:]
+	}
 	err := ForEach(ctx, n, len(todo), func(ctx context.Context, i int) error { return p.one(ctx, todo[i]) })
 	if p.stager == nil {
 		return err
@@ -272,10 +295,12 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 		r = f
 	}
 	key := BlobKey(e.SHA256)
-	if e.Size > SmallBlob {
-		// A large body is worth a request to avoid sending it again.
+	if e.Size > SmallBlob || p.askFirst() {
+		// A large body is worth a request to avoid sending it again, and
+		// so is a small one that is most likely stored.
 		if ok, err := p.s.b.Exists(ctx, key); err != nil || ok {
 			if ok {
+				p.stored.Add(1)
 				p.s.Stats.BlobsSkipped.Add(1)
 				p.mu.Lock()
 				p.existing = append(p.existing, key)
@@ -298,6 +323,7 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 	}
 	switch {
 	case errors.Is(err, ErrExists):
+		p.stored.Add(1)
 		p.s.Stats.BlobsSkipped.Add(1)
 		p.mu.Lock()
 		p.existing = append(p.existing, key)
@@ -306,6 +332,7 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 	case err != nil:
 		return fmt.Errorf("file %q: %w", e.Path, err)
 	}
+	p.missing.Add(1)
 	p.written.Add(1)
 	p.s.Stats.BlobsWritten.Add(1)
 	p.s.Stats.BytesWritten.Add(vr.n)

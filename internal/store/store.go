@@ -59,7 +59,7 @@ import (
 var ErrNotFound = errors.New("not found in the store")
 
 // ErrExists is returned by Backend.Create when the key already holds an
-// object, which is left as it was.
+// object it did not write, which is left as it was.
 var ErrExists = errors.New("already exists in the store")
 
 // BackendError is implemented by errors of a backend itself (the store's
@@ -75,8 +75,12 @@ type Backend interface {
 	// Create writes everything r yields to key, atomically and only if key
 	// holds no object: afterwards key holds either nothing or the whole
 	// content. It returns ErrExists, and changes nothing, if key holds an
-	// object. If reading r fails, nothing is written and the read error is
-	// returned.
+	// object this call did not write. A write that landed but whose answer
+	// was lost (a connection dropped, the request sent again and meeting
+	// the object it made) is this call's: the backend checks that the
+	// object is the one it wrote and returns nil, so that a writer told
+	// ErrExists knows its content was not written. If reading r fails,
+	// nothing is written and the read error is returned.
 	Create(ctx context.Context, key string, r io.Reader) error
 	// Open returns the object at key, or ErrNotFound.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)

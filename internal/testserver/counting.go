@@ -1,6 +1,13 @@
 package testserver
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,19 +27,24 @@ import (
 // It also measures what a connection pool does: the most requests it saw
 // in flight at once, and how many connections were opened to it. With a
 // Delay it is a latency injector too: every request waits that long
-// before it is forwarded, as over a network with that round trip.
+// before it is forwarded, as over a network with that round trip. With a
+// FaultFunc (Faulty) it injects the failures of a real network and a busy
+// server: requests answered 503 SlowDown, and requests carried out whose
+// answer is lost on the way back.
 type Counter struct {
 	// Endpoint is the proxy's URL, to configure instead of the server's.
 	Endpoint string
 
 	mu          sync.Mutex
-	calls       []Call
+	calls       []*Call
+	seen        map[string]int // tries of each request (method, path, query) so far
 	inFlight    int
 	maxInFlight int
 	conns       int
 	open        int
 	maxOpen     int
 	notify      func(Call)
+	faults      FaultFunc
 }
 
 // Notify calls f with every request from now on, as it arrives (before
@@ -43,42 +55,157 @@ func (c *Counter) Notify(f func(Call)) {
 	c.mu.Unlock()
 }
 
+// SetFaults replaces the proxy's FaultFunc (nil: none) for the requests
+// that arrive from now on.
+func (c *Counter) SetFaults(f FaultFunc) {
+	c.mu.Lock()
+	c.faults = f
+	c.mu.Unlock()
+}
+
 // Call is one request seen by a Counter.
 type Call struct {
 	Method string
 	Path   string // the URL path, /bucket/key with path-style addressing
 	Query  string
+	// Fault is what the proxy did to it; Status is the answer the client
+	// got, 0 when it got none (LoseAnswer) or none yet.
+	Fault  Fault
+	Status int
 }
 
+// Fault is what a fault-injecting proxy does to one request.
+type Fault int
+
+const (
+	// Pass forwards the request and passes its answer on.
+	Pass Fault = iota
+	// SlowDown answers 503 SlowDown, as S3 does when it is asked too fast,
+	// without forwarding the request: nothing was done.
+	SlowDown
+	// LoseAnswer forwards the request, waits until the server has carried
+	// it out and answered, and then drops the client's connection instead
+	// of passing the answer on: a write landed, and its writer cannot know.
+	LoseAnswer
+)
+
+func (f Fault) String() string {
+	switch f {
+	case SlowDown:
+		return "503 SlowDown"
+	case LoseAnswer:
+		return "answer lost"
+	}
+	return "pass"
+}
+
+// FaultFunc decides what the proxy does to a request; tries is how many
+// times the same request (method, path and query) came before it, so 0
+// for a first try and 1 for the client's first retry.
+type FaultFunc func(c Call, tries int) Fault
+
+// Shares is a FaultFunc that answers a share slowDown of requests with 503
+// SlowDown and loses the answer of a share lose of them, on each of the
+// first maxFaulty tries of a request; later tries pass, so a client that
+// makes more than maxFaulty attempts always succeeds. Which requests fail
+// is a function of seed and the request (not of timing or order): the same
+// seed fails the same requests in every run.
+func Shares(seed uint64, slowDown, lose float64, maxFaulty int) FaultFunc {
+	return func(c Call, tries int) Fault {
+		if tries >= maxFaulty {
+			return Pass
+		}
+		h := sha256.Sum256(fmt.Appendf(nil, "%d %s %s?%s %d", seed, c.Method, c.Path, c.Query, tries))
+		u := float64(binary.BigEndian.Uint64(h[:])>>11) / (1 << 53)
+		switch {
+		case u < slowDown:
+			return SlowDown
+		case u < slowDown+lose:
+			return LoseAnswer
+		}
+		return Pass
+	}
+}
+
+// slowDownBody is S3's answer to a client asking too fast.
+const slowDownBody = `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`
+
+// statusWriter remembers the status of the answer it passes on.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 { // not an interim 100 Continue
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // Count starts a counting proxy in front of s for the test.
-func (s *S3) Count(t testing.TB) *Counter { return s.Proxy(t, 0) }
+func (s *S3) Count(t testing.TB) *Counter { return s.proxy(t, 0, nil) }
 
 // Proxy starts a counting proxy in front of s for the test that delays
 // each request by delay (a round trip to a bucket in the same region is
 // about 20 ms).
-func (s *S3) Proxy(t testing.TB, delay time.Duration) *Counter {
+func (s *S3) Proxy(t testing.TB, delay time.Duration) *Counter { return s.proxy(t, delay, nil) }
+
+// Faulty starts a counting proxy in front of s for the test that does to
+// each request what faults decides.
+func (s *S3) Faulty(t testing.TB, faults FaultFunc) *Counter { return s.proxy(t, 0, faults) }
+
+func (s *S3) proxy(t testing.TB, delay time.Duration, faults FaultFunc) *Counter {
 	t.Helper()
 	target, err := url.Parse(s.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Counter{}
+	c := &Counter{seen: map[string]int{}, faults: faults}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}
+	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		// A client that gave up (a cancelled publish) is no news.
+		if !errors.Is(err, context.Canceled) {
+			log.Printf("http: proxy error: %v", err)
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
+		call := &Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
+		id := call.Method + " " + call.Path + "?" + call.Query
 		c.mu.Lock()
+		tries := c.seen[id]
+		c.seen[id]++
+		if c.faults != nil {
+			call.Fault = c.faults(*call, tries)
+		}
 		c.calls = append(c.calls, call)
 		c.inFlight++
 		c.maxInFlight = max(c.maxInFlight, c.inFlight)
 		notify := c.notify
 		c.mu.Unlock()
 		if notify != nil {
-			notify(call)
+			notify(*call)
 		}
+		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			c.mu.Lock()
 			c.inFlight--
+			if call.Fault != LoseAnswer {
+				call.Status = sw.status
+			}
 			c.mu.Unlock()
 		}()
 		if delay > 0 {
@@ -90,7 +217,23 @@ func (s *S3) Proxy(t testing.TB, delay time.Duration) *Counter {
 				return
 			}
 		}
-		proxy.ServeHTTP(w, r)
+		switch call.Fault {
+		case SlowDown:
+			_, _ = io.Copy(io.Discard, r.Body) // read whole, as a server does before it answers; the client sees the 503 either way
+			sw.Header().Set("Content-Type", "application/xml")
+			sw.WriteHeader(http.StatusServiceUnavailable)
+			if r.Method != http.MethodHead {
+				_, _ = io.WriteString(sw, slowDownBody) // the client may have gone; nothing to do about it
+			}
+		case LoseAnswer:
+			// Carried out to the end, the answer read and thrown away; then
+			// the connection is dropped with nothing sent back (net/http
+			// logs nothing for this panic).
+			proxy.ServeHTTP(httptest.NewRecorder(), r)
+			panic(http.ErrAbortHandler)
+		default:
+			proxy.ServeHTTP(sw, r)
+		}
 	}))
 	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		c.mu.Lock()
@@ -150,7 +293,7 @@ func (c *Counter) Calls(method, part string) []Call {
 	var out []Call
 	for _, call := range c.calls {
 		if (method == "" || call.Method == method) && strings.Contains(call.Path, part) {
-			out = append(out, call)
+			out = append(out, *call)
 		}
 	}
 	return out

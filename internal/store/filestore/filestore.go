@@ -49,6 +49,8 @@ const tmpPrefix = ".tmp-"
 type Backend struct {
 	root  string
 	swept sync.Map // directories whose leftovers this process removed
+	// link is os.Link; tests make it lose its answer.
+	link func(oldname, newname string) error
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -60,7 +62,7 @@ func New(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{root: abs}, nil
+	return &Backend{root: abs, link: os.Link}, nil
 }
 
 // Locate implements store.Locator: the object's absolute path.
@@ -138,13 +140,26 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 	if err := writeTemp(ctx, tmp, r, true); err != nil {
 		return b.writeFailed(err)
 	}
-	if err := os.Link(name, final); err != nil {
+	if err := b.link(name, final); err != nil && !linked(name, final) {
 		if errors.Is(err, fs.ErrExist) {
 			return store.ErrExists
 		}
 		return &WriteError{Store: b.String(), Err: err}
 	}
 	return b.syncChain(dir)
+}
+
+// linked reports whether the link from tmp to final was made although
+// link(2) failed: over NFS, a link whose reply was lost is sent again and
+// answered EEXIST (link(2)'s manual: "use stat(2) to find out if the link
+// got created"). The object is then this writer's, not another's.
+func linked(tmp, final string) bool {
+	a, err := os.Lstat(tmp)
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(final)
+	return err == nil && os.SameFile(a, b)
 }
 
 // syncChain fsyncs dir and every directory above it up to the store's
@@ -275,8 +290,8 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 	for _, o := range objs {
 		s := o.(*staged) //nolint:forcetypeassert // only Stage makes them
 		if linkErr == nil && ctx.Err() == nil {
-			switch err := os.Link(s.tmp, s.final); {
-			case err == nil:
+			switch err := b.link(s.tmp, s.final); {
+			case err == nil || linked(s.tmp, s.final):
 				dirs[filepath.Dir(s.final)] = true
 			case errors.Is(err, fs.ErrExist):
 				// Another writer's, maybe not durable yet: flushed below too.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +42,34 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
+		LoseAnswer: func(t *testing.T, b store.Backend, key string) store.Backend {
+			fb, ok := b.(*Backend)
+			if !ok {
+				t.Fatalf("backend is a %T, not a *Backend", b)
+			}
+			return loseLink(t, fb, key)
+		},
 	})
+}
+
+// loseLink returns a backend on b's directory whose first link(2) to key
+// is made and then answered EEXIST, as over NFS when the reply to a link
+// is lost and the client sends the request again.
+func loseLink(t *testing.T, b *Backend, key string) *Backend {
+	lb, err := New(b.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := filepath.Join(b.Root(), filepath.FromSlash(key))
+	var lost atomic.Bool
+	lb.link = func(oldname, newname string) error {
+		err := os.Link(oldname, newname)
+		if err == nil && newname == final && lost.CompareAndSwap(false, true) {
+			return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EEXIST}
+		}
+		return err
+	}
+	return lb
 }
 
 func TestObjectsAreReadOnly(t *testing.T) {

@@ -5,6 +5,11 @@
 //
 // Every create is a conditional write (If-None-Match: *): an object is
 // never overwritten, and of two racing creators exactly one succeeds.
+// Requests are retried with exponential backoff and jitter (the SDK's
+// standard retryer) on 5xx answers, 503 SlowDown and dropped connections,
+// up to Settings.MaxAttempts tries. A retried create that meets an object
+// reads it back: the first try may have landed with its answer lost, and
+// an object holding exactly what was sent is this create's, not another's.
 // Content is streamed in bounded parts: up to PartSize in one PutObject,
 // larger objects as a multipart upload completed with If-None-Match: *, so
 // memory stays flat whatever the size, and a failure before completion
@@ -14,6 +19,7 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -27,12 +33,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -56,6 +65,11 @@ type Settings struct {
 	// Names are how messages name these settings; the zero value means
 	// ProviderNames.
 	Names Names
+	// MaxAttempts is how many times a request is tried (the first try
+	// included) when the server answers 5xx or asks to slow down, or the
+	// connection fails; 0 means AWS_MAX_ATTEMPTS, the profile's
+	// max_attempts, then DefaultMaxAttempts.
+	MaxAttempts int
 }
 
 // Names are how the messages of a store name the settings a user gives,
@@ -68,6 +82,7 @@ type Names struct {
 	Options  string // the S3 settings as a whole
 	Settings string // every setting of the store
 	Needs    string // the permissions the user's operations need
+	Attempts string // the retry budget
 }
 
 // ProviderNames are the provider's: its `store` and `s3` settings.
@@ -78,6 +93,7 @@ var ProviderNames = Names{
 	Options:  "the provider's `s3` block",
 	Settings: "the provider's `store` and `s3` settings",
 	Needs:    "Plans need s3:GetObject and s3:ListBucket on the store's prefix; applies also s3:PutObject (see the S3 guide).",
+	Attempts: "`s3.max_attempts` (or AWS_MAX_ATTEMPTS)",
 }
 
 // Or returns n, or ProviderNames when n is the zero value.
@@ -113,6 +129,24 @@ func CheckEndpoint(name, endpoint string) error {
 		"(they come from the standard AWS chain)", name, shown)
 }
 
+// DefaultMaxAttempts is how many times a request is tried by default:
+// with the SDK's backoff (exponential, with jitter, at most maxBackoff) a
+// publish of thousands of objects rides out a server asking it to slow
+// down and a network dropping connections for some seconds, where the
+// SDK's default of 3 fails it.
+const DefaultMaxAttempts = 10
+
+// MaxAttempts is the largest MaxAttempts accepted.
+const MaxAttempts = 100
+
+// maxBackoff is the longest wait before a retry (the SDK's default).
+const maxBackoff = 20 * time.Second
+
+// unreachedAttempts is how many times a connection is tried to an
+// endpoint that has never answered: a mistyped endpoint or a server that
+// is down fails in a second, not after the whole budget.
+const unreachedAttempts = 3
+
 // DefaultConcurrency is the number of requests a backend keeps in flight
 // by default: enough to hide a 20 ms round trip behind small uploads
 // (2,000 objects in about 2 s, `make bench`), few enough for any
@@ -131,6 +165,8 @@ type Backend struct {
 	names    Names
 	url      string
 	bucketOK atomic.Bool // the bucket was seen to exist
+	reached  atomic.Bool // the endpoint answered a request
+	attempts int         // tries per request
 	// slots holds a token per request in flight: at most its capacity,
 	// shared by everything that uses this backend (one per provider).
 	slots chan struct{}
@@ -164,15 +200,8 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 		conc = DefaultConcurrency
 	}
 	conc = min(conc, MaxConcurrency)
+	b := &Backend{bucket: bucket, slots: make(chan struct{}, conc)}
 	opts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			// Bounded: a few attempts with short backoff, so a dead endpoint
-			// fails in seconds, not minutes.
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 3
-				o.MaxBackoff = 2 * time.Second
-			})
-		}),
 		// The SDK's buildable client, so that AWS_CA_BUNDLE still applies;
 		// timeouts bound connecting and waiting, never a long transfer.
 		config.WithHTTPClient(awshttp.NewBuildableClient().
@@ -198,6 +227,26 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
+	b.attempts = s.MaxAttempts
+	if b.attempts <= 0 {
+		b.attempts = cfg.RetryMaxAttempts // AWS_MAX_ATTEMPTS, the profile's max_attempts
+	}
+	if b.attempts <= 0 {
+		b.attempts = DefaultMaxAttempts
+	}
+	b.attempts = min(b.attempts, MaxAttempts)
+	cfg.RetryMaxAttempts = 0 // set on the retryer itself, not wrapped around it again
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = b.attempts
+			o.MaxBackoff = maxBackoff
+			// No retry quota: the slots bound what is in flight, and a
+			// quota spent by one bulk upload's retries would fail it
+			// while the server takes every request.
+			o.RateLimiter = ratelimit.None
+			o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(notRetried)}, o.Retryables...)
+		})
+	}
 	if cfg.Credentials != nil {
 		cfg.Credentials = &credentialsProvider{cfg.Credentials}
 	}
@@ -209,6 +258,7 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 			o.BaseEndpoint = aws.String(s.Endpoint)
 		}
 		o.UsePathStyle = s.UsePathStyle
+		o.APIOptions = append(o.APIOptions, b.countAttempts)
 		// Checksums only where S3 requires them: every object is verified
 		// against its sha256 digest by the store, and trailing checksums
 		// would need aws-chunked encoding that not every server speaks.
@@ -228,7 +278,70 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 		u += "/" + prefix
 		prefix += "/"
 	}
-	return &Backend{client: client, bucket: bucket, prefix: prefix, endpoint: endpoint, names: s.Names.Or(), url: u, slots: make(chan struct{}, conc)}, nil
+	b.client, b.prefix, b.endpoint, b.names, b.url = client, prefix, endpoint, s.Names.Or(), u
+	return b, nil
+}
+
+// Attempts is how many times a request is tried before it fails.
+func (b *Backend) Attempts() int { return b.attempts }
+
+// triesKey holds, in an operation's context, its *tries.
+type triesKey struct{}
+
+type tries struct{ n atomic.Int32 }
+
+// withTries returns ctx with a count of the tries of the operation made
+// with it, which a conditional write reads when it meets an object.
+func withTries(ctx context.Context) (context.Context, *tries) {
+	t := new(tries)
+	return context.WithValue(ctx, triesKey{}, t), t
+}
+
+// unreachedError is a connection failure to an endpoint that has never
+// answered, after unreachedAttempts tries: not retried further.
+type unreachedError struct{ err error }
+
+func (e *unreachedError) Error() string { return e.err.Error() }
+
+func (e *unreachedError) Unwrap() error { return e.err }
+
+func notRetried(err error) aws.Ternary {
+	if errors.As(err, new(*unreachedError)) {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
+}
+
+// countAttempts counts each operation's tries (in its context: see
+// withTries) and notes when the endpoint has answered; a connection that
+// fails unreachedAttempts times to an endpoint that never answered is not
+// tried again.
+func (b *Backend) countAttempts(st *middleware.Stack) error {
+	err := st.Initialize.Add(middleware.InitializeMiddlewareFunc("immutableTries", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		if _, ok := ctx.Value(triesKey{}).(*tries); !ok {
+			ctx, _ = withTries(ctx)
+		}
+		return next.HandleInitialize(ctx, in)
+	}), middleware.Before)
+	if err != nil {
+		return err
+	}
+	return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("immutableTry", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		n := int32(1)
+		if t, ok := ctx.Value(triesKey{}).(*tries); ok {
+			n = t.n.Add(1)
+		}
+		out, md, err := next.HandleFinalize(ctx, in)
+		// A failure to send is a ResponseError too, of status 0.
+		var status interface{ HTTPStatusCode() int }
+		switch {
+		case err == nil || errors.As(err, &status) && status.HTTPStatusCode() > 0:
+			b.reached.Store(true)
+		case n >= unreachedAttempts && !b.reached.Load() && ctx.Err() == nil && errors.As(err, new(*smithyhttp.RequestSendError)):
+			err = &unreachedError{err}
+		}
+		return out, md, err
+	}), "Retry", middleware.After)
 }
 
 // NoCredentialsError is the failure to find AWS credentials anywhere in
@@ -315,7 +428,33 @@ func (b *Backend) wrap(op, key string, err error) error {
 	var netErr net.Error
 	var opErr *net.OpError
 	var noCreds *NoCredentialsError
+	var gaveUp *retry.MaxAttemptsError
+	var unreached *unreachedError
 	switch {
+	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &opErr) || errors.As(err, &netErr)):
+		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, connCause(err))
+		e.Hint = fmt.Sprintf("Check %s and that the server is up; gave up after %s, having never reached it.", b.names.Endpoint, times(b.tried(err)))
+	case errors.As(err, &gaveUp) && !errors.As(err, &noCreds):
+		last, n := gaveUp.Err, gaveUp.Attempt
+		inARow := fmt.Sprintf("%d times in a row", n)
+		if n == 1 {
+			inARow = "and retries are off"
+		}
+		switch {
+		case errors.As(last, &api):
+			e.Reason = fmt.Sprintf("%s answered %s (%s), %s", b.endpoint, api.ErrorCode(), api.ErrorMessage(), inARow)
+		case errors.As(last, &opErr) && opErr.Op == "dial":
+			e.Reason = fmt.Sprintf("cannot reach %s any more (%v), %s", b.endpoint, opErr, inARow)
+		default:
+			e.Reason = fmt.Sprintf("the connection to %s failed (%s), %s", b.endpoint, connCause(last), inARow)
+		}
+		failed := "failed repeatedly"
+		if n == 1 {
+			failed = "failed"
+		}
+		e.Hint = fmt.Sprintf("The network or the server %s; the settings are not the cause (%s answers). "+
+			"Re-running apply is safe: what was stored is kept, and only what is still missing is sent. If it keeps failing, "+
+			"raise %s; it is %d now.", failed, b.endpoint, b.names.Attempts, b.attempts)
 	case errors.As(err, &noCreds):
 		e.Reason = fmt.Sprintf("no AWS credentials were found, so nothing was sent to %s (the AWS SDK said: %v)", b.endpoint, noCreds.Err)
 		e.Hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or " + b.names.Profile + " to a profile of " +
@@ -336,8 +475,9 @@ func (b *Backend) wrap(op, key string, err error) error {
 			e.Hint = "Check " + b.names.Settings + "."
 		}
 	case errors.As(err, &opErr), errors.As(err, &netErr):
-		e.Reason = fmt.Sprintf("cannot reach %s (%v)", b.endpoint, err)
-		e.Hint = "Check " + b.names.Endpoint + " and that the server is up; gave up after 3 attempts."
+		e.Reason = fmt.Sprintf("the connection to %s failed (%s)", b.endpoint, connCause(err))
+		e.Hint = "The network failed, not the settings: the endpoint answered other requests. Re-running apply is safe: " +
+			"what was stored is kept, and only what is still missing is sent."
 	default:
 		var re interface{ HTTPStatusCode() int }
 		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
@@ -347,6 +487,32 @@ func (b *Backend) wrap(op, key string, err error) error {
 		}
 	}
 	return e
+}
+
+// tried is how many times the request of err was tried.
+func (b *Backend) tried(err error) int {
+	var gaveUp *retry.MaxAttemptsError
+	if errors.As(err, &gaveUp) {
+		return gaveUp.Attempt
+	}
+	return min(unreachedAttempts, b.attempts)
+}
+
+// connCause is what a failed connection said, without the SDK's wrapping:
+// "EOF", "read tcp …: connection reset by peer".
+func connCause(err error) string {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return u.Err.Error()
+	}
+	return err.Error()
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
 }
 
 // denied explains a 403, which S3 gives both for wrong credentials (on a
@@ -436,7 +602,9 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 const conflictRetries = 5
 
 func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
-	return b.conditional(ctx, "writing", key, func() error {
+	ctx, t := withTries(ctx)
+	sent := func() (int64, [sha256.Size]byte) { return int64(len(data)), sha256.Sum256(data) }
+	return b.conditional(ctx, "writing", key, t, sent, func() error {
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket:        aws.String(b.bucket),
 			Key:           aws.String(b.ObjectKey(key)),
@@ -448,17 +616,34 @@ func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
 	})
 }
 
-// conditional runs a write made with If-None-Match: *, mapping 412 to
-// store.ErrExists and retrying, a few times, the 409 that S3 returns while
-// another conditional write of the same key is in flight.
-func (b *Backend) conditional(ctx context.Context, op, key string, write func() error) error {
+// conditional runs a write made with If-None-Match: * (tried as often as
+// t counts), retrying, a few times, the 409 that S3 returns while another
+// conditional write of the same key is in flight. A 412 (the key holds an
+// object) is store.ErrExists on a first try; on a later one it may be
+// this write's own first try, which landed and whose answer was lost, so
+// the object is read back: holding what sent says was sent (its size and
+// sha256), it is this write's, and the write succeeded. A retried
+// completion answered NoSuchUpload (completed already) is checked alike.
+func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, sent func() (int64, [sha256.Size]byte), write func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := write()
+		exists := isCode(err, "PreconditionFailed") || statusIs(err, http.StatusPreconditionFailed)
 		switch {
 		case err == nil:
 			return nil
-		case isCode(err, "PreconditionFailed") || statusIs(err, http.StatusPreconditionFailed):
+		case exists && t.n.Load() <= 1:
 			return store.ErrExists
+		case exists || (isCode(err, "NoSuchUpload") && t.n.Load() > 1):
+			size, sum := sent()
+			own, found, rerr := b.holds(ctx, key, size, sum)
+			switch {
+			case rerr != nil:
+				return rerr
+			case own:
+				return nil
+			case found:
+				return store.ErrExists
+			}
 		case (isCode(err, "ConditionalRequestConflict") || statusIs(err, http.StatusConflict)) && attempt < conflictRetries:
 			select {
 			case <-ctx.Done():
@@ -469,6 +654,26 @@ func (b *Backend) conditional(ctx context.Context, op, key string, write func() 
 		}
 		return b.wrap(op, key, err)
 	}
+}
+
+// holds reads the object at key back and reports whether it is found, and
+// whether it is size bytes hashing to sum. The caller holds a request
+// slot already (Create): it takes none.
+func (b *Backend) holds(ctx context.Context, key string, size int64, sum [sha256.Size]byte) (own, found bool, err error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
+	if notFound(err) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, b.wrap("reading back (to tell an answer lost from another writer's object)", key, err)
+	}
+	defer func() { _ = out.Body.Close() }() // read-only: what was read is compared
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(out.Body, size+1))
+	if err != nil {
+		return false, true, b.wrap("reading back (to tell an answer lost from another writer's object)", key, err)
+	}
+	return n == size && bytes.Equal(h.Sum(nil), sum[:]), true, nil
 }
 
 func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r io.Reader) (err error) {
@@ -492,7 +697,11 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 	}()
 	var parts []s3types.CompletedPart
 	buf, n := first, len(first)
+	// What was sent, to recognise it if the completion's answer is lost.
+	h, size := sha256.New(), int64(0)
 	for num := int32(1); ; num++ {
+		h.Write(buf[:n])
+		size += int64(n)
 		out, perr := b.client.UploadPart(ctx, &s3.UploadPartInput{
 			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,
 			PartNumber: aws.Int32(num), Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
@@ -511,8 +720,10 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 			break
 		}
 	}
-	err = b.conditional(ctx, "completing the upload of", key, func() error {
-		_, err := b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	cctx, t := withTries(ctx)
+	sent := func() (int64, [sha256.Size]byte) { return size, [sha256.Size]byte(h.Sum(nil)) }
+	err = b.conditional(cctx, "completing the upload of", key, t, sent, func() error {
+		_, err := b.client.CompleteMultipartUpload(cctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,
 			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
 			IfNoneMatch:     aws.String("*"),

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,5 +221,92 @@ func TestCancelStopsAPublish(t *testing.T) {
 	small, sm := smallTree(t, 20, 99)
 	if _, err := fresh.Publish(context.Background(), small, sm); err != nil {
 		t.Fatalf("publishing after a cancel: %v", err)
+	}
+}
+
+// TestRetryBudgetSpent: with retries off (AWS_MAX_ATTEMPTS=1), the same
+// network fails the publish part-way with an error that blames the
+// network, not the settings, and says a re-run is safe. The re-run sends
+// only the blobs still missing.
+func TestRetryBudgetSpent(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	// The first 1,500 requests pass: the failed publish gets about half way.
+	var seen atomic.Int64
+	faults := testserver.Shares(23, 0.15, 0.03, 3)
+	proxy := srv.Faulty(t, func(c testserver.Call, tries int) testserver.Fault {
+		if seen.Add(1) <= 1500 {
+			return testserver.Pass
+		}
+		return faults(c, tries)
+	})
+	settings := srv.Settings()
+	settings.Endpoint = proxy.Endpoint
+	ctx := context.Background()
+	const n = 3000
+	dir, m := smallTree(t, n)
+
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+	b := newBackend(t, bucket, settings)
+	if b.Attempts() != 1 {
+		t.Fatalf("AWS_MAX_ATTEMPTS=1 gave %d attempts", b.Attempts())
+	}
+	_, err := store.New(b).Publish(ctx, dir, m)
+	var e *s3store.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("want an *s3store.Error, got %v", err)
+	}
+	for _, want := range []string{"retries are off", "The network or the server failed", "Re-running apply is safe", "only what is still missing is sent", "`s3.max_attempts` (or AWS_MAX_ATTEMPTS); it is 1 now"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "Check `s3.endpoint`") {
+		t.Errorf("the error blames the settings: %v", err)
+	}
+	t.Log(err)
+
+	// What the failed publish left: the blobs still missing.
+	s := store.New(newBackend(t, bucket, srv.Settings()))
+	missing := map[string]bool{}
+	for _, e := range m.Entries {
+		if ok, err := s.HasBlob(ctx, e.SHA256); err != nil {
+			t.Fatal(err)
+		} else if !ok {
+			missing["/"+bucket+"/p/"+store.BlobKey(e.SHA256)] = true
+		}
+	}
+	if len(missing) == 0 || len(missing) == n {
+		t.Fatalf("%d of %d blobs missing after the failed publish; want it to have failed part-way", len(missing), n)
+	}
+
+	// The re-run, the network healthy again.
+	t.Setenv("AWS_MAX_ATTEMPTS", "")
+	proxy.SetFaults(nil)
+	proxy.Reset()
+	b = newBackend(t, bucket, settings)
+	if b.Attempts() != s3store.DefaultMaxAttempts {
+		t.Fatalf("AWS_MAX_ATTEMPTS empty gave %d attempts", b.Attempts())
+	}
+	stats, err := store.New(b).Publish(ctx, dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent, resent int
+	for _, c := range proxy.Calls(http.MethodPut, "/blobs/") {
+		if missing[c.Path] {
+			sent++
+		} else {
+			resent++
+		}
+	}
+	t.Logf("%d blobs missing; the re-run sent %d of them and %d stored already, in %d requests", len(missing), sent, resent, len(proxy.Calls("", "")))
+	// The first blob is sent to find out whether this is a re-run; after
+	// its answer, only what is missing.
+	if sent != len(missing) || resent > 1 || stats.Written != len(missing) {
+		t.Errorf("the re-run sent %d of the %d missing blobs and %d stored ones (wrote %d); want exactly the missing ones", sent, len(missing), resent, stats.Written)
+	}
+	if err := s.Verify(ctx, m.Digest()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -23,13 +24,27 @@ import (
 
 func TestConformance(t *testing.T) {
 	srv := testserver.StartS3(t)
+	const prefix = "some/prefix"
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) store.Backend {
-			b, err := s3store.New(context.Background(), srv.NewBucket(t), "some/prefix", srv.Settings())
+			b, err := s3store.New(context.Background(), srv.NewBucket(t), prefix, srv.Settings())
 			if err != nil {
 				t.Fatal(err)
 			}
 			return b
+		},
+		LoseAnswer: func(t *testing.T, b store.Backend, key string) store.Backend {
+			sb, ok := b.(*s3store.Backend)
+			if !ok {
+				t.Fatalf("backend is a %T, not an *s3store.Backend", b)
+			}
+			settings := srv.Settings()
+			settings.Endpoint = srv.Faulty(t, loseFirstWrite(sb.ObjectKey(key))).Endpoint
+			lb, err := s3store.New(context.Background(), sb.Bucket(), prefix, settings)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lb
 		},
 		Tamper: func(t *testing.T, b store.Backend, key string, data []byte) {
 			sb, ok := b.(*s3store.Backend)
@@ -44,6 +59,22 @@ func TestConformance(t *testing.T) {
 			}
 		},
 	})
+}
+
+// loseFirstWrite loses the answer of the first request that makes an
+// object visible at one of keys (a PutObject, or the completion of a
+// multipart upload): the object is stored, and its writer cannot know.
+func loseFirstWrite(keys ...string) testserver.FaultFunc {
+	return func(c testserver.Call, tries int) testserver.Fault {
+		makesVisible := c.Method == http.MethodPut && !strings.Contains(c.Query, "partNumber") ||
+			c.Method == http.MethodPost && strings.Contains(c.Query, "uploadId")
+		for _, k := range keys {
+			if makesVisible && tries == 0 && strings.HasSuffix(c.Path, "/"+k) {
+				return testserver.LoseAnswer
+			}
+		}
+		return testserver.Pass
+	}
 }
 
 func newBackend(t *testing.T, bucket string, s s3store.Settings) *s3store.Backend {
@@ -170,11 +201,13 @@ func (r *stallingReader) Read(p []byte) (int, error) {
 }
 
 // TestServerStoppedMidUpload: the server dies during a multipart upload:
-// the write fails clearly, nothing is visible after a restart, and the
-// same write then completes.
+// the write fails clearly, saying a re-run is safe, nothing is visible
+// after a restart, and the same write then completes.
 func TestServerStoppedMidUpload(t *testing.T) {
 	srv := testserver.StartS3(t)
-	b := newBackend(t, srv.NewBucket(t), srv.Settings())
+	settings := srv.Settings()
+	settings.MaxAttempts = 3 // each request of the failing upload, and its abort, gives up sooner
+	b := newBackend(t, srv.NewBucket(t), settings)
 	ctx := context.Background()
 	r := &stallingReader{stalled: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
@@ -183,7 +216,8 @@ func TestServerStoppedMidUpload(t *testing.T) {
 	srv.Stop()
 	close(r.release)
 	err := <-done
-	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
+	if err == nil || !strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), "3 times in a row") ||
+		!strings.Contains(err.Error(), "Re-running apply is safe") {
 		t.Fatalf("want a clear error, got %v", err)
 	}
 	srv.Start()

@@ -18,11 +18,20 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
-// Harness gives the suite a fresh, empty backend per case and a way to
-// damage an object behind the store's back.
+// Harness gives the suite a fresh, empty backend per case, a way to
+// damage an object behind the store's back, and one to lose the answer
+// of a write.
 type Harness struct {
 	New    func(t *testing.T) store.Backend
 	Tamper func(t *testing.T, b store.Backend, key string, data []byte)
+	// LoseAnswer returns a backend on the same store as b whose first
+	// write of key is carried out, but whose answer is lost the way this
+	// backend's transport loses one (an S3 server's answer dropped with
+	// the connection, the SDK retrying; link(2) answering EEXIST for a
+	// link it made, as over NFS when a reply is lost and the request sent
+	// again). Every backend must have one: Create's promise that a write
+	// of its own is never taken for another's rests on it.
+	LoseAnswer func(t *testing.T, b store.Backend, key string) store.Backend
 }
 
 // failingReader yields n bytes, then fails: a writer that died mid-way.
@@ -127,6 +136,44 @@ func Run(t *testing.T, h Harness) {
 			got, err := read(b.Open(ctx, "releases/app/1.0.0"))
 			if err != nil || string(got) != "first" {
 				t.Fatalf("object now holds %q (%v)", got, err)
+			}
+		},
+		"a write whose answer was lost is its writer's, not another's": func(t *testing.T, b store.Backend, s *store.Store) {
+			if h.LoseAnswer == nil {
+				t.Fatal("the harness has no LoseAnswer: every backend must show that a write whose answer was lost is not taken for another writer's")
+			}
+			for _, c := range []struct {
+				key  string
+				data []byte
+			}{
+				{"channels/app/prod/moves/0000000001", []byte(`{"to":"1.0.1"}`)},
+				// Past the single-request size of a network backend.
+				{"blobs/lost-big", bytes.Repeat([]byte("lost"), 5<<20)},
+			} {
+				lb := h.LoseAnswer(t, b, c.key)
+				if err := lb.Create(ctx, c.key, bytes.NewReader(c.data)); err != nil {
+					t.Fatalf("%s: a write that landed, its answer lost, failed: %v", c.key, err)
+				}
+				got, err := read(b.Open(ctx, c.key))
+				if err != nil || !bytes.Equal(got, c.data) {
+					t.Fatalf("%s holds %d bytes (%v), not the %d written", c.key, len(got), err, len(c.data))
+				}
+				// Any other write meets it as another's, the same bytes too:
+				// of two writers, exactly one is told it wrote.
+				for _, data := range [][]byte{c.data, []byte("other")} {
+					if err := b.Create(ctx, c.key, bytes.NewReader(data)); !errors.Is(err, store.ErrExists) {
+						t.Fatalf("%s: a second writer got %v, want ErrExists", c.key, err)
+					}
+				}
+			}
+			// An object stored before is another's, whatever happens to the
+			// answer of a write meeting it.
+			if err := b.Create(ctx, "releases/app/versions/1.0.0", strings.NewReader("first")); err != nil {
+				t.Fatal(err)
+			}
+			lb := h.LoseAnswer(t, b, "releases/app/versions/1.0.0")
+			if err := lb.Create(ctx, "releases/app/versions/1.0.0", strings.NewReader("second")); !errors.Is(err, store.ErrExists) {
+				t.Fatalf("a write meeting an older object: %v, want ErrExists", err)
 			}
 		},
 		"32 concurrent creators: exactly one wins": func(t *testing.T, b store.Backend, s *store.Store) {
