@@ -78,6 +78,20 @@ resource "immutable_release" "web" {
 				ExpectError: regexp.MustCompile(`(?s)Invalid artifact name.*artifact\s+name\s+"site\\u202Egnp.exe"\s+holds\s+U\+202E`),
 			},
 			{
+				// Look-alikes in scripts that never join: "прод" with a
+				// ZWJ, a Hangul filler, a variation selector on ASCII.
+				Config:      e.providerBlock() + publish("site", "пр\u200Dод"),
+				ExpectError: regexp.MustCompile(`(?s)Invalid metadata key.*metadata\s+key\s+"пр\\u200Dод"\s+holds\s+U\+200D\s+ZERO\s+WIDTH\s+JOINER`),
+			},
+			{
+				Config:      e.providerBlock() + publish("site\u3164", "git_sha"),
+				ExpectError: regexp.MustCompile(`(?s)Invalid artifact name.*artifact\s+name\s+"site\\u3164"\s+holds\s+U\+3164\s+HANGUL\s+FILLER`),
+			},
+			{
+				Config:      e.providerBlock() + yank("ok\uFE0F"),
+				ExpectError: regexp.MustCompile(`(?s)Invalid reason.*with immutable_yank.bad.*reason holds U\+FE0F\s+VARIATION\s+SELECTOR-16`),
+			},
+			{
 				PreConfig: func() {
 					if keys, err := b.List(ctx, ""); err != nil || len(keys) != len(published) {
 						t.Fatalf("refused plans wrote to the store: %v (%v)", keys, err)

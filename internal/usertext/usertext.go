@@ -13,7 +13,13 @@
 // U+200C) between two non-ASCII letters, marks, digits or symbols
 // (Persian and Indic spelling; emoji sequences such as 👩 U+200D 💻), and
 // the tag characters of an emoji flag (🏴, U+E0020–U+E007E, U+E007F).
-// Anything else is accepted: accents, other scripts, emoji, spaces.
+// Not between Latin, Greek, Cyrillic or CJK letters, which never join:
+// there "пр\u200Dод" would only pass for "прод". The other characters
+// Unicode says render as nothing (default-ignorable) are refused too: the
+// Hangul fillers (U+3164), the combining grapheme joiner (U+034F), and a
+// variation selector that follows no emoji or character it selects a
+// form of ("k\uFE0Fey"). Anything else is accepted: accents, other
+// scripts, emoji, spaces.
 //
 // The package has no dependency on Terraform.
 package usertext
@@ -113,13 +119,37 @@ func refused(s string, i int, r rune, size int) bool {
 	case unicode.In(r, unicode.Cc, unicode.Zl, unicode.Zp):
 		return true
 	case !unicode.Is(unicode.Cf, r):
-		return false
+		return ignorable(s, i, r)
 	case r == zwj || r == zwnj:
 		before, _ := utf8.DecodeLastRuneInString(s[:i])
 		after, _ := utf8.DecodeRuneInString(s[i+size:])
 		return !joinable(before) || !joinable(after)
 	}
 	return true
+}
+
+// ignorable tells whether r is a default-ignorable character that is not
+// a format character (those are refused already): rendered as nothing,
+// as Unicode defines them. A variation selector is accepted after a
+// character it can select a form of: a non-ASCII letter, mark, digit or
+// symbol (❤️, an ideographic variant), or an ASCII digit, '#' or '*'
+// (the keycap 1️⃣); the other such characters — the combining grapheme
+// joiner U+034F, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0,
+// reserved ones — are refused wherever they stand.
+func ignorable(s string, i int, r rune) bool {
+	switch {
+	case unicode.Is(unicode.Variation_Selector, r):
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		return i == 0 || !selectable(before) && !strings.ContainsRune("0123456789#*", before)
+	case unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
+		return true
+	}
+	return false
+}
+
+// selectable tells whether a variation selector may follow r.
+func selectable(r rune) bool {
+	return r > unicode.MaxASCII && r != utf8.RuneError && unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.S)
 }
 
 const (
@@ -134,9 +164,19 @@ const (
 
 // joinable tells whether a joiner may stand next to r: a non-ASCII
 // letter, mark, digit or symbol (the ZWJ of an emoji sequence is between an
-// emoji, or its skin tone or presentation selector, and another).
+// emoji, or its skin tone or presentation selector, and another) but for
+// the letters of scripts whose writing never joins, where a joiner only
+// makes two words that look the same differ ("прод" and "пр\u200Dод").
 func joinable(r rune) bool {
-	return r > unicode.MaxASCII && r != utf8.RuneError && unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.S)
+	return selectable(r) && !unicode.In(r, nonJoining...)
+}
+
+// nonJoining are the scripts whose text has no use for a joiner or a
+// non-joiner: Latin, Greek and Cyrillic (the scripts of look-alikes), and
+// the other common ones written without ligatures a joiner requests.
+var nonJoining = []*unicode.RangeTable{
+	unicode.Latin, unicode.Greek, unicode.Cyrillic, unicode.Armenian, unicode.Georgian,
+	unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul,
 }
 
 // flagTags returns the length of the emoji tag sequence at the start of
@@ -177,6 +217,8 @@ var names = map[rune]string{
 	0x2064: "INVISIBLE PLUS",
 	0x2066: "LEFT-TO-RIGHT ISOLATE", 0x2067: "RIGHT-TO-LEFT ISOLATE", 0x2068: "FIRST STRONG ISOLATE",
 	0x2069: "POP DIRECTIONAL ISOLATE", 0xFEFF: "ZERO WIDTH NO-BREAK SPACE (a byte order mark)",
+	0x034F: "COMBINING GRAPHEME JOINER", 0x115F: "HANGUL CHOSEONG FILLER", 0x1160: "HANGUL JUNGSEONG FILLER",
+	0x3164: "HANGUL FILLER", 0xFFA0: "HALFWIDTH HANGUL FILLER", 0xFE0E: "VARIATION SELECTOR-15", 0xFE0F: "VARIATION SELECTOR-16",
 }
 
 // Name names a character by its code point, and by its Unicode name when
@@ -206,9 +248,13 @@ func kind(r rune) string {
 	case unicode.Is(unicode.Cc, r):
 		return "a control character"
 	case r == zwj || r == zwnj:
-		return "an invisible joiner, allowed only between two non-ASCII letters or symbols (as in emoji)"
+		return "an invisible joiner, allowed only between two non-ASCII letters or symbols (as in emoji, Arabic or Indic writing; not Latin, Greek or Cyrillic)"
 	case r >= tagFirst && r <= cancelTag:
 		return "an invisible tag character, allowed only in an emoji flag"
+	case unicode.Is(unicode.Variation_Selector, r):
+		return "an invisible variation selector, allowed only after an emoji or a non-ASCII character it selects a form of"
+	case !unicode.Is(unicode.Cf, r):
+		return "a character that shows as nothing"
 	}
 	return "an invisible formatting character"
 }

@@ -29,6 +29,11 @@ func TestCheck(t *testing.T) {
 		"non\u00A0breaking space", // a space, not a format character
 		"ＦＵＬＬＷＩＤＴＨ　ｔｅｘｔ",          // fullwidth letters, ideographic space
 		"e\u0301 combining accent",
+		"❤\uFE0F ❤\uFE0E", // emoji and text presentation
+		"葛\U000E0100城市",   // an ideographic variation sequence
+		"ᠠ\u180B",         // a Mongolian free variation selector
+		"ܐ\u200Dܒ",        // Syriac: a ZWJ between letters
+		"ক্\u200Dষ",       // Bengali
 		`quotes " and \ backslashes`,
 	} {
 		if err := Check("the reason", ok); err != nil {
@@ -85,6 +90,23 @@ func TestCheck(t *testing.T) {
 		{"🏴\U000E0067", 0xE0067, 2, "U+E0067"},                     // no cancel tag
 		{"🏴\U000E007F", 0xE007F, 2, "U+E007F"},                     // no tag before it
 		{"🏴\U000E0067\U000E007Fx\u202E", 0x202E, 5, "character 5"}, // positions count the flag's characters
+		// Joiners between letters of scripts that never join: "прод" and
+		// "пр\u200Dод" look the same.
+		{"пр\u200Dод", 0x200D, 3, "not Latin, Greek or Cyrillic"},
+		{"é\u200Cé", 0x200C, 2, "ZERO WIDTH NON-JOINER"},
+		{"αβ\u200Dγ", 0x200D, 3, "ZERO WIDTH JOINER"},
+		{"日本\u200D語", 0x200D, 3, "ZERO WIDTH JOINER"},
+		// Default-ignorable characters that are not format characters
+		// show as nothing.
+		{"k\u034Fey", 0x034F, 2, "U+034F COMBINING GRAPHEME JOINER at character 2, a character that shows as nothing"},
+		{"a\u3164b", 0x3164, 2, "U+3164 HANGUL FILLER"},
+		{"\u115Fx", 0x115F, 1, "HANGUL CHOSEONG FILLER"},
+		{"\uFFA0", 0xFFA0, 1, "HALFWIDTH HANGUL FILLER"},
+		{"x\u1160", 0x1160, 2, "HANGUL JUNGSEONG FILLER"},
+		{"k\uFE0Fey", 0xFE0F, 2, "U+FE0F VARIATION SELECTOR-16 at character 2, an invisible variation selector"},
+		{"\uFE0E", 0xFE0E, 1, "VARIATION SELECTOR-15"},
+		{"a\U000E0100", 0xE0100, 2, "variation selector"},
+		{"x\U000E0080", 0xE0080, 2, "U+E0080"},
 	} {
 		err := Check("the reason", tc.text)
 		var e *Error
@@ -108,7 +130,7 @@ func TestCheckRefusesEveryCategory(t *testing.T) {
 	for _, table := range []*unicode.RangeTable{unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp} {
 		for _, r16 := range table.R16 {
 			for r := rune(r16.Lo); r <= rune(r16.Hi); r += rune(r16.Stride) {
-				if Check("x", "é"+string(r)+"é") == nil && r != zwj && r != zwnj {
+				if Check("x", "é"+string(r)+"é") == nil {
 					t.Errorf("U+%04X accepted", r)
 				}
 			}
@@ -123,6 +145,33 @@ func TestCheckRefusesEveryCategory(t *testing.T) {
 	}
 }
 
+// Every default-ignorable character (Unicode's property: rendered as
+// nothing) is refused where it selects nothing; the joiners stay accepted
+// between two letters of a script that joins.
+func TestCheckRefusesDefaultIgnorable(t *testing.T) {
+	for _, table := range []*unicode.RangeTable{unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector} {
+		for _, r16 := range table.R16 {
+			for r := rune(r16.Lo); r <= rune(r16.Hi); r += rune(r16.Stride) {
+				if Check("x", "a"+string(r)+"b") == nil {
+					t.Errorf("U+%04X accepted", r)
+				}
+			}
+		}
+		for _, r32 := range table.R32 {
+			for r := rune(r32.Lo); r <= rune(r32.Hi); r += rune(r32.Stride) {
+				if Check("x", "a"+string(r)+"b") == nil {
+					t.Errorf("U+%04X accepted", r)
+				}
+			}
+		}
+	}
+	for _, r := range []rune{zwj, zwnj} {
+		if err := Check("x", "ب"+string(r)+"ب"); err != nil {
+			t.Errorf("U+%04X between Arabic letters: %v", r, err)
+		}
+	}
+}
+
 func TestShow(t *testing.T) {
 	for in, want := range map[string]string{
 		"INC-4711 ✓":                 `INC-4711 ✓`,
@@ -132,6 +181,7 @@ func TestShow(t *testing.T) {
 		"bad \xff byte\t":            `"bad \xFF byte\t"`,
 		"🏴\U000E0067\U000E007F \x1b": "\"🏴\U000E0067\U000E007F \\u001B\"",
 		"tag\U000E0041 😀":            `"tag\U000E0041 😀"`,
+		"пр\u200Dод \u3164":          `"пр\u200Dод \u3164"`,
 	} {
 		if got := Show(in); got != want {
 			t.Errorf("Show(%q) = %s, want %s", in, got, want)
