@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // OutputBatch is what a command printed since the last batch, for a
@@ -113,14 +115,70 @@ func (s *outputSink) lastLines(from, to int64, n, size int) []string {
 	return lines
 }
 
-// shorten makes a line as shown: without a carriage return at its end,
-// cut at shownLine bytes (a character cut in two is dropped).
+// shorten makes a line as shown: without a carriage return at its end
+// or terminal escape sequences (colors, cursor moves, a window title), cut
+// at shownLine bytes (a character cut in two is dropped), and with every
+// character left that would not print as itself written as an escape
+// (\u001B, \xFF, \u202E): a step's output is printed in Terraform's
+// error, where a raw escape sequence could clear the screen or rewrite
+// the lines above it, and a byte that is not UTF-8 would be lost.
 func shorten(l []byte) string {
-	l = bytes.TrimSuffix(l, []byte{'\r'})
+	l = stripEscapes(bytes.TrimSuffix(l, []byte{'\r'}))
 	if len(l) > shownLine {
-		return strings.ToValidUTF8(string(l[:shownLine]), "") + "…"
+		return usertext.Escape(strings.ToValidUTF8(string(l[:shownLine]), "")) + "…"
 	}
-	return string(l)
+	return usertext.Escape(string(l))
+}
+
+// stripEscapes returns l without its ANSI escape sequences: CSI (ESC [,
+// parameters, intermediates, a final byte: colors, cursor moves, erasing)
+// and OSC (ESC ], up to BEL or ESC \: a title, a hyperlink's target). Any
+// other escape stays, to be shown escaped.
+func stripEscapes(l []byte) []byte {
+	if bytes.IndexByte(l, 0x1b) < 0 {
+		return l
+	}
+	out := make([]byte, 0, len(l))
+	for i := 0; i < len(l); {
+		if n := escapeLen(l[i:]); n > 0 {
+			i += n
+			continue
+		}
+		out = append(out, l[i])
+		i++
+	}
+	return out
+}
+
+// escapeLen is the length of the CSI or OSC sequence at the start of p, or
+// 0 if there is none there, complete.
+func escapeLen(p []byte) int {
+	if len(p) < 2 || p[0] != 0x1b {
+		return 0
+	}
+	switch p[1] {
+	case '[':
+		i := 2
+		for i < len(p) && p[i] >= 0x30 && p[i] <= 0x3f {
+			i++
+		}
+		for i < len(p) && p[i] >= 0x20 && p[i] <= 0x2f {
+			i++
+		}
+		if i < len(p) && p[i] >= 0x40 && p[i] <= 0x7e {
+			return i + 1
+		}
+	case ']':
+		for i := 2; i < len(p); i++ {
+			switch {
+			case p[i] == 0x07:
+				return i + 1
+			case p[i] == 0x1b && i+1 < len(p) && p[i+1] == '\\':
+				return i + 2
+			}
+		}
+	}
+	return 0
 }
 
 // take returns the batch printed since the last (ok false when nothing

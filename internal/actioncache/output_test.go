@@ -163,6 +163,12 @@ func TestOutputTail(t *testing.T) {
 		// Fewer than twenty lines in the kept end: the first is cut at
 		// its start.
 		"long lines": {[]string{strings.Repeat("a", 3*keptBytes), "\nb\n"}, []string{"…" + strings.Repeat("a", shownLine) + "…", "b"}},
+		// Terminal escape sequences are dropped; what would not print as
+		// itself is shown escaped, tabs kept.
+		"colors":             {[]string{"\x1b[1;31merror:\x1b[0m bad\x1b[K\n"}, []string{"error: bad"}},
+		"a title and a link": {[]string{"\x1b]0;pwned\x07x \x1b]8;;http://a\x1b\\link\x1b]8;;\x1b\\\n"}, []string{"x link"}},
+		"controls":           {[]string{"a\x00b\x1b(c\xffd\u202Ee\tf\x1b[\r\n"}, []string{`a\u0000b\u001B(c\xFFd\u202Ee` + "\tf" + `\u001B[`}},
+		"a carriage return":  {[]string{"10%\r100%\n"}, []string{`10%\r100%`}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := newOutputSink(&bytes.Buffer{}, nil)

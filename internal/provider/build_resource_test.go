@@ -297,6 +297,13 @@ resource "immutable_build" "b" {
 				ExpectError: regexp.MustCompile(`(?s)Build failed.*exit status 3.*error: missing semicolon`),
 			},
 			{
+				// Colors, a window title and a screen clear are dropped;
+				// a byte that is not UTF-8 and a right-to-left override
+				// are shown escaped, never raw, in the error.
+				Config:      one(`printf '\033[1;31merror:\033[0m bad \033]0;pwned\007\377 x\342\200\256y\033[2J\n'; exit 3`, ""),
+				ExpectError: regexp.MustCompile(`(?s)Build failed.*exit status 3.*\serror:\s+bad\s+\\xFF\s+x\\u202Ey\s`),
+			},
+			{
 				Config:      one("echo waiting; sleep 300", `timeout = "1s"`),
 				ExpectError: regexp.MustCompile(`(?s)Build timed out.*within 1s.*process group was killed.*waiting`),
 			},

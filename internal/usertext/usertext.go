@@ -80,6 +80,27 @@ func Show(s string) string {
 	}
 	var b strings.Builder
 	b.WriteByte('"')
+	escape(&b, s, true)
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Escape returns a line of a program's output to print among other text
+// (the last lines of a failed build step): each character Check refuses
+// written as an escape (\u001B, \xFF, \u202E), but for tabs, which are
+// kept, and with no quotes added.
+func Escape(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r != '\t' && (r < ' ' || r >= 0x7F) }) {
+		return s // printable ASCII, the common case
+	}
+	var b strings.Builder
+	escape(&b, s, false)
+	return b.String()
+}
+
+// escape writes s to b, each refused character as an escape; quoted, each
+// quote and backslash escaped too, and tabs.
+func escape(b *strings.Builder, s string, quoted bool) {
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if n := flagTags(s[i:]); n > 0 {
@@ -89,27 +110,27 @@ func Show(s string) string {
 		}
 		switch {
 		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02X`, s[i])
-		case r == '"' || r == '\\':
+			fmt.Fprintf(b, `\x%02X`, s[i])
+		case quoted && (r == '"' || r == '\\'):
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\r':
 			b.WriteString(`\r`)
-		case r == '\t':
+		case r == '\t' && quoted:
 			b.WriteString(`\t`)
+		case r == '\t':
+			b.WriteByte('\t')
 		case refused(s, i, r, size) && r > 0xFFFF:
-			fmt.Fprintf(&b, `\U%08X`, r)
+			fmt.Fprintf(b, `\U%08X`, r)
 		case refused(s, i, r, size):
-			fmt.Fprintf(&b, `\u%04X`, r)
+			fmt.Fprintf(b, `\u%04X`, r)
 		default:
 			b.WriteString(s[i : i+size])
 		}
 		i += size
 	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 // refused tells whether the character r, at byte i of s and size bytes

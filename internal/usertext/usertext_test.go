@@ -188,3 +188,16 @@ func TestShow(t *testing.T) {
 		}
 	}
 }
+
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain ASCII, \"quotes\" \\ and\ttabs": "plain ASCII, \"quotes\" \\ and\ttabs",
+		"déjà vu 🚀":                            "déjà vu 🚀",
+		"nul\x00 esc\x1b bad\xff rtl\u202E":    `nul\u0000 esc\u001B bad\xFF rtl\u202E`,
+		"cr\r lf\n":                            `cr\r lf\n`,
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
