@@ -184,7 +184,9 @@ func (r *YankResource) Create(ctx context.Context, req resource.CreateRequest, r
 	}
 	name, version := m.Name.ValueString(), m.Version.ValueString()
 	// Not yanked at plan: written only after the entry seen now, and not
-	// over a yank someone made since (the same yank is adopted).
+	// over a yank someone made since, whatever its reason. Adopting one
+	// with the same reason would make two configurations manage it (the
+	// plan refuses that), and either's destroy would un-yank the other's.
 	cur, err := release.YankState(ctx, r.data.store.Backend(), name, version)
 	if err != nil {
 		resp.Diagnostics.Append(releaseError(r.data.store, name, err))
@@ -194,7 +196,7 @@ func (r *YankResource) Create(ctx context.Context, req resource.CreateRequest, r
 	if cur != nil {
 		expect = cur.Seq
 	}
-	if cur != nil && cur.Yanked && cur.Reason != m.Reason.ValueString() {
+	if cur != nil && cur.Yanked {
 		resp.Diagnostics.Append(yankError(r.data.store, name, &release.YankMovedError{Name: name, Version: version, Now: cur},
 			"nothing was written. To manage that yank here, import it (terraform import <address> "+name+"@"+version+
 				"); if another configuration manages it, remove this one"))

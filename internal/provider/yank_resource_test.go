@@ -285,9 +285,10 @@ func TestYankDestroyWarningsKeepTheName(t *testing.T) {
 }
 
 // TestYankCreateWritesNoSecondYank: a version yanked by someone else
-// between this plan and its apply, with another reason, is refused and
-// gets no second entry; the same yank (same reason) is adopted, with no
-// new entry either.
+// between this plan and its apply is refused and gets no second entry,
+// whatever the reason: with the same reason too, as at plan (adopting it
+// made two configurations manage one yank, and the first to be destroyed
+// un-yanked the version under the other).
 func TestYankCreateWritesNoSecondYank(t *testing.T) {
 	ctx := context.Background()
 	c, st := newYankCall(t)
@@ -304,11 +305,12 @@ func TestYankCreateWritesNoSecondYank(t *testing.T) {
 	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq || y.Reason != theirs.Reason {
 		t.Fatalf("after a refused create: %+v %v, want their entry %d still the last", y, err, theirs.Seq)
 	}
-	if d := c.create(plannedYank("web", "1.0.0", "team B: memory leak")); d.HasError() {
+	if d := c.create(plannedYank("web", "1.0.0", "team B: memory leak")); !d.HasError() || d.Errors()[0].Summary() != "Yank changed by someone else" ||
+		!strings.Contains(d.Errors()[0].Detail(), "import it") {
 		t.Fatalf("create of the same yank: %v", d)
 	}
 	if y, err := release.YankState(ctx, b, "web", "1.0.0"); err != nil || y.Seq != theirs.Seq {
-		t.Fatalf("after adopting: %+v %v, want no new entry", y, err)
+		t.Fatalf("after a refused create of the same yank: %+v %v, want no new entry", y, err)
 	}
 }
 
