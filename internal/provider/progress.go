@@ -10,6 +10,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // progressEvery is how often long hashing or storing reports itself.
@@ -75,10 +76,17 @@ func logBuildOutput(ctx context.Context, key string) func(actioncache.OutputBatc
 // logFailedOutput writes the output of a step that failed (all of it, or
 // its last actioncache.FailedOutput bytes) to the log at INFO, a piece of up to
 // 8 KiB of lines at a time: a failed run stores no log, and its error
-// shows only the last lines.
+// shows only the last lines. Each line is written as usertext.Escape
+// shows it: every byte is there, but an escape sequence (ESC [2J, a
+// window title) or a byte that is not UTF-8 is written as \u001B or \xFF,
+// so that reading the log in a terminal does not clear or retitle it.
 func logFailedOutput(ctx context.Context, key string) func(piece []byte, offset, total int64) {
 	return func(piece []byte, offset, total int64) {
-		tflog.Info(ctx, fmt.Sprintf("the failed step's output, bytes %d to %d of %d:\n%s", offset, offset+int64(len(piece)), total, piece),
+		lines := strings.Split(string(piece), "\n")
+		for i, l := range lines {
+			lines[i] = usertext.Escape(l)
+		}
+		tflog.Info(ctx, fmt.Sprintf("the failed step's output, bytes %d to %d of %d:\n%s", offset, offset+int64(len(piece)), total, strings.Join(lines, "\n")),
 			map[string]any{"key": key})
 	}
 }

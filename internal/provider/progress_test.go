@@ -74,3 +74,22 @@ func TestFailedOutputIsLoggedWhole(t *testing.T) {
 		t.Fatalf("logged:\n%s", logged)
 	}
 }
+
+// The failed output is logged escaped: a terminal reading the log is not
+// cleared or retitled, and a byte that is not UTF-8 is not lost.
+func TestFailedOutputIsLoggedEscaped(t *testing.T) {
+	var out bytes.Buffer
+	ctx := tflogtest.RootLogger(context.Background(), &out)
+	logFailedOutput(ctx, "sha256:k")([]byte("\x1b[31mred\x1b[0m\tok \xff\x1b[2J\n\x1b]0;pwned\x07\n"), 0, 33)
+	logged := out.String()
+	if !strings.Contains(logged, `of 33:\n\\u001B[31mred\\u001B[0m\tok \\xFF\\u001B[2J\n\\u001B]0;pwned\\u0007\n"`) || strings.Contains(logged, `\u001b`) {
+		t.Fatalf("logged:\n%s", logged)
+	}
+	// The worst piece, 8 KiB of escape characters, stays one log entry
+	// Terraform reads (a line of at most 64 KiB).
+	out.Reset()
+	logFailedOutput(ctx, "sha256:k")(bytes.Repeat([]byte{0x1b}, 8<<10), 0, 8<<10)
+	if n := out.Len(); n > 63<<10 {
+		t.Fatalf("the worst piece is a log line of %d bytes", n)
+	}
+}
