@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
 // What someone adds inside the export while the new content is being
@@ -66,57 +65,6 @@ func TestReplaceKeepsWhatIsAddedDuringTheWrite(t *testing.T) {
 	}
 }
 
-// The export's directory replaced by the user's file (or the reverse) is
-// never swapped out and deleted by an update.
-func TestUpdateRefusesWhatReplacedTheTarget(t *testing.T) {
-	ctx := context.Background()
-	st, _ := newStore(t)
-	v1 := stored(t, st, site)
-	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	dir := t.TempDir()
-
-	file := filepath.Join(dir, "index.html")
-	if _, err := w.Write(ctx, v1, Zip, file, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(file); err != nil {
-		t.Fatal(err)
-	}
-	writeTree(t, file, map[string]string{"precious.txt": "mine"})
-	var conflict *ConflictError
-	if _, err := w.Write(ctx, v1, Zip, file, &Content{}, nil); !errors.As(err, &conflict) {
-		t.Errorf("update of a zip the user replaced by a directory = %v, want a ConflictError", err)
-	}
-	if b, err := os.ReadFile(filepath.Join(file, "precious.txt")); err != nil || string(b) != "mine" {
-		t.Errorf("the user's directory lost precious.txt: %q, %v", b, err)
-	}
-
-	tree := filepath.Join(dir, "site")
-	if _, err := w.Write(ctx, v1, Directory, tree, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(tree); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(tree, []byte("mine"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(ctx, v1, Directory, tree, v1, nil); !errors.As(err, &conflict) {
-		t.Errorf("update of a directory the user replaced by a file = %v, want a ConflictError", err)
-	}
-	if b, err := os.ReadFile(tree); err != nil || string(b) != "mine" {
-		t.Errorf("the user's file is %q, %v", b, err)
-	}
-
-	// Gone altogether: written as new.
-	if err := os.Remove(tree); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(ctx, v1, Directory, tree, v1, nil); err != nil {
-		t.Errorf("update of an export that is gone: %v", err)
-	}
-}
-
 // Remove never deletes through a link that stays inside the export: with
 // css replaced by a link to the user's uploads/, css/site.css names the
 // user's file.
@@ -148,24 +96,6 @@ func TestRemoveDoesNotFollowInnerLinks(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(target, "index.html")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("index.html, the export's, is left: %v", err)
-	}
-}
-
-// A file or archive that is not what the plan promised is never made
-// visible.
-func TestExpectedSumCheckedBeforeTheRename(t *testing.T) {
-	ctx := context.Background()
-	st, _ := newStore(t)
-	v1 := stored(t, st, site)
-	wrong := digest.Bytes([]byte("not the zip"))
-	w := &Writer{St: st, Refs: archive.NewRefs(st), Expect: &wrong}
-	target := filepath.Join(t.TempDir(), "site.zip")
-	var mismatch *MismatchError
-	if _, err := w.Write(ctx, v1, Zip, target, nil, nil); !errors.As(err, &mismatch) || mismatch.Want != wrong {
-		t.Fatalf("Write with a wrong expected sum = %v, want a MismatchError", err)
-	}
-	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 0 {
-		t.Errorf("a refused write left %v", entries)
 	}
 }
 
