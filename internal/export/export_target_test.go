@@ -12,59 +12,6 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 )
 
-// What someone adds inside the export while the new content is being
-// written (after the carry-over snapshot, before the swap) is not lost:
-// it ends up in the new tree.
-func TestReplaceKeepsWhatIsAddedDuringTheWrite(t *testing.T) {
-	ctx := context.Background()
-	st, _ := newStore(t)
-	v1 := stored(t, st, site)
-	v2 := stored(t, st, map[string]string{"index.html": "<h1>v2</h1>\n", "css/site.css": "body{}\n"})
-	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	target := filepath.Join(t.TempDir(), "site")
-	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	added := func() error {
-		writeTree(t, target, map[string]string{"uploads/late.jpg": "late", "css/late.css": "late css"})
-		return nil
-	}
-	if _, err := w.Write(ctx, v2, Directory, target, v1, added); err != nil {
-		t.Fatal(err)
-	}
-	for p, want := range map[string]string{"uploads/late.jpg": "late", "css/late.css": "late css", "index.html": "<h1>v2</h1>\n"} {
-		if b, err := os.ReadFile(filepath.Join(target, p)); err != nil || string(b) != want {
-			t.Errorf("%s after the swap: %q, %v; want %q", p, b, err, want)
-		}
-	}
-	if w.SetAside != "" {
-		t.Errorf("set aside %s, though every added path was free in the new tree", w.SetAside)
-	}
-	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
-		t.Errorf("the old content or temporaries are left: %v", entries)
-	}
-
-	// An added path the new content also has: kept aside, not deleted.
-	v3 := stored(t, st, map[string]string{"index.html": "<h1>v3</h1>\n", "css/site.css": "body{}\n", "clash.txt": "ours"})
-	clash := func() error {
-		writeTree(t, target, map[string]string{"clash.txt": "theirs"})
-		return nil
-	}
-	if _, err := w.Write(ctx, v3, Directory, target, v2, clash); err != nil {
-		t.Fatal(err)
-	}
-	if w.SetAside == "" {
-		t.Fatal("a clashing path added during the write was not set aside")
-	}
-	b, err := os.ReadFile(filepath.Join(w.SetAside, "site", "clash.txt"))
-	if err != nil || string(b) != "theirs" {
-		t.Errorf("the set-aside copy holds %q, %v", b, err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(target, "clash.txt")); string(b) != "ours" {
-		t.Errorf("the export's clash.txt is %q", b)
-	}
-}
-
 // Remove never deletes through a link that stays inside the export: with
 // css replaced by a link to the user's uploads/, css/site.css names the
 // user's file.
@@ -96,33 +43,6 @@ func TestRemoveDoesNotFollowInnerLinks(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(target, "index.html")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("index.html, the export's, is left: %v", err)
-	}
-}
-
-// A directory of others' that the new content has too, holding a file the
-// new content needs, is a ConflictError naming the file, not a raw
-// "file exists"; nothing changes.
-func TestCarryOverClashInsideADirectory(t *testing.T) {
-	ctx := context.Background()
-	st, _ := newStore(t)
-	v1 := stored(t, st, site)
-	v2 := stored(t, st, map[string]string{"index.html": "v2", "js/app.js": "ours"})
-	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	target := filepath.Join(t.TempDir(), "site")
-	if _, err := w.Write(ctx, v1, Directory, target, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	writeTree(t, target, map[string]string{"js/app.js": "theirs"})
-	var conflict *ConflictError
-	_, err := w.Write(ctx, v2, Directory, target, v1, nil)
-	if !errors.As(err, &conflict) || !slices.Contains(conflict.Paths, "js/app.js") {
-		t.Fatalf("Write = %v, want a ConflictError naming js/app.js", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(target, "js", "app.js")); string(b) != "theirs" {
-		t.Errorf("their js/app.js is %q", b)
-	}
-	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
-		t.Errorf("a refused write left %v", entries)
 	}
 }
 
