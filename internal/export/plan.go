@@ -111,3 +111,18 @@ func CheckPlace(target, storeRoot string) error {
 	}
 	return fsguard.CheckParents(target, target)
 }
+
+// CheckApart refuses a target inside the target other of another export,
+// or holding it: replacing either would remove the other. The same target
+// is not refused (nor checked) here.
+func CheckApart(target, other string) error {
+	if other == target {
+		return nil
+	}
+	if _, in, _ := fsguard.Rel(target, other); in {
+		return &fsguard.RefusedError{Target: target, Reason: "is inside " + other + ", which another immutable_export writes; replacing that one would remove this one"}
+	} else if _, in, _ := fsguard.Rel(other, target); in {
+		return &fsguard.RefusedError{Target: target, Reason: "holds " + other + ", which another immutable_export writes; replacing this one would remove that one"}
+	}
+	return nil
+}

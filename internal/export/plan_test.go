@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
@@ -147,5 +148,24 @@ func TestTargetResolvesDotDotAfterALink(t *testing.T) {
 	}
 	if got != filepath.Join(want, "x") {
 		t.Errorf("Target(lndeep/../x) = %s, want %s (where mkdir -p would put it)", got, filepath.Join(want, "x"))
+	}
+}
+
+// Two exports may not nest: either one's replacement would remove the
+// other. The same target, and a sibling sharing a prefix, are apart.
+func TestCheckApart(t *testing.T) {
+	dir := t.TempDir()
+	site, inner, sibling := filepath.Join(dir, "site"), filepath.Join(dir, "site", "sub"), filepath.Join(dir, "site2")
+	var refused *fsguard.RefusedError
+	if err := CheckApart(inner, site); !errors.As(err, &refused) || !strings.HasPrefix(refused.Reason, "is inside "+site+",") {
+		t.Errorf("inside: got %v", err)
+	}
+	if err := CheckApart(site, inner); !errors.As(err, &refused) || !strings.HasPrefix(refused.Reason, "holds "+inner+",") {
+		t.Errorf("holding: got %v", err)
+	}
+	for _, other := range []string{site, sibling} {
+		if err := CheckApart(site, other); err != nil {
+			t.Errorf("%s and %s: %v", site, other, err)
+		}
 	}
 }

@@ -265,14 +265,7 @@ func (r *ExportResource) claim(target, what string) error {
 	var clash error
 	r.data.exports.Range(func(k, _ any) bool {
 		other, _ := k.(string) // only strings are stored
-		if other == target {
-			return true
-		}
-		if _, in, _ := fsguard.Rel(target, other); in {
-			clash = &fsguard.RefusedError{Target: target, Reason: "is inside " + other + ", which another immutable_export writes; replacing that one would remove this one"}
-		} else if _, in, _ := fsguard.Rel(other, target); in {
-			clash = &fsguard.RefusedError{Target: target, Reason: "holds " + other + ", which another immutable_export writes; replacing this one would remove that one"}
-		}
+		clash = export.CheckApart(target, other)
 		return clash == nil
 	})
 	r.data.exports.Store(target, true)
