@@ -112,6 +112,17 @@ func CheckPlace(target, storeRoot string) error {
 	return fsguard.CheckParents(target, target)
 }
 
+// CheckNew refuses a target where something exists already
+// (*ExistsError naming what): a new export writes only new paths. A path
+// that cannot be checked is left to the write, which refuses to replace
+// anything.
+func CheckNew(target string) error {
+	if fi, err := os.Lstat(target); err == nil {
+		return &ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}
+	}
+	return nil
+}
+
 // CheckApart refuses a target inside the target other of another export,
 // or holding it: replacing either would remove the other. The same target
 // is not refused (nor checked) here.

@@ -151,6 +151,37 @@ func TestTargetResolvesDotDotAfterALink(t *testing.T) {
 	}
 }
 
+// A new export refuses whatever is at its target, naming what it is, also
+// a link to nothing (never followed).
+func TestCheckNewRefusesAnythingThere(t *testing.T) {
+	dir := t.TempDir()
+	if err := CheckNew(filepath.Join(dir, "site")); err != nil {
+		t.Fatalf("nothing there: %v", err)
+	}
+	for name, what := range map[string]string{"file": "a regular file", "dir": "a directory", "link": "a symbolic link"} {
+		p := filepath.Join(dir, name)
+		var err error
+		switch name {
+		case "file":
+			err = os.WriteFile(p, []byte("mine\n"), 0o644)
+		case "dir":
+			err = os.Mkdir(p, 0o755)
+		case "link":
+			err = os.Symlink("nowhere", p)
+		}
+		if err != nil {
+			if name == "link" {
+				continue // no symlinks here (Windows without the privilege)
+			}
+			t.Fatal(err)
+		}
+		var exists *ExistsError
+		if err := CheckNew(p); !errors.As(err, &exists) || exists.Target != p || exists.What != what {
+			t.Errorf("%s: got %v, want an ExistsError naming %q", name, err, what)
+		}
+	}
+}
+
 // Two exports may not nest: either one's replacement would remove the
 // other. The same target, and a sibling sharing a prefix, are apart.
 func TestCheckApart(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -324,8 +323,8 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		resp.RequiresReplace.Append(path.Root("id"))
 	}
 	if !owned && !replacing {
-		if fi, err := os.Lstat(target); err == nil {
-			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
+		if err := export.CheckNew(target); err != nil {
+			resp.Diagnostics.Append(exportError(st, err))
 			return
 		}
 	}
