@@ -102,6 +102,20 @@ func Load(ctx context.Context, st *store.Store, sum digest.Sum) (*Content, error
 	return c, nil
 }
 
+// WrittenListing returns the listing of the tree sum that an export wrote
+// at target: from the store or, when the store cannot give it, from the
+// tree at target if that still hashes to sum as a whole.
+func WrittenListing(ctx context.Context, st *store.Store, sum digest.Sum, target string, hashTree TreeHasher) (*digest.Manifest, error) {
+	m, err := st.GetTree(ctx, sum)
+	if err == nil {
+		return m, nil
+	}
+	if onDisk, herr := hashTree(ctx, target); herr == nil && onDisk.Digest() == sum {
+		return onDisk, nil
+	}
+	return nil, fmt.Errorf("the listing of %s, what the export wrote, cannot be read from %s: %w", sum, st, err)
+}
+
 // StoreOpener reads a listing's entries back from the store, each checked
 // against its digest as it is read.
 func StoreOpener(st *store.Store) archive.Opener {

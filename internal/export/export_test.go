@@ -211,3 +211,28 @@ func filesAre(t *testing.T, dir string, want map[string]string) {
 		}
 	}
 }
+
+// The listing of what an export wrote comes from the store, or from the
+// tree on disk while that still hashes to the digest written; otherwise
+// it is an error that says what could not be read.
+func TestWrittenListing(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	target, _ := written(t, st, c)
+	m, err := WrittenListing(ctx, st, c.Digest, target, hashTree)
+	if err != nil || m.Digest() != c.Digest {
+		t.Fatalf("from the store: %v, %v", m, err)
+	}
+	other, _ := newStore(t) // a store without it
+	if m, err = WrittenListing(ctx, other, c.Digest, target, hashTree); err != nil || m.Digest() != c.Digest {
+		t.Fatalf("from the disk: %v, %v", m, err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "index.html"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = WrittenListing(ctx, other, c.Digest, target, hashTree)
+	if !errors.Is(err, store.ErrNotFound) || !strings.HasPrefix(err.Error(), "the listing of "+c.Digest.String()+", what the export wrote, cannot be read from ") {
+		t.Errorf("neither: got %v", err)
+	}
+}

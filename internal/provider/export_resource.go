@@ -434,14 +434,7 @@ func (r *ExportResource) listingOf(ctx context.Context, w *written) (*digest.Man
 	if err != nil {
 		return nil, err
 	}
-	m, err := r.data.store.GetTree(ctx, sum)
-	if err == nil {
-		return m, nil
-	}
-	if onDisk, herr := r.hashTree(ctx, w.Target); herr == nil && onDisk.Digest() == sum {
-		return onDisk, nil
-	}
-	return nil, fmt.Errorf("the listing of %s, what the export wrote, cannot be read from %s: %w", sum, r.data.store, err)
+	return export.WrittenListing(ctx, r.data.store, sum, w.Target, r.hashTree)
 }
 
 // write puts the planned content at the planned path. prior is what this
