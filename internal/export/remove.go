@@ -22,6 +22,30 @@ type Kept struct {
 
 func (k Kept) String() string { return k.Path + " (" + k.Why + ")" }
 
+// KeptFor is the paths kept for one reason.
+type KeptFor struct {
+	Why   string
+	Paths []string
+}
+
+// GroupKept groups what Remove kept by why, the reasons in the order they
+// first appear in kept and each one's paths in kept's order (Remove's:
+// the export's own paths first).
+func GroupKept(kept []Kept) []KeptFor {
+	var groups []KeptFor
+	at := map[string]int{}
+	for _, k := range kept {
+		i, ok := at[k.Why]
+		if !ok {
+			i = len(groups)
+			at[k.Why] = i
+			groups = append(groups, KeptFor{Why: k.Why})
+		}
+		groups[i].Paths = append(groups[i].Paths, k.Path)
+	}
+	return groups
+}
+
 // Why a path is kept.
 const (
 	keptChanged = "changed since the export wrote it"

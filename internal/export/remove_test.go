@@ -421,3 +421,16 @@ func TestRemoveKeepsAFileThatIsNotTheOneWritten(t *testing.T) {
 		t.Errorf("the written zip is left: %v", err)
 	}
 }
+
+// GroupKept keeps Remove's order: reasons as they first appear, each
+// one's paths as they come.
+func TestGroupKept(t *testing.T) {
+	got := GroupKept([]Kept{{"b", keptChanged}, {"a/", keptRemade}, {"c", keptChanged}, {"x", keptOthers}})
+	want := []KeptFor{{keptChanged, []string{"b", "c"}}, {keptRemade, []string{"a/"}}, {keptOthers, []string{"x"}}}
+	if !slices.EqualFunc(got, want, func(a, b KeptFor) bool { return a.Why == b.Why && slices.Equal(a.Paths, b.Paths) }) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := GroupKept(nil); len(got) != 0 {
+		t.Errorf("nothing kept: got %v", got)
+	}
+}

@@ -603,27 +603,20 @@ func keptDetail(target string, kept []export.Kept) string {
 	if len(kept) == 1 && kept[0].Path == target {
 		return fmt.Sprintf("Left %s in place: %s. Nothing was deleted; remove it yourself if it may go.", target, kept[0].Why)
 	}
-	var whys []string
-	paths := map[string][]string{}
-	for _, k := range kept {
-		if paths[k.Why] == nil {
-			whys = append(whys, k.Why)
-		}
-		paths[k.Why] = append(paths[k.Why], k.Path)
-	}
+	groups := export.GroupKept(kept)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Removed from %s what was still byte for byte what the export wrote, and kept %d path(s):", target, len(kept))
-	for _, why := range whys[:min(len(whys), keptWhys)] {
-		ps := paths[why]
-		fmt.Fprintf(&b, "\n- %s: %s", why, strings.Join(ps[:min(len(ps), keptPerWhy)], ", "))
+	for _, g := range groups[:min(len(groups), keptWhys)] {
+		ps := g.Paths
+		fmt.Fprintf(&b, "\n- %s: %s", g.Why, strings.Join(ps[:min(len(ps), keptPerWhy)], ", "))
 		if len(ps) > keptPerWhy {
 			fmt.Fprintf(&b, " and %d more", len(ps)-keptPerWhy)
 		}
 	}
-	if len(whys) > keptWhys {
+	if len(groups) > keptWhys {
 		n := 0
-		for _, why := range whys[keptWhys:] {
-			n += len(paths[why])
+		for _, g := range groups[keptWhys:] {
+			n += len(g.Paths)
 		}
 		fmt.Fprintf(&b, "\n- and %d more, for other reasons", n)
 	}
