@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -265,14 +264,7 @@ func (r *ExportResource) claim(target, what string) error {
 	var clash error
 	r.data.exports.Range(func(k, _ any) bool {
 		other, _ := k.(string) // only strings are stored
-		if other == target {
-			return true
-		}
-		if _, in, _ := fsguard.Rel(target, other); in {
-			clash = &fsguard.RefusedError{Target: target, Reason: "is inside " + other + ", which another immutable_export writes; replacing that one would remove this one"}
-		} else if _, in, _ := fsguard.Rel(other, target); in {
-			clash = &fsguard.RefusedError{Target: target, Reason: "holds " + other + ", which another immutable_export writes; replacing this one would remove that one"}
-		}
+		clash = export.CheckApart(target, other)
 		return clash == nil
 	})
 	r.data.exports.Store(target, true)
@@ -331,8 +323,8 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		resp.RequiresReplace.Append(path.Root("id"))
 	}
 	if !owned && !replacing {
-		if fi, err := os.Lstat(target); err == nil {
-			resp.Diagnostics.Append(exportError(st, &export.ExistsError{Target: target, What: digest.TypeName(fi.Mode().Type())}))
+		if err := export.CheckNew(target); err != nil {
+			resp.Diagnostics.Append(exportError(st, err))
 			return
 		}
 	}
@@ -442,14 +434,7 @@ func (r *ExportResource) listingOf(ctx context.Context, w *written) (*digest.Man
 	if err != nil {
 		return nil, err
 	}
-	m, err := r.data.store.GetTree(ctx, sum)
-	if err == nil {
-		return m, nil
-	}
-	if onDisk, herr := r.hashTree(ctx, w.Target); herr == nil && onDisk.Digest() == sum {
-		return onDisk, nil
-	}
-	return nil, fmt.Errorf("the listing of %s, what the export wrote, cannot be read from %s: %w", sum, r.data.store, err)
+	return export.WrittenListing(ctx, r.data.store, sum, w.Target, r.hashTree)
 }
 
 // write puts the planned content at the planned path. prior is what this
@@ -618,27 +603,20 @@ func keptDetail(target string, kept []export.Kept) string {
 	if len(kept) == 1 && kept[0].Path == target {
 		return fmt.Sprintf("Left %s in place: %s. Nothing was deleted; remove it yourself if it may go.", target, kept[0].Why)
 	}
-	var whys []string
-	paths := map[string][]string{}
-	for _, k := range kept {
-		if paths[k.Why] == nil {
-			whys = append(whys, k.Why)
-		}
-		paths[k.Why] = append(paths[k.Why], k.Path)
-	}
+	groups := export.GroupKept(kept)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Removed from %s what was still byte for byte what the export wrote, and kept %d path(s):", target, len(kept))
-	for _, why := range whys[:min(len(whys), keptWhys)] {
-		ps := paths[why]
-		fmt.Fprintf(&b, "\n- %s: %s", why, strings.Join(ps[:min(len(ps), keptPerWhy)], ", "))
+	for _, g := range groups[:min(len(groups), keptWhys)] {
+		ps := g.Paths
+		fmt.Fprintf(&b, "\n- %s: %s", g.Why, strings.Join(ps[:min(len(ps), keptPerWhy)], ", "))
 		if len(ps) > keptPerWhy {
 			fmt.Fprintf(&b, " and %d more", len(ps)-keptPerWhy)
 		}
 	}
-	if len(whys) > keptWhys {
+	if len(groups) > keptWhys {
 		n := 0
-		for _, why := range whys[keptWhys:] {
-			n += len(paths[why])
+		for _, g := range groups[keptWhys:] {
+			n += len(g.Paths)
 		}
 		fmt.Fprintf(&b, "\n- and %d more, for other reasons", n)
 	}
