@@ -232,7 +232,7 @@ func MoveTo(ctx context.Context, b store.Backend, rel, channel string, seq int, 
 	if err := CheckReason(reason); err != nil {
 		return nil, err
 	}
-	if seq+1 > maxSeq {
+	if int64(seq)+1 > maxSeq {
 		return nil, fmt.Errorf("the channel %s of %s has %d moves, the most there can be", channel, rel, maxSeq)
 	}
 	m := &Move{Spec: ChannelSpec, Release: rel, Channel: channel, Seq: seq + 1, From: from, To: version, Reason: reason, At: now.UTC().Format(time.RFC3339)}

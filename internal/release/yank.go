@@ -44,8 +44,9 @@ const MaxReason = 1024
 // at its limit, every byte escaped (\u00XX), and the other fields.
 const maxEntry = 6*MaxReason + 1024
 
-// maxSeq is the highest entry number (ten digits).
-const maxSeq = 9999999999
+// maxSeq is the highest entry number (ten digits). It is an int64: an
+// int is 32 bits on 386 and arm, which the provider is released for.
+const maxSeq int64 = 9999999999
 
 // CheckReason refuses a reason over MaxReason bytes or holding a
 // character that does not show as itself (usertext.Check): reasons are
@@ -70,7 +71,7 @@ func storedReason(reason string) bool {
 func parseSeq(key, prefix string) (int, bool) {
 	text := strings.TrimPrefix(key, prefix)
 	n, err := strconv.Atoi(text)
-	if err != nil || n <= 0 || n > maxSeq || text != fmt.Sprintf("%010d", n) {
+	if err != nil || n <= 0 || int64(n) > maxSeq || text != fmt.Sprintf("%010d", n) {
 		return 0, false
 	}
 	return n, true
@@ -261,7 +262,7 @@ func SetYank(ctx context.Context, b store.Backend, name, version string, yanked 
 		if cur != nil && cur.Yanked == yanked && cur.Reason == reason {
 			return cur, nil
 		}
-		if seq > maxSeq {
+		if int64(seq) > maxSeq {
 			return nil, fmt.Errorf("%s@%s has %d yank entries, the most there can be", name, version, maxSeq)
 		}
 		y := &Yank{Spec: YankSpec, Name: name, Version: version, Seq: seq, Yanked: yanked, Reason: reason, At: now.UTC().Format(time.RFC3339)}
