@@ -28,7 +28,7 @@ func TestAccChannel(t *testing.T) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
-			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
 		_, err := release.SetYank(ctx, b, "web", "1.2.0", true, "breaks login", release.AnySeq, time.Now())
@@ -200,7 +200,7 @@ func TestAccChannel_refusedMove(t *testing.T) {
 			ctx := context.Background()
 			b := e.backend().Backend()
 			for _, v := range []string{"1.0.0", "1.0.1", "1.0.2"} {
-				_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+				_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 				must(t, err)
 			}
 			_, err := release.SetYank(ctx, b, "web", "1.0.2", true, "breaks login", release.AnySeq, time.Now())
@@ -257,7 +257,7 @@ func TestAccChannel_driftToARefusedVersion(t *testing.T) {
 	ctx := context.Background()
 	b := e.backend().Backend()
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 		must(t, err)
 	}
 	cfg := e.providerBlock() + `
@@ -296,7 +296,7 @@ func TestAccChannel_failedMoveDropsItsLease(t *testing.T) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		for _, v := range []string{"1.0.0", "1.0.1"} {
-			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
 		cfg := func(v string) string {

@@ -22,7 +22,7 @@ func TestChannelMovesAndGates(t *testing.T) {
 	}
 	now := time.Now()
 	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
-		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v}, now); err != nil {
+		if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: v}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
