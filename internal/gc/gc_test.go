@@ -173,7 +173,7 @@ func newWorld(t *testing.T, st *store.Store) *world {
 	// 1.3.0 yanked long ago; prod points at 1.1.0 (a rollback target).
 	_, err = release.SetYank(ctx, b, "web", "1.3.0", true, "broken", release.AnySeq, longAgo)
 	must(t, err)
-	_, err = release.MoveTo(ctx, b, "web", "prod", 0, "", "1.1.0", "", longAgo)
+	_, err = release.WriteMove(ctx, b, "web", "prod", 0, "", "1.1.0", "", longAgo)
 	must(t, err)
 	// Build records: one whose output a kept version names, one whose
 	// output goes.
