@@ -160,12 +160,12 @@ func newWorld(t *testing.T, st *store.Store) *world {
 	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0"} {
 		m := publishTree(t, st, map[string]string{"index.html": "shared\n", "only.txt": "only " + v + "\n"})
 		w.trees[v] = m.Digest()
-		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": m.Digest().String()}}, longAgo)
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": m.Digest().String()}}, longAgo)
 		must(t, err)
 	}
 	// api: one version, a file artifact (a blob).
 	apiBin := putBlob(t, st, "api binary\n")
-	_, err := release.Publish(ctx, b, &release.Record{Name: "api", Version: "0.1.0", Artifacts: map[string]string{"bin": apiBin.String()}}, longAgo)
+	_, err := release.WriteRecord(ctx, b, &release.Record{Name: "api", Version: "0.1.0", Artifacts: map[string]string{"bin": apiBin.String()}}, longAgo)
 	must(t, err)
 	// An artifact no release names, sharing a blob with the releases.
 	orphan := publishTree(t, st, map[string]string{"index.html": "shared\n", "orphan.txt": "orphan\n"})
@@ -173,7 +173,7 @@ func newWorld(t *testing.T, st *store.Store) *world {
 	// 1.3.0 yanked long ago; prod points at 1.1.0 (a rollback target).
 	_, err = release.SetYank(ctx, b, "web", "1.3.0", true, "broken", release.AnySeq, longAgo)
 	must(t, err)
-	_, err = release.MoveTo(ctx, b, "web", "prod", 0, "", "1.1.0", "", longAgo)
+	_, err = release.WriteMove(ctx, b, "web", "prod", 0, "", "1.1.0", "", longAgo)
 	must(t, err)
 	// Build records: one whose output a kept version names, one whose
 	// output goes.
@@ -366,7 +366,7 @@ func TestCollect(t *testing.T) {
 
 		// 1.2.0 cannot come back with other content, nor be planned.
 		var collected *release.CollectedError
-		_, err = release.Publish(ctx, w.st.Backend(), &release.Record{Name: "web", Version: "1.2.0", Artifacts: map[string]string{"site": w.trees["1.5.0"].String()}}, time.Now())
+		_, err = release.WriteRecord(ctx, w.st.Backend(), &release.Record{Name: "web", Version: "1.2.0", Artifacts: map[string]string{"site": w.trees["1.5.0"].String()}}, time.Now())
 		if !errors.As(err, &collected) {
 			t.Fatalf("publishing a collected version: %v", err)
 		}
@@ -532,7 +532,7 @@ func TestRacingPublishers(t *testing.T) {
 							errs[p] = err
 							return // gone before the hold: a publisher would say so
 						}
-						_, errs[p] = release.Publish(ctx, st.Backend(), &release.Record{Name: "race", Version: fmt.Sprintf("%d.%d.0", round+1, p), Artifacts: map[string]string{"a": sum.String()}}, time.Now())
+						_, errs[p] = release.WriteRecord(ctx, st.Backend(), &release.Record{Name: "race", Version: fmt.Sprintf("%d.%d.0", round+1, p), Artifacts: map[string]string{"a": sum.String()}}, time.Now())
 						trees[p] = sum
 						return
 					}
@@ -596,7 +596,7 @@ func TestPrereleases(t *testing.T) {
 	vs := []string{"1.0.0", "1.1.0-rc.1", "1.1.0", "1.2.0", "2.0.0-beta.1", "2.0.0-rc.1"}
 	for _, v := range vs {
 		sum := putBlob(t, st, "bin "+v+"\n")
-		_, err := release.Publish(ctx, b, &release.Record{Name: "app", Version: v, Artifacts: map[string]string{"bin": sum.String()}}, longAgo)
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "app", Version: v, Artifacts: map[string]string{"bin": sum.String()}}, longAgo)
 		must(t, err)
 	}
 	expire(t, st)

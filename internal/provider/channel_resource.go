@@ -135,6 +135,14 @@ func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel, hint s
 		return diags
 	}
 	err := release.CheckMove(ctx, r.data.store.Backend(), m.Release.ValueString(), m.Version.ValueString(), gates)
+	return r.moveRefused(m, err, hint)
+}
+
+// moveRefused turns an error of release.CheckMove or release.MoveTo
+// into a diagnostic: a refused move on the attribute, ending with hint;
+// anything else as releaseError says.
+func (r *ChannelResource) moveRefused(m *channelModel, err error, hint string) diag.Diagnostics {
+	var diags diag.Diagnostics
 	var np *release.NotPublishedError
 	var yanked *release.YankedError
 	var gate *release.GateError
@@ -250,62 +258,30 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 // version, and the entry after seq), or adopts a channel already there.
 func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) diag.Diagnostics {
 	var diags diag.Diagnostics
-	b, rel, ch := r.data.store.Backend(), m.Release.ValueString(), m.Channel.ValueString()
-	// The target held before it is checked: a garbage collection running
-	// now must not delete the version this channel is about to point to.
-	lease, err := r.data.store.Hold(ctx, release.VersionKey(rel, m.Version.ValueString()))
-	if err != nil {
-		diags.Append(storeWriteError(err))
+	gates, d := m.gates(ctx)
+	if diags.Append(d...); diags.HasError() {
 		return diags
 	}
-	// Until the move is written nothing names the version: a move that
-	// fails before (or whose write surely did not happen) drops the lease.
-	wrote := false
-	defer func() {
-		if diags.HasError() && !wrote {
-			lease.Drop(ctx)
-		}
-	}()
-	// Checked again: a yank or a gate may have changed since plan.
-	if diags.Append(r.checkMove(ctx, m, "")...); diags.HasError() {
-		return diags
-	}
-	cur, err := release.Current(ctx, b, rel, ch)
-	if err != nil {
-		diags.Append(releaseError(r.data.store, rel, err))
-		return diags
-	}
-	planned, version := m.PreviousVersion.ValueString(), m.Version.ValueString()
-	switch {
-	case cur != nil && cur.To == version && cur.From == planned && (seq < 0 || cur.Seq == seq+1):
-		// Already there: an earlier apply wrote this very move and failed to
-		// save state. Nothing to write.
-	case cur == nil && planned != "":
-		err = fmt.Errorf("the channel %s of %s has no moves any more, but pointed to %s at plan: plan again", ch, rel, planned)
-	case cur != nil && (seq < 0 || cur.To != planned || cur.Seq != seq):
-		err = &release.MovedError{Release: rel, Channel: ch, Now: cur}
-	default:
-		n := 0
-		if cur != nil {
-			n = cur.Seq
-		}
-		if err = moveHook.run(ctx); err != nil {
-			break
-		}
-		cur, err = release.MoveTo(ctx, b, rel, ch, n, planned, version, m.Reason.ValueString(), time.Now())
-		// Lost to another move: this one was not written.
-		wrote = !errors.As(err, new(*release.MovedError))
-	}
+	rel := m.Release.ValueString()
+	cur, err := release.MoveTo(ctx, r.data.store, release.MoveRequest{
+		Release: rel, Channel: m.Channel.ValueString(), To: m.Version.ValueString(),
+		From: m.PreviousVersion.ValueString(), Seq: seq, Reason: m.Reason.ValueString(), Requires: gates,
+	}, time.Now(), release.BeforeWrite(moveHook.run))
 	var moved *release.MovedError
+	var step *release.StepError
 	switch {
+	case err == nil:
+	case errors.As(err, &step) && step.Step == release.StepHold:
+		diags.Append(storeWriteError(step.Err))
+		return diags
 	case errors.As(err, &moved):
 		diags.AddAttributeError(path.Root("version"), "Channel moved by another apply", upperFirst(err.Error())+".")
 		return diags
-	case err != nil:
-		diags.Append(releaseError(r.data.store, rel, err))
+	default:
+		diags.Append(r.moveRefused(m, err, "")...)
 		return diags
 	}
-	m.ID = types.StringValue(rel + "/" + ch)
+	m.ID = types.StringValue(rel + "/" + m.Channel.ValueString())
 	m.Move, m.MovedAt = types.Int64Value(int64(cur.Seq)), types.StringValue(cur.At)
 	return diags
 }

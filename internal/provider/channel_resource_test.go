@@ -28,7 +28,7 @@ func TestAccChannel(t *testing.T) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
-			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
 		_, err := release.SetYank(ctx, b, "web", "1.2.0", true, "breaks login", release.AnySeq, time.Now())
@@ -136,7 +136,7 @@ resource "immutable_channel" "staging" {
 				{
 					// Moved elsewhere: refresh follows the store, the plan moves it back.
 					PreConfig: func() {
-						_, err := release.MoveTo(ctx, b, "web", "prod", 3, "1.0.0", "1.1.0", "by hand", time.Now())
+						_, err := release.WriteMove(ctx, b, "web", "prod", 3, "1.0.0", "1.1.0", "by hand", time.Now())
 						must(t, err)
 					},
 					Config: cfg("1.1.0", "1.0.0"),
@@ -154,7 +154,7 @@ resource "immutable_channel" "staging" {
 					PreConfig: func() {
 						t.Cleanup(moveHook.set(func(context.Context) error {
 							moveHook.set(nil)
-							_, err := release.MoveTo(ctx, b, "web", "prod", 5, "1.0.0", "1.1.0", "the other apply", time.Now())
+							_, err := release.WriteMove(ctx, b, "web", "prod", 5, "1.0.0", "1.1.0", "the other apply", time.Now())
 							return err
 						}))
 					},
@@ -200,7 +200,7 @@ func TestAccChannel_refusedMove(t *testing.T) {
 			ctx := context.Background()
 			b := e.backend().Backend()
 			for _, v := range []string{"1.0.0", "1.0.1", "1.0.2"} {
-				_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+				_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 				must(t, err)
 			}
 			_, err := release.SetYank(ctx, b, "web", "1.0.2", true, "breaks login", release.AnySeq, time.Now())
@@ -257,7 +257,7 @@ func TestAccChannel_driftToARefusedVersion(t *testing.T) {
 	ctx := context.Background()
 	b := e.backend().Backend()
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 		must(t, err)
 	}
 	cfg := e.providerBlock() + `
@@ -276,7 +276,7 @@ resource "immutable_channel" "prod" {
 				PreConfig: func() {
 					_, err := release.SetYank(ctx, b, "web", "1.0.1", true, "broken", release.AnySeq, time.Now())
 					must(t, err)
-					_, err = release.MoveTo(ctx, b, "web", "prod", 1, "1.0.1", "1.0.0", "rolled back by hand", time.Now())
+					_, err = release.WriteMove(ctx, b, "web", "prod", 1, "1.0.1", "1.0.0", "rolled back by hand", time.Now())
 					must(t, err)
 				},
 				Config:      cfg,
@@ -296,7 +296,7 @@ func TestAccChannel_failedMoveDropsItsLease(t *testing.T) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		for _, v := range []string{"1.0.0", "1.0.1"} {
-			_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
 		cfg := func(v string) string {
@@ -323,7 +323,7 @@ resource "immutable_channel" "prod" {
 						before = leases()
 						t.Cleanup(moveHook.set(func(context.Context) error {
 							moveHook.set(nil)
-							_, err := release.MoveTo(ctx, b, "web", "prod", 1, "1.0.0", "1.0.1", "the other apply", time.Now())
+							_, err := release.WriteMove(ctx, b, "web", "prod", 1, "1.0.0", "1.0.1", "the other apply", time.Now())
 							return err
 						}))
 					},

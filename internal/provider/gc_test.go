@@ -186,7 +186,7 @@ func TestAccGC_yankDestroyed(t *testing.T) {
 		for _, v := range []string{"1.0.0", "1.0.1"} {
 			_, err := st.PutBlob(ctx, digest.Bytes([]byte(v)), strings.NewReader(v))
 			must(t, err)
-			_, err = release.Publish(ctx, st.Backend(), &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
+			_, err = release.WriteRecord(ctx, st.Backend(), &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
 		yank := func(reason string) string {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
-	goversion "github.com/hashicorp/go-version"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -95,82 +93,22 @@ func (d *ReleaseDataSource) Configure(_ context.Context, req datasource.Configur
 	d.data = configureData(req.ProviderData, &resp.Diagnostics)
 }
 
-// selectVersions lists a release's versions matching a selector (see
-// matchVersions). A release with no published versions is no error here:
-// all is empty.
-func selectVersions(ctx context.Context, st *store.Store, name, selector string, includePre bool) (all, matched []*goversion.Version, yanks map[string]*release.Yank, diags diag.Diagnostics) {
-	all, err := release.List(ctx, st.Backend(), name)
-	if err != nil {
-		diags.Append(storeReadError(st, err))
-		return nil, nil, nil, diags
-	}
-	matched, err = matchVersions(all, selector, includePre)
-	if err != nil {
-		diags.AddAttributeError(path.Root("version"), "Invalid version constraint", err.Error())
-		return nil, nil, nil, diags
-	}
-	if yanks, err = release.Yanks(ctx, st.Backend(), name); err != nil {
+// resolveVersions reads the versions of a release that a selector picks
+// (release.Resolve), as diagnostics.
+func resolveVersions(ctx context.Context, st *store.Store, name, selector string, includePre bool) (*release.Resolved, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	r, err := release.Resolve(ctx, st.Backend(), name, selector, includePre)
+	var list *release.ListError
+	var constraint *release.ConstraintError
+	switch {
+	case errors.As(err, &list):
+		diags.Append(storeReadError(st, list.Err))
+	case errors.As(err, &constraint):
+		diags.AddAttributeError(path.Root("version"), "Invalid version constraint", constraint.Err.Error())
+	case err != nil:
 		diags.Append(releaseError(st, name, err))
-		return nil, nil, nil, diags
 	}
-	return all, matched, yanks, diags
-}
-
-// exactSelector reports whether a selector names one version: "1.4.2",
-// or the constraint "= 1.4.2" that Terraform users write for it.
-func exactSelector(selector string) (*goversion.Version, bool) {
-	sel := strings.TrimSpace(selector)
-	if rest, ok := strings.CutPrefix(sel, "="); ok && !strings.ContainsAny(rest, "<>~=!,") {
-		sel = strings.TrimSpace(rest)
-	}
-	if sel == "" {
-		return nil, false
-	}
-	v, err := versions.Parse(sel)
-	return v, err == nil
-}
-
-// isYanked reports whether a version's last yank entry yanks it.
-func isYanked(yanks map[string]*release.Yank, v string) (*release.Yank, bool) {
-	y := yanks[v]
-	return y, y != nil && y.Yanked
-}
-
-// unyanked drops the yanked versions of a constraint's or latest's
-// matches; an exact version stays (it resolves, with a warning).
-func unyanked(matched []*goversion.Version, yanks map[string]*release.Yank, selector string) []*goversion.Version {
-	if _, exact := exactSelector(selector); exact {
-		return matched
-	}
-	var out []*goversion.Version
-	for _, v := range matched {
-		if _, y := isYanked(yanks, v.Original()); !y {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// matchVersions returns, ascending, the versions of all that a selector
-// picks: an exact version (that one, pre-release or not), a constraint, or
-// "" for all; pre-releases otherwise as versions.Select says.
-func matchVersions(all []*goversion.Version, selector string, includePre bool) ([]*goversion.Version, error) {
-	if selector == "" {
-		return versions.Select(all, nil, includePre), nil
-	}
-	if exact, ok := exactSelector(selector); ok {
-		for _, v := range all {
-			if v.Equal(exact) {
-				return []*goversion.Version{v}, nil
-			}
-		}
-		return nil, nil
-	}
-	c, err := versions.Constraint(selector)
-	if err != nil {
-		return nil, err
-	}
-	return versions.Select(all, c, includePre), nil
+	return r, diags
 }
 
 func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
@@ -180,42 +118,40 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		return
 	}
 	st, name := d.data.store, m.Name.ValueString()
-	all, matched, yanks, diags := selectVersions(ctx, st, name, m.Version.ValueString(), m.IncludePrereleases.ValueBool())
+	r, diags := resolveVersions(ctx, st, name, m.Version.ValueString(), m.IncludePrereleases.ValueBool())
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	skipped := len(matched)
-	matched = unyanked(matched, yanks, m.Version.ValueString())
-	skipped -= len(matched)
-	if len(all) == 0 {
+	v, err := r.Pick(ctx, st.Backend())
+	var none *release.NoVersionsError
+	var noMatch *release.NoMatchError
+	switch {
+	case errors.As(err, &none):
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "Release not found",
 			fmt.Sprintf("Release %q has no published versions in the store %s, so there is no version to look up. "+
 				"Check the name and the provider's `store`; if the release is published in this same configuration, "+
 				"reference the immutable_release resource's attributes instead, or use data.immutable_releases, whose "+
 				"`latest` is null until a version is published.", name, st))
 		return
-	}
-	if len(matched) == 0 {
+	case errors.As(err, &noMatch):
 		what := "no stable version"
 		if !m.Version.IsNull() {
 			what = fmt.Sprintf("no version matching %q", m.Version.ValueString())
 		}
-		if skipped > 0 {
-			what += fmt.Sprintf(" that is not yanked (%d matching yanked)", skipped)
+		if noMatch.Skipped > 0 {
+			what += fmt.Sprintf(" that is not yanked (%d matching yanked)", noMatch.Skipped)
 		}
-		pin := strings.TrimSpace(strings.TrimPrefix(m.Version.ValueString(), "="))
-		if _, perr := versions.Parse(pin); perr == nil { // one version, not a constraint
-			var np *release.NotPublishedError
-			if errors.As(release.NotPublished(ctx, st.Backend(), name, pin), &np) && np.Collected {
-				what += fmt.Sprintf(": %s was published and later deleted by the store's retention (garbage collection); pin a kept version", pin)
-			}
+		if noMatch.Collected != "" {
+			what += fmt.Sprintf(": %s was published and later deleted by the store's retention (garbage collection); pin a kept version", noMatch.Collected)
 		}
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "No matching version",
-			fmt.Sprintf("Release %q has %s. Published versions, newest first: %s.", name, what, versions.Newest(all, 10)))
+			fmt.Sprintf("Release %q has %s. Published versions, newest first: %s.", name, what, versions.Newest(noMatch.All, 10)))
+		return
+	case err != nil:
+		resp.Diagnostics.Append(releaseError(st, name, err))
 		return
 	}
-	v := matched[len(matched)-1].Original()
 	rec, err := release.Get(ctx, st.Backend(), name, v)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -232,7 +168,7 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	m.PublishedAt = types.StringValue(rec.PublishedAt)
 	m.PreviousVersion = optionalString(rec.PreviousVersion)
 	m.Yanked, m.YankReason = types.BoolValue(false), types.StringNull()
-	if y, yanked := isYanked(yanks, v); yanked {
+	if y, yanked := r.Yanked(v); yanked {
 		m.Yanked, m.YankReason = types.BoolValue(true), types.StringValue(y.Reason)
 		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Version is yanked",
 			fmt.Sprintf("%s@%s was yanked on %s: %s. It resolves because it is pinned exactly; a constraint or the latest "+

@@ -159,17 +159,6 @@ func (d *ReleaseDiffDataSource) Configure(_ context.Context, req datasource.Conf
 	d.data = configureData(req.ProviderData, &resp.Diagnostics)
 }
 
-// exactVersion returns the published version equal to want, or nil.
-func exactVersion(all []*goversion.Version, want string) *goversion.Version {
-	if _, err := versions.Parse(want); err != nil {
-		return nil
-	}
-	if m, _ := matchVersions(all, want, true); len(m) == 1 {
-		return m[0]
-	}
-	return nil
-}
-
 func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	var m releaseDiffModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
@@ -177,18 +166,25 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 		return
 	}
 	st, name := d.data.store, m.Name.ValueString()
-	all, err := release.List(ctx, st.Backend(), name)
-	if err != nil {
-		resp.Diagnostics.Append(storeReadError(st, err))
+	// Every stable version: "to" defaults to the latest of them not yanked.
+	r, err := release.Resolve(ctx, st.Backend(), name, "", false)
+	var list *release.ListError
+	switch {
+	case errors.As(err, &list):
+		resp.Diagnostics.Append(storeReadError(st, list.Err))
+		return
+	case err != nil:
+		resp.Diagnostics.Append(releaseError(st, name, err))
 		return
 	}
+	all := r.All
 	if len(all) == 0 {
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "Release not found",
 			fmt.Sprintf("Release %q has no published versions in the store %s, so there is nothing to compare. Check "+
 				"the name and the provider's `store`.", name, st))
 		return
 	}
-	from := exactVersion(all, m.From.ValueString())
+	from := r.Find(m.From.ValueString())
 	if from == nil {
 		resp.Diagnostics.AddAttributeError(path.Root("from"), "Version not found",
 			fmt.Sprintf("Release %q has no version %s in the store %s. Published versions, newest first: %s.",
@@ -197,21 +193,13 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 	}
 	var to *goversion.Version
 	if m.To.IsNull() {
-		yanks, err := release.Yanks(ctx, st.Backend(), name)
-		if err != nil {
-			resp.Diagnostics.Append(releaseError(st, name, err))
-			return
-		}
-		stable, _ := matchVersions(all, "", false)
-		if stable = unyanked(stable, yanks, ""); len(stable) > 0 {
-			to = stable[len(stable)-1]
-		} else {
+		if to = r.Latest(); to == nil {
 			resp.Diagnostics.AddAttributeError(path.Root("to"), "No stable version",
 				fmt.Sprintf("Release %q has no stable version that is not yanked to compare to: set `to` to one of "+
 					"them. Published versions, newest first: %s.", name, versions.Newest(all, 10)))
 			return
 		}
-	} else if to = exactVersion(all, m.To.ValueString()); to == nil {
+	} else if to = r.Find(m.To.ValueString()); to == nil {
 		resp.Diagnostics.AddAttributeError(path.Root("to"), "Version not found",
 			fmt.Sprintf("Release %q has no version %s in the store %s. Published versions, newest first: %s.",
 				name, m.To.ValueString(), st, versions.Newest(all, 10)))

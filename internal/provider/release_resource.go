@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
@@ -272,56 +270,6 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	st := r.data.store
 	explicit := !configVersion.IsNull()
 
-	// Every artifact must be stored: checked here, not at plan, because in
-	// the first plan the artifacts may not have been applied yet. Held
-	// first, so that a garbage collection running now does not delete one
-	// between this check and the record that names it.
-	keys := make([]string, 0, len(c.Artifacts))
-	held := []string{}
-	for k, v := range c.Artifacts {
-		keys = append(keys, k)
-		held = append(held, store.HeldKeys(v)...)
-	}
-	sort.Strings(keys)
-	if plan.Version.ValueString() != "" {
-		held = append(held, release.VersionKey(c.Name, plan.Version.ValueString()))
-	}
-	lease, err := st.Hold(ctx, held...)
-	if err != nil {
-		resp.Diagnostics.Append(storeWriteError(err))
-		return
-	}
-	// Until the record is written nothing names what was held: an apply
-	// that fails before (or whose write surely did not happen) drops its
-	// leases, and leaves none behind.
-	leases, wrote := []*store.Lease{lease}, false
-	defer func() {
-		if resp.Diagnostics.HasError() && !wrote {
-			for _, l := range leases {
-				l.Drop(ctx)
-			}
-		}
-	}()
-	for _, k := range keys {
-		sum, err := digest.Parse(c.Artifacts[k])
-		if err != nil {
-			resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(k), "Invalid digest", err.Error())
-			return
-		}
-		kind, err := st.Lookup(ctx, sum)
-		if err != nil {
-			resp.Diagnostics.Append(storeReadError(st, err))
-			return
-		}
-		if kind == store.Missing {
-			resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(k), "Artifact not in the store",
-				fmt.Sprintf("Artifact %q (%s) is not in the store %s, so release %q cannot be published: it would point at "+
-					"content nobody can fetch. Create it with an immutable_artifact on this store (and reference its digest so "+
-					"Terraform applies it first), or fix the digest. Nothing was published.", k, sum, st, c.Name))
-			return
-		}
-	}
-
 	if plan.Version.IsUnknown() { // inputs were unknown at plan
 		p, err := release.PlanVersion(ctx, st.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString())
 		if err != nil {
@@ -329,14 +277,6 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 			return
 		}
 		plan.setPlanned(c, p)
-		// The version is known only now: held before Publish finds (or
-		// writes) its record, like the artifacts above.
-		lease, err := st.Hold(ctx, release.VersionKey(c.Name, plan.Version.ValueString()))
-		if err != nil {
-			resp.Diagnostics.Append(storeWriteError(err))
-			return
-		}
-		leases = append(leases, lease)
 		plan.ArtifactChanges, diags = r.artifactChanges(ctx, c, p.PreviousVersion)
 		resp.Diagnostics.Append(diags...)
 		if resp.Diagnostics.HasError() {
@@ -344,19 +284,38 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		}
 	}
 
-	if err := runPublishHook(ctx); err != nil {
-		resp.Diagnostics.AddError("Publish interrupted", err.Error())
-		return
-	}
-	rec, err := release.Publish(ctx, st.Backend(), &release.Record{
+	// Every artifact must be stored: checked by Publish (under a lease, so
+	// that a garbage collection running now does not delete one between
+	// the check and the record that names it), not at plan, because in the
+	// first plan the artifacts may not have been applied yet.
+	var interrupted error
+	rec, err := release.Publish(ctx, st, &release.Record{
 		Name: c.Name, Version: plan.Version.ValueString(), Artifacts: c.Artifacts, Metadata: c.Metadata,
 		PreviousVersion: plan.PreviousVersion.ValueString(),
-	}, time.Now())
-	var conflict *release.ConflictError
-	// Refused before writing, or another apply's record in the way: this
-	// record was not written. Any other error may hide a write that landed.
-	wrote = !errors.As(err, &conflict) && !errors.As(err, new(*release.CollectedError)) && !errors.As(err, new(*release.TooLargeError))
+	}, time.Now(), release.BeforeWrite(func(ctx context.Context) error {
+		interrupted = runPublishHook(ctx)
+		return interrupted
+	}))
+	var (
+		conflict *release.ConflictError
+		missing  *release.ArtifactMissingError
+		badSum   *release.ArtifactDigestError
+		step     *release.StepError
+	)
 	switch {
+	case err == nil:
+	case interrupted != nil:
+		resp.Diagnostics.AddError("Publish interrupted", interrupted.Error())
+		return
+	case errors.As(err, &badSum):
+		resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(badSum.Artifact), "Invalid digest", badSum.Err.Error())
+		return
+	case errors.As(err, &missing):
+		resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(missing.Artifact), "Artifact not in the store",
+			fmt.Sprintf("Artifact %q (%s) is not in the store %s, so release %q cannot be published: it would point at "+
+				"content nobody can fetch. Create it with an immutable_artifact on this store (and reference its digest so "+
+				"Terraform applies it first), or fix the digest. Nothing was published.", missing.Artifact, missing.Digest, st, c.Name))
+		return
 	case errors.As(err, &conflict) && !explicit:
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version published by another apply",
 			fmt.Sprintf("Version %s of release %q was published by another apply since this plan, with digest %s (this "+
@@ -373,7 +332,16 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	case errors.As(err, &conflict), errors.As(err, new(*release.TooLargeError)), errors.As(err, new(*release.CollectedError)):
 		resp.Diagnostics.Append(releaseError(st, c.Name, err))
 		return
-	case err != nil:
+	case errors.As(err, &step) && step.Step == release.StepHold:
+		resp.Diagnostics.Append(storeWriteError(step.Err))
+		return
+	case errors.As(err, &step) && step.Step == release.StepCheck:
+		resp.Diagnostics.Append(storeReadError(st, step.Err))
+		return
+	default:
+		if errors.As(err, &step) {
+			err = step.Err
+		}
 		resp.Diagnostics.Append(storeWriteError(fmt.Errorf("publishing %s@%s: %w", c.Name, plan.Version.ValueString(), err)))
 		return
 	}

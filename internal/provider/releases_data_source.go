@@ -83,13 +83,13 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	st, name := d.data.store, m.Name.ValueString()
-	all, matched, yanks, diags := selectVersions(ctx, st, name, m.Constraint.ValueString(), m.IncludePrereleases.ValueBool())
+	r, diags := resolveVersions(ctx, st, name, m.Constraint.ValueString(), m.IncludePrereleases.ValueBool())
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	elems := make([]attr.Value, 0, len(matched))
-	for _, v := range matched {
+	elems := make([]attr.Value, 0, len(r.Matched))
+	for _, v := range r.Matched {
 		rec, err := release.Get(ctx, st.Backend(), name, v.Original())
 		if err != nil {
 			resp.Diagnostics.Append(releaseError(st, name, err))
@@ -100,8 +100,8 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 			"digest":           types.StringValue(rec.Digest),
 			"published_at":     types.StringValue(rec.PublishedAt),
 			"previous_version": optionalString(rec.PreviousVersion),
-			"yanked":           types.BoolValue(yanked(yanks, rec.Version)),
-			"yank_reason":      yankReason(yanks, rec.Version),
+			"yanked":           types.BoolValue(yanked(r, rec.Version)),
+			"yank_reason":      yankReason(r, rec.Version),
 		}))
 	}
 	list, diags := types.ListValue(releaseVersionType, elems)
@@ -109,25 +109,25 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.ID = types.StringValue(name)
 	m.Versions = list
 	m.Latest = types.StringNull()
-	if usable := unyanked(matched, yanks, ""); len(usable) > 0 {
-		m.Latest = types.StringValue(usable[len(usable)-1].Original())
-	} else if len(matched) > 0 {
+	if latest := r.Latest(); latest != nil {
+		m.Latest = types.StringValue(latest.Original())
+	} else if len(r.Matched) > 0 {
 		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "Every matching version is yanked",
 			fmt.Sprintf("Every published version of %q that matches is yanked; `latest` is null.", name))
-	} else if !m.Constraint.IsNull() && len(all) > 0 {
+	} else if !m.Constraint.IsNull() && len(r.All) > 0 {
 		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "No version matches",
 			fmt.Sprintf("No published version of %q matches %q; `versions` is empty and `latest` null.", name, m.Constraint.ValueString()))
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
-func yanked(yanks map[string]*release.Yank, v string) bool {
-	_, y := isYanked(yanks, v)
+func yanked(r *release.Resolved, v string) bool {
+	_, y := r.Yanked(v)
 	return y
 }
 
-func yankReason(yanks map[string]*release.Yank, v string) types.String {
-	if y, ok := isYanked(yanks, v); ok {
+func yankReason(r *release.Resolved, v string) types.String {
+	if y, ok := r.Yanked(v); ok {
 		return types.StringValue(y.Reason)
 	}
 	return types.StringNull()

@@ -22,7 +22,7 @@ func TestAccTextOthersRead(t *testing.T) {
 	ctx := context.Background()
 	b := e.backend().Backend()
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 		must(t, err)
 	}
 	published, err := b.List(ctx, "")

@@ -39,7 +39,7 @@ func TestAccYank(t *testing.T) {
 		for _, v := range []string{"1.0.0", "1.0.1", "1.1.0"} {
 			_, err := st.PutBlob(ctx, digest.Bytes([]byte(v)), strings.NewReader(v))
 			must(t, err)
-			_, err = release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
+			_, err = release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
 			must(t, err)
 		}
 		lookups := `
@@ -252,7 +252,7 @@ func TestYankDestroyWarningsKeepTheName(t *testing.T) {
 	c, st := newYankCall(t)
 	b := st.Backend()
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"v": digestOfBytes(v)}}, time.Now())
 		must(t, err)
 	}
 	mine, err := release.SetYank(ctx, b, "web", "1.0.1", true, "breaks login", release.AnySeq, time.Now())
@@ -293,7 +293,7 @@ func TestYankCreateWritesNoSecondYank(t *testing.T) {
 	ctx := context.Background()
 	c, st := newYankCall(t)
 	b := st.Backend()
-	_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"v": digestOfBytes("1.0.0")}}, time.Now())
+	_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"v": digestOfBytes("1.0.0")}}, time.Now())
 	must(t, err)
 	theirs, err := release.SetYank(ctx, b, "web", "1.0.0", true, "team B: memory leak", release.AnySeq, time.Now())
 	must(t, err)
@@ -321,7 +321,7 @@ func TestAccYank_alreadyYanked(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	b := e.backend().Backend()
-	_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: "1.0.1", Artifacts: map[string]string{"v": digestOfBytes("1.0.1")}}, time.Now())
+	_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: "1.0.1", Artifacts: map[string]string{"v": digestOfBytes("1.0.1")}}, time.Now())
 	must(t, err)
 	_, err = release.SetYank(ctx, b, "web", "1.0.1", true, "team B: memory leak", release.AnySeq, time.Now())
 	must(t, err)

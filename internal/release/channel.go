@@ -222,10 +222,89 @@ func (e *GatesError) Error() string {
 	return strings.Join(msgs, "; ")
 }
 
-// MoveTo writes the move after seq (the position the plan saw: 0 for a
-// channel with no moves) from the version there to version. Another move
-// written after seq first: *MovedError, and nothing is written.
-func MoveTo(ctx context.Context, b store.Backend, rel, channel string, seq int, from, version, reason string, now time.Time) (*Move, error) {
+// MoveRequest is a channel move as planned.
+type MoveRequest struct {
+	Release, Channel string
+	// To is the version the channel moves to.
+	To string
+	// From is where the channel pointed when the move was planned ("" for
+	// nowhere), Seq the number of the move in effect then (0 for none).
+	// A negative Seq is a channel the plan did not read (a new one): the
+	// move is written only as its first, or found already written.
+	From string
+	Seq  int
+	// Reason is recorded with the move.
+	Reason string
+	// Requires are the gates: channels of the release that must have
+	// pointed at To before.
+	Requires []string
+}
+
+// MoveTo moves a channel by the writer's protocol (see protocol.go): it
+// holds the version the move names, checks the move (CheckMove: published,
+// not yanked, every gate passed) and that the channel is still where the
+// plan saw it, and writes the move after it. A channel already moved there
+// from there (an earlier apply that wrote this move and failed to save
+// it) is returned as it is, and nothing is written. A channel moved
+// elsewhere since is a *MovedError. A failure of the store while taking
+// the lease is a *StepError at StepHold, one of the write a *StepError at
+// StepWrite. If it stops before the write, or the write lost to another
+// move, the lease is dropped.
+func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time, opts ...Option) (*Move, error) {
+	o := collect(opts)
+	lease, err := hold(ctx, st, VersionKey(req.Release, req.To))
+	if err != nil {
+		return nil, err
+	}
+	wrote := false
+	defer func() {
+		if !wrote {
+			lease.Drop(ctx)
+		}
+	}()
+	b, rel, ch := st.Backend(), req.Release, req.Channel
+	// Checked again: a yank or a gate may have changed since plan.
+	if err := CheckMove(ctx, b, rel, req.To, req.Requires); err != nil {
+		return nil, err
+	}
+	cur, err := Current(ctx, b, rel, ch)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cur != nil && cur.To == req.To && cur.From == req.From && (req.Seq < 0 || cur.Seq == req.Seq+1):
+		// Already there: an earlier apply wrote this very move. Its lease
+		// is kept, as that apply's was.
+		wrote = true
+		return cur, nil
+	case cur == nil && req.From != "":
+		return nil, fmt.Errorf("the channel %s of %s has no moves any more, but pointed to %s at plan: plan again", ch, rel, req.From)
+	case cur != nil && (req.Seq < 0 || cur.To != req.From || cur.Seq != req.Seq):
+		return nil, &MovedError{Release: rel, Channel: ch, Now: cur}
+	}
+	n := 0
+	if cur != nil {
+		n = cur.Seq
+	}
+	if err := o.runBeforeWrite(ctx); err != nil {
+		return nil, err
+	}
+	m, err := WriteMove(ctx, b, rel, ch, n, req.From, req.To, req.Reason, now)
+	// Lost to another move: this one was not written.
+	wrote = !errors.As(err, new(*MovedError))
+	if err != nil {
+		return nil, &StepError{Step: StepWrite, Err: err}
+	}
+	return m, nil
+}
+
+// WriteMove writes the move after seq (the position the plan saw: 0 for a
+// channel with no moves) from the version there to version: the write
+// step of MoveTo alone, with no lease and no check of the move. It is for
+// stores being seeded (tests) where no collector runs; a resource calls
+// MoveTo. Another move written after seq first: *MovedError, and nothing
+// is written.
+func WriteMove(ctx context.Context, b store.Backend, rel, channel string, seq int, from, version, reason string, now time.Time) (*Move, error) {
 	if err := CheckChannel(channel); err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func TestChannelMovesAndGates(t *testing.T) {
 	}
 	now := time.Now()
 	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
-		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v}, now); err != nil {
+		if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: v}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,13 +40,13 @@ func TestChannelMovesAndGates(t *testing.T) {
 	if err := CheckMove(ctx, fb, "web", "1.1.0", []string{"staging"}); !errors.As(err, &gate) || !strings.Contains(err.Error(), "never pointed") {
 		t.Fatalf("gate on an empty staging: %v", err)
 	}
-	if _, err := MoveTo(ctx, fb, "web", "staging", 0, "", "1.0.0", "", now); err != nil {
+	if _, err := WriteMove(ctx, fb, "web", "staging", 0, "", "1.0.0", "", now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := MoveTo(ctx, fb, "web", "staging", 1, "1.0.0", "1.1.0", "tests passed", now); err != nil {
+	if _, err := WriteMove(ctx, fb, "web", "staging", 1, "1.0.0", "1.1.0", "tests passed", now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := MoveTo(ctx, fb, "web", "staging", 2, "1.1.0", "1.0.0", "rollback", now); err != nil {
+	if _, err := WriteMove(ctx, fb, "web", "staging", 2, "1.1.0", "1.0.0", "rollback", now); err != nil {
 		t.Fatal(err)
 	}
 	// 1.1.0 was on staging, though staging has left it.
@@ -63,7 +63,7 @@ func TestChannelMovesAndGates(t *testing.T) {
 	}
 	// A move from a position the channel has left writes nothing.
 	var moved *MovedError
-	if _, err := MoveTo(ctx, fb, "web", "staging", 1, "1.0.0", "1.1.0", "", now); !errors.As(err, &moved) || moved.Now.Seq != 3 {
+	if _, err := WriteMove(ctx, fb, "web", "staging", 1, "1.0.0", "1.1.0", "", now); !errors.As(err, &moved) || moved.Now.Seq != 3 {
 		t.Fatalf("stale move: %v", err)
 	}
 	// A hand-edited entry is refused.
@@ -91,7 +91,7 @@ func TestConcurrentMovesFromOnePositionOneWins(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 16 {
 			wg.Go(func() {
-				_, err := MoveTo(ctx, fb, "web", "prod", 0, "", "1.0."+string(rune('0'+i%10)), "", time.Now())
+				_, err := WriteMove(ctx, fb, "web", "prod", 0, "", "1.0."+string(rune('0'+i%10)), "", time.Now())
 				var moved *MovedError
 				switch {
 				case err == nil:
@@ -126,7 +126,7 @@ func TestChannelHistoryIsWhole(t *testing.T) {
 		if i > 0 {
 			from = []string{"1.0.0", "1.1.0"}[i-1]
 		}
-		if _, err := MoveTo(ctx, fb, "web", "prod", i, from, v, "", now); err != nil {
+		if _, err := WriteMove(ctx, fb, "web", "prod", i, from, v, "", now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -156,7 +156,7 @@ func TestChannelHistoryIsWhole(t *testing.T) {
 func TestMoveReasonShowsAsWritten(t *testing.T) {
 	ctx := context.Background()
 	fb, _, _ := webStore(t, map[string]string{"1.0.0": "a"})
-	_, err := MoveTo(ctx, fb, "web", "prod", 0, "", "1.0.0", "ok\u2028Error: fake", time.Now())
+	_, err := WriteMove(ctx, fb, "web", "prod", 0, "", "1.0.0", "ok\u2028Error: fake", time.Now())
 	if err == nil || !strings.Contains(err.Error(), "the reason holds U+2028 LINE SEPARATOR at character 3, a line break") {
 		t.Fatalf("got %v", err)
 	}

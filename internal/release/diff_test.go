@@ -118,7 +118,7 @@ func bigTrees(t *testing.T, st *store.Store, n, changed, removed, added int) (ol
 
 func publish(t *testing.T, b store.Backend, version string, artifacts, metadata map[string]string) *Record {
 	t.Helper()
-	r, err := Publish(ctx, b, &Record{Name: "web", Version: version, Artifacts: artifacts, Metadata: metadata}, now)
+	r, err := WriteRecord(ctx, b, &Record{Name: "web", Version: version, Artifacts: artifacts, Metadata: metadata}, now)
 	if err != nil {
 		t.Fatal(err)
 	}

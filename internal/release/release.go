@@ -11,6 +11,11 @@
 //	releases/<name>/versions/<version>          the record (JSON), written once
 //	releases/<name>/digests/<hex>/<version>     an index: versions by content
 //
+// Every write follows the writer's protocol (protocol.go): take the lease,
+// check, write; drop the lease if nothing was written. Publish (a record)
+// and MoveTo (a channel move) are its examples; a resource calls them and
+// never store.Store.Hold itself.
+//
 // The package has no dependency on Terraform.
 package release
 
@@ -316,7 +321,87 @@ func (e *ConflictError) Error() string {
 		e.Existing.Version, e.Existing.Name, e.Existing.Digest, e.Existing.PublishedAt)
 }
 
-// Publish writes r once. If the version is already published with the
+// Publish publishes r by the writer's protocol (see protocol.go): it
+// holds every key r relies on (its artifacts' listings and blobs, and its
+// version), checks that each artifact is stored, and writes the record
+// (WriteRecord: adoption of the same content, *ConflictError for other
+// content, and so on). An artifact that is not stored is an
+// *ArtifactMissingError, one whose digest does not parse an
+// *ArtifactDigestError, artifacts checked in name order. A failure of the
+// store is a *StepError saying at which step. If it stops before the
+// write, or the write was refused (*ConflictError, *CollectedError,
+// *TooLargeError), the lease is dropped; otherwise it stays (see
+// store.Lease.Drop).
+func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opts ...Option) (*Record, error) {
+	o := collect(opts)
+	names := slices.Sorted(maps.Keys(r.Artifacts))
+	held := []string{}
+	for _, k := range names {
+		held = append(held, store.HeldKeys(r.Artifacts[k])...)
+	}
+	held = append(held, VersionKey(r.Name, r.Version))
+	lease, err := hold(ctx, st, held...)
+	if err != nil {
+		return nil, err
+	}
+	wrote := false
+	defer func() {
+		if !wrote {
+			lease.Drop(ctx)
+		}
+	}()
+	for _, k := range names {
+		sum, err := digest.Parse(r.Artifacts[k])
+		if err != nil {
+			return nil, &ArtifactDigestError{Artifact: k, Err: err}
+		}
+		kind, err := st.Lookup(ctx, sum)
+		if err != nil {
+			return nil, &StepError{Step: StepCheck, Err: err}
+		}
+		if kind == store.Missing {
+			return nil, &ArtifactMissingError{Release: r.Name, Artifact: k, Digest: sum}
+		}
+	}
+	if err := o.runBeforeWrite(ctx); err != nil {
+		return nil, err
+	}
+	rec, err := WriteRecord(ctx, st.Backend(), r, now)
+	// Refused before writing, or another apply's record in the way: this
+	// record was not written. Any other error may hide a write that landed.
+	wrote = err == nil || !errors.As(err, new(*ConflictError)) && !errors.As(err, new(*CollectedError)) && !errors.As(err, new(*TooLargeError))
+	if err != nil {
+		return nil, &StepError{Step: StepWrite, Err: err}
+	}
+	return rec, nil
+}
+
+// ArtifactMissingError is an artifact of a record that is not in the
+// store: a record naming it would point at content nobody can fetch.
+type ArtifactMissingError struct {
+	Release, Artifact string
+	Digest            digest.Sum
+}
+
+func (e *ArtifactMissingError) Error() string {
+	return fmt.Sprintf("artifact %q (%s) of release %q is not in the store", e.Artifact, e.Digest, e.Release)
+}
+
+// ArtifactDigestError is an artifact whose digest does not parse. Its
+// text is the parser's.
+type ArtifactDigestError struct {
+	Artifact string
+	Err      error
+}
+
+func (e *ArtifactDigestError) Error() string { return e.Err.Error() }
+
+func (e *ArtifactDigestError) Unwrap() error { return e.Err }
+
+// WriteRecord writes r once: the write step of Publish alone, with no
+// lease and no check that its artifacts are stored. It is for stores
+// being seeded (tests) where no collector runs; a resource calls Publish.
+// If the version is already published with the
 // same content, that record is returned and nothing is written (adoption).
 // If it is published with other content, a *ConflictError is returned and
 // nothing is written; if its record would exceed MaxRecordSize, a
@@ -328,7 +413,7 @@ func (e *ConflictError) Error() string {
 // the same version again. The other order would leave a record nobody
 // finds by content, and the next plan would publish it again under a new
 // version.
-func Publish(ctx context.Context, b store.Backend, r *Record, now time.Time) (*Record, error) {
+func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time) (*Record, error) {
 	if err := CheckName(r.Name); err != nil {
 		return nil, err
 	}

@@ -68,18 +68,18 @@ func TestCheckName(t *testing.T) {
 func TestPublishIsWriteOnce(t *testing.T) {
 	b := backend(t)
 	c := content(a1)
-	r, err := Publish(ctx, b, &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now)
+	r, err := WriteRecord(ctx, b, &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now)
 	if err != nil || r.PublishedAt != "2026-01-02T03:04:05Z" || r.Digest != c.Digest().String() {
 		t.Fatalf("Publish = %+v, %v", r, err)
 	}
 	// The same content again: adopted, the first record kept.
-	again, err := Publish(ctx, b, &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now.Add(time.Hour))
+	again, err := WriteRecord(ctx, b, &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now.Add(time.Hour))
 	if err != nil || again.PublishedAt != r.PublishedAt {
 		t.Fatalf("republish = %+v, %v", again, err)
 	}
 	// Other content under the same version: refused, nothing overwritten.
 	c2 := content(a2)
-	_, err = Publish(ctx, b, &Record{Name: c2.Name, Version: "1.0.0", Artifacts: c2.Artifacts, Metadata: c2.Metadata}, now)
+	_, err = WriteRecord(ctx, b, &Record{Name: c2.Name, Version: "1.0.0", Artifacts: c2.Artifacts, Metadata: c2.Metadata}, now)
 	var conflict *ConflictError
 	if !errors.As(err, &conflict) || !strings.Contains(err.Error(), "version 1.0.0 of release \"web\" is already published with digest "+c.Digest().String()) {
 		t.Fatalf("want a ConflictError, got %v", err)
@@ -117,7 +117,7 @@ func testConcurrentPublishers(t *testing.T, b store.Backend) {
 		go func() {
 			defer wg.Done()
 			c := content(digest.Bytes([]byte(fmt.Sprint(i))).String())
-			_, errs[i] = Publish(ctx, b, &Record{Name: "web", Version: "2.0.0", Artifacts: c.Artifacts}, now)
+			_, errs[i] = WriteRecord(ctx, b, &Record{Name: "web", Version: "2.0.0", Artifacts: c.Artifacts}, now)
 		}()
 	}
 	wg.Wait()
@@ -155,7 +155,7 @@ func TestListManyVersions(t *testing.T) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				c := content(digest.Bytes([]byte(fmt.Sprint(i))).String())
-				if _, err := Publish(ctx, b, &Record{Name: "web", Version: fmt.Sprintf("1.%d.0", i), Artifacts: c.Artifacts}, now); err != nil {
+				if _, err := WriteRecord(ctx, b, &Record{Name: "web", Version: fmt.Sprintf("1.%d.0", i), Artifacts: c.Artifacts}, now); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -178,7 +178,7 @@ func TestListManyVersions(t *testing.T) {
 func TestTamperDetected(t *testing.T) {
 	b := backend(t)
 	c := content(a1)
-	if _, err := Publish(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now); err != nil {
+	if _, err := WriteRecord(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}, now); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(b.Root(), filepath.FromSlash(VersionKey("web", "1.0.0")))
@@ -214,7 +214,7 @@ func TestPlanVersion(t *testing.T) {
 	}
 	publish := func(c Content, v, prev string) {
 		t.Helper()
-		if _, err := Publish(ctx, b, &Record{Name: c.Name, Version: v, Artifacts: c.Artifacts, Metadata: c.Metadata, PreviousVersion: prev}, now); err != nil {
+		if _, err := WriteRecord(ctx, b, &Record{Name: c.Name, Version: v, Artifacts: c.Artifacts, Metadata: c.Metadata, PreviousVersion: prev}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -283,7 +283,7 @@ func padTo(t *testing.T, size int, inArtifacts bool) Content {
 func TestRecordSizeLimit(t *testing.T) {
 	b := backend(t)
 	exact := padTo(t, MaxRecordSize, false)
-	r, err := Publish(ctx, b, &Record{Name: exact.Name, Version: "1.0.0", Artifacts: exact.Artifacts, Metadata: exact.Metadata}, now)
+	r, err := WriteRecord(ctx, b, &Record{Name: exact.Name, Version: "1.0.0", Artifacts: exact.Artifacts, Metadata: exact.Metadata}, now)
 	if err != nil {
 		t.Fatalf("a record of exactly %d bytes: %v", MaxRecordSize, err)
 	}
@@ -312,7 +312,7 @@ func TestRecordSizeLimit(t *testing.T) {
 			check("PlanVersion", err)
 			_, err = PlanVersion(ctx, b, tc.c, "2.0.0", "patch")
 			check("PlanVersion with an explicit version", err)
-			_, err = Publish(ctx, b, &Record{Name: tc.c.Name, Version: "1.0.0", Artifacts: tc.c.Artifacts, Metadata: tc.c.Metadata}, now)
+			_, err = WriteRecord(ctx, b, &Record{Name: tc.c.Name, Version: "1.0.0", Artifacts: tc.c.Artifacts, Metadata: tc.c.Metadata}, now)
 			check("Publish", err)
 			if keys, err := b.List(ctx, "releases/"); err != nil || len(keys) != 0 {
 				t.Fatalf("a refused publish wrote %v (%v)", keys, err)
@@ -358,7 +358,7 @@ func TestInterruptedPublish(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := &Record{Name: c.Name, Version: "1.0.0", Artifacts: c.Artifacts, Metadata: c.Metadata}
-			if _, err := Publish(ctx, b, rec, now); err == nil || !strings.Contains(err.Error(), "not a directory") {
+			if _, err := WriteRecord(ctx, b, rec, now); err == nil || !strings.Contains(err.Error(), "not a directory") {
 				t.Fatalf("publish through the obstacle: %v", err)
 			}
 			if err := os.Remove(blocker); err != nil {
@@ -372,7 +372,7 @@ func TestInterruptedPublish(t *testing.T) {
 				t.Fatalf("the plan after the failure: %+v, %v; want 1.0.0 again", p, err)
 			}
 			rec = &Record{Name: c.Name, Version: p.Version, Artifacts: c.Artifacts, Metadata: c.Metadata}
-			if _, err := Publish(ctx, b, rec, now); err != nil {
+			if _, err := WriteRecord(ctx, b, rec, now); err != nil {
 				t.Fatal(err)
 			}
 			assertOneVersion(t, b, c)
@@ -410,7 +410,7 @@ func TestKilledPublish(t *testing.T) {
 			t.Fatalf("plan after a kill before the record: %+v, %v; want 1.0.0, new", p, err)
 		}
 		// Killed after the record: published, but the state never saved.
-		if _, err := Publish(ctx, b, &Record{Name: c.Name, Version: p.Version, Artifacts: c.Artifacts, Metadata: c.Metadata}, now); err != nil {
+		if _, err := WriteRecord(ctx, b, &Record{Name: c.Name, Version: p.Version, Artifacts: c.Artifacts, Metadata: c.Metadata}, now); err != nil {
 			t.Fatal(err)
 		}
 		assertOneVersion(t, b, c)
@@ -432,7 +432,7 @@ func TestNamesShowAsWritten(t *testing.T) {
 		{Content{Name: "web", Artifacts: map[string]string{"site\u202Eexe.": a1}},
 			`the artifact name "site\u202Eexe." holds U+202E RIGHT-TO-LEFT OVERRIDE at character 5`},
 	} {
-		if _, err := Publish(ctx, b, &Record{Name: tc.c.Name, Version: "1.0.0", Artifacts: tc.c.Artifacts, Metadata: tc.c.Metadata}, now); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := WriteRecord(ctx, b, &Record{Name: tc.c.Name, Version: "1.0.0", Artifacts: tc.c.Artifacts, Metadata: tc.c.Metadata}, now); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want %s", err, tc.want)
 		}
 	}
@@ -440,7 +440,7 @@ func TestNamesShowAsWritten(t *testing.T) {
 		t.Fatalf("refused publishes wrote %v", keys)
 	}
 	ok := Content{Name: "web", Artifacts: map[string]string{"déploiement ✓": a1}, Metadata: map[string]string{"note 🚀": "multi\nline\u202E value"}}
-	if _, err := Publish(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: ok.Artifacts, Metadata: ok.Metadata}, now); err != nil {
+	if _, err := WriteRecord(ctx, b, &Record{Name: "web", Version: "1.0.0", Artifacts: ok.Artifacts, Metadata: ok.Metadata}, now); err != nil {
 		t.Fatal(err)
 	}
 	got := ArtifactChanges(map[string]string{"a\u202Eb": a1}, map[string]string{"déploiement ✓": a2})

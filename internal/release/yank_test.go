@@ -23,7 +23,7 @@ func TestYankHistory(t *testing.T) {
 		t.Fatalf("yank of an unpublished version: %v", err)
 	}
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"v": v}}, now); err != nil {
+		if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"v": v}}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +69,7 @@ func TestConcurrentYanksWriteOneEntryEach(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if _, err := Publish(ctx, fb, &Record{Name: "web", Version: "2.0.0"}, now); err != nil {
+	if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: "2.0.0"}, now); err != nil {
 		t.Fatal(err)
 	}
 	// Sixteen writers with different reasons: none is lost or overwritten;
@@ -109,7 +109,7 @@ func TestYankEntriesAreBoundedAndOwned(t *testing.T) {
 	}
 	now := time.Now()
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		if _, err := Publish(ctx, fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"v": v}}, now); err != nil {
+		if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"v": v}}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -157,7 +157,7 @@ func webStore(t *testing.T, sites map[string]string) (fb *filestore.Backend, a, 
 		t.Fatal(err)
 	}
 	for v, site := range sites {
-		if _, err := Publish(context.Background(), fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"site": site}}, time.Now()); err != nil {
+		if _, err := WriteRecord(context.Background(), fb, &Record{Name: "web", Version: v, Artifacts: map[string]string{"site": site}}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

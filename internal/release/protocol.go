@@ -1,0 +1,96 @@
+package release
+
+import (
+	"context"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// The writer's protocol. Every operation that writes something naming
+// other objects of the store (a record names its artifacts, a channel move
+// its version) follows the same three steps, in one function of this
+// package, so that a resource calls one validated operation and never
+// orchestrates them itself:
+//
+//  1. Take the lease: store.Store.Hold on every key the write will rely
+//     on, before any of them is checked, so that a garbage collection
+//     running now does not delete one between the check and the write
+//     (see store's collector protocol).
+//  2. Check: what the write relies on is there (the artifacts are stored,
+//     the version is published and not yanked, the position is the one
+//     planned), reading only.
+//  3. Write: the write-once entry, once.
+//
+// If the operation stops before its write (a check failed, it was refused
+// or interrupted), it drops the lease: nothing names the held keys, and
+// nothing should keep them. Once a write was attempted the lease stays,
+// even when the write returned an error: it may have landed, and a
+// collector running now must still see the lease.
+//
+// A new writer (an image, a signature) follows Publish: a step that must
+// happen for every write of its kind (signing the record, say) goes
+// between the checks and the write, inside the operation, not in the
+// resource that calls it.
+
+// Option adjusts one write operation (Publish, MoveTo).
+type Option func(*options)
+
+type options struct {
+	beforeWrite func(context.Context) error
+}
+
+// BeforeWrite runs f after the operation's checks passed, with its lease
+// held, just before its first write: an error from f stops the operation,
+// which writes nothing, drops its lease and returns that error. Tests use
+// it to act at exactly that moment.
+func BeforeWrite(f func(context.Context) error) Option {
+	return func(o *options) { o.beforeWrite = f }
+}
+
+func collect(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+func (o options) runBeforeWrite(ctx context.Context) error {
+	if o.beforeWrite == nil {
+		return nil
+	}
+	return o.beforeWrite(ctx)
+}
+
+// Step names a step of the writer's protocol, for a *StepError.
+type Step int
+
+const (
+	// StepHold is taking the lease (store.Store.Hold).
+	StepHold Step = iota
+	// StepCheck is reading what the write relies on.
+	StepCheck
+	// StepWrite is the write itself.
+	StepWrite
+)
+
+// StepError is a failure of the store (or of the write's own validation)
+// during one step of a write operation. Its text is the failure's own;
+// Step says whether anything may have been written (only at StepWrite).
+type StepError struct {
+	Step Step
+	Err  error
+}
+
+func (e *StepError) Error() string { return e.Err.Error() }
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// hold takes the lease of the protocol's first step.
+func hold(ctx context.Context, st *store.Store, keys ...string) (*store.Lease, error) {
+	lease, err := st.Hold(ctx, keys...)
+	if err != nil {
+		return nil, &StepError{Step: StepHold, Err: err}
+	}
+	return lease, nil
+}
