@@ -37,7 +37,7 @@ func TestAccS3_lostAnswerOfAChannelMove(t *testing.T) {
 	ctx := context.Background()
 	b := e.backend().Backend()
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		_, err := release.Publish(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": digestOfBytes(v)}}, time.Now())
 		must(t, err)
 	}
 	second := "/" + e.bucket + "/team/releases/channels/web/prod/moves/0000000002"

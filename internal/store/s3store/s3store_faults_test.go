@@ -59,7 +59,7 @@ func TestLostAnswersOfEveryWriter(t *testing.T) {
 	}
 	publish := func(t *testing.T, s *store.Store, version string) {
 		t.Helper()
-		rec, err := release.Publish(ctx, s.Backend(), &release.Record{Name: "web", Version: version, Artifacts: map[string]string{"site": "sha256:" + strings.Repeat("ab", 32)}, Metadata: map[string]string{"v": version}}, time.Now())
+		rec, err := release.WriteRecord(ctx, s.Backend(), &release.Record{Name: "web", Version: version, Artifacts: map[string]string{"site": "sha256:" + strings.Repeat("ab", 32)}, Metadata: map[string]string{"v": version}}, time.Now())
 		if err != nil || rec.Version != version {
 			t.Fatalf("publishing web@%s: %v, %v", version, rec, err)
 		}
@@ -76,11 +76,11 @@ func TestLostAnswersOfEveryWriter(t *testing.T) {
 	})
 	t.Run("channel move", func(t *testing.T) {
 		s, proxy := lossy(t)
-		m, err := release.MoveTo(ctx, s.Backend(), "web", "prod", 0, "", "1.0.0", "first", time.Now())
+		m, err := release.WriteMove(ctx, s.Backend(), "web", "prod", 0, "", "1.0.0", "first", time.Now())
 		if err != nil || m.Seq != 1 {
 			t.Fatalf("first move: %v, %v", m, err)
 		}
-		m, err = release.MoveTo(ctx, s.Backend(), "web", "prod", 1, "1.0.0", "1.0.1", "next", time.Now())
+		m, err = release.WriteMove(ctx, s.Backend(), "web", "prod", 1, "1.0.0", "1.0.1", "next", time.Now())
 		if err != nil || m.Seq != 2 {
 			t.Fatalf("a move whose answer was lost: %v; want it written, as move 2", err)
 		}
