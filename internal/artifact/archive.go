@@ -107,7 +107,7 @@ func CheckLinks(src string, m *digest.Manifest) error {
 // resolved target just before the rename.
 func (s *Sources) OutputGuard(src string, srcIsDir bool, excludes []string) func(target string) error {
 	var areas []fsguard.Area
-	if root := localRoot(s.st); root != "" {
+	if root := s.st.LocalRoot(); root != "" {
 		areas = append(areas, fsguard.Area{Root: root, What: "the store " + s.st.String()})
 	}
 	if src != "" {
