@@ -127,3 +127,45 @@ func TestVerifyArchive(t *testing.T) {
 		t.Fatalf("VerifyArchive of a damaged archive = %v, want the archive's own error", err)
 	}
 }
+
+// TestEnsureArchive: an archive built back from the store is the one
+// built from the source; a file's listing is stored with it; an archive
+// other than the planned one is an *ArchiveChangedError.
+func TestEnsureArchive(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, st := newSources(t, filepath.Join(dir, "store"))
+	src := filepath.Join(dir, "src")
+	write(t, src, map[string]string{"index.html": "<p>hi</p>", "bin/run*": "#!/bin/sh\n"})
+	c, _, err := s.Put(ctx, Source{Path: src}, nil)
+	must(t, err)
+	sum, err := s.EnsureArchive(ctx, archive.TarGz, c.Listing, false, nil)
+	must(t, err)
+	fromSource, err := newSourcesOn(st).StoreArchive(ctx, archive.TarGz, src, c, nil, false)
+	must(t, err)
+	if sum != fromSource {
+		t.Fatalf("archive from the store %s, from the source %s: want one archive", sum, fromSource)
+	}
+	if again, err := s.EnsureArchive(ctx, archive.TarGz, c.Listing, false, &sum); err != nil || again != sum {
+		t.Fatalf("EnsureArchive again = %s, %v; want %s", again, err, sum)
+	}
+	other := digest.Bytes([]byte("another archive"))
+	var changed *ArchiveChangedError
+	if got, err := s.EnsureArchive(ctx, archive.TarGz, c.Listing, false, &other); !errors.As(err, &changed) ||
+		got != sum || changed.Planned != other || changed.Stored != sum {
+		t.Fatalf("EnsureArchive against another plan = %s, %v; want an *ArchiveChangedError", got, err)
+	}
+
+	file := filepath.Join(dir, "app.js")
+	write(t, dir, map[string]string{"app.js": "go()"})
+	fc, _, err := s.Put(ctx, Source{Path: file}, nil)
+	must(t, err)
+	if has, err := st.HasTree(ctx, fc.Listing.Digest()); err != nil || has {
+		t.Fatalf("a file's listing stored before its archive (%v, %v)", has, err)
+	}
+	_, err = s.EnsureArchive(ctx, archive.Zip, fc.Listing, true, nil)
+	must(t, err)
+	if has, err := st.HasTree(ctx, fc.Listing.Digest()); err != nil || !has {
+		t.Fatalf("a file's listing not stored with its archive (%v, %v)", has, err)
+	}
+}

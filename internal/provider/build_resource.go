@@ -20,8 +20,8 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -391,19 +391,22 @@ func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ ac
 // ensureArchive stores (once) and records the archive of listing.
 func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listing *digest.Manifest, isFile bool) diag.Diagnostics {
 	var diags diag.Diagnostics
-	st := r.data.store
-	format := m.format()
-	sum, err := r.data.archives().Ensure(ctx, format, listing, export.StoreOpener(st)) // a stored one is verified first
-	if err == nil && isFile {
-		_, err = st.PutTree(ctx, listing) // a file's one-entry listing, as the artifact stores it
+	var want *digest.Sum
+	if !m.ArchiveSHA256.IsUnknown() {
+		want = planned(m.ArchiveSHA256, digest.ParseHex)
+		if want == nil { // null: no archive expected, so any differs
+			want = &digest.Sum{}
+		}
 	}
-	if err != nil {
-		diags.Append(archiveError(st, "archive", "store the archive", err))
-		return diags
-	}
-	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
+	sum, err := r.data.sources.EnsureArchive(ctx, m.format(), listing, isFile, want)
+	var changed *artifact.ArchiveChangedError
+	switch {
+	case errors.As(err, &changed):
 		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
 			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
+		return diags
+	case err != nil:
+		diags.Append(archiveError(r.data.store, "archive", "store the archive", err))
 		return diags
 	}
 	m.setArchive(&sum)
