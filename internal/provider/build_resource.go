@@ -124,14 +124,6 @@ func (m *buildModel) setRecord(rec *actioncache.Record, man *digest.Manifest) {
 	m.Files = filesValue(man)
 }
 
-// listing is what the output's archive holds.
-func (m *buildModel) listing(rec *actioncache.Record, man *digest.Manifest) *digest.Manifest {
-	if man != nil {
-		return man
-	}
-	return rec.FileListing(m.Output.ValueString())
-}
-
 // setLocations derives where the output and its archive live, as the
 // artifact does.
 func (m *buildModel) setLocations(st *store.Store) {
@@ -295,7 +287,11 @@ func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *actio
 	if plan.Archive.IsNull() {
 		return diags
 	}
-	ref, err := r.data.archives().Lookup(ctx, plan.format(), plan.listing(rec, man))
+	listing, err := rec.ArchiveListing(ctx, r.data.store, plan.Output.ValueString(), man)
+	var ref digest.Sum
+	if err == nil {
+		ref, err = r.data.archives().Lookup(ctx, plan.format(), listing)
+	}
 	switch {
 	case err == nil:
 		plan.setArchive(&ref)
@@ -381,11 +377,11 @@ func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ ac
 	if err != nil {
 		return nil, err
 	}
-	if typ == actioncache.TypeTree || (typ == "" && !m.Files.IsNull()) {
-		return r.data.store.GetTree(ctx, sum)
+	if typ == "" && !m.Files.IsNull() { // state from before the type was kept: files are a tree's
+		typ = actioncache.TypeTree
 	}
 	rec := actioncache.Record{Output: sum, Type: typ, Size: m.Size.ValueInt64()}
-	return rec.FileListing(m.Output.ValueString()), nil
+	return rec.ArchiveListing(ctx, r.data.store, m.Output.ValueString(), nil)
 }
 
 // ensureArchive stores (once) and records the archive of listing.
@@ -487,7 +483,12 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 	if m.Archive.IsNull() {
 		return rec.Type, diags
 	}
-	diags.Append(r.ensureArchive(ctx, m, m.listing(rec, man), man == nil)...)
+	listing, err := rec.ArchiveListing(ctx, st, m.Output.ValueString(), man)
+	if err != nil {
+		diags.Append(archiveError(st, "archive", "read the output's listing", err))
+		return rec.Type, diags
+	}
+	diags.Append(r.ensureArchive(ctx, m, listing, man == nil)...)
 	return rec.Type, diags
 }
 

@@ -1,0 +1,51 @@
+package actioncache
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+// TestArchiveListing: a tree output's archive holds its listing (given,
+// or read back from the store), a file output's its one-entry listing
+// named after the output, executable for an exec.
+func TestArchiveListing(t *testing.T) {
+	ctx := context.Background()
+	b, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(b)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("alpha"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	man, err := st.PutDir(ctx, dir, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := &Record{Output: man.Digest(), Type: TypeTree, Size: man.Size()}
+	for _, given := range []*digest.Manifest{man, nil} {
+		got, err := tree.ArchiveListing(ctx, st, "dist", given)
+		if err != nil || got.Digest() != man.Digest() {
+			t.Fatalf("tree listing (given %v) = %v, %v; want %s", given != nil, got, err, man.Digest())
+		}
+	}
+	missing := &Record{Output: digest.Bytes([]byte("not stored")), Type: TypeTree}
+	if _, err := missing.ArchiveListing(ctx, st, "dist", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("listing of a tree not stored = %v, want store.ErrNotFound", err)
+	}
+	for typ, kind := range map[OutputType]digest.Kind{TypeFile: digest.KindFile, TypeExec: digest.KindExec, "": digest.KindFile} {
+		rec := &Record{Output: digest.Bytes([]byte("x")), Type: typ, Size: 1}
+		got, err := rec.ArchiveListing(ctx, st, "out/app.zip", nil)
+		if err != nil || len(got.Entries) != 1 || got.Entries[0].Path != "app.zip" || got.Entries[0].Kind != kind {
+			t.Fatalf("%q listing = %+v, %v; want one %s entry app.zip", typ, got, err, kind)
+		}
+	}
+}
