@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -47,5 +48,20 @@ func TestArchiveListing(t *testing.T) {
 		if err != nil || len(got.Entries) != 1 || got.Entries[0].Path != "app.zip" || got.Entries[0].Kind != kind {
 			t.Fatalf("%q listing = %+v, %v; want one %s entry app.zip", typ, got, err, kind)
 		}
+	}
+}
+
+// TestChangedParts: a component whose digest differs, a new one and a
+// gone one are named, sorted; equal ones are not.
+func TestChangedParts(t *testing.T) {
+	a, b := digest.Bytes([]byte("a")), digest.Bytes([]byte("b"))
+	planned := map[string]string{"command": a.String(), "tool/go": a.String(), "input/old": a.String(), "salt": "not a digest"}
+	now := map[string]digest.Sum{"command": a, "tool/go": b, "input/new": a, "salt": a}
+	got := strings.Join(ChangedParts(planned, now), ", ")
+	if want := "input/new, input/old, salt, tool/go"; got != want {
+		t.Fatalf("ChangedParts = %q, want %q", got, want)
+	}
+	if got := ChangedParts(map[string]string{"command": a.String()}, map[string]digest.Sum{"command": a}); len(got) != 0 {
+		t.Fatalf("ChangedParts of equal parts = %q, want none", got)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -574,20 +573,12 @@ func upperFirst(s string) string {
 
 // changedParts names the key's components that differ from the plan's.
 func changedParts(planned types.Map, now map[string]digest.Sum) string {
-	var changed []string
-	old := planned.Elements()
-	for k, v := range now {
-		if s, ok := old[k].(types.String); !ok || s.ValueString() != v.String() {
-			changed = append(changed, k)
-		}
+	old := make(map[string]string, len(planned.Elements()))
+	for k, v := range planned.Elements() {
+		s, _ := v.(types.String) // a map of strings; anything else differs
+		old[k] = s.ValueString()
 	}
-	for k := range old {
-		if _, ok := now[k]; !ok {
-			changed = append(changed, k)
-		}
-	}
-	sort.Strings(changed)
-	return "changed: " + strings.Join(changed, ", ")
+	return "changed: " + strings.Join(actioncache.ChangedParts(old, now), ", ")
 }
 
 func (r *BuildResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
