@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -436,15 +435,12 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 		if diags.Append(m.Caches.ElementsAs(ctx, &caches, false)...); diags.HasError() {
 			return "", diags
 		}
-		base, err := buildCacheDir()
+		dirs, err := actioncache.CacheDirs(caches)
 		if err != nil {
 			diags.AddAttributeError(path.Root("caches"), "No cache directory", fmt.Sprintf("caches needs a user cache directory: %v. Set %s.", err, statcache.EnvDir))
 			return "", diags
 		}
-		job.Caches = map[string]string{}
-		for v, name := range caches {
-			job.Caches[v] = filepath.Join(base, name)
-		}
+		job.Caches = dirs
 	}
 
 	step := actioncache.Step{
