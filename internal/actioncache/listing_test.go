@@ -3,6 +3,7 @@ package actioncache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,5 +64,23 @@ func TestChangedParts(t *testing.T) {
 	}
 	if got := ChangedParts(map[string]string{"command": a.String()}, map[string]digest.Sum{"command": a}); len(got) != 0 {
 		t.Fatalf("ChangedParts of equal parts = %q, want none", got)
+	}
+}
+
+// TestUntrusted: a corrupt record, or an output it names gone or damaged,
+// makes the record untrusted; an output collected before anything was
+// recorded, or another error, does not.
+func TestUntrusted(t *testing.T) {
+	for err, want := range map[error]bool{
+		&CorruptError{Key: "k", Reason: "r"}:                       true,
+		&MissingOutputError{Key: "k"}:                              true,
+		&DamagedOutputError{Key: "k", Err: errors.New("mismatch")}: true,
+		&MissingOutputError{Key: "k", Unrecorded: true}:            false,
+		errors.New("network down"):                                 false,
+		fmt.Errorf("looking up: %w", &CorruptError{Key: "k"}):      true,
+	} {
+		if got := Untrusted(err); got != want {
+			t.Errorf("Untrusted(%v) = %v, want %v", err, got, want)
+		}
 	}
 }

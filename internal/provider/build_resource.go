@@ -323,7 +323,7 @@ func (r *BuildResource) convergeOnRecord(ctx context.Context, plan, prior *build
 }
 
 func buildStoreError(st *store.Store, err error) diag.Diagnostic {
-	if isRecordError(err) {
+	if actioncache.Untrusted(err) {
 		return diag.NewAttributeErrorDiagnostic(path.Root("key"), "Build record cannot be trusted", err.Error()+".")
 	}
 	return storeReadError(st, err)
@@ -530,7 +530,7 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 			fmt.Sprintf("%v. An input must be an artifact stored in %s: the digest of an immutable_artifact or immutable_build of this configuration, or of a release.", err, r.data.store))
 	case errors.As(err, &placing):
 		diags.Append(exportError(r.data.store, err))
-	case isRecordError(err):
+	case actioncache.Untrusted(err):
 		diags.Append(buildStoreError(r.data.store, err))
 	case errors.As(err, new(*actioncache.MissingOutputError)): // Unrecorded: collected while the step ran
 		diags.AddError("Build output deleted while it ran", upperFirst(err.Error())+".")
@@ -549,13 +549,6 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 type localError struct{ diags diag.Diagnostics }
 
 func (e *localError) Error() string { return "storing input_paths failed" }
-
-func isRecordError(err error) bool {
-	var corrupt *actioncache.CorruptError
-	var missing *actioncache.MissingOutputError
-	var damaged *actioncache.DamagedOutputError
-	return errors.As(err, &corrupt) || (errors.As(err, &missing) && !missing.Unrecorded) || errors.As(err, &damaged)
-}
 
 // upperFirst starts a sentence with a capital. Only for messages that
 // begin with the provider's own words: a user's name (release "web") must
