@@ -109,6 +109,25 @@ func KeyOf(parts map[string]digest.Sum) digest.Sum {
 // Key is the spec's key.
 func (s *Spec) Key() digest.Sum { return KeyOf(s.Parts()) }
 
+// ChangedParts names, sorted, the key components that differ between
+// planned (component → digest as written, "sha256:<hex>") and now: changed,
+// added or gone.
+func ChangedParts(planned map[string]string, now map[string]digest.Sum) []string {
+	var changed []string
+	for k, v := range now {
+		if s, ok := planned[k]; !ok || s != v.String() {
+			changed = append(changed, k)
+		}
+	}
+	for k := range planned {
+		if _, ok := now[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	sort.Strings(changed)
+	return changed
+}
+
 // Reserved is the directory inside the working directory that holds HOME
 // and TMPDIR; no input or output may use it.
 const Reserved = ".build"

@@ -252,3 +252,13 @@ func VerifyOutput(ctx context.Context, st *store.Store, r *Record, m *digest.Man
 	}
 	return nil
 }
+
+// Untrusted reports whether err says a key's record cannot be trusted:
+// the record corrupt, or the output it names gone or damaged in the store
+// (not an output collected while its step ran, which nothing recorded).
+func Untrusted(err error) bool {
+	var corrupt *CorruptError
+	var missing *MissingOutputError
+	var damaged *DamagedOutputError
+	return errors.As(err, &corrupt) || (errors.As(err, &missing) && !missing.Unrecorded) || errors.As(err, &damaged)
+}

@@ -451,6 +451,19 @@ func (r *Record) FileListing(output string) *digest.Manifest {
 	return digest.FileListing(filepath.Base(filepath.FromSlash(output)), mode, r.Output, r.Size)
 }
 
+// ArchiveListing is what the archive of the recorded output holds: a
+// tree's listing (man, else read from st and verified as it is read), or
+// a file's one-entry listing (FileListing).
+func (r *Record) ArchiveListing(ctx context.Context, st *store.Store, output string, man *digest.Manifest) (*digest.Manifest, error) {
+	switch {
+	case man != nil:
+		return man, nil
+	case r.Type == TypeTree:
+		return st.GetTree(ctx, r.Output)
+	}
+	return r.FileListing(output), nil
+}
+
 // InputError is an input that could not be placed in the working
 // directory: not in the store, damaged there, or unsafe to write out.
 type InputError struct {

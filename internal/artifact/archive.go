@@ -12,6 +12,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -107,7 +108,7 @@ func CheckLinks(src string, m *digest.Manifest) error {
 // resolved target just before the rename.
 func (s *Sources) OutputGuard(src string, srcIsDir bool, excludes []string) func(target string) error {
 	var areas []fsguard.Area
-	if root := localRoot(s.st); root != "" {
+	if root := s.st.LocalRoot(); root != "" {
 		areas = append(areas, fsguard.Area{Root: root, What: "the store " + s.st.String()})
 	}
 	if src != "" {
@@ -159,4 +160,25 @@ func (s *Sources) StoreArchive(ctx context.Context, format archive.Format, src s
 // listing as it is copied.
 func (s *Sources) WriteArchive(ctx context.Context, format archive.Format, c *Content, sum digest.Sum, out string, guard func(string) error) error {
 	return s.refs.WriteFile(ctx, format, c.Listing, sum, out, guard)
+}
+
+// EnsureArchive finds the archive of listing in format, or builds it from
+// the content already in the store (each entry read back and checked
+// against its digest: a build's output, say), and returns its sha256. A
+// stored archive is verified first. For a file's one-entry listing
+// (isFile) the listing is stored too, as StoreArchive stores it.
+// planned, when known, is the archive the plan expects: another is an
+// *ArchiveChangedError.
+func (s *Sources) EnsureArchive(ctx context.Context, format archive.Format, listing *digest.Manifest, isFile bool, planned *digest.Sum) (digest.Sum, error) {
+	sum, err := s.refs.Ensure(ctx, format, listing, export.StoreOpener(s.st)) // a stored one is verified first
+	if err == nil && isFile {
+		_, err = s.st.PutTree(ctx, listing)
+	}
+	if err != nil {
+		return sum, err
+	}
+	if planned != nil && *planned != sum {
+		return sum, &ArchiveChangedError{Planned: *planned, Stored: sum}
+	}
+	return sum, nil
 }

@@ -47,3 +47,8 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// newSourcesOn returns the sources of another operation on st.
+func newSourcesOn(st *store.Store) *Sources {
+	return New(st, statcache.NewMemo(nil), archive.NewRefs(st))
+}

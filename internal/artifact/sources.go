@@ -60,7 +60,7 @@ func (s *Sources) Hash(ctx context.Context, src Source) (*Content, error) {
 // checkStoreInside refuses a directory source that holds the local store
 // (unless its excludes leave the store out).
 func (s *Sources) checkStoreInside(src Source) error {
-	root := localRoot(s.st)
+	root := s.st.LocalRoot()
 	if root == "" {
 		return nil
 	}
@@ -79,14 +79,6 @@ func checkSize(src Source, c *Content) error {
 		return &TooLargeError{Path: src.Path, Err: &store.ListingTooLargeError{Size: n}}
 	}
 	return nil
-}
-
-// localRoot is the directory of a file:// store, or "".
-func localRoot(st *store.Store) string {
-	if b, ok := st.Backend().(interface{ Root() string }); ok {
-		return b.Root()
-	}
-	return ""
 }
 
 // PutInline stores inline content.

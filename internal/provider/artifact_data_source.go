@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -104,18 +103,13 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 			fmt.Sprintf("%s is not in the store %s. Check the digest and the provider's `store`.", sum, st))
 		return
 	}
-	c := &artifact.Content{Sum: sum, Count: 1}
+	c, err := d.data.sources.Stored(ctx, sum, kind, true) // every blob re-read and re-hashed
+	if err != nil {
+		resp.Diagnostics.Append(storedError(st, sum, err))
+		return
+	}
 	archives, locations := map[string]attr.Value{}, map[string]attr.Value{}
-	if kind == store.Tree {
-		man, err := st.GetTree(ctx, sum) // the listing is verified as it is read
-		if err == nil {
-			err = st.VerifyTree(ctx, sum, man)
-		}
-		if err != nil {
-			resp.Diagnostics.Append(corruptError(st, sum, err))
-			return
-		}
-		c.Tree, c.Count, c.Size = man, int64(len(man.Entries)), man.Size()
+	if man := c.Tree; man != nil {
 		for _, f := range archive.Formats {
 			ref, err := d.data.archives().Lookup(ctx, f, man) // checked against the listing
 			switch {
@@ -131,12 +125,6 @@ func (d *ArtifactDataSource) Read(ctx context.Context, req datasource.ReadReques
 		}
 		m.Kind = types.StringValue("directory")
 	} else {
-		size, err := st.VerifyBlob(ctx, sum) // one read: verified and counted
-		if err != nil {
-			resp.Diagnostics.Append(corruptError(st, sum, err))
-			return
-		}
-		c.Size = size
 		m.Kind = types.StringValue("file")
 	}
 	m.ID = m.Digest

@@ -744,21 +744,10 @@ func (r *ArtifactResource) Read(ctx context.Context, req resource.ReadRequest, r
 		}
 	}
 	if m.FileCount.IsNull() { // after import: fill in what the store knows
-		c := &artifact.Content{Sum: sum, Count: 1}
-		if kind == store.Tree {
-			man, err := st.GetTree(ctx, sum)
-			if err != nil {
-				resp.Diagnostics.Append(storeReadError(st, err))
-				return
-			}
-			c.Tree, c.Count, c.Size = man, int64(len(man.Entries)), man.Size()
-		} else {
-			size, err := st.VerifyBlob(ctx, sum)
-			if err != nil {
-				resp.Diagnostics.Append(corruptError(st, sum, err))
-				return
-			}
-			c.Size = size
+		c, err := r.data.sources.Stored(ctx, sum, kind, false)
+		if err != nil {
+			resp.Diagnostics.Append(storedError(st, sum, err))
+			return
 		}
 		m.setOutputs(c)
 		m.setArchive(nil)
@@ -792,29 +781,23 @@ func (r *ArtifactResource) verifyArchive(ctx context.Context, m *artifactModel, 
 				"rebuilds or rewrites the archive records it.")
 		return diags
 	}
-	man, err := st.GetTree(ctx, lsum)
-	if err != nil {
-		diags.Append(archiveError(st, "archive_sha256", "verify the archive", fmt.Errorf("the listing %s of the archive: %w", lsum, err)))
-		return diags
+	var asum *digest.Sum
+	if sum, err := digest.ParseHex(m.ArchiveSHA256.ValueString()); err == nil {
+		asum = &sum
 	}
-	asum, err := digest.ParseHex(m.ArchiveSHA256.ValueString())
-	if err != nil {
-		return diags
-	}
-	if err := r.data.archives().Verify(ctx, m.format(), man, asum); err != nil {
-		diags.Append(archiveError(st, "archive_sha256", "verify the archive", err))
-		return diags
-	}
-	// The reference must still name this archive: references are written once.
-	key := store.ArchiveKey(archive.Version(m.format()), lsum)
-	switch ref, err := st.GetArchiveRef(ctx, archive.Version(m.format()), lsum); {
-	case err == nil && ref != asum:
+	err = r.data.sources.VerifyArchive(ctx, m.format(), lsum, asum)
+	var changed *artifact.ArchiveRefChangedError
+	var unreadable *artifact.ArchiveRefUnreadableError
+	switch {
+	case errors.As(err, &changed):
 		diags.AddAttributeError(path.Root("archive_sha256"), "Stored archive reference altered",
 			fmt.Sprintf("In %s, the archive reference %s names %s, but this artifact's archive is %s (which still verifies). "+
 				"References are written once, so it was replaced behind the store's back: delete it (and nothing else), and "+
-				"the next apply records it again.", st, key, ref, asum))
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		diags.Append(storeReadError(st, err))
+				"the next apply records it again.", st, changed.Key, changed.Ref, changed.Archive))
+	case errors.As(err, &unreadable):
+		diags.Append(storeReadError(st, unreadable.Err))
+	case err != nil: // the listing unreadable (*artifact.ArchiveListingError), the archive damaged
+		diags.Append(archiveError(st, "archive_sha256", "verify the archive", err))
 	}
 	return diags
 }

@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
@@ -155,7 +152,7 @@ func buildSchema() schema.Schema {
 				MarkdownDescription: "How long the command may run (a Go duration: `90s`, `10m`); past it, its whole " +
 					"process group is killed and nothing is recorded. Default `30m`. Not part of the key.",
 				Optional:   true,
-				Validators: []validator.String{stringCheck{"a duration", "Invalid timeout", checkTimeout}},
+				Validators: []validator.String{stringCheck{"a duration", "Invalid timeout", actioncache.CheckTimeout}},
 			},
 			"salt": schema.StringAttribute{
 				MarkdownDescription: "Any string, part of the key: change it to build again on purpose.",
@@ -198,30 +195,6 @@ func buildSchema() schema.Schema {
 			"archive_s3_url":       computed(art["archive_s3_url"].GetMarkdownDescription()),
 		},
 	}
-}
-
-// buildCacheDir holds the caches of the caches attribute: beside the stat
-// cache (IMMUTABLE_CACHE_DIR when set, else the user cache directory).
-func buildCacheDir() (string, error) {
-	if dir := os.Getenv(statcache.EnvDir); dir != "" {
-		return filepath.Join(dir, "build-caches"), nil
-	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "terraform-provider-immutable", "build-caches"), nil
-}
-
-func checkTimeout(s string) error {
-	d, err := time.ParseDuration(s)
-	if err == nil && d <= 0 {
-		err = errors.New("must be positive")
-	}
-	if err != nil {
-		return fmt.Errorf("%q is not a duration such as 90s or 10m: %v", s, err)
-	}
-	return nil
 }
 
 // ValidateConfig checks what can be checked without the world: the program
@@ -368,20 +341,23 @@ func (r *BuildResource) spec(ctx context.Context, m *buildModel) (*actioncache.S
 		}
 		locals[name], s.Inputs[name] = in, in.Sum
 	}
-	tools := map[string]actioncache.Tool{}
-	s.Tools = map[string]digest.Sum{}
-	for i, name := range toolNames {
-		t, err := actioncache.FindTool(ctx, name, r.hashFile)
-		if err != nil {
-			summary := "Cannot use the tool"
+	tools, err := actioncache.FindTools(ctx, toolNames, r.hashFile)
+	if err != nil {
+		at, name, summary := path.Root("tools"), "", "Cannot use the tool"
+		var te *actioncache.ToolError
+		if errors.As(err, &te) { // always: the tool at te.Index
+			at, name, err = at.AtListIndex(te.Index), te.Name, te.Err
 			var nf *actioncache.ToolNotFoundError
 			if errors.As(err, &nf) {
 				summary = toolNotFound
 			}
-			diags.AddAttributeError(path.Root("tools").AtListIndex(i), summary, fmt.Sprintf("Cannot use the tool %q: %v.", name, err))
-			return nil, nil, nil, diags
 		}
-		tools[name], s.Tools[name] = t, t.Sum
+		diags.AddAttributeError(at, summary, fmt.Sprintf("Cannot use the tool %q: %v.", name, err))
+		return nil, nil, nil, diags
+	}
+	s.Tools = map[string]digest.Sum{}
+	for name, t := range tools {
+		s.Tools[name] = t.Sum
 	}
 	return s, tools, locals, diags
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -20,8 +18,8 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -122,14 +120,6 @@ func (m *buildModel) setRecord(rec *actioncache.Record, man *digest.Manifest) {
 	m.Size = types.Int64Value(rec.Size)
 	m.LogDigest = types.StringValue(rec.Log.String())
 	m.Files = filesValue(man)
-}
-
-// listing is what the output's archive holds.
-func (m *buildModel) listing(rec *actioncache.Record, man *digest.Manifest) *digest.Manifest {
-	if man != nil {
-		return man
-	}
-	return rec.FileListing(m.Output.ValueString())
 }
 
 // setLocations derives where the output and its archive live, as the
@@ -295,7 +285,11 @@ func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *actio
 	if plan.Archive.IsNull() {
 		return diags
 	}
-	ref, err := r.data.archives().Lookup(ctx, plan.format(), plan.listing(rec, man))
+	listing, err := rec.ArchiveListing(ctx, r.data.store, plan.Output.ValueString(), man)
+	var ref digest.Sum
+	if err == nil {
+		ref, err = r.data.archives().Lookup(ctx, plan.format(), listing)
+	}
 	switch {
 	case err == nil:
 		plan.setArchive(&ref)
@@ -329,7 +323,7 @@ func (r *BuildResource) convergeOnRecord(ctx context.Context, plan, prior *build
 }
 
 func buildStoreError(st *store.Store, err error) diag.Diagnostic {
-	if isRecordError(err) {
+	if actioncache.Untrusted(err) {
 		return diag.NewAttributeErrorDiagnostic(path.Root("key"), "Build record cannot be trusted", err.Error()+".")
 	}
 	return storeReadError(st, err)
@@ -381,29 +375,32 @@ func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ ac
 	if err != nil {
 		return nil, err
 	}
-	if typ == actioncache.TypeTree || (typ == "" && !m.Files.IsNull()) {
-		return r.data.store.GetTree(ctx, sum)
+	if typ == "" && !m.Files.IsNull() { // state from before the type was kept: files are a tree's
+		typ = actioncache.TypeTree
 	}
 	rec := actioncache.Record{Output: sum, Type: typ, Size: m.Size.ValueInt64()}
-	return rec.FileListing(m.Output.ValueString()), nil
+	return rec.ArchiveListing(ctx, r.data.store, m.Output.ValueString(), nil)
 }
 
 // ensureArchive stores (once) and records the archive of listing.
 func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listing *digest.Manifest, isFile bool) diag.Diagnostics {
 	var diags diag.Diagnostics
-	st := r.data.store
-	format := m.format()
-	sum, err := r.data.archives().Ensure(ctx, format, listing, export.StoreOpener(st)) // a stored one is verified first
-	if err == nil && isFile {
-		_, err = st.PutTree(ctx, listing) // a file's one-entry listing, as the artifact stores it
+	var want *digest.Sum
+	if !m.ArchiveSHA256.IsUnknown() {
+		want = planned(m.ArchiveSHA256, digest.ParseHex)
+		if want == nil { // null: no archive expected, so any differs
+			want = &digest.Sum{}
+		}
 	}
-	if err != nil {
-		diags.Append(archiveError(st, "archive", "store the archive", err))
-		return diags
-	}
-	if !m.ArchiveSHA256.IsUnknown() && m.ArchiveSHA256.ValueString() != sum.Hex() {
+	sum, err := r.data.sources.EnsureArchive(ctx, m.format(), listing, isFile, want)
+	var changed *artifact.ArchiveChangedError
+	switch {
+	case errors.As(err, &changed):
 		diags.AddAttributeError(path.Root("archive_sha256"), "Archive differs from plan",
 			fmt.Sprintf("The plan expected archive sha256 %s, the store holds %s. Run plan again.", m.ArchiveSHA256.ValueString(), sum.Hex()))
+		return diags
+	case err != nil:
+		diags.Append(archiveError(r.data.store, "archive", "store the archive", err))
 		return diags
 	}
 	m.setArchive(&sum)
@@ -438,15 +435,12 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 		if diags.Append(m.Caches.ElementsAs(ctx, &caches, false)...); diags.HasError() {
 			return "", diags
 		}
-		base, err := buildCacheDir()
+		dirs, err := actioncache.CacheDirs(caches)
 		if err != nil {
 			diags.AddAttributeError(path.Root("caches"), "No cache directory", fmt.Sprintf("caches needs a user cache directory: %v. Set %s.", err, statcache.EnvDir))
 			return "", diags
 		}
-		job.Caches = map[string]string{}
-		for v, name := range caches {
-			job.Caches[v] = filepath.Join(base, name)
-		}
+		job.Caches = dirs
 	}
 
 	step := actioncache.Step{
@@ -484,7 +478,12 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 	if m.Archive.IsNull() {
 		return rec.Type, diags
 	}
-	diags.Append(r.ensureArchive(ctx, m, m.listing(rec, man), man == nil)...)
+	listing, err := rec.ArchiveListing(ctx, st, m.Output.ValueString(), man)
+	if err != nil {
+		diags.Append(archiveError(st, "archive", "read the output's listing", err))
+		return rec.Type, diags
+	}
+	diags.Append(r.ensureArchive(ctx, m, listing, man == nil)...)
 	return rec.Type, diags
 }
 
@@ -531,7 +530,7 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 			fmt.Sprintf("%v. An input must be an artifact stored in %s: the digest of an immutable_artifact or immutable_build of this configuration, or of a release.", err, r.data.store))
 	case errors.As(err, &placing):
 		diags.Append(exportError(r.data.store, err))
-	case isRecordError(err):
+	case actioncache.Untrusted(err):
 		diags.Append(buildStoreError(r.data.store, err))
 	case errors.As(err, new(*actioncache.MissingOutputError)): // Unrecorded: collected while the step ran
 		diags.AddError("Build output deleted while it ran", upperFirst(err.Error())+".")
@@ -551,13 +550,6 @@ type localError struct{ diags diag.Diagnostics }
 
 func (e *localError) Error() string { return "storing input_paths failed" }
 
-func isRecordError(err error) bool {
-	var corrupt *actioncache.CorruptError
-	var missing *actioncache.MissingOutputError
-	var damaged *actioncache.DamagedOutputError
-	return errors.As(err, &corrupt) || (errors.As(err, &missing) && !missing.Unrecorded) || errors.As(err, &damaged)
-}
-
 // upperFirst starts a sentence with a capital. Only for messages that
 // begin with the provider's own words: a user's name (release "web") must
 // keep its case, so such messages are printed as they are.
@@ -570,20 +562,12 @@ func upperFirst(s string) string {
 
 // changedParts names the key's components that differ from the plan's.
 func changedParts(planned types.Map, now map[string]digest.Sum) string {
-	var changed []string
-	old := planned.Elements()
-	for k, v := range now {
-		if s, ok := old[k].(types.String); !ok || s.ValueString() != v.String() {
-			changed = append(changed, k)
-		}
+	old := make(map[string]string, len(planned.Elements()))
+	for k, v := range planned.Elements() {
+		s, _ := v.(types.String) // a map of strings; anything else differs
+		old[k] = s.ValueString()
 	}
-	for k := range old {
-		if _, ok := now[k]; !ok {
-			changed = append(changed, k)
-		}
-	}
-	sort.Strings(changed)
-	return "changed: " + strings.Join(changed, ", ")
+	return "changed: " + strings.Join(actioncache.ChangedParts(old, now), ", ")
 }
 
 func (r *BuildResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {

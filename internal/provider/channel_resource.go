@@ -82,8 +82,9 @@ func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Validators: []validator.String{channelValidator}, PlanModifiers: replace},
 			"version": schema.StringAttribute{MarkdownDescription: "The published version the channel points to, exactly (`1.4.2`).",
 				Required: true, Validators: []validator.String{versionValidator}},
-			"reason": schema.StringAttribute{MarkdownDescription: "Recorded with each move this resource makes (`\"INC-4711: roll back\"`).",
-				Optional: true, Validators: []validator.String{stringCheck{"printable text of at most 1024 bytes", "Invalid reason", release.CheckReason}}},
+			"reason": schema.StringAttribute{MarkdownDescription: "Recorded with each move this resource makes (`\"INC-4711: roll back\"`), for others to read in their plans: " +
+				reasonRule + ".",
+				Optional: true, Validators: []validator.String{reasonValidator}},
 			"requires": schema.ListAttribute{
 				MarkdownDescription: "Gates: channels of the same release a version must have been on before this one " +
 					"takes it (`[\"staging\"]`: prod takes only what staging had). A move that fails any is refused at plan, " +

@@ -160,6 +160,20 @@ func corruptError(st *store.Store, sum digest.Sum, err error) diag.Diagnostic {
 			"overwrites objects, so restore it from a backup, or remove the damaged object and apply again.", sum, st, err))
 }
 
+// storedError explains why artifact.Sources.Stored could not describe the
+// artifact sum: its listing unreadable, or its content damaged.
+func storedError(st *store.Store, sum digest.Sum, err error) diag.Diagnostic {
+	var unreadable *artifact.ListingUnreadableError
+	var damaged *artifact.DamagedError
+	switch {
+	case errors.As(err, &unreadable):
+		return storeReadError(st, unreadable.Err)
+	case errors.As(err, &damaged):
+		return corruptError(st, sum, damaged.Err)
+	}
+	return storeReadError(st, err)
+}
+
 // lookupArtifact parses an artifact digest and finds what the store holds
 // under it. On a diagnostic the caller returns.
 func lookupArtifact(ctx context.Context, st *store.Store, s string) (digest.Sum, store.Kind, diag.Diagnostics) {

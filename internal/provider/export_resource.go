@@ -304,7 +304,7 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	st := r.data.store
 	target, err := export.Target(plan.Path.ValueString())
 	if err == nil {
-		err = export.CheckPlace(target, localRoot(st))
+		err = export.CheckPlace(target, st.LocalRoot())
 	}
 	if err != nil {
 		resp.Diagnostics.Append(exportError(st, err))
@@ -453,7 +453,7 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 	}
 	st := r.data.store
 	target, err := export.Target(plan.Path.ValueString())
-	place := func() error { return export.CheckPlace(target, localRoot(st)) }
+	place := func() error { return export.CheckPlace(target, st.LocalRoot()) }
 	if err == nil {
 		err = place()
 	}

@@ -106,14 +106,6 @@ func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
 	}
 }
 
-// localRoot is the directory of a file:// store, or "".
-func localRoot(st *store.Store) string {
-	if b, ok := st.Backend().(interface{ Root() string }); ok {
-		return b.Root()
-	}
-	return ""
-}
-
 // archives finds, builds and checks archives in the store.
 func (d *providerData) archives() *archive.Refs { return d.refs }
 

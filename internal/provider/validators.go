@@ -85,4 +85,11 @@ var (
 	// (see usertext).
 	metadataKeyValidator  = stringCheck{"text without control or invisible characters", "Invalid metadata key", release.CheckMetadataKey}
 	artifactNameValidator = stringCheck{"text without control or invisible characters", "Invalid artifact name", release.CheckArtifactName}
+	// A yank's or a channel move's reason, printed in other people's plans.
+	reasonValidator = stringCheck{reasonRule, "Invalid reason", release.CheckReason}
 )
+
+// reasonRule is what release.CheckReason accepts, for the reason
+// attributes' descriptions.
+var reasonRule = fmt.Sprintf("text of at most %d bytes without control characters (a newline, an escape), invisible "+
+	"characters (a zero-width space) or bidirectional controls (U+202E); accents, every script and emoji are fine", release.MaxReason)

@@ -66,12 +66,12 @@ func (r *YankResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 			"version": schema.StringAttribute{MarkdownDescription: "The published version to yank, exactly (`1.4.2`).", Required: true,
 				Validators: []validator.String{versionValidator}, PlanModifiers: replace},
 			"reason": schema.StringAttribute{
-				MarkdownDescription: "Why, for whoever resolves it next (shown in their warning). Changing it records " +
-					"a new entry; the version stays yanked throughout.",
+				MarkdownDescription: "Why, for whoever resolves it next (shown in their warning): " + reasonRule +
+					". Changing it records a new entry; the version stays yanked throughout.",
 				Required: true,
 				Validators: []validator.String{
 					stringvalidator.LengthAtLeast(1),
-					stringCheck{"printable text of at most 1024 bytes", "Invalid reason", release.CheckReason},
+					reasonValidator,
 				},
 			},
 			"yanked_at": schema.StringAttribute{MarkdownDescription: "When the entry in effect was written (RFC 3339, UTC).", Computed: true},

@@ -145,6 +145,15 @@ func New(b Backend) *Store { return &Store{b: b} }
 // Backend returns the store's backend.
 func (s *Store) Backend() Backend { return s.b }
 
+// LocalRoot is the directory of a store on the local file system (a
+// backend with a Root), or "" (an S3 store).
+func (s *Store) LocalRoot() string {
+	if b, ok := s.b.(interface{ Root() string }); ok {
+		return b.Root()
+	}
+	return ""
+}
+
 func (s *Store) String() string { return s.b.String() }
 
 func shard(prefix string, sum digest.Sum) string {
