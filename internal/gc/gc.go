@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -189,7 +188,7 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "\nkept %s, %s\n", count(r.Retained.Objects, "objects"), Bytes(r.Retained.Bytes))
 	if r.Tombstones > 0 {
-		fmt.Fprintf(&b, "wrote %s (releases/<name>/collected/<version>): those versions are never published again\n", count(r.Tombstones, "tombstones"))
+		fmt.Fprintf(&b, "wrote %s (%s): those versions are never published again\n", count(r.Tombstones, "tombstones"), store.FamilyCollected)
 	}
 	if len(r.Leased) > 0 {
 		fmt.Fprintf(&b, "kept %s a writer leased during the collection\n", count(len(r.Leased), "objects"))
@@ -358,15 +357,19 @@ func (e *EmptyError) Error() string {
 		"path or prefix is an empty store), or pass --allow-empty when an empty store is expected", e.Store)
 }
 
-var prefixes = []string{"releases/", "channels/", "actions/", "archives/", "trees/", "blobs/", "gc/"}
+// listed are the families whose folders (store.Family.Dir) the collector
+// lists, in that order: "releases/" holds the index entries, yanks and
+// tombstones too, and "gc/" the markers and the identity.
+var listed = []store.Family{store.FamilyVersion, store.FamilyMove, store.FamilyAction, store.FamilyArchive,
+	store.FamilyTree, store.FamilyBlob, store.FamilyLease}
 
 // inventory lists the store. Records are listed before what they name, so
 // that an object stored while listing is either listed with what it names,
 // or names objects that are young or leased.
 func (c *collector) inventory(ctx context.Context) error {
 	c.all = map[string]store.ObjectInfo{}
-	for _, p := range prefixes {
-		infos, err := c.d.ListInfo(ctx, p)
+	for _, f := range listed {
+		infos, err := c.d.ListInfo(ctx, f.Dir())
 		if err != nil {
 			return err
 		}
@@ -377,7 +380,7 @@ func (c *collector) inventory(ctx context.Context) error {
 	c.logf("listed %s in %s", count(len(c.all), "objects"), c.st)
 	c.report.Empty = true
 	for k := range c.all {
-		if isContent(k) || strings.HasPrefix(k, "releases/") {
+		if isContent(k) || strings.HasPrefix(k, store.FamilyVersion.Dir()) {
 			c.report.Empty = false
 			break
 		}
@@ -390,7 +393,7 @@ func (c *collector) inventory(ctx context.Context) error {
 // stamped them: it stores an empty marker (which names nothing, so no
 // writer waits for it), reads its time, and deletes it.
 func (c *collector) probeClock(ctx context.Context) error {
-	key := store.MarkersPrefix + store.NewObjectID(time.Now())
+	key := store.MarkerKey(store.NewObjectID(time.Now()))
 	before := time.Now()
 	if err := c.b.Create(ctx, key, bytes.NewReader(store.MarkerBody(nil))); err != nil {
 		return err
@@ -426,22 +429,22 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	byName := map[string][]string{}
 	channels := map[[2]string]bool{}
 	for k := range c.all {
-		if rest, ok := strings.CutPrefix(k, "releases/"); ok {
-			if name, v, ok := strings.Cut(rest, "/versions/"); ok && !strings.Contains(name, "/") {
-				byName[name] = append(byName[name], v)
-			}
-		}
-		if rest, ok := strings.CutPrefix(k, "channels/"); ok {
-			if parts := strings.Split(rest, "/"); len(parts) == 4 && parts[2] == "moves" {
-				channels[[2]string{parts[0], parts[1]}] = true
-			}
+		switch key, ok := store.ParseKey(k); {
+		case key.Family == store.FamilyVersion && !ok:
+			return nil, &UntrustedError{Key: k, Err: errors.New("it is not a release record's key")}
+		case key.Family == store.FamilyVersion:
+			byName[key.Release] = append(byName[key.Release], key.Version)
+		case key.Family == store.FamilyMove:
+			// Malformed or not: the channel's history reads (and
+			// refuses) every key in its folder.
+			channels[[2]string{key.Release, key.Channel}] = true
 		}
 	}
 	pinned := map[string]bool{} // name@version a channel window keeps
 	for rc := range channels {
 		hist, err := release.History(ctx, c.b, rc[0], rc[1], c.p.KeepChannelMoves)
 		if err != nil {
-			return nil, &UntrustedError{Key: "channels/" + rc[0] + "/" + rc[1], Err: err}
+			return nil, &UntrustedError{Key: store.MovesPrefix(rc[0], rc[1]), Err: err}
 		}
 		for _, m := range hist {
 			pinned[rc[0]+"@"+m.To] = true
@@ -459,11 +462,11 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	for _, name := range names {
 		yanks, err := release.Yanks(ctx, c.b, name)
 		if err != nil {
-			return nil, &UntrustedError{Key: "releases/" + name + "/yanks/", Err: err}
+			return nil, &UntrustedError{Key: store.YanksPrefix(name), Err: err}
 		}
 		sorted := versions.Sorted(byName[name])
 		if len(sorted) != len(byName[name]) {
-			return nil, &UntrustedError{Key: "releases/" + name + "/versions/", Err: errors.New("a version there is not a version")}
+			return nil, &UntrustedError{Key: store.VersionsPrefix(name), Err: errors.New("a version there is not a version")}
 		}
 		// Counted from the highest down: stable versions not yanked (what
 		// constraints and the latest resolve to) count for keep-last; a
@@ -523,16 +526,18 @@ func (c *collector) within(at string, d time.Duration) bool {
 
 func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
 
-// contentRe matches the content keys the collector knows: a blob, a
-// listing or a build record by its sha256, an archive reference by its
-// listing's. Anything else (a file someone put there) is never deleted.
-var contentRe = regexp.MustCompile(`^(?:(?:blobs|trees|actions)/sha256|archives/[a-z0-9.-]+)/([0-9a-f]{2})/([0-9a-f]{64})$`)
+// kinds are the content families, by the kind their deletes count as:
+// a blob, a listing or a build record by its sha256, an archive reference
+// by its listing's.
+var kinds = map[store.Family]string{store.FamilyBlob: KindBlob, store.FamilyTree: KindListing,
+	store.FamilyArchive: KindArchive, store.FamilyAction: KindAction}
 
-// isContent reports whether k is a content key: what the sweep of
-// unreachable objects deletes.
+// isContent reports whether k is a content key (exactly one the layout
+// holds, of a content family): what the sweep of unreachable objects
+// deletes. Anything else (a file someone put there) is never deleted.
 func isContent(k string) bool {
-	m := contentRe.FindStringSubmatch(k)
-	return m != nil && m[1] == m[2][:2]
+	key, ok := store.ParseKey(k)
+	return ok && kinds[key.Family] != ""
 }
 
 // references reads what key k references (store keys, existing or not):
@@ -543,41 +548,36 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 	if r, ok := c.refs[k]; ok {
 		return r, nil
 	}
-	hexOf := func() (digest.Sum, error) { return digest.ParseHex(k[strings.LastIndex(k, "/")+1:]) }
+	key, ok := store.ParseKey(k)
+	if !ok && key.Family != store.FamilyUnknown {
+		// In a family's folder, but not one of its keys: what it
+		// references cannot be known.
+		return nil, fmt.Errorf("it is not a key of the store's layout (%s)", key.Family)
+	}
 	var refs []string
-	switch {
-	case strings.HasPrefix(k, "trees/sha256/"):
-		sum, err := hexOf()
-		if err != nil {
-			return nil, err
-		}
-		m, err := c.st.GetTree(ctx, sum)
+	switch key.Family {
+	case store.FamilyTree:
+		m, err := c.st.GetTree(ctx, key.Digest)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range m.Entries {
 			refs = append(refs, store.BlobKey(e.SHA256))
 		}
-	case strings.HasPrefix(k, "archives/"):
-		parts := strings.Split(k, "/") // archives/<format>/<hh>/<hex>
-		sum, err := hexOf()
-		if err != nil || len(parts) != 4 {
-			return nil, fmt.Errorf("not an archive reference's key")
-		}
-		a, err := c.st.GetArchiveRef(ctx, parts[1], sum)
+	case store.FamilyArchive:
+		a, err := c.st.GetArchiveRef(ctx, key.Format, key.Digest)
 		if err != nil {
 			return nil, err
 		}
-		refs = []string{store.BlobKey(a), store.TreeKey(sum)} // the archive, and the listing it is checked by
-	case strings.HasPrefix(k, "actions/sha256/"):
-		r, err := c.action(ctx, k)
+		refs = []string{store.BlobKey(a), store.TreeKey(key.Digest)} // the archive, and the listing it is checked by
+	case store.FamilyAction:
+		r, err := c.action(ctx, k, key.Digest)
 		if err != nil {
 			return nil, err
 		}
 		refs = append(outputKeys(r), store.BlobKey(r.Log))
-	case strings.HasPrefix(k, "releases/") && strings.Contains(k, "/versions/"):
-		name, v, _ := strings.Cut(strings.TrimPrefix(k, "releases/"), "/versions/")
-		rec, err := release.Get(ctx, c.b, name, v)
+	case store.FamilyVersion:
+		rec, err := release.Get(ctx, c.b, key.Release, key.Version)
 		if err != nil {
 			return nil, err
 		}
@@ -596,12 +596,8 @@ func outputKeys(r *actioncache.Record) []string {
 	return []string{store.BlobKey(r.Output)}
 }
 
-// action reads a build record strictly.
-func (c *collector) action(ctx context.Context, k string) (*actioncache.Record, error) {
-	key, err := digest.ParseHex(k[strings.LastIndex(k, "/")+1:])
-	if err != nil {
-		return nil, err
-	}
+// action reads the build record at k, of the step key, strictly.
+func (c *collector) action(ctx context.Context, k string, key digest.Sum) (*actioncache.Record, error) {
 	rc, err := c.b.Open(ctx, k)
 	if err != nil {
 		return nil, err
@@ -669,18 +665,19 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	// archive. Neither keeps anything else, so one more pass is enough.
 	var more []string
 	for k := range c.all {
+		key, ok := store.ParseKey(k)
 		switch {
-		case kept[k]:
-		case strings.HasPrefix(k, "actions/sha256/"):
-			r, err := c.action(ctx, k)
+		case kept[k] || !ok:
+		case key.Family == store.FamilyAction:
+			r, err := c.action(ctx, k, key.Digest)
 			if err != nil {
 				continue // a damaged record is garbage: nothing needs it
 			}
 			if out := outputKeys(r); kept[out[0]] {
 				more = append(more, k)
 			}
-		case strings.HasPrefix(k, "archives/"):
-			if sum, err := digest.ParseHex(k[strings.LastIndex(k, "/")+1:]); err == nil && kept[store.TreeKey(sum)] {
+		case key.Family == store.FamilyArchive:
+			if kept[store.TreeKey(key.Digest)] {
 				more = append(more, k)
 			}
 		}
@@ -748,17 +745,17 @@ func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
 // left out. One that is not what the provider writes (by its name or its
 // content) is an *UntrustedError naming it.
 func (c *collector) readProtocol(ctx context.Context, keys []string, marker bool) (map[string][]string, error) {
-	prefix, what := store.LeasesPrefix, "a lease"
+	family, what := store.FamilyLease, "a lease"
 	if marker {
-		prefix, what = store.MarkersPrefix, "a collector's marker"
+		family, what = store.FamilyMarker, "a collector's marker"
 	}
 	named := make([][]string, len(keys))
 	gone := make([]bool, len(keys))
 	err := store.ForEach(ctx, c.st.Concurrency(), len(keys), func(ctx context.Context, i int) error {
 		k := keys[i]
-		if !objectIDRe.MatchString(strings.TrimPrefix(k, prefix)) {
+		if key, ok := store.ParseKey(k); !ok || key.Family != family {
 			return &UntrustedError{Key: k, Err: fmt.Errorf("it is not %s the provider wrote: those are named "+
-				"%s<20 digits>-<16 hex digits>, and the collector deletes nothing else there", what, prefix)}
+				"%s<20 digits>-<16 hex digits>, and the collector deletes nothing else there", what, family.Prefix())}
 		}
 		ks, err := store.ReadKeys(ctx, c.b, k, marker)
 		if errors.Is(err, store.ErrNotFound) {
@@ -807,8 +804,8 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		if kept[k] || !isContent(k) {
 			continue
 		}
-		kind := map[string]string{"blobs": KindBlob, "trees": KindListing, "archives": KindArchive, "actions": KindAction}[k[:strings.Index(k, "/")]]
-		byKind[kind] = append(byKind[kind], k)
+		key, _ := store.ParseKey(k)
+		byKind[kinds[key.Family]] = append(byKind[kinds[key.Family]], k)
 	}
 	// Only what was read and parsed as a lease or a marker goes as one.
 	var leases []string
@@ -968,7 +965,7 @@ func (c *collector) delete(ctx context.Context, kind, k string) error {
 // store.MarkerTTL of writing the marker.
 func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, k string) error) error {
 	start := time.Now()
-	marker := store.MarkersPrefix + store.NewObjectID(start)
+	marker := store.MarkerKey(store.NewObjectID(start))
 	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
 		return err
 	}
