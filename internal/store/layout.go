@@ -161,7 +161,7 @@ func (k Key) String() string {
 		return ""
 	}
 	b := make([]byte, 0, len(patterns[k.Family])+2*64)
-	var hex [64]byte
+	var hx [64]byte // the digest's hex, once
 	for i, s := range segments[k.Family] {
 		if i > 0 {
 			b = append(b, '/')
@@ -172,13 +172,13 @@ func (k Key) String() string {
 		}
 		switch s {
 		case "<hh>", "<hex>":
-			if hex[0] == 0 {
-				digestHex(&hex, k.Digest)
+			if hx[0] == 0 {
+				hex.Encode(hx[:], k.Digest[:])
 			}
 			if s == "<hh>" {
-				b = append(b, hex[:2]...)
+				b = append(b, hx[:2]...)
 			} else {
-				b = append(b, hex[:]...)
+				b = append(b, hx[:]...)
 			}
 		case "<format>":
 			b = append(b, k.Format...)
@@ -196,8 +196,6 @@ func (k Key) String() string {
 	}
 	return string(b)
 }
-
-func digestHex(dst *[64]byte, sum digest.Sum) { hex.Encode(dst[:], sum[:]) }
 
 // formatSeq is a history entry's number as its key spells it: ten digits.
 func formatSeq(n int) string {
