@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -42,32 +41,6 @@ func (e *NotAStoreError) Error() string {
 
 func (e *NotAStoreError) Unwrap() error { return e.Err }
 
-// layoutRe matches the keys a store holds besides content (isContent) and
-// its identity: release records, index entries, yank histories and
-// tombstones (package release), channel histories, leases and markers.
-// Names and versions as packages release and versions check them.
-var layoutRe = func() *regexp.Regexp {
-	const (
-		name    = `[a-z0-9][a-z0-9._-]*`
-		version = `[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?`
-		seq     = `[0-9]{10}`
-	)
-	return regexp.MustCompile(`^(?:` + strings.Join([]string{
-		`releases/` + name + `/versions/` + version,
-		`releases/` + name + `/digests/[0-9a-f]{64}/` + version,
-		`releases/` + name + `/yanks/` + version + `/` + seq,
-		`releases/` + name + `/collected/` + version,
-		`channels/` + name + `/` + name + `/moves/` + seq,
-		regexp.QuoteMeta(store.LeasesPrefix) + objectID,
-		regexp.QuoteMeta(store.MarkersPrefix) + objectID,
-	}, "|") + `)$`)
-}()
-
-// objectID is the name of a lease or a marker (store.NewObjectID).
-const objectID = `[0-9]{20}-[0-9a-f]{16}`
-
-var objectIDRe = regexp.MustCompile(`^` + objectID + `$`)
-
 // identify reads the store's identity: found false when there is none, a
 // *NotAStoreError when it is not one this collector knows. It writes
 // nothing.
@@ -80,7 +53,8 @@ func (c *collector) identify(ctx context.Context) (found bool, err error) {
 }
 
 // adopt makes a location without identity that holds something a store,
-// with Options.Adopt, once every key there is one a store holds: it
+// with Options.Adopt, once every key there is one a store holds (one
+// store.ParseKey accepts): it
 // writes the identity (not in a dry run). Anything else, and any location
 // without Adopt, is a *NotAStoreError, and nothing is written.
 func (c *collector) adopt(ctx context.Context) error {
@@ -93,7 +67,7 @@ func (c *collector) adopt(ctx context.Context) error {
 	}
 	e := &NotAStoreError{Store: c.st.String()}
 	for _, k := range keys {
-		if !isContent(k) && !layoutRe.MatchString(k) && k != store.IdentityKey {
+		if _, ok := store.ParseKey(k); !ok {
 			if e.ForeignCount++; len(e.Foreign) < 5 {
 				e.Foreign = append(e.Foreign, k)
 			}

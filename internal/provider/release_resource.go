@@ -510,10 +510,10 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	case errors.As(err, &yankedContent):
 		return diag.NewAttributeErrorDiagnostic(path.Root("artifacts"), "Content of a yanked version",
 			fmt.Sprintf("Nothing was written: %v.", err))
-	case errors.As(err, &tampered) && strings.Contains(tampered.Key, "/yanks/"):
+	case errors.As(err, &tampered) && tampered.Family() == store.FamilyYank:
 		return diag.NewErrorDiagnostic("Yank entry altered", fmt.Sprintf("In %s: %v. Yank entries are written once by the provider: "+
 			"restore it from a backup, or delete it (and nothing else) if it was written by hand.", st, err))
-	case errors.As(err, &tampered) && strings.HasPrefix(tampered.Key, "channels/"):
+	case errors.As(err, &tampered) && tampered.Family() == store.FamilyMove:
 		return diag.NewErrorDiagnostic("Channel entry altered", fmt.Sprintf("In %s: %v. Channel moves are written once by the "+
 			"provider: restore it from a backup, or delete it (and nothing else) if it was written by hand.", st, err))
 	case errors.As(err, &tampered):

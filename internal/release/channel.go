@@ -18,7 +18,7 @@ import (
 const ChannelSpec = "immutable-channel-v1"
 
 // A channel (prod, staging) points a release at one published version.
-// Every move is a write-once entry:
+// Every move is a write-once entry (store.MoveKey):
 //
 //	channels/<release>/<channel>/moves/<seq>   seq 0000000001, 0000000002, …
 //
@@ -49,11 +49,8 @@ func CheckChannel(name string) error {
 	return nil
 }
 
-func movesPrefix(rel, channel string) string { return "channels/" + rel + "/" + channel + "/moves/" }
-
-func moveKey(rel, channel string, seq int) string {
-	return fmt.Sprintf("%s%010d", movesPrefix(rel, channel), seq)
-}
+// moveKey is where a channel's move seq lives.
+func moveKey(rel, channel string, seq int) string { return store.MoveKey(rel, channel, seq) }
 
 func (m *Move) encode() []byte { return encodeEntry(m) }
 
@@ -73,17 +70,17 @@ func getMove(ctx context.Context, b store.Backend, rel, channel string, seq int)
 
 // seqs lists the entry numbers of a channel, ascending, checking each key.
 func seqs(ctx context.Context, b store.Backend, rel, channel string) ([]int, error) {
-	keys, err := b.List(ctx, movesPrefix(rel, channel))
+	keys, err := b.List(ctx, store.MovesPrefix(rel, channel))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]int, 0, len(keys))
 	for _, k := range keys {
-		n, ok := parseSeq(k, movesPrefix(rel, channel))
+		e, ok := entryKey(k, store.FamilyMove)
 		if !ok {
 			return nil, &TamperedError{Key: k, Detail: "it is not a channel move's key"}
 		}
-		out = append(out, n)
+		out = append(out, e.Seq)
 	}
 	sort.Ints(out)
 	for i, n := range out {

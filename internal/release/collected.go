@@ -3,10 +3,12 @@ package release
 import (
 	"context"
 	"fmt"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 // A version deleted by retention (package gc) leaves a tombstone, written
-// before its record is deleted:
+// before its record is deleted (store.CollectedKey):
 //
 //	releases/<name>/collected/<version>   "<release digest>\n"
 //
@@ -15,9 +17,7 @@ import (
 // bytes are gone.
 
 // CollectedKey is where the tombstone of a collected version lives.
-func CollectedKey(name, version string) string {
-	return "releases/" + name + "/collected/" + version
-}
+func CollectedKey(name, version string) string { return store.CollectedKey(name, version) }
 
 // CollectedError is a version that was published and then deleted by
 // retention: it is not published again.

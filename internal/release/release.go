@@ -6,10 +6,14 @@
 // three (release spec v1, see Content.Encode): independent of the version
 // and of time, so the same content always has the same digest.
 //
-// Layout in the store:
+// Its keys in the store (the store's layout.go spells them, and reads
+// them back with store.ParseKey):
 //
 //	releases/<name>/versions/<version>          the record (JSON), written once
-//	releases/<name>/digests/<hex>/<version>     an index: versions by content
+//	releases/<name>/digests/<hex>/<version>     an index entry: versions by content
+//	releases/<name>/yanks/<version>/<seq>       yank entries (yank.go)
+//	releases/<name>/collected/<version>         a tombstone (collected.go)
+//	channels/<release>/<channel>/moves/<seq>    channel moves (channel.go)
 //
 // Every write follows the writer's protocol (protocol.go): take the lease,
 // check, write; drop the lease if nothing was written. Publish (a record)
@@ -150,15 +154,10 @@ func (r *Record) Content() Content {
 }
 
 // VersionKey is where a version's record lives.
-func VersionKey(name, version string) string {
-	return "releases/" + name + "/versions/" + version
-}
+func VersionKey(name, version string) string { return store.VersionKey(name, version) }
 
-func versionsPrefix(name string) string { return "releases/" + name + "/versions/" }
-
-func digestPrefix(name string, d digest.Sum) string {
-	return "releases/" + name + "/digests/" + d.Hex() + "/"
-}
+// digestPrefix is the folder of the index entries of content d.
+func digestPrefix(name string, d digest.Sum) string { return store.IndexPrefix(name, d) }
 
 // TamperedError is a record whose content does not match its digest.
 type TamperedError struct {
@@ -166,12 +165,20 @@ type TamperedError struct {
 	Detail string
 }
 
+// Family is the family of the key altered: store.FamilyVersion,
+// FamilyYank or FamilyMove (the key's folder says it even when the key
+// itself is malformed).
+func (e *TamperedError) Family() store.Family {
+	k, _ := store.ParseKey(e.Key)
+	return k.Family
+}
+
 func (e *TamperedError) Error() string {
 	what := "the release record"
-	switch {
-	case strings.HasPrefix(e.Key, "channels/"):
+	switch e.Family() {
+	case store.FamilyMove:
 		what = "the channel move"
-	case strings.Contains(e.Key, "/yanks/"):
+	case store.FamilyYank:
 		what = "the yank entry"
 	}
 	return fmt.Sprintf("%s %s was altered after it was published: %s", what, e.Key, e.Detail)
@@ -288,12 +295,12 @@ func Get(ctx context.Context, b store.Backend, name, version string) (*Record, e
 
 // List returns the published versions of a release, ascending.
 func List(ctx context.Context, b store.Backend, name string) ([]*goversion.Version, error) {
-	keys, err := b.List(ctx, versionsPrefix(name))
+	keys, err := b.List(ctx, store.VersionsPrefix(name))
 	if err != nil {
 		return nil, err
 	}
 	for i, k := range keys {
-		keys[i] = strings.TrimPrefix(k, versionsPrefix(name))
+		keys[i] = strings.TrimPrefix(k, store.VersionsPrefix(name))
 	}
 	return versions.Sorted(keys), nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -19,7 +18,7 @@ import (
 // YankSpec names the encoding of yank entries.
 const YankSpec = "immutable-yank-v1"
 
-// A version is yanked, and un-yanked, by write-once entries:
+// A version is yanked, and un-yanked, by write-once entries (store.YankKey):
 //
 //	releases/<name>/yanks/<version>/<seq>   seq 0000000001, 0000000002, …
 //
@@ -66,22 +65,15 @@ func storedReason(reason string) bool {
 	return len(reason) <= MaxReason && !strings.ContainsFunc(reason, unicode.IsControl)
 }
 
-// parseSeq reads the entry number at the end of key (under prefix), as
-// written: ten digits, 1 to maxSeq.
-func parseSeq(key, prefix string) (int, bool) {
-	text := strings.TrimPrefix(key, prefix)
-	n, err := strconv.Atoi(text)
-	if err != nil || n <= 0 || int64(n) > maxSeq || text != fmt.Sprintf("%010d", n) {
-		return 0, false
-	}
-	return n, true
+// entryKey reads the key of a history entry of family f (a yank entry or
+// a channel move), as written: ten digits, 1 to maxSeq.
+func entryKey(key string, f store.Family) (store.Key, bool) {
+	k, ok := store.ParseKey(key)
+	return k, ok && k.Family == f && k.Seq >= 1 && int64(k.Seq) <= maxSeq
 }
 
-func yanksPrefix(name string) string { return "releases/" + name + "/yanks/" }
-
-func yankKey(name, version string, seq int) string {
-	return fmt.Sprintf("%s%s/%010d", yanksPrefix(name), version, seq)
-}
+// yankKey is where a version's yank entry seq lives.
+func yankKey(name, version string, seq int) string { return store.YankKey(name, version, seq) }
 
 func (y *Yank) encode() []byte { return encodeEntry(y) }
 
@@ -155,18 +147,17 @@ func getYank(ctx context.Context, b store.Backend, key, name, version string, se
 // entries: its last entry (yanked or un-yanked). One List, and one read
 // per such version.
 func Yanks(ctx context.Context, b store.Backend, name string) (map[string]*Yank, error) {
-	keys, err := b.List(ctx, yanksPrefix(name))
+	keys, err := b.List(ctx, store.YanksPrefix(name))
 	if err != nil {
 		return nil, err
 	}
 	last := map[string]int{}
 	for _, k := range keys {
-		version, _, ok := strings.Cut(strings.TrimPrefix(k, yanksPrefix(name)), "/")
-		seq, valid := parseSeq(k, yanksPrefix(name)+version+"/")
-		if !ok || !valid {
+		e, ok := entryKey(k, store.FamilyYank)
+		if !ok {
 			return nil, &TamperedError{Key: k, Detail: "it is not a yank entry's key"}
 		}
-		last[version] = max(last[version], seq)
+		last[e.Version] = max(last[e.Version], e.Seq)
 	}
 	out := map[string]*Yank{}
 	for version, seq := range last {
@@ -182,18 +173,17 @@ func Yanks(ctx context.Context, b store.Backend, name string) (map[string]*Yank,
 // YankState returns the last entry of one version, or nil when it has
 // none (never yanked).
 func YankState(ctx context.Context, b store.Backend, name, version string) (*Yank, error) {
-	prefix := yanksPrefix(name) + version + "/"
-	keys, err := b.List(ctx, prefix)
+	keys, err := b.List(ctx, store.YankPrefix(name, version))
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
 	last := 0
 	for _, k := range keys {
-		seq, ok := parseSeq(k, prefix)
+		e, ok := entryKey(k, store.FamilyYank)
 		if !ok {
 			return nil, &TamperedError{Key: k, Detail: "it is not a yank entry's key"}
 		}
-		last = max(last, seq)
+		last = max(last, e.Seq)
 	}
 	return getYank(ctx, b, yankKey(name, version, last), name, version, last)
 }

@@ -16,8 +16,8 @@ import (
 // a folder of the user's refuses it, untouched. A store written before the
 // identity existed gets it from the next writer, or from the collector
 // after it checked that every key there is the store's (gc --adopt-store).
+// Its key is IdentityKey (layout.go).
 const (
-	IdentityKey = "gc/store.json"
 	// IdentityFormat names what the object says; IdentityVersion is the
 	// layout's version: a store of a later version is refused.
 	IdentityFormat  = "terraform-provider-immutable store"

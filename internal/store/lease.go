@@ -41,11 +41,11 @@ import (
 // every other lease stays, and the collector removes it once older than
 // its grace period (at least LeaseTTL), counting a leased key as used when
 // the lease was written.
+//
+// Leases live under LeasesPrefix and markers under MarkersPrefix (layout.go).
 const (
-	LeasesPrefix  = "gc/leases/"
-	MarkersPrefix = "gc/condemned/"
-	leaseHeader   = "immutable-lease-v1"
-	markerHeader  = "immutable-condemned-v1"
+	leaseHeader  = "immutable-lease-v1"
+	markerHeader = "immutable-condemned-v1"
 )
 
 // LeaseTTL is how long a lease protects what it names: an operation that
@@ -147,18 +147,6 @@ func LeaseBody(keys []string) []byte { return EncodeKeys(leaseHeader, keys) }
 // MarkerBody is the stored form of a marker naming keys.
 func MarkerBody(keys []string) []byte { return EncodeKeys(markerHeader, keys) }
 
-// HeldKeys returns the keys an artifact digest may live under: its listing
-// if it is a directory, its blob if it is a file; a lease names both.
-func HeldKeys(sums ...string) []string {
-	var keys []string
-	for _, s := range sums {
-		if h, ok := strings.CutPrefix(s, "sha256:"); ok && len(h) == 64 {
-			keys = append(keys, "trees/sha256/"+h[:2]+"/"+h, "blobs/sha256/"+h[:2]+"/"+h)
-		}
-	}
-	return keys
-}
-
 // WaitError is a marker that did not go away before ctx ended.
 type WaitError struct {
 	Marker string
@@ -239,7 +227,7 @@ func (s *Store) hold(ctx context.Context, d Deleter, l *Lease, keys []string) er
 	// at most leaseKeys keys, so that each reads back within maxLease.
 	var lease string
 	for start := 0; start < len(keys); start += leaseKeys {
-		lease = LeasesPrefix + NewObjectID(time.Now())
+		lease = LeaseKey(NewObjectID(time.Now()))
 		if err := s.b.Create(ctx, lease, bytes.NewReader(LeaseBody(keys[start:min(len(keys), start+leaseKeys)]))); err != nil {
 			return err
 		}

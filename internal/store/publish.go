@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -344,7 +343,7 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 // lacks. It costs two listings of the store and a read per tree listing,
 // never a request per blob. An empty map means the invariant holds.
 func (s *Store) MissingBlobs(ctx context.Context) (map[digest.Sum][]digest.Sum, error) {
-	blobs, err := s.b.List(ctx, "blobs/sha256/")
+	blobs, err := s.b.List(ctx, FamilyBlob.Prefix())
 	if err != nil {
 		return nil, err
 	}
@@ -352,16 +351,18 @@ func (s *Store) MissingBlobs(ctx context.Context) (map[digest.Sum][]digest.Sum, 
 	for _, k := range blobs {
 		have[k] = true
 	}
-	trees, err := s.b.List(ctx, "trees/sha256/")
+	trees, err := s.b.List(ctx, FamilyTree.Prefix())
 	if err != nil {
 		return nil, err
 	}
 	missing := map[digest.Sum][]digest.Sum{}
 	for _, k := range trees {
-		sum, err := digest.ParseHex(k[strings.LastIndex(k, "/")+1:])
-		if err != nil {
+		key, ok := ParseKey(k)
+		switch {
+		case !ok || key.Family != FamilyTree:
 			return nil, fmt.Errorf("%s in %s: not a listing's name", k, s)
 		}
+		sum := key.Digest
 		m, err := s.GetTree(ctx, sum)
 		if err != nil {
 			return nil, err

@@ -3,18 +3,11 @@
 // deduplication on top of a Backend, which only has to create objects
 // atomically and without ever overwriting one.
 //
-// Layout (keys are slash-separated):
-//
-//	blobs/sha256/<hh>/<hex>            a file's bytes, by their sha256
-//	trees/sha256/<hh>/<hex>            a tree listing (digest spec v1), by its sha256
-//	archives/<format>/<hh>/<hex>       "sha256:<archive hex>\n": the archive of the
-//	                                   listing <hex> in <format>; the archive's
-//	                                   bytes are a blob
-//	actions/sha256/<hh>/<hex>          a build step's action record, by its key
-//	                                   (package actioncache): its output and log digests
-//	gc/store.json                      the store's identity (identity.go)
-//	gc/leases/<id>                     keys a writer relies on (see Hold)
-//	gc/condemned/<id>                  keys a collector is deleting (package gc)
+// The store holds content (blobs, tree listings, archive references,
+// action records), the records of package release, and the collector
+// protocol's leases and markers: layout.go lists every family of keys,
+// builds each and reads any back (ParseKey), for this package and every
+// other.
 //
 // The store's invariant, which every writer keeps and anything that ever
 // deletes (a garbage collector) must keep too:
@@ -155,25 +148,6 @@ func (s *Store) LocalRoot() string {
 }
 
 func (s *Store) String() string { return s.b.String() }
-
-func shard(prefix string, sum digest.Sum) string {
-	h := sum.Hex()
-	return prefix + h[:2] + "/" + h
-}
-
-// BlobKey is where a blob's bytes live.
-func BlobKey(sum digest.Sum) string { return shard("blobs/sha256/", sum) }
-
-// TreeKey is where a tree listing lives.
-func TreeKey(sum digest.Sum) string { return shard("trees/sha256/", sum) }
-
-// ActionKey is where the action record of a build step's key lives.
-func ActionKey(key digest.Sum) string { return shard("actions/sha256/", key) }
-
-// ArchiveKey is where the reference to an archive of a listing lives.
-func ArchiveKey(format string, listing digest.Sum) string {
-	return shard("archives/"+format+"/", listing)
-}
 
 // MismatchError is content that does not hash to the digest it was stored
 // or asked for under.

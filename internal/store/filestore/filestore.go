@@ -214,7 +214,7 @@ func (b *Backend) sweepBlobs() {
 	if _, done := b.swept.LoadOrStore("blobs/*", true); done {
 		return
 	}
-	dirs, _ := filepath.Glob(filepath.Join(b.root, "blobs", "sha256", "*")) // a bad pattern is impossible; none found is fine
+	dirs, _ := filepath.Glob(filepath.Join(b.root, filepath.FromSlash(store.FamilyBlob.Prefix()), "*")) // a bad pattern is impossible; none found is fine
 	for _, d := range dirs {
 		b.sweep(d)
 	}

@@ -72,7 +72,7 @@ func contentKeys(t *testing.T, b store.Backend) []string {
 	}
 	var out []string
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "gc/") {
+		if !strings.HasPrefix(k, store.FamilyLease.Dir()) {
 			out = append(out, k)
 		}
 	}

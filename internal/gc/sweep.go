@@ -1,0 +1,257 @@
+package gc
+
+// Sweeping: deleting what is not kept, in the order that keeps the store's
+// invariants, a batch at a time under a marker.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// SlowError is a batch that could not be deleted within half of
+// store.MarkerTTL: the collector stops, as writers stop waiting for it.
+type SlowError struct{ Deleted, Left int }
+
+func (e *SlowError) Error() string {
+	return fmt.Sprintf("the collection stopped after %d deletes with %d left in the batch: a batch must finish within %s "+
+		"(writers wait for it no longer); the store is consistent. Run the collection again, with a smaller --batch-size "+
+		"if the store is slow", e.Deleted, e.Left, store.MarkerTTL/2)
+}
+
+// testHookDelete, when set, runs before each delete of a content key or
+// release record; an error stops the collection there, as a crash would.
+var testHookDelete func(key string) error
+
+// sweep deletes, in order, expired leases and stale markers, the versions
+// the policy does not keep, and the content no kept root reaches.
+func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bool) error {
+	var gone []*version
+	for _, v := range vs {
+		if !v.keep {
+			gone = append(gone, v)
+		}
+	}
+	// vs is by name, highest version first: deleted oldest first.
+	slices.Reverse(gone)
+	byKind := map[string][]string{}
+	for k := range c.all {
+		if kept[k] || !isContent(k) {
+			continue
+		}
+		key, _ := store.ParseKey(k)
+		byKind[kinds[key.Family]] = append(byKind[kinds[key.Family]], k)
+	}
+	// Only what was read and parsed as a lease or a marker goes as one.
+	var leases []string
+	for _, k := range c.expired(store.LeasesPrefix, c.p.Grace) {
+		if _, ok := c.leases[k]; ok {
+			leases = append(leases, k)
+		}
+	}
+	stale, err := c.readProtocol(ctx, c.expired(store.MarkersPrefix, store.MarkerTTL), true)
+	if err != nil {
+		return err
+	}
+	markers := slices.Sorted(maps.Keys(stale))
+	if c.o.DryRun {
+		for _, v := range gone {
+			c.report.Versions = append(c.report.Versions, v.String())
+			c.count(KindRelease, c.versionKeys(v)...)
+		}
+		for _, kind := range Kinds[1:5] {
+			c.count(kind, byKind[kind]...)
+		}
+		c.count(KindLease, leases...)
+		c.count(KindMarker, markers...)
+		c.logDeleted(snapshot{})
+		return nil
+	}
+	// Expired leases and stale markers first: they protect nothing (no
+	// writer waits for such a marker), and a run that stops later on
+	// leaves fewer for the next one to list in every batch.
+	for _, kk := range []struct {
+		kind string
+		keys []string
+	}{{KindLease, leases}, {KindMarker, markers}} {
+		kind, keys := kk.kind, kk.keys
+		before := c.snapshot()
+		for _, k := range keys {
+			if err := c.delete(ctx, kind, k); err != nil {
+				c.logDeleted(before)
+				return err
+			}
+		}
+		c.logDeleted(before)
+	}
+	deletedVersions := map[string]bool{}
+	defer func() { // in the order of gone, whatever order the deletes ran in
+		for _, v := range gone {
+			if deletedVersions[v.String()] {
+				c.report.Versions = append(c.report.Versions, v.String())
+			}
+		}
+	}()
+	// Release versions, a batch at a time: the record is condemned, then
+	// its tombstone written, then the record goes.
+	for start := 0; start < len(gone); start += c.o.BatchSize {
+		batch := gone[start:min(len(gone), start+c.o.BatchSize)]
+		keys := make([]string, len(batch))
+		for i, v := range batch {
+			keys[i] = release.VersionKey(v.name, v.version)
+		}
+		err := c.condemned(ctx, keys, func(ctx context.Context, k string) error {
+			v := batch[slices.Index(keys, k)]
+			tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
+			switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
+			case err == nil:
+				c.mu.Lock()
+				c.report.Tombstones++
+				c.mu.Unlock()
+			case !errors.Is(err, store.ErrExists):
+				return err
+			}
+			for _, k := range c.versionKeys(v) {
+				if err := c.delete(ctx, KindRelease, k); err != nil {
+					return err
+				}
+			}
+			c.mu.Lock()
+			deletedVersions[v.String()] = true
+			c.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, kind := range Kinds[1:5] {
+		keys := byKind[kind]
+		sort.Strings(keys)
+		for start := 0; start < len(keys); start += c.o.BatchSize {
+			batch := keys[start:min(len(keys), start+c.o.BatchSize)]
+			err := c.condemned(ctx, batch, func(ctx context.Context, k string) error { return c.delete(ctx, kind, k) })
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// versionKeys are the keys of a version that go with it: its record. Its
+// index entry and yank history stay (a few bytes each): the index is how a
+// publish of the same content finds the version again, and the yank how
+// it is refused if it was broken (release.PlanVersion).
+func (c *collector) versionKeys(v *version) []string {
+	return []string{release.VersionKey(v.name, v.version)}
+}
+
+// expired lists the objects under prefix older than ttl.
+func (c *collector) expired(prefix string, ttl time.Duration) []string {
+	var keys []string
+	for k, i := range c.all {
+		if strings.HasPrefix(k, prefix) && c.storeNow().Sub(i.ModTime) > ttl && c.now.Sub(i.ModTime) > ttl {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (c *collector) delete(ctx context.Context, kind, k string) error {
+	if testHookDelete != nil {
+		c.mu.Lock()
+		err := testHookDelete(k)
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
+		return err
+	}
+	if err := c.d.Delete(ctx, k); err != nil {
+		return err
+	}
+	c.count(kind, k)
+	return nil
+}
+
+// condemned runs del for each key of batch that no live lease reaches,
+// under a marker naming the batch (the collector protocol in package
+// store): marker first, then the leases, then the deletes, within half of
+// store.MarkerTTL of writing the marker.
+func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, k string) error) error {
+	start := time.Now()
+	marker := store.MarkerKey(store.NewObjectID(start))
+	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
+		return err
+	}
+	before := c.snapshot()
+	err := c.deleteUnleased(ctx, batch, start, del)
+	c.logDeleted(before)
+	// The marker goes once nothing more of the batch will be deleted; a
+	// collector killed part-way leaves it, and writers wait out its time.
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if derr := c.d.Delete(cleanup, marker); err == nil {
+		err = derr
+	}
+	return err
+}
+
+func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, k string) error) error {
+	leased, err := c.leasedKeys(ctx)
+	if err != nil {
+		return err
+	}
+	protected := map[string]bool{}
+	if err := c.closure(ctx, protected, leased, false); err != nil {
+		return err
+	}
+	var todo []string
+	for _, k := range batch {
+		if protected[k] {
+			c.report.Leased = append(c.report.Leased, k)
+		} else {
+			todo = append(todo, k)
+		}
+	}
+	// Deleted Concurrency() at once: within a batch the order does not
+	// matter, as every batch holds one kind (or whole versions).
+	// No delete starts after a quarter of MarkerTTL, and none is still in
+	// flight (or retried) after half of it: the requests' context ends
+	// then, so a writer that stops waiting for the marker (after
+	// MarkerTTL) never finds a key present that a late request deletes.
+	budget, cancel := context.WithDeadline(ctx, start.Add(store.MarkerTTL/2))
+	defer cancel()
+	var done atomic.Int64
+	slow := func() error { return &SlowError{Deleted: int(done.Load()), Left: len(todo) - int(done.Load())} }
+	err = store.ForEach(budget, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
+		// Wall and monotonic clocks both: a suspended machine's monotonic
+		// clock stands still while writers' time runs on.
+		if time.Since(start) > store.MarkerTTL/4 || time.Now().Round(0).Sub(start.Round(0)) > store.MarkerTTL/4 {
+			return slow()
+		}
+		if err := del(ctx, todo[i]); err != nil {
+			return err
+		}
+		done.Add(1)
+		return nil
+	})
+	if err != nil && budget.Err() != nil && ctx.Err() == nil {
+		return slow()
+	}
+	return err
+}
