@@ -33,7 +33,7 @@ func TestArchiveListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := &Record{Output: man.Digest(), Type: TypeTree, Size: man.Size()}
-	for _, given := range []*digest.Manifest{man, nil} {
+	for _, given := range []*digest.Listing{man, nil} {
 		got, err := tree.ArchiveListing(ctx, st, "dist", given)
 		if err != nil || got.Digest() != man.Digest() {
 			t.Fatalf("tree listing (given %v) = %v, %v; want %s", given != nil, got, err, man.Digest())

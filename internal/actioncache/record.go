@@ -136,7 +136,7 @@ func (e *MissingOutputError) Error() string {
 // record is trusted only as far as it is checked: its form, its key, and
 // that the store holds its output (a tree's listing read and verified, a
 // file's blob present) and its log.
-func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *digest.Manifest, error) {
+func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *digest.Listing, error) {
 	sk := store.ActionKey(key)
 	rc, err := st.Backend().Open(ctx, sk)
 	if err != nil {
@@ -155,9 +155,9 @@ func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *dig
 	if err != nil {
 		return nil, nil, err
 	}
-	var m *digest.Manifest
+	var m *digest.Listing
 	if r.Type == TypeTree {
-		m, err = st.GetTree(ctx, r.Output)
+		m, err = st.GetListing(ctx, r.Output)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return nil, nil, &MissingOutputError{Key: where, Object: r.Output, What: "output listing"}
@@ -193,10 +193,10 @@ func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *dig
 // against a concurrent garbage collector (store.Hold) and found present
 // before it is written. (A run that found its output already stored, as
 // Publish does, did not hold it; a collector may have deleted it since.)
-func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Manifest, error) {
+func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Listing, error) {
 	out, what := store.BlobKey(r.Output), "output file"
 	if r.Type == TypeTree {
-		out, what = store.TreeKey(r.Output), "output listing"
+		out, what = store.ListingKey(r.Output), "output listing"
 	}
 	lease, err := st.Hold(ctx, out, store.BlobKey(r.Log))
 	if err != nil {
@@ -235,7 +235,7 @@ func (e *DamagedOutputError) Unwrap() error { return e.Err }
 
 // VerifyOutput reads every byte of a record's output (m: a tree's listing)
 // and checks it against its digest, and a file's size against the record.
-func VerifyOutput(ctx context.Context, st *store.Store, r *Record, m *digest.Manifest) error {
+func VerifyOutput(ctx context.Context, st *store.Store, r *Record, m *digest.Listing) error {
 	where := store.ActionKey(r.Key) + " in " + st.String()
 	if r.Type == TypeTree {
 		if err := st.VerifyTree(ctx, r.Output, m); err != nil {

@@ -58,7 +58,7 @@ func TestPutRecordsOnlyWhatIsStored(t *testing.T) {
 	if !ok {
 		t.Fatal("the local store cannot delete")
 	}
-	if err := d.Delete(ctx, store.TreeKey(res.Record.Output)); err != nil {
+	if err := d.Delete(ctx, store.ListingKey(res.Record.Output)); err != nil {
 		t.Fatal(err)
 	}
 	// A Put that records nothing leaves no lease behind.
@@ -122,7 +122,7 @@ func TestPutRecordsOnlyWhatIsStored(t *testing.T) {
 			held = append(held, keys...)
 		}
 	}
-	want := []string{store.BlobKey(res.Record.Log), store.TreeKey(res.Record.Output)}
+	want := []string{store.BlobKey(res.Record.Log), store.ListingKey(res.Record.Output)}
 	slices.Sort(want)
 	if !slices.Equal(held, want) {
 		t.Fatalf("Put held %v, want %v", held, want)

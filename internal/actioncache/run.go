@@ -87,8 +87,8 @@ type Job struct {
 
 // Result is what a successful run stored.
 type Result struct {
-	Record   Record
-	Manifest *digest.Manifest // the output's listing, for a tree
+	Record  Record
+	Listing *digest.Listing // the output's listing, for a tree
 }
 
 // ExitError is a command that failed; nothing was recorded.
@@ -269,7 +269,7 @@ func Run(ctx context.Context, st *store.Store, job Job) (_ *Result, err error) {
 		if err != nil {
 			return nil, outputError(job.Spec.Output, err, sink.tail())
 		}
-		res.Manifest = m
+		res.Listing = m
 		res.Record.Output, res.Record.Type = m.Digest(), TypeTree
 		res.Record.Size, res.Record.Files = m.Size(), int64(len(m.Entries))
 	case fi.Mode().IsRegular():
@@ -424,7 +424,7 @@ func checkInputs(ctx context.Context, work string, inputs map[string]digest.Sum,
 		switch {
 		case err != nil:
 		case fi.IsDir():
-			var m *digest.Manifest
+			var m *digest.Listing
 			if m, err = digest.HashTree(ctx, p, digest.Options{}); err == nil {
 				got = m.Digest()
 			}
@@ -443,7 +443,7 @@ func checkInputs(ctx context.Context, work string, inputs map[string]digest.Sum,
 
 // FileListing is the one-entry listing of a file output, named after the
 // output's last component: what its archive holds.
-func (r *Record) FileListing(output string) *digest.Manifest {
+func (r *Record) FileListing(output string) *digest.Listing {
 	mode := fs.FileMode(0o644)
 	if r.Type == TypeExec {
 		mode = 0o755
@@ -454,12 +454,12 @@ func (r *Record) FileListing(output string) *digest.Manifest {
 // ArchiveListing is what the archive of the recorded output holds: a
 // tree's listing (man, else read from st and verified as it is read), or
 // a file's one-entry listing (FileListing).
-func (r *Record) ArchiveListing(ctx context.Context, st *store.Store, output string, man *digest.Manifest) (*digest.Manifest, error) {
+func (r *Record) ArchiveListing(ctx context.Context, st *store.Store, output string, man *digest.Listing) (*digest.Listing, error) {
 	switch {
 	case man != nil:
 		return man, nil
 	case r.Type == TypeTree:
-		return st.GetTree(ctx, r.Output)
+		return st.GetListing(ctx, r.Output)
 	}
 	return r.FileListing(output), nil
 }

@@ -85,11 +85,11 @@ echo to-stderr >&2`
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Record.Type != TypeTree || res.Manifest == nil || res.Record.Output != res.Manifest.Digest() {
+	if res.Record.Type != TypeTree || res.Listing == nil || res.Record.Output != res.Listing.Digest() {
 		t.Fatalf("record %+v", res.Record)
 	}
 	files := map[string]string{}
-	for _, e := range res.Manifest.Entries {
+	for _, e := range res.Listing.Entries {
 		rc, err := st.OpenBlob(ctx, e.SHA256)
 		if err != nil {
 			t.Fatal(err)

@@ -39,9 +39,9 @@ type Step struct {
 
 // Realized is a step's output, as the store records it.
 type Realized struct {
-	Record   *Record
-	Manifest *digest.Manifest // a tree's listing
-	Hit      bool             // recorded before: the plan's hit
+	Record  *Record
+	Listing *digest.Listing // a tree's listing
+	Hit     bool            // recorded before: the plan's hit
 	// Differs, when set, is another run's output recorded first for the
 	// key, which Record now is: the build is not reproducible (a warning).
 	Differs *NotReproducibleError
@@ -99,16 +99,16 @@ func Realize(ctx context.Context, st *store.Store, s Step) (*Realized, error) {
 				return nil, err
 			}
 			if !sameOutput(&res.Record, rec) {
-				return nil, &NotReproducibleError{Key: key, Ours: res.Record.Output, Recorded: rec.Output, Diff: Diff(man, res.Manifest)}
+				return nil, &NotReproducibleError{Key: key, Ours: res.Record.Output, Recorded: rec.Output, Diff: Diff(man, res.Listing)}
 			}
 		}
-		return &Realized{Record: rec, Manifest: man, Hit: true}, nil
+		return &Realized{Record: rec, Listing: man, Hit: true}, nil
 	}
 	res, err := s.run(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	out := &Realized{Record: &res.Record, Manifest: res.Manifest}
+	out := &Realized{Record: &res.Record, Listing: res.Listing}
 	if s.Mode != ReadWrite {
 		return out, nil
 	}
@@ -122,18 +122,18 @@ func Realize(ctx context.Context, st *store.Store, s Step) (*Realized, error) {
 		return nil, err
 	}
 	if !sameOutput(got, &res.Record) {
-		differs := &NotReproducibleError{Key: key, Ours: res.Record.Output, Recorded: got.Output, Raced: true, Diff: Diff(gotMan, res.Manifest)}
+		differs := &NotReproducibleError{Key: key, Ours: res.Record.Output, Recorded: got.Output, Raced: true, Diff: Diff(gotMan, res.Listing)}
 		if s.Check {
 			return nil, differs
 		}
 		out.Differs = differs
 	}
 	if gotMan == nil && got.Type == TypeTree {
-		gotMan = res.Manifest // our own record, just written: the listing just stored
+		gotMan = res.Listing // our own record, just written: the listing just stored
 	}
 	// The record as stored: its log (and, when the outputs differ, its
 	// output) is the one everybody gets.
-	out.Record, out.Manifest = got, gotMan
+	out.Record, out.Listing = got, gotMan
 	return out, nil
 }
 
@@ -153,7 +153,7 @@ const shownPaths = 25
 
 // Diff names the paths in which two outputs differ, when both are trees
 // (" (2 paths differ: ~ a, + b)"), else "".
-func Diff(a, b *digest.Manifest) string {
+func Diff(a, b *digest.Listing) string {
 	if a == nil || b == nil {
 		return ""
 	}

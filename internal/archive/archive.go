@@ -1,5 +1,5 @@
 // Package archive writes byte-reproducible archives of a tree: the same
-// manifest always gives the same bytes, whatever the umask, mtimes, owner
+// listing always gives the same bytes, whatever the umask, mtimes, owner
 // or machine. Each format is versioned like the digest spec ("zip-v1"); a
 // change to the bytes (a new compressor, say) must come as a new version,
 // and TestGoldenArchives pins v1.
@@ -158,7 +158,7 @@ func CheckEntryName(p string) error {
 }
 
 // Links returns the paths of a listing's symlinks, for CheckLink.
-func Links(m *digest.Manifest) map[string]bool {
+func Links(m *digest.Listing) map[string]bool {
 	links := map[string]bool{}
 	for _, e := range m.Entries {
 		if e.Kind == digest.KindSymlink {
@@ -179,13 +179,13 @@ func copyEntry(ctx context.Context, w io.Writer, open Opener, e digest.Entry) er
 		return err
 	}
 	if n != e.Size {
-		return fmt.Errorf("%s: read %d bytes, the manifest says %d", e.Path, n, e.Size)
+		return fmt.Errorf("%s: read %d bytes, the listing says %d", e.Path, n, e.Size)
 	}
 	return nil
 }
 
-// Write writes the archive of m in format to w, in the manifest's order.
-func Write(ctx context.Context, w io.Writer, format Format, m *digest.Manifest, open Opener) error {
+// Write writes the archive of m in format to w, in the listing's order.
+func Write(ctx context.Context, w io.Writer, format Format, m *digest.Listing, open Opener) error {
 	switch format {
 	case Zip:
 		return writeZip(ctx, w, m, open)
@@ -195,7 +195,7 @@ func Write(ctx context.Context, w io.Writer, format Format, m *digest.Manifest, 
 	return fmt.Errorf("unknown archive format %q", format)
 }
 
-func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener) error {
+func writeZip(ctx context.Context, w io.Writer, m *digest.Listing, open Opener) error {
 	links := Links(m)
 	zw := zip.NewWriter(w)
 	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
@@ -234,7 +234,7 @@ func writeZip(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener)
 	return zw.Close()
 }
 
-func writeTarGz(ctx context.Context, w io.Writer, m *digest.Manifest, open Opener) error {
+func writeTarGz(ctx context.Context, w io.Writer, m *digest.Listing, open Opener) error {
 	gz, err := gzip.NewWriterLevel(w, 6)
 	if err != nil {
 		return err

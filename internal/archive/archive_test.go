@@ -23,8 +23,8 @@ var content = map[string]string{
 	"current":     "lib/util.js", // a symlink's target
 }
 
-func manifest() *digest.Manifest {
-	m := &digest.Manifest{}
+func listing() *digest.Listing {
+	m := &digest.Listing{}
 	for p, c := range content {
 		k := digest.KindFile
 		switch p {
@@ -45,7 +45,7 @@ func open(_ context.Context, e digest.Entry) (io.ReadCloser, error) {
 
 func build(t *testing.T, format Format) []byte {
 	var b bytes.Buffer
-	if err := Write(context.Background(), &b, format, manifest(), open); err != nil {
+	if err := Write(context.Background(), &b, format, listing(), open); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

@@ -62,7 +62,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // Lookup returns the verified archive of listing in format, or an error
 // wrapping store.ErrNotFound when none is stored, or a *CorruptError.
-func (r *Refs) Lookup(ctx context.Context, format Format, listing *digest.Manifest) (digest.Sum, error) {
+func (r *Refs) Lookup(ctx context.Context, format Format, listing *digest.Listing) (digest.Sum, error) {
 	sum, err := r.st.GetArchiveRef(ctx, Version(format), listing.Digest())
 	if err != nil {
 		return sum, err
@@ -72,11 +72,11 @@ func (r *Refs) Lookup(ctx context.Context, format Format, listing *digest.Manife
 
 // Verify reads the archive sum from the store and checks it against
 // listing, even if it was checked before (verify_on_refresh).
-func (r *Refs) Verify(ctx context.Context, format Format, listing *digest.Manifest, sum digest.Sum) error {
+func (r *Refs) Verify(ctx context.Context, format Format, listing *digest.Listing, sum digest.Sum) error {
 	return r.check(ctx, format, listing, sum, true)
 }
 
-func (r *Refs) check(ctx context.Context, format Format, listing *digest.Manifest, sum digest.Sum, again bool) error {
+func (r *Refs) check(ctx context.Context, format Format, listing *digest.Listing, sum digest.Sum, again bool) error {
 	k := refKey{format, listing.Digest(), sum}
 	r.mu.Lock()
 	done := r.verified[k]
@@ -108,7 +108,7 @@ func (r *Refs) remember(k refKey) {
 
 // fill copies the archive blob sum into f (its bytes checked against sum
 // as they are read) and checks its content against listing.
-func (r *Refs) fill(ctx context.Context, f *os.File, format Format, listing *digest.Manifest, sum digest.Sum) error {
+func (r *Refs) fill(ctx context.Context, f *os.File, format Format, listing *digest.Listing, sum digest.Sum) error {
 	rc, err := r.st.OpenBlob(ctx, sum)
 	if errors.Is(err, store.ErrNotFound) {
 		// The reference names an archive that is not stored: as corrupt as
@@ -133,19 +133,19 @@ func (r *Refs) fill(ctx context.Context, f *os.File, format Format, listing *dig
 // it, or an error wrapping store.ErrNotFound. It is not trusted yet: the
 // caller Checks it, or writes it out with WriteFile (which checks it in
 // the same read), before using it.
-func (r *Refs) Find(ctx context.Context, format Format, listing *digest.Manifest) (digest.Sum, error) {
+func (r *Refs) Find(ctx context.Context, format Format, listing *digest.Listing) (digest.Sum, error) {
 	return r.st.GetArchiveRef(ctx, Version(format), listing.Digest())
 }
 
 // Check verifies the archive sum against listing, once per Refs.
-func (r *Refs) Check(ctx context.Context, format Format, listing *digest.Manifest, sum digest.Sum) error {
+func (r *Refs) Check(ctx context.Context, format Format, listing *digest.Listing, sum digest.Sum) error {
 	return r.check(ctx, format, listing, sum, false)
 }
 
 // Ensure returns the archive of listing in format, building it from open
 // and storing it only if none is stored yet: an archive is never rebuilt.
 // A reference found stored is verified like Lookup's.
-func (r *Refs) Ensure(ctx context.Context, format Format, listing *digest.Manifest, open Opener) (digest.Sum, error) {
+func (r *Refs) Ensure(ctx context.Context, format Format, listing *digest.Listing, open Opener) (digest.Sum, error) {
 	sum, err := r.Lookup(ctx, format, listing)
 	if !errors.Is(err, store.ErrNotFound) {
 		return sum, err
@@ -158,9 +158,9 @@ func (r *Refs) Ensure(ctx context.Context, format Format, listing *digest.Manife
 // always there to check the archive by, then the archive's blob, then the
 // reference. If a concurrent writer recorded a reference first, that one
 // is returned, verified.
-func (r *Refs) Build(ctx context.Context, format Format, listing *digest.Manifest, open Opener) (digest.Sum, error) {
+func (r *Refs) Build(ctx context.Context, format Format, listing *digest.Listing, open Opener) (digest.Sum, error) {
 	var sum digest.Sum
-	if _, err := r.st.PutTree(ctx, listing); err != nil {
+	if _, err := r.st.PutListing(ctx, listing); err != nil {
 		return sum, err
 	}
 	// The archive's digest is only known once it is built, so it is built
@@ -206,7 +206,7 @@ func (r *Refs) Build(ctx context.Context, format Format, listing *digest.Manifes
 // what allow checks is what is written: allow runs on it last, just before
 // the rename, and a non-nil error stops the write. Missing parent
 // directories are created, as local_file and archive_file do.
-func (r *Refs) WriteFile(ctx context.Context, format Format, listing *digest.Manifest, sum digest.Sum, path string, allow func(target string) error) error {
+func (r *Refs) WriteFile(ctx context.Context, format Format, listing *digest.Listing, sum digest.Sum, path string, allow func(target string) error) error {
 	target, err := fsguard.Resolve(path)
 	if err != nil {
 		return err
@@ -258,7 +258,7 @@ func (r *Refs) WriteFile(ctx context.Context, format Format, listing *digest.Man
 // as it is read and against listing (unless this Refs checked that
 // archive already: the bytes, verified against sum, are then the same).
 // On an error, f holds an unchecked partial copy: the caller discards it.
-func (r *Refs) CopyTo(ctx context.Context, f *os.File, format Format, listing *digest.Manifest, sum digest.Sum) error {
+func (r *Refs) CopyTo(ctx context.Context, f *os.File, format Format, listing *digest.Listing, sum digest.Sum) error {
 	k := refKey{format, listing.Digest(), sum}
 	r.mu.Lock()
 	known := r.verified[k]

@@ -38,7 +38,7 @@ func (e *ContentError) Error() string {
 // step rejects anything a reader other than ours might see differently:
 // bytes before or after the archive, zip local headers that disagree with
 // the central directory, extra tar headers.
-func Verify(ctx context.Context, format Format, r io.ReaderAt, size int64, m *digest.Manifest, want digest.Sum) error {
+func Verify(ctx context.Context, format Format, r io.ReaderAt, size int64, m *digest.Listing, want digest.Sum) error {
 	var open Opener
 	switch format {
 	case Zip:
@@ -125,7 +125,7 @@ func zipKind(f *zip.File) (digest.Kind, error) {
 	return "", &ContentError{Entry: f.Name, Reason: fmt.Sprintf("unexpected mode %v", m)}
 }
 
-func verifyZip(ctx context.Context, r io.ReaderAt, size int64, m *digest.Manifest) (*zip.Reader, error) {
+func verifyZip(ctx context.Context, r io.ReaderAt, size int64, m *digest.Listing) (*zip.Reader, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, &ContentError{Reason: "not a readable zip: " + err.Error()}
@@ -155,7 +155,7 @@ func verifyZip(ctx context.Context, r io.ReaderAt, size int64, m *digest.Manifes
 	return zr, nil
 }
 
-func verifyTarGz(ctx context.Context, r io.Reader, m *digest.Manifest) error {
+func verifyTarGz(ctx context.Context, r io.Reader, m *digest.Listing) error {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return &ContentError{Reason: "not a readable gzip stream: " + err.Error()}

@@ -52,7 +52,7 @@ func TestCheckLink(t *testing.T) {
 // TestWriteRefusesEscapingLink: neither format writes a link that leaves
 // the tree.
 func TestWriteRefusesEscapingLink(t *testing.T) {
-	m := &digest.Manifest{Entries: []digest.Entry{{Path: "etc", Kind: digest.KindSymlink, SHA256: digest.Bytes([]byte("/etc")), Size: 4}}}
+	m := &digest.Listing{Entries: []digest.Entry{{Path: "etc", Kind: digest.KindSymlink, SHA256: digest.Bytes([]byte("/etc")), Size: 4}}}
 	open := func(context.Context, digest.Entry) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader("/etc")), nil
 	}
@@ -72,19 +72,19 @@ func TestVerify(t *testing.T) {
 	for _, f := range Formats {
 		b := build(t, f)
 		sum := digest.Bytes(b)
-		if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), manifest(), sum); err != nil {
+		if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), listing(), sum); err != nil {
 			t.Fatalf("%s: its own listing: %v", f, err)
 		}
-		for name, change := range map[string]func(m *digest.Manifest){
-			"changed content": func(m *digest.Manifest) { m.Entries[2].SHA256 = digest.Bytes([]byte("other")) },
-			"exec bit":        func(m *digest.Manifest) { m.Entries[0].Kind = digest.KindFile },
-			"renamed":         func(m *digest.Manifest) { m.Entries[1].Path = "current2" },
-			"one more entry": func(m *digest.Manifest) {
+		for name, change := range map[string]func(m *digest.Listing){
+			"changed content": func(m *digest.Listing) { m.Entries[2].SHA256 = digest.Bytes([]byte("other")) },
+			"exec bit":        func(m *digest.Listing) { m.Entries[0].Kind = digest.KindFile },
+			"renamed":         func(m *digest.Listing) { m.Entries[1].Path = "current2" },
+			"one more entry": func(m *digest.Listing) {
 				m.Entries = append(m.Entries, digest.Entry{Path: "zzz", Kind: digest.KindFile, SHA256: digest.Bytes(nil)})
 			},
-			"one entry fewer": func(m *digest.Manifest) { m.Entries = m.Entries[:len(m.Entries)-1] },
+			"one entry fewer": func(m *digest.Listing) { m.Entries = m.Entries[:len(m.Entries)-1] },
 		} {
-			m := manifest()
+			m := listing()
 			change(m)
 			var ce *ContentError
 			if err := Verify(ctx, f, bytes.NewReader(b), int64(len(b)), m, sum); !errors.As(err, &ce) {
@@ -92,7 +92,7 @@ func TestVerify(t *testing.T) {
 			}
 		}
 		var ce *ContentError
-		if err := Verify(ctx, f, bytes.NewReader(b[:len(b)/2]), int64(len(b)/2), manifest(), digest.Bytes(b[:len(b)/2])); !errors.As(err, &ce) {
+		if err := Verify(ctx, f, bytes.NewReader(b[:len(b)/2]), int64(len(b)/2), listing(), digest.Bytes(b[:len(b)/2])); !errors.As(err, &ce) {
 			t.Errorf("%s, truncated: want a ContentError, got %v", f, err)
 		}
 	}
@@ -106,15 +106,15 @@ func newStore(t *testing.T) *store.Store {
 	return store.New(b)
 }
 
-// storeContent stores the blobs of manifest() and returns it.
-func storeContent(t *testing.T, st *store.Store) *digest.Manifest {
-	m := manifest()
+// storeContent stores the blobs of listing() and returns it.
+func storeContent(t *testing.T, st *store.Store) *digest.Listing {
+	m := listing()
 	for _, e := range m.Entries {
 		if _, err := st.PutBlob(context.Background(), e.SHA256, strings.NewReader(content[e.Path])); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.PutTree(context.Background(), m); err != nil {
+	if _, err := st.PutListing(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -130,11 +130,11 @@ func TestRefsRefuseASwappedReference(t *testing.T) {
 			st := newStore(t)
 			m := storeContent(t, st)
 			// Another tree, archived honestly.
-			other := &digest.Manifest{Entries: []digest.Entry{{Path: "evil.js", Kind: digest.KindFile, SHA256: digest.Bytes([]byte("evil")), Size: 4}}}
+			other := &digest.Listing{Entries: []digest.Entry{{Path: "evil.js", Kind: digest.KindFile, SHA256: digest.Bytes([]byte("evil")), Size: 4}}}
 			if _, err := st.PutBlob(ctx, other.Entries[0].SHA256, strings.NewReader("evil")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.PutTree(ctx, other); err != nil {
+			if _, err := st.PutListing(ctx, other); err != nil {
 				t.Fatal(err)
 			}
 			evilOpen := func(context.Context, digest.Entry) (io.ReadCloser, error) {
@@ -231,7 +231,7 @@ func TestVerifyZipBytesOutsideItsDirectory(t *testing.T) {
 	prefixed := append(bytes.Repeat([]byte{'J'}, 100), b...)
 	for name, z := range map[string][]byte{"local header renamed": renamed, "junk before": prefixed} {
 		var ce *ContentError
-		if err := Verify(ctx, Zip, bytes.NewReader(z), int64(len(z)), manifest(), digest.Bytes(z)); !errors.As(err, &ce) {
+		if err := Verify(ctx, Zip, bytes.NewReader(z), int64(len(z)), listing(), digest.Bytes(z)); !errors.As(err, &ce) {
 			t.Errorf("%s: want a ContentError, got %v", name, err)
 		}
 	}

@@ -80,7 +80,7 @@ func CheckArchive(src string, c *Content) error {
 // tree (an *archive.LinkError): an archive of it, or the tree placed in a
 // build's working directory, could reach outside. The targets are read
 // from disk: listings keep only their hash.
-func CheckLinks(src string, m *digest.Manifest) error {
+func CheckLinks(src string, m *digest.Listing) error {
 	links := archive.Links(m)
 	for _, e := range m.Entries {
 		if err := archive.CheckEntryName(e.Path); err != nil {
@@ -143,7 +143,7 @@ func (s *Sources) StoreArchive(ctx context.Context, format archive.Format, src s
 	if err == nil && c.Tree == nil {
 		// An archive recorded by an older build may lack it; a tree is
 		// stored already.
-		_, err = s.st.PutTree(ctx, listing)
+		_, err = s.st.PutListing(ctx, listing)
 	}
 	if err != nil {
 		return sum, fmt.Errorf("building the %s archive in %s: %w", format, s.st, err)
@@ -169,10 +169,10 @@ func (s *Sources) WriteArchive(ctx context.Context, format archive.Format, c *Co
 // (isFile) the listing is stored too, as StoreArchive stores it.
 // planned, when known, is the archive the plan expects: another is an
 // *ArchiveChangedError.
-func (s *Sources) EnsureArchive(ctx context.Context, format archive.Format, listing *digest.Manifest, isFile bool, planned *digest.Sum) (digest.Sum, error) {
+func (s *Sources) EnsureArchive(ctx context.Context, format archive.Format, listing *digest.Listing, isFile bool, planned *digest.Sum) (digest.Sum, error) {
 	sum, err := s.refs.Ensure(ctx, format, listing, export.StoreOpener(s.st)) // a stored one is verified first
 	if err == nil && isFile {
-		_, err = s.st.PutTree(ctx, listing)
+		_, err = s.st.PutListing(ctx, listing)
 	}
 	if err != nil {
 		return sum, err

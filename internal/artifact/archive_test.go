@@ -15,7 +15,7 @@ import (
 )
 
 // TestSourceOpenerVerifies: the archive is built from the source files,
-// and an entry whose bytes no longer match the stored manifest fails the
+// and an entry whose bytes no longer match the stored listing fails the
 // build instead of producing an archive of other content.
 func TestSourceOpenerVerifies(t *testing.T) {
 	dir := t.TempDir()
@@ -123,7 +123,7 @@ func TestStoreArchive(t *testing.T) {
 	if again, err := s.StoreArchive(ctx, archive.Zip, src, c, &sum, true); err != nil || again != sum {
 		t.Fatalf("stored again: %v, %v", again, err)
 	}
-	if ok, err := st.HasTree(ctx, c.Listing.Digest()); err != nil || !ok {
+	if ok, err := st.HasListing(ctx, c.Listing.Digest()); err != nil || !ok {
 		t.Fatalf("a file's one-entry listing is not stored: %v", err)
 	}
 	wrong := digest.Bytes([]byte("another archive"))

@@ -38,12 +38,12 @@ type Content struct {
 	Size  int64
 	Count int64 // files and symlinks: 1 for a file or inline content
 	// Tree is a directory's listing; nil for a file or inline content.
-	Tree *digest.Manifest
+	Tree *digest.Listing
 	// Listing is what an archive of the content holds: the tree, or a
 	// file's one-entry listing (its name and exec bit, which Sum does not
 	// cover). Nil for inline content. CheckArchive says whether an
 	// archive can hold it.
-	Listing *digest.Manifest
+	Listing *digest.Listing
 }
 
 // Inline is the content of inline bytes.
@@ -55,7 +55,7 @@ func fileContent(fi fs.FileInfo, sum digest.Sum, size int64) *Content {
 	return &Content{Sum: sum, Size: size, Count: 1, Listing: digest.FileListing(fi.Name(), fi.Mode(), sum, size)}
 }
 
-func treeContent(m *digest.Manifest) *Content {
+func treeContent(m *digest.Listing) *Content {
 	return &Content{Sum: m.Digest(), Size: m.Size(), Count: int64(len(m.Entries)), Tree: m, Listing: m}
 }
 

@@ -30,7 +30,7 @@ func (s *Sources) Stored(ctx context.Context, sum digest.Sum, kind store.Kind, v
 		c.Size = size
 		return c, nil
 	}
-	man, err := s.st.GetTree(ctx, sum) // the listing is verified as it is read
+	man, err := s.st.GetListing(ctx, sum) // the listing is verified as it is read
 	if err != nil {
 		if verifyFiles {
 			return nil, &DamagedError{Sum: sum, Err: err}
@@ -58,7 +58,7 @@ func (s *Sources) Stored(ctx context.Context, sum digest.Sum, kind store.Kind, v
 // sum is the archive's sha256; nil when the state holds none that parses:
 // then only the listing is read.
 func (s *Sources) VerifyArchive(ctx context.Context, format archive.Format, listing digest.Sum, sum *digest.Sum) error {
-	man, err := s.st.GetTree(ctx, listing)
+	man, err := s.st.GetListing(ctx, listing)
 	if err != nil {
 		return &ArchiveListingError{Listing: listing, Err: err}
 	}

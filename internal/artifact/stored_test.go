@@ -61,7 +61,7 @@ func TestStored(t *testing.T) {
 		t.Fatalf("Stored(blob) damaged = %v, want a *DamagedError", err)
 	}
 	// A listing that cannot be read: unreadable, or damage when verifying.
-	must(t, os.Remove(filepath.Join(st.LocalRoot(), filepath.FromSlash(store.TreeKey(put.Sum)))))
+	must(t, os.Remove(filepath.Join(st.LocalRoot(), filepath.FromSlash(store.ListingKey(put.Sum)))))
 	var unreadable *ListingUnreadableError
 	if _, err := s.Stored(ctx, put.Sum, store.Tree, false); !errors.As(err, &unreadable) || !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Stored(tree, false) without its listing = %v, want a *ListingUnreadableError", err)
@@ -160,12 +160,12 @@ func TestEnsureArchive(t *testing.T) {
 	write(t, dir, map[string]string{"app.js": "go()"})
 	fc, _, err := s.Put(ctx, Source{Path: file}, nil)
 	must(t, err)
-	if has, err := st.HasTree(ctx, fc.Listing.Digest()); err != nil || has {
+	if has, err := st.HasListing(ctx, fc.Listing.Digest()); err != nil || has {
 		t.Fatalf("a file's listing stored before its archive (%v, %v)", has, err)
 	}
 	_, err = s.EnsureArchive(ctx, archive.Zip, fc.Listing, true, nil)
 	must(t, err)
-	if has, err := st.HasTree(ctx, fc.Listing.Digest()); err != nil || !has {
+	if has, err := st.HasListing(ctx, fc.Listing.Digest()); err != nil || !has {
 		t.Fatalf("a file's listing not stored with its archive (%v, %v)", has, err)
 	}
 }

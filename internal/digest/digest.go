@@ -4,7 +4,7 @@
 // the same hex as sha256sum and Terraform's filesha256().
 //
 // A directory has the digest "sha256:" + hex(sha256(listing)), where the
-// listing is the canonical text produced by Manifest.Encode:
+// listing is the canonical text produced by Listing.Encode:
 //
 //	immutable-tree-v1\n
 //	<kind> <sha256 hex> <size> <path>\n   (one line per entry)
@@ -105,12 +105,12 @@ func KindOf(m fs.FileMode) Kind {
 
 // FileListing is the one-entry listing of a single file named name: what
 // an archive of a file source holds.
-func FileListing(name string, m fs.FileMode, sum Sum, size int64) *Manifest {
-	return &Manifest{Entries: []Entry{{Path: name, Kind: KindOf(m), SHA256: sum, Size: size}}}
+func FileListing(name string, m fs.FileMode, sum Sum, size int64) *Listing {
+	return &Listing{Entries: []Entry{{Path: name, Kind: KindOf(m), SHA256: sum, Size: size}}}
 }
 
-// Manifest is the content of a tree: its entries in canonical order.
-type Manifest struct {
+// Listing is the content of a tree: its entries in canonical order.
+type Listing struct {
 	Entries []Entry
 }
 
@@ -136,13 +136,13 @@ func (e *NameError) Error() string {
 }
 
 // Sort orders the entries canonically: by the bytes of their path.
-func (m *Manifest) Sort() {
+func (m *Listing) Sort() {
 	sort.Slice(m.Entries, func(i, j int) bool { return m.Entries[i].Path < m.Entries[j].Path })
 }
 
 // Encode returns the canonical listing. The entries must be sorted and valid
 // (Validate); Encode does not check.
-func (m *Manifest) Encode() []byte {
+func (m *Listing) Encode() []byte {
 	var b bytes.Buffer
 	b.Grow(len(TreeHeader) + len(m.Entries)*(len(KindSymlink)+2*sha256.Size+40))
 	b.WriteString(TreeHeader)
@@ -160,7 +160,7 @@ func (m *Manifest) Encode() []byte {
 }
 
 // EncodedSize is len(m.Encode()), computed without encoding.
-func (m *Manifest) EncodedSize() int64 {
+func (m *Listing) EncodedSize() int64 {
 	n := int64(len(TreeHeader))
 	for _, e := range m.Entries {
 		n += int64(len(e.Kind)) + 1 + 2*sha256.Size + 1 + int64(len(strconv.FormatInt(e.Size, 10))) + 1 + int64(len(e.Path)) + 1
@@ -169,10 +169,10 @@ func (m *Manifest) EncodedSize() int64 {
 }
 
 // Digest returns the tree digest: the sha256 of the listing.
-func (m *Manifest) Digest() Sum { return sha256.Sum256(m.Encode()) }
+func (m *Listing) Digest() Sum { return sha256.Sum256(m.Encode()) }
 
 // Size is the sum of the entries' sizes.
-func (m *Manifest) Size() int64 {
+func (m *Listing) Size() int64 {
 	var n int64
 	for _, e := range m.Entries {
 		n += e.Size
@@ -182,7 +182,7 @@ func (m *Manifest) Size() int64 {
 
 // Validate checks that the entries are in canonical order, unique, and that
 // each can be encoded.
-func (m *Manifest) Validate() error {
+func (m *Listing) Validate() error {
 	for i, e := range m.Entries {
 		if err := CheckName(e.Path); err != nil {
 			return err
@@ -208,14 +208,14 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-// ParseManifest reads a listing. It accepts only the exact canonical
-// encoding, so that ParseManifest(b).Encode() == b for every accepted b.
-func ParseManifest(b []byte) (*Manifest, error) {
+// ParseListing reads a listing. It accepts only the exact canonical
+// encoding, so that ParseListing(b).Encode() == b for every accepted b.
+func ParseListing(b []byte) (*Listing, error) {
 	rest, ok := bytes.CutPrefix(b, []byte(TreeHeader))
 	if !ok {
 		return nil, fmt.Errorf("not a tree listing: it does not start with %q", strings.TrimSpace(TreeHeader))
 	}
-	m := &Manifest{}
+	m := &Listing{}
 	for len(rest) > 0 {
 		line, tail, found := bytes.Cut(rest, []byte{'\n'})
 		if !found {
@@ -242,10 +242,10 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	return m, nil
 }
 
-// Diff lists the paths that differ between two manifests, each prefixed by
+// Diff lists the paths that differ between two listings, each prefixed by
 // "+ " (added), "- " (removed) or "~ " (content or kind changed), in path
 // order. At most limit paths are listed; the count of all is returned.
-func Diff(old, newer *Manifest, limit int) (lines []string, total int) {
+func Diff(old, newer *Listing, limit int) (lines []string, total int) {
 	i, j := 0, 0
 	add := func(s string) {
 		total++

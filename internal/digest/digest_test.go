@@ -379,14 +379,14 @@ func TestParseRoundTripAndDiff(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, sample)
 	m, _ := HashTree(context.Background(), dir, Options{})
-	p, err := ParseManifest(m.Encode())
+	p, err := ParseListing(m.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Digest() != m.Digest() {
 		t.Fatal("round trip changed the digest")
 	}
-	n := &Manifest{Entries: append([]Entry(nil), m.Entries[1:]...)}
+	n := &Listing{Entries: append([]Entry(nil), m.Entries[1:]...)}
 	n.Entries[0].SHA256 = Bytes([]byte("changed"))
 	n.Entries = append(n.Entries, Entry{Path: "zzz", Kind: KindFile, SHA256: Bytes(nil)})
 	lines, total := Diff(m, n, 10)

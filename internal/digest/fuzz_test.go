@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// manifestFrom turns fuzz input into a manifest: one entry per line,
+// listingFrom turns fuzz input into a listing: one entry per line,
 // "kind|path|content". It returns nil where the input is not a tree the
 // walker could produce (invalid names, duplicate paths).
-func manifestFrom(s string) *Manifest {
-	m := &Manifest{}
+func listingFrom(s string) *Listing {
+	m := &Listing{}
 	seen := map[string]bool{}
 	for _, line := range strings.Split(s, "\x00") {
 		parts := strings.SplitN(line, "|", 3)
@@ -42,7 +42,7 @@ func FuzzListingIsInjective(f *testing.F) {
 	f.Add("file|a\nfile 00 0 b|x", "file|a|x")
 	f.Add("symlink|dir/link|target", "file|dir/link|target")
 	f.Fuzz(func(t *testing.T, a, b string) {
-		ma, mb := manifestFrom(a), manifestFrom(b)
+		ma, mb := listingFrom(a), listingFrom(b)
 		if ma == nil || mb == nil {
 			return
 		}
@@ -50,7 +50,7 @@ func FuzzListingIsInjective(f *testing.F) {
 		if bytes.Equal(ea, eb) != reflect.DeepEqual(ma.Entries, mb.Entries) {
 			t.Fatalf("trees %+v and %+v: equal listings %v, equal trees %v", ma.Entries, mb.Entries, bytes.Equal(ea, eb), reflect.DeepEqual(ma.Entries, mb.Entries))
 		}
-		back, err := ParseManifest(ea)
+		back, err := ParseListing(ea)
 		if err != nil {
 			t.Fatalf("listing of a valid tree does not parse: %v\n%q", err, ea)
 		}

@@ -177,7 +177,7 @@ func HashReader(ctx context.Context, r io.Reader) (Sum, int64, error) {
 }
 
 // HashTree walks root and hashes it (spec v1).
-func HashTree(ctx context.Context, root string, opts Options) (*Manifest, error) {
+func HashTree(ctx context.Context, root string, opts Options) (*Listing, error) {
 	return Walk(ctx, root, opts, func(ctx context.Context, abs, _ string, info fs.FileInfo) (Sum, int64, error) {
 		return HashListed(ctx, abs, info)
 	})
@@ -189,11 +189,11 @@ type job struct {
 	entry    fs.DirEntry
 }
 
-// Walk lists the tree under root and builds its manifest, hashing regular
+// Walk lists the tree under root and builds its listing, hashing regular
 // files with hash on opts.Workers goroutines while the walk goes on.
 // Symlinks below root are recorded, never followed; root itself may be a
 // symlink to a directory.
-func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Manifest, error) {
+func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Listing, error) {
 	for _, p := range opts.Excludes {
 		if err := CheckExclude(p); err != nil {
 			return nil, err
@@ -349,11 +349,11 @@ func Walk(ctx context.Context, root string, opts Options, hash FileHasher) (*Man
 		return nil, walkErr
 	}
 	// A cancelled caller may have stopped workers before they hashed
-	// everything; never return a manifest with holes.
+	// everything; never return a listing with holes.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m := &Manifest{Entries: entries}
+	m := &Listing{Entries: entries}
 	m.Sort()
 	return m, nil
 }

@@ -50,7 +50,7 @@ var Formats = []string{Directory, File, Zip, TarGz}
 type Content struct {
 	Digest  digest.Sum
 	Kind    store.Kind
-	Listing *digest.Manifest // a tree's listing; nil for a blob
+	Listing *digest.Listing // a tree's listing; nil for a blob
 	// Written is the sha256 of the file or archive written, when known:
 	// Remove leaves a file that no longer hashes to it (the user's own,
 	// put in its place).
@@ -95,7 +95,7 @@ func Load(ctx context.Context, st *store.Store, sum digest.Sum) (*Content, error
 	case store.Missing:
 		return nil, fmt.Errorf("%s is not in the store %s: %w", sum, st, store.ErrNotFound)
 	case store.Tree:
-		if c.Listing, err = st.GetTree(ctx, sum); err != nil {
+		if c.Listing, err = st.GetListing(ctx, sum); err != nil {
 			return nil, err
 		}
 	}
@@ -105,8 +105,8 @@ func Load(ctx context.Context, st *store.Store, sum digest.Sum) (*Content, error
 // WrittenListing returns the listing of the tree sum that an export wrote
 // at target: from the store or, when the store cannot give it, from the
 // tree at target if that still hashes to sum as a whole.
-func WrittenListing(ctx context.Context, st *store.Store, sum digest.Sum, target string, hashTree TreeHasher) (*digest.Manifest, error) {
-	m, err := st.GetTree(ctx, sum)
+func WrittenListing(ctx context.Context, st *store.Store, sum digest.Sum, target string, hashTree TreeHasher) (*digest.Listing, error) {
+	m, err := st.GetListing(ctx, sum)
 	if err == nil {
 		return m, nil
 	}

@@ -67,11 +67,11 @@ func stored(t *testing.T, st *store.Store, files map[string]string) *Content {
 	return c
 }
 
-func noListing(context.Context) (*digest.Manifest, error) {
+func noListing(context.Context) (*digest.Listing, error) {
 	return nil, errors.New("the listing is not needed here")
 }
 
-func hashTree(ctx context.Context, dir string) (*digest.Manifest, error) {
+func hashTree(ctx context.Context, dir string) (*digest.Listing, error) {
 	return digest.HashTree(ctx, dir, digest.Options{})
 }
 

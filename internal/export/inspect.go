@@ -28,11 +28,11 @@ type Found struct {
 
 // TreeHasher hashes a directory the way the artifact resource does (the
 // provider passes its stat-cached walk).
-type TreeHasher func(ctx context.Context, dir string) (*digest.Manifest, error)
+type TreeHasher func(ctx context.Context, dir string) (*digest.Listing, error)
 
 // ListingLoader returns the listing of the tree an export wrote, when
 // Inspect needs it to tell the export's own files from others'.
-type ListingLoader func(ctx context.Context) (*digest.Manifest, error)
+type ListingLoader func(ctx context.Context) (*digest.Listing, error)
 
 // maxNamed bounds the paths a Found names.
 const maxNamed = 5
@@ -82,7 +82,7 @@ func Inspect(ctx context.Context, target, format string, want digest.Sum, hashTr
 	}
 	var diffs []string
 	if err == nil {
-		diffs = compareManifests(m, onDisk)
+		diffs = compareListings(m, onDisk)
 	} else if diffs, err = compareFiles(ctx, target, m); err != nil {
 		return Found{}, err
 	}
@@ -106,8 +106,8 @@ func describe(e digest.Entry, got *digest.Entry) string {
 	return e.Path + " changed"
 }
 
-// compareManifests lists the entries of want that differ in have.
-func compareManifests(want, have *digest.Manifest) []string {
+// compareListings lists the entries of want that differ in have.
+func compareListings(want, have *digest.Listing) []string {
 	byPath := make(map[string]*digest.Entry, len(have.Entries))
 	for i := range have.Entries {
 		byPath[have.Entries[i].Path] = &have.Entries[i]
@@ -123,7 +123,7 @@ func compareManifests(want, have *digest.Manifest) []string {
 
 // compareFiles checks each entry of m on disk under target, for a tree
 // that cannot be hashed whole (someone put a socket in it, say).
-func compareFiles(ctx context.Context, target string, m *digest.Manifest) ([]string, error) {
+func compareFiles(ctx context.Context, target string, m *digest.Listing) ([]string, error) {
 	root, err := os.OpenRoot(target)
 	if err != nil {
 		return nil, err

@@ -29,7 +29,7 @@ func TestInspectNamesDrift(t *testing.T) {
 	}
 	must(os.WriteFile(filepath.Join(target, "index.html"), []byte("defaced"), 0o644))
 	must(os.Remove(filepath.Join(target, "css", "site.css")))
-	listing := func(context.Context) (*digest.Manifest, error) { return c.Listing, nil }
+	listing := func(context.Context) (*digest.Listing, error) { return c.Listing, nil }
 	f, err := Inspect(ctx, target, Directory, c.Digest, hashTree, listing)
 	if err != nil || f.Status != Differs || f.What != "css/site.css missing, index.html changed" {
 		t.Errorf("Inspect = %+v, %v", f, err)

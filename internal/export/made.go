@@ -33,7 +33,7 @@ type dirID struct {
 // madeDirs identifies tmp and the directories of m in it, just written.
 // It returns nil when the system cannot tell (Remove then takes any
 // directory at those paths for the export's).
-func madeDirs(tmp string, m *digest.Manifest) *Dirs {
+func madeDirs(tmp string, m *digest.Listing) *Dirs {
 	root, err := os.OpenRoot(tmp)
 	if err != nil {
 		return nil

@@ -81,13 +81,13 @@ func (w *Writer) settleOld(ctx context.Context, old, target string, c *Content) 
 // target that the listing m does not name: files, links and directories
 // someone else put there (a directory of someone else's is one path,
 // carried over whole). The directories m's paths imply are the export's.
-func othersIn(ctx context.Context, target string, m *digest.Manifest) ([]string, error) {
+func othersIn(ctx context.Context, target string, m *digest.Listing) ([]string, error) {
 	return walkOthers(ctx, target, m, nil)
 }
 
 // walkOthers is othersIn; a directory inside target that cannot be read
 // is passed to unreadable, when given, instead of failing the walk.
-func walkOthers(ctx context.Context, target string, m *digest.Manifest, unreadable func(rel string, err error)) ([]string, error) {
+func walkOthers(ctx context.Context, target string, m *digest.Listing, unreadable func(rel string, err error)) ([]string, error) {
 	fi, err := os.Lstat(target)
 	if err != nil || !fi.IsDir() {
 		return nil, nil //nolint:nilerr // nothing there, or not a directory: nothing of others' inside
@@ -153,7 +153,7 @@ func sameEntry(a, b string, ai, bi fs.FileInfo) bool {
 // carryOver links what others put in the old content at target into the
 // new tree at the same paths, refusing (before anything is visible) a path
 // the new content needs.
-func (w *Writer) carryOver(target, tmp string, root *os.Root, m *digest.Manifest, others []string) error {
+func (w *Writer) carryOver(target, tmp string, root *os.Root, m *digest.Listing, others []string) error {
 	if len(others) == 0 {
 		return nil
 	}

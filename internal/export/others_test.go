@@ -54,7 +54,7 @@ func TestReplaceKeepsWhatOthersAdded(t *testing.T) {
 			t.Errorf("%s of the old content is left: %v", gone, err)
 		}
 	}
-	found, err := Inspect(ctx, target, Directory, v2.Digest, hashTree, func(context.Context) (*digest.Manifest, error) { return v2.Listing, nil })
+	found, err := Inspect(ctx, target, Directory, v2.Digest, hashTree, func(context.Context) (*digest.Listing, error) { return v2.Listing, nil })
 	if err != nil || found.Status != Matches {
 		t.Errorf("others' files count as drift: %+v %v", found, err)
 	}

@@ -127,7 +127,7 @@ func Remove(ctx context.Context, target, format string, c *Content) ([]Kept, err
 // wrote goes (removeIfWritten), a directory only if made says the export
 // made it, and what others added is named; without (the export's own tree
 // an update swapped out) every listed path goes.
-func removeTree(ctx context.Context, target string, fi fs.FileInfo, m *digest.Manifest, verify bool, made *Dirs) ([]Kept, error) {
+func removeTree(ctx context.Context, target string, fi fs.FileInfo, m *digest.Listing, verify bool, made *Dirs) ([]Kept, error) {
 	root, err := os.OpenRoot(target)
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func exchange(from, to string) error {
 
 // syncTree makes everything under dir durable with one syncfs(2) of its
 // filesystem instead of an fsync per file.
-func syncTree(_ *os.Root, dir string, _ *digest.Manifest) error {
+func syncTree(_ *os.Root, dir string, _ *digest.Listing) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

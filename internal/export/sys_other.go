@@ -14,7 +14,7 @@ func renameNoReplace(from, to string) error { return renameNoReplacePortable(fro
 func exchange(from, to string) error { return exchangePortable(from, to) }
 
 // syncTree fsyncs every file and directory of the listing under root.
-func syncTree(root *os.Root, _ string, m *digest.Manifest) error {
+func syncTree(root *os.Root, _ string, m *digest.Listing) error {
 	dirs := map[string]bool{".": true}
 	for _, e := range m.Entries {
 		dirs[path.Dir(e.Path)] = true

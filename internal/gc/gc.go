@@ -194,7 +194,7 @@ func (e *EmptyError) Error() string {
 // lists, in that order: "releases/" holds the index entries, yanks and
 // tombstones too, and "gc/" the markers and the identity.
 var listed = []store.Family{store.FamilyVersion, store.FamilyMove, store.FamilyAction, store.FamilyArchive,
-	store.FamilyTree, store.FamilyBlob, store.FamilyLease}
+	store.FamilyListing, store.FamilyBlob, store.FamilyLease}
 
 // inventory lists the store. Records are listed before what they name, so
 // that an object stored while listing is either listed with what it names,
@@ -251,7 +251,7 @@ func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
 // kinds are the content families, by the kind their deletes count as:
 // a blob, a listing or a build record by its sha256, an archive reference
 // by its listing's.
-var kinds = map[store.Family]string{store.FamilyBlob: KindBlob, store.FamilyTree: KindListing,
+var kinds = map[store.Family]string{store.FamilyBlob: KindBlob, store.FamilyListing: KindListing,
 	store.FamilyArchive: KindArchive, store.FamilyAction: KindAction}
 
 // isContent reports whether k is a content key (exactly one the layout

@@ -109,7 +109,7 @@ func must(t *testing.T, err error) {
 }
 
 // publishTree writes files to a directory and publishes it.
-func publishTree(t *testing.T, st *store.Store, files map[string]string) *digest.Manifest {
+func publishTree(t *testing.T, st *store.Store, files map[string]string) *digest.Listing {
 	t.Helper()
 	dir := t.TempDir()
 	for name, data := range files {
@@ -178,7 +178,7 @@ func newWorld(t *testing.T, st *store.Store) *world {
 		key := digest.Bytes([]byte("build " + name))
 		w.records[name] = key
 		log := putBlob(t, st, "log of "+name+"\n")
-		m, err := st.GetTree(ctx, w.trees[v])
+		m, err := st.GetListing(ctx, w.trees[v])
 		must(t, err)
 		_, _, err = actioncache.Put(ctx, st, &actioncache.Record{Key: key, Output: w.trees[v], Type: actioncache.TypeTree, Size: m.Size(), Files: int64(len(m.Entries)), Log: log})
 		must(t, err)
@@ -196,10 +196,10 @@ func newWorld(t *testing.T, st *store.Store) *world {
 	w.versions = []string{"web@1.0.0", "web@1.2.0", "web@1.3.0"}
 	w.kept = []string{"api@0.1.0", "web@1.1.0", "web@1.4.0", "web@1.5.0"}
 	for _, v := range []string{"1.0.0", "1.2.0", "1.3.0"} {
-		w.deleted = append(w.deleted, store.TreeKey(w.trees[v]), store.BlobKey(digest.Bytes([]byte("only "+v+"\n"))))
+		w.deleted = append(w.deleted, store.ListingKey(w.trees[v]), store.BlobKey(digest.Bytes([]byte("only "+v+"\n"))))
 	}
 	w.deleted = append(w.deleted,
-		store.TreeKey(orphan.Digest()), store.BlobKey(digest.Bytes([]byte("orphan\n"))),
+		store.ListingKey(orphan.Digest()), store.BlobKey(digest.Bytes([]byte("orphan\n"))),
 		store.ActionKey(w.records["gone"]), store.BlobKey(digest.Bytes([]byte("log of gone\n"))),
 		store.ArchiveKey("zip-v1", w.trees["1.2.0"]), store.BlobKey(digest.Bytes([]byte("zip of 1.2.0\n"))),
 	)

@@ -33,8 +33,8 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 	}
 	var refs []string
 	switch key.Family {
-	case store.FamilyTree:
-		m, err := c.st.GetTree(ctx, key.Digest)
+	case store.FamilyListing:
+		m, err := c.st.GetListing(ctx, key.Digest)
 		if err != nil {
 			return nil, err
 		}
@@ -46,7 +46,7 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		refs = []string{store.BlobKey(a), store.TreeKey(key.Digest)} // the archive, and the listing it is checked by
+		refs = []string{store.BlobKey(a), store.ListingKey(key.Digest)} // the archive, and the listing it is checked by
 	case store.FamilyAction:
 		r, err := c.action(ctx, k, key.Digest)
 		if err != nil {
@@ -68,7 +68,7 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 
 func outputKeys(r *actioncache.Record) []string {
 	if r.Type == actioncache.TypeTree {
-		return []string{store.TreeKey(r.Output)}
+		return []string{store.ListingKey(r.Output)}
 	}
 	return []string{store.BlobKey(r.Output)}
 }
@@ -154,7 +154,7 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 				more = append(more, k)
 			}
 		case key.Family == store.FamilyArchive:
-			if kept[store.TreeKey(key.Digest)] {
+			if kept[store.ListingKey(key.Digest)] {
 				more = append(more, k)
 			}
 		}

@@ -23,13 +23,13 @@ import (
 func TestLeaseKeeps(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func() *store.Store) {
 		w := newWorld(t, newStore())
-		_, err := w.st.Hold(ctx, store.TreeKey(w.trees["orphan"]), release.VersionKey("web", "1.0.0"))
+		_, err := w.st.Hold(ctx, store.ListingKey(w.trees["orphan"]), release.VersionKey("web", "1.0.0"))
 		must(t, err)
 		report, err := Collect(ctx, w.st, policy, later())
 		must(t, err)
 		for _, k := range []string{
-			store.TreeKey(w.trees["orphan"]), store.BlobKey(digest.Bytes([]byte("orphan\n"))),
-			release.VersionKey("web", "1.0.0"), store.TreeKey(w.trees["1.0.0"]), store.BlobKey(digest.Bytes([]byte("only 1.0.0\n"))),
+			store.ListingKey(w.trees["orphan"]), store.BlobKey(digest.Bytes([]byte("orphan\n"))),
+			release.VersionKey("web", "1.0.0"), store.ListingKey(w.trees["1.0.0"]), store.BlobKey(digest.Bytes([]byte("only 1.0.0\n"))),
 		} {
 			if ok, err := w.st.Backend().Exists(ctx, k); !ok || err != nil {
 				t.Fatalf("%s was leased and is gone:\n%s", k, report)
@@ -58,7 +58,7 @@ func TestOnlyLeasesGoAsLeases(t *testing.T) {
 		} {
 			w := newWorld(t, newStore())
 			// A real lease, expired: it stays too, as the run stops first.
-			_, err := w.st.Hold(ctx, store.TreeKey(w.trees["orphan"]))
+			_, err := w.st.Hold(ctx, store.ListingKey(w.trees["orphan"]))
 			must(t, err)
 			must(t, w.st.Backend().Create(ctx, c.key, strings.NewReader(c.body)))
 			keys, err := w.st.Backend().List(ctx, "gc/")
@@ -104,7 +104,7 @@ func TestArchiveRefKeepsItsListing(t *testing.T) {
 	expire(t, st) // only the reference's own age keeps anything
 	_, err = Collect(ctx, st, DefaultPolicy(), Options{AllowEmpty: true})
 	must(t, err)
-	if !present(t, st, store.ArchiveKey(archive.Version("zip"), m.Digest())) || !present(t, st, store.TreeKey(m.Digest())) {
+	if !present(t, st, store.ArchiveKey(archive.Version("zip"), m.Digest())) || !present(t, st, store.ListingKey(m.Digest())) {
 		t.Fatal("the young reference or its month-old listing was deleted")
 	}
 	checkConsistent(t, st)
@@ -125,7 +125,7 @@ func TestReusedContentIsYoung(t *testing.T) {
 	publishTree(t, st, map[string]string{"a.txt": "same content\n"})
 	report, err := Collect(ctx, st, DefaultPolicy(), Options{})
 	must(t, err)
-	if !present(t, st, store.TreeKey(m.Digest())) || !present(t, st, store.BlobKey(digest.Bytes([]byte("same content\n")))) {
+	if !present(t, st, store.ListingKey(m.Digest())) || !present(t, st, store.BlobKey(digest.Bytes([]byte("same content\n")))) {
 		t.Fatalf("content published again a moment ago was collected:\n%s", report)
 	}
 	// Once the grace period has passed since, it goes (with the lease).
@@ -138,7 +138,7 @@ func TestReusedContentIsYoung(t *testing.T) {
 	must(t, os.Chtimes(filepath.Join(root, filepath.FromSlash(leases[0])), then, then))
 	report, err = Collect(ctx, st, DefaultPolicy(), Options{AllowEmpty: true})
 	must(t, err)
-	if present(t, st, store.TreeKey(m.Digest())) {
+	if present(t, st, store.ListingKey(m.Digest())) {
 		t.Fatalf("content unused for longer than the grace period was kept:\n%s", report)
 	}
 }

@@ -273,7 +273,7 @@ resource "immutable_artifact" "evil" {
 		var evilZip string
 		swap := func() {
 			st := e.backend()
-			m, err := st.GetTree(context.Background(), mustParse(digestOf(t, e.dir)))
+			m, err := st.GetListing(context.Background(), mustParse(digestOf(t, e.dir)))
 			if err != nil {
 				t.Fatal(err)
 			}

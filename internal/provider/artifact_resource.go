@@ -192,7 +192,7 @@ func (r *ArtifactResource) Configure(_ context.Context, req resource.ConfigureRe
 
 // filesValue is the `files` of a listing: null for a file (nil), a tree
 // over FilesLimit, or one holding a name Terraform would change.
-func filesValue(man *digest.Manifest) types.Map {
+func filesValue(man *digest.Listing) types.Map {
 	if man == nil || len(man.Entries) > FilesLimit {
 		return types.MapNull(types.StringType)
 	}
@@ -588,7 +588,7 @@ func printable(p string) string {
 }
 
 // warnLargeChange names the changed paths of a tree too large for `files`,
-// against the previous manifest in the store. It only ever warns.
+// against the previous listing in the store. It only ever warns.
 func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactModel, c *artifact.Content, diags *diag.Diagnostics) {
 	if c.Tree == nil || (!filesValue(c.Tree).IsNull() && !prior.Files.IsNull()) {
 		return
@@ -597,7 +597,7 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 	if err != nil {
 		return
 	}
-	oldMan, err := r.data.store.GetTree(ctx, old)
+	oldMan, err := r.data.store.GetListing(ctx, old)
 	if err != nil {
 		return
 	}

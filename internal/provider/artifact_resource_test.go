@@ -234,7 +234,7 @@ output "sha256"     { value = "sha256:${sha256("exports.handler = 1\n")}" }
 	})
 }
 
-// TestAccArtifact_refreshAfterStoreLoss: a manifest gone from the store
+// TestAccArtifact_refreshAfterStoreLoss: a listing gone from the store
 // drops the artifact from state, and the next plan creates it again.
 func TestAccArtifact_refreshAfterStoreLoss(t *testing.T) {
 	t.Parallel()
@@ -596,7 +596,7 @@ func TestArtifactApplyRefusesContentChangedSincePlan(t *testing.T) {
 }
 
 // TestArtifactLargeTreeChangeWarning: a tree too large for `files` names
-// its changed paths in a plan warning, against the prior manifest.
+// its changed paths in a plan warning, against the prior listing.
 func TestArtifactLargeTreeChangeWarning(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -114,7 +114,7 @@ func (m *buildModel) setUnknownOutputs() {
 }
 
 // setRecord fills the outputs from a record (and a tree's listing).
-func (m *buildModel) setRecord(rec *actioncache.Record, man *digest.Manifest) {
+func (m *buildModel) setRecord(rec *actioncache.Record, man *digest.Listing) {
 	m.Digest = types.StringValue(rec.Output.String())
 	m.FileCount = types.Int64Value(rec.Files)
 	m.Size = types.Int64Value(rec.Size)
@@ -277,7 +277,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 }
 
 // setHit plans the recorded output of a step: every value known.
-func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *actioncache.Record, man *digest.Manifest) diag.Diagnostics {
+func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *actioncache.Record, man *digest.Listing) diag.Diagnostics {
 	var diags diag.Diagnostics
 	plan.CacheHit = types.BoolValue(true)
 	plan.setRecord(rec, man)
@@ -370,7 +370,7 @@ func outputType(ctx context.Context, p privateGetter) actioncache.OutputType {
 }
 
 // outputListing is what the archive of the built output holds.
-func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ actioncache.OutputType) (*digest.Manifest, error) {
+func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ actioncache.OutputType) (*digest.Listing, error) {
 	sum, err := digest.Parse(m.Digest.ValueString())
 	if err != nil {
 		return nil, err
@@ -383,7 +383,7 @@ func (r *BuildResource) outputListing(ctx context.Context, m *buildModel, typ ac
 }
 
 // ensureArchive stores (once) and records the archive of listing.
-func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listing *digest.Manifest, isFile bool) diag.Diagnostics {
+func (r *BuildResource) ensureArchive(ctx context.Context, m *buildModel, listing *digest.Listing, isFile bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	var want *digest.Sum
 	if !m.ArchiveSHA256.IsUnknown() {
@@ -472,7 +472,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 			fmt.Sprintf("%s. The recorded output is used, so everyone gets the same one. Make the build deterministic, and set "+
 				"check_reproducible = true to make this an error.", upperFirst(done.Differs.Error())))
 	}
-	rec, man := done.Record, done.Manifest
+	rec, man := done.Record, done.Listing
 	m.CacheHit = types.BoolValue(done.Hit)
 	m.setRecord(rec, man)
 	if m.Archive.IsNull() {

@@ -47,7 +47,7 @@ func pathParameters() ([]function.Parameter, function.Parameter) {
 // a directory, or for a file the one entry an archive of it would hold
 // (its name, exec bit and digest). It runs on an unconfigured provider, so
 // it depends on no provider setting, and hashes through a memo of its own.
-func hashPath(ctx context.Context, p string, excludes []string) (*digest.Manifest, digest.Sum, *function.FuncError) {
+func hashPath(ctx context.Context, p string, excludes []string) (*digest.Listing, digest.Sum, *function.FuncError) {
 	c, err := artifact.Hash(ctx, statcache.NewMemo(statcache.Default()), artifact.Source{Path: p, Excludes: excludes})
 	// Terraform ends an argument's message with a period of its own.
 	argError := func(i int, msg string) *function.FuncError {

@@ -248,7 +248,7 @@ func exportError(st *store.Store, err error) diag.Diagnostic {
 	return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Cannot write the export", fmt.Sprintf("%v. Nothing was written.", err))
 }
 
-func (r *ExportResource) hashTree(ctx context.Context, dir string) (*digest.Manifest, error) {
+func (r *ExportResource) hashTree(ctx context.Context, dir string) (*digest.Listing, error) {
 	return statcache.HashTree(ctx, r.data.cache, dir, digest.Options{})
 }
 
@@ -429,7 +429,7 @@ func (r *ExportResource) Update(ctx context.Context, req resource.UpdateRequest,
 // listingOf returns the listing of what an export wrote: from the store,
 // or, when the store cannot give it, from the tree on disk if that still
 // hashes to the digest written.
-func (r *ExportResource) listingOf(ctx context.Context, w *written) (*digest.Manifest, error) {
+func (r *ExportResource) listingOf(ctx context.Context, w *written) (*digest.Listing, error) {
 	sum, err := digest.Parse(w.Digest)
 	if err != nil {
 		return nil, err
@@ -532,7 +532,7 @@ func (r *ExportResource) Read(ctx context.Context, req resource.ReadRequest, res
 	if err != nil {
 		return
 	}
-	listing := func(ctx context.Context) (*digest.Manifest, error) { return r.listingOf(ctx, w) }
+	listing := func(ctx context.Context) (*digest.Listing, error) { return r.listingOf(ctx, w) }
 	found, err := export.Inspect(ctx, w.Target, w.Format, want, r.hashTree, listing)
 	if err != nil {
 		resp.Diagnostics.AddAttributeWarning(path.Root("path"), "Cannot check the export",

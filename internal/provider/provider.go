@@ -128,7 +128,7 @@ func providerSchema() schema.Schema {
 			"verify_on_refresh": schema.BoolAttribute{
 				MarkdownDescription: "Re-read and re-hash every stored blob of each artifact on refresh, and its archive (checked " +
 					"against the listing it was built from, and its reference against state), and fail naming any object that " +
-					"no longer matches. Refresh otherwise only checks that each artifact's manifest is present. Default `false`.",
+					"no longer matches. Refresh otherwise only checks that each artifact's listing is present. Default `false`.",
 				Optional: true,
 			},
 			"build_cache": schema.StringAttribute{

@@ -14,7 +14,7 @@ import (
 // Listings returns the tree listing of an artifact digest, or nil and no
 // error when the digest names no stored tree (a file or inline-content
 // artifact, or one not in the store).
-type Listings func(ctx context.Context, sum digest.Sum) (*digest.Manifest, error)
+type Listings func(ctx context.Context, sum digest.Sum) (*digest.Listing, error)
 
 // StoreListings reads listings from st: one verified read of the tree's
 // listing per digest, never a request per file. A digest that names a
@@ -22,8 +22,8 @@ type Listings func(ctx context.Context, sum digest.Sum) (*digest.Manifest, error
 // that names nothing stored is an error: a directory artifact whose
 // listing is gone must not pass for a file.
 func StoreListings(st *store.Store) Listings {
-	return func(ctx context.Context, sum digest.Sum) (*digest.Manifest, error) {
-		m, err := st.GetTree(ctx, sum)
+	return func(ctx context.Context, sum digest.Sum) (*digest.Listing, error) {
+		m, err := st.GetListing(ctx, sum)
 		if !errors.Is(err, store.ErrNotFound) {
 			return m, err
 		}
@@ -74,7 +74,7 @@ type FileChanges struct {
 func (f *FileChanges) Total() int { return f.Added + f.Removed + f.Changed }
 
 // CompareListings compares two listings, keeping at most limit lines.
-func CompareListings(older, newer *digest.Manifest, limit int) *FileChanges {
+func CompareListings(older, newer *digest.Listing, limit int) *FileChanges {
 	f := &FileChanges{Lines: []string{}}
 	line := func(s string) {
 		if len(f.Lines) < limit {
@@ -145,8 +145,8 @@ func Compare(ctx context.Context, older, newer *Record, listings Listings, limit
 	}
 	sort.Strings(names) // errors name the first artifact, always the same one
 
-	read := map[string]*digest.Manifest{} // a tree shared by artifacts is read once
-	listing := func(s string) (*digest.Manifest, error) {
+	read := map[string]*digest.Listing{} // a tree shared by artifacts is read once
+	listing := func(s string) (*digest.Listing, error) {
 		if m, ok := read[s]; ok {
 			return m, nil
 		}

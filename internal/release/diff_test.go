@@ -39,21 +39,21 @@ func entry(path, content string, kind digest.Kind) digest.Entry {
 	return digest.Entry{Path: path, Kind: kind, SHA256: digest.Bytes([]byte(content)), Size: int64(len(content))}
 }
 
-func manifest(entries ...digest.Entry) *digest.Manifest {
-	m := &digest.Manifest{Entries: entries}
+func listing(entries ...digest.Entry) *digest.Listing {
+	m := &digest.Listing{Entries: entries}
 	m.Sort()
 	return m
 }
 
 func TestCompareListings(t *testing.T) {
-	older := manifest(
+	older := listing(
 		entry("a.txt", "a", digest.KindFile),
 		entry("bin/run", "run", digest.KindFile),
 		entry("gone.txt", "x", digest.KindFile),
 		entry("same.txt", "same", digest.KindFile),
 		entry("z/edit.txt", "v1", digest.KindFile),
 	)
-	newer := manifest(
+	newer := listing(
 		entry("a.txt", "a", digest.KindFile),
 		entry("bin/run", "run", digest.KindExec), // only the kind changed
 		entry("new.txt", "n", digest.KindFile),
@@ -71,7 +71,7 @@ func TestCompareListings(t *testing.T) {
 	if got := CompareListings(older, older, 10); got.Total() != 0 || got.Lines == nil || len(got.Lines) != 0 {
 		t.Fatalf("a listing against itself: %+v", got)
 	}
-	if got := CompareListings(&digest.Manifest{}, newer, 2); got.Added != 5 || !reflect.DeepEqual(got.Lines, []string{"+ a.txt", "+ bin/run"}) {
+	if got := CompareListings(&digest.Listing{}, newer, 2); got.Added != 5 || !reflect.DeepEqual(got.Lines, []string{"+ a.txt", "+ bin/run"}) {
 		t.Fatalf("from empty, limit 2: %+v", got)
 	}
 	if got := CompareListings(older, newer, 0); got.Total() != 4 || len(got.Lines) != 0 {
@@ -83,7 +83,7 @@ func TestCompareListings(t *testing.T) {
 // the older one has removed extra files, the newer one added extra files.
 func bigTrees(t *testing.T, st *store.Store, n, changed, removed, added int) (older, newer string) {
 	t.Helper()
-	var o, w digest.Manifest
+	var o, w digest.Listing
 	for i := range n {
 		p := fmt.Sprintf("f/%06d.txt", i)
 		o.Entries = append(o.Entries, entry(p, "old", digest.KindFile))
@@ -106,8 +106,8 @@ func bigTrees(t *testing.T, st *store.Store, n, changed, removed, added int) (ol
 			t.Fatal(err)
 		}
 	}
-	put := func(m *digest.Manifest) string {
-		sum, err := st.PutTree(ctx, m)
+	put := func(m *digest.Listing) string {
+		sum, err := st.PutListing(ctx, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestCompare(t *testing.T) {
 		}
 		// The two site listings once each (shared by docs), and config's
 		// tree key (absent: a blob); never a blob, never a listing of keys.
-		want := []string{store.TreeKey(blob1), mustTreeKey(t, oldSite), mustTreeKey(t, newSite)}
+		want := []string{store.ListingKey(blob1), mustTreeKey(t, oldSite), mustTreeKey(t, newSite)}
 		got := append([]string(nil), cb.opened...)
 		if len(got) != len(want) || !sameSet(got, want) || cb.lists != 0 {
 			t.Fatalf("opened %v (want %v), listed %d prefixes", got, want, cb.lists)
@@ -219,11 +219,11 @@ func TestCompareListingError(t *testing.T) {
 	oldSite, newSite := bigTrees(t, st, 3, 1, 0, 0)
 	v1 := &Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"site": oldSite}}
 	v2 := &Record{Name: "web", Version: "1.0.1", Artifacts: map[string]string{"site": newSite}}
-	fail := func(_ context.Context, s digest.Sum) (*digest.Manifest, error) {
+	fail := func(_ context.Context, s digest.Sum) (*digest.Listing, error) {
 		if s.String() == newSite {
 			return nil, fmt.Errorf("boom")
 		}
-		return st.GetTree(ctx, s)
+		return st.GetListing(ctx, s)
 	}
 	_, err := Compare(ctx, v1, v2, fail, 5)
 	if err == nil || !strings.Contains(err.Error(), `artifact "site" of web@1.0.1: boom`) {
@@ -247,7 +247,7 @@ func mustTreeKey(t *testing.T, s string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.TreeKey(sum)
+	return store.ListingKey(sum)
 }
 
 func sameSet(a, b []string) bool {

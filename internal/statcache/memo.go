@@ -23,16 +23,16 @@ type Memo struct {
 
 type call struct {
 	done chan struct{}
-	m    *digest.Manifest
+	m    *digest.Listing
 	err  error
 }
 
 // NewMemo returns a memo hashing through c (which may be nil).
 func NewMemo(c *Cache) *Memo { return &Memo{cache: c, calls: map[string]*call{}} }
 
-// Tree returns the manifest of root under opts, walking it at most once
+// Tree returns the listing of root under opts, walking it at most once
 // per memo. Failures are not remembered: the next caller tries again.
-func (m *Memo) Tree(ctx context.Context, root string, opts digest.Options) (*digest.Manifest, error) {
+func (m *Memo) Tree(ctx context.Context, root string, opts digest.Options) (*digest.Listing, error) {
 	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return nil, err

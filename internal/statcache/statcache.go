@@ -289,7 +289,7 @@ func (t *Table) hashFile(ctx context.Context, abs, rel string, info fs.FileInfo)
 var TreeWalks atomic.Int64
 
 // HashTree is digest.HashTree through the cache (c may be nil).
-func HashTree(ctx context.Context, c *Cache, root string, opts digest.Options) (*digest.Manifest, error) {
+func HashTree(ctx context.Context, c *Cache, root string, opts digest.Options) (*digest.Listing, error) {
 	TreeWalks.Add(1)
 	if c == nil {
 		return digest.HashTree(ctx, root, opts)

@@ -39,8 +39,8 @@ func (s *Store) PutListed(ctx context.Context, path string, info fs.FileInfo) (d
 
 // PutDir stores a directory: it is hashed, then published (Publish:
 // every blob, verified as read, then the listing). It returns the
-// manifest of what it stored.
-func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*digest.Manifest, error) {
+// listing of what it stored.
+func (s *Store) PutDir(ctx context.Context, root string, opts digest.Options) (*digest.Listing, error) {
 	m, err := digest.HashTree(ctx, root, opts)
 	if err != nil {
 		return nil, err

@@ -55,7 +55,7 @@ func TestPutDirStoresEachBlobOnce(t *testing.T) {
 	}
 	want, _ := digest.HashTree(ctx, dir, digest.Options{})
 	if m.Digest() != want.Digest() {
-		t.Fatal("stored manifest differs from the hashed one")
+		t.Fatal("stored listing differs from the hashed one")
 	}
 	// "same" twice, "other", and the symlink's target: 3 blobs written.
 	if w := s.Stats.BlobsWritten.Load(); w != 3 {
@@ -93,7 +93,7 @@ func TestPutFile(t *testing.T) {
 func TestListingLimit(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
-	m := &digest.Manifest{}
+	m := &digest.Listing{}
 	for i := range 100 {
 		m.Entries = append(m.Entries, digest.Entry{Path: fmt.Sprintf("f%03d", i), Kind: digest.KindFile, SHA256: digest.Bytes([]byte{byte(i)}), Size: 1})
 	}
@@ -110,25 +110,25 @@ func TestListingLimit(t *testing.T) {
 
 	store.MaxListing = m.EncodedSize() - 1
 	var tooLarge *store.ListingTooLargeError
-	if _, err := st.PutTree(ctx, m); !errors.As(err, &tooLarge) {
+	if _, err := st.PutListing(ctx, m); !errors.As(err, &tooLarge) {
 		t.Fatalf("PutTree over the limit: %v", err)
 	}
-	if ok, _ := st.HasTree(ctx, m.Digest()); ok {
+	if ok, _ := st.HasListing(ctx, m.Digest()); ok {
 		t.Fatal("a listing over the limit was written")
 	}
 
 	store.MaxListing = m.EncodedSize()
-	sum, err := st.PutTree(ctx, m)
+	sum, err := st.PutListing(ctx, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back, err := st.GetTree(ctx, sum); err != nil || len(back.Entries) != len(m.Entries) {
+	if back, err := st.GetListing(ctx, sum); err != nil || len(back.Entries) != len(m.Entries) {
 		t.Fatalf("a listing at the limit: %v", err)
 	}
 	// Written under a higher limit, read under a lower one: the lines up
 	// to the limit would parse as a shorter, unverified tree.
 	store.MaxListing = m.EncodedSize() / 2
-	if _, err := st.GetTree(ctx, sum); !errors.As(err, &tooLarge) {
+	if _, err := st.GetListing(ctx, sum); !errors.As(err, &tooLarge) {
 		t.Fatalf("GetTree of a listing over the limit: %v", err)
 	}
 }

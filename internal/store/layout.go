@@ -43,7 +43,7 @@ type Family int
 const (
 	FamilyUnknown   Family = iota // not a key of the layout
 	FamilyBlob                    // blobs/sha256/<hh>/<hex>
-	FamilyTree                    // trees/sha256/<hh>/<hex>
+	FamilyListing                 // trees/sha256/<hh>/<hex>: a tree's listing (the folder keeps its first name)
 	FamilyArchive                 // archives/<format>/<hh>/<hex>
 	FamilyAction                  // actions/sha256/<hh>/<hex>
 	FamilyVersion                 // releases/<name>/versions/<version>
@@ -60,7 +60,7 @@ const (
 var patterns = [...]string{
 	FamilyUnknown:   "",
 	FamilyBlob:      "blobs/sha256/<hh>/<hex>",
-	FamilyTree:      "trees/sha256/<hh>/<hex>",
+	FamilyListing:   "trees/sha256/<hh>/<hex>",
 	FamilyArchive:   "archives/<format>/<hh>/<hex>",
 	FamilyAction:    "actions/sha256/<hh>/<hex>",
 	FamilyVersion:   "releases/<name>/versions/<version>",
@@ -303,8 +303,8 @@ func parse(f Family, got []string) (k Key, ok, in bool) {
 // BlobKey is where a blob's bytes live.
 func BlobKey(sum digest.Sum) string { return Key{Family: FamilyBlob, Digest: sum}.String() }
 
-// TreeKey is where a tree listing lives.
-func TreeKey(sum digest.Sum) string { return Key{Family: FamilyTree, Digest: sum}.String() }
+// ListingKey is where a tree listing lives.
+func ListingKey(sum digest.Sum) string { return Key{Family: FamilyListing, Digest: sum}.String() }
 
 // ActionKey is where the action record of a build step's key lives.
 func ActionKey(key digest.Sum) string { return Key{Family: FamilyAction, Digest: key}.String() }
@@ -390,7 +390,7 @@ func HeldKeys(sums ...string) []string {
 		if h, ok := strings.CutPrefix(s, digest.Prefix); ok && len(h) == 64 {
 			// Spelled from h as it is (not parsed), so that a digest
 			// that is not one still names keys, which a reader refuses.
-			keys = append(keys, shardHex(FamilyTree, h), shardHex(FamilyBlob, h))
+			keys = append(keys, shardHex(FamilyListing, h), shardHex(FamilyBlob, h))
 		}
 	}
 	return keys

@@ -22,7 +22,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 		key   store.Key
 	}{
 		{store.BlobKey(sum), "blobs/sha256/" + h[:2] + "/" + h, store.Key{Family: store.FamilyBlob, Digest: sum}},
-		{store.TreeKey(sum), "trees/sha256/" + h[:2] + "/" + h, store.Key{Family: store.FamilyTree, Digest: sum}},
+		{store.ListingKey(sum), "trees/sha256/" + h[:2] + "/" + h, store.Key{Family: store.FamilyListing, Digest: sum}},
 		{store.ArchiveKey("tar.gz-v1", sum), "archives/tar.gz-v1/" + h[:2] + "/" + h, store.Key{Family: store.FamilyArchive, Format: "tar.gz-v1", Digest: sum}},
 		{store.ActionKey(sum), "actions/sha256/" + h[:2] + "/" + h, store.Key{Family: store.FamilyAction, Digest: sum}},
 		{store.VersionKey("web", "1.2.0-rc.1"), "releases/web/versions/1.2.0-rc.1", store.Key{Family: store.FamilyVersion, Release: "web", Version: "1.2.0-rc.1"}},
@@ -71,7 +71,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 			t.Errorf("%q is not %q in the folder %q", c.key, c.rest, c.prefix)
 		}
 	}
-	if got := store.HeldKeys(sum.String(), "not a digest"); !slices.Equal(got, []string{store.TreeKey(sum), store.BlobKey(sum)}) {
+	if got := store.HeldKeys(sum.String(), "not a digest"); !slices.Equal(got, []string{store.ListingKey(sum), store.BlobKey(sum)}) {
 		t.Errorf("HeldKeys = %v", got)
 	}
 }
@@ -97,9 +97,9 @@ func TestLayoutRefusesMalformed(t *testing.T) {
 		{"blobs/sha256/00/" + h, store.FamilyBlob},                                // wrong shard
 		{"blobs/sha256/" + h[:2] + "/" + h[:63] + "g", store.FamilyBlob},          // bad hex
 		{"blobs/sha256/" + h[:2] + "/" + h[:62], store.FamilyBlob},                // short hex
-		{"trees/sha256/" + h[:2] + "/" + strings.ToUpper(h), store.FamilyTree},    // upper-case hex
-		{"trees/sha256/" + h[:2] + "/" + h + "/x", store.FamilyTree},              // extra segment
-		{"trees/sha256/" + h[:2] + "/" + h + ".bak", store.FamilyTree},            // a suffix
+		{"trees/sha256/" + h[:2] + "/" + strings.ToUpper(h), store.FamilyListing}, // upper-case hex
+		{"trees/sha256/" + h[:2] + "/" + h + "/x", store.FamilyListing},           // extra segment
+		{"trees/sha256/" + h[:2] + "/" + h + ".bak", store.FamilyListing},         // a suffix
 		{"archives/ZIP/" + h[:2] + "/" + h, store.FamilyArchive},                  // format
 		{"archives/zip-v1/index", store.FamilyArchive},                            // missing segment
 		{"actions/sha256/" + h[:2] + "/" + h[:2], store.FamilyAction},             // not a digest

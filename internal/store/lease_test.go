@@ -127,7 +127,7 @@ func TestLongPublishChecksAgain(t *testing.T) {
 	if _, err := st.Publish(ctx, dir, m, prev.Digest()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Publish: %v, want the missing blob found", err)
 	}
-	if ok, err := st.HasTree(ctx, m.Digest()); err != nil || ok {
+	if ok, err := st.HasListing(ctx, m.Digest()); err != nil || ok {
 		t.Fatalf("the listing was stored: %v %v", ok, err)
 	}
 }
@@ -152,7 +152,7 @@ func TestFailedWritersDropTheirLeases(t *testing.T) {
 		return len(keys)
 	}
 	missing := digest.Bytes([]byte("never stored\n"))
-	m := &digest.Manifest{Entries: []digest.Entry{{Path: "a.txt", Kind: digest.KindFile, Size: 13, SHA256: missing}}}
+	m := &digest.Listing{Entries: []digest.Entry{{Path: "a.txt", Kind: digest.KindFile, Size: 13, SHA256: missing}}}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed since\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestFailedWritersDropTheirLeases(t *testing.T) {
 			return err
 		}},
 		{"PutTree naming a missing blob", func() error {
-			_, err := st.PutTree(ctx, m)
+			_, err := st.PutListing(ctx, m)
 			return err
 		}},
 		{"PutArchiveRef naming a missing archive", func() error {
@@ -208,7 +208,7 @@ func TestFailedWritersDropTheirLeases(t *testing.T) {
 	if _, err := st.PutBlob(ctx, missing, strings.NewReader("never stored\n")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PutTree(ctx, m); err != nil {
+	if _, err := st.PutListing(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	if n := leases(); n != 2 {

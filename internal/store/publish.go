@@ -75,7 +75,7 @@ type PublishStats struct {
 // Blobs are written Concurrency() at once; cancelling ctx stops them all.
 // A re-run of a publish that failed part-way sends only what is still
 // missing (see SmallBlob).
-func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, known ...digest.Sum) (PublishStats, error) {
+func (s *Store) Publish(ctx context.Context, root string, m *digest.Listing, known ...digest.Sum) (PublishStats, error) {
 	var stats PublishStats
 	if err := m.Validate(); err != nil {
 		return stats, err
@@ -84,16 +84,16 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 		return stats, &ListingTooLargeError{Size: n}
 	}
 	sum := m.Digest()
-	if ok, err := s.hasTreeHeld(ctx, sum); err != nil || ok {
+	if ok, err := s.hasListingHeld(ctx, sum); err != nil || ok {
 		return stats, err
 	}
 	// Everything this publish will reference or rely on is held before
 	// any of it is checked (the collector protocol, see Hold): the
 	// listing, the known listings (their blobs are not checked), and every
 	// blob, present or to be written.
-	held := []string{TreeKey(sum)}
+	held := []string{ListingKey(sum)}
 	for _, k := range known {
-		held = append(held, TreeKey(k))
+		held = append(held, ListingKey(k))
 	}
 	seenHeld := map[digest.Sum]bool{}
 	for _, e := range m.Entries {
@@ -115,7 +115,7 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 		// One request. A listing that cannot be used (gone, damaged, or
 		// unreadable) only means its blobs are checked after all; a store
 		// that is really broken fails the writes below with its own error.
-		prev, err := s.GetTree(ctx, k)
+		prev, err := s.GetListing(ctx, k)
 		if err != nil {
 			if ctx.Err() != nil {
 				lease.Drop(ctx)
@@ -157,10 +157,10 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Manifest, kn
 		// A publish long enough for its lease to near its end: what it
 		// found stored at the start is held and checked again (PutTree)
 		// before a listing names it.
-		_, err := s.PutTree(ctx, m)
+		_, err := s.PutListing(ctx, m)
 		return stats, err
 	}
-	if _, err := s.putTree(ctx, m); err != nil {
+	if _, err := s.putListing(ctx, m); err != nil {
 		return stats, err
 	}
 	return stats, nil
@@ -351,7 +351,7 @@ func (s *Store) MissingBlobs(ctx context.Context) (map[digest.Sum][]digest.Sum, 
 	for _, k := range blobs {
 		have[k] = true
 	}
-	trees, err := s.b.List(ctx, FamilyTree.Prefix())
+	trees, err := s.b.List(ctx, FamilyListing.Prefix())
 	if err != nil {
 		return nil, err
 	}
@@ -359,11 +359,11 @@ func (s *Store) MissingBlobs(ctx context.Context) (map[digest.Sum][]digest.Sum, 
 	for _, k := range trees {
 		key, ok := ParseKey(k)
 		switch {
-		case !ok || key.Family != FamilyTree:
+		case !ok || key.Family != FamilyListing:
 			return nil, fmt.Errorf("%s in %s: not a listing's name", k, s)
 		}
 		sum := key.Digest
-		m, err := s.GetTree(ctx, sum)
+		m, err := s.GetListing(ctx, sum)
 		if err != nil {
 			return nil, err
 		}

@@ -259,13 +259,13 @@ func (s *Store) VerifyBlob(ctx context.Context, sum digest.Sum) (int64, error) {
 	return digest.Copy(ctx, io.Discard, rc)
 }
 
-// PutTree stores a tree listing under its digest. Its blobs (of files,
+// PutListing stores a tree listing under its digest. Its blobs (of files,
 // and of symlinks' targets) must be stored already: a listing in the store
 // promises its blobs are there. A listing stored already is left as it
 // is; otherwise its blobs are held (Hold) and checked present, so that no
 // listing is ever stored naming a blob that is missing or that a collector
 // is deleting (Publish, which has just stored them, does not check again).
-func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, error) {
+func (s *Store) PutListing(ctx context.Context, m *digest.Listing) (digest.Sum, error) {
 	if err := m.Validate(); err != nil {
 		return digest.Sum{}, err
 	}
@@ -273,7 +273,7 @@ func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 		return digest.Sum{}, &ListingTooLargeError{Size: n}
 	}
 	sum := m.Digest()
-	if ok, err := s.hasTreeHeld(ctx, sum); err != nil || ok {
+	if ok, err := s.hasListingHeld(ctx, sum); err != nil || ok {
 		return sum, err
 	}
 	var blobs []string
@@ -284,7 +284,7 @@ func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 			blobs = append(blobs, BlobKey(e.SHA256))
 		}
 	}
-	lease, err := s.Hold(ctx, append(blobs, TreeKey(sum))...)
+	lease, err := s.Hold(ctx, append(blobs, ListingKey(sum))...)
 	if err != nil {
 		return sum, err
 	}
@@ -295,11 +295,11 @@ func (s *Store) PutTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 		lease.Drop(ctx)
 		return sum, fmt.Errorf("the listing %s names %s, which the store %s does not hold: %w", sum, k, s, ErrNotFound)
 	}
-	return s.putTree(ctx, m)
+	return s.putListing(ctx, m)
 }
 
-// putTree stores a listing whose blobs the caller stored and held.
-func (s *Store) putTree(ctx context.Context, m *digest.Manifest) (digest.Sum, error) {
+// putListing stores a listing whose blobs the caller stored and held.
+func (s *Store) putListing(ctx context.Context, m *digest.Listing) (digest.Sum, error) {
 	if err := m.Validate(); err != nil {
 		return digest.Sum{}, err
 	}
@@ -308,7 +308,7 @@ func (s *Store) putTree(ctx context.Context, m *digest.Manifest) (digest.Sum, er
 	}
 	listing := m.Encode()
 	sum := digest.Bytes(listing)
-	err := s.b.Create(ctx, TreeKey(sum), bytes.NewReader(listing))
+	err := s.b.Create(ctx, ListingKey(sum), bytes.NewReader(listing))
 	if err != nil && !errors.Is(err, ErrExists) {
 		return sum, err
 	}
@@ -334,29 +334,29 @@ func (s *Store) FirstMissing(ctx context.Context, keys ...string) (string, error
 	return "", nil
 }
 
-// hasTreeHeld reports whether a listing is stored, for a writer about to
+// hasListingHeld reports whether a listing is stored, for a writer about to
 // rely on it (an artifact's state, a build record, an archive reference):
 // a listing found stored is held (Hold) and found again, so that a
 // collector neither deletes it now nor, for its grace period, as garbage
 // (a lease counts as a recent use). One request when it is not stored.
-func (s *Store) hasTreeHeld(ctx context.Context, sum digest.Sum) (bool, error) {
-	if ok, err := s.HasTree(ctx, sum); err != nil || !ok {
+func (s *Store) hasListingHeld(ctx context.Context, sum digest.Sum) (bool, error) {
+	if ok, err := s.HasListing(ctx, sum); err != nil || !ok {
 		return false, err
 	}
-	lease, err := s.Hold(ctx, TreeKey(sum))
+	lease, err := s.Hold(ctx, ListingKey(sum))
 	if err != nil {
 		return false, err
 	}
-	ok, err := s.HasTree(ctx, sum)
+	ok, err := s.HasListing(ctx, sum)
 	if err != nil || !ok {
 		lease.Drop(ctx)
 	}
 	return ok, err
 }
 
-// HasTree reports whether a tree listing is stored.
-func (s *Store) HasTree(ctx context.Context, sum digest.Sum) (bool, error) {
-	return s.b.Exists(ctx, TreeKey(sum))
+// HasListing reports whether a tree listing is stored.
+func (s *Store) HasListing(ctx context.Context, sum digest.Sum) (bool, error) {
+	return s.b.Exists(ctx, ListingKey(sum))
 }
 
 // MaxListing bounds a tree listing, in bytes of its canonical encoding
@@ -401,14 +401,14 @@ func (s *Store) readAll(ctx context.Context, key string, want digest.Sum) ([]byt
 	return b, nil
 }
 
-// GetTree reads and verifies a tree listing.
-func (s *Store) GetTree(ctx context.Context, sum digest.Sum) (*digest.Manifest, error) {
-	key := TreeKey(sum)
+// GetListing reads and verifies a tree listing.
+func (s *Store) GetListing(ctx context.Context, sum digest.Sum) (*digest.Listing, error) {
+	key := ListingKey(sum)
 	b, err := s.readAll(ctx, key, sum)
 	if err != nil {
 		return nil, err
 	}
-	m, err := digest.ParseManifest(b)
+	m, err := digest.ParseListing(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s in %s: %w", key, s, err)
 	}
@@ -427,7 +427,7 @@ const (
 // Lookup tells whether an artifact digest names a stored tree, a stored
 // blob, or nothing. A tree is looked for first.
 func (s *Store) Lookup(ctx context.Context, sum digest.Sum) (Kind, error) {
-	if ok, err := s.HasTree(ctx, sum); err != nil || ok {
+	if ok, err := s.HasListing(ctx, sum); err != nil || ok {
 		return Tree, err
 	}
 	ok, err := s.HasBlob(ctx, sum)
@@ -450,7 +450,7 @@ func (s *Store) Verify(ctx context.Context, sum digest.Sum) error {
 		_, err := s.VerifyBlob(ctx, sum)
 		return err
 	}
-	m, err := s.GetTree(ctx, sum)
+	m, err := s.GetListing(ctx, sum)
 	if err != nil {
 		return err
 	}
@@ -460,7 +460,7 @@ func (s *Store) Verify(ctx context.Context, sum digest.Sum) error {
 // VerifyTree reads every distinct blob of a tree (m, the listing of sum)
 // and checks each against its digest, Concurrency() at once. The error
 // names the first entry, in listing order, whose blob fails.
-func (s *Store) VerifyTree(ctx context.Context, sum digest.Sum, m *digest.Manifest) error {
+func (s *Store) VerifyTree(ctx context.Context, sum digest.Sum, m *digest.Listing) error {
 	// The first entry of each distinct blob, in listing order.
 	var todo []int
 	seen := map[digest.Sum]bool{}
@@ -525,11 +525,11 @@ feed:
 // A reference never names what is not stored: the listing and the archive
 // are held against a concurrent collector (Hold) and found present first.
 func (s *Store) PutArchiveRef(ctx context.Context, format string, listing, archive digest.Sum) (digest.Sum, error) {
-	lease, err := s.Hold(ctx, TreeKey(listing), BlobKey(archive))
+	lease, err := s.Hold(ctx, ListingKey(listing), BlobKey(archive))
 	if err != nil {
 		return archive, err
 	}
-	if k, err := s.FirstMissing(ctx, TreeKey(listing), BlobKey(archive)); err != nil {
+	if k, err := s.FirstMissing(ctx, ListingKey(listing), BlobKey(archive)); err != nil {
 		lease.Drop(ctx)
 		return archive, err
 	} else if k != "" {

@@ -67,14 +67,14 @@ func BenchmarkS3Publish(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		manifest := func() *digest.Manifest {
+		listing := func() *digest.Listing {
 			m, err := digest.HashTree(ctx, dir, digest.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			return m
 		}
-		publish := func(bucket string, m *digest.Manifest, known ...digest.Sum) {
+		publish := func(bucket string, m *digest.Listing, known ...digest.Sum) {
 			be, err := s3store.New(ctx, bucket, "", settings)
 			if err != nil {
 				b.Fatal(err)
@@ -88,7 +88,7 @@ func BenchmarkS3Publish(b *testing.B) {
 		}
 
 		b.Run(fmt.Sprintf("files=%d/immutable/first", n), func(b *testing.B) {
-			m := manifest()
+			m := listing()
 			for range b.N {
 				b.StopTimer()
 				bucket := srv.NewBucket(b)
@@ -100,13 +100,13 @@ func BenchmarkS3Publish(b *testing.B) {
 			report(b)
 		})
 		b.Run(fmt.Sprintf("files=%d/immutable/one-changed", n), func(b *testing.B) {
-			m1 := manifest()
+			m1 := listing()
 			for range b.N {
 				b.StopTimer()
 				bucket := srv.NewBucket(b)
 				publish(bucket, m1)
 				edit([]byte("changed\n"))
-				m2 := manifest()
+				m2 := listing()
 				proxy.Reset()
 				b.StartTimer()
 				publish(bucket, m2, m1.Digest())

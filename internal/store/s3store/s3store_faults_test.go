@@ -132,7 +132,7 @@ func TestLostAnswersOfEveryWriter(t *testing.T) {
 			t.Fatalf("an action record whose answer was lost: %v, %v", got, err)
 		}
 		lost(t, proxy, "/actions/sha256/")
-		listing, err := s.PutTree(ctx, &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes(out), Size: int64(len(out))}}})
+		listing, err := s.PutListing(ctx, &digest.Listing{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes(out), Size: int64(len(out))}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,8 +20,8 @@ import (
 )
 
 // smallTree writes n files of distinct small content and returns the
-// directory and its manifest.
-func smallTree(t *testing.T, n int, seed ...int) (string, *digest.Manifest) {
+// directory and its listing.
+func smallTree(t *testing.T, n int, seed ...int) (string, *digest.Listing) {
 	t.Helper()
 	dir := t.TempDir()
 	for i := range n {
@@ -214,7 +214,7 @@ func TestCancelStopsAPublish(t *testing.T) {
 		t.Errorf("%d PUTs were sent: requests went on after the cancel", sent)
 	}
 	fresh := store.New(b)
-	if ok, err := fresh.HasTree(context.Background(), m.Digest()); ok || err != nil {
+	if ok, err := fresh.HasListing(context.Background(), m.Digest()); ok || err != nil {
 		t.Fatalf("a cancelled publish stored its listing (%v)", err)
 	}
 	// Every slot is free: the next publish (a small one) runs to the end.

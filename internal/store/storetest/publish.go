@@ -13,8 +13,8 @@ import (
 )
 
 // tree writes n small files (and a symlink) into a new directory and
-// returns it with its manifest.
-func tree(t *testing.T, n int) (string, *digest.Manifest) {
+// returns it with its listing.
+func tree(t *testing.T, n int) (string, *digest.Listing) {
 	t.Helper()
 	dir := t.TempDir()
 	for i := range n {
@@ -36,7 +36,7 @@ func tree(t *testing.T, n int) (string, *digest.Manifest) {
 	return dir, rehash(t, dir)
 }
 
-func rehash(t *testing.T, dir string) *digest.Manifest {
+func rehash(t *testing.T, dir string) *digest.Listing {
 	t.Helper()
 	m, err := digest.HashTree(context.Background(), dir, digest.Options{})
 	if err != nil {
@@ -45,7 +45,7 @@ func rehash(t *testing.T, dir string) *digest.Manifest {
 	return m
 }
 
-func distinct(m *digest.Manifest) int {
+func distinct(m *digest.Listing) int {
 	seen := map[digest.Sum]bool{}
 	for _, e := range m.Entries {
 		seen[e.SHA256] = true
@@ -81,7 +81,7 @@ func publishCases() map[string]func(t *testing.T, b store.Backend, s *store.Stor
 			if want := distinct(m); stats.Needed != want || stats.Written != want {
 				t.Fatalf("needed %d, wrote %d; want %d distinct blobs each", stats.Needed, stats.Written, want)
 			}
-			if ok, err := s.HasTree(ctx, m.Digest()); !ok || err != nil {
+			if ok, err := s.HasListing(ctx, m.Digest()); !ok || err != nil {
 				t.Fatalf("the listing is not stored: %v", err)
 			}
 			if err := s.Verify(ctx, m.Digest()); err != nil {
@@ -137,7 +137,7 @@ func publishCases() map[string]func(t *testing.T, b store.Backend, s *store.Stor
 			if !errors.As(err, &mm) {
 				t.Fatalf("want a MismatchError, got %v", err)
 			}
-			if ok, _ := s.HasTree(ctx, m.Digest()); ok {
+			if ok, _ := s.HasListing(ctx, m.Digest()); ok {
 				t.Fatal("a listing was stored for content that is not what it names")
 			}
 			for _, e := range m.Entries {
@@ -160,7 +160,7 @@ func publishCases() map[string]func(t *testing.T, b store.Backend, s *store.Stor
 			if _, err := s.Publish(cctx, dir, m); !errors.Is(err, context.Canceled) {
 				t.Fatalf("want context.Canceled, got %v", err)
 			}
-			if ok, _ := s.HasTree(ctx, m.Digest()); ok {
+			if ok, _ := s.HasListing(ctx, m.Digest()); ok {
 				t.Fatal("a cancelled publish stored its listing")
 			}
 			invariant(t, s)

@@ -233,7 +233,7 @@ func Run(t *testing.T, h Harness) {
 		},
 		"tree round trip, lookup and verify": func(t *testing.T, b store.Backend, s *store.Store) {
 			files := map[string]string{"a.txt": "a", "dir/b.txt": "b"}
-			m := &digest.Manifest{}
+			m := &digest.Listing{}
 			for p, c := range files {
 				sum := digest.Bytes([]byte(c))
 				if _, err := s.PutBlob(ctx, sum, strings.NewReader(c)); err != nil {
@@ -242,14 +242,14 @@ func Run(t *testing.T, h Harness) {
 				m.Entries = append(m.Entries, digest.Entry{Path: p, Kind: digest.KindFile, SHA256: sum, Size: int64(len(c))})
 			}
 			m.Sort()
-			sum, err := s.PutTree(ctx, m)
+			sum, err := s.PutListing(ctx, m)
 			if err != nil || sum != m.Digest() {
 				t.Fatalf("PutTree = %s, %v", sum, err)
 			}
-			if _, err := s.PutTree(ctx, m); err != nil {
+			if _, err := s.PutListing(ctx, m); err != nil {
 				t.Fatalf("second PutTree: %v", err)
 			}
-			back, err := s.GetTree(ctx, sum)
+			back, err := s.GetListing(ctx, sum)
 			if err != nil || back.Digest() != sum {
 				t.Fatalf("GetTree: %v", err)
 			}
@@ -282,25 +282,25 @@ func Run(t *testing.T, h Harness) {
 			}
 		},
 		"tampered tree fails on read": func(t *testing.T, b store.Backend, s *store.Store) {
-			m := &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes(nil)}}}
+			m := &digest.Listing{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes(nil)}}}
 			if _, err := s.PutBlob(ctx, digest.Bytes(nil), strings.NewReader("")); err != nil {
 				t.Fatal(err)
 			}
-			sum, err := s.PutTree(ctx, m)
+			sum, err := s.PutListing(ctx, m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			h.Tamper(t, b, store.TreeKey(sum), []byte(digest.TreeHeader))
-			if _, err := s.GetTree(ctx, sum); err == nil {
+			h.Tamper(t, b, store.ListingKey(sum), []byte(digest.TreeHeader))
+			if _, err := s.GetListing(ctx, sum); err == nil {
 				t.Fatal("a tampered listing was accepted")
 			}
 		},
 		"a listing naming a blob the store lacks is refused": func(t *testing.T, b store.Backend, s *store.Store) {
-			m := &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes([]byte("absent")), Size: 6}}}
-			if _, err := s.PutTree(ctx, m); !errors.Is(err, store.ErrNotFound) {
+			m := &digest.Listing{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: digest.Bytes([]byte("absent")), Size: 6}}}
+			if _, err := s.PutListing(ctx, m); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("want ErrNotFound, got %v", err)
 			}
-			if ok, _ := s.HasTree(ctx, m.Digest()); ok {
+			if ok, _ := s.HasListing(ctx, m.Digest()); ok {
 				t.Fatal("a listing naming a missing blob was stored")
 			}
 		},
@@ -311,7 +311,7 @@ func Run(t *testing.T, h Harness) {
 					t.Fatal(err)
 				}
 			}
-			listing, err := s.PutTree(ctx, &digest.Manifest{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: first, Size: 1}}})
+			listing, err := s.PutListing(ctx, &digest.Listing{Entries: []digest.Entry{{Path: "a", Kind: digest.KindFile, SHA256: first, Size: 1}}})
 			if err != nil {
 				t.Fatal(err)
 			}
