@@ -34,16 +34,29 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
+// Format is how an artifact is exported: as itself (a directory, a file)
+// or as an archive of one of archive's formats.
+type Format string
+
 // Formats an artifact can be exported in.
 const (
-	Directory = "directory" // a tree artifact, as files, exec bits and symlinks
-	File      = "file"      // a file artifact, as one file
-	Zip       = string(archive.Zip)
-	TarGz     = string(archive.TarGz)
+	Directory Format = "directory" // a tree artifact, as files, exec bits and symlinks
+	File      Format = "file"      // a file artifact, as one file
+	Zip              = Format(archive.Zip)
+	TarGz            = Format(archive.TarGz)
 )
 
 // Formats lists the formats in the order the docs give them.
-var Formats = []string{Directory, File, Zip, TarGz}
+var Formats = []Format{Directory, File, Zip, TarGz}
+
+// FormatNames lists the formats' names, in the order the docs give them.
+func FormatNames() []string {
+	names := make([]string, len(Formats))
+	for i, f := range Formats {
+		names[i] = string(f)
+	}
+	return names
+}
 
 // Content is a stored artifact: a blob (a file artifact) or a tree with
 // its listing.
@@ -62,7 +75,7 @@ type Content struct {
 
 // FormatError is a format the artifact cannot be exported in.
 type FormatError struct {
-	Format string
+	Format Format
 	Kind   store.Kind
 }
 
@@ -76,7 +89,7 @@ func (e *FormatError) Error() string {
 
 // DefaultFormat is the format used when none is given: a tree as a
 // directory, a file as a file.
-func DefaultFormat(kind store.Kind) string {
+func DefaultFormat(kind store.Kind) Format {
 	if kind == store.Blob {
 		return File
 	}

@@ -43,7 +43,7 @@ const maxNamed = 5
 // files someone added beside them are not the export's, and not drift. The
 // listing is loaded only when the directory does not hash to want as a
 // whole. Nothing at the target is followed.
-func Inspect(ctx context.Context, target, format string, want digest.Sum, hashTree TreeHasher, listing ListingLoader) (Found, error) {
+func Inspect(ctx context.Context, target string, format Format, want digest.Sum, hashTree TreeHasher, listing ListingLoader) (Found, error) {
 	fi, err := os.Lstat(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -17,7 +17,7 @@ import (
 // name that cannot be created safely or a symlink that leaves the tree
 // (whoever serves or unpacks the export would follow it out). It reads the
 // blob of every symlink (its target), nothing else.
-func Check(ctx context.Context, st *store.Store, c *Content, format string) error {
+func Check(ctx context.Context, st *store.Store, c *Content, format Format) error {
 	switch {
 	case c.Kind == store.Blob && format != File,
 		c.Kind == store.Tree && format == File:
@@ -46,7 +46,7 @@ func Check(ctx context.Context, st *store.Store, c *Content, format string) erro
 // from the store and hashed without being stored — the archiver is
 // deterministic, so Write produces the same bytes. A Directory has none
 // (ok is false).
-func FileSum(ctx context.Context, refs *archive.Refs, st *store.Store, c *Content, format string) (sum digest.Sum, ok bool, err error) {
+func FileSum(ctx context.Context, refs *archive.Refs, st *store.Store, c *Content, format Format) (sum digest.Sum, ok bool, err error) {
 	switch format {
 	case Directory:
 		return sum, false, nil

@@ -31,7 +31,7 @@ func TestFormatsAndLinksChecked(t *testing.T) {
 	var fe *FormatError
 	for _, tc := range []struct {
 		c      *Content
-		format string
+		format Format
 	}{{tree, File}, {blob, Zip}, {blob, TarGz}, {blob, Directory}} {
 		if err := Check(ctx, st, tc.c, tc.format); !errors.As(err, &fe) {
 			t.Errorf("Check(kind %d, %s) = %v, want FormatError", tc.c.Kind, tc.format, err)
@@ -52,7 +52,7 @@ func TestArchiveSumKnownBeforeWriting(t *testing.T) {
 	st, _ := newStore(t)
 	c := stored(t, st, site)
 	refs := archive.NewRefs(st)
-	for _, format := range []string{Zip, TarGz} {
+	for _, format := range []Format{Zip, TarGz} {
 		planned, ok, err := FileSum(ctx, refs, st, c, format)
 		if err != nil || !ok {
 			t.Fatalf("%s: FileSum = %v, %v", format, ok, err)
@@ -60,7 +60,7 @@ func TestArchiveSumKnownBeforeWriting(t *testing.T) {
 		if _, err := refs.Find(ctx, archive.Format(format), c.Listing); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s: FileSum stored an archive reference (%v); planning must write nothing", format, err)
 		}
-		target := filepath.Join(t.TempDir(), "a."+format)
+		target := filepath.Join(t.TempDir(), "a."+string(format))
 		w := &Writer{St: st, Refs: refs}
 		got, err := w.Write(ctx, c, format, target, nil, nil)
 		if err != nil {

@@ -79,7 +79,7 @@ func keptNow(fi fs.FileInfo, was string) string {
 // left in place and why: the export's paths changed or replaced and its
 // directories made again, then paths others added, each sorted (a
 // directory that still holds any of these is kept without being named).
-func Remove(ctx context.Context, target, format string, c *Content) ([]Kept, error) {
+func Remove(ctx context.Context, target string, format Format, c *Content) ([]Kept, error) {
 	fi, err := os.Lstat(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

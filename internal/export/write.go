@@ -94,7 +94,7 @@ func (e *ConflictError) Error() string {
 //
 // check runs on the target just before the rename; an error stops the
 // write. It returns the sha256 of the file written (zero for Directory).
-func (w *Writer) Write(ctx context.Context, c *Content, format, target string, old *Content, check func() error) (digest.Sum, error) {
+func (w *Writer) Write(ctx context.Context, c *Content, format Format, target string, old *Content, check func() error) (digest.Sum, error) {
 	var sum digest.Sum
 	w.Reused, w.Fetched, w.Kept, w.SetAside, w.Made = 0, 0, 0, "", nil
 	if old != nil {
@@ -109,7 +109,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, o
 			return sum, err
 		case format == Directory && !fi.IsDir(), format != Directory && !fi.Mode().IsRegular():
 			return sum, &ConflictError{Target: target, Paths: []string{"(" + digest.TypeName(fi.Mode().Type()) + ")"},
-				Why: "the export wrote a " + format + " there, and does not replace what someone else put in its place. Move it away first"}
+				Why: "the export wrote a " + string(format) + " there, and does not replace what someone else put in its place. Move it away first"}
 		}
 	}
 	var others []string
@@ -119,7 +119,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, o
 			return sum, err
 		}
 		if len(others) > 0 && format != Directory {
-			return sum, &ConflictError{Target: target, Paths: others, Why: "a " + format + " cannot hold them. Move them away first"}
+			return sum, &ConflictError{Target: target, Paths: others, Why: "a " + string(format) + " cannot hold them. Move them away first"}
 		}
 	}
 	parent := filepath.Dir(target)
@@ -183,7 +183,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format, target string, o
 	return sum, w.settleOld(ctx, tmp, target, old)
 }
 
-func (w *Writer) writeFile(ctx context.Context, c *Content, format, parent, prefix string) (string, digest.Sum, error) {
+func (w *Writer) writeFile(ctx context.Context, c *Content, format Format, parent, prefix string) (string, digest.Sum, error) {
 	var sum digest.Sum
 	f, err := tmpfile.Create(parent, prefix)
 	if err != nil {

@@ -23,8 +23,8 @@ func TestNewTargetNeverOverwritten(t *testing.T) {
 	st, _ := newStore(t)
 	c := stored(t, st, site)
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	for _, format := range []string{Directory, Zip} {
-		t.Run(format, func(t *testing.T) {
+	for _, format := range []Format{Directory, Zip} {
+		t.Run(string(format), func(t *testing.T) {
 			for name, create := range map[string]func(string) error{
 				"file":      func(p string) error { return os.WriteFile(p, []byte("mine"), 0o644) },
 				"empty dir": func(p string) error { return os.Mkdir(p, 0o755) },
@@ -105,7 +105,7 @@ func TestCorruptBlobWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &Writer{St: st, Refs: archive.NewRefs(st)}
-	for _, format := range []string{Directory, Zip, TarGz} {
+	for _, format := range []Format{Directory, Zip, TarGz} {
 		target := filepath.Join(t.TempDir(), "out")
 		_, err := w.Write(ctx, c, format, target, nil, nil)
 		var mismatch *store.MismatchError

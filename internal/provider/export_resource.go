@@ -55,10 +55,10 @@ type exportModel struct {
 const privateWritten = "written"
 
 type written struct {
-	Target string `json:"target"` // absolute, as export.Target gave it
-	Digest string `json:"digest"`
-	Format string `json:"format"`
-	SHA256 string `json:"sha256,omitempty"` // of the file written; "" for a directory
+	Target string        `json:"target"` // absolute, as export.Target gave it
+	Digest string        `json:"digest"`
+	Format export.Format `json:"format"`
+	SHA256 string        `json:"sha256,omitempty"` // of the file written; "" for a directory
 	// The directories a directory export made, so destroy leaves ones
 	// made again by someone at the same paths; absent in the state of
 	// older versions, and where the system cannot tell.
@@ -125,7 +125,7 @@ func exportSchema() schema.Schema {
 					"same reproducible archive `immutable_artifact` builds: byte-identical to its `archive_sha256`).",
 				Optional:   true,
 				Computed:   true,
-				Validators: []validator.String{stringvalidator.OneOf(export.Formats...)},
+				Validators: []validator.String{stringvalidator.OneOf(export.FormatNames()...)},
 			},
 			"sha256": schema.StringAttribute{
 				MarkdownDescription: "Hex sha256 of the file written (`file`, `zip`, `tar.gz`), known at plan; null for a " +
@@ -166,7 +166,7 @@ func (m *exportModel) setSum(sum *digest.Sum) {
 // loadExport reads what the model's digest names and checks the format.
 // At plan, an artifact not stored yet is no error (nil content): an
 // immutable_artifact of the same configuration stores it at apply.
-func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configFormat types.String, atPlan bool) (*export.Content, string, diag.Diagnostics) {
+func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configFormat types.String, atPlan bool) (*export.Content, export.Format, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	sum, err := digest.Parse(m.Digest.ValueString())
 	if err != nil {
@@ -192,7 +192,7 @@ func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configF
 		}
 		return nil, "", diags
 	}
-	format := configFormat.ValueString()
+	format := export.Format(configFormat.ValueString())
 	if configFormat.IsNull() || configFormat.IsUnknown() {
 		format = export.DefaultFormat(c.Kind)
 	}
@@ -341,15 +341,15 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-	if owned && w.Digest == plan.Digest.ValueString() && (configFormat.IsNull() || configFormat.ValueString() == w.Format) {
+	if owned && w.Digest == plan.Digest.ValueString() && (configFormat.IsNull() || export.Format(configFormat.ValueString()) == w.Format) {
 		// The content written there already: everything is known from
 		// what was written, without the store (a no-op plan, a drift
 		// repair, destroy's refresh with the store gone).
-		if err := r.claim(target, "export "+w.Digest+" "+w.Format); err != nil {
+		if err := r.claim(target, "export "+w.Digest+" "+string(w.Format)); err != nil {
 			resp.Diagnostics.Append(exportError(st, err))
 			return
 		}
-		plan.Format, plan.ID = types.StringValue(w.Format), types.StringValue(target)
+		plan.Format, plan.ID = types.StringValue(string(w.Format)), types.StringValue(target)
 		plan.setSum(nil)
 		if sum, err := digest.ParseHex(w.SHA256); err == nil {
 			plan.setSum(&sum)
@@ -371,13 +371,13 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		}
 		plan.ID = types.StringValue(target)
 		plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown()
-		if configFormat.ValueString() == export.Directory {
+		if export.Format(configFormat.ValueString()) == export.Directory {
 			plan.setSum(nil)
 		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
-	if err := r.claim(target, "export "+c.Digest.String()+" "+format); err != nil {
+	if err := r.claim(target, "export "+c.Digest.String()+" "+string(format)); err != nil {
 		resp.Diagnostics.Append(exportError(st, err))
 		return
 	}
@@ -390,7 +390,7 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if ok {
 		sum = &s
 	}
-	plan.Format = types.StringValue(format)
+	plan.Format = types.StringValue(string(format))
 	plan.ID = types.StringValue(target)
 	plan.setSum(sum)
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -502,7 +502,7 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 			fmt.Sprintf("%s held %d path(s) the export did not write; they were carried over into the new content unchanged. "+
 				"They are not part of the artifact, and destroy leaves them.", target, wr.Kept))
 	}
-	plan.Format = types.StringValue(format)
+	plan.Format = types.StringValue(string(format))
 	plan.ID = types.StringValue(target)
 	plan.Drift = types.StringNull()
 	w := written{Target: target, Digest: c.Digest.String(), Format: format, Dirs: wr.Made}
