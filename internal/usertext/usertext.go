@@ -178,6 +178,7 @@ const (
 	zwj  = '\u200D' // ZERO WIDTH JOINER
 
 	blackFlag = '\U0001F3F4'
+	tagBase   = '\U000E0000'
 	tagFirst  = '\U000E0020'
 	tagLast   = '\U000E007E'
 	cancelTag = '\U000E007F'
@@ -201,7 +202,11 @@ var nonJoining = []*unicode.RangeTable{
 }
 
 // flagTags returns the length of the emoji tag sequence at the start of
-// s (🏴, tags, a cancel tag: the flag of Scotland), or 0.
+// s (🏴, tags, a cancel tag: the flag of Scotland), or 0. Only the shape
+// of a subdivision flag is accepted (Unicode TS #51: an ISO 3166-2 code,
+// two lowercase letters then one to three lowercase letters or digits, as
+// tag characters): tag characters carry invisible ASCII, so any other run
+// of them would smuggle text no terminal or plan shows.
 func flagTags(s string) int {
 	r, n := utf8.DecodeRuneInString(s)
 	if r != blackFlag {
@@ -212,9 +217,9 @@ func flagTags(s string) int {
 		r, size := utf8.DecodeRuneInString(s[n:])
 		n += size
 		switch {
-		case r >= tagFirst && r <= tagLast:
+		case tags < 2 && isTag(r, 'a', 'z'), tags >= 2 && tags < 5 && (isTag(r, 'a', 'z') || isTag(r, '0', '9')):
 			tags++
-		case r == cancelTag && tags > 0:
+		case r == cancelTag && tags >= 3:
 			return n
 		default:
 			return 0
@@ -222,6 +227,10 @@ func flagTags(s string) int {
 	}
 	return 0
 }
+
+// isTag tells whether r is the tag character of an ASCII character from
+// lo to hi (tags are ASCII moved to U+E0000).
+func isTag(r, lo, hi rune) bool { return r >= tagBase+lo && r <= tagBase+hi }
 
 // names of the refused characters most often met, as the Unicode standard
 // names them.

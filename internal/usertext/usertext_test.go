@@ -87,9 +87,16 @@ func TestCheck(t *testing.T) {
 		{"🚀 \u200D🚀", 0x200D, 3, "ZERO WIDTH JOINER"},
 		// Tag characters outside a flag sequence.
 		{"tag\U000E0041", 0xE0041, 4, "U+E0041 at character 4, an invisible tag character, allowed only in an emoji flag"},
-		{"🏴\U000E0067", 0xE0067, 2, "U+E0067"},                     // no cancel tag
-		{"🏴\U000E007F", 0xE007F, 2, "U+E007F"},                     // no tag before it
-		{"🏴\U000E0067\U000E007Fx\u202E", 0x202E, 5, "character 5"}, // positions count the flag's characters
+		{"🏴\U000E0067", 0xE0067, 2, "U+E0067"},                                                             // no cancel tag
+		{"🏴\U000E007F", 0xE007F, 2, "U+E007F"},                                                             // no tag before it
+		{"🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007Fx\u202E", 0x202E, 9, "character 9"}, // positions count the flag's characters
+		// Tag characters smuggling invisible ASCII inside a flag's shape:
+		// only an ISO 3166-2 subdivision code (two letters, then one to
+		// three letters or digits) is a flag.
+		{"rollback 🏴\U000E0069\U000E0067\U000E006E\U000E006F\U000E0072\U000E0065\U000E007F", 0xE0069, 11, "U+E0069"},
+		{"🏴\U000E0067\U000E007F", 0xE0067, 2, "U+E0067"},                     // one tag: no subdivision
+		{"🏴\U000E0047\U000E0042\U000E0053\U000E007F", 0xE0047, 2, "U+E0047"}, // upper case
+		{"🏴\U000E0020\U000E0067\U000E0062\U000E007F", 0xE0020, 2, "U+E0020"}, // a tag space
 		// Joiners between letters of scripts that never join: "прод" and
 		// "пр\u200Dод" look the same.
 		{"пр\u200Dод", 0x200D, 3, "not Latin, Greek or Cyrillic"},
@@ -174,14 +181,14 @@ func TestCheckRefusesDefaultIgnorable(t *testing.T) {
 
 func TestShow(t *testing.T) {
 	for in, want := range map[string]string{
-		"INC-4711 ✓":                 `INC-4711 ✓`,
-		"ok\u2028Error: fake":        `"ok\u2028Error: fake"`,
-		"yank 1.4\u202E2.3":          `"yank 1.4\u202E2.3"`,
-		"say \"hi\"\n\\ \u200B":      `"say \"hi\"\n\\ \u200B"`,
-		"bad \xff byte\t":            `"bad \xFF byte\t"`,
-		"🏴\U000E0067\U000E007F \x1b": "\"🏴\U000E0067\U000E007F \\u001B\"",
-		"tag\U000E0041 😀":            `"tag\U000E0041 😀"`,
-		"пр\u200Dод \u3164":          `"пр\u200Dод \u3164"`,
+		"INC-4711 ✓":            `INC-4711 ✓`,
+		"ok\u2028Error: fake":   `"ok\u2028Error: fake"`,
+		"yank 1.4\u202E2.3":     `"yank 1.4\u202E2.3"`,
+		"say \"hi\"\n\\ \u200B": `"say \"hi\"\n\\ \u200B"`,
+		"bad \xff byte\t":       `"bad \xFF byte\t"`,
+		"🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F \x1b": "\"🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F \\u001B\"",
+		"tag\U000E0041 😀":   `"tag\U000E0041 😀"`,
+		"пр\u200Dод \u3164": `"пр\u200Dод \u3164"`,
 	} {
 		if got := Show(in); got != want {
 			t.Errorf("Show(%q) = %s, want %s", in, got, want)
