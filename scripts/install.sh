@@ -25,7 +25,11 @@ name=terraform-provider-immutable_v$version
 # Built and copied beside the destination, so that each file appears whole.
 tmp=$(mktemp -d "$dir/.install-immutable.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' HUP INT PIPE TERM
+# 128 + the signal's number, as a shell reports a death by signal.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "-X main.version=$version" -o "$tmp/$name" .
 replaced=
 for host in registry.opentofu.org registry.terraform.io; do

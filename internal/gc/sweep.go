@@ -31,7 +31,7 @@ func (e *SlowError) Error() string {
 
 // testHookDelete, when set, runs before each delete of a content key or
 // release record; an error stops the collection there, as a crash would.
-var testHookDelete func(key string) error
+var testHookDelete func(ctx context.Context, key string) error
 
 // sweep deletes, in order, expired leases and stale markers, the versions
 // the policy does not keep, and the content no kept root reaches.
@@ -172,7 +172,7 @@ func (c *collector) expired(prefix string, ttl time.Duration) []string {
 func (c *collector) delete(ctx context.Context, kind, k string) error {
 	if testHookDelete != nil {
 		c.mu.Lock()
-		err := testHookDelete(k)
+		err := testHookDelete(ctx, k)
 		c.mu.Unlock()
 		if err != nil {
 			return err
