@@ -177,7 +177,8 @@ func providerSchema() schema.Schema {
 						MarkdownDescription: fmt.Sprintf("How many times a request to the bucket is tried, the first try "+
 							"included, when the server answers with a 5xx status or `503 SlowDown` or the connection fails. "+
 							"Retries wait with exponential backoff and full jitter, at most 20 s. A write retried after its "+
-							"answer was lost, that meets the object it made, is recognised as the provider's own. Defaults to "+
+							"answer was lost, that meets the object it made, is recognised as the provider's own by the random "+
+							"tag each write stores with its object (`x-amz-meta-immutable-write`), never by its bytes. Defaults to "+
 							"`AWS_MAX_ATTEMPTS`, the profile's `max_attempts`, then %d: enough for a publish of thousands of "+
 							"files to ride out a busy server or a flaky network. From 1 (no retries) to %d.", s3store.DefaultMaxAttempts, s3store.MaxAttempts),
 						Optional:   true,

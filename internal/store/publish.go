@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -196,15 +197,20 @@ func (p *publisher) askFirst() bool {
 }
 
 // run writes every entry's blob, n at once, and commits staged ones. On a
-// backend where asking costs a request, the first blob goes alone: its
-// answer tells a first publish (send the rest) from a re-run of one that
-// failed part-way (ask about each first: askFirst).
+// backend where asking costs a request, the first small blob (at most
+// SmallBlob) goes alone: its answer tells a first publish (send the rest)
+// from a re-run of one that failed part-way (ask about each first:
+// askFirst). Never a large one: it is asked about first anyway, and sent
+// alone it would hold back every other upload until it is done; with no
+// small blob there is nothing to probe for.
 func (p *publisher) run(ctx context.Context, todo []digest.Entry, n int) error {
 	if p.stager == nil && len(todo) > 1 {
-		if err := p.one(ctx, todo[0]); err != nil {
-			return err
+		if i := slices.IndexFunc(todo, func(e digest.Entry) bool { return e.Size <= SmallBlob }); i >= 0 {
+			if err := p.one(ctx, todo[i]); err != nil {
+				return err
+			}
+			todo = append(todo[:i:i], todo[i+1:]...)
 		}
-		todo = todo[1:]
 	}
 	err := ForEach(ctx, n, len(todo), func(ctx context.Context, i int) error { return p.one(ctx, todo[i]) })
 	if p.stager == nil {

@@ -71,9 +71,12 @@ type Backend interface {
 	// object this call did not write. A write that landed but whose answer
 	// was lost (a connection dropped, the request sent again and meeting
 	// the object it made) is this call's: the backend checks that the
-	// object is the one it wrote and returns nil, so that a writer told
-	// ErrExists knows its content was not written. If reading r fails,
-	// nothing is written and the read error is returned.
+	// object is the very one this call made — by its identity (the file
+	// this call linked; the random tag this call stored with the S3
+	// object), never by its content, which another writer may have written
+	// the same — and returns nil, so that a writer told ErrExists knows its
+	// content was not written. If reading r fails, nothing is written and
+	// the read error is returned.
 	Create(ctx context.Context, key string, r io.Reader) error
 	// Open returns the object at key, or ErrNotFound.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)

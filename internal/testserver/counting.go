@@ -87,6 +87,11 @@ const (
 	// it out and answered, and then drops the client's connection instead
 	// of passing the answer on: a write landed, and its writer cannot know.
 	LoseAnswer
+	// PreconditionFailed answers 412 PreconditionFailed without forwarding
+	// the request: what S3 may answer a conditional write (a completion of
+	// a multipart upload, say) retried after its first try landed, where
+	// the server under test answers the retry otherwise.
+	PreconditionFailed
 )
 
 func (f Fault) String() string {
@@ -95,6 +100,8 @@ func (f Fault) String() string {
 		return "503 SlowDown"
 	case LoseAnswer:
 		return "answer lost"
+	case PreconditionFailed:
+		return "412 PreconditionFailed"
 	}
 	return "pass"
 }
@@ -130,6 +137,11 @@ func Shares(seed uint64, slowDown, lose float64, maxFaulty int) FaultFunc {
 // slowDownBody is S3's answer to a client asking too fast.
 const slowDownBody = `<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`
+
+// preconditionFailedBody is S3's answer to a conditional write meeting an
+// object.
+const preconditionFailedBody = `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>`
 
 // statusWriter remembers the status of the answer it passes on.
 type statusWriter struct {
@@ -225,6 +237,11 @@ func (s *S3) proxy(t testing.TB, delay time.Duration, faults FaultFunc) *Counter
 			if r.Method != http.MethodHead {
 				_, _ = io.WriteString(sw, slowDownBody) // the client may have gone; nothing to do about it
 			}
+		case PreconditionFailed:
+			_, _ = io.Copy(io.Discard, r.Body)
+			sw.Header().Set("Content-Type", "application/xml")
+			sw.WriteHeader(http.StatusPreconditionFailed)
+			_, _ = io.WriteString(sw, preconditionFailedBody) // the client may have gone; nothing to do about it
 		case LoseAnswer:
 			// Carried out to the end, the answer read and thrown away; then
 			// the connection is dropped with nothing sent back (net/http

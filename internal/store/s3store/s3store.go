@@ -7,9 +7,11 @@
 // never overwritten, and of two racing creators exactly one succeeds.
 // Requests are retried with exponential backoff and jitter (the SDK's
 // standard retryer) on 5xx answers, 503 SlowDown and dropped connections,
-// up to Settings.MaxAttempts tries. A retried create that meets an object
-// reads it back: the first try may have landed with its answer lost, and
-// an object holding exactly what was sent is this create's, not another's.
+// up to Settings.MaxAttempts tries. Every create tags its object with a
+// random value of its own (user metadata, x-amz-meta-immutable-write): a
+// retried create that meets an object asks for its tag (a HEAD), since
+// the first try may have landed with its answer lost, and the object is
+// this create's only if the tag is, never because its bytes are the same.
 // Content is streamed in bounded parts: up to PartSize in one PutObject,
 // larger objects as a multipart upload completed with If-None-Match: *, so
 // memory stays flat whatever the size, and a failure before completion
@@ -19,7 +21,8 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -601,30 +604,52 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 // S3 returns while another conditional write of the key is in flight.
 const conflictRetries = 5
 
+// TagMetadata is the user metadata (x-amz-meta-immutable-write) in which
+// each Create stores a random tag of its own: the one thing that tells
+// the object a write made from another writer's with the same bytes.
+const TagMetadata = "immutable-write"
+
+// newTag returns a random 128-bit tag, in hex, for one Create.
+func newTag() string {
+	var t [16]byte
+	_, _ = rand.Read(t[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(t[:])
+}
+
 func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
 	ctx, t := withTries(ctx)
-	sent := func() (int64, [sha256.Size]byte) { return int64(len(data)), sha256.Sum256(data) }
-	return b.conditional(ctx, "writing", key, t, sent, func() error {
+	tag := newTag()
+	return b.conditional(ctx, "writing", key, t, tag, func() error {
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket:        aws.String(b.bucket),
 			Key:           aws.String(b.ObjectKey(key)),
 			Body:          bytes.NewReader(data),
 			ContentLength: aws.Int64(int64(len(data))),
 			IfNoneMatch:   aws.String("*"),
+			Metadata:      map[string]string{TagMetadata: tag},
 		})
 		return err
 	})
 }
 
 // conditional runs a write made with If-None-Match: * (tried as often as
-// t counts), retrying, a few times, the 409 that S3 returns while another
-// conditional write of the same key is in flight. A 412 (the key holds an
-// object) is store.ErrExists on a first try; on a later one it may be
-// this write's own first try, which landed and whose answer was lost, so
-// the object is read back: holding what sent says was sent (its size and
-// sha256), it is this write's, and the write succeeded. A retried
-// completion answered NoSuchUpload (completed already) is checked alike.
-func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, sent func() (int64, [sha256.Size]byte), write func() error) error {
+// t counts) whose object carries tag, retrying, a few times, the 409 that
+// S3 returns while another conditional write of the same key is in
+// flight. A 412 (the key holds an object) is store.ErrExists on a first
+// try; on a later one it may be this write's own first try, which landed
+// and whose answer was lost, so the object's tag is asked for (a HEAD,
+// never a download): the object is this write's, and the write succeeded,
+// only if it carries tag. A retried completion answered NoSuchUpload
+// (completed already) is checked alike.
+//
+// A 412 whose object is gone when asked for (deleted in between) is
+// tried again, once: the key is empty, so writing it is an ordinary
+// create, and whichever object then stands is the one its writer is told
+// it wrote. ErrExists instead would tell a publish that a blob is stored
+// while none is, and a channel move that another apply moved the channel
+// when no move stands. An object vanishing twice is an error that says so.
+func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, tag string, write func() error) error {
+	vanished := false
 	for attempt := 0; ; attempt++ {
 		err := write()
 		exists := isCode(err, "PreconditionFailed") || statusIs(err, http.StatusPreconditionFailed)
@@ -634,8 +659,7 @@ func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, sen
 		case exists && t.n.Load() <= 1:
 			return store.ErrExists
 		case exists || (isCode(err, "NoSuchUpload") && t.n.Load() > 1):
-			size, sum := sent()
-			own, found, rerr := b.holds(ctx, key, size, sum)
+			own, found, rerr := b.tagged(ctx, key, tag)
 			switch {
 			case rerr != nil:
 				return rerr
@@ -643,6 +667,17 @@ func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, sen
 				return nil
 			case found:
 				return store.ErrExists
+			case exists && !vanished:
+				vanished = true
+				continue
+			case exists:
+				return &Error{
+					Op: op, Key: fmt.Sprintf("s3://%s/%s", b.bucket, b.ObjectKey(key)), Err: err,
+					Reason: "the key held an object when written (412 Precondition Failed) and none when asked for it right after, twice: " +
+						"something is deleting objects of the store as they are written",
+					Hint: "Only the collector (gc) should delete objects under the store's prefix, and only old ones: check for a lifecycle " +
+						"rule expiring objects there, or another tool deleting them. Re-running apply is safe: what was stored is kept.",
+				}
 			}
 		case (isCode(err, "ConditionalRequestConflict") || statusIs(err, http.StatusConflict)) && attempt < conflictRetries:
 			select {
@@ -656,29 +691,31 @@ func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, sen
 	}
 }
 
-// holds reads the object at key back and reports whether it is found, and
-// whether it is size bytes hashing to sum. The caller holds a request
-// slot already (Create): it takes none.
-func (b *Backend) holds(ctx context.Context, key string, size int64, sum [sha256.Size]byte) (own, found bool, err error) {
-	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
+// tagged asks for the object at key (a HEAD) and reports whether it is
+// found, and whether it carries tag: whether this write made it. The
+// caller holds a request slot already (Create): it takes none.
+func (b *Backend) tagged(ctx context.Context, key, tag string) (own, found bool, err error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
 	if notFound(err) {
 		return false, false, nil
 	}
 	if err != nil {
-		return false, false, b.wrap("reading back (to tell an answer lost from another writer's object)", key, err)
+		return false, false, b.wrap("checking (to tell a lost answer from another writer's object)", key, err)
 	}
-	defer func() { _ = out.Body.Close() }() // read-only: what was read is compared
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(out.Body, size+1))
-	if err != nil {
-		return false, true, b.wrap("reading back (to tell an answer lost from another writer's object)", key, err)
+	for k, v := range out.Metadata {
+		if strings.EqualFold(k, TagMetadata) {
+			return v == tag, true, nil
+		}
 	}
-	return n == size && bytes.Equal(h.Sum(nil), sum[:]), true, nil
+	return false, true, nil
 }
 
 func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r io.Reader) (err error) {
 	okey := b.ObjectKey(key)
-	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(b.bucket), Key: aws.String(okey)})
+	tag := newTag()
+	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(b.bucket), Key: aws.String(okey), Metadata: map[string]string{TagMetadata: tag},
+	})
 	if err != nil {
 		return b.wrap("starting an upload of", key, err)
 	}
@@ -697,11 +734,7 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 	}()
 	var parts []s3types.CompletedPart
 	buf, n := first, len(first)
-	// What was sent, to recognise it if the completion's answer is lost.
-	h, size := sha256.New(), int64(0)
 	for num := int32(1); ; num++ {
-		h.Write(buf[:n])
-		size += int64(n)
 		out, perr := b.client.UploadPart(ctx, &s3.UploadPartInput{
 			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,
 			PartNumber: aws.Int32(num), Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
@@ -721,8 +754,7 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 		}
 	}
 	cctx, t := withTries(ctx)
-	sent := func() (int64, [sha256.Size]byte) { return size, [sha256.Size]byte(h.Sum(nil)) }
-	err = b.conditional(cctx, "completing the upload of", key, t, sent, func() error {
+	err = b.conditional(cctx, "completing the upload of", key, t, tag, func() error {
 		_, err := b.client.CompleteMultipartUpload(cctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,
 			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},

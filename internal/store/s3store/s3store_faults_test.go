@@ -3,10 +3,15 @@ package s3store_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -189,4 +194,130 @@ func TestBulkPublishRidesOutFaults(t *testing.T) {
 	if missing, err := s.MissingBlobs(ctx); err != nil || len(missing) > 0 {
 		t.Fatalf("listings lack blobs: %v %v", missing, err)
 	}
+}
+
+// TestLostAnswerIsToldByTag: a write whose answer is lost, retried and
+// meeting the object it made, knows it by the tag it stored with it (a
+// HEAD), never by downloading the object: a multipart upload of many
+// megabytes is not read back.
+func TestLostAnswerIsToldByTag(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	direct := newBackend(t, bucket, srv.Settings())
+	for _, c := range []struct {
+		key  string
+		data []byte
+	}{
+		{"blobs/small", []byte("small\n")},
+		{"blobs/big", bytes.Repeat([]byte("big "), (s3store.PartSize+1)/4+1)}, // a multipart upload
+	} {
+		okey := direct.ObjectKey(c.key)
+		proxy := srv.Faulty(t, func(call testserver.Call, tries int) testserver.Fault {
+			if !strings.HasSuffix(call.Path, "/"+okey) {
+				return testserver.Pass
+			}
+			makesVisible := call.Method == http.MethodPut && !strings.Contains(call.Query, "partNumber") ||
+				call.Method == http.MethodPost && strings.Contains(call.Query, "uploadId")
+			switch {
+			case makesVisible && tries == 0:
+				return testserver.LoseAnswer
+			case makesVisible && tries == 1:
+				// What S3 may answer a retried completion (versitygw
+				// completes the same upload again): the object exists.
+				return testserver.PreconditionFailed
+			}
+			return testserver.Pass
+		})
+		settings := srv.Settings()
+		settings.Endpoint = proxy.Endpoint
+		if err := newBackend(t, bucket, settings).Create(ctx, c.key, bytes.NewReader(c.data)); err != nil {
+			t.Fatalf("%s: a write whose answer was lost: %v", c.key, err)
+		}
+		var lostAnswers, heads int
+		for _, call := range proxy.Calls("", "/"+okey) {
+			switch {
+			case call.Fault == testserver.LoseAnswer:
+				lostAnswers++
+			case call.Method == http.MethodGet:
+				t.Errorf("%s: %s %s?%s: the object was downloaded to tell whose it is", c.key, call.Method, call.Path, call.Query)
+			case call.Method == http.MethodHead:
+				heads++
+			}
+		}
+		if lostAnswers != 1 || heads != 1 {
+			t.Fatalf("%s: %d answers lost and %d HEADs; want one of each", c.key, lostAnswers, heads)
+		}
+		head, err := direct.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(okey)})
+		if err != nil || len(head.Metadata[s3store.TagMetadata]) != 32 {
+			t.Fatalf("%s: metadata %v (%v); want a 128-bit tag in hex under %q", c.key, head.Metadata, err, s3store.TagMetadata)
+		}
+	}
+}
+
+// TestLostAnswerWhoseObjectVanished: a write's answer is lost, and its
+// object is deleted before the retry's 412 is checked. The key is empty,
+// so the write is tried again, once, and stands; an object vanishing
+// every time is an error that says what is happening.
+func TestLostAnswerWhoseObjectVanished(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	direct := newBackend(t, bucket, srv.Settings())
+	for _, c := range []struct {
+		name    string
+		deletes int // how many checks of the object find it deleted
+		want    string
+	}{
+		{"deleted once", 1, ""},
+		{"deleted every time", 100, "something is deleting objects of the store"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			key := "channels/web/prod/moves/" + strings.ReplaceAll(c.name, " ", "-")
+			okey := direct.ObjectKey(key)
+			proxy := srv.Faulty(t, func(call testserver.Call, tries int) testserver.Fault {
+				// Every write's answer lost: each retry meets the object.
+				if call.Method == http.MethodPut && strings.HasSuffix(call.Path, "/"+okey) && tries%2 == 0 {
+					return testserver.LoseAnswer
+				}
+				return testserver.Pass
+			})
+			deleted := 0
+			// A read of the object (to tell whose it is) finds it gone:
+			// deleted just before, as by a collector or a lifecycle rule.
+			proxy.Notify(func(call testserver.Call) {
+				if (call.Method == http.MethodHead || call.Method == http.MethodGet) && strings.HasSuffix(call.Path, "/"+okey) && deleted < c.deletes {
+					deleted++
+					if err := direct.Delete(ctx, key); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			settings := srv.Settings()
+			settings.Endpoint = proxy.Endpoint
+			err := newBackend(t, bucket, settings).Create(ctx, key, strings.NewReader(`{"to":"1.0.1"}`))
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("a write whose object vanished before it was checked: %v; want it written again", err)
+				}
+				if got, err := io.ReadAll(mustOpen(t, direct, key)); err != nil || string(got) != `{"to":"1.0.1"}` {
+					t.Fatalf("the key holds %q (%v)", got, err)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, store.ErrExists) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("a write whose object vanishes every time: %v; want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+func mustOpen(t *testing.T, b store.Backend, key string) io.ReadCloser {
+	t.Helper()
+	rc, err := b.Open(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Close() })
+	return rc
 }

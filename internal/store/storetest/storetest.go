@@ -167,13 +167,20 @@ func Run(t *testing.T, h Harness) {
 				}
 			}
 			// An object stored before is another's, whatever happens to the
-			// answer of a write meeting it.
-			if err := b.Create(ctx, "releases/app/versions/1.0.0", strings.NewReader("first")); err != nil {
-				t.Fatal(err)
-			}
-			lb := h.LoseAnswer(t, b, "releases/app/versions/1.0.0")
-			if err := lb.Create(ctx, "releases/app/versions/1.0.0", strings.NewReader("second")); !errors.Is(err, store.ErrExists) {
-				t.Fatalf("a write meeting an older object: %v, want ErrExists", err)
+			// answer of a write meeting it, and whatever it holds: two
+			// applies writing the same channel move in the same second write
+			// the same bytes, and exactly one of them wrote it.
+			for _, c := range []struct{ key, first, second string }{
+				{"releases/app/versions/1.0.0", "first", "second"},
+				{"channels/app/prod/moves/0000000002", `{"to":"1.0.2"}`, `{"to":"1.0.2"}`},
+			} {
+				if err := b.Create(ctx, c.key, strings.NewReader(c.first)); err != nil {
+					t.Fatal(err)
+				}
+				lb := h.LoseAnswer(t, b, c.key)
+				if err := lb.Create(ctx, c.key, strings.NewReader(c.second)); !errors.Is(err, store.ErrExists) {
+					t.Fatalf("%s: a write of %q meeting another writer's %q, its answer lost: %v, want ErrExists", c.key, c.second, c.first, err)
+				}
 			}
 		},
 		"32 concurrent creators: exactly one wins": func(t *testing.T, b store.Backend, s *store.Store) {
