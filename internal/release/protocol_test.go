@@ -242,8 +242,8 @@ func TestPublishValidatesFirst(t *testing.T) {
 		r := tc.r
 		held := false
 		_, err := Publish(ctx, st, &r, now, BeforeWrite(func(context.Context) error { held = true; return nil }))
-		if errors.As(err, new(*StepError)) {
-			t.Errorf("%s: %v is a *StepError at step %d: reported as a failure of the store", tc.what, err, err.(*StepError).Step)
+		if step := (*StepError)(nil); errors.As(err, &step) {
+			t.Errorf("%s: %v is a *StepError at step %d: reported as a failure of the store", tc.what, err, step.Step)
 		}
 		var inv *InvalidError
 		switch {
