@@ -154,7 +154,8 @@ func providerSchema() schema.Schema {
 					},
 					"endpoint": schema.StringAttribute{
 						MarkdownDescription: "URL of an S3-compatible endpoint (MinIO, Ceph RGW, Cloudflare R2, SeaweedFS, " +
-							"Versity, …). Defaults to `AWS_ENDPOINT_URL_S3`, then AWS S3.",
+							"Versity, …), `http://HOST[:PORT]` or `https://HOST[:PORT]`, checked before anything is sent. " +
+							"Defaults to `AWS_ENDPOINT_URL_S3` (then `AWS_ENDPOINT_URL`), then AWS S3.",
 						Optional: true,
 					},
 					"use_path_style": schema.BoolAttribute{
