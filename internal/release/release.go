@@ -15,8 +15,9 @@
 //	releases/<name>/collected/<version>         a tombstone (collected.go)
 //	channels/<release>/<channel>/moves/<seq>    channel moves (channel.go)
 //
-// Every write follows the writer's protocol (protocol.go): take the lease,
-// check, write; drop the lease if nothing was written. Publish (a record)
+// Every write follows the writer's protocol (protocol.go): validate the
+// input, take the lease, check, write; drop the lease if nothing was
+// written. Publish (a record)
 // and MoveTo (a channel move) are its examples; a resource calls them and
 // never store.Store.Hold itself.
 //
