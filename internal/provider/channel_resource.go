@@ -270,15 +270,33 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	}, time.Now(), release.BeforeWrite(moveHook.run))
 	var moved *release.MovedError
 	var step *release.StepError
+	var invalid *release.InvalidError
 	switch {
 	case err == nil:
+	case errors.As(err, &invalid):
+		at := path.Root("version")
+		switch invalid.Input {
+		case release.InputRelease:
+			at = path.Root("release")
+		case release.InputChannel:
+			at = path.Root("channel")
+		case release.InputReason:
+			at = path.Root("reason")
+		case release.InputRequires:
+			at = path.Root("requires").AtListIndex(slices.Index(gates, invalid.Key))
+		}
+		diags.Append(invalidInput(invalid, at))
+		return diags
 	case errors.As(err, &step) && step.Step == release.StepHold:
 		diags.Append(storeWriteError(step.Err))
 		return diags
 	case errors.As(err, &moved):
 		diags.AddAttributeError(path.Root("version"), "Channel moved by another apply", upperFirst(err.Error())+".")
 		return diags
-	default:
+	case errors.As(err, &step) && step.Step == release.StepWrite && !errors.As(err, new(*release.TamperedError)):
+		diags.Append(storeWriteError(fmt.Errorf("moving the channel %s of %s to %s: %w", m.Channel.ValueString(), rel, m.Version.ValueString(), step.Err)))
+		return diags
+	default: // refused by its checks, or the store could not be read (StepCheck)
 		diags.Append(r.moveRefused(m, err, "")...)
 		return diags
 	}

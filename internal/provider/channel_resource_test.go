@@ -3,11 +3,15 @@ package provider
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
 
 // TestAccChannel: channels move by write-once entries, plan from → to and
@@ -336,4 +341,43 @@ resource "immutable_channel" "prod" {
 			t.Fatalf("leases after the failed move: %v, want %v", after, before)
 		}
 	})
+}
+
+// TestChannelCreateRefusesInvalidInput: as
+// TestReleaseCreateRefusesInvalidInput, for a channel's move.
+func TestChannelCreateRefusesInvalidInput(t *testing.T) {
+	for _, tc := range []struct {
+		what            string
+		channel, reason string
+		requires        []string
+		want            diag.Diagnostics
+	}{
+		{"a bad channel", "Prod", "", nil, atPlan(channelValidator, path.Root("channel"), "Prod")},
+		{"a bad reason", "prod", "roll\u202eback", nil, atPlan(reasonValidator, path.Root("reason"), "roll\u202eback")},
+		{"a bad gate", "prod", "", []string{"staging", "QA"}, atPlan(channelValidator, path.Root("requires").AtListIndex(1), "QA")},
+	} {
+		b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+		must(t, err)
+		_, err = release.WriteRecord(context.Background(), b, &release.Record{Name: "web", Version: "1.0.0"}, time.Now())
+		must(t, err)
+		st := store.New(b)
+		reason := types.StringNull()
+		if tc.reason != "" {
+			reason = types.StringValue(tc.reason)
+		}
+		requires := types.ListNull(types.StringType)
+		if tc.requires != nil {
+			requires, _ = types.ListValueFrom(context.Background(), types.StringType, tc.requires)
+		}
+		got := callCreate(t, &ChannelResource{data: newProviderData(st, nil)}, &channelModel{
+			ID: types.StringValue("web/" + tc.channel), Release: types.StringValue("web"), Channel: types.StringValue(tc.channel),
+			Version: types.StringValue("1.0.0"), Reason: reason, Requires: requires, PreviousVersion: types.StringNull(),
+			Move: types.Int64Unknown(), MovedAt: types.StringUnknown(),
+			Artifacts: stringMap(map[string]string{}), ArtifactChanges: types.ListValueMust(types.StringType, nil),
+		})
+		if len(tc.want) != 1 || !got.Equal(tc.want) {
+			t.Errorf("%s: Create said %v, want what the plan says: %v", tc.what, got, tc.want)
+		}
+		noLease(t, st)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,7 +154,8 @@ func providerSchema() schema.Schema {
 					},
 					"endpoint": schema.StringAttribute{
 						MarkdownDescription: "URL of an S3-compatible endpoint (MinIO, Ceph RGW, Cloudflare R2, SeaweedFS, " +
-							"Versity, …). Defaults to `AWS_ENDPOINT_URL_S3`, then AWS S3.",
+							"Versity, …), `http://HOST[:PORT]` or `https://HOST[:PORT]`, checked before anything is sent. " +
+							"Defaults to `AWS_ENDPOINT_URL_S3` (then `AWS_ENDPOINT_URL`), then AWS S3.",
 						Optional: true,
 					},
 					"use_path_style": schema.BoolAttribute{
@@ -230,6 +232,11 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			MaxConcurrency: int(cfg.S3.MaxConc.ValueInt64()), MaxAttempts: int(cfg.S3.MaxAttempts.ValueInt64()),
 		}
 	}
+	if strings.HasPrefix(raw, "s3://") {
+		if resp.Diagnostics.Append(checkEndpoint(opts.S3.Endpoint)...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
 	st, err := storeurl.Open(ctx, raw, opts)
 	if err != nil {
 		var userInfo *storeurl.UserInfoError
@@ -270,6 +277,38 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	data.verifyOnRefresh, data.buildCache = cfg.VerifyOnRefresh.ValueBool(), buildCache
 	resp.ResourceData = data
 	resp.DataSourceData = data
+}
+
+// checkEndpoint checks the S3 endpoint of an s3:// store, from
+// s3.endpoint or, unset, the environment the AWS SDK reads, before
+// anything is sent: the SDK takes an endpoint without a scheme and fails
+// only at the first request, as a network error.
+func checkEndpoint(setting string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	name, value := "s3.endpoint", setting
+	if value == "" {
+		for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+			if v := os.Getenv(env); v != "" {
+				name, value = env, v
+				break
+			}
+		}
+	}
+	if value == "" {
+		return diags
+	}
+	err := s3store.CheckEndpoint(name, value)
+	switch {
+	case err == nil:
+	case name == "s3.endpoint" && !strings.Contains(value, "@"):
+		diags.AddAttributeError(path.Root("s3").AtName("endpoint"), "Invalid S3 endpoint", err.Error()+". Nothing was sent to it.")
+	default:
+		// The environment, or what may be a secret: not attached to the
+		// attribute, under which Terraform would quote the configuration
+		// line, secret and all.
+		diags.AddError("Invalid S3 endpoint", err.Error()+". Nothing was sent to it.")
+	}
+	return diags
 }
 
 // configureData unpacks what Configure gave resources and data sources;

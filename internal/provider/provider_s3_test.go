@@ -57,6 +57,31 @@ func TestAccS3_badSettings(t *testing.T) {
 			}},
 		})
 	})
+	// An endpoint without a scheme: the SDK would take it and fail only at
+	// the first request, as a network error.
+	t.Run("endpoint without a scheme", func(t *testing.T) {
+		other := *e
+		other.endpoint = "localhost:9000"
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config: other.providerBlock() + emptyRelease,
+				// On the attribute: Terraform quotes its line.
+				ExpectError: regexp.MustCompile(`(?s)Invalid S3 endpoint.*endpoint\s+=\s+"localhost:9000".*` +
+					`s3\.endpoint\s+"localhost:9000"\s+has\s+no\s+scheme:\s+write\s+the\s+URL\s+of\s+the\s+server,\s+http://localhost:9000\s+or\s+https://localhost:9000`),
+			}},
+		})
+	})
+	t.Run("endpoint without a scheme in the environment", func(t *testing.T) {
+		t.Setenv("AWS_ENDPOINT_URL_S3", "localhost:9000")
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config:      fmt.Sprintf("provider \"immutable\" {\n  store = %q\n  s3 {\n    region = %q\n    use_path_style = true\n  }\n}\n", e.storeURL(), e.s3.Region) + emptyRelease,
+				ExpectError: regexp.MustCompile(`(?s)Invalid S3 endpoint.*AWS_ENDPOINT_URL_S3\s+"localhost:9000"\s+has\s+no\s+scheme`),
+			}},
+		})
+	})
 	t.Run("unreachable endpoint", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		must(t, err)

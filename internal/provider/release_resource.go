@@ -300,12 +300,20 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		conflict *release.ConflictError
 		missing  *release.ArtifactMissingError
 		badSum   *release.ArtifactDigestError
+		invalid  *release.InvalidError
 		step     *release.StepError
 	)
 	switch {
 	case err == nil:
 	case interrupted != nil:
 		resp.Diagnostics.AddError("Publish interrupted", interrupted.Error())
+		return
+	case errors.As(err, &invalid):
+		at := map[release.Input]path.Path{
+			release.InputRelease: path.Root("name"), release.InputVersion: path.Root("version"),
+			release.InputArtifact: path.Root("artifacts").AtMapKey(invalid.Key), release.InputMetadata: path.Root("metadata").AtMapKey(invalid.Key),
+		}[invalid.Input]
+		resp.Diagnostics.Append(invalidInput(invalid, at))
 		return
 	case errors.As(err, &badSum):
 		resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(badSum.Artifact), "Invalid digest", badSum.Err.Error())

@@ -9,6 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	fwresource "github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -18,6 +24,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
 
 const rel = "immutable_release.web"
@@ -518,4 +525,79 @@ func artifactChanges(want ...string) knownvalue.Check {
 		checks[i] = knownvalue.StringRegexp(regexp.MustCompile("^" + regexp.QuoteMeta(w) + tail + "$"))
 	}
 	return knownvalue.ListExact(checks)
+}
+
+// callCreate runs r's Create directly, as the framework would, with
+// model as the plan and the configuration: for input Terraform validates
+// again before apply, so that a test through tofu never reaches Create
+// with it.
+func callCreate(t *testing.T, r fwresource.Resource, model any) diag.Diagnostics {
+	t.Helper()
+	ctx := context.Background()
+	var sr fwresource.SchemaResponse
+	r.Schema(ctx, fwresource.SchemaRequest{}, &sr)
+	plan := tfsdk.State{Schema: sr.Schema}
+	if d := plan.Set(ctx, model); d.HasError() {
+		t.Fatal(d)
+	}
+	resp := fwresource.CreateResponse{State: tfsdk.State{Schema: sr.Schema}}
+	r.Create(ctx, fwresource.CreateRequest{
+		Plan:   tfsdk.Plan{Schema: sr.Schema, Raw: plan.Raw},
+		Config: tfsdk.Config{Schema: sr.Schema, Raw: plan.Raw},
+	}, &resp)
+	return resp.Diagnostics
+}
+
+// atPlan is the diagnostic v gives at plan for value at p.
+func atPlan(v stringCheck, p path.Path, value string) diag.Diagnostics {
+	var resp validator.StringResponse
+	v.ValidateString(context.Background(), validator.StringRequest{Path: p, ConfigValue: types.StringValue(value)}, &resp)
+	return resp.Diagnostics
+}
+
+// noLease fails if st holds a lease or the store's identity: what a
+// write that took its lease leaves.
+func noLease(t *testing.T, st *store.Store) {
+	t.Helper()
+	keys, err := st.Backend().List(context.Background(), "gc/")
+	must(t, err)
+	if len(keys) != 0 {
+		t.Errorf("the store holds %v, want no lease and no identity", keys)
+	}
+}
+
+// TestReleaseCreateRefusesInvalidInput: input that reaches Create
+// unvalidated (unknown at plan) is refused as its validator refuses it at
+// plan, on the attribute, before any lease: nothing is written, not even
+// the store's identity.
+func TestReleaseCreateRefusesInvalidInput(t *testing.T) {
+	for _, tc := range []struct {
+		what     string
+		name     string
+		version  string
+		metadata map[string]string
+		want     diag.Diagnostics
+	}{
+		{"a bad name", "Web", "1.0.0", nil, atPlan(releaseNameValidator, path.Root("name"), "Web")},
+		{"a bad metadata key", "web", "1.0.0", map[string]string{"k\u202e": "v"}, atPlan(metadataKeyValidator, path.Root("metadata").AtMapKey("k\u202e"), "k\u202e")},
+	} {
+		b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+		must(t, err)
+		st := store.New(b)
+		meta := types.MapNull(types.StringType)
+		if tc.metadata != nil {
+			meta = stringMap(tc.metadata)
+		}
+		got := callCreate(t, &ReleaseResource{data: newProviderData(st, nil)}, &releaseModel{
+			ID: types.StringValue(tc.name + "@" + tc.version), Name: types.StringValue(tc.name),
+			Artifacts: stringMap(map[string]string{}), Metadata: meta,
+			Version: types.StringValue(tc.version), VersionBump: types.StringValue("patch"),
+			Digest: types.StringUnknown(), PreviousVersion: types.StringNull(), PublishedAt: types.StringUnknown(),
+			ArtifactChanges: types.ListNull(types.StringType),
+		})
+		if len(tc.want) != 1 || !got.Equal(tc.want) {
+			t.Errorf("%s: Create said %v, want what the plan says: %v", tc.what, got, tc.want)
+		}
+		noLease(t, st)
+	}
 }

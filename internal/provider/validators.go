@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -88,6 +89,24 @@ var (
 	// A yank's or a channel move's reason, printed in other people's plans.
 	reasonValidator = stringCheck{reasonRule, "Invalid reason", release.CheckReason}
 )
+
+// invalidInput turns input a write of the release package refused before
+// writing anything into the diagnostic its validator gives at plan, on
+// the attribute at says. Input reaches a write unvalidated only when it
+// was unknown at plan and Terraform did not validate it again.
+func invalidInput(e *release.InvalidError, at path.Path) diag.Diagnostic {
+	v := map[release.Input]stringCheck{
+		release.InputRelease: releaseNameValidator, release.InputVersion: versionValidator,
+		release.InputArtifact: artifactNameValidator, release.InputMetadata: metadataKeyValidator,
+		release.InputChannel: channelValidator, release.InputRequires: channelValidator,
+		release.InputReason: reasonValidator,
+	}[e.Input]
+	summary := v.summary
+	if summary == "" {
+		summary = "Invalid input"
+	}
+	return diag.NewAttributeErrorDiagnostic(at, summary, e.Err.Error())
+}
 
 // reasonRule is what release.CheckReason accepts, for the reason
 // attributes' descriptions.

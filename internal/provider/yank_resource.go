@@ -19,6 +19,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 var (
@@ -150,10 +151,10 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		}
 		if y != nil && y.Yanked {
 			resp.Diagnostics.AddAttributeError(path.Root("version"), "Version already yanked",
-				fmt.Sprintf("%s@%s is yanked already in %s (entry %d, %s: %q). Destroying an immutable_yank un-yanks its "+
+				fmt.Sprintf("%s@%s is yanked already in %s (entry %d, %s: %s). Destroying an immutable_yank un-yanks its "+
 					"version, so a version has one yank managing it. To manage that yank here, import it (terraform import "+
 					"<address> %s@%s) and plan again; if another configuration manages it, remove this one.",
-					name, version, r.data.store, y.Seq, y.At, y.Reason, name, version))
+					name, version, r.data.store, y.Seq, y.At, usertext.Show(y.Reason), name, version)+destroyHint)
 			return
 		}
 	}

@@ -376,3 +376,57 @@ import {
 		},
 	})
 }
+
+// TestAccYank_alreadyYankedStopsDestroy: a yank not applied yet, of a
+// version someone else yanked, is refused at plan; `tofu destroy`, which
+// plans the configuration first, is refused too, and the error says to
+// destroy with -refresh=false, which does. The stored reason is shown as
+// usertext.Show shows it: as written.
+func TestAccYank_alreadyYankedStopsDestroy(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.backend().Backend()
+	_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: "1.0.1", Artifacts: map[string]string{"v": digestOfBytes("1.0.1")}}, time.Now())
+	must(t, err)
+	_, err = release.SetYank(ctx, b, "web", "1.0.1", true, "team B: memory leak", release.AnySeq, time.Now())
+	must(t, err)
+	base := e.providerBlock() + `
+resource "immutable_release" "other" {
+  name      = "other"
+  artifacts = {}
+}
+`
+	cfg := base + `
+resource "immutable_yank" "bad" {
+  name    = "web"
+  version = "1.0.1"
+  reason  = "breaks login"
+}
+`
+	refused := regexp.MustCompile(`(?s)Version already yanked.*web@1.0.1 is yanked already.*\(entry\s+1,\s+\S+:\s+team\s+B:\s+memory\s+leak\).*import` + refusedAtPlanHint)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: base},
+			{Config: cfg, PlanOnly: true, ExpectError: refused},
+			{Config: cfg, Destroy: true, ExpectError: refused},
+		},
+	})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
+		Steps: []resource.TestStep{
+			{Config: base},
+			{
+				Config:  cfg,
+				Destroy: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_release.other", plancheck.ResourceActionDestroy),
+				}},
+			},
+		},
+	})
+	if y, err := release.YankState(ctx, b, "web", "1.0.1"); err != nil || y == nil || y.Seq != 1 || !y.Yanked {
+		t.Fatalf("yank of 1.0.1 after all: %+v %v, want team B's entry 1 alone", y, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
 // ChannelSpec names the encoding of channel moves.
@@ -238,17 +239,27 @@ type MoveRequest struct {
 }
 
 // MoveTo moves a channel by the writer's protocol (see protocol.go): it
-// holds the version the move names, checks the move (CheckMove: published,
-// not yanked, every gate passed) and that the channel is still where the
-// plan saw it, and writes the move after it. A channel already moved there
-// from there (an earlier apply that wrote this move and failed to save
-// it) is returned as it is, and nothing is written. A channel moved
-// elsewhere since is a *MovedError. A failure of the store while taking
-// the lease is a *StepError at StepHold, one of the write a *StepError at
-// StepWrite. If it stops before the write, or the write lost to another
-// move, the lease is dropped.
+// validates req, holds the version the move names, checks the move
+// (CheckMove: published, not yanked, every gate passed) and that the
+// channel is still where the plan saw it, and writes the move after it. A
+// channel already moved there from there (an earlier apply that wrote
+// this move and failed to save it) is returned as it is, and nothing is
+// written.
+//
+// Invalid input (the release, channel, version, reason or a gate) is an
+// *InvalidError, refused before anything is held or written. A move
+// CheckMove refuses is its error as it is (*NotPublishedError,
+// *YankedError, *GateError, *GatesError); a channel moved elsewhere since
+// the plan is a *MovedError (from the write step too, wrapped in its
+// *StepError). A failure of the store is a *StepError saying at which
+// step: StepHold, StepCheck (reading the version, its yanks, the gates
+// and the channel) or StepWrite. If it stops before the write, or the
+// write lost to another move, the lease is dropped.
 func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time, opts ...Option) (*Move, error) {
 	o := collect(opts)
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
 	lease, err := hold(ctx, st, VersionKey(req.Release, req.To))
 	if err != nil {
 		return nil, err
@@ -262,11 +273,11 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 	b, rel, ch := st.Backend(), req.Release, req.Channel
 	// Checked again: a yank or a gate may have changed since plan.
 	if err := CheckMove(ctx, b, rel, req.To, req.Requires); err != nil {
-		return nil, err
+		return nil, checkError(err)
 	}
 	cur, err := Current(ctx, b, rel, ch)
 	if err != nil {
-		return nil, err
+		return nil, &StepError{Step: StepCheck, Err: err}
 	}
 	switch {
 	case cur != nil && cur.To == req.To && cur.From == req.From && (req.Seq < 0 || cur.Seq == req.Seq+1):
@@ -295,6 +306,41 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 	return m, nil
 }
 
+// checkError returns err of CheckMove as MoveTo returns it: a refusal of
+// the move as it is, anything else (a failure of the store, an altered
+// entry) as a *StepError at StepCheck.
+func checkError(err error) error {
+	switch {
+	case errors.As(err, new(*NotPublishedError)), errors.As(err, new(*YankedError)),
+		errors.As(err, new(*GateError)), errors.As(err, new(*GatesError)):
+		return err
+	}
+	return &StepError{Step: StepCheck, Err: err}
+}
+
+// validate is the first step of the writer's protocol for req (see
+// protocol.go): it checks the input alone, reading nothing.
+func (req MoveRequest) validate() error {
+	if err := CheckName(req.Release); err != nil {
+		return invalid(InputRelease, "", err)
+	}
+	if err := CheckChannel(req.Channel); err != nil {
+		return invalid(InputChannel, "", err)
+	}
+	if _, err := versions.Parse(req.To); err != nil {
+		return invalid(InputVersion, "", err)
+	}
+	if err := CheckReason(req.Reason); err != nil {
+		return invalid(InputReason, "", err)
+	}
+	for _, g := range req.Requires {
+		if err := CheckChannel(g); err != nil {
+			return invalid(InputRequires, g, err)
+		}
+	}
+	return nil
+}
+
 // WriteMove writes the move after seq (the position the plan saw: 0 for a
 // channel with no moves) from the version there to version: the write
 // step of MoveTo alone, with no lease and no check of the move. It is for
@@ -303,10 +349,10 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 // is written.
 func WriteMove(ctx context.Context, b store.Backend, rel, channel string, seq int, from, version, reason string, now time.Time) (*Move, error) {
 	if err := CheckChannel(channel); err != nil {
-		return nil, err
+		return nil, invalid(InputChannel, "", err)
 	}
 	if err := CheckReason(reason); err != nil {
-		return nil, err
+		return nil, invalid(InputReason, "", err)
 	}
 	if int64(seq)+1 > maxSeq {
 		return nil, fmt.Errorf("the channel %s of %s has %d moves, the most there can be", channel, rel, maxSeq)

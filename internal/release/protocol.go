@@ -8,10 +8,15 @@ import (
 
 // The writer's protocol. Every operation that writes something naming
 // other objects of the store (a record names its artifacts, a channel move
-// its version) follows the same three steps, in one function of this
-// package, so that a resource calls one validated operation and never
-// orchestrates them itself:
+// its version) follows the same steps, in one function of this package,
+// so that a resource calls one validated operation and never orchestrates
+// them itself:
 //
+//  0. Validate: the input alone, reading and writing nothing. Input that
+//     would be refused is an *InvalidError (or the typed error of its
+//     check: *ArtifactDigestError, *TooLargeError) before any lease is
+//     taken, so that a refusal leaves nothing behind: no lease, and not
+//     the store's identity that the first lease of a new store writes.
 //  1. Take the lease: store.Store.Hold on every key the write will rely
 //     on, before any of them is checked, so that a garbage collection
 //     running now does not delete one between the check and the write
@@ -74,9 +79,14 @@ const (
 	StepWrite
 )
 
-// StepError is a failure of the store (or of the write's own validation)
-// during one step of a write operation. Its text is the failure's own;
-// Step says whether anything may have been written (only at StepWrite).
+// StepError is a failure of the store during one step of a write
+// operation: taking the lease, reading what the write relies on, or the
+// write (which may also meet another writer's entry: a refusal such as
+// *ConflictError or *MovedError, wrapped too). Its text is the failure's
+// own; Step says whether anything may have been written (only at
+// StepWrite). Invalid input is never a StepError: it is refused before the
+// first step (see Validate above). A check's refusal (an artifact not
+// stored, a version not published or yanked, a gate) is returned as it is.
 type StepError struct {
 	Step Step
 	Err  error
@@ -85,6 +95,48 @@ type StepError struct {
 func (e *StepError) Error() string { return e.Err.Error() }
 
 func (e *StepError) Unwrap() error { return e.Err }
+
+// Input names an input of a write operation, for an *InvalidError.
+type Input int
+
+const (
+	// InputRelease is the release name (Record.Name, MoveRequest.Release).
+	InputRelease Input = iota
+	// InputVersion is the version (Record.Version, MoveRequest.To).
+	InputVersion
+	// InputArtifact is a name of Record.Artifacts (InvalidError.Key).
+	InputArtifact
+	// InputMetadata is a key of Record.Metadata (InvalidError.Key).
+	InputMetadata
+	// InputChannel is MoveRequest.Channel.
+	InputChannel
+	// InputReason is MoveRequest.Reason.
+	InputReason
+	// InputRequires is a gate of MoveRequest.Requires (InvalidError.Key).
+	InputRequires
+)
+
+// InvalidError is input a write operation refuses before its first step
+// (see the protocol above): nothing was read or written, and no lease was
+// taken. Its text is the check's (CheckName, versions.Parse, …).
+type InvalidError struct {
+	Input Input
+	// Key is the artifact name, metadata key or gate at fault, for
+	// InputArtifact, InputMetadata and InputRequires.
+	Key string
+	Err error
+}
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+func invalid(in Input, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &InvalidError{Input: in, Key: key, Err: err}
+}
 
 // hold takes the lease of the protocol's first step.
 func hold(ctx context.Context, st *store.Store, keys ...string) (*store.Lease, error) {

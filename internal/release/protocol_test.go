@@ -201,3 +201,125 @@ func TestMoveToProtocol(t *testing.T) {
 		t.Fatalf("after the second move: %d leases, want 2", len(ls))
 	}
 }
+
+// untouched fails unless st holds nothing at all: no record, no move, no
+// lease, and not the store's identity, which the first lease of a new
+// store writes.
+func untouched(t *testing.T, st *store.Store, what string) {
+	t.Helper()
+	keys, err := st.Backend().List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Fatalf("%s wrote %v, want nothing", what, keys)
+	}
+}
+
+// TestPublishValidatesFirst: input Publish refuses is refused before its
+// lease is taken, as the input error it is (not a *StepError, which
+// would say the store failed), and nothing is written: no lease, no
+// store identity.
+func TestPublishValidatesFirst(t *testing.T) {
+	huge := strings.Repeat("x", MaxRecordSize)
+	for _, tc := range []struct {
+		what  string
+		r     Record
+		input Input
+		key   string
+		check func(error) bool // for the errors that are not *InvalidError
+	}{
+		{what: "a bad name", r: Record{Name: "Web", Version: "1.0.0"}, input: InputRelease},
+		{what: "a bad version", r: Record{Name: "web", Version: "v1.0.0"}, input: InputVersion},
+		{what: "a bad artifact name", r: Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"a\u202eb": a1}}, input: InputArtifact, key: "a\u202eb"},
+		{what: "a bad metadata key", r: Record{Name: "web", Version: "1.0.0", Metadata: map[string]string{"k\n": "v"}}, input: InputMetadata, key: "k\n"},
+		{what: "a bad digest", r: Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"site": "sha256:" + strings.Repeat("z", 64)}},
+			check: func(err error) bool { var e *ArtifactDigestError; return errors.As(err, &e) && e.Artifact == "site" }},
+		{what: "a record too large", r: Record{Name: "web", Version: "1.0.0", Metadata: map[string]string{"big": huge}},
+			check: func(err error) bool { var e *TooLargeError; return errors.As(err, &e) && e.Attribute() == "metadata" }},
+	} {
+		st := store.New(backend(t))
+		r := tc.r
+		held := false
+		_, err := Publish(ctx, st, &r, now, BeforeWrite(func(context.Context) error { held = true; return nil }))
+		if step := (*StepError)(nil); errors.As(err, &step) {
+			t.Errorf("%s: %v is a *StepError at step %d: reported as a failure of the store", tc.what, err, step.Step)
+		}
+		var inv *InvalidError
+		switch {
+		case tc.check != nil && !tc.check(err):
+			t.Errorf("%s: %v (%T)", tc.what, err, err)
+		case tc.check == nil && (!errors.As(err, &inv) || inv.Input != tc.input || inv.Key != tc.key):
+			t.Errorf("%s: %#v, want *InvalidError for input %d, key %q", tc.what, err, tc.input, tc.key)
+		}
+		if held {
+			t.Errorf("%s: reached its write", tc.what)
+		}
+		untouched(t, st, tc.what)
+	}
+}
+
+// TestMoveToValidatesFirst: as TestPublishValidatesFirst, for MoveTo.
+func TestMoveToValidatesFirst(t *testing.T) {
+	good := MoveRequest{Release: "web", Channel: "prod", To: "1.0.0", Seq: -1, Reason: "ok", Requires: []string{"staging"}}
+	for _, tc := range []struct {
+		what  string
+		edit  func(*MoveRequest)
+		input Input
+		key   string
+	}{
+		{"a bad release", func(m *MoveRequest) { m.Release = "../web" }, InputRelease, ""},
+		{"a bad channel", func(m *MoveRequest) { m.Channel = "Prod" }, InputChannel, ""},
+		{"a bad version", func(m *MoveRequest) { m.To = "1.0" }, InputVersion, ""},
+		{"a bad reason", func(m *MoveRequest) { m.Reason = "roll\u202eback" }, InputReason, ""},
+		{"a reason too long", func(m *MoveRequest) { m.Reason = strings.Repeat("r", MaxReason+1) }, InputReason, ""},
+		{"a bad gate", func(m *MoveRequest) { m.Requires = []string{"staging", "QA"} }, InputRequires, "QA"},
+	} {
+		st := store.New(backend(t))
+		req := good
+		tc.edit(&req)
+		_, err := MoveTo(ctx, st, req, now)
+		var inv *InvalidError
+		if !errors.As(err, &inv) || inv.Input != tc.input || inv.Key != tc.key || errors.As(err, new(*StepError)) {
+			t.Errorf("%s: %#v, want *InvalidError for input %d, key %q (and no *StepError)", tc.what, err, tc.input, tc.key)
+		}
+		untouched(t, st, tc.what)
+	}
+}
+
+// TestMoveToCheckErrors: a failure of the store while MoveTo checks is a
+// *StepError at StepCheck, as Publish's; a refused move stays the
+// refusal it is.
+func TestMoveToCheckErrors(t *testing.T) {
+	fb := backend(t)
+	st := store.New(fb)
+	if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: "1.0.0"}, now); err != nil {
+		t.Fatal(err)
+	}
+	req := MoveRequest{Release: "web", Channel: "prod", To: "1.0.0", Seq: -1}
+
+	// An altered move in the channel (read by Current) and in a gate (read
+	// by CheckMove): reading failed, so StepCheck, and still the
+	// *TamperedError it is.
+	for _, ch := range []string{"prod", "staging"} {
+		if err := fb.Create(ctx, moveKey("web", ch, 1), strings.NewReader("not json")); err != nil {
+			t.Fatal(err)
+		}
+		r := req
+		if ch == "staging" {
+			r.Channel, r.Requires = "canary", []string{"staging"}
+		}
+		_, err := MoveTo(ctx, st, r, now)
+		var step *StepError
+		if !errors.As(err, &step) || step.Step != StepCheck || !errors.As(err, new(*TamperedError)) {
+			t.Errorf("an altered move in %s: %#v, want a *StepError at StepCheck wrapping a *TamperedError", ch, err)
+		}
+	}
+
+	// Refusals stay as they are.
+	r := req
+	r.To = "2.0.0"
+	if _, err := MoveTo(ctx, st, r, now); !errors.As(err, new(*NotPublishedError)) || errors.As(err, new(*StepError)) {
+		t.Errorf("a move to a version never published: %#v, want a *NotPublishedError alone", err)
+	}
+}

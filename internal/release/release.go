@@ -15,8 +15,9 @@
 //	releases/<name>/collected/<version>         a tombstone (collected.go)
 //	channels/<release>/<channel>/moves/<seq>    channel moves (channel.go)
 //
-// Every write follows the writer's protocol (protocol.go): take the lease,
-// check, write; drop the lease if nothing was written. Publish (a record)
+// Every write follows the writer's protocol (protocol.go): validate the
+// input, take the lease, check, write; drop the lease if nothing was
+// written. Publish (a record)
 // and MoveTo (a channel move) are its examples; a resource calls them and
 // never store.Store.Hold itself.
 //
@@ -79,22 +80,6 @@ func CheckMetadataKey(key string) error {
 // a character that does not show as itself, as CheckMetadataKey.
 func CheckArtifactName(name string) error {
 	return usertext.Check("the artifact name "+usertext.Show(name), name)
-}
-
-// checkText applies CheckArtifactName and CheckMetadataKey to c, in key
-// order.
-func checkText(c Content) error {
-	for _, k := range slices.Sorted(maps.Keys(c.Artifacts)) {
-		if err := CheckArtifactName(k); err != nil {
-			return err
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(c.Metadata)) {
-		if err := CheckMetadataKey(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Content is what a release digest covers.
@@ -329,19 +314,36 @@ func (e *ConflictError) Error() string {
 }
 
 // Publish publishes r by the writer's protocol (see protocol.go): it
-// holds every key r relies on (its artifacts' listings and blobs, and its
-// version), checks that each artifact is stored, and writes the record
-// (WriteRecord: adoption of the same content, *ConflictError for other
-// content, and so on). An artifact that is not stored is an
-// *ArtifactMissingError, one whose digest does not parse an
-// *ArtifactDigestError, artifacts checked in name order. A failure of the
-// store is a *StepError saying at which step. If it stops before the
-// write, or the write was refused (*ConflictError, *CollectedError,
-// *TooLargeError), the lease is dropped; otherwise it stays (see
+// validates r, holds every key r relies on (its artifacts' listings and
+// blobs, and its version), checks that each artifact is stored, and
+// writes the record (WriteRecord: adoption of the same content,
+// *ConflictError for other content, and so on).
+//
+// Invalid input is refused before anything is held or written: an
+// *InvalidError (name, version, an artifact name, a metadata key), an
+// *ArtifactDigestError (a digest that does not parse, artifacts in name
+// order) or a *TooLargeError. An artifact that is not stored is an
+// *ArtifactMissingError (artifacts checked in name order). A failure of
+// the store is a *StepError saying at which step: StepHold, StepCheck
+// (looking the artifacts up) or StepWrite (everything WriteRecord
+// returns, *ConflictError and *CollectedError included). If it stops
+// before the write, or the write was refused (*ConflictError,
+// *CollectedError), the lease is dropped; otherwise it stays (see
 // store.Lease.Drop).
 func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opts ...Option) (*Record, error) {
 	o := collect(opts)
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
 	names := slices.Sorted(maps.Keys(r.Artifacts))
+	sums := make([]digest.Sum, len(names))
+	for i, k := range names {
+		sum, err := digest.Parse(r.Artifacts[k])
+		if err != nil {
+			return nil, &ArtifactDigestError{Artifact: k, Err: err}
+		}
+		sums[i] = sum
+	}
 	held := []string{}
 	for _, k := range names {
 		held = append(held, store.HeldKeys(r.Artifacts[k])...)
@@ -357,17 +359,13 @@ func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opt
 			lease.Drop(ctx)
 		}
 	}()
-	for _, k := range names {
-		sum, err := digest.Parse(r.Artifacts[k])
-		if err != nil {
-			return nil, &ArtifactDigestError{Artifact: k, Err: err}
-		}
-		kind, err := st.Lookup(ctx, sum)
+	for i, k := range names {
+		kind, err := st.Lookup(ctx, sums[i])
 		if err != nil {
 			return nil, &StepError{Step: StepCheck, Err: err}
 		}
 		if kind == store.Missing {
-			return nil, &ArtifactMissingError{Release: r.Name, Artifact: k, Digest: sum}
+			return nil, &ArtifactMissingError{Release: r.Name, Artifact: k, Digest: sums[i]}
 		}
 	}
 	if err := o.runBeforeWrite(ctx); err != nil {
@@ -406,7 +404,8 @@ func (e *ArtifactDigestError) Error() string { return e.Err.Error() }
 func (e *ArtifactDigestError) Unwrap() error { return e.Err }
 
 // WriteRecord writes r once: the write step of Publish alone, with no
-// lease and no check that its artifacts are stored. It is for stores
+// lease and no check that its artifacts are stored (its input is
+// validated as Publish's is). It is for stores
 // being seeded (tests) where no collector runs; a resource calls Publish.
 // If the version is already published with the
 // same content, that record is returned and nothing is written (adoption).
@@ -421,13 +420,7 @@ func (e *ArtifactDigestError) Unwrap() error { return e.Err }
 // finds by content, and the next plan would publish it again under a new
 // version.
 func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time) (*Record, error) {
-	if err := CheckName(r.Name); err != nil {
-		return nil, err
-	}
-	if err := checkText(r.Content()); err != nil {
-		return nil, err
-	}
-	if _, err := versions.Parse(r.Version); err != nil {
+	if err := r.validate(); err != nil {
 		return nil, err
 	}
 	r.Spec = Spec
@@ -466,6 +459,41 @@ func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time)
 		return nil, err
 	}
 	return r, nil
+}
+
+// validate is the first step of the writer's protocol for r (see
+// protocol.go): it checks r as WriteRecord would write it, reading and
+// changing nothing: the name, each artifact name and metadata key in
+// order, the version, then the size of the whole record. (Publish checks
+// the artifacts' digests too; WriteRecord, seeding stores, does not.)
+func (r *Record) validate() error {
+	if err := CheckName(r.Name); err != nil {
+		return invalid(InputRelease, "", err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Artifacts)) {
+		if err := CheckArtifactName(k); err != nil {
+			return invalid(InputArtifact, k, err)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+		if err := CheckMetadataKey(k); err != nil {
+			return invalid(InputMetadata, k, err)
+		}
+	}
+	if _, err := versions.Parse(r.Version); err != nil {
+		return invalid(InputVersion, "", err)
+	}
+	at := r.PublishedAt
+	if at == "" {
+		at = publishedAtPlaceholder // the width of every time WriteRecord sets
+	}
+	c := r.Content()
+	w := &Record{
+		Spec: Spec, Name: r.Name, Version: r.Version, Digest: c.Digest().String(),
+		Artifacts: nonNil(r.Artifacts), Metadata: nonNil(r.Metadata),
+		PreviousVersion: r.PreviousVersion, PublishedAt: at,
+	}
+	return sizeError(w, w.encode())
 }
 
 // published returns the record already published at r's version if it has

@@ -149,8 +149,8 @@ func (r *Resolved) Pick(ctx context.Context, b store.Backend) (string, error) {
 		return usable[len(usable)-1].Original(), nil
 	}
 	e := &NoMatchError{Name: r.Name, Selector: r.Selector, Skipped: len(r.Matched) - len(usable), All: r.All}
-	pin := strings.TrimSpace(strings.TrimPrefix(r.Selector, "="))
-	if _, perr := versions.Parse(pin); perr == nil { // one version, not a constraint
+	if v, exact := exactSelector(r.Selector); exact { // one version, not a constraint
+		pin := v.Original()
 		var np *NotPublishedError
 		if errors.As(NotPublished(ctx, b, r.Name, pin), &np) && np.Collected {
 			e.Collected = pin

@@ -52,6 +52,11 @@ func TestResolve(t *testing.T) {
 		{selector: "2.0.0-rc.1", matched: 1, pick: "2.0.0-rc.1", latest: "2.0.0-rc.1"}, // exact: pre-release or not
 		{selector: "3.0.0", matched: 0},
 		{selector: "0.9.0", matched: 0, collected: "0.9.0"},
+		// Pinned as Terraform users write it, spaces and all: still told
+		// as deleted by retention.
+		{selector: " = 0.9.0", matched: 0, collected: "0.9.0"},
+		{selector: "= 0.9.0 ", matched: 0, collected: "0.9.0"},
+		{selector: " 0.9.0", matched: 0, collected: "0.9.0"},
 	} {
 		r, err := Resolve(ctx, fb, "web", tc.selector, tc.pre)
 		if err != nil {
