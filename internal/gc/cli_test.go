@@ -213,6 +213,31 @@ func TestMainRefusesAUserFolder(t *testing.T) {
 	}
 }
 
+// TestMainRefusesAFolderWithNothingOfAStore: a folder of the user's that
+// holds nothing under the store's prefixes (notes.txt and an empty
+// releases/, or a file at the top) is no store, not an empty one: exit 2
+// naming what it holds, also with --allow-empty, and nothing is written.
+func TestMainRefusesAFolderWithNothingOfAStore(t *testing.T) {
+	notes := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(notes, "notes.txt"), []byte("my notes\n"), 0o644))
+	must(t, os.Mkdir(filepath.Join(notes, "releases"), 0o755))
+	top := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(top, "foo"), []byte("mine\n"), 0o644))
+	for dir, name := range map[string]string{notes: "notes.txt", top: "foo"} {
+		before := tree(t, dir)
+		for _, args := range [][]string{nil, {"--dry-run"}, {"--allow-empty"}, {"--allow-empty", "-v"}, {"--adopt-store"}} {
+			code, stdout, stderr := run(append([]string{"--store", "file://" + dir}, args...)...)
+			if want := "outside the store's layout, such as " + name + ": it is not a store"; code != 2 || strings.Contains(stdout, "deleted") ||
+				!strings.Contains(stderr, want) {
+				t.Errorf("gc %v on a folder holding %s: exit %d\n%s%s\nwant exit 2 and %q", args, name, code, stdout, stderr, want)
+			}
+		}
+		if after := tree(t, dir); !maps.Equal(before, after) {
+			t.Fatalf("a refused run changed the folder:\nbefore %v\nafter  %v", before, after)
+		}
+	}
+}
+
 // TestMainS3ErrorsNameFlags: an S3 failure says which of the command's own
 // options to check (--store, --s3-endpoint, --s3-profile) and what the
 // collector needs, never the provider's `store` and `s3` settings.
