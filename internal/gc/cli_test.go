@@ -52,9 +52,12 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "ftp://localhost:9000"}, `--s3-endpoint "ftp://localhost:9000" is not the URL of a server`},
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "https://key:secret@localhost:9000"}, `--s3-endpoint "https://REDACTED@localhost:9000" is not the URL of a server`},
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "key:secret@localhost:9000"}, `--s3-endpoint "REDACTED@localhost:9000" has no scheme`},
+		// A query may hold a signature or a token: refused, never repeated.
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "http://localhost:9000/?X-Amz-Signature=s3cr3t"}, `--s3-endpoint "http://localhost:9000/?REDACTED" is not the URL of a server`},
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "http://localhost:9000#s3cr3t"}, `--s3-endpoint "http://localhost:9000#REDACTED" is not the URL of a server`},
 	} {
 		code, _, stderr := run(c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "provider's `") || strings.Contains(stderr, "secret@") {
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "provider's `") || strings.Contains(stderr, "secret@") || strings.Contains(stderr, "s3cr3t") {
 			t.Errorf("gc %v: exit %d, %q; want 2 and %q, and no provider's setting named", c.args, code, stderr, c.want)
 		}
 	}

@@ -110,14 +110,19 @@ func (n Names) Or() Names {
 // error.
 func CheckEndpoint(name, endpoint string) error {
 	u, err := url.Parse(endpoint)
-	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
+		!strings.ContainsAny(endpoint, "?#") {
 		return nil
 	}
-	// What precedes an "@" may be a secret: never repeated.
+	// What precedes an "@", and a query (a signature, a token), may be a
+	// secret: never repeated.
 	shown := endpoint
-	if at := strings.LastIndex(endpoint, "@"); at >= 0 {
-		scheme, _, ok := strings.Cut(endpoint[:at], "://")
-		shown = "REDACTED" + endpoint[at:]
+	if q := strings.IndexAny(shown, "?#"); q >= 0 {
+		shown = shown[:q+1] + "REDACTED"
+	}
+	if at := strings.LastIndex(shown, "@"); at >= 0 {
+		scheme, _, ok := strings.Cut(shown[:at], "://")
+		shown = "REDACTED" + shown[at:]
 		if ok {
 			shown = scheme + "://" + shown
 		}
@@ -126,7 +131,7 @@ func CheckEndpoint(name, endpoint string) error {
 		return fmt.Errorf("%s %q has no scheme: write the URL of the server, http://%s or https://%s", name, shown, shown, shown)
 	}
 	return fmt.Errorf("%s %q is not the URL of a server: write http://HOST[:PORT] or https://HOST[:PORT], without credentials "+
-		"(they come from the standard AWS chain)", name, shown)
+		"or a query (credentials come from the standard AWS chain)", name, shown)
 }
 
 // DefaultMaxAttempts is how many times a request is tried by default:
