@@ -289,6 +289,24 @@ func TestMainS3ErrorsNameFlags(t *testing.T) {
 	}
 }
 
+// TestMainS3GaveUpSaysTheCollectionMayRunAgain: a server that keeps
+// asking to slow down makes the collector give up; the message says that
+// running the collection again is safe, not the provider's "Re-running
+// apply", and names AWS_MAX_ATTEMPTS, the budget the command reads.
+func TestMainS3GaveUpSaysTheCollectionMayRunAgain(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	proxy := srv.Faulty(t, func(testserver.Call, int) testserver.Fault { return testserver.SlowDown })
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_MAX_ATTEMPTS", "2")
+	code, stdout, stderr := run("--store", "s3://"+bucket+"/p", "--s3-endpoint", proxy.Endpoint, "--s3-path-style", "--s3-region", srv.Region)
+	if code != 1 || strings.Contains(stderr, "apply") || !strings.Contains(stderr, "Running the collection again is safe") ||
+		!strings.Contains(stderr, "raise AWS_MAX_ATTEMPTS; it is 2 now") {
+		t.Fatalf("exit %d\n%s%s\nwant exit 1, that the collection may run again, and AWS_MAX_ATTEMPTS", code, stdout, stderr)
+	}
+}
+
 // TestGuideDocumentsTheCommand: the lifecycle guide (generated from
 // templates/guides/lifecycle.md.tmpl) names every option of the command,
 // and the least --grace takes, the lease time.
