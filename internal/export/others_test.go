@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
@@ -70,6 +71,25 @@ func TestReplaceKeepsWhatOthersAdded(t *testing.T) {
 	}
 	if inode(t, target) != before {
 		t.Error("a refused write changed the target")
+	}
+	// The target itself replaced by a symlink: named as what it is now.
+	aside := target + ".real"
+	if err := os.Rename(target, aside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(aside, target); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Write(ctx, v3, Directory, target, v2, nil)
+	if want := target + " is now a symbolic link, which the export did not write; the export wrote a directory there"; err == nil ||
+		!strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Write over the target replaced by a symlink = %v, want %q", err, want)
+	}
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, target); err != nil {
+		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(target)); len(entries) != 1 {
 		t.Errorf("a refused write left %v", entries)

@@ -69,10 +69,16 @@ func (e *MismatchError) Error() string {
 type ConflictError struct {
 	Target string
 	Paths  []string
-	Why    string
+	// Now is what the target itself has become ("a symbolic link"),
+	// when it is the conflict, instead of Paths inside it.
+	Now string
+	Why string
 }
 
 func (e *ConflictError) Error() string {
+	if e.Now != "" {
+		return fmt.Sprintf("%s is now %s, which the export did not write; %s", e.Target, e.Now, e.Why)
+	}
 	names := strings.Join(e.Paths[:min(len(e.Paths), maxNamed)], ", ")
 	if len(e.Paths) > maxNamed {
 		names += fmt.Sprintf(" and %d more", len(e.Paths)-maxNamed)
@@ -108,7 +114,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format Format, target st
 		case err != nil:
 			return sum, err
 		case format == Directory && !fi.IsDir(), format != Directory && !fi.Mode().IsRegular():
-			return sum, &ConflictError{Target: target, Paths: []string{"(" + digest.TypeName(fi.Mode().Type()) + ")"},
+			return sum, &ConflictError{Target: target, Now: digest.TypeName(fi.Mode().Type()),
 				Why: "the export wrote a " + string(format) + " there, and does not replace what someone else put in its place. Move it away first"}
 		}
 	}

@@ -45,6 +45,8 @@ var names = s3store.Names{
 	Settings: "--store and the --s3-* options",
 	Needs:    "The collector needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on the store's prefix (see the S3 guide).",
 	Attempts: "AWS_MAX_ATTEMPTS",
+	Rerun: "Running the collection again is safe: the store is consistent after every delete, and the next run picks up " +
+		"what this one left.",
 }
 
 // durationFlag is a flag.Value taking "30d" besides Go durations.

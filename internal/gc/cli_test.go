@@ -52,9 +52,12 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "ftp://localhost:9000"}, `--s3-endpoint "ftp://localhost:9000" is not the URL of a server`},
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "https://key:secret@localhost:9000"}, `--s3-endpoint "https://REDACTED@localhost:9000" is not the URL of a server`},
 		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "key:secret@localhost:9000"}, `--s3-endpoint "REDACTED@localhost:9000" has no scheme`},
+		// A query may hold a signature or a token: refused, never repeated.
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "http://localhost:9000/?X-Amz-Signature=s3cr3t"}, `--s3-endpoint "http://localhost:9000/?REDACTED" is not the URL of a server`},
+		{[]string{"--store", "s3://bucket/p", "--s3-endpoint", "http://localhost:9000#s3cr3t"}, `--s3-endpoint "http://localhost:9000#REDACTED" is not the URL of a server`},
 	} {
 		code, _, stderr := run(c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "provider's `") || strings.Contains(stderr, "secret@") {
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "provider's `") || strings.Contains(stderr, "secret@") || strings.Contains(stderr, "s3cr3t") {
 			t.Errorf("gc %v: exit %d, %q; want 2 and %q, and no provider's setting named", c.args, code, stderr, c.want)
 		}
 	}
@@ -213,6 +216,31 @@ func TestMainRefusesAUserFolder(t *testing.T) {
 	}
 }
 
+// TestMainRefusesAFolderWithNothingOfAStore: a folder of the user's that
+// holds nothing under the store's prefixes (notes.txt and an empty
+// releases/, or a file at the top) is no store, not an empty one: exit 2
+// naming what it holds, also with --allow-empty, and nothing is written.
+func TestMainRefusesAFolderWithNothingOfAStore(t *testing.T) {
+	notes := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(notes, "notes.txt"), []byte("my notes\n"), 0o644))
+	must(t, os.Mkdir(filepath.Join(notes, "releases"), 0o755))
+	top := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(top, "foo"), []byte("mine\n"), 0o644))
+	for dir, name := range map[string]string{notes: "notes.txt", top: "foo"} {
+		before := tree(t, dir)
+		for _, args := range [][]string{nil, {"--dry-run"}, {"--allow-empty"}, {"--allow-empty", "-v"}, {"--adopt-store"}} {
+			code, stdout, stderr := run(append([]string{"--store", "file://" + dir}, args...)...)
+			if want := "outside the store's layout, such as " + name + ": it is not a store"; code != 2 || strings.Contains(stdout, "deleted") ||
+				!strings.Contains(stderr, want) {
+				t.Errorf("gc %v on a folder holding %s: exit %d\n%s%s\nwant exit 2 and %q", args, name, code, stdout, stderr, want)
+			}
+		}
+		if after := tree(t, dir); !maps.Equal(before, after) {
+			t.Fatalf("a refused run changed the folder:\nbefore %v\nafter  %v", before, after)
+		}
+	}
+}
+
 // TestMainS3ErrorsNameFlags: an S3 failure says which of the command's own
 // options to check (--store, --s3-endpoint, --s3-profile) and what the
 // collector needs, never the provider's `store` and `s3` settings.
@@ -258,6 +286,24 @@ func TestMainS3ErrorsNameFlags(t *testing.T) {
 	if code != 1 || strings.Contains(stderr, "provider's `") || !strings.Contains(stderr, "access denied") ||
 		!strings.Contains(stderr, "The collector needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") {
 		t.Fatalf("a reader's credentials: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestMainS3GaveUpSaysTheCollectionMayRunAgain: a server that keeps
+// asking to slow down makes the collector give up; the message says that
+// running the collection again is safe, not the provider's "Re-running
+// apply", and names AWS_MAX_ATTEMPTS, the budget the command reads.
+func TestMainS3GaveUpSaysTheCollectionMayRunAgain(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	proxy := srv.Faulty(t, func(testserver.Call, int) testserver.Fault { return testserver.SlowDown })
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_MAX_ATTEMPTS", "2")
+	code, stdout, stderr := run("--store", "s3://"+bucket+"/p", "--s3-endpoint", proxy.Endpoint, "--s3-path-style", "--s3-region", srv.Region)
+	if code != 1 || strings.Contains(stderr, "apply") || !strings.Contains(stderr, "Running the collection again is safe") ||
+		!strings.Contains(stderr, "raise AWS_MAX_ATTEMPTS; it is 2 now") {
+		t.Fatalf("exit %d\n%s%s\nwant exit 1, that the collection may run again, and AWS_MAX_ATTEMPTS", code, stdout, stderr)
 	}
 }
 

@@ -146,6 +146,19 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	if err != nil {
 		return nil, err
 	}
+	if !found && c.report.Empty {
+		// Nothing of a store's, and no identity: a mistyped, empty
+		// location — unless it holds something else (a folder of the
+		// user's with notes.txt), which is no store at all, and not one
+		// --allow-empty may collect.
+		foreign, err := c.foreign(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if foreign != nil {
+			return nil, foreign
+		}
+	}
 	if c.report.Empty && !o.AllowEmpty {
 		return c.report, &EmptyError{Store: st.String()}
 	}

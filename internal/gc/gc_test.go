@@ -544,3 +544,19 @@ func present(t *testing.T, st *store.Store, k string) bool {
 	must(t, err)
 	return ok
 }
+
+// TestStrayVersionKeyNamed: a key under releases/<name>/versions/ whose
+// name is not a version stops the collection before anything is deleted,
+// and the message names that key, not only its folder.
+func TestStrayVersionKeyNamed(t *testing.T) {
+	w := newWorld(t, store.New(mustFilestore(t)))
+	key := "releases/web/versions/garbage"
+	must(t, w.st.Backend().Create(ctx, key, strings.NewReader("mine\n")))
+	before := everything(t, w.st)
+	_, err := Collect(ctx, w.st, policy, later())
+	var u *UntrustedError
+	if !errors.As(err, &u) || u.Key != key || !strings.Contains(err.Error(), "nothing was deleted: "+key) {
+		t.Fatalf("a stray key in versions/: %v; want an UntrustedError naming %s", err, key)
+	}
+	unchanged(t, w.st, before, "a collection stopped by "+key)
+}

@@ -21,6 +21,8 @@ type NotAStoreError struct {
 	// refuse (the first few), and how many there are.
 	Foreign      []string
 	ForeignCount int
+	// Adopt is whether --adopt-store was given.
+	Adopt bool
 }
 
 func (e *NotAStoreError) Error() string {
@@ -28,6 +30,10 @@ func (e *NotAStoreError) Error() string {
 	case e.Err != nil:
 		return fmt.Sprintf("%v. The store was left as it is: check --store, or run the collector of the provider version "+
 			"that writes this store", e.Err)
+	case e.ForeignCount > 0 && !e.Adopt:
+		return fmt.Sprintf("%s has no %s and holds %s outside the store's layout, such as %s: it is not a store, so it "+
+			"was left as it is. Check --store (is it a folder of yours?)", e.Store, store.IdentityKey,
+			count(e.ForeignCount, "keys"), strings.Join(e.Foreign, ", "))
 	case e.ForeignCount > 0:
 		return fmt.Sprintf("%s has no %s and holds %s outside the store's layout, such as %s: it is not a store, or files "+
 			"were put into it, so --adopt-store left it as it is. Check --store; if it is the store, move those files out of it "+
@@ -65,15 +71,7 @@ func (c *collector) adopt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e := &NotAStoreError{Store: c.st.String()}
-	for _, k := range keys {
-		if _, ok := store.ParseKey(k); !ok {
-			if e.ForeignCount++; len(e.Foreign) < 5 {
-				e.Foreign = append(e.Foreign, k)
-			}
-		}
-	}
-	if e.ForeignCount > 0 {
+	if e := c.foreignOf(keys); e != nil {
 		return e
 	}
 	c.report.Adopted = true
@@ -89,4 +87,29 @@ func (c *collector) adopt(ctx context.Context) error {
 	}
 	c.logf("wrote %s: every one of the %d keys is the store's", store.IdentityKey, len(keys))
 	return nil
+}
+
+// foreign lists the location: a *NotAStoreError naming the keys outside
+// the store's layout, or nil when there are none.
+func (c *collector) foreign(ctx context.Context) (*NotAStoreError, error) {
+	keys, err := c.b.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.foreignOf(keys), nil
+}
+
+func (c *collector) foreignOf(keys []string) *NotAStoreError {
+	e := &NotAStoreError{Store: c.st.String(), Adopt: c.o.Adopt}
+	for _, k := range keys {
+		if _, ok := store.ParseKey(k); !ok {
+			if e.ForeignCount++; len(e.Foreign) < 5 {
+				e.Foreign = append(e.Foreign, k)
+			}
+		}
+	}
+	if e.ForeignCount == 0 {
+		return nil
+	}
+	return e
 }

@@ -106,7 +106,14 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 		}
 		sorted := versions.Sorted(byName[name])
 		if len(sorted) != len(byName[name]) {
-			return nil, &UntrustedError{Key: store.VersionsPrefix(name), Err: errors.New("a version there is not a version")}
+			key := store.VersionsPrefix(name)
+			for _, v := range byName[name] {
+				if len(versions.Sorted([]string{v})) == 0 {
+					key += v // the first that is not a version, named
+					break
+				}
+			}
+			return nil, &UntrustedError{Key: key, Err: errors.New("its name is not a version")}
 		}
 		// Counted from the highest down: stable versions not yanked (what
 		// constraints and the latest resolve to) count for keep-last; a

@@ -324,8 +324,21 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	if !owned && !replacing {
 		if err := export.CheckNew(target); err != nil {
-			resp.Diagnostics.Append(exportError(st, err))
-			return
+			if moved := prior != nil && prior.Path.Equal(plan.Path) || prior == nil && w != nil; !moved {
+				resp.Diagnostics.Append(exportError(st, err))
+				return
+			}
+			// The same `path` now resolves to one that exists (a
+			// symlinked parent moved; or the create half of that
+			// replacement, which gets the old object's private data).
+			// Destroy's refresh plans too, and no change to the
+			// configuration could lift an error here: warn, and let the
+			// apply's write, which never replaces anything, refuse. A
+			// `path` the configuration changed is refused above.
+			resp.Diagnostics.AddAttributeWarning(path.Root("path"), "The export's new path exists",
+				fmt.Sprintf("%v. Replacing the export there will fail at apply, "+
+					"after its old content is removed: the export never writes over what it did not write. Move that "+
+					"path away, or choose another; destroy is not affected.", err))
 		}
 	}
 	if plan.Digest.IsUnknown() || configFormat.IsUnknown() {

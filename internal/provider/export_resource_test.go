@@ -610,6 +610,74 @@ func TestAccExport_targetMovesUnderTheSamePath(t *testing.T) {
 	})
 }
 
+// TestAccExport_destroyWithAParentMovedUnderASymlink: the directory
+// above the export moved away and a symlink put in its place: the path
+// now resolves to an existing path, which a plan refuses to write over.
+// Destroy's refresh plans with the configuration too, and must not be
+// blocked by that: destroy succeeds and removes nothing through the link.
+func TestAccExport_destroyWithAParentMovedUnderASymlink(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	dir := t.TempDir()
+	parent, moved := filepath.Join(dir, "d1"), filepath.Join(dir, "d1real")
+	cfg := e.exportConfig(d1, filepath.Join(parent, "www"))
+	factories, diags := recordingProvider()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{
+			{Config: cfg, Check: func(*terraform.State) error { return treeIs(t, filepath.Join(parent, "www"), d1) }},
+			{
+				PreConfig: func() {
+					must(t, os.Rename(parent, moved))
+					must(t, os.Symlink("d1real", parent))
+				},
+				Config:  cfg,
+				Destroy: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionDestroy),
+				}},
+				Check: func(*terraform.State) error {
+					if err := treeIs(t, filepath.Join(moved, "www"), d1); err != nil {
+						return fmt.Errorf("destroy removed something through the symlink: %w", err)
+					}
+					_, err := warningOf(diags(), "Export removed, some paths kept")
+					return err
+				},
+			},
+		},
+	})
+}
+
+// TestAccExport_pathChangedToAnExistingPath: `path` changed in the
+// configuration to a directory the export did not write is refused at
+// plan, and the export at the old path is left as it is (not removed by
+// the destroy half of a replacement that could not finish).
+func TestAccExport_pathChangedToAnExistingPath(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d1, _ := e.publishTwo(siteFiles, siteV2)
+	dir := t.TempDir()
+	www, existing := filepath.Join(dir, "www"), filepath.Join(dir, "existing")
+	must(t, os.Mkdir(existing, 0o755))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: e.exportConfig(d1, www)},
+			{
+				Config:      e.exportConfig(d1, existing),
+				ExpectError: regexp.MustCompile(`(?s)Refusing to write over an existing path`),
+				Check:       func(*terraform.State) error { return treeIs(t, www, d1) },
+			},
+			{
+				Config:           e.exportConfig(d1, www),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				Check:            func(*terraform.State) error { return treeIs(t, www, d1) },
+			},
+		},
+	})
+}
+
 // TestAccExport_storeGone: with the store moved away, an unchanged export
 // still plans (nothing to read: what was written is known) and destroys —
 // a zip without any listing, a directory by its own files on disk.

@@ -89,7 +89,7 @@ func TestAccExport_userReplacedTargetIsRefused(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
 				}},
-				ExpectError: regexp.MustCompile(`(?s)holds\s+\(a directory\).*Move\s+it\s+away\s+first`),
+				ExpectError: regexp.MustCompile(`(?s)is\s+now\s+a\s+directory,\s+which\s+the\s+export\s+did\s+not\s+write.*Move\s+it\s+away\s+first`),
 			},
 			{
 				PreConfig: func() {

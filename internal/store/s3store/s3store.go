@@ -86,6 +86,9 @@ type Names struct {
 	Settings string // every setting of the store
 	Needs    string // the permissions the user's operations need
 	Attempts string // the retry budget
+	// Rerun says that running the operation again is safe, and what it
+	// does then: a sentence.
+	Rerun string
 }
 
 // ProviderNames are the provider's: its `store` and `s3` settings.
@@ -97,6 +100,7 @@ var ProviderNames = Names{
 	Settings: "the provider's `store` and `s3` settings",
 	Needs:    "Plans need s3:GetObject and s3:ListBucket on the store's prefix; applies also s3:PutObject (see the S3 guide).",
 	Attempts: "`s3.max_attempts` (or AWS_MAX_ATTEMPTS)",
+	Rerun:    "Re-running apply is safe: what was stored is kept, and only what is still missing is sent.",
 }
 
 // Or returns n, or ProviderNames when n is the zero value.
@@ -113,14 +117,19 @@ func (n Names) Or() Names {
 // error.
 func CheckEndpoint(name, endpoint string) error {
 	u, err := url.Parse(endpoint)
-	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
+		!strings.ContainsAny(endpoint, "?#") {
 		return nil
 	}
-	// What precedes an "@" may be a secret: never repeated.
+	// What precedes an "@", and a query (a signature, a token), may be a
+	// secret: never repeated.
 	shown := endpoint
-	if at := strings.LastIndex(endpoint, "@"); at >= 0 {
-		scheme, _, ok := strings.Cut(endpoint[:at], "://")
-		shown = "REDACTED" + endpoint[at:]
+	if q := strings.IndexAny(shown, "?#"); q >= 0 {
+		shown = shown[:q+1] + "REDACTED"
+	}
+	if at := strings.LastIndex(shown, "@"); at >= 0 {
+		scheme, _, ok := strings.Cut(shown[:at], "://")
+		shown = "REDACTED" + shown[at:]
 		if ok {
 			shown = scheme + "://" + shown
 		}
@@ -129,7 +138,7 @@ func CheckEndpoint(name, endpoint string) error {
 		return fmt.Errorf("%s %q has no scheme: write the URL of the server, http://%s or https://%s", name, shown, shown, shown)
 	}
 	return fmt.Errorf("%s %q is not the URL of a server: write http://HOST[:PORT] or https://HOST[:PORT], without credentials "+
-		"(they come from the standard AWS chain)", name, shown)
+		"or a query (credentials come from the standard AWS chain)", name, shown)
 }
 
 // DefaultMaxAttempts is how many times a request is tried by default:
@@ -456,8 +465,7 @@ func (b *Backend) wrap(op, key string, err error) error {
 			failed = "failed"
 		}
 		e.Hint = fmt.Sprintf("The network or the server %s; the settings are not the cause (%s answers). "+
-			"Re-running apply is safe: what was stored is kept, and only what is still missing is sent. If it keeps failing, "+
-			"raise %s; it is %d now.", failed, b.endpoint, b.names.Attempts, b.attempts)
+			"%s If it keeps failing, raise %s; it is %d now.", failed, b.endpoint, b.names.Rerun, b.names.Attempts, b.attempts)
 	case errors.As(err, &noCreds):
 		e.Reason = fmt.Sprintf("no AWS credentials were found, so nothing was sent to %s (the AWS SDK said: %v)", b.endpoint, noCreds.Err)
 		e.Hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or " + b.names.Profile + " to a profile of " +
@@ -479,8 +487,7 @@ func (b *Backend) wrap(op, key string, err error) error {
 		}
 	case errors.As(err, &opErr), errors.As(err, &netErr):
 		e.Reason = fmt.Sprintf("the connection to %s failed (%s)", b.endpoint, connCause(err))
-		e.Hint = "The network failed, not the settings: the endpoint answered other requests. Re-running apply is safe: " +
-			"what was stored is kept, and only what is still missing is sent."
+		e.Hint = "The network failed, not the settings: the endpoint answered other requests. " + b.names.Rerun
 	default:
 		var re interface{ HTTPStatusCode() int }
 		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
