@@ -46,11 +46,21 @@ type options struct {
 
 // BeforeWrite runs f after the operation's checks passed, with its lease
 // held, just before its first write: an error from f stops the operation,
-// which writes nothing, drops its lease and returns that error. Tests use
-// it to act at exactly that moment.
+// which writes nothing, drops its lease and returns that error as an
+// *InterruptedError. A nil f is no hook. Tests use it to act at exactly
+// that moment.
 func BeforeWrite(f func(context.Context) error) Option {
 	return func(o *options) { o.beforeWrite = f }
 }
+
+// InterruptedError is the error of a BeforeWrite hook, which stopped the
+// operation before its first write: nothing was written. Its text is the
+// hook's.
+type InterruptedError struct{ Err error }
+
+func (e *InterruptedError) Error() string { return e.Err.Error() }
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
 
 func collect(opts []Option) options {
 	var o options
@@ -64,7 +74,10 @@ func (o options) runBeforeWrite(ctx context.Context) error {
 	if o.beforeWrite == nil {
 		return nil
 	}
-	return o.beforeWrite(ctx)
+	if err := o.beforeWrite(ctx); err != nil {
+		return &InterruptedError{Err: err}
+	}
+	return nil
 }
 
 // Step names a step of the writer's protocol, for a *StepError.

@@ -68,7 +68,7 @@ func TestPublishProtocol(t *testing.T) {
 	}
 
 	// Interrupted at the last moment: nothing written, the lease dropped,
-	// the hook's error returned as it is.
+	// the hook's error returned as an *InterruptedError.
 	stop := errors.New("stop")
 	ran := false
 	_, err = Publish(ctx, st, rec("1.0.0"), now, BeforeWrite(func(context.Context) error {
@@ -78,7 +78,7 @@ func TestPublishProtocol(t *testing.T) {
 		}
 		return stop
 	}))
-	if !ran || err != stop {
+	if !ran || !errors.Is(err, stop) || !errors.As(err, new(*InterruptedError)) {
 		t.Fatalf("interrupted publish: ran %v, err %v", ran, err)
 	}
 	if keys, ls := releaseKeys(t, st), leases(t, st); len(keys) != 0 || len(ls) != 0 {
@@ -191,7 +191,7 @@ func TestMoveToProtocol(t *testing.T) {
 	stop := errors.New("stop")
 	_, err = MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "prod", To: "1.1.0", From: "1.0.0", Seq: 1}, now,
 		BeforeWrite(func(context.Context) error { return stop }))
-	refused("an interrupted move", err, err == stop)
+	refused("an interrupted move", err, errors.Is(err, stop) && errors.As(err, new(*InterruptedError)))
 
 	m, err = MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "prod", To: "1.1.0", From: "1.0.0", Seq: 1, Reason: "ok"}, now)
 	if err != nil || m.Seq != 2 || m.From != "1.0.0" || m.Reason != "ok" {
