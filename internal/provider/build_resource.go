@@ -452,7 +452,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 			}
 			return nil
 		},
-		BeforeRecord: recordHook.run,
+		BeforeRecord: r.data.hooks.beforeRecord,
 	}
 	if !m.Digest.IsUnknown() {
 		planned, err := digest.Parse(m.Digest.ValueString())

@@ -619,7 +619,9 @@ func TestAccBuild_anotherRunRecordedFirst(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	other := []byte("theirs\n")
-	t.Cleanup(recordHook.set(func(context.Context) error {
+	// Runs after the step, before its record: another run records first.
+	// It uses e, which the second half points at its own store.
+	recordFirst := hooks{beforeRecord: func(context.Context) error {
 		st := e.backend()
 		key := anotherRunKey // planned: the test's plan check read it
 		theirs, log := digest.Bytes(other), digest.Bytes([]byte("their log\n"))
@@ -630,9 +632,9 @@ func TestAccBuild_anotherRunRecordedFirst(t *testing.T) {
 		}
 		_, _, err := actioncache.Put(ctx, st, &actioncache.Record{Key: key, Output: theirs, Type: actioncache.TypeFile, Size: int64(len(other)), Files: 1, Log: log})
 		return err
-	}))
+	}}
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
+		ProtoV6ProviderFactories: protoV6With(recordFirst),
 		Steps: []resource.TestStep{{
 			Config: e.providerBlock() + `
 resource "immutable_build" "b" {
@@ -651,7 +653,7 @@ resource "immutable_build" "b" {
 	e2 := newEnv(t)
 	e = e2
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
+		ProtoV6ProviderFactories: protoV6With(recordFirst),
 		Steps: []resource.TestStep{{
 			Config: e2.providerBlock() + `
 resource "immutable_build" "b" {

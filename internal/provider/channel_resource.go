@@ -267,7 +267,7 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	cur, err := release.MoveTo(ctx, r.data.store, release.MoveRequest{
 		Release: rel, Channel: m.Channel.ValueString(), To: m.Version.ValueString(),
 		From: m.PreviousVersion.ValueString(), Seq: seq, Reason: m.Reason.ValueString(), Requires: gates,
-	}, time.Now(), release.BeforeWrite(moveHook.run))
+	}, time.Now(), release.BeforeWrite(r.data.hooks.beforeMove))
 	var moved *release.MovedError
 	var step *release.StepError
 	var invalid *release.InvalidError

@@ -73,8 +73,9 @@ resource "immutable_channel" "staging" {
 }
 `, v)
 		}
+		var moveHook testHook
 		resource.Test(t, resource.TestCase{
-			ProtoV6ProviderFactories: protoV6,
+			ProtoV6ProviderFactories: protoV6With(hooks{beforeMove: moveHook.run}),
 			Steps: []resource.TestStep{
 				{
 					Config:      cfg("1.0.0", "1.0.0"),
@@ -319,8 +320,9 @@ resource "immutable_channel" "prod" {
 			return keys
 		}
 		var before []string
+		var moveHook testHook
 		resource.Test(t, resource.TestCase{
-			ProtoV6ProviderFactories: protoV6,
+			ProtoV6ProviderFactories: protoV6With(hooks{beforeMove: moveHook.run}),
 			Steps: []resource.TestStep{
 				{Config: cfg("1.0.0")},
 				{

@@ -46,11 +46,12 @@ var (
 // ImmutableProvider is the immutable provider.
 type ImmutableProvider struct {
 	version string
+	hooks   hooks
 }
 
 // New returns a constructor of the provider, as providerserver wants.
 func New(version string) func() provider.Provider {
-	return func() provider.Provider { return &ImmutableProvider{version: version} }
+	return func() provider.Provider { return &ImmutableProvider{version: version, hooks: tagHooks} }
 }
 
 type providerModel struct {
@@ -94,6 +95,9 @@ type providerData struct {
 	// this operation, to refuse one export inside another's directory.
 	exports   sync.Map
 	exportsMu sync.Mutex // one claim at a time: check, then record
+
+	// hooks are the provider's (see hooks).
+	hooks hooks
 }
 
 // newProviderData returns the data of one operation on st, hashing
@@ -274,7 +278,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	}
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
 	data := newProviderData(st, statcache.Default())
-	data.verifyOnRefresh, data.buildCache = cfg.VerifyOnRefresh.ValueBool(), buildCache
+	data.verifyOnRefresh, data.buildCache, data.hooks = cfg.VerifyOnRefresh.ValueBool(), buildCache, p.hooks
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }

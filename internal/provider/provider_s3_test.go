@@ -145,14 +145,15 @@ func TestAccS3_readOnlyPlan(t *testing.T) {
 func TestAccS3_serverStoppedMidApply(t *testing.T) {
 	e := newS3Env(t)
 	e.write(siteFiles)
+	var publishHook testHook
 	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: protoV6,
+		ProtoV6ProviderFactories: protoV6With(hooks{beforePublish: publishHook.run}),
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() {
 					// The provider runs in this process: the hook stops the
 					// server at the moment of publishing, no polling needed.
-					t.Cleanup(setPublishHook(func(context.Context) error {
+					t.Cleanup(publishHook.set(func(context.Context) error {
 						e.s3.Stop()
 						return nil
 					}))
@@ -162,7 +163,7 @@ func TestAccS3_serverStoppedMidApply(t *testing.T) {
 			},
 			{
 				PreConfig: func() {
-					setPublishHook(nil)
+					publishHook.set(nil)
 					e.s3.Start()
 					if keys, _ := e.backend().Backend().List(context.Background(), "releases/"); len(keys) != 0 {
 						t.Fatalf("a release object is visible after the failed apply: %v", keys)

@@ -288,24 +288,21 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	// that a garbage collection running now does not delete one between
 	// the check and the record that names it), not at plan, because in the
 	// first plan the artifacts may not have been applied yet.
-	var interrupted error
 	rec, err := release.Publish(ctx, st, &release.Record{
 		Name: c.Name, Version: plan.Version.ValueString(), Artifacts: c.Artifacts, Metadata: c.Metadata,
 		PreviousVersion: plan.PreviousVersion.ValueString(),
-	}, time.Now(), release.BeforeWrite(func(ctx context.Context) error {
-		interrupted = runPublishHook(ctx)
-		return interrupted
-	}))
+	}, time.Now(), release.BeforeWrite(r.data.hooks.beforePublish))
 	var (
-		conflict *release.ConflictError
-		missing  *release.ArtifactMissingError
-		badSum   *release.ArtifactDigestError
-		invalid  *release.InvalidError
-		step     *release.StepError
+		interrupted *release.InterruptedError
+		conflict    *release.ConflictError
+		missing     *release.ArtifactMissingError
+		badSum      *release.ArtifactDigestError
+		invalid     *release.InvalidError
+		step        *release.StepError
 	)
 	switch {
 	case err == nil:
-	case interrupted != nil:
+	case errors.As(err, &interrupted):
 		resp.Diagnostics.AddError("Publish interrupted", interrupted.Error())
 		return
 	case errors.As(err, &invalid):

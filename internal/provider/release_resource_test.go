@@ -426,12 +426,13 @@ func TestAccRelease_interruptedPublish(t *testing.T) {
 				}
 				return nil
 			}
+			var publishHook testHook
 			resource.UnitTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: protoV6,
+				ProtoV6ProviderFactories: protoV6With(hooks{beforePublish: publishHook.run}),
 				Steps: []resource.TestStep{
 					{
 						PreConfig: func() {
-							t.Cleanup(setPublishHook(func(context.Context) error {
+							t.Cleanup(publishHook.set(func(context.Context) error {
 								if err := os.MkdirAll(filepath.Dir(blocker), 0o755); err != nil {
 									return err
 								}
@@ -443,7 +444,7 @@ func TestAccRelease_interruptedPublish(t *testing.T) {
 					},
 					{
 						PreConfig: func() {
-							setPublishHook(nil)
+							publishHook.set(nil)
 							if err := os.Remove(blocker); err != nil {
 								t.Fatal(err)
 							}

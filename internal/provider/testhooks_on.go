@@ -20,15 +20,15 @@ const EnvPublishBarrier = "IMMUTABLE_TEST_PUBLISH_BARRIER"
 // the apply with a clear error instead of hanging it.
 const publishBarrierTimeout = 2 * time.Minute
 
-func init() {
-	setPublishHook(func(ctx context.Context) error {
-		dir := os.Getenv(EnvPublishBarrier)
-		if dir == "" {
-			return nil
-		}
-		return publishBarrier(ctx, dir, publishBarrierTimeout)
-	})
-}
+// tagHooks are the hooks New gives the provider in this build: the
+// publish barrier.
+var tagHooks = hooks{beforePublish: func(ctx context.Context) error {
+	dir := os.Getenv(EnvPublishBarrier)
+	if dir == "" {
+		return nil
+	}
+	return publishBarrier(ctx, dir, publishBarrierTimeout)
+}}
 
 func publishBarrier(ctx context.Context, dir string, timeout time.Duration) error {
 	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("ready-%d", os.Getpid())), nil, 0o644); err != nil {
