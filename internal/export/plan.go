@@ -106,7 +106,7 @@ func CheckPlace(target, storeRoot string) error {
 	if root, ok := fsguard.StoreAbove(filepath.Dir(target)); ok {
 		return &fsguard.RefusedError{Target: target, Reason: "is inside the content-addressed store " + root + ", whose objects are never overwritten"}
 	}
-	if fi, err := os.Lstat(filepath.Join(target, "blobs", "sha256")); err == nil && fi.IsDir() {
+	if fsguard.IsStore(target) {
 		return &fsguard.RefusedError{Target: target, Reason: "holds a content-addressed store (it has blobs/sha256): replacing it would destroy the store"}
 	}
 	return fsguard.CheckParents(target, target)

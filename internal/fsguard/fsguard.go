@@ -83,6 +83,15 @@ func Rel(p, root string) (rel string, ok bool, err error) {
 	return filepath.ToSlash(r), true, nil
 }
 
+// IsStore tells whether dir (followed if it is a link) is a local
+// content-addressed store: it has a blobs/sha256 directory, the layout
+// every file:// store has (store.FamilyBlob's folder; spelled here because
+// fsguard sits below the store package).
+func IsStore(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "blobs", "sha256"))
+	return err == nil && fi.IsDir()
+}
+
 // StoreAbove finds a local content-addressed store holding path: the
 // nearest real directory above it (or it) with a blobs/sha256 directory,
 // the layout every file:// store has. Every store is recognised this way,
@@ -94,7 +103,7 @@ func StoreAbove(path string) (string, bool) {
 		return "", false
 	}
 	for dir := p; ; dir = filepath.Dir(dir) {
-		if fi, err := os.Stat(filepath.Join(dir, "blobs", "sha256")); err == nil && fi.IsDir() {
+		if IsStore(dir) {
 			return dir, true
 		}
 		if filepath.Dir(dir) == dir {
