@@ -166,8 +166,9 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 		return
 	}
 	st, name := d.data.store, m.Name.ValueString()
-	// Every stable version: "to" defaults to the latest of them not yanked.
-	r, err := release.Resolve(ctx, st.Backend(), name, "", false)
+	// Every stable version: "to" defaults to the latest of them not
+	// yanked, so the yanks are read only when "to" is not given.
+	r, err := release.Select(ctx, st.Backend(), name, "", false)
 	var list *release.ListError
 	switch {
 	case errors.As(err, &list):
@@ -193,6 +194,10 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 	}
 	var to *goversion.Version
 	if m.To.IsNull() {
+		if err := r.ReadYanks(ctx, st.Backend()); err != nil {
+			resp.Diagnostics.Append(releaseError(st, name, err))
+			return
+		}
 		if to = r.Latest(); to == nil {
 			resp.Diagnostics.AddAttributeError(path.Root("to"), "No stable version",
 				fmt.Sprintf("Release %q has no stable version that is not yanked to compare to: set `to` to one of "+

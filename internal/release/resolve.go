@@ -56,6 +56,20 @@ func (e *ConstraintError) Unwrap() error { return e.Err }
 // published versions is no error here (All is empty). Errors: *ListError
 // (the listing failed), *ConstraintError, or the error of Yanks.
 func Resolve(ctx context.Context, b store.Backend, name, selector string, includePre bool) (*Resolved, error) {
+	r, err := Select(ctx, b, name, selector, includePre)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.ReadYanks(ctx, b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Select is Resolve without the yank states (Yanks stays nil until
+// ReadYanks): for a reader that needs them only sometimes, such as a diff
+// whose `to` is given, so that it pays no listing of the yanks.
+func Select(ctx context.Context, b store.Backend, name, selector string, includePre bool) (*Resolved, error) {
 	all, err := List(ctx, b, name)
 	if err != nil {
 		return nil, &ListError{Name: name, Err: err}
@@ -64,11 +78,17 @@ func Resolve(ctx context.Context, b store.Backend, name, selector string, includ
 	if err != nil {
 		return nil, &ConstraintError{Selector: selector, Err: err}
 	}
-	yanks, err := Yanks(ctx, b, name)
+	return &Resolved{Name: name, Selector: selector, All: all, Matched: matched}, nil
+}
+
+// ReadYanks reads the yank states of the release's versions into r.Yanks.
+func (r *Resolved) ReadYanks(ctx context.Context, b store.Backend) error {
+	yanks, err := Yanks(ctx, b, r.Name)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Resolved{Name: name, Selector: selector, All: all, Matched: matched, Yanks: yanks}, nil
+	r.Yanks = yanks
+	return nil
 }
 
 // Yanked returns a version's last yank entry and whether it yanks it.

@@ -97,3 +97,33 @@ func TestResolve(t *testing.T) {
 		t.Errorf("an invalid constraint: %v", err)
 	}
 }
+
+// TestSelectReadsNoYanks: Select lists and matches versions without
+// reading the yank history, so a reader that needs no yank state (a diff
+// whose `to` is given) is not stopped by, and pays no listing for, the
+// yanks; ReadYanks then reads them, and a yank entry edited by hand is
+// refused there.
+func TestSelectReadsNoYanks(t *testing.T) {
+	fb, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: v}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fb.Create(ctx, yankKey("web", "1.1.0", 1), strings.NewReader("edited by hand\n")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Select(ctx, fb, "web", "", false)
+	if err != nil || len(r.All) != 2 || r.Yanks != nil {
+		t.Fatalf("Select: %+v, %v; want both versions and no yank states", r, err)
+	}
+	if err := r.ReadYanks(ctx, fb); err == nil {
+		t.Fatal("ReadYanks accepted a yank entry edited by hand")
+	}
+	if _, err := Resolve(ctx, fb, "web", "", false); err == nil {
+		t.Fatal("Resolve accepted a yank entry edited by hand")
+	}
+}
