@@ -271,8 +271,15 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	var moved *release.MovedError
 	var step *release.StepError
 	var invalid *release.InvalidError
+	var interrupted *release.InterruptedError
 	switch {
 	case err == nil:
+	case errors.As(err, &interrupted):
+		// Stopped after its checks, before the write (the apply was
+		// cancelled there): nothing was written, and it is no refusal.
+		diags.AddError("Move interrupted", fmt.Sprintf("Moving the channel %s of %s to %s stopped before it was written: %v. "+
+			"Nothing was written; apply again.", m.Channel.ValueString(), rel, m.Version.ValueString(), interrupted))
+		return diags
 	case errors.As(err, &invalid):
 		at := path.Root("version")
 		switch invalid.Input {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -381,5 +382,34 @@ func TestChannelCreateRefusesInvalidInput(t *testing.T) {
 			t.Errorf("%s: Create said %v, want what the plan says: %v", tc.what, got, tc.want)
 		}
 		noLease(t, st)
+	}
+}
+
+// TestChannelCreateInterrupted: a move stopped after its checks, before
+// its write (the BeforeWrite hook failing, as a cancelled apply does
+// there), is reported as interrupted with nothing written, not as a
+// refusal of the version, and leaves no lease.
+func TestChannelCreateInterrupted(t *testing.T) {
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	must(t, err)
+	_, err = release.WriteRecord(context.Background(), b, &release.Record{Name: "web", Version: "1.0.0"}, time.Now())
+	must(t, err)
+	st := store.New(b)
+	d := newProviderData(st, nil)
+	d.hooks.beforeMove = func(context.Context) error { return context.Canceled }
+	got := callCreate(t, &ChannelResource{data: d}, &channelModel{
+		ID: types.StringValue("web/prod"), Release: types.StringValue("web"), Channel: types.StringValue("prod"),
+		Version: types.StringValue("1.0.0"), Reason: types.StringNull(), Requires: types.ListNull(types.StringType),
+		PreviousVersion: types.StringNull(), Move: types.Int64Unknown(), MovedAt: types.StringUnknown(),
+		Artifacts: stringMap(map[string]string{}), ArtifactChanges: types.ListValueMust(types.StringType, nil),
+	})
+	if len(got) != 1 || got[0].Summary() != "Move interrupted" || !strings.Contains(got[0].Detail(), "Nothing was written") {
+		t.Fatalf("Create said %v, want one \"Move interrupted\" error", got)
+	}
+	if h, err := release.History(context.Background(), b, "web", "prod", 0); err != nil || len(h) != 0 {
+		t.Fatalf("history %v, %v; want no move", h, err)
+	}
+	if leases, err := b.List(context.Background(), store.LeasesPrefix); err != nil || len(leases) != 0 {
+		t.Fatalf("leases %v, %v; want the move's lease dropped", leases, err)
 	}
 }
