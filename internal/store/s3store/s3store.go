@@ -683,7 +683,7 @@ func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, tag
 					Reason: "the key held an object when written (412 Precondition Failed) and none when asked for it right after, twice: " +
 						"something is deleting objects of the store as they are written",
 					Hint: "Only the collector (gc) should delete objects under the store's prefix, and only old ones: check for a lifecycle " +
-						"rule expiring objects there, or another tool deleting them. Re-running apply is safe: what was stored is kept.",
+						"rule expiring objects there, or another tool deleting them. " + b.names.Rerun,
 				}
 			}
 		case (isCode(err, "ConditionalRequestConflict") || statusIs(err, http.StatusConflict)) && attempt < conflictRetries:
