@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -107,7 +108,9 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 		sorted := versions.Sorted(byName[name])
 		if len(sorted) != len(byName[name]) {
 			key := store.VersionsPrefix(name)
-			for _, v := range byName[name] {
+			bad := slices.Clone(byName[name])
+			sort.Strings(bad) // the same one named on every run
+			for _, v := range bad {
 				if len(versions.Sorted([]string{v})) == 0 {
 					key += v // the first that is not a version, named
 					break

@@ -287,8 +287,11 @@ func parse(f Family, got []string) (k Key, ok, in bool) {
 			valid = versionRe.MatchString(g)
 			k.Version = g
 		case "<seq>":
-			valid = seqRe.MatchString(g)
-			k.Seq, _ = strconv.Atoi(g)
+			// Atoi fails past an int's range (9999999999 on 386 and
+			// arm): such a key is not one this build can name.
+			n, err := strconv.Atoi(g)
+			valid = seqRe.MatchString(g) && err == nil
+			k.Seq = n
 		case "<id>":
 			valid = idRe.MatchString(g)
 			k.ID = g
