@@ -316,29 +316,41 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	// prior state but the private data of the old one: the path it finds
 	// is the old export's, which the destroy half removes first.
 	replacing := prior == nil && w != nil && w.Target == target
+	// movedOnto: the same `path` now resolves to another place, where
+	// something exists already (a symlinked parent moved, or the working
+	// directory of a relative path changed). Destroy's refresh plans too,
+	// and no change to the configuration could lift an error here, so the
+	// plan warns; and it plans an update, not a replacement, whose destroy
+	// half would run first and remove the old export (or drop it from
+	// state) before the create half is refused: Update refuses a moved
+	// target before it touches anything.
+	movedOnto := false
 	if prior != nil && !owned {
-		// Another target — also when only a symlinked parent or the
-		// working directory moved and the path string stayed: replace on
-		// id, whose planned value is the new target.
-		resp.RequiresReplace.Append(path.Root("id"))
+		if err := export.CheckNew(target); err != nil && prior.Path.Equal(plan.Path) {
+			movedOnto = true
+			resp.Diagnostics.AddAttributeWarning(path.Root("path"), "The export's path now resolves elsewhere",
+				fmt.Sprintf("%v. Applying will fail with nothing written or removed: the export never writes over what it did "+
+					"not write, nor leaves what it wrote behind. Move that path away (the next plan then moves the export "+
+					"there), or destroy the export; destroy is not affected.", err))
+		} else {
+			// Another target: replace on id, whose planned value is the
+			// new target.
+			resp.RequiresReplace.Append(path.Root("id"))
+		}
 	}
-	if !owned && !replacing {
+	if !owned && !replacing && !movedOnto {
 		if err := export.CheckNew(target); err != nil {
-			if moved := prior != nil && prior.Path.Equal(plan.Path) || prior == nil && w != nil; !moved {
+			if prior != nil || w == nil {
 				resp.Diagnostics.Append(exportError(st, err))
 				return
 			}
-			// The same `path` now resolves to one that exists (a
-			// symlinked parent moved; or the create half of that
-			// replacement, which gets the old object's private data).
-			// Destroy's refresh plans too, and no change to the
-			// configuration could lift an error here: warn, and let the
-			// apply's write, which never replaces anything, refuse. A
-			// `path` the configuration changed is refused above.
+			// The create half of a replacement (it gets the old object's
+			// private data) whose path now resolves to one that exists:
+			// warn, and let the apply's write, which never replaces
+			// anything, refuse.
 			resp.Diagnostics.AddAttributeWarning(path.Root("path"), "The export's new path exists",
-				fmt.Sprintf("%v. Replacing the export there will fail at apply, "+
-					"after its old content is removed: the export never writes over what it did not write. Move that "+
-					"path away, or choose another; destroy is not affected.", err))
+				fmt.Sprintf("%v. Replacing the export there will fail at apply: the export never writes over what it did "+
+					"not write. Move that path away, or choose another; destroy is not affected.", err))
 		}
 	}
 	if plan.Digest.IsUnknown() || configFormat.IsUnknown() {
@@ -430,7 +442,18 @@ func (r *ExportResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	w, diags := r.write(ctx, &plan, getWritten(ctx, req.Private))
+	prior := getWritten(ctx, req.Private)
+	if target, err := export.Target(plan.Path.ValueString()); err == nil && prior != nil && prior.Target != target {
+		// Planned only when the same `path` came to resolve to an
+		// existing place (ModifyPlan's movedOnto): writing there would
+		// leave the export behind at the old one.
+		resp.Diagnostics.AddAttributeError(path.Root("path"), "The export's path now resolves elsewhere",
+			fmt.Sprintf("%q now resolves to %s, but the export wrote %s. Nothing was written or removed. Move what is at %s "+
+				"away and plan again (the export then moves there), or destroy the export.", plan.Path.ValueString(), target,
+				prior.Target, target))
+		return
+	}
+	w, diags := r.write(ctx, &plan, prior)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return

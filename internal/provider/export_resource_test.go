@@ -628,10 +628,20 @@ func TestAccExport_destroyWithAParentMovedUnderASymlink(t *testing.T) {
 		Steps: []resource.TestStep{
 			{Config: cfg, Check: func(*terraform.State) error { return treeIs(t, filepath.Join(parent, "www"), d1) }},
 			{
+				// An apply plans an update, not a replacement (whose
+				// destroy half would run first), and Update refuses
+				// before it writes or removes anything.
 				PreConfig: func() {
 					must(t, os.Rename(parent, moved))
 					must(t, os.Symlink("d1real", parent))
 				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(exp, plancheck.ResourceActionUpdate),
+				}},
+				ExpectError: regexp.MustCompile(`(?s)now resolves elsewhere.*Nothing was written or removed`),
+			},
+			{
 				Config:  cfg,
 				Destroy: true,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
