@@ -179,13 +179,8 @@ func checkEndpoint(flag, storeURL string) error {
 	if !strings.HasPrefix(storeURL, "s3://") {
 		return nil
 	}
-	if flag != "" {
-		return s3store.CheckEndpoint("--s3-endpoint", flag)
-	}
-	for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
-		if v := os.Getenv(env); v != "" {
-			return s3store.CheckEndpoint(env, v)
-		}
+	if name, value := s3store.EndpointSource("--s3-endpoint", flag); value != "" {
+		return s3store.CheckEndpoint(name, value)
 	}
 	return nil
 }

@@ -289,15 +289,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 // only at the first request, as a network error.
 func checkEndpoint(setting string) diag.Diagnostics {
 	var diags diag.Diagnostics
-	name, value := "s3.endpoint", setting
-	if value == "" {
-		for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
-			if v := os.Getenv(env); v != "" {
-				name, value = env, v
-				break
-			}
-		}
-	}
+	name, value := s3store.EndpointSource("s3.endpoint", setting)
 	if value == "" {
 		return diags
 	}

@@ -29,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -109,6 +110,28 @@ func (n Names) Or() Names {
 		return ProviderNames
 	}
 	return n
+}
+
+// EndpointSource returns the endpoint a store will be reached at, and
+// the name of where it comes from, as the AWS SDK settles it from the
+// environment: the setting (named name) when given, else
+// AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, unless
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true. value is "" for AWS's own
+// endpoint. (An endpoint_url in ~/.aws/config is not read here: the
+// SDK's first request reports a bad one.)
+func EndpointSource(name, setting string) (string, string) {
+	if setting != "" {
+		return name, setting
+	}
+	if strings.EqualFold(os.Getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true") {
+		return "", ""
+	}
+	for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+		if v := os.Getenv(env); v != "" {
+			return env, v
+		}
+	}
+	return "", ""
 }
 
 // CheckEndpoint checks an endpoint given by name (a setting, a flag or an

@@ -292,3 +292,29 @@ func TestNoCredentials(t *testing.T) {
 		t.Fatalf("something was written without credentials: exists=%v err=%v", ok, err)
 	}
 }
+
+// TestEndpointSource: the endpoint checked before anything is sent is the
+// one the AWS SDK will use: the setting, else AWS_ENDPOINT_URL_S3, else
+// AWS_ENDPOINT_URL, and none of the two when
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true (the SDK then ignores them,
+// so a bad one there must not refuse the store).
+func TestEndpointSource(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_ENDPOINT_URL", "localhost:1")
+	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")
+	for _, tc := range []struct {
+		setting, s3, ignore, name, value string
+	}{
+		{"http://a:1", "http://b:2", "", "setting", "http://a:1"},
+		{"", "http://b:2", "", "AWS_ENDPOINT_URL_S3", "http://b:2"},
+		{"", "", "", "AWS_ENDPOINT_URL", "localhost:1"},
+		{"", "http://b:2", "true", "", ""},
+		{"http://a:1", "", "TRUE", "setting", "http://a:1"},
+	} {
+		t.Setenv("AWS_ENDPOINT_URL_S3", tc.s3)
+		t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", tc.ignore)
+		if name, value := s3store.EndpointSource("setting", tc.setting); name != tc.name || value != tc.value {
+			t.Errorf("%+v: %q %q, want %q %q", tc, name, value, tc.name, tc.value)
+		}
+	}
+}
