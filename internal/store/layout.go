@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
 // The store's key layout: every family of keys the store holds, how a key
@@ -207,11 +208,10 @@ func formatSeq(n int) string {
 }
 
 var (
-	nameRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	versionRe = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?$`)
-	formatRe  = regexp.MustCompile(`^[a-z0-9.-]+$`)
-	seqRe     = regexp.MustCompile(`^[0-9]{10}$`)
-	idRe      = regexp.MustCompile(`^[0-9]{20}-[0-9a-f]{16}$`)
+	nameRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	formatRe = regexp.MustCompile(`^[a-z0-9.-]+$`)
+	seqRe    = regexp.MustCompile(`^[0-9]{10}$`)
+	idRe     = regexp.MustCompile(`^[0-9]{20}-[0-9a-f]{16}$`)
 )
 
 // ParseKey reads a key into its family and parts. ok is true for exactly
@@ -284,7 +284,11 @@ func parse(f Family, got []string) (k Key, ok, in bool) {
 		case "<name>", "<release>", "<channel>":
 			valid = nameRe.MatchString(g)
 		case "<version>":
-			valid = versionRe.MatchString(g)
+			// The one canonical form the release package writes
+			// (versions.Parse), not a looser copy of it: 01.0.0 or
+			// 1.0.0-rc..1 is no version key.
+			_, err := versions.Parse(g)
+			valid = err == nil
 			k.Version = g
 		case "<seq>":
 			// Atoi fails past an int's range (9999999999 on 386 and

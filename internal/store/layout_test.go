@@ -106,6 +106,8 @@ func TestLayoutRefusesMalformed(t *testing.T) {
 		{"releases/Web/versions/1.0.0", store.FamilyVersion},                      // name
 		{"releases/web/versions/v1.0.0", store.FamilyVersion},                     // version
 		{"releases/web/versions/1.0.0+build", store.FamilyVersion},                // version
+		{"releases/web/versions/01.0.0", store.FamilyVersion},                     // not canonical
+		{"releases/web/versions/1.0.0-rc..1", store.FamilyVersion},                // not canonical
 		{"releases/web/versions/1.0.0/x", store.FamilyVersion},                    // extra segment
 		{"releases/web/digests/" + h[:2] + "/" + h + "/1.0.0", store.FamilyIndex}, // sharded
 		{"releases/web/yanks/1.0.0/1", store.FamilyYank},                          // seq not ten digits
