@@ -23,6 +23,10 @@ type Sources struct {
 
 	mu        sync.Mutex
 	forgotten []forgotten
+	// planned and plannedFiles: where content hashed in this operation
+	// lives on disk (planned.go).
+	planned      map[digest.Sum]plannedTree
+	plannedFiles map[digest.Sum]plannedFile
 }
 
 // forgotten is an artifact a destroy forgot in this operation.
@@ -54,7 +58,11 @@ func (s *Sources) Hash(ctx context.Context, src Source) (*Content, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c, checkSize(src, c)
+	if err := checkSize(src, c); err != nil {
+		return nil, err
+	}
+	s.remember(src, c)
+	return c, nil
 }
 
 // checkStoreInside refuses a directory source that holds the local store

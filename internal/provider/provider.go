@@ -55,10 +55,11 @@ func New(version string) func() provider.Provider {
 }
 
 type providerModel struct {
-	Store           types.String `tfsdk:"store"`
-	VerifyOnRefresh types.Bool   `tfsdk:"verify_on_refresh"`
-	BuildCache      types.String `tfsdk:"build_cache"`
-	S3              *s3Model     `tfsdk:"s3"`
+	Store           types.String    `tfsdk:"store"`
+	VerifyOnRefresh types.Bool      `tfsdk:"verify_on_refresh"`
+	BuildCache      types.String    `tfsdk:"build_cache"`
+	S3              *s3Model        `tfsdk:"s3"`
+	Registry        []registryModel `tfsdk:"registry"`
 }
 
 type s3Model struct {
@@ -96,6 +97,12 @@ type providerData struct {
 	exports   sync.Map
 	exportsMu sync.Mutex // one claim at a time: check, then record
 
+	// registries is the operation's registry client, made on first use.
+	registries *registries
+	// images remembers the images planned in this operation, by manifest
+	// digest: apply pushes what its final plan assembled.
+	images sync.Map
+
 	// hooks are the provider's (see hooks).
 	hooks hooks
 }
@@ -107,7 +114,7 @@ func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
 	refs := archive.NewRefs(st)
 	return &providerData{
 		store: st, buildCache: CacheReadWrite, cache: cache, refs: refs,
-		sources: artifact.New(st, statcache.NewMemo(cache), refs),
+		sources: artifact.New(st, statcache.NewMemo(cache), refs), registries: &registries{},
 	}
 }
 
@@ -147,6 +154,7 @@ func providerSchema() schema.Schema {
 			},
 		},
 		Blocks: map[string]schema.Block{
+			"registry": registryBlock(),
 			"s3": schema.SingleNestedBlock{
 				MarkdownDescription: "Settings of an `s3://` store. Each falls back to the standard AWS environment. Credentials " +
 					"always come from the standard AWS chain (environment, shared config and profiles, SSO, web identity, " +
@@ -276,9 +284,14 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			return
 		}
 	}
+	regOpts, diags := registryOptions(cfg.Registry, "terraform-provider-immutable/"+p.version)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
 	data := newProviderData(st, statcache.Default())
 	data.verifyOnRefresh, data.buildCache, data.hooks = cfg.VerifyOnRefresh.ValueBool(), buildCache, p.hooks
+	data.registries = &registries{opts: regOpts}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }
