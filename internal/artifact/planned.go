@@ -19,6 +19,7 @@ import (
 type plannedTree struct {
 	root string          // the source: a directory, or the file itself
 	tree *digest.Listing // nil for a file
+	size int64
 }
 
 // plannedFile is one file (or symlink) of planned content.
@@ -38,7 +39,7 @@ func (s *Sources) remember(src Source, c *Content) {
 	if _, ok := s.planned[c.Sum]; ok {
 		return
 	}
-	s.planned[c.Sum] = plannedTree{root: src.Path, tree: c.Tree}
+	s.planned[c.Sum] = plannedTree{root: src.Path, tree: c.Tree, size: c.Size}
 	if c.Tree == nil {
 		s.plannedFiles[c.Sum] = plannedFile{path: src.Path, follow: true}
 		return
@@ -57,12 +58,13 @@ func (e *NotPlannedError) Error() string {
 	return fmt.Sprintf("%s was not hashed from a source in this operation", e.Sum)
 }
 
-// Is makes a NotPlannedError an fs.ErrNotExist.
-func (e *NotPlannedError) Is(target error) bool { return target == fs.ErrNotExist }
+// Is makes a NotPlannedError a store.ErrNotFound (and an fs.ErrNotExist):
+// a reader of several sources moves on to the next.
+func (e *NotPlannedError) Is(target error) bool { return target == store.ErrNotFound || target == fs.ErrNotExist }
 
 // PlannedListing returns the listing of the tree sum hashed from a source
-// in this operation (isFile when sum is a file source's), or a
-// *NotPlannedError.
+// in this operation, or for a file source (isFile) a one-entry listing of
+// its digest and size, or a *NotPlannedError.
 func (s *Sources) PlannedListing(_ context.Context, sum digest.Sum) (l *digest.Listing, isFile bool, err error) {
 	s.mu.Lock()
 	p, ok := s.planned[sum]
@@ -70,7 +72,10 @@ func (s *Sources) PlannedListing(_ context.Context, sum digest.Sum) (l *digest.L
 	if !ok {
 		return nil, false, &NotPlannedError{Sum: sum}
 	}
-	return p.tree, p.tree == nil, nil
+	if p.tree == nil {
+		return &digest.Listing{Entries: []digest.Entry{{Kind: digest.KindFile, SHA256: sum, Size: p.size}}}, true, nil
+	}
+	return p.tree, false, nil
 }
 
 // OpenPlanned opens the bytes of a file (or a symlink's target) of
