@@ -12,7 +12,6 @@ import (
 	"context"
 	"io"
 	"io/fs"
-	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
@@ -135,25 +134,6 @@ type Index struct {
 type IndexEntry struct {
 	Descriptor
 	Platform Platform
-}
-
-// Assemble builds the config and manifest of an image of base (nil: from
-// scratch) and layers, with cfg merged over the base's config, for
-// platform p, created at created (a fixed time from the configuration,
-// never the clock).
-func Assemble(base *Base, layers []Layer, cfg Config, p Platform, created time.Time) (*Image, error) {
-	panic("image.Assemble: not implemented yet")
-}
-
-// AssembleIndex builds the index of entries (at least one, platforms
-// distinct).
-func AssembleIndex(entries []IndexEntry) (*Index, error) {
-	panic("image.AssembleIndex: not implemented yet")
-}
-
-// ParsePlatform reads "os/arch" or "os/arch/variant".
-func ParsePlatform(s string) (Platform, error) {
-	panic("image.ParsePlatform: not implemented yet")
 }
 
 // String is "os/arch[/variant]".
