@@ -12,7 +12,6 @@ import (
 	"context"
 	"io"
 	"io/fs"
-	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
@@ -55,11 +54,15 @@ type LayerSpec struct {
 // Source gives a tree's listing and the bytes of its files, each
 // verified against its sha256 as it is read.
 type Source interface {
-	// Listing returns the listing of tree sum; isFile is true (and the
-	// listing nil) when sum names a file's bytes rather than a listing.
+	// Listing returns the listing of tree sum, verified. When sum names a
+	// file's bytes rather than a listing, isFile is true and l has one
+	// entry: Path "", Kind file, SHA256 sum and the file's Size (which
+	// the tar header needs before the bytes). A sum the source does not
+	// hold is an error wrapping store.ErrNotFound.
 	Listing(ctx context.Context, sum digest.Sum) (l *digest.Listing, isFile bool, err error)
-	// Open returns the bytes of the file sum; the reader fails at EOF if
-	// they do not hash to sum.
+	// Open returns the bytes of the file (or symlink target) sum; the
+	// reader fails at EOF if they do not hash to sum. A sum the source
+	// does not hold is an error wrapping store.ErrNotFound.
 	Open(ctx context.Context, sum digest.Sum) (io.ReadCloser, error)
 }
 
@@ -131,42 +134,6 @@ type Index struct {
 type IndexEntry struct {
 	Descriptor
 	Platform Platform
-}
-
-// Assemble builds the config and manifest of an image of base (nil: from
-// scratch) and layers, with cfg merged over the base's config, for
-// platform p, created at created (a fixed time from the configuration,
-// never the clock).
-func Assemble(base *Base, layers []Layer, cfg Config, p Platform, created time.Time) (*Image, error) {
-	panic("image.Assemble: not implemented yet")
-}
-
-// AssembleIndex builds the index of entries (at least one, platforms
-// distinct).
-func AssembleIndex(entries []IndexEntry) (*Index, error) {
-	panic("image.AssembleIndex: not implemented yet")
-}
-
-// WriteLayer writes the encoded layer of spec, reading its tree from src,
-// to w, streaming, and returns its descriptor.
-func WriteLayer(ctx context.Context, src Source, spec LayerSpec, w io.Writer) (Layer, error) {
-	panic("image.WriteLayer: not implemented yet")
-}
-
-// DescribeLayer is WriteLayer to nowhere: the descriptor alone.
-func DescribeLayer(ctx context.Context, src Source, spec LayerSpec) (Layer, error) {
-	return WriteLayer(ctx, src, spec, io.Discard)
-}
-
-// CheckPath reports whether p can be a layer's path, with a message that
-// says what is wrong.
-func CheckPath(p string) error {
-	panic("image.CheckPath: not implemented yet")
-}
-
-// ParsePlatform reads "os/arch" or "os/arch/variant".
-func ParsePlatform(s string) (Platform, error) {
-	panic("image.ParsePlatform: not implemented yet")
 }
 
 // String is "os/arch[/variant]".
