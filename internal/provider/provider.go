@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
@@ -102,6 +104,11 @@ type providerData struct {
 	// images remembers the images planned in this operation, by manifest
 	// digest: apply pushes what its final plan assembled.
 	images sync.Map
+	// layers remembers the layers described in this operation, by spec;
+	// layerCache those described on this machine before (beside the stat
+	// cache; nil without one).
+	layers     sync.Map
+	layerCache *image.LayerCache
 
 	// hooks are the provider's (see hooks).
 	hooks hooks
@@ -112,7 +119,11 @@ type providerData struct {
 // the others.
 func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
 	refs := archive.NewRefs(st)
-	return &providerData{
+	var layerCache *image.LayerCache
+	if cache != nil {
+		layerCache = image.NewLayerCache(filepath.Join(filepath.Dir(cache.Dir()), "layers-v1"))
+	}
+	return &providerData{layerCache: layerCache,
 		store: st, buildCache: CacheReadWrite, cache: cache, refs: refs,
 		sources: artifact.New(st, statcache.NewMemo(cache), refs), registries: &registries{},
 	}
@@ -335,11 +346,11 @@ func configureData(v any, diags *diag.Diagnostics) *providerData {
 }
 
 func (p *ImmutableProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewArtifactResource, NewBuildResource, NewChannelResource, NewExportResource, NewReleaseResource, NewYankResource}
+	return []func() resource.Resource{NewArtifactResource, NewBuildResource, NewChannelResource, NewExportResource, NewImageResource, NewImageIndexResource, NewReleaseResource, NewYankResource}
 }
 
 func (p *ImmutableProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{NewArtifactDataSource, NewChannelDataSource, NewReleaseDataSource, NewReleaseDiffDataSource, NewReleasesDataSource}
+	return []func() datasource.DataSource{NewArtifactDataSource, NewChannelDataSource, NewImageDataSource, NewReleaseDataSource, NewReleaseDiffDataSource, NewReleasesDataSource}
 }
 
 func (p *ImmutableProvider) Functions(context.Context) []func() function.Function {

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
 // CheckAddress reports whether addr is a registry address as image
@@ -20,6 +22,59 @@ func CheckAddress(addr string) error {
 	}
 	if _, err := name.NewRegistry(addr, name.StrictValidation); err != nil {
 		return fmt.Errorf("%q is not a registry host: %v", addr, err)
+	}
+	return nil
+}
+
+// CheckRepository reports whether repo names a repository to push to:
+// "registry/repository", without a tag or a digest.
+func CheckRepository(repo string) error {
+	if strings.Contains(repo, "@") {
+		return fmt.Errorf("%q has a digest: give the repository only, as in ghcr.io/acme/api", repo)
+	}
+	r, err := name.NewRepository(repo, name.StrictValidation)
+	if err != nil {
+		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+			return fmt.Errorf("%q has a tag: give the repository only, as in ghcr.io/acme/api, and the tags in `tags`", repo)
+		}
+		return fmt.Errorf("%q is not a repository: %v. Write it as registry/repository, as in ghcr.io/acme/api or 127.0.0.1:5000/api", repo, err)
+	}
+	if !strings.HasPrefix(repo, r.RegistryStr()+"/") {
+		return fmt.Errorf("%q names no registry: write it with the registry's host first, as in ghcr.io/acme/api or docker.io/library/%s", repo, repo)
+	}
+	return nil
+}
+
+// CheckDigestRef reports whether ref is "registry/repository@sha256:…".
+func CheckDigestRef(ref string) error {
+	_, _, err := SplitDigestRef(ref)
+	return err
+}
+
+// SplitDigestRef splits "registry/repository@sha256:…" into the
+// repository and the digest.
+func SplitDigestRef(ref string) (string, digest.Sum, error) {
+	repo, d, ok := strings.Cut(ref, "@")
+	if !ok {
+		return "", digest.Sum{}, fmt.Errorf("%q is not pinned by digest: it must read registry/repository@sha256:<64 hex>", ref)
+	}
+	if strings.LastIndex(repo, ":") > strings.LastIndex(repo, "/") {
+		return "", digest.Sum{}, fmt.Errorf("%q has both a tag and a digest: keep the digest only (registry/repository@sha256:…)", ref)
+	}
+	if err := CheckRepository(repo); err != nil {
+		return "", digest.Sum{}, err
+	}
+	sum, err := digest.Parse(d)
+	if err != nil {
+		return "", digest.Sum{}, err
+	}
+	return repo, sum, nil
+}
+
+// CheckTag reports whether t can be a tag.
+func CheckTag(t string) error {
+	if _, err := name.NewTag("example.com/r:"+t, name.StrictValidation); err != nil || t == "" || strings.ContainsAny(t, ":/@") {
+		return fmt.Errorf("%q is not a tag: a tag is 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", t)
 	}
 	return nil
 }

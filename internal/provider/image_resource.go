@@ -1,0 +1,819 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
+)
+
+var (
+	_ resource.Resource                = (*ImageResource)(nil)
+	_ resource.ResourceWithConfigure   = (*ImageResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*ImageResource)(nil)
+	_ resource.ResourceWithImportState = (*ImageResource)(nil)
+)
+
+// ImageResource is immutable_image.
+type ImageResource struct {
+	data *providerData
+}
+
+// NewImageResource returns the resource.
+func NewImageResource() resource.Resource { return &ImageResource{} }
+
+// defaultCreated is the creation time of an image that sets none.
+const defaultCreated = "1970-01-01T00:00:00Z"
+
+// defaultPlatform is the platform of an image from scratch that sets none.
+const defaultPlatform = "linux/amd64"
+
+type imageModel struct {
+	ID          types.String `tfsdk:"id"`
+	Repository  types.String `tfsdk:"repository"`
+	Base        types.String `tfsdk:"base"`
+	Platform    types.String `tfsdk:"platform"`
+	Created     types.String `tfsdk:"created"`
+	Compression types.String `tfsdk:"compression"`
+	Layers      types.List   `tfsdk:"layers"`
+	Config      types.Object `tfsdk:"config"`
+	Tags        types.Set    `tfsdk:"tags"`
+
+	Digest       types.String `tfsdk:"digest"`
+	Ref          types.String `tfsdk:"ref"`
+	ConfigDigest types.String `tfsdk:"config_digest"`
+	MediaType    types.String `tfsdk:"media_type"`
+	Size         types.Int64  `tfsdk:"size"`
+	Descriptors  types.List   `tfsdk:"layer_descriptors"`
+}
+
+type imageLayerModel struct {
+	Digest   types.String `tfsdk:"digest"`
+	Path     types.String `tfsdk:"path"`
+	UID      types.Int64  `tfsdk:"uid"`
+	GID      types.Int64  `tfsdk:"gid"`
+	FileMode types.String `tfsdk:"file_mode"`
+	DirMode  types.String `tfsdk:"dir_mode"`
+}
+
+type imageConfigModel struct {
+	Entrypoint   types.List   `tfsdk:"entrypoint"`
+	Cmd          types.List   `tfsdk:"cmd"`
+	Env          types.Map    `tfsdk:"env"`
+	WorkingDir   types.String `tfsdk:"working_dir"`
+	User         types.String `tfsdk:"user"`
+	ExposedPorts types.Set    `tfsdk:"exposed_ports"`
+	Labels       types.Map    `tfsdk:"labels"`
+}
+
+var imageLayerAttrTypes = map[string]attr.Type{
+	"digest": types.StringType, "path": types.StringType, "uid": types.Int64Type, "gid": types.Int64Type,
+	"file_mode": types.StringType, "dir_mode": types.StringType,
+}
+
+var imageConfigAttrTypes = map[string]attr.Type{
+	"entrypoint": types.ListType{ElemType: types.StringType}, "cmd": types.ListType{ElemType: types.StringType},
+	"env": types.MapType{ElemType: types.StringType}, "working_dir": types.StringType, "user": types.StringType,
+	"exposed_ports": types.SetType{ElemType: types.StringType}, "labels": types.MapType{ElemType: types.StringType},
+}
+
+var descriptorAttrTypes = map[string]attr.Type{
+	"digest": types.StringType, "diff_id": types.StringType, "size": types.Int64Type, "media_type": types.StringType,
+}
+
+var descriptorType = types.ObjectType{AttrTypes: descriptorAttrTypes}
+
+func (r *ImageResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_image"
+}
+
+func (r *ImageResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = imageSchema()
+}
+
+func imageSchema() schema.Schema {
+	mode := stringvalidator.RegexMatches(modePattern, "must be an octal permission such as \"0644\" or \"0755\"")
+	return schema.Schema{
+		MarkdownDescription: "An OCI image made of stored trees — artifacts' and builds' digests — on a base pinned by digest " +
+			"or from scratch. Every layer is a deterministic encoding of its tree (`immutable-layer-v1`, in the digest spec " +
+			"guide), so the image's `digest` is known at plan whenever its layers' trees are: a change of any file shows as a " +
+			"new digest and a replacement in the plan. Apply pushes by digest — only the blobs the registry lacks, then the " +
+			"config, then the manifest — and then points `tags` at it. Nothing is pushed at plan; nothing is ever deleted " +
+			"from the registry: destroying the resource forgets the image.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The image's `ref`.",
+				Computed:            true,
+			},
+			"repository": schema.StringAttribute{
+				MarkdownDescription: "Where the image is pushed: `registry/repository` without a tag or digest, as in " +
+					"`ghcr.io/acme/api` or `127.0.0.1:5000/api`. Changing it replaces the image (it is pushed there).",
+				Required: true,
+			},
+			"base": schema.StringAttribute{
+				MarkdownDescription: "The image to build on, pinned by digest: `registry/repository@sha256:…` — an image " +
+					"manifest, or an index of which `platform` is taken. A tag is refused: resolve it with " +
+					"`data.immutable_image` and pass its `ref`, so a base bump is a visible digest change. Omit it for an " +
+					"image from scratch. The base's manifest and config are read once per plan.",
+				Optional: true,
+			},
+			"platform": schema.StringAttribute{
+				MarkdownDescription: "`os/architecture[/variant]`, as in `linux/amd64` or `linux/arm64/v8`. Defaults to the " +
+					"base's platform, else `" + defaultPlatform + "`.",
+				Optional: true,
+				Computed: true,
+			},
+			"created": schema.StringAttribute{
+				MarkdownDescription: "The creation time recorded in the image config and history, RFC 3339 (`2026-01-01T00:00:00Z`). " +
+					"Never the clock: the same inputs give the same digest. Default `" + defaultCreated + "`.",
+				Optional: true,
+				Computed: true,
+			},
+			"compression": schema.StringAttribute{
+				MarkdownDescription: "How the layers are compressed: `gzip` (default; what every registry and runtime takes) " +
+					"or `none` (uncompressed tar: the digest equals the diff_id, reproducible by any tar writer).",
+				Optional:   true,
+				Computed:   true,
+				Validators: []validator.String{stringvalidator.OneOf(string(image.Gzip), string(image.Uncompressed))},
+			},
+			"layers": schema.ListNestedAttribute{
+				MarkdownDescription: "The image's own layers, in order, on top of the base's.",
+				Required:            true,
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"digest": schema.StringAttribute{
+							MarkdownDescription: "A stored tree or file: an `immutable_artifact`'s `digest` or an `immutable_build`'s `output_digest`.",
+							Required:            true,
+							Validators:          []validator.String{stringCheck{desc: "must be a digest", check: digestCheck}},
+						},
+						"path": schema.StringAttribute{
+							MarkdownDescription: "Where it lands in the image: the directory a tree's files go under (`/app`), " +
+								"or a file's own path (`/usr/local/bin/server`). Absolute, no `.` or `..`.",
+							Required:   true,
+							Validators: []validator.String{stringCheck{desc: "must be an absolute clean path", check: image.CheckPath}},
+						},
+						"uid": schema.Int64Attribute{
+							MarkdownDescription: "Owner of every file and directory of the layer. Default `0`.",
+							Optional:            true,
+						},
+						"gid": schema.Int64Attribute{
+							MarkdownDescription: "Group of every file and directory of the layer. Default `0`.",
+							Optional:            true,
+						},
+						"file_mode": schema.StringAttribute{
+							MarkdownDescription: "Permission of every regular file, as `\"0755\"`. By default a tree's files are " +
+								"`0644`, or `0755` when executable (the exec bit the digest records); a single file is `0644`: " +
+								"set `\"0755\"` for a program.",
+							Optional:   true,
+							Validators: []validator.String{mode},
+						},
+						"dir_mode": schema.StringAttribute{
+							MarkdownDescription: "Permission of every directory. Default `\"0755\"`.",
+							Optional:            true,
+							Validators:          []validator.String{mode},
+						},
+					},
+				},
+			},
+			"config": schema.SingleNestedAttribute{
+				MarkdownDescription: "What runs: set fields replace the base's, `env` and `labels` are merged over the base's.",
+				Optional:            true,
+				Attributes: map[string]schema.Attribute{
+					"entrypoint":    schema.ListAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "The program and its first arguments."},
+					"cmd":           schema.ListAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "Default arguments (or the command, without an entrypoint)."},
+					"env":           schema.MapAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "Environment variables, recorded sorted by name."},
+					"working_dir":   schema.StringAttribute{Optional: true, MarkdownDescription: "The working directory."},
+					"user":          schema.StringAttribute{Optional: true, MarkdownDescription: "`uid[:gid]` or a user name of the image."},
+					"exposed_ports": schema.SetAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "`port/tcp` or `port/udp`."},
+					"labels":        schema.MapAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "Labels of the image config."},
+				},
+			},
+			"tags": schema.SetAttribute{
+				MarkdownDescription: "Tags of `repository` pointed at the image after it is pushed. Tags are pointers, not " +
+					"identity: changing them updates in place, and a plan that moves a tag from another image says from " +
+					"which. Registries with immutable tags (ECR `IMMUTABLE`, Harbor rules) need none: deploy by `ref`.",
+				ElementType: types.StringType,
+				Optional:    true,
+			},
+			"digest": schema.StringAttribute{
+				MarkdownDescription: "The manifest's digest, known at plan whenever the layers' trees are.",
+				Computed:            true,
+			},
+			"ref": schema.StringAttribute{
+				MarkdownDescription: "`repository@digest`: what a Kubernetes deployment, an ECS task definition or a Lambda " +
+					"function pulls. Known at plan with `digest`.",
+				Computed: true,
+			},
+			"config_digest": schema.StringAttribute{
+				MarkdownDescription: "The image config's digest (the image ID `docker images --digests` shows).",
+				Computed:            true,
+			},
+			"media_type": schema.StringAttribute{
+				MarkdownDescription: "The manifest's media type: OCI's, or Docker's when the base has a Docker manifest.",
+				Computed:            true,
+			},
+			"size": schema.Int64Attribute{
+				MarkdownDescription: "Bytes of the manifest, the config and every layer (compressed), the base's included.",
+				Computed:            true,
+			},
+			"layer_descriptors": schema.ListNestedAttribute{
+				MarkdownDescription: "Every layer of the image, the base's first: its `digest` (of the compressed blob), " +
+					"`diff_id` (of the tar), `size` and `media_type`.",
+				Computed: true,
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"digest":     schema.StringAttribute{Computed: true, MarkdownDescription: "Digest of the layer blob."},
+					"diff_id":    schema.StringAttribute{Computed: true, MarkdownDescription: "Digest of the uncompressed tar."},
+					"size":       schema.Int64Attribute{Computed: true, MarkdownDescription: "Size of the layer blob."},
+					"media_type": schema.StringAttribute{Computed: true, MarkdownDescription: "Media type of the layer blob."},
+				}},
+			},
+		},
+	}
+}
+
+func (r *ImageResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+// imageInputs is an image's configuration, parsed.
+type imageInputs struct {
+	repository string
+	baseRef    string // "" from scratch
+	platform   *image.Platform
+	created    time.Time
+	req        image.Request
+	tags       []string
+}
+
+// readInputs parses m's inputs; known is false when one is unknown.
+func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool, diags diag.Diagnostics) {
+	for _, v := range []attr.Value{m.Repository, m.Base, m.Platform, m.Created, m.Compression, m.Layers, m.Config, m.Tags} {
+		if v.IsUnknown() {
+			return in, false, diags
+		}
+	}
+	in.repository = m.Repository.ValueString()
+	if err := registry.CheckRepository(in.repository); err != nil {
+		diags.AddAttributeError(path.Root("repository"), "Invalid repository", err.Error())
+		return in, true, diags
+	}
+	if !m.Base.IsNull() {
+		in.baseRef = m.Base.ValueString()
+		if err := registry.CheckDigestRef(in.baseRef); err != nil {
+			diags.AddAttributeError(path.Root("base"), "Base must be pinned by digest",
+				err.Error()+". Resolve a tag with data.immutable_image and pass its `ref` (for example "+
+					"`base = data.immutable_image.distroless.ref`), so a base bump shows in the plan as a new digest.")
+			return in, true, diags
+		}
+	}
+	if !m.Platform.IsNull() {
+		p, err := image.ParsePlatform(m.Platform.ValueString())
+		if err != nil {
+			diags.AddAttributeError(path.Root("platform"), "Invalid platform", err.Error())
+			return in, true, diags
+		}
+		in.platform = &p
+	}
+	created := defaultCreated
+	if !m.Created.IsNull() {
+		created = m.Created.ValueString()
+	}
+	t, err := time.Parse(time.RFC3339, created)
+	if err != nil {
+		diags.AddAttributeError(path.Root("created"), "Invalid creation time",
+			fmt.Sprintf("%q is not an RFC 3339 time such as %q: %v.", created, defaultCreated, err))
+		return in, true, diags
+	}
+	in.created = t.UTC()
+	compression := image.Gzip
+	if !m.Compression.IsNull() {
+		compression = image.Compression(m.Compression.ValueString())
+	}
+	var layers []imageLayerModel
+	if diags.Append(m.Layers.ElementsAs(ctx, &layers, false)...); diags.HasError() {
+		return in, true, diags
+	}
+	if len(layers) == 0 {
+		diags.AddAttributeError(path.Root("layers"), "No layers", "An image needs at least one layer: give a stored tree or file and its path.")
+		return in, true, diags
+	}
+	for i, l := range layers {
+		at := path.Root("layers").AtListIndex(i)
+		for _, v := range []attr.Value{l.Digest, l.Path, l.UID, l.GID, l.FileMode, l.DirMode} {
+			if v.IsUnknown() {
+				return in, false, diags
+			}
+		}
+		sum, err := digest.Parse(l.Digest.ValueString())
+		if err != nil {
+			diags.AddAttributeError(at.AtName("digest"), "Invalid digest", err.Error())
+			return in, true, diags
+		}
+		if err := image.CheckPath(l.Path.ValueString()); err != nil {
+			diags.AddAttributeError(at.AtName("path"), "Invalid layer path", err.Error())
+			return in, true, diags
+		}
+		spec := image.LayerSpec{Tree: sum, Path: l.Path.ValueString(), UID: int(l.UID.ValueInt64()), GID: int(l.GID.ValueInt64()), Compression: compression}
+		for name, id := range map[string]types.Int64{"uid": l.UID, "gid": l.GID} {
+			if v := id.ValueInt64(); v < 0 || v > 1<<31-1 {
+				diags.AddAttributeError(at.AtName(name), "Invalid owner", fmt.Sprintf("%d is not a uid or gid: use 0 to 2147483647.", v))
+				return in, true, diags
+			}
+		}
+		if !l.FileMode.IsNull() {
+			v, _ := strconv.ParseUint(l.FileMode.ValueString(), 8, 32)
+			spec.FileMode = fsMode(v)
+		}
+		if !l.DirMode.IsNull() {
+			v, _ := strconv.ParseUint(l.DirMode.ValueString(), 8, 32)
+			spec.DirMode = fsMode(v)
+		}
+		in.req.Layers = append(in.req.Layers, spec)
+	}
+	if !m.Config.IsNull() {
+		var c imageConfigModel
+		if diags.Append(m.Config.As(ctx, &c, objectAsOptions)...); diags.HasError() {
+			return in, true, diags
+		}
+		for _, v := range []attr.Value{c.Entrypoint, c.Cmd, c.Env, c.WorkingDir, c.User, c.ExposedPorts, c.Labels} {
+			if v.IsUnknown() {
+				return in, false, diags
+			}
+		}
+		cfg := &in.req.Config
+		diags.Append(c.Entrypoint.ElementsAs(ctx, &cfg.Entrypoint, false)...)
+		diags.Append(c.Cmd.ElementsAs(ctx, &cfg.Cmd, false)...)
+		diags.Append(c.ExposedPorts.ElementsAs(ctx, &cfg.ExposedPorts, false)...)
+		var env, labels map[string]string
+		diags.Append(c.Env.ElementsAs(ctx, &env, false)...)
+		diags.Append(c.Labels.ElementsAs(ctx, &labels, false)...)
+		if diags.HasError() {
+			return in, true, diags
+		}
+		names := make([]string, 0, len(env))
+		for k := range env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				diags.AddAttributeError(path.Root("config").AtName("env"), "Invalid environment variable name",
+					fmt.Sprintf("%q cannot be a variable name: names are not empty and hold no '=' or NUL.", k))
+				return in, true, diags
+			}
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			cfg.Env = append(cfg.Env, k+"="+env[k])
+		}
+		sort.Strings(cfg.ExposedPorts)
+		for _, p := range cfg.ExposedPorts {
+			if err := checkPort(p); err != nil {
+				diags.AddAttributeError(path.Root("config").AtName("exposed_ports"), "Invalid port", err.Error())
+				return in, true, diags
+			}
+		}
+		cfg.WorkingDir, cfg.User, cfg.Labels = c.WorkingDir.ValueString(), c.User.ValueString(), labels
+	}
+	if diags.Append(m.Tags.ElementsAs(ctx, &in.tags, false)...); diags.HasError() {
+		return in, true, diags
+	}
+	sort.Strings(in.tags)
+	for _, t := range in.tags {
+		if err := registry.CheckTag(t); err != nil {
+			diags.AddAttributeError(path.Root("tags"), "Invalid tag", err.Error())
+			return in, true, diags
+		}
+	}
+	return in, true, diags
+}
+
+// checkPort reads "8080/tcp", "53/udp" or "8080" (tcp).
+func checkPort(p string) error {
+	num, proto, found := strings.Cut(p, "/")
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > 65535 || (found && proto != "tcp" && proto != "udp" && proto != "sctp") {
+		return fmt.Errorf("%q is not a port: write it as 8080/tcp, 53/udp or 8080", p)
+	}
+	return nil
+}
+
+// plannedImage is an image planned in this operation.
+type plannedImage struct {
+	built *image.Built
+}
+
+func (r *ImageResource) client(ctx context.Context) (*registry.Client, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	c, err := r.data.registries.get(ctx)
+	if err != nil {
+		diags.AddError("Cannot set up the registry client", err.Error())
+	}
+	return c, diags
+}
+
+// source reads layers' trees: from disk for content this operation
+// hashed (an artifact not stored yet), else from the store.
+func (r *ImageResource) source() image.Source {
+	return image.MultiSource(plannedSource{r.data}, image.StoreSource(r.data.store))
+}
+
+// plan assembles the image of in, taking unchanged layers from prior.
+func (r *ImageResource) plan(ctx context.Context, in imageInputs, prior *imageModel) (*image.Built, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	req := in.req
+	req.Created = in.created
+	if in.baseRef != "" {
+		c, d := r.client(ctx)
+		if diags.Append(d...); diags.HasError() {
+			return nil, diags
+		}
+		p := image.Platform{}
+		if in.platform != nil {
+			p = *in.platform
+		}
+		base, err := c.Base(ctx, in.baseRef, p)
+		if err != nil {
+			diags.AddAttributeError(path.Root("base"), "Cannot read the base image", registryMessage(err))
+			return nil, diags
+		}
+		req.Base = base
+	}
+	switch {
+	case in.platform != nil:
+		req.Platform = *in.platform
+	case req.Base != nil:
+		req.Platform = image.Platform{} // Assemble takes the base's
+	default:
+		req.Platform, _ = image.ParsePlatform(defaultPlatform)
+	}
+	built, err := image.Plan(ctx, req, r.source(), r.knownLayers(ctx, prior))
+	if err != nil {
+		var le *image.LayerError
+		if errors.As(err, &le) {
+			at := path.Root("layers").AtListIndex(le.Index).AtName("digest")
+			if le.NotStored() {
+				diags.AddAttributeError(at, "Layer content not stored",
+					fmt.Sprintf("%s is in neither the store %s nor a source hashed in this plan. Publish it first with an "+
+						"immutable_artifact or immutable_build and pass that resource's digest, so Terraform orders them. (%v)",
+						le.Spec.Tree, r.data.store, le.Err))
+				return nil, diags
+			}
+			diags.AddAttributeError(at, "Cannot encode the layer", le.Error())
+			return nil, diags
+		}
+		diags.AddError("Cannot assemble the image", err.Error())
+		return nil, diags
+	}
+	return built, diags
+}
+
+// knownLayers finds layers of prior (the state) with an identical spec,
+// and layers this operation described already.
+func (r *ImageResource) knownLayers(ctx context.Context, prior *imageModel) image.Known {
+	byspec := map[image.LayerSpec]image.Layer{}
+	if prior != nil && !prior.Layers.IsNull() && !prior.Descriptors.IsNull() {
+		in, known, diags := readInputs(ctx, prior)
+		var descs []descriptorModel
+		if known && !diags.HasError() && !prior.Descriptors.ElementsAs(ctx, &descs, false).HasError() {
+			own := len(descs) - len(in.req.Layers)
+			for i, spec := range in.req.Layers {
+				if own < 0 {
+					break
+				}
+				if l, ok := descs[own+i].layer(spec); ok {
+					byspec[spec] = l
+				}
+			}
+		}
+	}
+	return func(spec image.LayerSpec) (image.Layer, bool) {
+		if l, ok := byspec[spec]; ok {
+			return l, true
+		}
+		if v, ok := r.data.layers.Load(spec); ok {
+			return v.(image.Layer), true
+		}
+		return r.data.layerCache.Get(spec)
+	}
+}
+
+type descriptorModel struct {
+	Digest    types.String `tfsdk:"digest"`
+	DiffID    types.String `tfsdk:"diff_id"`
+	Size      types.Int64  `tfsdk:"size"`
+	MediaType types.String `tfsdk:"media_type"`
+}
+
+func (d descriptorModel) layer(spec image.LayerSpec) (image.Layer, bool) {
+	sum, err1 := digest.Parse(d.Digest.ValueString())
+	diff, err2 := digest.Parse(d.DiffID.ValueString())
+	if err1 != nil || err2 != nil || d.Size.ValueInt64() <= 0 {
+		return image.Layer{}, false
+	}
+	return image.Layer{Descriptor: image.Descriptor{MediaType: d.MediaType.ValueString(), Digest: sum, Size: d.Size.ValueInt64()}, DiffID: diff, Spec: spec}, true
+}
+
+// setOutputs fills m's computed values from b.
+func setOutputs(m *imageModel, repository string, b *image.Built) diag.Diagnostics {
+	var diags diag.Diagnostics
+	descs := make([]attr.Value, len(b.Image.Layers))
+	for i, l := range b.Image.Layers {
+		v, d := types.ObjectValue(descriptorAttrTypes, map[string]attr.Value{
+			"digest": types.StringValue(l.Digest.String()), "diff_id": types.StringValue(b.Image.DiffIDs[i].String()),
+			"size": types.Int64Value(l.Size), "media_type": types.StringValue(l.MediaType),
+		})
+		diags.Append(d...)
+		descs[i] = v
+	}
+	list, d := types.ListValue(descriptorType, descs)
+	diags.Append(d...)
+	ref := repository + "@" + b.Image.Digest.String()
+	m.ID, m.Ref, m.Digest = types.StringValue(ref), types.StringValue(ref), types.StringValue(b.Image.Digest.String())
+	m.ConfigDigest, m.MediaType = types.StringValue(b.Image.ConfigDigest.String()), types.StringValue(b.Image.MediaType)
+	m.Size, m.Descriptors = types.Int64Value(b.Image.Size), list
+	m.Platform = types.StringValue(b.Image.Platform.String())
+	return diags
+}
+
+func setUnknownOutputs(m *imageModel) {
+	m.ID, m.Ref, m.Digest, m.ConfigDigest, m.MediaType = types.StringUnknown(), types.StringUnknown(), types.StringUnknown(), types.StringUnknown(), types.StringUnknown()
+	m.Size, m.Descriptors = types.Int64Unknown(), types.ListUnknown(descriptorType)
+	if m.Platform.IsNull() {
+		m.Platform = types.StringUnknown()
+	}
+}
+
+// sameInputs reports whether a and b build the same image (tags aside).
+func sameInputs(a, b *imageModel) bool {
+	return a.Repository.Equal(b.Repository) && a.Base.Equal(b.Base) && a.Created.Equal(b.Created) &&
+		a.Compression.Equal(b.Compression) && a.Layers.Equal(b.Layers) && a.Config.Equal(b.Config) &&
+		(a.Platform.Equal(b.Platform) || a.Platform.IsUnknown() || a.Platform.IsNull())
+}
+
+func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || r.data == nil {
+		return
+	}
+	var plan, config imageModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	var prior *imageModel
+	if !req.State.Raw.IsNull() {
+		prior = &imageModel{}
+		if resp.Diagnostics.Append(req.State.Get(ctx, prior)...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	if config.Created.IsNull() {
+		plan.Created = types.StringValue(defaultCreated)
+	}
+	if config.Compression.IsNull() {
+		plan.Compression = types.StringValue(string(image.Gzip))
+	}
+	if config.Platform.IsNull() {
+		plan.Platform = types.StringUnknown()
+		if prior != nil {
+			plan.Platform = prior.Platform
+		}
+	}
+	in, known, diags := readInputs(ctx, &plan)
+	if config.Platform.IsNull() {
+		in.platform = nil
+	}
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
+	switch {
+	case !known:
+		setUnknownOutputs(&plan)
+	case prior != nil && !prior.Digest.IsNull() && sameInputs(&plan, prior) && !prior.Layers.IsNull():
+		// Unchanged: the state's outputs stand, with no request and no encoding.
+		plan.ID, plan.Ref, plan.Digest, plan.ConfigDigest, plan.MediaType = prior.ID, prior.Ref, prior.Digest, prior.ConfigDigest, prior.MediaType
+		plan.Size, plan.Descriptors, plan.Platform = prior.Size, prior.Descriptors, prior.Platform
+	default:
+		built, d := r.plan(ctx, in, prior)
+		if resp.Diagnostics.Append(d...); resp.Diagnostics.HasError() {
+			return
+		}
+		if resp.Diagnostics.Append(setOutputs(&plan, in.repository, built)...); resp.Diagnostics.HasError() {
+			return
+		}
+		r.data.images.Store(built.Image.Digest, &plannedImage{built: built})
+		for _, l := range built.Layers {
+			r.data.layers.Store(l.Spec, l)
+			r.data.layerCache.Put(l)
+		}
+	}
+	if prior != nil {
+		if !plan.Digest.Equal(prior.Digest) {
+			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("digest"))
+		}
+		if !plan.Repository.Equal(prior.Repository) {
+			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("repository"))
+		}
+	}
+	if known && len(in.tags) > 0 {
+		resp.Diagnostics.Append(r.warnMovedTags(ctx, in, &plan, prior)...)
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// warnMovedTags says, for each tag this plan starts pointing at the
+// image, which image the registry has it point at now (one request per
+// such tag; tags the state already points here cost none).
+func (r *ImageResource) warnMovedTags(ctx context.Context, in imageInputs, plan, prior *imageModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if plan.Digest.IsUnknown() {
+		return diags
+	}
+	had := map[string]bool{}
+	if prior != nil && prior.Digest.Equal(plan.Digest) && prior.Repository.Equal(plan.Repository) {
+		var tags []string
+		prior.Tags.ElementsAs(ctx, &tags, false)
+		for _, t := range tags {
+			had[t] = true
+		}
+	}
+	var moved []string
+	for _, t := range in.tags {
+		if had[t] {
+			continue
+		}
+		c, d := r.client(ctx)
+		if diags.Append(d...); diags.HasError() {
+			return diags
+		}
+		now, ok, err := c.TagTarget(ctx, in.repository, t)
+		if err != nil {
+			diags.AddAttributeWarning(path.Root("tags"), "Cannot read a tag", registryMessage(err)+" The plan cannot say where the tag points now.")
+			continue
+		}
+		if ok && now.String() != plan.Digest.ValueString() {
+			moved = append(moved, fmt.Sprintf("%s:%s: %s -> %s", in.repository, t, now, plan.Digest.ValueString()))
+		}
+	}
+	if len(moved) > 0 {
+		diags.AddAttributeWarning(path.Root("tags"), "Apply moves tags",
+			"These tags point at another image now; apply points them at this one:\n  "+strings.Join(moved, "\n  ")+
+				"\nTags are pointers: whatever pulls by tag follows. Deploy by `ref` to pin.")
+	}
+	return diags
+}
+
+// built returns the image planned for m in this operation, assembling it
+// again if this process did not plan it.
+func (r *ImageResource) built(ctx context.Context, m *imageModel) (*image.Built, diag.Diagnostics) {
+	if sum, err := digest.Parse(m.Digest.ValueString()); err == nil {
+		if v, ok := r.data.images.Load(sum); ok {
+			return v.(*plannedImage).built, nil
+		}
+	}
+	in, known, diags := readInputs(ctx, m)
+	if diags.HasError() {
+		return nil, diags
+	}
+	if !known {
+		diags.AddError("Image inputs unknown at apply", "An input of the image is still unknown at apply. This is a bug in the provider.")
+		return nil, diags
+	}
+	built, d := r.plan(ctx, in, nil)
+	diags.Append(d...)
+	return built, diags
+}
+
+// push pushes the image of m and points its tags at it.
+func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool) diag.Diagnostics {
+	built, diags := r.built(ctx, m)
+	if diags.HasError() {
+		return diags
+	}
+	if !m.Digest.IsUnknown() && m.Digest.ValueString() != built.Image.Digest.String() {
+		diags.AddAttributeError(path.Root("digest"), "Image changed since plan",
+			fmt.Sprintf("The plan was made for %s, but the inputs now give %s: a layer's content changed between plan and "+
+				"apply. Nothing was pushed. Run plan again and review the new digest.", m.Digest.ValueString(), built.Image.Digest))
+		return diags
+	}
+	repo := m.Repository.ValueString()
+	c, d := r.client(ctx)
+	if diags.Append(d...); diags.HasError() {
+		return diags
+	}
+	if pushImage {
+		stats, err := c.Push(ctx, repo, built.Image, built.Base, built.Opener(r.source()))
+		if err != nil {
+			diags.AddError("Cannot push the image", registryMessage(err)+" Nothing was recorded in state: the next apply pushes what is missing.")
+			return diags
+		}
+		tflog.Info(ctx, "image pushed", map[string]any{"ref": repo + "@" + built.Image.Digest.String(),
+			"uploaded": stats.Uploaded, "mounted": stats.Mounted, "existing": stats.Existing})
+	}
+	var tags []string
+	diags.Append(m.Tags.ElementsAs(ctx, &tags, false)...)
+	sort.Strings(tags)
+	for _, t := range tags {
+		if err := c.Tag(ctx, repo, t, image.Descriptor{MediaType: built.Image.MediaType, Digest: built.Image.Digest, Size: int64(len(built.Image.Manifest))}, built.Image.Manifest); err != nil {
+			diags.AddAttributeError(path.Root("tags"), "Cannot tag the image",
+				registryMessage(err)+fmt.Sprintf(" The image itself was pushed: %s@%s.", repo, built.Image.Digest))
+			return diags
+		}
+	}
+	diags.Append(setOutputs(m, repo, built)...)
+	return diags
+}
+
+func (r *ImageResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var m imageModel
+	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
+		return
+	}
+	if resp.Diagnostics.Append(r.push(ctx, &m, true)...); resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *ImageResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var m imageModel
+	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
+		return
+	}
+	// Same digest (a change of it replaces): the image is there; an
+	// import's first apply pushes it in case it is not.
+	var prior imageModel
+	if resp.Diagnostics.Append(req.State.Get(ctx, &prior)...); resp.Diagnostics.HasError() {
+		return
+	}
+	if resp.Diagnostics.Append(r.push(ctx, &m, prior.Layers.IsNull())...); resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// Read keeps the state: the image is identified by its digest, which
+// does not change; the registry is not asked (a plan of an unchanged
+// image costs no request).
+func (r *ImageResource) Read(context.Context, resource.ReadRequest, *resource.ReadResponse) {}
+
+// Delete forgets the image. Nothing is deleted from the registry: a
+// published digest may be deployed anywhere.
+func (r *ImageResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {}
+
+func (r *ImageResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	repo, sum, err := registry.SplitDigestRef(req.ID)
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("%v. Import an image by its reference: terraform import immutable_image.NAME registry/repository@sha256:<64 hex>.", err))
+		return
+	}
+	ref := repo + "@" + sum.String()
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), ref)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("ref"), ref)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("repository"), repo)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("digest"), sum.String())...)
+}
+
+// plannedSource reads content this operation hashed from disk.
+type plannedSource struct{ d *providerData }
+
+func (p plannedSource) Listing(ctx context.Context, sum digest.Sum) (*digest.Listing, bool, error) {
+	return p.d.sources.PlannedListing(ctx, sum)
+}
+
+func (p plannedSource) Open(ctx context.Context, sum digest.Sum) (io.ReadCloser, error) {
+	return p.d.sources.OpenPlanned(ctx, sum)
+}
+
+// registryMessage is a registry error's text (package registry's errors
+// say what to do; anything else is shown as it is).
+func registryMessage(err error) string {
+	return strings.TrimSuffix(err.Error(), ".") + "."
+}
+
+// modePattern is an octal permission: "0644", "755".
+var modePattern = regexp.MustCompile(`^0?[0-7]{3}$`)
+
+func fsMode(v uint64) fs.FileMode { return fs.FileMode(v) & fs.ModePerm }
+
+var objectAsOptions = basetypes.ObjectAsOptions{}
