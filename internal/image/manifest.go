@@ -250,6 +250,10 @@ func readBase(base *Base, p Platform) (*baseImage, error) {
 	if err := json.Unmarshal(base.Manifest, &m); err != nil {
 		return nil, fail("its manifest is not valid JSON: %v", err)
 	}
+	isIndex := func(t string) bool { return t == MediaTypeIndex || t == MediaTypeDockerManifestList }
+	if isIndex(m.MediaType) || isIndex(base.MediaType) || len(m.Manifests) > 0 {
+		return nil, fail("it is an index of several platforms: pick the manifest of platform %s first", p)
+	}
 	mt := m.MediaType
 	switch {
 	case mt == "":
@@ -263,12 +267,7 @@ func readBase(base *Base, p Platform) (*baseImage, error) {
 		b.configType = MediaTypeConfig
 	case MediaTypeDockerManifest:
 		b.configType = MediaTypeDockerConfig
-	case MediaTypeIndex, MediaTypeDockerManifestList:
-		return nil, fail("it is an index of several platforms: pick the manifest of platform %s first", p)
 	default:
-		if len(m.Manifests) > 0 {
-			return nil, fail("it is an index of several platforms: pick the manifest of platform %s first", p)
-		}
 		return nil, fail("media type %q is not an OCI image manifest nor a Docker schema 2 manifest", mt)
 	}
 	if m.SchemaVersion != 2 || m.Config == nil {
