@@ -130,6 +130,14 @@ func TestGoldenLayer(t *testing.T) {
 	if want := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff}; !bytes.Equal(blob[:10], want) {
 		t.Errorf("gzip header % x, want % x", blob[:10], want)
 	}
+	// The digest spec guide's example, at /srv/www owned by root.
+	ex := newMemSource()
+	exTree := ex.tree(ex.file("index.html", digest.KindFile, "<h1>hi</h1>\n"), ex.file("bin/run.sh", digest.KindExec, "#!/bin/sh\necho run\n"), ex.file("current", digest.KindSymlink, "index.html"))
+	g, _ := writeLayer(t, ex, LayerSpec{Tree: exTree, Path: "/srv/www", Compression: Gzip})
+	if g.DiffID.String() != "sha256:70b7e729d28215289faa3a02a945e972559dd114bccf131551140f92681c676e" ||
+		g.Digest.String() != "sha256:8a030d8fe804e732b0b58cb7aad2b57caa285b2c663315c34db6ca24c8ca1505" || g.Size != 267 {
+		t.Errorf("the guide's example: diff_id %s, digest %s, size %d; update the guide only with a new encoding", g.DiffID, g.Digest, g.Size)
+	}
 	spec.Compression = Uncompressed
 	u, tb := writeLayer(t, m, spec)
 	if u.DiffID != l.DiffID || u.Digest != u.DiffID || u.Size != int64(len(tb)) || u.MediaType != MediaTypeLayer {
