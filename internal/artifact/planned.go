@@ -60,7 +60,9 @@ func (e *NotPlannedError) Error() string {
 
 // Is makes a NotPlannedError a store.ErrNotFound (and an fs.ErrNotExist):
 // a reader of several sources moves on to the next.
-func (e *NotPlannedError) Is(target error) bool { return target == store.ErrNotFound || target == fs.ErrNotExist }
+func (e *NotPlannedError) Is(target error) bool {
+	return target == store.ErrNotFound || target == fs.ErrNotExist
+}
 
 // PlannedListing returns the listing of the tree sum hashed from a source
 // in this operation, or for a file source (isFile) a one-entry listing of

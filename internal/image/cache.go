@@ -90,10 +90,10 @@ func (c *LayerCache) Put(l Layer) {
 	}
 	_, werr := f.Write(b)
 	if cerr := f.Close(); werr != nil || cerr != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name()) // best effort: an entry not written is a cache miss
 		return
 	}
 	if os.Rename(f.Name(), name) != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name()) // best effort: an entry not written is a cache miss
 	}
 }

@@ -102,4 +102,3 @@ func (b *Built) Opener(src Source) func(ctx context.Context, i int) (io.ReadClos
 		return pr, nil
 	}
 }
-
