@@ -195,7 +195,9 @@ http:
 
 // Count starts a counting proxy in front of r for the test, serving HTTPS
 // with r's certificate when r does; its Host replaces r's in references.
-func (r *Registry) Count(t testing.TB) *Counter { return startProxy(t, r.Endpoint, r.tlsConfig, 0, nil) }
+func (r *Registry) Count(t testing.TB) *Counter {
+	return startProxy(t, r.Endpoint, r.tlsConfig, 0, nil)
+}
 
 // Faulty starts a counting proxy in front of r for the test that does to
 // each request what faults decides.
