@@ -3,6 +3,7 @@ package testserver
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,8 +20,9 @@ import (
 	"time"
 )
 
-// Counter is an HTTP proxy in front of an S3 server that counts the
-// requests passing through it, by method and object key: request counts
+// Counter is an HTTP proxy in front of an S3 server or a registry that
+// counts the requests passing through it, by method and path (an object
+// key, a registry's /v2/<repository>/blobs/uploads/): request counts
 // are facts a test asserts ("a rollback downloads only the changed
 // file"), so a regression that adds a request per file fails a test.
 //
@@ -66,7 +68,7 @@ func (c *Counter) SetFaults(f FaultFunc) {
 // Call is one request seen by a Counter.
 type Call struct {
 	Method string
-	Path   string // the URL path, /bucket/key with path-style addressing
+	Path   string // the URL path: /bucket/key with path-style addressing, /v2/… at a registry
 	Query  string
 	// Fault is what the proxy did to it; Status is the answer the client
 	// got, 0 when it got none (LoseAnswer) or none yet.
@@ -180,13 +182,25 @@ func (s *S3) Faulty(t testing.TB, faults FaultFunc) *Counter { return s.proxy(t,
 
 func (s *S3) proxy(t testing.TB, delay time.Duration, faults FaultFunc) *Counter {
 	t.Helper()
-	target, err := url.Parse(s.Endpoint)
+	return startProxy(t, s.Endpoint, nil, delay, faults)
+}
+
+// startProxy starts a counting proxy in front of endpoint for the test.
+// With serverTLS it serves HTTPS with that config and reaches endpoint
+// trusting serverTLS.RootCAs (the test CA); else it serves plain HTTP.
+func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time.Duration, faults FaultFunc) *Counter {
+	t.Helper()
+	target, err := url.Parse(endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &Counter{seen: map[string]int{}, faults: faults}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}
+	upstream := &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}
+	if serverTLS != nil {
+		upstream.TLSClientConfig = &tls.Config{RootCAs: serverTLS.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	proxy.Transport = upstream
 	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		// A client that gave up (a cancelled publish) is no news.
 		if !errors.Is(err, context.Canceled) {
@@ -264,10 +278,21 @@ func (s *S3) proxy(t testing.TB, delay time.Duration, faults FaultFunc) *Counter
 			c.open--
 		}
 	}
-	srv.Start()
+	if serverTLS != nil {
+		srv.TLS = serverTLS
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	c.Endpoint = srv.URL
 	return c
+}
+
+// Host is the proxy's host:port, as a registry reference spells it.
+func (c *Counter) Host() string {
+	_, host, _ := strings.Cut(c.Endpoint, "://")
+	return host
 }
 
 // Reset forgets the requests counted so far, the most seen in flight,
