@@ -598,10 +598,9 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 			plan.Platform = prior.Platform
 		}
 	}
-	in, known, diags := readInputs(ctx, &plan)
-	if config.Platform.IsNull() {
-		in.platform = nil
-	}
+	inputs := plan
+	inputs.Platform = config.Platform // computed from the base when not set
+	in, known, diags := readInputs(ctx, &inputs)
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}

@@ -1,0 +1,167 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
+)
+
+// imageConfig is an artifact of the env's source dir put in an image of
+// repo, pushed through the counting proxy at host.
+func imageConfig(e *env, host, extra string) string {
+	return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "%s/web"
+  layers = [{
+    digest = immutable_artifact.site.digest
+    path   = "/srv/www"
+  }]
+  config = {
+    entrypoint = ["/bin/server"]
+    env        = { PORT = "8080" }
+  }
+  %s
+}
+`, e.dir, host, extra)
+}
+
+// crane runs the crane CLI against the test registry.
+func crane(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(testserver.CranePath(t), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("crane %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestAccImage: the digest is known at plan and is what the registry
+// serves (crane, an independent client, says so and validates the
+// image); an unchanged image plans with no registry request; one changed
+// file replaces the image and uploads one layer blob; tags move in place.
+func TestAccImage(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	proxy := reg.Count(t)
+	host := proxy.Host()
+	e.write(map[string]string{"index.html": "<h1>v1</h1>", "css/site.css": "body{}"})
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: imageConfig(e, host, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:[0-9a-f]{64}$`))),
+					plancheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("ref"), knownvalue.StringRegexp(regexp.MustCompile(`^`+regexp.QuoteMeta(host)+`/web@sha256:`))),
+					capturePlanned("immutable_image.web", "digest", &planned),
+				}},
+				Check: func(s *terraformState) error {
+					got := crane(t, "digest", host+"/web@"+planned)
+					if got != planned {
+						return fmt.Errorf("registry serves %s, plan said %s", got, planned)
+					}
+					crane(t, "validate", "--remote", host+"/web@"+planned)
+					cfg := crane(t, "config", host+"/web@"+planned)
+					if !strings.Contains(cfg, `"Entrypoint":["/bin/server"]`) || !strings.Contains(cfg, `"PORT=8080"`) {
+						return fmt.Errorf("config %s lacks the entrypoint or env", cfg)
+					}
+					proxy.Reset()
+					return nil
+				},
+			},
+			{
+				// Unchanged: an empty plan, and not one request to the registry.
+				Config: imageConfig(e, host, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+					noCalls(proxy),
+				}},
+			},
+			{
+				PreConfig: func() {
+					e.write(map[string]string{"index.html": "<h1>v2</h1>"})
+					proxy.Reset()
+				},
+				Config: imageConfig(e, host, `tags = ["latest"]`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionReplace),
+					plancheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:`))),
+				}},
+				Check: func(*terraformState) error {
+					// One layer blob, the config blob, the manifest, the tag.
+					if n := len(proxy.Calls("PUT", "/blobs/uploads/")); n != 2 {
+						return fmt.Errorf("%d blob uploads completed, want 2 (the changed layer and the config): %v", n, proxy.Calls("", ""))
+					}
+					return nil
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("tags"), knownvalue.SetExact([]knownvalue.Check{knownvalue.StringExact("latest")})),
+				},
+			},
+			{
+				// Tags alone: an in-place update, the image untouched.
+				Config: imageConfig(e, host, `tags = ["latest", "stable"]`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionUpdate),
+				}},
+				Check: func(s *terraformState) error {
+					want := s.RootModule().Resources["immutable_image.web"].Primary.Attributes["digest"]
+					if got := crane(t, "digest", host+"/web:stable"); got != want {
+						return fmt.Errorf("stable points at %s, want %s", got, want)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
+
+// planCheck is a plan check written as a function.
+type planCheck func(context.Context, plancheck.CheckPlanRequest, *plancheck.CheckPlanResponse)
+
+func (f planCheck) CheckPlan(ctx context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	f(ctx, req, resp)
+}
+
+// capturePlanned stores the planned value of attr of addr in *into.
+func capturePlanned(addr, attr string, into *string) plancheck.PlanCheck {
+	return planCheck(func(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+		for _, rc := range req.Plan.ResourceChanges {
+			if rc.Address != addr {
+				continue
+			}
+			after, _ := rc.Change.After.(map[string]any)
+			if v, ok := after[attr].(string); ok {
+				*into = v
+				return
+			}
+		}
+		resp.Error = fmt.Errorf("%s.%s is not known in the plan", addr, attr)
+	})
+}
+
+// noCalls fails when the registry behind proxy was asked anything since
+// its last Reset.
+func noCalls(proxy *testserver.Counter) plancheck.PlanCheck {
+	return planCheck(func(_ context.Context, _ plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+		if calls := proxy.Calls("", ""); len(calls) > 0 {
+			resp.Error = fmt.Errorf("the plan made %d registry requests, want none: %v", len(calls), calls)
+		}
+	})
+}
