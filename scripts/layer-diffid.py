@@ -34,8 +34,8 @@ def main():
             if d in done:
                 continue
             done.add(d)
-            owned = len(d) >= owned_from
-            out.update(header(d + "/", tarfile.DIRTYPE, 0o755, uid if owned else 0, gid if owned else 0))
+            if len(d) >= owned_from:  # none above the layer's path
+                out.update(header(d + "/", tarfile.DIRTYPE, 0o755, uid, gid))
 
     if base:
         dirs_of(base + "/x", len(base))

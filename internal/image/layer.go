@@ -35,9 +35,6 @@ const (
 	defaultExecMode fs.FileMode = 0o755
 	defaultDirMode  fs.FileMode = 0o755
 	symlinkMode     fs.FileMode = 0o777
-	// ancestorMode is the permission of the directories above a layer's
-	// path, which root owns: what /usr, /opt or /etc have in every base.
-	ancestorMode fs.FileMode = 0o755
 )
 
 // epoch is every entry's modification time.
@@ -266,7 +263,7 @@ func (lw *layerWriter) join(rel string) string {
 }
 
 // inTree reports whether directory name is the tree's root or below it
-// (owned as the spec says) rather than above it (root's, 0755).
+// (written, owned as the spec says) rather than above it (not written).
 func (lw *layerWriter) inTree(name string) bool {
 	return lw.base == "" || name == lw.base || strings.HasPrefix(name, lw.base+"/")
 }
@@ -334,16 +331,18 @@ func (lw *layerWriter) dir(name string) error {
 	if err := lw.checkName(name); err != nil {
 		return err
 	}
-	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: name + "/", ModTime: epoch, Mode: int64(ancestorMode)}
-	if lw.inTree(name) {
-		hdr.Uid, hdr.Gid = lw.spec.UID, lw.spec.GID
-		hdr.Mode = int64(lw.spec.DirMode)
-		if lw.spec.DirMode == 0 {
-			hdr.Mode = int64(defaultDirMode)
-		}
-	}
 	lw.seen[name], lw.dirs[name] = true, true
-	return lw.tw.WriteHeader(hdr)
+	if !lw.inTree(name) {
+		// Above the layer's path: no entry, so the layer never changes
+		// the owner or mode of a directory it does not bring (a base's
+		// /tmp stays 1777); runtimes make a missing one 0755 root:root.
+		return nil
+	}
+	mode := lw.spec.DirMode
+	if mode == 0 {
+		mode = defaultDirMode
+	}
+	return lw.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", ModTime: epoch, Mode: int64(mode), Uid: lw.spec.UID, Gid: lw.spec.GID})
 }
 
 func (lw *layerWriter) entry(name string, e digest.Entry) error {
