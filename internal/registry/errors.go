@@ -35,7 +35,8 @@ const (
 	KindDenied            // 403: the permissions on the repository
 	KindNotFound          // 404: the repository, tag or digest is missing
 	KindUnsupported       // the registry refused a manifest's media type
-	KindUnreachable       // no answer: address, network, TLS
+	KindUnreachable       // no answer: address, network
+	KindUntrusted         // the registry's TLS certificate is not trusted
 	KindPlainHTTP         // refused here: plain HTTP to a registry not allowed it
 	KindTagImmutable      // the registry refuses to move a tag
 	KindRateLimited       // 429
@@ -66,15 +67,21 @@ type Error struct {
 func (e *Error) Unwrap() error { return e.err }
 
 func (e *Error) Error() string {
-	where := e.Registry + "/" + e.Repository
-	if e.Ref != "" {
-		sep := ":"
-		if strings.HasPrefix(e.Ref, "sha256:") {
-			sep = "@"
-		}
-		where += sep + e.Ref
+	repo := e.Registry + "/" + e.Repository
+	var what string
+	switch {
+	case e.Ref != "" && (e.Op == OpPushBlob || e.Op == OpPushManifest):
+		what = fmt.Sprintf("%s %s to %s", e.Op, e.Ref, repo)
+	case e.Ref != "" && e.Op == OpReadBlob:
+		what = fmt.Sprintf("%s %s from %s", e.Op, e.Ref, repo)
+	case strings.HasPrefix(e.Ref, "sha256:"):
+		what = fmt.Sprintf("%s %s@%s", e.Op, repo, e.Ref)
+	case e.Ref != "":
+		what = fmt.Sprintf("%s %s:%s", e.Op, repo, e.Ref)
+	default:
+		what = fmt.Sprintf("%s %s", e.Op, repo)
 	}
-	return fmt.Sprintf("registry %s, %s %s: %s (%s)", e.Registry, e.Op, where, e.advice(), e.detail)
+	return fmt.Sprintf("%s: %s (%s)", what, e.advice(), e.detail)
 }
 
 // advice says what happened and what to do.
@@ -102,11 +109,13 @@ func (e *Error) advice() string {
 		}
 		return fmt.Sprintf("not found at %s: the repository or tag is missing; check the name, or create the repository", repo)
 	case KindUnsupported:
-		return fmt.Sprintf("the registry refused a manifest of media type %s (%d %s): it does not support %s; "+
-			"use a registry that supports the OCI image spec", e.MediaType, e.Status, http.StatusText(e.Status), feature(e.MediaType))
+		return fmt.Sprintf("the registry refused a manifest of media type %s (%d %s): it may not support %s; "+
+			"use a registry (or a version of it) that does", e.MediaType, e.Status, http.StatusText(e.Status), feature(e.MediaType))
 	case KindUnreachable:
-		return fmt.Sprintf("cannot reach the registry at %s: check the address and the network; for HTTPS with a private CA, "+
-			"give the CA in the provider's registry block", e.Registry)
+		return fmt.Sprintf("cannot reach the registry at %s: check the address, that it is up, and the network", e.Registry)
+	case KindUntrusted:
+		return fmt.Sprintf("the TLS certificate of %s is not trusted: give the CA that signed it (a PEM file) in the provider's "+
+			"registry block, or check that the address is the registry's", e.Registry)
 	case KindPlainHTTP:
 		return fmt.Sprintf("plain HTTP to %s is refused: registries other than loopback ones are reached over HTTPS only; "+
 			"serve it over HTTPS, or list it as a plain-HTTP registry in the provider's registry block", e.Registry)
@@ -177,9 +186,13 @@ func classify(op Op, registry, repository, ref, mediaType string, err error, sec
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	e := &Error{Registry: registry, Repository: repository, Op: op, Ref: ref, MediaType: mediaType, err: err}
+	e := &Error{Registry: registry, Repository: repository, Op: op, Ref: ref, MediaType: mediaType, err: err, detail: err.Error()}
 	var te *transport.Error
 	switch {
+	case untrusted(err):
+		// First: a loopback registry is tried over HTTPS and HTTP, and a
+		// TLS one answers the HTTP try 400, which would hide this.
+		e.Kind = KindUntrusted
 	case errors.As(err, &te):
 		e.Status = te.StatusCode
 		var said []string
@@ -194,17 +207,14 @@ func classify(op Op, registry, repository, ref, mediaType string, err error, sec
 		}
 		e.detail = "the registry said: " + strings.Join(said, "; ")
 		e.Kind = kindOf(op, te)
-	case errors.As(err, new(*PlainHTTPError)):
+	case errors.As(err, new(*PlainHTTPError)) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// Refused here, or (net/http's words, its only sign) a registry
+		// that speaks plain HTTP where HTTPS was asked.
 		e.Kind = KindPlainHTTP
-		e.detail = err.Error()
 	case errors.As(err, &de):
 		e.Kind = KindCorrupt
-		e.detail = err.Error()
 	case unreachable(err):
 		e.Kind = KindUnreachable
-		e.detail = err.Error()
-	default:
-		e.detail = err.Error()
 	}
 	e.detail = redact(e.detail, secrets)
 	return e
@@ -242,19 +252,26 @@ func kindOf(op Op, te *transport.Error) Kind {
 	return KindOther
 }
 
-// unreachable: no HTTP answer at all (refused, unresolvable, timed out,
-// TLS failed).
-func unreachable(err error) bool {
+// untrusted: the TLS handshake failed on the server's certificate.
+func untrusted(err error) bool {
 	var (
-		dnsErr  *net.DNSError
-		opErr   *net.OpError
 		certErr *tls.CertificateVerificationError
 		uaErr   x509.UnknownAuthorityError
 		hostErr x509.HostnameError
-		recErr  tls.RecordHeaderError
+		invErr  x509.CertificateInvalidError
 	)
-	return errors.As(err, &dnsErr) || errors.As(err, &opErr) || errors.As(err, &certErr) || errors.As(err, &uaErr) ||
-		errors.As(err, &hostErr) || errors.As(err, &recErr) || errors.Is(err, syscall.ECONNREFUSED)
+	return errors.As(err, &certErr) || errors.As(err, &uaErr) || errors.As(err, &hostErr) || errors.As(err, &invErr)
+}
+
+// unreachable: no HTTP answer at all (refused, unresolvable, timed out,
+// no TLS where TLS was expected).
+func unreachable(err error) bool {
+	var (
+		dnsErr *net.DNSError
+		opErr  *net.OpError
+		recErr tls.RecordHeaderError
+	)
+	return errors.As(err, &dnsErr) || errors.As(err, &opErr) || errors.As(err, &recErr) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // redact replaces every secret in s.

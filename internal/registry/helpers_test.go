@@ -178,11 +178,5 @@ func crane(t *testing.T, args ...string) string {
 // uploads are the blob uploads a counter saw: the POSTs that start one
 // (a mount included) and the PUTs that commit one.
 func uploads(c *testserver.Counter) (posts, commits []testserver.Call) {
-	for _, call := range c.Calls("POST", "/blobs/uploads/") {
-		posts = append(posts, call)
-	}
-	for _, call := range c.Calls("PUT", "/blobs/uploads/") {
-		commits = append(commits, call)
-	}
-	return posts, commits
+	return c.Calls("POST", "/blobs/uploads/"), c.Calls("PUT", "/blobs/uploads/")
 }
