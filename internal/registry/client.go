@@ -55,7 +55,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	puller, err := remote.NewPuller(append(ropts, remote.Reuse(pusher))...)
+	puller, err := remote.NewPuller(ropts...)
 	if err != nil {
 		return nil, err
 	}

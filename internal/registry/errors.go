@@ -186,6 +186,9 @@ func classify(op Op, registry, repository, ref, mediaType string, err error, sec
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	if errors.As(err, new(*Error)) {
+		return err // classified where it happened (another registry's, a base copied from)
+	}
 	e := &Error{Registry: registry, Repository: repository, Op: op, Ref: ref, MediaType: mediaType, err: err, detail: err.Error()}
 	var te *transport.Error
 	switch {

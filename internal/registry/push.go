@@ -87,13 +87,14 @@ func (c *Client) Push(ctx context.Context, repository string, img *image.Image, 
 		default:
 			from := baseRepo.Digest(d.Digest.String())
 			bl.open = func(ctx context.Context) (io.ReadCloser, error) {
+				// Failures here are the base registry's, named as such.
 				l, err := c.puller.Layer(ctx, from)
 				if err != nil {
-					return nil, err
+					return nil, c.failRef(OpReadBlob, from, err)
 				}
 				rc, err := l.Compressed()
 				if err != nil {
-					return nil, err
+					return nil, c.failRef(OpReadBlob, from, err)
 				}
 				return newVerifier(rc, d, fmt.Sprintf("base layer %s of %s", d.Digest, baseRepo), true), nil
 			}

@@ -260,3 +260,29 @@ func TestPushStreams(t *testing.T) {
 		t.Logf("pushing a %d MiB layer allocated %d KiB", size>>20, alloc>>10)
 	}
 }
+
+// TestPushCopyFailureNamesBaseRegistry: when the base's registry refuses
+// the copy of a base layer, the error is about that registry, not the
+// one pushed to.
+func TestPushCopyFailureNamesBaseRegistry(t *testing.T) {
+	noDockerConfig(t)
+	from := testserver.StartRegistry(t, testserver.RegistryOptions{Users: map[string]string{testUser: testPassword}})
+	to := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	creds := Options{Credentials: []Credential{{Registry: from.Host, Username: testUser, Password: testPassword}}}
+	baseImg := buildImage(t, nil, linuxAMD64, "base-1")
+	reader := newClient(t, creds)
+	if _, err := reader.Push(context.Background(), from.Host+"/base", baseImg.Image, nil, baseImg.open); err != nil {
+		t.Fatal(err)
+	}
+	base, err := reader.Base(context.Background(), from.Host+"/base@"+baseImg.Digest.String(), linuxAMD64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := buildImage(t, base, linuxAMD64, "own")
+	_, err = newClient(t, Options{}).Push(context.Background(), to.Host+"/app", img.Image, base, img.open)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindUnauthorized || e.Registry != from.Host || e.Op != OpReadBlob ||
+		!strings.Contains(err.Error(), "docker login "+from.Host) {
+		t.Errorf("err %v, want a 401 from the base's registry %s", err, from.Host)
+	}
+}
