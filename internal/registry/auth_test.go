@@ -49,7 +49,7 @@ func TestCredentialsFromOptions(t *testing.T) {
 			t.Fatalf("err %#v, want a 401 *Error", err)
 		}
 		msg := err.Error()
-		for _, want := range []string{srv.Host + "/app", "docker login " + srv.Host, "provider's registry block"} {
+		for _, want := range []string{srv.Host + "/app", "docker login " + srv.Host, "username and password in the provider's registry block"} {
 			if !strings.Contains(msg, want) {
 				t.Errorf("message %q lacks %q", msg, want)
 			}

@@ -90,7 +90,7 @@ func (e *Error) advice() string {
 	switch e.Kind {
 	case KindUnauthorized:
 		return fmt.Sprintf("the registry refused the credentials (401 Unauthorized): check the username and password for %s "+
-			"(`docker login %s`, or the provider's registry block)", e.Registry, e.Registry)
+			"(username and password in the provider's registry block for it, or `docker login %s`)", e.Registry, e.Registry)
 	case KindDenied:
 		if e.pushing() {
 			return fmt.Sprintf("the credentials may not push to %s (403 Forbidden): grant them push permission on the repository", repo)
@@ -114,11 +114,11 @@ func (e *Error) advice() string {
 	case KindUnreachable:
 		return fmt.Sprintf("cannot reach the registry at %s: check the address, that it is up, and the network", e.Registry)
 	case KindUntrusted:
-		return fmt.Sprintf("the TLS certificate of %s is not trusted: give the CA that signed it (a PEM file) in the provider's "+
-			"registry block, or check that the address is the registry's", e.Registry)
+		return fmt.Sprintf("the TLS certificate of %s is not trusted: give the CA that signed it (a PEM file) as ca_file in the "+
+			"provider's registry block for it, or check that the address is the registry's", e.Registry)
 	case KindPlainHTTP:
 		return fmt.Sprintf("plain HTTP to %s is refused: registries other than loopback ones are reached over HTTPS only; "+
-			"serve it over HTTPS, or list it as a plain-HTTP registry in the provider's registry block", e.Registry)
+			"serve it over HTTPS, or set plain_http = true in the provider's registry block for it", e.Registry)
 	case KindTagImmutable:
 		return fmt.Sprintf("the registry refuses to move tag %s (its tags are immutable): the image itself was pushed by digest and is there; "+
 			"a tag is only a pointer: use a new tag, or allow tags to move in the repository's settings", e.Ref)
@@ -168,6 +168,16 @@ func (e *DigestError) Error() string {
 	return fmt.Sprintf("%s: its bytes hash to %s, its descriptor says %s", e.What, e.Got, e.Want)
 }
 
+// SourceError is a failure to read the image's own bytes (Push's open, or
+// what it returned): the caller's, not the registry's.
+type SourceError struct {
+	What string // "layer 2 (sha256:…)"
+	Err  error
+}
+
+func (e *SourceError) Error() string { return e.What + ": " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
 // fail makes err, which op on registry/repository met, an *Error; errors
 // of the caller's (a context cancelled, a local layer that does not match
 // its descriptor) pass through unchanged.
@@ -179,15 +189,23 @@ func classify(op Op, registry, repository, ref, mediaType string, err error, sec
 	if err == nil {
 		return nil
 	}
-	var de *DigestError
-	if errors.As(err, &de) && !de.FromRemote {
-		return err // the caller's bytes: not the registry's doing
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	// The caller's own failures, and those classified where they happened
+	// (a base registry's, met while copying from it), come out as they
+	// are, without the HTTP request they interrupted around them.
+	var (
+		de    *DigestError
+		se    *SourceError
+		prior *Error
+	)
+	switch {
+	case errors.As(err, &de) && !de.FromRemote:
+		return de
+	case errors.As(err, &se):
+		return se
+	case errors.As(err, &prior):
+		return prior
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return err
-	}
-	if errors.As(err, new(*Error)) {
-		return err // classified where it happened (another registry's, a base copied from)
 	}
 	e := &Error{Registry: registry, Repository: repository, Op: op, Ref: ref, MediaType: mediaType, err: err, detail: err.Error()}
 	var te *transport.Error

@@ -76,12 +76,15 @@ func (c *Client) Push(ctx context.Context, repository string, img *image.Image, 
 		bl := &blob{desc: d}
 		switch {
 		case i >= nBase:
+			what := fmt.Sprintf("layer %d (%s)", i, d.Digest)
 			bl.open = func(ctx context.Context) (io.ReadCloser, error) {
 				rc, err := open(ctx, i)
 				if err != nil {
-					return nil, err
+					return nil, &SourceError{What: what, Err: err}
 				}
-				return newVerifier(rc, d, fmt.Sprintf("layer %d (%s)", i, d.Digest), false), nil
+				v := newVerifier(rc, d, what, false)
+				v.readErr = func(err error) error { return &SourceError{What: what, Err: err} }
+				return v, nil
 			}
 			blobs = append(blobs, bl)
 		default:
@@ -96,7 +99,9 @@ func (c *Client) Push(ctx context.Context, repository string, img *image.Image, 
 				if err != nil {
 					return nil, c.failRef(OpReadBlob, from, err)
 				}
-				return newVerifier(rc, d, fmt.Sprintf("base layer %s of %s", d.Digest, baseRepo), true), nil
+				v := newVerifier(rc, d, fmt.Sprintf("base layer %s of %s", d.Digest, baseRepo), true)
+				v.readErr = func(err error) error { return c.failRef(OpReadBlob, from, err) }
+				return v, nil
 			}
 			if baseRepo.RegistryStr() == repo.RegistryStr() && baseRepo.RepositoryStr() != repo.RepositoryStr() {
 				// Same registry: go-containerregistry asks it to mount the
@@ -253,6 +258,9 @@ type verifier struct {
 	want       image.Descriptor
 	what       string
 	fromRemote bool
+	// readErr makes an error of the reader's (not io.EOF) the source's,
+	// so that it is not taken for the registry's.
+	readErr func(error) error
 }
 
 func newVerifier(rc io.ReadCloser, want image.Descriptor, what string, fromRemote bool) *verifier {
@@ -261,6 +269,9 @@ func newVerifier(rc io.ReadCloser, want image.Descriptor, what string, fromRemot
 
 func (v *verifier) Read(p []byte) (int, error) {
 	n, err := v.rc.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && v.readErr != nil {
+		return n, v.readErr(err)
+	}
 	v.n += int64(n)
 	v.h.Write(p[:n])
 	if v.n > v.want.Size {

@@ -286,3 +286,31 @@ func TestPushCopyFailureNamesBaseRegistry(t *testing.T) {
 		t.Errorf("err %v, want a 401 from the base's registry %s", err, from.Host)
 	}
 }
+
+// failingReader gives some bytes, then fails.
+type failingReader struct{ err error }
+
+func (r failingReader) Read(p []byte) (int, error) { return 0, r.err }
+
+// TestPushSourceFailureIsTheCallers: a layer that cannot be opened, or
+// whose reader fails mid-stream, fails the push with that error (the
+// caller's), never taken for the registry's (unreachable, say).
+func TestPushSourceFailureIsTheCallers(t *testing.T) {
+	noDockerConfig(t)
+	srv := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	img := buildImage(t, nil, linuxAMD64, "a")
+	errSource := errors.New("the tree's file changed since plan")
+	for name, open := range map[string]Layers{
+		"open": func(context.Context, int) (io.ReadCloser, error) { return nil, errSource },
+		"read": func(context.Context, int) (io.ReadCloser, error) {
+			return io.NopCloser(io.MultiReader(strings.NewReader("some bytes"), failingReader{errSource})), nil
+		},
+	} {
+		_, err := newClient(t, Options{}).Push(context.Background(), srv.Host+"/app", img.Image, nil, open)
+		var se *SourceError
+		if !errors.As(err, &se) || !errors.Is(err, errSource) || errors.As(err, new(*Error)) ||
+			!strings.HasPrefix(err.Error(), "layer 0 ("+img.Layers[0].Digest.String()+"): the tree's file changed") {
+			t.Errorf("%s: err %v, want the source's error for layer 0", name, err)
+		}
+	}
+}

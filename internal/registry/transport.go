@@ -25,7 +25,7 @@ type PlainHTTPError struct {
 
 func (e *PlainHTTPError) Error() string {
 	return fmt.Sprintf("plain HTTP to %s refused: registries other than loopback ones are reached over HTTPS only; "+
-		"serve it over HTTPS, or list %s as a plain-HTTP registry in the provider's registry block", e.Host, e.Host)
+		"serve it over HTTPS, or set plain_http = true in the provider's registry block for %s", e.Host, e.Host)
 }
 
 // policy is the transport every request goes through last, just before

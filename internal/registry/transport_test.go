@@ -62,7 +62,7 @@ func TestPlainHTTPRefused(t *testing.T) {
 		if !errors.As(err, &e) {
 			t.Fatalf("%s: err %v, want an *Error", host, err)
 		}
-		if e.Kind != KindPlainHTTP || !strings.Contains(err.Error(), "list it as a plain-HTTP registry in the provider's registry block") {
+		if e.Kind != KindPlainHTTP || !strings.Contains(err.Error(), "set plain_http = true in the provider's registry block") {
 			t.Errorf("%s: %v, want plain HTTP refused", host, err)
 		}
 		// An address is tried over HTTP too (and refused by the policy);
@@ -105,7 +105,7 @@ func TestCAFile(t *testing.T) {
 
 	_, err := newClient(t, Options{Credentials: creds}).Resolve(context.Background(), count.Host()+"/app@"+img.Digest.String())
 	var e *Error
-	if !errors.As(err, &e) || e.Kind != KindUntrusted || !strings.Contains(err.Error(), "give the CA") || strings.Contains(err.Error(), testPassword) {
+	if !errors.As(err, &e) || e.Kind != KindUntrusted || !strings.Contains(err.Error(), "as ca_file in the provider's registry block") || strings.Contains(err.Error(), testPassword) {
 		t.Errorf("without the CA: %v, want an untrusted certificate", err)
 	}
 
