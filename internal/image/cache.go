@@ -38,9 +38,14 @@ type cachedLayer struct {
 	Size      int64  `json:"size"`
 }
 
+// encoderRevision changes whenever this package's encoder could write
+// other bytes for a spec (before an encoding is released, it may change
+// under its name): entries of an older encoder are then never read.
+const encoderRevision = 2
+
 // cacheKey spells everything a layer's bytes depend on.
 func cacheKey(s LayerSpec) string {
-	return fmt.Sprintf("%s %s %s %s %d %d %o %o %s", Encoding, runtime.Version(), s.Compression, s.Tree, s.UID, s.GID, uint32(s.FileMode), uint32(s.DirMode), s.Path)
+	return fmt.Sprintf("%s r%d %s %s %s %d %d %o %o %s", Encoding, encoderRevision, runtime.Version(), s.Compression, s.Tree, s.UID, s.GID, uint32(s.FileMode), uint32(s.DirMode), s.Path)
 }
 
 func (c *LayerCache) file(key string) string {
@@ -68,6 +73,15 @@ func (c *LayerCache) Get(spec LayerSpec) (Layer, bool) {
 		return Layer{}, false
 	}
 	return Layer{Descriptor: Descriptor{MediaType: e.MediaType, Digest: sum, Size: e.Size}, DiffID: diff, Spec: spec}, true
+}
+
+// Forget drops what the cache says of spec (after a push found the
+// layer's bytes differ from it), so the next plan encodes it again.
+func (c *LayerCache) Forget(spec LayerSpec) {
+	if c == nil {
+		return
+	}
+	_ = os.Remove(c.file(cacheKey(spec))) // best effort: a miss costs time only
 }
 
 // Put remembers l; failures are ignored (a miss only costs time).

@@ -722,6 +722,11 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 	if pushImage {
 		stats, err := c.Push(ctx, repo, built.Image, built.Base, built.Opener(r.source()))
 		if err != nil {
+			// A layer's bytes may differ from what a plan took from the
+			// machine's layer cache: the next plan encodes them again.
+			for _, l := range built.Layers {
+				r.data.layerCache.Forget(l.Spec)
+			}
 			diags.AddError("Cannot push the image", registryMessage(err)+" Nothing was recorded in state: the next apply pushes what is missing.")
 			return diags
 		}

@@ -3,7 +3,9 @@ package provider
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +16,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
@@ -163,5 +168,43 @@ func noCalls(proxy *testserver.Counter) plancheck.PlanCheck {
 		if calls := proxy.Calls("", ""); len(calls) > 0 {
 			resp.Error = fmt.Errorf("the plan made %d registry requests, want none: %v", len(calls), calls)
 		}
+	})
+}
+
+// TestAccImageBadLayerCacheEntry: the machine's layer cache is a hint. An
+// entry that lies about a layer makes the plan show a wrong digest; apply
+// encodes the layer again, refuses to push, claims nothing in state and
+// drops the entry, so the next plan is right and its apply pushes.
+func TestAccImageBadLayerCacheEntry(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	e.write(map[string]string{"index.html": "<h1>cached</h1>"})
+	tree, err := digest.Parse(digestOf(t, e.dir))
+	must(t, err)
+	cache := image.NewLayerCache(filepath.Join(os.Getenv(statcache.EnvDir), "layers"))
+	spec := image.LayerSpec{Tree: tree, Path: "/srv/www", Compression: image.Gzip}
+	cache.Put(image.Layer{Descriptor: image.Descriptor{MediaType: image.MediaTypeLayerGzip, Digest: digest.Bytes([]byte("lie")), Size: 3}, DiffID: digest.Bytes([]byte("lie")), Spec: spec})
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config:      imageConfig(e, reg.Host, ""),
+				ExpectError: regexp.MustCompile(`(?s)Cannot push the image.*Nothing was recorded in state`),
+			},
+			{
+				Config: imageConfig(e, reg.Host, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionCreate),
+					capturePlanned("immutable_image.web", "digest", &planned),
+				}},
+				Check: func(*terraformState) error {
+					if got := crane(t, "digest", reg.Host+"/web@"+planned); got != planned {
+						return fmt.Errorf("registry serves %s, plan said %s", got, planned)
+					}
+					return nil
+				},
+			},
+		},
 	})
 }

@@ -121,7 +121,7 @@ func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
 	refs := archive.NewRefs(st)
 	var layerCache *image.LayerCache
 	if cache != nil {
-		layerCache = image.NewLayerCache(filepath.Join(filepath.Dir(cache.Dir()), "layers-v1"))
+		layerCache = image.NewLayerCache(filepath.Join(cache.Dir(), "layers"))
 	}
 	return &providerData{layerCache: layerCache,
 		store: st, buildCache: CacheReadWrite, cache: cache, refs: refs,
