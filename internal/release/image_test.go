@@ -320,3 +320,19 @@ func deleter(t *testing.T, b store.Backend) store.Deleter {
 	}
 	return d
 }
+
+// TestGetRefusesATaggedImage: a record naming an image by tag was not
+// written by Publish (its digest may well match): it is not trusted.
+func TestGetRefusesATaggedImage(t *testing.T) {
+	b := backend(t)
+	r := &Record{Spec: Spec, Name: "web", Version: "1.0.0", Artifacts: map[string]string{}, Metadata: map[string]string{},
+		Images: map[string]string{"api": "registry.example/api:latest"}, PublishedAt: "2026-01-02T03:04:05Z"}
+	r.Digest = r.Content().Digest().String()
+	if err := b.Create(ctx, VersionKey("web", "1.0.0"), bytes.NewReader(r.encode())); err != nil {
+		t.Fatal(err)
+	}
+	var tampered *TamperedError
+	if _, err := Get(ctx, b, "web", "1.0.0"); !errors.As(err, &tampered) || !strings.Contains(err.Error(), "its image api: ") {
+		t.Fatalf("a record naming a tag: %v", err)
+	}
+}

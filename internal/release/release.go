@@ -288,6 +288,13 @@ func Get(ctx context.Context, b store.Backend, name, version string) (*Record, e
 	case r.Content().Digest().String() != r.Digest:
 		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its content hashes to %s, not the recorded %s", r.Content().Digest(), r.Digest)}
 	}
+	// Images are read as Publish writes them: what names a record in the
+	// store (the collector keeps it) is checked, not only hashed.
+	for _, k := range slices.Sorted(maps.Keys(r.Images)) {
+		if err := CheckImageRef(r.Images[k]); err != nil {
+			return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its image %s: %v", usertext.Show(k), err)}
+		}
+	}
 	return &r, nil
 }
 
