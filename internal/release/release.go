@@ -193,9 +193,13 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
+	images := ""
+	if e.Images > 0 {
+		images = fmt.Sprintf(", its images %d", e.Images)
+	}
 	return fmt.Sprintf("version %s of release %q would be a record of %d bytes, but a release record may be at most %d bytes "+
-		"(larger ones could never be read back); its metadata takes %d bytes and its artifacts %d",
-		e.Version, e.Name, e.Size, MaxRecordSize, e.Metadata, e.Artifacts)
+		"(larger ones could never be read back); its metadata takes %d bytes and its artifacts %d%s",
+		e.Version, e.Name, e.Size, MaxRecordSize, e.Metadata, e.Artifacts, images)
 }
 
 // Attribute names the input that takes most of the record: "metadata",
