@@ -26,6 +26,12 @@ Deletes the release versions outside the retention policy and every object
 in the store that no kept version, recent object or running writer needs.
 Safe to run while others publish. Nothing is deleted with --dry-run.
 
+A kept version keeps its artifacts and, for each of its images that
+immutable_image built, the image's record with its manifest, config and
+layer trees. An image record no kept version names goes like an artifact
+no kept version names: once it is older than --grace and no writer holds
+it.
+
 The store is --store, else $IMMUTABLE_STORE. S3 credentials come from the
 standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 SSO, roles); the collector needs s3:DeleteObject, which nothing else should

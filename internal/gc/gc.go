@@ -6,18 +6,25 @@
 // within the grace period, and every key a live lease names (see the
 // collector protocol in package store). From the roots it keeps, closing
 // over references: a listing keeps its blobs; a release version its
-// artifacts (a listing or a blob); a build record its output and its log;
-// an archive reference its archive's blob. A build record is kept when its
-// output is kept, and an archive reference when its listing is.
+// artifacts (a listing or a blob) and the records of its images; an image
+// record its manifest and config (blobs) and the tree of each of its
+// layers (a listing, or a file's blob); a build record its output and its
+// log; an archive reference its archive's blob. A build record is kept
+// when its output is kept, and an archive reference when its listing is.
+// An image record no kept version names is treated as a listing no kept
+// version names: kept while it is young (the grace period) or leased,
+// deleted after; its blobs and trees then go unless something else keeps
+// them.
 //
-// Everything else under blobs/, trees/, archives/ and actions/ goes, and
+// Everything else under blobs/, trees/, archives/, actions/ and images/
+// goes, and
 // so do the records of the versions outside the policy (a tombstone is
 // written first, so that the version is never published again; its index
 // entry and yank history stay, so that its content is found again and, if
 // it was yanked, refused). Deletes go in an order that keeps the store's invariants at
 // every step, so that a collector killed at any point leaves a consistent
-// store: release records first, then build records, archive references,
-// listings, and blobs last. Each batch is announced by a marker, the
+// store: release records first, then image records, build records,
+// archive references, listings, and blobs last. Each batch is announced by a marker, the
 // leases are read again, and only then is anything deleted.
 //
 // Channel histories, tombstones, index entries, yank histories and
@@ -207,7 +214,7 @@ func (e *EmptyError) Error() string {
 // lists, in that order: "releases/" holds the index entries, yanks and
 // tombstones too, and "gc/" the markers and the identity.
 var listed = []store.Family{store.FamilyVersion, store.FamilyMove, store.FamilyAction, store.FamilyArchive,
-	store.FamilyListing, store.FamilyBlob, store.FamilyLease}
+	store.FamilyImage, store.FamilyListing, store.FamilyBlob, store.FamilyLease}
 
 // inventory lists the store. Records are listed before what they name, so
 // that an object stored while listing is either listed with what it names,
@@ -263,9 +270,9 @@ func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
 
 // kinds are the content families, by the kind their deletes count as:
 // a blob, a listing or a build record by its sha256, an archive reference
-// by its listing's.
+// by its listing's, an image record by its manifest's.
 var kinds = map[store.Family]string{store.FamilyBlob: KindBlob, store.FamilyListing: KindListing,
-	store.FamilyArchive: KindArchive, store.FamilyAction: KindAction}
+	store.FamilyArchive: KindArchive, store.FamilyAction: KindAction, store.FamilyImage: KindImage}
 
 // isContent reports whether k is a content key (exactly one the layout
 // holds, of a content family): what the sweep of unreachable objects

@@ -2,6 +2,7 @@ package gc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -17,6 +18,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
@@ -96,6 +98,7 @@ type world struct {
 	st       *store.Store
 	trees    map[string]digest.Sum // "1.0.0"… and "orphan"
 	records  map[string]digest.Sum // build keys: "kept", "gone"
+	images   map[string]string     // image references: "kept", "gone", "orphan"
 	deleted  []string              // content keys the policy deletes
 	versions []string              // versions it deletes
 	kept     []string              // versions it keeps
@@ -120,6 +123,29 @@ func publishTree(t *testing.T, st *store.Store, files map[string]string) *digest
 	_, err = st.Publish(ctx, dir, m)
 	must(t, err)
 	return m
+}
+
+// putImage stores the record of an image from scratch, named name, whose
+// one layer is a tree of its own, as immutable_image would; it returns the
+// image's reference and the keys that are its alone (its record, manifest,
+// config, the layer's listing and file).
+func putImage(t *testing.T, st *store.Store, name string) (string, []string) {
+	t.Helper()
+	m := publishTree(t, st, map[string]string{"server": "the " + name + " server\n"})
+	l := image.Layer{Descriptor: image.Descriptor{MediaType: image.MediaTypeLayerGzip, Digest: digest.Bytes([]byte("gz " + name)), Size: 42},
+		DiffID: digest.Bytes([]byte("tar " + name)), Spec: image.LayerSpec{Tree: m.Digest(), Path: "/srv/" + name, Compression: image.Gzip}}
+	config, err := json.Marshal(map[string]any{"os": "linux", "architecture": "amd64", "rootfs": map[string]any{"type": "layers", "diff_ids": []string{l.DiffID.String()}}})
+	must(t, err)
+	manifest, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": image.MediaTypeManifest,
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest.Bytes(config).String(), "size": len(config)},
+		"layers": []map[string]any{{"mediaType": l.MediaType, "digest": l.Digest.String(), "size": l.Size}}})
+	must(t, err)
+	img := &image.Image{MediaType: image.MediaTypeManifest, Digest: digest.Bytes(manifest), ConfigDigest: digest.Bytes(config),
+		Platform: image.Platform{OS: "linux", Architecture: "amd64"}}
+	must(t, image.PutRecord(ctx, st, image.NewRecord(img, nil, []image.Layer{l}), manifest, config))
+	return "registry.example/" + name + "@" + img.Digest.String(), []string{store.ImageKey(img.Digest),
+		store.BlobKey(img.Digest), store.BlobKey(img.ConfigDigest), store.ListingKey(m.Digest()),
+		store.BlobKey(digest.Bytes([]byte("the " + name + " server\n")))}
 }
 
 func putBlob(t *testing.T, st *store.Store, data string) digest.Sum {
@@ -151,13 +177,28 @@ func expire(t *testing.T, st *store.Store) {
 
 func newWorld(t *testing.T, st *store.Store) *world {
 	t.Helper()
-	w := &world{st: st, trees: map[string]digest.Sum{}, records: map[string]digest.Sum{}}
+	w := &world{st: st, trees: map[string]digest.Sum{}, records: map[string]digest.Sum{}, images: map[string]string{}}
 	b := st.Backend()
+	// Images built by immutable_image: one a kept version names, one a
+	// deleted version names, one no version names; and one the store has
+	// no record of, which a kept version names.
+	var imageKeys []string
+	for _, name := range []string{"kept", "gone", "orphan"} {
+		var keys []string
+		w.images[name], keys = putImage(t, st, name)
+		if name != "kept" {
+			imageKeys = append(imageKeys, keys...)
+		}
+	}
+	images := map[string]map[string]string{
+		"1.5.0": {"api": w.images["kept"], "proxy": "registry.example/proxy@" + digest.Bytes([]byte("elsewhere")).String()},
+		"1.0.0": {"api": w.images["gone"]},
+	}
 	// web: six versions sharing "shared"; each has a file of its own.
 	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0"} {
 		m := publishTree(t, st, map[string]string{"index.html": "shared\n", "only.txt": "only " + v + "\n"})
 		w.trees[v] = m.Digest()
-		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": m.Digest().String()}}, longAgo)
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v, Artifacts: map[string]string{"site": m.Digest().String()}, Images: images[v]}, longAgo)
 		must(t, err)
 	}
 	// api: one version, a file artifact (a blob).
@@ -203,6 +244,7 @@ func newWorld(t *testing.T, st *store.Store) *world {
 		store.ActionKey(w.records["gone"]), store.BlobKey(digest.Bytes([]byte("log of gone\n"))),
 		store.ArchiveKey("zip-v1", w.trees["1.2.0"]), store.BlobKey(digest.Bytes([]byte("zip of 1.2.0\n"))),
 	)
+	w.deleted = append(w.deleted, imageKeys...)
 	slices.Sort(w.deleted)
 	return w
 }
@@ -239,7 +281,8 @@ func unchanged(t *testing.T, st *store.Store, before []store.ObjectInfo, what st
 
 // checkConsistent asserts the store's invariants: a listing implies its
 // blobs, a build record its output and log, an archive reference its
-// archive, a release record its artifacts.
+// archive, a release record its artifacts and its images' records (when
+// they were stored), an image record its manifest, config and trees.
 func checkConsistent(t *testing.T, st *store.Store) {
 	t.Helper()
 	missing, err := st.MissingBlobs(ctx)
@@ -256,6 +299,18 @@ func checkConsistent(t *testing.T, st *store.Store) {
 			key, _ := digest.ParseHex(hex)
 			if _, _, err := actioncache.Lookup(ctx, st, key); err != nil {
 				t.Fatalf("build record %s: %v", k, err)
+			}
+		case strings.HasPrefix(k, "images/"):
+			sum, _ := digest.ParseHex(hex)
+			rec, err := image.GetRecord(ctx, st, sum) // reads its manifest and config
+			if err != nil {
+				t.Fatalf("image record %s: %v", k, err)
+			}
+			for _, l := range rec.Layers {
+				sum, _ := digest.Parse(l.Tree)
+				if kind, err := st.Lookup(ctx, sum); kind == store.Missing || err != nil {
+					t.Fatalf("image record %s names the tree %s, which is missing (%v)", k, l.Tree, err)
+				}
 			}
 		case strings.HasPrefix(k, "archives/"):
 			sum, _ := digest.ParseHex(hex)
@@ -300,6 +355,18 @@ func checkKept(t *testing.T, w *world) {
 	}
 	if _, _, err := actioncache.Lookup(ctx, w.st, w.records["kept"]); err != nil {
 		t.Fatalf("the build record of a kept output: %v", err)
+	}
+	// The image a kept version names: its record reads (with its manifest
+	// and config), and its layer's tree verifies.
+	sum, err := release.ImageDigest(w.images["kept"])
+	must(t, err)
+	rec, err := image.GetRecord(ctx, w.st, sum)
+	if err != nil {
+		t.Fatalf("the record of a kept version's image: %v", err)
+	}
+	tree, _ := digest.Parse(rec.Layers[0].Tree)
+	if err := w.st.Verify(ctx, tree); err != nil {
+		t.Fatalf("the layer of a kept version's image: %v", err)
 	}
 }
 

@@ -13,12 +13,14 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 // references reads what key k references (store keys, existing or not):
-// a listing's blobs, a release record's artifacts, a build record's output
+// a listing's blobs, a release record's artifacts and image records, an
+// image record's manifest, config and layer trees, a build record's output
 // and log, an archive reference's blob. Results are kept: objects are
 // written once.
 func (c *collector) references(ctx context.Context, k string) ([]string, error) {
@@ -61,6 +63,19 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 		for _, a := range rec.Artifacts {
 			refs = append(refs, store.HeldKeys(a)...)
 		}
+		for _, ref := range rec.Images {
+			sum, err := release.ImageDigest(ref)
+			if err != nil { // Get verified the record, not its images
+				return nil, fmt.Errorf("its image %s: %w", ref, err)
+			}
+			refs = append(refs, store.ImageKey(sum))
+		}
+	case store.FamilyImage:
+		rec, err := image.GetRecord(ctx, c.st, key.Digest)
+		if err != nil {
+			return nil, err
+		}
+		refs = rec.References()
 	}
 	c.refs[k] = refs
 	return refs, nil

@@ -142,3 +142,42 @@ func TestReusedContentIsYoung(t *testing.T) {
 		t.Fatalf("content unused for longer than the grace period was kept:\n%s", report)
 	}
 }
+
+// TestImageRecordLikeAListing: an image record no version names is kept
+// like a listing no version names: while it is young, or while a writer
+// holds it (a release being published that names the image), with its
+// manifest, config and trees; after that it goes with all that is its
+// alone, the record first.
+func TestImageRecordLikeAListing(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func() *store.Store) {
+		st := newStore()
+		ref, keys := putImage(t, st, "alone")
+		expire(t, st)
+		all := func(want bool, what string) {
+			t.Helper()
+			for _, k := range keys {
+				if present(t, st, k) != want {
+					t.Fatalf("%s: %s present %v, want %v", what, k, !want, want)
+				}
+			}
+		}
+		_, err := Collect(ctx, st, policy, Options{})
+		must(t, err)
+		all(true, "a young image record")
+		sum, err := release.ImageDigest(ref)
+		must(t, err)
+		_, err = st.Hold(ctx, store.ImageKey(sum))
+		must(t, err)
+		_, err = Collect(ctx, st, policy, later())
+		must(t, err)
+		all(true, "a held image record")
+		checkConsistent(t, st)
+		expire(t, st)
+		report, err := Collect(ctx, st, policy, later())
+		must(t, err)
+		all(false, "an old image record no version names")
+		if report.Deleted[KindImage].Objects != 1 {
+			t.Fatalf("report:\n%s", report)
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 // Kinds of objects, in the order they are deleted.
 const (
 	KindRelease = "release records"
+	KindImage   = "image records"
 	KindAction  = "build records"
 	KindArchive = "archive references"
 	KindListing = "listings"
@@ -22,7 +23,11 @@ const (
 )
 
 // Kinds lists the kinds in deletion order.
-var Kinds = []string{KindRelease, KindAction, KindArchive, KindListing, KindBlob, KindLease, KindMarker}
+var Kinds = []string{KindRelease, KindImage, KindAction, KindArchive, KindListing, KindBlob, KindLease, KindMarker}
+
+// contentKinds are the kinds of content, in deletion order: records before
+// what they name, listings before their blobs.
+var contentKinds = Kinds[1:6]
 
 // Count is a number of objects and their bytes.
 type Count struct {
@@ -36,7 +41,7 @@ type Report struct {
 	Versions []string         // name@version deleted (or that would be)
 	Kept     []string         // name@version kept
 	Deleted  map[string]Count // by kind
-	Retained Count            // content objects kept (blobs, listings, records, references)
+	Retained Count            // content objects kept (blobs, listings, build and image records, references)
 	// Empty is a store with no release and no content at all.
 	Empty bool
 	// Tombstones written: one per version deleted.

@@ -52,7 +52,7 @@ func TestVerboseLog(t *testing.T) {
 				n, _ := strconv.Atoi(m[1])
 				kind := m[2]
 				if n == 1 {
-					kind = map[string]string{"release record": KindRelease, "build record": KindAction, "archive reference": KindArchive,
+					kind = map[string]string{"release record": KindRelease, "image record": KindImage, "build record": KindAction, "archive reference": KindArchive,
 						"listing": KindListing, "blob": KindBlob, "expired lease": KindLease, "stale marker": KindMarker}[kind]
 				}
 				c := sums[kind]

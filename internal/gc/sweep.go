@@ -69,7 +69,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			c.report.Versions = append(c.report.Versions, v.String())
 			c.count(KindRelease, c.versionKeys(v)...)
 		}
-		for _, kind := range Kinds[1:5] {
+		for _, kind := range contentKinds {
 			c.count(kind, byKind[kind]...)
 		}
 		c.count(KindLease, leases...)
@@ -135,7 +135,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			return err
 		}
 	}
-	for _, kind := range Kinds[1:5] {
+	for _, kind := range contentKinds {
 		keys := byKind[kind]
 		sort.Strings(keys)
 		for start := 0; start < len(keys); start += c.o.BatchSize {

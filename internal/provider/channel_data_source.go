@@ -34,6 +34,7 @@ type channelDataModel struct {
 	Version      types.String `tfsdk:"version"`
 	Digest       types.String `tfsdk:"digest"`
 	Artifacts    types.Map    `tfsdk:"artifacts"`
+	Images       types.Map    `tfsdk:"images"`
 	Metadata     types.Map    `tfsdk:"metadata"`
 	MovedAt      types.String `tfsdk:"moved_at"`
 	History      types.List   `tfsdk:"history"`
@@ -68,8 +69,13 @@ func (d *ChannelDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"version":   computed("The version the channel points to."),
 			"digest":    computed("That version's release digest."),
 			"artifacts": schema.MapAttribute{MarkdownDescription: "That version's artifacts, name → digest.", ElementType: types.StringType, Computed: true},
-			"metadata":  schema.MapAttribute{MarkdownDescription: "That version's metadata.", ElementType: types.StringType, Computed: true},
-			"moved_at":  computed("When the channel moved there (RFC 3339, UTC)."),
+			"images": schema.MapAttribute{
+				MarkdownDescription: "That version's images, name → `registry/repository@sha256:…`: a deploy workspace " +
+					"following the channel gives these to its services.",
+				ElementType: types.StringType, Computed: true,
+			},
+			"metadata": schema.MapAttribute{MarkdownDescription: "That version's metadata.", ElementType: types.StringType, Computed: true},
+			"moved_at": computed("When the channel moved there (RFC 3339, UTC)."),
 			"history": schema.ListAttribute{
 				MarkdownDescription: "The latest moves, oldest first: `move` (its number), `from` (null for the first), `to`, `reason`, `at`.",
 				ElementType:         moveType, Computed: true,
@@ -121,7 +127,7 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	m.ID = types.StringValue(rel + "/" + ch)
 	m.Version, m.Digest, m.MovedAt = types.StringValue(cur.To), types.StringValue(rec.Digest), types.StringValue(cur.At)
-	m.Artifacts, m.Metadata = stringMap(rec.Artifacts), stringMap(rec.Metadata)
+	m.Artifacts, m.Images, m.Metadata = stringMap(rec.Artifacts), stringMap(rec.Images), stringMap(rec.Metadata)
 	m.History = types.ListValueMust(moveType, elems)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

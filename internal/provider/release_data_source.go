@@ -39,6 +39,7 @@ type releaseDataModel struct {
 	ResolvedVersion    types.String `tfsdk:"resolved_version"`
 	Digest             types.String `tfsdk:"digest"`
 	Artifacts          types.Map    `tfsdk:"artifacts"`
+	Images             types.Map    `tfsdk:"images"`
 	Metadata           types.Map    `tfsdk:"metadata"`
 	PublishedAt        types.String `tfsdk:"published_at"`
 	PreviousVersion    types.String `tfsdk:"previous_version"`
@@ -80,11 +81,19 @@ func (d *ReleaseDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"resolved_version":    computed("The version found."),
 			"digest":              computed("The release digest."),
 			"artifacts":           schema.MapAttribute{MarkdownDescription: "Artifact name → digest.", ElementType: types.StringType, Computed: true},
-			"metadata":            schema.MapAttribute{MarkdownDescription: "The release metadata.", ElementType: types.StringType, Computed: true},
-			"published_at":        computed("When the version was published (RFC 3339, UTC)."),
-			"previous_version":    computed("The highest version below it when it was published; null for the first."),
-			"yanked":              schema.BoolAttribute{MarkdownDescription: "Whether the version is yanked (only an exact `version` resolves to one).", Computed: true},
-			"yank_reason":         computed("Why it was yanked; null when it is not."),
+			"images": schema.MapAttribute{
+				MarkdownDescription: "Image name → `registry/repository@sha256:…`, pinned by digest: what to give a " +
+					"`kubernetes_deployment`'s container `image`, an `aws_ecs_task_definition` or an `aws_lambda_function`'s " +
+					"`image_uri`. Pinning `version` to an older one changes these references in place; nothing is built or pushed. " +
+					"Empty for a release without images.",
+				ElementType: types.StringType,
+				Computed:    true,
+			},
+			"metadata":         schema.MapAttribute{MarkdownDescription: "The release metadata.", ElementType: types.StringType, Computed: true},
+			"published_at":     computed("When the version was published (RFC 3339, UTC)."),
+			"previous_version": computed("The highest version below it when it was published; null for the first."),
+			"yanked":           schema.BoolAttribute{MarkdownDescription: "Whether the version is yanked (only an exact `version` resolves to one).", Computed: true},
+			"yank_reason":      computed("Why it was yanked; null when it is not."),
 		},
 	}
 }
@@ -164,6 +173,7 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	m.ResolvedVersion = types.StringValue(v)
 	m.Digest = types.StringValue(rec.Digest)
 	m.Artifacts = stringMap(rec.Artifacts)
+	m.Images = stringMap(rec.Images)
 	m.Metadata = stringMap(rec.Metadata)
 	m.PublishedAt = types.StringValue(rec.PublishedAt)
 	m.PreviousVersion = optionalString(rec.PreviousVersion)

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
@@ -55,6 +56,9 @@ type releaseDiffModel struct {
 	MetadataAdded    types.Map    `tfsdk:"metadata_added"`
 	MetadataRemoved  types.Map    `tfsdk:"metadata_removed"`
 	MetadataChanged  types.Map    `tfsdk:"metadata_changed"`
+	ImagesAdded      types.Map    `tfsdk:"images_added"`
+	ImagesRemoved    types.Map    `tfsdk:"images_removed"`
+	ImagesChanged    types.Map    `tfsdk:"images_changed"`
 }
 
 var (
@@ -67,6 +71,15 @@ var (
 		"files_removed": types.Int64Type,
 		"files_changed": types.Int64Type,
 		"file_changes":  types.ListType{ElemType: types.StringType},
+	}}
+
+	imageChangeType = types.ObjectType{AttrTypes: map[string]attr.Type{
+		"from":           types.StringType,
+		"to":             types.StringType,
+		"layers_added":   types.Int64Type,
+		"layers_removed": types.Int64Type,
+		"layer_changes":  types.ListType{ElemType: types.StringType},
+		"layers_unknown": types.StringType,
 	}}
 )
 
@@ -83,8 +96,9 @@ func (d *ReleaseDiffDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 	}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "What changed between two published versions of a release: artifacts added, removed and " +
-			"changed; for each changed directory artifact the files added, removed and changed; metadata keys added, " +
-			"removed and changed. Works for any two stored versions, in either order (`from` is the older side of the " +
+			"changed; for each changed directory artifact the files added, removed and changed; images added, removed and " +
+			"changed, and for each changed image built by `immutable_image` its layers added and removed; metadata keys " +
+			"added, removed and changed. Works for any two stored versions, in either order (`from` is the older side of the " +
 			"comparison). Each changed directory artifact costs two reads of its stored listing, however many files it " +
 			"has; the file lines are bounded by `max_file_changes`, the counts are always complete.",
 		Attributes: map[string]schema.Attribute{
@@ -138,6 +152,32 @@ func (d *ReleaseDiffDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 							"files_changed` when the bound cut the list.",
 						ElementType: types.StringType,
 						Computed:    true,
+					},
+				}},
+			},
+			"images_added":   stringMapOut("Images only in `to`: name → reference."),
+			"images_removed": stringMapOut("Images only in `from`: name → reference."),
+			"images_changed": schema.MapNestedAttribute{
+				MarkdownDescription: "Images in both with another reference, by name. When the store holds the record of " +
+					"both images (each image `immutable_image` built on this store has one), their own layers are compared " +
+					"by digest; otherwise the layer attributes are null and `layers_unknown` says why.",
+				Computed: true,
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"from":           schema.StringAttribute{MarkdownDescription: "The reference in `from`.", Computed: true},
+					"to":             schema.StringAttribute{MarkdownDescription: "The reference in `to`.", Computed: true},
+					"layers_added":   schema.Int64Attribute{MarkdownDescription: "How many of `to`'s own layers `from` lacks.", Computed: true},
+					"layers_removed": schema.Int64Attribute{MarkdownDescription: "How many of `from`'s own layers `to` lacks.", Computed: true},
+					"layer_changes": schema.ListAttribute{
+						MarkdownDescription: "One line per change: `~ base <from> -> <to>` when the images have other bases " +
+							"(`scratch` for none), then `- <digest> <path>` for each layer removed and `+ <digest> <path>` for each " +
+							"layer added, `<path>` being where the layer's tree lands in the image.",
+						ElementType: types.StringType,
+						Computed:    true,
+					},
+					"layers_unknown": schema.StringAttribute{
+						MarkdownDescription: "Why the layers were not compared (an image built elsewhere has no record in the " +
+							"store); null when they were.",
+						Computed: true,
 					},
 				}},
 			},
@@ -227,6 +267,17 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 		resp.Diagnostics.Append(storeReadError(st, fmt.Errorf("comparing the listings of release %q: %w", name, err)))
 		return
 	}
+	if err := diff.CompareLayers(ctx, release.StoreImageRecords(st)); err != nil {
+		var corrupt *image.CorruptRecordError
+		if errors.As(err, &corrupt) {
+			resp.Diagnostics.AddError("Image record altered", fmt.Sprintf("In %s, comparing the images of release %q: %v. "+
+				"Image records are written once by immutable_image: restore it from a backup, or delete it (and nothing "+
+				"else): its image then shows as unknown here.", st, name, err))
+			return
+		}
+		resp.Diagnostics.Append(storeReadError(st, fmt.Errorf("comparing the images of release %q: %w", name, err)))
+		return
+	}
 
 	m.ID = types.StringValue(name + "@" + older.Version + ".." + newer.Version)
 	m.From, m.To = types.StringValue(older.Version), types.StringValue(newer.Version)
@@ -264,6 +315,27 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 		meta[k] = v
 	}
 	m.MetadataChanged, diags2 = types.MapValue(valueChangeType, meta)
+	resp.Diagnostics.Append(diags2...)
+
+	m.ImagesAdded, m.ImagesRemoved = stringMap(diff.ImagesAdded), stringMap(diff.ImagesRemoved)
+	images := make(map[string]attr.Value, len(diff.ImagesChanged))
+	for k, c := range diff.ImagesChanged {
+		obj := map[string]attr.Value{
+			"from": types.StringValue(c.From), "to": types.StringValue(c.To),
+			"layers_added": types.Int64Null(), "layers_removed": types.Int64Null(),
+			"layer_changes": types.ListNull(types.StringType), "layers_unknown": optionalString(c.Unknown),
+		}
+		if l := c.Layers; l != nil {
+			obj["layers_added"], obj["layers_removed"] = types.Int64Value(int64(len(l.Added))), types.Int64Value(int64(len(l.Removed)))
+			lines, diags := types.ListValueFrom(ctx, types.StringType, l.Lines())
+			resp.Diagnostics.Append(diags...)
+			obj["layer_changes"] = lines
+		}
+		v, diags := types.ObjectValue(imageChangeType.AttrTypes, obj)
+		resp.Diagnostics.Append(diags...)
+		images[k] = v
+	}
+	m.ImagesChanged, diags2 = types.MapValue(imageChangeType, images)
 	resp.Diagnostics.Append(diags2...)
 	if resp.Diagnostics.HasError() {
 		return

@@ -42,6 +42,7 @@ type releaseModel struct {
 	ID              types.String `tfsdk:"id"`
 	Name            types.String `tfsdk:"name"`
 	Artifacts       types.Map    `tfsdk:"artifacts"`
+	Images          types.Map    `tfsdk:"images"`
 	Metadata        types.Map    `tfsdk:"metadata"`
 	Version         types.String `tfsdk:"version"`
 	VersionBump     types.String `tfsdk:"version_bump"`
@@ -57,8 +58,8 @@ func (r *ReleaseResource) Metadata(_ context.Context, req resource.MetadataReque
 
 func releaseSchema() schema.Schema {
 	return schema.Schema{
-		MarkdownDescription: "A named, versioned, **write-once** record of artifact digests and configuration. Any change " +
-			"to `name`, `artifacts` or `metadata` publishes a new version; a published version is never overwritten. " +
+		MarkdownDescription: "A named, versioned, **write-once** record of artifact digests, container image digests and " +
+			"configuration. Any change to `name`, `artifacts`, `images` or `metadata` publishes a new version; a published version is never overwritten. " +
 			"Content equal to an already published version adopts that version instead (after a `git revert`, say). " +
 			"Destroying a release only removes it from state: published versions stay. See the " +
 			"[releases and rollback guide](../guides/releases-and-rollback.md).",
@@ -76,6 +77,17 @@ func releaseSchema() schema.Schema {
 				ElementType: types.StringType,
 				Required:    true,
 				Validators:  []validator.Map{mapvalidator.KeysAre(artifactNameValidator), mapvalidator.ValueStringsAre(digestValidator)},
+			},
+			"images": schema.MapAttribute{
+				MarkdownDescription: "Container images the release deploys: name → an image reference pinned by digest, " +
+					"`registry/repository@sha256:<64 hex>`, typically `immutable_image.x.ref` (or `data.immutable_image.x.ref` " +
+					"for an image built elsewhere). A tag is refused: it can be moved, and a release names one image for good. " +
+					"Part of the digest: another image publishes a new version, and pinning an older version gives back its " +
+					"images (`data.immutable_release.x.images[\"api\"]`), so rolling a service back is one in-place change of " +
+					"its image reference. Publishing contacts no registry. Names follow the rules of artifact names.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators:  []validator.Map{mapvalidator.KeysAre(imageNameValidator), mapvalidator.ValueStringsAre(imageRefValidator)},
 			},
 			"metadata": schema.MapAttribute{
 				MarkdownDescription: "Configuration and facts tied to the release (environment settings, git sha, …). Part of " +
@@ -107,7 +119,7 @@ func releaseSchema() schema.Schema {
 				Validators: []validator.String{stringvalidator.OneOf(versions.Bumps...)},
 			},
 			"digest": schema.StringAttribute{
-				MarkdownDescription: "Digest of the release content: name, artifacts and metadata in the canonical encoding " +
+				MarkdownDescription: "Digest of the release content: name, artifacts, images and metadata in the canonical encoding " +
 					"of the [digest spec](../guides/digest-spec.md). Independent of version and time. Known at plan.",
 				Computed: true,
 			},
@@ -145,6 +157,9 @@ func (m *releaseModel) content(ctx context.Context) (release.Content, diag.Diagn
 	diags := m.Artifacts.ElementsAs(ctx, &c.Artifacts, false)
 	if !m.Metadata.IsNull() {
 		diags.Append(m.Metadata.ElementsAs(ctx, &c.Metadata, false)...)
+	}
+	if !m.Images.IsNull() {
+		diags.Append(m.Images.ElementsAs(ctx, &c.Images, false)...)
 	}
 	return c, diags
 }
@@ -196,7 +211,7 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 
-	if plan.Name.IsUnknown() || mapUnknown(plan.Artifacts) || mapUnknown(plan.Metadata) || configVersion.IsUnknown() || r.data == nil {
+	if plan.Name.IsUnknown() || mapUnknown(plan.Artifacts) || mapUnknown(plan.Images) || mapUnknown(plan.Metadata) || configVersion.IsUnknown() || r.data == nil {
 		plan.Digest, plan.ID = types.StringUnknown(), types.StringUnknown()
 		plan.PreviousVersion, plan.PublishedAt = types.StringUnknown(), types.StringUnknown()
 		plan.ArtifactChanges = types.ListUnknown(types.StringType)
@@ -289,7 +304,7 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	// the check and the record that names it), not at plan, because in the
 	// first plan the artifacts may not have been applied yet.
 	rec, err := release.Publish(ctx, st, &release.Record{
-		Name: c.Name, Version: plan.Version.ValueString(), Artifacts: c.Artifacts, Metadata: c.Metadata,
+		Name: c.Name, Version: plan.Version.ValueString(), Artifacts: c.Artifacts, Images: c.Images, Metadata: c.Metadata,
 		PreviousVersion: plan.PreviousVersion.ValueString(),
 	}, time.Now(), release.BeforeWrite(r.data.hooks.beforePublish))
 	var (
@@ -309,6 +324,7 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		at := map[release.Input]path.Path{
 			release.InputRelease: path.Root("name"), release.InputVersion: path.Root("version"),
 			release.InputArtifact: path.Root("artifacts").AtMapKey(invalid.Key), release.InputMetadata: path.Root("metadata").AtMapKey(invalid.Key),
+			release.InputImageName: path.Root("images").AtMapKey(invalid.Key), release.InputImage: path.Root("images").AtMapKey(invalid.Key),
 		}[invalid.Input]
 		resp.Diagnostics.Append(invalidInput(invalid, at))
 		return
@@ -399,6 +415,9 @@ func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 	m.Artifacts = stringMap(rec.Artifacts)
 	if len(rec.Metadata) > 0 || !m.Metadata.IsNull() {
 		m.Metadata = stringMap(rec.Metadata)
+	}
+	if len(rec.Images) > 0 || !m.Images.IsNull() {
+		m.Images = stringMap(rec.Images)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
@@ -497,8 +516,11 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	switch {
 	case errors.As(err, &tooLarge):
 		todo := "Keep large values out of `metadata`: store them as an immutable_artifact and put its digest in `artifacts`."
-		if tooLarge.Attribute() == "artifacts" {
+		switch tooLarge.Attribute() {
+		case "artifacts":
 			todo = "Split the release into several releases, or group files into fewer directory artifacts."
+		case "images":
+			todo = "Split the release into several releases."
 		}
 		return diag.NewAttributeErrorDiagnostic(path.Root(tooLarge.Attribute()), "Release too large",
 			fmt.Sprintf("%v. Nothing was written. %s", err, todo))

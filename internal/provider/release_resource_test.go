@@ -577,10 +577,15 @@ func TestReleaseCreateRefusesInvalidInput(t *testing.T) {
 		name     string
 		version  string
 		metadata map[string]string
+		images   map[string]string
 		want     diag.Diagnostics
 	}{
-		{"a bad name", "Web", "1.0.0", nil, atPlan(releaseNameValidator, path.Root("name"), "Web")},
-		{"a bad metadata key", "web", "1.0.0", map[string]string{"k\u202e": "v"}, atPlan(metadataKeyValidator, path.Root("metadata").AtMapKey("k\u202e"), "k\u202e")},
+		{"a bad name", "Web", "1.0.0", nil, nil, atPlan(releaseNameValidator, path.Root("name"), "Web")},
+		{"a bad metadata key", "web", "1.0.0", map[string]string{"k\u202e": "v"}, nil, atPlan(metadataKeyValidator, path.Root("metadata").AtMapKey("k\u202e"), "k\u202e")},
+		{"an image by tag", "web", "1.0.0", nil, map[string]string{"api": "registry.example/api:1.0"},
+			atPlan(imageRefValidator, path.Root("images").AtMapKey("api"), "registry.example/api:1.0")},
+		{"a bad image name", "web", "1.0.0", nil, map[string]string{"a\u200bpi": "registry.example/api@" + digest.Bytes(nil).String()},
+			atPlan(imageNameValidator, path.Root("images").AtMapKey("a\u200bpi"), "a\u200bpi")},
 	} {
 		b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
 		must(t, err)
@@ -589,9 +594,13 @@ func TestReleaseCreateRefusesInvalidInput(t *testing.T) {
 		if tc.metadata != nil {
 			meta = stringMap(tc.metadata)
 		}
+		images := types.MapNull(types.StringType)
+		if tc.images != nil {
+			images = stringMap(tc.images)
+		}
 		got := callCreate(t, &ReleaseResource{data: newProviderData(st, nil)}, &releaseModel{
 			ID: types.StringValue(tc.name + "@" + tc.version), Name: types.StringValue(tc.name),
-			Artifacts: stringMap(map[string]string{}), Metadata: meta,
+			Artifacts: stringMap(map[string]string{}), Metadata: meta, Images: images,
 			Version: types.StringValue(tc.version), VersionBump: types.StringValue("patch"),
 			Digest: types.StringUnknown(), PreviousVersion: types.StringNull(), PublishedAt: types.StringUnknown(),
 			ArtifactChanges: types.ListNull(types.StringType),

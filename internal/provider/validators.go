@@ -86,6 +86,9 @@ var (
 	// (see usertext).
 	metadataKeyValidator  = stringCheck{"text without control or invisible characters", "Invalid metadata key", release.CheckMetadataKey}
 	artifactNameValidator = stringCheck{"text without control or invisible characters", "Invalid artifact name", release.CheckArtifactName}
+	imageNameValidator    = stringCheck{"text without control or invisible characters", "Invalid image name", release.CheckImageName}
+	// An image a release names: pinned by digest, never a tag.
+	imageRefValidator = stringCheck{"an image reference pinned by digest, registry/repository@sha256:<64 hex>", "Invalid image reference", release.CheckImageRef}
 	// A yank's or a channel move's reason, printed in other people's plans.
 	reasonValidator = stringCheck{reasonRule, "Invalid reason", release.CheckReason}
 )
@@ -99,7 +102,8 @@ func invalidInput(e *release.InvalidError, at path.Path) diag.Diagnostic {
 		release.InputRelease: releaseNameValidator, release.InputVersion: versionValidator,
 		release.InputArtifact: artifactNameValidator, release.InputMetadata: metadataKeyValidator,
 		release.InputChannel: channelValidator, release.InputRequires: channelValidator,
-		release.InputReason: reasonValidator,
+		release.InputReason:    reasonValidator,
+		release.InputImageName: imageNameValidator, release.InputImage: imageRefValidator,
 	}[e.Input]
 	summary := v.summary
 	if summary == "" {

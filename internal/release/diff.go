@@ -45,6 +45,11 @@ type Diff struct {
 	MetadataAdded    map[string]string // key → value in the newer record
 	MetadataRemoved  map[string]string // key → value in the older record
 	MetadataChanged  map[string]ValueChange
+	ImagesAdded      map[string]string // name → reference in the newer record
+	ImagesRemoved    map[string]string // name → reference in the older record
+	// ImagesChanged are the images with another reference; their layers
+	// are compared by CompareLayers.
+	ImagesChanged map[string]ImageChange
 }
 
 // ValueChange is a value in the older and in the newer record.
@@ -109,12 +114,15 @@ func CompareListings(older, newer *digest.Listing, limit int) *FileChanges {
 // (of any two versions, in either order). For each artifact whose digest
 // changed and names a tree on both sides, the two listings are read once
 // each through listings and compared file by file, keeping at most limit
-// lines per artifact (the counts are always complete).
+// lines per artifact (the counts are always complete). Images added,
+// removed and changed are compared by reference; CompareLayers compares a
+// changed image's layers.
 func Compare(ctx context.Context, older, newer *Record, listings Listings, limit int) (*Diff, error) {
 	d := &Diff{
 		ArtifactsAdded: map[string]string{}, ArtifactsRemoved: map[string]string{}, ArtifactsChanged: map[string]ArtifactChange{},
 		MetadataAdded: map[string]string{}, MetadataRemoved: map[string]string{}, MetadataChanged: map[string]ValueChange{},
 	}
+	d.compareImages(older, newer)
 	for k, v := range newer.Metadata {
 		if was, ok := older.Metadata[k]; !ok {
 			d.MetadataAdded[k] = v

@@ -127,6 +127,11 @@ const (
 	InputReason
 	// InputRequires is a gate of MoveRequest.Requires (InvalidError.Key).
 	InputRequires
+	// InputImageName is a name of Record.Images (InvalidError.Key).
+	InputImageName
+	// InputImage is the reference of the image InvalidError.Key names in
+	// Record.Images.
+	InputImage
 )
 
 // InvalidError is input a write operation refuses before its first step
@@ -134,8 +139,9 @@ const (
 // taken. Its text is the check's (CheckName, versions.Parse, …).
 type InvalidError struct {
 	Input Input
-	// Key is the artifact name, metadata key or gate at fault, for
-	// InputArtifact, InputMetadata and InputRequires.
+	// Key is the artifact name, metadata key, gate or image name at
+	// fault, for InputArtifact, InputMetadata, InputRequires,
+	// InputImageName and InputImage.
 	Key string
 	Err error
 }

@@ -1,10 +1,11 @@
 // Package release publishes and reads write-once release records in a
 // store.
 //
-// A release is a name, a map of artifact digests and a map of metadata.
-// Its digest is the sha256 of a canonical JSON encoding of exactly those
-// three (release spec v1, see Content.Encode): independent of the version
-// and of time, so the same content always has the same digest.
+// A release is a name, a map of artifact digests, a map of container
+// images (name → "registry/repository@sha256:…", image.go) and a map of
+// metadata. Its digest is the sha256 of a canonical JSON encoding of
+// exactly those (release spec v1, see Content.Encode): independent of the
+// version and of time, so the same content always has the same digest.
 //
 // Its keys in the store (the store's layout.go spells them, and reads
 // them back with store.ParseKey):
@@ -86,22 +87,28 @@ func CheckArtifactName(name string) error {
 type Content struct {
 	Name      string            `json:"name"`
 	Artifacts map[string]string `json:"artifacts"`
-	Metadata  map[string]string `json:"metadata"`
+	// Images are container images by name: "registry/repository@sha256:…"
+	// (CheckImageRef).
+	Images   map[string]string `json:"images,omitempty"`
+	Metadata map[string]string `json:"metadata"`
 }
 
 // Encode returns the canonical encoding: compact JSON with the keys of
 // every object in byte order, no HTML escaping, and the spec name:
 //
-//	{"artifacts":{...},"metadata":{...},"name":"...","spec":"immutable-release-v1"}
+//	{"artifacts":{...},"images":{...},"metadata":{...},"name":"...","spec":"immutable-release-v1"}
 //
-// Missing maps encode as {}. For printable text this equals `jq -cS`.
+// Missing artifacts and metadata encode as {}; images, when there are
+// none, not at all, so that a release without images has the digest it had
+// before releases carried images. For printable text this equals `jq -cS`.
 func (c Content) Encode() []byte {
 	v := struct {
 		Artifacts map[string]string `json:"artifacts"`
+		Images    map[string]string `json:"images,omitempty"`
 		Metadata  map[string]string `json:"metadata"`
 		Name      string            `json:"name"`
 		Spec      string            `json:"spec"`
-	}{nonNil(c.Artifacts), nonNil(c.Metadata), c.Name, Spec}
+	}{nonNil(c.Artifacts), c.Images, nonNil(c.Metadata), c.Name, Spec}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -128,6 +135,7 @@ type Record struct {
 	Version         string            `json:"version"`
 	Digest          string            `json:"digest"`
 	Artifacts       map[string]string `json:"artifacts"`
+	Images          map[string]string `json:"images,omitempty"`
 	Metadata        map[string]string `json:"metadata"`
 	PreviousVersion string            `json:"previous_version,omitempty"`
 	PublishedAt     string            `json:"published_at"`
@@ -135,7 +143,7 @@ type Record struct {
 
 // Content returns the part of the record the digest covers.
 func (r *Record) Content() Content {
-	return Content{Name: r.Name, Artifacts: r.Artifacts, Metadata: r.Metadata}
+	return Content{Name: r.Name, Artifacts: r.Artifacts, Images: r.Images, Metadata: r.Metadata}
 }
 
 // VersionKey is where a version's record lives.
@@ -180,19 +188,27 @@ type TooLargeError struct {
 	Name, Version string
 	Size          int // bytes of the record
 	Artifacts     int // bytes of the artifacts map in it
+	Images        int // bytes of the images map in it
 	Metadata      int // bytes of the metadata map in it
 }
 
 func (e *TooLargeError) Error() string {
+	images := ""
+	if e.Images > 0 {
+		images = fmt.Sprintf(", its images %d", e.Images)
+	}
 	return fmt.Sprintf("version %s of release %q would be a record of %d bytes, but a release record may be at most %d bytes "+
-		"(larger ones could never be read back); its metadata takes %d bytes and its artifacts %d",
-		e.Version, e.Name, e.Size, MaxRecordSize, e.Metadata, e.Artifacts)
+		"(larger ones could never be read back); its metadata takes %d bytes and its artifacts %d%s",
+		e.Version, e.Name, e.Size, MaxRecordSize, e.Metadata, e.Artifacts, images)
 }
 
-// Attribute names the input that takes most of the record: "metadata" or
-// "artifacts".
+// Attribute names the input that takes most of the record: "metadata",
+// "artifacts" or "images".
 func (e *TooLargeError) Attribute() string {
-	if e.Artifacts > e.Metadata {
+	switch {
+	case e.Images > e.Artifacts && e.Images > e.Metadata:
+		return "images"
+	case e.Artifacts > e.Metadata:
 		return "artifacts"
 	}
 	return "metadata"
@@ -229,8 +245,9 @@ func sizeError(r *Record, body []byte) error {
 		return nil
 	}
 	a, _ := json.Marshal(r.Artifacts)
+	i, _ := json.Marshal(r.Images)
 	m, _ := json.Marshal(r.Metadata)
-	return &TooLargeError{Name: r.Name, Version: r.Version, Size: len(body), Artifacts: len(a), Metadata: len(m)}
+	return &TooLargeError{Name: r.Name, Version: r.Version, Size: len(body), Artifacts: len(a), Images: len(i), Metadata: len(m)}
 }
 
 // CheckSize returns a *TooLargeError if the record of c published as
@@ -239,7 +256,7 @@ func sizeError(r *Record, body []byte) error {
 func CheckSize(c Content, version, previous string) error {
 	r := &Record{
 		Spec: Spec, Name: c.Name, Version: version, Digest: c.Digest().String(),
-		Artifacts: nonNil(c.Artifacts), Metadata: nonNil(c.Metadata),
+		Artifacts: nonNil(c.Artifacts), Images: c.Images, Metadata: nonNil(c.Metadata),
 		PreviousVersion: previous, PublishedAt: publishedAtPlaceholder,
 	}
 	return sizeError(r, r.encode())
@@ -274,6 +291,13 @@ func Get(ctx context.Context, b store.Backend, name, version string) (*Record, e
 		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it names %s@%s", r.Name, r.Version)}
 	case r.Content().Digest().String() != r.Digest:
 		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its content hashes to %s, not the recorded %s", r.Content().Digest(), r.Digest)}
+	}
+	// Images are read as Publish writes them: what names a record in the
+	// store (the collector keeps it) is checked, not only hashed.
+	for _, k := range slices.Sorted(maps.Keys(r.Images)) {
+		if err := CheckImageRef(r.Images[k]); err != nil {
+			return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its image %s: %v", usertext.Show(k), err)}
+		}
 	}
 	return &r, nil
 }
@@ -315,7 +339,7 @@ func (e *ConflictError) Error() string {
 
 // Publish publishes r by the writer's protocol (see protocol.go): it
 // validates r, holds every key r relies on (its artifacts' listings and
-// blobs, and its version), checks that each artifact is stored, and
+// blobs, its images' records, and its version), checks that each artifact is stored, and
 // writes the record (WriteRecord: adoption of the same content,
 // *ConflictError for other content, and so on).
 //
@@ -347,6 +371,14 @@ func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opt
 	held := []string{}
 	for _, k := range names {
 		held = append(held, store.HeldKeys(r.Artifacts[k])...)
+	}
+	// The record of each image, if the store holds one (an image built by
+	// immutable_image): a collector deleting it as unreferenced must see
+	// that this record is about to reference it. Not checked: an image
+	// may come from anywhere, and a release does not contact a registry.
+	for _, k := range slices.Sorted(maps.Keys(r.Images)) {
+		sum, _ := ImageDigest(r.Images[k]) // validate checked it
+		held = append(held, store.ImageKey(sum))
 	}
 	held = append(held, VersionKey(r.Name, r.Version))
 	lease, err := hold(ctx, st, held...)
@@ -429,6 +461,9 @@ func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time)
 		r.PublishedAt = now.UTC().Format(time.RFC3339)
 	}
 	r.Artifacts, r.Metadata = nonNil(r.Artifacts), nonNil(r.Metadata)
+	if len(r.Images) == 0 {
+		r.Images = nil // as Get reads a record without images back
+	}
 	body := r.encode()
 	if err := sizeError(r, body); err != nil {
 		return nil, err
@@ -463,8 +498,8 @@ func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time)
 
 // validate is the first step of the writer's protocol for r (see
 // protocol.go): it checks r as WriteRecord would write it, reading and
-// changing nothing: the name, each artifact name and metadata key in
-// order, the version, then the size of the whole record. (Publish checks
+// changing nothing: the name, each artifact name, each image's name and
+// reference and each metadata key in order, the version, then the size of the whole record. (Publish checks
 // the artifacts' digests too; WriteRecord, seeding stores, does not.)
 func (r *Record) validate() error {
 	if err := CheckName(r.Name); err != nil {
@@ -473,6 +508,14 @@ func (r *Record) validate() error {
 	for _, k := range slices.Sorted(maps.Keys(r.Artifacts)) {
 		if err := CheckArtifactName(k); err != nil {
 			return invalid(InputArtifact, k, err)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Images)) {
+		if err := CheckImageName(k); err != nil {
+			return invalid(InputImageName, k, err)
+		}
+		if err := CheckImageRef(r.Images[k]); err != nil {
+			return invalid(InputImage, k, err)
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
@@ -490,7 +533,7 @@ func (r *Record) validate() error {
 	c := r.Content()
 	w := &Record{
 		Spec: Spec, Name: r.Name, Version: r.Version, Digest: c.Digest().String(),
-		Artifacts: nonNil(r.Artifacts), Metadata: nonNil(r.Metadata),
+		Artifacts: nonNil(r.Artifacts), Images: r.Images, Metadata: nonNil(r.Metadata),
 		PreviousVersion: r.PreviousVersion, PublishedAt: at,
 	}
 	return sizeError(w, w.encode())

@@ -23,6 +23,9 @@ import (
 //	                                           archive's bytes are a blob
 //	actions/sha256/<hh>/<hex>                  a build step's action record, by its key
 //	                                           (package actioncache): its output and log digests
+//	images/sha256/<hh>/<hex>                   an image's record (package image), by its manifest's
+//	                                           sha256: its manifest and config (blobs) and the
+//	                                           trees its own layers were made of; written once
 //	releases/<name>/versions/<version>         a release record (package release), written once
 //	releases/<name>/digests/<hex>/<version>    an index entry: the versions of a content
 //	releases/<name>/yanks/<version>/<seq>      a yank entry; seq 0000000001, 0000000002, …
@@ -47,6 +50,7 @@ const (
 	FamilyListing                 // trees/sha256/<hh>/<hex>: a tree's listing (the folder keeps its first name)
 	FamilyArchive                 // archives/<format>/<hh>/<hex>
 	FamilyAction                  // actions/sha256/<hh>/<hex>
+	FamilyImage                   // images/sha256/<hh>/<hex>
 	FamilyVersion                 // releases/<name>/versions/<version>
 	FamilyIndex                   // releases/<name>/digests/<hex>/<version>
 	FamilyYank                    // releases/<name>/yanks/<version>/<seq>
@@ -64,6 +68,7 @@ var patterns = [...]string{
 	FamilyListing:   "trees/sha256/<hh>/<hex>",
 	FamilyArchive:   "archives/<format>/<hh>/<hex>",
 	FamilyAction:    "actions/sha256/<hh>/<hex>",
+	FamilyImage:     "images/sha256/<hh>/<hex>",
 	FamilyVersion:   "releases/<name>/versions/<version>",
 	FamilyIndex:     "releases/<name>/digests/<hex>/<version>",
 	FamilyYank:      "releases/<name>/yanks/<version>/<seq>",
@@ -142,7 +147,8 @@ const IdentityKey = "gc/store.json"
 
 // Key is a key of the layout, read into its family and parts. Which parts
 // a family has is in its pattern: <hex> is Digest (a blob's, a listing's,
-// an action's key, an archive's listing's, a release content's), <name>
+// an action's key, an archive's listing's, an image's manifest's, a
+// release content's), <name>
 // and <release> are Release.
 type Key struct {
 	Family  Family
@@ -315,6 +321,10 @@ func ListingKey(sum digest.Sum) string { return Key{Family: FamilyListing, Diges
 
 // ActionKey is where the action record of a build step's key lives.
 func ActionKey(key digest.Sum) string { return Key{Family: FamilyAction, Digest: key}.String() }
+
+// ImageKey is where the record of the image whose manifest has the
+// sha256 manifest lives.
+func ImageKey(manifest digest.Sum) string { return Key{Family: FamilyImage, Digest: manifest}.String() }
 
 // ArchiveKey is where the reference to an archive of a listing lives.
 func ArchiveKey(format string, listing digest.Sum) string {

@@ -25,6 +25,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 		{store.ListingKey(sum), "trees/sha256/" + h[:2] + "/" + h, store.Key{Family: store.FamilyListing, Digest: sum}},
 		{store.ArchiveKey("tar.gz-v1", sum), "archives/tar.gz-v1/" + h[:2] + "/" + h, store.Key{Family: store.FamilyArchive, Format: "tar.gz-v1", Digest: sum}},
 		{store.ActionKey(sum), "actions/sha256/" + h[:2] + "/" + h, store.Key{Family: store.FamilyAction, Digest: sum}},
+		{store.ImageKey(sum), "images/sha256/" + h[:2] + "/" + h, store.Key{Family: store.FamilyImage, Digest: sum}},
 		{store.VersionKey("web", "1.2.0-rc.1"), "releases/web/versions/1.2.0-rc.1", store.Key{Family: store.FamilyVersion, Release: "web", Version: "1.2.0-rc.1"}},
 		{store.IndexKey("web", sum, "1.2.0"), "releases/web/digests/" + h + "/1.2.0", store.Key{Family: store.FamilyIndex, Release: "web", Digest: sum, Version: "1.2.0"}},
 		{store.YankKey("web", "1.2.0", 3), "releases/web/yanks/1.2.0/0000000003", store.Key{Family: store.FamilyYank, Release: "web", Version: "1.2.0", Seq: 3}},
@@ -49,8 +50,8 @@ func TestLayoutRoundTrip(t *testing.T) {
 		}
 	}
 	// Every family is in the table, and every family's folder is one of the layout's.
-	if n := len(store.Families()); n != 12 {
-		t.Errorf("%d families; the table covers 12", n)
+	if n := len(store.Families()); n != 13 {
+		t.Errorf("%d families; the table covers 13", n)
 	}
 	if got := store.NewObjectID(time.Unix(0, 0)); !isFamily(store.LeaseKey(got), store.FamilyLease) {
 		t.Errorf("a lease named by NewObjectID (%s) does not parse", got)
@@ -103,6 +104,9 @@ func TestLayoutRefusesMalformed(t *testing.T) {
 		{"archives/ZIP/" + h[:2] + "/" + h, store.FamilyArchive},                  // format
 		{"archives/zip-v1/index", store.FamilyArchive},                            // missing segment
 		{"actions/sha256/" + h[:2] + "/" + h[:2], store.FamilyAction},             // not a digest
+		{"images/sha256/" + h[:2] + "/" + h[:63], store.FamilyImage},              // short hex
+		{"images/sha256/00/" + h, store.FamilyImage},                              // wrong shard
+		{"images/sha256/" + h[:2] + "/" + h + ".json", store.FamilyImage},         // a suffix
 		{"releases/Web/versions/1.0.0", store.FamilyVersion},                      // name
 		{"releases/web/versions/v1.0.0", store.FamilyVersion},                     // version
 		{"releases/web/versions/1.0.0+build", store.FamilyVersion},                // version
@@ -122,6 +126,7 @@ func TestLayoutRefusesMalformed(t *testing.T) {
 		{"notes.txt", store.FamilyUnknown},
 		{"blobs/README", store.FamilyUnknown},
 		{"blobs/sha256", store.FamilyUnknown},
+		{"images/sha512/00/" + h, store.FamilyUnknown},
 		{"blobs/sha256/", store.FamilyUnknown},
 		{"releases/web", store.FamilyUnknown},
 		{"releases//versions/1.0.0", store.FamilyUnknown},

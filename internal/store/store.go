@@ -4,7 +4,7 @@
 // atomically and without ever overwriting one.
 //
 // The store holds content (blobs, tree listings, archive references,
-// action records), the records of package release, and the collector
+// action records, image records), the records of package release, and the collector
 // protocol's leases and markers: layout.go lists every family of keys,
 // builds each and reads any back (ParseKey), for this package and every
 // other.
@@ -26,7 +26,8 @@
 // the deleter that keeps all of this.
 // MissingBlobs checks the invariant over a whole store. In the same way an
 // action record implies its output (a listing or a blob) and its log: a
-// build stores both before the record.
+// build stores both before the record; and an image record (package image)
+// its manifest and config blobs and the trees of its layers.
 //
 // The package has no dependency on Terraform.
 package store
