@@ -720,6 +720,9 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 		return diags
 	}
 	if pushImage {
+		if diags.Append(r.record(ctx, built)...); diags.HasError() {
+			return diags
+		}
 		stats, err := c.Push(ctx, repo, built.Image, built.Base, built.Opener(r.source()))
 		if err != nil {
 			// A layer's bytes may differ from what a plan took from the
@@ -744,6 +747,32 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 		}
 	}
 	diags.Append(setOutputs(m, repo, built)...)
+	return diags
+}
+
+// record writes the store's record of the image (what its layers are
+// made of: a release diff names changed layers by it, an export writes
+// the image from it, the collector keeps its trees) before the push.
+func (r *ImageResource) record(ctx context.Context, built *image.Built) diag.Diagnostics {
+	var diags diag.Diagnostics
+	err := image.PutRecord(ctx, r.data.store, image.NewRecord(built.Image, built.Base, built.Layers), built.Image.Manifest, built.Image.Config)
+	var (
+		conflict *image.RecordConflictError
+		missing  *image.TreeMissingError
+	)
+	switch {
+	case err == nil:
+	case errors.As(err, &conflict) && conflict.Existing != nil:
+		// The same image, recorded as made of other (equivalent) inputs by
+		// another configuration: the record stands, the image is the same.
+		tflog.Debug(ctx, "image record kept as another configuration wrote it", map[string]any{"key": conflict.Key})
+	case errors.As(err, &missing):
+		diags.AddAttributeError(path.Root("layers").AtListIndex(missing.Layer-1).AtName("digest"), "Layer content not stored",
+			err.Error()+fmt.Sprintf(" in %s (a garbage collection may have deleted it since plan). Nothing was pushed. Apply "+
+				"the artifact or build that makes it again, then this image.", r.data.store))
+	default:
+		diags.AddError("Cannot record the image in the store", fmt.Sprintf("%v. Nothing was pushed.", err))
+	}
 	return diags
 }
 

@@ -82,6 +82,18 @@ func TestAccImage(t *testing.T) {
 						return fmt.Errorf("registry serves %s, plan said %s", got, planned)
 					}
 					crane(t, "validate", "--remote", host+"/web@"+planned)
+					// The store records what the image's layers are made of.
+					sum, err := digest.Parse(planned)
+					if err != nil {
+						return err
+					}
+					rec, err := image.GetRecord(context.Background(), e.backend(), sum)
+					if err != nil {
+						return fmt.Errorf("no image record: %w", err)
+					}
+					if len(rec.Layers) != 1 || rec.Layers[0].Tree != digestOf(t, e.dir) || rec.Layers[0].Path != "/srv/www" {
+						return fmt.Errorf("image record layers %+v, want the site at /srv/www", rec.Layers)
+					}
 					cfg := crane(t, "config", host+"/web@"+planned)
 					if !strings.Contains(cfg, `"Entrypoint":["/bin/server"]`) || !strings.Contains(cfg, `"PORT=8080"`) {
 						return fmt.Errorf("config %s lacks the entrypoint or env", cfg)
