@@ -103,8 +103,10 @@ func (p Platform) json() *platformJSON {
 // kept and new names appended; Labels merge; ExposedPorts are the union.
 // The manifest has the base's type: a Docker schema 2 base gives a Docker
 // manifest (whose layers must be gzip), any other an OCI one.
+//
+// The zero Platform, with a base, means the base's.
 func Assemble(base *Base, layers []Layer, cfg Config, p Platform, created time.Time) (*Image, error) {
-	if err := p.check(); err != nil {
+	if err := p.check(); err != nil && (base == nil || p != (Platform{})) {
 		return nil, err
 	}
 	img := &Image{MediaType: MediaTypeManifest, Platform: p}
@@ -308,7 +310,7 @@ func readBase(base *Base, p Platform) (*baseImage, error) {
 		return nil, fail("its config: %v", err)
 	}
 	b.platform = Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}
-	if !b.platform.Matches(p) {
+	if p != (Platform{}) && !b.platform.Matches(p) {
 		return nil, fail("its platform is %s, not %s: choose the base's manifest for %s, or set the platform to %s", b.platform, p, p, b.platform)
 	}
 	if len(plat.RootFS.DiffIDs) != len(b.layers) {

@@ -267,3 +267,19 @@ func TestParsePort(t *testing.T) {
 		}
 	}
 }
+
+// TestAssembleTakesTheBasePlatform: with a base and no platform, the
+// image is for the base's platform.
+func TestAssembleTakesTheBasePlatform(t *testing.T) {
+	base := makeBase(t, MediaTypeManifest, "arm64", "v8")
+	img, err := Assemble(base, nil, Config{}, Platform{}, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Platform.String() != "linux/arm64/v8" {
+		t.Fatalf("platform %s, want the base's linux/arm64/v8", img.Platform)
+	}
+	if _, err := Assemble(nil, nil, Config{}, Platform{}, time.Unix(0, 0)); err == nil {
+		t.Fatal("an image from scratch without a platform was assembled")
+	}
+}

@@ -1,0 +1,196 @@
+package provider
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
+)
+
+// pushBase pushes a two-layer image for each platform to ref (an index
+// of them when there are several) and returns the digest of each
+// platform's manifest, by "os/arch".
+func pushBase(t *testing.T, ref string, platforms ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var adds []mutate.IndexAddendum
+	for _, p := range platforms {
+		os, arch, _ := strings.Cut(p, "/")
+		img, err := random.Image(512, 2)
+		must(t, err)
+		img = mutate.MediaType(img, types.OCIManifestSchema1)
+		cfg, err := img.ConfigFile()
+		must(t, err)
+		cfg.OS, cfg.Architecture = os, arch
+		cfg.Config.Env = []string{"PATH=/usr/bin", "BASE=1"}
+		img, err = mutate.ConfigFile(img, cfg)
+		must(t, err)
+		d, err := img.Digest()
+		must(t, err)
+		out[p] = d.String()
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
+	}
+	r, err := name.ParseReference(ref)
+	must(t, err)
+	if len(adds) == 1 {
+		must(t, remote.Write(r, adds[0].Add.(v1.Image)))
+		return out
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
+	must(t, remote.WriteIndex(r, idx))
+	return out
+}
+
+// TestAccImageOnBase: data.immutable_image resolves a tag (an index) to
+// the digest of one platform's manifest at plan; an image on that base
+// keeps its layers and env, adds its own, and mounts the base's blobs
+// from the base's repository instead of uploading them; a base bump is a
+// new digest and a replacement.
+func TestAccImageOnBase(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	bases := pushBase(t, reg.Host+"/base:1", "linux/amd64", "linux/arm64")
+	proxy := reg.Count(t)
+	host := proxy.Host()
+	e.write(map[string]string{"index.html": "<h1>on a base</h1>"})
+	config := func(platform string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+data "immutable_image" "base" {
+  name     = "%s/base:1"
+  platform = %q
+}
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "%s/web"
+  base       = data.immutable_image.base.ref
+  layers = [{
+    digest = immutable_artifact.site.digest
+    path   = "/srv/www"
+  }]
+  config = {
+    env = { PORT = "8080" }
+  }
+}
+`, host, platform, e.dir, host)
+	}
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config("linux/arm64"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:`))),
+					plancheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("platform"), knownvalue.StringExact("linux/arm64")),
+					capturePlanned("immutable_image.web", "digest", &planned),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("data.immutable_image.base", tfjsonpath.New("digest"), knownvalue.StringExact(bases["linux/arm64"])),
+					statecheck.ExpectKnownValue("data.immutable_image.base", tfjsonpath.New("platforms"), knownvalue.MapSizeExact(2)),
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("layer_descriptors"), knownvalue.ListSizeExact(3)),
+				},
+				Check: func(*terraformState) error {
+					ref := host + "/web@" + planned
+					if got := crane(t, "digest", ref); got != planned {
+						return fmt.Errorf("registry serves %s, plan said %s", got, planned)
+					}
+					crane(t, "validate", "--remote", ref)
+					cfg := crane(t, "config", ref)
+					for _, want := range []string{`"BASE=1"`, `"PORT=8080"`, `"architecture":"arm64"`} {
+						if !strings.Contains(cfg, want) {
+							return fmt.Errorf("config %s lacks %s", cfg, want)
+						}
+					}
+					// Both base layers mounted from base, not uploaded.
+					mounts := 0
+					for _, c := range proxy.Calls("POST", "/web/blobs/uploads/") {
+						if strings.Contains(c.Path, "mount=") || strings.Contains(c.Query, "mount=") {
+							mounts++
+						}
+					}
+					if mounts != 2 {
+						return fmt.Errorf("%d base layers mounted, want 2: %v", mounts, proxy.Calls("", ""))
+					}
+					return nil
+				},
+			},
+			{
+				// Another platform of the same tag: another base digest, a replacement.
+				Config: config("linux/amd64"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionReplace),
+				}},
+			},
+		},
+	})
+}
+
+// TestAccImageIndex: an index of two platform images is known at plan,
+// pushed by digest, tagged, and served as an index naming both.
+func TestAccImageIndex(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	e.write(map[string]string{"index.html": "<h1>everywhere</h1>"})
+	config := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "amd64" {
+  repository = "%[2]s/web"
+  platform   = "linux/amd64"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+}
+resource "immutable_image" "arm64" {
+  repository = "%[2]s/web"
+  platform   = "linux/arm64"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+}
+resource "immutable_image_index" "web" {
+  repository = "%[2]s/web"
+  images     = [immutable_image.arm64.ref, immutable_image.amd64.ref]
+  tags       = ["multi"]
+}
+`, e.dir, reg.Host)
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					capturePlanned("immutable_image_index.web", "digest", &planned),
+					plancheck.ExpectKnownValue("immutable_image_index.web", tfjsonpath.New("manifests"), knownvalue.MapSizeExact(2)),
+				}},
+				Check: func(*terraformState) error {
+					if got := crane(t, "digest", reg.Host+"/web:multi"); got != planned {
+						return fmt.Errorf("web:multi is %s, plan said %s", got, planned)
+					}
+					m := crane(t, "manifest", reg.Host+"/web@"+planned)
+					if !strings.Contains(m, "application/vnd.oci.image.index.v1+json") || !strings.Contains(m, `"architecture":"arm64"`) || !strings.Contains(m, `"architecture":"amd64"`) {
+						return fmt.Errorf("index manifest %s", m)
+					}
+					crane(t, "validate", "--remote", reg.Host+"/web@"+planned)
+					return nil
+				},
+			},
+			{Config: config, PlanOnly: true},
+		},
+	})
+}
