@@ -86,10 +86,16 @@ func Rel(p, root string) (rel string, ok bool, err error) {
 // IsStore tells whether dir (followed if it is a link) is a local
 // content-addressed store: it has a blobs/sha256 directory, the layout
 // every file:// store has (store.FamilyBlob's folder; spelled here because
-// fsguard sits below the store package).
+// fsguard sits below the store package), and is not an OCI image layout,
+// which has one too (flat, where a store's is split by two hex digits)
+// and, at its root, the file oci-layout no store has.
 func IsStore(dir string) bool {
 	fi, err := os.Stat(filepath.Join(dir, "blobs", "sha256"))
-	return err == nil && fi.IsDir()
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	fi, err = os.Lstat(filepath.Join(dir, "oci-layout"))
+	return err != nil || !fi.Mode().IsRegular()
 }
 
 // StoreAbove finds a local content-addressed store holding path: the

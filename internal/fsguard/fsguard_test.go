@@ -109,3 +109,25 @@ func TestOtherStoresAreRecognised(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An OCI image layout (immutable_export's oci-layout) has blobs/sha256
+// too, and its oci-layout file: it is not a store.
+func TestImageLayoutIsNoStore(t *testing.T) {
+	layout := filepath.Join(t.TempDir(), "oci")
+	must(t, os.MkdirAll(filepath.Join(layout, "blobs", "sha256"), 0o755))
+	if !IsStore(layout) {
+		t.Fatal("blobs/sha256 alone is a store")
+	}
+	must(t, os.Mkdir(filepath.Join(layout, "oci-layout"), 0o755))
+	if !IsStore(layout) {
+		t.Error("a directory named oci-layout made it no store")
+	}
+	must(t, os.Remove(filepath.Join(layout, "oci-layout")))
+	must(t, os.WriteFile(filepath.Join(layout, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644))
+	if IsStore(layout) {
+		t.Error("an OCI image layout is taken for a store")
+	}
+	if err := CheckTarget(filepath.Join(layout, "blobs", "x.zip")); err != nil {
+		t.Errorf("a target inside an OCI image layout: %v", err)
+	}
+}
