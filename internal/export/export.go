@@ -1,6 +1,7 @@
 // Package export writes a stored artifact out of the store to a local
 // path — as a directory tree, a single file, or a zip or tar.gz made by the
-// reproducible archiver — and checks and removes what it wrote.
+// reproducible archiver — or an image as an OCI image layout or a
+// docker-archive (image.go), and checks and removes what it wrote.
 //
 // Guarantees:
 //   - Atomic: everything is written into a fresh sibling of the target
@@ -12,8 +13,11 @@
 //     disappears; elsewhere the old content is moved aside first.
 //   - Verified: every byte comes from the store through a reader that fails
 //     unless it hashes to the digest it was stored under; an archive is
-//     checked against the listing it claims. A file already present in the
-//     old content is reused instead of downloaded only if it hashes right.
+//     checked against the listing it claims; an image's layers, encoded
+//     again from their stored trees or read from a base's registry, are
+//     checked against the image's descriptors as they stream. A file
+//     already present in the old content is reused instead of downloaded
+//     only if it hashes right.
 //   - Durable before visible: the new content is flushed to disk before the
 //     rename (one syncfs(2) on Linux, one fsync per file elsewhere).
 //   - Never over what it did not write: a new target must not exist (the
@@ -47,7 +51,7 @@ const (
 )
 
 // Formats lists the formats in the order the docs give them.
-var Formats = []Format{Directory, File, Zip, TarGz}
+var Formats = []Format{Directory, File, Zip, TarGz, OCILayout, DockerArchive}
 
 // FormatNames lists the formats' names, in the order the docs give them.
 func FormatNames() []string {
@@ -71,6 +75,20 @@ type Content struct {
 	// Made identifies the directories a Directory export made (its
 	// Writer's Made), when known: Remove leaves one made again since.
 	Made *Dirs
+	// Image is the image an OCILayout or DockerArchive export writes
+	// (LoadImage); Listing is then the export's files and Open reads them.
+	Image *Image
+	// Open, when set, reads the listing's entries instead of the store,
+	// each checked against its digest as it is read.
+	Open archive.Opener
+}
+
+// opener reads the content's entries: through Open, else from st.
+func (c *Content) opener(st *store.Store) archive.Opener {
+	if c.Open != nil {
+		return c.Open
+	}
+	return StoreOpener(st)
 }
 
 // FormatError is a format the artifact cannot be exported in.
@@ -83,6 +101,10 @@ func (e *FormatError) Error() string {
 	if e.Kind == store.Blob {
 		return fmt.Sprintf("a file artifact is exported as %q only: its digest names the file's bytes, not a name or mode "+
 			"to give it inside a %s. Make the artifact from a directory holding the file to archive it", File, e.Format)
+	}
+	if e.Format.IsImage() {
+		return fmt.Sprintf("a directory artifact is exported as %q, %q or %q; %q and %q export an image, by its manifest "+
+			"digest (immutable_image's `digest`)", Directory, Zip, TarGz, OCILayout, DockerArchive)
 	}
 	return fmt.Sprintf("a directory artifact is exported as %q, %q or %q, not %q", Directory, Zip, TarGz, e.Format)
 }

@@ -38,8 +38,8 @@ type ListingLoader func(ctx context.Context) (*digest.Listing, error)
 const maxNamed = 5
 
 // Inspect tells what is at target compared with what an export of want in
-// format wrote there (want: the tree's digest for Directory, the file's
-// sha256 otherwise). For a Directory only the export's own entries count:
+// format wrote there (want: the tree's digest for Directory and
+// OCILayout, the file's sha256 otherwise). For a tree only the export's own entries count:
 // files someone added beside them are not the export's, and not drift. The
 // listing is loaded only when the directory does not hash to want as a
 // whole. Nothing at the target is followed.
@@ -51,7 +51,7 @@ func Inspect(ctx context.Context, target string, format Format, want digest.Sum,
 	case err != nil:
 		return Found{}, err
 	}
-	if format != Directory {
+	if !format.IsTree() {
 		if !fi.Mode().IsRegular() {
 			return Found{Status: Differs, What: target + " is " + digest.TypeName(fi.Mode().Type()) + ", not the file written"}, nil
 		}

@@ -19,6 +19,10 @@ import (
 // blob of every symlink (its target), nothing else.
 func Check(ctx context.Context, st *store.Store, c *Content, format Format) error {
 	switch {
+	case format.IsImage() && c.Image != nil:
+		return nil // its listing is made of digests and fixed names
+	case c.Image != nil, format.IsImage():
+		return &FormatError{Format: format, Kind: c.Kind}
 	case c.Kind == store.Blob && format != File,
 		c.Kind == store.Tree && format == File:
 		return &FormatError{Format: format, Kind: c.Kind}
@@ -44,11 +48,13 @@ func Check(ctx context.Context, st *store.Store, c *Content, format Format) erro
 // the blob itself for File; for an archive, the stored archive of the
 // listing (verified) or, when none is stored yet, the archive built now
 // from the store and hashed without being stored — the archiver is
-// deterministic, so Write produces the same bytes. A Directory has none
-// (ok is false).
+// deterministic, so Write produces the same bytes. A Directory or
+// OCILayout has none (ok is false); nor has a DockerArchive before it is
+// written: its sum needs every layer's bytes, a base's read from its
+// registry.
 func FileSum(ctx context.Context, refs *archive.Refs, st *store.Store, c *Content, format Format) (sum digest.Sum, ok bool, err error) {
 	switch format {
-	case Directory:
+	case Directory, OCILayout, DockerArchive:
 		return sum, false, nil
 	case File:
 		return c.Digest, true, nil

@@ -94,7 +94,7 @@ func Remove(ctx context.Context, target string, format Format, c *Content) ([]Ke
 	} else if resolved != target {
 		return []Kept{{target, "reached through a symbolic link now, at " + resolved + ": not where the export wrote"}}, nil
 	}
-	if format == Directory {
+	if format.IsTree() {
 		if !fi.IsDir() {
 			return []Kept{{target, keptNow(fi, "directory")}}, nil
 		}

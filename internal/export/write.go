@@ -113,7 +113,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format Format, target st
 			old = nil // gone: written as new
 		case err != nil:
 			return sum, err
-		case format == Directory && !fi.IsDir(), format != Directory && !fi.Mode().IsRegular():
+		case format.IsTree() && !fi.IsDir(), !format.IsTree() && !fi.Mode().IsRegular():
 			return sum, &ConflictError{Target: target, Now: digest.TypeName(fi.Mode().Type()),
 				Why: "the export wrote a " + string(format) + " there, and does not replace what someone else put in its place. Move it away first"}
 		}
@@ -124,7 +124,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format Format, target st
 		if others, err = othersIn(ctx, target, old.Listing); err != nil {
 			return sum, err
 		}
-		if len(others) > 0 && format != Directory {
+		if len(others) > 0 && !format.IsTree() {
 			return sum, &ConflictError{Target: target, Paths: others, Why: "a " + string(format) + " cannot hold them. Move them away first"}
 		}
 	}
@@ -136,7 +136,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format Format, target st
 	tmpfile.Sweep(parent, prefix) // left by a killed apply
 	var tmp string
 	var err error
-	if format == Directory {
+	if format.IsTree() {
 		tmp, err = tmpfile.MkdirTemp(parent, prefix)
 		if err == nil {
 			err = w.writeTree(ctx, c, tmp, target, old != nil, others)
@@ -157,10 +157,10 @@ func (w *Writer) Write(ctx context.Context, c *Content, format Format, target st
 	if err != nil {
 		return sum, err
 	}
-	if format == Directory && !w.Scratch {
+	if format.IsTree() && !w.Scratch {
 		w.Made = madeDirs(tmp, c.Listing) // the same directories once renamed
 	}
-	if w.Expect != nil && format != Directory && sum != *w.Expect {
+	if w.Expect != nil && !format.IsTree() && sum != *w.Expect {
 		return sum, &MismatchError{Target: target, Want: *w.Expect, Got: sum}
 	}
 	if check != nil {
@@ -183,7 +183,7 @@ func (w *Writer) Write(ctx context.Context, c *Content, format Format, target st
 	}
 	swapped = true
 	syncDir(parent)
-	if format != Directory {
+	if !format.IsTree() {
 		return sum, os.Remove(tmp) // the old file, which the export wrote
 	}
 	return sum, w.settleOld(ctx, tmp, target, old)
@@ -197,7 +197,8 @@ func (w *Writer) writeFile(ctx context.Context, c *Content, format Format, paren
 	}
 	name := f.Name()
 	defer func() { _ = f.Close() }() // closed below on success
-	if format == File {
+	switch format {
+	case File:
 		rc, err := w.St.OpenBlob(ctx, c.Digest)
 		if err != nil {
 			return name, sum, err
@@ -209,7 +210,15 @@ func (w *Writer) writeFile(ctx context.Context, c *Content, format Format, paren
 		}
 		sum = c.Digest
 		w.Fetched++
-	} else {
+	case DockerArchive:
+		// Every member is checked against its digest as it streams.
+		h := sha256.New()
+		if err := writeTar(ctx, io.MultiWriter(f, h), c.Listing, c.opener(w.St)); err != nil {
+			return name, sum, err
+		}
+		h.Sum(sum[:0])
+		w.Fetched++
+	default:
 		// A stored archive is copied (and checked); otherwise the archive is
 		// built from the store's verified blobs straight into the file,
 		// without writing to the store: an export only reads it.
@@ -285,7 +294,7 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 		}
 		files = append(files, e)
 	}
-	if err := w.writeEntries(ctx, root, files, old); err != nil {
+	if err := w.writeEntries(ctx, root, files, old, c.opener(w.St)); err != nil {
 		return err
 	}
 	// Directories get 0755 whatever the umask, like the files' modes.
@@ -316,15 +325,16 @@ func (w *Writer) flush(f *os.File) error {
 // writeEntries writes the files of a tree, as many at once as the store
 // reads (S3: its max_concurrency), so a download is not a round trip per
 // file in turn. The first failure stops the others.
-func (w *Writer) writeEntries(ctx context.Context, root *os.Root, files []digest.Entry, old *os.Root) error {
+func (w *Writer) writeEntries(ctx context.Context, root *os.Root, files []digest.Entry, old *os.Root, open archive.Opener) error {
 	var mu sync.Mutex
 	return store.ForEach(ctx, w.St.Concurrency(), len(files), func(ctx context.Context, i int) error {
-		return w.writeEntry(ctx, root, files[i], old, &mu)
+		return w.writeEntry(ctx, root, files[i], old, open, &mu)
 	})
 }
 
-// writeEntry writes one file; mu guards the Writer's counters.
-func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, old *os.Root, mu *sync.Mutex) error {
+// writeEntry writes one file, read through open unless the old content
+// has it; mu guards the Writer's counters.
+func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, old *os.Root, open archive.Opener, mu *sync.Mutex) error {
 	perm := fs.FileMode(0o644)
 	if e.Kind == digest.KindExec {
 		perm = 0o755
@@ -345,7 +355,7 @@ func (w *Writer) writeEntry(ctx context.Context, root *os.Root, e digest.Entry, 
 		if err := f.Truncate(0); err != nil {
 			return err
 		}
-		rc, err := w.St.OpenBlob(ctx, e.SHA256)
+		rc, err := open(ctx, e)
 		if err != nil {
 			return fmt.Errorf("file %q: %w", e.Path, err)
 		}
