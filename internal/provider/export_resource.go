@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -20,6 +21,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/export"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/fsguard"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -59,6 +61,10 @@ type written struct {
 	Digest string        `json:"digest"`
 	Format export.Format `json:"format"`
 	SHA256 string        `json:"sha256,omitempty"` // of the file written; "" for a directory
+	// Tree is the sha256 of the listing an oci-layout export wrote (its
+	// files, named by their digests), which refresh compares the
+	// directory with; "" for other formats, whose digest is the tree's.
+	Tree string `json:"tree,omitempty"`
 	// The directories a directory export made, so destroy leaves ones
 	// made again by someone at the same paths; absent in the state of
 	// older versions, and where the system cannot tell.
@@ -86,7 +92,9 @@ func exportSchema() schema.Schema {
 	return schema.Schema{
 		MarkdownDescription: "Writes a stored artifact — by digest, typically a pinned release's " +
 			"`data.immutable_release.x.artifacts[\"site\"]` — to a local path: a directory tree, a single file, or a " +
-			"zip / tar.gz made by the same reproducible archiver as `immutable_artifact`. Rolling back is pinning the " +
+			"zip / tar.gz made by the same reproducible archiver as `immutable_artifact`. It also writes an image built by " +
+			"`immutable_image`, without a registry, for air-gapped hosts: as an OCI image layout directory (`skopeo copy " +
+			"oci:PATH`, `crane push PATH`) or as one tar that `docker load` and `podman load` read. Rolling back is pinning the " +
 			"release's version: the export is updated in place to that version's exact bytes, and nothing is rebuilt.\n\n" +
 			"The content is written into a sibling temporary path, verified against the digest as it is read from the " +
 			"store, flushed to disk, and renamed into place in one step: a reader (a web server, a deploy tool) sees the " +
@@ -106,7 +114,9 @@ func exportSchema() schema.Schema {
 			},
 			"digest": schema.StringAttribute{
 				MarkdownDescription: "The artifact to write, `sha256:<hex>`: a directory or a file artifact in the store, such " +
-					"as `data.immutable_release.x.artifacts[\"site\"]` or `immutable_artifact.x.digest`. A change updates the " +
+					"as `data.immutable_release.x.artifacts[\"site\"]` or `immutable_artifact.x.digest`; with `format` " +
+					"`oci-layout` or `docker-archive`, an image's manifest digest (`immutable_image.x.digest`; without one " +
+					"of these formats that digest names the manifest's bytes, written as a file). A change updates the " +
 					"export in place.",
 				Required:   true,
 				Validators: []validator.String{digestValidator},
@@ -122,14 +132,20 @@ func exportSchema() schema.Schema {
 			"format": schema.StringAttribute{
 				MarkdownDescription: "`directory` (files, exec bits and symlinks as recorded; a directory artifact's default), " +
 					"`file` (a file artifact's bytes, mode 0644; its default), `zip` or `tar.gz` (a directory artifact as the " +
-					"same reproducible archive `immutable_artifact` builds: byte-identical to its `archive_sha256`).",
+					"same reproducible archive `immutable_artifact` builds: byte-identical to its `archive_sha256`); for an image, " +
+					"`oci-layout` (a directory: `oci-layout`, `index.json` and `blobs/sha256/`, as the OCI image layout " +
+					"specifies) or `docker-archive` (one tar holding the same files and a `manifest.json`, as `docker save` " +
+					"writes since Docker 25; the image loads untagged, by its ID). The image's own layers are encoded again from " +
+					"their stored trees and checked against its digests; a base image's layers are read from its registry, " +
+					"which must be reachable at apply.",
 				Optional:   true,
 				Computed:   true,
 				Validators: []validator.String{stringvalidator.OneOf(export.FormatNames()...)},
 			},
 			"sha256": schema.StringAttribute{
-				MarkdownDescription: "Hex sha256 of the file written (`file`, `zip`, `tar.gz`), known at plan; null for a " +
-					"directory. For an archive not stored yet it is computed at plan by building the archive from the store.",
+				MarkdownDescription: "Hex sha256 of the file written (`file`, `zip`, `tar.gz`, `docker-archive`), known at " +
+					"plan except for a `docker-archive` (known after apply: it needs every layer's bytes); null for a directory " +
+					"or an `oci-layout`. For an archive not stored yet it is computed at plan by building the archive from the store.",
 				Computed: true,
 			},
 			"base64sha256": schema.StringAttribute{
@@ -174,20 +190,29 @@ func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configF
 		return nil, "", diags
 	}
 	st := r.data.store
-	c, err := export.Load(ctx, st, sum)
+	var c *export.Content
+	if f := export.Format(configFormat.ValueString()); f.IsImage() {
+		c, err = export.LoadImage(ctx, st, sum, f, r.baseOpener())
+	} else {
+		c, err = export.Load(ctx, st, sum)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound) && atPlan:
 		return nil, "", diags // maybe stored by another resource in this apply: decided then
 	case errors.Is(err, store.ErrNotFound):
 		diags.AddAttributeError(path.Root("digest"), "Artifact not in the store",
-			fmt.Sprintf("%s is neither a directory nor a file artifact in the store %s. Check the provider's `store` setting "+
-				"(or %s): it must be the store the artifact or release was published to. Nothing was written.", sum, st, EnvStore))
+			fmt.Sprintf("%s is neither a directory nor a file artifact, nor an image, in the store %s. Check the provider's "+
+				"`store` setting (or %s): it must be the store the artifact, image or release was published to. Nothing was "+
+				"written.", sum, st, EnvStore))
 		return nil, "", diags
 	case err != nil:
 		var mismatch *store.MismatchError
-		if errors.As(err, &mismatch) {
+		switch {
+		case errors.As(err, &mismatch):
 			diags.Append(corruptError(st, sum, err))
-		} else {
+		case isImageError(err):
+			diags.Append(exportError(st, err))
+		default:
 			diags.Append(storeReadError(st, err))
 		}
 		return nil, "", diags
@@ -203,6 +228,14 @@ func (r *ExportResource) loadExport(ctx context.Context, m *exportModel, configF
 	return c, format, diags
 }
 
+// isImageError tells an image that cannot be exported (export.LoadImage)
+// from a store that cannot be read.
+func isImageError(err error) bool {
+	return errors.As(err, new(*export.FormatError)) || errors.As(err, new(*export.NotImageError)) ||
+		errors.As(err, new(*export.BaseError)) || errors.As(err, new(*export.ManifestError)) ||
+		errors.As(err, new(*image.CorruptRecordError))
+}
+
 // exportError explains a failure to check, write or remove an export.
 func exportError(st *store.Store, err error) diag.Diagnostic {
 	var formatErr *export.FormatError
@@ -213,9 +246,28 @@ func exportError(st *store.Store, err error) diag.Diagnostic {
 	var unsafeName *archive.UnsafeNameError
 	var mismatch *store.MismatchError
 	var corrupt *archive.CorruptError
+	var notImage *export.NotImageError
+	var baseErr *export.BaseError
+	var blobMismatch *export.BlobMismatchError
+	var badManifest *export.ManifestError
+	var badRecord *image.CorruptRecordError
 	switch {
+	case errors.As(err, &formatErr) && formatErr.Format.IsImage():
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Not an image", err.Error()+". Nothing was written.")
 	case errors.As(err, &formatErr):
 		return diag.NewAttributeErrorDiagnostic(path.Root("format"), "Format does not fit the artifact", err.Error()+".")
+	case errors.As(err, &notImage):
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Not an image", err.Error()+". Nothing was written.")
+	case errors.As(err, &baseErr):
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Cannot read the base image's layers", err.Error()+
+			". Nothing was written.")
+	case errors.As(err, &blobMismatch):
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Image blob differs from its digest",
+			fmt.Sprintf("Writing the image, %v: a base's registry served other bytes, or an own layer no longer encodes "+
+				"as it did when the image was built (its tree in %s was altered?). Nothing was written.", err, st))
+	case errors.As(err, &badManifest), errors.As(err, &badRecord):
+		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Stored image is corrupt",
+			fmt.Sprintf("In %s, %v. It is not written out; build the image again. Nothing was written.", st, err))
 	case errors.As(err, &refused):
 		return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Refusing to write path",
 			fmt.Sprintf("path %s. The export writes only new paths, or content it wrote itself, and never into or over a "+
@@ -246,6 +298,19 @@ func exportError(st *store.Store, err error) diag.Diagnostic {
 		return storeReadError(st, err)
 	}
 	return diag.NewAttributeErrorDiagnostic(path.Root("path"), "Cannot write the export", fmt.Sprintf("%v. Nothing was written.", err))
+}
+
+// baseOpener reads a base image's layers from its registry, through the
+// operation's registry client (made on first use: planning an export
+// makes no request).
+func (r *ExportResource) baseOpener() export.BaseOpener {
+	return func(ctx context.Context, repository string, d image.Descriptor) (io.ReadCloser, error) {
+		c, err := r.data.registries.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return c.OpenBlob(ctx, repository, d)
+	}
 }
 
 func (r *ExportResource) hashTree(ctx context.Context, dir string) (*digest.Listing, error) {
@@ -396,7 +461,7 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		}
 		plan.ID = types.StringValue(target)
 		plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown()
-		if export.Format(configFormat.ValueString()) == export.Directory {
+		if export.Format(configFormat.ValueString()).IsTree() {
 			plan.setSum(nil)
 		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -404,6 +469,14 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	if err := r.claim(target, "export "+c.Digest.String()+" "+string(format)); err != nil {
 		resp.Diagnostics.Append(exportError(st, err))
+		return
+	}
+	plan.Format = types.StringValue(string(format))
+	plan.ID = types.StringValue(target)
+	if format == export.DockerArchive {
+		// Known once written: hashing it needs every layer's bytes.
+		plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown()
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
 	var sum *digest.Sum
@@ -415,8 +488,6 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if ok {
 		sum = &s
 	}
-	plan.Format = types.StringValue(string(format))
-	plan.ID = types.StringValue(target)
 	plan.setSum(sum)
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
@@ -470,6 +541,9 @@ func (r *ExportResource) listingOf(ctx context.Context, w *written) (*digest.Lis
 	if err != nil {
 		return nil, err
 	}
+	if w.Format == export.OCILayout {
+		return export.WrittenImageListing(ctx, r.data.store, sum, w.Target)
+	}
 	return export.WrittenListing(ctx, r.data.store, sum, w.Target, r.hashTree)
 }
 
@@ -500,7 +574,7 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 	var old *export.Content
 	if prior != nil && prior.Target == target {
 		old = &export.Content{}
-		if prior.Format == export.Directory {
+		if prior.Format.IsTree() {
 			if old.Listing, err = r.listingOf(ctx, prior); err != nil {
 				diags.AddAttributeError(path.Root("digest"), "Cannot tell which files the export wrote", fmt.Sprintf(
 					"Replacing %s needs %v. Nothing was written; make the store reachable and apply again.", target, err))
@@ -509,7 +583,7 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 		}
 	}
 	wr := &export.Writer{St: st, Refs: r.data.archives()}
-	if format != export.Directory && !plan.SHA256.IsUnknown() && !plan.SHA256.IsNull() {
+	if !format.IsTree() && !plan.SHA256.IsUnknown() && !plan.SHA256.IsNull() {
 		if want, err := digest.ParseHex(plan.SHA256.ValueString()); err == nil {
 			wr.Expect = &want
 		}
@@ -542,7 +616,10 @@ func (r *ExportResource) write(ctx context.Context, plan *exportModel, prior *wr
 	plan.ID = types.StringValue(target)
 	plan.Drift = types.StringNull()
 	w := written{Target: target, Digest: c.Digest.String(), Format: format, Dirs: wr.Made}
-	if format == export.Directory {
+	if format == export.OCILayout {
+		w.Tree = c.Listing.Digest().Hex()
+	}
+	if format.IsTree() {
 		plan.setSum(nil)
 	} else {
 		plan.setSum(&sum)
@@ -564,6 +641,8 @@ func (r *ExportResource) Read(ctx context.Context, req resource.ReadRequest, res
 	want, err := digest.Parse(w.Digest)
 	if w.SHA256 != "" {
 		want, err = digest.ParseHex(w.SHA256)
+	} else if w.Tree != "" {
+		want, err = digest.ParseHex(w.Tree)
 	}
 	if err != nil {
 		return
@@ -606,7 +685,7 @@ func (r *ExportResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if sum, err := digest.ParseHex(w.SHA256); err == nil {
 		c.Written = &sum
 	}
-	if w.Format == export.Directory {
+	if w.Format.IsTree() {
 		m, err := r.listingOf(ctx, w)
 		if err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("digest"), "Cannot tell which files the export wrote",
