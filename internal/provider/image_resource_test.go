@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -215,6 +217,77 @@ func TestAccImageBadLayerCacheEntry(t *testing.T) {
 						return fmt.Errorf("registry serves %s, plan said %s", got, planned)
 					}
 					return nil
+				},
+			},
+		},
+	})
+}
+
+// lateString is a test variable whose value is known only when the step
+// runs (a ref an earlier step made).
+type lateString struct{ p *string }
+
+func (v lateString) MarshalJSON() ([]byte, error) { return json.Marshal(*v.p) }
+
+// TestAccImageImport: an image imports by its ref (an import block); the
+// plan of the same configuration computes the same digest and imports
+// with an in-place update that fills the inputs, never a replacement;
+// a tag is refused as an import ID.
+func TestAccImageImport(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	e.write(map[string]string{"index.html": "<h1>imported</h1>"})
+	cfg := imageConfig(e, reg.Host, "")
+	var ref string
+	vars := config.Variables{"ref": lateString{&ref}}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				Check: func(s *terraformState) error {
+					ref = s.RootModule().Resources["immutable_image.web"].Primary.Attributes["ref"]
+					return nil
+				},
+			},
+			{
+				ResourceName:  "immutable_image.web",
+				ImportState:   true,
+				ImportStateId: reg.Host + "/web:latest",
+				ExpectError:   regexp.MustCompile(`Import an image by its reference`),
+			},
+			{
+				// Forget it, keeping what was pushed.
+				Config: e.providerBlock() + `
+removed {
+  from = immutable_image.web
+  lifecycle {
+    destroy = false
+  }
+}
+`,
+			},
+			{
+				ConfigVariables: vars,
+				Config: cfg + `
+variable "ref" {
+  type = string
+}
+import {
+  to = immutable_image.web
+  id = var.ref
+}
+`,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("ref"), knownvalue.StringFunc(func(v string) error {
+						if v != ref {
+							return fmt.Errorf("ref %s after import, want %s", v, ref)
+						}
+						return nil
+					})),
 				},
 			},
 		},
