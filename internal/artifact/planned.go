@@ -129,7 +129,7 @@ func openPlanned(f plannedFile) (*os.File, error) {
 	}
 	after, err := fh.Stat()
 	if err != nil || !os.SameFile(before, after) {
-		fh.Close()
+		_ = fh.Close() // read-only, never read: nothing to lose
 		return nil, fmt.Errorf("%s changed while it was opened", f.path)
 	}
 	return fh, nil

@@ -35,7 +35,7 @@ func TestPlannedContentIsReadFromDiskVerified(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		defer rc.Close()
+		defer func() { _ = rc.Close() }()
 		b, err := io.ReadAll(rc)
 		return string(b), err
 	}
@@ -55,7 +55,9 @@ func TestPlannedContentIsReadFromDiskVerified(t *testing.T) {
 		t.Fatalf("changed file read with %v; want a *store.MismatchError", err)
 	}
 	// A symlink put in a listed file's place is not followed.
-	os.Remove(filepath.Join(src, "a.txt"))
+	if err := os.Remove(filepath.Join(src, "a.txt")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink("/etc/hostname", filepath.Join(src, "a.txt")); err != nil {
 		t.Fatal(err)
 	}

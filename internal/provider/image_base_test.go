@@ -48,7 +48,11 @@ func pushBase(t *testing.T, ref string, platforms ...string) map[string]string {
 	r, err := name.ParseReference(ref)
 	must(t, err)
 	if len(adds) == 1 {
-		must(t, remote.Write(r, adds[0].Add.(v1.Image)))
+		img, ok := adds[0].Add.(v1.Image)
+		if !ok {
+			t.Fatal("not an image")
+		}
+		must(t, remote.Write(r, img))
 		return out
 	}
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)

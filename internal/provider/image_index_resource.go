@@ -97,7 +97,7 @@ func (r *ImageIndexResource) entry(ctx context.Context, at path.Path, repo, ref 
 		return image.IndexEntry{}, diags
 	}
 	if v, ok := r.data.images.Load(sum); ok {
-		img := v.(*plannedImage).built.Image
+		img := v.(*plannedImage).built.Image //nolint:forcetypeassert // only *plannedImage is stored
 		return image.IndexEntry{Descriptor: image.Descriptor{MediaType: img.MediaType, Digest: img.Digest, Size: int64(len(img.Manifest))}, Platform: img.Platform}, diags
 	}
 	c, err := r.data.registries.get(ctx)

@@ -87,17 +87,6 @@ type imageConfigModel struct {
 	Labels       types.Map    `tfsdk:"labels"`
 }
 
-var imageLayerAttrTypes = map[string]attr.Type{
-	"digest": types.StringType, "path": types.StringType, "uid": types.Int64Type, "gid": types.Int64Type,
-	"file_mode": types.StringType, "dir_mode": types.StringType,
-}
-
-var imageConfigAttrTypes = map[string]attr.Type{
-	"entrypoint": types.ListType{ElemType: types.StringType}, "cmd": types.ListType{ElemType: types.StringType},
-	"env": types.MapType{ElemType: types.StringType}, "working_dir": types.StringType, "user": types.StringType,
-	"exposed_ports": types.SetType{ElemType: types.StringType}, "labels": types.MapType{ElemType: types.StringType},
-}
-
 var descriptorAttrTypes = map[string]attr.Type{
 	"digest": types.StringType, "diff_id": types.StringType, "size": types.Int64Type, "media_type": types.StringType,
 }
@@ -510,7 +499,9 @@ func (r *ImageResource) knownLayers(ctx context.Context, prior *imageModel) imag
 			return l, true
 		}
 		if v, ok := r.data.layers.Load(spec); ok {
-			return v.(image.Layer), true
+			if l, ok := v.(image.Layer); ok {
+				return l, true
+			}
 		}
 		return r.data.layerCache.Get(spec)
 	}
@@ -538,7 +529,7 @@ func setOutputs(m *imageModel, repository string, b *image.Built) diag.Diagnosti
 	descs := make([]attr.Value, len(b.Image.Layers))
 	for i, l := range b.Image.Layers {
 		v, d := types.ObjectValue(descriptorAttrTypes, map[string]attr.Value{
-			"digest": types.StringValue(l.Digest.String()), "diff_id": types.StringValue(b.Image.DiffIDs[i].String()),
+			"digest": types.StringValue(l.Digest.String()), "diff_id": types.StringValue(b.DiffIDs[i].String()),
 			"size": types.Int64Value(l.Size), "media_type": types.StringValue(l.MediaType),
 		})
 		diags.Append(d...)
@@ -546,11 +537,11 @@ func setOutputs(m *imageModel, repository string, b *image.Built) diag.Diagnosti
 	}
 	list, d := types.ListValue(descriptorType, descs)
 	diags.Append(d...)
-	ref := repository + "@" + b.Image.Digest.String()
-	m.ID, m.Ref, m.Digest = types.StringValue(ref), types.StringValue(ref), types.StringValue(b.Image.Digest.String())
-	m.ConfigDigest, m.MediaType = types.StringValue(b.Image.ConfigDigest.String()), types.StringValue(b.Image.MediaType)
-	m.Size, m.Descriptors = types.Int64Value(b.Image.Size), list
-	m.Platform = types.StringValue(b.Image.Platform.String())
+	ref := repository + "@" + b.Digest.String()
+	m.ID, m.Ref, m.Digest = types.StringValue(ref), types.StringValue(ref), types.StringValue(b.Digest.String())
+	m.ConfigDigest, m.MediaType = types.StringValue(b.ConfigDigest.String()), types.StringValue(b.MediaType)
+	m.Size, m.Descriptors = types.Int64Value(b.Size), list
+	m.Platform = types.StringValue(b.Platform.String())
 	return diags
 }
 
@@ -619,7 +610,7 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		if resp.Diagnostics.Append(setOutputs(&plan, in.repository, built)...); resp.Diagnostics.HasError() {
 			return
 		}
-		r.data.images.Store(built.Image.Digest, &plannedImage{built: built})
+		r.data.images.Store(built.Digest, &plannedImage{built: built})
 		for _, l := range built.Layers {
 			r.data.layers.Store(l.Spec, l)
 			r.data.layerCache.Put(l)
@@ -686,7 +677,9 @@ func (r *ImageResource) warnMovedTags(ctx context.Context, in imageInputs, plan,
 func (r *ImageResource) built(ctx context.Context, m *imageModel) (*image.Built, diag.Diagnostics) {
 	if sum, err := digest.Parse(m.Digest.ValueString()); err == nil {
 		if v, ok := r.data.images.Load(sum); ok {
-			return v.(*plannedImage).built, nil
+			if p, ok := v.(*plannedImage); ok {
+				return p.built, nil
+			}
 		}
 	}
 	in, known, diags := readInputs(ctx, m)
@@ -708,10 +701,10 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 	if diags.HasError() {
 		return diags
 	}
-	if !m.Digest.IsUnknown() && m.Digest.ValueString() != built.Image.Digest.String() {
+	if !m.Digest.IsUnknown() && m.Digest.ValueString() != built.Digest.String() {
 		diags.AddAttributeError(path.Root("digest"), "Image changed since plan",
 			fmt.Sprintf("The plan was made for %s, but the inputs now give %s: a layer's content changed between plan and "+
-				"apply. Nothing was pushed. Run plan again and review the new digest.", m.Digest.ValueString(), built.Image.Digest))
+				"apply. Nothing was pushed. Run plan again and review the new digest.", m.Digest.ValueString(), built.Digest))
 		return diags
 	}
 	repo := m.Repository.ValueString()
@@ -733,16 +726,16 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 			diags.AddError("Cannot push the image", registryMessage(err)+" Nothing was recorded in state: the next apply pushes what is missing.")
 			return diags
 		}
-		tflog.Info(ctx, "image pushed", map[string]any{"ref": repo + "@" + built.Image.Digest.String(),
+		tflog.Info(ctx, "image pushed", map[string]any{"ref": repo + "@" + built.Digest.String(),
 			"uploaded": stats.Uploaded, "mounted": stats.Mounted, "existing": stats.Existing})
 	}
 	var tags []string
 	diags.Append(m.Tags.ElementsAs(ctx, &tags, false)...)
 	sort.Strings(tags)
 	for _, t := range tags {
-		if err := c.Tag(ctx, repo, t, image.Descriptor{MediaType: built.Image.MediaType, Digest: built.Image.Digest, Size: int64(len(built.Image.Manifest))}, built.Image.Manifest); err != nil {
+		if err := c.Tag(ctx, repo, t, image.Descriptor{MediaType: built.MediaType, Digest: built.Digest, Size: int64(len(built.Manifest))}, built.Manifest); err != nil {
 			diags.AddAttributeError(path.Root("tags"), "Cannot tag the image",
-				registryMessage(err)+fmt.Sprintf(" The image itself was pushed: %s@%s.", repo, built.Image.Digest))
+				registryMessage(err)+fmt.Sprintf(" The image itself was pushed: %s@%s.", repo, built.Digest))
 			return diags
 		}
 	}
@@ -755,7 +748,7 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 // the image from it, the collector keeps its trees) before the push.
 func (r *ImageResource) record(ctx context.Context, built *image.Built) diag.Diagnostics {
 	var diags diag.Diagnostics
-	err := image.PutRecord(ctx, r.data.store, image.NewRecord(built.Image, built.Base, built.Layers), built.Image.Manifest, built.Image.Config)
+	err := image.PutRecord(ctx, r.data.store, image.NewRecord(built.Image, built.Base, built.Layers), built.Manifest, built.Config)
 	var (
 		conflict *image.RecordConflictError
 		missing  *image.TreeMissingError

@@ -159,7 +159,7 @@ func (f planCheck) CheckPlan(ctx context.Context, req plancheck.CheckPlanRequest
 }
 
 // capturePlanned stores the planned value of attr of addr in *into.
-func capturePlanned(addr, attr string, into *string) plancheck.PlanCheck {
+func capturePlanned(addr, attr string, into *string) plancheck.PlanCheck { //nolint:unparam // any attribute, digests so far
 	return planCheck(func(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
 		for _, rc := range req.Plan.ResourceChanges {
 			if rc.Address != addr {
