@@ -165,8 +165,12 @@ func runImage(t *testing.T, ref string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("running the entrypoint %v of %s: %v", c.Entrypoint, ref, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{}) // closed once the process has exited, with waitErr set
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill() // fails only if it already exited
 		<-exited
@@ -195,8 +199,8 @@ func runImage(t *testing.T, ref string) string {
 			return string(body)
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("the image's entrypoint exited (%v) before answering on %s:\n%s", err, url, serverLog())
+		case <-exited:
+			t.Fatalf("the image's entrypoint exited (%v) before answering on %s:\n%s", waitErr, url, serverLog())
 		case <-ctx.Done():
 			t.Fatalf("the image's entrypoint did not answer on %s within 30s (%v):\n%s", url, err, serverLog())
 		case <-tick.C:
@@ -272,9 +276,11 @@ func TestAccContainerExample(t *testing.T) {
 	if got := craneRun(t, "digest", ref2); got != planned {
 		t.Fatalf("the registry serves %s for %s, the plan said %s", got, ref2, planned)
 	}
-	if puts := proxy.Calls("PUT", ""); len(puts) == 0 {
+	puts := proxy.Calls("PUT", "")
+	if len(puts) == 0 {
 		t.Fatalf("the proxy counted no PUT while the image was pushed: it counts nothing (%v)", proxy.Calls("", ""))
 	}
+	t.Logf("publishing 1.0.1 (a changed site): %d registry requests, %d PUT", len(proxy.Calls("", "")), len(puts))
 	if v, d := output(t, dir, cfg, "deployed_version"), output(t, dir, cfg, "deployed_image"); v != "1.0.1" || d != ref2 {
 		t.Fatalf("deployed %s %s, want 1.0.1 %s", v, d, ref2)
 	}
@@ -310,6 +316,7 @@ func TestAccContainerExample(t *testing.T) {
 	if v, d := output(t, dir, cfg, "deployed_version"), output(t, dir, cfg, "deployed_image"); v != "1.0.0" || d != ref1 {
 		t.Fatalf("rolled back to %s %s, want 1.0.0 %s", v, d, ref1)
 	}
+	t.Logf("the rollback (plan and apply): %d registry requests", len(proxy.Calls("", "")))
 
 	// The deploy configurations, without their providers, read the same
 	// store: each gives its platform the pinned version's reference.
