@@ -1,12 +1,14 @@
 package examples
 
 // The HCL the docs show, checked through the real CLI. The Lambda examples
-// (examples/lambda/*) and the guides' snippets deploy with aws_* resources,
-// and the AWS provider cannot be installed here (no registry access): the
-// tests parse each file, take out the aws_* resources and data sources,
-// the aws provider block and its required_providers entry, and stand in for
-// every argument of an aws_* block that reads one of our resources or data
-// sources with an output of the same expression. What is left is ours: it
+// (examples/lambda/*), the container examples (examples/container/*) and
+// the guides' snippets deploy with aws_* and kubernetes_* resources, and
+// those providers cannot be installed here (no registry access): the tests
+// parse each file, take out the resources and data sources of those
+// providers, their provider blocks and their required_providers entries,
+// and stand in for every argument of such a block that reads one of our
+// resources or data sources with an output of the same expression. What
+// is left is ours: it
 // is validated, its references are checked against our provider's schema,
 // and the Lambda examples are applied, on a local store and on an S3 server,
 // checking that each argument the function would get (filename and
@@ -26,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -59,21 +62,38 @@ func (r schemaRef) String() string {
 	return s
 }
 
-// awsFree is a configuration with its aws parts taken out.
-type awsFree struct {
+// foreignProviders are the providers whose parts the tests take out: what
+// deploys our artifacts and images, which cannot be installed offline.
+var foreignProviders = []string{"aws", "kubernetes"}
+
+// foreignFree is a configuration with its foreign providers' parts taken
+// out.
+type foreignFree struct {
 	src []byte
-	// standIns maps an aws_* argument ("aws_lambda_function.api.s3_key")
-	// to the output that carries its value.
+	// standIns maps a foreign block's argument
+	// ("aws_lambda_function.api.s3_key") to the output that carries its
+	// value.
 	standIns map[string]string
-	// refs are our attributes the aws_* blocks read.
+	// refs are our attributes the foreign blocks read.
 	refs []schemaRef
 }
 
-func isAWSType(name string) bool { return strings.HasPrefix(name, "aws_") }
+// isForeignType reports whether a resource or data source type belongs
+// to one of foreignProviders.
+func isForeignType(name string) bool {
+	for _, p := range foreignProviders {
+		if strings.HasPrefix(name, p+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+func isForeignProvider(name string) bool { return slices.Contains(foreignProviders, name) }
 
 // classify says what a traversal refers to: one of our resources or data
-// sources (with the attribute read), an aws_* one, or neither.
-func classify(tr hcl.Traversal) (ours *schemaRef, isAWS bool) {
+// sources (with the attribute read), a foreign one, or neither.
+func classify(tr hcl.Traversal) (ours *schemaRef, foreign bool) {
 	step := func(i int) string {
 		if i < len(tr) {
 			if a, ok := tr[i].(hcl.TraverseAttr); ok {
@@ -87,7 +107,7 @@ func classify(tr hcl.Traversal) (ours *schemaRef, isAWS bool) {
 		typ, attrAt, data = step(1), 3, true
 	}
 	switch {
-	case isAWSType(typ):
+	case isForeignType(typ):
 		return nil, true
 	case strings.HasPrefix(typ, "immutable_"):
 		return &schemaRef{data: data, typ: typ, attr: step(attrAt)}, false
@@ -124,24 +144,29 @@ func parseHCL(t *testing.T, name string, src []byte) *hclsyntax.Body {
 	return body
 }
 
-// withoutAWS takes the aws parts out of a configuration file and stands in
-// for the arguments of its aws_* blocks that read ours.
-func withoutAWS(t *testing.T, name string, src []byte) awsFree {
+// withoutForeign takes the foreign providers' parts out of a configuration
+// file and stands in for the arguments of their blocks that read ours.
+func withoutForeign(t *testing.T, name string, src []byte) foreignFree {
 	t.Helper()
-	out := awsFree{standIns: map[string]string{}}
+	out := foreignFree{standIns: map[string]string{}}
 	var cuts []hcl.Range
 	var outputs strings.Builder
 	for _, b := range parseHCL(t, name, src).Blocks {
 		switch {
 		case b.Type == "terraform":
 			for _, rp := range b.Body.Blocks {
-				if a, ok := rp.Body.Attributes["aws"]; ok && rp.Type == "required_providers" {
-					cuts = append(cuts, a.SrcRange)
+				if rp.Type != "required_providers" {
+					continue
+				}
+				for _, p := range foreignProviders {
+					if a, ok := rp.Body.Attributes[p]; ok {
+						cuts = append(cuts, a.SrcRange)
+					}
 				}
 			}
-		case b.Type == "provider" && len(b.Labels) == 1 && b.Labels[0] == "aws":
+		case b.Type == "provider" && len(b.Labels) == 1 && isForeignProvider(b.Labels[0]):
 			cuts = append(cuts, b.Range())
-		case (b.Type == "resource" || b.Type == "data") && len(b.Labels) == 2 && isAWSType(b.Labels[0]):
+		case (b.Type == "resource" || b.Type == "data") && len(b.Labels) == 2 && isForeignType(b.Labels[0]):
 			cuts = append(cuts, b.Range())
 			addr := b.Labels[0] + "." + b.Labels[1]
 			if b.Type == "data" {
@@ -152,17 +177,17 @@ func withoutAWS(t *testing.T, name string, src []byte) awsFree {
 					return
 				}
 				where := addr + "." + path
-				var reads, awsToo bool
+				var reads, foreignToo bool
 				for _, tr := range a.Expr.Variables() {
-					ref, isAWS := classify(tr)
-					awsToo = awsToo || isAWS
+					ref, foreign := classify(tr)
+					foreignToo = foreignToo || foreign
 					if ref != nil {
 						reads = true
 						ref.where = where
 						out.refs = append(out.refs, *ref)
 					}
 				}
-				if !reads || awsToo {
+				if !reads || foreignToo {
 					return // nothing of ours, or nothing an output could hold here
 				}
 				o := strings.NewReplacer(".", "__").Replace(where)
@@ -184,12 +209,12 @@ func withoutAWS(t *testing.T, name string, src []byte) awsFree {
 
 	// What is left must stand on its own: it parses, and nothing in it
 	// reads what was taken out.
-	for _, b := range parseHCL(t, name+" (without aws)", out.src).Blocks {
+	for _, b := range parseHCL(t, name+" (without foreign providers)", out.src).Blocks {
 		eachAttribute(b.Body, b.Type+" "+strings.Join(b.Labels, ".")+": ", func(path string, a *hclsyntax.Attribute) {
 			for _, tr := range a.Expr.Variables() {
-				if _, isAWS := classify(tr); isAWS {
-					t.Errorf("%s: %s reads %s, which is not ours: the test cannot keep it. Read aws_* attributes only in aws_* blocks.",
-						name, path, tr.RootName())
+				if _, foreign := classify(tr); foreign {
+					t.Errorf("%s: %s reads %s, which is not ours: the test cannot keep it. Read %s attributes only in their own provider's blocks.",
+						name, path, tr.RootName(), tr.RootName())
 				}
 			}
 		})
@@ -268,20 +293,21 @@ func (s schema) check(t *testing.T, refs []schemaRef) {
 	}
 }
 
-// prepareWithoutAWS copies the example directory ex to a new directory,
-// takes the aws parts out of its main.tf, adds extra (test-only outputs),
+// prepareWithoutForeign copies the example directory ex to a new
+// directory, takes the foreign providers' parts out of its main.tf, adds
+// extra (test-only outputs),
 // and initialises it with our provider, validates it and checks what the
-// aws_* blocks read against the schema. It returns the directory and the
+// foreign blocks read against the schema. It returns the directory and the
 // stand-ins.
-func prepareWithoutAWS(t *testing.T, cfg, ex, extra string) (string, awsFree) {
+func prepareWithoutForeign(t *testing.T, cfg, ex, extra string) (string, foreignFree) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), filepath.Base(ex))
 	copyDir(t, ex, dir)
 	src, err := os.ReadFile(filepath.Join(dir, "main.tf"))
 	mustDo(t, err)
-	free := withoutAWS(t, filepath.Join(ex, "main.tf"), src)
+	free := withoutForeign(t, filepath.Join(ex, "main.tf"), src)
 	if len(free.standIns) == 0 {
-		t.Fatalf("%s: no aws_* argument reads our resources: nothing of the example is checked", ex)
+		t.Fatalf("%s: no argument of another provider's block reads our resources: nothing of the example is checked", ex)
 	}
 	mustDo(t, os.WriteFile(filepath.Join(dir, "main.tf"), free.src, 0o644))
 	if extra != "" {
@@ -369,7 +395,7 @@ func TestAccLambdaExamples(t *testing.T) {
 	// filename + source_code_hash from immutable_export (format = "zip"),
 	// on the default local store.
 	t.Run("filename", func(t *testing.T) {
-		dir, free := prepareWithoutAWS(t, cfg, "lambda/filename",
+		dir, free := prepareWithoutForeign(t, cfg, "lambda/filename",
 			"output \"deployed_version\" {\n  value = data.immutable_release.api.resolved_version\n}\n")
 		filenameOut, hashOut := free.standIns["aws_lambda_function.api.filename"], free.standIns["aws_lambda_function.api.source_code_hash"]
 		if filenameOut == "" || hashOut == "" {
@@ -456,7 +482,7 @@ func TestAccLambdaExamples(t *testing.T) {
 		bucket := srv.NewBucket(t)
 		client, err := s3store.New(context.Background(), bucket, "", srv.Settings())
 		mustDo(t, err)
-		dir, free := prepareWithoutAWS(t, cfg, "lambda/s3", `
+		dir, free := prepareWithoutForeign(t, cfg, "lambda/s3", `
 output "deployed_version" {
   value = data.immutable_release.api.resolved_version
 }
@@ -602,7 +628,7 @@ func TestAccDocSnippets(t *testing.T) {
 			snippets++
 			name := fmt.Sprintf("%s:%d", tmpl, lines[i])
 			t.Run(strings.NewReplacer("/", "_", ".", "_", ":", "_").Replace(strings.TrimPrefix(name, "../")), func(t *testing.T) {
-				free := withoutAWS(t, name, []byte(block))
+				free := withoutForeign(t, name, []byte(block))
 				dir := filepath.Join(t.TempDir(), "snippet")
 				mustDo(t, os.MkdirAll(dir, 0o755))
 				mustDo(t, os.WriteFile(filepath.Join(dir, "main.tf"), free.src, 0o644))

@@ -152,7 +152,7 @@ func imageSchema() schema.Schema {
 				NestedObject: schema.NestedAttributeObject{
 					Attributes: map[string]schema.Attribute{
 						"digest": schema.StringAttribute{
-							MarkdownDescription: "A stored tree or file: an `immutable_artifact`'s `digest` or an `immutable_build`'s `output_digest`.",
+							MarkdownDescription: "A stored tree or file: an `immutable_artifact`'s `digest` or an `immutable_build`'s `digest`.",
 							Required:            true,
 							Validators:          []validator.String{stringCheck{desc: "must be a digest", check: digestCheck}},
 						},
