@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	fwtypes "github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -197,4 +200,37 @@ resource "immutable_image_index" "web" {
 			{Config: config, PlanOnly: true},
 		},
 	})
+}
+
+// TestImagePlanWarnsOfMovedTags: a tag this plan starts pointing at the
+// image, which points at another image now, is named with from -> to;
+// a tag the state already points here costs no request.
+func TestImagePlanWarnsOfMovedTags(t *testing.T) {
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	proxy := reg.Count(t)
+	old := pushBase(t, proxy.Host()+"/web:prod", "linux/amd64")["linux/amd64"]
+	data := newProviderData(nil, nil)
+	r := &ImageResource{data: data}
+	next := "sha256:" + strings.Repeat("a", 64)
+	in := imageInputs{repository: proxy.Host() + "/web", tags: []string{"fresh", "prod"}}
+	plan := &imageModel{Digest: fwtypes.StringValue(next), Repository: fwtypes.StringValue(in.repository)}
+	proxy.Reset()
+	d := r.warnMovedTags(context.Background(), in, plan, nil)
+	if d.HasError() || d.WarningsCount() != 1 {
+		t.Fatalf("diagnostics %v; want one warning", d)
+	}
+	want := proxy.Host() + "/web:prod: " + old + " -> " + next
+	if detail := d.Warnings()[0].Detail(); !strings.Contains(detail, want) || strings.Contains(detail, ":fresh") {
+		t.Fatalf("warning %q; want %q and nothing of the new tag", detail, want)
+	}
+	if n := len(proxy.Calls("", "/manifests/")); n != 2 {
+		t.Fatalf("%d manifest requests, want one per tag", n)
+	}
+	// The state points prod here already: no request, no warning.
+	prior := &imageModel{Digest: plan.Digest, Repository: plan.Repository,
+		Tags: fwtypes.SetValueMust(fwtypes.StringType, []attr.Value{fwtypes.StringValue("prod"), fwtypes.StringValue("fresh")})}
+	proxy.Reset()
+	if d := r.warnMovedTags(context.Background(), in, plan, prior); d.WarningsCount() != 0 || len(proxy.Calls("", "")) != 0 {
+		t.Fatalf("unchanged tags: %v, %d requests", d, len(proxy.Calls("", "")))
+	}
 }
