@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -50,6 +51,8 @@ type channelModel struct {
 	MovedAt         types.String `tfsdk:"moved_at"`
 	Artifacts       types.Map    `tfsdk:"artifacts"`
 	ArtifactChanges types.List   `tfsdk:"artifact_changes"`
+	ImageTags       types.Map    `tfsdk:"image_tags"`
+	ImageTagTargets types.Map    `tfsdk:"image_tag_targets"`
 }
 
 func (r *ChannelResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -72,7 +75,9 @@ func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"and a provider cannot tell that plan from any other (Terraform and OpenTofu alike), so while the configuration " +
 			"names such a version destroy is refused too: run `terraform destroy -refresh=false`, which skips that plan. " +
 			"Deploy workspaces follow a channel with " +
-			"`data.immutable_channel`. Destroying this resource forgets the channel; its history stays.",
+			"`data.immutable_channel`; registry-native consumers (Flux, Argo CD, a `docker pull`) follow the registry tags " +
+			"`image_tags` points at the version's images. Destroying this resource forgets the channel; its history stays, " +
+			"and so do the tags, where they point.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{MarkdownDescription: "`release/channel`.", Computed: true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
@@ -100,6 +105,24 @@ func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"artifact_changes": schema.ListAttribute{
 				MarkdownDescription: "What a move changes, known at plan, against `previous_version`: `+ name <digest>`, " +
 					"`- name <digest>`, `~ name <old> -> <new>`.",
+				ElementType: types.StringType, Computed: true,
+			},
+			"image_tags": schema.MapAttribute{
+				MarkdownDescription: "Registry tags that mirror the channel: an image name of the release → a tag " +
+					"(`{ api = \"prod\" }`). After each move, apply points the tag of that image's repository at the image " +
+					"`version` names (`registry/repo:prod` → `registry/repo@sha256:…`), so what pulls by tag follows the " +
+					"channel. The move in the store stays the truth and the tag a mirror: if the registry refuses the tag, the " +
+					"apply fails saying the channel moved, and the next apply tags again. A name that is not an image of " +
+					"`version` is refused at plan. Tags are pointers: deploy by digest to pin. Removing a tag from here, or " +
+					"destroying the channel, leaves the tag in the registry where it points.",
+				ElementType: types.StringType, Optional: true,
+				Validators: []validator.Map{mapvalidator.KeysAre(imageNameValidator), mapvalidator.ValueStringsAre(tagValidator)},
+			},
+			"image_tag_targets": schema.MapAttribute{
+				MarkdownDescription: "The tags `image_tags` mirrors, `registry/repo:tag` → the manifest digest this channel " +
+					"pointed them at, known at plan: a move shows each tag's from → to. A tag is recorded here once it is " +
+					"pointed. When a plan moves a tag that the registry has pointing elsewhere than recorded here (moved by " +
+					"hand), it warns; an unchanged channel asks the registry nothing.",
 				ElementType: types.StringType, Computed: true,
 			},
 		},
@@ -166,14 +189,15 @@ func (r *ChannelResource) moveRefused(m *channelModel, err error, hint string) d
 	return diags
 }
 
-// planTarget fills what the plan knows of a move from previous.
-func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previous string) diag.Diagnostics {
+// planTarget fills what the plan knows of a move from previous, and
+// returns the record of the version moved to.
+func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previous string) (*release.Record, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	b, rel := r.data.store.Backend(), m.Release.ValueString()
 	to, err := release.Get(ctx, b, rel, m.Version.ValueString())
 	if err != nil {
 		diags.Append(releaseError(r.data.store, rel, err))
-		return diags
+		return nil, diags
 	}
 	m.Artifacts = stringMap(to.Artifacts)
 	m.PreviousVersion = optionalString(previous)
@@ -182,7 +206,7 @@ func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previ
 		from, err := release.Get(ctx, b, rel, previous)
 		if err != nil {
 			diags.Append(releaseError(r.data.store, rel, fmt.Errorf("the version the channel points to now: %w", err)))
-			return diags
+			return nil, diags
 		}
 		changes = release.ArtifactChanges(from.Artifacts, to.Artifacts)
 	}
@@ -191,7 +215,7 @@ func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previ
 		vals[i] = types.StringValue(c)
 	}
 	m.ArtifactChanges = types.ListValueMust(types.StringType, vals)
-	return diags
+	return to, diags
 }
 
 func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -215,6 +239,12 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if prior != nil && prior.Version.Equal(plan.Version) {
 		// No move: reason and gates apply to the next one.
 		plan.PreviousVersion, plan.Move, plan.MovedAt, plan.Artifacts, plan.ArtifactChanges = prior.PreviousVersion, prior.Move, prior.MovedAt, prior.Artifacts, prior.ArtifactChanges
+		// Tags mirror the version in effect: a new one, or one a failed
+		// apply left behind, is pointed now (a store read, and registry
+		// requests only for those).
+		if resp.Diagnostics.Append(r.planImageTags(ctx, &plan, prior, nil, false)...); resp.Diagnostics.HasError() {
+			return
+		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -240,14 +270,23 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if cur != nil {
 			// Managed elsewhere, or by a configuration that forgot it: taking
 			// it over is an import, not a create.
+			tainted := ""
+			if cur.To == plan.Version.ValueString() && !plan.ImageTags.IsNull() {
+				tainted = " If this configuration created it and the apply failed to point its image_tags, Terraform marked " +
+					"it tainted: run `terraform untaint` on it and apply again."
+			}
 			resp.Diagnostics.AddAttributeError(path.Root("channel"), "Channel exists",
 				fmt.Sprintf("The channel %s of %s exists in %s: it points to %s (move %d, %s). To manage it here, import it "+
 					"(terraform import <address> %s/%s) and plan again; if another configuration manages it, leave it to that one.",
-					plan.Channel.ValueString(), plan.Release.ValueString(), r.data.store, cur.To, cur.Seq, cur.At, plan.Release.ValueString(), plan.Channel.ValueString()))
+					plan.Channel.ValueString(), plan.Release.ValueString(), r.data.store, cur.To, cur.Seq, cur.At, plan.Release.ValueString(), plan.Channel.ValueString())+tainted)
 			return
 		}
 	}
-	if resp.Diagnostics.Append(r.planTarget(ctx, &plan, previous)...); resp.Diagnostics.HasError() {
+	to, diags := r.planTarget(ctx, &plan, previous)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
+	if resp.Diagnostics.Append(r.planImageTags(ctx, &plan, prior, to, true)...); resp.Diagnostics.HasError() {
 		return
 	}
 	plan.ID = types.StringValue(plan.Release.ValueString() + "/" + plan.Channel.ValueString())
@@ -320,6 +359,8 @@ func (r *ChannelResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.Append(r.move(ctx, &m, -1)...); resp.Diagnostics.HasError() {
 		return
 	}
+	// The move is written: whatever the tags do, the state says so.
+	resp.Diagnostics.Append(r.pointTags(ctx, &m, types.MapNull(types.StringType), true, true)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
@@ -331,11 +372,14 @@ func (r *ChannelResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.Append(req.State.Get(ctx, &prior)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if !prior.Version.Equal(m.Version) {
+	moved := !prior.Version.Equal(m.Version)
+	if moved {
 		if resp.Diagnostics.Append(r.move(ctx, &m, int(prior.Move.ValueInt64()))...); resp.Diagnostics.HasError() {
 			return
 		}
 	}
+	// The move is written: whatever the tags do, the state says so.
+	resp.Diagnostics.Append(r.pointTags(ctx, &m, prior.ImageTagTargets, moved, false)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
@@ -369,7 +413,10 @@ func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, re
 		// plan shows the move back to the configured version, if any.
 		m.Version, m.Move, m.MovedAt = types.StringValue(cur.To), types.Int64Value(int64(cur.Seq)), types.StringValue(cur.At)
 		m.PreviousVersion = optionalString(cur.From)
-		if resp.Diagnostics.Append(r.planTarget(ctx, &m, cur.From)...); resp.Diagnostics.HasError() {
+		// The tags stay where this channel left them (image_tag_targets):
+		// the next plan moves them with the channel.
+		_, diags := r.planTarget(ctx, &m, cur.From)
+		if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 			return
 		}
 	}

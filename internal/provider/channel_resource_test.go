@@ -377,6 +377,7 @@ func TestChannelCreateRefusesInvalidInput(t *testing.T) {
 			Version: types.StringValue("1.0.0"), Reason: reason, Requires: requires, PreviousVersion: types.StringNull(),
 			Move: types.Int64Unknown(), MovedAt: types.StringUnknown(),
 			Artifacts: stringMap(map[string]string{}), ArtifactChanges: types.ListValueMust(types.StringType, nil),
+			ImageTags: types.MapNull(types.StringType), ImageTagTargets: types.MapNull(types.StringType),
 		})
 		if len(tc.want) != 1 || !got.Equal(tc.want) {
 			t.Errorf("%s: Create said %v, want what the plan says: %v", tc.what, got, tc.want)
@@ -402,6 +403,7 @@ func TestChannelCreateInterrupted(t *testing.T) {
 		Version: types.StringValue("1.0.0"), Reason: types.StringNull(), Requires: types.ListNull(types.StringType),
 		PreviousVersion: types.StringNull(), Move: types.Int64Unknown(), MovedAt: types.StringUnknown(),
 		Artifacts: stringMap(map[string]string{}), ArtifactChanges: types.ListValueMust(types.StringType, nil),
+		ImageTags: types.MapNull(types.StringType), ImageTagTargets: types.MapNull(types.StringType),
 	})
 	if len(got) != 1 || got[0].Summary() != "Move interrupted" || !strings.Contains(got[0].Detail(), "Nothing was written") {
 		t.Fatalf("Create said %v, want one \"Move interrupted\" error", got)

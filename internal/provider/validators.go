@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
@@ -89,6 +90,8 @@ var (
 	imageNameValidator    = stringCheck{"text without control or invisible characters", "Invalid image name", release.CheckImageName}
 	// An image a release names: pinned by digest, never a tag.
 	imageRefValidator = stringCheck{"an image reference pinned by digest, registry/repository@sha256:<64 hex>", "Invalid image reference", release.CheckImageRef}
+	// A registry tag (a pointer, never an image's identity).
+	tagValidator = stringCheck{"a registry tag: 1 to 128 letters, digits, '_', '.' and '-'", "Invalid tag", registry.CheckTag}
 	// A yank's or a channel move's reason, printed in other people's plans.
 	reasonValidator = stringCheck{reasonRule, "Invalid reason", release.CheckReason}
 )

@@ -94,6 +94,10 @@ const (
 	// a multipart upload, say) retried after its first try landed, where
 	// the server under test answers the retry otherwise.
 	PreconditionFailed
+	// TagImmutable answers 400 TAG_INVALID without forwarding the request:
+	// what ECR answers a manifest PUT that would move a tag of a repository
+	// with immutable tags.
+	TagImmutable
 )
 
 func (f Fault) String() string {
@@ -104,6 +108,8 @@ func (f Fault) String() string {
 		return "answer lost"
 	case PreconditionFailed:
 		return "412 PreconditionFailed"
+	case TagImmutable:
+		return "400 TAG_INVALID"
 	}
 	return "pass"
 }
@@ -144,6 +150,9 @@ const slowDownBody = `<?xml version="1.0" encoding="UTF-8"?>
 // object.
 const preconditionFailedBody = `<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>`
+
+// tagImmutableBody is ECR's answer to a PUT moving an immutable tag.
+const tagImmutableBody = `{"errors":[{"code":"TAG_INVALID","message":"The image tag already exists in the repository and cannot be overwritten because the repository is immutable."}]}`
 
 // statusWriter remembers the status of the answer it passes on.
 type statusWriter struct {
@@ -256,6 +265,11 @@ func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time
 			sw.Header().Set("Content-Type", "application/xml")
 			sw.WriteHeader(http.StatusPreconditionFailed)
 			_, _ = io.WriteString(sw, preconditionFailedBody) // the client may have gone; nothing to do about it
+		case TagImmutable:
+			_, _ = io.Copy(io.Discard, r.Body)
+			sw.Header().Set("Content-Type", "application/json")
+			sw.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(sw, tagImmutableBody) // the client may have gone; nothing to do about it
 		case LoseAnswer:
 			// Carried out to the end, the answer read and thrown away; then
 			// the connection is dropped with nothing sent back (net/http
