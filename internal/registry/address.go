@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -71,9 +72,12 @@ func SplitDigestRef(ref string) (string, digest.Sum, error) {
 	return repo, sum, nil
 }
 
+// tagPattern is a tag as the OCI distribution spec has it.
+var tagPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
 // CheckTag reports whether t can be a tag.
 func CheckTag(t string) error {
-	if _, err := name.NewTag("example.com/r:"+t, name.StrictValidation); err != nil || t == "" || strings.ContainsAny(t, ":/@") {
+	if !tagPattern.MatchString(t) {
 		return fmt.Errorf("%q is not a tag: a tag is 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", t)
 	}
 	return nil
