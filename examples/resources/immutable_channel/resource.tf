@@ -13,4 +13,9 @@ resource "immutable_channel" "prod" {
   version  = "1.4.2"
   requires = ["staging"]
   reason   = "CHG-1234: weekly promotion"
+
+  # Registry-native consumers (Flux, Argo CD, `docker pull`) follow a tag:
+  # after each move, the tag `prod` of the api image's repository points
+  # at the image this version names. Deploy by digest to pin.
+  image_tags = { api = "prod" }
 }
