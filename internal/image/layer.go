@@ -68,13 +68,16 @@ func CheckPath(p string) error {
 	return nil
 }
 
+// ErrFileAtRoot is a single file given the path "/".
+var ErrFileAtRoot = errors.New(`the path "/" is the root directory`)
+
 // CheckFilePath is CheckPath for a single file's path, which may not be "/".
 func CheckFilePath(p string) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
 	if p == "/" {
-		return fmt.Errorf(`the path "/" is the root directory: a single file needs its own path, such as "/app/server"`)
+		return fmt.Errorf(`%w: a single file needs its own path, such as "/app/server"`, ErrFileAtRoot)
 	}
 	return nil
 }

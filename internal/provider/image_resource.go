@@ -154,13 +154,13 @@ func imageSchema() schema.Schema {
 						"digest": schema.StringAttribute{
 							MarkdownDescription: "A stored tree or file: an `immutable_artifact`'s `digest` or an `immutable_build`'s `digest`.",
 							Required:            true,
-							Validators:          []validator.String{stringCheck{desc: "must be a digest", check: digestCheck}},
+							Validators:          []validator.String{namedCheck{stringCheck{desc: "must be a digest", summary: "Invalid layer digest", check: digestCheck}}},
 						},
 						"path": schema.StringAttribute{
 							MarkdownDescription: "Where it lands in the image: the directory a tree's files go under (`/app`), " +
 								"or a file's own path (`/usr/local/bin/server`). Absolute, no `.` or `..`.",
 							Required:   true,
-							Validators: []validator.String{stringCheck{desc: "must be an absolute clean path", check: image.CheckPath}},
+							Validators: []validator.String{namedCheck{stringCheck{desc: "must be an absolute clean path", summary: "Invalid layer path", check: image.CheckPath}}},
 						},
 						"uid": schema.Int64Attribute{
 							MarkdownDescription: "Owner of every file and directory of the layer. Default `0`.",
@@ -316,11 +316,11 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 		}
 		sum, err := digest.Parse(l.Digest.ValueString())
 		if err != nil {
-			diags.AddAttributeError(at.AtName("digest"), "Invalid digest", err.Error())
+			diags.AddAttributeError(at.AtName("digest"), "Invalid layer digest", at.AtName("digest").String()+": "+err.Error())
 			return in, true, diags
 		}
 		if err := image.CheckPath(l.Path.ValueString()); err != nil {
-			diags.AddAttributeError(at.AtName("path"), "Invalid layer path", err.Error())
+			diags.AddAttributeError(at.AtName("path"), "Invalid layer path", at.AtName("path").String()+": "+err.Error())
 			return in, true, diags
 		}
 		spec := image.LayerSpec{Tree: sum, Path: l.Path.ValueString(), UID: int(l.UID.ValueInt64()), GID: int(l.GID.ValueInt64()), Compression: compression}
@@ -458,15 +458,22 @@ func (r *ImageResource) plan(ctx context.Context, in imageInputs, prior *imageMo
 	if err != nil {
 		var le *image.LayerError
 		if errors.As(err, &le) {
-			at := path.Root("layers").AtListIndex(le.Index).AtName("digest")
-			if le.NotStored() {
-				diags.AddAttributeError(at, "Layer content not stored",
-					fmt.Sprintf("%s is in neither the store %s nor a source hashed in this plan. Publish it first with an "+
+			// Terraform shows no path of an attribute nested in a list:
+			// the message names it.
+			at := path.Root("layers").AtListIndex(le.Index)
+			switch {
+			case le.NotStored():
+				diags.AddAttributeError(at.AtName("digest"), "Layer content not stored",
+					fmt.Sprintf("%s: %s is in neither the store %s nor a source hashed in this plan. Publish it first with an "+
 						"immutable_artifact or immutable_build and pass that resource's digest, so Terraform orders them. (%v)",
-						le.Spec.Tree, r.data.store, le.Err))
-				return nil, diags
+						at.AtName("digest"), le.Spec.Tree, r.data.store, le.Err))
+			case errors.Is(le.Err, image.ErrFileAtRoot):
+				diags.AddAttributeError(at.AtName("path"), "Invalid layer path",
+					fmt.Sprintf("%s: %v. %s is a single file, not a tree: give the path the file takes in the image.",
+						at.AtName("path"), le.Err, at.AtName("digest")))
+			default:
+				diags.AddAttributeError(at.AtName("digest"), "Cannot encode the layer", at.AtName("digest").String()+": "+le.Error())
 			}
-			diags.AddAttributeError(at, "Cannot encode the layer", le.Error())
 			return nil, diags
 		}
 		diags.AddError("Cannot assemble the image", err.Error())

@@ -61,6 +61,22 @@ func (v stringCheck) ValidateString(_ context.Context, req validator.StringReque
 	}
 }
 
+// namedCheck is a stringCheck whose message starts with the attribute's
+// path (layers[0].path): for an attribute nested in a list, Terraform
+// shows the resource's first line, not the attribute.
+type namedCheck struct{ stringCheck }
+
+var _ validator.String = namedCheck{}
+
+func (v namedCheck) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := v.check(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, v.summary, req.Path.String()+": "+err.Error())
+	}
+}
+
 func digestCheck(s string) error {
 	_, err := digest.Parse(s)
 	return err
