@@ -122,7 +122,7 @@ func TestAccImageRefusedAtPlan(t *testing.T) {
 		},
 		"base digest missing": {
 			body: siteLayer(host+"/web") + fmt.Sprintf("\n  base = %q", host+"/base@"+missingDigest),
-			err: says(`Cannot read the base image`, `registry `+host+`, read manifest `+host+`/base@`+missingDigest,
+			err: says(`Cannot read the base image`, `read manifest `+host+`/base@`+missingDigest,
 				`push it first`),
 		},
 		"layer digest not stored": {
@@ -219,7 +219,7 @@ func TestAccImageUnreachableRegistry(t *testing.T) {
 			},
 			{
 				Config:      config,
-				ExpectError: says(`Cannot push the image`, `registry `+addr, `cannot reach the registry at `+addr, `check the address and the network`, `Nothing was recorded in state`),
+				ExpectError: says(`Cannot push the image`, `to `+addr+`/web:`, `cannot reach the registry at `+addr, `check the address, that it is up, and the network`, `Nothing was recorded in state`),
 			},
 			{
 				PreConfig: func() {
@@ -243,7 +243,7 @@ func TestAccImageUnreachableRegistry(t *testing.T) {
 		Steps: []resource.TestStep{{
 			Config:      e2.imageWith("", siteLayer(reg.Host+"/web")+fmt.Sprintf("\n  base = %q", addr+"/base@"+missingDigest)),
 			PlanOnly:    true,
-			ExpectError: says(`Cannot read the base image`, `registry `+addr+`, read manifest `+addr+`/base@`+missingDigest, `cannot reach the registry at `+addr),
+			ExpectError: says(`Cannot read the base image`, `read manifest `+addr+`/base@`+missingDigest, `cannot reach the registry at `+addr),
 		}},
 	})
 	e2.storeEmpty()

@@ -77,7 +77,7 @@ func registryOptions(blocks []registryModel, userAgent string) (registry.Options
 		for name, v := range map[string]interface{ IsUnknown() bool }{"address": b.Address, "username": b.Username, "password": b.Password, "plain_http": b.PlainHTTP, "ca_file": b.CAFile} {
 			if v.IsUnknown() {
 				diags.AddAttributeError(at.AtName(name), "Unknown registry setting",
-					"This setting depends on a value only known after apply; the provider needs it to plan. Use a literal, a variable or the environment.")
+					at.AtName(name).String()+" depends on a value only known after apply; the provider needs it to plan. Use a literal, a variable or the environment.")
 			}
 		}
 		if diags.HasError() {
@@ -85,7 +85,7 @@ func registryOptions(blocks []registryModel, userAgent string) (registry.Options
 		}
 		addr := b.Address.ValueString()
 		if err := registry.CheckAddress(addr); err != nil {
-			diags.AddAttributeError(at.AtName("address"), "Invalid registry address", err.Error())
+			diags.AddAttributeError(at.AtName("address"), "Invalid registry address", err.Error()+".")
 			return opts, diags
 		}
 		if seen[addr] {
@@ -99,7 +99,13 @@ func registryOptions(blocks []registryModel, userAgent string) (registry.Options
 			user, pass = os.Getenv(EnvRegistryUsername), os.Getenv(EnvRegistryPassword)
 		}
 		if (user == "") != (pass == "") {
-			diags.AddAttributeError(at, "Incomplete registry credentials",
+			// On the username's line when it is the one given; never on
+			// the password's, which Terraform would quote.
+			on := at
+			if !b.Username.IsNull() {
+				on = at.AtName("username")
+			}
+			diags.AddAttributeError(on, "Incomplete registry credentials",
 				fmt.Sprintf("The registry block for %q has a username without a password or a password without a username "+
 					"(after the %s and %s fallbacks). Set both, or neither to use Docker's configuration.", addr, EnvRegistryUsername, EnvRegistryPassword))
 			return opts, diags
