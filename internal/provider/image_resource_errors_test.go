@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -249,4 +248,219 @@ func TestAccImageUnreachableRegistry(t *testing.T) {
 	e2.storeEmpty()
 }
 
-var _ = os.Getenv
+// manifestPut is a FaultFunc answering every manifest PUT with f.
+func manifestPut(f testserver.Fault) testserver.FaultFunc {
+	return func(c testserver.Call, _ int) testserver.Fault {
+		if c.Method == http.MethodPut && strings.Contains(c.Path, "/manifests/") {
+			return f
+		}
+		return testserver.Pass
+	}
+}
+
+// refs are the image's reference in state and the ref the plan gave.
+func stateRef(s *terraformState) string {
+	return s.RootModule().Resources["immutable_image.web"].Primary.Attributes["ref"]
+}
+
+// TestAccImageManifestRefused: a registry refusing the manifest (400
+// MANIFEST_INVALID, 415) fails apply naming the media type and the
+// feature it lacks; no manifest is there and none is in state; once the
+// registry takes it, the next apply finds every blob there (asked by
+// HEAD, none uploaded again) and pushes the manifest.
+func TestAccImageManifestRefused(t *testing.T) {
+	requireAcc(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	for name, c := range map[string]struct {
+		fault  testserver.Fault
+		status string
+	}{
+		"400 MANIFEST_INVALID": {testserver.ManifestInvalid, "400 Bad Request"},
+		"415":                  {testserver.UnsupportedMediaType, "415 Unsupported Media Type"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.write(map[string]string{"index.html": "<h1>hi</h1>", "app.js": "run()"})
+			proxy := reg.Faulty(t, manifestPut(c.fault))
+			host := proxy.Host()
+			repo := host + "/" + strings.ToLower(strings.Fields(name)[0]) // a repository per case
+			config := e.imageWith("", siteLayer(repo))
+			var planned string
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6,
+				Steps: []resource.TestStep{
+					{
+						Config:           config,
+						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{capturePlanned("immutable_image.web", "ref", &planned)}},
+						ExpectError: says(`Cannot push the image`, `push manifest sha256:`, `to `+repo+`:`,
+							`the registry refused a manifest of media type application/vnd.oci.image.manifest.v1+json (`+c.status+`)`,
+							`it may not support OCI image manifests`, `Nothing was recorded in state`),
+					},
+					{
+						PreConfig: func() {
+							if err := manifestAbsent(t, planned); err != nil {
+								t.Fatal(err)
+							}
+							proxy.SetFaults(nil)
+							proxy.Reset()
+						},
+						Config:           config,
+						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{expectCreate()}},
+						Check: func(s *terraformState) error {
+							if n := len(proxy.Calls(http.MethodPost, "/blobs/uploads/")) + len(proxy.Calls(http.MethodPatch, "/blobs/uploads/")) +
+								len(proxy.Calls(http.MethodPut, "/blobs/uploads/")); n != 0 {
+								return fmt.Errorf("%d upload requests after the blobs were pushed, want 0: %v", n, proxy.Calls("", ""))
+							}
+							found := 0
+							for _, call := range proxy.Calls(http.MethodHead, "/blobs/sha256:") {
+								if call.Status == http.StatusOK {
+									found++
+								}
+							}
+							if found != 2 { // the layer and the config
+								return fmt.Errorf("%d blobs found by HEAD, want 2: %v", found, proxy.Calls("", ""))
+							}
+							crane(t, "validate", "--remote", stateRef(s))
+							return nil
+						},
+					},
+				},
+			})
+		})
+	}
+}
+
+// faultLayerUpload is a plan check that, once the plan gives the image's
+// first layer, makes proxy answer every completion of that layer's
+// upload (PUT ?digest=) with 500, on every try.
+func faultLayerUpload(proxy *testserver.Counter) plancheck.PlanCheck {
+	return planCheck(func(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+		for _, rc := range req.Plan.ResourceChanges {
+			after, _ := rc.Change.After.(map[string]any)
+			descs, _ := after["layer_descriptors"].([]any)
+			if rc.Address != "immutable_image.web" || len(descs) == 0 {
+				continue
+			}
+			first, _ := descs[0].(map[string]any)
+			layer, _ := first["digest"].(string)
+			if layer == "" {
+				break
+			}
+			proxy.SetFaults(func(c testserver.Call, _ int) testserver.Fault {
+				if c.Method == http.MethodPut && strings.Contains(c.Path, "/blobs/uploads/") && strings.Contains(c.Query, url.QueryEscape(layer)) {
+					return testserver.InternalError
+				}
+				return testserver.Pass
+			})
+			return
+		}
+		resp.Error = fmt.Errorf("immutable_image.web has no planned layer_descriptors")
+	})
+}
+
+// TestAccImageInterruptedPush: a layer whose upload the registry fails
+// (500 on every try) fails apply, leaves no manifest and nothing in
+// state; the next apply completes the image.
+func TestAccImageInterruptedPush(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"site/index.html": "<h1>hi</h1>", "bin/server": "#!/bin/sh\n"})
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	proxy := reg.Count(t)
+	host := proxy.Host()
+	config := e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_artifact" "bin" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "%s/web"
+  layers = [
+    { digest = immutable_artifact.site.digest, path = "/srv/www" },
+    { digest = immutable_artifact.bin.digest, path = "/usr/local/bin" },
+  ]
+}
+`, filepath.Join(e.dir, "site"), filepath.Join(e.dir, "bin"), host)
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					capturePlanned("immutable_image.web", "ref", &planned), faultLayerUpload(proxy),
+				}},
+				ExpectError: says(`Cannot push the image`, `push blob sha256:`, `to `+host+`/web:`,
+					`the registry answered 500 Internal Server Error`, `Nothing was recorded in state: the next apply pushes what is missing`),
+			},
+			{
+				PreConfig: func() {
+					if err := manifestAbsent(t, planned); err != nil {
+						t.Fatal(err)
+					}
+					if len(proxy.Calls(http.MethodPut, "/manifests/")) != 0 {
+						t.Fatal("a manifest PUT was sent after a blob failed")
+					}
+					proxy.SetFaults(nil)
+				},
+				Config:           config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{expectCreate()}},
+				Check: func(s *terraformState) error {
+					if got := stateRef(s); got != planned {
+						return fmt.Errorf("pushed %s, the failed plan was for %s", got, planned)
+					}
+					crane(t, "validate", "--remote", planned)
+					return nil
+				},
+			},
+		},
+	})
+}
+
+// TestAccImageChangedSincePlan: a saved plan applied after a layer's
+// source file changed is refused, and nothing is pushed: no manifest is
+// there and nothing is in state. The refusal is core's: the artifact
+// hashes its source again in the final plan, and core rejects a digest
+// that differs from the saved plan's before anything is applied (the
+// image's own check, in Create, is for a change after that).
+func TestAccImageChangedSincePlan(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"index.html": "<h1>planned</h1>"})
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	proxy := reg.Count(t)
+	host := proxy.Host()
+	config := e.imageWith("", siteLayer(host+"/web"))
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					capturePlanned("immutable_image.web", "ref", &planned),
+					// Between the saved plan and its apply.
+					planCheck(func(context.Context, plancheck.CheckPlanRequest, *plancheck.CheckPlanResponse) {
+						e.write(map[string]string{"index.html": "<h1>changed</h1>"})
+						proxy.Reset()
+					}),
+				}},
+				ExpectError: says(`Provider produced inconsistent final plan`, `immutable_artifact.site`, `.digest: was`),
+			},
+			{
+				PreConfig: func() {
+					if err := manifestAbsent(t, planned); err != nil {
+						t.Fatal(err)
+					}
+					for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch} {
+						if calls := proxy.Calls(m, ""); len(calls) > 0 {
+							t.Fatalf("the refused apply wrote to the registry: %v", calls)
+						}
+					}
+				},
+				Config:           config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{expectCreate()}},
+			},
+		},
+	})
+}

@@ -98,6 +98,16 @@ const (
 	// what ECR answers a manifest PUT that would move a tag of a repository
 	// with immutable tags.
 	TagImmutable
+	// ManifestInvalid answers 400 MANIFEST_INVALID, as a registry refusing
+	// a manifest's content or media type does (the distribution spec's
+	// error body), without forwarding the request.
+	ManifestInvalid
+	// UnsupportedMediaType answers 415 UNSUPPORTED, as registries that
+	// know no OCI manifests do, without forwarding the request.
+	UnsupportedMediaType
+	// InternalError answers 500 UNKNOWN without forwarding the request: a
+	// registry failing (its storage, say).
+	InternalError
 )
 
 func (f Fault) String() string {
@@ -110,6 +120,12 @@ func (f Fault) String() string {
 		return "412 PreconditionFailed"
 	case TagImmutable:
 		return "400 TAG_INVALID"
+	case ManifestInvalid:
+		return "400 MANIFEST_INVALID"
+	case UnsupportedMediaType:
+		return "415 UNSUPPORTED"
+	case InternalError:
+		return "500 UNKNOWN"
 	}
 	return "pass"
 }
@@ -151,8 +167,20 @@ const slowDownBody = `<?xml version="1.0" encoding="UTF-8"?>
 const preconditionFailedBody = `<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>`
 
-// tagImmutableBody is ECR's answer to a PUT moving an immutable tag.
-const tagImmutableBody = `{"errors":[{"code":"TAG_INVALID","message":"The image tag already exists in the repository and cannot be overwritten because the repository is immutable."}]}`
+// registryFault is the status and body (the distribution spec's error
+// format) a registry answers with for f.
+func registryFault(f Fault) (int, string) {
+	switch f {
+	case ManifestInvalid:
+		return http.StatusBadRequest, `{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"media type not accepted"}]}`
+	case TagImmutable:
+		// ECR's answer to a PUT moving an immutable tag.
+		return http.StatusBadRequest, `{"errors":[{"code":"TAG_INVALID","message":"The image tag already exists in the repository and cannot be overwritten because the repository is immutable."}]}`
+	case UnsupportedMediaType:
+		return http.StatusUnsupportedMediaType, `{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}`
+	}
+	return http.StatusInternalServerError, `{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}`
+}
 
 // statusWriter remembers the status of the answer it passes on.
 type statusWriter struct {
@@ -265,11 +293,14 @@ func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time
 			sw.Header().Set("Content-Type", "application/xml")
 			sw.WriteHeader(http.StatusPreconditionFailed)
 			_, _ = io.WriteString(sw, preconditionFailedBody) // the client may have gone; nothing to do about it
-		case TagImmutable:
-			_, _ = io.Copy(io.Discard, r.Body)
+		case TagImmutable, ManifestInvalid, UnsupportedMediaType, InternalError:
+			_, _ = io.Copy(io.Discard, r.Body) // as PreconditionFailed
+			status, body := registryFault(call.Fault)
 			sw.Header().Set("Content-Type", "application/json")
-			sw.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(sw, tagImmutableBody) // the client may have gone; nothing to do about it
+			sw.WriteHeader(status)
+			if r.Method != http.MethodHead {
+				_, _ = io.WriteString(sw, body) // the client may have gone; nothing to do about it
+			}
 		case LoseAnswer:
 			// Carried out to the end, the answer read and thrown away; then
 			// the connection is dropped with nothing sent back (net/http
