@@ -18,4 +18,7 @@ type hooks struct {
 	// beforeRecord runs in the build resource's Create after a step ran,
 	// just before its action record is written.
 	beforeRecord func(context.Context) error
+	// beforePush runs in the image resource's Create just before the
+	// image is pushed, after the layers it depends on were applied.
+	beforePush func(context.Context) error
 }

@@ -723,6 +723,12 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 		if diags.Append(r.record(ctx, built)...); diags.HasError() {
 			return diags
 		}
+		if h := r.data.hooks.beforePush; h != nil {
+			if err := h(ctx); err != nil {
+				diags.AddError("Cannot push the image", err.Error())
+				return diags
+			}
+		}
 		stats, err := c.Push(ctx, repo, built.Image, built.Base, built.Opener(r.source()))
 		if err != nil {
 			// A layer's bytes may differ from what a plan took from the
@@ -730,6 +736,17 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 			for _, l := range built.Layers {
 				r.data.layerCache.Forget(l.Spec)
 			}
+		}
+		var se *registry.SourceError
+		if errors.As(err, &se) {
+			at := path.Root("layers").AtListIndex(se.Layer - built.BaseLayers())
+			diags.AddAttributeError(at, "Layer changed since plan",
+				fmt.Sprintf("%s no longer gives the content planned for it: %v. A file on disk changed between plan and apply, "+
+					"or the store holds a damaged blob. The image's manifest was not pushed and nothing was recorded in state: "+
+					"run plan again and review the new digest.", at, se.Err))
+			return diags
+		}
+		if err != nil {
 			diags.AddError("Cannot push the image", registryMessage(err)+" Nothing was recorded in state: the next apply pushes what is missing.")
 			return diags
 		}

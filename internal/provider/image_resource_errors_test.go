@@ -464,3 +464,52 @@ func TestAccImageChangedSincePlan(t *testing.T) {
 		},
 	})
 }
+
+// TestAccImageChangedBeforePush: a layer's source file that changes
+// after its artifact was applied, before the image is pushed, is refused
+// by the image's own check as the layer streams (not blamed on the
+// registry): the layer's path and file are named, no manifest is pushed,
+// nothing is in state.
+func TestAccImageChangedBeforePush(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"index.html": "<h1>planned</h1>"})
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	proxy := reg.Count(t)
+	host := proxy.Host()
+	config := e.imageWith("", siteLayer(host+"/web"))
+	var change testHook
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6With(hooks{beforePush: change.run}),
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					change.set(func(context.Context) error {
+						e.write(map[string]string{"index.html": "<h1>changed</h1>"})
+						return nil
+					})
+				},
+				Config:           config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{capturePlanned("immutable_image.web", "ref", &planned)}},
+				ExpectError: says(`Layer changed since plan`, `layers[0] no longer gives the content planned for it`,
+					`"srv/www/index.html"`, `hashes to`, `A file on disk changed between plan and apply`,
+					`The image's manifest was not pushed and nothing was recorded in state: run plan again`),
+			},
+			{
+				PreConfig: func() {
+					change.set(nil)
+					if err := manifestAbsent(t, planned); err != nil {
+						t.Fatal(err)
+					}
+					if calls := proxy.Calls(http.MethodPut, "/manifests/"); len(calls) > 0 {
+						t.Fatalf("a manifest was pushed: %v", calls)
+					}
+				},
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ConfigPlanChecks:   resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{expectCreate()}},
+			},
+		},
+	})
+}

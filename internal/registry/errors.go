@@ -171,8 +171,9 @@ func (e *DigestError) Error() string {
 // SourceError is a failure to read the image's own bytes (Push's open, or
 // what it returned): the caller's, not the registry's.
 type SourceError struct {
-	What string // "layer 2 (sha256:…)"
-	Err  error
+	What  string // "layer 2 (sha256:…)"
+	Layer int    // its index in the image's layers, the base's first
+	Err   error
 }
 
 func (e *SourceError) Error() string { return e.What + ": " + e.Err.Error() }

@@ -80,10 +80,10 @@ func (c *Client) Push(ctx context.Context, repository string, img *image.Image, 
 			bl.open = func(ctx context.Context) (io.ReadCloser, error) {
 				rc, err := open(ctx, i)
 				if err != nil {
-					return nil, &SourceError{What: what, Err: err}
+					return nil, &SourceError{What: what, Layer: i, Err: err}
 				}
 				v := newVerifier(rc, d, what, false)
-				v.readErr = func(err error) error { return &SourceError{What: what, Err: err} }
+				v.readErr = func(err error) error { return &SourceError{What: what, Layer: i, Err: err} }
 				return v, nil
 			}
 			blobs = append(blobs, bl)

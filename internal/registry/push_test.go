@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
@@ -206,6 +207,39 @@ func TestPushRefusesLayerNotMatchingDescriptor(t *testing.T) {
 	}
 }
 
+// TestPushLayerReadFailsAsTheCallers: a layer whose reader fails
+// mid-stream (its file changed since plan) fails the push with a
+// SourceError naming the layer, not a registry Error blaming the network
+// the read failed in, and commits nothing.
+func TestPushLayerReadFailsAsTheCallers(t *testing.T) {
+	noDockerConfig(t)
+	srv := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	count := srv.Count(t)
+	img := buildImage(t, nil, linuxAMD64, "a")
+	changed := errors.New("the file changed since plan")
+	failing := func(ctx context.Context, i int) (io.ReadCloser, error) {
+		rc, err := img.open(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(io.MultiReader(io.LimitReader(rc, 10), iotest.ErrReader(changed))), nil
+	}
+	_, err := newClient(t, Options{}).Push(context.Background(), count.Host()+"/app", img.Image, nil, failing)
+	var se *SourceError
+	if !errors.As(err, &se) || se.Layer != 0 || !errors.Is(err, changed) {
+		t.Fatalf("err %v, want a SourceError of layer 0", err)
+	}
+	var re *Error
+	if errors.As(err, &re) {
+		t.Errorf("a layer failing to read is not the registry's error: %v", err)
+	}
+	for _, call := range count.Calls("PUT", "") {
+		if strings.Contains(call.Query, img.Layers[0].Digest.Hex()) || strings.Contains(call.Path, "/manifests/") {
+			t.Errorf("committed: %s %s?%s", call.Method, call.Path, call.Query)
+		}
+	}
+}
+
 // TestPushStreams: a 64 MiB layer is pushed without being held in
 // memory: the push allocates a small fraction of it.
 func TestPushStreams(t *testing.T) {
@@ -294,23 +328,30 @@ func (r failingReader) Read(p []byte) (int, error) { return 0, r.err }
 
 // TestPushSourceFailureIsTheCallers: a layer that cannot be opened, or
 // whose reader fails mid-stream, fails the push with that error (the
-// caller's), never taken for the registry's (unreachable, say).
+// caller's) naming the layer by its index, never taken for the
+// registry's (unreachable, say).
 func TestPushSourceFailureIsTheCallers(t *testing.T) {
 	noDockerConfig(t)
 	srv := testserver.StartRegistry(t, testserver.RegistryOptions{})
-	img := buildImage(t, nil, linuxAMD64, "a")
+	img := buildImage(t, nil, linuxAMD64, "a", "b")
 	errSource := errors.New("the tree's file changed since plan")
-	for name, open := range map[string]Layers{
+	for name, fail := range map[string]Layers{
 		"open": func(context.Context, int) (io.ReadCloser, error) { return nil, errSource },
 		"read": func(context.Context, int) (io.ReadCloser, error) {
 			return io.NopCloser(io.MultiReader(strings.NewReader("some bytes"), failingReader{errSource})), nil
 		},
 	} {
+		open := func(ctx context.Context, i int) (io.ReadCloser, error) { // layer 1 fails
+			if i == 1 {
+				return fail(ctx, i)
+			}
+			return img.open(ctx, i)
+		}
 		_, err := newClient(t, Options{}).Push(context.Background(), srv.Host+"/app", img.Image, nil, open)
 		var se *SourceError
-		if !errors.As(err, &se) || !errors.Is(err, errSource) || errors.As(err, new(*Error)) ||
-			!strings.HasPrefix(err.Error(), "layer 0 ("+img.Layers[0].Digest.String()+"): the tree's file changed") {
-			t.Errorf("%s: err %v, want the source's error for layer 0", name, err)
+		if !errors.As(err, &se) || se.Layer != 1 || !errors.Is(err, errSource) || errors.As(err, new(*Error)) ||
+			!strings.HasPrefix(err.Error(), "layer 1 ("+img.Layers[1].Digest.String()+"): the tree's file changed") {
+			t.Errorf("%s: err %v, want the source's error for layer 1", name, err)
 		}
 	}
 }
