@@ -342,10 +342,11 @@ verdict() { # WHAT A B LIMIT: "met"/"MISSED by" on a <= LIMIT x b
   }'
 }
 beyond() { # FLOOR PLAN APPLY OTHER C: where the provider's time goes, against crane's
-  awk -v f="${best[$1]}" -v p="$2" -v a="$3" -v o="$4" -v c="${best[$5]}" 'BEGIN {
+  awk -v f="${best[$1]}" -v p="$2" -v a="$3" -v o="$4" -v c="${best[$5]}" -v cores="$(nproc)" 'BEGIN {
     printf "    why: a tofu apply with nothing to do takes %.2f s; in a traced re-push the image'"'"'s own provider\n", f / 1000
     printf "    calls took %.2f s (plan, encoding the changed layer: %.2f s; apply, pushing it: %.2f s) against\n", p + a, p, a
-    printf "    crane'"'"'s %.2f s for the whole; the other resources'"'"' calls %.2f s; the rest is tofu\n", c / 1000, o
+    printf "    crane'"'"'s %.2f s for the whole; the other resources'"'"' calls %.2f s (summed: tofu runs\n", c / 1000, o
+    printf "    them 10 at a time, on %d cores); the rest is tofu\n", cores
   }'
 }
 uploads() { read -r _ up _ <<<"${stats[$1]}"; echo "$up"; }
