@@ -6,14 +6,14 @@
 # would pick instead: crane (go-containerregistry's CLI, scripts/crane.sh),
 # run on the same files and the same registry, each push to a fresh
 # repository:
-#   (a) the example image: a site tree (BENCH_IMAGE_SITE, files x KiB,
-#       default 400x8) at /srv/www and a Go binary at /bin/server, entrypoint
-#       and env set. Provider: `tofu apply` (artifacts published to an empty
-#       file store, the image built and pushed) — first push, nothing
-#       changed, one file of the site changed. crane: `tar` of each layer +
-#       `crane append -f site.tar -f bin.tar` + `crane mutate --entrypoint
-#       --env`, the same three times. Best of BENCH_RUNS (default 3),
-#       interleaved.
+#   (a) the image of examples/container: its Go server (built once, before
+#       the runs) at /server and a site tree (BENCH_IMAGE_SITE, files x KiB,
+#       default 400x8) at /srv/www, with the example's config. Provider:
+#       `tofu apply` (both published as artifacts to an empty file store, the
+#       image built and pushed) — first push, nothing changed, one file of
+#       the site changed. crane: `tar` of each layer + `crane append -f
+#       server.tar -f site.tar` + `crane mutate` setting the same config,
+#       the same three times. Best of BENCH_RUNS (default 3), interleaved.
 #   (b) an image of BENCH_IMAGE_LAYERS (layers x MiB, default 20x25: 500 MiB)
 #       of incompressible files, pushed once; then per run one file of one
 #       layer changes: provider `tofu apply` against `tar` of that layer +
@@ -131,7 +131,7 @@ keep() {
 site_files=${site_spec%x*} site_kib=${site_spec#*x}
 gen "$work/site" "$site_files" "$site_kib" 11
 mkdir -p "$work/bin"
-cp "$work/benchtool" "$work/bin/server" # a real Go binary
+(cd examples/container/server && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -buildvcs=false -ldflags="-s -w" -o "$work/bin/server" main.go)
 bin_kib=$(( $(stat -c %s "$work/bin/server") / 1024 ))
 cfga=$work/cfg-example
 mkdir -p "$cfga"
@@ -149,13 +149,18 @@ resource "immutable_artifact" "server" {
 }
 resource "immutable_image" "web" {
   repository = var.repository
+  platform   = "linux/amd64"
   layers = [
+    { digest = immutable_artifact.server.digest, path = "/server", file_mode = "0755" },
     { digest = immutable_artifact.site.digest, path = "/srv/www" },
-    { digest = immutable_artifact.server.digest, path = "/bin/server", file_mode = "0755" },
   ]
   config = {
-    entrypoint = ["/bin/server"]
-    env        = { PORT = "8080" }
+    entrypoint    = ["/server"]
+    env           = { PORT = "8080" }
+    working_dir   = "/srv/www"
+    user          = "65534:65534"
+    exposed_ports = ["8080/tcp"]
+    labels        = { "org.opencontainers.image.title" = "web" }
   }
 }
 TF
@@ -163,12 +168,13 @@ TF
 (cd "$cfga" && "$tofu" init -input=false >/dev/null)
 
 # The crane side's pipeline: tar both layers, append them to an empty
-# image, set the entrypoint and env.
+# image, set the same config and platform, and tag the result.
 crane_example() { # SITE REF
+  tarc -cf "$work/server.tar" -C "$work/bin" server
   tarc -cf "$work/site.tar" -C "$1" --transform 's,^\./,srv/www/,;s,^\.$,srv/www,' .
-  tarc -cf "$work/bin.tar" -C "$work/bin" --transform 's,^,bin/,' server
-  run "$work/crane.log" "$crane" append -f "$work/site.tar" -f "$work/bin.tar" -t "$2"
-  run "$work/crane.log" "$crane" mutate "$2" --entrypoint /bin/server --env PORT=8080
+  run "$work/crane.log" "$crane" append -f "$work/server.tar" -f "$work/site.tar" -t "$2"
+  run "$work/crane.log" "$crane" mutate "$2" -t "$2" --set-platform linux/amd64 --entrypoint /server --env PORT=8080 \
+    --workdir /srv/www --user 65534:65534 --exposed-ports 8080/tcp --label org.opencontainers.image.title=web
 }
 for i in $(seq "$runs"); do
   # immutable_image: a fresh state, store, machine cache and repository.
@@ -357,7 +363,7 @@ out=$bench/image-table.txt
     "$("$crane" version 2>/dev/null || echo '?')" "$("$regbin" --version 2>/dev/null | awk '{ print $3 }')"
   echo "columns: seconds, requests to the registry, blob uploads committed, MiB sent"
   echo
-  echo "(a) example image: site $site_files files x $site_kib KiB at /srv/www + a $bin_kib KiB Go binary; best of $runs, interleaved"
+  echo "(a) examples/container's image: its $bin_kib KiB Go server + a site of $site_files files x $site_kib KiB; best of $runs, interleaved"
   printf '%-34s %-30s %-30s %s\n' "" "provider: tofu apply" "crane: tar + append + mutate" "ratio"
   for row in first same change; do
     case $row in
