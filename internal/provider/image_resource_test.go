@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,6 +290,162 @@ import {
 						}
 						return nil
 					})),
+				},
+			},
+		},
+	})
+}
+
+// manyLayersConfig is an image of n layers, layer i the artifact of the
+// tree dir/l<i>, pushed to repository.
+func manyLayersConfig(e *env, repository string, n int) string {
+	return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "l" {
+  count  = %d
+  source = "%s/l${count.index}"
+}
+resource "immutable_image" "big" {
+  repository = %q
+  layers = [for i in range(%d) : {
+    digest = immutable_artifact.l[i].digest
+    path   = "/data/l${i}"
+  }]
+}
+`, n, e.dir, repository, n)
+}
+
+// writeRandom writes size bytes of reproducible incompressible content
+// (from seed) to path.
+func writeRandom(t *testing.T, path string, seed uint64, size int) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	b := make([]byte, size)
+	_, _ = rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b) // never fails
+	must(t, os.WriteFile(path, b, 0o644))
+}
+
+// TestAccImage_onePushedLayerOfTwenty: a 20-layer image (20 trees of
+// 4 MiB of incompressible files) pushed through tofu to a real registry;
+// then one file of one layer changes, and the second push — counted at a
+// proxy in front of the registry — asks for each of the 21 blobs (HEAD),
+// uploads exactly the changed layer and the config (one POST, PATCH and
+// PUT each) and PUTs one manifest; nothing else is asked, and the plan
+// asked nothing. `make bench` (scripts/bench-image.sh) does the same at
+// 500 MiB, timed against crane.
+func TestAccImage_onePushedLayerOfTwenty(t *testing.T) {
+	const layers, files, fileSize, changed = 20, 4, 1 << 20, 7
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	proxy := reg.Count(t)
+	repo := proxy.Host() + "/big"
+	for l := range layers {
+		for f := range files {
+			writeRandom(t, filepath.Join(e.dir, fmt.Sprintf("l%d/f%d.bin", l, f)), uint64(l*files+f), fileSize)
+		}
+	}
+	var first, second string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: manyLayersConfig(e, repo, layers),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					capturePlanned("immutable_image.big", "digest", &first),
+				}},
+				Check: func(*terraformState) error {
+					// All 21 blobs uploaded the first time.
+					if n := len(proxy.Calls("PUT", "/blobs/uploads/")); n != layers+1 {
+						return fmt.Errorf("first push: %d blob uploads committed, want %d", n, layers+1)
+					}
+					return nil
+				},
+			},
+			{
+				PreConfig: func() {
+					writeRandom(t, filepath.Join(e.dir, fmt.Sprintf("l%d/f2.bin", changed)), 1000, fileSize)
+					proxy.Reset()
+				},
+				Config: manyLayersConfig(e, repo, layers),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.big", plancheck.ResourceActionReplace),
+					noCalls(proxy),
+					capturePlanned("immutable_image.big", "digest", &second),
+				}},
+				Check: func(s *terraformState) error {
+					attrs := s.RootModule().Resources["immutable_image.big"].Primary.Attributes
+					blobs := map[string]string{attrs["config_digest"]: "the config"}
+					for i := range layers {
+						blobs[attrs[fmt.Sprintf("layer_descriptors.%d.digest", i)]] = fmt.Sprintf("layer %d", i)
+					}
+					if len(blobs) != layers+1 {
+						return fmt.Errorf("%d distinct blobs in state, want %d", len(blobs), layers+1)
+					}
+					want := map[string]int{
+						"HEAD blob":     layers + 1, // every blob asked for first
+						"POST upload":   2,          // the changed layer and the config
+						"PATCH upload":  2,
+						"PUT upload":    2,
+						"PUT manifest":  1,
+						"GET /v2/ ping": -1, // any number (go-containerregistry's ping before its first request)
+					}
+					got := map[string]int{}
+					headed := map[string]bool{}
+					missing := 0 // HEADs answered 404
+					var committed []string
+					for _, c := range proxy.Calls("", "") {
+						kind := "other"
+						switch {
+						case c.Method == "HEAD" && strings.Contains(c.Path, "/blobs/sha256:"):
+							kind = "HEAD blob"
+							headed[c.Path[strings.LastIndex(c.Path, "/")+1:]] = true
+							if c.Status == http.StatusNotFound {
+								missing++
+							}
+						case c.Method == "POST" && strings.HasSuffix(c.Path, "/blobs/uploads/"):
+							kind = "POST upload"
+						case c.Method == "PATCH" && strings.Contains(c.Path, "/blobs/uploads/"):
+							kind = "PATCH upload"
+						case c.Method == "PUT" && strings.Contains(c.Path, "/blobs/uploads/"):
+							kind = "PUT upload"
+							committed = append(committed, c.Query)
+						case c.Method == "PUT" && c.Path == "/v2/big/manifests/"+second:
+							kind = "PUT manifest"
+						case c.Method == "GET" && c.Path == "/v2/":
+							kind = "GET /v2/ ping"
+						}
+						got[kind]++
+					}
+					var errs []string
+					for kind, n := range want {
+						if n >= 0 && got[kind] != n {
+							errs = append(errs, fmt.Sprintf("%d %s, want %d", got[kind], kind, n))
+						}
+					}
+					if missing != 2 {
+						errs = append(errs, fmt.Sprintf("%d blob HEADs answered 404, want 2 (the changed layer, the config)", missing))
+					}
+					if got["other"] > 0 {
+						errs = append(errs, fmt.Sprintf("%d other requests, want none", got["other"]))
+					}
+					for d, what := range blobs {
+						if !headed[d] {
+							errs = append(errs, "no HEAD of "+what+" "+d)
+						}
+					}
+					// The uploads committed are the changed layer's and the config's.
+					changedLayer := attrs[fmt.Sprintf("layer_descriptors.%d.digest", changed)]
+					all := strings.Join(committed, " ")
+					if !strings.Contains(all, strings.TrimPrefix(changedLayer, "sha256:")) || !strings.Contains(all, strings.TrimPrefix(attrs["config_digest"], "sha256:")) {
+						errs = append(errs, fmt.Sprintf("uploads committed %v, want layer %d (%s) and the config (%s)", committed, changed, changedLayer, attrs["config_digest"]))
+					}
+					if second == first {
+						errs = append(errs, "the digest did not change with a file of layer "+fmt.Sprint(changed))
+					}
+					if len(errs) > 0 {
+						return fmt.Errorf("second push: %s\nrequests: %v", strings.Join(errs, "; "), proxy.Calls("", ""))
+					}
+					crane(t, "validate", "--remote", repo+"@"+second)
+					return nil
 				},
 			},
 		},

@@ -355,3 +355,59 @@ func TestPushSourceFailureIsTheCallers(t *testing.T) {
 		}
 	}
 }
+
+// TestPushStreamsPlannedLayer: the provider's path — a tree's layer planned
+// with image.Plan, encoded by Built.Opener as Push reads it — holds
+// neither the tar nor the blob in memory: pushing a 48 MiB layer
+// allocates a small fraction of it. (image's TestLayerMemoryFlat bounds
+// the encoder alone, TestPushStreams the upload of a file.)
+func TestPushStreamsPlannedLayer(t *testing.T) {
+	noDockerConfig(t)
+	srv := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	const files, fileSize = 12, 4 << 20
+	dir := t.TempDir()
+	buf := make([]byte, fileSize)
+	for i := range files {
+		_, _ = rand.NewChaCha8([32]byte{byte(i)}).Read(buf) // never fails
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.bin", i)), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	l, err := digest.HashTree(ctx, dir, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := image.DirSource(dir, l)
+	req := image.Request{
+		Layers:   []image.LayerSpec{{Tree: l.Digest(), Path: "/data", Compression: image.Gzip}},
+		Platform: linuxAMD64,
+	}
+	built, err := image.Plan(ctx, req, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := built.Layers[0].Size
+	if size < files*fileSize {
+		t.Fatalf("the layer is %d bytes, less than its incompressible files", size)
+	}
+
+	c := newClient(t, Options{})
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	stats, err := c.Push(ctx, srv.Host+"/planned", built.Image, nil, built.Opener(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if stats.Uploaded != 2 {
+		t.Fatalf("stats %+v, want the layer and the config uploaded", stats)
+	}
+	if alloc := int64(after.TotalAlloc - before.TotalAlloc); alloc > size/8 {
+		t.Errorf("encoding and pushing a %d MiB layer allocated %d MiB: it is being buffered", size>>20, alloc>>20)
+	} else {
+		t.Logf("encoding and pushing a %d MiB layer allocated %d KiB", size>>20, alloc>>10)
+	}
+	crane(t, "validate", "--remote", srv.Host+"/planned@"+built.Digest.String())
+}

@@ -1,8 +1,12 @@
 // Command benchtool is the helper of `make bench`:
 //
-//	benchtool gen -dir D -files N -kib K    write a tree of N files of K KiB (reproducible content)
+//	benchtool gen -dir D -files N -kib K [-seed S]  write a tree of N files of K KiB (reproducible content, per seed)
 //	benchtool limit -dir D                  seconds to sha256 as many bytes as the tree holds, on all cores
 //	benchtool rss -path P                   hash a file or tree as a plan does; print seconds and peak RSS
+//	benchtool registry -bin R -dir D        start the registry R on 127.0.0.1 behind a proxy logging
+//	                                        requests to D/requests.log; print the proxy's host:port
+//	benchtool peak -o F [-provider P] -- CMD...  run CMD; write the peak RSS (KiB) of CMD, or of the
+//	                                        provider P started in debug mode and attached to CMD, to F
 package main
 
 import (
@@ -26,30 +30,38 @@ import (
 func main() {
 	log.SetFlags(0)
 	if len(os.Args) < 2 {
-		log.Fatal("usage: benchtool gen|limit|rss ...")
+		log.Fatal("usage: benchtool gen|limit|rss|registry|peak ...")
 	}
 	fl := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	dir := fl.String("dir", "", "tree directory")
 	files := fl.Int("files", 10000, "number of files")
 	kib := fl.Int("kib", 100, "size of each file in KiB")
 	path := fl.String("path", "", "file or directory")
+	seed := fl.Uint64("seed", 1, "seed of the generated content")
+	bin := fl.String("bin", "", "the registry binary")
+	out := fl.String("o", "", "file the peak RSS is written to")
+	provider := fl.String("provider", "", "the provider binary, to measure instead of the command")
 	if err := fl.Parse(os.Args[2:]); err != nil {
 		log.Fatal(err) // not reached: ExitOnError exits first
 	}
 	switch os.Args[1] {
 	case "gen":
-		gen(*dir, *files, *kib)
+		gen(*dir, *files, *kib, *seed)
 	case "limit":
 		limit(*dir)
 	case "rss":
 		rss(*path)
+	case "registry":
+		registry(*bin, *dir)
+	case "peak":
+		peak(*provider, *out, fl.Args())
 	default:
 		log.Fatalf("unknown command %q", os.Args[1])
 	}
 }
 
-func gen(dir string, files, kib int) {
-	r := rand.New(rand.NewPCG(1, 2))
+func gen(dir string, files, kib int, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 2))
 	buf := make([]byte, kib*1024)
 	for i := range files {
 		for j := 0; j+8 <= len(buf); j += 8 {
