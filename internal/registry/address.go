@@ -40,11 +40,23 @@ func CheckRepository(repo string) error {
 		}
 		return fmt.Errorf("%q is not a repository: %v. Write it as registry/repository, as in ghcr.io/acme/api or 127.0.0.1:5000/api", repo, err)
 	}
-	if !strings.HasPrefix(repo, r.RegistryStr()+"/") {
+	// Strict validation refuses a repository without a registry host;
+	// go-containerregistry spells docker.io as index.docker.io.
+	if host, _, _ := strings.Cut(repo, "/"); host != r.RegistryStr() && (host != "docker.io" || r.RegistryStr() != name.DefaultRegistry) {
 		return fmt.Errorf("%q names no registry: write it with the registry's host first, as in ghcr.io/acme/api or docker.io/library/%s", repo, repo)
+	}
+	if !repositoryPath.MatchString(r.RepositoryStr()) {
+		return fmt.Errorf("%q is not a repository: each part between '/' is lower-case letters and digits, "+
+			"separated inside by one '.', one or two '_', or '-'s, as in ghcr.io/acme/my-api (no empty part, no "+
+			"separator first or last)", repo)
 	}
 	return nil
 }
+
+// repositoryPath is the distribution spec's repository name (the path
+// after the registry). go-containerregistry checks only its characters,
+// so "a//b", "a..b" or "-a" passed and failed at apply.
+var repositoryPath = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
 
 // CheckDigestRef reports whether ref is "registry/repository@sha256:…".
 func CheckDigestRef(ref string) error {
