@@ -395,14 +395,12 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 	return in, true, diags
 }
 
-// checkPort reads "8080/tcp", "53/udp" or "8080" (tcp).
+// checkPort reads "8080/tcp", "53/udp", "132/sctp" or "8080" (tcp), as
+// the image's config is assembled from them: a port this let through
+// ("080") failed later with no attribute named.
 func checkPort(p string) error {
-	num, proto, found := strings.Cut(p, "/")
-	n, err := strconv.Atoi(num)
-	if err != nil || n < 1 || n > 65535 || (found && proto != "tcp" && proto != "udp" && proto != "sctp") {
-		return fmt.Errorf("%q is not a port: write it as 8080/tcp, 53/udp or 8080", p)
-	}
-	return nil
+	_, err := image.ParsePort(p)
+	return err
 }
 
 // plannedImage is an image planned in this operation.
