@@ -259,6 +259,12 @@ func pickPlatform(idx *v1.IndexManifest, p image.Platform, ref string) (v1.Descr
 	if len(found) > 1 {
 		return v1.Descriptor{}, fmt.Errorf("base image %s has several variants of %s (%s): give the platform with its variant", ref, p, strings.Join(have, ", "))
 	}
+	switch {
+	case len(have) == 0:
+		return v1.Descriptor{}, fmt.Errorf("base image %s is an index whose manifests name no platform: give one of its image manifests by digest instead", ref)
+	case p == (image.Platform{}):
+		return v1.Descriptor{}, fmt.Errorf("base image %s is an index of several platforms (%s): set `platform` to the one to build on", ref, strings.Join(have, ", "))
+	}
 	return v1.Descriptor{}, fmt.Errorf("base image %s has no manifest for %s; it has %s", ref, p, strings.Join(have, ", "))
 }
 

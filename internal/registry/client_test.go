@@ -132,6 +132,12 @@ func TestBase(t *testing.T) {
 		!strings.Contains(err.Error(), "no manifest for linux/s390x") || !strings.Contains(err.Error(), "linux/amd64, linux/arm64/v8") {
 		t.Errorf("Base linux/s390x: %v, want no manifest, naming those there", err)
 	}
+	// Without a platform, an index is refused, saying to set one (it said
+	// "no manifest for /").
+	if _, err := c.Base(context.Background(), ref, image.Platform{}); err == nil ||
+		!strings.Contains(err.Error(), "set `platform`") || !strings.Contains(err.Error(), "linux/amd64, linux/arm64/v8") {
+		t.Errorf("Base without a platform: %v, want a refusal saying to set platform, naming those there", err)
+	}
 	// An image manifest for another platform is refused.
 	if _, err := c.Base(context.Background(), b.Ref, linuxAMD64); err == nil || !strings.Contains(err.Error(), "is for linux/arm64/v8, not linux/amd64") {
 		t.Errorf("Base of the arm64 image for amd64: %v", err)
