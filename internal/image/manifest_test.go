@@ -204,6 +204,18 @@ func TestAssembleDockerBase(t *testing.T) {
 	if img.Platform.Variant != "v8" {
 		t.Errorf("platform %v, want the base's linux/arm64/v8", img.Platform)
 	}
+	// Its record agrees with its manifest: the layers' media types are
+	// Docker's there (the record said OCI's, and every apply on a Docker
+	// base failed to store it).
+	layers := twoLayers(t, Gzip)
+	img, err = Assemble(base, layers, Config{}, p, created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := NewRecord(img, base, layers)
+	if err := rec.agrees(img.Manifest, img.Config); err != nil {
+		t.Errorf("the record of an image on a Docker base: %v", err)
+	}
 	_, err = Assemble(base, twoLayers(t, Uncompressed), Config{}, p, created)
 	if err == nil || !strings.Contains(err.Error(), "use gzip compression") {
 		t.Errorf("uncompressed layers on a Docker base: %v", err)

@@ -100,9 +100,16 @@ func NewRecord(img *Image, base *Base, layers []Layer) *Record {
 	if base != nil {
 		r.Base = base.Ref
 	}
+	own := len(img.Layers) - len(layers) // the base's come first
 	for i, l := range layers {
+		// The media type the manifest gives the layer: on a Docker base,
+		// Docker's for the same gzip bytes, not the encoder's OCI one.
+		mediaType := l.MediaType
+		if own >= 0 && own+i < len(img.Layers) {
+			mediaType = img.Layers[own+i].MediaType
+		}
 		r.Layers[i] = RecordLayer{
-			Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size, MediaType: l.MediaType,
+			Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size, MediaType: mediaType,
 			Tree: l.Spec.Tree.String(), Path: l.Spec.Path, UID: l.Spec.UID, GID: l.Spec.GID,
 			FileMode: l.Spec.FileMode, DirMode: l.Spec.DirMode, Compression: l.Spec.Compression,
 		}
