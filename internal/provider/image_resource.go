@@ -525,7 +525,13 @@ func (d descriptorModel) layer(spec image.LayerSpec) (image.Layer, bool) {
 	if err1 != nil || err2 != nil || d.Size.ValueInt64() <= 0 {
 		return image.Layer{}, false
 	}
-	return image.Layer{Descriptor: image.Descriptor{MediaType: d.MediaType.ValueString(), Digest: sum, Size: d.Size.ValueInt64()}, DiffID: diff, Spec: spec}, true
+	mediaType := d.MediaType.ValueString()
+	if mediaType == image.MediaTypeDockerLayerGzip {
+		// The same gzip bytes as the encoder's OCI layer, listed so by a
+		// manifest on a Docker base; assembly gives them the manifest's type.
+		mediaType = image.MediaTypeLayerGzip
+	}
+	return image.Layer{Descriptor: image.Descriptor{MediaType: mediaType, Digest: sum, Size: d.Size.ValueInt64()}, DiffID: diff, Spec: spec}, true
 }
 
 // setOutputs fills m's computed values from b.

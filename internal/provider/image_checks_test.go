@@ -3,9 +3,13 @@ package provider
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 )
 
 // TestStringChecksHaveSummaries: every stringCheck on a resource's string
@@ -61,5 +65,24 @@ func TestCheckPort(t *testing.T) {
 		if err := checkPort(p); err == nil {
 			t.Errorf("checkPort(%q) = nil, want an error", p)
 		}
+	}
+}
+
+// TestDescriptorLayerMediaType: a layer the state lists with Docker's
+// media type (an image on a Docker base) is the encoder's OCI gzip layer
+// to assembly, which gives it the new manifest's type: moving such an
+// image to an OCI base failed at plan with "is not a layer WriteLayer
+// makes".
+func TestDescriptorLayerMediaType(t *testing.T) {
+	d := descriptorModel{
+		Digest: types.StringValue(digestOfBytes("blob")), DiffID: types.StringValue(digestOfBytes("tar")),
+		Size: types.Int64Value(10), MediaType: types.StringValue(image.MediaTypeDockerLayerGzip),
+	}
+	l, ok := d.layer(image.LayerSpec{Path: "/app", Compression: image.Gzip})
+	if !ok || l.MediaType != image.MediaTypeLayerGzip {
+		t.Errorf("layer %+v, %v: want media type %s", l, ok, image.MediaTypeLayerGzip)
+	}
+	if _, err := image.Assemble(nil, []image.Layer{l}, image.Config{}, image.Platform{OS: "linux", Architecture: "amd64"}, time.Unix(0, 0)); err != nil {
+		t.Errorf("assembling it from scratch: %v", err)
 	}
 }
