@@ -552,7 +552,11 @@ func setOutputs(m *imageModel, repository string, b *image.Built) diag.Diagnosti
 	m.ID, m.Ref, m.Digest = types.StringValue(ref), types.StringValue(ref), types.StringValue(b.Digest.String())
 	m.ConfigDigest, m.MediaType = types.StringValue(b.ConfigDigest.String()), types.StringValue(b.MediaType)
 	m.Size, m.Descriptors = types.Int64Value(b.Size), list
-	m.Platform = types.StringValue(b.Platform.String())
+	if m.Platform.IsNull() || m.Platform.IsUnknown() {
+		// Computed from the base; a configured platform stays as written
+		// ("linux/arm64" on a base of linux/arm64/v8, say).
+		m.Platform = types.StringValue(b.Platform.String())
+	}
 	return diags
 }
 
@@ -617,6 +621,9 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		built, d := r.plan(ctx, in, prior)
 		if resp.Diagnostics.Append(d...); resp.Diagnostics.HasError() {
 			return
+		}
+		if config.Platform.IsNull() {
+			plan.Platform = types.StringUnknown() // the new image's, set below
 		}
 		if resp.Diagnostics.Append(setOutputs(&plan, in.repository, built)...); resp.Diagnostics.HasError() {
 			return
