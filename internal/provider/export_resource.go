@@ -473,6 +473,13 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	plan.Format = types.StringValue(string(format))
 	plan.ID = types.StringValue(target)
+	if owned && format.IsTree() != w.Format.IsTree() {
+		// A file where the export wrote a directory (oci-layout to
+		// docker-archive, directory to zip), or the reverse, is not swapped
+		// in place: the old one is removed as destroy removes it, then the
+		// new one written. An in-place update was planned and always failed.
+		resp.RequiresReplace.Append(path.Root("format"))
+	}
 	if format == export.DockerArchive {
 		// Known once written: hashing it needs every layer's bytes.
 		plan.SHA256, plan.Base64SHA256 = types.StringUnknown(), types.StringUnknown()
