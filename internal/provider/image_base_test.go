@@ -25,28 +25,30 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
-// pushBase pushes a two-layer image for each platform to ref (an index
-// of them when there are several) and returns the digest of each
-// platform's manifest, by "os/arch".
+// pushBase pushes a two-layer image for each platform ("os/arch" or
+// "os/arch/variant", the variant in the config and the index) to ref (an
+// index of them when there are several) and returns the digest of each
+// platform's manifest, by platform as given.
 func pushBase(t *testing.T, ref string, platforms ...string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	var adds []mutate.IndexAddendum
 	for _, p := range platforms {
-		os, arch, _ := strings.Cut(p, "/")
+		parts := append(strings.Split(p, "/"), "")
+		os, arch, variant := parts[0], parts[1], parts[2]
 		img, err := random.Image(512, 2)
 		must(t, err)
 		img = mutate.MediaType(img, types.OCIManifestSchema1)
 		cfg, err := img.ConfigFile()
 		must(t, err)
-		cfg.OS, cfg.Architecture = os, arch
+		cfg.OS, cfg.Architecture, cfg.Variant = os, arch, variant
 		cfg.Config.Env = []string{"PATH=/usr/bin", "BASE=1"}
 		img, err = mutate.ConfigFile(img, cfg)
 		must(t, err)
 		d, err := img.Digest()
 		must(t, err)
 		out[p] = d.String()
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch, Variant: variant}}})
 	}
 	r, err := name.ParseReference(ref)
 	must(t, err)
@@ -144,6 +146,49 @@ resource "immutable_image" "web" {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionReplace),
 				}},
+			},
+		},
+	})
+}
+
+// TestAccImagePlatformAsWritten: arm64's variant v8 may be left out (as
+// containerd reads it), on either side: a platform written without it on
+// a base whose config has it, or with it on a base whose config has none,
+// plans with the platform as written (core refuses a planned value that
+// differs from the configuration's) and applies.
+func TestAccImagePlatformAsWritten(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	withV8 := pushBase(t, reg.Host+"/base:v8", "linux/arm64/v8")["linux/arm64/v8"]
+	without := pushBase(t, reg.Host+"/base:plain", "linux/arm64")["linux/arm64"]
+	e.write(map[string]string{"index.html": "<h1>arm</h1>"})
+	config := func(base, platform string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "%s/web"
+  base       = "%s/base@%s"
+  platform   = %q
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+}
+`, e.dir, reg.Host, reg.Host, base, platform)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config(withV8, "linux/arm64"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("platform"), knownvalue.StringExact("linux/arm64")),
+				},
+			},
+			{
+				Config: config(without, "linux/arm64/v8"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("platform"), knownvalue.StringExact("linux/arm64/v8")),
+				},
 			},
 		},
 	})

@@ -530,7 +530,11 @@ func (d descriptorModel) layer(spec image.LayerSpec) (image.Layer, bool) {
 	return image.Layer{Descriptor: image.Descriptor{MediaType: d.MediaType.ValueString(), Digest: sum, Size: d.Size.ValueInt64()}, DiffID: diff, Spec: spec}, true
 }
 
-// setOutputs fills m's computed values from b.
+// setOutputs fills m's computed values from b. A platform m has already
+// (the configuration's) stays as written: it may name the image's
+// platform another way (arm64's variant v8 may be left out, or given
+// where the base's config leaves it out), and core refuses a planned
+// value that is not the configuration's.
 func setOutputs(m *imageModel, repository string, b *image.Built) diag.Diagnostics {
 	var diags diag.Diagnostics
 	descs := make([]attr.Value, len(b.Image.Layers))
@@ -548,7 +552,9 @@ func setOutputs(m *imageModel, repository string, b *image.Built) diag.Diagnosti
 	m.ID, m.Ref, m.Digest = types.StringValue(ref), types.StringValue(ref), types.StringValue(b.Digest.String())
 	m.ConfigDigest, m.MediaType = types.StringValue(b.ConfigDigest.String()), types.StringValue(b.MediaType)
 	m.Size, m.Descriptors = types.Int64Value(b.Size), list
-	m.Platform = types.StringValue(b.Platform.String())
+	if m.Platform.IsNull() || m.Platform.IsUnknown() {
+		m.Platform = types.StringValue(b.Platform.String())
+	}
 	return diags
 }
 
@@ -614,6 +620,7 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		if resp.Diagnostics.Append(d...); resp.Diagnostics.HasError() {
 			return
 		}
+		plan.Platform = config.Platform // the base's, unless set
 		if resp.Diagnostics.Append(setOutputs(&plan, in.repository, built)...); resp.Diagnostics.HasError() {
 			return
 		}
