@@ -253,12 +253,41 @@ type imageInputs struct {
 	created    time.Time
 	req        image.Request
 	tags       []string
+	// tagsKnown is false when tags are known only at apply: they point at
+	// the image, they do not make it.
+	tagsKnown bool
 }
 
-// readInputs parses m's inputs; known is false when one is unknown.
+// unknownIn reports whether v is unknown or, a list, set or map, holds an
+// unknown element (ElementsAs cannot read those into Go values).
+func unknownIn(v attr.Value) bool {
+	if v.IsUnknown() {
+		return true
+	}
+	var elems []attr.Value
+	switch c := v.(type) {
+	case types.List:
+		elems = c.Elements()
+	case types.Set:
+		elems = c.Elements()
+	case types.Map:
+		for _, e := range c.Elements() {
+			elems = append(elems, e)
+		}
+	}
+	for _, e := range elems {
+		if e.IsUnknown() {
+			return true
+		}
+	}
+	return false
+}
+
+// readInputs parses m's inputs; known is false when one that makes the
+// image is unknown (tags do not: see tagsKnown).
 func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool, diags diag.Diagnostics) {
-	for _, v := range []attr.Value{m.Repository, m.Base, m.Platform, m.Created, m.Compression, m.Layers, m.Config, m.Tags} {
-		if v.IsUnknown() {
+	for _, v := range []attr.Value{m.Repository, m.Base, m.Platform, m.Created, m.Compression, m.Layers, m.Config} {
+		if unknownIn(v) {
 			return in, false, diags
 		}
 	}
@@ -346,7 +375,7 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 			return in, true, diags
 		}
 		for _, v := range []attr.Value{c.Entrypoint, c.Cmd, c.Env, c.WorkingDir, c.User, c.ExposedPorts, c.Labels} {
-			if v.IsUnknown() {
+			if unknownIn(v) {
 				return in, false, diags
 			}
 		}
@@ -381,6 +410,9 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 			}
 		}
 		cfg.WorkingDir, cfg.User, cfg.Labels = c.WorkingDir.ValueString(), c.User.ValueString(), labels
+	}
+	if in.tagsKnown = !unknownIn(m.Tags); !in.tagsKnown {
+		return in, true, diags
 	}
 	if diags.Append(m.Tags.ElementsAs(ctx, &in.tags, false)...); diags.HasError() {
 		return in, true, diags
@@ -638,7 +670,7 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("repository"))
 		}
 	}
-	if known && len(in.tags) > 0 {
+	if known && in.tagsKnown && len(in.tags) > 0 {
 		resp.Diagnostics.Append(r.warnMovedTags(ctx, in, &plan, prior)...)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
