@@ -90,7 +90,9 @@ type RecordLayer struct {
 }
 
 // NewRecord is the record of img, built on base (nil: from scratch) with
-// its own layers, in order.
+// its own layers, in order (the last len(layers) of img's). A layer's
+// media type is the one img's manifest gives it: Docker's on a Docker
+// base.
 func NewRecord(img *Image, base *Base, layers []Layer) *Record {
 	r := &Record{
 		Spec: RecordSpec, Digest: img.Digest.String(), MediaType: img.MediaType, Config: img.ConfigDigest.String(),
@@ -100,9 +102,14 @@ func NewRecord(img *Image, base *Base, layers []Layer) *Record {
 	if base != nil {
 		r.Base = base.Ref
 	}
+	own := len(img.Layers) - len(layers)
 	for i, l := range layers {
+		mediaType := l.MediaType
+		if own >= 0 {
+			mediaType = img.Layers[own+i].MediaType
+		}
 		r.Layers[i] = RecordLayer{
-			Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size, MediaType: l.MediaType,
+			Digest: l.Digest.String(), DiffID: l.DiffID.String(), Size: l.Size, MediaType: mediaType,
 			Tree: l.Spec.Tree.String(), Path: l.Spec.Path, UID: l.Spec.UID, GID: l.Spec.GID,
 			FileMode: l.Spec.FileMode, DirMode: l.Spec.DirMode, Compression: l.Spec.Compression,
 		}

@@ -279,3 +279,64 @@ func TestImagePlanWarnsOfMovedTags(t *testing.T) {
 		t.Fatalf("unchanged tags: %v, %d requests", d, len(proxy.Calls("", "")))
 	}
 }
+
+// TestAccImageOnDockerBase: a base with a Docker schema 2 manifest (as
+// many images on Docker Hub still are) gives a Docker manifest whose own
+// layers have Docker's gzip media type: the store records it, the
+// registry serves it, and a later change plans again from the state's
+// layer descriptors.
+func TestAccImageOnDockerBase(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	img, err := random.Image(512, 2) // Docker schema 2 media types
+	must(t, err)
+	cfg, err := img.ConfigFile()
+	must(t, err)
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	img, err = mutate.ConfigFile(img, cfg)
+	must(t, err)
+	if mt, err := img.MediaType(); err != nil || mt != types.DockerManifestSchema2 {
+		t.Fatalf("base media type %s, %v", mt, err)
+	}
+	r, err := name.ParseReference(reg.Host + "/base:docker")
+	must(t, err)
+	must(t, remote.Write(r, img))
+	d, err := img.Digest()
+	must(t, err)
+	e.write(map[string]string{"index.html": "<h1>docker base</h1>"})
+	config := func(port string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "%s/web"
+  base       = "%s/base@%s"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+  config     = { env = { PORT = %q } }
+}
+`, e.dir, reg.Host, reg.Host, d, port)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config("8080"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("media_type"), knownvalue.StringExact(string(types.DockerManifestSchema2))),
+				},
+				Check: func(s *terraformState) error {
+					ref := s.RootModule().Resources["immutable_image.web"].Primary.Attributes["ref"]
+					crane(t, "validate", "--remote", ref)
+					return nil
+				},
+			},
+			{
+				Config: config("9090"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionReplace),
+				}},
+			},
+		},
+	})
+}
