@@ -404,7 +404,7 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 		}
 		sort.Strings(cfg.ExposedPorts)
 		for _, p := range cfg.ExposedPorts {
-			if err := checkPort(p); err != nil {
+			if _, err := image.ParsePort(p); err != nil {
 				diags.AddAttributeError(path.Root("config").AtName("exposed_ports"), "Invalid port", err.Error())
 				return in, true, diags
 			}
@@ -425,16 +425,6 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 		}
 	}
 	return in, true, diags
-}
-
-// checkPort reads "8080/tcp", "53/udp" or "8080" (tcp).
-func checkPort(p string) error {
-	num, proto, found := strings.Cut(p, "/")
-	n, err := strconv.Atoi(num)
-	if err != nil || n < 1 || n > 65535 || (found && proto != "tcp" && proto != "udp" && proto != "sctp") {
-		return fmt.Errorf("%q is not a port: write it as 8080/tcp, 53/udp or 8080", p)
-	}
-	return nil
 }
 
 // plannedImage is an image planned in this operation.

@@ -514,3 +514,28 @@ resource "immutable_image" "tagged" {
 		},
 	})
 }
+
+// TestImageInvalidPort: an exposed port the image config cannot take
+// ("08080" is not how a config spells 8080) is an error on exposed_ports
+// at plan, before any layer is encoded.
+func TestImageInvalidPort(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"index.html": "x"})
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "127.0.0.1:1/web"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+  config     = { exposed_ports = ["08080"] }
+}
+`, e.dir),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)Invalid port.*08080`),
+		}},
+	})
+}
