@@ -155,11 +155,12 @@ resource "immutable_image" "web" {
 // containerd reads it), on either side: a platform written without it on
 // a base whose config has it, or with it on a base whose config has none,
 // plans with the platform as written (core refuses a planned value that
-// differs from the configuration's) and applies.
+// differs from the configuration's) and applies; data.immutable_image
+// finds linux/arm64 in an index that lists linux/arm64/v8.
 func TestAccImagePlatformAsWritten(t *testing.T) {
 	e := newEnv(t)
 	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
-	withV8 := pushBase(t, reg.Host+"/base:v8", "linux/arm64/v8")["linux/arm64/v8"]
+	withV8 := pushBase(t, reg.Host+"/base:v8", "linux/arm64/v8", "linux/amd64")["linux/arm64/v8"]
 	without := pushBase(t, reg.Host+"/base:plain", "linux/arm64")["linux/arm64"]
 	e.write(map[string]string{"index.html": "<h1>arm</h1>"})
 	config := func(base, platform string) string {
@@ -179,8 +180,14 @@ resource "immutable_image" "web" {
 		ProtoV6ProviderFactories: protoV6,
 		Steps: []resource.TestStep{
 			{
-				Config: config(withV8, "linux/arm64"),
+				Config: config(withV8, "linux/arm64") + fmt.Sprintf(`
+data "immutable_image" "arm64" {
+  name     = "%s/base:v8"
+  platform = "linux/arm64"
+}
+`, reg.Host),
 				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("data.immutable_image.arm64", tfjsonpath.New("digest"), knownvalue.StringExact(withV8)),
 					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("platform"), knownvalue.StringExact("linux/arm64")),
 				},
 			},
