@@ -568,3 +568,37 @@ func TestLayerMemoryFlat(t *testing.T) {
 type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// TestOpenerChecksPlannedLayer: the bytes Built.Opener streams must be
+// the planned layer's, its diff_id included (a planned Layer may come
+// from the machine's layer cache or the state: a wrong diff_id would be
+// pushed in the config otherwise).
+func TestOpenerChecksPlannedLayer(t *testing.T) {
+	m := newMemSource()
+	spec := LayerSpec{Tree: fixedTree(m), Path: "/srv/www", Compression: Gzip}
+	l, err := DescribeLayer(context.Background(), m, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		mutate func(*Layer)
+		fails  bool
+	}{
+		"as planned":    {func(*Layer) {}, false},
+		"wrong digest":  {func(l *Layer) { l.Digest = digest.Bytes([]byte("x")) }, true},
+		"wrong diff_id": {func(l *Layer) { l.DiffID = digest.Bytes([]byte("x")) }, true},
+	} {
+		want := l
+		tc.mutate(&want)
+		b := &Built{Image: &Image{Layers: []Descriptor{want.Descriptor}}, Layers: []Layer{want}}
+		rc, err := b.Opener(m)(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		_ = rc.Close()
+		if (err != nil) != tc.fails {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -208,6 +208,10 @@ func layerDescriptor(l Layer, manifestType string) (Descriptor, error) {
 	}
 	switch d.MediaType {
 	case MediaTypeLayerGzip, MediaTypeLayer:
+	case MediaTypeDockerLayerGzip:
+		// As a Docker manifest named it (a state's or a record's
+		// descriptor): the same gzip blob, typed below for this manifest.
+		d.MediaType = MediaTypeLayerGzip
 	default:
 		return d, fmt.Errorf("media type %q is not a layer WriteLayer makes", d.MediaType)
 	}

@@ -216,6 +216,19 @@ func TestAssembleDockerBase(t *testing.T) {
 	if err := rec.agrees(img.Manifest, img.Config); err != nil {
 		t.Errorf("the record of an image on a Docker base: %v", err)
 	}
+	// Layers as the manifest typed them (a state's descriptors) assemble
+	// the same image again, and an OCI one from scratch.
+	docker := twoLayers(t, Gzip)
+	for i := range docker {
+		docker[i].MediaType = MediaTypeDockerLayerGzip
+	}
+	if again, err := Assemble(base, docker, Config{}, p, created); err != nil || again.Digest != img.Digest {
+		t.Errorf("Docker-typed layers on the Docker base: %v", err)
+	}
+	oci, err := Assemble(nil, docker, Config{}, p, created)
+	if err != nil || oci.Layers[0].MediaType != MediaTypeLayerGzip {
+		t.Errorf("Docker-typed layers from scratch: %v, %+v", err, oci)
+	}
 	_, err = Assemble(base, twoLayers(t, Uncompressed), Config{}, p, created)
 	if err == nil || !strings.Contains(err.Error(), "use gzip compression") {
 		t.Errorf("uncompressed layers on a Docker base: %v", err)

@@ -82,7 +82,7 @@ func (b *Built) BaseLayers() int { return len(b.Image.Layers) - len(b.Layers) }
 // Opener returns a function opening the encoded bytes of the image's own
 // layer i (i counting every layer, the base's first), encoded from src as
 // they are read: nothing is buffered, and the stream fails at its end
-// unless it hashes to the planned digest.
+// unless it is the planned layer (digest, size and diff_id).
 func (b *Built) Opener(src Source) func(ctx context.Context, i int) (io.ReadCloser, error) {
 	return func(ctx context.Context, i int) (io.ReadCloser, error) {
 		own := i - b.BaseLayers()
@@ -93,9 +93,9 @@ func (b *Built) Opener(src Source) func(ctx context.Context, i int) (io.ReadClos
 		pr, pw := io.Pipe()
 		go func() {
 			got, err := WriteLayer(ctx, src, want.Spec, pw)
-			if err == nil && (got.Digest != want.Digest || got.Size != want.Size) {
-				err = fmt.Errorf("layer %d encodes to %s (%d bytes), not the planned %s (%d bytes): its content changed since plan",
-					i, got.Digest, got.Size, want.Digest, want.Size)
+			if err == nil && (got.Digest != want.Digest || got.Size != want.Size || got.DiffID != want.DiffID) {
+				err = fmt.Errorf("layer %d encodes to %s (%d bytes, diff_id %s), not the planned %s (%d bytes, diff_id %s): its content changed since plan",
+					i, got.Digest, got.Size, got.DiffID, want.Digest, want.Size, want.DiffID)
 			}
 			pw.CloseWithError(err)
 		}()

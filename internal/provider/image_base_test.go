@@ -25,28 +25,30 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
-// pushBase pushes a two-layer image for each platform to ref (an index
-// of them when there are several) and returns the digest of each
-// platform's manifest, by "os/arch".
+// pushBase pushes a two-layer image for each platform ("os/arch" or
+// "os/arch/variant", the variant in the config and the index) to ref (an
+// index of them when there are several) and returns the digest of each
+// platform's manifest, by platform as given.
 func pushBase(t *testing.T, ref string, platforms ...string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	var adds []mutate.IndexAddendum
 	for _, p := range platforms {
-		os, arch, _ := strings.Cut(p, "/")
+		parts := append(strings.Split(p, "/"), "")
+		os, arch, variant := parts[0], parts[1], parts[2]
 		img, err := random.Image(512, 2)
 		must(t, err)
 		img = mutate.MediaType(img, types.OCIManifestSchema1)
 		cfg, err := img.ConfigFile()
 		must(t, err)
-		cfg.OS, cfg.Architecture = os, arch
+		cfg.OS, cfg.Architecture, cfg.Variant = os, arch, variant
 		cfg.Config.Env = []string{"PATH=/usr/bin", "BASE=1"}
 		img, err = mutate.ConfigFile(img, cfg)
 		must(t, err)
 		d, err := img.Digest()
 		must(t, err)
 		out[p] = d.String()
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch, Variant: variant}}})
 	}
 	r, err := name.ParseReference(ref)
 	must(t, err)
@@ -149,6 +151,56 @@ resource "immutable_image" "web" {
 	})
 }
 
+// TestAccImagePlatformAsWritten: arm64's variant v8 may be left out (as
+// containerd reads it), on either side: a platform written without it on
+// a base whose config has it, or with it on a base whose config has none,
+// plans with the platform as written (core refuses a planned value that
+// differs from the configuration's) and applies; data.immutable_image
+// finds linux/arm64 in an index that lists linux/arm64/v8.
+func TestAccImagePlatformAsWritten(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	withV8 := pushBase(t, reg.Host+"/base:v8", "linux/arm64/v8", "linux/amd64")["linux/arm64/v8"]
+	without := pushBase(t, reg.Host+"/base:plain", "linux/arm64")["linux/arm64"]
+	e.write(map[string]string{"index.html": "<h1>arm</h1>"})
+	config := func(base, platform string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "%s/web"
+  base       = "%s/base@%s"
+  platform   = %q
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+}
+`, e.dir, reg.Host, reg.Host, base, platform)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config(withV8, "linux/arm64") + fmt.Sprintf(`
+data "immutable_image" "arm64" {
+  name     = "%s/base:v8"
+  platform = "linux/arm64"
+}
+`, reg.Host),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("data.immutable_image.arm64", tfjsonpath.New("digest"), knownvalue.StringExact(withV8)),
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("platform"), knownvalue.StringExact("linux/arm64")),
+				},
+			},
+			{
+				Config: config(without, "linux/arm64/v8"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("platform"), knownvalue.StringExact("linux/arm64/v8")),
+				},
+			},
+		},
+	})
+}
+
 // TestAccImageIndex: an index of two platform images is known at plan,
 // pushed by digest, tagged, and served as an index naming both.
 func TestAccImageIndex(t *testing.T) {
@@ -233,4 +285,65 @@ func TestImagePlanWarnsOfMovedTags(t *testing.T) {
 	if d := r.warnMovedTags(context.Background(), in, plan, prior); d.WarningsCount() != 0 || len(proxy.Calls("", "")) != 0 {
 		t.Fatalf("unchanged tags: %v, %d requests", d, len(proxy.Calls("", "")))
 	}
+}
+
+// TestAccImageOnDockerBaseReplans: a base with a Docker schema 2 manifest (as
+// many images on Docker Hub still are) gives a Docker manifest whose own
+// layers have Docker's gzip media type: the store records it, the
+// registry serves it, and a later change plans again from the state's
+// layer descriptors.
+func TestAccImageOnDockerBaseReplans(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	img, err := random.Image(512, 2) // Docker schema 2 media types
+	must(t, err)
+	cfg, err := img.ConfigFile()
+	must(t, err)
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	img, err = mutate.ConfigFile(img, cfg)
+	must(t, err)
+	if mt, err := img.MediaType(); err != nil || mt != types.DockerManifestSchema2 {
+		t.Fatalf("base media type %s, %v", mt, err)
+	}
+	r, err := name.ParseReference(reg.Host + "/base:docker")
+	must(t, err)
+	must(t, remote.Write(r, img))
+	d, err := img.Digest()
+	must(t, err)
+	e.write(map[string]string{"index.html": "<h1>docker base</h1>"})
+	config := func(port string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "%s/web"
+  base       = "%s/base@%s"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+  config     = { env = { PORT = %q } }
+}
+`, e.dir, reg.Host, reg.Host, d, port)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config("8080"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.web", tfjsonpath.New("media_type"), knownvalue.StringExact(string(types.DockerManifestSchema2))),
+				},
+				Check: func(s *terraformState) error {
+					ref := s.RootModule().Resources["immutable_image.web"].Primary.Attributes["ref"]
+					crane(t, "validate", "--remote", ref)
+					return nil
+				},
+			},
+			{
+				Config: config("9090"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionReplace),
+				}},
+			},
+		},
+	})
 }

@@ -119,10 +119,14 @@ func (d *ImageDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	if len(res.Platforms) > 0 {
 		m.Index = types.StringValue(res.Repository + "@" + res.Digest.String())
 		if want != nil {
+			// The entry of that exact spelling, else the one it names
+			// (arm64's variant v8 may be left out on either side).
 			found := false
-			for _, e := range res.Platforms {
-				if e.Platform == *want {
-					m.Digest, m.MediaType, found = types.StringValue(e.Digest.String()), types.StringValue(e.MediaType), true
+			for _, exact := range []bool{true, false} {
+				for _, e := range res.Platforms {
+					if !found && (e.Platform == *want || !exact && e.Platform.Matches(*want)) {
+						m.Digest, m.MediaType, found = types.StringValue(e.Digest.String()), types.StringValue(e.MediaType), true
+					}
 				}
 			}
 			if !found {

@@ -253,12 +253,41 @@ type imageInputs struct {
 	created    time.Time
 	req        image.Request
 	tags       []string
+	// tagsKnown is false when tags are known only at apply: they point at
+	// the image, they do not make it.
+	tagsKnown bool
 }
 
-// readInputs parses m's inputs; known is false when one is unknown.
+// unknownIn reports whether v is unknown or, a list, set or map, holds an
+// unknown element (ElementsAs cannot read those into Go values).
+func unknownIn(v attr.Value) bool {
+	if v.IsUnknown() {
+		return true
+	}
+	var elems []attr.Value
+	switch c := v.(type) {
+	case types.List:
+		elems = c.Elements()
+	case types.Set:
+		elems = c.Elements()
+	case types.Map:
+		for _, e := range c.Elements() {
+			elems = append(elems, e)
+		}
+	}
+	for _, e := range elems {
+		if e.IsUnknown() {
+			return true
+		}
+	}
+	return false
+}
+
+// readInputs parses m's inputs; known is false when one that makes the
+// image is unknown (tags do not: see tagsKnown).
 func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool, diags diag.Diagnostics) {
-	for _, v := range []attr.Value{m.Repository, m.Base, m.Platform, m.Created, m.Compression, m.Layers, m.Config, m.Tags} {
-		if v.IsUnknown() {
+	for _, v := range []attr.Value{m.Repository, m.Base, m.Platform, m.Created, m.Compression, m.Layers, m.Config} {
+		if unknownIn(v) {
 			return in, false, diags
 		}
 	}
@@ -346,7 +375,7 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 			return in, true, diags
 		}
 		for _, v := range []attr.Value{c.Entrypoint, c.Cmd, c.Env, c.WorkingDir, c.User, c.ExposedPorts, c.Labels} {
-			if v.IsUnknown() {
+			if unknownIn(v) {
 				return in, false, diags
 			}
 		}
@@ -381,6 +410,9 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 			}
 		}
 		cfg.WorkingDir, cfg.User, cfg.Labels = c.WorkingDir.ValueString(), c.User.ValueString(), labels
+	}
+	if in.tagsKnown = !unknownIn(m.Tags); !in.tagsKnown {
+		return in, true, diags
 	}
 	if diags.Append(m.Tags.ElementsAs(ctx, &in.tags, false)...); diags.HasError() {
 		return in, true, diags
@@ -534,7 +566,11 @@ func (d descriptorModel) layer(spec image.LayerSpec) (image.Layer, bool) {
 	return image.Layer{Descriptor: image.Descriptor{MediaType: mediaType, Digest: sum, Size: d.Size.ValueInt64()}, DiffID: diff, Spec: spec}, true
 }
 
-// setOutputs fills m's computed values from b.
+// setOutputs fills m's computed values from b. A platform m has already
+// (the configuration's) stays as written: it may name the image's
+// platform another way (arm64's variant v8 may be left out, or given
+// where the base's config leaves it out), and core refuses a planned
+// value that is not the configuration's.
 func setOutputs(m *imageModel, repository string, b *image.Built) diag.Diagnostics {
 	var diags diag.Diagnostics
 	descs := make([]attr.Value, len(b.Image.Layers))
@@ -622,9 +658,7 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		if resp.Diagnostics.Append(d...); resp.Diagnostics.HasError() {
 			return
 		}
-		if config.Platform.IsNull() {
-			plan.Platform = types.StringUnknown() // the new image's, set below
-		}
+		plan.Platform = config.Platform // the base's, unless set
 		if resp.Diagnostics.Append(setOutputs(&plan, in.repository, built)...); resp.Diagnostics.HasError() {
 			return
 		}
@@ -642,7 +676,7 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("repository"))
 		}
 	}
-	if known && len(in.tags) > 0 {
+	if known && in.tagsKnown && len(in.tags) > 0 {
 		resp.Diagnostics.Append(r.warnMovedTags(ctx, in, &plan, prior)...)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)

@@ -451,3 +451,91 @@ func TestAccImage_onePushedLayerOfTwenty(t *testing.T) {
 		},
 	})
 }
+
+// TestAccImageUnknownValues: a config value known only at apply (an env
+// value, an entrypoint argument) leaves the image's digest unknown at
+// plan instead of failing the plan; tags known only at apply do not
+// touch the digest: it is known at plan, and an unchanged image whose
+// tags are unknown updates in place, never replaces.
+func TestAccImageUnknownValues(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	e.write(map[string]string{"index.html": "<h1>late</h1>"})
+	config := func(version string) string {
+		return e.providerBlock() + fmt.Sprintf(`
+resource "terraform_data" "late" {
+  input = %q
+}
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "env" {
+  repository = "%[3]s/env"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+  config = {
+    entrypoint = ["/bin/server", terraform_data.late.output]
+    env        = { VERSION = terraform_data.late.output }
+  }
+}
+resource "immutable_image" "tagged" {
+  repository = "%[3]s/tagged"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+  tags       = [terraform_data.late.output]
+}
+`, version, e.dir, reg.Host)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config: config("v1"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectUnknownValue("immutable_image.env", tfjsonpath.New("digest")),
+					plancheck.ExpectKnownValue("immutable_image.tagged", tfjsonpath.New("digest"), knownvalue.StringRegexp(regexp.MustCompile(`^sha256:`))),
+				}},
+				Check: func(s *terraformState) error {
+					ref := s.RootModule().Resources["immutable_image.env"].Primary.Attributes["ref"]
+					if cfg := crane(t, "config", ref); !strings.Contains(cfg, `"VERSION=v1"`) {
+						return fmt.Errorf("config %s lacks VERSION=v1", cfg)
+					}
+					return nil
+				},
+			},
+			{
+				Config: config("v2"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.env", plancheck.ResourceActionReplace),
+					plancheck.ExpectResourceAction("immutable_image.tagged", plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("immutable_image.tagged", tfjsonpath.New("tags"), knownvalue.SetExact([]knownvalue.Check{knownvalue.StringExact("v2")})),
+				},
+			},
+		},
+	})
+}
+
+// TestImageInvalidPort: an exposed port the image config cannot take
+// ("08080" is not how a config spells 8080) is an error on exposed_ports
+// at plan, before any layer is encoded.
+func TestImageInvalidPort(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"index.html": "x"})
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_image" "web" {
+  repository = "127.0.0.1:1/web"
+  layers     = [{ digest = immutable_artifact.site.digest, path = "/srv/www" }]
+  config     = { exposed_ports = ["08080"] }
+}
+`, e.dir),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)Invalid port.*08080`),
+		}},
+	})
+}

@@ -220,7 +220,7 @@ func (c *Client) Base(ctx context.Context, ref string, p image.Platform) (*image
 			return nil, c.failRef(OpReadBlob, cref, fmt.Errorf("parsing the config: %w", err))
 		}
 		got := image.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
-		if got.OS != p.OS || got.Architecture != p.Architecture || (p.Variant != "" && got.Variant != p.Variant) {
+		if !got.Matches(p) { // as package image checks it: arm64's v8 may be left out
 			return nil, fmt.Errorf("base image %s is for %s, not %s: give an image (or an index) for %s", ref, got, p, p)
 		}
 	}
