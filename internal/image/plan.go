@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -94,8 +95,8 @@ func (b *Built) Opener(src Source) func(ctx context.Context, i int) (io.ReadClos
 		go func() {
 			got, err := WriteLayer(ctx, src, want.Spec, pw)
 			if err == nil && (got.Digest != want.Digest || got.Size != want.Size || got.DiffID != want.DiffID) {
-				err = fmt.Errorf("layer %d encodes to %s (%d bytes, diff_id %s), not the planned %s (%d bytes, diff_id %s): its content changed since plan",
-					i, got.Digest, got.Size, got.DiffID, want.Digest, want.Size, want.DiffID)
+				err = fmt.Errorf("layer %d encodes to %s (%d bytes, diff_id %s), not the planned %s (%d bytes, diff_id %s): its content changed since plan, or the digests planned came from a provider built with another Go release than this one's (%s): a gzip layer's digest depends on Go's compress/flate, its diff_id does not",
+					i, got.Digest, got.Size, got.DiffID, want.Digest, want.Size, want.DiffID, runtime.Version())
 			}
 			pw.CloseWithError(err)
 		}()

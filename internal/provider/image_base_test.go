@@ -232,6 +232,12 @@ resource "immutable_image_index" "web" {
 		ProtoV6ProviderFactories: protoV6,
 		Steps: []resource.TestStep{
 			{
+				// A bad tag is refused at plan, before anything is pushed.
+				Config:      strings.Replace(config, `tags       = ["multi"]`, `tags       = ["-multi"]`, 1),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`Invalid tag`),
+			},
+			{
 				Config: config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					capturePlanned("immutable_image_index.web", "digest", &planned),

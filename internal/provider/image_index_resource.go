@@ -180,6 +180,21 @@ func (r *ImageIndexResource) ModifyPlan(ctx context.Context, req resource.Modify
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...); resp.Diagnostics.HasError() {
 		return
 	}
+	if !plan.Tags.IsUnknown() {
+		var tags []types.String
+		resp.Diagnostics.Append(plan.Tags.ElementsAs(ctx, &tags, false)...)
+		for _, t := range tags {
+			if t.IsUnknown() {
+				continue
+			}
+			if err := registry.CheckTag(t.ValueString()); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("tags"), "Invalid tag", err.Error())
+			}
+		}
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
 	var prior *imageIndexModel
 	if !req.State.Raw.IsNull() {
 		prior = &imageIndexModel{}

@@ -26,6 +26,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
 var (
@@ -649,7 +650,7 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	switch {
 	case !known:
 		setUnknownOutputs(&plan)
-	case prior != nil && !prior.Digest.IsNull() && sameInputs(&plan, prior) && !prior.Layers.IsNull():
+	case prior != nil && !prior.Digest.IsNull() && sameInputs(&plan, prior) && !prior.Layers.IsNull() && !prior.Descriptors.IsNull():
 		// Unchanged: the state's outputs stand, with no request and no encoding.
 		plan.ID, plan.Ref, plan.Digest, plan.ConfigDigest, plan.MediaType = prior.ID, prior.Ref, prior.Digest, prior.ConfigDigest, prior.MediaType
 		plan.Size, plan.Descriptors, plan.Platform = prior.Size, prior.Descriptors, prior.Platform
@@ -747,6 +748,39 @@ func (r *ImageResource) built(ctx context.Context, m *imageModel) (*image.Built,
 	return built, diags
 }
 
+// retag points m's tags at its image, already pushed and recorded: the
+// manifest is read by digest from the registry (verified), so nothing is
+// assembled again, and m's outputs stay as planned.
+func (r *ImageResource) retag(ctx context.Context, m *imageModel) diag.Diagnostics {
+	c, diags := r.client(ctx)
+	if diags.HasError() {
+		return diags
+	}
+	repo, ref := m.Repository.ValueString(), m.Ref.ValueString()
+	res, err := c.Resolve(ctx, ref)
+	if err != nil {
+		diags.AddAttributeError(path.Root("tags"), "Cannot read the image to tag it",
+			registryMessage(err)+" If the registry lost the image, replace it: terraform apply -replace=ADDRESS pushes it again.")
+		return diags
+	}
+	return r.tag(ctx, c, m, repo, res.Descriptor, res.Manifest)
+}
+
+// tag points m's tags at the manifest d of repo.
+func (r *ImageResource) tag(ctx context.Context, c *registry.Client, m *imageModel, repo string, d image.Descriptor, manifest []byte) diag.Diagnostics {
+	var tags []string
+	diags := m.Tags.ElementsAs(ctx, &tags, false)
+	sort.Strings(tags)
+	for _, t := range tags {
+		if err := c.Tag(ctx, repo, t, d, manifest); err != nil {
+			diags.AddAttributeError(path.Root("tags"), "Cannot tag the image",
+				registryMessage(err)+fmt.Sprintf(" The image itself was pushed: %s@%s.", repo, d.Digest))
+			return diags
+		}
+	}
+	return diags
+}
+
 // push pushes the image of m and points its tags at it.
 func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool) diag.Diagnostics {
 	built, diags := r.built(ctx, m)
@@ -798,15 +832,9 @@ func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool)
 		tflog.Info(ctx, "image pushed", map[string]any{"ref": repo + "@" + built.Digest.String(),
 			"uploaded": stats.Uploaded, "mounted": stats.Mounted, "existing": stats.Existing})
 	}
-	var tags []string
-	diags.Append(m.Tags.ElementsAs(ctx, &tags, false)...)
-	sort.Strings(tags)
-	for _, t := range tags {
-		if err := c.Tag(ctx, repo, t, image.Descriptor{MediaType: built.MediaType, Digest: built.Digest, Size: int64(len(built.Manifest))}, built.Manifest); err != nil {
-			diags.AddAttributeError(path.Root("tags"), "Cannot tag the image",
-				registryMessage(err)+fmt.Sprintf(" The image itself was pushed: %s@%s.", repo, built.Digest))
-			return diags
-		}
+	desc := image.Descriptor{MediaType: built.MediaType, Digest: built.Digest, Size: int64(len(built.Manifest))}
+	if diags.Append(r.tag(ctx, c, m, repo, desc, built.Manifest)...); diags.HasError() {
+		return diags
 	}
 	diags.Append(setOutputs(m, repo, built)...)
 	return diags
@@ -860,7 +888,15 @@ func (r *ImageResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	if resp.Diagnostics.Append(req.State.Get(ctx, &prior)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if resp.Diagnostics.Append(r.push(ctx, &m, prior.Layers.IsNull())...); resp.Diagnostics.HasError() {
+	switch {
+	case prior.Layers.IsNull() || prior.Descriptors.IsNull():
+		// An import's first apply, or an image whose store record is gone
+		// (Read found none): record it again and push what is missing.
+		resp.Diagnostics.Append(r.push(ctx, &m, true)...)
+	default:
+		resp.Diagnostics.Append(r.retag(ctx, &m)...)
+	}
+	if resp.Diagnostics.HasError() {
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
@@ -868,8 +904,34 @@ func (r *ImageResource) Update(ctx context.Context, req resource.UpdateRequest, 
 
 // Read keeps the state: the image is identified by its digest, which
 // does not change; the registry is not asked (a plan of an unchanged
-// image costs no request).
-func (r *ImageResource) Read(context.Context, resource.ReadRequest, *resource.ReadResponse) {}
+// image costs no registry request). It asks the store whether the image's
+// record is still there (one request): a collector deletes the record of
+// an image no kept release names once it is old, and an export or a
+// release diff needs it. Without it the layer descriptors are dropped
+// from state, so the plan recomputes them and shows an in-place update
+// that records the image again.
+func (r *ImageResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if r.data == nil {
+		return
+	}
+	var m imageModel
+	if resp.Diagnostics.Append(req.State.Get(ctx, &m)...); resp.Diagnostics.HasError() {
+		return
+	}
+	sum, err := digest.Parse(m.Digest.ValueString())
+	if err != nil || m.Layers.IsNull() || m.Descriptors.IsNull() {
+		return
+	}
+	ok, err := r.data.store.Backend().Exists(ctx, store.ImageKey(sum))
+	if err != nil {
+		resp.Diagnostics.AddWarning("Cannot check the image's record",
+			fmt.Sprintf("Could not ask the store %s for the record of %s: %v. The plan assumes it is there.", r.data.store, sum, err))
+		return
+	}
+	if !ok {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("layer_descriptors"), types.ListNull(descriptorType))...)
+	}
+}
 
 // Delete forgets the image. Nothing is deleted from the registry: a
 // published digest may be deployed anywhere.

@@ -136,8 +136,10 @@ func TestAccImage(t *testing.T) {
 				},
 			},
 			{
-				// Tags alone: an in-place update, the image untouched.
-				Config: imageConfig(e, host, `tags = ["latest", "stable"]`),
+				// Tags alone: an in-place update, the image untouched: its
+				// manifest read by digest, no blob asked for, both tags put.
+				PreConfig: proxy.Reset,
+				Config:    imageConfig(e, host, `tags = ["latest", "stable"]`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionUpdate),
 				}},
@@ -145,6 +147,35 @@ func TestAccImage(t *testing.T) {
 					want := s.RootModule().Resources["immutable_image.web"].Primary.Attributes["digest"]
 					if got := crane(t, "digest", host+"/web:stable"); got != want {
 						return fmt.Errorf("stable points at %s, want %s", got, want)
+					}
+					if blobs, puts := proxy.Calls("", "/blobs/"), proxy.Calls("PUT", "/manifests/"); len(blobs) != 0 || len(puts) != 2 {
+						return fmt.Errorf("retagging made %d blob requests (want 0) and %d manifest PUTs (want 2): %v", len(blobs), len(puts), proxy.Calls("", ""))
+					}
+					return nil
+				},
+			},
+			{
+				// A collector took the image's record (no release names it):
+				// refresh sees it gone, the plan updates in place, and apply
+				// records it again, uploading nothing.
+				PreConfig: func() {
+					e.deleteKeys("images/")
+					proxy.Reset()
+				},
+				Config: imageConfig(e, host, `tags = ["latest", "stable"]`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_image.web", plancheck.ResourceActionUpdate),
+				}},
+				Check: func(s *terraformState) error {
+					sum, err := digest.Parse(s.RootModule().Resources["immutable_image.web"].Primary.Attributes["digest"])
+					if err != nil {
+						return err
+					}
+					if _, err := image.GetRecord(context.Background(), e.backend(), sum); err != nil {
+						return fmt.Errorf("the record was not written again: %w", err)
+					}
+					if ups := proxy.Calls("POST", "/blobs/uploads/"); len(ups) != 0 {
+						return fmt.Errorf("%d uploads to record an image the registry has", len(ups))
 					}
 					return nil
 				},

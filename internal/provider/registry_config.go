@@ -58,8 +58,9 @@ func registryBlock() schema.Block {
 					Optional: true,
 				},
 				"ca_file": schema.StringAttribute{
-					MarkdownDescription: "A PEM file of certificate authorities trusted for this registry besides the system's " +
-						"(a private Harbor, a test registry).",
+					MarkdownDescription: "A PEM file of certificate authorities trusted besides the system's (a private Harbor, " +
+						"a test registry). One file per provider: it is trusted for every registry the provider reaches, so " +
+						"blocks that name one must name the same file (put several authorities in it).",
 					Optional: true,
 				},
 			},
