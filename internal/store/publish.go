@@ -340,7 +340,7 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 	p.missing.Add(1)
 	p.written.Add(1)
 	p.s.Stats.BlobsWritten.Add(1)
-	p.s.Stats.BytesWritten.Add(vr.n)
+	p.s.Stats.BytesWritten.Add(vr.N())
 	return nil
 }
 

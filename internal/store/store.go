@@ -35,10 +35,8 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -165,37 +163,19 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("%s: content hashes to %s, not %s", e.Key, e.Got, e.Want)
 }
 
-// verifyingReader hashes what passes through it and, at the end, fails
-// with a MismatchError instead of io.EOF if the content is not want. A
-// Backend that copies from it therefore never publishes wrong content.
-type verifyingReader struct {
-	r    io.Reader
-	key  string
-	want digest.Sum
-	h    hashWriter
-	n    int64
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	if err == io.EOF {
-		if got := v.h.Sum(); got != v.want {
-			return n, &MismatchError{Key: v.key, Want: v.want, Got: got}
-		}
-	}
-	return n, err
-}
-
 // Verified wraps r so that reading it to the end fails with a
 // *MismatchError, naming name, unless the bytes hash to want.
 func Verified(r io.Reader, name string, want digest.Sum) io.Reader {
 	return newVerifyingReader(r, name, want)
 }
 
-func newVerifyingReader(r io.Reader, key string, want digest.Sum) *verifyingReader {
-	return &verifyingReader{r: r, key: key, want: want, h: newHash()}
+// newVerifyingReader is digest's verifying reader failing with a
+// *MismatchError: a Backend that copies from it never publishes wrong
+// content.
+func newVerifyingReader(r io.Reader, key string, want digest.Sum) *digest.Verifier {
+	v := digest.VerifyingReader(r, key, want, -1)
+	v.OnMismatch = func(m *digest.MismatchError) error { return &MismatchError{Key: m.Name, Want: m.Want, Got: m.Got} }
+	return v
 }
 
 // PutBlob stores the bytes r yields under want, which they must hash to.
@@ -230,7 +210,7 @@ func (s *Store) PutBlob(ctx context.Context, want digest.Sum, r io.Reader) (writ
 		return false, err
 	}
 	s.Stats.BlobsWritten.Add(1)
-	s.Stats.BytesWritten.Add(vr.n)
+	s.Stats.BytesWritten.Add(vr.N())
 	return true, nil
 }
 
@@ -564,16 +544,4 @@ func (s *Store) GetArchiveRef(ctx context.Context, format string, listing digest
 		return sum, fmt.Errorf("%s in %s is corrupt: %w", key, s, err)
 	}
 	return sum, nil
-}
-
-type hashWriter struct{ h hash.Hash }
-
-func newHash() hashWriter { return hashWriter{sha256.New()} }
-
-func (w hashWriter) Write(p []byte) { w.h.Write(p) }
-
-func (w hashWriter) Sum() digest.Sum {
-	var s digest.Sum
-	w.h.Sum(s[:0])
-	return s
 }
