@@ -4,11 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"path"
 	"time"
@@ -233,44 +230,17 @@ func (e *BlobMismatchError) Error() string {
 	return fmt.Sprintf("the blob %s (%d bytes) read as %d bytes hashing to %s", e.Want.Digest, e.Want.Size, e.GotSize, e.Got)
 }
 
-// Verified wraps rc so that it fails at EOF (or past the size) unless
-// what was read hashes to d's digest and has d's size.
+// Verified wraps rc so that it fails at EOF (or past the size) with a
+// *BlobMismatchError unless what was read hashes to d's digest and has
+// d's size.
 func Verified(rc io.ReadCloser, d image.Descriptor) io.ReadCloser {
-	return &verified{rc: rc, want: d, h: sha256.New()}
+	v := digest.VerifyingReader(rc, d.Digest.String(), d.Digest, d.Size)
+	v.OnMismatch = func(m *digest.MismatchError) error { return &BlobMismatchError{Want: d, Got: m.Got, GotSize: m.Size} }
+	return struct {
+		io.Reader
+		io.Closer
+	}{v, rc}
 }
-
-type verified struct {
-	rc   io.ReadCloser
-	want image.Descriptor
-	h    hash.Hash
-	n    int64
-	err  error
-}
-
-func (v *verified) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
-	}
-	n, err := v.rc.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	if v.n > v.want.Size {
-		v.err = &BlobMismatchError{Want: v.want, GotSize: v.n}
-		return 0, v.err
-	}
-	if errors.Is(err, io.EOF) {
-		var got digest.Sum
-		v.h.Sum(got[:0])
-		if got != v.want.Digest || v.n != v.want.Size {
-			v.err = &BlobMismatchError{Want: v.want, Got: got, GotSize: v.n}
-			return 0, v.err
-		}
-		v.err = io.EOF
-	}
-	return n, err
-}
-
-func (v *verified) Close() error { return v.rc.Close() }
 
 // tarEpoch is every member's modification time in a docker-archive, as
 // in the archives of package archive.
