@@ -3,11 +3,8 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync/atomic"
 
@@ -82,9 +79,9 @@ func (c *Client) Push(ctx context.Context, repository string, img *image.Image, 
 				if err != nil {
 					return nil, &SourceError{What: what, Layer: i, Err: err}
 				}
-				v := newVerifier(rc, d, what, false)
-				v.readErr = func(err error) error { return &SourceError{What: what, Layer: i, Err: err} }
-				return v, nil
+				return verifying(rc, d, what, false, func(_ *digest.Verifier, err error) error {
+					return &SourceError{What: what, Layer: i, Err: err}
+				}, nil), nil
 			}
 			blobs = append(blobs, bl)
 		default:
@@ -99,9 +96,9 @@ func (c *Client) Push(ctx context.Context, repository string, img *image.Image, 
 				if err != nil {
 					return nil, c.failRef(OpReadBlob, from, err)
 				}
-				v := newVerifier(rc, d, fmt.Sprintf("base layer %s of %s", d.Digest, baseRepo), true)
-				v.readErr = func(err error) error { return c.failRef(OpReadBlob, from, err) }
-				return v, nil
+				return verifying(rc, d, fmt.Sprintf("base layer %s of %s", d.Digest, baseRepo), true, func(_ *digest.Verifier, err error) error {
+					return c.failRef(OpReadBlob, from, err)
+				}, nil), nil
 			}
 			if baseRepo.RegistryStr() == repo.RegistryStr() && baseRepo.RepositoryStr() != repo.RepositoryStr() {
 				// Same registry: go-containerregistry asks it to mount the
@@ -248,42 +245,25 @@ func (b *blob) Uncompressed() (io.ReadCloser, error) {
 func (b *blob) Size() (int64, error)                { return b.desc.Size, nil }
 func (b *blob) MediaType() (types.MediaType, error) { return types.MediaType(b.desc.MediaType), nil }
 
-// verifier passes a blob's bytes through, failing at EOF (before the
-// reader sees io.EOF, so the upload is never committed) when they are not
-// the descriptor's size and digest.
-type verifier struct {
-	rc         io.ReadCloser
-	h          hash.Hash
-	n          int64
-	want       image.Descriptor
-	what       string
-	fromRemote bool
-	// readErr makes an error of the reader's (not io.EOF) the source's,
-	// so that it is not taken for the registry's.
-	readErr func(error) error
-}
-
-func newVerifier(rc io.ReadCloser, want image.Descriptor, what string, fromRemote bool) *verifier {
-	return &verifier{rc: rc, h: sha256.New(), want: want, what: what, fromRemote: fromRemote}
-}
-
-func (v *verifier) Read(p []byte) (int, error) {
-	n, err := v.rc.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) && v.readErr != nil {
-		return n, v.readErr(err)
-	}
-	v.n += int64(n)
-	v.h.Write(p[:n])
-	if v.n > v.want.Size {
-		return n, &DigestError{What: v.what, Want: v.want.Digest.String(), WantSize: v.want.Size, Size: v.n, FromRemote: v.fromRemote}
-	}
-	if errors.Is(err, io.EOF) {
-		got := digest.Prefix + hex.EncodeToString(v.h.Sum(nil))
-		if v.n != v.want.Size || got != v.want.Digest.String() {
-			return n, &DigestError{What: v.what, Want: v.want.Digest.String(), Got: got, WantSize: v.want.Size, Size: v.n, FromRemote: v.fromRemote}
+// verifying passes a blob's bytes through, failing at EOF (before the
+// reader sees io.EOF, so an upload is never committed) or past its size
+// with a *DigestError naming what, fromRemote or not, when they are not
+// the descriptor's size and digest, then made by wrap (nil: none). An
+// error of rc's own (not io.EOF) is made by readErr, which may ask the
+// verifier what it has read.
+func verifying(rc io.ReadCloser, want image.Descriptor, what string, fromRemote bool,
+	readErr func(v *digest.Verifier, err error) error, wrap func(error) error) io.ReadCloser {
+	v := digest.VerifyingReader(rc, what, want.Digest, want.Size)
+	v.OnMismatch = func(m *digest.MismatchError) error {
+		var err error = &DigestError{What: what, Want: want.Digest.String(), Got: m.Got.String(), WantSize: want.Size, Size: m.Size, FromRemote: fromRemote}
+		if wrap != nil {
+			err = wrap(err)
 		}
+		return err
 	}
-	return n, err
+	v.OnReadError = func(err error) error { return readErr(v, err) }
+	return struct {
+		io.Reader
+		io.Closer
+	}{v, rc}
 }
-
-func (v *verifier) Close() error { return v.rc.Close() }
