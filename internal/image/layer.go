@@ -398,9 +398,17 @@ func (lw *layerWriter) copyVerified(w io.Writer, name string, e digest.Entry) er
 		return &ContentError{Name: name, Reason: "could not be opened", Err: err}
 	}
 	defer func() { _ = rc.Close() }() // read-only: what was read is checked
-	h := sha256.New()
-	n, err := digest.Copy(lw.ctx, io.MultiWriter(w, h), io.LimitReader(rc, e.Size))
-	if err != nil {
+	v := digest.VerifyingReader(rc, name, e.SHA256, e.Size)
+	v.OnMismatch = func(m *digest.MismatchError) error {
+		switch {
+		case m.Size > e.Size:
+			return &ContentError{Name: name, Reason: fmt.Sprintf("is longer than the %d bytes its listing says", e.Size)}
+		case m.Size < e.Size:
+			return &ContentError{Name: name, Reason: fmt.Sprintf("is %d bytes long, not the %d its listing says", m.Size, e.Size)}
+		}
+		return &ContentError{Name: name, Reason: fmt.Sprintf("hashes to %s, not %s as its listing says", m.Got, e.SHA256)}
+	}
+	if _, err := digest.Copy(lw.ctx, w, v); err != nil {
 		if lw.ctx.Err() != nil {
 			return err
 		}
@@ -409,23 +417,6 @@ func (lw *layerWriter) copyVerified(w io.Writer, name string, e digest.Entry) er
 			return err
 		}
 		return &ContentError{Name: name, Reason: "could not be read", Err: err}
-	}
-	if n < e.Size {
-		return &ContentError{Name: name, Reason: fmt.Sprintf("is %d bytes long, not the %d its listing says", n, e.Size)}
-	}
-	// One byte more must be the end, which is where a verifying reader
-	// reports a mismatch.
-	var one [1]byte
-	switch m, err := io.ReadFull(rc, one[:]); {
-	case m > 0:
-		return &ContentError{Name: name, Reason: fmt.Sprintf("is longer than the %d bytes its listing says", e.Size)}
-	case err != io.EOF:
-		return &ContentError{Name: name, Reason: "could not be read", Err: err}
-	}
-	var got digest.Sum
-	h.Sum(got[:0])
-	if got != e.SHA256 {
-		return &ContentError{Name: name, Reason: fmt.Sprintf("hashes to %s, not %s as its listing says", got, e.SHA256)}
 	}
 	return nil
 }
