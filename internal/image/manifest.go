@@ -302,10 +302,7 @@ func readBase(base *Base, p Platform) (*baseImage, error) {
 		return nil, fail("its config is not a JSON object")
 	}
 	var plat struct {
-		OS           string `json:"os"`
-		Architecture string `json:"architecture"`
-		Variant      string `json:"variant"`
-		RootFS       struct {
+		RootFS struct {
 			DiffIDs []string `json:"diff_ids"`
 		} `json:"rootfs"`
 		History []json.RawMessage `json:"history"`
@@ -313,7 +310,9 @@ func readBase(base *Base, p Platform) (*baseImage, error) {
 	if err := json.Unmarshal(base.Config, &plat); err != nil {
 		return nil, fail("its config: %v", err)
 	}
-	b.platform = Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}
+	if b.platform, err = ConfigPlatform(base.Config); err != nil {
+		return nil, fail("its config: %v", err)
+	}
 	if p != (Platform{}) && !b.platform.Matches(p) {
 		return nil, fail("its platform is %s, not %s: choose the base's manifest for %s, or set the platform to %s", b.platform, p, p, b.platform)
 	}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -59,4 +60,52 @@ func (p Platform) normal() Platform {
 		p.Variant = ""
 	}
 	return p
+}
+
+// ConfigPlatform reads the platform an image config says it is for: its
+// os, architecture and variant (empty where absent). It checks nothing
+// else of the config.
+func ConfigPlatform(config []byte) (Platform, error) {
+	var c struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	}
+	if err := json.Unmarshal(config, &c); err != nil {
+		return Platform{}, fmt.Errorf("its os, architecture and variant cannot be read: %v", err)
+	}
+	return Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}, nil
+}
+
+// PickPlatform returns the entry of an index for platform p: the one
+// spelled exactly p, else the one p Matches (arm64's variant v8 may be
+// left out on either side). When there is none, the error lists the
+// platforms the index has, to pick from.
+func PickPlatform(entries []IndexEntry, p Platform) (IndexEntry, error) {
+	var have []string
+	for _, e := range entries {
+		if e.Platform != (Platform{}) {
+			have = append(have, e.Platform.String())
+		}
+	}
+	switch {
+	case len(have) == 0:
+		return IndexEntry{}, fmt.Errorf("it is an index whose manifests name no platform: give one of its image manifests by digest instead")
+	case p == (Platform{}):
+		return IndexEntry{}, fmt.Errorf("it is an index of several platforms (%s): set `platform` to the one to use", strings.Join(have, ", "))
+	}
+	for _, exact := range []bool{true, false} {
+		for _, e := range entries {
+			if e.Platform == p || !exact && e.Platform.Matches(p) {
+				return e, nil
+			}
+		}
+	}
+	what := "pick one of those"
+	for _, e := range entries {
+		if e.Platform.OS == p.OS && e.Platform.Architecture == p.Architecture {
+			what = "give the platform with its variant as the index does"
+		}
+	}
+	return IndexEntry{}, fmt.Errorf("it has no manifest for %s; it has %s: %s", p, strings.Join(have, ", "), what)
 }

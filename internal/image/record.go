@@ -72,6 +72,8 @@ type RecordPlatform struct {
 	Variant      string `json:"variant,omitempty"`
 }
 
+func (p RecordPlatform) platform() Platform { return Platform(p) }
+
 // RecordLayer is one layer of a record: its descriptor and diff_id, and
 // what it was made of (LayerSpec).
 type RecordLayer struct {
@@ -94,7 +96,7 @@ type RecordLayer struct {
 func NewRecord(img *Image, base *Base, layers []Layer) *Record {
 	r := &Record{
 		Spec: RecordSpec, Digest: img.Digest.String(), MediaType: img.MediaType, Config: img.ConfigDigest.String(),
-		Platform: RecordPlatform{OS: img.Platform.OS, Architecture: img.Platform.Architecture, Variant: img.Platform.Variant},
+		Platform: RecordPlatform(img.Platform),
 		Layers:   make([]RecordLayer, len(layers)),
 	}
 	if base != nil {
@@ -162,7 +164,7 @@ func (r *Record) Check() error {
 	case r.Base != "" && !baseRe.MatchString(r.Base):
 		return fmt.Errorf("its base %q is not a reference pinned by digest (registry/repository@sha256:<64 hex>)", r.Base)
 	}
-	if err := (Platform{r.Platform.OS, r.Platform.Architecture, r.Platform.Variant}).check(); err != nil {
+	if err := r.Platform.platform().check(); err != nil {
 		return fmt.Errorf("its platform: %w", err)
 	}
 	if _, err := digest.Parse(r.Digest); err != nil {
@@ -229,10 +231,7 @@ type recordDescriptorJSON struct {
 }
 
 type recordConfigJSON struct {
-	OS           string `json:"os"`
-	Architecture string `json:"architecture"`
-	Variant      string `json:"variant"`
-	RootFS       struct {
+	RootFS struct {
 		DiffIDs []string `json:"diff_ids"`
 	} `json:"rootfs"`
 }
@@ -256,15 +255,18 @@ func (r *Record) agrees(manifest, config []byte) error {
 	if err := json.Unmarshal(config, &c); err != nil {
 		return fmt.Errorf("its config is not JSON: %v", err)
 	}
+	platform, err := ConfigPlatform(config)
+	if err != nil {
+		return fmt.Errorf("its config: %v", err)
+	}
 	own, all := len(r.Layers), len(m.Layers)
 	switch {
 	case m.MediaType != r.MediaType && (m.MediaType != "" || r.MediaType != MediaTypeManifest): // optional in OCI's
 		return fmt.Errorf("its manifest's media type is %q, not %q", m.MediaType, r.MediaType)
 	case m.Config.Digest != r.Config:
 		return fmt.Errorf("its manifest names the config %s, not %s", m.Config.Digest, r.Config)
-	case c.OS != r.Platform.OS || c.Architecture != r.Platform.Architecture || c.Variant != r.Platform.Variant:
-		return fmt.Errorf("its config is for %s, not %s", Platform{c.OS, c.Architecture, c.Variant},
-			Platform{r.Platform.OS, r.Platform.Architecture, r.Platform.Variant})
+	case platform != r.Platform.platform():
+		return fmt.Errorf("its config is for %s, not %s", platform, r.Platform.platform())
 	case len(c.RootFS.DiffIDs) != all:
 		return fmt.Errorf("its manifest has %d layers and its config %d diff_ids", all, len(c.RootFS.DiffIDs))
 	case own > all || r.Base == "" && own != all:
