@@ -125,26 +125,33 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	// digest reference); the descriptor is of these bytes.
 	out := &Resolved{Repository: r.Context().Name(), Descriptor: desc, Manifest: d.Manifest}
 	if d.MediaType.IsIndex() {
-		idx, err := v1.ParseIndexManifest(bytes.NewReader(d.Manifest))
-		if err != nil {
-			return nil, c.failRef(OpResolve, r, fmt.Errorf("parsing the index: %w", err))
-		}
-		for _, m := range idx.Manifests {
-			e, err := descriptorOf(m)
-			if err != nil {
-				return nil, c.failRef(OpResolve, r, err)
-			}
-			entry := image.IndexEntry{Descriptor: e}
-			if m.Platform != nil {
-				entry.Platform = image.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}
-			}
-			out.Platforms = append(out.Platforms, entry)
-		}
-		if out.Platforms == nil {
-			out.Platforms = []image.IndexEntry{}
+		if out.Platforms, err = indexEntries(d.Manifest); err != nil {
+			return nil, c.failRef(OpResolve, r, err)
 		}
 	}
 	return out, nil
+}
+
+// indexEntries reads the manifests an index lists, with their platforms
+// (the zero Platform where an entry names none); never nil.
+func indexEntries(index []byte) ([]image.IndexEntry, error) {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(index))
+	if err != nil {
+		return nil, fmt.Errorf("parsing the index: %w", err)
+	}
+	entries := []image.IndexEntry{}
+	for _, m := range idx.Manifests {
+		d, err := descriptorOf(m)
+		if err != nil {
+			return nil, err
+		}
+		e := image.IndexEntry{Descriptor: d}
+		if m.Platform != nil {
+			e.Platform = image.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
 }
 
 func descriptorOf(d v1.Descriptor) (image.Descriptor, error) {
@@ -184,13 +191,13 @@ func (c *Client) Base(ctx context.Context, ref string, p image.Platform) (*image
 		return nil, c.failRef(OpReadManifest, dr, err)
 	}
 	if mediaType.IsIndex() {
-		idx, err := v1.ParseIndexManifest(bytes.NewReader(manifest))
+		entries, err := indexEntries(manifest)
 		if err != nil {
-			return nil, c.failRef(OpReadManifest, dr, fmt.Errorf("parsing the index: %w", err))
+			return nil, c.failRef(OpReadManifest, dr, err)
 		}
-		m, err := pickPlatform(idx, p, ref)
+		m, err := image.PickPlatform(entries, p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("base image %s: %w", ref, err)
 		}
 		dr = r.Context().Digest(m.Digest.String())
 		d, err := c.puller.Get(ctx, dr)
@@ -215,11 +222,10 @@ func (c *Client) Base(ctx context.Context, ref string, p image.Platform) (*image
 		return nil, c.failRef(OpReadBlob, cref, err)
 	}
 	if p != (image.Platform{}) {
-		cf, err := v1.ParseConfigFile(bytes.NewReader(config))
+		got, err := image.ConfigPlatform(config)
 		if err != nil {
 			return nil, c.failRef(OpReadBlob, cref, fmt.Errorf("parsing the config: %w", err))
 		}
-		got := image.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
 		if !got.Matches(p) { // as package image checks it: arm64's v8 may be left out
 			return nil, fmt.Errorf("base image %s is for %s, not %s: give an image (or an index) for %s", ref, got, p, p)
 		}
@@ -229,43 +235,6 @@ func (c *Client) Base(ctx context.Context, ref string, p image.Platform) (*image
 	c.bases[key] = b
 	c.mu.Unlock()
 	return b, nil
-}
-
-// pickPlatform finds p in idx: os and architecture equal, and the variant
-// equal when p has one (else the entry without a variant, or the only
-// one).
-func pickPlatform(idx *v1.IndexManifest, p image.Platform, ref string) (v1.Descriptor, error) {
-	var found []v1.Descriptor
-	var have []string
-	for _, m := range idx.Manifests {
-		if m.Platform == nil {
-			continue
-		}
-		have = append(have, image.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}.String())
-		if m.Platform.OS == p.OS && m.Platform.Architecture == p.Architecture && (p.Variant == "" || m.Platform.Variant == p.Variant) {
-			found = append(found, m)
-		}
-	}
-	if len(found) > 1 {
-		for _, m := range found {
-			if m.Platform.Variant == "" {
-				return m, nil
-			}
-		}
-	}
-	if len(found) == 1 || (len(found) > 1 && p.Variant != "") {
-		return found[0], nil
-	}
-	if len(found) > 1 {
-		return v1.Descriptor{}, fmt.Errorf("base image %s has several variants of %s (%s): give the platform with its variant", ref, p, strings.Join(have, ", "))
-	}
-	switch {
-	case len(have) == 0:
-		return v1.Descriptor{}, fmt.Errorf("base image %s is an index whose manifests name no platform: give one of its image manifests by digest instead", ref)
-	case p == (image.Platform{}):
-		return v1.Descriptor{}, fmt.Errorf("base image %s is an index of several platforms (%s): set `platform` to the one to build on", ref, strings.Join(have, ", "))
-	}
-	return v1.Descriptor{}, fmt.Errorf("base image %s has no manifest for %s; it has %s", ref, p, strings.Join(have, ", "))
 }
 
 // readBlob reads the blob ref (at most maxConfig bytes), verified.
