@@ -119,25 +119,13 @@ func (d *ImageDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	if len(res.Platforms) > 0 {
 		m.Index = types.StringValue(res.Repository + "@" + res.Digest.String())
 		if want != nil {
-			// The entry of that exact spelling, else the one it names
-			// (arm64's variant v8 may be left out on either side).
-			found := false
-			for _, exact := range []bool{true, false} {
-				for _, e := range res.Platforms {
-					if !found && (e.Platform == *want || !exact && e.Platform.Matches(*want)) {
-						m.Digest, m.MediaType, found = types.StringValue(e.Digest.String()), types.StringValue(e.MediaType), true
-					}
-				}
-			}
-			if !found {
-				names := make([]string, 0, len(res.Platforms))
-				for _, e := range res.Platforms {
-					names = append(names, e.Platform.String())
-				}
+			e, err := image.PickPlatform(res.Platforms, *want)
+			if err != nil {
 				resp.Diagnostics.AddAttributeError(path.Root("platform"), "Platform not in the index",
-					fmt.Sprintf("%s is an index of %v; it has no %s manifest. Pick one of those.", m.Name.ValueString(), names, want))
+					fmt.Sprintf("%s: %v.", m.Name.ValueString(), err))
 				return
 			}
+			m.Digest, m.MediaType = types.StringValue(e.Digest.String()), types.StringValue(e.MediaType)
 		}
 	}
 	m.Ref = types.StringValue(res.Repository + "@" + m.Digest.ValueString())

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -105,15 +104,11 @@ func (r *ImageIndexResource) entry(ctx context.Context, at path.Path, repo, ref 
 		var base *image.Base
 		base, err = c.Base(ctx, ref, image.Platform{})
 		if err == nil {
-			var cfg struct {
-				OS           string `json:"os"`
-				Architecture string `json:"architecture"`
-				Variant      string `json:"variant"`
-			}
-			if err = json.Unmarshal(base.Config, &cfg); err == nil {
+			var p image.Platform
+			if p, err = image.ConfigPlatform(base.Config); err == nil {
 				return image.IndexEntry{
 					Descriptor: image.Descriptor{MediaType: base.MediaType, Digest: digest.Bytes(base.Manifest), Size: int64(len(base.Manifest))},
-					Platform:   image.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant},
+					Platform:   p,
 				}, diags
 			}
 		}
