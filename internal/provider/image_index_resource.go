@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
 )
@@ -82,10 +81,10 @@ func (r *ImageIndexResource) Configure(_ context.Context, req resource.Configure
 }
 
 // entry finds the descriptor and platform of the image ref: planned in
-// this operation, else recorded in the store, else read from the registry.
+// this operation, else read from the registry.
 func (r *ImageIndexResource) entry(ctx context.Context, at path.Path, repo, ref string) (image.IndexEntry, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	imgRepo, sum, err := registry.SplitDigestRef(ref)
+	imgRepo, _, err := registry.SplitDigestRef(ref)
 	if err != nil {
 		diags.AddAttributeError(at, "Invalid image reference", err.Error()+". Pass an immutable_image's `ref`.")
 		return image.IndexEntry{}, diags
@@ -95,23 +94,9 @@ func (r *ImageIndexResource) entry(ctx context.Context, at path.Path, repo, ref 
 			fmt.Sprintf("%s is in %s, not %s: an index names manifests of its own repository. Set the image's repository to %s.", ref, imgRepo, repo, repo))
 		return image.IndexEntry{}, diags
 	}
-	if v, ok := r.data.images.Load(sum); ok {
-		img := v.(*plannedImage).built.Image //nolint:forcetypeassert // only *plannedImage is stored
-		return image.IndexEntry{Descriptor: image.Descriptor{MediaType: img.MediaType, Digest: img.Digest, Size: int64(len(img.Manifest))}, Platform: img.Platform}, diags
-	}
-	c, err := r.data.registries.get(ctx)
+	e, err := r.data.images.Entry(ctx, ref)
 	if err == nil {
-		var base *image.Base
-		base, err = c.Base(ctx, ref, image.Platform{})
-		if err == nil {
-			var p image.Platform
-			if p, err = image.ConfigPlatform(base.Config); err == nil {
-				return image.IndexEntry{
-					Descriptor: image.Descriptor{MediaType: base.MediaType, Digest: digest.Bytes(base.Manifest), Size: int64(len(base.Manifest))},
-					Platform:   p,
-				}, diags
-			}
-		}
+		return e, diags
 	}
 	diags.AddAttributeError(at, "Cannot read the image", registryMessage(err))
 	return image.IndexEntry{}, diags

@@ -25,6 +25,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image/publish"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -48,7 +49,7 @@ func NewImageResource() resource.Resource { return &ImageResource{} }
 const defaultCreated = "1970-01-01T00:00:00Z"
 
 // defaultPlatform is the platform of an image from scratch that sets none.
-const defaultPlatform = "linux/amd64"
+const defaultPlatform = publish.DefaultPlatform
 
 type imageModel struct {
 	ID          types.String `tfsdk:"id"`
@@ -249,10 +250,7 @@ func (r *ImageResource) Configure(_ context.Context, req resource.ConfigureReque
 // imageInputs is an image's configuration, parsed.
 type imageInputs struct {
 	repository string
-	baseRef    string // "" from scratch
-	platform   *image.Platform
-	created    time.Time
-	req        image.Request
+	req        publish.Request // without Known: the state's layers
 	tags       []string
 	// tagsKnown is false when tags are known only at apply: they point at
 	// the image, they do not make it.
@@ -298,8 +296,8 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 		return in, true, diags
 	}
 	if !m.Base.IsNull() {
-		in.baseRef = m.Base.ValueString()
-		if err := registry.CheckDigestRef(in.baseRef); err != nil {
+		in.req.Base = m.Base.ValueString()
+		if err := registry.CheckDigestRef(in.req.Base); err != nil {
 			diags.AddAttributeError(path.Root("base"), "Base must be pinned by digest",
 				err.Error()+". Resolve a tag with data.immutable_image and pass its `ref` (for example "+
 					"`base = data.immutable_image.distroless.ref`), so a base bump shows in the plan as a new digest.")
@@ -312,7 +310,7 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 			diags.AddAttributeError(path.Root("platform"), "Invalid platform", err.Error())
 			return in, true, diags
 		}
-		in.platform = &p
+		in.req.Platform = &p
 	}
 	created := defaultCreated
 	if !m.Created.IsNull() {
@@ -324,7 +322,7 @@ func readInputs(ctx context.Context, m *imageModel) (in imageInputs, known bool,
 			fmt.Sprintf("%q is not an RFC 3339 time such as %q: %v.", created, defaultCreated, err))
 		return in, true, diags
 	}
-	in.created = t.UTC()
+	in.req.Created = t.UTC()
 	compression := image.Gzip
 	if !m.Compression.IsNull() {
 		compression = image.Compression(m.Compression.ValueString())
@@ -436,113 +434,36 @@ func checkPort(p string) error {
 	return err
 }
 
-// plannedImage is an image planned in this operation.
-type plannedImage struct {
-	built *image.Built
-}
-
-func (r *ImageResource) client(ctx context.Context) (*registry.Client, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	c, err := r.data.registries.get(ctx)
-	if err != nil {
-		diags.AddError("Cannot set up the registry client", err.Error())
-	}
-	return c, diags
-}
-
-// source reads layers' trees: from disk for content this operation
-// hashed (an artifact not stored yet), else from the store.
-func (r *ImageResource) source() image.Source {
-	return image.MultiSource(plannedSource{r.data}, image.StoreSource(r.data.store))
-}
-
-// plan assembles the image of in, taking unchanged layers from prior.
+// plan plans the image of in (remembered as planned in this operation),
+// taking unchanged layers from prior.
 func (r *ImageResource) plan(ctx context.Context, in imageInputs, prior *imageModel) (*image.Built, diag.Diagnostics) {
-	var diags diag.Diagnostics
 	req := in.req
-	req.Created = in.created
-	if in.baseRef != "" {
-		c, d := r.client(ctx)
-		if diags.Append(d...); diags.HasError() {
-			return nil, diags
-		}
-		p := image.Platform{}
-		if in.platform != nil {
-			p = *in.platform
-		}
-		base, err := c.Base(ctx, in.baseRef, p)
-		if err != nil {
-			diags.AddAttributeError(path.Root("base"), "Cannot read the base image", registryMessage(err))
-			return nil, diags
-		}
-		req.Base = base
-	}
-	switch {
-	case in.platform != nil:
-		req.Platform = *in.platform
-	case req.Base != nil:
-		req.Platform = image.Platform{} // Assemble takes the base's
-	default:
-		req.Platform, _ = image.ParsePlatform(defaultPlatform)
-	}
-	built, err := image.Plan(ctx, req, r.source(), r.knownLayers(ctx, prior))
-	if err != nil {
-		var le *image.LayerError
-		if errors.As(err, &le) {
-			// Terraform shows no path of an attribute nested in a list:
-			// the message names it.
-			at := path.Root("layers").AtListIndex(le.Index)
-			switch {
-			case le.NotStored():
-				diags.AddAttributeError(at.AtName("digest"), "Layer content not stored",
-					fmt.Sprintf("%s: %s is in neither the store %s nor a source hashed in this plan. Publish it first with an "+
-						"immutable_artifact or immutable_build and pass that resource's digest, so Terraform orders them. (%v)",
-						at.AtName("digest"), le.Spec.Tree, r.data.store, le.Err))
-			case errors.Is(le.Err, image.ErrFileAtRoot):
-				diags.AddAttributeError(at.AtName("path"), "Invalid layer path",
-					fmt.Sprintf("%s: %v. %s is a single file, not a tree: give the path the file takes in the image.",
-						at.AtName("path"), le.Err, at.AtName("digest")))
-			default:
-				diags.AddAttributeError(at.AtName("digest"), "Cannot encode the layer", at.AtName("digest").String()+": "+le.Error())
-			}
-			return nil, diags
-		}
-		diags.AddError("Cannot assemble the image", err.Error())
-		return nil, diags
-	}
-	return built, diags
+	req.Known = knownLayers(ctx, prior)
+	built, err := r.data.images.Plan(ctx, req)
+	return built, r.imageDiags(err)
 }
 
-// knownLayers finds layers of prior (the state) with an identical spec,
-// and layers this operation described already.
-func (r *ImageResource) knownLayers(ctx context.Context, prior *imageModel) image.Known {
+// knownLayers finds the layers of prior (the state) described by their
+// spec, so a plan does not encode them again.
+func knownLayers(ctx context.Context, prior *imageModel) map[image.LayerSpec]image.Layer {
 	byspec := map[image.LayerSpec]image.Layer{}
-	if prior != nil && !prior.Layers.IsNull() && !prior.Descriptors.IsNull() {
-		in, known, diags := readInputs(ctx, prior)
-		var descs []descriptorModel
-		if known && !diags.HasError() && !prior.Descriptors.ElementsAs(ctx, &descs, false).HasError() {
-			own := len(descs) - len(in.req.Layers)
-			for i, spec := range in.req.Layers {
-				if own < 0 {
-					break
-				}
-				if l, ok := descs[own+i].layer(spec); ok {
-					byspec[spec] = l
-				}
+	if prior == nil || prior.Layers.IsNull() || prior.Descriptors.IsNull() {
+		return byspec
+	}
+	in, known, diags := readInputs(ctx, prior)
+	var descs []descriptorModel
+	if known && !diags.HasError() && !prior.Descriptors.ElementsAs(ctx, &descs, false).HasError() {
+		own := len(descs) - len(in.req.Layers)
+		for i, spec := range in.req.Layers {
+			if own < 0 {
+				break
+			}
+			if l, ok := descs[own+i].layer(spec); ok {
+				byspec[spec] = l
 			}
 		}
 	}
-	return func(spec image.LayerSpec) (image.Layer, bool) {
-		if l, ok := byspec[spec]; ok {
-			return l, true
-		}
-		if v, ok := r.data.layers.Load(spec); ok {
-			if l, ok := v.(image.Layer); ok {
-				return l, true
-			}
-		}
-		return r.data.layerCache.Get(spec)
-	}
+	return byspec
 }
 
 type descriptorModel struct {
@@ -663,11 +584,6 @@ func (r *ImageResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		if resp.Diagnostics.Append(setOutputs(&plan, in.repository, built)...); resp.Diagnostics.HasError() {
 			return
 		}
-		r.data.images.Store(built.Digest, &plannedImage{built: built})
-		for _, l := range built.Layers {
-			r.data.layers.Store(l.Spec, l)
-			r.data.layerCache.Put(l)
-		}
 	}
 	if prior != nil {
 		if !plan.Digest.Equal(prior.Digest) {
@@ -704,8 +620,8 @@ func (r *ImageResource) warnMovedTags(ctx context.Context, in imageInputs, plan,
 		if had[t] {
 			continue
 		}
-		c, d := r.client(ctx)
-		if diags.Append(d...); diags.HasError() {
+		c, err := r.data.images.Client(ctx)
+		if diags.Append(r.imageDiags(err)...); diags.HasError() {
 			return diags
 		}
 		now, ok, err := c.TagTarget(ctx, in.repository, t)
@@ -728,12 +644,9 @@ func (r *ImageResource) warnMovedTags(ctx context.Context, in imageInputs, plan,
 // built returns the image planned for m in this operation, assembling it
 // again if this process did not plan it.
 func (r *ImageResource) built(ctx context.Context, m *imageModel) (*image.Built, diag.Diagnostics) {
-	if sum, err := digest.Parse(m.Digest.ValueString()); err == nil {
-		if v, ok := r.data.images.Load(sum); ok {
-			if p, ok := v.(*plannedImage); ok {
-				return p.built, nil
-			}
-		}
+	planned, _ := digest.Parse(m.Digest.ValueString()) // zero while unknown
+	if b, ok := r.data.images.Planned(planned); ok {
+		return b, nil
 	}
 	in, known, diags := readInputs(ctx, m)
 	if diags.HasError() {
@@ -743,125 +656,117 @@ func (r *ImageResource) built(ctx context.Context, m *imageModel) (*image.Built,
 		diags.AddError("Image inputs unknown at apply", "An input of the image is still unknown at apply. This is a bug in the provider.")
 		return nil, diags
 	}
-	built, d := r.plan(ctx, in, nil)
-	diags.Append(d...)
+	built, err := r.data.images.Built(ctx, planned, in.req)
+	diags.Append(r.imageDiags(err)...)
 	return built, diags
 }
 
-// retag points m's tags at its image, already pushed and recorded: the
-// manifest is read by digest from the registry (verified), so nothing is
-// assembled again, and m's outputs stay as planned.
-func (r *ImageResource) retag(ctx context.Context, m *imageModel) diag.Diagnostics {
-	c, diags := r.client(ctx)
-	if diags.HasError() {
-		return diags
-	}
-	repo, ref := m.Repository.ValueString(), m.Ref.ValueString()
-	res, err := c.Resolve(ctx, ref)
-	if err != nil {
-		diags.AddAttributeError(path.Root("tags"), "Cannot read the image to tag it",
-			registryMessage(err)+" If the registry lost the image, replace it: terraform apply -replace=ADDRESS pushes it again.")
-		return diags
-	}
-	return r.tag(ctx, c, m, repo, res.Descriptor, res.Manifest)
-}
-
-// tag points m's tags at the manifest d of repo.
-func (r *ImageResource) tag(ctx context.Context, c *registry.Client, m *imageModel, repo string, d image.Descriptor, manifest []byte) diag.Diagnostics {
-	var tags []string
-	diags := m.Tags.ElementsAs(ctx, &tags, false)
-	sort.Strings(tags)
-	for _, t := range tags {
-		if err := c.Tag(ctx, repo, t, d, manifest); err != nil {
-			diags.AddAttributeError(path.Root("tags"), "Cannot tag the image",
-				registryMessage(err)+fmt.Sprintf(" The image itself was pushed: %s@%s.", repo, d.Digest))
-			return diags
-		}
-	}
-	return diags
-}
-
-// push pushes the image of m and points its tags at it.
-func (r *ImageResource) push(ctx context.Context, m *imageModel, pushImage bool) diag.Diagnostics {
+// push records and pushes the image of m and points its tags at it.
+func (r *ImageResource) push(ctx context.Context, m *imageModel) diag.Diagnostics {
 	built, diags := r.built(ctx, m)
 	if diags.HasError() {
 		return diags
 	}
-	if !m.Digest.IsUnknown() && m.Digest.ValueString() != built.Digest.String() {
-		diags.AddAttributeError(path.Root("digest"), "Image changed since plan",
-			fmt.Sprintf("The plan was made for %s, but the inputs now give %s: a layer's content changed between plan and "+
-				"apply. Nothing was pushed. Run plan again and review the new digest.", m.Digest.ValueString(), built.Digest))
-		return diags
-	}
 	repo := m.Repository.ValueString()
-	c, d := r.client(ctx)
-	if diags.Append(d...); diags.HasError() {
+	var tags []string
+	if diags.Append(m.Tags.ElementsAs(ctx, &tags, false)...); diags.HasError() {
 		return diags
 	}
-	if pushImage {
-		if diags.Append(r.record(ctx, built)...); diags.HasError() {
-			return diags
-		}
-		if h := r.data.hooks.beforePush; h != nil {
-			if err := h(ctx); err != nil {
-				diags.AddError("Cannot push the image", err.Error())
-				return diags
-			}
-		}
-		stats, err := c.Push(ctx, repo, built.Image, built.Base, built.Opener(r.source()))
-		if err != nil {
-			// A layer's bytes may differ from what a plan took from the
-			// machine's layer cache: the next plan encodes them again.
-			for _, l := range built.Layers {
-				r.data.layerCache.Forget(l.Spec)
-			}
-		}
-		var se *registry.SourceError
-		if errors.As(err, &se) {
-			at := path.Root("layers").AtListIndex(se.Layer - built.BaseLayers())
-			diags.AddAttributeError(at, "Layer changed since plan",
-				fmt.Sprintf("%s no longer gives the content planned for it: %v. A file on disk changed between plan and apply, "+
-					"or the store holds a damaged blob. The image's manifest was not pushed and nothing was recorded in state: "+
-					"run plan again and review the new digest.", at, se.Err))
-			return diags
-		}
-		if err != nil {
-			diags.AddError("Cannot push the image", registryMessage(err)+" Nothing was recorded in state: the next apply pushes what is missing.")
-			return diags
-		}
-		tflog.Info(ctx, "image pushed", map[string]any{"ref": repo + "@" + built.Digest.String(),
-			"uploaded": stats.Uploaded, "mounted": stats.Mounted, "existing": stats.Existing})
+	pushed, err := r.data.images.Push(ctx, repo, built, tags, publish.BeforePush(r.data.hooks.beforePush))
+	if pushed.RecordKept != "" {
+		// The same image, recorded as made of other (equivalent) inputs by
+		// another configuration: the record stands, the image is the same.
+		tflog.Debug(ctx, "image record kept as another configuration wrote it", map[string]any{"key": pushed.RecordKept})
 	}
-	desc := image.Descriptor{MediaType: built.MediaType, Digest: built.Digest, Size: int64(len(built.Manifest))}
-	if diags.Append(r.tag(ctx, c, m, repo, desc, built.Manifest)...); diags.HasError() {
+	var tagErr *publish.TagError
+	if err == nil || errors.As(err, &tagErr) {
+		tflog.Info(ctx, "image pushed", map[string]any{"ref": repo + "@" + built.Digest.String(),
+			"uploaded": pushed.Stats.Uploaded, "mounted": pushed.Stats.Mounted, "existing": pushed.Stats.Existing})
+	}
+	if diags.Append(r.imageDiags(err)...); diags.HasError() {
 		return diags
 	}
 	diags.Append(setOutputs(m, repo, built)...)
 	return diags
 }
 
-// record writes the store's record of the image (what its layers are
-// made of: a release diff names changed layers by it, an export writes
-// the image from it, the collector keeps its trees) before the push.
-func (r *ImageResource) record(ctx context.Context, built *image.Built) diag.Diagnostics {
+// retag points m's tags at its image, already pushed and recorded; m's
+// outputs stay as planned.
+func (r *ImageResource) retag(ctx context.Context, m *imageModel) diag.Diagnostics {
+	var tags []string
+	diags := m.Tags.ElementsAs(ctx, &tags, false)
+	diags.Append(r.imageDiags(r.data.images.Retag(ctx, m.Repository.ValueString(), m.Ref.ValueString(), tags))...)
+	return diags
+}
+
+// imageDiags is the diagnostic of an error of package publish, on the
+// attribute it concerns (none for nil). Terraform shows no path of an
+// attribute nested in a list: the messages name it.
+func (r *ImageResource) imageDiags(err error) diag.Diagnostics {
 	var diags diag.Diagnostics
-	err := image.PutRecord(ctx, r.data.store, image.NewRecord(built.Image, built.Base, built.Layers), built.Manifest, built.Config)
 	var (
-		conflict *image.RecordConflictError
-		missing  *image.TreeMissingError
+		client      *publish.ClientError
+		base        *publish.BaseError
+		layer       *image.LayerError
+		changed     *publish.ChangedError
+		missing     *publish.TreeMissingError
+		record      *publish.RecordError
+		interrupted *publish.InterruptedError
+		stale       *publish.LayerChangedError
+		push        *publish.PushError
+		resolve     *publish.ResolveError
+		tag         *publish.TagError
 	)
+	layers := path.Root("layers")
 	switch {
 	case err == nil:
-	case errors.As(err, &conflict) && conflict.Existing != nil:
-		// The same image, recorded as made of other (equivalent) inputs by
-		// another configuration: the record stands, the image is the same.
-		tflog.Debug(ctx, "image record kept as another configuration wrote it", map[string]any{"key": conflict.Key})
+	case errors.As(err, &client):
+		diags.AddError("Cannot set up the registry client", err.Error())
+	case errors.As(err, &base):
+		diags.AddAttributeError(path.Root("base"), "Cannot read the base image", registryMessage(err))
+	case errors.As(err, &layer):
+		at := layers.AtListIndex(layer.Index)
+		switch {
+		case layer.NotStored():
+			diags.AddAttributeError(at.AtName("digest"), "Layer content not stored",
+				fmt.Sprintf("%s: %s is in neither the store %s nor a source hashed in this plan. Publish it first with an "+
+					"immutable_artifact or immutable_build and pass that resource's digest, so Terraform orders them. (%v)",
+					at.AtName("digest"), layer.Spec.Tree, r.data.store, layer.Err))
+		case errors.Is(layer.Err, image.ErrFileAtRoot):
+			diags.AddAttributeError(at.AtName("path"), "Invalid layer path",
+				fmt.Sprintf("%s: %v. %s is a single file, not a tree: give the path the file takes in the image.",
+					at.AtName("path"), layer.Err, at.AtName("digest")))
+		default:
+			diags.AddAttributeError(at.AtName("digest"), "Cannot encode the layer", at.AtName("digest").String()+": "+layer.Error())
+		}
+	case errors.As(err, &changed):
+		diags.AddAttributeError(path.Root("digest"), "Image changed since plan",
+			fmt.Sprintf("The plan was made for %s, but the inputs now give %s: a layer's content changed between plan and "+
+				"apply. Nothing was pushed. Run plan again and review the new digest.", changed.Planned, changed.Built))
 	case errors.As(err, &missing):
-		diags.AddAttributeError(path.Root("layers").AtListIndex(missing.Layer-1).AtName("digest"), "Layer content not stored",
+		diags.AddAttributeError(layers.AtListIndex(missing.Layer).AtName("digest"), "Layer content not stored",
 			err.Error()+fmt.Sprintf(" in %s (a garbage collection may have deleted it since plan). Nothing was pushed. Apply "+
 				"the artifact or build that makes it again, then this image.", r.data.store))
-	default:
+	case errors.As(err, &record):
 		diags.AddError("Cannot record the image in the store", fmt.Sprintf("%v. Nothing was pushed.", err))
+	case errors.As(err, &interrupted):
+		diags.AddError("Cannot push the image", err.Error())
+	case errors.As(err, &stale):
+		at := layers.AtListIndex(stale.Layer)
+		diags.AddAttributeError(at, "Layer changed since plan",
+			fmt.Sprintf("%s no longer gives the content planned for it: %v. A file on disk changed between plan and apply, "+
+				"or the store holds a damaged blob. The image's manifest was not pushed and nothing was recorded in state: "+
+				"run plan again and review the new digest.", at, stale.Err))
+	case errors.As(err, &push):
+		diags.AddError("Cannot push the image", registryMessage(err)+" Nothing was recorded in state: the next apply pushes what is missing.")
+	case errors.As(err, &resolve):
+		diags.AddAttributeError(path.Root("tags"), "Cannot read the image to tag it",
+			registryMessage(err)+" If the registry lost the image, replace it: terraform apply -replace=ADDRESS pushes it again.")
+	case errors.As(err, &tag):
+		diags.AddAttributeError(path.Root("tags"), "Cannot tag the image",
+			registryMessage(err)+fmt.Sprintf(" The image itself was pushed: %s.", tag.Ref))
+	default:
+		diags.AddError("Cannot assemble the image", err.Error())
 	}
 	return diags
 }
@@ -871,7 +776,7 @@ func (r *ImageResource) Create(ctx context.Context, req resource.CreateRequest, 
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if resp.Diagnostics.Append(r.push(ctx, &m, true)...); resp.Diagnostics.HasError() {
+	if resp.Diagnostics.Append(r.push(ctx, &m)...); resp.Diagnostics.HasError() {
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
@@ -892,7 +797,7 @@ func (r *ImageResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	case prior.Layers.IsNull() || prior.Descriptors.IsNull():
 		// An import's first apply, or an image whose store record is gone
 		// (Read found none): record it again and push what is missing.
-		resp.Diagnostics.Append(r.push(ctx, &m, true)...)
+		resp.Diagnostics.Append(r.push(ctx, &m)...)
 	default:
 		resp.Diagnostics.Append(r.retag(ctx, &m)...)
 	}

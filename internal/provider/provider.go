@@ -28,6 +28,8 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/image/publish"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
@@ -101,14 +103,11 @@ type providerData struct {
 
 	// registries is the operation's registry client, made on first use.
 	registries *registries
-	// images remembers the images planned in this operation, by manifest
-	// digest: apply pushes what its final plan assembled.
-	images sync.Map
-	// layers remembers the layers described in this operation, by spec;
-	// layerCache those described on this machine before (beside the stat
-	// cache; nil without one).
-	layers     sync.Map
-	layerCache *image.LayerCache
+	// images plans and pushes images, remembering those planned in this
+	// operation (apply pushes what its final plan assembled) and their
+	// layers, and reading the machine's layer cache (beside the stat
+	// cache; none without one).
+	images *publish.Operation
 
 	// hooks are the provider's (see hooks).
 	hooks hooks
@@ -123,10 +122,18 @@ func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
 	if cache != nil {
 		layerCache = image.NewLayerCache(filepath.Join(cache.Dir(), "layers"))
 	}
-	return &providerData{layerCache: layerCache,
+	d := &providerData{
 		store: st, buildCache: CacheReadWrite, cache: cache, refs: refs,
 		sources: artifact.New(st, statcache.NewMemo(cache), refs), registries: &registries{},
 	}
+	d.images = publish.New(publish.Options{
+		Store: st,
+		// d.registries is Configure's by the time a client is made.
+		Client:  func(ctx context.Context) (*registry.Client, error) { return d.registries.get(ctx) },
+		Planned: plannedSource{d},
+		Cache:   layerCache,
+	})
+	return d
 }
 
 // archives finds, builds and checks archives in the store.
