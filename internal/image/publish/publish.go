@@ -48,9 +48,6 @@ type Operation struct {
 // New returns an operation working with o.
 func New(o Options) *Operation { return &Operation{o: o} }
 
-// Store is the store the operation records images in.
-func (op *Operation) Store() *store.Store { return op.o.Store }
-
 // Client returns the operation's registry client; a failure to make it
 // is a *ClientError.
 func (op *Operation) Client(ctx context.Context) (*registry.Client, error) {
