@@ -44,8 +44,8 @@ func (d *ImageDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Resolves an image reference — usually a tag, as in `gcr.io/distroless/static:nonroot` — to the " +
 			"digest the registry serves now, at plan. Pass its `ref` as an `immutable_image`'s `base`: the base is then pinned " +
-			"by digest in the plan and the state, and a base bump is a visible digest change. One request (two for an index " +
-			"when `platform` is set) per plan.",
+			"by digest in the plan and the state, and a base bump is a visible digest change. One request (two when `platform` " +
+			"is set) per plan.",
 		Attributes: map[string]schema.Attribute{
 			"name": schema.StringAttribute{
 				MarkdownDescription: "An image reference: `registry/repository:tag` or `registry/repository@sha256:…`.",
@@ -53,7 +53,8 @@ func (d *ImageDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 			},
 			"platform": schema.StringAttribute{
 				MarkdownDescription: "When `name` is an index (a multi-platform image), the platform to take, as " +
-					"`linux/amd64`: `ref` and `digest` are then that platform's manifest. Without it they are the index's.",
+					"`linux/amd64`: `ref` and `digest` are then that platform's manifest. Without it they are the index's. " +
+					"When `name` is one image, its config must be for this platform: an image of another platform is an error.",
 				Optional: true,
 			},
 			"digest": schema.StringAttribute{
@@ -126,6 +127,22 @@ func (d *ImageDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 				return
 			}
 			m.Digest, m.MediaType = types.StringValue(e.Digest.String()), types.StringValue(e.MediaType)
+		}
+	}
+	if want != nil && res.Platforms == nil {
+		// One image, not an index: it is the platform asked for, or an
+		// error; an image of another platform deployed where that one
+		// runs fails only when it starts.
+		got, err := c.Platform(ctx, res)
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("platform"), "Cannot read the image's platform", registryMessage(err))
+			return
+		}
+		if !got.Matches(*want) {
+			resp.Diagnostics.AddAttributeError(path.Root("platform"), "Platform not in the image",
+				fmt.Sprintf("%s is an image for %s, not %s (one image, not an index of several platforms). Give the image "+
+					"built for %s, or set platform to %s.", m.Name.ValueString(), got, want, want, got))
+			return
 		}
 	}
 	m.Ref = types.StringValue(res.Repository + "@" + m.Digest.ValueString())

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // CheckAddress reports whether addr is a registry address as image
@@ -22,10 +23,22 @@ func CheckAddress(addr string) error {
 		return fmt.Errorf("%q is not a registry host: give the host and optional port only, without a repository path", addr)
 	}
 	if _, err := name.NewRegistry(addr, name.StrictValidation); err != nil {
-		return fmt.Errorf("%q is not a registry host: %v", addr, err)
+		return fmt.Errorf("%q is not a registry host: %s", addr, usertext.Escape(err.Error()))
+	}
+	if !hostPattern.MatchString(addr) {
+		return fmt.Errorf("%q is not a registry host: a host is ASCII letters, digits, '-' and '.' (or an IPv6 address in "+
+			"brackets), and an optional :port, as in ghcr.io or 127.0.0.1:5000", addr)
 	}
 	return nil
 }
+
+// hostPattern is a registry host as the distribution spec's reference
+// grammar has it: domain components of ASCII letters, digits and '-', or
+// an IPv6 address in brackets, then an optional port. go-containerregistry
+// checks it as a URI authority, which lets through any Unicode letter and
+// invisible or reordering characters (U+200B, U+202E) that would show in
+// every plan naming the image as something else than they are.
+var hostPattern = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
 
 // CheckRepository reports whether repo names a repository to push to:
 // "registry/repository", without a tag or a digest.
@@ -38,12 +51,16 @@ func CheckRepository(repo string) error {
 		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
 			return fmt.Errorf("%q has a tag: give the repository only, as in ghcr.io/acme/api, and the tags in `tags`", repo)
 		}
-		return fmt.Errorf("%q is not a repository: %v. Write it as registry/repository, as in ghcr.io/acme/api or 127.0.0.1:5000/api", repo, err)
+		return fmt.Errorf("%q is not a repository: %s. Write it as registry/repository, as in ghcr.io/acme/api or 127.0.0.1:5000/api", repo, usertext.Escape(err.Error()))
 	}
 	// Strict validation refuses a repository without a registry host;
 	// go-containerregistry spells docker.io as index.docker.io.
 	if host, _, _ := strings.Cut(repo, "/"); host != r.RegistryStr() && (host != "docker.io" || r.RegistryStr() != name.DefaultRegistry) {
 		return fmt.Errorf("%q names no registry: write it with the registry's host first, as in ghcr.io/acme/api or docker.io/library/%s", repo, repo)
+	}
+	if !hostPattern.MatchString(r.RegistryStr()) {
+		return fmt.Errorf("%q is not a repository: its registry host is ASCII letters, digits, '-' and '.' (or an IPv6 "+
+			"address in brackets), and an optional :port, as in ghcr.io/acme/api or 127.0.0.1:5000/api", repo)
 	}
 	if !repositoryPath.MatchString(r.RepositoryStr()) {
 		return fmt.Errorf("%q is not a repository: each part between '/' is lower-case letters and digits, "+

@@ -30,3 +30,33 @@ func TestCheckRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksEscapeWhatTheyQuote: a repository, a reference or a registry
+// address holding a character that does not show as itself — in the
+// path or in the host, which go-containerregistry lets through — is
+// refused, with a message that shows it escaped, also in the part
+// go-containerregistry wrote (it quotes the input as it is).
+func TestChecksEscapeWhatTheyQuote(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	for _, c := range []string{"\u200b", "\u202e", "\x1b[31m", "\u0430" /* Cyrillic a */} {
+		for what, err := range map[string]error{
+			"CheckRepository (path)": CheckRepository("registry.example/we" + c + "b"),
+			"CheckRepository (host)": CheckRepository("regi" + c + "stry.example/web"),
+			"CheckDigestRef (path)":  CheckDigestRef("registry.example/we" + c + "b@sha256:" + h),
+			"CheckDigestRef (host)":  CheckDigestRef("regi" + c + "stry.example/web@sha256:" + h),
+			"CheckAddress":           CheckAddress("regi" + c + "stry.example"),
+			"CheckAddress (port)":    CheckAddress("127.0.0.1:50" + c + "00"),
+		} {
+			if err == nil {
+				t.Errorf("%s: %q was accepted", what, c)
+			} else if c != "\u0430" && strings.Contains(err.Error(), c) { // a Cyrillic a shows as itself
+				t.Errorf("%s: the message holds %q unescaped: %q", what, c, err)
+			}
+		}
+	}
+	for _, ok := range []string{"localhost:5000", "[::1]:5000", "my-registry.example.com", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "Registry.Example"} {
+		if err := CheckAddress(ok); err != nil {
+			t.Errorf("CheckAddress(%q) = %v, want nil", ok, err)
+		}
+	}
+}

@@ -154,6 +154,33 @@ func indexEntries(index []byte) ([]image.IndexEntry, error) {
 	return entries, nil
 }
 
+// Platform reads the platform of an image manifest Resolve returned,
+// from its config (one request, the config verified against its digest).
+func (c *Client) Platform(ctx context.Context, res *Resolved) (image.Platform, error) {
+	repo, err := c.parseRepo(res.Repository)
+	if err != nil {
+		return image.Platform{}, err
+	}
+	mref := repo.Digest(res.Digest.String())
+	if res.Platforms != nil {
+		return image.Platform{}, fmt.Errorf("%s is an index, not an image manifest", mref)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(res.Manifest))
+	if err != nil {
+		return image.Platform{}, c.failRef(OpReadManifest, mref, fmt.Errorf("parsing the manifest: %w", err))
+	}
+	cref := repo.Digest(m.Config.Digest.String())
+	config, err := c.readBlob(ctx, cref, m.Config.Size, "config of "+mref.String())
+	if err != nil {
+		return image.Platform{}, c.failRef(OpReadBlob, cref, err)
+	}
+	p, err := image.ConfigPlatform(config)
+	if err != nil {
+		return image.Platform{}, c.failRef(OpReadBlob, cref, fmt.Errorf("the config: %w", err))
+	}
+	return p, nil
+}
+
 func descriptorOf(d v1.Descriptor) (image.Descriptor, error) {
 	sum, err := digest.Parse(d.Digest.String())
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
@@ -48,14 +49,19 @@ func CheckImageRef(ref string) error {
 	}
 	d, err := name.NewDigest(ref, name.StrictValidation)
 	if err != nil {
-		return fmt.Errorf("%s is not an image digest reference (registry/repository@sha256:<64 hex digits>): %v", show, err)
+		// go-containerregistry quotes the input as it is: escaped, so
+		// that nothing in it changes how the message reads.
+		return fmt.Errorf("%s is not an image digest reference (registry/repository@sha256:<64 hex digits>): %s", show, usertext.Escape(err.Error()))
+	}
+	if err := registry.CheckAddress(d.RegistryStr()); err != nil {
+		return fmt.Errorf("%s is not an image digest reference: %v", show, err)
 	}
 	if !strings.HasPrefix(dig, digest.Prefix) {
 		return fmt.Errorf("%s is pinned by a %s digest: releases name images by their sha256 digest, as registries and "+
 			"immutable_image give it", show, strings.SplitN(dig, ":", 2)[0])
 	}
 	if _, err := digest.Parse(d.DigestStr()); err != nil {
-		return fmt.Errorf("%s is not an image digest reference: %v", show, err)
+		return fmt.Errorf("%s is not an image digest reference: %s", show, usertext.Escape(err.Error()))
 	}
 	if t, err := name.NewTag(base, name.StrictValidation); err == nil {
 		return fmt.Errorf("%s has a tag and a digest: the digest alone says which image it is, so give %s", show,

@@ -336,3 +336,47 @@ func TestGetRefusesATaggedImage(t *testing.T) {
 		t.Fatalf("a record naming a tag: %v", err)
 	}
 }
+
+// TestCheckImageRefEscapesWhatItQuotes: a reference holding a character
+// that does not show as itself is refused with a message that shows it
+// escaped, also in the part go-containerregistry wrote (which quotes
+// the repository as it is), so that an invisible or reordering
+// character cannot change how the message reads.
+func TestCheckImageRefEscapesWhatItQuotes(t *testing.T) {
+	h := digest.Bytes([]byte("x")).Hex()
+	for _, c := range []string{"\u200b", "\u202e", "\x1b[31m"} {
+		for _, ref := range []string{"registry.example/we" + c + "b@sha256:" + h, "regi" + c + "stry.example/web@sha256:" + h} {
+			err := CheckImageRef(ref)
+			if err == nil {
+				t.Errorf("%q was accepted", ref)
+			} else if strings.Contains(err.Error(), c) {
+				t.Errorf("%q: the message holds the character unescaped: %q", ref, err)
+			}
+		}
+	}
+}
+
+// TestGetRefusesAnInvisibleImageName: a record whose image name holds a
+// character that does not show as itself was not written by Publish
+// (its digest may well match): it is not trusted, and the message shows
+// the name escaped.
+func TestGetRefusesAnInvisibleImageName(t *testing.T) {
+	h := digest.Bytes([]byte("x")).Hex()
+	for i, n := range []string{"a\u202eb", "a\u200bb"} {
+		b := backend(t)
+		r := &Record{Spec: Spec, Name: "web", Version: "1.0.0", Artifacts: map[string]string{}, Metadata: map[string]string{},
+			Images: map[string]string{n: "registry.example/api@sha256:" + h}, PublishedAt: "2026-01-02T03:04:05Z"}
+		r.Digest = r.Content().Digest().String()
+		if err := b.Create(ctx, VersionKey("web", "1.0.0"), bytes.NewReader(r.encode())); err != nil {
+			t.Fatal(err)
+		}
+		var tampered *TamperedError
+		_, err := Get(ctx, b, "web", "1.0.0")
+		if !errors.As(err, &tampered) {
+			t.Fatalf("%d: a record with the image name %q: %v", i, n, err)
+		}
+		if strings.ContainsAny(err.Error(), "\u202e\u200b") {
+			t.Errorf("%d: the message holds the name unescaped: %q", i, err)
+		}
+	}
+}

@@ -295,6 +295,9 @@ func Get(ctx context.Context, b store.Backend, name, version string) (*Record, e
 	// Images are read as Publish writes them: what names a record in the
 	// store (the collector keeps it) is checked, not only hashed.
 	for _, k := range slices.Sorted(maps.Keys(r.Images)) {
+		if err := CheckImageName(k); err != nil {
+			return nil, &TamperedError{Key: key, Detail: "its images: " + err.Error()}
+		}
 		if err := CheckImageRef(r.Images[k]); err != nil {
 			return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its image %s: %v", usertext.Show(k), err)}
 		}
