@@ -41,6 +41,7 @@ const (
 	KindTagImmutable      // the registry refuses to move a tag
 	KindRateLimited       // 429
 	KindCorrupt           // the registry served bytes that do not match their digest
+	KindStalled           // the registry took a request and did not answer in time
 )
 
 // Error is a registry operation that failed: where, doing what, what the
@@ -124,6 +125,9 @@ func (e *Error) advice() string {
 			"a tag is only a pointer: use a new tag, or allow tags to move in the repository's settings", e.Ref)
 	case KindRateLimited:
 		return "the registry is limiting requests (429 Too Many Requests): wait and apply again, or log in (Docker Hub limits anonymous pulls)"
+	case KindStalled:
+		return fmt.Sprintf("the registry at %s took the request and did not answer within %s: it may be overloaded or stalled; "+
+			"nothing was claimed in state, apply again once it answers", e.Registry, DefaultResponseTimeout)
 	case KindCorrupt:
 		return "the registry served bytes that do not match their digest: nothing of them was used; retry, and report it to the registry's operator if it persists"
 	}
@@ -205,6 +209,9 @@ func classify(op Op, registry, repository, ref, mediaType string, err error, sec
 		return se
 	case errors.As(err, &prior):
 		return prior
+	case stalled(err):
+		// Before the context's: net/http's header timeout is also a
+		// context.DeadlineExceeded, though no caller's deadline passed.
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
@@ -229,6 +236,10 @@ func classify(op Op, registry, repository, ref, mediaType string, err error, sec
 		}
 		e.detail = "the registry said: " + strings.Join(said, "; ")
 		e.Kind = kindOf(op, te)
+	case stalled(err):
+		// First: a loopback registry's failed HTTPS try comes before it
+		// in the text.
+		e.Kind = KindStalled
 	case errors.As(err, new(*PlainHTTPError)) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		// Refused here, or (net/http's words, its only sign) a registry
 		// that speaks plain HTTP where HTTPS was asked.
@@ -272,6 +283,12 @@ func kindOf(op Op, te *transport.Error) Kind {
 		return KindNotFound
 	}
 	return KindOther
+}
+
+// stalled: the registry took a request and sent no answer within
+// ResponseTimeout (net/http's words for ResponseHeaderTimeout).
+func stalled(err error) bool {
+	return strings.Contains(err.Error(), "timeout awaiting response headers")
 }
 
 // untrusted: the TLS handshake failed on the server's certificate.

@@ -28,9 +28,14 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 )
+
+// DefaultResponseTimeout is long enough for a registry finishing the
+// upload of a large blob (it hashes it before it answers).
+const DefaultResponseTimeout = 5 * time.Minute
 
 // Credential is a username and password for one registry host.
 type Credential struct {
@@ -54,6 +59,11 @@ type Options struct {
 	// Transport, when set, is the base transport (tests count requests);
 	// with CAFile it must be an *http.Transport.
 	Transport http.RoundTripper
+	// ResponseTimeout bounds the wait for a registry's answer to one
+	// request (its headers; a body then streams at its own pace): a
+	// registry that stalls fails the operation instead of hanging plan or
+	// apply. 0 means DefaultResponseTimeout.
+	ResponseTimeout time.Duration
 	// UserAgent names the provider and its version.
 	UserAgent string
 }

@@ -100,12 +100,20 @@ func baseTransport(o Options) (http.RoundTripper, error) {
 	if rt == nil {
 		rt = remote.DefaultTransport
 	}
-	if o.CAFile == "" {
-		return rt, nil
-	}
 	t, ok := rt.(*http.Transport)
 	if !ok {
-		return nil, fmt.Errorf("CA file %s: the transport is a %T, not an *http.Transport whose roots can be extended", o.CAFile, rt)
+		if o.CAFile != "" {
+			return nil, fmt.Errorf("CA file %s: the transport is a %T, not an *http.Transport whose roots can be extended", o.CAFile, rt)
+		}
+		return rt, nil // a test's own transport
+	}
+	t = t.Clone()
+	t.ResponseHeaderTimeout = o.ResponseTimeout
+	if t.ResponseHeaderTimeout <= 0 {
+		t.ResponseHeaderTimeout = DefaultResponseTimeout
+	}
+	if o.CAFile == "" {
+		return t, nil
 	}
 	pemBytes, err := os.ReadFile(o.CAFile)
 	if err != nil {
@@ -118,7 +126,6 @@ func baseTransport(o Options) (http.RoundTripper, error) {
 	if !roots.AppendCertsFromPEM(pemBytes) {
 		return nil, fmt.Errorf("registry CA file %s holds no PEM certificate: give a PEM bundle (-----BEGIN CERTIFICATE-----)", o.CAFile)
 	}
-	t = t.Clone()
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	} else {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
@@ -134,5 +136,32 @@ func TestUnreachable(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != KindUnreachable || !strings.Contains(err.Error(), "cannot reach the registry at "+addr) {
 		t.Errorf("err %v, want unreachable at %s", err, addr)
+	}
+}
+
+// TestStalledRegistryTimesOut: a registry that accepts a request and
+// never answers fails the operation after ResponseTimeout, naming the
+// registry, instead of hanging plan or apply.
+func TestStalledRegistryTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // stalled, as a paused registry is
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := New(Options{ResponseTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c.Resolve(context.Background(), host+"/web:latest"); done <- err }()
+	select {
+	case err := <-done:
+		var re *Error
+		if !errors.As(err, &re) || re.Kind != KindStalled || !strings.Contains(err.Error(), "did not answer within") || !strings.Contains(err.Error(), host) {
+			t.Fatalf("Resolve of a stalled registry: %v; want a stalled registry named %s", err, host)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Resolve of a stalled registry did not return within 30 s")
 	}
 }
