@@ -25,6 +25,7 @@ type plannedTree struct {
 // plannedFile is one file (or symlink) of planned content.
 type plannedFile struct {
 	path    string
+	inline  []byte // inline content (content, content_base64): held, not on disk
 	symlink bool
 	follow  bool // a file source itself, which hashing followed
 }
@@ -49,6 +50,24 @@ func (s *Sources) remember(src Source, c *Content) {
 			s.plannedFiles[e.SHA256] = plannedFile{path: filepath.Join(src.Path, filepath.FromSlash(e.Path)), symlink: e.Kind == digest.KindSymlink}
 		}
 	}
+}
+
+// RememberInline notes inline content hashed in this operation (an
+// artifact's content or content_base64), so what is planned from it
+// before it is stored can read it. It is held in memory: inline content
+// comes from the configuration, which holds it already.
+func (s *Sources) RememberInline(b []byte) *Content {
+	c := Inline(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.planned == nil {
+		s.planned, s.plannedFiles = map[digest.Sum]plannedTree{}, map[digest.Sum]plannedFile{}
+	}
+	if _, ok := s.planned[c.Sum]; !ok {
+		s.planned[c.Sum] = plannedTree{size: c.Size}
+		s.plannedFiles[c.Sum] = plannedFile{inline: append([]byte{}, b...)} // never nil: "" is content too
+	}
+	return c
 }
 
 // NotPlannedError is content this operation did not hash from disk.
@@ -91,6 +110,9 @@ func (s *Sources) OpenPlanned(_ context.Context, sum digest.Sum) (io.ReadCloser,
 	s.mu.Unlock()
 	if !ok {
 		return nil, &NotPlannedError{Sum: sum}
+	}
+	if f.inline != nil {
+		return io.NopCloser(bytes.NewReader(f.inline)), nil
 	}
 	if f.symlink {
 		target, err := os.Readlink(f.path)

@@ -90,3 +90,26 @@ func TestPlannedFileSource(t *testing.T) {
 		t.Fatalf("PlannedListing(file) = %+v, %v, %v", l, isFile, err)
 	}
 }
+
+func TestPlannedInlineContent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newSources(t, t.TempDir())
+	for _, content := range []string{"v1\n", ""} {
+		c := s.RememberInline([]byte(content))
+		if c.Sum != digest.Bytes([]byte(content)) {
+			t.Fatalf("RememberInline(%q) = %s", content, c.Sum)
+		}
+		l, isFile, err := s.PlannedListing(ctx, c.Sum)
+		if err != nil || !isFile || l.Entries[0].Size != int64(len(content)) {
+			t.Fatalf("PlannedListing(%q) = %+v, %v, %v", content, l, isFile, err)
+		}
+		rc, err := s.OpenPlanned(ctx, c.Sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		if err != nil || string(b) != content {
+			t.Fatalf("OpenPlanned(%q) = %q, %v", content, b, err)
+		}
+	}
+}

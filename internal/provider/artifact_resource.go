@@ -365,7 +365,7 @@ func (r *ArtifactResource) hashContent(ctx context.Context, m *artifactModel) (*
 			diags.AddAttributeError(p, "Invalid base64", "content_base64 must be standard base64 with padding: "+err.Error())
 			return nil, diags
 		}
-		return artifact.Inline(b), diags
+		return r.data.sources.RememberInline(b), diags
 	}
 	src, diags := m.source(ctx)
 	if diags.HasError() {

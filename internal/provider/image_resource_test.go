@@ -570,3 +570,35 @@ resource "immutable_image" "web" {
 		}},
 	})
 }
+
+// TestAccImageOfInlineContent: an artifact's inline content created in
+// the same run is a layer whose digest is known at plan (it was refused
+// as "not stored" though the user did what the message said).
+func TestAccImageOfInlineContent(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	var planned string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{{
+			Config: e.providerBlock() + fmt.Sprintf(`
+resource "immutable_artifact" "motd" {
+  content = "hello from the image\n"
+}
+resource "immutable_image" "web" {
+  repository = "%s/motd"
+  layers     = [{ digest = immutable_artifact.motd.digest, path = "/etc/motd" }]
+}
+`, reg.Host),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				capturePlanned("immutable_image.web", "digest", &planned),
+			}},
+			Check: func(*terraformState) error {
+				if got := crane(t, "digest", reg.Host+"/motd@"+planned); got != planned {
+					return fmt.Errorf("registry serves %s, plan said %s", got, planned)
+				}
+				return nil
+			},
+		}},
+	})
+}
