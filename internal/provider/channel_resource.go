@@ -114,7 +114,10 @@ func (r *ChannelResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"channel. The move in the store stays the truth and the tag a mirror: if the registry refuses the tag, the " +
 					"apply fails saying the channel moved, and the next apply tags again. A name that is not an image of " +
 					"`version` is refused at plan. Tags are pointers: deploy by digest to pin. Removing a tag from here, or " +
-					"destroying the channel, leaves the tag in the registry where it points.",
+					"destroying the channel, leaves the tag in the registry where it points. A plan of an unchanged channel " +
+					"asks the registry nothing, so a tag moved by hand is put back at the next move, or at once by removing " +
+					"it from here and adding it again (two applies). Give each tag one channel: a second channel mirroring " +
+					"the same tag takes it over at its next move, with only a warning.",
 				ElementType: types.StringType, Optional: true,
 				Validators: []validator.Map{mapvalidator.KeysAre(imageNameValidator), mapvalidator.ValueStringsAre(tagValidator)},
 			},

@@ -137,7 +137,8 @@ func exportSchema() schema.Schema {
 					"specifies) or `docker-archive` (one tar holding the same files and a `manifest.json`, as `docker save` " +
 					"writes since Docker 25; the image loads untagged, by its ID). The image's own layers are encoded again from " +
 					"their stored trees and checked against its digests; a base image's layers are read from its registry, " +
-					"which must be reachable at apply.",
+					"which must be reachable at apply. An image is one `immutable_image`'s `digest`: an index " +
+					"(`immutable_image_index`) is not exported; export each platform's image.",
 				Optional:   true,
 				Computed:   true,
 				Validators: []validator.String{stringvalidator.OneOf(export.FormatNames()...)},
