@@ -86,15 +86,12 @@ func CranePath(t testing.TB) string {
 // listening is the line the registry logs once it listens.
 var listening = regexp.MustCompile(`listening on (127\.0\.0\.1:[0-9]+)`)
 
-// StartRegistry starts a registry for the test and stops it when the
-// test ends. Without REGISTRY_PATH the test is skipped (under CI,
-// failed), saying how to run it.
-func StartRegistry(t testing.TB, o RegistryOptions) *Registry {
-	t.Helper()
-	bin := toolPath(t, EnvRegistry, "registry", "scripts/registry.sh")
-	dir := t.TempDir()
-	r := &Registry{Root: filepath.Join(dir, "storage")}
-	cfg := fmt.Sprintf(`version: 0.1
+// RegistryConfig is the configuration of a registry storing under root
+// and listening on a free port of 127.0.0.1, which it logs ("listening
+// on 127.0.0.1:PORT"); upload locations are relative, so they go through
+// a proxy in front of it. (The bench's registry uses it too.)
+func RegistryConfig(root string) string {
+	return fmt.Sprintf(`version: 0.1
 log:
   level: info
   formatter: text
@@ -108,7 +105,18 @@ storage:
 http:
   addr: 127.0.0.1:0
   relativeurls: true
-`, r.Root)
+`, root)
+}
+
+// StartRegistry starts a registry for the test and stops it when the
+// test ends. Without REGISTRY_PATH the test is skipped (under CI,
+// failed), saying how to run it.
+func StartRegistry(t testing.TB, o RegistryOptions) *Registry {
+	t.Helper()
+	bin := toolPath(t, EnvRegistry, "registry", "scripts/registry.sh")
+	dir := t.TempDir()
+	r := &Registry{Root: filepath.Join(dir, "storage")}
+	cfg := RegistryConfig(r.Root)
 	if o.TLS {
 		caFile, certFile, keyFile, tc := makeCerts(t, dir)
 		r.CAFile, r.tlsConfig = caFile, tc

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 // listening is the line the registry logs once it listens.
@@ -33,21 +35,7 @@ func registry(bin, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  formatter: text
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:0
-  relativeurls: true
-`, filepath.Join(dir, "storage"))
+	cfg := testserver.RegistryConfig(filepath.Join(dir, "storage"))
 	cfgFile := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		log.Fatal(err)
