@@ -105,7 +105,9 @@ func imageSchema() schema.Schema {
 			"guide), so the image's `digest` is known at plan whenever its layers' trees are: a change of any file shows as a " +
 			"new digest and a replacement in the plan. Apply pushes by digest — only the blobs the registry lacks, then the " +
 			"config, then the manifest — and then points `tags` at it. Nothing is pushed at plan; nothing is ever deleted " +
-			"from the registry: destroying the resource forgets the image.",
+			"from the registry: destroying the resource forgets the image. Refresh asks the registry nothing (a plan of an " +
+			"unchanged image makes no registry request); if a registry lost the image, `terraform apply -replace` pushes " +
+			"it again. It checks the store still holds the image's record, and records it again if a collector took it.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The image's `ref`.",
