@@ -1,0 +1,98 @@
+package signature
+
+import (
+	"errors"
+	"time"
+)
+
+// ProvenancePredicateType is the predicate type of SLSA Provenance v1
+// (https://slsa.dev/spec/v1.0/provenance).
+const ProvenancePredicateType = "https://slsa.dev/provenance/v1"
+
+// Provenance is a SLSA Provenance v1 predicate.
+type Provenance struct {
+	BuildDefinition BuildDefinition `json:"buildDefinition"`
+	RunDetails      RunDetails      `json:"runDetails"`
+}
+
+// BuildDefinition is what was built and from what.
+type BuildDefinition struct {
+	BuildType            string               `json:"buildType"`
+	ExternalParameters   map[string]any       `json:"externalParameters"`
+	InternalParameters   map[string]any       `json:"internalParameters,omitempty"`
+	ResolvedDependencies []ResourceDescriptor `json:"resolvedDependencies,omitempty"`
+}
+
+// RunDetails is who built it and how the run went.
+type RunDetails struct {
+	Builder    Builder              `json:"builder"`
+	Metadata   *BuildMetadata       `json:"metadata,omitempty"`
+	Byproducts []ResourceDescriptor `json:"byproducts,omitempty"`
+}
+
+// Builder identifies the build platform.
+type Builder struct {
+	ID                  string               `json:"id"`
+	Version             map[string]string    `json:"version,omitempty"`
+	BuilderDependencies []ResourceDescriptor `json:"builderDependencies,omitempty"`
+}
+
+// BuildMetadata is the run's invocation ID and times.
+type BuildMetadata struct {
+	InvocationID string     `json:"invocationId,omitempty"`
+	StartedOn    *time.Time `json:"startedOn,omitempty"`
+	FinishedOn   *time.Time `json:"finishedOn,omitempty"`
+}
+
+// NewProvenance is the skeleton of a provenance: the fields SLSA v1 requires
+// (buildType, externalParameters, builder.id). The caller appends
+// dependencies, byproducts and metadata.
+func NewProvenance(buildType, builderID string, external map[string]any) *Provenance {
+	if external == nil {
+		external = map[string]any{}
+	}
+	return &Provenance{
+		BuildDefinition: BuildDefinition{BuildType: buildType, ExternalParameters: external},
+		RunDetails:      RunDetails{Builder: Builder{ID: builderID}},
+	}
+}
+
+// Validate checks the fields SLSA v1 requires.
+func (p *Provenance) Validate() error {
+	switch {
+	case p == nil:
+		return errors.New("no provenance")
+	case p.BuildDefinition.BuildType == "":
+		return errors.New("provenance: buildDefinition.buildType is empty")
+	case p.BuildDefinition.ExternalParameters == nil:
+		return errors.New("provenance: buildDefinition.externalParameters is missing")
+	case p.RunDetails.Builder.ID == "":
+		return errors.New("provenance: runDetails.builder.id is empty")
+	}
+	for _, d := range p.BuildDefinition.ResolvedDependencies {
+		if d.Name == "" && d.URI == "" && len(d.Digest) == 0 {
+			return errors.New("provenance: a resolved dependency has no name, uri or digest")
+		}
+	}
+	return nil
+}
+
+// ProvenanceStatement encodes an in-toto statement whose predicate is p.
+func ProvenanceStatement(subjects []Subject, p *Provenance) ([]byte, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return NewStatement(subjects, ProvenancePredicateType, p)
+}
+
+// Provenance decodes the statement's SLSA v1 provenance predicate.
+func (s *Statement) Provenance() (*Provenance, error) {
+	var p Provenance
+	if err := s.DecodePredicate(ProvenancePredicateType, &p); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, &StatementError{Reason: err.Error()}
+	}
+	return &p, nil
+}
