@@ -2,6 +2,7 @@ package signature
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -78,7 +79,11 @@ func TestKeyIDMatchesOpenSSL(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				der, err := x509.MarshalPKIXPublicKey(priv.(interface{ Public() any }).Public())
+				signer, ok := priv.(crypto.Signer)
+				if !ok {
+					t.Fatalf("%T is not a crypto.Signer", priv)
+				}
+				der, err := x509.MarshalPKIXPublicKey(signer.Public())
 				if err != nil {
 					t.Fatal(err)
 				}
