@@ -19,7 +19,12 @@ const PayloadType = "application/vnd.in-toto+json"
 type Envelope = dsse.Envelope
 
 // Sign wraps statement (from NewStatement) in a DSSE envelope signed by s.
-// The signature's keyid is s.KeyID().
+// The signature's keyid is s.KeyID(). (A keyid is an unsigned hint: Verify
+// skips a signature whose keyid names another trusted key, and tries every
+// trusted key when it is empty. cosign verify-blob-attestation --key ignores
+// it, so our hex IDs do not stop cosign; go-securesystemslib's own
+// verifier, given keys with no ID, would compare it with an SSH-style
+// "SHA256:" fingerprint and skip ours.)
 func Sign(s *Signer, statement []byte) (*Envelope, error) {
 	if s == nil {
 		return nil, errors.New("no signer")
