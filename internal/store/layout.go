@@ -31,6 +31,10 @@ import (
 //	releases/<name>/yanks/<version>/<seq>      a yank entry; seq 0000000001, 0000000002, …
 //	releases/<name>/collected/<version>        the tombstone of a version retention deleted
 //	channels/<release>/<channel>/moves/<seq>   a channel move; seq as a yank's
+//	signatures/sha256/<hh>/<hex>/<keyid>       a signature (package signature: a DSSE envelope,
+//	                                           JSON) of the record whose stored bytes have the
+//	                                           sha256 <hex>, by the key <keyid>; written once,
+//	                                           one per key (package release, SignRecord)
 //	gc/leases/<id>                             keys a writer relies on (lease.go, Hold)
 //	gc/condemned/<id>                          keys a collector is deleting (package gc)
 //	gc/store.json                              the store's identity (identity.go)
@@ -38,7 +42,8 @@ import (
 // Names (<name>, <release>, <channel>) and versions have the shape package
 // release gives them (release.CheckName, release.CheckChannel,
 // versions.Parse check them fully, with messages); <format> is lower-case
-// letters, digits, '.' and '-'; <id> is NewObjectID's.
+// letters, digits, '.' and '-'; <id> is NewObjectID's; <keyid> is a key's
+// ID: the lower-case hex sha256 of its PKIX public key.
 
 // Family is one kind of key in the layout.
 type Family int
@@ -56,6 +61,7 @@ const (
 	FamilyYank                    // releases/<name>/yanks/<version>/<seq>
 	FamilyCollected               // releases/<name>/collected/<version>
 	FamilyMove                    // channels/<release>/<channel>/moves/<seq>
+	FamilySignature               // signatures/sha256/<hh>/<hex>/<keyid>
 	FamilyLease                   // gc/leases/<id>
 	FamilyMarker                  // gc/condemned/<id>
 	FamilyIdentity                // gc/store.json
@@ -74,6 +80,7 @@ var patterns = [...]string{
 	FamilyYank:      "releases/<name>/yanks/<version>/<seq>",
 	FamilyCollected: "releases/<name>/collected/<version>",
 	FamilyMove:      "channels/<release>/<channel>/moves/<seq>",
+	FamilySignature: "signatures/sha256/<hh>/<hex>/<keyid>",
 	FamilyLease:     LeasesPrefix + "<id>",
 	FamilyMarker:    MarkersPrefix + "<id>",
 	FamilyIdentity:  IdentityKey,
@@ -148,8 +155,8 @@ const IdentityKey = "gc/store.json"
 // Key is a key of the layout, read into its family and parts. Which parts
 // a family has is in its pattern: <hex> is Digest (a blob's, a listing's,
 // an action's key, an archive's listing's, an image's manifest's, a
-// release content's), <name>
-// and <release> are Release.
+// release content's, a signed record's), <name> and <release> are
+// Release, <keyid> is KeyID.
 type Key struct {
 	Family  Family
 	Digest  digest.Sum
@@ -159,6 +166,7 @@ type Key struct {
 	Version string
 	Seq     int
 	ID      string
+	KeyID   string
 }
 
 // String builds the key k's parts make (for a k ParseKey accepted: the
@@ -199,6 +207,8 @@ func (k Key) String() string {
 			b = append(b, formatSeq(k.Seq)...)
 		case "<id>":
 			b = append(b, k.ID...)
+		case "<keyid>":
+			b = append(b, k.KeyID...)
 		}
 	}
 	return string(b)
@@ -218,6 +228,7 @@ var (
 	formatRe = regexp.MustCompile(`^[a-z0-9.-]+$`)
 	seqRe    = regexp.MustCompile(`^[0-9]{10}$`)
 	idRe     = regexp.MustCompile(`^[0-9]{20}-[0-9a-f]{16}$`)
+	keyIDRe  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // ParseKey reads a key into its family and parts. ok is true for exactly
@@ -305,6 +316,9 @@ func parse(f Family, got []string) (k Key, ok, in bool) {
 		case "<id>":
 			valid = idRe.MatchString(g)
 			k.ID = g
+		case "<keyid>":
+			valid = keyIDRe.MatchString(g)
+			k.KeyID = g
 		}
 		if !valid {
 			return partial, false, true
@@ -373,6 +387,19 @@ func MoveKey(release, channel string, seq int) string {
 
 // MovesPrefix is the folder of a channel's moves.
 func MovesPrefix(release, channel string) string { return folder(FamilyMove, release, channel) }
+
+// SignatureKey is where the signature by the key keyID of the record
+// whose stored bytes have the sha256 record lives.
+func SignatureKey(record digest.Sum, keyID string) string {
+	return Key{Family: FamilySignature, Digest: record, KeyID: keyID}.String()
+}
+
+// SignaturesPrefix is the folder of a record's signatures: one key per
+// signing key.
+func SignaturesPrefix(record digest.Sum) string {
+	h := record.Hex()
+	return FamilySignature.Prefix() + h[:2] + "/" + h + "/"
+}
 
 // LeaseKey is where the lease id lives.
 func LeaseKey(id string) string { return Key{Family: FamilyLease, ID: id}.String() }

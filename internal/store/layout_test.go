@@ -16,6 +16,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 	sum := digest.Bytes([]byte("content\n"))
 	h := sum.Hex()
 	const id = "00000001764982800000-0123456789abcdef"
+	kid := digest.Bytes([]byte("a public key")).Hex()
 	for _, c := range []struct {
 		built string
 		want  string
@@ -31,6 +32,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 		{store.YankKey("web", "1.2.0", 3), "releases/web/yanks/1.2.0/0000000003", store.Key{Family: store.FamilyYank, Release: "web", Version: "1.2.0", Seq: 3}},
 		{store.CollectedKey("web", "1.0.0"), "releases/web/collected/1.0.0", store.Key{Family: store.FamilyCollected, Release: "web", Version: "1.0.0"}},
 		{store.MoveKey("web", "prod", 9999999999), "channels/web/prod/moves/9999999999", store.Key{Family: store.FamilyMove, Release: "web", Channel: "prod", Seq: 9999999999}},
+		{store.SignatureKey(sum, kid), "signatures/sha256/" + h[:2] + "/" + h + "/" + kid, store.Key{Family: store.FamilySignature, Digest: sum, KeyID: kid}},
 		{store.LeaseKey(id), "gc/leases/" + id, store.Key{Family: store.FamilyLease, ID: id}},
 		{store.MarkerKey(id), "gc/condemned/" + id, store.Key{Family: store.FamilyMarker, ID: id}},
 		{store.IdentityKey, "gc/store.json", store.Key{Family: store.FamilyIdentity}},
@@ -50,8 +52,8 @@ func TestLayoutRoundTrip(t *testing.T) {
 		}
 	}
 	// Every family is in the table, and every family's folder is one of the layout's.
-	if n := len(store.Families()); n != 13 {
-		t.Errorf("%d families; the table covers 13", n)
+	if n := len(store.Families()); n != 14 {
+		t.Errorf("%d families; the table covers 14", n)
 	}
 	if got := store.NewObjectID(time.Unix(0, 0)); !isFamily(store.LeaseKey(got), store.FamilyLease) {
 		t.Errorf("a lease named by NewObjectID (%s) does not parse", got)
@@ -65,6 +67,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 		{store.YanksPrefix("web"), store.YankKey("web", "1.0.0", 1), "1.0.0/0000000001"},
 		{store.YankPrefix("web", "1.0.0"), store.YankKey("web", "1.0.0", 1), "0000000001"},
 		{store.MovesPrefix("web", "prod"), store.MoveKey("web", "prod", 1), "0000000001"},
+		{store.SignaturesPrefix(sum), store.SignatureKey(sum, kid), kid},
 		{store.LeasesPrefix, store.LeaseKey(id), id},
 		{store.MarkersPrefix, store.MarkerKey(id), id},
 	} {
@@ -95,34 +98,39 @@ func TestLayoutRefusesMalformed(t *testing.T) {
 		key    string
 		family store.Family
 	}{
-		{"blobs/sha256/00/" + h, store.FamilyBlob},                                // wrong shard
-		{"blobs/sha256/" + h[:2] + "/" + h[:63] + "g", store.FamilyBlob},          // bad hex
-		{"blobs/sha256/" + h[:2] + "/" + h[:62], store.FamilyBlob},                // short hex
-		{"trees/sha256/" + h[:2] + "/" + strings.ToUpper(h), store.FamilyListing}, // upper-case hex
-		{"trees/sha256/" + h[:2] + "/" + h + "/x", store.FamilyListing},           // extra segment
-		{"trees/sha256/" + h[:2] + "/" + h + ".bak", store.FamilyListing},         // a suffix
-		{"archives/ZIP/" + h[:2] + "/" + h, store.FamilyArchive},                  // format
-		{"archives/zip-v1/index", store.FamilyArchive},                            // missing segment
-		{"actions/sha256/" + h[:2] + "/" + h[:2], store.FamilyAction},             // not a digest
-		{"images/sha256/" + h[:2] + "/" + h[:63], store.FamilyImage},              // short hex
-		{"images/sha256/00/" + h, store.FamilyImage},                              // wrong shard
-		{"images/sha256/" + h[:2] + "/" + h + ".json", store.FamilyImage},         // a suffix
-		{"releases/Web/versions/1.0.0", store.FamilyVersion},                      // name
-		{"releases/web/versions/v1.0.0", store.FamilyVersion},                     // version
-		{"releases/web/versions/1.0.0+build", store.FamilyVersion},                // version
-		{"releases/web/versions/01.0.0", store.FamilyVersion},                     // not canonical
-		{"releases/web/versions/1.0.0-rc..1", store.FamilyVersion},                // not canonical
-		{"releases/web/versions/1.0.0/x", store.FamilyVersion},                    // extra segment
-		{"releases/web/digests/" + h[:2] + "/" + h + "/1.0.0", store.FamilyIndex}, // sharded
-		{"releases/web/yanks/1.0.0/1", store.FamilyYank},                          // seq not ten digits
-		{"releases/web/yanks/1.0.0/10000000000", store.FamilyYank},                // eleven digits
-		{"releases/web/yanks/1.0.0", store.FamilyYank},                            // no seq
-		{"releases/web/collected/1.0", store.FamilyCollected},                     // version
-		{"channels/web/prod/moves/000000000x", store.FamilyMove},                  // seq
-		{"channels/web/-prod/moves/0000000001", store.FamilyMove},                 // channel name
-		{"gc/leases/README", store.FamilyLease},                                   // not an id
-		{"gc/leases/old/" + id, store.FamilyLease},                                // a folder
-		{"gc/condemned/" + strings.ToUpper(id), store.FamilyMarker},               // id
+		{"blobs/sha256/00/" + h, store.FamilyBlob},                                                 // wrong shard
+		{"blobs/sha256/" + h[:2] + "/" + h[:63] + "g", store.FamilyBlob},                           // bad hex
+		{"blobs/sha256/" + h[:2] + "/" + h[:62], store.FamilyBlob},                                 // short hex
+		{"trees/sha256/" + h[:2] + "/" + strings.ToUpper(h), store.FamilyListing},                  // upper-case hex
+		{"trees/sha256/" + h[:2] + "/" + h + "/x", store.FamilyListing},                            // extra segment
+		{"trees/sha256/" + h[:2] + "/" + h + ".bak", store.FamilyListing},                          // a suffix
+		{"archives/ZIP/" + h[:2] + "/" + h, store.FamilyArchive},                                   // format
+		{"archives/zip-v1/index", store.FamilyArchive},                                             // missing segment
+		{"actions/sha256/" + h[:2] + "/" + h[:2], store.FamilyAction},                              // not a digest
+		{"images/sha256/" + h[:2] + "/" + h[:63], store.FamilyImage},                               // short hex
+		{"images/sha256/00/" + h, store.FamilyImage},                                               // wrong shard
+		{"images/sha256/" + h[:2] + "/" + h + ".json", store.FamilyImage},                          // a suffix
+		{"releases/Web/versions/1.0.0", store.FamilyVersion},                                       // name
+		{"releases/web/versions/v1.0.0", store.FamilyVersion},                                      // version
+		{"releases/web/versions/1.0.0+build", store.FamilyVersion},                                 // version
+		{"releases/web/versions/01.0.0", store.FamilyVersion},                                      // not canonical
+		{"releases/web/versions/1.0.0-rc..1", store.FamilyVersion},                                 // not canonical
+		{"releases/web/versions/1.0.0/x", store.FamilyVersion},                                     // extra segment
+		{"releases/web/digests/" + h[:2] + "/" + h + "/1.0.0", store.FamilyIndex},                  // sharded
+		{"releases/web/yanks/1.0.0/1", store.FamilyYank},                                           // seq not ten digits
+		{"releases/web/yanks/1.0.0/10000000000", store.FamilyYank},                                 // eleven digits
+		{"releases/web/yanks/1.0.0", store.FamilyYank},                                             // no seq
+		{"releases/web/collected/1.0", store.FamilyCollected},                                      // version
+		{"channels/web/prod/moves/000000000x", store.FamilyMove},                                   // seq
+		{"channels/web/-prod/moves/0000000001", store.FamilyMove},                                  // channel name
+		{"signatures/sha256/" + h[:2] + "/" + h + "/" + strings.ToUpper(h), store.FamilySignature}, // upper-case key ID
+		{"signatures/sha256/" + h[:2] + "/" + h + "/" + h[:40], store.FamilySignature},             // short key ID
+		{"signatures/sha256/00/" + h + "/" + h, store.FamilySignature},                             // wrong shard
+		{"signatures/sha256/" + h[:2] + "/" + h, store.FamilySignature},                            // no key ID
+		{"signatures/sha256/" + h[:2] + "/" + h + "/" + h + ".json", store.FamilySignature},        // a suffix
+		{"gc/leases/README", store.FamilyLease},                                                    // not an id
+		{"gc/leases/old/" + id, store.FamilyLease},                                                 // a folder
+		{"gc/condemned/" + strings.ToUpper(id), store.FamilyMarker},                                // id
 		{"notes.txt", store.FamilyUnknown},
 		{"blobs/README", store.FamilyUnknown},
 		{"blobs/sha256", store.FamilyUnknown},
@@ -140,7 +148,7 @@ func TestLayoutRefusesMalformed(t *testing.T) {
 		if ok || k.Family != c.family {
 			t.Errorf("ParseKey(%q) = %+v, %v; want not ok, family %s", c.key, fields(k), ok, c.family)
 		}
-		if k.Digest != (digest.Sum{}) || k.Version != "" || k.Seq != 0 || k.ID != "" || k.Format != "" {
+		if k.Digest != (digest.Sum{}) || k.Version != "" || k.Seq != 0 || k.ID != "" || k.Format != "" || k.KeyID != "" {
 			t.Errorf("ParseKey(%q) = %+v: a refused key's parts are set", c.key, fields(k))
 		}
 	}
