@@ -282,8 +282,11 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 	switch {
 	case cur != nil && cur.To == req.To && cur.From == req.From && (req.Seq < 0 || cur.Seq == req.Seq+1):
 		// Already there: an earlier apply wrote this very move. Its lease
-		// is kept, as that apply's was.
+		// is kept, as that apply's was; it is signed if that apply did not.
 		wrote = true
+		if err := o.sign(ctx, b, moveKey(rel, ch, cur.Seq), cur.encode(), KindMove, nil); err != nil {
+			return nil, err
+		}
 		return cur, nil
 	case cur == nil && req.From != "":
 		return nil, fmt.Errorf("the channel %s of %s has no moves any more, but pointed to %s at plan: plan again", ch, rel, req.From)
@@ -302,6 +305,9 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 	wrote = !errors.As(err, new(*MovedError))
 	if err != nil {
 		return nil, &StepError{Step: StepWrite, Err: err}
+	}
+	if err := o.sign(ctx, b, moveKey(rel, ch, m.Seq), m.encode(), KindMove, nil); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -37,11 +38,12 @@ import (
 // between the checks and the write, inside the operation, not in the
 // resource that calls it.
 
-// Option adjusts one write operation (Publish, MoveTo).
+// Option adjusts one write operation (Publish, MoveTo, SetYank).
 type Option func(*options)
 
 type options struct {
 	beforeWrite func(context.Context) error
+	signer      *signature.Signer // SignWith
 }
 
 // BeforeWrite runs f after the operation's checks passed, with its lease

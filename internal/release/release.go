@@ -413,6 +413,13 @@ func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opt
 	if err != nil {
 		return nil, &StepError{Step: StepWrite, Err: err}
 	}
+	extra, err := rec.subjects()
+	if err != nil {
+		return nil, &SignatureError{Key: VersionKey(rec.Name, rec.Version), Err: err}
+	}
+	if err := o.sign(ctx, st.Backend(), VersionKey(rec.Name, rec.Version), rec.encode(), KindRelease, extra); err != nil {
+		return nil, err
+	}
 	return rec, nil
 }
 

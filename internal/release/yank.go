@@ -222,7 +222,21 @@ const AnySeq = -1
 // one is entry expect (0: none): otherwise a *YankMovedError, and nothing
 // is written. Writers racing for the same entry: one wins, the others read
 // the new state and try again (each loss is another writer's progress).
-func SetYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time) (*Yank, error) {
+// With SignWith, the entry returned (written, or found in that state) is
+// signed; a failure to sign is a *SignatureError.
+func SetYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time, opts ...Option) (*Yank, error) {
+	o := collect(opts)
+	y, err := setYank(ctx, b, name, version, yanked, reason, expect, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.sign(ctx, b, yankKey(name, version, y.Seq), y.encode(), KindYank, nil); err != nil {
+		return nil, err
+	}
+	return y, nil
+}
+
+func setYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time) (*Yank, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
