@@ -211,9 +211,10 @@ func (e *EmptyError) Error() string {
 }
 
 // listed are the families whose folders (store.Family.Dir) the collector
-// lists, in that order: "releases/" holds the index entries, yanks and
+// lists, in that order (signatures before the records they sign):
+// "releases/" holds the index entries, yanks and
 // tombstones too, and "gc/" the markers and the identity.
-var listed = []store.Family{store.FamilyVersion, store.FamilyMove, store.FamilyAction, store.FamilyArchive,
+var listed = []store.Family{store.FamilySignature, store.FamilyVersion, store.FamilyMove, store.FamilyAction, store.FamilyArchive,
 	store.FamilyImage, store.FamilyListing, store.FamilyBlob, store.FamilyLease}
 
 // inventory lists the store. Records are listed before what they name, so
@@ -233,7 +234,7 @@ func (c *collector) inventory(ctx context.Context) error {
 	c.logf("listed %s in %s", count(len(c.all), "objects"), c.st)
 	c.report.Empty = true
 	for k := range c.all {
-		if isContent(k) || strings.HasPrefix(k, store.FamilyVersion.Dir()) {
+		if key, _ := store.ParseKey(k); key.Family != store.FamilySignature && isContent(k) || strings.HasPrefix(k, store.FamilyVersion.Dir()) {
 			c.report.Empty = false
 			break
 		}
@@ -270,9 +271,11 @@ func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
 
 // kinds are the content families, by the kind their deletes count as:
 // a blob, a listing or a build record by its sha256, an archive reference
-// by its listing's, an image record by its manifest's.
+// by its listing's, an image record by its manifest's, a signature by its
+// record's and its key's.
 var kinds = map[store.Family]string{store.FamilyBlob: KindBlob, store.FamilyListing: KindListing,
-	store.FamilyArchive: KindArchive, store.FamilyAction: KindAction, store.FamilyImage: KindImage}
+	store.FamilyArchive: KindArchive, store.FamilyAction: KindAction, store.FamilyImage: KindImage,
+	store.FamilySignature: KindSignature}
 
 // isContent reports whether k is a content key (exactly one the layout
 // holds, of a content family): what the sweep of unreachable objects

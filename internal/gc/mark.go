@@ -177,6 +177,9 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	if err := c.closure(ctx, kept, more, true); err != nil {
 		return nil, err
 	}
+	if err := c.markSignatures(ctx, kept); err != nil {
+		return nil, err
+	}
 	for _, v := range vs {
 		if !v.keep && kept[release.VersionKey(v.name, v.version)] {
 			v.keep, v.why = true, "outside the policy, but a writer's lease holds it"

@@ -12,22 +12,25 @@ import (
 
 // Kinds of objects, in the order they are deleted.
 const (
-	KindRelease = "release records"
-	KindImage   = "image records"
-	KindAction  = "build records"
-	KindArchive = "archive references"
-	KindListing = "listings"
-	KindBlob    = "blobs"
-	KindLease   = "expired leases"
-	KindMarker  = "stale markers"
+	KindSignature = "signatures"
+	KindRelease   = "release records"
+	KindImage     = "image records"
+	KindAction    = "build records"
+	KindArchive   = "archive references"
+	KindListing   = "listings"
+	KindBlob      = "blobs"
+	KindLease     = "expired leases"
+	KindMarker    = "stale markers"
 )
 
 // Kinds lists the kinds in deletion order.
-var Kinds = []string{KindRelease, KindImage, KindAction, KindArchive, KindListing, KindBlob, KindLease, KindMarker}
+// Signatures go first: a signature never outlives the record it signs.
+var Kinds = []string{KindSignature, KindRelease, KindImage, KindAction, KindArchive, KindListing, KindBlob, KindLease, KindMarker}
 
 // contentKinds are the kinds of content, in deletion order: records before
-// what they name, listings before their blobs.
-var contentKinds = Kinds[1:6]
+// what they name, listings before their blobs. Signatures go before the
+// release records, apart.
+var contentKinds = Kinds[2:7]
 
 // Count is a number of objects and their bytes.
 type Count struct {

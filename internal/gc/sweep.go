@@ -65,6 +65,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 	}
 	markers := slices.Sorted(maps.Keys(stale))
 	if c.o.DryRun {
+		c.count(KindSignature, byKind[KindSignature]...)
 		for _, v := range gone {
 			c.report.Versions = append(c.report.Versions, v.String())
 			c.count(KindRelease, c.versionKeys(v)...)
@@ -93,6 +94,12 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			}
 		}
 		c.logDeleted(before)
+	}
+	// Signatures of the records about to go (and of records gone
+	// already) first: a signature never names a record that is not there
+	// longer than a collection.
+	if err := c.sweepKeys(ctx, KindSignature, byKind[KindSignature]); err != nil {
+		return err
 	}
 	deletedVersions := map[string]bool{}
 	defer func() { // in the order of gone, whatever order the deletes ran in
@@ -136,14 +143,21 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		}
 	}
 	for _, kind := range contentKinds {
-		keys := byKind[kind]
-		sort.Strings(keys)
-		for start := 0; start < len(keys); start += c.o.BatchSize {
-			batch := keys[start:min(len(keys), start+c.o.BatchSize)]
-			err := c.condemned(ctx, batch, func(ctx context.Context, k string) error { return c.delete(ctx, kind, k) })
-			if err != nil {
-				return err
-			}
+		if err := c.sweepKeys(ctx, kind, byKind[kind]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepKeys deletes keys of one kind, a batch at a time under a marker.
+func (c *collector) sweepKeys(ctx context.Context, kind string, keys []string) error {
+	sort.Strings(keys)
+	for start := 0; start < len(keys); start += c.o.BatchSize {
+		batch := keys[start:min(len(keys), start+c.o.BatchSize)]
+		err := c.condemned(ctx, batch, func(ctx context.Context, k string) error { return c.delete(ctx, kind, k) })
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -1,0 +1,120 @@
+package gc
+
+// Signatures: a signature (store.FamilySignature) is kept while the record
+// it signs stays, and is garbage once the record is gone or going.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// maxSignatureSize bounds what is read of a signature (as
+// release.MaxSignatureSize), and maxSignedRecordSize of the record it
+// names (release.MaxRecordSize).
+const (
+	maxSignatureSize    = 1 << 20
+	maxSignedRecordSize = 16 << 20
+)
+
+// markSignatures adds to kept every signature whose record stays: a
+// release version kept, a build record kept, any channel move or yank
+// entry (never deleted) — the record its statement names first, and whose
+// stored bytes hash to the digest its key names. A young one (within the
+// grace period) is a root already. Anything else is garbage: a signature
+// of a record collected now or before, of a record rewritten since (a
+// build record deleted and written again), or one that names no record.
+//
+// The signature is not verified: the collector decides only what stays,
+// and what is kept is what a writer wrote for a record that is there. Its
+// record is read to check the digest (two reads per signature of a record
+// that stays; none for the others).
+func (c *collector) markSignatures(ctx context.Context, kept map[string]bool) error {
+	for k := range c.all {
+		key, ok := store.ParseKey(k)
+		if !ok || key.Family != store.FamilySignature || kept[k] {
+			continue
+		}
+		record, err := c.signedRecord(ctx, k)
+		if errors.Is(err, store.ErrNotFound) || err == nil && record == "" {
+			continue // gone since it was listed, or names no record: garbage
+		}
+		if err != nil {
+			return err
+		}
+		rk, ok := store.ParseKey(record)
+		switch {
+		case !ok || !c.exists(record):
+			continue
+		case rk.Family == store.FamilyMove || rk.Family == store.FamilyYank:
+		case rk.Family == store.FamilyVersion || rk.Family == store.FamilyAction:
+			if !kept[record] {
+				continue
+			}
+		default:
+			continue
+		}
+		sum, err := c.recordSum(ctx, record)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // gone since it was listed (collected by another run)
+		}
+		if err != nil {
+			return err
+		}
+		if sum == key.Digest {
+			kept[k] = true
+		}
+	}
+	return nil
+}
+
+// signedRecord reads the key of the record the signature at k is about:
+// the name of its statement's first subject ("" for none).
+func (c *collector) signedRecord(ctx context.Context, k string) (string, error) {
+	raw, err := c.readLimited(ctx, k, maxSignatureSize)
+	if err != nil {
+		return "", err
+	}
+	var env struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(raw, &env) != nil {
+		return "", nil
+	}
+	body, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return "", nil
+	}
+	var st struct {
+		Subject []struct {
+			Name string `json:"name"`
+		} `json:"subject"`
+	}
+	if json.Unmarshal(body, &st) != nil || len(st.Subject) == 0 {
+		return "", nil
+	}
+	return st.Subject[0].Name, nil
+}
+
+// recordSum is the sha256 of the bytes stored at k.
+func (c *collector) recordSum(ctx context.Context, k string) (digest.Sum, error) {
+	raw, err := c.readLimited(ctx, k, maxSignedRecordSize)
+	if err != nil {
+		return digest.Sum{}, err
+	}
+	return digest.Bytes(raw), nil
+}
+
+func (c *collector) readLimited(ctx context.Context, k string, n int64) ([]byte, error) {
+	rc, err := c.b.Open(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }() // read-only
+	return io.ReadAll(io.LimitReader(rc, n))
+}
