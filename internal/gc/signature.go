@@ -80,25 +80,28 @@ func (c *collector) signedRecord(ctx context.Context, k string) (string, error) 
 	if err != nil {
 		return "", err
 	}
+	return subjectName(raw), nil
+}
+
+// subjectName is the name of the first subject of the statement in the
+// DSSE envelope raw, "" when raw is no such envelope.
+func subjectName(raw []byte) string {
 	var env struct {
 		Payload string `json:"payload"`
-	}
-	if json.Unmarshal(raw, &env) != nil {
-		return "", nil
-	}
-	body, err := base64.StdEncoding.DecodeString(env.Payload)
-	if err != nil {
-		return "", nil
 	}
 	var st struct {
 		Subject []struct {
 			Name string `json:"name"`
 		} `json:"subject"`
 	}
-	if json.Unmarshal(body, &st) != nil || len(st.Subject) == 0 {
-		return "", nil
+	if json.Unmarshal(raw, &env) != nil {
+		return ""
 	}
-	return st.Subject[0].Name, nil
+	body, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil || json.Unmarshal(body, &st) != nil || len(st.Subject) == 0 {
+		return ""
+	}
+	return st.Subject[0].Name
 }
 
 // recordSum is the sha256 of the bytes stored at k.

@@ -309,13 +309,17 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	cur, err := release.MoveTo(ctx, r.data.store, release.MoveRequest{
 		Release: rel, Channel: m.Channel.ValueString(), To: m.Version.ValueString(),
 		From: m.PreviousVersion.ValueString(), Seq: seq, Reason: m.Reason.ValueString(), Requires: gates,
-	}, time.Now(), release.BeforeWrite(r.data.hooks.beforeMove))
+	}, time.Now(), release.BeforeWrite(r.data.hooks.beforeMove), release.SignWith(r.data.signer))
 	var moved *release.MovedError
+	var unsigned *release.SignatureError
 	var step *release.StepError
 	var invalid *release.InvalidError
 	var interrupted *release.InterruptedError
 	switch {
 	case err == nil:
+	case errors.As(err, &unsigned):
+		diags.Append(signatureError(unsigned))
+		return diags
 	case errors.As(err, &interrupted):
 		// Stopped after its checks, before the write (the apply was
 		// cancelled there): nothing was written, and it is no refusal.

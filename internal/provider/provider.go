@@ -30,6 +30,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image/publish"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
@@ -62,6 +63,7 @@ type providerModel struct {
 	Store           types.String    `tfsdk:"store"`
 	VerifyOnRefresh types.Bool      `tfsdk:"verify_on_refresh"`
 	BuildCache      types.String    `tfsdk:"build_cache"`
+	SigningKey      types.String    `tfsdk:"signing_key"`
 	S3              *s3Model        `tfsdk:"s3"`
 	Registry        []registryModel `tfsdk:"registry"`
 }
@@ -82,6 +84,8 @@ type providerData struct {
 	store           *store.Store
 	verifyOnRefresh bool
 	buildCache      actioncache.Mode
+	// signer signs every record written (signing_key); nil signs nothing.
+	signer *signature.Signer
 	// cache makes plans cheap: the stat cache skips unchanged files.
 	cache *statcache.Cache
 	// refs finds, builds and checks archives in the store, checking each
@@ -169,6 +173,10 @@ func providerSchema() schema.Schema {
 					"the `" + EnvBuildCache + "` environment variable, then `read-write`.",
 				Optional:   true,
 				Validators: []validator.String{stringvalidator.OneOf(string(CacheReadWrite), string(CacheReadOnly), string(CacheOff))},
+			},
+			"signing_key": schema.StringAttribute{
+				MarkdownDescription: signingKeyDescription,
+				Optional:            true,
 			},
 		},
 		Blocks: map[string]schema.Block{
@@ -302,6 +310,10 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			return
 		}
 	}
+	signer, diags := loadSigner(cfg.SigningKey)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
 	regOpts, diags := registryOptions(cfg.Registry, "terraform-provider-immutable/"+p.version)
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
@@ -309,6 +321,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
 	data := newProviderData(st, statcache.Default())
 	data.verifyOnRefresh, data.buildCache, data.hooks = cfg.VerifyOnRefresh.ValueBool(), buildCache, p.hooks
+	data.signer = signer
 	data.registries = &registries{opts: regOpts}
 	resp.ResourceData = data
 	resp.DataSourceData = data

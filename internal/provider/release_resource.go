@@ -306,7 +306,7 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	rec, err := release.Publish(ctx, st, &release.Record{
 		Name: c.Name, Version: plan.Version.ValueString(), Artifacts: c.Artifacts, Images: c.Images, Metadata: c.Metadata,
 		PreviousVersion: plan.PreviousVersion.ValueString(),
-	}, time.Now(), release.BeforeWrite(r.data.hooks.beforePublish))
+	}, time.Now(), release.BeforeWrite(r.data.hooks.beforePublish), release.SignWith(r.data.signer))
 	var (
 		interrupted *release.InterruptedError
 		conflict    *release.ConflictError
@@ -315,8 +315,12 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 		invalid     *release.InvalidError
 		step        *release.StepError
 	)
+	var unsigned *release.SignatureError
 	switch {
 	case err == nil:
+	case errors.As(err, &unsigned):
+		resp.Diagnostics.Append(signatureError(unsigned))
+		return
 	case errors.As(err, &interrupted):
 		resp.Diagnostics.AddError("Publish interrupted", interrupted.Error())
 		return

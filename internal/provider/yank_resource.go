@@ -169,7 +169,7 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 }
 
 func (r *YankResource) set(ctx context.Context, m *yankModel, yanked bool, reason string, expect int) error {
-	y, err := release.SetYank(ctx, r.data.store.Backend(), m.Name.ValueString(), m.Version.ValueString(), yanked, reason, expect, time.Now())
+	y, err := release.SetYank(ctx, r.data.store.Backend(), m.Name.ValueString(), m.Version.ValueString(), yanked, reason, expect, time.Now(), release.SignWith(r.data.signer))
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,10 @@ func (r *YankResource) Update(ctx context.Context, req resource.UpdateRequest, r
 func yankError(st *store.Store, name string, err error, todo string) diag.Diagnostic {
 	var moved *release.YankMovedError
 	var np *release.NotPublishedError
+	var unsigned *release.SignatureError
 	switch {
+	case errors.As(err, &unsigned):
+		return signatureError(unsigned)
 	case errors.As(err, &moved):
 		// Not sentence-cased: the message starts with the release's name.
 		return diag.NewAttributeErrorDiagnostic(path.Root("reason"), "Yank changed by someone else", fmt.Sprintf("%v: %s.", err, todo))

@@ -1,0 +1,101 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
+)
+
+// The environment variables signing_key falls back to: the key itself
+// (PEM), or the path of a file holding it.
+const (
+	EnvSigningKey     = "IMMUTABLE_SIGNING_KEY"
+	EnvSigningKeyFile = "IMMUTABLE_SIGNING_KEY_FILE"
+)
+
+// signingKeyDescription is signing_key's MarkdownDescription.
+const signingKeyDescription = "Path of a private key (PKCS#8 PEM: Ed25519 or ECDSA P-256) that signs every record the " +
+	"provider writes: release versions, channel moves and yank entries. Each gets a DSSE envelope over an in-toto " +
+	"statement naming the record and the sha256 of its bytes, stored once beside it under `signatures/`; a record may " +
+	"carry several (one per key). Defaults to the `" + EnvSigningKey + "` environment variable (the PEM itself), then " +
+	"`" + EnvSigningKeyFile + "` (a path). The key is never stored in state or logged. Unset: nothing is signed."
+
+// loadSigner reads the signing key of the configuration (attr) or, unset,
+// of the environment: nil when there is none. Its diagnostics name the
+// attribute, and never the key's bytes.
+func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	at := path.Root("signing_key")
+	if attr.IsUnknown() {
+		diags.AddAttributeError(at, "Unknown signing key",
+			"signing_key depends on a value only known after apply; the provider needs it to plan. Use a literal path or a variable.")
+		return nil, diags
+	}
+	var pem []byte
+	var source string
+	switch env, file := os.Getenv(EnvSigningKey), os.Getenv(EnvSigningKeyFile); {
+	case !attr.IsNull():
+		p := attr.ValueString()
+		source = fmt.Sprintf("the file %q that signing_key names", p)
+		b, err := os.ReadFile(p) //nolint:gosec // the user's own key file, by design
+		if err != nil {
+			diags.AddAttributeError(at, "Cannot read the signing key",
+				fmt.Sprintf("Cannot read %s: %v. Set signing_key to the path of a PKCS#8 PEM private key readable by "+
+					"Terraform, or leave it unset to sign nothing.", source, pathErr(err)))
+			return nil, diags
+		}
+		pem = b
+	case env != "" && file != "":
+		diags.AddAttributeError(at, "Two signing keys",
+			fmt.Sprintf("Both %s and %s are set, so which key signs is ambiguous. Unset one of them (or set signing_key, "+
+				"which takes precedence over both).", EnvSigningKey, EnvSigningKeyFile))
+		return nil, diags
+	case env != "":
+		pem, source = []byte(env), "the "+EnvSigningKey+" environment variable"
+	case file != "":
+		source = fmt.Sprintf("the file %q that %s names", file, EnvSigningKeyFile)
+		b, err := os.ReadFile(file) //nolint:gosec // the user's own key file, by design
+		if err != nil {
+			diags.AddAttributeError(at, "Cannot read the signing key",
+				fmt.Sprintf("Cannot read %s: %v. Set %s to the path of a PKCS#8 PEM private key readable by Terraform, "+
+					"or unset it to sign nothing.", source, pathErr(err), EnvSigningKeyFile))
+			return nil, diags
+		}
+		pem = b
+	default:
+		return nil, nil
+	}
+	s, err := signature.LoadSigner(pem)
+	if err != nil {
+		// The error of the parser only: it never quotes the key.
+		diags.AddAttributeError(at, "Invalid signing key",
+			fmt.Sprintf("%s does not hold a usable signing key: %v. signing_key takes a private key in PKCS#8 PEM "+
+				"(\"-----BEGIN PRIVATE KEY-----\"), Ed25519 or ECDSA P-256: make one with `openssl genpkey -algorithm "+
+				"ed25519 -out signing.pem`, or convert an existing one with `openssl pkcs8 -topk8 -nocrypt`.", upperFirst(source), err))
+		return nil, diags
+	}
+	return s, nil
+}
+
+// pathErr is err without the *fs.PathError's path, which the message
+// already names.
+func pathErr(err error) error {
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// signatureError is a record written but not signed.
+func signatureError(err *release.SignatureError) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Record written but not signed",
+		fmt.Sprintf("%s. The record stands (records are written once); apply again to sign it: the provider finds it "+
+			"and signs it then. If the signature already there is not this key's valid one, move it out of the store.", upperFirst(err.Error())))
+}

@@ -1,0 +1,152 @@
+package provider
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// writeSigningKey writes a new Ed25519 key (PKCS#8 PEM) to dir and
+// returns its path and its signer.
+func writeSigningKey(t *testing.T, dir string) (string, *signature.Signer) {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	must(t, err)
+	p := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	s, err := signature.LoadSigner(p)
+	must(t, err)
+	f := filepath.Join(dir, "signing.pem")
+	must(t, os.WriteFile(f, p, 0o600))
+	return f, s
+}
+
+// signedConfig is a release of the env's files, a channel moved to it and
+// a yank of an earlier release, on a provider with extra settings.
+// The channel is moved in a later apply: a version is published after the
+// plan of the apply that publishes it.
+// channel is the channel's name ("" for none).
+func (e *env) signedConfig(providerExtra string, channel string) string {
+	moved := ""
+	if channel != "" {
+		moved = fmt.Sprintf(`
+resource "immutable_channel" "c" {
+  release = "web"
+  channel = %q
+  version = immutable_release.web.version
+}`, channel)
+	}
+	return e.providerBlock(providerExtra) + moved + fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_release" "web" {
+  name      = "web"
+  artifacts = { site = immutable_artifact.site.digest }
+}
+resource "immutable_yank" "old" {
+  name    = "old"
+  version = "1.0.0"
+  reason  = "superseded"
+}
+`, e.dir)
+}
+
+// TestAccSigningKey: with signing_key, the release record, the channel's
+// move and the yank entry each carry a signature by the key that verifies
+// and names the record's stored bytes; without it nothing is written under
+// signatures/; an unusable key is an error naming signing_key, and nothing
+// is written.
+func TestAccSigningKey(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.write(siteFiles)
+		st := e.backend()
+		b := st.Backend()
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "old", Version: "1.0.0"}, time.Now())
+		must(t, err)
+		keyFile, signer := writeSigningKey(t, t.TempDir())
+		bad := filepath.Join(t.TempDir(), "bad.pem")
+		must(t, os.WriteFile(bad, []byte("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"), 0o600))
+
+		signatures := func(want int) resource.TestCheckFunc {
+			return func(*terraformState) error {
+				keys, err := b.List(ctx, store.FamilySignature.Dir())
+				if err != nil || len(keys) != want {
+					return fmt.Errorf("signatures %v (%v), want %d", keys, err, want)
+				}
+				return nil
+			}
+		}
+		signed := func(key string) error {
+			raw := e.read(key)
+			sum := digest.Bytes(raw)
+			envs, err := release.ReadSignatures(ctx, b, key, sum)
+			if err != nil || len(envs) != 1 {
+				return fmt.Errorf("%s: %d signatures (%v), want 1", key, len(envs), err)
+			}
+			if err := release.VerifySignature(envs[0], []*signature.Verifier{signer.Public()}, key, sum); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			return nil
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{
+					Config:      e.signedConfig(fmt.Sprintf("signing_key = %q", bad), ""),
+					ExpectError: regexp.MustCompile(`(?s)Invalid signing key.*signing_key.*PKCS#8 PEM`),
+				},
+				{
+					Config:      e.signedConfig(fmt.Sprintf("signing_key = %q", filepath.Join(t.TempDir(), "missing.pem")), ""),
+					ExpectError: regexp.MustCompile(`(?s)Cannot read the signing key.*no such file or directory`),
+					Check:       signatures(0),
+				},
+				{
+					Config: e.signedConfig(fmt.Sprintf("signing_key = %q", keyFile), ""),
+					Check:  signatures(2),
+				},
+				{
+					Config: e.signedConfig(fmt.Sprintf("signing_key = %q", keyFile), "prod"),
+					Check: resource.ComposeTestCheckFunc(signatures(3), func(s *terraformState) error {
+						v := s.RootModule().Resources["immutable_release.web"].Primary.Attributes["version"]
+						for _, k := range []string{store.VersionKey("web", v), store.MoveKey("web", "prod", 1), store.YankKey("old", "1.0.0", 1)} {
+							if err := signed(k); err != nil {
+								return err
+							}
+						}
+						return nil
+					}),
+				},
+			},
+		})
+		// Without the setting: a new release, a move and a yank, nothing
+		// more signed (the destroy above, still signing, un-yanked).
+		keys, err := b.List(ctx, store.FamilySignature.Dir())
+		must(t, err)
+		e.write(map[string]string{"index.html": "<h1>v2</h1>\n"})
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: e.signedConfig("", ""), Check: signatures(len(keys))},
+				{Config: e.signedConfig("", "staging"), Check: signatures(len(keys))},
+			},
+		})
+	})
+}
