@@ -33,10 +33,13 @@ import (
 // even when the write returned an error: it may have landed, and a
 // collector running now must still see the lease.
 //
-// A new writer (an image, a signature) follows Publish: a step that must
-// happen for every write of its kind (signing the record, say) goes
-// between the checks and the write, inside the operation, not in the
-// resource that calls it.
+// A new writer (an image) follows Publish: a step that must happen for
+// every write of its kind goes inside the operation, not in the resource
+// that calls it. Signing is one (SignWith, sign.go): after the write, of
+// the bytes the record's key holds then (a signature names a record's
+// digest, which exists only once it is written), and again on a run that
+// finds the record already written, so an interrupted one is signed by
+// the next.
 
 // Option adjusts one write operation (Publish, MoveTo, SetYank).
 type Option func(*options)
