@@ -120,10 +120,10 @@ func VerifySignature(env *signature.Envelope, trusted []*signature.Verifier, key
 	if err != nil {
 		return fmt.Errorf("%w (key IDs found: %v)", err, ids)
 	}
-	if st.PredicateType != RecordPredicateType {
-		return fmt.Errorf("its predicate type is %q, not %q", st.PredicateType, RecordPredicateType)
+	if st.PredicateType() != RecordPredicateType {
+		return fmt.Errorf("its predicate type is %q, not %q", st.PredicateType(), RecordPredicateType)
 	}
-	if len(st.Subject) == 0 || st.Subject[0].Name != key || st.Subject[0].Digest["sha256"] != sum.Hex() {
+	if subs := st.Subjects(); len(subs) == 0 || subs[0].Name != key || subs[0].Digest != sum {
 		return fmt.Errorf("its statement is not about %s with sha256 %s", key, sum.Hex())
 	}
 	return nil

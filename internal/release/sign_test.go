@@ -64,7 +64,7 @@ func stored(t *testing.T, b store.Backend, key string) digest.Sum {
 
 // signedBy checks that the record at key has exactly one signature, by s,
 // about its stored bytes, and returns its statement's subjects.
-func signedBy(t *testing.T, b store.Backend, key string, s *signature.Signer) []signature.StatementSubject {
+func signedBy(t *testing.T, b store.Backend, key string, s *signature.Signer) []signature.Subject {
 	t.Helper()
 	sum := stored(t, b, key)
 	envs, err := ReadSignatures(ctx, b, key, sum)
@@ -81,7 +81,7 @@ func signedBy(t *testing.T, b store.Backend, key string, s *signature.Signer) []
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Subject
+	return st.Subjects()
 }
 
 func signatureKeys(t *testing.T, b store.Backend) []string {
@@ -122,7 +122,7 @@ func TestSignedWrites(t *testing.T) {
 	subjects := signedBy(t, b, VersionKey("web", "1.0.0"), ci)
 	var names []string
 	for _, s := range subjects {
-		names = append(names, s.Name+"="+s.Digest["sha256"])
+		names = append(names, s.Name+"="+s.Digest.Hex())
 	}
 	want := []string{VersionKey("web", "1.0.0") + "=" + stored(t, b, VersionKey("web", "1.0.0")).Hex(),
 		"artifacts/site=" + a1[len(digest.Prefix):], "images/app=" + a2[len(digest.Prefix):]}
