@@ -265,44 +265,52 @@ func CheckSize(c Content, version, previous string) error {
 // Get reads and verifies a record. A missing one is store.ErrNotFound; one
 // larger than MaxRecordSize is an *OversizeRecordError.
 func Get(ctx context.Context, b store.Backend, name, version string) (*Record, error) {
+	r, _, err := GetStored(ctx, b, name, version)
+	return r, err
+}
+
+// GetStored is Get, also returning the record's stored bytes: what its
+// signatures are about (their first subject is the sha256 of these bytes).
+// The record returned is decoded from these very bytes.
+func GetStored(ctx context.Context, b store.Backend, name, version string) (*Record, []byte, error) {
 	key := VersionKey(name, version)
 	rc, err := b.Open(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = rc.Close() }() // read-only: what was read is checked, a close error loses nothing
 	raw, err := io.ReadAll(io.LimitReader(rc, MaxRecordSize+1))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(raw) > MaxRecordSize {
-		return nil, &OversizeRecordError{Key: key}
+		return nil, nil, &OversizeRecordError{Key: key}
 	}
 	var r Record
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return nil, &TamperedError{Key: key, Detail: "it is not a valid record: " + err.Error()}
+		return nil, nil, &TamperedError{Key: key, Detail: "it is not a valid record: " + err.Error()}
 	}
 	switch {
 	case r.Spec != Spec:
-		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", r.Spec)}
+		return nil, nil, &TamperedError{Key: key, Detail: fmt.Sprintf("unknown spec %q", r.Spec)}
 	case r.Name != name || r.Version != version:
-		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it names %s@%s", r.Name, r.Version)}
+		return nil, nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it names %s@%s", r.Name, r.Version)}
 	case r.Content().Digest().String() != r.Digest:
-		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its content hashes to %s, not the recorded %s", r.Content().Digest(), r.Digest)}
+		return nil, nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its content hashes to %s, not the recorded %s", r.Content().Digest(), r.Digest)}
 	}
 	// Images are read as Publish writes them: what names a record in the
 	// store (the collector keeps it) is checked, not only hashed.
 	for _, k := range slices.Sorted(maps.Keys(r.Images)) {
 		if err := CheckImageName(k); err != nil {
-			return nil, &TamperedError{Key: key, Detail: "its images: " + err.Error()}
+			return nil, nil, &TamperedError{Key: key, Detail: "its images: " + err.Error()}
 		}
 		if err := CheckImageRef(r.Images[k]); err != nil {
-			return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its image %s: %v", usertext.Show(k), err)}
+			return nil, nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its image %s: %v", usertext.Show(k), err)}
 		}
 	}
-	return &r, nil
+	return &r, raw, nil
 }
 
 // List returns the published versions of a release, ascending.
