@@ -6,12 +6,14 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/gc"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/provider"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signcli"
 )
 
 // version is set by goreleaser with -X main.version.
@@ -23,6 +25,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "gc" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := gc.Main(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	// `verify`, `sign` and `envelope` check and countersign release
+	// records' signatures outside Terraform.
+	if len(os.Args) > 1 && slices.Contains(signcli.Commands, os.Args[1]) {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := signcli.Main(ctx, os.Args[1], os.Args[2:], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}

@@ -1,0 +1,180 @@
+package signcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+const verifyUsage = `Usage: terraform-provider-immutable verify --store URL --release NAME@VERSION --trusted-key FILE [--trusted-key FILE...]
+       terraform-provider-immutable verify --store URL --channel RELEASE/CHANNEL --trusted-key FILE [...]
+
+Checks that a release version's record is signed by a trusted key: reads
+the record and its signatures, prints each signature's key ID and whether
+it is trusted and valid, and exits 0 when a trusted key's valid signature
+is about the record's stored bytes, 1 when none is (saying why: no
+signatures, only untrusted key IDs, or signatures that do not verify), 2
+on bad usage.
+
+With --channel, the channel's current move is checked the same way, then
+the version it points to.
+
+A trusted key file holds one or more PEM public keys (-----BEGIN PUBLIC
+KEY-----, Ed25519 or ECDSA P-256, as ` + "`openssl pkey -pubout`" + ` writes). A key
+ID is the hex sha256 of the key's DER:
+  openssl pkey -pubin -in pub.pem -outform DER | sha256sum
+
+` + storeHelp + `
+Options:
+`
+
+// keyFiles is a repeatable flag.
+type keyFiles []string
+
+func (k *keyFiles) String() string { return strings.Join(*k, ",") }
+
+func (k *keyFiles) Set(s string) error {
+	*k = append(*k, s)
+	return nil
+}
+
+func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newCommand("verify", verifyUsage, "Verifying needs s3:ListBucket and s3:GetObject on the store's prefix.", stderr)
+	var files keyFiles
+	c.fs.Var(&files, "trusted-key", "a `FILE` of trusted PEM public keys (repeat for several)")
+	channel := c.fs.String("channel", "", "check the current move of `RELEASE/CHANNEL` and the version it points to, instead of --release")
+	if code, done := c.parse(args); done {
+		return code
+	}
+	name, version, err := c.nameVersion(*channel == "")
+	if err != nil {
+		return c.fail(err)
+	}
+	var rel, ch string
+	if *channel != "" {
+		if c.release != "" {
+			return c.fail(usagef("give --release or --channel, not both"))
+		}
+		var ok bool
+		if rel, ch, ok = strings.Cut(*channel, "/"); !ok {
+			return c.fail(usagef("--channel %q: write RELEASE/CHANNEL, such as web/prod", *channel))
+		}
+		if err := release.CheckName(rel); err != nil {
+			return c.fail(usagef("--channel %q: %v", *channel, err))
+		}
+		if err := release.CheckChannel(ch); err != nil {
+			return c.fail(usagef("--channel %q: %v", *channel, err))
+		}
+	}
+	if len(files) == 0 {
+		return c.fail(usagef("no trusted key: give --trusted-key FILE (a PEM public key) at least once"))
+	}
+	var trusted []*signature.Verifier
+	for _, f := range files {
+		pem, err := readFile("--trusted-key", f)
+		if err != nil {
+			return c.fail(err)
+		}
+		keys, err := signature.ParsePublicKeys(pem)
+		if err != nil {
+			return c.fail(usagef("--trusted-key %s: %v", f, err))
+		}
+		trusted = append(trusted, keys...)
+	}
+	b, err := c.open(ctx)
+	if err != nil {
+		return c.fail(err)
+	}
+	if *channel != "" {
+		m, err := release.Current(ctx, b, rel, ch)
+		if err != nil {
+			return c.fail(err)
+		}
+		if m == nil {
+			return c.fail(fmt.Errorf("the channel %s/%s has no moves: check --channel and --store", rel, ch))
+		}
+		if err := check(ctx, b, stdout, fmt.Sprintf("move %d of %s/%s (to %s)", m.Seq, rel, ch, m.To), store.MoveKey(rel, ch, m.Seq), m.Stored(), trusted); err != nil {
+			return c.fail(err)
+		}
+		name, version = rel, m.To
+	}
+	_, raw, err := release.GetStored(ctx, b, name, version)
+	if err != nil {
+		return c.fail(recordError(name, version, err))
+	}
+	if err := check(ctx, b, stdout, name+"@"+version, release.VersionKey(name, version), raw, trusted); err != nil {
+		return c.fail(err)
+	}
+	return 0
+}
+
+// check prints the signatures of the record stored at key as raw, and
+// returns nil when one by a trusted key verifies, else why not.
+func check(ctx context.Context, b store.Backend, out io.Writer, label, key string, raw []byte, trusted []*signature.Verifier) error {
+	sum := digest.Bytes(raw)
+	envs, err := release.ReadSignatures(ctx, b, key, sum)
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	for _, v := range trusted {
+		ids[v.KeyID()] = true
+	}
+	var lines []string
+	var valid, untrusted, invalid []string
+	for _, env := range envs {
+		for _, sig := range env.Signatures {
+			one := *env
+			one.Signatures = []dsse.Signature{sig}
+			id := sig.KeyID
+			if id == "" {
+				id = "(none)"
+			}
+			if sig.KeyID != "" && !ids[sig.KeyID] {
+				untrusted = append(untrusted, id)
+				lines = append(lines, fmt.Sprintf("  key ID %s: not trusted", id))
+				continue
+			}
+			if err := release.VerifySignature(&one, trusted, key, sum); err != nil {
+				invalid = append(invalid, id)
+				lines = append(lines, fmt.Sprintf("  key ID %s: trusted, INVALID: %v", id, err))
+				continue
+			}
+			valid = append(valid, id)
+			lines = append(lines, fmt.Sprintf("  key ID %s: trusted, valid", id))
+		}
+	}
+	if _, err := fmt.Fprintf(out, "%s (%s, sha256 %s): %d signatures\n", label, key, sum.Hex(), len(lines)); err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(out, l); err != nil {
+			return err
+		}
+	}
+	if len(valid) > 0 {
+		return nil
+	}
+	var why []string
+	switch {
+	case len(lines) == 0:
+		why = append(why, "it has no signatures")
+	case len(untrusted) > 0:
+		why = append(why, "it is signed only by keys not trusted: key IDs "+strings.Join(slices.Compact(slices.Sorted(slices.Values(untrusted))), ", "))
+	}
+	if len(invalid) > 0 {
+		why = append(why, "the signatures of trusted keys "+strings.Join(invalid, ", ")+" do not verify (the record or its signature was altered, or the signature is of another record)")
+	}
+	return errors.New(label + " is not signed by a trusted key: " + strings.Join(why, "; ") +
+		". Have a trusted key sign it (terraform-provider-immutable sign), or, if the key IDs above are yours, give their public keys with --trusted-key")
+}
