@@ -88,8 +88,9 @@ func TestASignedRecordCarriesItsProvenance(t *testing.T) {
 	if bd.BuildType != BuildType || p.RunDetails.Builder.ID != BuilderID {
 		t.Errorf("buildType %q, builder %q", bd.BuildType, p.RunDetails.Builder.ID)
 	}
-	if cmd, _ := bd.ExternalParameters["command"].([]any); len(cmd) != 3 || cmd[2] != "cat in.txt > out; echo built" ||
-		bd.ExternalParameters["output"] != "out" || bd.ExternalParameters["environment"].(map[string]any)["LANG"] != "C" {
+	cmd, _ := bd.ExternalParameters["command"].([]any)
+	env, _ := bd.ExternalParameters["environment"].(map[string]any)
+	if len(cmd) != 3 || cmd[2] != "cat in.txt > out; echo built" || bd.ExternalParameters["output"] != "out" || env["LANG"] != "C" {
 		t.Errorf("externalParameters %v", bd.ExternalParameters)
 	}
 	deps := map[string]string{}
