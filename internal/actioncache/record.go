@@ -193,7 +193,15 @@ func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *dig
 // against a concurrent garbage collector (store.Hold) and found present
 // before it is written. (A run that found its output already stored, as
 // Publish does, did not hold it; a collector may have deleted it since.)
-func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.Listing, error) {
+//
+// With SignWith, the record written is signed after the write (see
+// SignRecord); a record found already stored is not: this run did not
+// produce it. A record written but not signed is a *SignatureError.
+func Put(ctx context.Context, st *store.Store, r *Record, opts ...PutOption) (*Record, *digest.Listing, error) {
+	var o putOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	out, what := store.BlobKey(r.Output), "output file"
 	if r.Type == TypeTree {
 		out, what = store.ListingKey(r.Output), "output listing"
@@ -217,7 +225,13 @@ func Put(ctx context.Context, st *store.Store, r *Record) (*Record, *digest.List
 	if errors.Is(err, store.ErrExists) {
 		return Lookup(ctx, st, r.Key)
 	}
-	return r, nil, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := o.sign(ctx, st, r); err != nil {
+		return nil, nil, err
+	}
+	return r, nil, nil
 }
 
 // DamagedOutputError is a record whose output no longer verifies: an

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -35,6 +36,8 @@ type Step struct {
 	// inputs); BeforeRecord just before the record is written (tests).
 	Prepare      func(ctx context.Context) error
 	BeforeRecord func(ctx context.Context) error
+	// Signer, when set, signs the record this run writes (SignWith).
+	Signer *signature.Signer
 }
 
 // Realized is a step's output, as the store records it.
@@ -117,7 +120,7 @@ func Realize(ctx context.Context, st *store.Store, s Step) (*Realized, error) {
 			return nil, err
 		}
 	}
-	got, gotMan, err := Put(ctx, st, &res.Record)
+	got, gotMan, err := Put(ctx, st, &res.Record, SignWith(s.Signer, &s.Job.Spec))
 	if err != nil {
 		return nil, err
 	}

@@ -453,6 +453,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 			return nil
 		},
 		BeforeRecord: r.data.hooks.beforeRecord,
+		Signer:       r.data.signer,
 	}
 	if !m.Digest.IsUnknown() {
 		planned, err := digest.Parse(m.Digest.ValueString())
@@ -500,6 +501,7 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 	var differs *actioncache.NotReproducibleError
 	var changed *actioncache.RecordChangedError
 	var local *localError
+	var unsigned *actioncache.SignatureError
 	inputAt := func(name string) path.Path {
 		if _, isLocal := m.InputPaths.Elements()[name]; isLocal {
 			return path.Root("input_paths").AtMapKey(name)
@@ -509,6 +511,12 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 	switch {
 	case errors.As(err, &local):
 		diags.Append(local.diags...)
+	case errors.As(err, &unsigned):
+		diags.AddAttributeError(path.Root("key"), "Build record written but not signed",
+			fmt.Sprintf("%s. The record stands (records are written once), and the next plan uses it as a cache hit "+
+				"without signing it: to have it signed, delete that record (and nothing else) from the store and apply again, "+
+				"which runs the step again and signs its record. If a signature already there is not this key's valid one, "+
+				"move it out of the store first.", upperFirst(err.Error())))
 	case errors.As(err, &differs):
 		diags.AddAttributeError(path.Root("check_reproducible"), "Build is not reproducible",
 			fmt.Sprintf("%s. The recorded output is kept. Make the build deterministic (fixed timestamps, sorted file lists, "+

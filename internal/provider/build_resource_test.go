@@ -3,9 +3,11 @@ package provider
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,6 +23,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -973,5 +976,88 @@ resource "immutable_build" "run" {
 				statecheck.ExpectKnownValue("immutable_build.run", tfjsonpath.New("digest"), knownvalue.StringExact(digestOfBytes("ran\n"))),
 			},
 		}},
+	})
+}
+
+// TestAccBuild_signed: with signing_key, the build record a run writes is
+// signed with a SLSA provenance about the record and its output, which
+// verifies with the key, and which cosign (a verifier written apart from
+// this provider) accepts against the output file as the blob.
+func TestAccBuild_signed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	keyFile, signer := writeSigningKey(t, t.TempDir())
+	cfg := e.providerBlock(fmt.Sprintf("signing_key = %q", keyFile)) + `
+resource "immutable_build" "b" {
+  command = ["sh", "-c", "echo signed > out"]
+  tools   = ["sh"]
+  output  = "out"
+}
+`
+	check := func(s *terraformState) error {
+		st := e.backend()
+		key, err := digest.Parse(s.RootModule().Resources["immutable_build.b"].Primary.Attributes["key"])
+		if err != nil {
+			return err
+		}
+		rk := store.ActionKey(key)
+		raw := e.read(rk)
+		rec, err := actioncache.ParseRecord(raw, key, rk)
+		if err != nil {
+			return err
+		}
+		sum := digest.Bytes(raw)
+		envs, err := signature.ReadSignatures(ctx, st.Backend(), rk, sum)
+		if err != nil || len(envs) != 1 {
+			return fmt.Errorf("%s: %d signatures (%v), want 1", rk, len(envs), err)
+		}
+		stmt, err := signature.VerifyRecord(envs[0], []*signature.Verifier{signer.Public()}, rk, sum, signature.ProvenancePredicateType)
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.Provenance(); err != nil {
+			return err
+		}
+		if subs := stmt.Subjects(); len(subs) != 2 || subs[1].Name != "out" || subs[1].Digest != rec.Output {
+			return fmt.Errorf("subjects %v, want the record and out %s", subs, rec.Output)
+		}
+
+		cosign := os.Getenv("COSIGN_PATH")
+		if cosign == "" {
+			if os.Getenv("CI") != "" {
+				return fmt.Errorf("CI: set COSIGN_PATH (scripts/cosign.sh builds cosign)")
+			}
+			t.Log("COSIGN_PATH unset: cosign's check skipped (scripts/cosign.sh builds cosign)")
+			return nil
+		}
+		dir := t.TempDir()
+		envJSON, err := json.Marshal(envs[0])
+		if err != nil {
+			return err
+		}
+		envPath, pubPath, blobPath, otherPath := filepath.Join(dir, "envelope.json"), filepath.Join(dir, "pub.pem"), filepath.Join(dir, "out"), filepath.Join(dir, "other")
+		for p, b := range map[string][]byte{envPath: envJSON, pubPath: signer.Public().PEM(), blobPath: e.read(store.BlobKey(rec.Output)), otherPath: []byte("not signed\n")} {
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				return err
+			}
+		}
+		verify := func(blob string) (string, error) {
+			cmd := exec.Command(cosign, "verify-blob-attestation", "--key", pubPath, "--signature", envPath,
+				"--type", signature.ProvenancePredicateType, "--insecure-ignore-tlog=true", blob)
+			cmd.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf")) // no network, nothing written outside dir
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		if out, err := verify(blobPath); err != nil || !strings.Contains(out, "Verified OK") {
+			return fmt.Errorf("cosign refused the build's provenance: %v\n%s", err, out)
+		}
+		if out, err := verify(otherPath); err == nil {
+			return fmt.Errorf("cosign accepted the build's provenance for another file:\n%s", out)
+		}
+		return nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps:                    []resource.TestStep{{Config: cfg, Check: check}},
 	})
 }

@@ -6,12 +6,9 @@ package release
 // signatures through ReadSignatures.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 
@@ -23,7 +20,7 @@ import (
 // RecordPredicateType is the predicate type of a record's statement: its
 // first subject is the record (its key, and the sha256 of its stored
 // bytes), the predicate says which kind of record it is.
-const RecordPredicateType = "https://immutable-infra.dev/record/v1"
+const RecordPredicateType = signature.RecordPredicateType
 
 // The kinds of record a statement names (RecordPredicate.Kind).
 const (
@@ -34,13 +31,10 @@ const (
 )
 
 // RecordPredicate is the predicate of a record's statement.
-type RecordPredicate struct {
-	Kind string `json:"kind"`
-}
+type RecordPredicate = signature.RecordPredicate
 
-// MaxSignatureSize bounds a stored signature (an envelope with a few
-// hundred subjects is far below it).
-const MaxSignatureSize = 1 << 20
+// MaxSignatureSize bounds a stored signature.
+const MaxSignatureSize = signature.MaxStoredSize
 
 // SignWith signs the record the operation writes (or finds already
 // written: an earlier apply's) with s, after it is written: see
@@ -64,120 +58,34 @@ func (e *SignatureError) Error() string {
 func (e *SignatureError) Unwrap() error { return e.Err }
 
 // SignRecord signs the record stored at key, which must hold exactly
-// want (the bytes the writer wrote, or found written and read), with s:
-// an in-toto statement whose first subject is the record (name key,
-// digest the sha256 of want), then extra, with a RecordPredicate of kind;
-// and stores its DSSE envelope once at store.SignatureKey. A signature by
-// the same key already there is accepted only if it verifies with s's
-// public key and names this record; otherwise the error says so and
-// nothing is overwritten.
+// want, with s: a statement whose first subject is the record, then
+// extra, with a RecordPredicate of kind, stored once at
+// store.SignatureKey. See signature.SignRecord, which does the work.
 func SignRecord(ctx context.Context, b store.Backend, s *signature.Signer, key string, want []byte, kind string, extra []signature.Subject) (*signature.Envelope, error) {
-	got, err := readLimited(ctx, b, key, int64(len(want))+1)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(got, want) {
-		return nil, fmt.Errorf("%s does not hold the record written (its bytes differ), so it is not signed", key)
-	}
-	sum := digest.Bytes(want)
-	subjects := append([]signature.Subject{{Name: key, Digest: sum}}, extra...)
-	statement, err := signature.NewStatement(subjects, RecordPredicateType, RecordPredicate{Kind: kind})
-	if err != nil {
-		return nil, err
-	}
-	env, err := signature.Sign(s, statement)
-	if err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(env)
-	if err != nil {
-		return nil, err
-	}
-	sigKey := store.SignatureKey(sum, s.KeyID())
-	err = b.Create(ctx, sigKey, bytes.NewReader(body))
-	if !errors.Is(err, store.ErrExists) {
-		return env, err
-	}
-	// Signed before (an earlier apply): kept if it is a valid signature
-	// of this record by this key.
-	existing, err := readSignature(ctx, b, sigKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := VerifySignature(existing, []*signature.Verifier{s.Public()}, key, sum); err != nil {
-		return nil, fmt.Errorf("%s already holds a signature that is not a valid one of %s by this key (%v): move it out of the store "+
-			"and sign again", sigKey, key, err)
-	}
-	return existing, nil
+	return signature.SignRecord(ctx, b, s, key, want, RecordPredicateType, RecordPredicate{Kind: kind}, extra)
 }
 
 // VerifySignature checks that env is signed by one of trusted and that its
-// statement is about the record at key whose stored bytes have the sha256
-// sum (its first subject): a signature copied from another record, or of
-// an earlier record at the same key, is refused.
+// statement is a RecordPredicateType one about the record at key whose
+// stored bytes have the sha256 sum (its first subject): a signature copied
+// from another record, or of an earlier record at the same key, is
+// refused. See signature.VerifyRecord.
 func VerifySignature(env *signature.Envelope, trusted []*signature.Verifier, key string, sum digest.Sum) error {
-	st, ids, err := signature.Verify(env, trusted)
-	if err != nil {
-		return fmt.Errorf("%w (key IDs found: %v)", err, ids)
-	}
-	if st.PredicateType() != RecordPredicateType {
-		return fmt.Errorf("its predicate type is %q, not %q", st.PredicateType(), RecordPredicateType)
-	}
-	if subs := st.Subjects(); len(subs) == 0 || subs[0].Name != key || subs[0].Digest != sum {
-		return fmt.Errorf("its statement is not about %s with sha256 %s", key, sum.Hex())
-	}
-	return nil
+	_, err := signature.VerifyRecord(env, trusted, key, sum, RecordPredicateType)
+	return err
 }
 
 // ReadSignatures reads the signatures of the record at recordKey whose
-// stored bytes have the sha256 recordDigest, in key ID order. They are
-// not verified: a reader checks each with VerifySignature against the
-// keys it trusts.
+// stored bytes have the sha256 recordDigest, in key ID order, unverified
+// (see signature.ReadSignatures). An object there that is not a signature
+// is a *TamperedError.
 func ReadSignatures(ctx context.Context, b store.Backend, recordKey string, recordDigest digest.Sum) ([]*signature.Envelope, error) {
-	keys, err := b.List(ctx, store.SignaturesPrefix(recordDigest))
-	if err != nil {
-		return nil, err
+	envs, err := signature.ReadSignatures(ctx, b, recordKey, recordDigest)
+	var bad *signature.StoredError
+	if errors.As(err, &bad) {
+		return nil, &TamperedError{Key: bad.Key, Detail: bad.Detail}
 	}
-	var envs []*signature.Envelope
-	for _, k := range keys {
-		if sk, ok := store.ParseKey(k); !ok || sk.Family != store.FamilySignature {
-			return nil, &TamperedError{Key: k, Detail: fmt.Sprintf("it is not a signature of %s the provider wrote", recordKey)}
-		}
-		env, err := readSignature(ctx, b, k)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since it was listed (its record collected)
-		}
-		if err != nil {
-			return nil, err
-		}
-		envs = append(envs, env)
-	}
-	return envs, nil
-}
-
-// readSignature reads the envelope stored at key.
-func readSignature(ctx context.Context, b store.Backend, key string) (*signature.Envelope, error) {
-	raw, err := readLimited(ctx, b, key, MaxSignatureSize+1)
-	if err != nil {
-		return nil, err
-	}
-	if len(raw) > MaxSignatureSize {
-		return nil, &TamperedError{Key: key, Detail: fmt.Sprintf("it is larger than %d bytes", MaxSignatureSize)}
-	}
-	var env signature.Envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, &TamperedError{Key: key, Detail: "it is not a DSSE envelope: " + err.Error()}
-	}
-	return &env, nil
-}
-
-func readLimited(ctx context.Context, b store.Backend, key string, n int64) ([]byte, error) {
-	rc, err := b.Open(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rc.Close() }() // read-only
-	return io.ReadAll(io.LimitReader(rc, n))
+	return envs, err
 }
 
 // sign signs the record at key with the operation's signer, if any.

@@ -1,15 +1,12 @@
 package release
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -158,45 +155,3 @@ func TestSignedWrites(t *testing.T) {
 		t.Errorf("%d signatures, want 4 (a record twice, a move, a yank)", n)
 	}
 }
-
-// TestSignRecordRefusesForeignSignature: a signature already stored under
-// the key's name that is not a valid one of the record (tampered, or
-// about another record) is refused and left as it is.
-func TestSignRecordRefusesForeignSignature(t *testing.T) {
-	b := backend(t)
-	s := testSigner(t, false)
-	if _, err := WriteRecord(ctx, b, &Record{Name: "web", Version: "1.0.0"}, now); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := WriteRecord(ctx, b, &Record{Name: "web", Version: "2.0.0"}, now); err != nil {
-		t.Fatal(err)
-	}
-	r1, _ := Get(ctx, b, "web", "1.0.0")
-	r2, _ := Get(ctx, b, "web", "2.0.0")
-	// A signature of 2.0.0 copied to where 1.0.0's goes.
-	env, err := SignRecord(ctx, b, s, VersionKey("web", "2.0.0"), r2.encode(), KindRelease, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copied := store.SignatureKey(digest.Bytes(r1.encode()), s.KeyID())
-	var buf bytes.Buffer
-	if err := jsonEncode(&buf, env); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Create(ctx, copied, &buf); err != nil {
-		t.Fatal(err)
-	}
-	_, err = SignRecord(ctx, b, s, VersionKey("web", "1.0.0"), r1.encode(), KindRelease, nil)
-	if err == nil || !strings.Contains(err.Error(), "not a valid one") {
-		t.Fatalf("signing over a copied signature: %v", err)
-	}
-	// Bytes that are not the record's are not signed.
-	if _, err := SignRecord(ctx, b, s, VersionKey("web", "1.0.0"), r2.encode(), KindRelease, nil); err == nil {
-		t.Fatal("signed bytes the record does not hold")
-	}
-	if _, err := SignRecord(ctx, b, s, VersionKey("web", "3.0.0"), r2.encode(), KindRelease, nil); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("signing a missing record: %v", err)
-	}
-}
-
-func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

@@ -1,0 +1,166 @@
+package signature
+
+// Stored signatures: the one place a record's signature is written to and
+// read from the store. Every writer (release versions, channel moves, yank
+// entries, build action records) signs through SignRecord; every reader
+// finds a record's signatures with ReadSignatures and checks each with
+// VerifyRecord.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// RecordPredicateType is the predicate type of a plain record's statement
+// (a release version, a channel move, a yank entry): its first subject is
+// the record (its key, and the sha256 of its stored bytes), the predicate
+// says which kind of record it is. A build action record's statement is a
+// SLSA provenance (ProvenancePredicateType) with the same first subject.
+const RecordPredicateType = "https://immutable-infra.dev/record/v1"
+
+// RecordPredicate is the predicate of a record's statement.
+type RecordPredicate struct {
+	Kind string `json:"kind"`
+}
+
+// MaxStoredSize bounds a stored signature (an envelope with a few hundred
+// subjects is far below it).
+const MaxStoredSize = 1 << 20
+
+// StoredError is an object under the signatures folder that is not a
+// signature the provider wrote: not a signature key, too large, or not a
+// DSSE envelope.
+type StoredError struct {
+	Key    string
+	Detail string
+}
+
+func (e *StoredError) Error() string {
+	return fmt.Sprintf("the signature %s was altered after it was written: %s", e.Key, e.Detail)
+}
+
+// SignRecord signs the record stored at key, which must hold exactly want
+// (the bytes the writer wrote, or found written and read), with s: an
+// in-toto statement whose first subject is the record (name key, digest
+// the sha256 of want), then extra, with the predicate of predicateType;
+// and stores its DSSE envelope once at store.SignatureKey. A signature by
+// the same key already there is accepted only if it verifies with s's
+// public key and names this record with this predicate type; otherwise the
+// error says so and nothing is overwritten.
+func SignRecord(ctx context.Context, b store.Backend, s *Signer, key string, want []byte, predicateType string, predicate any, extra []Subject) (*Envelope, error) {
+	got, err := readLimited(ctx, b, key, int64(len(want))+1)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("%s does not hold the record written (its bytes differ), so it is not signed", key)
+	}
+	sum := digest.Bytes(want)
+	subjects := append([]Subject{{Name: key, Digest: sum}}, extra...)
+	statement, err := NewStatement(subjects, predicateType, predicate)
+	if err != nil {
+		return nil, err
+	}
+	env, err := Sign(s, statement)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	sigKey := store.SignatureKey(sum, s.KeyID())
+	err = b.Create(ctx, sigKey, bytes.NewReader(body))
+	if !errors.Is(err, store.ErrExists) {
+		return env, err
+	}
+	// Signed before (an earlier apply): kept if it is a valid signature
+	// of this record by this key.
+	existing, err := readStored(ctx, b, sigKey)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := VerifyRecord(existing, []*Verifier{s.Public()}, key, sum, predicateType); err != nil {
+		return nil, fmt.Errorf("%s already holds a signature that is not a valid one of %s by this key (%v): move it out of the store "+
+			"and sign again", sigKey, key, err)
+	}
+	return existing, nil
+}
+
+// VerifyRecord checks that env is signed by one of trusted, that its
+// statement has the predicate type predicateType, and that it is about the
+// record at key whose stored bytes have the sha256 sum (its first
+// subject): a signature copied from another record, or of an earlier
+// record at the same key, is refused. It returns the statement.
+func VerifyRecord(env *Envelope, trusted []*Verifier, key string, sum digest.Sum, predicateType string) (*Statement, error) {
+	st, _, err := Verify(env, trusted)
+	if err != nil {
+		return nil, err
+	}
+	if st.PredicateType() != predicateType {
+		return nil, fmt.Errorf("its predicate type is %q, not %q", st.PredicateType(), predicateType)
+	}
+	if subs := st.Subjects(); subs[0].Name != key || subs[0].Digest != sum {
+		return nil, fmt.Errorf("its statement is not about %s with sha256 %s", key, sum.Hex())
+	}
+	return st, nil
+}
+
+// ReadSignatures reads the signatures of the record at recordKey whose
+// stored bytes have the sha256 recordDigest, in key ID order. They are not
+// verified: a reader checks each with VerifyRecord against the keys it
+// trusts. An object in the record's signature folder that is not a
+// signature is a *StoredError.
+func ReadSignatures(ctx context.Context, b store.Backend, recordKey string, recordDigest digest.Sum) ([]*Envelope, error) {
+	keys, err := b.List(ctx, store.SignaturesPrefix(recordDigest))
+	if err != nil {
+		return nil, err
+	}
+	var envs []*Envelope
+	for _, k := range keys {
+		if sk, ok := store.ParseKey(k); !ok || sk.Family != store.FamilySignature {
+			return nil, &StoredError{Key: k, Detail: fmt.Sprintf("it is not a signature of %s the provider wrote", recordKey)}
+		}
+		env, err := readStored(ctx, b, k)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since it was listed (its record collected)
+		}
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, env)
+	}
+	return envs, nil
+}
+
+// readStored reads the envelope stored at key.
+func readStored(ctx context.Context, b store.Backend, key string) (*Envelope, error) {
+	raw, err := readLimited(ctx, b, key, MaxStoredSize+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxStoredSize {
+		return nil, &StoredError{Key: key, Detail: fmt.Sprintf("it is larger than %d bytes", MaxStoredSize)}
+	}
+	env, err := ParseEnvelope(raw)
+	if err != nil {
+		return nil, &StoredError{Key: key, Detail: err.Error()}
+	}
+	return env, nil
+}
+
+func readLimited(ctx context.Context, b store.Backend, key string, n int64) ([]byte, error) {
+	rc, err := b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }() // read-only
+	return io.ReadAll(io.LimitReader(rc, n))
+}

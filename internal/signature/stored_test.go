@@ -1,0 +1,116 @@
+package signature
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+)
+
+func testBackend(t *testing.T) store.Backend {
+	t.Helper()
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// putRecord stores body at key once.
+func putRecord(t *testing.T, b store.Backend, key string, body []byte) {
+	t.Helper()
+	if err := b.Create(context.Background(), key, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSignRecord: a record is signed once per key, about its stored
+// bytes; signing again keeps the signature; ReadSignatures finds it and
+// VerifyRecord accepts it only for its record and predicate type.
+func TestSignRecord(t *testing.T) {
+	ctx := context.Background()
+	b := testBackend(t)
+	s := newSigner(t, Ed25519)
+	key, body := store.VersionKey("web", "1.0.0"), []byte("a record\n")
+	putRecord(t, b, key, body)
+	sum := digest.Bytes(body)
+	extra := []Subject{{Name: "artifacts/site", Digest: digest.Bytes([]byte("site"))}}
+	env, err := SignRecord(ctx, b, s, key, body, RecordPredicateType, RecordPredicate{Kind: "release"}, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := SignRecord(ctx, b, s, key, body, RecordPredicateType, RecordPredicate{Kind: "release"}, extra)
+	if err != nil || again.Signatures[0].Sig != env.Signatures[0].Sig {
+		t.Fatalf("signing again: %v (the stored signature must be kept)", err)
+	}
+	envs, err := ReadSignatures(ctx, b, key, sum)
+	if err != nil || len(envs) != 1 {
+		t.Fatalf("ReadSignatures: %d, %v; want 1", len(envs), err)
+	}
+	st, err := VerifyRecord(envs[0], []*Verifier{s.Public()}, key, sum, RecordPredicateType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subs := st.Subjects(); len(subs) != 2 || subs[0] != (Subject{Name: key, Digest: sum}) || subs[1] != extra[0] {
+		t.Errorf("subjects %v", subs)
+	}
+	if _, err := VerifyRecord(envs[0], []*Verifier{s.Public()}, key, sum, ProvenancePredicateType); err == nil {
+		t.Error("accepted for another predicate type")
+	}
+	if _, err := VerifyRecord(envs[0], []*Verifier{s.Public()}, store.VersionKey("web", "2.0.0"), sum, RecordPredicateType); err == nil {
+		t.Error("accepted for another record key")
+	}
+	if _, err := VerifyRecord(envs[0], []*Verifier{newSigner(t, Ed25519).Public()}, key, sum, RecordPredicateType); err == nil {
+		t.Error("accepted with an untrusted key")
+	}
+
+	// Something under the record's signatures that is not an envelope.
+	putRecord(t, b, store.SignatureKey(sum, newSigner(t, ECDSAP256).KeyID()), []byte("not json"))
+	var bad *StoredError
+	if _, err := ReadSignatures(ctx, b, key, sum); !errors.As(err, &bad) {
+		t.Fatalf("a garbled signature: %v, want *StoredError", err)
+	}
+}
+
+// TestSignRecordRefusesForeignSignature: a signature already stored under
+// the key's name that is not a valid one of the record (tampered, or
+// about another record) is refused and left as it is.
+func TestSignRecordRefusesForeignSignature(t *testing.T) {
+	ctx := context.Background()
+	b := testBackend(t)
+	s := newSigner(t, Ed25519)
+	k1, k2 := store.VersionKey("web", "1.0.0"), store.VersionKey("web", "2.0.0")
+	r1, r2 := []byte("record one\n"), []byte("record two\n")
+	putRecord(t, b, k1, r1)
+	putRecord(t, b, k2, r2)
+	sign := func(key string, body []byte) (*Envelope, error) {
+		return SignRecord(ctx, b, s, key, body, RecordPredicateType, RecordPredicate{Kind: "release"}, nil)
+	}
+	// A signature of 2.0.0 copied to where 1.0.0's goes.
+	env, err := sign(k2, r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putRecord(t, b, store.SignatureKey(digest.Bytes(r1), s.KeyID()), raw)
+	if _, err := sign(k1, r1); err == nil || !strings.Contains(err.Error(), "not a valid one") {
+		t.Fatalf("signing over a copied signature: %v", err)
+	}
+	// Bytes that are not the record's are not signed.
+	if _, err := sign(k1, r2); err == nil {
+		t.Fatal("signed bytes the record does not hold")
+	}
+	if _, err := sign(store.VersionKey("web", "3.0.0"), r2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("signing a missing record: %v", err)
+	}
+}
