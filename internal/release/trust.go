@@ -75,9 +75,9 @@ type UntrustedRecordError struct {
 func (e *UntrustedRecordError) Error() string {
 	var b strings.Builder
 	if e.Unsigned {
-		fmt.Fprintf(&b, "%s has no signature, and the trust policy requires one (require_signatures)", e.Key)
+		fmt.Fprintf(&b, "the record %s has no signature, and the trust policy requires one (require_signatures)", e.Key)
 	} else {
-		fmt.Fprintf(&b, "%s has no valid signature by a trusted key: its signatures name key IDs %s", e.Key, strings.Join(e.Found, ", "))
+		fmt.Fprintf(&b, "the record %s has no valid signature by a trusted key: its signatures name key IDs %s", e.Key, strings.Join(e.Found, ", "))
 		if len(e.Invalid) > 0 {
 			fmt.Fprintf(&b, "; those of trusted keys %s do not verify or name another record (the record or its signature was altered)",
 				strings.Join(e.Invalid, ", "))
@@ -182,4 +182,17 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 	slices.Sort(details)
 	e.Detail = strings.Join(slices.Compact(details), "; ")
 	return e
+}
+
+// Get reads a version's record (Get) and checks it under t: the one read
+// of a record every reader goes through.
+func (t *Trust) Get(ctx context.Context, b store.Backend, name, version string) (*Record, error) {
+	r, err := Get(ctx, b, name, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.CheckRecord(ctx, b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
