@@ -109,7 +109,11 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		return
 	}
 	cur := hist[len(hist)-1]
-	rec, err := release.Get(ctx, st.Backend(), rel, cur.To)
+	if err := d.data.trust.CheckMove(ctx, st.Backend(), cur); err != nil {
+		resp.Diagnostics.Append(releaseError(st, rel, err))
+		return
+	}
+	rec, err := d.data.trust.Get(ctx, st.Backend(), rel, cur.To)
 	if err != nil {
 		resp.Diagnostics.Append(releaseError(st, rel, err))
 		return

@@ -197,7 +197,7 @@ func (r *ChannelResource) moveRefused(m *channelModel, err error, hint string) d
 func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previous string) (*release.Record, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	b, rel := r.data.store.Backend(), m.Release.ValueString()
-	to, err := release.Get(ctx, b, rel, m.Version.ValueString())
+	to, err := r.data.trust.Get(ctx, b, rel, m.Version.ValueString())
 	if err != nil {
 		diags.Append(releaseError(r.data.store, rel, err))
 		return nil, diags

@@ -30,6 +30,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/image/publish"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/registry"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -65,6 +66,7 @@ type providerModel struct {
 	BuildCache      types.String    `tfsdk:"build_cache"`
 	SigningKey      types.String    `tfsdk:"signing_key"`
 	S3              *s3Model        `tfsdk:"s3"`
+	Trust           *trustModel     `tfsdk:"trust"`
 	Registry        []registryModel `tfsdk:"registry"`
 }
 
@@ -86,6 +88,9 @@ type providerData struct {
 	buildCache      actioncache.Mode
 	// signer signs every record written (signing_key); nil signs nothing.
 	signer *signature.Signer
+	// trust checks every record read (the trust block), each once per
+	// operation; nil checks nothing.
+	trust *release.Trust
 	// cache makes plans cheap: the stat cache skips unchanged files.
 	cache *statcache.Cache
 	// refs finds, builds and checks archives in the store, checking each
@@ -181,6 +186,7 @@ func providerSchema() schema.Schema {
 		},
 		Blocks: map[string]schema.Block{
 			"registry": registryBlock(),
+			"trust":    trustBlock(),
 			"s3": schema.SingleNestedBlock{
 				MarkdownDescription: "Settings of an `s3://` store. Each falls back to the standard AWS environment. Credentials " +
 					"always come from the standard AWS chain (environment, shared config and profiles, SSO, web identity, " +
@@ -314,6 +320,10 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
+	trust, diags := loadTrust(cfg.Trust)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
 	regOpts, diags := registryOptions(cfg.Registry, "terraform-provider-immutable/"+p.version)
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
@@ -321,7 +331,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
 	data := newProviderData(st, statcache.Default())
 	data.verifyOnRefresh, data.buildCache, data.hooks = cfg.VerifyOnRefresh.ValueBool(), buildCache, p.hooks
-	data.signer = signer
+	data.signer, data.trust = signer, trust
 	data.registries = &registries{opts: regOpts}
 	resp.ResourceData = data
 	resp.DataSourceData = data

@@ -161,7 +161,7 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		resp.Diagnostics.Append(releaseError(st, name, err))
 		return
 	}
-	rec, err := release.Get(ctx, st.Backend(), name, v)
+	rec, err := d.data.trust.Get(ctx, st.Backend(), name, v)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("version %s vanished while it was read: %w", v, err)

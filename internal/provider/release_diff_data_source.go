@@ -251,9 +251,9 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 		return
 	}
 
-	older, diags := getRecord(ctx, st, name, from.Original())
+	older, diags := getRecord(ctx, st, d.data.trust, name, from.Original())
 	resp.Diagnostics.Append(diags...)
-	newer, diags := getRecord(ctx, st, name, to.Original())
+	newer, diags := getRecord(ctx, st, d.data.trust, name, to.Original())
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -343,10 +343,11 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
-// getRecord reads one version's record, which a listing has just shown.
-func getRecord(ctx context.Context, st *store.Store, name, version string) (*release.Record, diag.Diagnostics) {
+// getRecord reads one version's record, which a listing has just shown,
+// and checks it under trust.
+func getRecord(ctx context.Context, st *store.Store, trust *release.Trust, name, version string) (*release.Record, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	rec, err := release.Get(ctx, st.Backend(), name, version)
+	rec, err := trust.Get(ctx, st.Backend(), name, version)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("version %s vanished while it was read: %w", version, err)

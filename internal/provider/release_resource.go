@@ -517,7 +517,10 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	var tooLarge *release.TooLargeError
 	var oversize *release.OversizeRecordError
 	var yankedContent *release.YankedContentError
+	var untrusted *release.UntrustedRecordError
 	switch {
+	case errors.As(err, &untrusted):
+		return untrustedError(untrusted)
 	case errors.As(err, &tooLarge):
 		todo := "Keep large values out of `metadata`: store them as an immutable_artifact and put its digest in `artifacts`."
 		switch tooLarge.Attribute() {

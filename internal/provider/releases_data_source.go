@@ -89,12 +89,14 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	elems := make([]attr.Value, 0, len(r.Matched))
+	recs := make(map[string]*release.Record, len(r.Matched))
 	for _, v := range r.Matched {
 		rec, err := release.Get(ctx, st.Backend(), name, v.Original())
 		if err != nil {
 			resp.Diagnostics.Append(releaseError(st, name, err))
 			return
 		}
+		recs[v.Original()] = rec
 		elems = append(elems, types.ObjectValueMust(releaseVersionType.AttrTypes, map[string]attr.Value{
 			"version":          types.StringValue(rec.Version),
 			"digest":           types.StringValue(rec.Digest),
@@ -110,6 +112,12 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.Versions = list
 	m.Latest = types.StringNull()
 	if latest := r.Latest(); latest != nil {
+		// The version a configuration deploys is checked; the list is
+		// what the store holds.
+		if err := d.data.trust.CheckRecord(ctx, st.Backend(), recs[latest.Original()]); err != nil {
+			resp.Diagnostics.Append(releaseError(st, name, err))
+			return
+		}
 		m.Latest = types.StringValue(latest.Original())
 	} else if len(r.Matched) > 0 {
 		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "Every matching version is yanked",

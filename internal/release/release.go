@@ -139,7 +139,16 @@ type Record struct {
 	Metadata        map[string]string `json:"metadata"`
 	PreviousVersion string            `json:"previous_version,omitempty"`
 	PublishedAt     string            `json:"published_at"`
+
+	// stored is the sha256 of the bytes Get read (zero for a record not
+	// read from the store): what a signature of the record covers.
+	stored digest.Sum
 }
+
+// StoredDigest is the sha256 of the stored bytes Get (GetStored) read the record
+// from, which its signatures name (Trust.Check); the zero Sum for a
+// record not read by Get.
+func (r *Record) StoredDigest() digest.Sum { return r.stored }
 
 // Content returns the part of the record the digest covers.
 func (r *Record) Content() Content {
@@ -310,6 +319,7 @@ func GetStored(ctx context.Context, b store.Backend, name, version string) (*Rec
 			return nil, nil, &TamperedError{Key: key, Detail: fmt.Sprintf("its image %s: %v", usertext.Show(k), err)}
 		}
 	}
+	r.stored = digest.Bytes(raw)
 	return &r, raw, nil
 }
 

@@ -1,0 +1,198 @@
+package release
+
+// Verification: every reader checks a record it read from the store
+// (a release version, a channel move) through one Trust, made once per
+// operation.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// Trust is a verification policy, and the memory of one operation's
+// checks: each record's signatures are listed, read and checked once per
+// Trust. Make one per operation (the provider does, per Configure); a nil
+// *Trust, or one with no keys and Require false, checks nothing and reads
+// nothing.
+//
+// With keys, a record passes when a trusted key's valid signature names
+// it (its key and the sha256 of its stored bytes). A record without any
+// signature passes only when Require is false (a store still being
+// signed); a record that carries signatures, none of them a trusted key's
+// valid one (a tampered signature, an untrusted or revoked signer, a
+// signature of another record), is refused whether or not Require is set:
+// someone signed it, and not as the policy trusts.
+type Trust struct {
+	Keys    []*signature.Verifier
+	Require bool
+
+	mu   sync.Mutex
+	done map[trustKey]*trustResult
+}
+
+type trustKey struct {
+	key string
+	sum digest.Sum
+}
+
+type trustResult struct {
+	once sync.Once
+	err  error
+}
+
+// NewTrust returns a policy trusting keys; require refuses unsigned
+// records too.
+func NewTrust(keys []*signature.Verifier, require bool) *Trust {
+	return &Trust{Keys: keys, Require: require}
+}
+
+// Enabled reports whether t checks anything.
+func (t *Trust) Enabled() bool { return t != nil && (len(t.Keys) > 0 || t.Require) }
+
+// UntrustedRecordError is a record refused by the policy: no valid
+// signature by a trusted key names it.
+type UntrustedRecordError struct {
+	Key string // the record's key
+	// Found are the key IDs the record's signatures name (as claimed),
+	// sorted; Invalid those of trusted keys whose signature did not
+	// verify or named another record.
+	Found, Invalid []string
+	// Unsigned is a record with no signature at all (refused under
+	// Require).
+	Unsigned bool
+	// Detail says why the signatures found do not count.
+	Detail string
+}
+
+func (e *UntrustedRecordError) Error() string {
+	var b strings.Builder
+	if e.Unsigned {
+		fmt.Fprintf(&b, "the record %s has no signature, and the trust policy requires one (require_signatures)", e.Key)
+	} else {
+		fmt.Fprintf(&b, "the record %s has no valid signature by a trusted key: its signatures name key IDs %s", e.Key, strings.Join(e.Found, ", "))
+		if len(e.Invalid) > 0 {
+			fmt.Fprintf(&b, "; those of trusted keys %s do not verify or name another record (the record or its signature was altered)",
+				strings.Join(e.Invalid, ", "))
+		}
+		if e.Detail != "" {
+			fmt.Fprintf(&b, " (%s)", e.Detail)
+		}
+	}
+	b.WriteString(". Sign the record with a trusted key (`terraform-provider-immutable sign`, or an apply whose signing_key " +
+		"is trusted), or, if its signer should be trusted, add that key's public key to the provider's trust.keys")
+	return b.String()
+}
+
+// Check returns nil when the record stored at key, whose stored bytes
+// have the sha256 sum, may be used under t; otherwise an
+// *UntrustedRecordError, or the store's error reading its signatures.
+// Each (key, sum) is checked once per Trust.
+func (t *Trust) Check(ctx context.Context, b store.Backend, key string, sum digest.Sum) error {
+	if !t.Enabled() {
+		return nil
+	}
+	k := trustKey{key, sum}
+	t.mu.Lock()
+	if t.done == nil {
+		t.done = map[trustKey]*trustResult{}
+	}
+	r, ok := t.done[k]
+	if !ok {
+		r = &trustResult{}
+		t.done[k] = r
+	}
+	t.mu.Unlock()
+	r.once.Do(func() { r.err = t.check(ctx, b, key, sum) })
+	if r.err != nil && !errors.As(r.err, new(*UntrustedRecordError)) {
+		// A failure of the store is not remembered: the next reader tries again.
+		t.mu.Lock()
+		if t.done[k] == r {
+			delete(t.done, k)
+		}
+		t.mu.Unlock()
+	}
+	return r.err
+}
+
+// CheckRecord checks a release record read by Get.
+func (t *Trust) CheckRecord(ctx context.Context, b store.Backend, r *Record) error {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.Check(ctx, b, VersionKey(r.Name, r.Version), r.StoredDigest())
+}
+
+// CheckMove checks a channel move read by History or Current (a move is
+// stored in canonical form, so its bytes are its encoding).
+func (t *Trust) CheckMove(ctx context.Context, b store.Backend, m *Move) error {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.Check(ctx, b, moveKey(m.Release, m.Channel, m.Seq), digest.Bytes(m.encode()))
+}
+
+func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum digest.Sum) error {
+	envs, err := ReadSignatures(ctx, b, key, sum)
+	if err != nil {
+		var te *TamperedError
+		if errors.As(err, &te) {
+			return &UntrustedRecordError{Key: key, Detail: te.Error()}
+		}
+		return fmt.Errorf("reading the signatures of %s: %w", key, err)
+	}
+	if len(envs) == 0 {
+		if t.Require {
+			return &UntrustedRecordError{Key: key, Unsigned: true}
+		}
+		return nil
+	}
+	e := &UntrustedRecordError{Key: key}
+	var details []string
+	for _, env := range envs {
+		for _, s := range env.Signatures {
+			e.Found = append(e.Found, s.KeyID)
+		}
+		err := VerifySignature(env, t.Keys, key, sum)
+		if err == nil {
+			return nil
+		}
+		var ue *signature.UntrustedError
+		if errors.As(err, &ue) {
+			e.Invalid = append(e.Invalid, ue.Invalid...)
+			continue
+		}
+		// Signed by a trusted key, but about something else.
+		if _, ids, verr := signature.Verify(env, t.Keys); verr == nil {
+			e.Invalid = append(e.Invalid, ids...)
+		}
+		details = append(details, err.Error())
+	}
+	slices.Sort(e.Found)
+	e.Found = slices.Compact(e.Found)
+	slices.Sort(e.Invalid)
+	e.Invalid = slices.Compact(e.Invalid)
+	slices.Sort(details)
+	e.Detail = strings.Join(slices.Compact(details), "; ")
+	return e
+}
+
+// Get reads a version's record (Get) and checks it under t: the one read
+// of a record every reader goes through.
+func (t *Trust) Get(ctx context.Context, b store.Backend, name, version string) (*Record, error) {
+	r, err := Get(ctx, b, name, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.CheckRecord(ctx, b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
