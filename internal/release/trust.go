@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -30,9 +31,15 @@ import (
 // valid one (a tampered signature, an untrusted or revoked signer, a
 // signature of another record), is refused whether or not Require is set:
 // someone signed it, and not as the policy trusts.
+//
+// Channels adds per-channel requirements: a version a channel named there
+// moves to, or is read through, must also carry a valid signature by one
+// of that channel's keys (CheckChannel). Those keys are trusted by the
+// general policy too (a release manager's signature alone passes it).
 type Trust struct {
-	Keys    []*signature.Verifier
-	Require bool
+	Keys     []*signature.Verifier
+	Require  bool
+	Channels map[string][]*signature.Verifier
 
 	mu   sync.Mutex
 	done map[trustKey]*trustResult
@@ -45,7 +52,8 @@ type trustKey struct {
 
 type trustResult struct {
 	once sync.Once
-	err  error
+	envs []*signature.Envelope // the record's signatures, read once
+	err  error                 // the general policy's verdict, or the read's error
 }
 
 // NewTrust returns a policy trusting keys; require refuses unsigned
@@ -55,7 +63,19 @@ func NewTrust(keys []*signature.Verifier, require bool) *Trust {
 }
 
 // Enabled reports whether t checks anything.
-func (t *Trust) Enabled() bool { return t != nil && (len(t.Keys) > 0 || t.Require) }
+func (t *Trust) Enabled() bool {
+	return t != nil && (len(t.Keys) > 0 || t.Require || len(t.Channels) > 0)
+}
+
+// trusted are the keys the general policy trusts: Keys and every
+// channel's.
+func (t *Trust) trusted() []*signature.Verifier {
+	out := slices.Clone(t.Keys)
+	for _, ch := range slices.Sorted(maps.Keys(t.Channels)) {
+		out = append(out, t.Channels[ch]...)
+	}
+	return out
+}
 
 // UntrustedRecordError is a record refused by the policy: no valid
 // signature by a trusted key names it.
@@ -99,6 +119,12 @@ func (t *Trust) Check(ctx context.Context, b store.Backend, key string, sum dige
 	if !t.Enabled() {
 		return nil
 	}
+	_, err := t.result(ctx, b, key, sum)
+	return err
+}
+
+// result is the memoised read and general verdict of the record at key.
+func (t *Trust) result(ctx context.Context, b store.Backend, key string, sum digest.Sum) ([]*signature.Envelope, error) {
 	k := trustKey{key, sum}
 	t.mu.Lock()
 	if t.done == nil {
@@ -110,7 +136,7 @@ func (t *Trust) Check(ctx context.Context, b store.Backend, key string, sum dige
 		t.done[k] = r
 	}
 	t.mu.Unlock()
-	r.once.Do(func() { r.err = t.check(ctx, b, key, sum) })
+	r.once.Do(func() { r.envs, r.err = t.check(ctx, b, key, sum) })
 	if r.err != nil && !errors.As(r.err, new(*UntrustedRecordError)) {
 		// A failure of the store is not remembered: the next reader tries again.
 		t.mu.Lock()
@@ -119,7 +145,7 @@ func (t *Trust) Check(ctx context.Context, b store.Backend, key string, sum dige
 		}
 		t.mu.Unlock()
 	}
-	return r.err
+	return r.envs, r.err
 }
 
 // CheckRecord checks a release record read by Get.
@@ -139,30 +165,31 @@ func (t *Trust) CheckMove(ctx context.Context, b store.Backend, m *Move) error {
 	return t.Check(ctx, b, moveKey(m.Release, m.Channel, m.Seq), digest.Bytes(m.encode()))
 }
 
-func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum digest.Sum) error {
+func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum digest.Sum) ([]*signature.Envelope, error) {
 	envs, err := ReadSignatures(ctx, b, key, sum)
 	if err != nil {
 		var te *TamperedError
 		if errors.As(err, &te) {
-			return &UntrustedRecordError{Key: key, Detail: te.Error()}
+			return nil, &UntrustedRecordError{Key: key, Detail: te.Error()}
 		}
-		return fmt.Errorf("reading the signatures of %s: %w", key, err)
+		return nil, fmt.Errorf("reading the signatures of %s: %w", key, err)
 	}
 	if len(envs) == 0 {
 		if t.Require {
-			return &UntrustedRecordError{Key: key, Unsigned: true}
+			return envs, &UntrustedRecordError{Key: key, Unsigned: true}
 		}
-		return nil
+		return envs, nil
 	}
+	trusted := t.trusted()
 	e := &UntrustedRecordError{Key: key}
 	var details []string
 	for _, env := range envs {
 		for _, s := range env.Signatures {
 			e.Found = append(e.Found, s.KeyID)
 		}
-		err := VerifySignature(env, t.Keys, key, sum)
+		err := VerifySignature(env, trusted, key, sum)
 		if err == nil {
-			return nil
+			return envs, nil
 		}
 		var ue *signature.UntrustedError
 		if errors.As(err, &ue) {
@@ -170,7 +197,7 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 			continue
 		}
 		// Signed by a trusted key, but about something else.
-		if _, ids, verr := signature.Verify(env, t.Keys); verr == nil {
+		if _, ids, verr := signature.Verify(env, trusted); verr == nil {
 			e.Invalid = append(e.Invalid, ids...)
 		}
 		details = append(details, err.Error())
@@ -181,7 +208,7 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 	e.Invalid = slices.Compact(e.Invalid)
 	slices.Sort(details)
 	e.Detail = strings.Join(slices.Compact(details), "; ")
-	return e
+	return envs, e
 }
 
 // Get reads a version's record (Get) and checks it under t: the one read
@@ -195,4 +222,60 @@ func (t *Trust) Get(ctx context.Context, b store.Backend, name, version string) 
 		return nil, err
 	}
 	return r, nil
+}
+
+// ChannelPolicyError is a version refused by a channel's requirement: no
+// valid signature by one of the channel's keys names its record.
+type ChannelPolicyError struct {
+	Channel, Name, Version string
+	Key                    string   // the record's key
+	Required               []string // the channel's key IDs, sorted
+	Found                  []string // the key IDs the record's signatures name, sorted
+}
+
+func (e *ChannelPolicyError) Error() string {
+	found := "it has no signature"
+	if len(e.Found) > 0 {
+		found = "its signatures name key IDs " + strings.Join(e.Found, ", ") + ", none of them a valid signature by those keys"
+	}
+	return fmt.Sprintf("the channel %s takes only versions signed by key IDs %s (trust.channels[%q]), and %s@%s (%s) is not: %s. "+
+		"Have a holder of one of those keys approve it (`terraform-provider-immutable sign --key rm-key.pem --store STORE --release %s@%s`), "+
+		"or choose a version so signed", e.Channel, strings.Join(e.Required, ", "), e.Channel, e.Name, e.Version, e.Key, found, e.Name, e.Version)
+}
+
+// CheckChannel checks r, a version the channel ch moves to or is read
+// through: under the general policy (CheckRecord), and, when ch has keys
+// in Channels, for a valid signature by one of them naming r: else a
+// *ChannelPolicyError. The record's signatures are the ones CheckRecord
+// read (once per Trust).
+func (t *Trust) CheckChannel(ctx context.Context, b store.Backend, ch string, r *Record) error {
+	if !t.Enabled() {
+		return nil
+	}
+	key, sum := VersionKey(r.Name, r.Version), r.StoredDigest()
+	envs, err := t.result(ctx, b, key, sum)
+	if err != nil {
+		return err
+	}
+	keys, ok := t.Channels[ch]
+	if !ok {
+		return nil
+	}
+	e := &ChannelPolicyError{Channel: ch, Name: r.Name, Version: r.Version, Key: key}
+	for _, k := range keys {
+		e.Required = append(e.Required, k.KeyID())
+	}
+	for _, env := range envs {
+		if VerifySignature(env, keys, key, sum) == nil {
+			return nil
+		}
+		for _, s := range env.Signatures {
+			e.Found = append(e.Found, s.KeyID)
+		}
+	}
+	slices.Sort(e.Required)
+	e.Required = slices.Compact(e.Required)
+	slices.Sort(e.Found)
+	e.Found = slices.Compact(e.Found)
+	return e
 }
