@@ -114,6 +114,9 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		return
 	}
 	rec, err := d.data.trust.Get(ctx, st.Backend(), rel, cur.To)
+	if err == nil {
+		err = d.data.trust.CheckChannel(ctx, st.Backend(), ch, rec)
+	}
 	if err != nil {
 		resp.Diagnostics.Append(releaseError(st, rel, err))
 		return

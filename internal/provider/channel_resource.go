@@ -198,6 +198,9 @@ func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previ
 	var diags diag.Diagnostics
 	b, rel := r.data.store.Backend(), m.Release.ValueString()
 	to, err := r.data.trust.Get(ctx, b, rel, m.Version.ValueString())
+	if err == nil {
+		err = r.data.trust.CheckChannel(ctx, b, m.Channel.ValueString(), to)
+	}
 	if err != nil {
 		diags.Append(releaseError(r.data.store, rel, err))
 		return nil, diags

@@ -518,9 +518,12 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	var oversize *release.OversizeRecordError
 	var yankedContent *release.YankedContentError
 	var untrusted *release.UntrustedRecordError
+	var channelPolicy *release.ChannelPolicyError
 	switch {
 	case errors.As(err, &untrusted):
 		return untrustedError(untrusted)
+	case errors.As(err, &channelPolicy):
+		return channelPolicyError(channelPolicy)
 	case errors.As(err, &tooLarge):
 		todo := "Keep large values out of `metadata`: store them as an immutable_artifact and put its digest in `artifacts`."
 		switch tooLarge.Attribute() {

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -16,6 +17,7 @@ import (
 type trustModel struct {
 	Keys              []types.String `tfsdk:"keys"`
 	RequireSignatures types.Bool     `tfsdk:"require_signatures"`
+	Channels          types.Map      `tfsdk:"channels"`
 }
 
 // trustBlock is the schema of the provider's trust block.
@@ -27,7 +29,8 @@ func trustBlock() schema.SingleNestedBlock {
 			"move (its target version), refuse at plan a record that carries signatures none of which is a trusted key's " +
 			"valid signature of that record — naming the record and the key IDs found. A record with no signature passes " +
 			"unless `require_signatures` is set. Removing a key from `keys` makes its signatures untrusted at the next plan " +
-			"(rotation, revocation). Without this block nothing is verified and nothing extra is read.",
+			"(rotation, revocation). `channels` adds per-channel requirements. Without this block nothing is verified and " +
+			"nothing extra is read.",
 		Attributes: map[string]schema.Attribute{
 			"keys": schema.ListAttribute{
 				MarkdownDescription: "Trusted public keys, each a PEM string (`-----BEGIN PUBLIC KEY-----`, Ed25519 or ECDSA " +
@@ -40,6 +43,15 @@ func trustBlock() schema.SingleNestedBlock {
 				MarkdownDescription: "Refuse a record that has no signature at all, too. Default `false`: unsigned records " +
 					"pass (a store whose older records predate signing), signed ones must be signed by a trusted key.",
 				Optional: true,
+			},
+			"channels": schema.MapAttribute{
+				MarkdownDescription: "Per-channel requirements: a channel name → the PEM public keys (as in `keys`) one of " +
+					"which must have signed any version that channel moves to (the plan of `immutable_channel`) or is read " +
+					"through (`immutable_channel` data source), on top of the general policy — such as " +
+					"`{ prod = [file(\"rm.pub\")] }`: `prod` takes only versions a release manager approved " +
+					"(`terraform-provider-immutable sign`). These keys are trusted by the general policy too.",
+				ElementType: types.ListType{ElemType: types.StringType},
+				Optional:    true,
 			},
 		},
 	}
@@ -57,36 +69,77 @@ func loadTrust(m *trustModel) (*release.Trust, diag.Diagnostics) {
 			"trust.require_signatures depends on a value only known after apply; the provider needs it to plan. Use a literal or a variable.")
 		return nil, diags
 	}
+	keys := parseKeys(m.Keys, path.Root("trust").AtName("keys"), "trust.keys", &diags)
+	var channels map[string][]*signature.Verifier
+	switch {
+	case m.Channels.IsUnknown():
+		diags.AddAttributeError(path.Root("trust").AtName("channels"), "Unknown trust.channels",
+			"trust.channels depends on a value only known after apply; the provider needs it to plan. Use literals, file() or variables.")
+	case !m.Channels.IsNull():
+		var raw map[string]types.List
+		diags.Append(m.Channels.ElementsAs(context.Background(), &raw, false)...)
+		channels = make(map[string][]*signature.Verifier, len(raw))
+		for ch, l := range raw {
+			at := path.Root("trust").AtName("channels").AtMapKey(ch)
+			name := fmt.Sprintf("trust.channels[%q]", ch)
+			var elems []types.String
+			if l.IsUnknown() || l.IsNull() {
+				diags.AddAttributeError(at, "Invalid channel keys", fmt.Sprintf("%s is null or only known after apply: give a list of "+
+					"PEM public keys, such as [file(\"rm.pub\")].", name))
+				continue
+			}
+			diags.Append(l.ElementsAs(context.Background(), &elems, false)...)
+			vs := parseKeys(elems, at, name, &diags)
+			if len(elems) == 0 {
+				diags.AddAttributeError(at, "No channel keys", fmt.Sprintf("%s is empty: list the public keys one of which must "+
+					"sign the versions channel %s takes, or remove the entry.", name, ch))
+			}
+			channels[ch] = vs
+		}
+	}
+	if diags.HasError() {
+		return nil, diags
+	}
+	t := release.NewTrust(keys, m.RequireSignatures.ValueBool())
+	t.Channels = channels
+	return t, nil
+}
+
+// parseKeys parses a list of PEM public keys at attribute at, which
+// diagnostics call name.
+func parseKeys(list []types.String, at path.Path, name string, diags *diag.Diagnostics) []*signature.Verifier {
 	var keys []*signature.Verifier
-	for i, k := range m.Keys {
-		at := path.Root("trust").AtName("keys").AtListIndex(i)
+	for i, k := range list {
+		at := at.AtListIndex(i)
 		switch {
 		case k.IsUnknown():
 			diags.AddAttributeError(at, "Unknown trusted key",
-				fmt.Sprintf("trust.keys[%d] depends on a value only known after apply; the provider needs it to plan. "+
-					"Use file(\"key.pub\") or a variable.", i))
+				fmt.Sprintf("%s[%d] depends on a value only known after apply; the provider needs it to plan. "+
+					"Use file(\"key.pub\") or a variable.", name, i))
 			continue
 		case k.IsNull():
-			diags.AddAttributeError(at, "Null trusted key", fmt.Sprintf("trust.keys[%d] is null: give a PEM public key, or remove the entry.", i))
+			diags.AddAttributeError(at, "Null trusted key", fmt.Sprintf("%s[%d] is null: give a PEM public key, or remove the entry.", name, i))
 			continue
 		}
 		vs, err := signature.ParsePublicKeys([]byte(k.ValueString()))
 		if err != nil {
 			diags.AddAttributeError(at, "Invalid trusted key",
-				fmt.Sprintf("trust.keys[%d] is not a usable public key: %v. Give a public key in PEM (\"-----BEGIN PUBLIC KEY-----\", "+
+				fmt.Sprintf("%s[%d] is not a usable public key: %v. Give a public key in PEM (\"-----BEGIN PUBLIC KEY-----\", "+
 					"Ed25519 or ECDSA P-256), such as file(\"ci.pub\"); make one from a signing key with "+
-					"`openssl pkey -in signing.pem -pubout -out ci.pub`.", i, err))
+					"`openssl pkey -in signing.pem -pubout -out ci.pub`.", name, i, err))
 			continue
 		}
 		keys = append(keys, vs...)
 	}
-	if diags.HasError() {
-		return nil, diags
-	}
-	return release.NewTrust(keys, m.RequireSignatures.ValueBool()), nil
+	return keys
 }
 
 // untrustedError is a record refused by the trust policy.
 func untrustedError(err *release.UntrustedRecordError) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Untrusted record", upperFirst(err.Error())+".")
+}
+
+// channelPolicyError is a version refused by a channel's requirement.
+func channelPolicyError(err *release.ChannelPolicyError) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Version not approved for the channel", upperFirst(err.Error())+".")
 }
