@@ -63,11 +63,14 @@ func (d *ReleasesDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 			"include_prereleases": includePrereleasesAttribute(),
 			"versions": schema.ListAttribute{
 				MarkdownDescription: "The matching versions, oldest first: `version`, `digest`, `published_at`, `previous_version`, " +
-					"`yanked` and `yank_reason` (yanked versions are listed, flagged).",
+					"`yanked` and `yank_reason` (yanked versions are listed, flagged). Under the provider's `trust` policy the " +
+					"entries are not checked (checking every version would read every version's signatures): they list what " +
+					"the store holds. Only `latest` is checked; read a version with `immutable_release` to have it checked.",
 				ElementType: releaseVersionType,
 				Computed:    true,
 			},
-			"latest": schema.StringAttribute{MarkdownDescription: "The highest matching version that is not yanked; null when none.", Computed: true},
+			"latest": schema.StringAttribute{MarkdownDescription: "The highest matching version that is not yanked; null when none. Under the provider's `trust` policy it " +
+				"is checked: an untrusted one is an error at plan.", Computed: true},
 		},
 	}
 }
