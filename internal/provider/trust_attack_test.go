@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -133,5 +135,65 @@ resource "immutable_build" "b" {
 		// The genuine record back: a hit again.
 		e.tamper(rk, original)
 		hit(required, good)
+	})
+}
+
+// TestAccTrust_replayedMove: an older signed channel move's bytes copied
+// to the next move's key, its signature beside it (the same bytes: the
+// same signature folder), do not move the channel back under a trust
+// policy: data.immutable_channel refuses it at plan.
+func TestAccTrust_replayedMove(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.backend().Backend()
+		_, ci := writeSigningKey(t, t.TempDir())
+		ciPub := writePublicKey(t, t.TempDir(), "ci.pub", ci)
+		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		for _, v := range []string{"1.0.0", "2.0.0"} {
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v}, now)
+			must(t, err)
+			_, err = release.SignRecord(ctx, b, ci, store.VersionKey("web", v), e.read(store.VersionKey("web", v)), release.KindRelease, nil)
+			must(t, err)
+		}
+		for seq, move := range [][2]string{{"", "1.0.0"}, {"1.0.0", "2.0.0"}} {
+			_, err := release.WriteMove(ctx, b, "web", "prod", seq, move[0], move[1], "", now)
+			must(t, err)
+			mk := store.MoveKey("web", "prod", seq+1)
+			_, err = release.SignRecord(ctx, b, ci, mk, e.read(mk), release.KindMove, nil)
+			must(t, err)
+		}
+		channel := "data \"immutable_channel\" \"c\" {\n  release = \"web\"\n  channel = \"prod\"\n}\n"
+		trusted := e.providerBlock(trustBlockConfig(true, ciPub))
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{{
+				Config: trusted + channel,
+				Check:  resource.TestCheckResourceAttr("data.immutable_channel.c", "version", "2.0.0"),
+			}},
+		})
+		refused := func(want string) {
+			t.Helper()
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6,
+				Steps:                    []resource.TestStep{{Config: trusted + channel, ExpectError: regexp.MustCompile(`(?s)` + want)}},
+			})
+		}
+		// The replay: a well-formed move 3 back to 1.0.0, with move 1's
+		// signature copied beside it: its subject names move 1.
+		replayed, first := store.MoveKey("web", "prod", 3), store.MoveKey("web", "prod", 1)
+		_, err := release.WriteMove(ctx, b, "web", "prod", 2, "2.0.0", "1.0.0", "", now)
+		must(t, err)
+		envs, err := signature.ReadSignatures(ctx, b, first, digest.Bytes(e.read(first)))
+		must(t, err)
+		body, err := json.Marshal(envs[0])
+		must(t, err)
+		must(t, b.Create(ctx, store.SignatureKey(digest.Bytes(e.read(replayed)), ci.KeyID()), bytes.NewReader(body)))
+		refused(`Untrusted record.*` + regexp.QuoteMeta(replayed) + `.*` + regexp.QuoteMeta(ci.KeyID()) + `.*is\s+not\s+about.*but\s+about\s+` + regexp.QuoteMeta(first))
+		// Move 1's bytes copied whole to move 4 (its signature, in the
+		// folder of those bytes, comes along) are caught by the move's own
+		// form: it says it is move 1.
+		copied := store.MoveKey("web", "prod", 4)
+		must(t, b.Create(ctx, copied, bytes.NewReader(e.read(first))))
+		refused(`Channel entry altered.*` + regexp.QuoteMeta(copied) + `.*it\s+is\s+move\s+1`)
 	})
 }
