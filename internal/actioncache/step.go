@@ -38,6 +38,10 @@ type Step struct {
 	BeforeRecord func(ctx context.Context) error
 	// Signer, when set, signs the record this run writes (SignWith).
 	Signer *signature.Signer
+	// Verify, when set, checks a record read from the store before its
+	// output is used (the plan's hit, or another run's record found by Put):
+	// a trust policy's signature check. Its error is returned as it is.
+	Verify func(ctx context.Context, r *Record) error
 }
 
 // Realized is a step's output, as the store records it.
@@ -91,6 +95,9 @@ func Realize(ctx context.Context, st *store.Store, s Step) (*Realized, error) {
 		if rec.Output != *s.Planned {
 			return nil, &RecordChangedError{Key: key, Planned: *s.Planned, Now: rec.Output}
 		}
+		if err := s.verify(ctx, rec); err != nil {
+			return nil, err
+		}
 		// The plan checked the record's form and that its output is there;
 		// before anyone relies on the output, every byte of it is checked.
 		if err := VerifyOutput(ctx, st, rec, man); err != nil {
@@ -124,6 +131,12 @@ func Realize(ctx context.Context, st *store.Store, s Step) (*Realized, error) {
 	if err != nil {
 		return nil, err
 	}
+	if got != &res.Record {
+		// Another run's record, found stored: checked like a hit.
+		if err := s.verify(ctx, got); err != nil {
+			return nil, err
+		}
+	}
 	if !sameOutput(got, &res.Record) {
 		differs := &NotReproducibleError{Key: key, Ours: res.Record.Output, Recorded: got.Output, Raced: true, Diff: Diff(gotMan, res.Listing)}
 		if s.Check {
@@ -147,6 +160,13 @@ func (s *Step) run(ctx context.Context, st *store.Store) (*Result, error) {
 		}
 	}
 	return Run(ctx, st, s.Job)
+}
+
+func (s *Step) verify(ctx context.Context, r *Record) error {
+	if s.Verify == nil {
+		return nil
+	}
+	return s.Verify(ctx, r)
 }
 
 func sameOutput(a, b *Record) bool { return a.Output == b.Output && a.Type == b.Type }

@@ -20,6 +20,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/archive"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/artifact"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/statcache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -260,7 +261,7 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	}
 	plan.setUnknownOutputs()
 	if r.data.buildCache != CacheOff {
-		rec, man, err := actioncache.Lookup(ctx, r.data.store, key)
+		rec, man, err := r.lookup(ctx, key)
 		switch {
 		case err == nil:
 			if resp.Diagnostics.Append(r.setHit(ctx, &plan, rec, man)...); resp.Diagnostics.HasError() {
@@ -303,7 +304,7 @@ func (r *BuildResource) setHit(ctx context.Context, plan *buildModel, rec *actio
 // output recorded for its key, when that is another one.
 func (r *BuildResource) convergeOnRecord(ctx context.Context, plan, prior *buildModel, key digest.Sum, resp *resource.ModifyPlanResponse) diag.Diagnostics {
 	var diags diag.Diagnostics
-	rec, man, err := actioncache.Lookup(ctx, r.data.store, key)
+	rec, man, err := r.lookup(ctx, key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return diags
@@ -322,7 +323,33 @@ func (r *BuildResource) convergeOnRecord(ctx context.Context, plan, prior *build
 	return diags
 }
 
+// lookup reads the record of key (actioncache.Lookup) and checks it
+// under the trust policy: a record without a trusted key's valid signature
+// is no cache hit but an error (*release.UntrustedRecordError) — it
+// cannot be built over either, records being written once.
+func (r *BuildResource) lookup(ctx context.Context, key digest.Sum) (*actioncache.Record, *digest.Listing, error) {
+	rec, man, err := actioncache.Lookup(ctx, r.data.store, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.verifyRecord(ctx, rec); err != nil {
+		return nil, nil, err
+	}
+	return rec, man, nil
+}
+
+// verifyRecord checks a build record read from the store under the trust
+// policy (the record is stored in canonical form: its bytes are its
+// encoding).
+func (r *BuildResource) verifyRecord(ctx context.Context, rec *actioncache.Record) error {
+	return r.data.trust.CheckAction(ctx, r.data.store.Backend(), rec.Key, digest.Bytes(rec.Encode()))
+}
+
 func buildStoreError(st *store.Store, err error) diag.Diagnostic {
+	var untrusted *release.UntrustedRecordError
+	if errors.As(err, &untrusted) {
+		return diag.NewAttributeErrorDiagnostic(path.Root("key"), "Untrusted record", upperFirst(untrusted.Error())+".")
+	}
 	if actioncache.Untrusted(err) {
 		return diag.NewAttributeErrorDiagnostic(path.Root("key"), "Build record cannot be trusted", err.Error()+".")
 	}
@@ -454,6 +481,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 		},
 		BeforeRecord: r.data.hooks.beforeRecord,
 		Signer:       r.data.signer,
+		Verify:       r.verifyRecord,
 	}
 	if !m.Digest.IsUnknown() {
 		planned, err := digest.Parse(m.Digest.ValueString())
@@ -538,7 +566,7 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 			fmt.Sprintf("%v. An input must be an artifact stored in %s: the digest of an immutable_artifact or immutable_build of this configuration, or of a release.", err, r.data.store))
 	case errors.As(err, &placing):
 		diags.Append(exportError(r.data.store, err))
-	case actioncache.Untrusted(err):
+	case actioncache.Untrusted(err) || errors.As(err, new(*release.UntrustedRecordError)):
 		diags.Append(buildStoreError(r.data.store, err))
 	case errors.As(err, new(*actioncache.MissingOutputError)): // Unrecorded: collected while the step ran
 		diags.AddError("Build output deleted while it ran", upperFirst(err.Error())+".")

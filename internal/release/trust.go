@@ -1,8 +1,8 @@
 package release
 
 // Verification: every reader checks a record it read from the store
-// (a release version, a channel move) through one Trust, made once per
-// operation.
+// (a release version, a channel move, a build action record) through one
+// Trust, made once per operation.
 
 import (
 	"context"
@@ -92,8 +92,17 @@ type UntrustedRecordError struct {
 	Detail string
 }
 
+// action reports whether the record refused is a build action record.
+func (e *UntrustedRecordError) action() bool {
+	k, _ := store.ParseKey(e.Key)
+	return k.Family == store.FamilyAction
+}
+
 func (e *UntrustedRecordError) Error() string {
 	var b strings.Builder
+	if e.action() {
+		b.WriteString("build cache hit refused: ")
+	}
 	if e.Unsigned {
 		fmt.Fprintf(&b, "the record %s has no signature, and the trust policy requires one (require_signatures)", e.Key)
 	} else {
@@ -106,6 +115,12 @@ func (e *UntrustedRecordError) Error() string {
 			fmt.Fprintf(&b, " (%s)", e.Detail)
 		}
 	}
+	if e.action() {
+		b.WriteString(". A build record is used only when a trusted key signed it (its provenance): if its signer should be trusted, " +
+			"add that key's public key to the provider's trust.keys; otherwise it may be poisoned (right key, another output): " +
+			"delete the record (and nothing else) from the store and apply with a trusted signing_key, which builds the step again and signs its record")
+		return b.String()
+	}
 	b.WriteString(". Sign the record with a trusted key (`terraform-provider-immutable sign`, or an apply whose signing_key " +
 		"is trusted), or, if its signer should be trusted, add that key's public key to the provider's trust.keys")
 	return b.String()
@@ -114,7 +129,9 @@ func (e *UntrustedRecordError) Error() string {
 // Check returns nil when the record stored at key, whose stored bytes
 // have the sha256 sum, may be used under t; otherwise an
 // *UntrustedRecordError, or the store's error reading its signatures.
-// Each (key, sum) is checked once per Trust.
+// Each (key, sum) is checked once per Trust. A signature counts only with
+// the predicate type of the key's family: a SLSA provenance for a build
+// action record, RecordPredicateType for every other.
 func (t *Trust) Check(ctx context.Context, b store.Backend, key string, sum digest.Sum) error {
 	if !t.Enabled() {
 		return nil
@@ -146,6 +163,17 @@ func (t *Trust) result(ctx context.Context, b store.Backend, key string, sum dig
 		t.mu.Unlock()
 	}
 	return r.envs, r.err
+}
+
+// CheckAction checks the build action record of the step key, whose
+// stored bytes have the sha256 sum (a record is stored in canonical form:
+// the sum of its Encode), read by actioncache.Lookup. Its statement is a
+// SLSA provenance.
+func (t *Trust) CheckAction(ctx context.Context, b store.Backend, key, sum digest.Sum) error {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.Check(ctx, b, store.ActionKey(key), sum)
 }
 
 // CheckRecord checks a release record read by Get.
@@ -187,7 +215,7 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 		for _, s := range env.Signatures {
 			e.Found = append(e.Found, s.KeyID)
 		}
-		err := VerifySignature(env, trusted, key, sum)
+		_, err := signature.VerifyRecord(env, trusted, key, sum, predicateType(key))
 		if err == nil {
 			return envs, nil
 		}
@@ -209,6 +237,16 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 	slices.Sort(details)
 	e.Detail = strings.Join(slices.Compact(details), "; ")
 	return envs, e
+}
+
+// predicateType is the predicate type of the statement signing the
+// record at key: a build action record's is a SLSA provenance, every other
+// record's RecordPredicateType.
+func predicateType(key string) string {
+	if k, _ := store.ParseKey(key); k.Family == store.FamilyAction {
+		return signature.ProvenancePredicateType
+	}
+	return RecordPredicateType
 }
 
 // Get reads a version's record (Get) and checks it under t: the one read
