@@ -541,8 +541,8 @@ func (r *BuildResource) buildError(err error, m *buildModel) diag.Diagnostics {
 		diags.Append(local.diags...)
 	case errors.As(err, &unsigned):
 		diags.AddAttributeError(path.Root("key"), "Build record written but not signed",
-			fmt.Sprintf("%s. The record stands (records are written once), and the next plan uses it as a cache hit "+
-				"without signing it: to have it signed, delete that record (and nothing else) from the store and apply again, "+
+			fmt.Sprintf("%s. The record stands (records are written once), unsigned: the next plan uses it as a cache hit, "+
+				"unless the provider's trust requires signatures, which refuses it. To have it signed, delete that record (and nothing else) from the store and apply again, "+
 				"which runs the step again and signs its record. If a signature already there is not this key's valid one, "+
 				"move it out of the store first.", upperFirst(err.Error())))
 	case errors.As(err, &differs):
