@@ -97,7 +97,7 @@ func subjectName(raw []byte) string {
 	if json.Unmarshal(raw, &env) != nil {
 		return ""
 	}
-	body, err := base64.StdEncoding.DecodeString(env.Payload)
+	body, err := decodePayload(env.Payload)
 	if err != nil || json.Unmarshal(body, &st) != nil || len(st.Subject) == 0 {
 		return ""
 	}
@@ -120,4 +120,19 @@ func (c *collector) readLimited(ctx context.Context, k string, n int64) ([]byte,
 	}
 	defer func() { _ = rc.Close() }() // read-only
 	return io.ReadAll(io.LimitReader(rc, n))
+}
+
+// decodePayload reads a DSSE payload as verifiers do (go-securesystemslib's
+// DecodeB64Payload): standard base64, else URL-safe, padded or not. Read
+// more narrowly, a valid envelope from another tool would seem to name no
+// record and be collected while its record is kept.
+func decodePayload(p string) ([]byte, error) {
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		var b []byte
+		if b, err = enc.DecodeString(p); err == nil {
+			return b, nil
+		}
+	}
+	return nil, err
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"io"
 	"slices"
@@ -115,3 +116,20 @@ func mustRead(t *testing.T, st *store.Store, key string) []byte {
 }
 
 func mustJSON(t *testing.T, st *store.Store, key string) string { return string(mustRead(t, st, key)) }
+
+// TestDecodePayloadAsVerifiersDo: a DSSE payload in URL-safe or unpadded
+// base64 (other tools write it so, verifiers accept it) names its record
+// to the collector too; it seemed to name none, and was collected while
+// its record was kept.
+func TestDecodePayloadAsVerifiersDo(t *testing.T) {
+	payload := []byte(`{"subject":[{"name":"releases/web/versions/1.0.0?>>"}]}`)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		got, err := decodePayload(enc.EncodeToString(payload))
+		if err != nil || string(got) != string(payload) {
+			t.Errorf("%v: %q, %v", enc, got, err)
+		}
+	}
+	if _, err := decodePayload("not base64!"); err == nil {
+		t.Error("garbage decoded")
+	}
+}

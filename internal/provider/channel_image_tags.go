@@ -141,7 +141,11 @@ func (r *ChannelResource) planImageTags(ctx context.Context, plan, prior *channe
 	}
 	if rec == nil {
 		var err error
-		rec, err = release.Get(ctx, r.data.store.Backend(), plan.Release.ValueString(), plan.Version.ValueString())
+		b := r.data.store.Backend()
+		rec, err = r.data.trust.Get(ctx, b, plan.Release.ValueString(), plan.Version.ValueString())
+		if err == nil {
+			err = r.data.trust.CheckChannel(ctx, b, plan.Channel.ValueString(), rec)
+		}
 		if err != nil {
 			diags.Append(releaseError(r.data.store, plan.Release.ValueString(), err))
 			return diags
@@ -222,7 +226,11 @@ func (r *ChannelResource) pointTags(ctx context.Context, m *channelModel, prior 
 	}
 	if m.ImageTagTargets.IsUnknown() {
 		// image_tags was unknown at plan: the targets come from the record now.
-		rec, err := release.Get(ctx, r.data.store.Backend(), m.Release.ValueString(), m.Version.ValueString())
+		b := r.data.store.Backend()
+		rec, err := r.data.trust.Get(ctx, b, m.Release.ValueString(), m.Version.ValueString())
+		if err == nil {
+			err = r.data.trust.CheckChannel(ctx, b, m.Channel.ValueString(), rec)
+		}
 		if err != nil {
 			diags.Append(releaseError(r.data.store, m.Release.ValueString(), err))
 			return diags

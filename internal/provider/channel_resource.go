@@ -161,7 +161,7 @@ func (r *ChannelResource) checkMove(ctx context.Context, m *channelModel, hint s
 	if diags.Append(d...); diags.HasError() {
 		return diags
 	}
-	err := release.CheckMove(ctx, r.data.store.Backend(), m.Release.ValueString(), m.Version.ValueString(), gates)
+	err := release.CheckMove(ctx, r.data.store.Backend(), m.Release.ValueString(), m.Version.ValueString(), gates, r.data.trust)
 	return r.moveRefused(m, err, hint)
 }
 
@@ -311,7 +311,7 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	rel := m.Release.ValueString()
 	cur, err := release.MoveTo(ctx, r.data.store, release.MoveRequest{
 		Release: rel, Channel: m.Channel.ValueString(), To: m.Version.ValueString(),
-		From: m.PreviousVersion.ValueString(), Seq: seq, Reason: m.Reason.ValueString(), Requires: gates,
+		From: m.PreviousVersion.ValueString(), Seq: seq, Reason: m.Reason.ValueString(), Requires: gates, Trust: r.data.trust,
 	}, time.Now(), release.BeforeWrite(r.data.hooks.beforeMove), release.SignWith(r.data.signer))
 	var moved *release.MovedError
 	var unsigned *release.SignatureError

@@ -39,7 +39,7 @@ func TestAccTrustChannels(t *testing.T) {
 		_, err := release.WriteMove(ctx, b, "web", "live", 0, "", "2.0.0", "", now)
 		must(t, err)
 
-		trust := fmt.Sprintf("trust {\n    keys = [file(%q)]\n    channels = {\n      prod = [file(%q)]\n      live = [file(%q)]\n    }\n  }", ciPub, rmPub, rmPub)
+		trust := fmt.Sprintf("trust {\n    keys = [file(%q)]\n    require_signatures = false # the moves here are written unsigned\n    channels = {\n      prod = [file(%q)]\n      live = [file(%q)]\n    }\n  }", ciPub, rmPub, rmPub)
 		prod := "resource \"immutable_channel\" \"prod\" {\n  release = \"web\"\n  channel = \"prod\"\n  version = \"1.0.0\"\n}\n"
 		live := "data \"immutable_channel\" \"live\" {\n  release = \"web\"\n  channel = \"live\"\n}\n"
 		refused := func(channel, version string) *regexp.Regexp {

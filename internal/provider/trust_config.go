@@ -27,8 +27,9 @@ func trustBlock() schema.SingleNestedBlock {
 			"With keys set, the data sources `immutable_release`, `immutable_releases` (its `latest`), `immutable_channel` " +
 			"(the channel's current move and the version it names) and `immutable_release_diff`, and the plan of a channel " +
 			"move (its target version), refuse at plan a record that carries signatures none of which is a trusted key's " +
-			"valid signature of that record — naming the record and the key IDs found. A record with no signature passes " +
-			"unless `require_signatures` is set. Removing a key from `keys` makes its signatures untrusted at the next plan " +
+			"valid signature of that record — naming the record and the key IDs found — and, unless `require_signatures = " +
+			"false`, a record with no signature: whoever can write the bucket could otherwise get past the policy by not " +
+			"signing. Removing a key from `keys` makes its signatures untrusted at the next plan " +
 			"(rotation, revocation). `channels` adds per-channel requirements. Without this block nothing is verified and " +
 			"nothing extra is read.",
 		Attributes: map[string]schema.Attribute{
@@ -40,8 +41,10 @@ func trustBlock() schema.SingleNestedBlock {
 				Optional:    true,
 			},
 			"require_signatures": schema.BoolAttribute{
-				MarkdownDescription: "Refuse a record that has no signature at all, too. Default `false`: unsigned records " +
-					"pass (a store whose older records predate signing), signed ones must be signed by a trusted key.",
+				MarkdownDescription: "Refuse a record that has no signature at all, too. Default `true` (with a policy, an " +
+					"unsigned record is refused: anyone who can write the bucket could write one). Set `false` only while a " +
+					"store's older records predate signing: unsigned records then pass, signed ones must be signed by a " +
+					"trusted key.",
 				Optional: true,
 			},
 			"channels": schema.MapAttribute{
@@ -100,7 +103,11 @@ func loadTrust(m *trustModel) (*release.Trust, diag.Diagnostics) {
 	if diags.HasError() {
 		return nil, diags
 	}
-	t := release.NewTrust(keys, m.RequireSignatures.ValueBool())
+	require := m.RequireSignatures.ValueBool()
+	if m.RequireSignatures.IsNull() {
+		require = true // a policy that unsigned records pass is one a bucket writer passes by not signing
+	}
+	t := release.NewTrust(keys, require)
 	t.Channels = channels
 	return t, nil
 }

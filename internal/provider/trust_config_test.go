@@ -158,6 +158,9 @@ func TestAccTrust(t *testing.T) {
 				{Config: e.providerBlock(trusted) + readRelease("5.0.0"), ExpectError: refused(copied, `is not about`)},
 				{Config: e.providerBlock(trusted) + readRelease("6.0.0"), ExpectError: refused(swapped, `is not about`)},
 				{Config: e.providerBlock(trustBlockConfig(true, ciPub)) + readRelease("4.0.0"), ExpectError: refused(store.VersionKey("web", "4.0.0"), `no signature.*require_signatures`)},
+				// A policy requires signatures unless told not to: a bucket writer
+				// must not get past it by not signing.
+				{Config: e.providerBlock(fmt.Sprintf("trust {\n    keys = [file(%q)]\n  }", ciPub)) + readRelease("4.0.0"), ExpectError: refused(store.VersionKey("web", "4.0.0"), `no signature.*require_signatures`)},
 				// Revoked: old's key removed from trust.
 				{Config: e.providerBlock(trustBlockConfig(false, ciPub)) + readRelease("7.0.0"), ExpectError: refused(store.VersionKey("web", "7.0.0"), regexp.QuoteMeta(ids(old)))},
 				{Config: e.providerBlock(trusted) + channel, ExpectError: refused(store.MoveKey("web", "prod", 1), regexp.QuoteMeta(rogue.KeyID()))},

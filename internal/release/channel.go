@@ -165,8 +165,14 @@ func (e *YankedError) Error() string {
 }
 
 // CheckMove checks that a channel may point at version: published, not
-// yanked, and, for each gate, once on that channel.
-func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates []string) error {
+// yanked, and, for each gate, once on that channel. With a trust policy
+// (at most one; nil or disabled: none), a gate's move counts only if the
+// policy trusts it: a move forged on staging does not open prod's gate.
+func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates []string, trust ...*Trust) error {
+	var t *Trust
+	if len(trust) > 0 {
+		t = trust[0]
+	}
 	if _, err := Get(ctx, b, rel, version); errors.Is(err, store.ErrNotFound) {
 		return NotPublished(ctx, b, rel, version)
 	} else if err != nil {
@@ -189,8 +195,16 @@ func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates 
 		ok := false
 		for i := len(hist) - 1; i >= 0; i-- {
 			if hist[i].To == version {
-				ok = true
-				break
+				err := t.CheckMove(ctx, b, hist[i])
+				var untrusted *UntrustedRecordError
+				if err == nil {
+					ok = true
+					break
+				}
+				if !errors.As(err, &untrusted) {
+					return err
+				}
+				continue // not the gate's move as far as the policy goes
 			}
 			if len(seen) < 10 {
 				seen = append(seen, hist[i].To)
@@ -236,6 +250,8 @@ type MoveRequest struct {
 	// Requires are the gates: channels of the release that must have
 	// pointed at To before.
 	Requires []string
+	// Trust, when enabled, counts only the gates' moves it trusts.
+	Trust *Trust
 }
 
 // MoveTo moves a channel by the writer's protocol (see protocol.go): it
@@ -272,7 +288,7 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 	}()
 	b, rel, ch := st.Backend(), req.Release, req.Channel
 	// Checked again: a yank or a gate may have changed since plan.
-	if err := CheckMove(ctx, b, rel, req.To, req.Requires); err != nil {
+	if err := CheckMove(ctx, b, rel, req.To, req.Requires, req.Trust); err != nil {
 		return nil, checkError(err)
 	}
 	cur, err := Current(ctx, b, rel, ch)

@@ -97,3 +97,39 @@ func TestTrustCheck(t *testing.T) {
 		t.Errorf("a copied signature: %v", err)
 	}
 }
+
+// TestTrustGates: under a policy, a gate counts only moves it trusts: a
+// move forged on staging (unsigned under require, or signed by another
+// key) does not open prod's gate; a signed one does.
+func TestTrustGates(t *testing.T) {
+	b := backend(t)
+	ci, other := testSigner(t, false), testSigner(t, true)
+	if _, err := WriteRecord(ctx, b, &Record{Name: "web", Version: "1.1.0"}, now); err != nil {
+		t.Fatal(err)
+	}
+	forged, err := WriteMove(ctx, b, "web", "staging", 0, "", "1.1.0", "forged", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gate *GateError
+	if err := CheckMove(ctx, b, "web", "1.1.0", []string{"staging"}, NewTrust([]*signature.Verifier{ci.Public()}, true)); !errors.As(err, &gate) {
+		t.Fatalf("an unsigned staging move opened the gate under require: %v", err)
+	}
+	if _, err := SignRecord(ctx, b, other, moveKey("web", "staging", forged.Seq), forged.encode(), KindMove, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMove(ctx, b, "web", "1.1.0", []string{"staging"}, NewTrust([]*signature.Verifier{ci.Public()}, false)); !errors.As(err, &gate) {
+		t.Fatalf("a staging move signed by an untrusted key opened the gate: %v", err)
+	}
+	// Without a policy the gate reads the history as it is.
+	if err := CheckMove(ctx, b, "web", "1.1.0", []string{"staging"}); err != nil {
+		t.Fatalf("no policy: %v", err)
+	}
+	// A move the trusted key signed opens it.
+	if _, err := SignRecord(ctx, b, ci, moveKey("web", "staging", forged.Seq), forged.encode(), KindMove, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMove(ctx, b, "web", "1.1.0", []string{"staging"}, NewTrust([]*signature.Verifier{ci.Public()}, true)); err != nil {
+		t.Fatalf("a trusted staging move: %v", err)
+	}
+}
