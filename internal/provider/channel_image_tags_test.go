@@ -320,3 +320,31 @@ func TestParseTagKey(t *testing.T) {
 		}
 	}
 }
+
+// TestAccChannel_imageTagsReadThroughTrust: the record a channel's
+// image_tags mirror is read through the trust policy too. With the
+// channel unchanged, its plan reads the version's record to work out the
+// tags' targets; that read skipped the policy, so a record a bucket
+// writer put there (unsigned here) chose what the registry's tags point
+// at. Under a policy the plan now refuses it.
+func TestAccChannel_imageTagsReadThroughTrust(t *testing.T) {
+	e := newEnv(t)
+	reg := testserver.StartRegistry(t, testserver.RegistryOptions{})
+	repo := reg.Host + "/web"
+	publishImages(t, e.backend().Backend(), repo, map[string]string{"1.0.0": pushRandomImage(t, repo)})
+	_, ci := writeSigningKey(t, t.TempDir())
+	ciPub := writePublicKey(t, t.TempDir(), "ci.pub", ci)
+	cfg := mirrorConfig(e, "1.0.0", `{ web = "prod" }`)
+	trusted := strings.Replace(cfg, "provider \"immutable\" {\n", "provider \"immutable\" {\n  "+trustBlockConfig(true, ciPub)+"\n", 1)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{Config: cfg},
+			{
+				Config:      trusted,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Untrusted record.*releases/web/versions/1\.0\.0`),
+			},
+		},
+	})
+}
