@@ -85,13 +85,12 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Listing, kno
 		return stats, &ListingTooLargeError{Size: n}
 	}
 	sum := m.Digest()
-	if ok, err := s.hasListingHeld(ctx, sum); err != nil || ok {
-		return stats, err
-	}
 	// Everything this publish will reference or rely on is held before
 	// any of it is checked (the collector protocol, see Hold): the
 	// listing, the known listings (their blobs are not checked), and every
-	// blob, present or to be written.
+	// blob, present or to be written. Held first, then the listing looked
+	// for: one request fewer than looking, holding and looking again when
+	// it is stored, and than looking before holding when it is not.
 	held := []string{ListingKey(sum)}
 	for _, k := range known {
 		held = append(held, ListingKey(k))
@@ -108,6 +107,14 @@ func (s *Store) Publish(ctx context.Context, root string, m *digest.Listing, kno
 		return stats, err
 	}
 	heldAt := time.Now()
+	if ok, err := s.HasListing(ctx, sum); err != nil || ok {
+		// Stored already: the lease keeps it from a collector now and,
+		// for its grace period, as garbage (a lease counts as a recent use).
+		if err != nil {
+			lease.Drop(ctx)
+		}
+		return stats, err
+	}
 	have := map[digest.Sum]bool{}
 	for _, k := range known {
 		if k == sum {

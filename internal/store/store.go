@@ -132,6 +132,7 @@ type Store struct {
 
 	identified  atomic.Bool // Identify found or wrote the identity
 	identifying sync.Mutex
+	listings    *ListingCache // this machine's copies of listings (SetListingCache)
 }
 
 // New returns a Store on b.
@@ -257,9 +258,6 @@ func (s *Store) PutListing(ctx context.Context, m *digest.Listing) (digest.Sum, 
 		return digest.Sum{}, &ListingTooLargeError{Size: n}
 	}
 	sum := m.Digest()
-	if ok, err := s.hasListingHeld(ctx, sum); err != nil || ok {
-		return sum, err
-	}
 	var blobs []string
 	seen := map[digest.Sum]bool{}
 	for _, e := range m.Entries {
@@ -268,8 +266,16 @@ func (s *Store) PutListing(ctx context.Context, m *digest.Listing) (digest.Sum, 
 			blobs = append(blobs, BlobKey(e.SHA256))
 		}
 	}
+	// Held first, then looked for (as in Publish): a listing found stored
+	// stays held for a collector's grace period.
 	lease, err := s.Hold(ctx, append(blobs, ListingKey(sum))...)
 	if err != nil {
+		return sum, err
+	}
+	if ok, err := s.HasListing(ctx, sum); err != nil || ok {
+		if err != nil {
+			lease.Drop(ctx)
+		}
 		return sum, err
 	}
 	if k, err := s.FirstMissing(ctx, blobs...); err != nil {
@@ -296,6 +302,7 @@ func (s *Store) putListing(ctx context.Context, m *digest.Listing) (digest.Sum, 
 	if err != nil && !errors.Is(err, ErrExists) {
 		return sum, err
 	}
+	s.listings.put(listing) // the next version's plan names its changes against it
 	return sum, nil
 }
 
@@ -316,26 +323,6 @@ func (s *Store) FirstMissing(ctx context.Context, keys ...string) (string, error
 		return keys[i], nil
 	}
 	return "", nil
-}
-
-// hasListingHeld reports whether a listing is stored, for a writer about to
-// rely on it (an artifact's state, a build record, an archive reference):
-// a listing found stored is held (Hold) and found again, so that a
-// collector neither deletes it now nor, for its grace period, as garbage
-// (a lease counts as a recent use). One request when it is not stored.
-func (s *Store) hasListingHeld(ctx context.Context, sum digest.Sum) (bool, error) {
-	if ok, err := s.HasListing(ctx, sum); err != nil || !ok {
-		return false, err
-	}
-	lease, err := s.Hold(ctx, ListingKey(sum))
-	if err != nil {
-		return false, err
-	}
-	ok, err := s.HasListing(ctx, sum)
-	if err != nil || !ok {
-		lease.Drop(ctx)
-	}
-	return ok, err
 }
 
 // HasListing reports whether a tree listing is stored.

@@ -815,6 +815,7 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, b.wrap("reading", key, err)
 	}
+	b.bucketOK.Store(true) // an object was read: the bucket exists
 	return out.Body, nil
 }
 
@@ -827,10 +828,13 @@ func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
 	switch {
 	case err == nil:
+		b.bucketOK.Store(true)
 		return true, nil
 	case notFound(err):
 		// A HEAD has no body, so a missing bucket also looks like a 404;
-		// tell them apart once, or a typo in the bucket would read as "empty".
+		// tell them apart once, or a typo in the bucket would read as
+		// "empty" — unless a request of this backend has already found an
+		// object in it (bucketOK): then no extra request.
 		if !b.bucketOK.Load() {
 			_, berr := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
 			if berr != nil && (notFound(berr) || isCode(berr, "NoSuchBucket")) {
