@@ -597,7 +597,7 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 	if err != nil {
 		return
 	}
-	oldMan, err := r.data.store.GetListing(ctx, old)
+	oldMan, err := r.data.store.ListingContent(ctx, old) // content only: this machine's copy will do
 	if err != nil {
 		return
 	}

@@ -130,6 +130,9 @@ func newProviderData(st *store.Store, cache *statcache.Cache) *providerData {
 	var layerCache *image.LayerCache
 	if cache != nil {
 		layerCache = image.NewLayerCache(filepath.Join(cache.Dir(), "layers"))
+		if st != nil {
+			st.SetListingCache(store.NewListingCache(filepath.Join(cache.Dir(), "listings")))
+		}
 	}
 	d := &providerData{
 		store: st, buildCache: CacheReadWrite, cache: cache, refs: refs,
