@@ -128,7 +128,9 @@ func TestVerify(t *testing.T) {
 		}
 
 		code, stdout, stderr := verify("1.0.0", ci)
-		if code != 0 || !strings.Contains(stdout, "key ID "+ci.id+": trusted, valid") || !strings.Contains(stdout, "web@1.0.0 (releases/") {
+		sum := digest.Bytes(stored(t, b, release.VersionKey("web", "1.0.0")))
+		if code != 0 || !strings.Contains(stdout, "key ID "+ci.id+": trusted, valid") ||
+			!strings.Contains(stdout, "web@1.0.0 ("+release.VersionKey("web", "1.0.0")+", "+sum.String()+"): 1 signatures") {
 			t.Fatalf("trusted: exit %d\n%s%s", code, stdout, stderr)
 		}
 		code, stdout, stderr = verify("1.0.0", manager)

@@ -170,7 +170,7 @@ func check(ctx context.Context, b store.Backend, out io.Writer, label, key strin
 		return err
 	}
 	lines, valid, untrusted, invalid := signatureStatus(envs, trusted, key, sum)
-	if _, err := fmt.Fprintf(out, "%s (%s, sha256 %s): %d signatures\n", label, key, sum.Hex(), len(lines)); err != nil {
+	if _, err := fmt.Fprintf(out, "%s (%s, %s): %d signatures\n", label, key, sum, len(lines)); err != nil {
 		return err
 	}
 	for _, l := range lines {
