@@ -202,13 +202,21 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 		}
 		return nil, fmt.Errorf("reading the signatures of %s: %w", key, err)
 	}
+	return envs, judge(envs, t.trusted(), t.Require, key, sum)
+}
+
+// judge is the verdict on the record at key, whose stored bytes have the
+// sha256 sum, carrying the signatures envs: nil when one of them is a
+// valid signature by a key of trusted about exactly this record (with its
+// family's predicate type), or when there are none and require is false;
+// otherwise an *UntrustedRecordError.
+func judge(envs []*signature.Envelope, trusted []*signature.Verifier, require bool, key string, sum digest.Sum) error {
 	if len(envs) == 0 {
-		if t.Require {
-			return envs, &UntrustedRecordError{Key: key, Unsigned: true}
+		if require {
+			return &UntrustedRecordError{Key: key, Unsigned: true}
 		}
-		return envs, nil
+		return nil
 	}
-	trusted := t.trusted()
 	e := &UntrustedRecordError{Key: key}
 	var details []string
 	for _, env := range envs {
@@ -217,7 +225,7 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 		}
 		_, err := signature.VerifyRecord(env, trusted, key, sum, predicateType(key))
 		if err == nil {
-			return envs, nil
+			return nil
 		}
 		var ue *signature.UntrustedError
 		if errors.As(err, &ue) {
@@ -236,7 +244,7 @@ func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum dige
 	e.Invalid = slices.Compact(e.Invalid)
 	slices.Sort(details)
 	e.Detail = strings.Join(slices.Compact(details), "; ")
-	return envs, e
+	return e
 }
 
 // predicateType is the predicate type of the statement signing the
@@ -277,7 +285,8 @@ func (e *ChannelPolicyError) Error() string {
 		found = "its signatures name key IDs " + strings.Join(e.Found, ", ") + ", none of them a valid signature by those keys"
 	}
 	return fmt.Sprintf("the channel %s takes only versions signed by key IDs %s (trust.channels[%q]), and %s@%s (%s) is not: %s. "+
-		"Have a holder of one of those keys approve it (`terraform-provider-immutable sign --key rm-key.pem --store STORE --release %s@%s`), "+
+		"Have a holder of one of those keys approve it (`terraform-provider-immutable sign --key rm-key.pem --store STORE --release %s@%s "+
+		"--trusted-key ci.pub`, which countersigns only a record its publisher's trusted key signed; `--dry-run` shows what is approved), "+
 		"or choose a version so signed", e.Channel, strings.Join(e.Required, ", "), e.Channel, e.Name, e.Version, e.Key, found, e.Name, e.Version)
 }
 

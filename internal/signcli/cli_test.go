@@ -128,7 +128,9 @@ func TestVerify(t *testing.T) {
 		}
 
 		code, stdout, stderr := verify("1.0.0", ci)
-		if code != 0 || !strings.Contains(stdout, "key ID "+ci.id+": trusted, valid") || !strings.Contains(stdout, "web@1.0.0 (releases/") {
+		sum := digest.Bytes(stored(t, b, release.VersionKey("web", "1.0.0")))
+		if code != 0 || !strings.Contains(stdout, "key ID "+ci.id+": trusted, valid") ||
+			!strings.Contains(stdout, "web@1.0.0 ("+release.VersionKey("web", "1.0.0")+", "+sum.String()+"): 1 signatures") {
 			t.Fatalf("trusted: exit %d\n%s%s", code, stdout, stderr)
 		}
 		code, stdout, stderr = verify("1.0.0", manager)
@@ -142,7 +144,7 @@ func TestVerify(t *testing.T) {
 		}
 
 		// The manager approves: `sign`, then verify with the manager's key.
-		code, stdout, stderr = run("sign", append([]string{"--release", "web@1.0.0", "--key", manager.priv}, flags...)...)
+		code, stdout, stderr = run("sign", append([]string{"--release", "web@1.0.0", "--key", manager.priv, "--trusted-key", ci.pub}, flags...)...)
 		if code != 0 || !strings.Contains(stdout, "web@1.0.0 signed by key ID "+manager.id) {
 			t.Fatalf("sign: exit %d\n%s%s", code, stdout, stderr)
 		}
@@ -152,7 +154,7 @@ func TestVerify(t *testing.T) {
 			t.Fatalf("after sign: exit %d\n%s%s", code, stdout, stderr)
 		}
 		// Signing again changes nothing.
-		if code, stdout, stderr = run("sign", append([]string{"--release", "web@1.0.0", "--key", manager.priv}, flags...)...); code != 0 {
+		if code, stdout, stderr = run("sign", append([]string{"--release", "web@1.0.0", "--key", manager.priv, "--trusted-key", ci.pub}, flags...)...); code != 0 {
 			t.Fatalf("sign again: exit %d\n%s%s", code, stdout, stderr)
 		}
 
@@ -255,7 +257,7 @@ func TestSignRefusesAMissingRecord(t *testing.T) {
 	k := newKey(t, t.TempDir(), "k", false)
 	before, err := b.List(ctx, "")
 	must(t, err)
-	code, stdout, stderr := run("sign", "--store", "file://"+root, "--release", "web@1.1.0", "--key", k.priv)
+	code, stdout, stderr := run("sign", "--store", "file://"+root, "--release", "web@1.1.0", "--key", k.priv, "--trusted-key", k.pub)
 	if code != 1 || !strings.Contains(stderr, "web@1.1.0 is not published in this store") {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -294,8 +296,12 @@ func TestUsage(t *testing.T) {
 		{"verify", []string{"--store", "s3://b/p", "--s3-endpoint", "localhost:9000", "--release", "web@1.0.0", "--trusted-key", k.pub}, "has no scheme"},
 		{"verify", append([]string{"--release", "web@1.0.0", "--trusted-key", k.pub, "now"}, st...), `unexpected argument "now"`},
 		{"verify", []string{"--no-such-flag"}, "flag provided but not defined"},
-		{"sign", append([]string{"--release", "web@1.0.0"}, st...), "no key: give --key FILE"},
-		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.pub}, st...), "this is a public key, not a private key"},
+		{"sign", append([]string{"--release", "web@1.0.0", "--trusted-key", k.pub}, st...), "no key: give --key FILE"},
+		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.pub, "--trusted-key", k.pub}, st...), "this is a public key, not a private key"},
+		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.priv}, st...), "nothing checks the record: give --trusted-key FILE"},
+		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.priv}, st...), "or --digest sha256:HEX"},
+		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.priv, "--digest", "abc"}, st...), "--digest: \"abc\" is not a digest"},
+		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.priv, "--trusted-key", junk}, st...), "--trusted-key " + junk},
 		{"envelope", st, "no release"},
 		{"envelope", append([]string{"--release", "web@1.0.0", "--record-out", filepath.Join(dir, "absent", "r.json")}, st...), "its directory does not exist"},
 	} {

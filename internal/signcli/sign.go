@@ -3,8 +3,10 @@ package signcli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,12 +17,35 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/tmpfile"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
-const signUsage = `Usage: terraform-provider-immutable sign --store URL --release NAME@VERSION --key FILE
+const signUsage = `Usage: terraform-provider-immutable sign --store URL --release NAME@VERSION --key FILE --trusted-key FILE [--trusted-key FILE...]
+       terraform-provider-immutable sign --store URL --release NAME@VERSION --key FILE --digest sha256:HEX
+       terraform-provider-immutable sign --store URL --release NAME@VERSION --dry-run
 
-Countersigns a published release version (an approval, such as a release
-manager's): signs the record's stored bytes, its artifacts and images as
+Countersigns a published release version: an approval, such as a release
+manager's. It prints what is approved (the record's key and sha256, the
+release NAME@VERSION, its artifacts with their digests, its images and
+metadata, and the key IDs of the signatures it carries), then checks that
+this is the record to approve, in one of two ways (or both):
+
+  --trusted-key FILE   the record must already carry a valid signature,
+                       about exactly this record, by one of the public
+                       keys in FILE (CI's, say). A record written into the
+                       store by anyone else, unsigned or signed by another
+                       key, is refused.
+  --digest sha256:HEX  the record's sha256 must be the one you reviewed (as
+                       --dry-run or verify printed it): another record is
+                       refused.
+
+Without either nothing is signed (exit 2): anyone who can write the store
+could otherwise have a forged record approved. A refused record exits 1
+saying why, and nothing is written. --dry-run prints and checks, and
+signs nothing (--key is then optional).
+
+Once checked, it signs exactly the bytes checked (a record replaced since
+is not signed): the record's stored bytes, its artifacts and images, as
 the publisher's signature does, and stores the DSSE envelope once beside
 the record under the key's ID. A version that is not published is
 refused. Signing again with the same key changes nothing.
@@ -38,6 +63,10 @@ Options:
 func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("sign", signUsage, "Signing needs s3:ListBucket and s3:GetObject on the store's prefix, and s3:PutObject on its signatures.", stderr)
 	keyFile := c.fs.String("key", "", "the signing key: a PKCS#8 PEM private key `FILE`")
+	var files keyFiles
+	c.fs.Var(&files, "trusted-key", "sign only a record a valid signature by one of the PEM public keys in `FILE` names (repeat for several)")
+	want := c.fs.String("digest", "", "sign only a record whose sha256 is `sha256:HEX`, the one you reviewed")
+	dryRun := c.fs.Bool("dry-run", false, "print what would be approved and check it; sign nothing")
 	if code, done := c.parse(args); done {
 		return code
 	}
@@ -45,28 +74,138 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return c.fail(err)
 	}
-	if *keyFile == "" {
+	if *keyFile == "" && !*dryRun {
 		return c.fail(usagef("no key: give --key FILE (a PKCS#8 PEM private key)"))
 	}
-	pem, err := readFile("--key", *keyFile)
+	if len(files) == 0 && *want == "" && !*dryRun {
+		return c.fail(usagef("nothing checks the record: give --trusted-key FILE, the public key of its publisher (CI), " +
+			"to approve only a record that key signed, or --digest sha256:HEX, the record's sha256 you reviewed " +
+			"(--dry-run prints it); without either, a record forged by anyone who can write the store would be approved"))
+	}
+	var wantSum digest.Sum
+	if *want != "" {
+		if wantSum, err = digest.Parse(*want); err != nil {
+			return c.fail(usagef("--digest: %v (the record's sha256, as --dry-run prints it)", err))
+		}
+	}
+	var s *signature.Signer
+	if *keyFile != "" {
+		pem, err := readFile("--key", *keyFile)
+		if err != nil {
+			return c.fail(err)
+		}
+		if s, err = signature.LoadSigner(pem); err != nil {
+			return c.fail(usagef("--key %s: %v", *keyFile, err))
+		}
+	}
+	trusted, err := loadTrusted(files)
 	if err != nil {
 		return c.fail(err)
-	}
-	s, err := signature.LoadSigner(pem)
-	if err != nil {
-		return c.fail(usagef("--key %s: %v", *keyFile, err))
 	}
 	b, err := c.open(ctx)
 	if err != nil {
 		return c.fail(err)
 	}
-	if _, err := release.Countersign(ctx, b, s, name, version); err != nil {
+	a, err := release.ReadApproval(ctx, b, name, version)
+	if err != nil {
 		return c.fail(recordError(name, version, err))
+	}
+	if err := printApproval(stdout, a, trusted); err != nil {
+		return c.fail(err)
+	}
+	if *want != "" {
+		if err := a.CheckDigest(wantSum); err != nil {
+			return c.fail(fmt.Errorf("refused, nothing signed: %w", err))
+		}
+	}
+	if len(files) > 0 {
+		if err := a.CheckTrusted(trusted); err != nil {
+			return c.fail(untrustedError(name, version, err))
+		}
+	}
+	if *dryRun {
+		what := "checked"
+		if len(files) == 0 && *want == "" {
+			what = "not checked (give --trusted-key or --digest)"
+		}
+		if _, err := fmt.Fprintf(stdout, "%s@%s %s; nothing signed (--dry-run)\n", name, version, what); err != nil {
+			return c.fail(err)
+		}
+		return 0
+	}
+	if _, err := a.Sign(ctx, b, s); err != nil {
+		return c.fail(err)
 	}
 	if _, err := fmt.Fprintf(stdout, "%s@%s signed by key ID %s\n", name, version, s.KeyID()); err != nil {
 		return c.fail(err)
 	}
 	return 0
+}
+
+// printApproval prints what an approval of a is about. Text read from the
+// store is printed through usertext.Show, so that a forged record cannot
+// add lines or hide characters in what the approver reads.
+func printApproval(out io.Writer, a *release.Approval, trusted []*signature.Verifier) error {
+	r := a.Record
+	var w strings.Builder
+	fmt.Fprintf(&w, "approving %s@%s\n", r.Name, r.Version)
+	fmt.Fprintf(&w, "  record     %s\n", a.Key)
+	fmt.Fprintf(&w, "  sha256     %s (what --digest states)\n", a.Digest())
+	fmt.Fprintf(&w, "  content    %s (the release's digest)\n", usertext.Show(r.Digest))
+	fmt.Fprintf(&w, "  published  %s\n", usertext.Show(r.PublishedAt))
+	if r.PreviousVersion != "" {
+		fmt.Fprintf(&w, "  previous   %s\n", usertext.Show(r.PreviousVersion))
+	}
+	list := func(title string, m map[string]string) {
+		fmt.Fprintf(&w, "%s (%d):\n", title, len(m))
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(&w, "  %s  %s\n", usertext.Show(k), usertext.Show(m[k]))
+		}
+	}
+	list("artifacts", r.Artifacts)
+	list("images", r.Images)
+	list("metadata", r.Metadata)
+	lines, _, _, _ := signatureStatus(a.Signatures, trusted, a.Key, a.Digest())
+	fmt.Fprintf(&w, "signatures (%d):\n", len(lines))
+	for _, l := range lines {
+		w.WriteString(usertext.Escape(l) + "\n")
+	}
+	_, err := io.WriteString(out, w.String())
+	return err
+}
+
+// untrustedError says why a record is refused under --trusted-key.
+func untrustedError(name, version string, err error) error {
+	var ue *release.UntrustedRecordError
+	if !errors.As(err, &ue) {
+		return err
+	}
+	why := "it has no signature"
+	if !ue.Unsigned {
+		why = "its signatures name key IDs " + strings.Join(showAll(ue.Found), ", ")
+		if len(ue.Invalid) == 0 {
+			why += ", none of them given with --trusted-key"
+		} else {
+			why += "; those of keys given with --trusted-key, " + strings.Join(showAll(ue.Invalid), ", ") +
+				", do not verify or name another record (the record or its signature was altered, or the signature was copied from another record)"
+		}
+		if ue.Detail != "" {
+			why += " (" + usertext.Show(ue.Detail) + ")"
+		}
+	}
+	return fmt.Errorf("refused, nothing signed: %s@%s (%s) carries no valid signature by a key given with --trusted-key: %s. "+
+		"It may have been written by someone who can write the store but does not hold your publisher's key. "+
+		"Check who published it; if its signer's key is one you trust, give that key with --trusted-key, "+
+		"or review the record above and give its sha256 with --digest", name, version, ue.Key, why)
+}
+
+// showAll is usertext.Show of each of ss (key IDs as claimed by the store).
+func showAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = usertext.Show(s)
+	}
+	return out
 }
 
 const envelopeUsage = `Usage: terraform-provider-immutable envelope --store URL --release NAME@VERSION [--key-id ID] [--record-out FILE]

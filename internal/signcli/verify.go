@@ -79,17 +79,9 @@ func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if len(files) == 0 {
 		return c.fail(usagef("no trusted key: give --trusted-key FILE (a PEM public key) at least once"))
 	}
-	var trusted []*signature.Verifier
-	for _, f := range files {
-		pem, err := readFile("--trusted-key", f)
-		if err != nil {
-			return c.fail(err)
-		}
-		keys, err := signature.ParsePublicKeys(pem)
-		if err != nil {
-			return c.fail(usagef("--trusted-key %s: %v", f, err))
-		}
-		trusted = append(trusted, keys...)
+	trusted, err := loadTrusted(files)
+	if err != nil {
+		return c.fail(err)
 	}
 	b, err := c.open(ctx)
 	if err != nil {
@@ -118,20 +110,32 @@ func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return 0
 }
 
-// check prints the signatures of the record stored at key as raw, and
-// returns nil when one by a trusted key verifies, else why not.
-func check(ctx context.Context, b store.Backend, out io.Writer, label, key string, raw []byte, trusted []*signature.Verifier) error {
-	sum := digest.Bytes(raw)
-	envs, err := release.ReadSignatures(ctx, b, key, sum)
-	if err != nil {
-		return err
+// loadTrusted reads the public keys of the --trusted-key files.
+func loadTrusted(files keyFiles) ([]*signature.Verifier, error) {
+	var trusted []*signature.Verifier
+	for _, f := range files {
+		pem, err := readFile("--trusted-key", f)
+		if err != nil {
+			return nil, err
+		}
+		keys, err := signature.ParsePublicKeys(pem)
+		if err != nil {
+			return nil, usagef("--trusted-key %s: %v", f, err)
+		}
+		trusted = append(trusted, keys...)
 	}
+	return trusted, nil
+}
+
+// signatureStatus says of each signature of the record at key (stored
+// bytes with the sha256 sum) whether its key is trusted and, if so,
+// whether it verifies: one line each, and the key IDs of the valid, the
+// untrusted and the invalid ones.
+func signatureStatus(envs []*signature.Envelope, trusted []*signature.Verifier, key string, sum digest.Sum) (lines, valid, untrusted, invalid []string) {
 	ids := map[string]bool{}
 	for _, v := range trusted {
 		ids[v.KeyID()] = true
 	}
-	var lines []string
-	var valid, untrusted, invalid []string
 	for _, env := range envs {
 		for _, sig := range env.Signatures {
 			one := *env
@@ -154,7 +158,19 @@ func check(ctx context.Context, b store.Backend, out io.Writer, label, key strin
 			lines = append(lines, fmt.Sprintf("  key ID %s: trusted, valid", id))
 		}
 	}
-	if _, err := fmt.Fprintf(out, "%s (%s, sha256 %s): %d signatures\n", label, key, sum.Hex(), len(lines)); err != nil {
+	return lines, valid, untrusted, invalid
+}
+
+// check prints the signatures of the record stored at key as raw, and
+// returns nil when one by a trusted key verifies, else why not.
+func check(ctx context.Context, b store.Backend, out io.Writer, label, key string, raw []byte, trusted []*signature.Verifier) error {
+	sum := digest.Bytes(raw)
+	envs, err := release.ReadSignatures(ctx, b, key, sum)
+	if err != nil {
+		return err
+	}
+	lines, valid, untrusted, invalid := signatureStatus(envs, trusted, key, sum)
+	if _, err := fmt.Fprintf(out, "%s (%s, %s): %d signatures\n", label, key, sum, len(lines)); err != nil {
 		return err
 	}
 	for _, l := range lines {
