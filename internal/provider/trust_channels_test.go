@@ -58,6 +58,11 @@ func TestAccTrustChannels(t *testing.T) {
 					Config:      e.providerBlock("trust {\n    channels = { prod = [\"not a key\"] }\n  }") + prod,
 					ExpectError: regexp.MustCompile(`(?s)Invalid trusted key.*trust\.channels\["prod"\]\[0\].*no PEM block`),
 				},
+				{
+					// A key no channel has would leave prod unguarded: refused.
+					Config:      e.providerBlock(fmt.Sprintf("trust {\n    keys = [file(%q)]\n    channels = { \"web/prod\" = [file(%q)] }\n  }", ciPub, rmPub)) + prod,
+					ExpectError: regexp.MustCompile(`(?s)Invalid channel in trust\.channels.*trust\.channels\["web/prod"\].*not a valid channel\s+name.*without\s+its\s+release`),
+				},
 				{Config: e.providerBlock(trust) + prod, ExpectError: refused("prod", "1.0.0")},
 				{Config: e.providerBlock(trust) + live, ExpectError: refused("live", "2.0.0")},
 				// Without the requirement, CI's signature suffices.

@@ -44,7 +44,8 @@ func trustBlock() schema.SingleNestedBlock {
 				MarkdownDescription: "Refuse a record that has no signature at all, too. Default `true` (with a policy, an " +
 					"unsigned record is refused: anyone who can write the bucket could write one). Set `false` only while a " +
 					"store's older records predate signing: unsigned records then pass, signed ones must be signed by a " +
-					"trusted key.",
+					"trusted key. This catches mistakes, not attackers (an unsigned or hand-edited record passes): the provider " +
+					"warns at every plan while it is `false`.",
 				Optional: true,
 			},
 			"channels": schema.MapAttribute{
@@ -52,7 +53,8 @@ func trustBlock() schema.SingleNestedBlock {
 					"which must have signed any version that channel moves to (the plan of `immutable_channel`) or is read " +
 					"through (`immutable_channel` data source), on top of the general policy — such as " +
 					"`{ prod = [file(\"rm.pub\")] }`: `prod` takes only versions a release manager approved " +
-					"(`terraform-provider-immutable sign`). These keys are trusted by the general policy too.",
+					"(`terraform-provider-immutable sign`). A key is a channel name alone (`prod`, not `web/prod`; no wildcards), " +
+					"applying to that channel of every release. These keys are trusted by the general policy too.",
 				ElementType: types.ListType{ElemType: types.StringType},
 				Optional:    true,
 			},
@@ -85,6 +87,15 @@ func loadTrust(m *trustModel) (*release.Trust, diag.Diagnostics) {
 		for ch, l := range raw {
 			at := path.Root("trust").AtName("channels").AtMapKey(ch)
 			name := fmt.Sprintf("trust.channels[%q]", ch)
+			if err := release.CheckChannel(ch); err != nil {
+				// A key no channel can have would be a requirement that
+				// never applies: "Prod", "prod ", "web/prod" or "*" would
+				// leave prod unguarded.
+				diags.AddAttributeError(at, "Invalid channel in trust.channels",
+					fmt.Sprintf("%s: %v. A key is a channel's name alone (\"prod\"), without its release (not \"web/prod\") "+
+						"or wildcards; it applies to that channel of every release.", name, err))
+				continue
+			}
 			var elems []types.String
 			if l.IsUnknown() || l.IsNull() {
 				diags.AddAttributeError(at, "Invalid channel keys", fmt.Sprintf("%s is null or only known after apply: give a list of "+
@@ -107,9 +118,16 @@ func loadTrust(m *trustModel) (*release.Trust, diag.Diagnostics) {
 	if m.RequireSignatures.IsNull() {
 		require = true // a policy that unsigned records pass is one a bucket writer passes by not signing
 	}
+	if !require {
+		diags.AddAttributeWarning(path.Root("trust").AtName("require_signatures"), "Unsigned records are trusted",
+			"trust.require_signatures = false: a record with no signature passes the policy. This catches mistakes, not "+
+				"attackers: whoever can write the bucket can publish a record without signing it, and a signed record "+
+				"edited by hand is a new, unsigned record, which passes too. Set it back to true (the default) once "+
+				"every record the workspace reads is signed.")
+	}
 	t := release.NewTrust(keys, require)
 	t.Channels = channels
-	return t, nil
+	return t, diags
 }
 
 // parseKeys parses a list of PEM public keys at attribute at, which

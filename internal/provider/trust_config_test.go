@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -179,4 +180,22 @@ func TestAccTrust(t *testing.T) {
 			},
 		})
 	})
+}
+
+// A policy that lets unsigned records pass says so at every plan, on the
+// attribute; the default (required) says nothing.
+func TestTrustWarnsWhenSignaturesAreNotRequired(t *testing.T) {
+	for _, tc := range []struct {
+		require types.Bool
+		warn    bool
+	}{{types.BoolNull(), false}, {types.BoolValue(true), false}, {types.BoolValue(false), true}} {
+		trust, diags := loadTrust(&trustModel{RequireSignatures: tc.require, Channels: types.MapNull(types.ListType{ElemType: types.StringType})})
+		if trust == nil || diags.HasError() {
+			t.Fatalf("require_signatures = %s: %v", tc.require, diags)
+		}
+		warned := len(diags.Warnings()) == 1 && strings.Contains(diags.Warnings()[0].Detail(), "catches mistakes, not attackers")
+		if warned != tc.warn {
+			t.Errorf("require_signatures = %s: warnings %v, want a warning: %v", tc.require, diags.Warnings(), tc.warn)
+		}
+	}
 }
