@@ -44,6 +44,17 @@ type Stager interface {
 	Sync(ctx context.Context, keys []string) error
 }
 
+// A FileStager is a Stager that stages a blob straight from an open
+// regular file: the local store copies it in the kernel (copy_file_range)
+// and verify reads back what was staged, so that what is verified is the
+// store's copy and the bytes cross user space once, to be hashed.
+type FileStager interface {
+	// StageFile stages at most size+1 bytes of src under key (a file that
+	// grew since it was hashed fails verify), then calls verify with a
+	// reader of the staged copy; an error from verify abandons the copy.
+	StageFile(ctx context.Context, key string, src *os.File, size int64, verify func(io.Reader) error) (Staged, error)
+}
+
 // Staged is an object written by Stager.Stage and not yet visible.
 type Staged interface {
 	Key() string
@@ -282,6 +293,7 @@ feed:
 func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 	abs := filepath.Join(p.root, filepath.FromSlash(e.Path))
 	var r io.Reader
+	var file *os.File // a regular file's, for a FileStager
 	if e.Kind == digest.KindSymlink {
 		target, err := os.Readlink(abs)
 		if errors.Is(err, syscall.EINVAL) {
@@ -304,7 +316,7 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 			return err
 		}
 		defer func() { _ = f.Close() }() // read-only
-		r = f
+		r, file = f, f
 	}
 	key := BlobKey(e.SHA256)
 	if e.Size > SmallBlob || p.askFirst() {
@@ -325,7 +337,16 @@ func (p *publisher) one(ctx context.Context, e digest.Entry) error {
 	var err error
 	if p.stager != nil {
 		var st Staged
-		if st, err = p.stager.Stage(ctx, key, vr); err == nil {
+		if fst, ok := p.stager.(FileStager); ok && file != nil {
+			st, err = fst.StageFile(ctx, key, file, e.Size, func(staged io.Reader) error {
+				vr = newVerifyingReader(staged, e.Path, e.SHA256)
+				_, err := digest.Copy(ctx, io.Discard, vr)
+				return err
+			})
+		} else {
+			st, err = p.stager.Stage(ctx, key, vr)
+		}
+		if err == nil {
 			p.mu.Lock()
 			p.staged = append(p.staged, st)
 			p.mu.Unlock()

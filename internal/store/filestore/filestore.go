@@ -269,6 +269,53 @@ func (b *Backend) Stage(ctx context.Context, key string, r io.Reader) (store.Sta
 	return &staged{key: key, tmp: tmp.Name(), final: final}, nil
 }
 
+var _ store.FileStager = (*Backend)(nil)
+
+// StageFile implements store.FileStager: src is copied to a temporary file
+// beside key by the kernel (copy_file_range where the filesystem has it,
+// as cp does; a plain copy elsewhere), then verify reads that copy — the
+// bytes the store will hold — and the copy is abandoned unless they pass.
+func (b *Backend) StageFile(ctx context.Context, key string, src *os.File, size int64, verify func(io.Reader) error) (store.Staged, error) {
+	final, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(final); err == nil {
+		return nil, store.ErrExists
+	}
+	b.sweepBlobs()
+	tmp, err := b.createTemp(filepath.Dir(final), false)
+	if err != nil {
+		return nil, err
+	}
+	abandon := func(err error) (store.Staged, error) {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name()) // abandoned; a leftover would be swept
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return abandon(err)
+	}
+	// *os.File.ReadFrom of a LimitedReader of a file is copy_file_range.
+	if _, err := tmp.ReadFrom(io.LimitReader(src, size+1)); err != nil {
+		return abandon(b.writeFailed(err))
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return abandon(b.writeFailed(err))
+	}
+	if err := verify(tmp); err != nil {
+		return abandon(err)
+	}
+	if err := tmp.Chmod(0o444); err != nil {
+		return abandon(b.writeFailed(err))
+	}
+	if err := tmp.Close(); err != nil {
+		_ = os.Remove(tmp.Name())
+		return nil, b.writeFailed(err)
+	}
+	return &staged{key: key, tmp: tmp.Name(), final: final}, nil
+}
+
 // Commit implements store.Stager: every staged file is made durable, then
 // linked to its key (never over an object: one that appeared meanwhile is
 // kept), then the new links are made durable, all before it returns.

@@ -2,6 +2,8 @@ package filestore
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +68,61 @@ func TestStageCommit(t *testing.T) {
 	}
 	if tmps, _ := filepath.Glob(filepath.Join(b.Root(), "blobs", "sha256", "cc", "*")); len(tmps) != 0 {
 		t.Errorf("Discard left %v", tmps)
+	}
+}
+
+// StageFile copies a file and hands verify the staged copy, not the
+// source: what verify refuses (here, a source that grew since it was
+// hashed: one byte more than its size is copied, so the copy is longer)
+// leaves nothing behind, and what it accepts is staged read-only.
+func TestStageFileVerifiesTheCopy(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, []byte("hello world\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *os.File {
+		f, err := os.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		return f
+	}
+	var seen []string
+	verify := func(want string) func(r io.Reader) error {
+		return func(r io.Reader) error {
+			got, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			seen = append(seen, string(got))
+			if string(got) != want {
+				return errors.New("not what was hashed")
+			}
+			return nil
+		}
+	}
+	// Hashed at 6 bytes ("hello "): the file has grown since.
+	if _, err := b.StageFile(ctx, "blobs/sha256/aa/grown", open(), 6, verify("hello ")); err == nil {
+		t.Fatal("a file that grew since it was hashed was staged")
+	}
+	if seen[0] != "hello w" {
+		t.Errorf("verify read %q, want the staged copy of size+1 bytes", seen[0])
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(b.Root(), "blobs", "sha256", "*", tmpPrefix+"*")); len(tmps) != 0 {
+		t.Errorf("temporary files left after a refused copy: %v", tmps)
+	}
+	s, err := b.StageFile(ctx, "blobs/sha256/aa/whole", open(), 12, verify("hello world\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []store.Staged{s}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(b.Root(), "blobs", "sha256", "aa", "whole"))
+	if err != nil || fi.Mode().Perm() != 0o444 || fi.Size() != 12 {
+		t.Fatalf("the staged copy is %v, %v; want 12 read-only bytes", fi, err)
 	}
 }
