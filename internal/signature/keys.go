@@ -10,6 +10,7 @@
 package signature
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -44,10 +45,11 @@ type Signer struct {
 
 // Verifier holds a public key that verifies envelopes.
 type Verifier struct {
-	key crypto.PublicKey
-	alg Algorithm
-	der []byte // PKIX DER
-	id  string
+	key  crypto.PublicKey
+	alg  Algorithm
+	der  []byte // PKIX DER
+	id   string
+	name string // the principals of an allowed_signers line, or an SSH key's comment
 }
 
 // KeyID is the lower-case hex SHA-256 of the key's PKIX (SubjectPublicKeyInfo)
@@ -58,6 +60,20 @@ func (v *Verifier) KeyID() string { return v.id }
 
 // Algorithm is the key's type.
 func (v *Verifier) Algorithm() Algorithm { return v.alg }
+
+// Name is a display name for the key, not part of its identity: the
+// principals of the allowed_signers line it was read from, else the
+// comment of its SSH public key line; "" for a PEM key. Nothing checks it.
+func (v *Verifier) Name() string { return v.name }
+
+// Label is the key's ID followed by its name in parentheses, if any: how
+// messages show a trusted key.
+func (v *Verifier) Label() string {
+	if v.name == "" {
+		return v.id
+	}
+	return v.id + " (" + v.name + ")"
+}
 
 // PEM is the public key as one PKIX "PUBLIC KEY" PEM block.
 func (v *Verifier) PEM() []byte {
@@ -75,6 +91,12 @@ func (s *Signer) Public() *Verifier { return s.pub }
 //
 //	openssl genpkey -algorithm ed25519
 //	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+//
+// or one unencrypted OpenSSH private key of the same two types, as written
+// by `ssh-keygen -t ed25519` or `ssh-keygen -t ecdsa -b 256` (with -N "").
+// An SSH key signs exactly as its PEM form does (DSSE, not the SSHSIG
+// format) and has the same key ID, so its public key may be trusted in
+// either form.
 func LoadSigner(pemBytes []byte) (*Signer, error) {
 	block, rest := pem.Decode(pemBytes)
 	if block == nil {
@@ -97,7 +119,7 @@ func LoadSigner(pemBytes []byte) (*Signer, error) {
 	case "RSA PRIVATE KEY":
 		return nil, errRSA
 	case "OPENSSH PRIVATE KEY":
-		return nil, errors.New("OpenSSH private keys are not read: use a PKCS#8 PEM key (`openssl genpkey -algorithm ed25519`)")
+		return loadSSHSigner(pemBytes)
 	default:
 		return nil, fmt.Errorf("PEM block %q is not a private key: a signing key must be a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----)", block.Type)
 	}
@@ -105,6 +127,11 @@ func LoadSigner(pemBytes []byte) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the PKCS#8 private key: %w", err)
 	}
+	return signerOf(parsed)
+}
+
+// signerOf is the signer of a parsed private key, Ed25519 or ECDSA P-256.
+func signerOf(parsed any) (*Signer, error) {
 	var key crypto.Signer
 	switch k := parsed.(type) {
 	case ed25519.PrivateKey:
@@ -130,10 +157,30 @@ var (
 	errRSA       = errors.New("RSA keys are not supported: use Ed25519 or ECDSA P-256")
 )
 
-// ParsePublicKeys reads one or more PKIX "PUBLIC KEY" PEM blocks (as written
-// by `openssl pkey -pubout`), each Ed25519 or ECDSA P-256. A key given twice
-// is returned once.
-func ParsePublicKeys(pemBytes []byte) ([]*Verifier, error) {
+// ParsePublicKeys reads trusted public keys, each Ed25519 or ECDSA P-256,
+// in one of two forms, told apart by the text:
+//
+//   - PEM: one or more PKIX "PUBLIC KEY" blocks (as written by
+//     `openssl pkey -pubout` or `ssh-keygen -e -m PKCS8 -f key.pub`); text
+//     around the blocks is ignored.
+//   - SSH: one key a line, as in a .pub file, authorized_keys or an
+//     allowed_signers file (see parseSSHPublicKeys).
+//
+// One input holds one form: PEM blocks and SSH key lines together are
+// refused. A key given twice is returned once (with its first name).
+func ParsePublicKeys(in []byte) ([]*Verifier, error) {
+	if !bytes.Contains(in, []byte("-----BEGIN ")) {
+		return parseSSHPublicKeys(in)
+	}
+	if n := sshLineOutsidePEM(in); n > 0 {
+		return nil, fmt.Errorf("line %d is an SSH public key, but the text holds PEM blocks too: give PEM keys and SSH keys "+
+			"as separate texts (a list entry or a file each)", n)
+	}
+	return parsePEMPublicKeys(in)
+}
+
+// parsePEMPublicKeys reads one or more PKIX "PUBLIC KEY" PEM blocks.
+func parsePEMPublicKeys(pemBytes []byte) ([]*Verifier, error) {
 	var out []*Verifier
 	seen := map[string]bool{}
 	for n := 1; ; n++ {
@@ -143,7 +190,10 @@ func ParsePublicKeys(pemBytes []byte) ([]*Verifier, error) {
 			break
 		}
 		if block.Type != "PUBLIC KEY" {
-			if block.Type == "PRIVATE KEY" || block.Type == "ENCRYPTED PRIVATE KEY" || block.Type == "EC PRIVATE KEY" || block.Type == "RSA PRIVATE KEY" || block.Type == "OPENSSH PRIVATE KEY" {
+			if block.Type == "OPENSSH PRIVATE KEY" {
+				return nil, fmt.Errorf("PEM block %d is an OpenSSH private key: trust its public key instead (the key's .pub file, or `ssh-keygen -y -f key`), and keep the private key out of the configuration", n)
+			}
+			if block.Type == "PRIVATE KEY" || block.Type == "ENCRYPTED PRIVATE KEY" || block.Type == "EC PRIVATE KEY" || block.Type == "RSA PRIVATE KEY" {
 				return nil, fmt.Errorf("PEM block %d is a private key (%q): trust its public key instead (`openssl pkey -in key.pem -pubout`), and keep the private key out of the configuration", n, block.Type)
 			}
 			return nil, fmt.Errorf("PEM block %d is %q, not a public key (-----BEGIN PUBLIC KEY-----)", n, block.Type)
@@ -162,7 +212,7 @@ func ParsePublicKeys(pemBytes []byte) ([]*Verifier, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no PEM block found: give public keys as PEM (-----BEGIN PUBLIC KEY-----)")
+		return nil, errors.New(errNoKey)
 	}
 	return out, nil
 }
