@@ -83,7 +83,7 @@ type UntrustedRecordError struct {
 	Key string // the record's key
 	// Found are the key IDs the record's signatures name (as claimed),
 	// sorted; Invalid those of trusted keys whose signature did not
-	// verify or named another record.
+	// verify or named another record, each with its name (Label).
 	Found, Invalid []string
 	// Unsigned is a record with no signature at all (refused under
 	// Require).
@@ -240,6 +240,7 @@ func judge(envs []*signature.Envelope, trusted []*signature.Verifier, require bo
 	}
 	slices.Sort(e.Found)
 	e.Found = slices.Compact(e.Found)
+	e.Invalid = labels(e.Invalid, trusted)
 	slices.Sort(e.Invalid)
 	e.Invalid = slices.Compact(e.Invalid)
 	slices.Sort(details)
@@ -275,7 +276,7 @@ func (t *Trust) Get(ctx context.Context, b store.Backend, name, version string) 
 type ChannelPolicyError struct {
 	Channel, Name, Version string
 	Key                    string   // the record's key
-	Required               []string // the channel's key IDs, sorted
+	Required               []string // the channel's key IDs with their names (Label), sorted
 	Found                  []string // the key IDs the record's signatures name, sorted
 }
 
@@ -310,7 +311,7 @@ func (t *Trust) CheckChannel(ctx context.Context, b store.Backend, ch string, r 
 	}
 	e := &ChannelPolicyError{Channel: ch, Name: r.Name, Version: r.Version, Key: key}
 	for _, k := range keys {
-		e.Required = append(e.Required, k.KeyID())
+		e.Required = append(e.Required, k.Label())
 	}
 	for _, env := range envs {
 		if VerifySignature(env, keys, key, sum) == nil {
@@ -325,4 +326,19 @@ func (t *Trust) CheckChannel(ctx context.Context, b store.Backend, ch string, r 
 	slices.Sort(e.Found)
 	e.Found = slices.Compact(e.Found)
 	return e
+}
+
+// labels is ids with each trusted key's ID replaced by its Label.
+func labels(ids []string, trusted []*signature.Verifier) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id
+		for _, v := range trusted {
+			if v.KeyID() == id {
+				out[i] = v.Label()
+				break
+			}
+		}
+	}
+	return out
 }

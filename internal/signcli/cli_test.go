@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/gc"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -312,5 +314,65 @@ func TestUsage(t *testing.T) {
 	}
 	if code, _, _ := run("verify", "-h"); code != 0 {
 		t.Errorf("verify -h: exit %d", code)
+	}
+}
+
+// sshKey is a new OpenSSH private key (ed25519) written to dir/name, and
+// its allowed_signers line for principal.
+func sshKey(t *testing.T, dir, name, principal string) (priv, allowedSigners string) {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	block, err := ssh.MarshalPrivateKey(k, name)
+	must(t, err)
+	pub, err := ssh.NewPublicKey(k.Public())
+	must(t, err)
+	priv = filepath.Join(dir, name)
+	must(t, os.WriteFile(priv, pem.EncodeToMemory(block), 0o600))
+	return priv, principal + ` namespaces="git" ` + string(ssh.MarshalAuthorizedKey(pub))
+}
+
+// TestVerifyAllowedSigners: `sign --key` takes an OpenSSH private key and
+// `verify --trusted-key` an allowed_signers file, which shows the signer's
+// principal next to its key ID; another allowed_signers key is not trusted,
+// and the key in PEM form is the same key.
+func TestVerifyAllowedSigners(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	b, err := filestore.New(root)
+	must(t, err)
+	publish(t, b, "1.0.0")
+	manager, managerLine := sshKey(t, dir, "manager", "rm@example.com")
+	_, otherLine := sshKey(t, dir, "other", "other@example.com")
+	allowed, other := filepath.Join(dir, "allowed_signers"), filepath.Join(dir, "other_signers")
+	must(t, os.WriteFile(allowed, []byte("# release managers\n"+managerLine), 0o644))
+	must(t, os.WriteFile(other, []byte(otherLine), 0o644))
+	raw, err := os.ReadFile(manager)
+	must(t, err)
+	s, err := signature.LoadSigner(raw)
+	must(t, err)
+	pemFile := filepath.Join(dir, "manager.pub.pem")
+	must(t, os.WriteFile(pemFile, s.Public().PEM(), 0o644))
+	flags := []string{"--store", "file://" + root, "--release", "web@1.0.0"}
+
+	sum := digest.Bytes(stored(t, b, release.VersionKey("web", "1.0.0")))
+	code, stdout, stderr := run("sign", append([]string{"--key", manager, "--digest", sum.String()}, flags...)...)
+	if code != 0 || !strings.Contains(stdout, "signed by key ID "+s.KeyID()) {
+		t.Fatalf("sign with an OpenSSH key: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run("verify", append([]string{"--trusted-key", allowed}, flags...)...)
+	if code != 0 || !strings.Contains(stdout, "key ID "+s.KeyID()+" (rm@example.com): trusted, valid") {
+		t.Fatalf("allowed_signers: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr = run("verify", append([]string{"--trusted-key", pemFile}, flags...)...); code != 0 {
+		t.Fatalf("the same key as PEM: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run("verify", append([]string{"--trusted-key", other}, flags...)...)
+	if code != 1 || !strings.Contains(stderr, "signed only by keys not trusted: key IDs "+s.KeyID()) {
+		t.Fatalf("another allowed_signers key: exit %d\n%s%s", code, stdout, stderr)
+	}
+	must(t, os.WriteFile(other, []byte("alice cert-authority "+strings.SplitN(otherLine, " ", 3)[2]), 0o644))
+	code, stdout, stderr = run("verify", append([]string{"--trusted-key", other}, flags...)...)
+	if code != 2 || !strings.Contains(stderr, "line 1: a cert-authority key") {
+		t.Fatalf("a cert-authority line: exit %d\n%s%s", code, stdout, stderr)
 	}
 }

@@ -50,9 +50,11 @@ the publisher's signature does, and stores the DSSE envelope once beside
 the record under the key's ID. A version that is not published is
 refused. Signing again with the same key changes nothing.
 
-The key is an unencrypted PKCS#8 PEM private key, Ed25519 or ECDSA P-256:
+The key is an unencrypted private key, Ed25519 or ECDSA P-256, in PKCS#8
+PEM or OpenSSH form (the same key ID and signature either way):
   openssl genpkey -algorithm ed25519 -out key.pem
   openssl pkey -in key.pem -pubout -out pub.pem   # for --trusted-key
+  ssh-keygen -t ed25519 -N "" -f key              # or: key.pub for --trusted-key
 
 ` + storeHelp + `A signer needs s3:GetObject and s3:ListBucket, and s3:PutObject on the
 signatures only.
@@ -62,9 +64,9 @@ Options:
 
 func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("sign", signUsage, "Signing needs s3:ListBucket and s3:GetObject on the store's prefix, and s3:PutObject on its signatures.", stderr)
-	keyFile := c.fs.String("key", "", "the signing key: a PKCS#8 PEM private key `FILE`")
+	keyFile := c.fs.String("key", "", "the signing key: a PKCS#8 PEM or OpenSSH private key `FILE`")
 	var files keyFiles
-	c.fs.Var(&files, "trusted-key", "sign only a record a valid signature by one of the PEM public keys in `FILE` names (repeat for several)")
+	c.fs.Var(&files, "trusted-key", "sign only a record a valid signature by one of the public keys in `FILE` (PEM, or SSH: .pub, allowed_signers) names (repeat for several)")
 	want := c.fs.String("digest", "", "sign only a record whose sha256 is `sha256:HEX`, the one you reviewed")
 	dryRun := c.fs.Bool("dry-run", false, "print what would be approved and check it; sign nothing")
 	if code, done := c.parse(args); done {
@@ -75,7 +77,7 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return c.fail(err)
 	}
 	if *keyFile == "" && !*dryRun {
-		return c.fail(usagef("no key: give --key FILE (a PKCS#8 PEM private key)"))
+		return c.fail(usagef("no key: give --key FILE (a PKCS#8 PEM or OpenSSH private key)"))
 	}
 	if len(files) == 0 && *want == "" && !*dryRun {
 		return c.fail(usagef("nothing checks the record: give --trusted-key FILE, the public key of its publisher (CI), " +

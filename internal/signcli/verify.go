@@ -29,9 +29,12 @@ on bad usage.
 With --channel, the channel's current move is checked the same way, then
 the version it points to.
 
-A trusted key file holds one or more PEM public keys (-----BEGIN PUBLIC
-KEY-----, Ed25519 or ECDSA P-256, as ` + "`openssl pkey -pubout`" + ` writes). A key
-ID is the hex sha256 of the key's DER:
+A trusted key file holds one or more public keys, Ed25519 or ECDSA P-256:
+PEM (-----BEGIN PUBLIC KEY-----, as ` + "`openssl pkey -pubout`" + ` writes), or SSH
+public keys one a line, as in a .pub file or an allowed_signers file
+("alice@example.com ssh-ed25519 AAAA..."; the principals are shown next to
+the key ID). A key ID is the hex sha256 of the key's PKIX DER, the same for
+an SSH key and its PEM form:
   openssl pkey -pubin -in pub.pem -outform DER | sha256sum
 
 ` + storeHelp + `
@@ -51,7 +54,7 @@ func (k *keyFiles) Set(s string) error {
 func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("verify", verifyUsage, "Verifying needs s3:ListBucket and s3:GetObject on the store's prefix.", stderr)
 	var files keyFiles
-	c.fs.Var(&files, "trusted-key", "a `FILE` of trusted PEM public keys (repeat for several)")
+	c.fs.Var(&files, "trusted-key", "a `FILE` of trusted public keys: PEM, or SSH (.pub, allowed_signers) (repeat for several)")
 	channel := c.fs.String("channel", "", "check the current move of `RELEASE/CHANNEL` and the version it points to, instead of --release")
 	if code, done := c.parse(args); done {
 		return code
@@ -77,7 +80,7 @@ func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	if len(files) == 0 {
-		return c.fail(usagef("no trusted key: give --trusted-key FILE (a PEM public key) at least once"))
+		return c.fail(usagef("no trusted key: give --trusted-key FILE (PEM or SSH public keys) at least once"))
 	}
 	trusted, err := loadTrusted(files)
 	if err != nil {
@@ -130,11 +133,13 @@ func loadTrusted(files keyFiles) ([]*signature.Verifier, error) {
 // signatureStatus says of each signature of the record at key (stored
 // bytes with the sha256 sum) whether its key is trusted and, if so,
 // whether it verifies: one line each, and the key IDs of the valid, the
-// untrusted and the invalid ones.
+// untrusted and the invalid ones (a trusted key's with its name: Label).
 func signatureStatus(envs []*signature.Envelope, trusted []*signature.Verifier, key string, sum digest.Sum) (lines, valid, untrusted, invalid []string) {
-	ids := map[string]bool{}
+	ids := map[string]*signature.Verifier{}
 	for _, v := range trusted {
-		ids[v.KeyID()] = true
+		if ids[v.KeyID()] == nil {
+			ids[v.KeyID()] = v
+		}
 	}
 	for _, env := range envs {
 		for _, sig := range env.Signatures {
@@ -144,10 +149,13 @@ func signatureStatus(envs []*signature.Envelope, trusted []*signature.Verifier, 
 			if id == "" {
 				id = "(none)"
 			}
-			if sig.KeyID != "" && !ids[sig.KeyID] {
+			if sig.KeyID != "" && ids[sig.KeyID] == nil {
 				untrusted = append(untrusted, id)
 				lines = append(lines, fmt.Sprintf("  key ID %s: not trusted", id))
 				continue
+			}
+			if v := ids[sig.KeyID]; v != nil {
+				id = v.Label() // with the name it was trusted under
 			}
 			if err := release.VerifySignature(&one, trusted, key, sum); err != nil {
 				invalid = append(invalid, id)
