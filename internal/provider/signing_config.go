@@ -21,8 +21,11 @@ const (
 )
 
 // signingKeyDescription is signing_key's MarkdownDescription.
-const signingKeyDescription = "Path of a private key (PKCS#8 PEM: Ed25519 or ECDSA P-256) that signs every record the " +
-	"provider writes: release versions, channel moves and yank entries. Each gets a DSSE envelope over an in-toto " +
+const signingKeyDescription = "Path of a private key, Ed25519 or ECDSA P-256, that signs every record the provider " +
+	"writes: release versions, channel moves, yank entries and build records (with a SLSA provenance). The key is in " +
+	"PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) or an unencrypted OpenSSH private key (`ssh-keygen -t ed25519 -N \"\"`): " +
+	"either signs the same DSSE signature under the same key ID, so its public key may be trusted as PEM or as an SSH " +
+	"line. Each record gets a DSSE envelope over an in-toto " +
 	"statement naming the record and the sha256 of its bytes, stored once beside it under `signatures/`; a record may " +
 	"carry several (one per key). Defaults to the `" + EnvSigningKey + "` environment variable (the PEM itself), then " +
 	"`" + EnvSigningKeyFile + "` (a path). The key is never stored in state or logged. Unset: nothing is signed."
@@ -47,7 +50,7 @@ func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
 		b, err := os.ReadFile(p) //nolint:gosec // the user's own key file, by design
 		if err != nil {
 			diags.AddAttributeError(at, "Cannot read the signing key",
-				fmt.Sprintf("Cannot read %s: %v. Set signing_key to the path of a PKCS#8 PEM private key readable by "+
+				fmt.Sprintf("Cannot read %s: %v. Set signing_key to the path of a private key (PKCS#8 PEM or OpenSSH) readable by "+
 					"Terraform, or leave it unset to sign nothing.", source, pathErr(err)))
 			return nil, diags
 		}
@@ -64,7 +67,7 @@ func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
 		b, err := os.ReadFile(file) //nolint:gosec // the user's own key file, by design
 		if err != nil {
 			diags.AddAttributeError(at, "Cannot read the signing key",
-				fmt.Sprintf("Cannot read %s: %v. Set %s to the path of a PKCS#8 PEM private key readable by Terraform, "+
+				fmt.Sprintf("Cannot read %s: %v. Set %s to the path of a private key (PKCS#8 PEM or OpenSSH) readable by Terraform, "+
 					"or unset it to sign nothing.", source, pathErr(err), EnvSigningKeyFile))
 			return nil, diags
 		}
@@ -77,8 +80,9 @@ func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
 		// The error of the parser only: it never quotes the key.
 		diags.AddAttributeError(at, "Invalid signing key",
 			fmt.Sprintf("%s does not hold a usable signing key: %v. signing_key takes a private key in PKCS#8 PEM "+
-				"(\"-----BEGIN PRIVATE KEY-----\"), Ed25519 or ECDSA P-256: make one with `openssl genpkey -algorithm "+
-				"ed25519 -out signing.pem`, or convert an existing one with `openssl pkcs8 -topk8 -nocrypt`.", upperFirst(source), err))
+				"(\"-----BEGIN PRIVATE KEY-----\"), Ed25519 or ECDSA P-256, or an unencrypted OpenSSH private key "+
+				"(ssh-ed25519 or ecdsa-sha2-nistp256): make one with `openssl genpkey -algorithm ed25519 -out signing.pem` "+
+				"or `ssh-keygen -t ed25519 -N \"\" -f signing`, or convert an existing one with `openssl pkcs8 -topk8 -nocrypt`.", upperFirst(source), err))
 		return nil, diags
 	}
 	return s, nil

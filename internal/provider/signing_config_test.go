@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,10 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -148,5 +151,86 @@ func TestAccSigningKey(t *testing.T) {
 				{Config: e.signedConfig("", "staging"), Check: signatures(len(keys))},
 			},
 		})
+	})
+}
+
+// writeSSHSigningKey writes a new OpenSSH private key (ed25519) and an
+// allowed_signers file trusting it for principal to dir, and returns
+// their paths and the key's signer.
+func writeSSHSigningKey(t *testing.T, dir, principal string) (keyFile, allowedSigners string, s *signature.Signer) {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	block, err := ssh.MarshalPrivateKey(k, principal)
+	must(t, err)
+	priv := pem.EncodeToMemory(block)
+	s, err = signature.LoadSigner(priv)
+	must(t, err)
+	pub, err := ssh.NewPublicKey(k.Public())
+	must(t, err)
+	keyFile, allowedSigners = filepath.Join(dir, "id_ed25519"), filepath.Join(dir, "allowed_signers")
+	must(t, os.WriteFile(keyFile, priv, 0o600))
+	must(t, os.WriteFile(allowedSigners, []byte("# who may publish\n"+principal+` namespaces="git" `+string(ssh.MarshalAuthorizedKey(pub))), 0o600))
+	return keyFile, allowedSigners, s
+}
+
+// TestAccSigningKey_ssh: an OpenSSH private key signs (signing_key) and
+// an allowed_signers file is trusted (trust.keys): the data source reads
+// the release it signed; trusting another allowed_signers file instead
+// refuses it at plan, naming the key ID; a channel requiring the other
+// key names it with its principal.
+func TestAccSigningKey_ssh(t *testing.T) {
+	e := newEnv(t)
+	e.write(siteFiles)
+	keyFile, allowed, s := writeSSHSigningKey(t, t.TempDir(), "ci@example.com")
+	_, other, o := writeSSHSigningKey(t, t.TempDir(), "rm@example.com")
+	raw, err := os.ReadFile(allowed)
+	must(t, err)
+	ca := filepath.Join(t.TempDir(), "ca_signers")
+	must(t, os.WriteFile(ca, []byte("# CA\n*@example.com cert-authority "+string(raw[bytes.Index(raw, []byte("ssh-ed25519")):])), 0o600))
+	provider := func(trust string) string {
+		return e.providerBlock(fmt.Sprintf("signing_key = %q\n  %s", keyFile, trust))
+	}
+	trusting := func(allowedSigners string) string {
+		return fmt.Sprintf("trust {\n    keys = [file(%q)]\n  }", allowedSigners)
+	}
+	releases := fmt.Sprintf(`
+resource "immutable_artifact" "site" {
+  source = %q
+}
+resource "immutable_release" "web" {
+  name      = "web"
+  artifacts = { site = immutable_artifact.site.digest }
+}
+`, e.dir)
+	words := func(ws ...string) *regexp.Regexp {
+		for i, w := range ws {
+			ws[i] = strings.ReplaceAll(regexp.QuoteMeta(w), " ", `\s+`) // Terraform wraps the detail at spaces
+		}
+		return regexp.MustCompile(`(?s)` + strings.Join(ws, ".*"))
+	}
+	channel := "resource \"immutable_channel\" \"prod\" {\n  release = \"web\"\n  channel = \"prod\"\n  version = \"1.0.0\"\n}\n"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config:      provider(trusting(ca)) + releases,
+				ExpectError: regexp.MustCompile(`(?s)Invalid trusted key.*trust\.keys\[0\].*line 2: a cert-authority key`),
+			},
+			{Config: provider(trusting(allowed)) + releases},
+			{
+				Config: provider(trusting(allowed)) + releases + readRelease("1.0.0"),
+				Check:  resource.TestCheckResourceAttr("data.immutable_release.r", "resolved_version", "1.0.0"),
+			},
+			{
+				Config:      provider(trusting(other)) + releases + readRelease("1.0.0"),
+				ExpectError: words("Untrusted record", store.VersionKey("web", "1.0.0"), s.KeyID()),
+			},
+			{
+				Config: provider(fmt.Sprintf("trust {\n    keys = [file(%q)]\n    channels = { prod = [file(%q)] }\n  }", allowed, other)) +
+					releases + channel,
+				ExpectError: words("Version not approved for the channel", o.KeyID()+" (rm@example.com)", s.KeyID()),
+			},
+		},
 	})
 }

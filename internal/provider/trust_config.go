@@ -34,9 +34,14 @@ func trustBlock() schema.SingleNestedBlock {
 			"nothing extra is read.",
 		Attributes: map[string]schema.Attribute{
 			"keys": schema.ListAttribute{
-				MarkdownDescription: "Trusted public keys, each a PEM string (`-----BEGIN PUBLIC KEY-----`, Ed25519 or ECDSA " +
-					"P-256; one string may hold several blocks), such as `file(\"ci.pub\")`. A key's ID is the one its " +
-					"signatures name.",
+				MarkdownDescription: "Trusted public keys, Ed25519 or ECDSA P-256, each string such as `file(\"ci.pub\")` " +
+					"in one of two forms: PEM (`-----BEGIN PUBLIC KEY-----`; several blocks allowed), or SSH public keys one a " +
+					"line — a `.pub` file, `authorized_keys`, or an `allowed_signers` file (`principals [options] ssh-ed25519 " +
+					"AAAA… [comment]`; `#` comments and blank lines skipped; the principals are shown next to the key ID in " +
+					"errors). An SSH key and its PEM form have the same key ID. Refused: both forms in one string, " +
+					"`cert-authority` lines, certificates, validity windows (`valid-after`, `valid-before`, `expiry-time`: " +
+					"not enforced, so remove the line to revoke a key) and other key types. Other options such as " +
+					"`namespaces` are ignored (the signatures are DSSE, not SSHSIG). A key's ID is the one its signatures name.",
 				ElementType: types.StringType,
 				Optional:    true,
 			},
@@ -49,7 +54,7 @@ func trustBlock() schema.SingleNestedBlock {
 				Optional: true,
 			},
 			"channels": schema.MapAttribute{
-				MarkdownDescription: "Per-channel requirements: a channel name → the PEM public keys (as in `keys`) one of " +
+				MarkdownDescription: "Per-channel requirements: a channel name → the public keys (as in `keys`: PEM or SSH) one of " +
 					"which must have signed any version that channel moves to (the plan of `immutable_channel`) or is read " +
 					"through (`immutable_channel` data source), on top of the general policy — such as " +
 					"`{ prod = [file(\"rm.pub\")] }`: `prod` takes only versions a release manager approved " +
@@ -99,7 +104,7 @@ func loadTrust(m *trustModel) (*release.Trust, diag.Diagnostics) {
 			var elems []types.String
 			if l.IsUnknown() || l.IsNull() {
 				diags.AddAttributeError(at, "Invalid channel keys", fmt.Sprintf("%s is null or only known after apply: give a list of "+
-					"PEM public keys, such as [file(\"rm.pub\")].", name))
+					"public keys (PEM or SSH), such as [file(\"rm.pub\")].", name))
 				continue
 			}
 			diags.Append(l.ElementsAs(context.Background(), &elems, false)...)
@@ -130,7 +135,7 @@ func loadTrust(m *trustModel) (*release.Trust, diag.Diagnostics) {
 	return t, diags
 }
 
-// parseKeys parses a list of PEM public keys at attribute at, which
+// parseKeys parses a list of public keys (PEM or SSH) at attribute at, which
 // diagnostics call name.
 func parseKeys(list []types.String, at path.Path, name string, diags *diag.Diagnostics) []*signature.Verifier {
 	var keys []*signature.Verifier
@@ -143,15 +148,16 @@ func parseKeys(list []types.String, at path.Path, name string, diags *diag.Diagn
 					"Use file(\"key.pub\") or a variable.", name, i))
 			continue
 		case k.IsNull():
-			diags.AddAttributeError(at, "Null trusted key", fmt.Sprintf("%s[%d] is null: give a PEM public key, or remove the entry.", name, i))
+			diags.AddAttributeError(at, "Null trusted key", fmt.Sprintf("%s[%d] is null: give a public key (PEM or SSH), or remove the entry.", name, i))
 			continue
 		}
 		vs, err := signature.ParsePublicKeys([]byte(k.ValueString()))
 		if err != nil {
 			diags.AddAttributeError(at, "Invalid trusted key",
-				fmt.Sprintf("%s[%d] is not a usable public key: %v. Give a public key in PEM (\"-----BEGIN PUBLIC KEY-----\", "+
-					"Ed25519 or ECDSA P-256), such as file(\"ci.pub\"); make one from a signing key with "+
-					"`openssl pkey -in signing.pem -pubout -out ci.pub`.", name, i, err))
+				fmt.Sprintf("%s[%d] is not a usable public key: %v. Give public keys, Ed25519 or ECDSA P-256, in PEM "+
+					"(\"-----BEGIN PUBLIC KEY-----\"; from a signing key: `openssl pkey -in signing.pem -pubout -out ci.pub`) "+
+					"or as SSH public key lines (a .pub or allowed_signers file: `ci@example.com ssh-ed25519 AAAA…`), "+
+					"such as file(\"ci.pub\").", name, i, err))
 			continue
 		}
 		keys = append(keys, vs...)
