@@ -22,23 +22,27 @@ import (
 // and "tools/" + name) mean. A change to their meaning is a new version.
 const BuildType = "https://immutable-infra.dev/build/v1"
 
-// BuilderID is the builder.id of every provenance. It is to become a
-// provider setting (issue 21: "a configurable builder id"); until then
-// every build names the provider.
-const BuilderID = "https://immutable-infra.dev/provider"
+// DefaultBuilderID is the builder.id of a provenance when the caller names
+// no builder (the provider's builder_id setting): the provider itself.
+// The builder names who ran the step, not what it is: it is in the
+// signature's provenance only, never in the record or its key, so
+// builders with different IDs share one cache.
+const DefaultBuilderID = "https://immutable-infra.dev/provider"
 
 // PutOption changes how Put writes a record.
 type PutOption func(*putOptions)
 
 type putOptions struct {
-	signer *signature.Signer
-	spec   *Spec
+	signer    *signature.Signer
+	spec      *Spec
+	builderID string
 }
 
 // SignWith signs the record Put writes with s, with a provenance of spec
-// (the step the record is of). A nil s signs nothing.
-func SignWith(s *signature.Signer, spec *Spec) PutOption {
-	return func(o *putOptions) { o.signer, o.spec = s, spec }
+// (the step the record is of) naming builderID ("": DefaultBuilderID) as
+// its builder. A nil s signs nothing.
+func SignWith(s *signature.Signer, spec *Spec, builderID string) PutOption {
+	return func(o *putOptions) { o.signer, o.spec, o.builderID = s, spec, builderID }
 }
 
 // SignatureError is a record that was written but could not be signed:
@@ -54,8 +58,9 @@ func (e *SignatureError) Error() string {
 
 func (e *SignatureError) Unwrap() error { return e.Err }
 
-// Provenance is the SLSA v1 provenance of the step spec that recorded r.
-func Provenance(spec *Spec, r *Record) *signature.Provenance {
+// Provenance is the SLSA v1 provenance of the step spec that recorded r,
+// run by the builder builderID ("": DefaultBuilderID).
+func Provenance(spec *Spec, r *Record, builderID string) *signature.Provenance {
 	env := spec.Environment
 	if env == nil {
 		env = map[string]string{}
@@ -64,7 +69,10 @@ func Provenance(spec *Spec, r *Record) *signature.Provenance {
 	if spec.Salt != "" {
 		external["salt"] = spec.Salt
 	}
-	p := signature.NewProvenance(BuildType, BuilderID, external)
+	if builderID == "" {
+		builderID = DefaultBuilderID
+	}
+	p := signature.NewProvenance(BuildType, builderID, external)
 	platform := spec.Platform
 	if platform == "" {
 		platform = Platform()
@@ -83,14 +91,15 @@ func Provenance(spec *Spec, r *Record) *signature.Provenance {
 }
 
 // SignRecord signs the record r of spec, stored at store.ActionKey(r.Key),
-// with s: a provenance statement whose subjects are the record (first) and
-// its output (named by spec.Output; a tree by its listing's digest), stored
-// once beside the record (signature.SignRecord).
-func SignRecord(ctx context.Context, st *store.Store, s *signature.Signer, spec *Spec, r *Record) (*signature.Envelope, error) {
+// with s: a provenance statement (by the builder builderID, "":
+// DefaultBuilderID) whose subjects are the record (first) and its output
+// (named by spec.Output; a tree by its listing's digest), stored once
+// beside the record (signature.SignRecord).
+func SignRecord(ctx context.Context, st *store.Store, s *signature.Signer, spec *Spec, r *Record, builderID string) (*signature.Envelope, error) {
 	if spec.Key() != r.Key {
 		return nil, fmt.Errorf("the record is of the key %s, not of the step's %s", r.Key, spec.Key())
 	}
-	p := Provenance(spec, r)
+	p := Provenance(spec, r, builderID)
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -103,7 +112,7 @@ func (o putOptions) sign(ctx context.Context, st *store.Store, r *Record) error 
 	if o.signer == nil {
 		return nil
 	}
-	if _, err := SignRecord(ctx, st, o.signer, o.spec, r); err != nil {
+	if _, err := SignRecord(ctx, st, o.signer, o.spec, r, o.builderID); err != nil {
 		return &SignatureError{Key: store.ActionKey(r.Key) + " in " + st.String(), Err: err}
 	}
 	return nil

@@ -37,7 +37,7 @@ func testSigner(t *testing.T) *signature.Signer {
 // writes is signed: a SLSA v1 provenance whose first subject is the record
 // (as the collector and readers identify it) and second the output, naming
 // the step's command, environment, output, every input and tool by digest,
-// and the log. Without one, nothing is signed.
+// the log, and the builder the step names. Without one, nothing is signed.
 func TestASignedRecordCarriesItsProvenance(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
@@ -59,7 +59,8 @@ func TestASignedRecordCarriesItsProvenance(t *testing.T) {
 	}
 
 	s := testSigner(t)
-	done, err := Realize(ctx, st, Step{Job: j, Mode: ReadWrite, Signer: s})
+	const builder = "https://ci.example.com/runners/7"
+	done, err := Realize(ctx, st, Step{Job: j, Mode: ReadWrite, Signer: s, BuilderID: builder})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestASignedRecordCarriesItsProvenance(t *testing.T) {
 		t.Fatal(err)
 	}
 	bd := p.BuildDefinition
-	if bd.BuildType != BuildType || p.RunDetails.Builder.ID != BuilderID {
+	if bd.BuildType != BuildType || p.RunDetails.Builder.ID != builder {
 		t.Errorf("buildType %q, builder %q", bd.BuildType, p.RunDetails.Builder.ID)
 	}
 	cmd, _ := bd.ExternalParameters["command"].([]any)
@@ -109,7 +110,7 @@ func TestASignedRecordCarriesItsProvenance(t *testing.T) {
 	other := testSigner(t)
 	again := j
 	again.Spec.Command = append([]string(nil), j.Spec.Command...)
-	if _, _, err := Put(ctx, st, &Record{Key: rec.Key, Output: inSum, Type: TypeFile, Size: int64(len(in)), Files: 1, Log: rec.Log}, SignWith(other, &again.Spec)); err != nil {
+	if _, _, err := Put(ctx, st, &Record{Key: rec.Key, Output: inSum, Type: TypeFile, Size: int64(len(in)), Files: 1, Log: rec.Log}, SignWith(other, &again.Spec, "")); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := st.Backend().Exists(ctx, store.SignatureKey(sum, other.KeyID())); ok || err != nil {
@@ -129,7 +130,32 @@ func TestSignRecordRefusesAnotherStep(t *testing.T) {
 	}
 	other := j.Spec
 	other.Salt = "another step"
-	if _, err := SignRecord(ctx, st, testSigner(t), &other, done.Record); err == nil {
+	if _, err := SignRecord(ctx, st, testSigner(t), &other, done.Record, ""); err == nil {
 		t.Fatal("signed a record with another step's provenance")
+	}
+}
+
+// TestProvenanceBuilderID: the builder is the one named, else the
+// provider; it is in the provenance only, not in the record or its key.
+func TestProvenanceBuilderID(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	j := job(t, "echo x > out", nil, "out")
+	key := j.Spec.Key()
+	a, err := Realize(ctx, st, Step{Job: j, Mode: ReadWrite, BuilderID: "https://ci.example.com/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Realize(ctx, st, Step{Job: j, Mode: ReadWrite, BuilderID: "https://ci.example.com/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Record.Key != key || b.Record.Key != key || string(a.Record.Encode()) != string(b.Record.Encode()) {
+		t.Fatalf("the builder changed the record: %s, %s", a.Record.Encode(), b.Record.Encode())
+	}
+	for builder, want := range map[string]string{"": DefaultBuilderID, "urn:example:ci": "urn:example:ci"} {
+		if got := Provenance(&j.Spec, a.Record, builder).RunDetails.Builder.ID; got != want {
+			t.Errorf("builder %q: builder.id %q, want %q", builder, got, want)
+		}
 	}
 }

@@ -36,8 +36,10 @@ type Step struct {
 	// inputs); BeforeRecord just before the record is written (tests).
 	Prepare      func(ctx context.Context) error
 	BeforeRecord func(ctx context.Context) error
-	// Signer, when set, signs the record this run writes (SignWith).
-	Signer *signature.Signer
+	// Signer, when set, signs the record this run writes (SignWith), with
+	// a provenance naming BuilderID ("": DefaultBuilderID) as its builder.
+	Signer    *signature.Signer
+	BuilderID string
 	// Verify, when set, checks a record read from the store before its
 	// output is used (the plan's hit, or another run's record found by Put):
 	// a trust policy's signature check. Its error is returned as it is.
@@ -127,7 +129,7 @@ func Realize(ctx context.Context, st *store.Store, s Step) (*Realized, error) {
 			return nil, err
 		}
 	}
-	got, gotMan, err := Put(ctx, st, &res.Record, SignWith(s.Signer, &s.Job.Spec))
+	got, gotMan, err := Put(ctx, st, &res.Record, SignWith(s.Signer, &s.Job.Spec, s.BuilderID))
 	if err != nil {
 		return nil, err
 	}

@@ -481,6 +481,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 		},
 		BeforeRecord: r.data.hooks.beforeRecord,
 		Signer:       r.data.signer,
+		BuilderID:    r.data.builderID,
 		Verify:       r.verifyRecord,
 	}
 	if !m.Digest.IsUnknown() {

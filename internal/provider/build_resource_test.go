@@ -1061,3 +1061,94 @@ resource "immutable_build" "b" {
 		Steps:                    []resource.TestStep{{Config: cfg, Check: check}},
 	})
 }
+
+// TestAccBuild_builderID: builder_id is the builder.id of a signed build's
+// provenance, before IMMUTABLE_BUILDER_ID, which is used when it is unset;
+// changing it plans no change and records nothing new (it is not in the
+// record or its key), and another builder's workspace hits the record;
+// a relative one is an error naming builder_id.
+func TestAccBuild_builderID(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	keyFile, signer := writeSigningKey(t, t.TempDir())
+	const a, b, fromEnv = "https://ci.example.com/runners/a", "urn:example:runner-b", "https://ci.example.com/from-env"
+	t.Setenv(EnvBuilderID, fromEnv)
+	build := func(name, text string) string {
+		return fmt.Sprintf("resource \"immutable_build\" %q {\n  command = [\"sh\", \"-c\", \"echo %s > out\"]\n  tools   = [\"sh\"]\n  output  = \"out\"\n}\n", name, text)
+	}
+	cfg := func(builderID string, builds ...string) string {
+		extra := fmt.Sprintf("signing_key = %q", keyFile)
+		if builderID != "" {
+			extra += fmt.Sprintf("\n  builder_id = %q", builderID)
+		}
+		return e.providerBlock(extra) + strings.Join(builds, "")
+	}
+	// builder checks the builder.id of the only signature of res's record.
+	builder := func(res, want string) resource.TestCheckFunc {
+		return func(s *terraformState) error {
+			key, err := digest.Parse(s.RootModule().Resources[res].Primary.Attributes["key"])
+			if err != nil {
+				return err
+			}
+			rk := store.ActionKey(key)
+			sum := digest.Bytes(e.read(rk))
+			envs, err := signature.ReadSignatures(ctx, e.backend().Backend(), rk, sum)
+			if err != nil || len(envs) != 1 {
+				return fmt.Errorf("%s: %d signatures (%v), want 1", rk, len(envs), err)
+			}
+			stmt, err := signature.VerifyRecord(envs[0], []*signature.Verifier{signer.Public()}, rk, sum, signature.ProvenancePredicateType)
+			if err != nil {
+				return err
+			}
+			p, err := stmt.Provenance()
+			if err != nil {
+				return err
+			}
+			if got := p.RunDetails.Builder.ID; got != want {
+				return fmt.Errorf("%s: builder.id %q, want %q", res, got, want)
+			}
+			return nil
+		}
+	}
+	records := func(want int) resource.TestCheckFunc {
+		return func(*terraformState) error {
+			if keys := e.actionKeys(); len(keys) != want {
+				return fmt.Errorf("action records %v, want %d", keys, want)
+			}
+			return nil
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6,
+		Steps: []resource.TestStep{
+			{
+				Config:      cfg("ci-runner-a", build("a", "one")),
+				ExpectError: regexp.MustCompile(`(?s)Invalid builder ID.*builder_id.*"ci-runner-a" is not an absolute URI`),
+			},
+			{Config: cfg(a, build("a", "one")), Check: resource.ComposeTestCheckFunc(builder("immutable_build.a", a), records(1))},
+			{
+				Config:           cfg(b, build("a", "one")),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				Check:            resource.ComposeTestCheckFunc(builder("immutable_build.a", a), records(1)),
+			},
+			{
+				Config: cfg("", build("a", "one"), build("c", "two")),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_build.a", plancheck.ResourceActionNoop),
+				}},
+				Check: resource.ComposeTestCheckFunc(builder("immutable_build.c", fromEnv), records(2)),
+			},
+			// Another builder, a new workspace for a: a cache hit on the
+			// record builder a signed, known at plan.
+			{Config: cfg(b, build("c", "two"))},
+			{
+				Config: cfg(b, build("a", "one"), build("c", "two")),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("immutable_build.a", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("immutable_build.a", tfjsonpath.New("digest"), knownvalue.NotNull()),
+				}},
+				Check: resource.ComposeTestCheckFunc(builder("immutable_build.a", a), records(2)),
+			},
+		},
+	})
+}

@@ -65,6 +65,7 @@ type providerModel struct {
 	VerifyOnRefresh types.Bool      `tfsdk:"verify_on_refresh"`
 	BuildCache      types.String    `tfsdk:"build_cache"`
 	SigningKey      types.String    `tfsdk:"signing_key"`
+	BuilderID       types.String    `tfsdk:"builder_id"`
 	S3              *s3Model        `tfsdk:"s3"`
 	Trust           *trustModel     `tfsdk:"trust"`
 	Registry        []registryModel `tfsdk:"registry"`
@@ -88,6 +89,9 @@ type providerData struct {
 	buildCache      actioncache.Mode
 	// signer signs every record written (signing_key); nil signs nothing.
 	signer *signature.Signer
+	// builderID is the builder.id of the provenance of every build record
+	// signed (builder_id); never in a record or its key.
+	builderID string
 	// trust checks every record read (the trust block), each once per
 	// operation; nil checks nothing.
 	trust *release.Trust
@@ -184,6 +188,10 @@ func providerSchema() schema.Schema {
 			},
 			"signing_key": schema.StringAttribute{
 				MarkdownDescription: signingKeyDescription,
+				Optional:            true,
+			},
+			"builder_id": schema.StringAttribute{
+				MarkdownDescription: builderIDDescription,
 				Optional:            true,
 			},
 		},
@@ -323,6 +331,10 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
+	builderID, diags := loadBuilderID(cfg.BuilderID)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
 	trust, diags := loadTrust(cfg.Trust)
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
@@ -334,7 +346,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 	tflog.Debug(ctx, "immutable store configured", map[string]any{"store": st.String()})
 	data := newProviderData(st, statcache.Default())
 	data.verifyOnRefresh, data.buildCache, data.hooks = cfg.VerifyOnRefresh.ValueBool(), buildCache, p.hooks
-	data.signer, data.trust = signer, trust
+	data.signer, data.builderID, data.trust = signer, builderID, trust
 	data.registries = &registries{opts: regOpts}
 	resp.ResourceData = data
 	resp.DataSourceData = data

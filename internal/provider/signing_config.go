@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 )
@@ -86,6 +87,43 @@ func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
 		return nil, diags
 	}
 	return s, nil
+}
+
+// EnvBuilderID is the environment variable builder_id falls back to.
+const EnvBuilderID = "IMMUTABLE_BUILDER_ID"
+
+// builderIDDescription is builder_id's MarkdownDescription.
+const builderIDDescription = "Who builds: the `builder.id` (an absolute URI, such as " +
+	"`https://ci.example.com/runners/linux` or `urn:example:ci`) that the SLSA provenance of every build record " +
+	"signed with `signing_key` names — the identity a verifier's policy checks (\"only builds by CI\"). It is in " +
+	"the signature only, never in the build record or its key: builders with different IDs share the build cache, " +
+	"and changing it rebuilds nothing. Defaults to the `" + EnvBuilderID + "` environment variable, then `" +
+	actioncache.DefaultBuilderID + "`."
+
+// loadBuilderID reads builder_id or, unset, its environment variable:
+// "" (the default builder) when neither is set.
+func loadBuilderID(attr types.String) (string, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	at := path.Root("builder_id")
+	if attr.IsUnknown() {
+		diags.AddAttributeError(at, "Unknown builder ID",
+			"builder_id depends on a value only known after apply; the provider needs it to plan. Use a literal or a variable.")
+		return "", diags
+	}
+	id, source := attr.ValueString(), "builder_id"
+	if attr.IsNull() {
+		id, source = os.Getenv(EnvBuilderID), "The "+EnvBuilderID+" environment variable"
+		if id == "" {
+			return "", nil
+		}
+	}
+	if err := signature.CheckURI(id); err != nil {
+		diags.AddAttributeError(at, "Invalid builder ID",
+			fmt.Sprintf("%s is not a usable builder ID: %v. A SLSA builder.id is an absolute URI naming who builds, such as "+
+				"\"https://ci.example.com/runners/linux\" or \"urn:example:ci\"; or leave it unset for %s.", source, err, actioncache.DefaultBuilderID))
+		return "", diags
+	}
+	return id, nil
 }
 
 // pathErr is err without the *fs.PathError's path, which the message

@@ -119,7 +119,7 @@ resource "immutable_build" "b" {
 		// Signed by an untrusted key.
 		signed := poison(1)
 		_, err = signature.SignRecord(ctx, b, rogue, rk, signed, signature.ProvenancePredicateType,
-			signature.NewProvenance(actioncache.BuildType, actioncache.BuilderID, map[string]any{}), nil)
+			signature.NewProvenance(actioncache.BuildType, actioncache.DefaultBuilderID, map[string]any{}), nil)
 		must(t, err)
 		refused(trusted, regexp.QuoteMeta(rogue.KeyID()))
 

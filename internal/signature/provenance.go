@@ -2,6 +2,9 @@ package signature
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -69,6 +72,9 @@ func (p *Provenance) Validate() error {
 	case p.RunDetails.Builder.ID == "":
 		return errors.New("provenance: runDetails.builder.id is empty")
 	}
+	if err := CheckURI(p.RunDetails.Builder.ID); err != nil {
+		return fmt.Errorf("provenance: runDetails.builder.id: %w", err)
+	}
 	for _, d := range p.BuildDefinition.ResolvedDependencies {
 		if d.Name == "" && d.URI == "" && len(d.Digest) == 0 {
 			return errors.New("provenance: a resolved dependency has no name, uri or digest")
@@ -95,4 +101,22 @@ func (s *Statement) Provenance() (*Provenance, error) {
 		return nil, &StatementError{Reason: err.Error()}
 	}
 	return &p, nil
+}
+
+// CheckURI checks that s is an absolute URI (RFC 3986: a scheme, then the
+// rest), as SLSA's TypeURI fields such as builder.id must be:
+// "https://ci.example.com/runners/linux" or "urn:example:ci", not "ci".
+func CheckURI(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URI: %w", s, err)
+	case !u.IsAbs():
+		return fmt.Errorf("%q is not an absolute URI: it has no scheme (such as https:)", s)
+	case u.Opaque == "" && u.Host == "" && u.Path == "":
+		return fmt.Errorf("%q has nothing after its scheme", s)
+	case strings.ContainsAny(s, " \t\n"):
+		return fmt.Errorf("%q holds white space", s)
+	}
+	return nil
 }
