@@ -31,7 +31,7 @@ import (
 // and for Ed25519 (which this ssh-keygen cannot export to PKCS#8) the
 // PKIX prefix of RFC 8410 before the key's 32 bytes:
 //
-//	(printf '\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00'; cut -d' ' -f2 ed25519.pub | base64 -d | tail -c 32) |
+//	(printf '\060\052\060\005\006\003\053\145\160\003\041\000'; cut -d' ' -f2 ed25519.pub | base64 -d | tail -c 32) |
 //	  openssl pkey -pubin -inform DER -outform DER | sha256sum
 func sshFixture(t testing.TB, name string) []byte {
 	t.Helper()
