@@ -79,7 +79,7 @@ func (s *Spec) Parts() map[string]digest.Sum {
 		parts[PartSalt] = digest.Bytes(netstring(s.Salt))
 	}
 	for k, v := range s.Environment {
-		parts[PartEnv+k] = digest.Bytes(netstring(k, v))
+		parts[PartEnv+k] = EnvPart(k, v)
 	}
 	for k, v := range s.Tools {
 		parts[PartTool+k] = v
@@ -89,6 +89,10 @@ func (s *Spec) Parts() map[string]digest.Sum {
 	}
 	return parts
 }
+
+// EnvPart is the environment variable name=value's part of a build key:
+// the sha256 of the netstring of name and value.
+func EnvPart(name, value string) digest.Sum { return digest.Bytes(netstring(name, value)) }
 
 // KeyOf is the key of a set of parts: the sha256 of the version line, then
 // one line per part, sorted by component, "<component> sha256:<hex>".

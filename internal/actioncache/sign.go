@@ -61,9 +61,13 @@ func (e *SignatureError) Unwrap() error { return e.Err }
 // Provenance is the SLSA v1 provenance of the step spec that recorded r,
 // run by the builder builderID ("": DefaultBuilderID).
 func Provenance(spec *Spec, r *Record, builderID string) *signature.Provenance {
-	env := spec.Environment
-	if env == nil {
-		env = map[string]string{}
+	// A variable's value may be a secret, and signatures are readable by
+	// whoever reads the store: each is recorded as its part of the build
+	// key (the sha256 of the netstring of name and value), from which the
+	// key is still recomputed and a known value still checked.
+	env := map[string]string{}
+	for k, v := range spec.Environment {
+		env[k] = EnvPart(k, v).String()
 	}
 	external := map[string]any{"command": spec.Command, "environment": env, "output": spec.Output}
 	if spec.Salt != "" {

@@ -91,7 +91,7 @@ func TestASignedRecordCarriesItsProvenance(t *testing.T) {
 	}
 	cmd, _ := bd.ExternalParameters["command"].([]any)
 	env, _ := bd.ExternalParameters["environment"].(map[string]any)
-	if len(cmd) != 3 || cmd[2] != "cat in.txt > out; echo built" || bd.ExternalParameters["output"] != "out" || env["LANG"] != "C" {
+	if len(cmd) != 3 || cmd[2] != "cat in.txt > out; echo built" || bd.ExternalParameters["output"] != "out" || env["LANG"] != EnvPart("LANG", "C").String() {
 		t.Errorf("externalParameters %v", bd.ExternalParameters)
 	}
 	deps := map[string]string{}
@@ -157,5 +157,22 @@ func TestProvenanceBuilderID(t *testing.T) {
 		if got := Provenance(&j.Spec, a.Record, builder).RunDetails.Builder.ID; got != want {
 			t.Errorf("builder %q: builder.id %q, want %q", builder, got, want)
 		}
+	}
+}
+
+// A variable's value never reaches the provenance, which whoever reads the
+// store can read: it carries the variable's part of the build key.
+func TestProvenanceHidesEnvironmentValues(t *testing.T) {
+	spec := &Spec{Command: []string{"true"}, Output: "out", Environment: map[string]string{"TOKEN": "s3cr3t-token-value"}}
+	rec := &Record{Key: spec.Key(), Output: digest.Bytes([]byte("out")), Log: digest.Bytes(nil)}
+	b, err := signature.ProvenanceStatement([]signature.Subject{{Name: "actions/x", Digest: rec.Key}}, Provenance(spec, rec, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cr3t") {
+		t.Fatalf("the provenance carries an environment value: %s", b)
+	}
+	if want := `"TOKEN":"` + spec.Parts()[PartEnv+"TOKEN"].String() + `"`; !strings.Contains(string(b), want) {
+		t.Fatalf("the provenance lacks %s: %s", want, b)
 	}
 }
