@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
@@ -109,7 +111,20 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		return
 	}
 	cur := hist[len(hist)-1]
+	// Every move `history` shows is checked, the current one first: the
+	// history is values a plan can use.
 	if err := d.data.trust.CheckMove(ctx, st.Backend(), cur); err != nil {
+		resp.Diagnostics.Append(releaseError(st, rel, err))
+		return
+	}
+	if err := d.data.trust.CheckMoves(ctx, st.Backend(), hist); err != nil {
+		var untrusted *release.UntrustedRecordError
+		if errors.As(err, &untrusted) {
+			resp.Diagnostics.AddAttributeError(path.Root("history_limit"), "Untrusted record",
+				upperFirst(untrusted.Error())+fmt.Sprintf(". It is an older move of the channel, shown in `history`: if it "+
+					"predates signing, set `history_limit` to %d or less so that `history` shows only the moves after it.", len(hist)-1-indexMove(hist, untrusted.Key)))
+			return
+		}
 		resp.Diagnostics.Append(releaseError(st, rel, err))
 		return
 	}
@@ -121,7 +136,17 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		resp.Diagnostics.Append(releaseError(st, rel, err))
 		return
 	}
-	if y, err := release.YankState(ctx, st.Backend(), rel, cur.To); err == nil && y != nil && y.Yanked {
+	y, err := release.YankState(ctx, st.Backend(), rel, cur.To)
+	if err == nil {
+		// The warning is the entry's word: checked like the rest.
+		err = d.data.trust.CheckYank(ctx, st.Backend(), y)
+	}
+	var untrusted *release.UntrustedRecordError
+	if errors.As(err, &untrusted) {
+		resp.Diagnostics.Append(untrustedError(untrusted))
+		return
+	}
+	if err == nil && y != nil && y.Yanked {
 		resp.Diagnostics.AddAttributeWarning(path.Root("channel"), "Channel points to a yanked version",
 			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move the channel to another version.", ch, rel, cur.To, y.At, usertext.Show(y.Reason)))
 	}
@@ -137,4 +162,15 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	m.Artifacts, m.Images, m.Metadata = stringMap(rec.Artifacts), stringMap(rec.Images), stringMap(rec.Metadata)
 	m.History = types.ListValueMust(moveType, elems)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// indexMove is the index in hist of the move stored at key (0 when none
+// is).
+func indexMove(hist []*release.Move, key string) int {
+	for i, m := range hist {
+		if store.MoveKey(m.Release, m.Channel, m.Seq) == key {
+			return i
+		}
+	}
+	return 0
 }

@@ -414,7 +414,15 @@ func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.State.RemoveResource(ctx)
 		return
 	}
-	if y, err := release.YankState(ctx, r.data.store.Backend(), rel, cur.To); err == nil && y != nil && y.Yanked {
+	y, err := release.YankState(ctx, r.data.store.Backend(), rel, cur.To)
+	if err == nil {
+		err = r.data.trust.CheckYank(ctx, r.data.store.Backend(), y)
+	}
+	var untrusted *release.UntrustedRecordError
+	if errors.As(err, &untrusted) {
+		// Only a warning rests on it: refresh goes on without its word.
+		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Untrusted yank entry not shown", upperFirst(untrusted.Error())+".")
+	} else if err == nil && y != nil && y.Yanked {
 		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Channel points to a yanked version",
 			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move it to another version.", ch, rel, cur.To, y.At, usertext.Show(y.Reason)))
 	}

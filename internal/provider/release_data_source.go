@@ -133,6 +133,13 @@ func (d *ReleaseDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		return
 	}
 	v, err := r.Pick(ctx, st.Backend())
+	// Under a trust policy, the yank entries that decided the pick (or
+	// that no version was left) are checked: an untrusted one is refused,
+	// not ignored.
+	if terr := r.CheckYanks(ctx, st.Backend(), d.data.trust, v); terr != nil {
+		resp.Diagnostics.Append(releaseError(st, name, terr))
+		return
+	}
 	var none *release.NoVersionsError
 	var noMatch *release.NoMatchError
 	switch {

@@ -238,7 +238,17 @@ func (d *ReleaseDiffDataSource) Read(ctx context.Context, req datasource.ReadReq
 			resp.Diagnostics.Append(releaseError(st, name, err))
 			return
 		}
-		if to = r.Latest(); to == nil {
+		to = r.Latest()
+		picked := ""
+		if to != nil {
+			picked = to.Original()
+		}
+		// The yank entries that decided `to` are checked under a policy.
+		if err := r.CheckYanks(ctx, st.Backend(), d.data.trust, picked); err != nil {
+			resp.Diagnostics.Append(releaseError(st, name, err))
+			return
+		}
+		if to == nil {
 			resp.Diagnostics.AddAttributeError(path.Root("to"), "No stable version",
 				fmt.Sprintf("Release %q has no stable version that is not yanked to compare to: set `to` to one of "+
 					"them. Published versions, newest first: %s.", name, versions.Newest(all, 10)))

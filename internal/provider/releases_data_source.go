@@ -63,14 +63,16 @@ func (d *ReleasesDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 			"include_prereleases": includePrereleasesAttribute(),
 			"versions": schema.ListAttribute{
 				MarkdownDescription: "The matching versions, oldest first: `version`, `digest`, `published_at`, `previous_version`, " +
-					"`yanked` and `yank_reason` (yanked versions are listed, flagged). Under the provider's `trust` policy the " +
-					"entries are not checked (checking every version would read every version's signatures): they list what " +
-					"the store holds. Only `latest` is checked; read a version with `immutable_release` to have it checked.",
+					"`yanked` and `yank_reason` (yanked versions are listed, flagged). Under the provider's `trust` policy every " +
+					"version listed and every yank entry flagging one is checked (one list and one read of signatures per " +
+					"record, 8 at a time): one that no trusted key signed is an error at plan naming it; narrow `constraint` " +
+					"to leave out versions published before signing.",
 				ElementType: releaseVersionType,
 				Computed:    true,
 			},
 			"latest": schema.StringAttribute{MarkdownDescription: "The highest matching version that is not yanked; null when none. Under the provider's `trust` policy it " +
-				"is checked: an untrusted one is an error at plan.", Computed: true},
+				"is checked, and so are the yank entries that skip the versions above it: an untrusted one is an error at plan, " +
+				"not skipped.", Computed: true},
 		},
 	}
 }
@@ -91,15 +93,15 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	elems := make([]attr.Value, 0, len(r.Matched))
-	recs := make(map[string]*release.Record, len(r.Matched))
-	for _, v := range r.Matched {
-		rec, err := release.Get(ctx, st.Backend(), name, v.Original())
-		if err != nil {
-			resp.Diagnostics.Append(releaseError(st, name, err))
-			return
-		}
-		recs[v.Original()] = rec
+	// Every version listed, and every yank entry flagging one, is checked
+	// under a trust policy: the list is values a plan can use.
+	recs, err := r.Records(ctx, st.Backend(), d.data.trust)
+	if err != nil {
+		resp.Diagnostics.Append(releaseError(st, name, err))
+		return
+	}
+	elems := make([]attr.Value, 0, len(recs))
+	for _, rec := range recs {
 		elems = append(elems, types.ObjectValueMust(releaseVersionType.AttrTypes, map[string]attr.Value{
 			"version":          types.StringValue(rec.Version),
 			"digest":           types.StringValue(rec.Digest),
@@ -115,12 +117,6 @@ func (d *ReleasesDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.Versions = list
 	m.Latest = types.StringNull()
 	if latest := r.Latest(); latest != nil {
-		// The version a configuration deploys is checked; the list is
-		// what the store holds.
-		if err := d.data.trust.CheckRecord(ctx, st.Backend(), recs[latest.Original()]); err != nil {
-			resp.Diagnostics.Append(releaseError(st, name, err))
-			return
-		}
 		m.Latest = types.StringValue(latest.Original())
 	} else if len(r.Matched) > 0 {
 		resp.Diagnostics.AddAttributeWarning(path.Root("constraint"), "Every matching version is yanked",

@@ -182,6 +182,11 @@ func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates 
 	if err != nil {
 		return err
 	}
+	// The entry in effect decides: an untrusted un-yank must not let a
+	// yanked version through, nor an untrusted yank stop one silently.
+	if err := t.CheckYank(ctx, b, y); err != nil {
+		return err
+	}
 	if y != nil && y.Yanked {
 		return &YankedError{Release: rel, Version: version, Yank: y}
 	}

@@ -90,6 +90,9 @@ type UntrustedRecordError struct {
 	Unsigned bool
 	// Detail says why the signatures found do not count.
 	Detail string
+	// Others are the keys of other records refused by the same read (a
+	// list of versions, a channel's history), sorted as read.
+	Others []string
 }
 
 // action reports whether the record refused is a build action record.
@@ -115,14 +118,39 @@ func (e *UntrustedRecordError) Error() string {
 			fmt.Fprintf(&b, " (%s)", e.Detail)
 		}
 	}
+	if n := len(e.Others); n > 0 {
+		shown := e.Others[:min(n, 5)]
+		what := "other records read with it are"
+		if n == 1 {
+			what = "other record read with it is"
+		}
+		fmt.Fprintf(&b, "; %d %s refused too: %s", n, what, strings.Join(shown, ", "))
+		if n > len(shown) {
+			b.WriteString(", …")
+		}
+	}
 	if e.action() {
 		b.WriteString(". A build record is used only when a trusted key signed it (its provenance): if its signer should be trusted, " +
 			"add that key's public key to the provider's trust.keys; otherwise it may be poisoned (right key, another output): " +
 			"delete the record (and nothing else) from the store and apply with a trusted signing_key, which builds the step again and signs its record")
 		return b.String()
 	}
-	b.WriteString(". Sign the record with a trusted key (`terraform-provider-immutable sign`, or an apply whose signing_key " +
-		"is trusted), or, if its signer should be trusted, add that key's public key to the provider's trust.keys")
+	k, _ := store.ParseKey(e.Key)
+	switch k.Family {
+	case store.FamilyYank:
+		// A yank entry decides which versions resolve: ignoring it would
+		// un-yank a version (or yank one) on the word of an unknown writer.
+		b.WriteString(". A yank entry decides which versions resolve, so it is not ignored: if it is genuine, apply the same " +
+			"yank (immutable_yank, or its destroy for an un-yank) with a trusted signing_key, which signs the entry in effect, " +
+			"or add its signer's public key to the provider's trust.keys; if it is not, yank or un-yank the version again with " +
+			"a trusted signing_key, which writes a signed entry after it, and check who can write the store")
+	case store.FamilyMove:
+		b.WriteString(". If the move is genuine, add its signer's public key to the provider's trust.keys; otherwise move the " +
+			"channel (immutable_channel) with a trusted signing_key, which writes a signed move after it, and check who can write the store")
+	default:
+		b.WriteString(". Sign the record with a trusted key (`terraform-provider-immutable sign`, or an apply whose signing_key " +
+			"is trusted), or, if its signer should be trusted, add that key's public key to the provider's trust.keys")
+	}
 	return b.String()
 }
 
