@@ -1,0 +1,140 @@
+package provider
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// TestAccTrust_reads: under a trust policy, what decides a resolved
+// version and what a data source lists are checked, and an untrusted
+// record is refused at plan, naming it and what to do: a yank by an
+// untrusted key that would move `~> 1.0` down (immutable_release,
+// immutable_releases, immutable_release_diff's default `to`), the yank
+// flagging the version a channel points to, an unsigned un-yank letting a
+// channel move to a yanked version, an unsigned version low in a list,
+// an unsigned older move in a channel's history. A trusted yank decides
+// as before; a history_limit leaving out the unsigned move reads.
+func TestAccTrust_reads(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.backend().Backend()
+		keys := t.TempDir()
+		_, ci := writeSigningKey(t, t.TempDir())
+		_, rogue := writeSigningKey(t, t.TempDir())
+		ciPub := writePublicKey(t, keys, "ci.pub", ci)
+		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v}, now)
+			must(t, err)
+			_, err = release.Countersign(ctx, b, ci, "web", v)
+			must(t, err)
+		}
+		yank := func(v string, yanked bool, s *signature.Signer) string {
+			var opts []release.Option
+			if s != nil {
+				opts = append(opts, release.SignWith(s))
+			}
+			y, err := release.SetYank(ctx, b, "web", v, yanked, "broken", release.AnySeq, now, opts...)
+			must(t, err)
+			return store.YankKey("web", v, y.Seq)
+		}
+		move := func(channel string, seq int, from, to string, s *signature.Signer) string {
+			_, err := release.WriteMove(ctx, b, "web", channel, seq, from, to, "", now)
+			must(t, err)
+			mk := store.MoveKey("web", channel, seq+1)
+			if s != nil {
+				_, err = release.SignRecord(ctx, b, s, mk, e.read(mk), release.KindMove, nil)
+				must(t, err)
+			}
+			return mk
+		}
+		// beta points to 1.2.0, by a signed move.
+		move("beta", 0, "", "1.2.0", ci)
+		// An untrusted key yanks 1.2.0: `~> 1.0` would resolve to 1.1.0.
+		rogueYank := yank("1.2.0", true, rogue)
+
+		trusted := e.providerBlock(trustBlockConfig(true, ciPub))
+		words := func(ws ...string) *regexp.Regexp {
+			for i, w := range ws {
+				// Terraform wraps the detail at spaces.
+				ws[i] = strings.ReplaceAll(regexp.QuoteMeta(w), " ", `\s+`)
+			}
+			return regexp.MustCompile(`(?s)` + strings.Join(ws, ".*"))
+		}
+		refusedYank := func(key string, found ...string) *regexp.Regexp {
+			return words(append(append([]string{"Untrusted record", key}, found...), "decides which versions resolve",
+				"apply the same yank", "trust.keys")...)
+		}
+		list := "data \"immutable_releases\" \"l\" {\n  name       = \"web\"\n  constraint = \"~> 1.0\"\n}\n"
+		diff := "data \"immutable_release_diff\" \"d\" {\n  name = \"web\"\n  from = \"1.0.0\"\n}\n"
+		channel := func(name, extra string) string {
+			return "data \"immutable_channel\" \"c\" {\n  release = \"web\"\n  channel = \"" + name + "\"\n" + extra + "}\n"
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: trusted + readRelease("~> 1.0"), ExpectError: refusedYank(rogueYank, rogue.KeyID())},
+				{Config: trusted + list, ExpectError: refusedYank(rogueYank, rogue.KeyID())},
+				{Config: trusted + diff, ExpectError: refusedYank(rogueYank, rogue.KeyID())},
+				{Config: trusted + channel("beta", ""), ExpectError: refusedYank(rogueYank, rogue.KeyID())},
+				// Without a policy the yank decides, as before.
+				{Config: e.providerBlock() + readRelease("~> 1.0"), Check: resource.TestCheckResourceAttr("data.immutable_release.r", "resolved_version", "1.1.0")},
+				{
+					// The same yank, signed by CI: trusted, it decides.
+					PreConfig: func() { yank("1.2.0", true, ci) },
+					Config:    trusted + readRelease("~> 1.0") + list + diff,
+					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttr("data.immutable_release.r", "resolved_version", "1.1.0"),
+						resource.TestCheckResourceAttr("data.immutable_releases.l", "latest", "1.1.0"),
+						resource.TestCheckResourceAttr("data.immutable_releases.l", "versions.2.yanked", "true"),
+						resource.TestCheckResourceAttr("data.immutable_release_diff.d", "to", "1.1.0"),
+					),
+				},
+				{
+					// 1.0.0 yanked by CI, then un-yanked by someone unsigned:
+					// a channel does not move to it on that word.
+					PreConfig: func() { yank("1.0.0", true, ci) },
+					Config:    trusted + "resource \"immutable_channel\" \"s\" {\n  release = \"web\"\n  channel = \"staging\"\n  version = \"1.0.0\"\n}\n",
+					ExpectError: func() *regexp.Regexp {
+						return regexp.MustCompile(`(?s)Version\s+is\s+yanked`)
+					}(),
+				},
+				{
+					PreConfig: func() { yank("1.0.0", false, nil) },
+					Config:    trusted + "resource \"immutable_channel\" \"s\" {\n  release = \"web\"\n  channel = \"staging\"\n  version = \"1.0.0\"\n}\n",
+					ExpectError: words("Untrusted record", store.YankKey("web", "1.0.0", 2), "no signature", "require_signatures",
+						"decides which versions resolve"),
+				},
+				{
+					// An unsigned version below the latest, in the list.
+					PreConfig: func() {
+						_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: "1.0.1"}, now)
+						must(t, err)
+					},
+					Config:      trusted + "data \"immutable_releases\" \"l\" {\n  name       = \"web\"\n  constraint = \">= 1.0.1\"\n}\n",
+					ExpectError: words("Untrusted record", store.VersionKey("web", "1.0.1"), "no signature", "require_signatures", "terraform-provider-immutable sign"),
+				},
+				{
+					// prod: an unsigned first move, then a signed one.
+					PreConfig: func() {
+						move("prod", 0, "", "1.0.1", nil)
+						move("prod", 1, "1.0.1", "1.1.0", ci)
+					},
+					Config: trusted + channel("prod", ""),
+					ExpectError: words("Untrusted record", store.MoveKey("web", "prod", 1), "no signature", "move the channel",
+						"history_limit", "to 1 or less"),
+				},
+				{Config: trusted + channel("prod", "  history_limit = 1\n"), Check: resource.TestCheckResourceAttr("data.immutable_channel.c", "version", "1.1.0")},
+			},
+		})
+	})
+}
