@@ -209,7 +209,18 @@ func (r *ChannelResource) planTarget(ctx context.Context, m *channelModel, previ
 	m.PreviousVersion = optionalString(previous)
 	var changes []string
 	if previous != "" && previous != to.Version {
-		from, err := release.Get(ctx, b, rel, previous)
+		from, err := r.data.trust.Get(ctx, b, rel, previous)
+		var untrusted *release.UntrustedRecordError
+		if errors.As(err, &untrusted) {
+			// Only artifact_changes rests on it, and a move away from an
+			// untrusted version must stay possible: not compared.
+			diags.AddAttributeWarning(path.Root("artifact_changes"), "Previous version not compared",
+				fmt.Sprintf("The channel %s points to %s now, and the trust policy refuses that version's record: %v. "+
+					"`artifact_changes` is null rather than show that record's artifacts; the move does not depend on it.",
+					m.Channel.ValueString(), previous, untrusted))
+			m.ArtifactChanges = types.ListNull(types.StringType)
+			return to, diags
+		}
 		if err != nil {
 			diags.Append(releaseError(r.data.store, rel, fmt.Errorf("the version the channel points to now: %w", err)))
 			return nil, diags
@@ -427,19 +438,62 @@ func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, re
 			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move it to another version.", ch, rel, cur.To, y.At, usertext.Show(y.Reason)))
 	}
 	if cur.Seq != int(m.Move.ValueInt64()) {
-		// Moved by someone else: the state follows the store, and the next
-		// plan shows the move back to the configured version, if any.
+		// Moved by someone else (or imported): the state follows the store,
+		// and the next plan shows the move back to the configured version,
+		// if any. A move this resource wrote is not checked here: its state
+		// holds what it wrote. One written by others is, under a policy.
 		m.Version, m.Move, m.MovedAt = types.StringValue(cur.To), types.Int64Value(int64(cur.Seq)), types.StringValue(cur.At)
 		m.PreviousVersion = optionalString(cur.From)
-		// The tags stay where this channel left them (image_tag_targets):
-		// the next plan moves them with the channel.
-		_, diags := r.planTarget(ctx, &m, cur.From)
-		if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		b := r.data.store.Backend()
+		err := r.data.trust.CheckMove(ctx, b, cur)
+		if err == nil {
+			var rec *release.Record
+			if rec, err = r.data.trust.Get(ctx, b, rel, cur.To); err == nil {
+				err = r.data.trust.CheckChannel(ctx, b, ch, rec)
+			}
+		}
+		var refused *release.UntrustedRecordError
+		var policy *release.ChannelPolicyError
+		switch {
+		case errors.As(err, &refused):
+			r.untrustedPosition(&m, cur, refused.Error(), &resp.Diagnostics)
+		case errors.As(err, &policy):
+			r.untrustedPosition(&m, cur, policy.Error(), &resp.Diagnostics)
+		case err != nil:
+			resp.Diagnostics.Append(releaseError(r.data.store, rel, err))
 			return
+		default:
+			// The tags stay where this channel left them (image_tag_targets):
+			// the next plan moves them with the channel. (Its checks were
+			// made just above, once per operation.)
+			_, diags := r.planTarget(ctx, &m, cur.From)
+			if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+				return
+			}
 		}
 	}
 	m.ID = types.StringValue(rel + "/" + ch)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// untrustedPosition records in m the position of the channel's current
+// move cur, which the trust policy refuses (the move, or the version it
+// names: why), and none of its values. Refresh does not fail on it: a
+// channel moved by an untrusted writer must stay movable back, and the
+// next move is written after cur. So the state takes cur's number and
+// version (the plan then shows the move back to the configured version)
+// and leaves previous_version, moved_at, artifacts and artifact_changes
+// null: nothing the policy refuses reaches a plan's values.
+func (r *ChannelResource) untrustedPosition(m *channelModel, cur *release.Move, why string, diags *diag.Diagnostics) {
+	m.Version, m.Move = types.StringValue(cur.To), types.Int64Value(int64(cur.Seq))
+	m.PreviousVersion, m.MovedAt = types.StringNull(), types.StringNull()
+	m.Artifacts, m.ArtifactChanges = types.MapNull(types.StringType), types.ListNull(types.StringType)
+	diags.AddAttributeWarning(path.Root("version"), "Channel moved by an untrusted writer",
+		fmt.Sprintf("The channel %s of %s was moved to %s (move %d) outside this configuration, and the trust policy "+
+			"refuses it: %s. The state takes that move's position, so that the next move is written after it, and none of "+
+			"its values. Apply a move to the version you mean with a trusted signing_key (a plan to the configured version "+
+			"shows it now; if the configuration names %s already, move elsewhere and back), and check who can write the store.",
+			m.Channel.ValueString(), m.Release.ValueString(), cur.To, cur.Seq, why, cur.To))
 }
 
 func (r *ChannelResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {

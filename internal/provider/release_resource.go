@@ -404,6 +404,17 @@ func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 				release.VersionKey(name, version), r.data.store, rec.Digest, m.Digest.ValueString()))
 		return
 	}
+	// The state's digest is a stronger check than a signature: it is what
+	// this resource published, and the record's content must hash to it.
+	// What the digest does not cover (published_at, previous_version), and
+	// a record adopted by import (no digest in state), is taken from the
+	// store only when the trust policy passes it.
+	if m.Digest.IsNull() || !m.PublishedAt.Equal(types.StringValue(rec.PublishedAt)) || !m.PreviousVersion.Equal(optionalString(rec.PreviousVersion)) {
+		if err := r.data.trust.CheckRecord(ctx, r.data.store.Backend(), rec); err != nil {
+			resp.Diagnostics.Append(releaseError(r.data.store, name, err))
+			return
+		}
+	}
 	m.Digest = types.StringValue(rec.Digest)
 	m.ID = types.StringValue(name + "@" + version)
 	m.PublishedAt = types.StringValue(rec.PublishedAt)
@@ -442,7 +453,18 @@ func (r *ReleaseResource) artifactChanges(ctx context.Context, c release.Content
 	rec, err := release.Get(ctx, st.Backend(), c.Name, previous)
 	var tampered *release.TamperedError
 	var oversize *release.OversizeRecordError
+	var untrusted *release.UntrustedRecordError
+	if err == nil {
+		err = r.data.trust.CheckRecord(ctx, st.Backend(), rec)
+	}
 	switch {
+	case errors.As(err, &untrusted):
+		// Only artifact_changes rests on it: publishing after an untrusted
+		// version stays possible, without showing that record's artifacts.
+		diags.AddAttributeWarning(path.Root("artifact_changes"), "Previous version not compared",
+			fmt.Sprintf("The trust policy refuses the record of version %s of release %q: %v. `artifact_changes` is null "+
+				"rather than show that record's artifacts; publishing does not depend on it.", previous, c.Name, untrusted))
+		return none, diags
 	case errors.Is(err, store.ErrNotFound), errors.As(err, &tampered), errors.As(err, &oversize):
 		diags.AddAttributeWarning(path.Root("artifact_changes"), "Previous version not compared",
 			fmt.Sprintf("Version %s of release %q could not be read from %s (%v), so `artifact_changes` is null. "+

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -134,6 +135,81 @@ func TestAccTrust_reads(t *testing.T) {
 						"history_limit", "to 1 or less"),
 				},
 				{Config: trusted + channel("prod", "  history_limit = 1\n"), Check: resource.TestCheckResourceAttr("data.immutable_channel.c", "version", "1.1.0")},
+			},
+		})
+	})
+}
+
+// TestAccTrust_refresh: under a trust policy, the resources' refresh
+// takes values from records they did not write only when the policy
+// passes them: importing a release version or a yank entry signed by an
+// untrusted key is refused, naming it; a channel moved by an unsigned
+// move is refreshed to that move's position (so the next move is written
+// after it) without its values — previous_version, moved_at and artifacts
+// stay null — and the next apply moves it back, signed.
+func TestAccTrust_refresh(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.backend().Backend()
+		keys := t.TempDir()
+		ciKey, ci := writeSigningKey(t, t.TempDir())
+		_, rogue := writeSigningKey(t, t.TempDir())
+		ciPub := writePublicKey(t, keys, "ci.pub", ci)
+		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		for v, s := range map[string]*signature.Signer{"1.0.0": ci, "1.1.0": ci, "2.0.0": rogue} {
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v}, now)
+			must(t, err)
+			_, err = release.Countersign(ctx, b, s, "web", v)
+			must(t, err)
+		}
+		y, err := release.SetYank(ctx, b, "web", "1.1.0", true, "broken", release.AnySeq, now, release.SignWith(rogue))
+		must(t, err)
+		trusted := e.providerBlock(fmt.Sprintf("signing_key = %q", ciKey), trustBlockConfig(true, ciPub))
+		rel := "resource \"immutable_release\" \"web\" {\n  name      = \"web\"\n  artifacts = {}\n}\n"
+		yank := "resource \"immutable_yank\" \"y\" {\n  name    = \"web\"\n  version = \"1.1.0\"\n  reason  = \"broken\"\n}\n"
+		channel := "resource \"immutable_channel\" \"prod\" {\n  release = \"web\"\n  channel = \"prod\"\n  version = \"1.0.0\"\n}\n"
+		// An import step's own configuration is not given the provider's
+		// source as a plan step's is: OpenTofu would look for it in its
+		// registry.
+		source := "terraform {\n  required_providers {\n    immutable = { source = \"registry.terraform.io/hashicorp/immutable\" }\n  }\n}\n"
+		refused := func(key, found string) *regexp.Regexp {
+			return regexp.MustCompile(`(?s)Untrusted record.*` + regexp.QuoteMeta(key) + `.*` + regexp.QuoteMeta(found) + `.*trust\.keys`)
+		}
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6,
+			Steps: []resource.TestStep{
+				{Config: trusted + channel, Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "1")},
+				{
+					Config: source + trusted + channel + rel, ResourceName: "immutable_release.web", ImportState: true, ImportStateId: "web@2.0.0",
+					ExpectError: refused(store.VersionKey("web", "2.0.0"), rogue.KeyID()),
+				},
+				{
+					Config: source + trusted + channel + yank, ResourceName: "immutable_yank.y", ImportState: true, ImportStateId: "web@1.1.0",
+					ExpectError: refused(store.YankKey("web", "1.1.0", y.Seq), rogue.KeyID()),
+				},
+				{
+					// Moved by someone, unsigned, to 1.1.0.
+					PreConfig: func() {
+						_, err := release.WriteMove(ctx, b, "web", "prod", 1, "1.0.0", "1.1.0", "", now)
+						must(t, err)
+					},
+					RefreshState: true, ExpectNonEmptyPlan: true,
+					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttr("immutable_channel.prod", "move", "2"),
+						resource.TestCheckResourceAttr("immutable_channel.prod", "version", "1.1.0"),
+						resource.TestCheckNoResourceAttr("immutable_channel.prod", "previous_version"),
+						resource.TestCheckNoResourceAttr("immutable_channel.prod", "moved_at"),
+						resource.TestCheckNoResourceAttr("immutable_channel.prod", "artifacts.%"),
+					),
+				},
+				{
+					Config: trusted + channel,
+					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttr("immutable_channel.prod", "move", "3"),
+						resource.TestCheckResourceAttr("immutable_channel.prod", "version", "1.0.0"),
+						resource.TestCheckResourceAttr("immutable_channel.prod", "previous_version", "1.1.0"),
+					),
+				},
 			},
 		})
 	})

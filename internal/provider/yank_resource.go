@@ -273,6 +273,27 @@ func (r *YankResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		return
 	}
 	m.ID = types.StringValue(m.Name.ValueString() + "@" + m.Version.ValueString())
+	// The entry this resource wrote is not checked: its state holds what it
+	// wrote (reason, time), a stronger check than a signature. An entry
+	// written by others (imported, or a yank since) is, under a trust
+	// policy, before any of its words is used. (An un-yank by others, above,
+	// is never taken: the resource leaves the state and yanks again.)
+	own := !m.Entry.IsNull() && int64(y.Seq) == m.Entry.ValueInt64()
+	if !own || m.Reason.ValueString() != y.Reason || m.YankedAt.ValueString() != y.At {
+		err := r.data.trust.CheckYank(ctx, r.data.store.Backend(), y)
+		var untrusted *release.UntrustedRecordError
+		switch {
+		case errors.As(err, &untrusted) && !own && !m.Entry.IsNull():
+			resp.Diagnostics.AddWarning("Yank changed by an untrusted writer",
+				fmt.Sprintf("%s@%s was yanked again since this configuration yanked it (entry %d), and the trust policy refuses "+
+					"that entry: %v. This resource keeps its own entry's values.", m.Name.ValueString(), m.Version.ValueString(), y.Seq, untrusted))
+			resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+			return
+		case err != nil:
+			resp.Diagnostics.Append(releaseError(r.data.store, m.Name.ValueString(), err))
+			return
+		}
+	}
 	if !m.Entry.IsNull() && int64(y.Seq) != m.Entry.ValueInt64() {
 		// Yanked again by someone else: theirs is in effect now, and this
 		// yank is no longer the one a destroy would undo.
