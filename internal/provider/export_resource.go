@@ -106,7 +106,12 @@ func exportSchema() schema.Schema {
 			"content needs is refused), and destroy leaves it. The export refuses a `path` inside a store, one holding a " +
 			"store, and any existing path it did not write.\n\n" +
 			"There is no `terraform import`: importing would mean taking over a path the provider did not write, which " +
-			"is what the resource refuses to do. Move the old copy away and let the export write its own.",
+			"is what the resource refuses to do. Move the old copy away and let the export write its own.\n\n" +
+			"Under the provider's `trust` policy, `digest` is trusted as the configuration that gives it is: the export " +
+			"verifies every byte it writes against it (a hash, which no signature can add to) and does not ask who " +
+			"published it. A release's artifact digests reach an export only through the data sources that check the " +
+			"release's signature at plan (`immutable_release`, `immutable_channel`, `immutable_releases`); a digest written " +
+			"into the configuration is as trusted as whoever reviews the configuration.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The absolute path written: `path` with its parent directories' symlinks resolved.",

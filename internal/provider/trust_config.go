@@ -24,9 +24,12 @@ type trustModel struct {
 func trustBlock() schema.SingleNestedBlock {
 	return schema.SingleNestedBlock{
 		MarkdownDescription: "The verification policy: which keys' signatures the provider trusts on the records it reads. " +
-			"With keys set, the data sources `immutable_release`, `immutable_releases` (its `latest`), `immutable_channel` " +
-			"(the channel's current move and the version it names) and `immutable_release_diff`, and the plan of a channel " +
-			"move (its target version), refuse at plan a record that carries signatures none of which is a trusted key's " +
+			"With keys set, the data sources `immutable_release` (and the yank entries that decide what a constraint " +
+			"resolves to), `immutable_releases` (every version and yank entry it lists), `immutable_channel` (every move " +
+			"`history` shows, the version the channel points to and its yank entry) and `immutable_release_diff`, the plan " +
+			"of a channel move (its target version and that version's yank entry), a build cache hit, and the refresh of " +
+			"what a resource did not write itself (an import, a channel moved by others), refuse at plan a record that " +
+			"carries signatures none of which is a trusted key's " +
 			"valid signature of that record — naming the record and the key IDs found — and, unless `require_signatures = " +
 			"false`, a record with no signature: whoever can write the bucket could otherwise get past the policy by not " +
 			"signing. Removing a key from `keys` makes its signatures untrusted at the next plan " +
