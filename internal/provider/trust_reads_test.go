@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
@@ -73,7 +75,7 @@ func TestAccTrust_reads(t *testing.T) {
 		}
 		refusedYank := func(key string, found ...string) *regexp.Regexp {
 			return words(append(append([]string{"Untrusted record", key}, found...), "decides which versions resolve",
-				"apply the same yank", "trust.keys")...)
+				"trust.keys", "immutable_yank of the version")...)
 		}
 		list := "data \"immutable_releases\" \"l\" {\n  name       = \"web\"\n  constraint = \"~> 1.0\"\n}\n"
 		diff := "data \"immutable_release_diff\" \"d\" {\n  name = \"web\"\n  from = \"1.0.0\"\n}\n"
@@ -142,8 +144,9 @@ func TestAccTrust_reads(t *testing.T) {
 
 // TestAccTrust_refresh: under a trust policy, the resources' refresh
 // takes values from records they did not write only when the policy
-// passes them: importing a release version or a yank entry signed by an
-// untrusted key is refused, naming it; a channel moved by an unsigned
+// passes them: importing a release version signed by an untrusted key is
+// refused, naming it; a yank entry so signed is imported by its number
+// only (no reason, no time); a channel moved by an unsigned
 // move is refreshed to that move's position (so the next move is written
 // after it) without its values — previous_version, moved_at and artifacts
 // stay null — and the next apply moves it back, signed.
@@ -184,8 +187,17 @@ func TestAccTrust_refresh(t *testing.T) {
 					ExpectError: refused(store.VersionKey("web", "2.0.0"), rogue.KeyID()),
 				},
 				{
+					// Only its position: the next apply writes a signed entry after it.
 					Config: source + trusted + channel + yank, ResourceName: "immutable_yank.y", ImportState: true, ImportStateId: "web@1.1.0",
-					ExpectError: refused(store.YankKey("web", "1.1.0", y.Seq), rogue.KeyID()),
+					ImportStatePersist: true,
+					ImportStateCheck: func(s []*terraform.InstanceState) error {
+						for _, is := range s {
+							if is.ID == "web@1.1.0" && is.Attributes["entry"] == strconv.Itoa(y.Seq) && is.Attributes["reason"] == "" && is.Attributes["yanked_at"] == "" {
+								return nil
+							}
+						}
+						return fmt.Errorf("imported %v; want web@1.1.0 with entry %d and no reason or time", s, y.Seq)
+					},
 				},
 				{
 					// Moved by someone, unsigned, to 1.1.0.
@@ -203,12 +215,22 @@ func TestAccTrust_refresh(t *testing.T) {
 					),
 				},
 				{
-					Config: trusted + channel,
+					// The yank imported by its position is written again,
+					// signed (the same reason: CI signs the entry in effect),
+					// and decides.
+					Config: trusted + channel + yank,
 					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttr("immutable_yank.y", "reason", "broken"),
+						resource.TestCheckResourceAttr("immutable_yank.y", "entry", strconv.Itoa(y.Seq)),
+						resource.TestCheckResourceAttrSet("immutable_yank.y", "yanked_at"),
 						resource.TestCheckResourceAttr("immutable_channel.prod", "move", "3"),
 						resource.TestCheckResourceAttr("immutable_channel.prod", "version", "1.0.0"),
 						resource.TestCheckResourceAttr("immutable_channel.prod", "previous_version", "1.1.0"),
 					),
+				},
+				{
+					Config: trusted + channel + yank + readRelease("~> 1.0"),
+					Check:  resource.TestCheckResourceAttr("data.immutable_release.r", "resolved_version", "1.0.0"),
 				},
 			},
 		})

@@ -283,7 +283,18 @@ func (r *YankResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		err := r.data.trust.CheckYank(ctx, r.data.store.Backend(), y)
 		var untrusted *release.UntrustedRecordError
 		switch {
-		case errors.As(err, &untrusted) && !own && !m.Entry.IsNull():
+		case errors.As(err, &untrusted) && (m.Entry.IsNull() || own && m.YankedAt.IsNull()):
+			// Imported (now or before): its position only, so that this
+			// resource can write a signed entry after it (apply: yank again;
+			// destroy: un-yank).
+			m.Entry, m.Reason, m.YankedAt = types.Int64Value(int64(y.Seq)), types.StringNull(), types.StringNull()
+			resp.Diagnostics.AddWarning("Untrusted yank imported by its position only",
+				fmt.Sprintf("%v. This resource takes the entry's number, so that the next write follows it, and none of its "+
+					"words: the next apply yanks %s@%s again with the configured reason, signed by the provider's signing_key; "+
+					"destroying it instead un-yanks the version, signed.", upperFirst(untrusted.Error()), m.Name.ValueString(), m.Version.ValueString()))
+			resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+			return
+		case errors.As(err, &untrusted) && !own:
 			resp.Diagnostics.AddWarning("Yank changed by an untrusted writer",
 				fmt.Sprintf("%s@%s was yanked again since this configuration yanked it (entry %d), and the trust policy refuses "+
 					"that entry: %v. This resource keeps its own entry's values.", m.Name.ValueString(), m.Version.ValueString(), y.Seq, untrusted))

@@ -140,10 +140,11 @@ func (e *UntrustedRecordError) Error() string {
 	case store.FamilyYank:
 		// A yank entry decides which versions resolve: ignoring it would
 		// un-yank a version (or yank one) on the word of an unknown writer.
-		b.WriteString(". A yank entry decides which versions resolve, so it is not ignored: if it is genuine, apply the same " +
-			"yank (immutable_yank, or its destroy for an un-yank) with a trusted signing_key, which signs the entry in effect, " +
-			"or add its signer's public key to the provider's trust.keys; if it is not, yank or un-yank the version again with " +
-			"a trusted signing_key, which writes a signed entry after it, and check who can write the store")
+		b.WriteString(". A yank entry decides which versions resolve, so it is not ignored. If its signer should be trusted, " +
+			"add that key's public key to the provider's trust.keys (entries written before signing pass with " +
+			"require_signatures = false). Otherwise write a signed entry after it with a trusted signing_key: an " +
+			"immutable_yank of the version yanks it (import a yank in effect first: under the policy only its position is " +
+			"imported; apply yanks again, destroy un-yanks), and check who can write the store")
 	case store.FamilyMove:
 		b.WriteString(". If the move is genuine, add its signer's public key to the provider's trust.keys; otherwise move the " +
 			"channel (immutable_channel) with a trusted signing_key, which writes a signed move after it, and check who can write the store")
