@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/azstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 )
@@ -18,11 +19,12 @@ import (
 const Default = "file://.immutable"
 
 // Schemes lists the URL schemes Open accepts.
-var Schemes = []string{"file://", "s3://"}
+var Schemes = []string{"file://", "s3://", "azblob://"}
 
 // Options carry backend settings that do not fit in a URL.
 type Options struct {
-	S3 s3store.Settings
+	S3    s3store.Settings
+	Azure azstore.Settings
 }
 
 // UserInfoError refuses a store URL with user info. Its message shows the
@@ -133,6 +135,11 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 			return nil, err
 		}
 		return store.New(b), nil
+	case "azblob":
+		return openAzure(ctx, shown, rest, userinfo, opts.Azure)
+	}
+	if account, path, ok := azureBlobURL(scheme, rest); ok && !userinfo {
+		return nil, fmt.Errorf("%q is the web address of an Azure blob container: write the store as azblob://%s/%s", shown, account, path)
 	}
 	return nil, fmt.Errorf("the store URL %q has the unknown scheme %q: supported schemes are %s", shown, scheme+"://", strings.Join(Schemes, ", "))
 }
@@ -186,4 +193,62 @@ func redact(raw string) (shown string, userinfo bool) {
 		return raw, false
 	}
 	return prefix + Redacted + "@" + rest[at+1:], true
+}
+
+// Azure's naming rules: a storage account is 3 to 24 lower-case letters
+// and digits; a container 3 to 63 lower-case letters, digits and single
+// hyphens, starting and ending with a letter or digit.
+var (
+	azureAccountRe   = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
+	azureContainerRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`)
+)
+
+// openAzure opens azblob://ACCOUNT/CONTAINER/PREFIX (rest is what follows
+// the scheme).
+func openAzure(ctx context.Context, shown, rest string, userinfo bool, s azstore.Settings) (*store.Store, error) {
+	if userinfo {
+		return nil, fmt.Errorf("the store URL %q holds user info (the part before \"@\"), where credentials would go. A store URL is "+
+			"shown in plans, logs and messages, so it must never hold a secret: write azblob://ACCOUNT/CONTAINER/PREFIX and give "+
+			"the credentials through `az login`, a managed identity, AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET or %s. "+
+			"If the secret was committed or shared, rotate it", shown, azstore.ConnectionStringEnv)
+	}
+	if i := strings.IndexAny(rest, "?#%"); i >= 0 {
+		// What follows is not shown: a SAS token would be a secret.
+		return nil, fmt.Errorf("%q has %q in it: an azblob:// store URL takes no query (a SAS token goes in %s, as "+
+			"SharedAccessSignature=…), fragment or escapes: write azblob://ACCOUNT/CONTAINER/PREFIX with plain characters",
+			"azblob://"+rest[:i]+"…", rest[i:i+1], azstore.ConnectionStringEnv)
+	}
+	account, path, _ := strings.Cut(rest, "/")
+	container, prefix, _ := strings.Cut(path, "/")
+	if host, _, ok := strings.Cut(account, "."); ok && strings.Contains(account, ".blob.") {
+		return nil, fmt.Errorf("%q names a host, not a storage account: write azblob://%s/%s", shown, host, path)
+	}
+	if !azureAccountRe.MatchString(account) {
+		return nil, fmt.Errorf("%q names the storage account %q, which is not a valid account name: 3 to 24 lower-case letters and "+
+			"digits. Write azblob://ACCOUNT/CONTAINER or azblob://ACCOUNT/CONTAINER/PREFIX", shown, account)
+	}
+	if !azureContainerRe.MatchString(container) {
+		return nil, fmt.Errorf("%q names the container %q, which is not a valid container name: 3 to 63 lower-case letters, digits "+
+			"and single hyphens, starting and ending with a letter or digit. Write azblob://ACCOUNT/CONTAINER or "+
+			"azblob://ACCOUNT/CONTAINER/PREFIX", shown, container)
+	}
+	if strings.Contains(prefix, "//") || strings.Contains("/"+prefix+"/", "/../") || strings.Contains("/"+prefix+"/", "/./") {
+		return nil, fmt.Errorf("%q has an unclean prefix %q: write segments separated by single slashes", shown, prefix)
+	}
+	b, err := azstore.New(ctx, account, container, prefix, s)
+	if err != nil {
+		return nil, err
+	}
+	return store.New(b), nil
+}
+
+// azureBlobURL recognises https://ACCOUNT.blob.core.windows.net/PATH (or
+// a sovereign cloud's blob host), the address users copy from the portal.
+func azureBlobURL(scheme, rest string) (account, path string, ok bool) {
+	host, path, _ := strings.Cut(rest, "/")
+	account, domain, _ := strings.Cut(host, ".")
+	if !strings.EqualFold(scheme, "https") || !strings.HasPrefix(domain, "blob.core.") || path == "" {
+		return "", "", false
+	}
+	return account, strings.TrimSuffix(path, "/"), true
 }

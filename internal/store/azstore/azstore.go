@@ -1,0 +1,781 @@
+// Package azstore is the store backend on Azure Blob Storage
+// (azblob://ACCOUNT/CONTAINER/PREFIX URLs), through the Azure SDK for Go,
+// with credentials from the Azure default credential chain (environment,
+// workload identity, managed identity, Azure CLI login) or a connection
+// string in AZURE_STORAGE_CONNECTION_STRING, never from Terraform state.
+//
+// Every create is a conditional write (If-None-Match: *): a blob is never
+// overwritten, and of two racing creators exactly one succeeds; Azure
+// answers the other 409 BlobAlreadyExists. Requests are retried with
+// exponential backoff and jitter (the SDK's retry policy) on 408, 429,
+// 5xx answers and dropped connections, up to Settings.MaxAttempts tries.
+// Every create stores a random tag of its own in the blob's metadata
+// (immutable_write): a retried create that meets a blob asks for its tag
+// (Get Blob Properties, a HEAD), since the first try may have landed with
+// its answer lost, and the blob is this create's only if the tag is, never
+// because its bytes are the same. Content is streamed in bounded blocks:
+// up to BlockSize in one Put Blob, larger blobs as staged blocks committed
+// with If-None-Match: * (Put Block List), so memory stays flat whatever the
+// size, and a failure before the commit leaves nothing visible (Azure
+// discards uncommitted blocks after a week).
+package azstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// ConnectionStringEnv names the variable holding a connection string (an
+// account key or a SAS, and optionally the blob endpoint: Azurite's), used
+// instead of the default credential chain when set.
+const ConnectionStringEnv = "AZURE_STORAGE_CONNECTION_STRING"
+
+// BlockSize is the size of each staged block, and the largest blob sent
+// in one Put Blob. Azure allows 50,000 blocks: blobs up to 390 GiB.
+const BlockSize = 8 << 20
+
+// DefaultConcurrency is the number of requests a backend keeps in flight
+// by default (as the S3 store's).
+const DefaultConcurrency = 32
+
+// MaxConcurrency is the largest MaxConcurrency accepted.
+const MaxConcurrency = 1024
+
+// DefaultMaxAttempts is how many times a request is tried by default.
+const DefaultMaxAttempts = 10
+
+// MaxAttempts is the largest MaxAttempts accepted.
+const MaxAttempts = 100
+
+// maxBackoff is the longest wait before a retry.
+const maxBackoff = 20 * time.Second
+
+// unreachedAttempts is how many times a connection is tried to an
+// endpoint that has never answered: a mistyped account or a server that
+// is down fails in a second, not after the whole budget.
+const unreachedAttempts = 3
+
+// TagMetadata is the metadata name under which each Create stores a
+// random tag of its own (Azure metadata names are C# identifiers: no "-").
+const TagMetadata = "immutable_write"
+
+// Settings tune a backend; the zero value is the default.
+type Settings struct {
+	// MaxConcurrency bounds the requests in flight at once and sizes the
+	// connection pool; 0 means DefaultConcurrency.
+	MaxConcurrency int
+	// MaxAttempts is how many times a request is tried; 0 means
+	// DefaultMaxAttempts.
+	MaxAttempts int
+	// Names are how messages name the user's settings; the zero value
+	// means ProviderNames.
+	Names Names
+}
+
+// Names are how the messages of a store name the settings a user gives.
+type Names struct {
+	Store string // where the store URL is given
+	// Needs says which roles the user's operations need: a sentence.
+	Needs string
+	// Rerun says that running the operation again is safe: a sentence.
+	Rerun string
+}
+
+// ProviderNames are the provider's.
+var ProviderNames = Names{
+	Store: "the provider's `store` (or IMMUTABLE_STORE)",
+	Needs: "Plans need the role Storage Blob Data Reader on the container; applies need Storage Blob Data Contributor " +
+		"(or a custom role with read, write and list but no delete; see the guide \"Sharing releases on Google Cloud and Azure\").",
+	Rerun: "Re-running apply is safe: what was stored is kept, and only what is still missing is sent.",
+}
+
+// Or returns n, or ProviderNames when n is the zero value.
+func (n Names) Or() Names {
+	if n == (Names{}) {
+		return ProviderNames
+	}
+	return n
+}
+
+// Backend is a store.Backend in an Azure Blob Storage container, under an
+// optional prefix.
+type Backend struct {
+	container   *container.Client
+	account     string
+	name        string // the container
+	prefix      string // "" or ends in "/"
+	endpoint    string // for messages: the blob service's URL
+	names       Names
+	url         string
+	credSource  string // where credentials come from, for messages
+	containerOK atomic.Bool
+	reached     atomic.Bool
+	attempts    int
+	slots       chan struct{}
+}
+
+var _ store.Backend = (*Backend)(nil)
+
+// Concurrency implements the store's optional Concurrency.
+func (b *Backend) Concurrency() int { return cap(b.slots) }
+
+func (b *Backend) acquire(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Backend) release() { <-b.slots }
+
+// accountName returns the AccountName of a connection string, or "".
+func accountName(cs string) string {
+	for _, kv := range strings.Split(cs, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.EqualFold(strings.TrimSpace(k), "AccountName") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// New returns a backend for azblob://account/containerName/prefix. It
+// contacts nothing: credentials are resolved, and the container reached,
+// on first use.
+func New(_ context.Context, account, containerName, prefix string, s Settings) (*Backend, error) {
+	conc := s.MaxConcurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	conc = min(conc, MaxConcurrency)
+	b := &Backend{account: account, name: containerName, names: s.Names.Or(), slots: make(chan struct{}, conc)}
+	b.attempts = s.MaxAttempts
+	if b.attempts <= 0 {
+		b.attempts = DefaultMaxAttempts
+	}
+	b.attempts = min(b.attempts, MaxAttempts)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	transport.TLSHandshakeTimeout = 10 * time.Second
+	transport.ResponseHeaderTimeout = 60 * time.Second
+	// At most one connection per request slot, kept between requests.
+	transport.MaxConnsPerHost, transport.MaxIdleConnsPerHost, transport.MaxIdleConns = conc, conc, conc
+	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
+		Transport: &http.Client{Transport: transport},
+		Retry: policy.RetryOptions{
+			MaxRetries:    int32(b.attempts - 1),
+			RetryDelay:    200 * time.Millisecond,
+			MaxRetryDelay: maxBackoff,
+		},
+		PerRetryPolicies: []policy.Policy{triesPolicy{b}},
+		// The SDK's telemetry header only: nothing is logged unless a
+		// listener is set (azcore/log), and then with secrets redacted.
+		Telemetry: policy.TelemetryOptions{ApplicationID: "terraform-provider-immutable"},
+	}}
+	if b.attempts == 1 {
+		opts.Retry.MaxRetries = -1 // 0 would mean the SDK's default
+	}
+	prefix = strings.Trim(prefix, "/")
+	b.url = "azblob://" + account + "/" + containerName
+	if prefix != "" {
+		b.url += "/" + prefix
+		prefix += "/"
+	}
+	b.prefix = prefix
+	if cs := os.Getenv(ConnectionStringEnv); cs != "" {
+		if a := accountName(cs); a != "" && a != account {
+			return nil, fmt.Errorf("%s is a connection string of the storage account %q, but the store %s is in the account %q: "+
+				"set the connection string of %q, or unset %s to use the Azure default credentials (az login, a managed identity)",
+				ConnectionStringEnv, a, b.url, account, account, ConnectionStringEnv)
+		}
+		c, err := container.NewClientFromConnectionString(cs, containerName, opts)
+		if err != nil {
+			// The SDK's message may quote the string: never repeated.
+			return nil, fmt.Errorf("%s is not a valid connection string: write it as Azure shows it (DefaultEndpointsProtocol=https;"+
+				"AccountName=…;AccountKey=…;EndpointSuffix=core.windows.net, or BlobEndpoint=…;SharedAccessSignature=…)", ConnectionStringEnv)
+		}
+		b.container, b.credSource = c, ConnectionStringEnv
+	} else {
+		cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{
+			ClientOptions: azcore.ClientOptions{Transport: &http.Client{Transport: transport}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("setting up the Azure default credentials: %w", err)
+		}
+		c, err := container.NewClient(fmt.Sprintf("https://%s.blob.core.windows.net/%s", account, containerName),
+			&credential{cred}, opts)
+		if err != nil {
+			return nil, err
+		}
+		b.container, b.credSource = c, "the Azure default credentials"
+	}
+	u, err := url.Parse(b.container.URL())
+	if err != nil {
+		return nil, err
+	}
+	u.RawQuery = "" // a SAS
+	b.endpoint = strings.TrimSuffix(strings.TrimSuffix(u.String(), "/"), "/"+containerName)
+	return b, nil
+}
+
+// credential marks a failure to get a token, so that it is told apart
+// from a request the server refused.
+type credential struct{ azcore.TokenCredential }
+
+func (c *credential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, err := c.TokenCredential.GetToken(ctx, o)
+	if err != nil && ctx.Err() == nil {
+		return tok, &NoCredentialsError{Err: err}
+	}
+	return tok, err
+}
+
+// NoCredentialsError is the failure to get a token from the Azure default
+// credential chain, before any request was sent.
+type NoCredentialsError struct{ Err error }
+
+func (e *NoCredentialsError) Error() string { return "no Azure credentials: " + e.Err.Error() }
+
+func (e *NoCredentialsError) Unwrap() error { return e.Err }
+
+// NonRetriable tells the SDK not to try again.
+func (e *NoCredentialsError) NonRetriable() {}
+
+// tries counts the tries of one operation (in its context).
+type tries struct{ n atomic.Int32 }
+
+type triesKey struct{}
+
+// withTries returns ctx with a fresh count of the tries of the operation
+// made with it, which a conditional write reads when it meets a blob and
+// an error reads to say how often it was tried.
+func withTries(ctx context.Context) (context.Context, *tries) {
+	t := new(tries)
+	return context.WithValue(ctx, triesKey{}, t), t
+}
+
+// unreachedError is a connection failure to an endpoint that has never
+// answered: not retried further.
+type unreachedError struct{ err error }
+
+func (e *unreachedError) Error() string { return e.err.Error() }
+func (e *unreachedError) Unwrap() error { return e.err }
+func (e *unreachedError) NonRetriable() {}
+
+// triesPolicy runs once per try: it counts the operation's tries, notes
+// when the endpoint answered, and stops retrying an endpoint that never
+// has (at once when its name does not resolve: no such account).
+type triesPolicy struct{ b *Backend }
+
+func (p triesPolicy) Do(req *policy.Request) (*http.Response, error) {
+	ctx := req.Raw().Context()
+	n := int32(1)
+	if t, ok := ctx.Value(triesKey{}).(*tries); ok {
+		n = t.n.Add(1)
+	}
+	resp, err := req.Next()
+	var dns *net.DNSError
+	var nc *NoCredentialsError
+	switch {
+	case err == nil:
+		p.b.reached.Store(true)
+	case ctx.Err() != nil || errors.As(err, &nc) || p.b.reached.Load():
+	case errors.As(err, &dns) && dns.IsNotFound, n >= unreachedAttempts:
+		err = &unreachedError{err}
+	}
+	return resp, err
+}
+
+// Error is an Azure failure explained for a user: what was done, what
+// went wrong, and what to do.
+type Error struct {
+	Op, Key string
+	Reason  string
+	Hint    string
+	Err     error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s %s: %s. %s", e.Op, e.Key, e.Reason, e.Hint) }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// BackendError marks it as a store.BackendError.
+func (e *Error) BackendError() {}
+
+func (b *Backend) target(key string) string {
+	return fmt.Sprintf("azblob://%s/%s/%s", b.account, b.name, b.BlobName(key))
+}
+
+func times(n int32) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
+}
+
+func (b *Backend) wrap(ctx context.Context, op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	n := int32(1)
+	if t, ok := ctx.Value(triesKey{}).(*tries); ok {
+		n = max(t.n.Load(), 1)
+	}
+	e := &Error{Op: op, Key: b.target(key), Err: err, Reason: err.Error(), Hint: "Check " + b.names.Store + "."}
+	var noCreds *NoCredentialsError
+	var resp *azcore.ResponseError
+	var dns *net.DNSError
+	var unreached *unreachedError
+	switch {
+	case errors.As(err, &noCreds):
+		e.Reason = fmt.Sprintf("no Azure credentials were found, so nothing was sent to %s (the Azure SDK said: %s)",
+			b.endpoint, strings.Join(strings.Fields(noCreds.Err.Error()), " "))
+		e.Hint = "Run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE), " +
+			"or run where a managed identity is assigned, or set " + ConnectionStringEnv + ". Credentials never go in the store URL " +
+			"or in a configuration."
+	case errors.As(err, &dns) && !b.reached.Load():
+		e.Reason = fmt.Sprintf("the storage account %q was not found: %s does not resolve (%s)", b.account, dns.Name, dns.Err)
+		e.Hint = "Check the account in " + b.names.Store + " (azblob://ACCOUNT/CONTAINER/PREFIX)"
+		if b.credSource == ConnectionStringEnv {
+			e.Hint += ", and the BlobEndpoint or EndpointSuffix of " + ConnectionStringEnv
+		}
+		e.Hint += "; if the account is right, check the network's DNS."
+	case errors.As(err, &unreached) || !b.reached.Load() && resp == nil && isConnError(err):
+		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, connCause(err))
+		e.Hint = fmt.Sprintf("Check the account in %s and that the network reaches Azure; gave up after %s, having never reached it.",
+			b.names.Store, times(n))
+	case errors.As(err, &resp):
+		switch code := bloberror.Code(resp.ErrorCode); {
+		case code == bloberror.ContainerNotFound:
+			e.Reason = fmt.Sprintf("the container %q does not exist in the storage account %q", b.name, b.account)
+			e.Hint = fmt.Sprintf("Check the container in %s, or create it (az storage container create --account-name %s --name %s "+
+				"--auth-mode login): the provider never creates one.", b.names.Store, b.account, b.name)
+		case code == bloberror.AuthorizationPermissionMismatch, code == bloberror.AuthorizationFailure,
+			code == "" && resp.StatusCode == http.StatusForbidden && b.credSource != ConnectionStringEnv:
+			e.Reason = fmt.Sprintf("access denied by %s (%s): the identity has no data role allowing this on the container", b.endpoint, orStatus(code, resp))
+			e.Hint = "Assign it a role on the container or the account with " + "`az role assignment create --role \"Storage Blob Data Contributor\" " +
+				"--assignee ID --scope …/storageAccounts/" + b.account + "/blobServices/default/containers/" + b.name + "`. " + b.names.Needs +
+				" Owner or Contributor on the account grants no access to data; a new assignment takes some minutes to apply."
+		case code == bloberror.AuthenticationFailed, code == "" && resp.StatusCode == http.StatusForbidden:
+			e.Reason = fmt.Sprintf("the credentials were rejected by %s (%s)", b.endpoint, orStatus(code, resp))
+			e.Hint = "Check the AccountKey or SharedAccessSignature of " + ConnectionStringEnv + " (and that a SAS is not expired and " +
+				"grants read, write, list and, for the collector only, delete), or unset it to use `az login` or a managed identity."
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
+			e.Reason = fmt.Sprintf("%s answered %s, %s", b.endpoint, orStatus(code, resp), inARow(n))
+			e.Hint = fmt.Sprintf("The network or the server failed; the settings are not the cause. %s", b.names.Rerun)
+		default:
+			e.Reason = fmt.Sprintf("%s answered %s", b.endpoint, orStatus(code, resp))
+		}
+	case isConnError(err):
+		e.Reason = fmt.Sprintf("the connection to %s failed (%s), %s", b.endpoint, connCause(err), inARow(n))
+		e.Hint = "The network failed, not the settings: the endpoint answered other requests. " + b.names.Rerun
+	}
+	return e
+}
+
+func inARow(n int32) string {
+	if n == 1 {
+		return "and retries are off"
+	}
+	return fmt.Sprintf("%d times in a row", n)
+}
+
+func orStatus(code bloberror.Code, resp *azcore.ResponseError) string {
+	if code != "" {
+		return fmt.Sprintf("%d %s", resp.StatusCode, code)
+	}
+	return fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+}
+
+func isConnError(err error) bool {
+	var opErr *net.OpError
+	var netErr net.Error
+	return errors.As(err, &opErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// connCause is what a failed connection said, without the wrapping.
+func connCause(err error) string {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return u.Err.Error()
+	}
+	return err.Error()
+}
+
+// BlobName is the blob name of a store key.
+func (b *Backend) BlobName(key string) string { return b.prefix + key }
+
+// Container is the container's client, for tests that act behind the
+// store's back.
+func (b *Backend) Container() *container.Client { return b.container }
+
+func (b *Backend) String() string { return b.url }
+
+// readPart fills buf from r; n < len(buf) means r ended.
+func readPart(r io.Reader, buf []byte) (int, error) {
+	n, err := io.ReadFull(r, buf)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return n, nil
+	}
+	return n, err
+}
+
+// smallSize is the buffer a Create reads first: most objects fit.
+const smallSize = 64 << 10
+
+var (
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
+	blockPool = sync.Pool{New: func() any { b := make([]byte, BlockSize); return &b }}
+)
+
+func pooled(p *sync.Pool, size int) *[]byte {
+	if bp, ok := p.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+func newTag() string {
+	var t [16]byte
+	_, _ = rand.Read(t[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(t[:])
+}
+
+// ifNoneMatch is the condition of every write: no blob at the name.
+func ifNoneMatch() *blob.AccessConditions {
+	etag := azcore.ETagAny
+	return &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: &etag}}
+}
+
+// Create implements store.Backend with a conditional write. It holds one
+// request slot for the whole upload: at most MaxConcurrency block buffers.
+func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
+	if err := b.acquire(ctx); err != nil {
+		return err
+	}
+	defer b.release()
+	sp := pooled(&smallPool, smallSize)
+	defer smallPool.Put(sp)
+	small := *sp
+	n, err := readPart(r, small)
+	if err != nil {
+		return err // the content failed (a digest mismatch, say): nothing was sent
+	}
+	if n < len(small) {
+		return b.putOnce(ctx, key, small[:n])
+	}
+	bp := pooled(&blockPool, BlockSize)
+	defer blockPool.Put(bp)
+	buf := *bp
+	copy(buf, small)
+	m, err := readPart(r, buf[len(small):])
+	if err != nil {
+		return err
+	}
+	n = len(small) + m
+	if n < len(buf) {
+		return b.putOnce(ctx, key, buf[:n])
+	}
+	return b.putBlocks(ctx, key, buf, r)
+}
+
+func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
+	ctx, t := withTries(ctx)
+	tag := newTag()
+	bb := b.container.NewBlockBlobClient(b.BlobName(key))
+	return b.conditional(ctx, "writing", key, t, tag, func() error {
+		_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
+			Metadata:         map[string]*string{TagMetadata: &tag},
+			AccessConditions: ifNoneMatch(),
+		})
+		return err
+	})
+}
+
+// putBlocks stages the content as blocks named after this write's tag
+// (so no other writer's staged blocks mix in), then commits them with
+// If-None-Match: *.
+func (b *Backend) putBlocks(ctx context.Context, key string, first []byte, r io.Reader) error {
+	tag := newTag()
+	bb := b.container.NewBlockBlobClient(b.BlobName(key))
+	var ids []string
+	buf, n := first, len(first)
+	for num := 0; ; num++ {
+		id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s-%06d", tag, num))
+		sctx, _ := withTries(ctx)
+		if _, err := bb.StageBlock(sctx, id, streaming.NopCloser(bytes.NewReader(buf[:n])), nil); err != nil {
+			return b.wrap(sctx, "uploading", key, err)
+		}
+		ids = append(ids, id)
+		if n < len(buf) {
+			break
+		}
+		var err error
+		if n, err = readPart(r, buf); err != nil {
+			return err // staged blocks are never visible, and Azure discards them
+		}
+		if n == 0 {
+			break
+		}
+	}
+	cctx, t := withTries(ctx)
+	return b.conditional(cctx, "committing the upload of", key, t, tag, func() error {
+		_, err := bb.CommitBlockList(cctx, ids, &blockblob.CommitBlockListOptions{
+			Metadata:         map[string]*string{TagMetadata: &tag},
+			AccessConditions: ifNoneMatch(),
+		})
+		return err
+	})
+}
+
+// exists reports whether err says the name holds a blob: 409
+// BlobAlreadyExists, or 412 where a condition was not met.
+func exists(err error) bool {
+	var resp *azcore.ResponseError
+	return bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) ||
+		errors.As(err, &resp) && resp.StatusCode == http.StatusPreconditionFailed
+}
+
+// conditional runs a write made with If-None-Match: * (tried as often as
+// t counts) whose blob carries tag. A blob met on the first try is
+// store.ErrExists; on a later try it may be this write's own first try,
+// which landed and whose answer was lost, so the blob's tag is asked for
+// (a HEAD, never a download): the blob is this write's only if it carries
+// tag. A blob met and gone when asked for (deleted in between) is written
+// again, once, as the S3 store does.
+func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, tag string, write func() error) error {
+	vanished := false
+	for {
+		err := write()
+		switch {
+		case err == nil:
+			return nil
+		case exists(err) && t.n.Load() <= 1:
+			return store.ErrExists
+		case exists(err):
+			own, found, rerr := b.tagged(ctx, key, tag)
+			switch {
+			case rerr != nil:
+				return rerr
+			case own:
+				return nil
+			case found:
+				return store.ErrExists
+			case !vanished:
+				vanished = true
+				continue
+			}
+			return &Error{
+				Op: op, Key: b.target(key), Err: err,
+				Reason: "the name held a blob when written (409 BlobAlreadyExists) and none when asked for it right after, twice: " +
+					"something is deleting blobs of the store as they are written",
+				Hint: "Only the collector (gc) should delete blobs under the store's prefix, and only old ones: check for a lifecycle " +
+					"management rule deleting blobs there, or another tool deleting them. " + b.names.Rerun,
+			}
+		}
+		return b.wrap(ctx, op, key, err)
+	}
+}
+
+// tagged asks for the blob's properties and reports whether it is found,
+// and whether it carries tag. The caller holds a request slot already.
+func (b *Backend) tagged(ctx context.Context, key, tag string) (own, found bool, err error) {
+	hctx, _ := withTries(ctx)
+	props, err := b.container.NewBlobClient(b.BlobName(key)).GetProperties(hctx, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound) || isStatus(err, http.StatusNotFound) && !bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, b.wrap(hctx, "checking (to tell a lost answer from another writer's blob)", key, err)
+	}
+	for k, v := range props.Metadata {
+		if strings.EqualFold(k, TagMetadata) && v != nil {
+			return *v == tag, true, nil
+		}
+	}
+	return false, true, nil
+}
+
+func isStatus(err error, code int) bool {
+	var resp *azcore.ResponseError
+	return errors.As(err, &resp) && resp.StatusCode == code
+}
+
+// notFound reports whether err is a missing blob (not a missing container).
+func notFound(err error) bool {
+	return bloberror.HasCode(err, bloberror.BlobNotFound) ||
+		isStatus(err, http.StatusNotFound) && !bloberror.HasCode(err, bloberror.ContainerNotFound)
+}
+
+// Open implements store.Backend. The request slot is held until the
+// response starts; the body keeps its connection until it is closed.
+func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := b.acquire(ctx); err != nil {
+		return nil, err
+	}
+	ctx, _ = withTries(ctx)
+	out, err := b.container.NewBlobClient(b.BlobName(key)).DownloadStream(ctx, nil)
+	b.release()
+	if notFound(err) && !bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		if cerr := b.checkContainer(ctx, key); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("%s: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, b.wrap(ctx, "reading", key, err)
+	}
+	return out.Body, nil
+}
+
+// checkContainer tells a missing container from a missing blob, once: a
+// HEAD answered 404 has no body, and a typo in the container must not
+// read as an empty store.
+func (b *Backend) checkContainer(ctx context.Context, key string) error {
+	if b.containerOK.Load() {
+		return nil
+	}
+	cctx, _ := withTries(ctx)
+	_, err := b.container.GetProperties(cctx, nil)
+	switch {
+	case err == nil:
+		b.containerOK.Store(true)
+		return nil
+	case isStatus(err, http.StatusNotFound):
+		return b.wrap(cctx, "reading", key, &azcore.ResponseError{ErrorCode: string(bloberror.ContainerNotFound), StatusCode: http.StatusNotFound})
+	}
+	return nil // another failure (a role that may read blobs but not the container's properties): the blob's answer stands
+}
+
+// Exists implements store.Backend.
+func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
+	if err := b.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer b.release()
+	ctx, _ = withTries(ctx)
+	_, err := b.container.NewBlobClient(b.BlobName(key)).GetProperties(ctx, nil)
+	switch {
+	case err == nil:
+		return true, nil
+	case notFound(err):
+		if cerr := b.checkContainer(ctx, key); cerr != nil {
+			return false, cerr
+		}
+		return false, nil
+	}
+	return false, b.wrap(ctx, "checking", key, err)
+}
+
+// List implements store.Backend, following List Blobs pagination.
+func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
+	infos, err := b.ListInfo(ctx, prefix)
+	keys := make([]string, len(infos))
+	for i, o := range infos {
+		keys[i] = o.Key
+	}
+	return keys, err
+}
+
+var _ store.Deleter = (*Backend)(nil)
+
+// ListInfo implements store.Deleter: List with each blob's size and
+// Last-Modified (the server's clock).
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
+	var infos []store.ObjectInfo
+	full := b.prefix + prefix
+	p := b.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &full})
+	for p.More() {
+		if err := b.acquire(ctx); err != nil {
+			return nil, err
+		}
+		pctx, _ := withTries(ctx)
+		page, err := p.NextPage(pctx)
+		b.release()
+		if err != nil {
+			return nil, b.wrap(pctx, "listing", prefix, err)
+		}
+		if page.Segment == nil {
+			continue
+		}
+		for _, o := range page.Segment.BlobItems {
+			if o.Name == nil {
+				continue
+			}
+			info := store.ObjectInfo{Key: strings.TrimPrefix(*o.Name, b.prefix)}
+			if o.Properties != nil {
+				if o.Properties.ContentLength != nil {
+					info.Size = *o.Properties.ContentLength
+				}
+				if o.Properties.LastModified != nil {
+					info.ModTime = *o.Properties.LastModified
+				}
+			}
+			infos = append(infos, info)
+		}
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	return infos, nil
+}
+
+// Delete implements store.Deleter with Delete Blob, a missing blob
+// counting as deleted. It needs the delete permission
+// (Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete),
+// which only the collector's identity should have.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := b.acquire(ctx); err != nil {
+		return err
+	}
+	defer b.release()
+	ctx, _ = withTries(ctx)
+	_, err := b.container.NewBlobClient(b.BlobName(key)).Delete(ctx, nil)
+	if err == nil || notFound(err) {
+		return nil
+	}
+	err = b.wrap(ctx, "deleting", key, err)
+	var e *Error
+	switch {
+	case !errors.As(err, &e):
+	case strings.HasPrefix(e.Reason, "access denied"):
+		e.Hint = "The collector's identity needs the delete permission on the container's blobs: Storage Blob Data Contributor, " +
+			"or a custom role with blobs/delete; see the guide \"Sharing releases on Google Cloud and Azure\". Only the collector " +
+			"should have it, never publishers or planners."
+	case bloberror.HasCode(err, bloberror.BlobImmutableDueToPolicy, "BlobImmutableDueToLegalHold"):
+		e.Reason = "the blob is under an immutability policy or a legal hold (" + e.Reason + ")"
+		e.Hint = "The collector cannot delete what Azure immutable storage protects: make the policy's retention shorter than " +
+			"the collector's grace period, or leave such blobs to expire."
+	}
+	return err
+}
