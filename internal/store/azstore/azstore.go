@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -360,7 +361,7 @@ func (b *Backend) wrap(ctx context.Context, op, key string, err error) error {
 	switch {
 	case errors.As(err, &noCreds):
 		e.Reason = fmt.Sprintf("no Azure credentials were found, so nothing was sent to %s (the Azure SDK said: %s)",
-			b.endpoint, strings.Join(strings.Fields(noCreds.Err.Error()), " "))
+			b.endpoint, strings.Join(strings.Fields(rules.ReplaceAllString(noCreds.Err.Error(), " ")), " "))
 		e.Hint = "Run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE), " +
 			"or run where a managed identity is assigned, or set " + ConnectionStringEnv + ". Credentials never go in the store URL " +
 			"or in a configuration."
@@ -381,16 +382,27 @@ func (b *Backend) wrap(ctx context.Context, op, key string, err error) error {
 			e.Reason = fmt.Sprintf("the container %q does not exist in the storage account %q", b.name, b.account)
 			e.Hint = fmt.Sprintf("Check the container in %s, or create it (az storage container create --account-name %s --name %s "+
 				"--auth-mode login): the provider never creates one.", b.names.Store, b.account, b.name)
-		case code == bloberror.AuthorizationPermissionMismatch, code == bloberror.AuthorizationFailure,
+		case code == bloberror.AuthorizationPermissionMismatch,
 			code == "" && resp.StatusCode == http.StatusForbidden && b.credSource != ConnectionStringEnv:
-			e.Reason = fmt.Sprintf("access denied by %s (%s): the identity has no data role allowing this on the container", b.endpoint, orStatus(code, resp))
-			e.Hint = "Assign it a role on the container or the account with " + "`az role assignment create --role \"Storage Blob Data Contributor\" " +
-				"--assignee ID --scope …/storageAccounts/" + b.account + "/blobServices/default/containers/" + b.name + "`. " + b.names.Needs +
+			e.Reason = fmt.Sprintf("access denied by %s (%s): the credentials lack the permission for this on the container", b.endpoint, orStatus(code, resp))
+			e.Hint = "Assign the identity a role on the container (`az role assignment create --role \"Storage Blob Data Contributor\" " +
+				"--assignee ID --scope …/storageAccounts/" + b.account + "/blobServices/default/containers/" + b.name + "`). " + b.names.Needs +
 				" Owner or Contributor on the account grants no access to data; a new assignment takes some minutes to apply."
-		case code == bloberror.AuthenticationFailed, code == "" && resp.StatusCode == http.StatusForbidden:
+			if b.credSource == ConnectionStringEnv {
+				e.Hint += " A SAS in " + ConnectionStringEnv + " needs the permissions r and l for plans, c and w for applies, and d for the collector only."
+			}
+		case code == bloberror.AuthenticationFailed, code == bloberror.AuthorizationFailure, code == "" && resp.StatusCode == http.StatusForbidden:
 			e.Reason = fmt.Sprintf("the credentials were rejected by %s (%s)", b.endpoint, orStatus(code, resp))
-			e.Hint = "Check the AccountKey or SharedAccessSignature of " + ConnectionStringEnv + " (and that a SAS is not expired and " +
-				"grants read, write, list and, for the collector only, delete), or unset it to use `az login` or a managed identity."
+			if b.credSource == ConnectionStringEnv {
+				e.Hint = "Check the AccountKey or SharedAccessSignature of " + ConnectionStringEnv + " (a SAS must not be expired), " +
+					"or unset it to use `az login` or a managed identity."
+			} else {
+				e.Hint = "Check that `az login` (or the managed identity, or AZURE_CLIENT_ID/AZURE_TENANT_ID) is in the storage account's tenant."
+			}
+			if code == bloberror.AuthorizationFailure {
+				e.Hint += " Azure also answers AuthorizationFailure when the account's network rules (Networking: firewall, private " +
+					"endpoints) do not admit this machine, or when shared-key access is disabled on the account."
+			}
 		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
 			e.Reason = fmt.Sprintf("%s answered %s, %s", b.endpoint, orStatus(code, resp), inARow(n))
 			e.Hint = fmt.Sprintf("The network or the server failed; the settings are not the cause. %s", b.names.Rerun)
@@ -403,6 +415,9 @@ func (b *Backend) wrap(ctx context.Context, op, key string, err error) error {
 	}
 	return e
 }
+
+// rules are the lines of dashes the Azure SDK frames a response with.
+var rules = regexp.MustCompile(`-{3,}`)
 
 func inARow(n int32) string {
 	if n == 1 {
