@@ -139,6 +139,12 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		return openAzure(ctx, shown, rest, userinfo, opts.Azure)
 	}
 	if account, path, ok := azureBlobURL(scheme, rest); ok && !userinfo {
+		if i := strings.IndexAny(rest, "?#"); i >= 0 {
+			// A query there is a SAS token: a secret, never repeated.
+			return nil, fmt.Errorf("%q is the web address of an Azure blob container, with a query: a store URL takes no query. Write "+
+				"the store as azblob://%s/%s, and give a SAS token in %s (BlobEndpoint=…;SharedAccessSignature=…)",
+				scheme+"://"+rest[:i]+"?…", account, path, azstore.ConnectionStringEnv)
+		}
 		return nil, fmt.Errorf("%q is the web address of an Azure blob container: write the store as azblob://%s/%s", shown, account, path)
 	}
 	return nil, fmt.Errorf("the store URL %q has the unknown scheme %q: supported schemes are %s", shown, scheme+"://", strings.Join(Schemes, ", "))
@@ -245,6 +251,9 @@ func openAzure(ctx context.Context, shown, rest string, userinfo bool, s azstore
 // azureBlobURL recognises https://ACCOUNT.blob.core.windows.net/PATH (or
 // a sovereign cloud's blob host), the address users copy from the portal.
 func azureBlobURL(scheme, rest string) (account, path string, ok bool) {
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
 	host, path, _ := strings.Cut(rest, "/")
 	account, domain, _ := strings.Cut(host, ".")
 	if !strings.EqualFold(scheme, "https") || !strings.HasPrefix(domain, "blob.core.") || path == "" {

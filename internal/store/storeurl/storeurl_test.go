@@ -138,3 +138,44 @@ func TestURLOddities(t *testing.T) {
 		t.Fatalf("a directory with @ in its name: %v", err)
 	}
 }
+
+// TestOpenAzure: azblob://ACCOUNT/CONTAINER/PREFIX opens an Azure store;
+// names Azure refuses, the portal's https:// address, a SAS in the URL
+// and user info are refused saying what to write, never repeating a
+// secret.
+func TestOpenAzure(t *testing.T) {
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "")
+	for raw, want := range map[string]string{
+		"azblob://acct/releases":        "azblob://acct/releases",
+		"azblob://acct01/my-store/a/b/": "azblob://acct01/my-store/a/b",
+	} {
+		s, err := Open(context.Background(), raw, Options{})
+		if err != nil || s.String() != want {
+			t.Errorf("Open(%q) = %v, %v; want %s", raw, s, err, want)
+		}
+	}
+	const sig = "sv=2024-01-01&sig=SECRETSIGNATURE"
+	for raw, msg := range map[string]string{
+		"azblob://acct":                                     "not a valid container name",
+		"azblob://Acct/c01":                                 `the storage account "Acct"`,
+		"azblob://acct/My_Container":                        "not a valid container name",
+		"azblob://acct/a--b":                                "not a valid container name",
+		"azblob://acct/store/../x":                          "unclean prefix",
+		"azblob://acct.blob.core.windows.net/store/p":       "write azblob://acct/store/p",
+		"https://acct.blob.core.windows.net/store/p":        "write the store as azblob://acct/store/p",
+		"https://acct.blob.core.windows.net/store/p?" + sig: "takes no query",
+		"azblob://acct/store?" + sig:                        "SharedAccessSignature",
+		"azblob://user:SECRETSIGNATURE@acct/store":          "holds user info",
+		"azblob://SECRETSIGNATURE@acct/store":               "holds user info",
+		"azblob://acct/store/x%2F":                          "takes no query",
+		"https://example.com/store/p":                       `unknown scheme "https://"`,
+	} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("Open(%q) error = %v; want it to say %q", raw, err, msg)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRETSIGNATURE") {
+			t.Errorf("Open(%q) repeats the secret: %v", raw, err)
+		}
+	}
+}
