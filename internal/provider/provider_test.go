@@ -41,6 +41,9 @@ type env struct {
 	bucket   string
 	endpoint string // overrides the server's endpoint in the config
 	dir      string // where sources live
+	// container is the container of an azblob:// store on the process's
+	// Azurite (provider_azblob_test.go), else "".
+	container string
 }
 
 func requireAcc(t *testing.T) {
@@ -64,6 +67,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopAzurite()
 	_ = os.RemoveAll(dir) // cleanup only: the tests have run
 	os.Exit(code)
 }
@@ -90,6 +94,9 @@ func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
 
 // storeURL is the env's store as the provider setting names it.
 func (e *env) storeURL() string {
+	if e.container != "" {
+		return "azblob://" + testserver.AzuriteAccount + "/" + e.container + "/team/releases"
+	}
 	if e.s3 != nil {
 		return "s3://" + e.bucket + "/team/releases"
 	}

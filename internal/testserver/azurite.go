@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -42,12 +43,18 @@ type Azurite struct {
 	containers atomic.Int64
 }
 
+// AzuritePath is azurite-blob's path from AZURITE_PATH; without it the
+// test is skipped (under CI, failed), saying how to get it.
+func AzuritePath(t testing.TB) string {
+	return toolPath(t, EnvAzurite, "Azurite (azurite-blob)", "scripts/azurite.sh")
+}
+
 // StartAzurite starts Azurite's blob server for the test and stops it when
 // the test ends. Without AZURITE_PATH the test is skipped (under CI,
 // failed), saying how to get it.
 func StartAzurite(t testing.TB) *Azurite {
 	t.Helper()
-	bin := toolPath(t, EnvAzurite, "Azurite (azurite-blob)", "scripts/azurite.sh")
+	bin := AzuritePath(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -65,13 +72,46 @@ func StartAzurite(t testing.TB) *Azurite {
 // Start starts (or restarts) the server on the same address and data.
 func (a *Azurite) Start() {
 	a.t.Helper()
+	if err := a.start(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// StartSharedAzurite starts Azurite's blob server for a whole test
+// process (a TestMain's, or once for many parallel tests, which cannot
+// each set AZURE_STORAGE_CONNECTION_STRING): the caller calls stop when
+// the tests are done. bin is azurite-blob's path.
+func StartSharedAzurite(bin string) (a *Azurite, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "immutable-azurite-")
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil { // frees the port for the server
+		return nil, nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	a = &Azurite{bin: bin, dir: dir, addr: addr, Endpoint: "http://" + addr}
+	if err := a.start(); err != nil {
+		return nil, nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	return a, func() {
+		a.Stop()
+		_ = os.RemoveAll(dir) // a temp dir: nothing to keep
+	}, nil
+}
+
+func (a *Azurite) start() error {
 	if a.cmd != nil {
-		return
+		return nil
 	}
 	host, port, _ := net.SplitHostPort(a.addr)
 	data := filepath.Join(a.dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
-		a.t.Fatal(err)
+		return err
 	}
 	// --skipApiVersionCheck: the SDK speaks a newer API version than a
 	// pinned Azurite knows, and Azurite refuses those unless told.
@@ -79,11 +119,12 @@ func (a *Azurite) Start() {
 		"--skipApiVersionCheck", "--disableTelemetry", "--disableProductStyleUrl", "--silent")
 	logf, err := os.Create(filepath.Join(a.dir, fmt.Sprintf("azurite-%d.log", time.Now().UnixNano())))
 	if err != nil {
-		a.t.Fatal(err)
+		return err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("starting azurite-blob: %v", err)
+		_ = logf.Close() // nothing was written
+		return fmt.Errorf("starting azurite-blob: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -93,8 +134,8 @@ func (a *Azurite) Start() {
 	}()
 	a.cmd, a.exited = cmd, exited
 	// Node takes a second or two to load it: wait until it listens, until
-	// it exits (a crash fails the test at once, with its log), or until
-	// the deadline.
+	// it exits (a crash fails at once, with its log), or until the
+	// deadline.
 	const limit = 60 * time.Second
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
@@ -104,17 +145,17 @@ func (a *Azurite) Start() {
 		c, err := net.DialTimeout("tcp", a.addr, 200*time.Millisecond)
 		if err == nil {
 			_ = c.Close() // only probed
-			return
+			return nil
 		}
 		select {
 		case <-exited:
 			a.cmd = nil
 			b, _ := os.ReadFile(logf.Name())
-			a.t.Fatalf("azurite-blob exited before listening on %s (%v):\n%s", a.addr, a.waitErr, b)
+			return fmt.Errorf("azurite-blob exited before listening on %s (%v):\n%s", a.addr, a.waitErr, b)
 		case <-deadline.C:
 			a.Stop()
 			b, _ := os.ReadFile(logf.Name())
-			a.t.Fatalf("azurite-blob did not listen on %s within %v:\n%s", a.addr, limit, b)
+			return fmt.Errorf("azurite-blob did not listen on %s within %v:\n%s", a.addr, limit, b)
 		case <-tick.C:
 		}
 	}
