@@ -482,7 +482,7 @@ func TestDryRun(t *testing.T) {
 // blobs and listings it is deleting. No listing ever names a missing
 // blob, no release names a missing artifact, and every publish verifies.
 func TestRacingPublishers(t *testing.T) {
-	eachStore(t, func(t *testing.T, newStore func() *store.Store) {
+	eachStoreAndAzure(t, func(t *testing.T, newStore func() *store.Store) {
 		st := newStore()
 		rounds := 12
 		if !strings.HasPrefix(st.String(), "file://") {
