@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/azstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
 )
@@ -53,6 +54,14 @@ var names = s3store.Names{
 	Attempts: "AWS_MAX_ATTEMPTS",
 	Rerun: "Running the collection again is safe: the store is consistent after every delete, and the next run picks up " +
 		"what this one left.",
+}
+
+// azureNames are the collector's, for an azblob:// store.
+var azureNames = azstore.Names{
+	Store: names.Store,
+	Needs: "The collector needs read, write, list and delete on the container's blobs: Storage Blob Data Contributor " +
+		"(see the guide \"Sharing releases on Google Cloud and Azure\").",
+	Rerun: names.Rerun,
 }
 
 // durationFlag is a flag.Value taking "30d" besides Go durations.
@@ -144,7 +153,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 2
 	}
-	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: s3})
+	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: s3, Azure: azstore.Settings{Names: azureNames}})
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 2
