@@ -787,7 +787,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		e.Hint = "The collector's identity needs the delete permission on the container's blobs: Storage Blob Data Contributor, " +
 			"or a custom role with blobs/delete; see the guide \"Sharing releases on Google Cloud and Azure\". Only the collector " +
 			"should have it, never publishers or planners."
-	case bloberror.HasCode(err, bloberror.BlobImmutableDueToPolicy, "BlobImmutableDueToLegalHold"):
+	case bloberror.HasCode(err, bloberror.BlobImmutableDueToPolicy):
 		e.Reason = "the blob is under an immutability policy or a legal hold (" + e.Reason + ")"
 		e.Hint = "The collector cannot delete what Azure immutable storage protects: make the policy's retention shorter than " +
 			"the collector's grace period, or leave such blobs to expire."
