@@ -30,7 +30,8 @@ func sharedAzurite(t *testing.T) *testserver.Azurite {
 	azuriteOnce.Do(func() {
 		azurite, azuriteStop, azuriteErr = testserver.StartSharedAzurite(bin)
 		if azuriteErr == nil {
-			azuriteErr = os.Setenv(azstore.ConnectionStringEnv, testserver.ConnectionString(azurite.Endpoint))
+			// For the process, not the test: every parallel test reads it.
+			azuriteErr = os.Setenv(azstore.ConnectionStringEnv, testserver.ConnectionString(azurite.Endpoint)) //nolint:usetesting // see above
 		}
 	})
 	if azuriteErr != nil {

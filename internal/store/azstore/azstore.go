@@ -24,6 +24,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -183,12 +184,21 @@ func New(_ context.Context, account, containerName, prefix string, s Settings) (
 		b.attempts = DefaultMaxAttempts
 	}
 	b.attempts = min(b.attempts, MaxAttempts)
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	transport.TLSHandshakeTimeout = 10 * time.Second
-	transport.ResponseHeaderTimeout = 60 * time.Second
-	// At most one connection per request slot, kept between requests.
-	transport.MaxConnsPerHost, transport.MaxIdleConnsPerHost, transport.MaxIdleConns = conc, conc, conc
+	// Timeouts bound connecting and waiting, never a long transfer; at
+	// most one connection per request slot, kept between requests.
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxConnsPerHost:       conc,
+		MaxIdleConnsPerHost:   conc,
+		MaxIdleConns:          conc,
+	}
 	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Transport: &http.Client{Transport: transport},
 		Retry: policy.RetryOptions{
