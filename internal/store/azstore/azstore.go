@@ -682,12 +682,14 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, b.wrap(ctx, "reading", key, err)
 	}
+	b.containerOK.Store(true) // a blob was read: the container exists
 	return out.Body, nil
 }
 
 // checkContainer tells a missing container from a missing blob, once: a
 // HEAD answered 404 has no body, and a typo in the container must not
-// read as an empty store.
+// read as an empty store — unless a request of this backend has already
+// found a blob in it (containerOK): then no extra request.
 func (b *Backend) checkContainer(ctx context.Context, key string) error {
 	if b.containerOK.Load() {
 		return nil
@@ -714,6 +716,7 @@ func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := b.container.NewBlobClient(b.BlobName(key)).GetProperties(ctx, nil)
 	switch {
 	case err == nil:
+		b.containerOK.Store(true)
 		return true, nil
 	case notFound(err):
 		if cerr := b.checkContainer(ctx, key); cerr != nil {
