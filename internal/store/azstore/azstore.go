@@ -222,7 +222,7 @@ func New(_ context.Context, account, containerName, prefix string, s Settings) (
 	}
 	b.prefix = prefix
 	if cs := os.Getenv(ConnectionStringEnv); cs != "" {
-		if a := accountName(cs); a != "" && a != account {
+		if a := accountName(cs); a != "" && !strings.EqualFold(a, account) {
 			return nil, fmt.Errorf("%s is a connection string of the storage account %q, but the store %s is in the account %q: "+
 				"set the connection string of %q, or unset %s to use the Azure default credentials (az login, a managed identity)",
 				ConnectionStringEnv, a, b.url, account, account, ConnectionStringEnv)
@@ -250,7 +250,8 @@ func New(_ context.Context, account, containerName, prefix string, s Settings) (
 	}
 	u, err := url.Parse(b.container.URL())
 	if err != nil {
-		return nil, err
+		// Its query may be a SAS: never repeated.
+		return nil, fmt.Errorf("the blob endpoint of %s is not a URL: check its BlobEndpoint", ConnectionStringEnv)
 	}
 	u.RawQuery = "" // a SAS
 	b.endpoint = strings.TrimSuffix(strings.TrimSuffix(u.String(), "/"), "/"+containerName)
@@ -370,7 +371,7 @@ func (b *Backend) wrap(ctx context.Context, op, key string, err error) error {
 	var unreached *unreachedError
 	switch {
 	case errors.As(err, &noCreds):
-		e.Reason = fmt.Sprintf("no Azure credentials were found, so nothing was sent to %s (the Azure SDK said: %s)",
+		e.Reason = fmt.Sprintf("no Azure credentials could be obtained, so nothing was sent to %s (the Azure SDK said: %s)",
 			b.endpoint, strings.Join(strings.Fields(rules.ReplaceAllString(noCreds.Err.Error(), " ")), " "))
 		e.Hint = "Run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or AZURE_FEDERATED_TOKEN_FILE), " +
 			"or run where a managed identity is assigned, or set " + ConnectionStringEnv + ". Credentials never go in the store URL " +

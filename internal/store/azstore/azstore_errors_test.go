@@ -173,7 +173,7 @@ func TestNoCredentials(t *testing.T) {
 			t.Errorf("%s: want a no-credentials error, got %v", name, err)
 			continue
 		}
-		wantError(t, name, err, "no Azure credentials were found", "az login", "managed identity", azstore.ConnectionStringEnv)
+		wantError(t, name, err, "no Azure credentials could be obtained", "az login", "managed identity", azstore.ConnectionStringEnv)
 		if strings.Contains(err.Error(), "access denied") || strings.Contains(err.Error(), "cannot reach") {
 			t.Errorf("%s: error blames the endpoint: %v", name, err)
 		}
