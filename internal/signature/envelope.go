@@ -112,7 +112,8 @@ func (e *UntrustedError) Error() string {
 // statement it holds and the IDs (sorted) of the trusted keys that signed
 // it. It fails with *PayloadTypeError, *UntrustedError or *StatementError.
 // The caller still checks that the statement is about the record it read
-// (Statement.Covers) and of the predicate type it expects.
+// and of the predicate type it expects: VerifyRecord does both for a
+// stored record (its first subject, not any subject, must be the record).
 func Verify(env *Envelope, trusted []*Verifier) (*Statement, []string, error) {
 	if env == nil {
 		return nil, nil, errors.New("no envelope")

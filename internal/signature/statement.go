@@ -131,18 +131,6 @@ func parseStatement(payload []byte) (*Statement, error) {
 // Subjects are the artifacts the statement is about, in its order.
 func (s *Statement) Subjects() []Subject { return append([]Subject(nil), s.subjects...) }
 
-// Covers reports whether sum is the digest of one of the subjects. A reader
-// checks this before trusting a record: a valid signature over a statement
-// about another record proves nothing about this one.
-func (s *Statement) Covers(sum digest.Sum) bool {
-	for _, sub := range s.subjects {
-		if sub.Digest == sum {
-			return true
-		}
-	}
-	return false
-}
-
 // PredicateType is the statement's predicateType URI.
 func (s *Statement) PredicateType() string { return s.predicateType }
 
