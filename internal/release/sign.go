@@ -24,10 +24,10 @@ const RecordPredicateType = signature.RecordPredicateType
 
 // The kinds of record a statement names (RecordPredicate.Kind).
 const (
-	KindRelease = "release" // a release version's record
-	KindMove    = "move"    // a channel move
-	KindYank    = "yank"    // a yank entry
-	KindAction  = "action"  // a build step's action record (package actioncache)
+	KindRelease = signature.KindRelease // a release version's record
+	KindMove    = signature.KindMove    // a channel move
+	KindYank    = signature.KindYank    // a yank entry
+	KindAction  = "action"              // a build step's action record (package actioncache)
 )
 
 // RecordPredicate is the predicate of a record's statement.

@@ -30,6 +30,30 @@ type RecordPredicate struct {
 	Kind string `json:"kind"`
 }
 
+// The kinds of record a RecordPredicateType statement names, one per
+// family of key signed so (VerifyRecord checks the statement's kind
+// against its record's key).
+const (
+	KindRelease = "release" // releases/<name>/versions/<version>
+	KindMove    = "move"    // channels/<release>/<channel>/moves/<seq>
+	KindYank    = "yank"    // releases/<name>/yanks/<version>/<seq>
+)
+
+// RecordKind is the kind a RecordPredicateType statement about the record
+// at key names, or "" when no record of key's family is signed with one.
+func RecordKind(key string) string {
+	k, _ := store.ParseKey(key)
+	switch k.Family {
+	case store.FamilyVersion:
+		return KindRelease
+	case store.FamilyMove:
+		return KindMove
+	case store.FamilyYank:
+		return KindYank
+	}
+	return ""
+}
+
 // MaxStoredSize bounds a stored signature (an envelope with a few hundred
 // subjects is far below it).
 const MaxStoredSize = 1 << 20
@@ -95,7 +119,8 @@ func SignRecord(ctx context.Context, b store.Backend, s *Signer, key string, wan
 }
 
 // VerifyRecord checks that env is signed by one of trusted, that its
-// statement has the predicate type predicateType, and that it is about the
+// statement has the predicate type predicateType (for RecordPredicateType,
+// with the kind of key's family: RecordKind), and that it is about the
 // record at key whose stored bytes have the sha256 sum (its first
 // subject): a signature copied from another record, or of an earlier
 // record at the same key, is refused. It returns the statement.
@@ -106,6 +131,15 @@ func VerifyRecord(env *Envelope, trusted []*Verifier, key string, sum digest.Sum
 	}
 	if st.PredicateType() != predicateType {
 		return nil, fmt.Errorf("its predicate type is %q, not %q", st.PredicateType(), predicateType)
+	}
+	if predicateType == RecordPredicateType {
+		var p RecordPredicate
+		if err := st.DecodePredicate(RecordPredicateType, &p); err != nil {
+			return nil, err
+		}
+		if want := RecordKind(key); p.Kind != want {
+			return nil, fmt.Errorf("its statement is about a record of kind %q, but %s is a record of kind %q", p.Kind, key, want)
+		}
 	}
 	if subs := st.Subjects(); subs[0].Name != key || subs[0].Digest != sum {
 		return nil, fmt.Errorf("its statement is not about %s with sha256 %s but about %s with sha256 %s (a signature copied or replayed from another record)",

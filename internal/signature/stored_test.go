@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,5 +113,46 @@ func TestSignRecordRefusesForeignSignature(t *testing.T) {
 	}
 	if _, err := sign(store.VersionKey("web", "3.0.0"), r2); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("signing a missing record: %v", err)
+	}
+}
+
+// TestVerifyRecordChecksKind: a record statement whose kind is not that of
+// its record's key (a release record signed as a channel move) is
+// refused, though its signature, key and digest are right.
+func TestVerifyRecordChecksKind(t *testing.T) {
+	ctx := context.Background()
+	b := testBackend(t)
+	s := newSigner(t, Ed25519)
+	for _, c := range []struct{ key, kind, want string }{
+		{store.VersionKey("web", "1.0.0"), KindMove, KindRelease},
+		{store.MoveKey("web", "prod", 1), KindYank, KindMove},
+		{store.YankKey("web", "1.0.0", 1), KindRelease, KindYank},
+		{store.ActionKey(digest.Bytes([]byte("step"))), KindRelease, ""},
+	} {
+		body := []byte("record at " + c.key + "\n")
+		putRecord(t, b, c.key, body)
+		sum := digest.Bytes(body)
+		env, err := SignRecord(ctx, b, s, c.key, body, RecordPredicateType, RecordPredicate{Kind: c.kind}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = VerifyRecord(env, []*Verifier{s.Public()}, c.key, sum, RecordPredicateType)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("kind %q, but %s is a record of kind %q", c.kind, c.key, c.want)) {
+			t.Errorf("%s signed as %q: %v", c.key, c.kind, err)
+		}
+		if c.want == "" {
+			continue
+		}
+		right, err := NewStatement([]Subject{{Name: c.key, Digest: sum}}, RecordPredicateType, RecordPredicate{Kind: c.want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err = Sign(s, right)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := VerifyRecord(env, []*Verifier{s.Public()}, c.key, sum, RecordPredicateType); err != nil {
+			t.Errorf("%s signed as %q: %v", c.key, c.want, err)
+		}
 	}
 }
