@@ -108,9 +108,24 @@ func (e *UntrustedError) Error() string {
 	return b.String()
 }
 
+// MaxSignatures bounds the signatures Verify reads from one envelope: each
+// is tried against every trusted key when its keyid is empty, so an
+// envelope with thousands would cost that many verifications. (A stored
+// envelope holds exactly one: ReadSignatures.)
+const MaxSignatures = 16
+
+// TooManySignaturesError is an envelope carrying more than MaxSignatures
+// signatures: none is tried.
+type TooManySignaturesError struct{ Count int }
+
+func (e *TooManySignaturesError) Error() string {
+	return fmt.Sprintf("the envelope carries %d signatures, more than the %d a verifier tries: none was checked", e.Count, MaxSignatures)
+}
+
 // Verify checks env's signatures against the trusted keys and returns the
 // statement it holds and the IDs (sorted) of the trusted keys that signed
-// it. It fails with *PayloadTypeError, *UntrustedError or *StatementError.
+// it. It fails with *PayloadTypeError, *TooManySignaturesError,
+// *UntrustedError or *StatementError.
 // The caller still checks that the statement is about the record it read
 // and of the predicate type it expects: VerifyRecord does both for a
 // stored record (its first subject, not any subject, must be the record).
@@ -120,6 +135,9 @@ func Verify(env *Envelope, trusted []*Verifier) (*Statement, []string, error) {
 	}
 	if env.PayloadType != PayloadType {
 		return nil, nil, &PayloadTypeError{Got: env.PayloadType}
+	}
+	if len(env.Signatures) > MaxSignatures {
+		return nil, nil, &TooManySignaturesError{Count: len(env.Signatures)}
 	}
 	payload, err := env.DecodeB64Payload()
 	if err != nil {

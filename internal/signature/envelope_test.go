@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 )
 
@@ -244,5 +246,24 @@ func TestProvenanceRoundTrip(t *testing.T) {
 	}
 	if _, err := ProvenanceStatement([]Subject{{Name: "out", Digest: out}}, NewProvenance("", "b", nil)); err == nil {
 		t.Fatal("a provenance without buildType was accepted")
+	}
+}
+
+// TestVerifyBoundsSignatures: an envelope with more than MaxSignatures
+// signatures is refused before any is tried, though one of them is a
+// valid signature by a trusted key; MaxSignatures are still read.
+func TestVerifyBoundsSignatures(t *testing.T) {
+	s := newSigner(t, Ed25519)
+	env := signed(t, s)
+	for len(env.Signatures) < MaxSignatures {
+		env.Signatures = append([]dsse.Signature{{Sig: env.Signatures[0].Sig}}, env.Signatures...)
+	}
+	if _, ids, err := Verify(env, []*Verifier{s.Public()}); err != nil || !slices.Equal(ids, []string{s.KeyID()}) {
+		t.Fatalf("%d signatures: %v, %v", len(env.Signatures), ids, err)
+	}
+	env.Signatures = append([]dsse.Signature{{Sig: env.Signatures[0].Sig}}, env.Signatures...)
+	var tooMany *TooManySignaturesError
+	if _, _, err := Verify(env, []*Verifier{s.Public()}); !errors.As(err, &tooMany) || tooMany.Count != MaxSignatures+1 {
+		t.Fatalf("%d signatures: %v, want *TooManySignaturesError", len(env.Signatures), err)
 	}
 }

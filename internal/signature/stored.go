@@ -175,7 +175,11 @@ func ReadSignatures(ctx context.Context, b store.Backend, recordKey string, reco
 	return envs, nil
 }
 
-// readStored reads the envelope stored at key.
+// readStored reads the envelope stored at key, a signature key: it must
+// hold exactly one signature, whose keyid is the key's key-ID component
+// (as SignRecord stores it). Anything else is a *StoredError, and none of
+// its signatures is tried: an envelope of thousands of signatures with an
+// empty keyid would each be tried against every trusted key.
 func readStored(ctx context.Context, b store.Backend, key string) (*Envelope, error) {
 	raw, err := readLimited(ctx, b, key, MaxStoredSize+1)
 	if err != nil {
@@ -187,6 +191,13 @@ func readStored(ctx context.Context, b store.Backend, key string) (*Envelope, er
 	env, err := ParseEnvelope(raw)
 	if err != nil {
 		return nil, &StoredError{Key: key, Detail: err.Error()}
+	}
+	sk, _ := store.ParseKey(key)
+	switch {
+	case len(env.Signatures) != 1:
+		return nil, &StoredError{Key: key, Detail: fmt.Sprintf("it holds %d signatures, not the one signature of key %s", len(env.Signatures), sk.KeyID)}
+	case env.Signatures[0].KeyID != sk.KeyID:
+		return nil, &StoredError{Key: key, Detail: fmt.Sprintf("its signature names key ID %q, not %s, the key it is stored under", env.Signatures[0].KeyID, sk.KeyID)}
 	}
 	return env, nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
@@ -154,5 +156,66 @@ func TestVerifyRecordChecksKind(t *testing.T) {
 		if _, err := VerifyRecord(env, []*Verifier{s.Public()}, c.key, sum, RecordPredicateType); err != nil {
 			t.Errorf("%s signed as %q: %v", c.key, c.want, err)
 		}
+	}
+}
+
+// TestStoredSignatureShape: a stored envelope must hold exactly one
+// signature, whose keyid is the key ID it is stored under. Extra
+// signatures (thousands with an empty keyid would each be tried against
+// every trusted key), an empty keyid or another key's ID is a
+// *StoredError, though the envelope also holds the key's valid signature.
+func TestStoredSignatureShape(t *testing.T) {
+	ctx := context.Background()
+	s := newSigner(t, Ed25519)
+	key, body := store.VersionKey("web", "1.0.0"), []byte("a record\n")
+	sum := digest.Bytes(body)
+	statement, err := NewStatement([]Subject{{Name: key, Digest: sum}}, RecordPredicateType, RecordPredicate{Kind: KindRelease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := Sign(s, statement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := good.Signatures[0]
+	for name, c := range map[string]struct {
+		sigs []dsse.Signature
+		want string
+	}{
+		"extra signatures": {append([]dsse.Signature{sig}, make([]dsse.Signature, 1000)...), "it holds 1001 signatures"},
+		"empty keyid":      {[]dsse.Signature{{Sig: sig.Sig}}, `its signature names key ID ""`},
+		"another keyid":    {[]dsse.Signature{{KeyID: newSigner(t, Ed25519).KeyID(), Sig: sig.Sig}}, "its signature names key ID"},
+		"no signature":     {nil, "it holds 0 signatures"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := testBackend(t)
+			putRecord(t, b, key, body)
+			env := *good
+			env.Signatures = c.sigs
+			raw, err := json.Marshal(&env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			putRecord(t, b, store.SignatureKey(sum, s.KeyID()), raw)
+			var bad *StoredError
+			if _, err := ReadSignatures(ctx, b, key, sum); !errors.As(err, &bad) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ReadSignatures: %v, want a *StoredError saying %q", err, c.want)
+			}
+			// Signing again meets it and refuses it, overwriting nothing.
+			if _, err := SignRecord(ctx, b, s, key, body, RecordPredicateType, RecordPredicate{Kind: KindRelease}, nil); !errors.As(err, &bad) {
+				t.Fatalf("SignRecord over it: %v, want a *StoredError", err)
+			}
+		})
+	}
+	// The shape SignRecord stores is read back.
+	b := testBackend(t)
+	putRecord(t, b, key, body)
+	raw, err := json.Marshal(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putRecord(t, b, store.SignatureKey(sum, s.KeyID()), raw)
+	if envs, err := ReadSignatures(ctx, b, key, sum); err != nil || len(envs) != 1 {
+		t.Fatalf("ReadSignatures: %d, %v", len(envs), err)
 	}
 }
