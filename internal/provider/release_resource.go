@@ -324,6 +324,9 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	case errors.As(err, &interrupted):
 		resp.Diagnostics.AddError("Publish interrupted", interrupted.Error())
 		return
+	case errors.As(err, new(*release.ForeignRecordError)):
+		resp.Diagnostics.Append(releaseError(st, c.Name, err))
+		return
 	case errors.As(err, &invalid):
 		at := map[release.Input]path.Path{
 			release.InputRelease: path.Root("name"), release.InputVersion: path.Root("version"),
@@ -544,6 +547,8 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	switch {
 	case errors.As(err, &untrusted):
 		return untrustedError(untrusted)
+	case errors.As(err, new(*release.ForeignRecordError)):
+		return diag.NewErrorDiagnostic("Record written by someone else", fmt.Sprintf("In %s: %v.", st, err))
 	case errors.As(err, &channelPolicy):
 		return channelPolicyError(channelPolicy)
 	case errors.As(err, &tooLarge):

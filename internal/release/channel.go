@@ -130,13 +130,25 @@ func History(ctx context.Context, b store.Backend, rel, channel string, n int) (
 	return out, nil
 }
 
-// MovedError is a move planned from a position the channel has left.
+// MovedError is a move planned from a position the channel has left, or
+// (Reason set) a move found where this one would go, from and to the same
+// versions but with another reason: someone else's move, not this one.
 type MovedError struct {
 	Release, Channel string
 	Now              *Move
+	// Reason is the reason of the move refused, when the move found goes
+	// where it would (Foreign).
+	Reason  string
+	Foreign bool
 }
 
 func (e *MovedError) Error() string {
+	if e.Foreign {
+		return fmt.Sprintf("the channel %s of %s was moved to %s by someone else (move %d, %s): that move goes from and to where this one "+
+			"would, but its reason is %q, not this move's %q, so it is not this move and was neither adopted nor signed; nothing was "+
+			"written: check who wrote it, then plan again", e.Channel, e.Release, e.Now.To, e.Now.Seq, e.Now.At,
+			e.Now.Reason, e.Reason)
+	}
 	return fmt.Sprintf("the channel %s of %s was moved by another apply to %s (move %d, %s) since this plan was made; nothing was written: plan again", e.Channel, e.Release, e.Now.To, e.Now.Seq, e.Now.At)
 }
 
@@ -265,7 +277,8 @@ type MoveRequest struct {
 // channel is still where the plan saw it, and writes the move after it. A
 // channel already moved there from there (an earlier apply that wrote
 // this move and failed to save it) is returned as it is, and nothing is
-// written.
+// written; one moved there from there with another reason is someone
+// else's move: a *MovedError (Foreign), and nothing is signed.
 //
 // Invalid input (the release, channel, version, reason or a gate) is an
 // *InvalidError, refused before anything is held or written. A move
@@ -301,11 +314,16 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 		return nil, &StepError{Step: StepCheck, Err: err}
 	}
 	switch {
+	case cur != nil && cur.To == req.To && cur.From == req.From && (req.Seq < 0 || cur.Seq == req.Seq+1) && cur.Reason != req.Reason:
+		// Where this move would go, but not this move: not adopted, and
+		// not signed (a writer signs only what it wrote).
+		return nil, &MovedError{Release: rel, Channel: ch, Now: cur, Reason: req.Reason, Foreign: true}
 	case cur != nil && cur.To == req.To && cur.From == req.From && (req.Seq < 0 || cur.Seq == req.Seq+1):
-		// Already there: an earlier apply wrote this very move. Its lease
+		// Already there: an earlier apply wrote this very move (every
+		// field but its time is this move's: see signFound). Its lease
 		// is kept, as that apply's was; it is signed if that apply did not.
 		wrote = true
-		if err := o.sign(ctx, b, moveKey(rel, ch, cur.Seq), cur.encode(), KindMove, nil); err != nil {
+		if err := o.signFound(ctx, b, moveKey(rel, ch, cur.Seq), cur.encode(), KindMove, nil, ""); err != nil {
 			return nil, err
 		}
 		return cur, nil

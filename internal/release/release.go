@@ -375,6 +375,11 @@ func (e *ConflictError) Error() string {
 // before the write, or the write was refused (*ConflictError,
 // *CollectedError), the lease is dropped; otherwise it stays (see
 // store.Lease.Drop).
+//
+// With SignWith, the record written is signed. A record found published
+// with the same content is signed only if it is what this publish would
+// have written in every field but its time (Record.differs, signFound);
+// otherwise it is a *ForeignRecordError unless this key signed it already.
 func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opts ...Option) (*Record, error) {
 	o := collect(opts)
 	if err := r.validate(); err != nil {
@@ -424,7 +429,8 @@ func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opt
 	if err := o.runBeforeWrite(ctx); err != nil {
 		return nil, err
 	}
-	rec, err := WriteRecord(ctx, st.Backend(), r, now)
+	requestedAt := r.PublishedAt
+	rec, found, err := writeRecord(ctx, st.Backend(), r, now)
 	// Refused before writing, or another apply's record in the way: this
 	// record was not written. Any other error may hide a write that landed.
 	wrote = err == nil || !errors.As(err, new(*ConflictError)) && !errors.As(err, new(*CollectedError)) && !errors.As(err, new(*TooLargeError))
@@ -435,10 +441,53 @@ func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opt
 	if err != nil {
 		return nil, &SignatureError{Key: VersionKey(rec.Name, rec.Version), Err: err}
 	}
-	if err := o.sign(ctx, st.Backend(), VersionKey(rec.Name, rec.Version), rec.encode(), KindRelease, extra); err != nil {
+	key := VersionKey(rec.Name, rec.Version)
+	if !found {
+		err = o.sign(ctx, st.Backend(), key, rec.encode(), KindRelease, extra)
+	} else {
+		differs := ""
+		if o.signer != nil {
+			differs, err = rec.differs(ctx, st.Backend(), r.PreviousVersion, requestedAt)
+			if err != nil {
+				return nil, &SignatureError{Key: key, Err: err}
+			}
+		}
+		err = o.signFound(ctx, st.Backend(), key, rec.encode(), KindRelease, extra, differs)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// differs says how rec, a record of the same content found published,
+// differs from what Publish would have written for a request naming
+// previous and publishedAt ("": now), in every field but the time: ""
+// when it does not. Its previous_version must be previous, and the
+// highest version published below it: a caller that adopts a record found
+// at plan (PlanVersion) takes previous from that very record, so previous
+// alone would let whoever wrote the record choose it. An earlier attempt
+// of this publish wrote exactly that (the versions below it have not
+// changed since, barring a lower version published in between).
+func (rec *Record) differs(ctx context.Context, b store.Backend, previous, publishedAt string) (string, error) {
+	if rec.PreviousVersion != previous {
+		return fmt.Sprintf("its previous_version is %q, not %q", rec.PreviousVersion, previous), nil
+	}
+	if publishedAt != "" && rec.PublishedAt != publishedAt {
+		return fmt.Sprintf("its published_at is %s, not %s", rec.PublishedAt, publishedAt), nil
+	}
+	published, err := List(ctx, b, rec.Name)
+	if err != nil {
+		return "", err
+	}
+	v, err := versions.Parse(rec.Version)
+	if err != nil {
+		return "", err
+	}
+	if below := original(versions.Below(published, v)); below != rec.PreviousVersion {
+		return fmt.Sprintf("its previous_version is %q, but the highest version published below it is %q", rec.PreviousVersion, below), nil
+	}
+	return "", nil
 }
 
 // ArtifactMissingError is an artifact of a record that is not in the
@@ -480,8 +529,15 @@ func (e *ArtifactDigestError) Unwrap() error { return e.Err }
 // finds by content, and the next plan would publish it again under a new
 // version.
 func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time) (*Record, error) {
+	rec, _, err := writeRecord(ctx, b, r, now)
+	return rec, err
+}
+
+// writeRecord is WriteRecord, also saying whether the record returned was
+// found published (adopted) rather than written.
+func writeRecord(ctx context.Context, b store.Backend, r *Record, now time.Time) (rec *Record, found bool, err error) {
 	if err := r.validate(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	r.Spec = Spec
 	r.Digest = r.Content().Digest().String()
@@ -494,21 +550,21 @@ func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time)
 	}
 	body := r.encode()
 	if err := sizeError(r, body); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// Already published: adopt or refuse, writing nothing.
 	if existing, err := published(ctx, b, r); existing != nil || err != nil {
-		return existing, err
+		return existing, existing != nil, err
 	}
 	if err := checkNotCollected(ctx, b, r.Name, r.Version); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sum, err := digest.Parse(r.Digest)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := b.Create(ctx, digestPrefix(r.Name, sum)+r.Version, strings.NewReader(r.Version)); err != nil && !errors.Is(err, store.ErrExists) {
-		return nil, err
+		return nil, false, err
 	}
 	err = b.Create(ctx, VersionKey(r.Name, r.Version), bytes.NewReader(body))
 	if errors.Is(err, store.ErrExists) { // another publisher was faster
@@ -516,12 +572,12 @@ func WriteRecord(ctx context.Context, b store.Backend, r *Record, now time.Time)
 		if existing == nil && err == nil {
 			err = fmt.Errorf("%s: the store reported it exists, then that it does not", VersionKey(r.Name, r.Version))
 		}
-		return existing, err
+		return existing, existing != nil, err
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return r, nil
+	return r, false, nil
 }
 
 // validate is the first step of the writer's protocol for r (see

@@ -99,6 +99,57 @@ func (o options) sign(ctx context.Context, b store.Backend, key string, body []b
 	return nil
 }
 
+// ForeignRecordError is a record an operation found already written (its
+// version, its next channel move, its yank state) that is not what the
+// operation would have written: someone else wrote it. The operation
+// signs only what it wrote, or found exactly as it would have written it
+// (an earlier attempt of the same operation that stopped before signing
+// or before its state was saved; see signFound); so it did not sign this
+// one, and wrote nothing.
+type ForeignRecordError struct {
+	Key    string
+	Detail string // how it differs from what the operation would write
+}
+
+func (e *ForeignRecordError) Error() string {
+	return fmt.Sprintf("%s was already in the store, but not as this operation would have written it (%s): someone else wrote it, "+
+		"so it was not signed with this signing key, which signs only what its writer wrote; nothing was written. Check the record: "+
+		"if it is right, have a holder of a trusted key approve it (terraform-provider-immutable sign); otherwise find out who wrote it",
+		e.Key, e.Detail)
+}
+
+// signFound signs a record the operation found already written rather
+// than wrote (kind and extra as sign's). differs is "" when the record is
+// exactly what the operation would have written in every field but its
+// time; then it is signed as if written now. The time is not compared: a
+// retry of the same operation (an apply whose earlier attempt wrote the
+// record and failed before signing it or saving its state) writes another
+// time and cannot tell its earlier attempt's from another writer's, and
+// no check depends on a record's time; whoever pre-writes such a record
+// chooses its time and nothing else, every other field being what this
+// writer writes itself. Otherwise (differs says how) the record is not
+// signed: nil when it already carries this key's valid signature (signing
+// it would add nothing), else a *ForeignRecordError.
+func (o options) signFound(ctx context.Context, b store.Backend, key string, body []byte, kind string, extra []signature.Subject, differs string) error {
+	if o.signer == nil {
+		return nil
+	}
+	if differs == "" {
+		return o.sign(ctx, b, key, body, kind, extra)
+	}
+	sum := digest.Bytes(body)
+	envs, err := ReadSignatures(ctx, b, key, sum)
+	if err != nil && !errors.As(err, new(*TamperedError)) {
+		return &SignatureError{Key: key, Err: err}
+	}
+	for _, env := range envs {
+		if VerifySignature(env, []*signature.Verifier{o.signer.Public()}, key, sum) == nil {
+			return nil
+		}
+	}
+	return &ForeignRecordError{Key: key, Detail: differs}
+}
+
 // subjects are a release record's artifacts and images, as the extra
 // subjects of its statement: "artifacts/<name>" with the artifact's
 // digest (its listing's or its file's), "images/<name>" with its

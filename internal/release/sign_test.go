@@ -7,9 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
@@ -103,7 +105,11 @@ func TestSignedWrites(t *testing.T) {
 	}
 	imgRef := "registry.example/web@" + a2
 	rec := func(v string) *Record {
-		return &Record{Name: "web", Version: v, Artifacts: map[string]string{"site": a1}, Images: map[string]string{"app": imgRef}}
+		r := &Record{Name: "web", Version: v, Artifacts: map[string]string{"site": a1}, Images: map[string]string{"app": imgRef}}
+		if v == "1.0.0" {
+			r.PreviousVersion = "0.9.0" // as PlanVersion plans it
+		}
+		return r
 	}
 	if _, err := Publish(ctx, st, rec("0.9.0"), now); err != nil {
 		t.Fatal(err)
@@ -154,4 +160,134 @@ func TestSignedWrites(t *testing.T) {
 	if n := len(signatureKeys(t, b)); n != 4 {
 		t.Errorf("%d signatures, want 4 (a record twice, a move, a yank)", n)
 	}
+}
+
+// noSignature checks that nothing signed the record at key (its stored
+// bytes).
+func noSignature(t *testing.T, b store.Backend, key string) {
+	t.Helper()
+	envs, err := ReadSignatures(ctx, b, key, stored(t, b, key))
+	if err != nil || len(envs) != 0 {
+		t.Fatalf("%s has %d signatures (%v), want none", key, len(envs), err)
+	}
+}
+
+// TestSignOnlyWhatWasWritten: a writer finding its record already written
+// (a channel's next move, a version's yank state, a version of the same
+// content) signs it only when it is what the writer would have written in
+// every field but its time: an earlier attempt of the same operation. A
+// record someone else pre-wrote with fields of their choosing (a move's
+// reason, a record's previous_version, an entry the writer would not have
+// written) is refused and left unsigned, unless this key signed it
+// already.
+func TestSignOnlyWhatWasWritten(t *testing.T) {
+	st := store.New(backend(t))
+	b := st.Backend()
+	if _, err := st.PutBlob(ctx, digest.Bytes([]byte("one")), strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	ci := testSigner(t, false)
+	earlier := now.Add(-time.Hour)
+	rec := func(v, previous string) *Record {
+		return &Record{Name: "web", Version: v, Artifacts: map[string]string{"site": a1}, PreviousVersion: previous}
+	}
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		if _, err := WriteRecord(ctx, b, rec(v, ""), earlier); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("move", func(t *testing.T) {
+		// Someone pre-writes the move CI is about to make, with their reason.
+		if _, err := WriteMove(ctx, b, "web", "prod", 0, "", "1.0.0", "approved by the CISO", earlier); err != nil {
+			t.Fatal(err)
+		}
+		var moved *MovedError
+		_, err := MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "prod", To: "1.0.0", Seq: 0, Reason: "deploy"}, now, SignWith(ci))
+		if !errors.As(err, &moved) || !moved.Foreign || !strings.Contains(err.Error(), `its reason is "approved by the CISO", not this move's "deploy"`) {
+			t.Fatalf("MoveTo over another's move: %v, want a foreign *MovedError", err)
+		}
+		noSignature(t, b, moveKey("web", "prod", 1))
+		// An earlier attempt of this very move (its time differs) is
+		// adopted and signed.
+		if _, err := WriteMove(ctx, b, "web", "staging", 0, "", "1.0.0", "deploy", earlier); err != nil {
+			t.Fatal(err)
+		}
+		m, err := MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "staging", To: "1.0.0", Seq: 0, Reason: "deploy"}, now, SignWith(ci))
+		if err != nil || m.At != earlier.Format(time.RFC3339) {
+			t.Fatalf("MoveTo over its earlier attempt: %+v, %v", m, err)
+		}
+		signedBy(t, b, moveKey("web", "staging", 1), ci)
+	})
+
+	t.Run("yank", func(t *testing.T) {
+		y, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", AnySeq, earlier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Expecting entry 1 to be the last, the writer would write entry
+		// 2: entry 1 is not its own.
+		var foreign *ForeignRecordError
+		if _, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", y.Seq, now, SignWith(ci)); !errors.As(err, &foreign) {
+			t.Fatalf("SetYank finding the entry expected: %v, want *ForeignRecordError", err)
+		}
+		noSignature(t, b, yankKey("web", "1.0.0", 1))
+		// Any entry of this state and reason: an earlier attempt's.
+		if _, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", AnySeq, now, SignWith(ci)); err != nil {
+			t.Fatal(err)
+		}
+		signedBy(t, b, yankKey("web", "1.0.0", 1), ci)
+		// Signed by this key already: accepted, nothing added.
+		if _, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", y.Seq, now, SignWith(ci)); err != nil {
+			t.Fatalf("SetYank finding its own signature: %v", err)
+		}
+	})
+
+	t.Run("publish", func(t *testing.T) {
+		// Someone pre-publishes the content CI publishes next, choosing its
+		// previous_version; a plan adopting it by content asks for that
+		// very previous_version.
+		if _, err := WriteRecord(ctx, b, rec("2.0.0", "0.0.1"), earlier); err != nil {
+			t.Fatal(err)
+		}
+		for _, previous := range []string{"0.0.1", "1.1.0"} {
+			var foreign *ForeignRecordError
+			if _, err := Publish(ctx, st, rec("2.0.0", previous), now, SignWith(ci)); !errors.As(err, &foreign) || !strings.Contains(err.Error(), "previous_version") {
+				t.Fatalf("Publish over a record with previous_version 0.0.1, asking %s: %v, want *ForeignRecordError", previous, err)
+			}
+		}
+		noSignature(t, b, VersionKey("web", "2.0.0"))
+		// An earlier attempt's record (previous_version the highest below
+		// it, another time) is adopted and signed.
+		if _, err := WriteRecord(ctx, b, rec("3.0.0", "2.0.0"), earlier); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Publish(ctx, st, rec("3.0.0", "2.0.0"), now, SignWith(ci))
+		if err != nil || got.PublishedAt != earlier.Format(time.RFC3339) {
+			t.Fatalf("Publish over its earlier attempt: %+v, %v", got, err)
+		}
+		signedBy(t, b, VersionKey("web", "3.0.0"), ci)
+		// A record this key signed already is accepted as it is.
+		raw := readAll(t, b, VersionKey("web", "2.0.0"))
+		if _, err := SignRecord(ctx, b, ci, VersionKey("web", "2.0.0"), raw, KindRelease, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Publish(ctx, st, rec("2.0.0", "0.0.1"), now, SignWith(ci)); err != nil {
+			t.Fatalf("Publish finding its own signature: %v", err)
+		}
+	})
+}
+
+func readAll(t *testing.T, b store.Backend, key string) []byte {
+	t.Helper()
+	rc, err := b.Open(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rc.Close() }()
+	raw, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

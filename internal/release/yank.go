@@ -222,59 +222,75 @@ const AnySeq = -1
 // one is entry expect (0: none): otherwise a *YankMovedError, and nothing
 // is written. Writers racing for the same entry: one wins, the others read
 // the new state and try again (each loss is another writer's progress).
-// With SignWith, the entry returned (written, or found in that state) is
-// signed; a failure to sign is a *SignatureError.
+// With SignWith, the entry written is signed; a failure to sign is a
+// *SignatureError. An entry found in that state is signed only if it is
+// what this call would have written but for its time (signFound): with
+// AnySeq, an entry of this state and reason (an earlier attempt's); with
+// expect >= 0 never, since this call would have written the entry after
+// expect: a *ForeignRecordError unless this key signed it already.
 func SetYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time, opts ...Option) (*Yank, error) {
 	o := collect(opts)
-	y, err := setYank(ctx, b, name, version, yanked, reason, expect, now)
+	y, found, err := setYank(ctx, b, name, version, yanked, reason, expect, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := o.sign(ctx, b, yankKey(name, version, y.Seq), y.encode(), KindYank, nil); err != nil {
+	key := yankKey(name, version, y.Seq)
+	if !found {
+		err = o.sign(ctx, b, key, y.encode(), KindYank, nil)
+	} else {
+		differs := ""
+		if expect >= 0 {
+			differs = fmt.Sprintf("it is entry %d, which was expected to be the last and is in this state already; this operation writes the entry after it", y.Seq)
+		}
+		err = o.signFound(ctx, b, key, y.encode(), KindYank, nil, differs)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return y, nil
 }
 
-func setYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time) (*Yank, error) {
+// setYank writes the entry, or finds the version in that state already
+// (found).
+func setYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time) (y *Yank, found bool, err error) {
 	if err := CheckName(name); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := CheckReason(reason); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if _, err := Get(ctx, b, name, version); errors.Is(err, store.ErrNotFound) {
-		return nil, NotPublished(ctx, b, name, version)
+		return nil, false, NotPublished(ctx, b, name, version)
 	} else if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		cur, err := YankState(ctx, b, name, version)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		seq := 1
 		if cur != nil {
 			seq = cur.Seq + 1
 		}
 		if expect >= 0 && seq-1 != expect {
-			return nil, &YankMovedError{Name: name, Version: version, Now: cur}
+			return nil, false, &YankMovedError{Name: name, Version: version, Now: cur}
 		}
 		if cur != nil && cur.Yanked == yanked && cur.Reason == reason {
-			return cur, nil
+			return cur, true, nil
 		}
 		if int64(seq) > maxSeq {
-			return nil, fmt.Errorf("%s@%s has %d yank entries, the most there can be", name, version, maxSeq)
+			return nil, false, fmt.Errorf("%s@%s has %d yank entries, the most there can be", name, version, maxSeq)
 		}
-		y := &Yank{Spec: YankSpec, Name: name, Version: version, Seq: seq, Yanked: yanked, Reason: reason, At: now.UTC().Format(time.RFC3339)}
+		y = &Yank{Spec: YankSpec, Name: name, Version: version, Seq: seq, Yanked: yanked, Reason: reason, At: now.UTC().Format(time.RFC3339)}
 		switch err := b.Create(ctx, yankKey(name, version, seq), bytes.NewReader(y.encode())); {
 		case err == nil:
-			return y, nil
+			return y, false, nil
 		case !errors.Is(err, store.ErrExists):
-			return nil, err
+			return nil, false, err
 		}
 	}
 }
