@@ -130,6 +130,9 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	rec, err := d.data.trust.Get(ctx, st.Backend(), rel, cur.To)
 	if err == nil {
+		err = d.data.trust.CheckMoveRecord(ctx, st.Backend(), cur, rec)
+	}
+	if err == nil {
 		err = d.data.trust.CheckChannel(ctx, st.Backend(), ch, rec)
 	}
 	if err != nil {

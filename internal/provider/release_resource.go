@@ -547,6 +547,8 @@ func releaseError(st *store.Store, name string, err error) diag.Diagnostic {
 	switch {
 	case errors.As(err, &untrusted):
 		return untrustedError(untrusted)
+	case errors.As(err, new(*release.MoveRecordError)):
+		return diag.NewErrorDiagnostic("Channel move approved another record", fmt.Sprintf("In %s: %s.", st, upperFirst(err.Error())))
 	case errors.As(err, new(*release.ForeignRecordError)):
 		return diag.NewErrorDiagnostic("Record written by someone else", fmt.Sprintf("In %s: %v.", st, err))
 	case errors.As(err, &channelPolicy):

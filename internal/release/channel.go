@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
@@ -179,13 +181,16 @@ func (e *YankedError) Error() string {
 // CheckMove checks that a channel may point at version: published, not
 // yanked, and, for each gate, once on that channel. With a trust policy
 // (at most one; nil or disabled: none), a gate's move counts only if the
-// policy trusts it: a move forged on staging does not open prod's gate.
+// policy trusts it and it approved the record the version holds now
+// (CheckMoveRecord): a move forged on staging does not open prod's gate,
+// nor does one signed for a record since replaced.
 func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates []string, trust ...*Trust) error {
 	var t *Trust
 	if len(trust) > 0 {
 		t = trust[0]
 	}
-	if _, err := Get(ctx, b, rel, version); errors.Is(err, store.ErrNotFound) {
+	rec, err := Get(ctx, b, rel, version)
+	if errors.Is(err, store.ErrNotFound) {
 		return NotPublished(ctx, b, rel, version)
 	} else if err != nil {
 		return err
@@ -212,13 +217,14 @@ func CheckMove(ctx context.Context, b store.Backend, rel, version string, gates 
 		ok := false
 		for i := len(hist) - 1; i >= 0; i-- {
 			if hist[i].To == version {
-				err := t.CheckMove(ctx, b, hist[i])
-				var untrusted *UntrustedRecordError
+				// The gate's move must have approved the record the
+				// version holds now, not one it held before.
+				err := t.CheckMoveRecord(ctx, b, hist[i], rec)
 				if err == nil {
 					ok = true
 					break
 				}
-				if !errors.As(err, &untrusted) {
+				if !errors.As(err, new(*UntrustedRecordError)) && !errors.As(err, new(*MoveRecordError)) {
 					return err
 				}
 				continue // not the gate's move as far as the policy goes
@@ -323,7 +329,11 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 		// field but its time is this move's: see signFound). Its lease
 		// is kept, as that apply's was; it is signed if that apply did not.
 		wrote = true
-		if err := o.signFound(ctx, b, moveKey(rel, ch, cur.Seq), cur.encode(), KindMove, nil, ""); err != nil {
+		extra, err := o.moveSubjects(ctx, b, cur)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.signFound(ctx, b, moveKey(rel, ch, cur.Seq), cur.encode(), KindMove, extra, ""); err != nil {
 			return nil, err
 		}
 		return cur, nil
@@ -345,10 +355,30 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 	if err != nil {
 		return nil, &StepError{Step: StepWrite, Err: err}
 	}
-	if err := o.sign(ctx, b, moveKey(rel, ch, m.Seq), m.encode(), KindMove, nil); err != nil {
+	extra, err := o.moveSubjects(ctx, b, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.sign(ctx, b, moveKey(rel, ch, m.Seq), m.encode(), KindMove, extra); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// moveSubjects are the extra subjects of m's statement when the operation
+// signs: the record of the version it moves to (its key, and the sha256 of
+// its stored bytes), so that the signature says which record the move
+// approved, not only its version string (Trust.CheckMoveRecord). Nothing
+// is read without a signer.
+func (o options) moveSubjects(ctx context.Context, b store.Backend, m *Move) ([]signature.Subject, error) {
+	if o.signer == nil {
+		return nil, nil
+	}
+	_, raw, err := GetStored(ctx, b, m.Release, m.To)
+	if err != nil {
+		return nil, &SignatureError{Key: moveKey(m.Release, m.Channel, m.Seq), Err: fmt.Errorf("reading the record it moves to: %w", err)}
+	}
+	return []signature.Subject{{Name: VersionKey(m.Release, m.To), Digest: digest.Bytes(raw)}}, nil
 }
 
 // checkError returns err of CheckMove as MoveTo returns it: a refusal of

@@ -157,3 +157,74 @@ func TestTrustCost(t *testing.T) {
 		t.Errorf("extra requests under a policy: %d with 1 artifact, %d with 100; want 3 each", extra[1], extra[100])
 	}
 }
+
+// TestMoveNamesItsRecord: a move signed through MoveTo names, as its
+// statement's second subject, the record of the version it moves to. When
+// that record is later replaced by another record under the same version,
+// validly signed by another trusted key, the move no longer vouches for
+// the version: the channel check (CheckMoveRecord) refuses it, and the
+// move does not open a gate. A move signed without that subject (before
+// moves named it) is judged as before.
+func TestMoveNamesItsRecord(t *testing.T) {
+	fb := backend(t)
+	st := store.New(fb)
+	ci, rm := testSigner(t, false), testSigner(t, true)
+	publishSigned(t, fb, ci, "1.0.0", 2)
+	m, err := MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "staging", To: "1.0.0", Seq: -1, Reason: "tests passed"}, now, SignWith(ci))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Get(ctx, fb, "web", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := signedBy(t, fb, moveKey("web", "staging", 1), ci)
+	if len(subjects) != 2 || subjects[1] != (signature.Subject{Name: VersionKey("web", "1.0.0"), Digest: a.StoredDigest()}) {
+		t.Fatalf("the move's subjects are %v, want the move, then %s with sha256 %s", subjects, VersionKey("web", "1.0.0"), a.StoredDigest().Hex())
+	}
+	policy := func() *Trust { return NewTrust([]*signature.Verifier{ci.Public(), rm.Public()}, true) }
+	if err := policy().CheckMoveRecord(ctx, fb, m, a); err != nil {
+		t.Fatalf("the move and the record it approved: %v", err)
+	}
+	if err := CheckMove(ctx, fb, "web", "1.0.0", []string{"staging"}, policy()); err != nil {
+		t.Fatalf("the gate, record unchanged: %v", err)
+	}
+
+	// Someone with write access replaces the record by B, other content
+	// under the same version, signed by another trusted key.
+	if err := fb.Delete(ctx, VersionKey("web", "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteRecord(ctx, fb, &Record{Name: "web", Version: "1.0.0", Artifacts: artifacts(3)}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Countersign(ctx, fb, rm, "web", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	bRec, err := policy().Get(ctx, fb, "web", "1.0.0")
+	if err != nil {
+		t.Fatalf("record B, validly signed: %v", err)
+	}
+	var mismatch *MoveRecordError
+	err = policy().CheckMoveRecord(ctx, fb, m, bRec)
+	if !errors.As(err, &mismatch) || mismatch.Signed != a.StoredDigest() || mismatch.Now != bRec.StoredDigest() ||
+		!strings.Contains(err.Error(), "was signed (by key "+ci.KeyID()) {
+		t.Fatalf("the move and record B: %v, want a *MoveRecordError naming A's and B's digests", err)
+	}
+	var gate *GateError
+	if err := CheckMove(ctx, fb, "web", "1.0.0", []string{"staging"}, policy()); !errors.As(err, &gate) {
+		t.Fatalf("the gate with record B: %v, want *GateError", err)
+	}
+
+	// A move signed before moves named their record: judged as before.
+	old, err := WriteMove(ctx, fb, "web", "prod", 0, "", "1.0.0", "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SignRecord(ctx, fb, ci, moveKey("web", "prod", 1), old.encode(), KindMove, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := policy().CheckMoveRecord(ctx, fb, old, bRec); err != nil {
+		t.Fatalf("a move naming no record: %v", err)
+	}
+}
