@@ -170,7 +170,7 @@ func writeSSHSigningKey(t *testing.T, dir, principal string) (keyFile, allowedSi
 	must(t, err)
 	keyFile, allowedSigners = filepath.Join(dir, "id_ed25519"), filepath.Join(dir, "allowed_signers")
 	must(t, os.WriteFile(keyFile, priv, 0o600))
-	must(t, os.WriteFile(allowedSigners, []byte("# who may publish\n"+principal+` namespaces="git" `+string(ssh.MarshalAuthorizedKey(pub))), 0o600))
+	must(t, os.WriteFile(allowedSigners, []byte("# who may publish\n"+principal+` namespaces="git,immutable-infra.dev" `+string(ssh.MarshalAuthorizedKey(pub))), 0o600))
 	return keyFile, allowedSigners, s
 }
 

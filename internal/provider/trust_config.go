@@ -43,8 +43,10 @@ func trustBlock() schema.SingleNestedBlock {
 					"AAAA… [comment]`; `#` comments and blank lines skipped; the principals are shown next to the key ID in " +
 					"errors). An SSH key and its PEM form have the same key ID. Refused: both forms in one string, " +
 					"`cert-authority` lines, certificates, validity windows (`valid-after`, `valid-before`, `expiry-time`: " +
-					"not enforced, so remove the line to revoke a key) and other key types. Other options such as " +
-					"`namespaces` are ignored (the signatures are DSSE, not SSHSIG). A key's ID is the one its signatures name.",
+					"not enforced, so remove the line to revoke a key), a `namespaces=\"…\"` list that does not allow " +
+					"`immutable-infra.dev` (a key for Git only), and other key types; other options are ignored. Trust a " +
+					"signers file of its own, holding only keys used to sign releases, not a team's Git signers file. A key's " +
+					"ID is the one its signatures name.",
 				ElementType: types.StringType,
 				Optional:    true,
 			},

@@ -21,6 +21,15 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
+// SSHNamespace is the allowed_signers namespace of this provider's
+// signatures: a line of an allowed_signers file with a namespaces="…"
+// option is trusted only if its list allows this namespace (ssh-keygen(1)
+// patterns: * and ? wildcards, ! to exclude), so a Git signers file, whose
+// lines say namespaces="git", does not make every developer's Git-signing
+// key a release signer. A line without the option is trusted: give
+// release signers a file of their own.
+const SSHNamespace = "immutable-infra.dev"
+
 const (
 	sshSupported = "ssh-ed25519 or ecdsa-sha2-nistp256"
 	errNoKey     = "no PEM block or SSH public key found: give public keys as PEM (-----BEGIN PUBLIC KEY-----) or as " +
@@ -63,8 +72,10 @@ func loadSSHSigner(pemBytes []byte) (*Signer, error) {
 // less than "this key signs": cert-authority (a CA's key, which signs
 // certificates, not records), valid-after, valid-before and expiry-time
 // (validity windows, which are not enforced here: remove the line to
-// revoke a key). Those lines are refused, and so are certificates and key
-// types other than ssh-ed25519 and ecdsa-sha2-nistp256.
+// revoke a key), and namespaces, whose list must allow SSHNamespace (a key
+// allowed to sign for Git only does not sign releases). Those lines are
+// refused, and so are certificates and key types other than ssh-ed25519
+// and ecdsa-sha2-nistp256.
 // A key's Name is its line's principals, else its comment.
 func parseSSHPublicKeys(in []byte) ([]*Verifier, error) {
 	var out []*Verifier
@@ -134,10 +145,14 @@ func parseSSHLine(line string) (*Verifier, error) {
 	if at < 0 {
 		return nil, errNotKeyLine
 	}
+	namespaces, hasNamespaces := "", false
 	for _, f := range fields[:at] {
 		for _, opt := range splitOptions(f.text) {
-			name, _, _ := strings.Cut(strings.ToLower(opt), "=")
+			name, value, _ := strings.Cut(opt, "=")
+			name = strings.ToLower(name)
 			switch name {
+			case "namespaces":
+				namespaces, hasNamespaces = strings.Trim(value, `"`), true
 			case "cert-authority":
 				return nil, errors.New("a cert-authority key is a CA's key, which signs SSH certificates, not records: " +
 					"trust the signing keys themselves")
@@ -146,6 +161,11 @@ func parseSSHLine(line string) (*Verifier, error) {
 					"(and remove the line to revoke the key)", name)
 			}
 		}
+	}
+	if hasNamespaces && !namespaceAllowed(namespaces, SSHNamespace) {
+		return nil, fmt.Errorf("its namespaces=%q option does not allow the namespace %s, so the key may sign other things "+
+			"(Git commits, files) but not releases: add %s to its namespaces if this key signs releases, or, better, trust a "+
+			"signers file of its own holding only keys used to sign releases", namespaces, SSHNamespace, SSHNamespace)
 	}
 	key, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(line[fields[at].start:]))
 	if err != nil {
@@ -173,6 +193,47 @@ func parseSSHLine(line string) (*Verifier, error) {
 		}
 	}
 	return v, nil
+}
+
+// namespaceAllowed reports whether list, an allowed_signers namespaces
+// value (comma-separated patterns with * and ?, a leading ! excluding),
+// allows ns: a pattern matches it and no excluding pattern does, as
+// OpenSSH's match_pattern_list decides.
+func namespaceAllowed(list, ns string) bool {
+	ok := false
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if neg, found := strings.CutPrefix(p, "!"); found {
+			if wildcardMatch(neg, ns) {
+				return false
+			}
+			continue
+		}
+		if wildcardMatch(p, ns) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// wildcardMatch matches s against pattern, where * is any run of
+// characters and ? any one character (OpenSSH's match_pattern).
+func wildcardMatch(pattern, s string) bool {
+	if pattern == "" {
+		return s == ""
+	}
+	switch pattern[0] {
+	case '*':
+		for i := 0; i <= len(s); i++ {
+			if wildcardMatch(pattern[1:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return s != "" && wildcardMatch(pattern[1:], s[1:])
+	}
+	return s != "" && s[0] == pattern[0] && wildcardMatch(pattern[1:], s[1:])
 }
 
 type field struct {

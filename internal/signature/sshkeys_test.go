@@ -59,7 +59,7 @@ func TestSSHKeyIDs(t *testing.T) {
 			pub := sshFixture(t, tc.name+".pub")
 			forms := map[string][]byte{
 				".pub":            pub,
-				"allowed_signers": []byte(`ops@example.com,ci@example.com namespaces="git,file" ` + string(pub)),
+				"allowed_signers": []byte(`ops@example.com,ci@example.com namespaces="git,immutable-infra.dev" ` + string(pub)),
 			}
 			if tc.alg == ECDSAP256 {
 				forms["ssh-keygen -e -m PKCS8"] = sshFixture(t, "ecdsa.pkcs8.pem")
@@ -180,7 +180,7 @@ func TestParseAllowedSigners(t *testing.T) {
 	edID, ecID := strings.TrimSpace(string(sshFixture(t, "ed25519.keyid"))), strings.TrimSpace(string(sshFixture(t, "ecdsa.keyid")))
 	bare := strings.Join(strings.Fields(ecLine)[:2], " ") // no comment
 	in := "# CI and the release managers\n\n" +
-		"ci@example.com,ops@example.com namespaces=\"git,immutable\" " + edLine + "\r\n" +
+		"ci@example.com,ops@example.com namespaces=\"git,immutable-*\" " + edLine + "\r\n" +
 		"   \t\n" +
 		"rm@example.com " + bare + "\n" +
 		edLine + "\n" + // again, as a .pub line: returned once
@@ -201,7 +201,7 @@ func TestParseAllowedSigners(t *testing.T) {
 	for line, name := range map[string]string{
 		edLine:                                "ci@example.com", // a .pub line: its comment
 		`no-pty,command="echo a b" ` + edLine: "ci@example.com", // authorized_keys options: the comment
-		`alice namespaces="a b",no-pty ` + edLine: "alice",
+		`alice namespaces="a b,immutable-infra.dev",no-pty ` + edLine: "alice",
 		bare: "",
 	} {
 		vs, err := ParsePublicKeys([]byte(line))
@@ -241,6 +241,11 @@ func TestParsePublicKeysRejectsSSH(t *testing.T) {
 	}{
 		{"cert-authority", "# CA\n@example.com cert-authority " + ed, "line 2: a cert-authority key is a CA's key"},
 		{"cert-authority in options", `*@example.com namespaces="git",cert-authority ` + ed, "line 1: a cert-authority key"},
+		// A Git signers file: a developer's key allowed for Git only.
+		{"namespaces without ours", "ci@example.com " + ed + "\n" + `dev@example.com namespaces="git,file" ` + ed,
+			`line 2: its namespaces="git,file" option does not allow the namespace immutable-infra.dev`},
+		{"namespaces excluding ours", `dev@example.com namespaces="*,!immutable-infra.dev" ` + ed, "line 1: its namespaces="},
+		{"namespaces, a near miss", `dev@example.com namespaces="immutable-infra.dev.evil,git" ` + ed, "add immutable-infra.dev to its namespaces"},
 		{"authorized_keys cert-authority", "cert-authority " + ed, "line 1: a cert-authority key"},
 		{"valid-before", ed + "\nalice valid-before=\"20300101\" " + ed, "line 2: the option valid-before sets a validity window"},
 		{"valid-after", "alice valid-after=20200101 " + ed, "line 1: the option valid-after"},
@@ -261,5 +266,26 @@ func TestParsePublicKeysRejectsSSH(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAllowedSignersNamespaces: a line with a namespaces option is
+// trusted only when its list allows SSHNamespace (exactly, or by an
+// ssh-keygen pattern); a line without the option is trusted.
+func TestAllowedSignersNamespaces(t *testing.T) {
+	ed := strings.TrimSpace(string(sshFixture(t, "ed25519.pub")))
+	for _, ns := range []string{"immutable-infra.dev", "git,immutable-infra.dev", "immutable-*", "*", "git, immutable-infra.d?v"} {
+		if _, err := ParsePublicKeys([]byte(`ci@example.com namespaces="` + ns + `" ` + ed)); err != nil {
+			t.Errorf("namespaces=%q: %v", ns, err)
+		}
+	}
+	for _, ns := range []string{"git", "file,git", "immutable", "*,!immutable-infra.dev", "immutable-infra.dev,!immutable-*", ""} {
+		if _, err := ParsePublicKeys([]byte(`ci@example.com namespaces="` + ns + `" ` + ed)); err == nil ||
+			!strings.Contains(err.Error(), "signers file of its own") {
+			t.Errorf("namespaces=%q: %v, want it refused", ns, err)
+		}
+	}
+	if _, err := ParsePublicKeys([]byte("ci@example.com " + ed)); err != nil {
+		t.Errorf("no namespaces: %v", err)
 	}
 }

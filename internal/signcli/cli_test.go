@@ -329,7 +329,7 @@ func sshKey(t *testing.T, dir, name, principal string) (priv, allowedSigners str
 	must(t, err)
 	priv = filepath.Join(dir, name)
 	must(t, os.WriteFile(priv, pem.EncodeToMemory(block), 0o600))
-	return priv, principal + ` namespaces="git" ` + string(ssh.MarshalAuthorizedKey(pub))
+	return priv, principal + ` namespaces="immutable-infra.dev" ` + string(ssh.MarshalAuthorizedKey(pub))
 }
 
 // TestVerifyAllowedSigners: `sign --key` takes an OpenSSH private key and
