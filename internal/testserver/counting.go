@@ -70,6 +70,7 @@ type Call struct {
 	Method string
 	Path   string // the URL path: /bucket/key with path-style addressing, /v2/… at a registry
 	Query  string
+	Header http.Header // the request's headers (a GCS upload's Content-Range says whether it is the last chunk)
 	// Fault is what the proxy did to it; Status is the answer the client
 	// got, 0 when it got none (LoseAnswer) or none yet.
 	Fault  Fault
@@ -246,7 +247,7 @@ func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time
 		w.WriteHeader(http.StatusBadGateway)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		call := &Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
+		call := &Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()}
 		id := call.Method + " " + call.Path + "?" + call.Query
 		c.mu.Lock()
 		tries := c.seen[id]

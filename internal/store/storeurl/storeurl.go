@@ -11,6 +11,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/azstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 )
 
@@ -19,12 +20,13 @@ import (
 const Default = "file://.immutable"
 
 // Schemes lists the URL schemes Open accepts.
-var Schemes = []string{"file://", "s3://", "azblob://"}
+var Schemes = []string{"file://", "s3://", "azblob://", "gs://"}
 
 // Options carry backend settings that do not fit in a URL.
 type Options struct {
 	S3    s3store.Settings
 	Azure azstore.Settings
+	GCS   gcsstore.Settings
 }
 
 // UserInfoError refuses a store URL with user info. Its message shows the
@@ -63,6 +65,7 @@ const Redacted = "REDACTED"
 //   - file://PATH is a directory; PATH may be relative (file://.immutable,
 //     resolved against the working directory) or absolute (file:///var/lib/x).
 //   - s3://BUCKET/OPTIONAL/PREFIX is a bucket of S3 or an S3-compatible store.
+//   - gs://BUCKET/OPTIONAL/PREFIX is a Google Cloud Storage bucket.
 //
 // A URL never carries credentials: one with user info (user:secret@, or
 // any "@" outside a file:// path) is refused, and no error Open returns
@@ -72,7 +75,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 	shown, userinfo := redact(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || !validScheme(scheme) {
-		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q) or s3://BUCKET/PREFIX", shown, Default)
+		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q), s3://BUCKET/PREFIX or gs://BUCKET/PREFIX", shown, Default)
 	}
 	switch scheme {
 	case "file":
@@ -137,6 +140,8 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		return store.New(b), nil
 	case "azblob":
 		return openAzure(ctx, shown, rest, userinfo, opts.Azure)
+	case "gs":
+		return openGCS(raw, shown, rest, userinfo, opts.GCS)
 	}
 	if account, path, ok := azureBlobURL(scheme, rest); ok && !userinfo {
 		if i := strings.IndexAny(rest, "?#"); i >= 0 {
@@ -248,6 +253,42 @@ func openAzure(ctx context.Context, shown, rest string, userinfo bool, s azstore
 	return store.New(b), nil
 }
 
+// gcsBucketRe is the Cloud Storage bucket naming rule: 3 to 63 characters
+// (up to 222 with dots), lower-case letters, digits, '-', '_' and '.',
+// starting and ending with a letter or digit.
+var gcsBucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
+
+// openGCS opens gs://BUCKET/PREFIX. Credentials never go in the URL:
+// they come from Application Default Credentials.
+func openGCS(raw, shown, rest string, userinfo bool, s gcsstore.Settings) (*store.Store, error) {
+	if userinfo {
+		return nil, fmt.Errorf("the store URL %q holds an \"@\": a gs:// URL names a bucket and a prefix only, and cannot hold "+
+			"credentials (they come from Application Default Credentials: gcloud auth application-default login, "+
+			"GOOGLE_APPLICATION_CREDENTIALS, workload identity). If a secret was committed or shared, rotate it", shown)
+	}
+	if i := strings.IndexAny(rest, "?#%"); i >= 0 {
+		return nil, fmt.Errorf("%q has %q in it: a gs:// store URL takes no query, fragment or escapes; write gs://BUCKET/PREFIX "+
+			"with plain characters", "gs://"+rest[:i]+"…", rest[i:i+1])
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	if bucket == "" {
+		return nil, fmt.Errorf("%q names no bucket: write gs://BUCKET or gs://BUCKET/PREFIX", raw)
+	}
+	long := len(bucket) > 63 && !strings.Contains(bucket, ".")
+	if !gcsBucketRe.MatchString(bucket) || long || strings.Contains(bucket, "..") {
+		return nil, fmt.Errorf("%q names the bucket %q, which is not a valid Cloud Storage bucket name: 3 to 63 lower-case letters, "+
+			"digits, '-', '_' and '.' (up to 222 with dots), starting and ending with a letter or digit", raw, bucket)
+	}
+	if strings.Contains(prefix, "//") || strings.Contains("/"+prefix+"/", "/../") || strings.Contains("/"+prefix+"/", "/./") {
+		return nil, fmt.Errorf("%q has an unclean prefix %q: write segments separated by single slashes", raw, prefix)
+	}
+	b, err := gcsstore.New(bucket, prefix, s)
+	if err != nil {
+		return nil, err
+	}
+	return store.New(b), nil
+}
+
 // azureBlobURL recognises https://ACCOUNT.blob.core.windows.net/PATH (or
 // a sovereign cloud's blob host), the address users copy from the portal.
 func azureBlobURL(scheme, rest string) (account, path string, ok bool) {
@@ -261,3 +302,4 @@ func azureBlobURL(scheme, rest string) (account, path string, ok bool) {
 	}
 	return account, strings.TrimSuffix(path, "/"), true
 }
+

@@ -1,0 +1,694 @@
+// Package gcsstore is the store backend on Google Cloud Storage
+// (gs://bucket/prefix URLs), through cloud.google.com/go/storage, Google's
+// client library, with credentials from Application Default Credentials
+// (`gcloud auth application-default login`, GOOGLE_APPLICATION_CREDENTIALS,
+// workload identity, the metadata server), never from Terraform state.
+//
+// Every create is a conditional write (ifGenerationMatch=0): an object is
+// never overwritten, and of two racing creators exactly one succeeds; the
+// other is answered 412 Precondition Failed, which is store.ErrExists.
+// Requests are retried by the library with exponential backoff on 408,
+// 429, 5xx answers and dropped connections, up to Settings.MaxAttempts
+// tries. Every create stores a random tag of its own in the object's
+// metadata (immutable-write): a retried create that meets an object asks
+// for its metadata, since the first try may have landed with its answer
+// lost, and the object is this create's only if the tag is, never because
+// its bytes are the same. Objects up to PartSize go in one request; larger
+// ones as a resumable upload in PartSize chunks, finalized with the same
+// precondition, so memory stays flat whatever the size, and an upload
+// abandoned before its last chunk leaves nothing visible.
+//
+// STORAGE_EMULATOR_HOST (the library's own variable) points the backend at
+// an emulator such as fake-gcs-server, with no authentication: tests use it.
+package gcsstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// EnvEmulator is the variable, read by Google's library itself, that
+// points every client at an emulator (host:port or http://host:port) and
+// turns authentication off.
+const EnvEmulator = "STORAGE_EMULATOR_HOST"
+
+// PartSize is the largest object sent in one request, and the chunk of
+// a resumable upload (a multiple of 256 KiB, as GCS requires).
+const PartSize = 8 << 20
+
+// smallSize is the buffer a Create reads first: most objects (listings,
+// references, the files of a site) fit, and the library is then given a
+// chunk of its smallest size, 256 KiB, not PartSize.
+const smallSize = 64 << 10
+
+// minChunk is the smallest chunk the library takes.
+const minChunk = 256 << 10
+
+// DefaultConcurrency is the number of requests a backend keeps in flight
+// by default (as the S3 backend's).
+const DefaultConcurrency = 32
+
+// MaxConcurrency is the largest MaxConcurrency accepted.
+const MaxConcurrency = 1024
+
+// DefaultMaxAttempts is how many times a request is tried by default.
+const DefaultMaxAttempts = 10
+
+// MaxAttempts is the largest MaxAttempts accepted.
+const MaxAttempts = 100
+
+// maxBackoff is the longest wait before a retry.
+const maxBackoff = 20 * time.Second
+
+// unreachedAttempts is how many times a connection is tried to an
+// endpoint that has never answered: a mistyped emulator host or a server
+// that is down fails in a second, not after the whole budget.
+const unreachedAttempts = 3
+
+// Settings of a gs:// store. The zero value is the defaults.
+type Settings struct {
+	// MaxConcurrency bounds the requests this backend has in flight at
+	// once, and sizes its connection pool to match; 0 means
+	// DefaultConcurrency.
+	MaxConcurrency int
+	// MaxAttempts is how many times a request is tried (the first try
+	// included); 0 means DefaultMaxAttempts.
+	MaxAttempts int
+	// Names are how messages name the settings; zero means ProviderNames.
+	Names Names
+}
+
+// Names are how the messages of a store name what a user sets, so that
+// each says which one to check: the provider's settings, or a command's.
+type Names struct {
+	Store string // where the store URL is given
+	// Rerun says that running the operation again is safe, and what it
+	// does then: a sentence.
+	Rerun string
+}
+
+// ProviderNames are the provider's.
+var ProviderNames = Names{
+	Store: "the provider's `store` (or IMMUTABLE_STORE)",
+	Rerun: "Re-running apply is safe: what was stored is kept, and only what is still missing is sent.",
+}
+
+// Or returns n, or ProviderNames when n is the zero value.
+func (n Names) Or() Names {
+	if n == (Names{}) {
+		return ProviderNames
+	}
+	return n
+}
+
+// Backend is a store.Backend in a GCS bucket, under an optional prefix.
+type Backend struct {
+	bucket   string
+	prefix   string // "" or ends in "/"
+	url      string
+	names    Names
+	attempts int
+	endpoint string // for messages
+
+	base     *http.Transport
+	init     sync.Mutex
+	client   *storage.Client // made on first use (credentials are looked for then)
+	bucketOK atomic.Bool     // the bucket was seen to exist
+	reached  atomic.Bool     // the endpoint answered a request
+	// slots holds a token per request in flight: at most its capacity,
+	// shared by everything that uses this backend (one per provider).
+	slots chan struct{}
+}
+
+var (
+	_ store.Backend = (*Backend)(nil)
+	_ store.Deleter = (*Backend)(nil)
+)
+
+// New returns a backend for gs://bucket/prefix. It contacts nothing:
+// credentials are looked for, and the bucket reached, on first use. With
+// STORAGE_EMULATOR_HOST set, the client is made at once, on the emulator
+// the variable names now.
+func New(bucket, prefix string, s Settings) (*Backend, error) {
+	conc := s.MaxConcurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	conc = min(conc, MaxConcurrency)
+	attempts := s.MaxAttempts
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	attempts = min(attempts, MaxAttempts)
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	base.TLSHandshakeTimeout = 10 * time.Second
+	base.ResponseHeaderTimeout = 60 * time.Second
+	// At most one connection per request slot, kept between requests.
+	base.MaxConnsPerHost, base.MaxIdleConnsPerHost, base.MaxIdleConns = conc, conc, conc
+	prefix = strings.Trim(prefix, "/")
+	u := "gs://" + bucket
+	if prefix != "" {
+		u += "/" + prefix
+		prefix += "/"
+	}
+	endpoint := "Google Cloud Storage"
+	if h := os.Getenv(EnvEmulator); h != "" {
+		endpoint = "the emulator at " + h + " (" + EnvEmulator + ")"
+	}
+	b := &Backend{
+		bucket: bucket, prefix: prefix, url: u, names: s.Names.Or(), attempts: attempts, endpoint: endpoint,
+		base: base, slots: make(chan struct{}, conc),
+	}
+	if os.Getenv(EnvEmulator) != "" {
+		if _, err := b.Client(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// NoCredentialsError is the failure to find Application Default
+// Credentials, before any request was sent.
+type NoCredentialsError struct{ Err error }
+
+func (e *NoCredentialsError) Error() string { return "no Google Cloud credentials: " + e.Err.Error() }
+
+func (e *NoCredentialsError) Unwrap() error { return e.Err }
+
+// Client returns the storage client, making it on first use: with
+// STORAGE_EMULATOR_HOST set, unauthenticated; else authenticated with
+// Application Default Credentials.
+func (b *Backend) Client(ctx context.Context) (*storage.Client, error) {
+	b.init.Lock()
+	defer b.init.Unlock()
+	if b.client != nil {
+		return b.client, nil
+	}
+	var rt http.RoundTripper = &counting{b: b, next: b.base}
+	if os.Getenv(EnvEmulator) == "" {
+		// Not the first operation's context: the credentials keep it to
+		// refresh their tokens, long after that operation ended.
+		authed, err := htransport.NewTransport(context.WithoutCancel(ctx), rt, option.WithScopes(storage.ScopeReadWrite))
+		if err != nil {
+			return nil, &NoCredentialsError{Err: err}
+		}
+		rt = authed
+	}
+	c, err := storage.NewClient(context.WithoutCancel(ctx), option.WithHTTPClient(&http.Client{Transport: rt}), storage.WithJSONReads())
+	if err != nil {
+		return nil, fmt.Errorf("making the Google Cloud Storage client: %w", err)
+	}
+	c.SetRetry(
+		storage.WithMaxAttempts(b.attempts),
+		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: maxBackoff, Multiplier: 2}),
+		// Conditional writes (ifGenerationMatch=0) are retried too: a
+		// retry meeting its own first try is told apart by its tag.
+		storage.WithPolicy(storage.RetryIdempotent),
+		storage.WithErrorFunc(func(err error) bool {
+			return !errors.As(err, new(*unreachedError)) && storage.ShouldRetry(err)
+		}),
+	)
+	b.client = c
+	return c, nil
+}
+
+// Attempts is how many times a request is tried before it fails.
+func (b *Backend) Attempts() int { return b.attempts }
+
+// Concurrency implements the store's optional Concurrency.
+func (b *Backend) Concurrency() int { return cap(b.slots) }
+
+func (b *Backend) acquire(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Backend) release() { <-b.slots }
+
+// triesKey holds, in an operation's context, its *tries.
+type triesKey struct{}
+
+type tries struct{ n atomic.Int32 }
+
+func withTries(ctx context.Context) (context.Context, *tries) {
+	t := new(tries)
+	return context.WithValue(ctx, triesKey{}, t), t
+}
+
+// unreachedError is a connection failure to an endpoint that has never
+// answered, after unreachedAttempts tries: not retried further.
+type unreachedError struct{ err error }
+
+func (e *unreachedError) Error() string { return e.err.Error() }
+
+func (e *unreachedError) Unwrap() error { return e.err }
+
+// counting is the transport under the library's (and under the auth
+// layer): it counts each operation's tries (in its context: withTries),
+// notes when the endpoint has answered, and stops retries of an endpoint
+// that never did.
+type counting struct {
+	b    *Backend
+	next http.RoundTripper
+}
+
+func (c *counting) RoundTrip(req *http.Request) (*http.Response, error) {
+	n := int32(1)
+	if t, ok := req.Context().Value(triesKey{}).(*tries); ok {
+		n = t.n.Add(1)
+	}
+	res, err := c.next.RoundTrip(req)
+	switch {
+	case err == nil:
+		c.b.reached.Store(true)
+	case n >= unreachedAttempts && !c.b.reached.Load() && req.Context().Err() == nil && isDialError(err):
+		err = &unreachedError{err}
+	}
+	return res, err
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// ObjectKey is the GCS object name of a store key.
+func (b *Backend) ObjectKey(key string) string { return b.prefix + key }
+
+// Bucket is the bucket name.
+func (b *Backend) Bucket() string { return b.bucket }
+
+func (b *Backend) String() string { return b.url }
+
+// Error is a GCS failure explained for a user: what was done, what went
+// wrong, and what to do.
+type Error struct {
+	Op, Key string
+	Reason  string
+	Hint    string
+	Err     error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s %s: %s. %s", e.Op, e.Key, e.Reason, e.Hint) }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// BackendError marks it as a store.BackendError.
+func (e *Error) BackendError() {}
+
+// permission is the IAM permission an operation needs.
+func permission(op string) string {
+	switch {
+	case strings.HasPrefix(op, "writing"):
+		return "storage.objects.create"
+	case strings.HasPrefix(op, "listing"):
+		return "storage.objects.list"
+	case strings.HasPrefix(op, "deleting"):
+		return "storage.objects.delete"
+	}
+	return "storage.objects.get"
+}
+
+func (b *Backend) wrap(op, key string, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	e := &Error{Op: op, Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: err, Reason: err.Error()}
+	var api *googleapi.Error
+	var noCreds *NoCredentialsError
+	var unreached *unreachedError
+	var netErr net.Error
+	var urlErr *url.Error
+	switch {
+	case errors.As(err, &noCreds):
+		e.Reason = fmt.Sprintf("no Google Cloud credentials were found, so nothing was sent (%v)", noCreds.Err)
+		e.Hint = "Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, " +
+			"or run where workload identity or the metadata server provides them. Credentials never go in the store URL or in a configuration."
+	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &netErr) || errors.As(err, &urlErr)):
+		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, cause(err))
+		e.Hint = "Check the network, and " + EnvEmulator + " if it is set (it points every request at an emulator); gave up having never reached it."
+	case errors.Is(err, storage.ErrBucketNotExist):
+		e.Reason = fmt.Sprintf("the bucket %q does not exist at %s", b.bucket, b.endpoint)
+		e.Hint = "Check the bucket in " + b.names.Store + " (gs://BUCKET/PREFIX), and that it was created (gcloud storage buckets create gs://" + b.bucket + ")."
+	case errors.As(err, &api) && api.Code == http.StatusUnauthorized:
+		e.Reason = fmt.Sprintf("the credentials were rejected by %s (401: %s)", b.endpoint, api.Message)
+		e.Hint = "Run `gcloud auth application-default login` again (the login may have expired), or check GOOGLE_APPLICATION_CREDENTIALS."
+	case errors.As(err, &api) && api.Code == http.StatusForbidden:
+		e.Reason = fmt.Sprintf("access denied by %s (403: %s)", b.endpoint, api.Message)
+		e.Hint = fmt.Sprintf("Grant the principal %s on the bucket %q. Plans need storage.objects.get and storage.objects.list; "+
+			"applies also storage.objects.create; only the collector storage.objects.delete (see the guide \"Sharing releases on Google Cloud and Azure\").",
+			permission(op), b.bucket)
+	case errors.As(err, &api):
+		e.Reason = fmt.Sprintf("%s answered %d (%s)", b.endpoint, api.Code, api.Message)
+		if api.Code >= 500 || api.Code == http.StatusTooManyRequests {
+			e.Hint = fmt.Sprintf("The server failed, not the settings; gave up after %d attempts. %s", b.attempts, b.names.Rerun)
+		} else {
+			e.Hint = "Check " + b.names.Store + "."
+		}
+	case errors.As(err, &netErr) || errors.As(err, &urlErr):
+		e.Reason = fmt.Sprintf("the connection to %s failed (%s)", b.endpoint, cause(err))
+		e.Hint = fmt.Sprintf("The network failed, not the settings: the endpoint answered other requests; gave up after %d attempts. %s", b.attempts, b.names.Rerun)
+	default:
+		e.Hint = "Check " + b.names.Store + "."
+	}
+	return e
+}
+
+// cause is what a failed connection said, without the wrapping.
+func cause(err error) string {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return u.Err.Error()
+	}
+	return err.Error()
+}
+
+// readPart fills buf from r; n < len(buf) means r ended.
+func readPart(r io.Reader, buf []byte) (int, error) {
+	n, err := io.ReadFull(r, buf)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return n, nil
+	}
+	return n, err
+}
+
+var smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
+
+// TagMetadata is the custom metadata key in which each Create stores a
+// random tag of its own: the one thing that tells the object a write made
+// from another writer's with the same bytes.
+const TagMetadata = "immutable-write"
+
+func newTag() string {
+	var t [16]byte
+	_, _ = rand.Read(t[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(t[:])
+}
+
+// Create implements store.Backend with a conditional write
+// (ifGenerationMatch=0). It holds one request slot for the whole upload,
+// so memory is bounded by the slots: at most MaxConcurrency chunk buffers.
+func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
+	if err := b.acquire(ctx); err != nil {
+		return err
+	}
+	defer b.release()
+	sp, _ := smallPool.Get().(*[]byte)
+	defer smallPool.Put(sp)
+	small := *sp
+	n, err := readPart(r, small)
+	if err != nil {
+		return err // the content failed (a digest mismatch, say): nothing was sent
+	}
+	c, err := b.Client(ctx)
+	if err != nil {
+		return b.wrap("writing", key, err)
+	}
+	ctx, t := withTries(ctx)
+	tag := newTag()
+	vanished := false
+	for {
+		err := b.upload(ctx, c, key, tag, small[:n], n < len(small), r)
+		var api *googleapi.Error
+		isAPI := errors.As(err, &api)
+		exists := isAPI && api.Code == http.StatusPreconditionFailed
+		// A resumable upload whose last chunk is sent again after it landed
+		// (its answer lost) meets a session that is gone once the object
+		// is made: fake-gcs-server answers 404, GCS answers 200 or, for a
+		// session expired or cancelled meanwhile, 404 or 410.
+		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && n == len(small) && t.n.Load() > 1
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errReader):
+			return errors.Unwrap(err)
+		case exists && t.n.Load() <= 1:
+			return store.ErrExists
+		case exists || sessionGone:
+			// A retry met an object: this write's own first try, whose
+			// answer was lost, or another writer's.
+			own, found, rerr := b.tagged(ctx, c, key, tag)
+			switch {
+			case rerr != nil:
+				return rerr
+			case own:
+				return nil
+			case found:
+				return store.ErrExists
+			case !vanished && n < len(small):
+				vanished = true // deleted in between: the key is empty, write it again
+				continue
+			case sessionGone:
+				return b.wrap("writing", key, err)
+			}
+			return &Error{
+				Op: "writing", Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: err,
+				Reason: "the key held an object when written (412 Precondition Failed) and none when asked for it right after: " +
+					"something is deleting objects of the store as they are written",
+				Hint: "Only the collector (gc) should delete objects under the store's prefix, and only old ones: check for a lifecycle " +
+					"rule deleting objects there, or another tool deleting them. " + b.names.Rerun,
+			}
+		}
+		if isAPI && api.Code == http.StatusNotFound {
+			// GCS answers an upload to a missing bucket 404.
+			if nf := b.notFound(ctx, c, "writing", key); !errors.Is(nf, store.ErrNotFound) {
+				return nf
+			}
+		}
+		return b.wrap("writing", key, err)
+	}
+}
+
+// errReader marks a failure of the content being written.
+var errReader = errors.New("reading the content")
+
+type readerError struct{ err error }
+
+func (e *readerError) Error() string        { return e.err.Error() }
+func (e *readerError) Unwrap() error        { return e.err }
+func (e *readerError) Is(target error) bool { return target == errReader }
+
+// upload sends first (all of the content when whole, else its start, the
+// rest read from r) as one write of key carrying tag.
+func (b *Backend) upload(ctx context.Context, c *storage.Client, key, tag string, first []byte, whole bool, r io.Reader) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := c.Bucket(b.bucket).Object(b.ObjectKey(key)).If(storage.Conditions{DoesNotExist: true}).NewWriter(wctx)
+	w.Metadata = map[string]string{TagMetadata: tag}
+	w.ContentType = "application/octet-stream"
+	w.ChunkSize = PartSize
+	if whole {
+		w.ChunkSize = minChunk
+	}
+	if _, err := w.Write(first); err != nil {
+		cancel()
+		_ = w.Close() // the upload is abandoned: nothing is finalized
+		return err
+	}
+	if !whole {
+		if _, err := io.Copy(w, readerOnly{r}); err != nil {
+			var rerr *readerError
+			cancel() // abandons the upload before its last chunk: nothing visible
+			_ = w.Close()
+			if errors.As(err, &rerr) {
+				return rerr
+			}
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// readerOnly marks r's errors as the content's, not the upload's.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &readerError{err}
+	}
+	return n, err
+}
+
+// tagged asks for the object's metadata and reports whether it is found,
+// and whether it carries tag: whether this write made it. The caller
+// holds a request slot already (Create): it takes none.
+func (b *Backend) tagged(ctx context.Context, c *storage.Client, key, tag string) (own, found bool, err error) {
+	a, err := c.Bucket(b.bucket).Object(b.ObjectKey(key)).Attrs(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, b.wrap("checking (to tell a lost answer from another writer's object)", key, err)
+	}
+	return a.Metadata[TagMetadata] == tag, true, nil
+}
+
+// notFound turns a 404 into store.ErrNotFound, or into the bucket's
+// absence: GCS answers both alike for an object, so a first 404 of a
+// backend asks once (a one-object listing) whether the bucket exists, or a
+// typo in the bucket would read as "empty".
+func (b *Backend) notFound(ctx context.Context, c *storage.Client, op, key string) error {
+	if !b.bucketOK.Load() {
+		it := c.Bucket(b.bucket).Objects(ctx, &storage.Query{Prefix: b.prefix})
+		it.PageInfo().MaxSize = 1
+		_, err := it.Next()
+		switch {
+		case errors.Is(err, storage.ErrBucketNotExist):
+			return b.wrap(op, key, err)
+		case err == nil || errors.Is(err, iterator.Done):
+			b.bucketOK.Store(true)
+		default:
+			return b.wrap(op, key, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", key, store.ErrNotFound)
+}
+
+// Open implements store.Backend. The request slot is held until the
+// response starts; the body keeps its connection until it is closed.
+func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := b.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer b.release()
+	c, err := b.Client(ctx)
+	if err != nil {
+		return nil, b.wrap("reading", key, err)
+	}
+	rd, err := c.Bucket(b.bucket).Object(b.ObjectKey(key)).NewReader(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return nil, b.notFound(ctx, c, "reading", key)
+	}
+	if err != nil {
+		return nil, b.wrap("reading", key, err)
+	}
+	return rd, nil
+}
+
+// Exists implements store.Backend: the object's metadata, asked for.
+func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
+	if err := b.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer b.release()
+	c, err := b.Client(ctx)
+	if err != nil {
+		return false, b.wrap("checking", key, err)
+	}
+	_, err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Attrs(ctx)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrObjectNotExist):
+		if err := b.notFound(ctx, c, "checking", key); !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+		return false, nil
+	}
+	return false, b.wrap("checking", key, err)
+}
+
+// listPage is how many objects one listing request returns (GCS's most).
+const listPage = 1000
+
+// ListInfo implements store.Deleter: the objects under prefix, with each
+// one's size and creation time (the server's clock), one request per
+// page, each holding a request slot.
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
+	c, err := b.Client(ctx)
+	if err != nil {
+		return nil, b.wrap("listing", prefix, err)
+	}
+	q := &storage.Query{Prefix: b.prefix + prefix}
+	if err := q.SetAttrSelection([]string{"Name", "Size", "Created"}); err != nil {
+		return nil, err
+	}
+	p := iterator.NewPager(c.Bucket(b.bucket).Objects(ctx, q), listPage, "")
+	var infos []store.ObjectInfo
+	for {
+		if err := b.acquire(ctx); err != nil {
+			return nil, err
+		}
+		var page []*storage.ObjectAttrs
+		token, err := p.NextPage(&page)
+		b.release()
+		if err != nil {
+			return nil, b.wrap("listing", prefix, err)
+		}
+		for _, o := range page {
+			infos = append(infos, store.ObjectInfo{Key: strings.TrimPrefix(o.Name, b.prefix), Size: o.Size, ModTime: o.Created})
+		}
+		if token == "" {
+			break
+		}
+	}
+	b.bucketOK.Store(true)
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	return infos, nil
+}
+
+// List implements store.Backend.
+func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
+	infos, err := b.ListInfo(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(infos))
+	for i, o := range infos {
+		keys[i] = o.Key
+	}
+	return keys, nil
+}
+
+// Delete implements store.Deleter. A missing object is no error. It needs
+// storage.objects.delete, which only the collector's principal should have.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := b.acquire(ctx); err != nil {
+		return err
+	}
+	defer b.release()
+	c, err := b.Client(ctx)
+	if err != nil {
+		return b.wrap("deleting", key, err)
+	}
+	err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Delete(ctx)
+	if err == nil || errors.Is(err, storage.ErrObjectNotExist) {
+		return nil
+	}
+	err = b.wrap("deleting", key, err)
+	var e *Error
+	if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
+		e.Hint = "The collector's principal needs storage.objects.delete on the bucket (and storage.objects.get, storage.objects.create, " +
+			"storage.objects.list); see the guide \"Sharing releases on Google Cloud and Azure\". Only the collector should have it, " +
+			"never publishers or planners. An object under a retention policy cannot be deleted before its retention period ends."
+	}
+	return err
+}

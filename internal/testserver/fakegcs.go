@@ -1,0 +1,184 @@
+package testserver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
+)
+
+// EnvFakeGCS names the variable that holds the fake-gcs-server binary's
+// path, which `make test` sets from scripts/fake-gcs-server.sh (built once
+// from the Go module proxy).
+const EnvFakeGCS = "FAKE_GCS_SERVER_PATH"
+
+// GCS is a running fake-gcs-server: Google Cloud Storage's JSON API on
+// 127.0.0.1, over plain HTTP, with no authentication, its objects in a
+// temp dir (so that a restart keeps them).
+type GCS struct {
+	Endpoint string // http://127.0.0.1:PORT
+
+	t       testing.TB
+	bin     string
+	root    string
+	addr    string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	buckets atomic.Int64
+}
+
+// StartGCS starts a server for the test and stops it when the test ends.
+// Without FAKE_GCS_SERVER_PATH the test is skipped, saying how to run it.
+func StartGCS(t testing.TB) *GCS {
+	t.Helper()
+	bin := os.Getenv(EnvFakeGCS)
+	if bin == "" {
+		t.Skip("GCS test: set " + EnvFakeGCS + " to a fake-gcs-server binary (make test builds one with scripts/fake-gcs-server.sh)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil { // frees the port for the server
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := &GCS{t: t, bin: bin, root: filepath.Join(dir, "data"), addr: addr, Endpoint: "http://" + addr}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start starts (or restarts) the server on the same address and data.
+func (s *GCS) Start() {
+	s.t.Helper()
+	if s.cmd != nil {
+		return
+	}
+	host, port, _ := net.SplitHostPort(s.addr)
+	cmd := exec.Command(s.bin, "-scheme", "http", "-host", host, "-port", port,
+		"-backend", "filesystem", "-filesystem-root", s.root, "-log-level", "warn")
+	logf, err := os.Create(filepath.Join(filepath.Dir(s.root), fmt.Sprintf("fake-gcs-server-%d.log", time.Now().UnixNano())))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("starting fake-gcs-server: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		s.waitErr = cmd.Wait()
+		_ = logf.Close() // the server wrote it; nothing buffered here
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+	// Ready when its API answers a bucket listing; a crash fails the test
+	// at once, with its log; so does the deadline.
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		res, err := client.Get(s.Endpoint + "/storage/v1/b")
+		if err == nil {
+			_ = res.Body.Close() // only probed
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			s.cmd = nil
+			b, _ := os.ReadFile(logf.Name())
+			s.t.Fatalf("fake-gcs-server exited before answering on %s (%v):\n%s", s.addr, s.waitErr, b)
+		case <-deadline.C:
+			s.Stop()
+			b, _ := os.ReadFile(logf.Name())
+			s.t.Fatalf("fake-gcs-server did not answer on %s within 20s:\n%s", s.addr, b)
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop kills the server, as a crash or an outage would.
+func (s *GCS) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill() // fails only if it already exited, which <-s.exited covers
+	<-s.exited
+	s.cmd = nil
+}
+
+// Env points Google's storage library at the server (STORAGE_EMULATOR_HOST)
+// for the test: no credentials are looked for or sent.
+func (s *GCS) Env(t testing.TB) { t.Setenv(gcsstore.EnvEmulator, s.Endpoint) }
+
+// Client is a storage client of the server, for tests that act behind the
+// store's back.
+func (s *GCS) Client(t testing.TB) *storage.Client {
+	t.Helper()
+	if os.Getenv(gcsstore.EnvEmulator) != s.Endpoint {
+		t.Fatalf("%s is %q, not this server's %s: call Env first", gcsstore.EnvEmulator, os.Getenv(gcsstore.EnvEmulator), s.Endpoint)
+	}
+	b, err := gcsstore.New("unused", "", gcsstore.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.Client(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// NewBucket creates an empty bucket and returns its name. It sets Env.
+func (s *GCS) NewBucket(t testing.TB) string {
+	t.Helper()
+	s.Env(t)
+	name := fmt.Sprintf("test-%d-%d", time.Now().UnixNano()%1e9, s.buckets.Add(1))
+	if err := s.Client(t).Bucket(name).Create(context.Background(), "test-project", nil); err != nil {
+		t.Fatalf("creating bucket %s: %v", name, err)
+	}
+	return name
+}
+
+// Count starts a counting proxy in front of the server for the test;
+// point STORAGE_EMULATOR_HOST at its Endpoint to count a backend's requests.
+func (s *GCS) Count(t testing.TB) *Counter { return startProxy(t, s.Endpoint, nil, 0, nil) }
+
+// Faulty starts a counting proxy in front of the server for the test that
+// does to each request what faults decides.
+func (s *GCS) Faulty(t testing.TB, faults FaultFunc) *Counter {
+	return startProxy(t, s.Endpoint, nil, 0, faults)
+}
+
+// MakesVisible reports whether c is a request that makes an object
+// visible: a single-request (multipart) upload, or the last chunk of a
+// resumable one (its Content-Range states the total; the library sends
+// chunks with POST, GCS documents PUT).
+func MakesVisible(c Call) bool {
+	switch {
+	case c.Method == http.MethodPost && strings.Contains(c.Query, "uploadType=multipart"):
+		return true
+	case (c.Method == http.MethodPut || c.Method == http.MethodPost) && strings.Contains(c.Query, "upload_id="):
+		r := c.Header.Get("Content-Range")
+		return r != "" && !strings.HasSuffix(r, "/*")
+	}
+	return false
+}
