@@ -34,6 +34,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,18 +281,31 @@ type counting struct {
 }
 
 func (c *counting) RoundTrip(req *http.Request) (*http.Response, error) {
-	n := int32(1)
 	if t, ok := req.Context().Value(triesKey{}).(*tries); ok {
-		n = t.n.Add(1)
+		t.n.Add(1)
 	}
 	res, err := c.next.RoundTrip(req)
 	switch {
 	case err == nil:
 		c.b.reached.Store(true)
-	case n >= unreachedAttempts && !c.b.reached.Load() && req.Context().Err() == nil && isDialError(err):
+	case attempt(req) >= unreachedAttempts && !c.b.reached.Load() && req.Context().Err() == nil && isDialError(err):
 		err = &unreachedError{err}
 	}
 	return res, err
+}
+
+// attempt is which try of its operation req is, as the library numbers
+// them in its X-Goog-Api-Client header (gccl-attempt-count/N); 1 when it
+// does not say.
+func attempt(req *http.Request) int {
+	for _, f := range strings.Fields(req.Header.Get("X-Goog-Api-Client")) {
+		if v, ok := strings.CutPrefix(f, "gccl-attempt-count/"); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return 1
 }
 
 func isDialError(err error) bool {

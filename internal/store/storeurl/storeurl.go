@@ -302,4 +302,3 @@ func azureBlobURL(scheme, rest string) (account, path string, ok bool) {
 	}
 	return account, strings.TrimSuffix(path, "/"), true
 }
-

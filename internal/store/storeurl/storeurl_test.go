@@ -179,3 +179,36 @@ func TestOpenAzure(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenGCS: gs://BUCKET/PREFIX opens a Cloud Storage store, contacting
+// nothing; a bad bucket, an unclean prefix, a query or credentials are
+// refused, and no message repeats what came before an "@".
+func TestOpenGCS(t *testing.T) {
+	t.Setenv("STORAGE_EMULATOR_HOST", "") // credentials are not looked for before the first request either way
+	for raw, want := range map[string]string{
+		"gs://bucket":             "gs://bucket",
+		"gs://my_bucket.e.g/a/b/": "gs://my_bucket.e.g/a/b",
+	} {
+		s, err := Open(context.Background(), raw, Options{})
+		if err != nil || s.String() != want {
+			t.Errorf("Open(%q) = %v, %v; want %s", raw, s, err, want)
+		}
+	}
+	for raw, msg := range map[string]string{
+		"gs://":                      "names no bucket",
+		"gs://Bucket/x":              "not a valid Cloud Storage bucket name",
+		"gs://-b/x":                  "not a valid Cloud Storage bucket name",
+		"gs://bkt/a//b":              "unclean prefix",
+		"gs://bkt/x?token=s3cr3t":    "takes no query",
+		"gs://key:s3cr3t@bucket/x":   "cannot hold credentials",
+		"gs://bkt/x/s3cr3t@bucket/y": "cannot hold credentials",
+	} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("Open(%q) error = %v; want it to say %q", raw, err, msg)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("Open(%q): the error repeats the secret: %v", raw, err)
+		}
+	}
+}

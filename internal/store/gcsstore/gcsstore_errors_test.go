@@ -1,0 +1,115 @@
+package gcsstore_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
+)
+
+// ops are a backend's operations, each as a function of no arguments.
+func ops(b *gcsstore.Backend) map[string]func() error {
+	ctx := context.Background()
+	return map[string]func() error{
+		"exists": func() error { _, err := b.Exists(ctx, "blobs/x"); return err },
+		"list":   func() error { _, err := b.List(ctx, "releases/"); return err },
+		"open":   func() error { _, err := b.Open(ctx, "blobs/x"); return err },
+		"create": func() error { return b.Create(ctx, "blobs/x", strings.NewReader("x")) },
+		"delete": func() error { return b.Delete(ctx, "blobs/x") },
+	}
+}
+
+// TestMissingBucket: every operation on a bucket that does not exist says
+// so and names the setting, instead of reading as an empty store.
+func TestMissingBucket(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	srv.Env(t)
+	for name, op := range ops(newBackend(t, "no-such-bucket", gcsstore.Settings{})) {
+		if name == "delete" {
+			continue // a missing object (in a missing bucket) is no error for a delete
+		}
+		err := op()
+		var e *gcsstore.Error
+		if !errors.As(err, &e) || !strings.Contains(err.Error(), `the bucket "no-such-bucket" does not exist`) || !strings.Contains(err.Error(), "`store`") {
+			t.Errorf("%s: want a missing-bucket error naming the setting, got %v", name, err)
+		}
+	}
+}
+
+// gcsError answers every request with status and GCS's JSON error body.
+func gcsError(t *testing.T, status int, reason, message string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"error":{"code":` + strconv.Itoa(status) + `,"message":"` + message +
+			`","errors":[{"message":"` + message + `","domain":"global","reason":"` + reason + `"}]}}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestDenied: a 403 (what GCS answers a principal lacking a permission)
+// names the permission the operation needs; a 401 (credentials rejected,
+// a login expired) says to log in again. fake-gcs-server has no IAM, so
+// a server answering as GCS does (its documented JSON error) stands in.
+func TestDenied(t *testing.T) {
+	t.Setenv(gcsstore.EnvEmulator, gcsError(t, http.StatusForbidden, "forbidden",
+		"ci@p.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage object."))
+	b := newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1})
+	want := map[string]string{
+		"exists": "storage.objects.get", "open": "storage.objects.get", "list": "storage.objects.list",
+		"create": "storage.objects.create", "delete": "storage.objects.delete",
+	}
+	for name, op := range ops(b) {
+		err := op()
+		needs := "Grant the principal " + want[name]
+		if name == "delete" {
+			needs = "needs " + want[name]
+		}
+		if err == nil || !strings.Contains(err.Error(), "access denied") || !strings.Contains(err.Error(), needs) {
+			t.Errorf("%s: want a 403 naming %s, got %v", name, want[name], err)
+		}
+	}
+	if err := b.Delete(context.Background(), "blobs/x"); err == nil || !strings.Contains(err.Error(), "Only the collector should have it") {
+		t.Errorf("a denied delete does not say only the collector needs it: %v", err)
+	}
+
+	t.Setenv(gcsstore.EnvEmulator, gcsError(t, http.StatusUnauthorized, "required", "Anonymous caller does not have storage.objects.get access."))
+	b = newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1})
+	for name, op := range ops(b) {
+		if err := op(); err == nil || !strings.Contains(err.Error(), "gcloud auth application-default login") {
+			t.Errorf("%s: want a 401 saying to log in, got %v", name, err)
+		}
+	}
+}
+
+// TestUnreachable: an emulator host nothing listens on fails fast, saying
+// what it could not reach and which variable named it.
+func TestUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil { // nothing listens there now
+		t.Fatal(err)
+	}
+	t.Setenv(gcsstore.EnvEmulator, "http://"+addr)
+	start := time.Now()
+	_, err = newBackend(t, "bucket", gcsstore.Settings{}).Exists(context.Background(), "blobs/x")
+	if err == nil || !strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), gcsstore.EnvEmulator) {
+		t.Fatalf("want an unreachable-endpoint error, got %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("gave up after %v: retries of an endpoint never reached are not bounded", d)
+	}
+}
