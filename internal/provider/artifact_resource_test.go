@@ -49,7 +49,7 @@ var siteFiles = map[string]string{
 // update when only the source path moves.
 func TestAccArtifact_lifecycle(t *testing.T) {
 	t.Parallel()
-	forEachStoreAndAzure(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		v1 := digestOf(t, e.dir)
 		moved := filepath.Join(filepath.Dir(e.dir), "moved")

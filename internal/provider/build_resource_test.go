@@ -149,7 +149,7 @@ func buildAddr(name string) string { return "immutable_build." + name }
 // release rolls back to 1.0.0); a second working directory with fresh
 // state on the same store plans every output known and runs nothing.
 func TestAccBuild_pipeline(t *testing.T) {
-	forEachStoreAndAzure(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		p := newPipeline(t, e)
 		before := map[string]int{}
 		cfg := p.config(pipelineRelease)

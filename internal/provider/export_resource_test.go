@@ -106,7 +106,7 @@ var siteV2 = map[string]string{
 // deleted export is written again, and destroy removes it.
 func TestAccExport_lifecycle(t *testing.T) {
 	t.Parallel()
-	forEachStoreAndAzure(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		d1, d2 := e.publishTwo(siteFiles, siteV2)
 		out := filepath.Join(t.TempDir(), "www", "site")
 		inode := func() uint64 { return inodeOf(t, out) }

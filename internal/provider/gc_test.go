@@ -24,7 +24,7 @@ import (
 // released under a new version (a collected one is never reused, and
 // pinning it says why).
 func TestAccGC(t *testing.T) {
-	forEachStoreAndAzure(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		collect := func() {
 			st := e.backend()

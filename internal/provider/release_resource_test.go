@@ -58,7 +58,7 @@ func planVersion(v string) plancheck.PlanCheck {
 // no replacement; a revert adopts 1.0.0 again with no new record.
 func TestAccRelease_lifecycle(t *testing.T) {
 	t.Parallel()
-	forEachStoreAndAzure(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		var publishedAt string
 		resource.UnitTest(t, resource.TestCase{

@@ -62,22 +62,46 @@ func StartGCS(t testing.TB) *GCS {
 	return s
 }
 
+// LaunchGCS starts a server for a whole test binary (a TestMain), its data
+// under dir, on bin, a fake-gcs-server binary; the caller stops it. Tests
+// running in parallel share it, each in buckets of its own, with
+// STORAGE_EMULATOR_HOST set once for the process.
+func LaunchGCS(bin, dir string) (*GCS, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil { // frees the port for the server
+		return nil, err
+	}
+	s := &GCS{bin: bin, root: filepath.Join(dir, "data"), addr: addr, Endpoint: "http://" + addr}
+	return s, s.start()
+}
+
 // Start starts (or restarts) the server on the same address and data.
 func (s *GCS) Start() {
 	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *GCS) start() error {
 	if s.cmd != nil {
-		return
+		return nil
 	}
 	host, port, _ := net.SplitHostPort(s.addr)
 	cmd := exec.Command(s.bin, "-scheme", "http", "-host", host, "-port", port,
 		"-backend", "filesystem", "-filesystem-root", s.root, "-log-level", "warn")
 	logf, err := os.Create(filepath.Join(filepath.Dir(s.root), fmt.Sprintf("fake-gcs-server-%d.log", time.Now().UnixNano())))
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting fake-gcs-server: %v", err)
+		_ = logf.Close() // nothing was written
+		return fmt.Errorf("starting fake-gcs-server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -98,18 +122,18 @@ func (s *GCS) Start() {
 		if err == nil {
 			_ = res.Body.Close() // only probed
 			if res.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-exited:
 			s.cmd = nil
 			b, _ := os.ReadFile(logf.Name())
-			s.t.Fatalf("fake-gcs-server exited before answering on %s (%v):\n%s", s.addr, s.waitErr, b)
+			return fmt.Errorf("fake-gcs-server exited before answering on %s (%v):\n%s", s.addr, s.waitErr, b)
 		case <-deadline.C:
 			s.Stop()
 			b, _ := os.ReadFile(logf.Name())
-			s.t.Fatalf("fake-gcs-server did not answer on %s within 20s:\n%s", s.addr, b)
+			return fmt.Errorf("fake-gcs-server did not answer on %s within 20s:\n%s", s.addr, b)
 		case <-tick.C:
 		}
 	}
@@ -126,8 +150,14 @@ func (s *GCS) Stop() {
 }
 
 // Env points Google's storage library at the server (STORAGE_EMULATOR_HOST)
-// for the test: no credentials are looked for or sent.
-func (s *GCS) Env(t testing.TB) { t.Setenv(gcsstore.EnvEmulator, s.Endpoint) }
+// for the test: no credentials are looked for or sent. A variable that
+// already holds it (set for the process by a TestMain) is left alone, so
+// that a parallel test may call it.
+func (s *GCS) Env(t testing.TB) {
+	if os.Getenv(gcsstore.EnvEmulator) != s.Endpoint {
+		t.Setenv(gcsstore.EnvEmulator, s.Endpoint)
+	}
+}
 
 // Client is a storage client of the server, for tests that act behind the
 // store's back.
