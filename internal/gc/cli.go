@@ -13,6 +13,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/azstore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
 )
@@ -153,7 +154,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 2
 	}
-	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: s3, Azure: azstore.Settings{Names: azureNames}})
+	st, err := storeurl.Open(ctx, raw, storeurl.Options{
+		S3: s3, Azure: azstore.Settings{Names: azureNames},
+		GCS: gcsstore.Settings{Names: gcsstore.Names{Store: names.Store, Rerun: names.Rerun}},
+	})
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "gc: %v\n", err)
 		return 2

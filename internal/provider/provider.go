@@ -167,7 +167,8 @@ func providerSchema() schema.Schema {
 			"store": schema.StringAttribute{
 				MarkdownDescription: "URL of the content-addressed store. `file://PATH` is a directory on this machine; a relative " +
 					"PATH resolves against the directory Terraform runs in. `s3://BUCKET/PREFIX` is a bucket of AWS S3 or an " +
-					"S3-compatible store (see the `s3` block). Defaults to the `" + EnvStore + "` environment variable, " +
+					"S3-compatible store (see the `s3` block). `gs://BUCKET/PREFIX` is a Google Cloud Storage bucket, reached with " +
+					"Application Default Credentials. Defaults to the `" + EnvStore + "` environment variable, " +
 					"then to `" + storeurl.Default + "`. A local store serves one machine: when state is shared, share the store too.",
 				Optional: true,
 			},

@@ -21,6 +21,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/gc"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
@@ -160,7 +161,7 @@ func (c *command) open(ctx context.Context) (store.Backend, error) {
 			}
 		}
 	}
-	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: c.s3})
+	st, err := storeurl.Open(ctx, raw, storeurl.Options{S3: c.s3, GCS: gcsstore.Settings{Names: gcsstore.Names{Store: c.s3.Names.Or().Store, Rerun: c.s3.Names.Or().Rerun}}})
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}
