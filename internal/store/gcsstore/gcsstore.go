@@ -163,12 +163,20 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		attempts = DefaultMaxAttempts
 	}
 	attempts = min(attempts, MaxAttempts)
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	base.TLSHandshakeTimeout = 10 * time.Second
-	base.ResponseHeaderTimeout = 60 * time.Second
-	// At most one connection per request slot, kept between requests.
-	base.MaxConnsPerHost, base.MaxIdleConnsPerHost, base.MaxIdleConns = conc, conc, conc
+	// Timeouts bound connecting and waiting, never a long transfer; at
+	// most one connection per request slot, kept between requests.
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxConnsPerHost:       conc,
+		MaxIdleConnsPerHost:   conc,
+		MaxIdleConns:          conc,
+	}
 	prefix = strings.Trim(prefix, "/")
 	u := "gs://" + bucket
 	if prefix != "" {

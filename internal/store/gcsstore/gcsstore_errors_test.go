@@ -1,11 +1,13 @@
 package gcsstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -111,5 +113,64 @@ func TestUnreachable(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("gave up after %v: retries of an endpoint never reached are not bounded", d)
+	}
+}
+
+// TestNoCredentials: with Application Default Credentials naming a key
+// file that is not there, every operation fails saying that no
+// credentials were found and how to provide them, not blaming the bucket.
+func TestNoCredentials(t *testing.T) {
+	t.Setenv(gcsstore.EnvEmulator, "")
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "no-such-key.json"))
+	for name, op := range ops(newBackend(t, "bucket", gcsstore.Settings{})) {
+		err := op()
+		var nc *gcsstore.NoCredentialsError
+		if !errors.As(err, &nc) {
+			t.Errorf("%s: want a no-credentials error, got %v", name, err)
+			continue
+		}
+		for _, want := range []string{"no Google Cloud credentials were found", "gcloud auth application-default login", "GOOGLE_APPLICATION_CREDENTIALS"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error does not say %q: %v", name, want, err)
+			}
+		}
+	}
+}
+
+// TestCancelStopsAHungRequest: a server that accepts and never answers
+// cannot hold an apply once Terraform cancels (Ctrl-C), a large upload's
+// neither.
+func TestCancelStopsAHungRequest(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }() // stops the accept loop; nothing to lose
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer func() { _ = c.Close() }() // hold it open, say nothing
+		}
+	}()
+	t.Setenv(gcsstore.EnvEmulator, "http://"+l.Addr().String())
+	b := newBackend(t, "bucket", gcsstore.Settings{})
+	for name, op := range map[string]func(ctx context.Context) error{
+		"create": func(ctx context.Context) error {
+			return b.Create(ctx, "blobs/x", bytes.NewReader(bytes.Repeat([]byte("x"), 20<<20)))
+		},
+		"exists": func(ctx context.Context) error { _, err := b.Exists(ctx, "blobs/x"); return err },
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(300*time.Millisecond, cancel)
+		start := time.Now()
+		if err := op(ctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: want context.Canceled, got %v", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: cancel took %v", name, d)
+		}
 	}
 }
