@@ -83,7 +83,7 @@ func TestOutputBatches(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := takeAll(tc.writes...)
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("got  %q\nwant %q", got, tc.want)
+				t.Fatalf("got  %#v\nwant %#v", got, tc.want)
 			}
 		})
 	}
