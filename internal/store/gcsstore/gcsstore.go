@@ -612,6 +612,7 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, b.wrap("reading", key, err)
 	}
+	b.bucketOK.Store(true) // an object was read: the bucket exists
 	return rd, nil
 }
 
@@ -628,6 +629,7 @@ func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 	_, err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Attrs(ctx)
 	switch {
 	case err == nil:
+		b.bucketOK.Store(true)
 		return true, nil
 	case errors.Is(err, storage.ErrObjectNotExist):
 		if err := b.notFound(ctx, c, "checking", key); !errors.Is(err, store.ErrNotFound) {
