@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,14 +64,20 @@ var sharedGCS *testserver.GCS
 // TestMain sets, once for the process, what every acceptance test shares,
 // so that tests can run in parallel (t.Setenv cannot): the stat cache in a
 // private directory, not the user's, the S3 test servers' credentials, and
-// STORAGE_EMULATOR_HOST, pointing Google's storage library at sharedGCS.
+// STORAGE_EMULATOR_HOST, pointing Google's storage library at sharedGCS,
+// and a CLI configuration file that exists (useExistingCLIConfig).
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "immutable-statcache-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := errors.Join(os.Setenv(statcache.EnvDir, dir), testserver.UseRootCredentials()); err != nil {
+	cliDir, err := os.MkdirTemp("", "immutable-cliconfig-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := errors.Join(os.Setenv(statcache.EnvDir, dir), testserver.UseRootCredentials(), useExistingCLIConfig(cliDir)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -90,7 +97,39 @@ func TestMain(m *testing.M) {
 		sharedGCS.Stop()
 	}
 	_ = os.RemoveAll(dir) // cleanup only: the tests have run
+	_ = os.RemoveAll(cliDir)
 	os.Exit(code)
+}
+
+// useExistingCLIConfig points TF_CLI_CONFIG_FILE (or its older name
+// TERRAFORM_CONFIG, which the CLI reads when the first is unset) at an
+// empty file in dir when it names a file that does not exist, as it does
+// on a machine or CI runner that exports it for a configuration it never
+// wrote. OpenTofu 1.12 then prints "Unable to open CLI configuration file"
+// as a warning on stdout before every command's output (1.10 printed it on
+// stderr), and plugin-testing, which parses `tofu version -json` and
+// `tofu show -json` from stdout, fails before the first step. An empty file
+// means to the CLI what the missing one did: no settings, and the default
+// configuration files not read either. A variable that is unset, or names
+// a file that exists (a user's plugin cache, a mirror), is left alone.
+func useExistingCLIConfig(dir string) error {
+	name := "TF_CLI_CONFIG_FILE"
+	path := os.Getenv(name)
+	if path == "" {
+		name = "TERRAFORM_CONFIG"
+		path = os.Getenv(name)
+	}
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // there, or unreadable: the CLI says why, as it would to the user
+	}
+	empty := filepath.Join(dir, "empty.tfrc")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		return fmt.Errorf("%s names %s, which does not exist, and the empty CLI configuration for the tests could not be written: %w", name, path, err)
+	}
+	return os.Setenv(name, empty)
 }
 
 // newEnv is an env on a local store.
