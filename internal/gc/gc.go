@@ -17,7 +17,8 @@
 // them.
 //
 // Everything else under blobs/, trees/, archives/, actions/ and images/
-// goes, and
+// goes, as do signatures of records not kept and, past the grace period,
+// any object in a record's signature folder that is not a signature; and
 // so do the records of the versions outside the policy (a tombstone is
 // written first, so that the version is never published again; its index
 // entry and yank history stay, so that its content is found again and, if
@@ -56,6 +57,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -278,9 +280,31 @@ var kinds = map[store.Family]string{store.FamilyBlob: KindBlob, store.FamilyList
 	store.FamilySignature: KindSignature}
 
 // isContent reports whether k is a content key (exactly one the layout
-// holds, of a content family): what the sweep of unreachable objects
-// deletes. Anything else (a file someone put there) is never deleted.
+// holds, of a content family), or a stray object in a record's signature
+// folder: what the sweep of unreachable objects deletes. Anything else (a
+// file someone put there) is never deleted.
 func isContent(k string) bool {
 	key, ok := store.ParseKey(k)
-	return ok && kinds[key.Family] != ""
+	return ok && kinds[key.Family] != "" || isStraySignature(k)
+}
+
+// isStraySignature reports whether k lies in a record's signature folder
+// (store.SignaturesPrefix of a digest) without being a signature's key:
+// junk someone stored beside the record's signatures (readers ignore it).
+// It is collected as an orphan signature is, once older than the grace
+// period, whatever its name; nothing outside such a folder is.
+func isStraySignature(k string) bool {
+	if key, ok := store.ParseKey(k); ok || key.Family != store.FamilySignature {
+		return false
+	}
+	rest, found := strings.CutPrefix(k, store.FamilySignature.Prefix())
+	if !found {
+		return false
+	}
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 || parts[2] == "" || strings.Contains(parts[2], "\\") {
+		return false
+	}
+	sum, err := digest.ParseHex(parts[1])
+	return err == nil && strings.HasPrefix(k, store.SignaturesPrefix(sum))
 }

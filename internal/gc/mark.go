@@ -28,6 +28,9 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 		return r, nil
 	}
 	key, ok := store.ParseKey(k)
+	if isStraySignature(k) {
+		return nil, nil // junk beside a record's signatures: it references nothing
+	}
 	if !ok && key.Family != store.FamilyUnknown {
 		// In a family's folder, but not one of its keys: what it
 		// references cannot be known.

@@ -133,3 +133,50 @@ func TestDecodePayloadAsVerifiersDo(t *testing.T) {
 		t.Error("garbage decoded")
 	}
 }
+
+// TestCollectStraySignatures: objects in a record's signature folder that
+// are not signatures (any name: junk someone stored there) are collected
+// as orphan signatures are, once older than the grace period, whether the
+// record stays or not; anything elsewhere under signatures/ that is no
+// record's folder is left alone. Junk named other than a key ID stayed
+// for good.
+func TestCollectStraySignatures(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func() *store.Store) {
+		w := newWorld(t, newStore())
+		ci := newSigner(t)
+		kept := sign(t, w.st, ci, release.VersionKey("web", "1.5.0"), release.KindRelease)
+		keptKey, _ := store.ParseKey(kept)
+		stray := []string{
+			store.SignaturesPrefix(keptKey.Digest) + "zzzz",
+			store.SignaturesPrefix(keptKey.Digest) + "notes/readme.txt",
+			store.SignaturesPrefix(digest.Bytes([]byte("a record long gone"))) + "zzzz",
+		}
+		foreign := []string{"signatures/readme.txt", "signatures/sha256/zz/not-a-digest/zzzz"}
+		for _, k := range append(slices.Clone(stray), foreign...) {
+			must(t, w.st.Backend().Create(ctx, k, strings.NewReader("junk\n")))
+		}
+		// Young: kept, as any object stored within the grace period.
+		_, err := Collect(ctx, w.st, policy, Options{})
+		must(t, err)
+		for _, k := range append(slices.Clone(stray), foreign...) {
+			if !present(t, w.st, k) {
+				t.Errorf("%s was deleted within the grace period", k)
+			}
+		}
+		report, err := Collect(ctx, w.st, policy, later())
+		must(t, err)
+		for _, k := range stray {
+			if present(t, w.st, k) {
+				t.Errorf("the stray object %s is still there after the grace period", k)
+			}
+		}
+		for _, k := range append([]string{kept}, foreign...) {
+			if !present(t, w.st, k) {
+				t.Errorf("%s was deleted", k)
+			}
+		}
+		if n := report.Deleted[KindSignature].Objects; n < len(stray) {
+			t.Errorf("report counts %d signatures deleted, want at least %d:\n%s", n, len(stray), report)
+		}
+	})
+}

@@ -20,23 +20,26 @@ type Approval struct {
 	Key        string                // the record's key
 	Stored     []byte                // the record's stored bytes, which a signature covers
 	Signatures []*signature.Envelope // the record's signatures, in key ID order, unverified
+	// Stray are the objects among its signatures that are not signatures
+	// (see ReadStored): ignored, and named when none passes.
+	Stray []*signature.StoredError
 }
 
 // ReadApproval reads the published version name@version and its
 // signatures. A version that is not published is store.ErrNotFound; a
-// record that does not read back, or an object among its signatures that
-// is not one, is a *TamperedError.
+// record that does not read back is a *TamperedError; an object among its
+// signatures that is not one is in Stray.
 func ReadApproval(ctx context.Context, b store.Backend, name, version string) (*Approval, error) {
 	rec, raw, err := GetStored(ctx, b, name, version)
 	if err != nil {
 		return nil, err
 	}
 	key := VersionKey(name, version)
-	envs, err := ReadSignatures(ctx, b, key, digest.Bytes(raw))
+	envs, stray, err := ReadStored(ctx, b, key, digest.Bytes(raw))
 	if err != nil {
 		return nil, err
 	}
-	return &Approval{Record: rec, Key: key, Stored: raw, Signatures: envs}, nil
+	return &Approval{Record: rec, Key: key, Stored: raw, Signatures: envs, Stray: stray}, nil
 }
 
 // Digest is the sha256 of the record's stored bytes: what its signatures
@@ -51,7 +54,7 @@ func (a *Approval) Digest() digest.Sum { return digest.Bytes(a.Stored) }
 // key (unsigned, signed by another key, or carrying a signature of
 // another record) is refused.
 func (a *Approval) CheckTrusted(trusted []*signature.Verifier) error {
-	return judge(a.Signatures, trusted, true, a.Key, a.Digest())
+	return judge(a.Signatures, a.Stray, trusted, true, a.Key, a.Digest())
 }
 
 // DigestMismatchError is a record whose stored bytes are not the ones the

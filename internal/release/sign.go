@@ -7,7 +7,6 @@ package release
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -76,16 +75,18 @@ func VerifySignature(env *signature.Envelope, trusted []*signature.Verifier, key
 }
 
 // ReadSignatures reads the signatures of the record at recordKey whose
-// stored bytes have the sha256 recordDigest, in key ID order, unverified
-// (see signature.ReadSignatures). An object there that is not a signature
-// is a *TamperedError.
+// stored bytes have the sha256 recordDigest, in key ID order, unverified,
+// skipping stray objects that are not signatures (see ReadStored).
 func ReadSignatures(ctx context.Context, b store.Backend, recordKey string, recordDigest digest.Sum) ([]*signature.Envelope, error) {
-	envs, err := signature.ReadSignatures(ctx, b, recordKey, recordDigest)
-	var bad *signature.StoredError
-	if errors.As(err, &bad) {
-		return nil, &TamperedError{Key: bad.Key, Detail: bad.Detail}
-	}
-	return envs, err
+	return signature.ReadSignatures(ctx, b, recordKey, recordDigest)
+}
+
+// ReadStored reads the signatures of the record at recordKey whose stored
+// bytes have the sha256 recordDigest, unverified, and the stray objects
+// beside them that are not signatures (see signature.ReadStored): a stray
+// object never hides a valid signature.
+func ReadStored(ctx context.Context, b store.Backend, recordKey string, recordDigest digest.Sum) ([]*signature.Envelope, []*signature.StoredError, error) {
+	return signature.ReadStored(ctx, b, recordKey, recordDigest)
 }
 
 // sign signs the record at key with the operation's signer, if any.
@@ -138,8 +139,8 @@ func (o options) signFound(ctx context.Context, b store.Backend, key string, bod
 		return o.sign(ctx, b, key, body, kind, extra)
 	}
 	sum := digest.Bytes(body)
-	envs, err := ReadSignatures(ctx, b, key, sum)
-	if err != nil && !errors.As(err, new(*TamperedError)) {
+	envs, err := ReadSignatures(ctx, b, key, sum) // stray objects beside them skipped
+	if err != nil {
 		return &SignatureError{Key: key, Err: err}
 	}
 	for _, env := range envs {

@@ -51,9 +51,10 @@ type trustKey struct {
 }
 
 type trustResult struct {
-	once sync.Once
-	envs []*signature.Envelope // the record's signatures, read once
-	err  error                 // the general policy's verdict, or the read's error
+	once  sync.Once
+	envs  []*signature.Envelope // the record's signatures, read once
+	stray []*signature.StoredError
+	err   error // the general policy's verdict, or the read's error
 }
 
 // NewTrust returns a policy trusting keys; require refuses unsigned
@@ -93,6 +94,30 @@ type UntrustedRecordError struct {
 	// Others are the keys of other records refused by the same read (a
 	// list of versions, a channel's history), sorted as read.
 	Others []string
+	// Stray are the objects among the record's signatures that are not
+	// signatures (junk someone stored there): each ignored, and named.
+	Stray []*signature.StoredError
+}
+
+// maxStrayShown bounds how many stray objects a message names.
+const maxStrayShown = 10
+
+// strayText names the stray objects of a record refused, and says what
+// they are.
+func strayText(stray []*signature.StoredError) string {
+	if len(stray) == 0 {
+		return ""
+	}
+	var parts []string
+	for i, s := range stray {
+		if i == maxStrayShown {
+			parts = append(parts, fmt.Sprintf("and %d more", len(stray)-maxStrayShown))
+			break
+		}
+		parts = append(parts, s.Error())
+	}
+	return fmt.Sprintf(". Stored among its signatures, and ignored: %s. Those objects are not signatures and count for nothing either way: "+
+		"delete the stray objects from the store (and nothing else), or ignore them", strings.Join(parts, "; "))
 }
 
 // action reports whether the record refused is a build action record.
@@ -106,9 +131,12 @@ func (e *UntrustedRecordError) Error() string {
 	if e.action() {
 		b.WriteString("build cache hit refused: ")
 	}
-	if e.Unsigned {
+	switch {
+	case e.Unsigned:
 		fmt.Fprintf(&b, "the record %s has no signature, and the trust policy requires one (require_signatures)", e.Key)
-	} else {
+	case len(e.Found) == 0:
+		fmt.Fprintf(&b, "the record %s has no valid signature by a trusted key: it has no signature", e.Key)
+	default:
 		fmt.Fprintf(&b, "the record %s has no valid signature by a trusted key: its signatures name key IDs %s", e.Key, strings.Join(e.Found, ", "))
 		if len(e.Invalid) > 0 {
 			fmt.Fprintf(&b, "; those of trusted keys %s do not verify or name another record (the record or its signature was altered)",
@@ -129,6 +157,7 @@ func (e *UntrustedRecordError) Error() string {
 			b.WriteString(", …")
 		}
 	}
+	b.WriteString(strayText(e.Stray))
 	if e.action() {
 		b.WriteString(". A build record is used only when a trusted key signed it (its provenance): if its signer should be trusted, " +
 			"add that key's public key to the provider's trust.keys; otherwise it may be poisoned (right key, another output): " +
@@ -182,7 +211,7 @@ func (t *Trust) result(ctx context.Context, b store.Backend, key string, sum dig
 		t.done[k] = r
 	}
 	t.mu.Unlock()
-	r.once.Do(func() { r.envs, r.err = t.check(ctx, b, key, sum) })
+	r.once.Do(func() { r.envs, r.stray, r.err = t.check(ctx, b, key, sum) })
 	if r.err != nil && !errors.As(r.err, new(*UntrustedRecordError)) {
 		// A failure of the store is not remembered: the next reader tries again.
 		t.mu.Lock()
@@ -222,31 +251,29 @@ func (t *Trust) CheckMove(ctx context.Context, b store.Backend, m *Move) error {
 	return t.Check(ctx, b, moveKey(m.Release, m.Channel, m.Seq), digest.Bytes(m.encode()))
 }
 
-func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum digest.Sum) ([]*signature.Envelope, error) {
-	envs, err := ReadSignatures(ctx, b, key, sum)
+func (t *Trust) check(ctx context.Context, b store.Backend, key string, sum digest.Sum) ([]*signature.Envelope, []*signature.StoredError, error) {
+	envs, stray, err := ReadStored(ctx, b, key, sum)
 	if err != nil {
-		var te *TamperedError
-		if errors.As(err, &te) {
-			return nil, &UntrustedRecordError{Key: key, Detail: te.Error()}
-		}
-		return nil, fmt.Errorf("reading the signatures of %s: %w", key, err)
+		return nil, nil, fmt.Errorf("reading the signatures of %s: %w", key, err)
 	}
-	return envs, judge(envs, t.trusted(), t.Require, key, sum)
+	return envs, stray, judge(envs, stray, t.trusted(), t.Require, key, sum)
 }
 
 // judge is the verdict on the record at key, whose stored bytes have the
-// sha256 sum, carrying the signatures envs: nil when one of them is a
-// valid signature by a key of trusted about exactly this record (with its
-// family's predicate type), or when there are none and require is false;
-// otherwise an *UntrustedRecordError.
-func judge(envs []*signature.Envelope, trusted []*signature.Verifier, require bool, key string, sum digest.Sum) error {
+// sha256 sum, carrying the signatures envs and, beside them, the stray
+// objects stray (which are not signatures, and count for nothing): nil
+// when one of envs is a valid signature by a key of trusted about exactly
+// this record (with its family's predicate type), or when there are none
+// and require is false; otherwise an *UntrustedRecordError naming the
+// strays too.
+func judge(envs []*signature.Envelope, stray []*signature.StoredError, trusted []*signature.Verifier, require bool, key string, sum digest.Sum) error {
 	if len(envs) == 0 {
 		if require {
-			return &UntrustedRecordError{Key: key, Unsigned: true}
+			return &UntrustedRecordError{Key: key, Unsigned: true, Stray: stray}
 		}
 		return nil
 	}
-	e := &UntrustedRecordError{Key: key}
+	e := &UntrustedRecordError{Key: key, Stray: stray}
 	var details []string
 	for _, env := range envs {
 		for _, s := range env.Signatures {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // RecordPredicateType is the predicate type of a plain record's statement
@@ -58,16 +59,18 @@ func RecordKind(key string) string {
 // subjects is far below it).
 const MaxStoredSize = 1 << 20
 
-// StoredError is an object under the signatures folder that is not a
-// signature the provider wrote: not a signature key, too large, or not a
-// DSSE envelope.
+// StoredError is an object in a record's signature folder that is not a
+// signature the provider can use: its name is not a key ID, it cannot be
+// read, it is too large, or it is not a DSSE envelope. Readers skip it (a
+// stray object hides no valid signature beside it) and name it when no
+// signature passes.
 type StoredError struct {
 	Key    string
 	Detail string
 }
 
 func (e *StoredError) Error() string {
-	return fmt.Sprintf("the signature %s was altered after it was written: %s", e.Key, e.Detail)
+	return fmt.Sprintf("%s is not a signature: %s", usertext.Quote(e.Key), e.Detail)
 }
 
 // SignRecord signs the record stored at key, which must hold exactly want
@@ -149,30 +152,49 @@ func VerifyRecord(env *Envelope, trusted []*Verifier, key string, sum digest.Sum
 }
 
 // ReadSignatures reads the signatures of the record at recordKey whose
-// stored bytes have the sha256 recordDigest, in key ID order. They are not
-// verified: a reader checks each with VerifyRecord against the keys it
-// trusts. An object in the record's signature folder that is not a
-// signature is a *StoredError.
+// stored bytes have the sha256 recordDigest, in key ID order, skipping
+// whatever there is not one (see ReadStored, which returns those too).
 func ReadSignatures(ctx context.Context, b store.Backend, recordKey string, recordDigest digest.Sum) ([]*Envelope, error) {
+	envs, _, err := ReadStored(ctx, b, recordKey, recordDigest)
+	return envs, err
+}
+
+// ReadStored reads what the signature folder of the record at recordKey,
+// whose stored bytes have the sha256 recordDigest, holds: its signatures,
+// in key ID order, unverified (a reader checks each with VerifyRecord
+// against the keys it trusts), and the stray objects that are not
+// signatures (a name that is not a key ID, an object that cannot be read,
+// is larger than MaxStoredSize or is no DSSE envelope), each a
+// *StoredError. A stray object hides nothing: a record passes when one of
+// its signatures does (DSSE's any-of rule), whatever lies beside it. err
+// is the store's failure to list the folder, or ctx's.
+func ReadStored(ctx context.Context, b store.Backend, recordKey string, recordDigest digest.Sum) (envs []*Envelope, stray []*StoredError, err error) {
 	keys, err := b.List(ctx, store.SignaturesPrefix(recordDigest))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var envs []*Envelope
 	for _, k := range keys {
 		if sk, ok := store.ParseKey(k); !ok || sk.Family != store.FamilySignature {
-			return nil, &StoredError{Key: k, Detail: fmt.Sprintf("it is not a signature of %s the provider wrote", recordKey)}
+			stray = append(stray, &StoredError{Key: k, Detail: "its name is not a key ID (a signature is stored under its signer's key ID)"})
+			continue
 		}
 		env, err := readStored(ctx, b, k)
-		if errors.Is(err, store.ErrNotFound) {
+		var bad *StoredError
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			continue // deleted since it was listed (its record collected)
-		}
-		if err != nil {
-			return nil, err
+		case errors.As(err, &bad):
+			stray = append(stray, bad)
+			continue
+		case ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case err != nil:
+			stray = append(stray, &StoredError{Key: k, Detail: "it cannot be read: " + err.Error()})
+			continue
 		}
 		envs = append(envs, env)
 	}
-	return envs, nil
+	return envs, stray, nil
 }
 
 // readStored reads the envelope stored at key, a signature key: it must

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,11 +75,31 @@ func TestSignRecord(t *testing.T) {
 		t.Error("accepted with an untrusted key")
 	}
 
-	// Something under the record's signatures that is not an envelope.
-	putRecord(t, b, store.SignatureKey(sum, newSigner(t, ECDSAP256).KeyID()), []byte("not json"))
-	var bad *StoredError
-	if _, err := ReadSignatures(ctx, b, key, sum); !errors.As(err, &bad) {
-		t.Fatalf("a garbled signature: %v, want *StoredError", err)
+	// Beside it, something that is not an envelope, something too large
+	// and something not named by a key ID: each a stray object, which
+	// hides not the signature beside it.
+	garbled := store.SignatureKey(sum, newSigner(t, ECDSAP256).KeyID())
+	putRecord(t, b, garbled, []byte("not json"))
+	large := store.SignatureKey(sum, newSigner(t, ECDSAP256).KeyID())
+	putRecord(t, b, large, bytes.Repeat([]byte(" "), MaxStoredSize+1))
+	junk := store.SignaturesPrefix(sum) + "zzzz\x1b[31m"
+	putRecord(t, b, junk, []byte("junk"))
+	envs, stray, err := ReadStored(ctx, b, key, sum)
+	if err != nil || len(envs) != 1 || envs[0].Signatures[0].Sig != env.Signatures[0].Sig {
+		t.Fatalf("ReadStored beside stray objects: %d signatures, %v; want the one signature", len(envs), err)
+	}
+	var got []string
+	for _, s := range stray {
+		got = append(got, s.Key)
+	}
+	slices.Sort(got)
+	if want := []string{garbled, large, junk}; !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Fatalf("stray objects %q, want %q", got, want)
+	}
+	for _, s := range stray {
+		if strings.ContainsRune(s.Error(), 0x1b) {
+			t.Errorf("a stray object's name printed raw: %q", s.Error())
+		}
 	}
 }
 
@@ -162,8 +183,9 @@ func TestVerifyRecordChecksKind(t *testing.T) {
 // TestStoredSignatureShape: a stored envelope must hold exactly one
 // signature, whose keyid is the key ID it is stored under. Extra
 // signatures (thousands with an empty keyid would each be tried against
-// every trusted key), an empty keyid or another key's ID is a
-// *StoredError, though the envelope also holds the key's valid signature.
+// every trusted key), an empty keyid or another key's ID is a stray
+// object (a *StoredError), though the envelope also holds the key's valid
+// signature.
 func TestStoredSignatureShape(t *testing.T) {
 	ctx := context.Background()
 	s := newSigner(t, Ed25519)
@@ -197,10 +219,12 @@ func TestStoredSignatureShape(t *testing.T) {
 				t.Fatal(err)
 			}
 			putRecord(t, b, store.SignatureKey(sum, s.KeyID()), raw)
-			var bad *StoredError
-			if _, err := ReadSignatures(ctx, b, key, sum); !errors.As(err, &bad) || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("ReadSignatures: %v, want a *StoredError saying %q", err, c.want)
+			// A stray object: no signature read, and named.
+			envs, stray, err := ReadStored(ctx, b, key, sum)
+			if err != nil || len(envs) != 0 || len(stray) != 1 || !strings.Contains(stray[0].Error(), c.want) {
+				t.Fatalf("ReadStored: %d signatures, %v, %v; want one stray object saying %q", len(envs), stray, err, c.want)
 			}
+			var bad *StoredError
 			// Signing again meets it and refuses it, overwriting nothing.
 			if _, err := SignRecord(ctx, b, s, key, body, RecordPredicateType, RecordPredicate{Kind: KindRelease}, nil); !errors.As(err, &bad) {
 				t.Fatalf("SignRecord over it: %v, want a *StoredError", err)

@@ -167,8 +167,8 @@ func printApproval(out io.Writer, a *release.Approval, trusted []*signature.Veri
 	list("artifacts", r.Artifacts)
 	list("images", r.Images)
 	list("metadata", r.Metadata)
-	lines, _, _, _ := signatureStatus(a.Signatures, trusted, a.Key, a.Digest())
-	fmt.Fprintf(&w, "signatures (%d):\n", len(lines))
+	lines, _, _, _ := signatureStatus(a.Signatures, a.Stray, trusted, a.Key, a.Digest())
+	fmt.Fprintf(&w, "signatures (%d):\n", len(lines)-len(a.Stray))
 	for _, l := range lines {
 		w.WriteString(usertext.Escape(l) + "\n")
 	}
@@ -194,6 +194,10 @@ func untrustedError(name, version string, err error) error {
 		if ue.Detail != "" {
 			why += " (" + usertext.Show(ue.Detail) + ")"
 		}
+	}
+	if len(ue.Stray) > 0 {
+		why += fmt.Sprintf("; the %d objects listed above as ignored are not signatures and count for nothing either way "+
+			"(delete them from the store, or ignore them)", len(ue.Stray))
 	}
 	return fmt.Errorf("refused, nothing signed: %s@%s (%s) carries no valid signature by a key given with --trusted-key: %s. "+
 		"It may have been written by someone who can write the store but does not hold your publisher's key. "+

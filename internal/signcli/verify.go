@@ -14,6 +14,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 const verifyUsage = `Usage: terraform-provider-immutable verify --store URL --release NAME@VERSION --trusted-key FILE [--trusted-key FILE...]
@@ -133,8 +134,11 @@ func loadTrusted(files keyFiles) ([]*signature.Verifier, error) {
 // signatureStatus says of each signature of the record at key (stored
 // bytes with the sha256 sum) whether its key is trusted and, if so,
 // whether it verifies: one line each, and the key IDs of the valid, the
-// untrusted and the invalid ones (a trusted key's with its name: Label).
-func signatureStatus(envs []*signature.Envelope, trusted []*signature.Verifier, key string, sum digest.Sum) (lines, valid, untrusted, invalid []string) {
+// untrusted and the invalid ones (a trusted key's with its name: Label);
+// then a line for each stray object beside them that is not a signature
+// (ignored). What the store holds (key IDs, names) is shown through
+// usertext.Show.
+func signatureStatus(envs []*signature.Envelope, stray []*signature.StoredError, trusted []*signature.Verifier, key string, sum digest.Sum) (lines, valid, untrusted, invalid []string) {
 	ids := map[string]*signature.Verifier{}
 	for _, v := range trusted {
 		if ids[v.KeyID()] == nil {
@@ -145,8 +149,8 @@ func signatureStatus(envs []*signature.Envelope, trusted []*signature.Verifier, 
 		for _, sig := range env.Signatures {
 			one := *env
 			one.Signatures = []dsse.Signature{sig}
-			id := sig.KeyID
-			if id == "" {
+			id := usertext.Show(sig.KeyID)
+			if sig.KeyID == "" {
 				id = "(none)"
 			}
 			if sig.KeyID != "" && ids[sig.KeyID] == nil {
@@ -159,26 +163,30 @@ func signatureStatus(envs []*signature.Envelope, trusted []*signature.Verifier, 
 			}
 			if err := release.VerifySignature(&one, trusted, key, sum); err != nil {
 				invalid = append(invalid, id)
-				lines = append(lines, fmt.Sprintf("  key ID %s: trusted, INVALID: %v", id, err))
+				lines = append(lines, fmt.Sprintf("  key ID %s: trusted, INVALID: %s", id, usertext.Escape(err.Error())))
 				continue
 			}
 			valid = append(valid, id)
 			lines = append(lines, fmt.Sprintf("  key ID %s: trusted, valid", id))
 		}
 	}
+	for _, s := range stray {
+		lines = append(lines, fmt.Sprintf("  %s: not a signature, ignored (%s)", usertext.Quote(s.Key), usertext.Escape(s.Detail)))
+	}
 	return lines, valid, untrusted, invalid
 }
 
 // check prints the signatures of the record stored at key as raw, and
-// returns nil when one by a trusted key verifies, else why not.
+// returns nil when one by a trusted key verifies, else why not. Stray
+// objects beside them (not signatures) are listed, and hide nothing.
 func check(ctx context.Context, b store.Backend, out io.Writer, label, key string, raw []byte, trusted []*signature.Verifier) error {
 	sum := digest.Bytes(raw)
-	envs, err := release.ReadSignatures(ctx, b, key, sum)
+	envs, stray, err := release.ReadStored(ctx, b, key, sum)
 	if err != nil {
 		return err
 	}
-	lines, valid, untrusted, invalid := signatureStatus(envs, trusted, key, sum)
-	if _, err := fmt.Fprintf(out, "%s (%s, %s): %d signatures\n", label, key, sum, len(lines)); err != nil {
+	lines, valid, untrusted, invalid := signatureStatus(envs, stray, trusted, key, sum)
+	if _, err := fmt.Fprintf(out, "%s (%s, %s): %d signatures\n", label, key, sum, len(lines)-len(stray)); err != nil {
 		return err
 	}
 	for _, l := range lines {
@@ -191,13 +199,16 @@ func check(ctx context.Context, b store.Backend, out io.Writer, label, key strin
 	}
 	var why []string
 	switch {
-	case len(lines) == 0:
+	case len(lines) == len(stray):
 		why = append(why, "it has no signatures")
 	case len(untrusted) > 0:
 		why = append(why, "it is signed only by keys not trusted: key IDs "+strings.Join(slices.Compact(slices.Sorted(slices.Values(untrusted))), ", "))
 	}
 	if len(invalid) > 0 {
 		why = append(why, "the signatures of trusted keys "+strings.Join(invalid, ", ")+" do not verify (the record or its signature was altered, or the signature is of another record)")
+	}
+	if len(stray) > 0 {
+		why = append(why, fmt.Sprintf("the %d objects listed as ignored are not signatures and count for nothing either way: delete them from the store (and nothing else), or ignore them", len(stray)))
 	}
 	return errors.New(label + " is not signed by a trusted key: " + strings.Join(why, "; ") +
 		". Have a trusted key sign it (terraform-provider-immutable sign), or, if the key IDs above are yours, give their public keys with --trusted-key")

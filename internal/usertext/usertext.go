@@ -85,6 +85,17 @@ func Show(s string) string {
 	return b.String()
 }
 
+// Quote returns s in double quotes, each refused character written as an
+// escape and each quote and backslash escaped, as Show writes text it
+// quotes: for a name read from the store, quoted whatever it holds.
+func Quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	escape(&b, s, true)
+	b.WriteByte('"')
+	return b.String()
+}
+
 // Escape returns a line of a program's output to print among other text
 // (the last lines of a failed build step): each character Check refuses
 // written as an escape (\u001B, \xFF, \u202E), but for tabs, which are

@@ -208,3 +208,18 @@ func TestEscape(t *testing.T) {
 		}
 	}
 }
+
+// TestQuote: a name is quoted whatever it holds, its refused characters,
+// quotes and backslashes escaped.
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"zzzz":                   `"zzzz"`,
+		"a\"b\\c":                `"a\"b\\c"`,
+		"\x1b[31mEVIL\u202e":     `"\u001B[31mEVIL\u202E"`,
+		"caf\u00e9 \U0001F600\n": "\"caf\u00e9 \U0001F600\\n\"",
+	} {
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
