@@ -104,6 +104,19 @@ func isolateCredentials(t *testing.T) {
 // password or a basic-auth header made of one.
 func secretFreeLogs(t *testing.T) {
 	t.Helper()
+	var secrets []string
+	for _, p := range []string{registryPassword, registryWrongPass} {
+		secrets = append(secrets, p, base64.StdEncoding.EncodeToString([]byte(registryUser+":"+p)))
+	}
+	secrets = append(secrets, "§")
+	secretFreeLogsOf(t, []string{"ApplyResourceChange", "sdk.framework"}, secrets)
+}
+
+// secretFreeLogsOf makes tofu and the provider log at TRACE into a
+// directory for the test, and at its end fails if the logs lack any of
+// want (they were not captured) or a line holds any of secrets.
+func secretFreeLogsOf(t *testing.T, want, secrets []string) {
+	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("TF_ACC_LOG", "TRACE")
 	t.Setenv("TF_LOG", "TRACE")
@@ -120,16 +133,11 @@ func secretFreeLogs(t *testing.T) {
 		}
 		log := all.String()
 		// The logs are there, tofu's and the provider's.
-		for _, want := range []string{"ApplyResourceChange", "sdk.framework"} {
+		for _, want := range want {
 			if !strings.Contains(log, want) {
 				t.Errorf("the TRACE logs (%d files, %d bytes) lack %q: not captured", len(files), len(log), want)
 			}
 		}
-		var secrets []string
-		for _, p := range []string{registryPassword, registryWrongPass} {
-			secrets = append(secrets, p, base64.StdEncoding.EncodeToString([]byte(registryUser+":"+p)))
-		}
-		secrets = append(secrets, "§")
 		for _, line := range strings.Split(log, "\n") {
 			leaked := false
 			for _, s := range secrets {
@@ -139,7 +147,7 @@ func secretFreeLogs(t *testing.T) {
 				}
 			}
 			if leaked {
-				t.Errorf("a TRACE log line holds a password or its basic-auth header: %.400s", line)
+				t.Errorf("a TRACE log line holds a secret: %.400s", line)
 			}
 		}
 	})

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -47,6 +49,14 @@ func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
 	switch env, file := os.Getenv(EnvSigningKey), os.Getenv(EnvSigningKeyFile); {
 	case !attr.IsNull():
 		p := attr.ValueString()
+		if looksLikeKey(p) {
+			diags.AddAttributeError(at, "Signing key given instead of its path",
+				"signing_key holds what looks like a key (PEM text, several lines, or a long run of base64), not a path; "+
+					"its value is not shown here. signing_key takes a path to the key file; to pass the PEM itself use the "+
+					EnvSigningKey+" environment variable (file(...) in the configuration puts the key in plain text in the "+
+					"configuration and the plan's logs).")
+			return nil, diags
+		}
 		source = fmt.Sprintf("the file %q that signing_key names", p)
 		b, err := os.ReadFile(p) //nolint:gosec // the user's own key file, by design
 		if err != nil {
@@ -62,8 +72,21 @@ func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
 				"which takes precedence over both).", EnvSigningKey, EnvSigningKeyFile))
 		return nil, diags
 	case env != "":
+		if !strings.Contains(env, "-----BEGIN") && !looksLikeKey(env) {
+			diags.AddAttributeError(at, "Signing key path given instead of the key",
+				fmt.Sprintf("%s holds no PEM block (\"-----BEGIN PRIVATE KEY-----\"): it looks like a path. %s takes the PEM "+
+					"text of the key itself: for a path to the key file, use %s or signing_key instead.", EnvSigningKey, EnvSigningKey, EnvSigningKeyFile))
+			return nil, diags
+		}
 		pem, source = []byte(env), "the "+EnvSigningKey+" environment variable"
 	case file != "":
+		if looksLikeKey(file) {
+			diags.AddAttributeError(at, "Signing key given instead of its path",
+				fmt.Sprintf("%s holds what looks like a key (PEM text, several lines, or a long run of base64), not a path; "+
+					"its value is not shown here. %s takes a path to the key file; to pass the PEM itself use the %s "+
+					"environment variable.", EnvSigningKeyFile, EnvSigningKeyFile, EnvSigningKey))
+			return nil, diags
+		}
 		source = fmt.Sprintf("the file %q that %s names", file, EnvSigningKeyFile)
 		b, err := os.ReadFile(file) //nolint:gosec // the user's own key file, by design
 		if err != nil {
@@ -124,6 +147,22 @@ func loadBuilderID(attr types.String) (string, diag.Diagnostics) {
 		return "", diags
 	}
 	return id, nil
+}
+
+// maxKeyPath is the length past which a signing key's path is taken for
+// a key (no one names a key file with 256 characters; a PEM key has more).
+const maxKeyPath = 256
+
+// base64Run is a run of base64 a path would not be: a key's DER pasted
+// without its PEM lines.
+var base64Run = regexp.MustCompile(`^[A-Za-z0-9+/]{40,}={0,2}$`)
+
+// looksLikeKey reports whether s, given where a path to a key file is
+// expected, is more likely the key itself: PEM text, several lines, a
+// value longer than any path, or a long run of base64. Such a value is
+// never echoed in a message.
+func looksLikeKey(s string) bool {
+	return strings.Contains(s, "-----BEGIN") || strings.ContainsAny(s, "\r\n") || len(s) > maxKeyPath || base64Run.MatchString(s)
 }
 
 // pathErr is err without the *fs.PathError's path, which the message
