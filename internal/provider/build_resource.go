@@ -273,6 +273,9 @@ func (r *BuildResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 			return
 		}
 	}
+	if plan.Digest.IsUnknown() && r.data.buildCache == CacheReadWrite && r.data.writesRefused() {
+		resp.Diagnostics.Append(unsignedBuildWarning()) // the step runs: its record is not written
+	}
 	plan.setLocations(r.storeOrNil())
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
@@ -471,7 +474,7 @@ func (r *BuildResource) build(ctx context.Context, m *buildModel) (actioncache.O
 	}
 
 	step := actioncache.Step{
-		Job: job, Check: m.CheckReproducible.ValueBool(), Mode: r.data.buildCache,
+		Job: job, Check: m.CheckReproducible.ValueBool(), Mode: r.data.buildCacheMode(),
 		Prepare: func(ctx context.Context) error {
 			tflog.Info(ctx, "running a build step", map[string]any{"key": key.String(), "command": job.Spec.Command})
 			if d := r.storeLocals(ctx, locals); d.HasError() {

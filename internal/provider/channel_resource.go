@@ -299,6 +299,11 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			return
 		}
 	}
+	if r.data.writesRefused() {
+		// Last: what is wrong with the move itself is said first.
+		resp.Diagnostics.Append(unsignedWriteError("channel move"))
+		return
+	}
 	to, diags := r.planTarget(ctx, &plan, previous)
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return

@@ -248,6 +248,10 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(releaseError(r.data.store, c.Name, err))
 		return
 	}
+	if p.Adopted == nil && r.data.writesRefused() {
+		resp.Diagnostics.Append(unsignedWriteError("release version"))
+		return
+	}
 	plan.setPlanned(c, p)
 	plan.ArtifactChanges, diags = r.artifactChanges(ctx, c, p.PreviousVersion)
 	resp.Diagnostics.Append(diags...)

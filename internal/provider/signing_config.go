@@ -180,3 +180,45 @@ func signatureError(err *release.SignatureError) diag.Diagnostic {
 		fmt.Sprintf("%s. The record stands (records are written once); apply again to sign it: the provider finds it "+
 			"and signs it then. If the signature already there is not this key's valid one, move it out of the store.", upperFirst(err.Error())))
 }
+
+// writesRefused reports whether a record this provider writes would be
+// refused by its own trust policy: the policy requires signatures
+// (trust.require_signatures, true unless set to false) and the provider
+// has no signing key, so what it writes goes unsigned, and this workspace
+// (and everyone under the same policy) refuses it when reading it back.
+func (d *providerData) writesRefused() bool {
+	return d != nil && d.signer == nil && d.trust.Enabled() && d.trust.Require
+}
+
+// buildCacheMode is the build cache's mode in effect: build_cache, but
+// read-only where a written build record would be refused (writesRefused):
+// the step runs and its output is used, and no record is written that
+// would stop every later plan's cache hit.
+func (d *providerData) buildCacheMode() actioncache.Mode {
+	if d.buildCache == CacheReadWrite && d.writesRefused() {
+		return CacheReadOnly
+	}
+	return d.buildCache
+}
+
+// unsignedBuildWarning says that a step run here will not be recorded.
+func unsignedBuildWarning() diag.Diagnostic {
+	return diag.NewWarningDiagnostic("Build record not written: no signing key",
+		"This step runs, and its output is used, but its build record is not written to the build cache: the provider "+
+			"has no signing_key, and its trust policy requires signatures (trust.require_signatures, true unless set to false), "+
+			"so an unsigned record would be refused by this workspace and by every other under the same policy, blocking "+
+			"their cache hit for this step. To record it, configure signing_key (or "+EnvSigningKey+" or "+EnvSigningKeyFile+
+			") with a trusted key; to silence this, set build_cache = \""+string(CacheReadOnly)+"\".")
+}
+
+// unsignedWriteError refuses, at plan, a record (what: "release version",
+// "channel move", "yank entry") the provider would write unsigned under a
+// policy that requires signatures (writesRefused). Nothing is written.
+func unsignedWriteError(what string) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Record would be unsigned",
+		fmt.Sprintf("This %s would be written without a signature: the provider has no signing_key, and its trust policy "+
+			"requires signatures (trust.require_signatures, true unless set to false). This workspace, and every other under "+
+			"the same policy, would refuse the record when reading it back. Nothing was written. Configure signing_key (or the "+
+			"%s or %s environment variable) with a key trust.keys trusts, or set trust.require_signatures = false while "+
+			"the store is still being signed.", what, EnvSigningKey, EnvSigningKeyFile))
+}

@@ -88,6 +88,11 @@ func (r *YankResource) Configure(_ context.Context, req resource.ConfigureReques
 
 // ModifyPlan refuses, at plan, a version that is not published.
 func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() && !req.State.Raw.IsNull() && r.data.writesRefused() {
+		// Destroying un-yanks: an entry written.
+		resp.Diagnostics.Append(unsignedWriteError("yank entry (the un-yank destroying it writes)"))
+		return
+	}
 	if req.Plan.Raw.IsNull() || r.data == nil {
 		return
 	}
@@ -105,6 +110,10 @@ func (r *YankResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		if resp.Diagnostics.Append(req.State.Get(ctx, prior)...); resp.Diagnostics.HasError() {
 			return
 		}
+	}
+	if (prior == nil || !prior.Reason.Equal(plan.Reason)) && r.data.writesRefused() {
+		resp.Diagnostics.Append(unsignedWriteError("yank entry"))
+		return
 	}
 	_, err := release.Get(ctx, r.data.store.Backend(), name, version)
 	switch {
