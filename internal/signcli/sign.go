@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/tmpfile"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
@@ -214,13 +216,14 @@ func showAll(ss []string) []string {
 	return out
 }
 
-const envelopeUsage = `Usage: terraform-provider-immutable envelope --store URL --release NAME@VERSION [--key-id ID] [--record-out FILE]
+const envelopeUsage = `Usage: terraform-provider-immutable envelope --store URL --release NAME@VERSION [--key-id ID] [--record-out FILE [--force]]
 
 Prints the DSSE envelopes of a release version's record to stdout, one
 JSON document a line (one per signing key; --key-id picks one), so that
 standard tools verify them. Nothing is verified here. --record-out writes
 the record's stored bytes, which the envelope's statement is about (its
-first subject is their sha256), to FILE. With cosign:
+first subject is their sha256), to FILE: a new file (--force replaces
+one), never one inside a file:// store. With cosign:
 
   terraform-provider-immutable envelope --store URL --release web@1.4.0 \
     --key-id ID --record-out record.json > envelope.json
@@ -234,7 +237,8 @@ Options:
 func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("envelope", envelopeUsage, "Reading envelopes needs s3:ListBucket and s3:GetObject on the store's prefix.", stderr)
 	keyID := c.fs.String("key-id", "", "print only the envelope signed by the key with this `ID`")
-	recordOut := c.fs.String("record-out", "", "write the record's stored bytes to `FILE` (the blob a verifier checks)")
+	recordOut := c.fs.String("record-out", "", "write the record's stored bytes to `FILE` (the blob a verifier checks); not an existing file, and never one inside a file:// store")
+	force := c.fs.Bool("force", false, "with --record-out, replace FILE if it exists")
 	if code, done := c.parse(args); done {
 		return code
 	}
@@ -246,10 +250,21 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if fi, err := os.Stat(filepath.Dir(*recordOut)); err != nil || !fi.IsDir() {
 			return c.fail(usagef("--record-out %s: its directory does not exist", *recordOut))
 		}
+		if fi, err := os.Lstat(*recordOut); err == nil && (!*force || fi.IsDir()) {
+			if fi.IsDir() {
+				return c.fail(usagef("--record-out %s is a directory: give the path of a file to write", *recordOut))
+			}
+			return c.fail(usagef("--record-out %s exists: give a new path, or --force to replace it", *recordOut))
+		}
 	}
 	b, err := c.open(ctx)
 	if err != nil {
 		return c.fail(err)
+	}
+	if fb, ok := b.(*filestore.Backend); ok && *recordOut != "" {
+		if err := outsideStore(*recordOut, fb.Root()); err != nil {
+			return c.fail(err)
+		}
 	}
 	_, raw, err := release.GetStored(ctx, b, name, version)
 	if err != nil {
@@ -276,10 +291,10 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case len(envs) == 0:
 		return c.fail(fmt.Errorf("%s@%s has no signatures (none stored under %s)", name, version, store.SignaturesPrefix(digest.Bytes(raw))))
 	case len(out) == 0:
-		return c.fail(fmt.Errorf("%s@%s has no signature by key ID %s; its signatures name key IDs %s", name, version, *keyID, strings.Join(found, ", ")))
+		return c.fail(fmt.Errorf("%s@%s has no signature by key ID %s; its signatures name key IDs %s", name, version, usertext.Show(*keyID), strings.Join(showAll(found), ", ")))
 	}
 	if *recordOut != "" {
-		if err := writeAtomic(*recordOut, raw); err != nil {
+		if err := writeAtomic(*recordOut, raw, *force); err != nil {
 			return c.fail(err)
 		}
 	}
@@ -295,9 +310,34 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return 0
 }
 
+// outsideStore returns a usage error when path lies in root, the
+// directory of a file:// store (through symbolic links too): --record-out
+// writes a copy for a verifier, never into the store, whose objects are
+// written once.
+func outsideStore(path, root string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return err
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(realRoot, filepath.Join(dir, filepath.Base(abs)))
+	if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return usagef("--record-out %s is inside the store %s: write the record's copy outside the store (its objects are written once)", path, root)
+	}
+	return nil
+}
+
 // writeAtomic writes b to path through a temporary file in its directory
-// and a rename: a reader never sees half of it.
-func writeAtomic(path string, b []byte) error {
+// and a link (or, with replace, a rename): a reader never sees half of it,
+// and, without replace, a file already at path is never overwritten.
+func writeAtomic(path string, b []byte, replace bool) error {
 	f, err := tmpfile.Create(filepath.Dir(path), ".record-out-")
 	if err != nil {
 		return err
@@ -309,11 +349,21 @@ func writeAtomic(path string, b []byte) error {
 	if err == nil {
 		err = os.Chmod(f.Name(), 0o644)
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case replace:
 		err = os.Rename(f.Name(), path)
+	default:
+		if err = os.Link(f.Name(), path); errors.Is(err, fs.ErrExist) {
+			err = usagef("--record-out %s exists (written since the command started): give a new path, or --force to replace it", path)
+		}
 	}
+	_ = os.Remove(f.Name()) // gone already after a rename; a link keeps path
 	if err != nil {
-		_ = os.Remove(f.Name()) // best effort: the write already failed
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return err
+		}
 		return fmt.Errorf("--record-out %s: %w", path, err)
 	}
 	return nil

@@ -1,6 +1,9 @@
 package signcli
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +12,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
 
 // TestSignChecksBeforeApproving: `sign` countersigns only a record it
@@ -131,4 +135,53 @@ func TestSignChecksBeforeApproving(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEnvelopeRecordOut: --record-out refuses a file that exists (exit 2,
+// left as it was) unless --force, which replaces it; and refuses, even
+// with --force, a path inside a file:// store, directly or through a
+// symbolic link, leaving the store's object and its mode as they were.
+// It overwrote any file, a store's record too (mode 0444 → 0644).
+func TestEnvelopeRecordOut(t *testing.T) {
+	root := t.TempDir()
+	b, err := filestore.New(root)
+	must(t, err)
+	dir := t.TempDir()
+	ci := newKey(t, dir, "ci", true)
+	publish(t, b, "1.0.0", ci)
+	publish(t, b, "2.0.0", ci)
+	flags := []string{"--store", "file://" + root, "--release", "web@1.0.0"}
+	record := stored(t, b, release.VersionKey("web", "1.0.0"))
+
+	out := filepath.Join(dir, "record.json")
+	must(t, os.WriteFile(out, []byte("mine\n"), 0o600))
+	code, stdout, stderr := run("envelope", append(flags, "--record-out", out)...)
+	if got, _ := os.ReadFile(out); code != 2 || string(got) != "mine\n" || !strings.Contains(stderr, "exists") || !strings.Contains(stderr, "--force") {
+		t.Fatalf("--record-out onto a file: exit %d, file %q\n%s%s", code, got, stdout, stderr)
+	}
+	code, stdout, stderr = run("envelope", append(flags, "--record-out", out, "--force")...)
+	if got, _ := os.ReadFile(out); code != 0 || !bytes.Equal(got, record) {
+		t.Fatalf("--record-out --force: exit %d, file %q\n%s%s", code, got, stdout, stderr)
+	}
+
+	inStore := filepath.Join(root, filepath.FromSlash(release.VersionKey("web", "2.0.0")))
+	before := stored(t, b, release.VersionKey("web", "2.0.0"))
+	fi, err := os.Stat(inStore)
+	must(t, err)
+	link := filepath.Join(t.TempDir(), "store-link")
+	must(t, os.Symlink(filepath.Join(root, "releases"), link))
+	for _, p := range []string{inStore, filepath.Join(root, "releases", "copy.json"), filepath.Join(link, "web", "versions", "2.0.0")} {
+		code, stdout, stderr = run("envelope", append(flags, "--record-out", p, "--force")...)
+		if code != 2 || !strings.Contains(stderr, "inside the store") {
+			t.Errorf("--record-out %s: exit %d\n%s%s", p, code, stdout, stderr)
+		}
+	}
+	after, err := os.Stat(inStore)
+	must(t, err)
+	if !bytes.Equal(stored(t, b, release.VersionKey("web", "2.0.0")), before) || after.Mode() != fi.Mode() {
+		t.Fatalf("the store's record changed: mode %v → %v", fi.Mode(), after.Mode())
+	}
+	if _, err := os.Stat(filepath.Join(root, "releases", "copy.json")); err == nil {
+		t.Fatal("a copy was written inside the store")
+	}
 }
