@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
@@ -61,27 +63,47 @@ func TestAccTrust_strayObjects(t *testing.T) {
 		_, rogue := writeSigningKey(t, t.TempDir())
 		ciPub := writePublicKey(t, t.TempDir(), "ci.pub", ci)
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-		publish := func(version string, s interface {
-			KeyID() string
-		}) (string, digest.Sum) {
+		publish := func(version string) (string, digest.Sum) {
 			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: version}, now)
 			must(t, err)
 			key := store.VersionKey("web", version)
 			return key, digest.Bytes(e.read(key))
 		}
 
-		good, goodSum := publish("1.0.0", ci)
+		good, goodSum := publish("1.0.0")
 		_, err := release.SignRecord(ctx, b, ci, good, e.read(good), release.KindRelease, nil)
 		must(t, err)
 		e.plant(store.SignaturesPrefix(goodSum)+"zzzz", []byte("junk\n"))
 		e.plant(store.SignaturesPrefix(goodSum)+e.evilName(), []byte("junk\n"))
 		e.plant(store.SignatureKey(goodSum, rogue.KeyID()), []byte("not an envelope"))
 
-		bad, badSum := publish("2.0.0", rogue)
+		bad, badSum := publish("2.0.0")
 		_, err = release.SignRecord(ctx, b, rogue, bad, e.read(bad), release.KindRelease, nil)
 		must(t, err)
 		e.plant(store.SignaturesPrefix(badSum)+e.evilName(), []byte("junk\n"))
 
+		// Beside 2.0.0, an envelope whose keyid is no key ID; 3.0.0
+		// carries CI's signature of a statement about a record whose name
+		// holds a right-to-left override.
+		_, other := writeSigningKey(t, t.TempDir())
+		env, err := release.SignRecord(ctx, b, other, good, e.read(good), release.KindRelease, nil)
+		must(t, err)
+		env.Signatures[0].KeyID = "EVIL\u202eID"
+		body, err := json.Marshal(env)
+		must(t, err)
+		e.plant(store.SignatureKey(badSum, other.KeyID()), body)
+		about, aboutSum := publish("3.0.0")
+		st, err := signature.NewStatement([]signature.Subject{{Name: good + "\u202e", Digest: goodSum}}, release.RecordPredicateType, release.RecordPredicate{Kind: release.KindRelease})
+		must(t, err)
+		env, err = signature.Sign(ci, st)
+		must(t, err)
+		body, err = json.Marshal(env)
+		must(t, err)
+		e.plant(store.SignatureKey(aboutSum, ci.KeyID()), body)
+
+		// An envelope whose keyid is not the key ID it is stored under is a
+		// stray object; its keyid is quoted.
+		evilID, rogueID := `names\s+key\s+ID\s+`+regexp.QuoteMeta(`"EVIL\u202eID"`), regexp.QuoteMeta(rogue.KeyID())
 		quoted := `EVIL[^\s]*` + regexp.QuoteMeta(`\u202E"`)
 		resource.Test(t, resource.TestCase{
 			ProtoV6ProviderFactories: protoV6,
@@ -92,8 +114,13 @@ func TestAccTrust_strayObjects(t *testing.T) {
 				},
 				{
 					Config: e.providerBlock(trustBlockConfig(true, ciPub)) + readRelease("2.0.0"),
-					ExpectError: regexp.MustCompile(`(?s)Untrusted record.*` + regexp.QuoteMeta(bad) + `.*` + regexp.QuoteMeta(rogue.KeyID()) +
-						`.*` + quoted + `\s+is\s+not\s+a\s+signature.*not\s+signatures.*delete\s+the\s+stray\s+objects`),
+					ExpectError: regexp.MustCompile(`(?s)Untrusted record.*` + regexp.QuoteMeta(bad) + `.*key\s+IDs\s+` + rogueID + `\.\s+Stored` +
+						`.*(` + evilID + `.*` + quoted + `\s+is\s+not\s+a\s+signature|` + quoted + `\s+is\s+not\s+a\s+signature.*` + evilID + `)` + // in key order
+						`.*not\s+signatures.*delete\s+the\s+stray\s+objects`),
+				},
+				{
+					Config:      e.providerBlock(trustBlockConfig(true, ciPub)) + readRelease("3.0.0"),
+					ExpectError: regexp.MustCompile(`(?s)Untrusted record.*` + regexp.QuoteMeta(about) + `.*but\s+about\s+` + regexp.QuoteMeta(`"`+good+`\u202E"`)),
 				},
 			},
 		})

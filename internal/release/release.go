@@ -183,7 +183,7 @@ func (e *TamperedError) Error() string {
 	case store.FamilyYank:
 		what = "the yank entry"
 	}
-	return fmt.Sprintf("%s %s was altered after it was published: %s", what, e.Key, e.Detail)
+	return fmt.Sprintf("%s %s was altered after it was published: %s", what, usertext.Show(e.Key), e.Detail)
 }
 
 // MaxRecordSize bounds a release record, in bytes: Publish (and

@@ -137,7 +137,7 @@ func (e *UntrustedRecordError) Error() string {
 	case len(e.Found) == 0:
 		fmt.Fprintf(&b, "the record %s has no valid signature by a trusted key: it has no signature", e.Key)
 	default:
-		fmt.Fprintf(&b, "the record %s has no valid signature by a trusted key: its signatures name key IDs %s", e.Key, strings.Join(e.Found, ", "))
+		fmt.Fprintf(&b, "the record %s has no valid signature by a trusted key: its signatures name key IDs %s", e.Key, signature.ShowKeyIDs(e.Found))
 		if len(e.Invalid) > 0 {
 			fmt.Fprintf(&b, "; those of trusted keys %s do not verify or name another record (the record or its signature was altered)",
 				strings.Join(e.Invalid, ", "))
@@ -339,7 +339,7 @@ type ChannelPolicyError struct {
 func (e *ChannelPolicyError) Error() string {
 	found := "it has no signature"
 	if len(e.Found) > 0 {
-		found = "its signatures name key IDs " + strings.Join(e.Found, ", ") + ", none of them a valid signature by those keys"
+		found = "its signatures name key IDs " + signature.ShowKeyIDs(e.Found) + ", none of them a valid signature by those keys"
 	}
 	return fmt.Sprintf("the channel %s takes only versions signed by key IDs %s (trust.channels[%q]), and %s@%s (%s) is not: %s. "+
 		"Have a holder of one of those keys approve it (`terraform-provider-immutable sign --key rm-key.pem --store STORE --release %s@%s "+

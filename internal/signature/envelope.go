@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // PayloadType is the DSSE payload type of an in-toto statement.
@@ -100,7 +102,7 @@ func (e *UntrustedError) Error() string {
 	case 0:
 		b.WriteString("no signature on the envelope")
 	default:
-		fmt.Fprintf(&b, "no valid signature by a trusted key (%d trusted); signatures name key IDs %s", e.Trusted, strings.Join(e.Found, ", "))
+		fmt.Fprintf(&b, "no valid signature by a trusted key (%d trusted); signatures name key IDs %s", e.Trusted, ShowKeyIDs(e.Found))
 	}
 	if len(e.Invalid) > 0 {
 		fmt.Fprintf(&b, "; the signatures of trusted keys %s do not verify: the record or its signature was altered", strings.Join(e.Invalid, ", "))
@@ -172,4 +174,15 @@ func Verify(env *Envelope, trusted []*Verifier) (*Statement, []string, error) {
 		return nil, nil, err
 	}
 	return st, signed, nil
+}
+
+// ShowKeyIDs lists key IDs as claimed by the store (an envelope's keyid
+// is whatever its writer put there), each through usertext.Show, so that
+// none can reorder or hide the text around it.
+func ShowKeyIDs(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = usertext.Show(id)
+	}
+	return strings.Join(out, ", ")
 }

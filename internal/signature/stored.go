@@ -146,7 +146,7 @@ func VerifyRecord(env *Envelope, trusted []*Verifier, key string, sum digest.Sum
 	}
 	if subs := st.Subjects(); subs[0].Name != key || subs[0].Digest != sum {
 		return nil, fmt.Errorf("its statement is not about %s with sha256 %s but about %s with sha256 %s (a signature copied or replayed from another record)",
-			key, sum.Hex(), subs[0].Name, subs[0].Digest.Hex())
+			key, sum.Hex(), usertext.Show(subs[0].Name), subs[0].Digest.Hex())
 	}
 	return st, nil
 }
