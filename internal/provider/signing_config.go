@@ -31,7 +31,9 @@ const signingKeyDescription = "Path of a private key, Ed25519 or ECDSA P-256, th
 	"line. Each record gets a DSSE envelope over an in-toto " +
 	"statement naming the record and the sha256 of its bytes, stored once beside it under `signatures/`; a record may " +
 	"carry several (one per key). Defaults to the `" + EnvSigningKey + "` environment variable (the PEM itself), then " +
-	"`" + EnvSigningKeyFile + "` (a path). The key is never stored in state or logged. Unset: nothing is signed."
+	"`" + EnvSigningKeyFile + "` (a path). The key is never stored in state or logged. Unset: nothing is signed; " +
+	"under a `trust` policy that requires signatures, build steps then run without being recorded, and publishing, " +
+	"moving a channel and yanking are refused at plan (the policy would refuse their unsigned records)."
 
 // loadSigner reads the signing key of the configuration (attr) or, unset,
 // of the environment: nil when there is none. Its diagnostics name the

@@ -117,7 +117,7 @@ func TestAccTrust_unsignedWritesRefused(t *testing.T) {
 		}
 		yank := "resource \"immutable_yank\" \"old\" {\n  name    = \"old\"\n  version = \"1.0.0\"\n  reason  = \"superseded\"\n}\n"
 		nothingWritten := func(*terraformState) error {
-			for _, prefix := range []string{"releases/web/", "channels/", "releases/old/yanks/"} {
+			for _, prefix := range []string{"releases/web/", "channels/old/prod/", "releases/old/yanks/"} {
 				if keys, err := b.List(ctx, prefix); err != nil || len(keys) > 0 {
 					return fmt.Errorf("written under %s: %v (%v)", prefix, keys, err)
 				}
@@ -127,9 +127,18 @@ func TestAccTrust_unsignedWritesRefused(t *testing.T) {
 		channel := func(version string) string {
 			return fmt.Sprintf("resource \"immutable_channel\" \"c\" {\n  release = \"old\"\n  channel = \"prod\"\n  version = %q\n}\n", version)
 		}
+		// An unsigned move, written before the policy: reading it says how
+		// a move gets signed (not with `sign`, which takes release versions only).
+		_, err = release.WriteMove(ctx, b, "old", "beta", 0, "", "1.0.0", "", time.Now())
+		must(t, err)
+		beta := "data \"immutable_channel\" \"beta\" {\n  release = \"old\"\n  channel = \"beta\"\n}\n"
 		resource.Test(t, resource.TestCase{
 			ProtoV6ProviderFactories: protoV6,
 			Steps: []resource.TestStep{
+				{
+					Config: e.providerBlock(required) + beta,
+					ExpectError: regexp.MustCompile(`(?s)Untrusted record.*channels/old/beta.*move\s+the\s+channel\s+\(immutable_channel\)\s+with\s+a\s+trusted\s+signing_key`),
+				},
 				{Config: e.signedConfig(required, ""), ExpectError: refused("release version"), Check: nothingWritten},
 				{Config: e.providerBlock(required) + yank, ExpectError: refused("yank entry")},
 				{Config: e.providerBlock(required) + channel("1.0.0"), ExpectError: refused("channel move")},

@@ -198,7 +198,9 @@ func TestVerifyChannel(t *testing.T) {
 	must(t, err)
 	args := []string{"--store", "file://" + root, "--channel", "web/prod", "--trusted-key", ci.pub}
 	code, stdout, stderr := run("verify", args...)
-	if code != 1 || !strings.Contains(stderr, "move 1 of web/prod (to 1.0.0) is not signed by a trusted key: it has no signatures") {
+	// sign takes no move: the message says how a move gets signed.
+	if code != 1 || !strings.Contains(stderr, "move 1 of web/prod (to 1.0.0) is not signed by a trusted key: it has no signatures") ||
+		!strings.Contains(stderr, "move the channel again") || strings.Contains(stderr, "(terraform-provider-immutable sign") {
 		t.Fatalf("unsigned move: exit %d\n%s%s", code, stdout, stderr)
 	}
 	_, err = release.SignRecord(ctx, b, ci.s, store.MoveKey("web", "prod", 1), m.Stored(), release.KindMove, nil)

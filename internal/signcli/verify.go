@@ -210,6 +210,12 @@ func check(ctx context.Context, b store.Backend, out io.Writer, label, key strin
 	if len(stray) > 0 {
 		why = append(why, fmt.Sprintf("the %d objects listed as ignored are not signatures and count for nothing either way: delete them from the store (and nothing else), or ignore them", len(stray)))
 	}
-	return errors.New(label + " is not signed by a trusted key: " + strings.Join(why, "; ") +
-		". Have a trusted key sign it (terraform-provider-immutable sign), or, if the key IDs above are yours, give their public keys with --trusted-key")
+	fix := "Have a trusted key sign it (terraform-provider-immutable sign --release NAME@VERSION)"
+	if k, _ := store.ParseKey(key); k.Family == store.FamilyMove {
+		// sign takes a release version only: a move is signed by the apply making it.
+		fix = "A move is signed by the apply that makes it (sign countersigns release versions only): move the channel " +
+			"again from a configuration whose signing_key is trusted"
+	}
+	return errors.New(label + " is not signed by a trusted key: " + strings.Join(why, "; ") + ". " + fix +
+		", or, if the key IDs above are yours, give their public keys with --trusted-key")
 }
