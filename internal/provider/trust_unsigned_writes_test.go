@@ -67,11 +67,26 @@ resource "immutable_build" "b" {
 		hit := func(want bool) resource.TestCheckFunc {
 			return resource.TestCheckResourceAttr("immutable_build.b", "cache_hit", fmt.Sprint(want))
 		}
+		// The provider's logs carry the plan's warnings (sdk.proto logs
+		// each diagnostic): the laptop's plan says why nothing is recorded.
+		logs := t.TempDir()
+		t.Setenv("TF_ACC_LOG", "DEBUG")
+		t.Setenv("TF_LOG", "DEBUG")
+		t.Setenv("TF_LOG_PATH_MASK", filepath.Join(logs, "%s.log"))
+		warned := func(*terraformState) error {
+			files, _ := filepath.Glob(filepath.Join(logs, "*.log"))
+			for _, f := range files {
+				if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "Build record not written: no signing key") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no warning that the build record is not written in the logs (%d files)", len(files))
+		}
 		// The laptop: runs, records nothing; its next plan is empty.
 		resource.Test(t, resource.TestCase{
 			ProtoV6ProviderFactories: protoV6,
 			Steps: []resource.TestStep{
-				{Config: laptop, Check: resource.ComposeTestCheckFunc(runs(1), records(0), hit(false))},
+				{Config: laptop, Check: resource.ComposeTestCheckFunc(runs(1), records(0), hit(false), warned)},
 				{Config: laptop, ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}},
 			},
 		})
@@ -136,7 +151,7 @@ func TestAccTrust_unsignedWritesRefused(t *testing.T) {
 			ProtoV6ProviderFactories: protoV6,
 			Steps: []resource.TestStep{
 				{
-					Config: e.providerBlock(required) + beta,
+					Config:      e.providerBlock(required) + beta,
 					ExpectError: regexp.MustCompile(`(?s)Untrusted record.*channels/old/beta.*move\s+the\s+channel\s+\(immutable_channel\)\s+with\s+a\s+trusted\s+signing_key`),
 				},
 				{Config: e.signedConfig(required, ""), ExpectError: refused("release version"), Check: nothingWritten},
