@@ -215,13 +215,13 @@ func TestAccTrust_refresh(t *testing.T) {
 					),
 				},
 				{
-					// The yank imported by its position is written again,
-					// signed (the same reason: CI signs the entry in effect),
-					// and decides.
+					// The yank imported by its position is written again
+					// after it, signed (the same reason), and decides; the
+					// untrusted entry stays unsigned.
 					Config: trusted + channel + yank,
 					Check: resource.ComposeAggregateTestCheckFunc(
 						resource.TestCheckResourceAttr("immutable_yank.y", "reason", "broken"),
-						resource.TestCheckResourceAttr("immutable_yank.y", "entry", strconv.Itoa(y.Seq)),
+						resource.TestCheckResourceAttr("immutable_yank.y", "entry", strconv.Itoa(y.Seq+1)),
 						resource.TestCheckResourceAttrSet("immutable_yank.y", "yanked_at"),
 						resource.TestCheckResourceAttr("immutable_channel.prod", "move", "3"),
 						resource.TestCheckResourceAttr("immutable_channel.prod", "version", "1.0.0"),

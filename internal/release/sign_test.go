@@ -225,22 +225,28 @@ func TestSignOnlyWhatWasWritten(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Expecting entry 1 to be the last, the writer would write entry
-		// 2: entry 1 is not its own.
-		var foreign *ForeignRecordError
-		if _, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", y.Seq, now, SignWith(ci)); !errors.As(err, &foreign) {
-			t.Fatalf("SetYank finding the entry expected: %v, want *ForeignRecordError", err)
+		// Expecting entry 1 to be the last, the writer writes entry 2 in
+		// the same state, signed: entry 1 is not its own and stays unsigned.
+		y2, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", y.Seq, now, SignWith(ci))
+		if err != nil || y2.Seq != y.Seq+1 {
+			t.Fatalf("SetYank after the entry expected: %+v, %v; want entry %d", y2, err, y.Seq+1)
 		}
 		noSignature(t, b, yankKey("web", "1.0.0", 1))
-		// Any entry of this state and reason: an earlier attempt's.
-		if _, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", AnySeq, now, SignWith(ci)); err != nil {
+		signedBy(t, b, yankKey("web", "1.0.0", 2), ci)
+		// Any entry of this state and reason: an earlier attempt's, found
+		// and (by this key already) accepted, nothing added.
+		if y3, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", AnySeq, now, SignWith(ci)); err != nil || y3.Seq != 2 {
+			t.Fatalf("SetYank finding its own entry: %+v, %v", y3, err)
+		}
+		// One written by someone else in that state, found with AnySeq,
+		// is an earlier attempt's as far as this writer can tell: signed.
+		if _, err := SetYank(ctx, b, "web", "1.1.0", true, "broken", AnySeq, earlier); err != nil {
 			t.Fatal(err)
 		}
-		signedBy(t, b, yankKey("web", "1.0.0", 1), ci)
-		// Signed by this key already: accepted, nothing added.
-		if _, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", y.Seq, now, SignWith(ci)); err != nil {
-			t.Fatalf("SetYank finding its own signature: %v", err)
+		if _, err := SetYank(ctx, b, "web", "1.1.0", true, "broken", AnySeq, now, SignWith(ci)); err != nil {
+			t.Fatal(err)
 		}
+		signedBy(t, b, yankKey("web", "1.1.0", 1), ci)
 	})
 
 	t.Run("publish", func(t *testing.T) {

@@ -216,18 +216,15 @@ func NotPublished(ctx context.Context, b store.Backend, name, version string) er
 const AnySeq = -1
 
 // SetYank records that a published version is yanked (or, with yanked
-// false, un-yanked), with a reason, as a new entry after the last one. A
-// version already in that state with that reason gets no new entry; its
-// last is returned. With expect >= 0, the entry is written only if the last
-// one is entry expect (0: none): otherwise a *YankMovedError, and nothing
-// is written. Writers racing for the same entry: one wins, the others read
+// false, un-yanked), with a reason, as a new entry after the last one.
+// With AnySeq, a version already in that state with that reason gets no
+// new entry; its last is returned. With expect >= 0, the entry is written
+// only if the last one is entry expect (0: none) — even in the same state —
+// otherwise a *YankMovedError, and nothing is written. Writers racing for the same entry: one wins, the others read
 // the new state and try again (each loss is another writer's progress).
 // With SignWith, the entry written is signed; a failure to sign is a
-// *SignatureError. An entry found in that state is signed only if it is
-// what this call would have written but for its time (signFound): with
-// AnySeq, an entry of this state and reason (an earlier attempt's); with
-// expect >= 0 never, since this call would have written the entry after
-// expect: a *ForeignRecordError unless this key signed it already.
+// *SignatureError. An entry found in that state (AnySeq) is signed as
+// what this call would have written but for its time (signFound).
 func SetYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time, opts ...Option) (*Yank, error) {
 	o := collect(opts)
 	y, found, err := setYank(ctx, b, name, version, yanked, reason, expect, now)
@@ -238,11 +235,7 @@ func SetYank(ctx context.Context, b store.Backend, name, version string, yanked 
 	if !found {
 		err = o.sign(ctx, b, key, y.encode(), KindYank, nil)
 	} else {
-		differs := ""
-		if expect >= 0 {
-			differs = fmt.Sprintf("it is entry %d, which was expected to be the last and is in this state already; this operation writes the entry after it", y.Seq)
-		}
-		err = o.signFound(ctx, b, key, y.encode(), KindYank, nil, differs)
+		err = o.signFound(ctx, b, key, y.encode(), KindYank, nil, "") // found only with AnySeq
 	}
 	if err != nil {
 		return nil, err
@@ -279,7 +272,11 @@ func setYank(ctx context.Context, b store.Backend, name, version string, yanked 
 		if expect >= 0 && seq-1 != expect {
 			return nil, false, &YankMovedError{Name: name, Version: version, Now: cur}
 		}
-		if cur != nil && cur.Yanked == yanked && cur.Reason == reason {
+		// With expect, the caller saw entry expect and asks for the entry
+		// after it, even in the same state: it holds no more of entry
+		// expect than its number (an untrusted entry imported by position),
+		// and the new one is signed.
+		if expect < 0 && cur != nil && cur.Yanked == yanked && cur.Reason == reason {
 			return cur, true, nil
 		}
 		if int64(seq) > maxSeq {
