@@ -118,8 +118,11 @@ type collector struct {
 	refs   map[string][]string // a key's references, once read
 	leases map[string][]string // a live lease's keys, once read
 	offset time.Duration       // the store's clock minus this machine's
-	mu     sync.Mutex          // guards report and testHookDelete during deletes
-	report *Report
+	mu     sync.Mutex          // guards report, deleted and testHookDelete during deletes
+	// deleted counts the objects deleted so far (a batch's share of it
+	// tells how far a slow batch came).
+	deleted int
+	report  *Report
 }
 
 func (c *collector) logf(format string, args ...any) {

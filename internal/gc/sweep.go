@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -85,15 +84,14 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		kind string
 		keys []string
 	}{{KindLease, leases}, {KindMarker, markers}} {
-		kind, keys := kk.kind, kk.keys
 		before := c.snapshot()
-		for _, k := range keys {
-			if err := c.delete(ctx, kind, k); err != nil {
-				c.logDeleted(before)
-				return err
-			}
-		}
+		err := store.ForEach(ctx, c.st.Concurrency(), chunks(len(kk.keys)), func(ctx context.Context, i int) error {
+			return c.deleteBatch(ctx, kk.kind, chunk(kk.keys, i))
+		})
 		c.logDeleted(before)
+		if err != nil {
+			return err
+		}
 	}
 	// Signatures of the records about to go (and of records gone
 	// already) first: a signature never names a record that is not there
@@ -117,7 +115,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		for i, v := range batch {
 			keys[i] = release.VersionKey(v.name, v.version)
 		}
-		err := c.condemned(ctx, keys, func(ctx context.Context, k string) error {
+		err := c.condemned(ctx, keys, c.eachKey(func(ctx context.Context, k string) error {
 			v := batch[slices.Index(keys, k)]
 			tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
 			switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
@@ -137,7 +135,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			deletedVersions[v.String()] = true
 			c.mu.Unlock()
 			return nil
-		})
+		}))
 		if err != nil {
 			return err
 		}
@@ -155,10 +153,107 @@ func (c *collector) sweepKeys(ctx context.Context, kind string, keys []string) e
 	sort.Strings(keys)
 	for start := 0; start < len(keys); start += c.o.BatchSize {
 		batch := keys[start:min(len(keys), start+c.o.BatchSize)]
-		err := c.condemned(ctx, batch, func(ctx context.Context, k string) error { return c.delete(ctx, kind, k) })
+		err := c.condemned(ctx, batch, func(ctx context.Context, todo []string, started func() bool) error {
+			// MaxBatchDelete keys a request; none starts late.
+			return store.ForEach(ctx, c.st.Concurrency(), chunks(len(todo)), func(ctx context.Context, i int) error {
+				if !started() {
+					return errLate
+				}
+				return c.deleteBatch(ctx, kind, chunk(todo, i))
+			})
+		})
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// chunks is how many requests of at most store.MaxBatchDelete keys n
+// keys take; chunk is the i-th.
+func chunks(n int) int { return (n + store.MaxBatchDelete - 1) / store.MaxBatchDelete }
+
+func chunk(keys []string, i int) []string {
+	return keys[i*store.MaxBatchDelete : min(len(keys), (i+1)*store.MaxBatchDelete)]
+}
+
+// eachKey deletes a batch's keys one operation each, Concurrency() at
+// once, none started late.
+func (c *collector) eachKey(del func(ctx context.Context, k string) error) func(ctx context.Context, todo []string, started func() bool) error {
+	return func(ctx context.Context, todo []string, started func() bool) error {
+		return store.ForEach(ctx, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
+			if !started() {
+				return errLate
+			}
+			return del(ctx, todo[i])
+		})
+	}
+}
+
+// errLate stops a batch whose time to start deletes is over.
+var errLate = errors.New("the batch's time to start deletes is over")
+
+// DeleteError is a batch delete some of whose keys the store did not
+// delete: the collection stopped there, before anything that comes after
+// in the order of deletes.
+type DeleteError struct {
+	Kind string
+	Err  *store.DeleteError
+}
+
+func (e *DeleteError) Error() string {
+	return fmt.Sprintf("the collection stopped: deleting %s, %v. Nothing that comes after them in the order of deletes "+
+		"was deleted, and the store is consistent; run the collection again once the cause is fixed", e.Kind, e.Err)
+}
+
+func (e *DeleteError) Unwrap() error { return e.Err }
+
+// deleteBatch deletes keys of one kind in as few requests as the store
+// takes, and counts those deleted; any key it could not delete stops the
+// collection with a *DeleteError naming it.
+func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string) error {
+	if testHookDelete != nil {
+		c.mu.Lock()
+		for i, k := range keys {
+			if err := testHookDelete(ctx, k); err != nil {
+				c.mu.Unlock()
+				// What came before the failing key goes, as if the
+				// collector was killed while sending the batch.
+				if derr := c.sendBatch(ctx, kind, keys[:i]); derr != nil {
+					return derr
+				}
+				return err
+			}
+		}
+		c.mu.Unlock()
+	}
+	return c.sendBatch(ctx, kind, keys)
+}
+
+func (c *collector) sendBatch(ctx context.Context, kind string, keys []string) error {
+	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
+		return err
+	}
+	errs := store.DeleteMany(ctx, c.d, c.st.Concurrency(), keys)
+	var deleted []string
+	for i, err := range errs {
+		if err == nil {
+			deleted = append(deleted, keys[i])
+		}
+	}
+	c.count(kind, deleted...)
+	c.mu.Lock()
+	c.deleted += len(deleted)
+	c.mu.Unlock()
+	if err := store.Failures(keys, errs); err != nil {
+		var de *store.DeleteError
+		if errors.As(err, &de) && ctx.Err() != nil {
+			return ctx.Err() // stopped: a SlowError or a cancel says why
+		}
+		if errors.As(err, &de) {
+			return &DeleteError{Kind: kind, Err: de}
+		}
+		return err
 	}
 	return nil
 }
@@ -199,6 +294,9 @@ func (c *collector) delete(ctx context.Context, kind, k string) error {
 		return err
 	}
 	c.count(kind, k)
+	c.mu.Lock()
+	c.deleted++
+	c.mu.Unlock()
 	return nil
 }
 
@@ -206,7 +304,7 @@ func (c *collector) delete(ctx context.Context, kind, k string) error {
 // under a marker naming the batch (the collector protocol in package
 // store): marker first, then the leases, then the deletes, within half of
 // store.MarkerTTL of writing the marker.
-func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, k string) error) error {
+func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, todo []string, started func() bool) error) error {
 	start := time.Now()
 	marker := store.MarkerKey(store.NewObjectID(start))
 	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
@@ -225,7 +323,7 @@ func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx 
 	return err
 }
 
-func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, k string) error) error {
+func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, todo []string, started func() bool) error) error {
 	leased, err := c.leasedKeys(ctx)
 	if err != nil {
 		return err
@@ -250,21 +348,22 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 	// MarkerTTL) never finds a key present that a late request deletes.
 	budget, cancel := context.WithDeadline(ctx, start.Add(store.MarkerTTL/2))
 	defer cancel()
-	var done atomic.Int64
-	slow := func() error { return &SlowError{Deleted: int(done.Load()), Left: len(todo) - int(done.Load())} }
-	err = store.ForEach(budget, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
+	c.mu.Lock()
+	before := c.deleted
+	c.mu.Unlock()
+	slow := func() error {
+		c.mu.Lock()
+		done := c.deleted - before
+		c.mu.Unlock()
+		return &SlowError{Deleted: done, Left: len(todo) - done}
+	}
+	started := func() bool {
 		// Wall and monotonic clocks both: a suspended machine's monotonic
 		// clock stands still while writers' time runs on.
-		if time.Since(start) > store.MarkerTTL/4 || time.Now().Round(0).Sub(start.Round(0)) > store.MarkerTTL/4 {
-			return slow()
-		}
-		if err := del(ctx, todo[i]); err != nil {
-			return err
-		}
-		done.Add(1)
-		return nil
-	})
-	if err != nil && budget.Err() != nil && ctx.Err() == nil {
+		return time.Since(start) <= store.MarkerTTL/4 && time.Now().Round(0).Sub(start.Round(0)) <= store.MarkerTTL/4
+	}
+	err = del(budget, todo, started)
+	if errors.Is(err, errLate) || err != nil && budget.Err() != nil && ctx.Err() == nil {
 		return slow()
 	}
 	return err
