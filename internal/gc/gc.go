@@ -115,7 +115,8 @@ type collector struct {
 	o      Options
 	now    time.Time
 	all    map[string]store.ObjectInfo
-	refs   map[string][]string // a key's references, once read
+	refs   map[string][]string // a key's references, once read (guarded by refsMu)
+	refsMu sync.Mutex
 	leases map[string][]string // a live lease's keys, once read
 	offset time.Duration       // the store's clock minus this machine's
 	mu     sync.Mutex          // guards report, deleted and testHookDelete during deletes
@@ -224,11 +225,13 @@ var listed = []store.Family{store.FamilySignature, store.FamilyVersion, store.Fa
 
 // inventory lists the store. Records are listed before what they name, so
 // that an object stored while listing is either listed with what it names,
-// or names objects that are young or leased.
+// or names objects that are young or leased. A family whose keys fan out
+// over two-hex-digit folders is listed folder by folder, Concurrency() at
+// once (store.ListFamily); families one after another.
 func (c *collector) inventory(ctx context.Context) error {
 	c.all = map[string]store.ObjectInfo{}
 	for _, f := range listed {
-		infos, err := c.d.ListInfo(ctx, f.Dir())
+		infos, err := store.ListFamily(ctx, c.d, f, c.st.Concurrency())
 		if err != nil {
 			return err
 		}

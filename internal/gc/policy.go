@@ -100,6 +100,28 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// Every record, Concurrency() reads at once; used in order below.
+	type read struct {
+		rec *release.Record
+		err error
+	}
+	var keys [][2]string
+	for _, name := range names {
+		for _, v := range byName[name] {
+			keys = append(keys, [2]string{name, v})
+		}
+	}
+	reads := make([]read, len(keys))
+	if err := store.ForEach(ctx, c.st.Concurrency(), len(keys), func(ctx context.Context, i int) error {
+		reads[i].rec, reads[i].err = release.Get(ctx, c.b, keys[i][0], keys[i][1])
+		return ctx.Err()
+	}); err != nil {
+		return nil, err
+	}
+	records := make(map[[2]string]read, len(keys))
+	for i, k := range keys {
+		records[k] = reads[i]
+	}
 	for _, name := range names {
 		yanks, err := release.Yanks(ctx, c.b, name)
 		if err != nil {
@@ -125,7 +147,8 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 		stable, stableSeen := 0, false
 		for i := len(sorted) - 1; i >= 0; i-- {
 			v := sorted[i].Original()
-			rec, err := release.Get(ctx, c.b, name, v)
+			r := records[[2]string{name, v}]
+			rec, err := r.rec, r.err
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted since it was listed (another collector)
 			}

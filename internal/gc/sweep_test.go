@@ -227,6 +227,17 @@ func TestS3DeleteRequests(t *testing.T) {
 	if got := report.Deleted[KindBlob].Objects; got != n {
 		t.Fatalf("a dry run would delete %d blobs, want %d", got, n)
 	}
+	// Blobs, more than a page of them: one request says so, then the
+	// 256 folders are listed in parallel.
+	var blobLists int
+	for _, c := range proxy.Calls("GET", "") {
+		if strings.Contains(c.Query, "list-type=2") && strings.Contains(c.Query, "blobs") {
+			blobLists++
+		}
+	}
+	if blobLists != 1+256 {
+		t.Errorf("%d listings of blobs/, want 1 (a page, not the whole) + 256 (its folders)", blobLists)
+	}
 	for _, m := range []string{"POST", "DELETE", "PUT"} {
 		if calls := proxy.Calls(m, ""); len(calls) > 0 {
 			t.Fatalf("a dry run sent %d %s requests, such as %v", len(calls), m, calls[0])

@@ -963,6 +963,35 @@ func (b *Backend) deleteError(key string, err error) error {
 	return err
 }
 
+var _ store.FirstPager = (*Backend)(nil)
+
+// ListInfoFirst implements store.FirstPager: one ListObjectsV2 request.
+func (b *Backend) ListInfoFirst(ctx context.Context, prefix string) ([]store.ObjectInfo, bool, error) {
+	if err := b.acquire(ctx); err != nil {
+		return nil, false, err
+	}
+	page, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String(b.prefix + prefix)})
+	b.release()
+	if err != nil {
+		return nil, false, b.wrap("listing", prefix, err)
+	}
+	infos := b.infos(nil, page.Contents)
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	return infos, !aws.ToBool(page.IsTruncated), nil
+}
+
+// infos appends the objects of a listing's page to infos.
+func (b *Backend) infos(infos []store.ObjectInfo, objs []s3types.Object) []store.ObjectInfo {
+	for _, o := range objs {
+		infos = append(infos, store.ObjectInfo{
+			Key:     strings.TrimPrefix(aws.ToString(o.Key), b.prefix),
+			Size:    aws.ToInt64(o.Size),
+			ModTime: aws.ToTime(o.LastModified),
+		})
+	}
+	return infos
+}
+
 // ListInfo implements store.Deleter: List with each object's size and
 // LastModified (the server's clock).
 func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
@@ -977,13 +1006,7 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 		if err != nil {
 			return nil, b.wrap("listing", prefix, err)
 		}
-		for _, o := range page.Contents {
-			infos = append(infos, store.ObjectInfo{
-				Key:     strings.TrimPrefix(aws.ToString(o.Key), b.prefix),
-				Size:    aws.ToInt64(o.Size),
-				ModTime: aws.ToTime(o.LastModified),
-			})
-		}
+		infos = b.infos(infos, page.Contents)
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
 	return infos, nil

@@ -74,6 +74,32 @@ func deleteCases() map[string]func(t *testing.T, b store.Backend, s *store.Store
 				t.Fatalf("ListInfo after the delete: %d objects, %v", len(infos), err)
 			}
 		},
+		// More blobs than one page of an S3 listing, and a stray file:
+		// ListFamily lists in parallel what ListInfo lists, the stray aside.
+		"a family lists the same in parallel": func(t *testing.T, b store.Backend, s *store.Store) {
+			d, ok := b.(store.Deleter)
+			if !ok {
+				t.Fatalf("%T is not a store.Deleter", b)
+			}
+			fill(t, b, store.MaxBatchDelete+50)
+			if err := b.Create(ctx, "blobs/README", strings.NewReader("mine\n")); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []store.Family{store.FamilyBlob, store.FamilyListing} {
+				want, err := d.ListInfo(ctx, f.Dir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = slices.DeleteFunc(want, func(i store.ObjectInfo) bool { return i.Key == "blobs/README" })
+				got, err := store.ListFamily(ctx, d, f, 8)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(want) || !slices.Equal(got, want) {
+					t.Fatalf("ListFamily(%s): %d objects, ListInfo %d (or they differ)", f, len(got), len(want))
+				}
+			}
+		},
 		"batch delete of no keys": func(t *testing.T, b store.Backend, s *store.Store) {
 			if errs := batch(t, b).DeleteMany(ctx, nil); len(errs) != 0 {
 				t.Fatalf("results for no keys: %v", errs)
