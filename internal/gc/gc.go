@@ -119,11 +119,10 @@ type collector struct {
 	refsMu sync.Mutex
 	leases map[string][]string // a live lease's keys, once read
 	offset time.Duration       // the store's clock minus this machine's
-	mu     sync.Mutex          // guards report, deleted and testHookDelete during deletes
-	// deleted counts the objects deleted so far (a batch's share of it
-	// tells how far a slow batch came).
-	deleted int
-	report  *Report
+	mu     sync.Mutex          // guards report and testHookDelete during deletes
+	// leasesMu serialises reading the leases (concurrent batches do).
+	leasesMu sync.Mutex
+	report   *Report
 }
 
 func (c *collector) logf(format string, args ...any) {

@@ -249,6 +249,8 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 // there) stops the collection with an *UntrustedError naming it, before
 // anything is deleted when it is there from the start.
 func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
+	c.leasesMu.Lock()
+	defer c.leasesMu.Unlock()
 	infos, err := c.d.ListInfo(ctx, store.LeasesPrefix)
 	if err != nil {
 		return nil, err

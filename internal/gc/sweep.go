@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -86,7 +87,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 	}{{KindLease, leases}, {KindMarker, markers}} {
 		before := c.snapshot()
 		err := store.ForEach(ctx, c.st.Concurrency(), chunks(len(kk.keys)), func(ctx context.Context, i int) error {
-			return c.deleteBatch(ctx, kk.kind, chunk(kk.keys, i))
+			return c.deleteBatch(ctx, kk.kind, chunk(kk.keys, i), nil)
 		})
 		c.logDeleted(before)
 		if err != nil {
@@ -115,6 +116,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		for i, v := range batch {
 			keys[i] = release.VersionKey(v.name, v.version)
 		}
+		before := c.snapshot()
 		err := c.condemned(ctx, keys, c.eachKey(func(ctx context.Context, k string) error {
 			v := batch[slices.Index(keys, k)]
 			tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
@@ -136,6 +138,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			c.mu.Unlock()
 			return nil
 		}))
+		c.logDeleted(before)
 		if err != nil {
 			return err
 		}
@@ -148,25 +151,33 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 	return nil
 }
 
-// sweepKeys deletes keys of one kind, a batch at a time under a marker.
+// sweepKeys deletes keys of one kind, a batch under a marker of its own,
+// Concurrency() batches at once: they hold one kind, so their order does
+// not matter, and the first failure stops them all before the next kind.
 func (c *collector) sweepKeys(ctx context.Context, kind string, keys []string) error {
 	sort.Strings(keys)
-	for start := 0; start < len(keys); start += c.o.BatchSize {
-		batch := keys[start:min(len(keys), start+c.o.BatchSize)]
-		err := c.condemned(ctx, batch, func(ctx context.Context, todo []string, started func() bool) error {
+	before := c.snapshot()
+	defer c.logDeleted(before)
+	batches := (len(keys) + c.o.BatchSize - 1) / c.o.BatchSize
+	return store.ForEach(ctx, c.st.Concurrency(), batches, func(ctx context.Context, b int) error {
+		batch := keys[b*c.o.BatchSize : min(len(keys), (b+1)*c.o.BatchSize)]
+		return c.condemned(ctx, batch, func(ctx context.Context, todo []string, run *batchRun) error {
 			// MaxBatchDelete keys a request; none starts late.
 			return store.ForEach(ctx, c.st.Concurrency(), chunks(len(todo)), func(ctx context.Context, i int) error {
-				if !started() {
+				if !run.started() {
 					return errLate
 				}
-				return c.deleteBatch(ctx, kind, chunk(todo, i))
+				return c.deleteBatch(ctx, kind, chunk(todo, i), &run.done)
 			})
 		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
+}
+
+// batchRun is a batch's deletes under way: whether a delete may still
+// start, and how many are done.
+type batchRun struct {
+	started func() bool
+	done    atomic.Int64
 }
 
 // chunks is how many requests of at most store.MaxBatchDelete keys n
@@ -179,13 +190,17 @@ func chunk(keys []string, i int) []string {
 
 // eachKey deletes a batch's keys one operation each, Concurrency() at
 // once, none started late.
-func (c *collector) eachKey(del func(ctx context.Context, k string) error) func(ctx context.Context, todo []string, started func() bool) error {
-	return func(ctx context.Context, todo []string, started func() bool) error {
+func (c *collector) eachKey(del func(ctx context.Context, k string) error) func(ctx context.Context, todo []string, run *batchRun) error {
+	return func(ctx context.Context, todo []string, run *batchRun) error {
 		return store.ForEach(ctx, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
-			if !started() {
+			if !run.started() {
 				return errLate
 			}
-			return del(ctx, todo[i])
+			if err := del(ctx, todo[i]); err != nil {
+				return err
+			}
+			run.done.Add(1)
+			return nil
 		})
 	}
 }
@@ -211,7 +226,7 @@ func (e *DeleteError) Unwrap() error { return e.Err }
 // deleteBatch deletes keys of one kind in as few requests as the store
 // takes, and counts those deleted; any key it could not delete stops the
 // collection with a *DeleteError naming it.
-func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string) error {
+func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string, done *atomic.Int64) error {
 	if testHookDelete != nil {
 		c.mu.Lock()
 		for i, k := range keys {
@@ -219,7 +234,7 @@ func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string)
 				c.mu.Unlock()
 				// What came before the failing key goes, as if the
 				// collector was killed while sending the batch.
-				if derr := c.sendBatch(ctx, kind, keys[:i]); derr != nil {
+				if derr := c.sendBatch(ctx, kind, keys[:i], done); derr != nil {
 					return derr
 				}
 				return err
@@ -227,10 +242,10 @@ func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string)
 		}
 		c.mu.Unlock()
 	}
-	return c.sendBatch(ctx, kind, keys)
+	return c.sendBatch(ctx, kind, keys, done)
 }
 
-func (c *collector) sendBatch(ctx context.Context, kind string, keys []string) error {
+func (c *collector) sendBatch(ctx context.Context, kind string, keys []string, done *atomic.Int64) error {
 	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
 		return err
 	}
@@ -242,9 +257,9 @@ func (c *collector) sendBatch(ctx context.Context, kind string, keys []string) e
 		}
 	}
 	c.count(kind, deleted...)
-	c.mu.Lock()
-	c.deleted += len(deleted)
-	c.mu.Unlock()
+	if done != nil {
+		done.Add(int64(len(deleted)))
+	}
 	if err := store.Failures(keys, errs); err != nil {
 		var de *store.DeleteError
 		if errors.As(err, &de) && ctx.Err() != nil {
@@ -294,9 +309,6 @@ func (c *collector) delete(ctx context.Context, kind, k string) error {
 		return err
 	}
 	c.count(kind, k)
-	c.mu.Lock()
-	c.deleted++
-	c.mu.Unlock()
 	return nil
 }
 
@@ -304,15 +316,13 @@ func (c *collector) delete(ctx context.Context, kind, k string) error {
 // under a marker naming the batch (the collector protocol in package
 // store): marker first, then the leases, then the deletes, within half of
 // store.MarkerTTL of writing the marker.
-func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, todo []string, started func() bool) error) error {
+func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, todo []string, run *batchRun) error) error {
 	start := time.Now()
 	marker := store.MarkerKey(store.NewObjectID(start))
 	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
 		return err
 	}
-	before := c.snapshot()
 	err := c.deleteUnleased(ctx, batch, start, del)
-	c.logDeleted(before)
 	// The marker goes once nothing more of the batch will be deleted; a
 	// collector killed part-way leaves it, and writers wait out its time.
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -323,7 +333,7 @@ func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx 
 	return err
 }
 
-func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, todo []string, started func() bool) error) error {
+func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, todo []string, run *batchRun) error) error {
 	leased, err := c.leasedKeys(ctx)
 	if err != nil {
 		return err
@@ -335,7 +345,9 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 	var todo []string
 	for _, k := range batch {
 		if protected[k] {
+			c.mu.Lock()
 			c.report.Leased = append(c.report.Leased, k)
+			c.mu.Unlock()
 		} else {
 			todo = append(todo, k)
 		}
@@ -348,21 +360,16 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 	// MarkerTTL) never finds a key present that a late request deletes.
 	budget, cancel := context.WithDeadline(ctx, start.Add(store.MarkerTTL/2))
 	defer cancel()
-	c.mu.Lock()
-	before := c.deleted
-	c.mu.Unlock()
-	slow := func() error {
-		c.mu.Lock()
-		done := c.deleted - before
-		c.mu.Unlock()
-		return &SlowError{Deleted: done, Left: len(todo) - done}
-	}
-	started := func() bool {
+	run := &batchRun{started: func() bool {
 		// Wall and monotonic clocks both: a suspended machine's monotonic
 		// clock stands still while writers' time runs on.
 		return time.Since(start) <= store.MarkerTTL/4 && time.Now().Round(0).Sub(start.Round(0)) <= store.MarkerTTL/4
+	}}
+	slow := func() error {
+		done := int(run.done.Load())
+		return &SlowError{Deleted: done, Left: len(todo) - done}
 	}
-	err = del(budget, todo, started)
+	err = del(budget, todo, run)
 	if errors.Is(err, errLate) || err != nil && budget.Err() != nil && ctx.Err() == nil {
 		return slow()
 	}
