@@ -117,27 +117,48 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			keys[i] = release.VersionKey(v.name, v.version)
 		}
 		before := c.snapshot()
-		err := c.condemned(ctx, keys, c.eachKey(func(ctx context.Context, k string) error {
-			v := batch[slices.Index(keys, k)]
-			tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
-			switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
-			case err == nil:
-				c.mu.Lock()
-				c.report.Tombstones++
-				c.mu.Unlock()
-			case !errors.Is(err, store.ErrExists):
-				return err
-			}
-			for _, k := range c.versionKeys(v) {
-				if err := c.delete(ctx, KindRelease, k); err != nil {
+		err := c.condemned(ctx, keys, func(ctx context.Context, todo []string, run *batchRun) error {
+			// Every tombstone first, then the records, in DeleteObjects
+			// requests: no record goes before its tombstone stands.
+			tombs := c.eachKey(func(ctx context.Context, k string) error {
+				v := batch[slices.Index(keys, k)]
+				tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
+				switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
+				case err == nil:
+					c.mu.Lock()
+					c.report.Tombstones++
+					c.mu.Unlock()
+				case !errors.Is(err, store.ErrExists):
 					return err
 				}
+				return nil
+			})
+			if err := tombs(ctx, todo, &batchRun{started: run.started}); err != nil {
+				return err
 			}
-			c.mu.Lock()
-			deletedVersions[v.String()] = true
-			c.mu.Unlock()
-			return nil
-		}))
+			var records []string
+			owner := map[string]*version{}
+			for _, k := range todo {
+				v := batch[slices.Index(keys, k)]
+				for _, rk := range c.versionKeys(v) {
+					records = append(records, rk)
+					owner[rk] = v
+				}
+			}
+			run.deleted = func(ks []string) {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for _, k := range ks {
+					deletedVersions[owner[k].String()] = true
+				}
+			}
+			return store.ForEach(ctx, c.st.Concurrency(), chunks(len(records)), func(ctx context.Context, i int) error {
+				if !run.started() {
+					return errLate
+				}
+				return c.deleteBatch(ctx, KindRelease, chunk(records, i), run)
+			})
+		})
 		c.logDeleted(before)
 		if err != nil {
 			return err
@@ -167,17 +188,18 @@ func (c *collector) sweepKeys(ctx context.Context, kind string, keys []string) e
 				if !run.started() {
 					return errLate
 				}
-				return c.deleteBatch(ctx, kind, chunk(todo, i), &run.done)
+				return c.deleteBatch(ctx, kind, chunk(todo, i), run)
 			})
 		})
 	})
 }
 
 // batchRun is a batch's deletes under way: whether a delete may still
-// start, and how many are done.
+// start, how many are done, and (if set) what to tell of the keys deleted.
 type batchRun struct {
 	started func() bool
 	done    atomic.Int64
+	deleted func(keys []string)
 }
 
 // chunks is how many requests of at most store.MaxBatchDelete keys n
@@ -226,7 +248,7 @@ func (e *DeleteError) Unwrap() error { return e.Err }
 // deleteBatch deletes keys of one kind in as few requests as the store
 // takes, and counts those deleted; any key it could not delete stops the
 // collection with a *DeleteError naming it.
-func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string, done *atomic.Int64) error {
+func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string, run *batchRun) error {
 	if testHookDelete != nil {
 		c.mu.Lock()
 		for i, k := range keys {
@@ -234,7 +256,7 @@ func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string,
 				c.mu.Unlock()
 				// What came before the failing key goes, as if the
 				// collector was killed while sending the batch.
-				if derr := c.sendBatch(ctx, kind, keys[:i], done); derr != nil {
+				if derr := c.sendBatch(ctx, kind, keys[:i], run); derr != nil {
 					return derr
 				}
 				return err
@@ -242,10 +264,10 @@ func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string,
 		}
 		c.mu.Unlock()
 	}
-	return c.sendBatch(ctx, kind, keys, done)
+	return c.sendBatch(ctx, kind, keys, run)
 }
 
-func (c *collector) sendBatch(ctx context.Context, kind string, keys []string, done *atomic.Int64) error {
+func (c *collector) sendBatch(ctx context.Context, kind string, keys []string, run *batchRun) error {
 	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
 		return err
 	}
@@ -257,8 +279,11 @@ func (c *collector) sendBatch(ctx context.Context, kind string, keys []string, d
 		}
 	}
 	c.count(kind, deleted...)
-	if done != nil {
-		done.Add(int64(len(deleted)))
+	if run != nil {
+		run.done.Add(int64(len(deleted)))
+		if run.deleted != nil {
+			run.deleted(deleted)
+		}
 	}
 	if err := store.Failures(keys, errs); err != nil {
 		var de *store.DeleteError
@@ -291,25 +316,6 @@ func (c *collector) expired(prefix string, ttl time.Duration) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func (c *collector) delete(ctx context.Context, kind, k string) error {
-	if testHookDelete != nil {
-		c.mu.Lock()
-		err := testHookDelete(ctx, k)
-		c.mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
-		return err
-	}
-	if err := c.d.Delete(ctx, k); err != nil {
-		return err
-	}
-	c.count(kind, k)
-	return nil
 }
 
 // condemned runs del for each key of batch that no live lease reaches,

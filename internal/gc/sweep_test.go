@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
@@ -195,11 +196,13 @@ func TestSlowBatchStops(t *testing.T) {
 	checkConsistent(t, st)
 }
 
-// TestS3DeleteRequests: collecting n unreferenced blobs on S3 sends
-// ceil(n/1000) DeleteObjects requests (one per batch of --batch-size
-// 1000, each naming the whole batch) and no DELETE of any object: the only
-// DELETEs are of the collector's own markers, one per batch and one for
-// the clock probe. A dry run sends neither.
+// TestS3DeleteRequests: collecting n unreferenced blobs and a release
+// version on S3 sends exactly ceil(n/1000) + 1 DeleteObjects requests (one
+// per batch of --batch-size 1000, each naming the whole batch, and one for
+// the version's record) and no DELETE of any object: the only DELETEs are
+// of the collector's own markers, one per batch and one for the clock
+// probe. A dry run sends neither; its listing of the blobs, more than a
+// page, is one request and then one per folder.
 func TestS3DeleteRequests(t *testing.T) {
 	srv := testserver.StartS3(t)
 	bucket := srv.NewBucket(t)
@@ -210,6 +213,12 @@ func TestS3DeleteRequests(t *testing.T) {
 	must(t, err)
 	st := store.New(b)
 	must(t, store.WriteIdentity(ctx, b))
+	// Three versions of a release, the oldest outside the policy: its
+	// record goes in a DeleteObjects request too.
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "app", Version: v, Artifacts: map[string]string{}}, longAgo)
+		must(t, err)
+	}
 	const n = 2500
 	keys := make([]string, n)
 	must(t, store.ForEach(ctx, 32, n, func(ctx context.Context, i int) error {
@@ -217,7 +226,7 @@ func TestS3DeleteRequests(t *testing.T) {
 		keys[i] = store.BlobKey(digest.Bytes([]byte(data)))
 		return b.Create(ctx, keys[i], strings.NewReader(data))
 	}))
-	batches := (n + 999) / 1000
+	batches := (n+999)/1000 + 1 // and the version's
 
 	o := later()
 	o.DryRun = true
@@ -257,7 +266,10 @@ func TestS3DeleteRequests(t *testing.T) {
 		}
 	}
 	if deletes != batches {
-		t.Errorf("%d DeleteObjects requests for %d blobs, want ceil(%d/1000) = %d", deletes, n, n, batches)
+		t.Errorf("%d DeleteObjects requests for %d blobs and a version, want ceil(%d/1000) + 1 = %d", deletes, n, n, batches)
+	}
+	if len(report.Versions) != 1 || report.Deleted[KindRelease].Objects != 1 {
+		t.Errorf("deleted the versions %v (%d records), want app@1.0.0", report.Versions, report.Deleted[KindRelease].Objects)
 	}
 	dels := proxy.Calls("DELETE", "")
 	for _, c := range dels {
