@@ -48,8 +48,9 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range m.Entries {
-			refs = append(refs, store.BlobKey(e.SHA256))
+		refs = make([]string, len(m.Entries))
+		for i, e := range m.Entries {
+			refs[i] = c.listed(store.BlobKey(e.SHA256))
 		}
 	case store.FamilyArchive:
 		a, err := c.st.GetArchiveRef(ctx, key.Format, key.Digest)
@@ -91,6 +92,15 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 	c.refs[k] = refs
 	c.refsMu.Unlock()
 	return refs, nil
+}
+
+// listed is k, as the listing of the store spelled it when it holds k
+// (one string per key, however many listings name it), else k itself.
+func (c *collector) listed(k string) string {
+	if i, ok := c.all[k]; ok {
+		return i.Key
+	}
+	return k
 }
 
 func outputKeys(r *actioncache.Record) []string {
