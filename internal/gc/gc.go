@@ -114,7 +114,7 @@ type collector struct {
 	p      Policy
 	o      Options
 	now    time.Time
-	all    map[string]store.ObjectInfo
+	all    map[string]object   // the inventory: every key listed
 	refs   map[string][]string // a key's references, once read (guarded by refsMu)
 	refsMu sync.Mutex
 	leases map[string][]string // a live lease's keys, once read
@@ -228,14 +228,14 @@ var listed = []store.Family{store.FamilySignature, store.FamilyVersion, store.Fa
 // over two-hex-digit folders is listed folder by folder, Concurrency() at
 // once (store.ListFamily); families one after another.
 func (c *collector) inventory(ctx context.Context) error {
-	c.all = map[string]store.ObjectInfo{}
+	c.all = map[string]object{}
 	for _, f := range listed {
 		infos, err := store.ListFamily(ctx, c.d, f, c.st.Concurrency())
 		if err != nil {
 			return err
 		}
 		for _, i := range infos {
-			c.all[i.Key] = i
+			c.all[i.Key] = object{key: i.Key, size: i.Size, mod: i.ModTime.UnixNano()}
 		}
 	}
 	c.logf("listed %s in %s", count(len(c.all), "objects"), c.st)
@@ -273,6 +273,17 @@ func (c *collector) probeClock(ctx context.Context) error {
 
 // storeNow is the time on the store's clock.
 func (c *collector) storeNow() time.Time { return time.Now().Add(c.offset) }
+
+// object is what the inventory keeps of a key, compactly (32 bytes): the
+// key again (the one string references share: listed), its size, and
+// its time on the store's clock.
+type object struct {
+	key  string
+	size int64
+	mod  int64 // UnixNano
+}
+
+func (o object) modTime() time.Time { return time.Unix(0, o.mod) }
 
 func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
 

@@ -98,7 +98,7 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 // (one string per key, however many listings name it), else k itself.
 func (c *collector) listed(k string) string {
 	if i, ok := c.all[k]; ok {
-		return i.Key
+		return i.key
 	}
 	return k
 }
@@ -175,7 +175,7 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	}
 	young := c.now.Add(-c.p.Grace)
 	for k, i := range c.all {
-		if isContent(k) && i.ModTime.After(young) {
+		if isContent(k) && i.modTime().After(young) {
 			roots = append(roots, k)
 		}
 	}
@@ -242,7 +242,7 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	for k, i := range c.all {
 		if kept[k] && isContent(k) {
 			c.report.Retained.Objects++
-			c.report.Retained.Bytes += i.Size
+			c.report.Retained.Bytes += i.size
 		}
 	}
 	return kept, nil

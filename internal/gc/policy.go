@@ -168,7 +168,7 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 				ver.keep, ver.why = true, "in a channel's recent history"
 			case !pre && !yanked && stable < c.p.KeepLast:
 				ver.keep, ver.why = true, fmt.Sprintf("among the %d highest stable versions not yanked", c.p.KeepLast)
-			case c.all[release.VersionKey(name, v)].ModTime.After(c.now.Add(-c.p.Grace)):
+			case c.all[release.VersionKey(name, v)].modTime().After(c.now.Add(-c.p.Grace)):
 				ver.keep, ver.why = true, "stored within the grace period, "+days(c.p.Grace)
 			case c.within(rec.PublishedAt, c.p.KeepWithin):
 				ver.keep, ver.why = true, "published within "+days(c.p.KeepWithin)

@@ -310,7 +310,7 @@ func (c *collector) versionKeys(v *version) []string {
 func (c *collector) expired(prefix string, ttl time.Duration) []string {
 	var keys []string
 	for k, i := range c.all {
-		if strings.HasPrefix(k, prefix) && c.storeNow().Sub(i.ModTime) > ttl && c.now.Sub(i.ModTime) > ttl {
+		if strings.HasPrefix(k, prefix) && c.storeNow().Sub(i.modTime()) > ttl && c.now.Sub(i.modTime()) > ttl {
 			keys = append(keys, k)
 		}
 	}
