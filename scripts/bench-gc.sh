@@ -70,7 +70,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; els
       ns[NR] = n; hs[NR] = h
     }
     END {
-      if (NR >= 2 && ns[NR] > ns[1]) printf "  slope: %.0f MiB per million objects (measured between %d and %d)\n", (hs[NR] - hs[1]) / (ns[NR] - ns[1]) * 1e6, ns[1], ns[NR]
+      if (NR >= 2 && ns[NR] + 0 > ns[1] + 0) printf "  slope: %.0f MiB per million objects (measured between %d and %d)\n", (hs[NR] - hs[1]) / (ns[NR] - ns[1]) * 1e6, ns[1], ns[NR]
     }'
   [ -n "$s3dry" ] && printf '  S3 dry run: %s MiB at %s objects\n' "$(metric "$s3dry" MiB-heap)" "$(sed -E 's#^BenchmarkGC/objects=([0-9]+).*#\1#' <<<"$s3dry")"
   echo
