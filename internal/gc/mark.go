@@ -48,10 +48,11 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		refs = make([]string, len(m.Entries))
+		listing := make([]string, len(m.Entries))
 		for i, e := range m.Entries {
-			refs[i] = c.listed(store.BlobKey(e.SHA256))
+			listing[i] = c.listed(store.BlobKey(e.SHA256))
 		}
+		refs = listing
 	case store.FamilyArchive:
 		a, err := c.st.GetArchiveRef(ctx, key.Format, key.Digest)
 		if err != nil {
