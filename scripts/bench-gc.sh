@@ -58,6 +58,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; els
   ldry=$(row local/dry-run | tail -1)
   printf '%-34s %9s %9s\n' "dry run" "$(metric "$ldry" objects)" "$(secs "$ldry")"
   printf '%-34s %9s %9s %9s %8s\n' "rm -rf + sync" "$(metric "$rm" objects)" "$(secs "$rm")" "" "1.0x"
+  printf '%-34s %9s %9.2f\n' "  of which rm -rf" "" "$(metric "$rm" s-rm)"
   printf '%-34s %9s %9s %9s %8s\n' "gc (mark phase included)" "$(metric "$gc" objects)" "$(secs "$gc")" "" \
     "$(ratio "$(awk '{print $3}' <<<"$gc")" "$(awk '{print $3}' <<<"$rm")")"
   awk -v a="$(awk '{print $3}' <<<"$gc")" -v b="$(awk '{print $3}' <<<"$rm")" \
