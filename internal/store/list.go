@@ -6,10 +6,13 @@ import (
 	"strings"
 )
 
-// FirstPager is a Deleter whose listings come in pages (S3: 1,000 keys a
-// request), which can list the first page of a prefix alone: a small
-// family is then listed in one request, a large one in parallel by its
-// folders (ListFamily).
+// FirstPager is a Deleter that lists a large family folder by folder, in
+// parallel (ListFamily). One whose listings come in pages (S3: 1,000 keys
+// a request) lists the first page of a prefix alone: a small family is
+// then listed in one request, a large one by its folders. One for which a
+// folder costs no request (the local store) answers nothing and false:
+// always by its folders. A Deleter that is no FirstPager is listed a
+// family at a time.
 type FirstPager interface {
 	// ListInfoFirst is ListInfo's first page: complete reports whether it
 	// holds every key under prefix.
@@ -37,22 +40,20 @@ func (f Family) Shards() []string {
 }
 
 // ListFamily lists the keys of family f with their sizes and times, as
-// ListInfo(f.Dir()) does, n requests at once: a family that fans out over
-// two-hex-digit folders (Shards) is listed folder by folder in parallel —
-// after one request, on a paged backend, that says it is larger than a
-// page. Listed by its folders, a family leaves out keys outside them
+// ListInfo(f.Dir()) does, n requests at once: on a FirstPager, a family
+// that fans out over two-hex-digit folders (Shards) is listed folder by
+// folder in parallel — after one request, on a paged backend, that says
+// it is larger than a page. Listed by its folders, a family leaves out keys outside them
 // (blobs/README: no key of the layout, which nothing reads or deletes).
 // The result is sorted by key.
 func ListFamily(ctx context.Context, d Deleter, f Family, n int) ([]ObjectInfo, error) {
 	shards := f.Shards()
-	if shards == nil {
+	p, ok := d.(FirstPager)
+	if shards == nil || !ok {
 		return d.ListInfo(ctx, f.Dir())
 	}
-	if p, ok := d.(FirstPager); ok {
-		infos, complete, err := p.ListInfoFirst(ctx, f.Dir())
-		if err != nil || complete {
-			return infos, err
-		}
+	if infos, complete, err := p.ListInfoFirst(ctx, f.Dir()); err != nil || complete {
+		return infos, err
 	}
 	parts := make([][]ObjectInfo, len(shards))
 	err := ForEach(ctx, n, len(shards), func(ctx context.Context, i int) error {

@@ -606,6 +606,15 @@ func (b *Backend) parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
+var _ store.FirstPager = (*Backend)(nil)
+
+// ListInfoFirst implements store.FirstPager: a folder costs no request,
+// so a family is always listed by its folders (in parallel: their
+// entries' lstat calls overlap).
+func (b *Backend) ListInfoFirst(context.Context, string) ([]store.ObjectInfo, bool, error) {
+	return nil, false, nil
+}
+
 // ListInfo implements store.Deleter.
 func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
 	keys, err := b.List(ctx, prefix)
