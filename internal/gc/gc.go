@@ -114,12 +114,15 @@ type collector struct {
 	p      Policy
 	o      Options
 	now    time.Time
-	all    map[string]store.ObjectInfo
-	refs   map[string][]string // a key's references, once read
+	all    map[string]object   // the inventory: every key listed
+	refs   map[string][]string // a key's references, once read (guarded by refsMu)
+	refsMu sync.Mutex
 	leases map[string][]string // a live lease's keys, once read
 	offset time.Duration       // the store's clock minus this machine's
 	mu     sync.Mutex          // guards report and testHookDelete during deletes
-	report *Report
+	// leasesMu serialises reading the leases (concurrent batches do).
+	leasesMu sync.Mutex
+	report   *Report
 }
 
 func (c *collector) logf(format string, args ...any) {
@@ -221,16 +224,18 @@ var listed = []store.Family{store.FamilySignature, store.FamilyVersion, store.Fa
 
 // inventory lists the store. Records are listed before what they name, so
 // that an object stored while listing is either listed with what it names,
-// or names objects that are young or leased.
+// or names objects that are young or leased. A family whose keys fan out
+// over two-hex-digit folders is listed folder by folder, Concurrency() at
+// once (store.ListFamily); families one after another.
 func (c *collector) inventory(ctx context.Context) error {
-	c.all = map[string]store.ObjectInfo{}
+	c.all = map[string]object{}
 	for _, f := range listed {
-		infos, err := c.d.ListInfo(ctx, f.Dir())
+		infos, err := store.ListFamily(ctx, c.d, f, c.st.Concurrency())
 		if err != nil {
 			return err
 		}
 		for _, i := range infos {
-			c.all[i.Key] = i
+			c.all[i.Key] = object{key: i.Key, size: i.Size, mod: i.ModTime.UnixNano()}
 		}
 	}
 	c.logf("listed %s in %s", count(len(c.all), "objects"), c.st)
@@ -268,6 +273,17 @@ func (c *collector) probeClock(ctx context.Context) error {
 
 // storeNow is the time on the store's clock.
 func (c *collector) storeNow() time.Time { return time.Now().Add(c.offset) }
+
+// object is what the inventory keeps of a key, compactly (32 bytes): the
+// key again (the one string references share: listed), its size, and
+// its time on the store's clock.
+type object struct {
+	key  string
+	size int64
+	mod  int64 // UnixNano
+}
+
+func (o object) modTime() time.Time { return time.Unix(0, o.mod) }
 
 func (c *collector) exists(k string) bool { _, ok := c.all[k]; return ok }
 

@@ -123,7 +123,7 @@ type world struct {
 	kept     []string              // versions it keeps
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/actioncache"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -24,10 +23,16 @@ import (
 // and log, an archive reference's blob. Results are kept: objects are
 // written once.
 func (c *collector) references(ctx context.Context, k string) ([]string, error) {
-	if r, ok := c.refs[k]; ok {
+	key, ok := store.ParseKey(k)
+	if ok && key.Family == store.FamilyBlob || key.Family == store.FamilyUnknown {
+		return nil, nil // references nothing: nothing to read or remember
+	}
+	c.refsMu.Lock()
+	r, known := c.refs[k]
+	c.refsMu.Unlock()
+	if known {
 		return r, nil
 	}
-	key, ok := store.ParseKey(k)
 	if isStraySignature(k) {
 		return nil, nil // junk beside a record's signatures: it references nothing
 	}
@@ -43,9 +48,11 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range m.Entries {
-			refs = append(refs, store.BlobKey(e.SHA256))
+		listing := make([]string, len(m.Entries))
+		for i, e := range m.Entries {
+			listing[i] = c.listed(store.BlobKey(e.SHA256))
 		}
+		refs = listing
 	case store.FamilyArchive:
 		a, err := c.st.GetArchiveRef(ctx, key.Format, key.Digest)
 		if err != nil {
@@ -79,9 +86,22 @@ func (c *collector) references(ctx context.Context, k string) ([]string, error) 
 			return nil, err
 		}
 		refs = rec.References()
+	default:
+		return nil, nil // references nothing
 	}
+	c.refsMu.Lock()
 	c.refs[k] = refs
+	c.refsMu.Unlock()
 	return refs, nil
+}
+
+// listed is k, as the listing of the store spelled it when it holds k
+// (one string per key, however many listings name it), else k itself.
+func (c *collector) listed(k string) string {
+	if i, ok := c.all[k]; ok {
+		return i.key
+	}
+	return k
 }
 
 func outputKeys(r *actioncache.Record) []string {
@@ -106,26 +126,40 @@ func (c *collector) action(ctx context.Context, k string, key digest.Sum) (*acti
 }
 
 // closure adds to kept every existing key reachable from roots, reading
-// each kept object's references once.
+// each kept object's references once, a level of references at a time,
+// Concurrency() reads at once (through the backend's request slots).
 func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []string, onlyExisting bool) error {
-	queue := slices.Clone(roots)
-	for len(queue) > 0 {
-		k := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if kept[k] || (onlyExisting && !c.exists(k)) {
-			continue
+	level := roots
+	for len(level) > 0 {
+		var todo []string
+		for _, k := range level {
+			if kept[k] || (onlyExisting && !c.exists(k)) {
+				continue
+			}
+			kept[k] = true
+			todo = append(todo, k)
 		}
-		kept[k] = true
-		refs, err := c.references(ctx, k)
-		if errors.Is(err, store.ErrNotFound) {
-			// A lease names it and it is not there, or it was deleted since
-			// it was listed (by another collector: it was garbage).
-			continue
-		}
+		refs := make([][]string, len(todo))
+		err := store.ForEach(ctx, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
+			r, err := c.references(ctx, todo[i])
+			if errors.Is(err, store.ErrNotFound) {
+				// A lease names it and it is not there, or it was deleted since
+				// it was listed (by another collector: it was garbage).
+				return nil
+			}
+			if err != nil {
+				return &UntrustedError{Key: todo[i], Err: err}
+			}
+			refs[i] = r
+			return nil
+		})
 		if err != nil {
-			return &UntrustedError{Key: k, Err: err}
+			return err
 		}
-		queue = append(queue, refs...)
+		level = nil
+		for _, r := range refs {
+			level = append(level, r...)
+		}
 	}
 	return nil
 }
@@ -142,7 +176,7 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	}
 	young := c.now.Add(-c.p.Grace)
 	for k, i := range c.all {
-		if isContent(k) && i.ModTime.After(young) {
+		if isContent(k) && i.modTime().After(young) {
 			roots = append(roots, k)
 		}
 	}
@@ -158,23 +192,35 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	// A build record whose output is kept is kept (a cache hit for it),
 	// with its log; an archive reference whose listing is kept, with its
 	// archive. Neither keeps anything else, so one more pass is enough.
-	var more []string
+	var more, actions []string
 	for k := range c.all {
 		key, ok := store.ParseKey(k)
 		switch {
 		case kept[k] || !ok:
 		case key.Family == store.FamilyAction:
-			r, err := c.action(ctx, k, key.Digest)
-			if err != nil {
-				continue // a damaged record is garbage: nothing needs it
-			}
-			if out := outputKeys(r); kept[out[0]] {
-				more = append(more, k)
-			}
+			actions = append(actions, k)
 		case key.Family == store.FamilyArchive:
 			if kept[store.ListingKey(key.Digest)] {
 				more = append(more, k)
 			}
+		}
+	}
+	// The build records, read Concurrency() at once.
+	hit := make([]bool, len(actions))
+	err = store.ForEach(ctx, c.st.Concurrency(), len(actions), func(ctx context.Context, i int) error {
+		key, _ := store.ParseKey(actions[i])
+		r, err := c.action(ctx, actions[i], key.Digest)
+		if err == nil { // a damaged record is garbage: nothing needs it
+			hit[i] = kept[outputKeys(r)[0]] // kept is only read here
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range actions {
+		if hit[i] {
+			more = append(more, k)
 		}
 	}
 	if err := c.closure(ctx, kept, more, true); err != nil {
@@ -197,7 +243,7 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	for k, i := range c.all {
 		if kept[k] && isContent(k) {
 			c.report.Retained.Objects++
-			c.report.Retained.Bytes += i.Size
+			c.report.Retained.Bytes += i.size
 		}
 	}
 	return kept, nil
@@ -214,6 +260,8 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 // there) stops the collection with an *UntrustedError naming it, before
 // anything is deleted when it is there from the start.
 func (c *collector) leasedKeys(ctx context.Context) ([]string, error) {
+	c.leasesMu.Lock()
+	defer c.leasesMu.Unlock()
 	infos, err := c.d.ListInfo(ctx, store.LeasesPrefix)
 	if err != nil {
 		return nil, err

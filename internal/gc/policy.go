@@ -100,6 +100,28 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// Every record, Concurrency() reads at once; used in order below.
+	type read struct {
+		rec *release.Record
+		err error
+	}
+	var keys [][2]string
+	for _, name := range names {
+		for _, v := range byName[name] {
+			keys = append(keys, [2]string{name, v})
+		}
+	}
+	reads := make([]read, len(keys))
+	if err := store.ForEach(ctx, c.st.Concurrency(), len(keys), func(ctx context.Context, i int) error {
+		reads[i].rec, reads[i].err = release.Get(ctx, c.b, keys[i][0], keys[i][1])
+		return ctx.Err()
+	}); err != nil {
+		return nil, err
+	}
+	records := make(map[[2]string]read, len(keys))
+	for i, k := range keys {
+		records[k] = reads[i]
+	}
 	for _, name := range names {
 		yanks, err := release.Yanks(ctx, c.b, name)
 		if err != nil {
@@ -125,7 +147,8 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 		stable, stableSeen := 0, false
 		for i := len(sorted) - 1; i >= 0; i-- {
 			v := sorted[i].Original()
-			rec, err := release.Get(ctx, c.b, name, v)
+			r := records[[2]string{name, v}]
+			rec, err := r.rec, r.err
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted since it was listed (another collector)
 			}
@@ -145,7 +168,7 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 				ver.keep, ver.why = true, "in a channel's recent history"
 			case !pre && !yanked && stable < c.p.KeepLast:
 				ver.keep, ver.why = true, fmt.Sprintf("among the %d highest stable versions not yanked", c.p.KeepLast)
-			case c.all[release.VersionKey(name, v)].ModTime.After(c.now.Add(-c.p.Grace)):
+			case c.all[release.VersionKey(name, v)].modTime().After(c.now.Add(-c.p.Grace)):
 				ver.keep, ver.why = true, "stored within the grace period, "+days(c.p.Grace)
 			case c.within(rec.PublishedAt, c.p.KeepWithin):
 				ver.keep, ver.why = true, "published within "+days(c.p.KeepWithin)

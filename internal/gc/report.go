@@ -139,7 +139,7 @@ func (c *collector) count(kind string, keys ...string) {
 	for _, k := range keys {
 		if i, ok := c.all[k]; ok {
 			n.Objects++
-			n.Bytes += i.Size
+			n.Bytes += i.size
 		}
 	}
 	c.report.Deleted[kind] = n

@@ -35,42 +35,61 @@ const (
 // record is read to check the digest (two reads per signature of a record
 // that stays; none for the others).
 func (c *collector) markSignatures(ctx context.Context, kept map[string]bool) error {
+	var sigs []string
 	for k := range c.all {
-		key, ok := store.ParseKey(k)
-		if !ok || key.Family != store.FamilySignature || kept[k] {
-			continue
+		if key, ok := store.ParseKey(k); ok && key.Family == store.FamilySignature && !kept[k] {
+			sigs = append(sigs, k)
 		}
-		record, err := c.signedRecord(ctx, k)
-		if errors.Is(err, store.ErrNotFound) || err == nil && record == "" {
-			continue // gone since it was listed, or names no record: garbage
-		}
-		if err != nil {
-			return err
-		}
-		rk, ok := store.ParseKey(record)
-		switch {
-		case !ok || !c.exists(record):
-			continue
-		case rk.Family == store.FamilyMove || rk.Family == store.FamilyYank:
-		case rk.Family == store.FamilyVersion || rk.Family == store.FamilyAction:
-			if !kept[record] {
-				continue
-			}
-		default:
-			continue
-		}
-		sum, err := c.recordSum(ctx, record)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // gone since it was listed (collected by another run)
-		}
-		if err != nil {
-			return err
-		}
-		if sum == key.Digest {
+	}
+	// Read Concurrency() at once; kept is only read meanwhile.
+	keep := make([]bool, len(sigs))
+	err := store.ForEach(ctx, c.st.Concurrency(), len(sigs), func(ctx context.Context, i int) error {
+		var err error
+		keep[i], err = c.signatureKept(ctx, kept, sigs[i])
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i, k := range sigs {
+		if keep[i] {
 			kept[k] = true
 		}
 	}
 	return nil
+}
+
+// signatureKept reports whether the signature at k stays (see
+// markSignatures).
+func (c *collector) signatureKept(ctx context.Context, kept map[string]bool, k string) (bool, error) {
+	key, _ := store.ParseKey(k)
+	record, err := c.signedRecord(ctx, k)
+	if errors.Is(err, store.ErrNotFound) || err == nil && record == "" {
+		return false, nil // gone since it was listed, or names no record: garbage
+	}
+	if err != nil {
+		return false, err
+	}
+	rk, ok := store.ParseKey(record)
+	switch {
+	case !ok || !c.exists(record):
+		return false, nil
+	case rk.Family == store.FamilyMove || rk.Family == store.FamilyYank:
+	case rk.Family == store.FamilyVersion || rk.Family == store.FamilyAction:
+		if !kept[record] {
+			return false, nil
+		}
+	default:
+		return false, nil
+	}
+	sum, err := c.recordSum(ctx, record)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // gone since it was listed (collected by another run)
+	}
+	if err != nil {
+		return false, err
+	}
+	return sum == key.Digest, nil
 }
 
 // signedRecord reads the key of the record the signature at k is about:

@@ -85,15 +85,14 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		kind string
 		keys []string
 	}{{KindLease, leases}, {KindMarker, markers}} {
-		kind, keys := kk.kind, kk.keys
 		before := c.snapshot()
-		for _, k := range keys {
-			if err := c.delete(ctx, kind, k); err != nil {
-				c.logDeleted(before)
-				return err
-			}
-		}
+		err := store.ForEach(ctx, c.st.Concurrency(), chunks(len(kk.keys)), func(ctx context.Context, i int) error {
+			return c.deleteBatch(ctx, kk.kind, chunk(kk.keys, i), nil)
+		})
 		c.logDeleted(before)
+		if err != nil {
+			return err
+		}
 	}
 	// Signatures of the records about to go (and of records gone
 	// already) first: a signature never names a record that is not there
@@ -117,27 +116,50 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		for i, v := range batch {
 			keys[i] = release.VersionKey(v.name, v.version)
 		}
-		err := c.condemned(ctx, keys, func(ctx context.Context, k string) error {
-			v := batch[slices.Index(keys, k)]
-			tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
-			switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
-			case err == nil:
-				c.mu.Lock()
-				c.report.Tombstones++
-				c.mu.Unlock()
-			case !errors.Is(err, store.ErrExists):
-				return err
-			}
-			for _, k := range c.versionKeys(v) {
-				if err := c.delete(ctx, KindRelease, k); err != nil {
+		before := c.snapshot()
+		err := c.condemned(ctx, keys, func(ctx context.Context, todo []string, run *batchRun) error {
+			// Every tombstone first, then the records, in DeleteObjects
+			// requests: no record goes before its tombstone stands.
+			tombs := c.eachKey(func(ctx context.Context, k string) error {
+				v := batch[slices.Index(keys, k)]
+				tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
+				switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
+				case err == nil:
+					c.mu.Lock()
+					c.report.Tombstones++
+					c.mu.Unlock()
+				case !errors.Is(err, store.ErrExists):
 					return err
 				}
+				return nil
+			})
+			if err := tombs(ctx, todo, &batchRun{started: run.started}); err != nil {
+				return err
 			}
-			c.mu.Lock()
-			deletedVersions[v.String()] = true
-			c.mu.Unlock()
-			return nil
+			var records []string
+			owner := map[string]*version{}
+			for _, k := range todo {
+				v := batch[slices.Index(keys, k)]
+				for _, rk := range c.versionKeys(v) {
+					records = append(records, rk)
+					owner[rk] = v
+				}
+			}
+			run.deleted = func(ks []string) {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for _, k := range ks {
+					deletedVersions[owner[k].String()] = true
+				}
+			}
+			return store.ForEach(ctx, c.st.Concurrency(), chunks(len(records)), func(ctx context.Context, i int) error {
+				if !run.started() {
+					return errLate
+				}
+				return c.deleteBatch(ctx, KindRelease, chunk(records, i), run)
+			})
 		})
+		c.logDeleted(before)
 		if err != nil {
 			return err
 		}
@@ -150,15 +172,128 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 	return nil
 }
 
-// sweepKeys deletes keys of one kind, a batch at a time under a marker.
+// sweepKeys deletes keys of one kind, a batch under a marker of its own,
+// Concurrency() batches at once: they hold one kind, so their order does
+// not matter, and the first failure stops them all before the next kind.
 func (c *collector) sweepKeys(ctx context.Context, kind string, keys []string) error {
 	sort.Strings(keys)
-	for start := 0; start < len(keys); start += c.o.BatchSize {
-		batch := keys[start:min(len(keys), start+c.o.BatchSize)]
-		err := c.condemned(ctx, batch, func(ctx context.Context, k string) error { return c.delete(ctx, kind, k) })
-		if err != nil {
-			return err
+	before := c.snapshot()
+	defer c.logDeleted(before)
+	batches := (len(keys) + c.o.BatchSize - 1) / c.o.BatchSize
+	return store.ForEach(ctx, c.st.Concurrency(), batches, func(ctx context.Context, b int) error {
+		batch := keys[b*c.o.BatchSize : min(len(keys), (b+1)*c.o.BatchSize)]
+		return c.condemned(ctx, batch, func(ctx context.Context, todo []string, run *batchRun) error {
+			// MaxBatchDelete keys a request; none starts late.
+			return store.ForEach(ctx, c.st.Concurrency(), chunks(len(todo)), func(ctx context.Context, i int) error {
+				if !run.started() {
+					return errLate
+				}
+				return c.deleteBatch(ctx, kind, chunk(todo, i), run)
+			})
+		})
+	})
+}
+
+// batchRun is a batch's deletes under way: whether a delete may still
+// start, how many are done, and (if set) what to tell of the keys deleted.
+type batchRun struct {
+	started func() bool
+	done    atomic.Int64
+	deleted func(keys []string)
+}
+
+// chunks is how many requests of at most store.MaxBatchDelete keys n
+// keys take; chunk is the i-th.
+func chunks(n int) int { return (n + store.MaxBatchDelete - 1) / store.MaxBatchDelete }
+
+func chunk(keys []string, i int) []string {
+	return keys[i*store.MaxBatchDelete : min(len(keys), (i+1)*store.MaxBatchDelete)]
+}
+
+// eachKey deletes a batch's keys one operation each, Concurrency() at
+// once, none started late.
+func (c *collector) eachKey(del func(ctx context.Context, k string) error) func(ctx context.Context, todo []string, run *batchRun) error {
+	return func(ctx context.Context, todo []string, run *batchRun) error {
+		return store.ForEach(ctx, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
+			if !run.started() {
+				return errLate
+			}
+			if err := del(ctx, todo[i]); err != nil {
+				return err
+			}
+			run.done.Add(1)
+			return nil
+		})
+	}
+}
+
+// errLate stops a batch whose time to start deletes is over.
+var errLate = errors.New("the batch's time to start deletes is over")
+
+// DeleteError is a batch delete some of whose keys the store did not
+// delete: the collection stopped there, before anything that comes after
+// in the order of deletes.
+type DeleteError struct {
+	Kind string
+	Err  *store.DeleteError
+}
+
+func (e *DeleteError) Error() string {
+	return fmt.Sprintf("the collection stopped: deleting %s, %v. Nothing that comes after them in the order of deletes "+
+		"was deleted, and the store is consistent; run the collection again once the cause is fixed", e.Kind, e.Err)
+}
+
+func (e *DeleteError) Unwrap() error { return e.Err }
+
+// deleteBatch deletes keys of one kind in as few requests as the store
+// takes, and counts those deleted; any key it could not delete stops the
+// collection with a *DeleteError naming it.
+func (c *collector) deleteBatch(ctx context.Context, kind string, keys []string, run *batchRun) error {
+	if testHookDelete != nil {
+		c.mu.Lock()
+		for i, k := range keys {
+			if err := testHookDelete(ctx, k); err != nil {
+				c.mu.Unlock()
+				// What came before the failing key goes, as if the
+				// collector was killed while sending the batch.
+				if derr := c.sendBatch(ctx, kind, keys[:i], run); derr != nil {
+					return derr
+				}
+				return err
+			}
 		}
+		c.mu.Unlock()
+	}
+	return c.sendBatch(ctx, kind, keys, run)
+}
+
+func (c *collector) sendBatch(ctx context.Context, kind string, keys []string, run *batchRun) error {
+	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
+		return err
+	}
+	errs := store.DeleteMany(ctx, c.d, c.st.Concurrency(), keys)
+	var deleted []string
+	for i, err := range errs {
+		if err == nil {
+			deleted = append(deleted, keys[i])
+		}
+	}
+	c.count(kind, deleted...)
+	if run != nil {
+		run.done.Add(int64(len(deleted)))
+		if run.deleted != nil {
+			run.deleted(deleted)
+		}
+	}
+	if err := store.Failures(keys, errs); err != nil {
+		var de *store.DeleteError
+		if errors.As(err, &de) && ctx.Err() != nil {
+			return ctx.Err() // stopped: a SlowError or a cancel says why
+		}
+		if errors.As(err, &de) {
+			return &DeleteError{Kind: kind, Err: de}
+		}
+		return err
 	}
 	return nil
 }
@@ -175,7 +310,7 @@ func (c *collector) versionKeys(v *version) []string {
 func (c *collector) expired(prefix string, ttl time.Duration) []string {
 	var keys []string
 	for k, i := range c.all {
-		if strings.HasPrefix(k, prefix) && c.storeNow().Sub(i.ModTime) > ttl && c.now.Sub(i.ModTime) > ttl {
+		if strings.HasPrefix(k, prefix) && c.storeNow().Sub(i.modTime()) > ttl && c.now.Sub(i.modTime()) > ttl {
 			keys = append(keys, k)
 		}
 	}
@@ -183,38 +318,17 @@ func (c *collector) expired(prefix string, ttl time.Duration) []string {
 	return keys
 }
 
-func (c *collector) delete(ctx context.Context, kind, k string) error {
-	if testHookDelete != nil {
-		c.mu.Lock()
-		err := testHookDelete(ctx, k)
-		c.mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil { // past the batch's time: not even a local delete
-		return err
-	}
-	if err := c.d.Delete(ctx, k); err != nil {
-		return err
-	}
-	c.count(kind, k)
-	return nil
-}
-
 // condemned runs del for each key of batch that no live lease reaches,
 // under a marker naming the batch (the collector protocol in package
 // store): marker first, then the leases, then the deletes, within half of
 // store.MarkerTTL of writing the marker.
-func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, k string) error) error {
+func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, todo []string, run *batchRun) error) error {
 	start := time.Now()
 	marker := store.MarkerKey(store.NewObjectID(start))
 	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
 		return err
 	}
-	before := c.snapshot()
 	err := c.deleteUnleased(ctx, batch, start, del)
-	c.logDeleted(before)
 	// The marker goes once nothing more of the batch will be deleted; a
 	// collector killed part-way leaves it, and writers wait out its time.
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -225,7 +339,7 @@ func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx 
 	return err
 }
 
-func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, k string) error) error {
+func (c *collector) deleteUnleased(ctx context.Context, batch []string, start time.Time, del func(ctx context.Context, todo []string, run *batchRun) error) error {
 	leased, err := c.leasedKeys(ctx)
 	if err != nil {
 		return err
@@ -237,7 +351,9 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 	var todo []string
 	for _, k := range batch {
 		if protected[k] {
+			c.mu.Lock()
 			c.report.Leased = append(c.report.Leased, k)
+			c.mu.Unlock()
 		} else {
 			todo = append(todo, k)
 		}
@@ -250,21 +366,17 @@ func (c *collector) deleteUnleased(ctx context.Context, batch []string, start ti
 	// MarkerTTL) never finds a key present that a late request deletes.
 	budget, cancel := context.WithDeadline(ctx, start.Add(store.MarkerTTL/2))
 	defer cancel()
-	var done atomic.Int64
-	slow := func() error { return &SlowError{Deleted: int(done.Load()), Left: len(todo) - int(done.Load())} }
-	err = store.ForEach(budget, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
+	run := &batchRun{started: func() bool {
 		// Wall and monotonic clocks both: a suspended machine's monotonic
 		// clock stands still while writers' time runs on.
-		if time.Since(start) > store.MarkerTTL/4 || time.Now().Round(0).Sub(start.Round(0)) > store.MarkerTTL/4 {
-			return slow()
-		}
-		if err := del(ctx, todo[i]); err != nil {
-			return err
-		}
-		done.Add(1)
-		return nil
-	})
-	if err != nil && budget.Err() != nil && ctx.Err() == nil {
+		return time.Since(start) <= store.MarkerTTL/4 && time.Now().Round(0).Sub(start.Round(0)) <= store.MarkerTTL/4
+	}}
+	slow := func() error {
+		done := int(run.done.Load())
+		return &SlowError{Deleted: done, Left: len(todo) - done}
+	}
+	err = del(budget, todo, run)
+	if errors.Is(err, errLate) || err != nil && budget.Err() != nil && ctx.Err() == nil {
 		return slow()
 	}
 	return err

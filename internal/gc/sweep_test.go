@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +13,10 @@ import (
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 // TestCrashedCollector: a collector stopped after any number of deletes
@@ -188,6 +192,133 @@ func TestSlowBatchStops(t *testing.T) {
 	}
 	if !present(t, st, target) {
 		t.Fatal("a delete ran after the batch's time was up")
+	}
+	checkConsistent(t, st)
+}
+
+// TestS3DeleteRequests: collecting n unreferenced blobs and a release
+// version on S3 sends exactly ceil(n/1000) + 1 DeleteObjects requests (one
+// per batch of --batch-size 1000, each naming the whole batch, and one for
+// the version's record) and no DELETE of any object: the only DELETEs are
+// of the collector's own markers, one per batch and one for the clock
+// probe. A dry run sends neither; its listing of the blobs, more than a
+// page, is one request and then one per folder.
+func TestS3DeleteRequests(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	proxy := srv.Count(t)
+	settings := srv.Settings()
+	settings.Endpoint = proxy.Endpoint
+	b, err := s3store.New(ctx, bucket, "p", settings)
+	must(t, err)
+	st := store.New(b)
+	must(t, store.WriteIdentity(ctx, b))
+	// Three versions of a release, the oldest outside the policy: its
+	// record goes in a DeleteObjects request too.
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+		_, err := release.WriteRecord(ctx, b, &release.Record{Name: "app", Version: v, Artifacts: map[string]string{}}, longAgo)
+		must(t, err)
+	}
+	const n = 2500
+	keys := make([]string, n)
+	must(t, store.ForEach(ctx, 32, n, func(ctx context.Context, i int) error {
+		data := fmt.Sprintf("garbage %d\n", i)
+		keys[i] = store.BlobKey(digest.Bytes([]byte(data)))
+		return b.Create(ctx, keys[i], strings.NewReader(data))
+	}))
+	batches := (n+999)/1000 + 1 // and the version's
+
+	o := later()
+	o.DryRun = true
+	proxy.Reset()
+	report, err := Collect(ctx, st, policy, o)
+	must(t, err)
+	if got := report.Deleted[KindBlob].Objects; got != n {
+		t.Fatalf("a dry run would delete %d blobs, want %d", got, n)
+	}
+	// Blobs, more than a page of them: one request says so, then the
+	// 256 folders are listed in parallel.
+	var blobLists int
+	for _, c := range proxy.Calls("GET", "") {
+		if strings.Contains(c.Query, "list-type=2") && strings.Contains(c.Query, "blobs") {
+			blobLists++
+		}
+	}
+	if blobLists != 1+256 {
+		t.Errorf("%d listings of blobs/, want 1 (a page, not the whole) + 256 (its folders)", blobLists)
+	}
+	for _, m := range []string{"POST", "DELETE", "PUT"} {
+		if calls := proxy.Calls(m, ""); len(calls) > 0 {
+			t.Fatalf("a dry run sent %d %s requests, such as %v", len(calls), m, calls[0])
+		}
+	}
+
+	proxy.Reset()
+	report, err = Collect(ctx, st, policy, later())
+	must(t, err)
+	if got := report.Deleted[KindBlob].Objects; got != n {
+		t.Fatalf("deleted %d blobs, want %d", got, n)
+	}
+	var deletes int
+	for _, c := range proxy.Calls("POST", "") {
+		if c.Query == "delete=" || c.Query == "delete" {
+			deletes++
+		}
+	}
+	if deletes != batches {
+		t.Errorf("%d DeleteObjects requests for %d blobs and a version, want ceil(%d/1000) + 1 = %d", deletes, n, n, batches)
+	}
+	if len(report.Versions) != 1 || report.Deleted[KindRelease].Objects != 1 {
+		t.Errorf("deleted the versions %v (%d records), want app@1.0.0", report.Versions, report.Deleted[KindRelease].Objects)
+	}
+	dels := proxy.Calls("DELETE", "")
+	for _, c := range dels {
+		if !strings.Contains(c.Path, "/p/"+store.MarkersPrefix) {
+			t.Errorf("a DELETE of %s: objects go in DeleteObjects requests", c.Path)
+		}
+	}
+	if len(dels) != batches+1 {
+		t.Errorf("%d DELETE requests, want %d (a marker per batch and the clock probe's)", len(dels), batches+1)
+	}
+	left, err := b.List(ctx, store.FamilyBlob.Dir())
+	must(t, err)
+	if len(left) != 0 {
+		t.Fatalf("%d blobs left", len(left))
+	}
+}
+
+// TestS3PartialDeleteStops: when S3 refuses some keys of a batch (here
+// every listing: the collector may delete under gc/ and blobs/ only), the
+// collection stops with an error naming them, and nothing after them in
+// the order of deletes goes: every blob the listings name stays.
+func TestS3PartialDeleteStops(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	b, err := s3store.New(ctx, bucket, "p", srv.Settings())
+	must(t, err)
+	st := store.New(b)
+	m := publishTree(t, st, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	loose := putBlob(t, st, "loose\n")
+	expire(t, st)
+	access, secret := srv.AddUser(t, bucket, "collector", map[string][]string{
+		"": {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}, "p/gc/": {"s3:DeleteObject"}, "p/blobs/": {"s3:DeleteObject"},
+	})
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	cb, err := s3store.New(ctx, bucket, "p", srv.Settings())
+	must(t, err)
+	report, err := Collect(ctx, store.New(cb), policy, later())
+	var de *DeleteError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), store.ListingKey(m.Digest())) || !strings.Contains(err.Error(), "s3:DeleteObject") {
+		t.Fatalf("Collect: %v; want a DeleteError naming the listing and the permission", err)
+	}
+	if n := report.Deleted[KindBlob].Objects; n != 0 {
+		t.Fatalf("%d blobs deleted after a listing could not be", n)
+	}
+	for _, k := range []string{store.ListingKey(m.Digest()), store.BlobKey(loose), store.BlobKey(m.Entries[0].SHA256), store.BlobKey(m.Entries[1].SHA256)} {
+		if !present(t, st, k) {
+			t.Errorf("%s is gone", k)
+		}
 	}
 	checkConsistent(t, st)
 }

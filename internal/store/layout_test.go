@@ -160,3 +160,28 @@ func TestLayoutRefusesMalformed(t *testing.T) {
 		t.Errorf("a record under a malformed name reads as %+v", fields(k))
 	}
 }
+
+func TestShards(t *testing.T) {
+	for _, f := range store.Families() {
+		shards := f.Shards()
+		switch f {
+		case store.FamilyBlob, store.FamilyListing, store.FamilyAction, store.FamilyImage, store.FamilySignature:
+			if len(shards) != 256 || shards[0] != f.Prefix()+"00/" || shards[255] != f.Prefix()+"ff/" {
+				t.Errorf("%s: shards %.3v… (%d), want %s00/ to %sff/", f, shards, len(shards), f.Prefix(), f.Prefix())
+			}
+			for _, s := range shards {
+				k := s + strings.Repeat(s[len(s)-3:len(s)-1], 32)
+				if f == store.FamilySignature {
+					k += "/" + strings.Repeat("0", 64)
+				}
+				if key, ok := store.ParseKey(k); !ok || key.Family != f {
+					t.Fatalf("%s: %s is not a key of the family", s, k)
+				}
+			}
+		default:
+			if shards != nil {
+				t.Errorf("%s: shards %v, want none", f, shards)
+			}
+		}
+	}
+}

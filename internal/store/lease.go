@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -83,6 +84,91 @@ type Deleter interface {
 	Delete(ctx context.Context, key string) error
 	// ListInfo is List with each object's size and time.
 	ListInfo(ctx context.Context, prefix string) ([]ObjectInfo, error)
+}
+
+// BatchDeleter is a Deleter that deletes many keys in few requests (S3's
+// DeleteObjects: up to MaxBatchDelete keys each; the local store: unlinks
+// in parallel, then one fsync per directory).
+type BatchDeleter interface {
+	// DeleteMany removes the objects at keys, each as Delete would: once
+	// it returns, a key whose result is nil is gone durably (a missing
+	// key is not an error). It returns one result per key, in keys' order:
+	// nil, or why that key may still be there. A failure of a request as
+	// a whole is the result of each of its keys. Keys whose result is an
+	// error may or may not have been deleted.
+	DeleteMany(ctx context.Context, keys []string) []error
+}
+
+// MaxBatchDelete is the most keys one S3 DeleteObjects request takes.
+const MaxBatchDelete = 1000
+
+// DeleteMany deletes keys from d: in batches when d is a BatchDeleter,
+// else one Delete at a time, n at once. It returns a result per key, as
+// BatchDeleter.DeleteMany does; no delete starts once ctx has ended.
+func DeleteMany(ctx context.Context, d Deleter, n int, keys []string) []error {
+	if bd, ok := d.(BatchDeleter); ok {
+		return bd.DeleteMany(ctx, keys)
+	}
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(max(n, 1), max(len(keys), 1)) {
+		wg.Go(func() {
+			for i := range next {
+				if errs[i] = ctx.Err(); errs[i] == nil {
+					errs[i] = d.Delete(ctx, keys[i])
+				}
+			}
+		})
+	}
+	for i := range keys {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
+}
+
+// DeleteError is a batch of deletes of which some failed: Failed names
+// them (the first few of Count), Err is the first failure. The others
+// were deleted.
+type DeleteError struct {
+	Failed  []string
+	Count   int
+	Deleted int
+	Err     error
+}
+
+func (e *DeleteError) Error() string {
+	more := ""
+	if e.Count > len(e.Failed) {
+		more = fmt.Sprintf(" and %d more", e.Count-len(e.Failed))
+	}
+	return fmt.Sprintf("%d of %d deletes failed (%s%s; the first: %v)", e.Count, e.Count+e.Deleted, strings.Join(e.Failed, ", "), more, e.Err)
+}
+
+func (e *DeleteError) Unwrap() error { return e.Err }
+
+// Failures makes the results of DeleteMany one *DeleteError naming the
+// keys that failed, or nil when none did.
+func Failures(keys []string, errs []error) error {
+	var e *DeleteError
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if e == nil {
+			e = &DeleteError{Err: err}
+		}
+		if e.Count++; len(e.Failed) < 10 {
+			e.Failed = append(e.Failed, keys[i])
+		}
+	}
+	if e == nil {
+		return nil
+	}
+	e.Deleted = len(keys) - e.Count
+	return e
 }
 
 // NewObjectID is a fresh name for a lease or a marker: the time, for

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -203,14 +204,31 @@ func (s *S3) NewBucket(t testing.TB) string {
 // a plan needs) and returns its access key and secret.
 func (s *S3) AddReader(t testing.TB, bucket string) (access, secret string) {
 	t.Helper()
-	access, secret = "reader-"+bucket, "reader-secret-"+bucket
+	return s.AddUser(t, bucket, "reader", map[string][]string{"": {"s3:GetObject", "s3:ListBucket"}})
+}
+
+// AddUser creates a user named name-bucket that may do, for each key
+// prefix in allow ("" for the whole bucket), the actions listed for it,
+// and returns its access key and secret. A policy replaces the bucket's
+// previous one: one user per bucket.
+func (s *S3) AddUser(t testing.TB, bucket, name string, allow map[string][]string) (access, secret string) {
+	t.Helper()
+	access, secret = name+"-"+bucket, name+"-secret-"+bucket
 	out, err := exec.Command(s.bin, "admin", "--access", s.AccessKey, "--secret", s.SecretKey, "--endpoint-url", s.Endpoint,
 		"create-user", "--access", access, "--secret", secret, "--role", "user").CombinedOutput()
 	if err != nil {
-		t.Fatalf("creating a read-only user: %v\n%s", err, out)
+		t.Fatalf("creating the user %s: %v\n%s", access, err, out)
 	}
-	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":[%q]},`+
-		`"Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::%s","arn:aws:s3:::%s/*"]}]}`, access, bucket, bucket)
+	var statements []string
+	for prefix, actions := range allow {
+		quoted := make([]string, len(actions))
+		for i, a := range actions {
+			quoted[i] = fmt.Sprintf("%q", a)
+		}
+		statements = append(statements, fmt.Sprintf(`{"Effect":"Allow","Principal":{"AWS":[%q]},"Action":[%s],`+
+			`"Resource":["arn:aws:s3:::%s","arn:aws:s3:::%s/%s*"]}`, access, strings.Join(quoted, ","), bucket, bucket, prefix))
+	}
+	policy := `{"Version":"2012-10-17","Statement":[` + strings.Join(statements, ",") + `]}`
 	s.Env(t)
 	b, err := s3store.New(context.Background(), bucket, "", s.Settings())
 	if err != nil {

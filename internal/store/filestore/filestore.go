@@ -439,7 +439,9 @@ func (b *Backend) mkdirAll(dir string, sync bool) error {
 	return syncDir(parent) // the root's own entry, always: nothing else flushes it
 }
 
-func syncDir(dir string) error {
+// syncDir fsyncs a directory; a variable so that tests can count the
+// calls.
+var syncDir = func(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -535,6 +537,82 @@ func (b *Backend) Delete(_ context.Context, key string) error {
 		return &WriteError{Store: b.String(), Err: err}
 	}
 	return syncDir(filepath.Dir(p))
+}
+
+var _ store.BatchDeleter = (*Backend)(nil)
+
+// DeleteMany implements store.BatchDeleter: the files are removed
+// Concurrency() at once, then each directory that lost one is fsynced,
+// once, after all of its removals (not once per file), so that a crash
+// brings none of them back once it returns. A key whose removal or whose
+// directory's fsync failed gets that error; no removal starts once ctx has
+// ended.
+func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
+	errs := make([]error, len(keys))
+	dirOf := make([]string, len(keys)) // the directory a removal changed, or ""
+	b.parallel(len(keys), func(i int) {
+		if errs[i] = ctx.Err(); errs[i] != nil {
+			return
+		}
+		p, err := b.path(keys[i])
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		switch err := os.Remove(p); {
+		case err == nil:
+			dirOf[i] = filepath.Dir(p)
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir):
+		default:
+			errs[i] = &WriteError{Store: b.String(), Err: err}
+		}
+	})
+	var dirs []string
+	seen := map[string]int{}
+	for _, d := range dirOf {
+		if _, ok := seen[d]; d != "" && !ok {
+			seen[d] = len(dirs)
+			dirs = append(dirs, d)
+		}
+	}
+	// Every removal is done before any fsync starts: one fsync covers
+	// them all, directories in parallel (the filesystem's journal commits
+	// them together).
+	dirErrs := make([]error, len(dirs))
+	b.parallel(len(dirs), func(i int) { dirErrs[i] = syncDir(dirs[i]) })
+	for i, d := range dirOf {
+		if d != "" && dirErrs[seen[d]] != nil {
+			errs[i] = &WriteError{Store: b.String(), Err: dirErrs[seen[d]]}
+		}
+	}
+	return errs
+}
+
+// parallel calls fn(i) for 0 <= i < n, Concurrency() at once.
+func (b *Backend) parallel(n int, fn func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(b.Concurrency(), max(n, 1)) {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+var _ store.FirstPager = (*Backend)(nil)
+
+// ListInfoFirst implements store.FirstPager: a folder costs no request,
+// so a family is always listed by its folders (in parallel: their
+// entries' lstat calls overlap).
+func (b *Backend) ListInfoFirst(context.Context, string) ([]store.ObjectInfo, bool, error) {
+	return nil, false, nil
 }
 
 // ListInfo implements store.Deleter.

@@ -307,3 +307,43 @@ func TestLeftoversOfAKilledWriterAreSwept(t *testing.T) {
 		t.Fatalf("a live process's temporary file was removed: %v", err)
 	}
 }
+
+// TestDeleteManyFsyncsEachDirectoryOnce: a batch delete of many files in a
+// few directories fsyncs each directory once, after its removals; a key
+// that cannot be removed (a directory with files in it) gets its own
+// error and the others go.
+func TestDeleteManyFsyncsEachDirectoryOnce(t *testing.T) {
+	b := newBackend(t)
+	ctx := context.Background()
+	var keys []string
+	for i := range 300 {
+		k := fmt.Sprintf("blobs/sha256/%02x/%064x", i%2, i)
+		if err := b.Create(ctx, k, strings.NewReader(k)); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := b.Create(ctx, "trees/x/y", strings.NewReader("y")); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, "trees/x") // a folder with a file in it: not removable
+	var synced atomic.Int64
+	old := syncDir
+	syncDir = func(dir string) error { synced.Add(1); return old(dir) }
+	t.Cleanup(func() { syncDir = old })
+	errs := b.DeleteMany(ctx, keys)
+	if n := synced.Load(); n != 2 {
+		t.Errorf("%d directory fsyncs for 300 removals in 2 directories, want 2", n)
+	}
+	for i, err := range errs[:300] {
+		if err != nil {
+			t.Fatalf("%s: %v", keys[i], err)
+		}
+	}
+	if errs[300] == nil {
+		t.Fatal("removing a folder with a file in it succeeded")
+	}
+	if left, err := b.List(ctx, ""); err != nil || len(left) != 1 || left[0] != "trees/x/y" {
+		t.Fatalf("left %v (%v), want trees/x/y", left, err)
+	}
+}

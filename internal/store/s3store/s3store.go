@@ -880,15 +880,116 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	defer b.release()
 	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.ObjectKey(key))})
 	if err != nil && !notFound(err) {
-		err = b.wrap("deleting", key, err)
-		var e *Error
-		if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
-			e.Hint = "The collector's credentials need s3:DeleteObject on the store's prefix (and s3:GetObject, s3:PutObject, " +
-				"s3:ListBucket); see the S3 guide. Only the collector should have it, never publishers or planners."
-		}
-		return err
+		return b.deleteError(key, err)
 	}
 	return nil
+}
+
+var _ store.BatchDeleter = (*Backend)(nil)
+
+// DeleteMany implements store.BatchDeleter with DeleteObjects: up to
+// store.MaxBatchDelete keys a request, each request holding one slot (so
+// several run at once for a long list), in quiet mode, so that the answer
+// lists only the keys S3 could not delete — each of which gets its own
+// error; a missing key is deleted as far as S3 is concerned. A request
+// that fails as a whole is the error of each of its keys.
+func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
+	errs := make([]error, len(keys))
+	for i := range errs {
+		errs[i] = errNotSent // until its request is answered
+	}
+	chunks := (len(keys) + store.MaxBatchDelete - 1) / store.MaxBatchDelete
+	_ = store.ForEach(ctx, chunks, chunks, func(ctx context.Context, c int) error {
+		lo, hi := c*store.MaxBatchDelete, min(len(keys), (c+1)*store.MaxBatchDelete)
+		b.deleteChunk(ctx, keys[lo:hi], errs[lo:hi])
+		return nil // each key has its result
+	})
+	return errs
+}
+
+// errNotSent is the result of a key whose request was never sent (the
+// context ended first).
+var errNotSent = errors.New("not deleted: the collection was stopped before this delete was sent")
+
+// deleteChunk deletes at most store.MaxBatchDelete keys in one request,
+// setting errs[i] for each key[i] that may still be there.
+func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) {
+	fail := func(err error) {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	if err := b.acquire(ctx); err != nil {
+		fail(err)
+		return
+	}
+	defer b.release()
+	objs := make([]s3types.ObjectIdentifier, len(keys))
+	index := make(map[string]int, len(keys))
+	for i, k := range keys {
+		objs[i] = s3types.ObjectIdentifier{Key: aws.String(b.ObjectKey(k))}
+		index[b.ObjectKey(k)] = i
+	}
+	out, err := b.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: aws.String(b.bucket),
+		Delete: &s3types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+	})
+	if err != nil {
+		fail(b.deleteError(keys[0], err))
+		return
+	}
+	clear(errs)
+	for _, e := range out.Errors {
+		i, ok := index[aws.ToString(e.Key)]
+		if !ok {
+			continue // a key not asked about: nothing to report it against
+		}
+		if code := aws.ToString(e.Code); code == "NoSuchKey" {
+			continue // missing: as good as deleted
+		}
+		errs[i] = b.deleteError(keys[i], &smithy.GenericAPIError{Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)})
+	}
+}
+
+// deleteError explains a failed delete of key, naming the permission the
+// collector needs when it was denied.
+func (b *Backend) deleteError(key string, err error) error {
+	err = b.wrap("deleting", key, err)
+	var e *Error
+	if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
+		e.Hint = "The collector's credentials need s3:DeleteObject on the store's prefix (and s3:GetObject, s3:PutObject, " +
+			"s3:ListBucket); see the S3 guide. Only the collector should have it, never publishers or planners."
+	}
+	return err
+}
+
+var _ store.FirstPager = (*Backend)(nil)
+
+// ListInfoFirst implements store.FirstPager: one ListObjectsV2 request.
+func (b *Backend) ListInfoFirst(ctx context.Context, prefix string) ([]store.ObjectInfo, bool, error) {
+	if err := b.acquire(ctx); err != nil {
+		return nil, false, err
+	}
+	page, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String(b.prefix + prefix)})
+	b.release()
+	if err != nil {
+		return nil, false, b.wrap("listing", prefix, err)
+	}
+	infos := b.infos(nil, page.Contents)
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	return infos, !aws.ToBool(page.IsTruncated), nil
+}
+
+// infos appends the objects of a listing's page to infos.
+func (b *Backend) infos(infos []store.ObjectInfo, objs []s3types.Object) []store.ObjectInfo {
+	for _, o := range objs {
+		infos = append(infos, store.ObjectInfo{
+			Key:     strings.TrimPrefix(aws.ToString(o.Key), b.prefix),
+			Size:    aws.ToInt64(o.Size),
+			ModTime: aws.ToTime(o.LastModified),
+		})
+	}
+	return infos
 }
 
 // ListInfo implements store.Deleter: List with each object's size and
@@ -905,13 +1006,7 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 		if err != nil {
 			return nil, b.wrap("listing", prefix, err)
 		}
-		for _, o := range page.Contents {
-			infos = append(infos, store.ObjectInfo{
-				Key:     strings.TrimPrefix(aws.ToString(o.Key), b.prefix),
-				Size:    aws.ToInt64(o.Size),
-				ModTime: aws.ToTime(o.LastModified),
-			})
-		}
+		infos = b.infos(infos, page.Contents)
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
 	return infos, nil

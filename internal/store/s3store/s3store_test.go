@@ -318,3 +318,57 @@ func TestEndpointSource(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteManyPartialFailure: credentials that may delete under one
+// prefix only get a result per key from one DeleteObjects request: the
+// keys S3 refused name the permission the collector needs and are still
+// there; the others are gone.
+func TestDeleteManyPartialFailure(t *testing.T) {
+	srv := testserver.StartS3(t)
+	ctx := context.Background()
+	bucket := srv.NewBucket(t)
+	root, err := s3store.New(ctx, bucket, "", srv.Settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"a/1", "b/1", "a/2", "b/2"}
+	for _, k := range keys {
+		if err := root.Create(ctx, k, strings.NewReader(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	access, secret := srv.AddUser(t, bucket, "deleter", map[string][]string{
+		"": {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}, "a/": {"s3:DeleteObject"},
+	})
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	proxy := srv.Count(t)
+	settings := srv.Settings()
+	settings.Endpoint = proxy.Endpoint
+	b, err := s3store.New(ctx, bucket, "", settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := b.DeleteMany(ctx, keys)
+	if n := len(proxy.Calls("", "")); n != 1 {
+		t.Fatalf("%d requests, want one DeleteObjects", n)
+	}
+	for i, k := range keys {
+		ok, err := root.Exists(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := strings.HasPrefix(k, "b/")
+		switch {
+		case refused && (errs[i] == nil || !strings.Contains(errs[i].Error(), "s3:DeleteObject") || !strings.Contains(errs[i].Error(), k)):
+			t.Errorf("%s: result %v, want access denied naming it and s3:DeleteObject", k, errs[i])
+		case refused && !ok:
+			t.Errorf("%s: refused, and gone", k)
+		case !refused && (errs[i] != nil || ok):
+			t.Errorf("%s: result %v, still there: %v", k, errs[i], ok)
+		}
+	}
+	if err := store.Failures(keys, errs); err == nil || !strings.Contains(err.Error(), "2 of 4 deletes failed (b/1, b/2;") {
+		t.Errorf("Failures: %v", err)
+	}
+}

@@ -480,6 +480,9 @@ func Run(t *testing.T, h Harness) {
 	for name, c := range publishCases() {
 		cases[name] = c
 	}
+	for name, c := range deleteCases() {
+		cases[name] = c
+	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			b := h.New(t)
