@@ -296,8 +296,10 @@ func exportError(st *store.Store, err error) diag.Diagnostic {
 	case errors.As(err, &mismatch):
 		return diag.NewAttributeErrorDiagnostic(path.Root("digest"), "Stored content is corrupt",
 			fmt.Sprintf("In %s, %v. The stored object was altered or damaged behind the store's back; it is not written "+
-				"out. Publish the artifact again from its source (the store keeps the damaged object until it is deleted "+
-				"by hand). Nothing was written.", st, err))
+				"out. To repair it, delete the damaged object and, for a directory artifact, its listing (trees/sha256/<first two "+
+				"hex digits>/<hex> of the export's digest): a stored listing promises its files, so publishing again sends "+
+				"nothing while it is there. Then apply again: the immutable_artifact's refresh finds it gone and publishes it "+
+				"from its source. Nothing was written.", st, err))
 	}
 	var backendErr store.BackendError
 	if errors.As(err, &backendErr) {
