@@ -65,12 +65,13 @@ func SignRecord(ctx context.Context, b store.Backend, s *signature.Signer, key s
 }
 
 // VerifySignature checks that env is signed by one of trusted and that its
-// statement is a RecordPredicateType one about the record at key whose
+// statement is one of key's family (PredicateType: a SLSA provenance for a
+// build action record, else RecordPredicateType) about the record at key whose
 // stored bytes have the sha256 sum (its first subject): a signature copied
 // from another record, or of an earlier record at the same key, is
 // refused. See signature.VerifyRecord.
 func VerifySignature(env *signature.Envelope, trusted []*signature.Verifier, key string, sum digest.Sum) error {
-	_, err := signature.VerifyRecord(env, trusted, key, sum, RecordPredicateType)
+	_, err := signature.VerifyRecord(env, trusted, key, sum, PredicateType(key))
 	return err
 }
 

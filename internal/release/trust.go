@@ -279,7 +279,7 @@ func judge(envs []*signature.Envelope, stray []*signature.StoredError, trusted [
 		for _, s := range env.Signatures {
 			e.Found = append(e.Found, s.KeyID)
 		}
-		_, err := signature.VerifyRecord(env, trusted, key, sum, predicateType(key))
+		_, err := signature.VerifyRecord(env, trusted, key, sum, PredicateType(key))
 		if err == nil {
 			return nil
 		}
@@ -304,10 +304,10 @@ func judge(envs []*signature.Envelope, stray []*signature.StoredError, trusted [
 	return e
 }
 
-// predicateType is the predicate type of the statement signing the
+// PredicateType is the predicate type of the statement signing the
 // record at key: a build action record's is a SLSA provenance, every other
 // record's RecordPredicateType.
-func predicateType(key string) string {
+func PredicateType(key string) string {
 	if k, _ := store.ParseKey(key); k.Family == store.FamilyAction {
 		return signature.ProvenancePredicateType
 	}
