@@ -72,6 +72,7 @@ type command struct {
 	stderr   io.Writer
 	storeURL string
 	release  string
+	target   targetFlags
 	s3       s3store.Settings
 }
 
@@ -84,6 +85,7 @@ func newCommand(name, usage, needs string, stderr io.Writer) *command {
 	}
 	c.fs.StringVar(&c.storeURL, "store", "", "the store's URL (file://DIR or s3://BUCKET/PREFIX); default $"+gc.EnvStore)
 	c.fs.StringVar(&c.release, "release", "", "the release version, as `NAME@VERSION` (web@1.4.0)")
+	c.addTargetFlags()
 	c.fs.StringVar(&c.s3.Endpoint, "s3-endpoint", "", "S3 endpoint `URL` of an S3-compatible store (default: AWS, or $AWS_ENDPOINT_URL_S3)")
 	c.fs.StringVar(&c.s3.Region, "s3-region", "", "S3 `region` (default: $AWS_REGION)")
 	c.fs.StringVar(&c.s3.Profile, "s3-profile", "", "AWS `profile` (default: $AWS_PROFILE)")

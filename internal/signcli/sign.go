@@ -74,9 +74,14 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, done := c.parse(args); done {
 		return code
 	}
-	name, version, err := c.nameVersion(true)
+	t, err := c.address()
 	if err != nil {
 		return c.fail(err)
+	}
+	if t.family == store.FamilyAction && len(files) == 0 && !*dryRun {
+		return c.fail(usagef("a build action record is approved only with --trusted-key FILE, its builder's public key: " +
+			"a countersignature signs again the provenance that key signed (the step's command, inputs and output), " +
+			"which --digest, the record's sha256, does not cover"))
 	}
 	if *keyFile == "" && !*dryRun {
 		return c.fail(usagef("no key: give --key FILE (a PKCS#8 PEM or OpenSSH private key)"))
@@ -110,11 +115,12 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return c.fail(err)
 	}
-	a, err := release.ReadApproval(ctx, b, name, version)
+	a, act, err := t.read(ctx, b)
 	if err != nil {
-		return c.fail(recordError(name, version, err))
+		return c.fail(err)
 	}
-	if err := printApproval(stdout, a, trusted); err != nil {
+	what := label(a)
+	if err := printRecord(ctx, b, stdout, a, act, trusted); err != nil {
 		return c.fail(err)
 	}
 	if *want != "" {
@@ -122,25 +128,39 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return c.fail(fmt.Errorf("refused, nothing signed: %w", err))
 		}
 	}
+	var st *signature.Statement
 	if len(files) > 0 {
-		if err := a.CheckTrusted(trusted); err != nil {
-			return c.fail(untrustedError(name, version, err))
+		if st, err = a.TrustedStatement(trusted); err != nil {
+			return c.fail(untrustedError(what, err))
+		}
+		if act != nil {
+			if err := printProvenance(stdout, st); err != nil {
+				return c.fail(err)
+			}
 		}
 	}
 	if *dryRun {
-		what := "checked"
+		checked := "checked"
 		if len(files) == 0 && *want == "" {
-			what = "not checked (give --trusted-key or --digest)"
+			checked = "not checked (give --trusted-key or --digest)"
 		}
-		if _, err := fmt.Fprintf(stdout, "%s@%s %s; nothing signed (--dry-run)\n", name, version, what); err != nil {
+		if _, err := fmt.Fprintf(stdout, "%s %s; nothing signed (--dry-run)\n", what, checked); err != nil {
 			return c.fail(err)
 		}
 		return 0
 	}
-	if _, err := a.Sign(ctx, b, s); err != nil {
+	if st != nil && a.Record == nil {
+		// A move, yank entry or build record: the trusted signature's
+		// statement, signed again (the record a move approved, a build's
+		// provenance).
+		_, err = a.SignStatement(ctx, b, s, st)
+	} else {
+		_, err = a.Sign(ctx, b, s)
+	}
+	if err != nil {
 		return c.fail(err)
 	}
-	if _, err := fmt.Fprintf(stdout, "%s@%s signed by key ID %s\n", name, version, s.KeyID()); err != nil {
+	if _, err := fmt.Fprintf(stdout, "%s signed by key ID %s\n", what, s.KeyID()); err != nil {
 		return c.fail(err)
 	}
 	return 0
@@ -179,7 +199,7 @@ func printApproval(out io.Writer, a *release.Approval, trusted []*signature.Veri
 }
 
 // untrustedError says why a record is refused under --trusted-key.
-func untrustedError(name, version string, err error) error {
+func untrustedError(what string, err error) error {
 	var ue *release.UntrustedRecordError
 	if !errors.As(err, &ue) {
 		return err
@@ -201,10 +221,10 @@ func untrustedError(name, version string, err error) error {
 		why += fmt.Sprintf("; the %d objects listed above as ignored are not signatures and count for nothing either way "+
 			"(delete them from the store, or ignore them)", len(ue.Stray))
 	}
-	return fmt.Errorf("refused, nothing signed: %s@%s (%s) carries no valid signature by a key given with --trusted-key: %s. "+
+	return fmt.Errorf("refused, nothing signed: %s (%s) carries no valid signature by a key given with --trusted-key: %s. "+
 		"It may have been written by someone who can write the store but does not hold your publisher's key. "+
-		"Check who published it; if its signer's key is one you trust, give that key with --trusted-key, "+
-		"or review the record above and give its sha256 with --digest", name, version, ue.Key, why)
+		"Check who wrote it; if its signer's key is one you trust, give that key with --trusted-key, "+
+		"or review the record above and give its sha256 with --digest", what, ue.Key, why)
 }
 
 // showAll is usertext.Show of each of ss (key IDs as claimed by the store).
@@ -242,7 +262,7 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if code, done := c.parse(args); done {
 		return code
 	}
-	name, version, err := c.nameVersion(true)
+	t, err := c.address()
 	if err != nil {
 		return c.fail(err)
 	}
@@ -266,15 +286,11 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return c.fail(err)
 		}
 	}
-	_, raw, err := release.GetStored(ctx, b, name, version)
-	if err != nil {
-		return c.fail(recordError(name, version, err))
-	}
-	key := release.VersionKey(name, version)
-	envs, err := release.ReadSignatures(ctx, b, key, digest.Bytes(raw))
+	a, _, err := t.read(ctx, b)
 	if err != nil {
 		return c.fail(err)
 	}
+	what, raw, envs := label(a), a.Stored, a.Signatures
 	var found []string
 	var out []*signature.Envelope
 	for _, env := range envs {
@@ -289,9 +305,9 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch {
 	case len(envs) == 0:
-		return c.fail(fmt.Errorf("%s@%s has no signatures (none stored under %s)", name, version, store.SignaturesPrefix(digest.Bytes(raw))))
+		return c.fail(fmt.Errorf("%s has no signatures (none stored under %s)", what, store.SignaturesPrefix(digest.Bytes(raw))))
 	case len(out) == 0:
-		return c.fail(fmt.Errorf("%s@%s has no signature by key ID %s; its signatures name key IDs %s", name, version, usertext.Show(*keyID), strings.Join(showAll(found), ", ")))
+		return c.fail(fmt.Errorf("%s has no signature by key ID %s; its signatures name key IDs %s", what, usertext.Show(*keyID), strings.Join(showAll(found), ", ")))
 	}
 	if *recordOut != "" {
 		if err := writeAtomic(*recordOut, raw, *force); err != nil {
