@@ -1,9 +1,12 @@
 // Package signcli is the signature commands of the provider's binary, run
 // outside Terraform (a CI job, a release manager's shell):
 //
-//	terraform-provider-immutable verify   — check a version's signatures
-//	terraform-provider-immutable sign     — countersign a version (an approval)
+//	terraform-provider-immutable verify   — check a signed record's signatures
+//	terraform-provider-immutable sign     — countersign a record (an approval, a key rotation)
 //	terraform-provider-immutable envelope — print its DSSE envelopes
+//
+// A record is a release version, a channel move, a yank entry or a build
+// action record (target.go).
 //
 // Each exits 0 done, 1 failed (for verify: not signed by a trusted key),
 // 2 bad usage, as `gc` does. The package has no dependency on Terraform.

@@ -19,8 +19,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
-const targetHelp = `The record is one of:
-  --release NAME@VERSION      a release version (web@1.4.0)
+const targetHelp = `  --release NAME@VERSION      a release version (web@1.4.0)
   --channel RELEASE/CHANNEL   the channel's current move (web/prod)
   --move RELEASE/CHANNEL@SEQ  one move of a channel (web/prod@3)
   --yank NAME@VERSION[#SEQ]   a version's latest yank entry, or entry SEQ

@@ -17,18 +17,19 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
-const verifyUsage = `Usage: terraform-provider-immutable verify --store URL --release NAME@VERSION --trusted-key FILE [--trusted-key FILE...]
-       terraform-provider-immutable verify --store URL --channel RELEASE/CHANNEL --trusted-key FILE [...]
+const verifyUsage = `Usage: terraform-provider-immutable verify --store URL RECORD --trusted-key FILE [--trusted-key FILE...]
 
-Checks that a release version's record is signed by a trusted key: reads
-the record and its signatures, prints each signature's key ID and whether
-it is trusted and valid, and exits 0 when a trusted key's valid signature
-is about the record's stored bytes, 1 when none is (saying why: no
-signatures, only untrusted key IDs, or signatures that do not verify), 2
-on bad usage.
+Checks that a signed record is signed by a trusted key: reads the record
+and its signatures, prints each signature's key ID and whether it is
+trusted and valid, and exits 0 when a trusted key's valid signature is
+about the record's stored bytes, 1 when none is (saying why: no
+signatures, only untrusted key IDs, or signatures that do not verify, and
+the sign command that countersigns it), 2 on bad usage. RECORD is:
 
-With --channel, the channel's current move is checked the same way, then
-the version it points to.
+` + targetHelp + `
+A channel move (--channel, --move, or its --record key) is checked, then
+the version it points to, which must also be the record the move's
+trusted signature approved (not one put in its place since).
 
 A trusted key file holds one or more public keys, Ed25519 or ECDSA P-256:
 PEM (-----BEGIN PUBLIC KEY-----, as ` + "`openssl pkey -pubout`" + ` writes), or SSH
