@@ -116,8 +116,9 @@ type ForeignRecordError struct {
 func (e *ForeignRecordError) Error() string {
 	return fmt.Sprintf("%s was already in the store, but not as this operation would have written it (%s): someone else wrote it, "+
 		"so it was not signed with this signing key, which signs only what its writer wrote; nothing was written. Check the record: "+
-		"if it is right, have a holder of a trusted key approve it (terraform-provider-immutable sign); otherwise find out who wrote it",
-		e.Key, e.Detail)
+		"if it is right, have a holder of a trusted key approve it (`%s`, or, if no key you trust signed it, --digest with the "+
+		"sha256 that --dry-run prints in place of --trusted-key); otherwise find out who wrote it",
+		e.Key, e.Detail, SignCommand(e.Key))
 }
 
 // signFound signs a record the operation found already written rather
