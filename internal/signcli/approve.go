@@ -113,3 +113,17 @@ func printProvenance(out io.Writer, st *signature.Statement) error {
 	_, err = io.WriteString(out, w.String())
 	return err
 }
+
+// printSubjects prints the further subjects of the trusted statement a
+// countersignature of a move or yank entry signs again: for a move, the
+// record of its version as the trusted signature approved it (which the
+// record read now may no longer be: verify then refuses the move).
+func printSubjects(out io.Writer, st *signature.Statement) error {
+	var w strings.Builder
+	w.WriteString("statement (signed again, byte for byte, from the trusted signature):\n")
+	for _, s := range st.Subjects() {
+		fmt.Fprintf(&w, "  subject    %s %s\n", usertext.Show(s.Name), s.Digest)
+	}
+	_, err := io.WriteString(out, w.String())
+	return err
+}

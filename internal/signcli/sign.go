@@ -148,9 +148,12 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return c.fail(untrustedError(what, err))
 		}
 		if act != nil {
-			if err := printProvenance(stdout, st); err != nil {
-				return c.fail(err)
-			}
+			err = printProvenance(stdout, st)
+		} else if a.Record == nil {
+			err = printSubjects(stdout, st)
+		}
+		if err != nil {
+			return c.fail(err)
 		}
 	}
 	if *dryRun {

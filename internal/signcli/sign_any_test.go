@@ -88,7 +88,8 @@ func TestSignEveryKindAfterRotation(t *testing.T) {
 		}{
 			{"move", []string{"--channel", "web/prod"}, store.MoveKey("web", "prod", 2),
 				[]string{"approving move 2 of web/prod", "move       1.0.0 → 1.1.0", "seq        2", "reason     ship 1.1.0",
-					"to record  " + release.VersionKey("web", "1.1.0")},
+					"to record  " + release.VersionKey("web", "1.1.0"), "statement (signed again, byte for byte",
+					"subject    " + release.VersionKey("web", "1.1.0") + " sha256:"},
 				nil},
 			{"move by key", []string{"--record", store.MoveKey("web", "prod", 1)}, store.MoveKey("web", "prod", 1),
 				[]string{"approving move 1 of web/prod", "(none: the channel's first move) → 1.0.0"}, nil},
