@@ -9,14 +9,19 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
-// Approval is a published version as an approver reviews it before
+// Approval is a signed record (a published version, a channel move, a
+// yank entry, a build action record) as an approver reviews it before
 // countersigning (`terraform-provider-immutable sign`): its record read
 // once from the store, the bytes it was decoded from, and the signatures
 // it carries, unverified. The checks (CheckTrusted, CheckDigest) and Sign
 // are all about exactly these bytes: a record replaced in the store after
 // it was read is not signed.
 type Approval struct {
+	// Record, Move or Yank is the record as decoded, by its family (all
+	// nil for a build action record, which package actioncache decodes).
 	Record     *Record
+	Move       *Move
+	Yank       *Yank
 	Key        string                // the record's key
 	Stored     []byte                // the record's stored bytes, which a signature covers
 	Signatures []*signature.Envelope // the record's signatures, in key ID order, unverified
@@ -42,6 +47,56 @@ func ReadApproval(ctx context.Context, b store.Backend, name, version string) (*
 	return &Approval{Record: rec, Key: key, Stored: raw, Signatures: envs, Stray: stray}, nil
 }
 
+// ReadApprovalAt reads the record at key, a release version's, a channel
+// move's or a yank entry's (checked as every reader of its family checks
+// it), and its signatures. A record that is not there is
+// store.ErrNotFound; one that does not read back is a *TamperedError; a
+// key of another family is an error saying so.
+func ReadApprovalAt(ctx context.Context, b store.Backend, key string) (*Approval, error) {
+	k, ok := store.ParseKey(key)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a key of the store's layout", key)
+	}
+	a := &Approval{Key: key}
+	switch k.Family {
+	case store.FamilyVersion:
+		rec, raw, err := GetStored(ctx, b, k.Release, k.Version)
+		if err != nil {
+			return nil, err
+		}
+		a.Record, a.Stored = rec, raw
+	case store.FamilyMove:
+		m, err := getMove(ctx, b, k.Release, k.Channel, k.Seq)
+		if err != nil {
+			return nil, err
+		}
+		a.Move, a.Stored = m, m.encode()
+	case store.FamilyYank:
+		y, err := getYank(ctx, b, key, k.Release, k.Version, k.Seq)
+		if err != nil {
+			return nil, err
+		}
+		a.Yank, a.Stored = y, y.encode()
+	default:
+		return nil, fmt.Errorf("%s is a %s key, not a release version's, a channel move's or a yank entry's", key, k.Family)
+	}
+	return a, a.readSignatures(ctx, b)
+}
+
+// ApprovalOf is the record at key whose stored bytes, read and checked
+// by the caller (a build action record: actioncache.ParseRecord), are
+// raw, with its signatures.
+func ApprovalOf(ctx context.Context, b store.Backend, key string, raw []byte) (*Approval, error) {
+	a := &Approval{Key: key, Stored: raw}
+	return a, a.readSignatures(ctx, b)
+}
+
+func (a *Approval) readSignatures(ctx context.Context, b store.Backend) error {
+	var err error
+	a.Signatures, a.Stray, err = ReadStored(ctx, b, a.Key, a.Digest())
+	return err
+}
+
 // Digest is the sha256 of the record's stored bytes: what its signatures
 // name, and what an approver states with `sign --digest`.
 func (a *Approval) Digest() digest.Sum { return digest.Bytes(a.Stored) }
@@ -54,7 +109,23 @@ func (a *Approval) Digest() digest.Sum { return digest.Bytes(a.Stored) }
 // key (unsigned, signed by another key, or carrying a signature of
 // another record) is refused.
 func (a *Approval) CheckTrusted(trusted []*signature.Verifier) error {
-	return judge(a.Signatures, a.Stray, trusted, true, a.Key, a.Digest())
+	_, err := a.TrustedStatement(trusted)
+	return err
+}
+
+// TrustedStatement is CheckTrusted returning the statement of the first
+// valid signature by a key of trusted: what a countersignature of it signs
+// again (SignStatement).
+func (a *Approval) TrustedStatement(trusted []*signature.Verifier) (*signature.Statement, error) {
+	if err := judge(a.Signatures, a.Stray, trusted, true, a.Key, a.Digest()); err != nil {
+		return nil, err
+	}
+	for _, env := range a.Signatures {
+		if st, err := signature.VerifyRecord(env, trusted, a.Key, a.Digest(), PredicateType(a.Key)); err == nil {
+			return st, nil
+		}
+	}
+	return nil, &UntrustedRecordError{Key: a.Key} // judge passed none: not reached
 }
 
 // DigestMismatchError is a record whose stored bytes are not the ones the
@@ -82,20 +153,47 @@ func (a *Approval) CheckDigest(want digest.Sum) error {
 	if got == want {
 		return nil
 	}
-	return &DigestMismatchError{Key: a.Key, Got: got, Want: want, ContentDigest: a.Record.Digest == want.String()}
+	return &DigestMismatchError{Key: a.Key, Got: got, Want: want, ContentDigest: a.Record != nil && a.Record.Digest == want.String()}
 }
 
 // Sign countersigns the record with s, through SignRecord, with the
-// statement Publish signs (the record's stored bytes first, then its
-// artifacts and images), stored once beside the record under s's key ID.
-// The bytes signed are a.Stored: if the record's key holds other bytes by
-// now, nothing is written and the error says so.
+// statement its writer signs: for a version, the record's stored bytes
+// first, then its artifacts and images (as Publish); for a move, the
+// record first, then the record of the version it moves to as it is now
+// (as MoveTo); for a yank entry, the record alone (as SetYank). It is
+// stored once beside the record under s's key ID. The bytes signed are
+// a.Stored: if the record's key holds other bytes by now, nothing is
+// written and the error says so. A build action record's provenance is
+// not the record's to make: it is signed through SignStatement only.
 func (a *Approval) Sign(ctx context.Context, b store.Backend, s *signature.Signer) (*signature.Envelope, error) {
-	extra, err := a.Record.subjects()
-	if err != nil {
-		return nil, &TamperedError{Key: a.Key, Detail: err.Error()}
+	switch {
+	case a.Record != nil:
+		extra, err := a.Record.subjects()
+		if err != nil {
+			return nil, &TamperedError{Key: a.Key, Detail: err.Error()}
+		}
+		return SignRecord(ctx, b, s, a.Key, a.Stored, KindRelease, extra)
+	case a.Move != nil:
+		extra, err := options{signer: s}.moveSubjects(ctx, b, a.Move)
+		if err != nil {
+			return nil, err
+		}
+		return SignRecord(ctx, b, s, a.Key, a.Stored, KindMove, extra)
+	case a.Yank != nil:
+		return SignRecord(ctx, b, s, a.Key, a.Stored, KindYank, nil)
 	}
-	return SignRecord(ctx, b, s, a.Key, a.Stored, KindRelease, extra)
+	return nil, fmt.Errorf("%s: only the statement of a trusted signature of it can be signed again (its provenance)", a.Key)
+}
+
+// SignStatement countersigns the record with s, signing again the
+// payload of st, the statement of a trusted signature of it
+// (TrustedStatement), byte for byte: the countersignature says exactly
+// what the trusted one does (a build's provenance, the record a move
+// approved), and a verifier of either, cosign too, reads the same
+// statement. Stored as Sign stores it; a.Stored must still be the
+// record's bytes.
+func (a *Approval) SignStatement(ctx context.Context, b store.Backend, s *signature.Signer, st *signature.Statement) (*signature.Envelope, error) {
+	return signature.Countersign(ctx, b, s, a.Key, a.Stored, st, PredicateType(a.Key))
 }
 
 // Countersign signs the published version name@version with s, checking

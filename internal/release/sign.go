@@ -65,12 +65,13 @@ func SignRecord(ctx context.Context, b store.Backend, s *signature.Signer, key s
 }
 
 // VerifySignature checks that env is signed by one of trusted and that its
-// statement is a RecordPredicateType one about the record at key whose
+// statement is one of key's family (PredicateType: a SLSA provenance for a
+// build action record, else RecordPredicateType) about the record at key whose
 // stored bytes have the sha256 sum (its first subject): a signature copied
 // from another record, or of an earlier record at the same key, is
 // refused. See signature.VerifyRecord.
 func VerifySignature(env *signature.Envelope, trusted []*signature.Verifier, key string, sum digest.Sum) error {
-	_, err := signature.VerifyRecord(env, trusted, key, sum, RecordPredicateType)
+	_, err := signature.VerifyRecord(env, trusted, key, sum, PredicateType(key))
 	return err
 }
 
@@ -115,8 +116,9 @@ type ForeignRecordError struct {
 func (e *ForeignRecordError) Error() string {
 	return fmt.Sprintf("%s was already in the store, but not as this operation would have written it (%s): someone else wrote it, "+
 		"so it was not signed with this signing key, which signs only what its writer wrote; nothing was written. Check the record: "+
-		"if it is right, have a holder of a trusted key approve it (terraform-provider-immutable sign); otherwise find out who wrote it",
-		e.Key, e.Detail)
+		"if it is right, have a holder of a trusted key approve it (`%s`, or, if no key you trust signed it, --digest with the "+
+		"sha256 that --dry-run prints in place of --trusted-key); otherwise find out who wrote it",
+		e.Key, e.Detail, SignCommand(e.Key))
 }
 
 // signFound signs a record the operation found already written rather

@@ -158,10 +158,15 @@ func (e *UntrustedRecordError) Error() string {
 		}
 	}
 	b.WriteString(strayText(e.Stray))
+	// Every signed record can be countersigned by a holder of a trusted
+	// key (a key rotated in: its old signer's public key vouches for it).
+	sign := "`" + SignCommand(e.Key) + "`"
 	if e.action() {
-		b.WriteString(". A build record is used only when a trusted key signed it (its provenance): if its signer should be trusted, " +
-			"add that key's public key to the provider's trust.keys; otherwise it may be poisoned (right key, another output): " +
-			"delete the record (and nothing else) from the store and apply with a trusted signing_key, which builds the step again and signs its record")
+		b.WriteString(". A build record is used only when a trusted key signed it (its provenance). If its signer's key was " +
+			"trusted (before a key rotation, say), have a holder of a trusted key countersign it, which signs the same provenance " +
+			"again: " + sign + "; or add the signer's public key to the provider's trust.keys. Otherwise it may be poisoned " +
+			"(right key, another output): delete the record (and nothing else) from the store and apply with a trusted " +
+			"signing_key, which builds the step again and signs its record")
 		return b.String()
 	}
 	k, _ := store.ParseKey(e.Key)
@@ -169,19 +174,45 @@ func (e *UntrustedRecordError) Error() string {
 	case store.FamilyYank:
 		// A yank entry decides which versions resolve: ignoring it would
 		// un-yank a version (or yank one) on the word of an unknown writer.
-		b.WriteString(". A yank entry decides which versions resolve, so it is not ignored. If its signer should be trusted, " +
-			"add that key's public key to the provider's trust.keys (entries written before signing pass with " +
-			"require_signatures = false). Otherwise write a signed entry after it with a trusted signing_key: an " +
-			"immutable_yank of the version yanks it (import a yank in effect first: under the policy only its position is " +
-			"imported; apply yanks again, destroy un-yanks), and check who can write the store")
+		b.WriteString(". A yank entry decides which versions resolve, so it is not ignored. If its signer's key was trusted " +
+			"(before a key rotation, say), have a holder of a trusted key countersign it: " + sign + "; or add the signer's " +
+			"public key to the provider's trust.keys (entries written before signing pass with require_signatures = false). " +
+			"Otherwise write a signed entry after it with a trusted signing_key: an immutable_yank of the version yanks it " +
+			"(import a yank in effect first: under the policy only its position is imported; apply yanks again, destroy " +
+			"un-yanks), and check who can write the store")
 	case store.FamilyMove:
-		b.WriteString(". If the move is genuine, add its signer's public key to the provider's trust.keys; otherwise move the " +
-			"channel (immutable_channel) with a trusted signing_key, which writes a signed move after it, and check who can write the store")
+		b.WriteString(". If the move is genuine (signed by a key trusted before a key rotation, say), have a holder of a " +
+			"trusted key countersign it: " + sign + "; or add its signer's public key to the provider's trust.keys. Otherwise " +
+			"move the channel (immutable_channel) with a trusted signing_key, which writes a signed move after it, and check " +
+			"who can write the store")
 	default:
-		b.WriteString(". Sign the record with a trusted key (`terraform-provider-immutable sign`, or an apply whose signing_key " +
-			"is trusted), or, if its signer should be trusted, add that key's public key to the provider's trust.keys")
+		b.WriteString(". Have a holder of a trusted key countersign it: " + sign + " (or an apply whose signing_key is " +
+			"trusted), or, if its signer should be trusted, add that key's public key to the provider's trust.keys")
 	}
 	return b.String()
+}
+
+// SignCommand is the command with which a holder of a trusted key
+// countersigns the record at key, once its signer's public key
+// (SIGNER.pub) vouches for it: `sign` with the option that names the
+// record (--release, --move, --yank, --action; --record for a key of no
+// signed family).
+func SignCommand(key string) string {
+	k, ok := store.ParseKey(key)
+	addr := "--record " + key
+	if ok {
+		switch k.Family {
+		case store.FamilyVersion:
+			addr = "--release " + k.Release + "@" + k.Version
+		case store.FamilyMove:
+			addr = fmt.Sprintf("--move %s/%s@%d", k.Release, k.Channel, k.Seq)
+		case store.FamilyYank:
+			addr = fmt.Sprintf("--yank %s@%s#%d", k.Release, k.Version, k.Seq)
+		case store.FamilyAction:
+			addr = "--action " + k.Digest.String()
+		}
+	}
+	return "terraform-provider-immutable sign --store STORE --key TRUSTED-KEY.pem --trusted-key SIGNER.pub " + addr
 }
 
 // Check returns nil when the record stored at key, whose stored bytes
@@ -279,7 +310,7 @@ func judge(envs []*signature.Envelope, stray []*signature.StoredError, trusted [
 		for _, s := range env.Signatures {
 			e.Found = append(e.Found, s.KeyID)
 		}
-		_, err := signature.VerifyRecord(env, trusted, key, sum, predicateType(key))
+		_, err := signature.VerifyRecord(env, trusted, key, sum, PredicateType(key))
 		if err == nil {
 			return nil
 		}
@@ -304,10 +335,10 @@ func judge(envs []*signature.Envelope, stray []*signature.StoredError, trusted [
 	return e
 }
 
-// predicateType is the predicate type of the statement signing the
+// PredicateType is the predicate type of the statement signing the
 // record at key: a build action record's is a SLSA provenance, every other
 // record's RecordPredicateType.
-func predicateType(key string) string {
+func PredicateType(key string) string {
 	if k, _ := store.ParseKey(key); k.Family == store.FamilyAction {
 		return signature.ProvenancePredicateType
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -131,5 +132,26 @@ func TestTrustGates(t *testing.T) {
 	}
 	if err := CheckMove(ctx, b, "web", "1.1.0", []string{"staging"}, NewTrust([]*signature.Verifier{ci.Public()}, true)); err != nil {
 		t.Fatalf("a trusted staging move: %v", err)
+	}
+}
+
+// TestUntrustedRecordNamesItsSignCommand: a refused record's message
+// gives the sign command that countersigns it, with the option for its
+// kind.
+func TestUntrustedRecordNamesItsSignCommand(t *testing.T) {
+	act := digest.Bytes([]byte("step"))
+	for key, want := range map[string]string{
+		VersionKey("web", "1.0.0"):       "--release web@1.0.0`",
+		store.MoveKey("web", "prod", 3):  "--move web/prod@3`",
+		store.YankKey("web", "1.0.0", 2): "--yank web@1.0.0#2`",
+		store.ActionKey(act):             "--action " + act.String() + "`",
+	} {
+		msg := (&UntrustedRecordError{Key: key, Found: []string{"abc"}}).Error()
+		if !strings.Contains(msg, "`terraform-provider-immutable sign --store STORE --key TRUSTED-KEY.pem --trusted-key SIGNER.pub "+want) {
+			t.Errorf("%s: %s", key, msg)
+		}
+	}
+	if msg := (&ForeignRecordError{Key: store.MoveKey("web", "prod", 3), Detail: "x"}).Error(); !strings.Contains(msg, "--move web/prod@3`") {
+		t.Errorf("foreign move: %s", msg)
 	}
 }

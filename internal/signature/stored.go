@@ -95,6 +95,43 @@ func SignRecord(ctx context.Context, b store.Backend, s *Signer, key string, wan
 	if err != nil {
 		return nil, err
 	}
+	return storeSigned(ctx, b, s, key, sum, statement, predicateType)
+}
+
+// Countersign signs, with s, the statement of a signature of the record
+// stored at key, which must hold exactly want: st, a statement another
+// key's signature of it carries, verified by the caller (VerifyRecord),
+// whose payload is signed again byte for byte, so that the new signature
+// says exactly what the first one does (a build's provenance, a move's
+// record: DSSE lets several keys sign one payload). It is stored once at
+// store.SignatureKey, as SignRecord stores a signature. A statement that
+// is not about this record (its first subject) with predicateType is
+// refused, and nothing is written.
+func Countersign(ctx context.Context, b store.Backend, s *Signer, key string, want []byte, st *Statement, predicateType string) (*Envelope, error) {
+	got, err := readLimited(ctx, b, key, int64(len(want))+1)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("%s does not hold the record checked (its bytes differ: replaced since), so it is not signed", key)
+	}
+	sum := digest.Bytes(want)
+	if st.PredicateType() != predicateType {
+		return nil, fmt.Errorf("the statement's predicate type is %q, not %q", st.PredicateType(), predicateType)
+	}
+	if subs := st.Subjects(); subs[0].Name != key || subs[0].Digest != sum {
+		return nil, fmt.Errorf("the statement is not about %s with sha256 %s", key, sum.Hex())
+	}
+	return storeSigned(ctx, b, s, key, sum, st.Payload(), predicateType)
+}
+
+// storeSigned signs statement, about the record at key whose stored bytes have
+// the sha256 sum, with s and stores the envelope once at
+// store.SignatureKey. A signature by the same key already there is
+// accepted only if it verifies with s's public key and names this record
+// with this predicate type; otherwise the error says so and nothing is
+// overwritten.
+func storeSigned(ctx context.Context, b store.Backend, s *Signer, key string, sum digest.Sum, statement []byte, predicateType string) (*Envelope, error) {
 	env, err := Sign(s, statement)
 	if err != nil {
 		return nil, err

@@ -243,3 +243,68 @@ func TestStoredSignatureShape(t *testing.T) {
 		t.Fatalf("ReadSignatures: %d, %v", len(envs), err)
 	}
 }
+
+// TestCountersign: a second key signs the first key's statement again,
+// byte for byte (a build's provenance carries over), stored under its own
+// key ID; signing again keeps it; a statement about another record, of
+// another predicate type, or a record whose bytes changed is refused and
+// nothing is written.
+func TestCountersign(t *testing.T) {
+	ctx := context.Background()
+	b := testBackend(t)
+	first, second := newSigner(t, Ed25519), newSigner(t, ECDSAP256)
+	key, body := store.ActionKey(digest.Bytes([]byte("step"))), []byte("an action record\n")
+	putRecord(t, b, key, body)
+	sum := digest.Bytes(body)
+	p := NewProvenance("https://immutable-infra.dev/build/v1", "https://ci.example", map[string]any{"command": []string{"make"}})
+	env, err := SignRecord(ctx, b, first, key, body, ProvenancePredicateType, p, []Subject{{Name: "out", Digest: digest.Bytes([]byte("out"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := VerifyRecord(env, []*Verifier{first.Public()}, key, sum, ProvenancePredicateType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := store.ActionKey(digest.Bytes([]byte("other step")))
+	putRecord(t, b, other, body)
+	for name, f := range map[string]func() error{
+		"another record": func() error {
+			_, err := Countersign(ctx, b, second, other, body, st, ProvenancePredicateType)
+			return err
+		},
+		"another type": func() error {
+			_, err := Countersign(ctx, b, second, key, body, st, RecordPredicateType)
+			return err
+		},
+		"changed bytes": func() error {
+			_, err := Countersign(ctx, b, second, key, []byte("what was checked\n"), st, ProvenancePredicateType)
+			return err
+		},
+	} {
+		if err := f(); err == nil {
+			t.Errorf("%s: countersigned", name)
+		}
+	}
+	if envs, err := ReadSignatures(ctx, b, key, sum); err != nil || len(envs) != 1 {
+		t.Fatalf("a refused countersign wrote: %d signatures, %v", len(envs), err)
+	}
+	env2, err := Countersign(ctx, b, second, key, body, st, ProvenancePredicateType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env2.Payload != env.Payload || env2.Signatures[0].KeyID != second.KeyID() {
+		t.Fatalf("the countersignature is not the same statement by the second key: %+v", env2)
+	}
+	again, err := Countersign(ctx, b, second, key, body, st, ProvenancePredicateType)
+	if err != nil || again.Signatures[0].Sig != env2.Signatures[0].Sig {
+		t.Fatalf("countersigning again: %v (the stored signature must be kept)", err)
+	}
+	envs, err := ReadSignatures(ctx, b, key, sum)
+	if err != nil || len(envs) != 2 {
+		t.Fatalf("ReadSignatures: %d, %v; want 2", len(envs), err)
+	}
+	if _, err := VerifyRecord(envs[slices.IndexFunc(envs, func(e *Envelope) bool { return e.Signatures[0].KeyID == second.KeyID() })],
+		[]*Verifier{second.Public()}, key, sum, ProvenancePredicateType); err != nil {
+		t.Fatal(err)
+	}
+}

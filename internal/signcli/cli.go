@@ -1,9 +1,12 @@
 // Package signcli is the signature commands of the provider's binary, run
 // outside Terraform (a CI job, a release manager's shell):
 //
-//	terraform-provider-immutable verify   — check a version's signatures
-//	terraform-provider-immutable sign     — countersign a version (an approval)
+//	terraform-provider-immutable verify   — check a signed record's signatures
+//	terraform-provider-immutable sign     — countersign a record (an approval, a key rotation)
 //	terraform-provider-immutable envelope — print its DSSE envelopes
+//
+// A record is a release version, a channel move, a yank entry or a build
+// action record (target.go).
 //
 // Each exits 0 done, 1 failed (for verify: not signed by a trusted key),
 // 2 bad usage, as `gc` does. The package has no dependency on Terraform.
@@ -72,6 +75,7 @@ type command struct {
 	stderr   io.Writer
 	storeURL string
 	release  string
+	target   targetFlags
 	s3       s3store.Settings
 }
 
@@ -84,6 +88,7 @@ func newCommand(name, usage, needs string, stderr io.Writer) *command {
 	}
 	c.fs.StringVar(&c.storeURL, "store", "", "the store's URL (file://DIR or s3://BUCKET/PREFIX); default $"+gc.EnvStore)
 	c.fs.StringVar(&c.release, "release", "", "the release version, as `NAME@VERSION` (web@1.4.0)")
+	c.addTargetFlags()
 	c.fs.StringVar(&c.s3.Endpoint, "s3-endpoint", "", "S3 endpoint `URL` of an S3-compatible store (default: AWS, or $AWS_ENDPOINT_URL_S3)")
 	c.fs.StringVar(&c.s3.Region, "s3-region", "", "S3 `region` (default: $AWS_REGION)")
 	c.fs.StringVar(&c.s3.Profile, "s3-profile", "", "AWS `profile` (default: $AWS_PROFILE)")

@@ -198,9 +198,9 @@ func TestVerifyChannel(t *testing.T) {
 	must(t, err)
 	args := []string{"--store", "file://" + root, "--channel", "web/prod", "--trusted-key", ci.pub}
 	code, stdout, stderr := run("verify", args...)
-	// sign takes no move: the message says how a move gets signed.
+	// The message gives the command that countersigns this move.
 	if code != 1 || !strings.Contains(stderr, "move 1 of web/prod (to 1.0.0) is not signed by a trusted key: it has no signatures") ||
-		!strings.Contains(stderr, "move the channel again") || strings.Contains(stderr, "(terraform-provider-immutable sign") {
+		!strings.Contains(stderr, "terraform-provider-immutable sign --store STORE --key TRUSTED-KEY.pem --trusted-key SIGNER.pub --move web/prod@1`") {
 		t.Fatalf("unsigned move: exit %d\n%s%s", code, stdout, stderr)
 	}
 	_, err = release.SignRecord(ctx, b, ci.s, store.MoveKey("web", "prod", 1), m.Stored(), release.KindMove, nil)
@@ -286,14 +286,28 @@ func TestUsage(t *testing.T) {
 		want string
 	}{
 		{"verify", []string{"--release", "web@1.0.0", "--trusted-key", k.pub}, "no store: give --store URL"},
-		{"verify", append([]string{"--trusted-key", k.pub}, st...), "no release: give --release NAME@VERSION"},
+		{"verify", append([]string{"--trusted-key", k.pub}, st...), "no record: give --release NAME@VERSION, --channel RELEASE/CHANNEL"},
 		{"verify", append([]string{"--release", "web", "--trusted-key", k.pub}, st...), `--release "web" has no version`},
 		{"verify", append([]string{"--release", "Web@1.0.0", "--trusted-key", k.pub}, st...), `--release "Web@1.0.0"`},
 		{"verify", append([]string{"--release", "web@x", "--trusted-key", k.pub}, st...), `--release "web@x"`},
 		{"verify", append([]string{"--release", "web@1.0.0"}, st...), "no trusted key: give --trusted-key FILE"},
 		{"verify", append([]string{"--release", "web@1.0.0", "--trusted-key", filepath.Join(dir, "absent.pem")}, st...), "--trusted-key " + filepath.Join(dir, "absent.pem")},
 		{"verify", append([]string{"--release", "web@1.0.0", "--trusted-key", junk}, st...), "--trusted-key " + junk},
-		{"verify", append([]string{"--release", "web@1.0.0", "--channel", "web/prod", "--trusted-key", k.pub}, st...), "give --release or --channel, not both"},
+		{"verify", append([]string{"--release", "web@1.0.0", "--channel", "web/prod", "--trusted-key", k.pub}, st...), "give one of --release, --channel, not 2"},
+		{"verify", append([]string{"--action", "sha256:" + strings.Repeat("0", 64), "--record", "x", "--trusted-key", k.pub}, st...), "give one of --record, --action, not 2"},
+		{"verify", append([]string{"--record", "../../etc/passwd", "--trusted-key", k.pub}, st...), `--record "../../etc/passwd" is not a key of the store's layout`},
+		{"verify", append([]string{"--record", "/releases/web/versions/1.0.0", "--trusted-key", k.pub}, st...), "is not a key of the store's layout"},
+		{"verify", append([]string{"--record", "releases/web/versions/../../../x", "--trusted-key", k.pub}, st...), "is not a well-formed release version key"},
+		{"verify", append([]string{"--record", "gc/store.json", "--trusted-key", k.pub}, st...), "which is not a signed record"},
+		{"verify", append([]string{"--record", store.BlobKey(digest.Bytes(nil)), "--trusted-key", k.pub}, st...), "which is not a signed record"},
+		{"verify", append([]string{"--record", "channels/web/prod/moves/1", "--trusted-key", k.pub}, st...), "is not a well-formed channel move key"},
+		{"verify", append([]string{"--move", "web/prod", "--trusted-key", k.pub}, st...), `--move "web/prod" has no sequence number`},
+		{"verify", append([]string{"--move", "web/prod@0", "--trusted-key", k.pub}, st...), `the sequence number "0"`},
+		{"verify", append([]string{"--move", "web@3", "--trusted-key", k.pub}, st...), "write RELEASE/CHANNEL"},
+		{"verify", append([]string{"--yank", "web", "--trusted-key", k.pub}, st...), `--yank "web" has no version`},
+		{"verify", append([]string{"--yank", "web@1.0.0#x", "--trusted-key", k.pub}, st...), `the entry number "x"`},
+		{"verify", append([]string{"--action", "abc", "--trusted-key", k.pub}, st...), "--action: "},
+		{"sign", append([]string{"--action", "sha256:" + strings.Repeat("0", 64), "--key", k.priv, "--digest", "sha256:" + strings.Repeat("0", 64)}, st...), "a build action record is approved only with --trusted-key"},
 		{"verify", append([]string{"--channel", "web", "--trusted-key", k.pub}, st...), "write RELEASE/CHANNEL"},
 		{"verify", []string{"--store", "ftp://x", "--release", "web@1.0.0", "--trusted-key", k.pub}, `unknown scheme "ftp://"`},
 		{"verify", []string{"--store", "file://" + filepath.Join(dir, "absent"), "--release", "web@1.0.0", "--trusted-key", k.pub}, "is not a directory: check --store"},
@@ -306,7 +320,7 @@ func TestUsage(t *testing.T) {
 		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.priv}, st...), "or --digest sha256:HEX"},
 		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.priv, "--digest", "abc"}, st...), "--digest: \"abc\" is not a digest"},
 		{"sign", append([]string{"--release", "web@1.0.0", "--key", k.priv, "--trusted-key", junk}, st...), "--trusted-key " + junk},
-		{"envelope", st, "no release"},
+		{"envelope", st, "no record: give --release"},
 		{"envelope", append([]string{"--release", "web@1.0.0", "--record-out", filepath.Join(dir, "absent", "r.json")}, st...), "its directory does not exist"},
 	} {
 		code, stdout, stderr := run(c.cmd, c.args...)

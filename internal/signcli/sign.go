@@ -22,24 +22,33 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
-const signUsage = `Usage: terraform-provider-immutable sign --store URL --release NAME@VERSION --key FILE --trusted-key FILE [--trusted-key FILE...]
-       terraform-provider-immutable sign --store URL --release NAME@VERSION --key FILE --digest sha256:HEX
-       terraform-provider-immutable sign --store URL --release NAME@VERSION --dry-run
+const signUsage = `Usage: terraform-provider-immutable sign --store URL RECORD --key FILE --trusted-key FILE [--trusted-key FILE...]
+       terraform-provider-immutable sign --store URL RECORD --key FILE --digest sha256:HEX
+       terraform-provider-immutable sign --store URL RECORD --dry-run
 
-Countersigns a published release version: an approval, such as a release
-manager's. It prints what is approved (the record's key and sha256, the
-release NAME@VERSION, its artifacts with their digests, its images and
-metadata, and the key IDs of the signatures it carries), then checks that
-this is the record to approve, in one of two ways (or both):
+Countersigns a signed record: an approval, such as a release manager's, or
+a new key taking over what an old one signed (a key rotation). RECORD is
+a release version, a channel move, a yank entry or a build action record:
+
+` + targetHelp + `
+It prints what is approved (the record's key and sha256; for a version
+its artifacts, images and metadata; for a move where it goes from and to,
+its number and reason, and the sha256 of the record of the version it
+moves to; for a yank entry the version, whether it yanks or un-yanks it,
+and the reason; for a build record its step key, output, log and the
+provenance its builder signed; and the key IDs of the signatures it
+carries), then checks that this is the record to approve, in one of two
+ways (or both):
 
   --trusted-key FILE   the record must already carry a valid signature,
                        about exactly this record, by one of the public
-                       keys in FILE (CI's, say). A record written into the
-                       store by anyone else, unsigned or signed by another
-                       key, is refused.
+                       keys in FILE (CI's, say, or the key being rotated
+                       out). A record written into the store by anyone
+                       else, unsigned or signed by another key, is refused.
   --digest sha256:HEX  the record's sha256 must be the one you reviewed (as
                        --dry-run or verify printed it): another record is
-                       refused.
+                       refused. A build record needs --trusted-key: its
+                       provenance (command, inputs) is not in its sha256.
 
 Without either nothing is signed (exit 2): anyone who can write the store
 could otherwise have a forged record approved. A refused record exits 1
@@ -47,10 +56,15 @@ saying why, and nothing is written. --dry-run prints and checks, and
 signs nothing (--key is then optional).
 
 Once checked, it signs exactly the bytes checked (a record replaced since
-is not signed): the record's stored bytes, its artifacts and images, as
-the publisher's signature does, and stores the DSSE envelope once beside
-the record under the key's ID. A version that is not published is
-refused. Signing again with the same key changes nothing.
+is not signed) and stores the DSSE envelope once beside the record under
+the key's ID. A version is signed as its publisher signs it (the record,
+its artifacts and images); a move, yank entry or build record checked
+with --trusted-key gets the trusted signature's statement signed again,
+byte for byte (the record a move approved, a build's SLSA provenance), so
+that both signatures say the same and cosign verifies either; a move or
+yank entry approved by --digest alone is signed as its writer signs it (a
+move naming the record of its version as it is now). Signing again with
+the same key changes nothing.
 
 The key is an unencrypted private key, Ed25519 or ECDSA P-256, in PKCS#8
 PEM or OpenSSH form (the same key ID and signature either way):
@@ -74,9 +88,14 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, done := c.parse(args); done {
 		return code
 	}
-	name, version, err := c.nameVersion(true)
+	t, err := c.address()
 	if err != nil {
 		return c.fail(err)
+	}
+	if t.family == store.FamilyAction && len(files) == 0 && !*dryRun {
+		return c.fail(usagef("a build action record is approved only with --trusted-key FILE, its builder's public key: " +
+			"a countersignature signs again the provenance that key signed (the step's command, inputs and output), " +
+			"which --digest, the record's sha256, does not cover"))
 	}
 	if *keyFile == "" && !*dryRun {
 		return c.fail(usagef("no key: give --key FILE (a PKCS#8 PEM or OpenSSH private key)"))
@@ -110,11 +129,12 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return c.fail(err)
 	}
-	a, err := release.ReadApproval(ctx, b, name, version)
+	a, act, err := t.read(ctx, b)
 	if err != nil {
-		return c.fail(recordError(name, version, err))
+		return c.fail(err)
 	}
-	if err := printApproval(stdout, a, trusted); err != nil {
+	what := label(a)
+	if err := printRecord(ctx, b, stdout, a, act, trusted); err != nil {
 		return c.fail(err)
 	}
 	if *want != "" {
@@ -122,25 +142,42 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return c.fail(fmt.Errorf("refused, nothing signed: %w", err))
 		}
 	}
+	var st *signature.Statement
 	if len(files) > 0 {
-		if err := a.CheckTrusted(trusted); err != nil {
-			return c.fail(untrustedError(name, version, err))
+		if st, err = a.TrustedStatement(trusted); err != nil {
+			return c.fail(untrustedError(what, err))
+		}
+		if act != nil {
+			err = printProvenance(stdout, st)
+		} else if a.Record == nil {
+			err = printSubjects(stdout, st)
+		}
+		if err != nil {
+			return c.fail(err)
 		}
 	}
 	if *dryRun {
-		what := "checked"
+		checked := "checked"
 		if len(files) == 0 && *want == "" {
-			what = "not checked (give --trusted-key or --digest)"
+			checked = "not checked (give --trusted-key or --digest)"
 		}
-		if _, err := fmt.Fprintf(stdout, "%s@%s %s; nothing signed (--dry-run)\n", name, version, what); err != nil {
+		if _, err := fmt.Fprintf(stdout, "%s %s; nothing signed (--dry-run)\n", what, checked); err != nil {
 			return c.fail(err)
 		}
 		return 0
 	}
-	if _, err := a.Sign(ctx, b, s); err != nil {
+	if st != nil && a.Record == nil {
+		// A move, yank entry or build record: the trusted signature's
+		// statement, signed again (the record a move approved, a build's
+		// provenance).
+		_, err = a.SignStatement(ctx, b, s, st)
+	} else {
+		_, err = a.Sign(ctx, b, s)
+	}
+	if err != nil {
 		return c.fail(err)
 	}
-	if _, err := fmt.Fprintf(stdout, "%s@%s signed by key ID %s\n", name, version, s.KeyID()); err != nil {
+	if _, err := fmt.Fprintf(stdout, "%s signed by key ID %s\n", what, s.KeyID()); err != nil {
 		return c.fail(err)
 	}
 	return 0
@@ -179,7 +216,7 @@ func printApproval(out io.Writer, a *release.Approval, trusted []*signature.Veri
 }
 
 // untrustedError says why a record is refused under --trusted-key.
-func untrustedError(name, version string, err error) error {
+func untrustedError(what string, err error) error {
 	var ue *release.UntrustedRecordError
 	if !errors.As(err, &ue) {
 		return err
@@ -201,10 +238,10 @@ func untrustedError(name, version string, err error) error {
 		why += fmt.Sprintf("; the %d objects listed above as ignored are not signatures and count for nothing either way "+
 			"(delete them from the store, or ignore them)", len(ue.Stray))
 	}
-	return fmt.Errorf("refused, nothing signed: %s@%s (%s) carries no valid signature by a key given with --trusted-key: %s. "+
+	return fmt.Errorf("refused, nothing signed: %s (%s) carries no valid signature by a key given with --trusted-key: %s. "+
 		"It may have been written by someone who can write the store but does not hold your publisher's key. "+
-		"Check who published it; if its signer's key is one you trust, give that key with --trusted-key, "+
-		"or review the record above and give its sha256 with --digest", name, version, ue.Key, why)
+		"Check who wrote it; if its signer's key is one you trust, give that key with --trusted-key, "+
+		"or review the record above and give its sha256 with --digest", what, ue.Key, why)
 }
 
 // showAll is usertext.Show of each of ss (key IDs as claimed by the store).
@@ -216,19 +253,34 @@ func showAll(ss []string) []string {
 	return out
 }
 
-const envelopeUsage = `Usage: terraform-provider-immutable envelope --store URL --release NAME@VERSION [--key-id ID] [--record-out FILE [--force]]
+const envelopeUsage = `Usage: terraform-provider-immutable envelope --store URL RECORD [--key-id ID] [--record-out FILE [--force]]
 
-Prints the DSSE envelopes of a release version's record to stdout, one
-JSON document a line (one per signing key; --key-id picks one), so that
-standard tools verify them. Nothing is verified here. --record-out writes
-the record's stored bytes, which the envelope's statement is about (its
-first subject is their sha256), to FILE: a new file (--force replaces
-one), never one inside a file:// store. With cosign:
+Prints the DSSE envelopes of a signed record to stdout, one JSON document
+a line (one per signing key; --key-id picks one), so that standard tools
+verify them. Nothing is verified here. RECORD is:
+
+` + targetHelp + `
+--record-out writes the record's stored bytes, which the envelope's
+statement is about (its first subject is their sha256), to FILE: a new
+file (--force replaces one), never one inside a file:// store. With
+cosign, a release version (a move's or yank entry's the same way):
 
   terraform-provider-immutable envelope --store URL --release web@1.4.0 \
     --key-id ID --record-out record.json > envelope.json
   cosign verify-blob-attestation --key pub.pem --signature envelope.json \
     --type https://immutable-infra.dev/record/v1 --insecure-ignore-tlog=true record.json
+
+A build's envelope is a SLSA provenance whose subjects are the build
+record and the build's output (a file by its sha256; a directory by its
+tree listing's): cosign checks it against the output file the build made
+(or the record --record-out wrote):
+
+  terraform-provider-immutable envelope --store URL --action sha256:KEY \
+    --key-id ID > envelope.json
+  cosign verify-blob-attestation --key ci.pub --type slsaprovenance1 \
+    --insecure-ignore-tlog=true --signature envelope.json out
+
+(KEY is the immutable_build's key attribute, out its output file.)
 
 ` + storeHelp + `
 Options:
@@ -242,7 +294,7 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if code, done := c.parse(args); done {
 		return code
 	}
-	name, version, err := c.nameVersion(true)
+	t, err := c.address()
 	if err != nil {
 		return c.fail(err)
 	}
@@ -266,15 +318,11 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return c.fail(err)
 		}
 	}
-	_, raw, err := release.GetStored(ctx, b, name, version)
-	if err != nil {
-		return c.fail(recordError(name, version, err))
-	}
-	key := release.VersionKey(name, version)
-	envs, err := release.ReadSignatures(ctx, b, key, digest.Bytes(raw))
+	a, _, err := t.read(ctx, b)
 	if err != nil {
 		return c.fail(err)
 	}
+	what, raw, envs := label(a), a.Stored, a.Signatures
 	var found []string
 	var out []*signature.Envelope
 	for _, env := range envs {
@@ -289,9 +337,9 @@ func envelopeMain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch {
 	case len(envs) == 0:
-		return c.fail(fmt.Errorf("%s@%s has no signatures (none stored under %s)", name, version, store.SignaturesPrefix(digest.Bytes(raw))))
+		return c.fail(fmt.Errorf("%s has no signatures (none stored under %s)", what, store.SignaturesPrefix(digest.Bytes(raw))))
 	case len(out) == 0:
-		return c.fail(fmt.Errorf("%s@%s has no signature by key ID %s; its signatures name key IDs %s", name, version, usertext.Show(*keyID), strings.Join(showAll(found), ", ")))
+		return c.fail(fmt.Errorf("%s has no signature by key ID %s; its signatures name key IDs %s", what, usertext.Show(*keyID), strings.Join(showAll(found), ", ")))
 	}
 	if *recordOut != "" {
 		if err := writeAtomic(*recordOut, raw, *force); err != nil {

@@ -17,18 +17,19 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
-const verifyUsage = `Usage: terraform-provider-immutable verify --store URL --release NAME@VERSION --trusted-key FILE [--trusted-key FILE...]
-       terraform-provider-immutable verify --store URL --channel RELEASE/CHANNEL --trusted-key FILE [...]
+const verifyUsage = `Usage: terraform-provider-immutable verify --store URL RECORD --trusted-key FILE [--trusted-key FILE...]
 
-Checks that a release version's record is signed by a trusted key: reads
-the record and its signatures, prints each signature's key ID and whether
-it is trusted and valid, and exits 0 when a trusted key's valid signature
-is about the record's stored bytes, 1 when none is (saying why: no
-signatures, only untrusted key IDs, or signatures that do not verify), 2
-on bad usage.
+Checks that a signed record is signed by a trusted key: reads the record
+and its signatures, prints each signature's key ID and whether it is
+trusted and valid, and exits 0 when a trusted key's valid signature is
+about the record's stored bytes, 1 when none is (saying why: no
+signatures, only untrusted key IDs, or signatures that do not verify, and
+the sign command that countersigns it), 2 on bad usage. RECORD is:
 
-With --channel, the channel's current move is checked the same way, then
-the version it points to.
+` + targetHelp + `
+A channel move (--channel, --move, or its --record key) is checked, then
+the version it points to, which must also be the record the move's
+trusted signature approved (not one put in its place since).
 
 A trusted key file holds one or more public keys, Ed25519 or ECDSA P-256:
 PEM (-----BEGIN PUBLIC KEY-----, as ` + "`openssl pkey -pubout`" + ` writes), or SSH
@@ -56,29 +57,12 @@ func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	c := newCommand("verify", verifyUsage, "Verifying needs s3:ListBucket and s3:GetObject on the store's prefix.", stderr)
 	var files keyFiles
 	c.fs.Var(&files, "trusted-key", "a `FILE` of trusted public keys: PEM, or SSH (.pub, allowed_signers) (repeat for several)")
-	channel := c.fs.String("channel", "", "check the current move of `RELEASE/CHANNEL` and the version it points to, instead of --release")
 	if code, done := c.parse(args); done {
 		return code
 	}
-	name, version, err := c.nameVersion(*channel == "")
+	t, err := c.address()
 	if err != nil {
 		return c.fail(err)
-	}
-	var rel, ch string
-	if *channel != "" {
-		if c.release != "" {
-			return c.fail(usagef("give --release or --channel, not both"))
-		}
-		var ok bool
-		if rel, ch, ok = strings.Cut(*channel, "/"); !ok {
-			return c.fail(usagef("--channel %q: write RELEASE/CHANNEL, such as web/prod", *channel))
-		}
-		if err := release.CheckName(rel); err != nil {
-			return c.fail(usagef("--channel %q: %v", *channel, err))
-		}
-		if err := release.CheckChannel(ch); err != nil {
-			return c.fail(usagef("--channel %q: %v", *channel, err))
-		}
 	}
 	if len(files) == 0 {
 		return c.fail(usagef("no trusted key: give --trusted-key FILE (PEM or SSH public keys) at least once"))
@@ -91,24 +75,31 @@ func verifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return c.fail(err)
 	}
-	if *channel != "" {
-		m, err := release.Current(ctx, b, rel, ch)
-		if err != nil {
-			return c.fail(err)
-		}
-		if m == nil {
-			return c.fail(fmt.Errorf("the channel %s/%s has no moves: check --channel and --store", rel, ch))
-		}
-		if err := check(ctx, b, stdout, fmt.Sprintf("move %d of %s/%s (to %s)", m.Seq, rel, ch, m.To), store.MoveKey(rel, ch, m.Seq), m.Stored(), trusted); err != nil {
-			return c.fail(err)
-		}
-		name, version = rel, m.To
-	}
-	_, raw, err := release.GetStored(ctx, b, name, version)
+	a, _, err := t.read(ctx, b)
 	if err != nil {
-		return c.fail(recordError(name, version, err))
+		return c.fail(err)
 	}
-	if err := check(ctx, b, stdout, name+"@"+version, release.VersionKey(name, version), raw, trusted); err != nil {
+	what := label(a)
+	if a.Move != nil {
+		what += " (to " + a.Move.To + ")"
+	}
+	if err := check(ctx, b, stdout, what, a.Key, a.Stored, trusted); err != nil {
+		return c.fail(err)
+	}
+	if a.Move == nil {
+		return 0
+	}
+	// A move vouches for a version: that version's record is checked
+	// too, and must be the one the move's trusted signature approved.
+	m := a.Move
+	r, raw, err := release.GetStored(ctx, b, m.Release, m.To)
+	if err != nil {
+		return c.fail(recordError(m.Release, m.To, err))
+	}
+	if err := check(ctx, b, stdout, m.Release+"@"+m.To, release.VersionKey(m.Release, m.To), raw, trusted); err != nil {
+		return c.fail(err)
+	}
+	if err := release.NewTrust(trusted, true).CheckMoveRecord(ctx, b, m, r); err != nil {
 		return c.fail(err)
 	}
 	return 0
@@ -210,12 +201,7 @@ func check(ctx context.Context, b store.Backend, out io.Writer, label, key strin
 	if len(stray) > 0 {
 		why = append(why, fmt.Sprintf("the %d objects listed as ignored are not signatures and count for nothing either way: delete them from the store (and nothing else), or ignore them", len(stray)))
 	}
-	fix := "Have a trusted key sign it (terraform-provider-immutable sign --release NAME@VERSION)"
-	if k, _ := store.ParseKey(key); k.Family == store.FamilyMove {
-		// sign takes a release version only: a move is signed by the apply making it.
-		fix = "A move is signed by the apply that makes it (sign countersigns release versions only): move the channel " +
-			"again from a configuration whose signing_key is trusted"
-	}
+	fix := "Have a holder of a trusted key countersign it, checked against its signer's public key (`" + release.SignCommand(key) + "`)"
 	return errors.New(label + " is not signed by a trusted key: " + strings.Join(why, "; ") + ". " + fix +
 		", or, if the key IDs above are yours, give their public keys with --trusted-key")
 }
