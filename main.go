@@ -40,6 +40,11 @@ func main() {
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()
 
+	// Log only what the CLI shows: unset, the SDK logs every request at
+	// TRACE for the CLI to parse and drop.
+	if err := provider.SetLogLevels(os.Getenv, os.Setenv); err != nil {
+		log.Fatal(err.Error())
+	}
 	err := providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
 		Address: "registry.terraform.io/immutable-infra/immutable",
 		Debug:   debug,

@@ -190,9 +190,10 @@ func Lookup(ctx context.Context, st *store.Store, key digest.Sum) (*Record, *dig
 // the one everybody uses.
 //
 // A record never names what is not stored: its output and log are held
-// against a concurrent garbage collector (store.Hold) and found present
-// before it is written. (A run that found its output already stored, as
-// Publish does, did not hold it; a collector may have deleted it since.)
+// against a concurrent garbage collector (store.Hold, here unless the
+// caller says it holds them: Held) and found present before it is written
+// (a collector may have deleted one while the step ran, before it was
+// stored and held).
 //
 // With SignWith, the record written is signed after the write (see
 // SignRecord); a record found already stored is not: this run did not
@@ -206,9 +207,12 @@ func Put(ctx context.Context, st *store.Store, r *Record, opts ...PutOption) (*R
 	if r.Type == TypeTree {
 		out, what = store.ListingKey(r.Output), "output listing"
 	}
-	lease, err := st.Hold(ctx, out, store.BlobKey(r.Log))
-	if err != nil {
-		return nil, nil, err
+	var lease *store.Lease // nil: nothing to drop
+	if !o.held {
+		var err error
+		if lease, err = st.Hold(ctx, out, store.BlobKey(r.Log)); err != nil {
+			return nil, nil, err
+		}
 	}
 	switch k, err := st.FirstMissing(ctx, out, store.BlobKey(r.Log)); {
 	case err != nil:
@@ -221,7 +225,7 @@ func Put(ctx context.Context, st *store.Store, r *Record, opts ...PutOption) (*R
 		lease.Drop(ctx)
 		return nil, nil, &MissingOutputError{Key: store.ActionKey(r.Key) + " in " + st.String(), Object: r.Log, What: "log", Unrecorded: true}
 	}
-	err = st.Backend().Create(ctx, store.ActionKey(r.Key), bytes.NewReader(r.Encode()))
+	err := st.Backend().Create(ctx, store.ActionKey(r.Key), bytes.NewReader(r.Encode()))
 	if errors.Is(err, store.ErrExists) {
 		return Lookup(ctx, st, r.Key)
 	}

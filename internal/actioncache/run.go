@@ -204,7 +204,7 @@ func Run(ctx context.Context, st *store.Store, job Job) (_ *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = logFile.Close() }() // scratch; stored below after a Sync
+	defer func() { _ = logFile.Close() }() // scratch: stored below (the store flushes its own copy)
 	sink := newOutputSink(logFile, job.Output)
 	defer func() {
 		if job.Failed != nil && commandFailed(err) {
@@ -284,9 +284,6 @@ func Run(ctx context.Context, st *store.Store, job Job) (_ *Result, err error) {
 		}
 	default:
 		return nil, &OutputError{Output: job.Spec.Output, What: "is " + digest.TypeName(fi.Mode().Type()) + ", not a file or a directory", Tail: sink.tail()}
-	}
-	if err := logFile.Sync(); err != nil {
-		return nil, err
 	}
 	if res.Record.Log, _, err = st.PutFile(ctx, logFile.Name()); err != nil {
 		return nil, fmt.Errorf("storing the build log: %w", err)

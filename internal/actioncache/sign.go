@@ -36,6 +36,16 @@ type putOptions struct {
 	signer    *signature.Signer
 	spec      *Spec
 	builderID string
+	held      bool
+}
+
+// Held tells Put that the caller holds the record's output and log
+// already: it stored them itself, under its own leases (store.Hold), just
+// before, as Run does. Put then writes no lease of its own (a file and
+// its fsyncs, or a request, per step); it still checks that both are
+// present before it writes the record.
+func Held() PutOption {
+	return func(o *putOptions) { o.held = true }
 }
 
 // SignWith signs the record Put writes with s, with a provenance of spec

@@ -129,7 +129,8 @@ func Realize(ctx context.Context, st *store.Store, s Step) (*Realized, error) {
 			return nil, err
 		}
 	}
-	got, gotMan, err := Put(ctx, st, &res.Record, SignWith(s.Signer, &s.Job.Spec, s.BuilderID))
+	// Run stored the output and the log under its leases a moment ago.
+	got, gotMan, err := Put(ctx, st, &res.Record, Held(), SignWith(s.Signer, &s.Job.Spec, s.BuilderID))
 	if err != nil {
 		return nil, err
 	}

@@ -94,3 +94,28 @@ func TestRealize(t *testing.T) {
 		}
 	})
 }
+
+// A run stores its output and its log under leases of its own: recording
+// it holds nothing again (a lease is a write and its fsyncs, or a request).
+func TestRealizeHoldsEachObjectOnce(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	leases := func() int {
+		keys, err := st.Backend().List(ctx, store.LeasesPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	for _, tc := range []struct{ script, output string }{{"mkdir out && echo x > out/f", "out"}, {"echo y > out", "out"}} {
+		before := leases()
+		s := Step{Job: job(t, tc.script, nil, tc.output, "mkdir"), Mode: ReadWrite}
+		if _, err := Realize(ctx, st, s); err != nil {
+			t.Fatal(err)
+		}
+		// One for the output (its publish), one for the log.
+		if got := leases() - before; got != 2 {
+			t.Errorf("%q: %d leases written, want 2", tc.script, got)
+		}
+	}
+}

@@ -236,3 +236,25 @@ func TestWrittenListing(t *testing.T) {
 		t.Errorf("neither: got %v", err)
 	}
 }
+
+// A Scratch write (a build's inputs, gone after a crash anyway) flushes
+// nothing, not even its rename; an export makes its rename durable.
+func TestScratchWritesSyncNoDirectory(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	c := stored(t, st, site)
+	synced := 0
+	defer func(f func(string)) { syncDir = f }(syncDir)
+	orig := syncDir
+	syncDir = func(dir string) { synced++; orig(dir) }
+	for _, scratch := range []bool{true, false} {
+		synced = 0
+		w := &Writer{St: st, Refs: archive.NewRefs(st), Scratch: scratch}
+		if _, err := w.Write(ctx, c, Directory, filepath.Join(t.TempDir(), "out"), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{true: 0, false: 1}[scratch]; synced != want {
+			t.Errorf("scratch %v: %d directories synced, want %d", scratch, synced, want)
+		}
+	}
+}

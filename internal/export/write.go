@@ -175,14 +175,14 @@ func (w *Writer) Write(ctx context.Context, c *Content, format Format, target st
 			}
 			return sum, err
 		}
-		syncDir(parent)
+		w.syncRename(parent)
 		return sum, nil
 	}
 	if err := exchange(tmp, target); err != nil {
 		return sum, err
 	}
 	swapped = true
-	syncDir(parent)
+	w.syncRename(parent)
 	if !format.IsTree() {
 		return sum, os.Remove(tmp) // the old file, which the export wrote
 	}
@@ -313,6 +313,13 @@ func (w *Writer) writeTree(ctx context.Context, c *Content, tmp, target string, 
 		return nil
 	}
 	return syncTree(root, tmp, c.Listing)
+}
+
+// syncRename makes the rename into parent durable, unless Scratch.
+func (w *Writer) syncRename(parent string) {
+	if !w.Scratch {
+		syncDir(parent)
+	}
 }
 
 func (w *Writer) flush(f *os.File) error {

@@ -51,6 +51,10 @@ type Backend struct {
 	swept sync.Map // directories whose leftovers this process removed
 	// link is os.Link; tests make it lose its answer.
 	link func(oldname, newname string) error
+	// durable holds the directories whose entries, and their parents'
+	// up to the root, this process has made durable (syncChain): the
+	// store's directories are never removed, so it stays true.
+	durable sync.Map
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -162,20 +166,32 @@ func linked(tmp, final string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// syncChain fsyncs dir and every directory above it up to the store's
-// root: the new key's entry, and the entries of directories a Stage made
-// without flushing them (Commit flushes them too, but another process's
-// object in such a directory must not depend on that).
+// syncChain fsyncs dir, for the new key's entry, and every directory
+// above it up to the store's root, for the entries of directories a Stage
+// made without flushing them (Commit flushes them too, but another
+// process's object in such a directory must not depend on that) or that
+// another process made and has not flushed yet. It stops at a directory
+// whose entry this process made durable already: the first object in a
+// directory costs an fsync per level, the next ones one (a lease, a
+// record, a listing: every write of a step).
 func (b *Backend) syncChain(dir string) error {
-	for {
-		if err := syncDir(dir); err != nil {
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	var made []string
+	for d := dir; d != b.root && strings.HasPrefix(d, b.root+string(filepath.Separator)); d = filepath.Dir(d) {
+		if _, ok := b.durable.Load(d); ok {
+			break
+		}
+		if err := syncDir(filepath.Dir(d)); err != nil { // d's entry
 			return err
 		}
-		if dir == b.root || !strings.HasPrefix(dir, b.root+string(filepath.Separator)) {
-			return nil
-		}
-		dir = filepath.Dir(dir)
+		made = append(made, d)
 	}
+	for _, d := range made {
+		b.durable.Store(d, true)
+	}
+	return nil
 }
 
 // createTemp makes a temporary file in dir, a directory of the store it

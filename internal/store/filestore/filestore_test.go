@@ -347,3 +347,56 @@ func TestDeleteManyFsyncsEachDirectoryOnce(t *testing.T) {
 		t.Fatalf("left %v (%v), want trees/x/y", left, err)
 	}
 }
+
+// Create makes each new key's entry durable, and the entries of the
+// directories above it up to the root the first time only: a directory
+// this process has made durable stays so (none is ever removed).
+func TestCreateSyncsEachDirectoryChainOnce(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	for _, d := range []string{"gc/leases", "gc/condemned"} { // made beforehand: only Create's fsyncs are counted
+		if err := os.MkdirAll(filepath.Join(b.Root(), d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var synced []string
+	old := syncDir
+	syncDir = func(dir string) error {
+		rel, err := filepath.Rel(b.Root(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synced = append(synced, filepath.ToSlash(rel))
+		return old(dir)
+	}
+	t.Cleanup(func() { syncDir = old })
+	for _, tc := range []struct {
+		key  string
+		want []string
+	}{
+		{"gc/leases/1", []string{"gc/leases", "gc", "."}},
+		{"gc/leases/2", []string{"gc/leases"}},
+		{"gc/condemned/1", []string{"gc/condemned", "gc"}},
+		{"top", []string{"."}},
+	} {
+		synced = nil
+		if err := b.Create(ctx, tc.key, strings.NewReader(tc.key)); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(synced) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: synced %q, want %q", tc.key, synced, tc.want)
+		}
+	}
+	// Another process (a new Backend) knows nothing durable yet.
+	other, err := New(b.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	synced = nil
+	if err := other.Create(ctx, "gc/leases/3", strings.NewReader("3")); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"gc/leases", "gc", "."}; fmt.Sprint(synced) != fmt.Sprint(want) {
+		t.Errorf("another process: synced %q, want %q", synced, want)
+	}
+}
