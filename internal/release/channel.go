@@ -326,14 +326,15 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 		return nil, &MovedError{Release: rel, Channel: ch, Now: cur, Reason: req.Reason, Foreign: true}
 	case cur != nil && cur.To == req.To && cur.From == req.From && (req.Seq < 0 || cur.Seq == req.Seq+1):
 		// Already there: an earlier apply wrote this very move (every
-		// field but its time is this move's: see signFound). Its lease
-		// is kept, as that apply's was; it is signed if that apply did not.
+		// field but its time is this move's, and its time is recent: see
+		// signFound). Its lease is kept, as that apply's was; it is signed
+		// if that apply did not.
 		wrote = true
 		extra, err := o.moveSubjects(ctx, b, cur)
 		if err != nil {
 			return nil, err
 		}
-		if err := o.signFound(ctx, b, moveKey(rel, ch, cur.Seq), cur.encode(), KindMove, extra, ""); err != nil {
+		if err := o.signFound(ctx, b, moveKey(rel, ch, cur.Seq), cur.encode(), KindMove, extra, recent("at", cur.At, now)); err != nil {
 			return nil, err
 		}
 		return cur, nil

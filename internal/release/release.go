@@ -378,8 +378,10 @@ func (e *ConflictError) Error() string {
 //
 // With SignWith, the record written is signed. A record found published
 // with the same content is signed only if it is what this publish would
-// have written in every field but its time (Record.differs, signFound);
-// otherwise it is a *ForeignRecordError unless this key signed it already.
+// have written in every field but its time (Record.differs, signFound),
+// and its time recent (within a day before now; see recent) unless the
+// request names its published_at; otherwise it is a *ForeignRecordError
+// unless this key signed it already.
 func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opts ...Option) (*Record, error) {
 	o := collect(opts)
 	if err := r.validate(); err != nil {
@@ -450,6 +452,11 @@ func Publish(ctx context.Context, st *store.Store, r *Record, now time.Time, opt
 			differs, err = rec.differs(ctx, st.Backend(), r.PreviousVersion, requestedAt)
 			if err != nil {
 				return nil, &SignatureError{Key: key, Err: err}
+			}
+			if differs == "" && requestedAt == "" {
+				// The time is the writer's: only an earlier attempt's, recent.
+				// (A published_at requested is the caller's, compared above.)
+				differs = recent("published_at", rec.PublishedAt, now)
 			}
 		}
 		err = o.signFound(ctx, st.Backend(), key, rec.encode(), KindRelease, extra, differs)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/signature"
@@ -121,18 +122,47 @@ func (e *ForeignRecordError) Error() string {
 		e.Key, e.Detail, SignCommand(e.Key))
 }
 
+// The window in which a found record's time is one an earlier attempt of
+// the same operation may have written (recent): an apply retried within
+// a day, on machines whose clocks disagree by a few minutes at most.
+const (
+	foundMaxAge  = 24 * time.Hour
+	foundMaxSkew = 5 * time.Minute
+)
+
+// recent says how at, the time (field, RFC 3339) of a record found
+// written, is not a time an earlier attempt of this operation, running at
+// now, could have written: "" when it is no more than foundMaxAge before
+// now and no more than foundMaxSkew after. Whoever pre-writes a record
+// the operation would adopt chooses its time: only a recent one is
+// taken, so no signer's key vouches for a backdated (or future) record.
+// Apply-time only: it reads the caller's clock.
+func recent(field, at string, now time.Time) string {
+	t, err := time.Parse(time.RFC3339, at)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("its %s %q is not an RFC 3339 time", field, at)
+	case t.Before(now.Add(-foundMaxAge)):
+		return fmt.Sprintf("its %s is %s, more than 24 hours before this apply's %s, so it was not written by an earlier attempt of this apply",
+			field, at, now.UTC().Format(time.RFC3339))
+	case t.After(now.Add(foundMaxSkew)):
+		return fmt.Sprintf("its %s is %s, more than 5 minutes after this apply's %s, so it was not written by an earlier attempt of this apply",
+			field, at, now.UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
 // signFound signs a record the operation found already written rather
 // than wrote (kind and extra as sign's). differs is "" when the record is
 // exactly what the operation would have written in every field but its
-// time; then it is signed as if written now. The time is not compared: a
-// retry of the same operation (an apply whose earlier attempt wrote the
-// record and failed before signing it or saving its state) writes another
-// time and cannot tell its earlier attempt's from another writer's, and
-// no check depends on a record's time; whoever pre-writes such a record
-// chooses its time and nothing else, every other field being what this
-// writer writes itself. Otherwise (differs says how) the record is not
-// signed: nil when it already carries this key's valid signature (signing
-// it would add nothing), else a *ForeignRecordError.
+// time, and that time is recent (see recent, which callers check): then
+// it is signed as if written now. Only a recent time is accepted: a retry
+// of the same operation (an apply whose earlier attempt wrote the record
+// and failed before signing it or saving its state) writes another time
+// and cannot tell its earlier attempt's from another writer's, but an
+// earlier attempt ran shortly before. Otherwise (differs says how)
+// the record is not signed: nil when it already carries this key's valid
+// signature (signing it would add nothing), else a *ForeignRecordError.
 func (o options) signFound(ctx context.Context, b store.Backend, key string, body []byte, kind string, extra []signature.Subject, differs string) error {
 	if o.signer == nil {
 		return nil

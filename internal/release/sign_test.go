@@ -297,3 +297,93 @@ func readAll(t *testing.T, b store.Backend, key string) []byte {
 	}
 	return raw
 }
+
+// TestSignFoundOnlyRecent: a record found written exactly as the writer
+// would write it is still someone else's when its time is not recent (an
+// earlier attempt of this apply ran shortly before): a pre-written,
+// backdated record is refused and left unsigned — no CI-signed record
+// dated 2020 — while one written a minute earlier is adopted and signed.
+func TestSignFoundOnlyRecent(t *testing.T) {
+	st := store.New(backend(t))
+	b := st.Backend()
+	if _, err := st.PutBlob(ctx, digest.Bytes([]byte("one")), strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	ci := testSigner(t, false)
+	backdated := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	future := now.Add(time.Hour)
+	minuteAgo := now.Add(-time.Minute)
+	rec := func(v, previous string) *Record {
+		return &Record{Name: "web", Version: v, Artifacts: map[string]string{"site": a1}, PreviousVersion: previous}
+	}
+	foreign := func(t *testing.T, err error, key, field string) {
+		t.Helper()
+		var fe *ForeignRecordError
+		if !errors.As(err, &fe) || fe.Key != key || !strings.Contains(err.Error(), "its "+field+" is ") {
+			t.Fatalf("over a record dated by someone else: %v, want a *ForeignRecordError about %s's %s", err, key, field)
+		}
+		noSignature(t, b, key)
+	}
+
+	t.Run("publish", func(t *testing.T) {
+		if _, err := WriteRecord(ctx, b, rec("1.0.0", ""), backdated); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Publish(ctx, st, rec("1.0.0", ""), now, SignWith(ci))
+		foreign(t, err, VersionKey("web", "1.0.0"), "published_at")
+		if _, err := WriteRecord(ctx, b, rec("2.0.0", "1.0.0"), future); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Publish(ctx, st, rec("2.0.0", "1.0.0"), now, SignWith(ci))
+		foreign(t, err, VersionKey("web", "2.0.0"), "published_at")
+		// The published_at the request names is the caller's, not the
+		// pre-writer's: adopted.
+		if _, err := WriteRecord(ctx, b, rec("3.0.0", "2.0.0"), backdated); err != nil {
+			t.Fatal(err)
+		}
+		asked := rec("3.0.0", "2.0.0")
+		asked.PublishedAt = backdated.Format(time.RFC3339)
+		if _, err := Publish(ctx, st, asked, now, SignWith(ci)); err != nil {
+			t.Fatalf("Publish naming the record's published_at: %v", err)
+		}
+		signedBy(t, b, VersionKey("web", "3.0.0"), ci)
+		if _, err := WriteRecord(ctx, b, rec("4.0.0", "3.0.0"), minuteAgo); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Publish(ctx, st, rec("4.0.0", "3.0.0"), now, SignWith(ci))
+		if err != nil || got.PublishedAt != minuteAgo.Format(time.RFC3339) {
+			t.Fatalf("Publish over a record written a minute earlier: %+v, %v", got, err)
+		}
+		signedBy(t, b, VersionKey("web", "4.0.0"), ci)
+	})
+
+	t.Run("move", func(t *testing.T) {
+		if _, err := WriteMove(ctx, b, "web", "prod", 0, "", "1.0.0", "deploy", backdated); err != nil {
+			t.Fatal(err)
+		}
+		_, err := MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "prod", To: "1.0.0", Seq: 0, Reason: "deploy"}, now, SignWith(ci))
+		foreign(t, err, moveKey("web", "prod", 1), "at")
+		if _, err := WriteMove(ctx, b, "web", "staging", 0, "", "1.0.0", "deploy", minuteAgo); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "staging", To: "1.0.0", Seq: 0, Reason: "deploy"}, now, SignWith(ci)); err != nil {
+			t.Fatalf("MoveTo over a move written a minute earlier: %v", err)
+		}
+		signedBy(t, b, moveKey("web", "staging", 1), ci)
+	})
+
+	t.Run("yank", func(t *testing.T) {
+		if _, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", AnySeq, backdated); err != nil {
+			t.Fatal(err)
+		}
+		_, err := SetYank(ctx, b, "web", "1.0.0", true, "broken", AnySeq, now, SignWith(ci))
+		foreign(t, err, yankKey("web", "1.0.0", 1), "at")
+		if _, err := SetYank(ctx, b, "web", "2.0.0", true, "broken", AnySeq, minuteAgo); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := SetYank(ctx, b, "web", "2.0.0", true, "broken", AnySeq, now, SignWith(ci)); err != nil {
+			t.Fatalf("SetYank over an entry written a minute earlier: %v", err)
+		}
+		signedBy(t, b, yankKey("web", "2.0.0", 1), ci)
+	})
+}

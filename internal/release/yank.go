@@ -224,7 +224,8 @@ const AnySeq = -1
 // the new state and try again (each loss is another writer's progress).
 // With SignWith, the entry written is signed; a failure to sign is a
 // *SignatureError. An entry found in that state (AnySeq) is signed as
-// what this call would have written but for its time (signFound).
+// what this call would have written but for its time, if that time is
+// recent (signFound); otherwise a *ForeignRecordError.
 func SetYank(ctx context.Context, b store.Backend, name, version string, yanked bool, reason string, expect int, now time.Time, opts ...Option) (*Yank, error) {
 	o := collect(opts)
 	y, found, err := setYank(ctx, b, name, version, yanked, reason, expect, now)
@@ -235,7 +236,7 @@ func SetYank(ctx context.Context, b store.Backend, name, version string, yanked 
 	if !found {
 		err = o.sign(ctx, b, key, y.encode(), KindYank, nil)
 	} else {
-		err = o.signFound(ctx, b, key, y.encode(), KindYank, nil, "") // found only with AnySeq
+		err = o.signFound(ctx, b, key, y.encode(), KindYank, nil, recent("at", y.At, now)) // found only with AnySeq
 	}
 	if err != nil {
 		return nil, err
