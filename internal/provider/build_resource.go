@@ -592,9 +592,12 @@ func (e *localError) Error() string { return "storing input_paths failed" }
 
 // upperFirst starts a sentence with a capital. Only for messages that
 // begin with the provider's own words: a user's name (release "web") must
-// keep its case, so such messages are printed as they are.
+// keep its case, so such messages are printed as they are. A message
+// that begins with a store key or a path (its first word holds a "/":
+// releases/web/versions/1.0.2) keeps it as it is: a key is a name.
 func upperFirst(s string) string {
-	if s == "" {
+	first, _, _ := strings.Cut(s, " ")
+	if s == "" || strings.Contains(first, "/") {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]

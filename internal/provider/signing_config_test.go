@@ -234,3 +234,16 @@ resource "immutable_release" "web" {
 		},
 	})
 }
+
+// TestSignatureErrorKeepsKeyCase: a message that begins with a store key
+// keeps the key as it is (a key is a name: "Releases/web/…" names no
+// record); a message in the provider's words starts with a capital.
+func TestSignatureErrorKeepsKeyCase(t *testing.T) {
+	d := signatureError(&release.SignatureError{Key: "releases/web/versions/1.0.2", Err: fmt.Errorf("store down")})
+	if !strings.HasPrefix(d.Detail(), "releases/web/versions/1.0.2 was written but not signed") {
+		t.Errorf("detail %q, want it to start with the key as it is", d.Detail())
+	}
+	if got := upperFirst("the channel moved"); got != "The channel moved" {
+		t.Errorf("upperFirst: %q", got)
+	}
+}

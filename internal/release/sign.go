@@ -6,10 +6,13 @@ package release
 // signatures through ReadSignatures.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
@@ -111,15 +114,18 @@ func (o options) sign(ctx context.Context, b store.Backend, key string, body []b
 // one, and wrote nothing.
 type ForeignRecordError struct {
 	Key    string
-	Detail string // how it differs from what the operation would write
+	Detail string     // how it differs from what the operation would write
+	Digest digest.Sum // the sha256 of its stored bytes, what an approval states
 }
 
 func (e *ForeignRecordError) Error() string {
+	// Approved by the digest reviewed: no key the approver trusts signed it.
+	approve := strings.Replace(SignCommand(e.Key), "--trusted-key SIGNER.pub", "--digest "+e.Digest.String(), 1)
 	return fmt.Sprintf("%s was already in the store, but not as this operation would have written it (%s): someone else wrote it, "+
-		"so it was not signed with this signing key, which signs only what its writer wrote; nothing was written. Check the record: "+
-		"if it is right, have a holder of a trusted key approve it (`%s`, or, if no key you trust signed it, --digest with the "+
-		"sha256 that --dry-run prints in place of --trusted-key); otherwise find out who wrote it",
-		e.Key, e.Detail, SignCommand(e.Key))
+		"so it was not signed with this signing key, which signs only what its writer wrote; nothing was written, and applying "+
+		"again finds the same record. Review the record (`%s --dry-run` prints it): if it is right, have a holder of a trusted "+
+		"key approve it (`%s`); otherwise remove it from the store and find out who wrote it",
+		e.Key, e.Detail, approve, approve)
 }
 
 // The window in which a found record's time is one an earlier attempt of
@@ -160,17 +166,25 @@ func recent(field, at string, now time.Time) string {
 // of the same operation (an apply whose earlier attempt wrote the record
 // and failed before signing it or saving its state) writes another time
 // and cannot tell its earlier attempt's from another writer's, but an
-// earlier attempt ran shortly before. Otherwise (differs says how)
+// earlier attempt ran shortly before. The stored bytes must be body,
+// byte for byte (this provider's layout). Otherwise (differs says how)
 // the record is not signed: nil when it already carries this key's valid
 // signature (signing it would add nothing), else a *ForeignRecordError.
 func (o options) signFound(ctx context.Context, b store.Backend, key string, body []byte, kind string, extra []signature.Subject, differs string) error {
 	if o.signer == nil {
 		return nil
 	}
+	raw, err := readLimited(ctx, b, key, MaxRecordSize+1)
+	if err != nil {
+		return &SignatureError{Key: key, Err: err}
+	}
+	if differs == "" && !bytes.Equal(raw, body) {
+		differs = "its bytes are not laid out as this provider writes them"
+	}
 	if differs == "" {
 		return o.sign(ctx, b, key, body, kind, extra)
 	}
-	sum := digest.Bytes(body)
+	sum := digest.Bytes(raw)
 	envs, err := ReadSignatures(ctx, b, key, sum) // stray objects beside them skipped
 	if err != nil {
 		return &SignatureError{Key: key, Err: err}
@@ -180,7 +194,17 @@ func (o options) signFound(ctx context.Context, b store.Backend, key string, bod
 			return nil
 		}
 	}
-	return &ForeignRecordError{Key: key, Detail: differs}
+	return &ForeignRecordError{Key: key, Detail: differs, Digest: sum}
+}
+
+// readLimited reads at most n bytes of the object at key.
+func readLimited(ctx context.Context, b store.Backend, key string, n int64) ([]byte, error) {
+	rc, err := b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rc.Close() }() // read-only
+	return io.ReadAll(io.LimitReader(rc, n))
 }
 
 // subjects are a release record's artifacts and images, as the extra

@@ -1,11 +1,13 @@
 package release
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -386,4 +388,39 @@ func TestSignFoundOnlyRecent(t *testing.T) {
 		}
 		signedBy(t, b, yankKey("web", "2.0.0", 1), ci)
 	})
+}
+
+// TestSignFoundOtherLayout: a record found with the content the writer
+// publishes, recent, but not laid out byte for byte as this provider
+// writes it, is someone else's: a *ForeignRecordError naming the sha256
+// of its stored bytes (what an approval states), not a failure to sign
+// that every later apply meets again.
+func TestSignFoundOtherLayout(t *testing.T) {
+	st := store.New(backend(t))
+	b := st.Backend()
+	if _, err := st.PutBlob(ctx, digest.Bytes([]byte("one")), strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	ci := testSigner(t, false)
+	r := &Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"site": a1}}
+	scratch := backend(t)
+	if _, err := WriteRecord(ctx, scratch, r, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var other bytes.Buffer
+	if err := json.Compact(&other, readAll(t, scratch, VersionKey("web", "1.0.0"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(ctx, VersionKey("web", "1.0.0"), bytes.NewReader(other.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and again: the same answer, nothing signed
+		_, err := Publish(ctx, st, &Record{Name: "web", Version: "1.0.0", Artifacts: map[string]string{"site": a1}}, now, SignWith(ci))
+		var foreign *ForeignRecordError
+		if !errors.As(err, &foreign) || !strings.Contains(err.Error(), "not laid out as this provider writes them") ||
+			!strings.Contains(err.Error(), "--digest "+digest.Bytes(other.Bytes()).String()+" --release web@1.0.0`") {
+			t.Fatalf("Publish over another writer's layout: %v, want a *ForeignRecordError with its sha256", err)
+		}
+		noSignature(t, b, VersionKey("web", "1.0.0"))
+	}
 }
