@@ -152,6 +152,10 @@ func parseSSHLine(line string) (*Verifier, error) {
 			name = strings.ToLower(name)
 			switch name {
 			case "namespaces":
+				if hasNamespaces { // as ssh-keygen -Y verify refuses it
+					return nil, errors.New("it has more than one namespaces option (OpenSSH refuses a line with multiple " +
+						"namespaces clauses): give one namespaces=\"…\" listing every namespace the key may sign for")
+				}
 				namespaces, hasNamespaces = strings.Trim(value, `"`), true
 			case "cert-authority":
 				return nil, errors.New("a cert-authority key is a CA's key, which signs SSH certificates, not records: " +

@@ -246,6 +246,12 @@ func TestParsePublicKeysRejectsSSH(t *testing.T) {
 			`line 2: its namespaces="git,file" option does not allow the namespace immutable-infra.dev`},
 		{"namespaces excluding ours", `dev@example.com namespaces="*,!immutable-infra.dev" ` + ed, "line 1: its namespaces="},
 		{"namespaces, a near miss", `dev@example.com namespaces="immutable-infra.dev.evil,git" ` + ed, "add immutable-infra.dev to its namespaces"},
+		// OpenSSH refuses a line with two namespaces clauses; the last must
+		// not win (a Git-only clause first, ours after it).
+		{"two namespaces clauses", `dev@example.com namespaces="git",namespaces="immutable-infra.dev" ` + ed,
+			"line 1: it has more than one namespaces option"},
+		{"two namespaces fields", `dev@example.com namespaces="git" namespaces="immutable-infra.dev" ` + ed,
+			"line 1: it has more than one namespaces option"},
 		{"authorized_keys cert-authority", "cert-authority " + ed, "line 1: a cert-authority key"},
 		{"valid-before", ed + "\nalice valid-before=\"20300101\" " + ed, "line 2: the option valid-before sets a validity window"},
 		{"valid-after", "alice valid-after=20200101 " + ed, "line 1: the option valid-after"},
