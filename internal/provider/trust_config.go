@@ -135,6 +135,14 @@ func loadTrust(m *trustModel) (*release.Trust, diag.Diagnostics) {
 				"edited by hand is a new, unsigned record, which passes too. Set it back to true (the default) once "+
 				"every record the workspace reads is signed.")
 	}
+	if require && len(keys) == 0 && len(channels) == 0 {
+		// Every read would be refused, each saying only that its signer is
+		// not trusted: say once why.
+		diags.AddAttributeWarning(path.Root("trust").AtName("keys"), "No trusted keys",
+			"trust.keys is empty and trust.channels lists no keys: no signature can be trusted, so every record the "+
+				"workspace reads is refused. List the public keys whose signatures are trusted (PEM or SSH), such as "+
+				"keys = [file(\"ci.pub\")].")
+	}
 	t := release.NewTrust(keys, require)
 	t.Channels = channels
 	return t, diags

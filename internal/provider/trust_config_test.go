@@ -202,3 +202,28 @@ func TestTrustWarnsWhenSignaturesAreNotRequired(t *testing.T) {
 		}
 	}
 }
+
+// An empty trust.keys, with no channel keys, trusts no signature: every
+// read is refused, so the configuration says why once, on trust.keys.
+func TestTrustWarnsWhenNoKeys(t *testing.T) {
+	_, s := writeSigningKey(t, t.TempDir())
+	pub := string(s.Public().PEM())
+	noChannels := types.MapNull(types.ListType{ElemType: types.StringType})
+	for _, tc := range []struct {
+		name string
+		keys []types.String
+		warn bool
+	}{{"empty", []types.String{}, true}, {"null", nil, true}, {"one key", []types.String{types.StringValue(pub)}, false}} {
+		_, diags := loadTrust(&trustModel{RequireSignatures: types.BoolNull(), Keys: tc.keys, Channels: noChannels})
+		if diags.HasError() {
+			t.Fatalf("%s: %v", tc.name, diags)
+		}
+		warned := false
+		for _, w := range diags.Warnings() {
+			warned = warned || strings.Contains(w.Detail(), "trust.keys is empty") && strings.Contains(w.Detail(), "no signature can be trusted")
+		}
+		if warned != tc.warn {
+			t.Errorf("%s: warnings %v, want the empty-keys warning: %v", tc.name, diags.Warnings(), tc.warn)
+		}
+	}
+}
