@@ -63,7 +63,9 @@ func (v *Verifier) Algorithm() Algorithm { return v.alg }
 
 // Name is a display name for the key, not part of its identity: the
 // principals of the allowed_signers line it was read from, else the
-// comment of its SSH public key line; "" for a PEM key. Nothing checks it.
+// comment of its SSH public key line; "" for a PEM key. Nothing checks it;
+// it is printable (see keyLabel): anything a terminal would act on is
+// escaped, and it is cut at maxKeyLabel characters.
 func (v *Verifier) Name() string { return v.name }
 
 // Label is the key's ID followed by its name in parentheses, if any: how
@@ -86,6 +88,10 @@ func (s *Signer) KeyID() string { return s.pub.id }
 // Public is the verifier of the signer's signatures.
 func (s *Signer) Public() *Verifier { return s.pub }
 
+// utf8BOM is the byte order mark some editors write at the start of a
+// UTF-8 file: skipped before a key file is read.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 // LoadSigner reads one unencrypted PKCS#8 "PRIVATE KEY" PEM block holding an
 // Ed25519 or ECDSA P-256 key, as written by
 //
@@ -98,6 +104,7 @@ func (s *Signer) Public() *Verifier { return s.pub }
 // format) and has the same key ID, so its public key may be trusted in
 // either form.
 func LoadSigner(pemBytes []byte) (*Signer, error) {
+	pemBytes = bytes.TrimPrefix(pemBytes, utf8BOM) // an editor's byte order mark
 	block, rest := pem.Decode(pemBytes)
 	if block == nil {
 		return nil, errors.New("no PEM block found: a signing key must be a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----)")
@@ -169,6 +176,7 @@ var (
 // One input holds one form: PEM blocks and SSH key lines together are
 // refused. A key given twice is returned once (with its first name).
 func ParsePublicKeys(in []byte) ([]*Verifier, error) {
+	in = bytes.TrimPrefix(in, utf8BOM) // an editor's byte order mark, not part of a key or its name
 	if !bytes.Contains(in, []byte("-----BEGIN ")) {
 		return parseSSHPublicKeys(in)
 	}

@@ -17,8 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // SSHNamespace is the allowed_signers namespace of this provider's
@@ -189,14 +192,32 @@ func parseSSHLine(line string) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.name = strings.TrimSpace(comment)
+	name := strings.TrimSpace(comment)
 	if at > 0 {
 		first, _, _ := strings.Cut(strings.ToLower(splitOptions(fields[0].text)[0]), "=")
 		if !keyOptions[first] {
-			v.name = fields[0].text // allowed_signers' principals
+			name = fields[0].text // allowed_signers' principals
 		}
 	}
+	v.name = keyLabel(name)
 	return v, nil
+}
+
+// maxKeyLabel bounds a key's name as messages show it, in characters.
+const maxKeyLabel = 80
+
+// keyLabel is s, an SSH line's principals or comment (written by whoever
+// wrote the file), to show as a key's name: cut at maxKeyLabel characters
+// (then "…"), and each character usertext refuses (a control character
+// such as ESC or BEL, a line separator, a bidi control, an invisible
+// character) written as an escape, so that printing it cannot act on a
+// terminal or make a message read otherwise.
+func keyLabel(s string) string {
+	cut := ""
+	if utf8.RuneCountInString(s) > maxKeyLabel {
+		s, cut = string([]rune(s)[:maxKeyLabel]), "…"
+	}
+	return usertext.Escape(s) + cut
 }
 
 // namespaceAllowed reports whether list, an allowed_signers namespaces

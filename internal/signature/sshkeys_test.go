@@ -295,3 +295,38 @@ func TestAllowedSignersNamespaces(t *testing.T) {
 		t.Errorf("no namespaces: %v", err)
 	}
 }
+
+// TestKeyNamesPrintable: a key's name comes from whoever wrote the
+// allowed_signers or .pub file, and messages and `verify` print it: a
+// control character (ESC, BEL), a line separator or a bidi override is
+// escaped, a comment is cut at maxKeyLabel characters, and a leading
+// byte order mark is no part of it (nor stops a PEM key being read).
+func TestKeyNamesPrintable(t *testing.T) {
+	ed := strings.TrimSpace(string(sshFixture(t, "ed25519.pub")))
+	blob := strings.Join(strings.Fields(ed)[:2], " ") // without its comment
+	for _, tc := range []struct{ line, want string }{
+		{"ci\x1b[2J@example.com " + blob, `ci\u001B[2J@example.com`},
+		{blob + " ci\a@example.com", `ci\u0007@example.com`},
+		{"ci\u202e@example.com " + blob, `ci\u202E@example.com`},
+		{blob + " ci\u2028root@example.com", `ci\u2028root@example.com`},
+		{"\ufeffalice " + blob, "alice"},
+		{"\ufeff" + blob + " alice", "alice"},
+		{blob + " " + strings.Repeat("é", 200_000), strings.Repeat("é", maxKeyLabel) + "…"},
+	} {
+		vs, err := ParsePublicKeys([]byte(tc.line))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.line[:min(len(tc.line), 60)], err)
+		}
+		if vs[0].Name() != tc.want {
+			t.Errorf("%q: name %q, want %q", tc.line[:min(len(tc.line), 60)], vs[0].Name(), tc.want)
+		}
+	}
+	// A PEM public key, and a PEM private key, saved with a byte order mark.
+	pemKeys, err := ParsePublicKeys(append([]byte("\ufeff"), sshFixture(t, "ecdsa.pkcs8.pem")...))
+	if err != nil || len(pemKeys) != 1 {
+		t.Fatalf("PEM public key after a BOM: %v", err)
+	}
+	if _, err := LoadSigner(append([]byte("\ufeff"), newKey(t, ECDSAP256)...)); err != nil {
+		t.Fatalf("PEM private key after a BOM: %v", err)
+	}
+}
