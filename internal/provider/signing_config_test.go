@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"golang.org/x/crypto/ssh"
 
@@ -245,5 +246,33 @@ func TestSignatureErrorKeepsKeyCase(t *testing.T) {
 	}
 	if got := upperFirst("the channel moved"); got != "The channel moved" {
 		t.Errorf("upperFirst: %q", got)
+	}
+}
+
+// TestBuilderIDRestricted: builder_id is named in every signed
+// provenance and shown by whoever reads it: a scheme other than http,
+// https or urn, a bidi or invisible character, or an overlong value is
+// refused at configure, on the attribute, saying what is allowed.
+func TestBuilderIDRestricted(t *testing.T) {
+	for in, want := range map[string]string{
+		"javascript:alert(1)":                                    `the scheme "javascript:"`,
+		"data:text/html,<script>alert(1)</script>":               `the scheme "data:"`,
+		"file:///etc/passwd":                                     `the scheme "file:"`,
+		"https://ci.example.com/\u202etxt.exe":                   "U+202E",
+		"https://ci.example.com/\u200bci":                        "U+200B",
+		"https://ci.example.com/" + strings.Repeat("a", 100<<10): "at most 1024 are allowed",
+	} {
+		_, diags := loadBuilderID(types.StringValue(in))
+		if !diags.HasError() {
+			t.Errorf("%.40q accepted", in)
+			continue
+		}
+		d := diags.Errors()[0]
+		if !strings.Contains(d.Detail(), want) || !strings.Contains(d.Detail(), "http, https or urn") || len(d.Detail()) > 2000 {
+			t.Errorf("%.40q: %s", in, d.Detail())
+		}
+	}
+	if id, diags := loadBuilderID(types.StringValue("urn:example:ci")); diags.HasError() || id != "urn:example:ci" {
+		t.Errorf("urn:example:ci: %v", diags)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // ProvenancePredicateType is the predicate type of SLSA Provenance v1
@@ -103,20 +105,39 @@ func (s *Statement) Provenance() (*Provenance, error) {
 	return &p, nil
 }
 
+// MaxURI bounds a builder ID (CheckURI), in bytes.
+const MaxURI = 1024
+
+// uriSchemes are the schemes CheckURI accepts: a web address or a URN
+// names a builder; javascript:, data: or file: would be acted on by
+// whatever shows the ID as a link.
+var uriSchemes = map[string]bool{"http": true, "https": true, "urn": true}
+
 // CheckURI checks that s is an absolute URI (RFC 3986: a scheme, then the
 // rest), as SLSA's TypeURI fields such as builder.id must be:
 // "https://ci.example.com/runners/linux" or "urn:example:ci", not "ci".
+// Its scheme must be http, https or urn; it must be printable text (no
+// control, bidi or invisible character: usertext.Check) of at most MaxURI
+// bytes. Errors quote s escaped, and only when it is short.
 func CheckURI(s string) error {
+	if len(s) > MaxURI {
+		return fmt.Errorf("it is %d bytes long; at most %d are allowed", len(s), MaxURI)
+	}
+	if err := usertext.Check("it", s); err != nil {
+		return err
+	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%q is not a URI: %w", s, err)
+		return fmt.Errorf("%s is not a URI: %w", usertext.Quote(s), err)
 	case !u.IsAbs():
-		return fmt.Errorf("%q is not an absolute URI: it has no scheme (such as https:)", s)
+		return fmt.Errorf("%s is not an absolute URI: it has no scheme (such as https:)", usertext.Quote(s))
+	case !uriSchemes[strings.ToLower(u.Scheme)]:
+		return fmt.Errorf("%s has the scheme %s: only http, https and urn name a builder", usertext.Quote(s), usertext.Quote(u.Scheme+":"))
 	case u.Opaque == "" && u.Host == "" && u.Path == "":
-		return fmt.Errorf("%q has nothing after its scheme", s)
+		return fmt.Errorf("%s has nothing after its scheme", usertext.Quote(s))
 	case strings.ContainsAny(s, " \t\n"):
-		return fmt.Errorf("%q holds white space", s)
+		return fmt.Errorf("%s holds white space", usertext.Quote(s))
 	}
 	return nil
 }

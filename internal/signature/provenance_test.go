@@ -7,7 +7,7 @@ import (
 
 // TestCheckURI: builder.id must be an absolute URI, as SLSA's TypeURI is.
 func TestCheckURI(t *testing.T) {
-	for _, ok := range []string{"https://immutable-infra.dev/provider", "https://ci.example.com/runners/7?pool=a", "urn:example:ci", "spiffe://example.org/ci"} {
+	for _, ok := range []string{"https://immutable-infra.dev/provider", "https://ci.example.com/runners/7?pool=a", "urn:example:ci", "HTTPS://ci.example.com/", "http://ci.internal/linux"} {
 		if err := CheckURI(ok); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
@@ -19,6 +19,16 @@ func TestCheckURI(t *testing.T) {
 		"https://ci.example.com/a b": "white space",
 		"https://ci.example.com/%zz": "not a URI",
 		"":                           "no scheme",
+		// Printable, bounded, and a scheme that names a builder, not one a
+		// viewer acts on.
+		"https://ci.example.com/\u202eexe.txt":                   "U+202E",
+		"https://ci.example.com/\u200bci":                        "U+200B",
+		"https://ci.example.com/\x1b[2Jci":                       "U+001B",
+		"javascript:alert(1)":                                    `the scheme "javascript:": only http, https and urn name a builder`,
+		"data:text/html,<script>alert(1)</script>":               `the scheme "data:"`,
+		"file:///etc/passwd":                                     `the scheme "file:"`,
+		"spiffe://example.org/ci":                                `the scheme "spiffe:"`,
+		"https://ci.example.com/" + strings.Repeat("a", 100<<10): "bytes long; at most 1024 are allowed",
 	} {
 		if err := CheckURI(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want one containing %q", in, err, want)
