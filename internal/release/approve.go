@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -166,23 +167,59 @@ func (a *Approval) CheckDigest(want digest.Sum) error {
 // written and the error says so. A build action record's provenance is
 // not the record's to make: it is signed through SignStatement only.
 func (a *Approval) Sign(ctx context.Context, b store.Backend, s *signature.Signer) (*signature.Envelope, error) {
+	kind, extra, err := a.statement(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return SignRecord(ctx, b, s, a.Key, a.Stored, kind, extra)
+}
+
+// statement is the kind and the extra subjects of the statement Sign
+// signs, written nowhere: a *TamperedError for a version whose artifacts
+// or images are not digests; for a move, the store's error reading the
+// record it moves to; an error for a build action record.
+func (a *Approval) statement(ctx context.Context, b store.Backend) (string, []signature.Subject, error) {
 	switch {
 	case a.Record != nil:
 		extra, err := a.Record.subjects()
 		if err != nil {
-			return nil, &TamperedError{Key: a.Key, Detail: err.Error()}
+			return "", nil, &TamperedError{Key: a.Key, Detail: err.Error()}
 		}
-		return SignRecord(ctx, b, s, a.Key, a.Stored, KindRelease, extra)
+		return KindRelease, extra, nil
 	case a.Move != nil:
-		extra, err := options{signer: s}.moveSubjects(ctx, b, a.Move)
-		if err != nil {
-			return nil, err
-		}
-		return SignRecord(ctx, b, s, a.Key, a.Stored, KindMove, extra)
+		extra, err := moveSubjects(ctx, b, a.Move)
+		return KindMove, extra, err
 	case a.Yank != nil:
-		return SignRecord(ctx, b, s, a.Key, a.Stored, KindYank, nil)
+		return KindYank, nil, nil
 	}
-	return nil, fmt.Errorf("%s: only the statement of a trusted signature of it can be signed again (its provenance)", a.Key)
+	return "", nil, fmt.Errorf("%s: only the statement of a trusted signature of it can be signed again (its provenance)", a.Key)
+}
+
+// Check runs the checks that signing runs before it writes, writing
+// nothing: those of SignStatement with st, the statement of a trusted
+// signature, when st is not nil and the record is not a version's (as
+// `sign` chooses), else those of Sign; and that the record's key still
+// holds a.Stored. A dry run calls it, so that it refuses whatever signing
+// would (an artifact that is not a digest, say).
+func (a *Approval) Check(ctx context.Context, b store.Backend, st *signature.Statement) error {
+	if st != nil && a.Record == nil {
+		if st.PredicateType() != PredicateType(a.Key) {
+			return fmt.Errorf("the statement's predicate type is %q, not %q", st.PredicateType(), PredicateType(a.Key))
+		}
+		if subs := st.Subjects(); subs[0].Name != a.Key || subs[0].Digest != a.Digest() {
+			return fmt.Errorf("the statement is not about %s with sha256 %s", a.Key, a.Digest().Hex())
+		}
+	} else if _, _, err := a.statement(ctx, b); err != nil {
+		return err
+	}
+	got, err := readLimited(ctx, b, a.Key, int64(len(a.Stored))+1)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, a.Stored) {
+		return fmt.Errorf("%s does not hold the record checked (its bytes differ: replaced since), so it is not signed", a.Key)
+	}
+	return nil
 }
 
 // SignStatement countersigns the record with s, signing again the

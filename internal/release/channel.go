@@ -375,6 +375,12 @@ func (o options) moveSubjects(ctx context.Context, b store.Backend, m *Move) ([]
 	if o.signer == nil {
 		return nil, nil
 	}
+	return moveSubjects(ctx, b, m)
+}
+
+// moveSubjects are the extra subjects of m's statement (see
+// options.moveSubjects), signer or not.
+func moveSubjects(ctx context.Context, b store.Backend, m *Move) ([]signature.Subject, error) {
 	_, raw, err := GetStored(ctx, b, m.Release, m.To)
 	if err != nil {
 		return nil, &SignatureError{Key: moveKey(m.Release, m.Channel, m.Seq), Err: fmt.Errorf("reading the record it moves to: %w", err)}

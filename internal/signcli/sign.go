@@ -156,6 +156,9 @@ func signMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return c.fail(err)
 		}
 	}
+	if err := a.Check(ctx, b, st); err != nil { // what signing checks, with --dry-run too
+		return c.fail(fmt.Errorf("refused, nothing signed: %w", err))
+	}
 	if *dryRun {
 		checked := "checked"
 		if len(files) == 0 && *want == "" {

@@ -90,6 +90,17 @@ func TestSignChecksBeforeApproving(t *testing.T) {
 		refused("the content digest", "1.0.0", []string{"--digest", r1.Digest}, "is the release's content digest", sum1.String())
 		refused("both checks, the digest wrong", "1.1.0", []string{"--trusted-key", ci.pub, "--digest", sum1.String()}, "not the "+sum1.String())
 
+		// A record whose artifact is not a digest: the dry run refuses it
+		// as the real run does, with the same words.
+		fake := &release.Record{Name: "web", Version: "5.0.0", Artifacts: map[string]string{"app.zip": digest.Bytes([]byte("app")).String() + "\nFAKE"}}
+		_, err = release.WriteRecord(ctx, b, fake, time.Now())
+		must(t, err)
+		sum5 := digest.Bytes(stored(t, b, release.VersionKey("web", "5.0.0")))
+		for _, dry := range [][]string{{"--dry-run"}, nil} {
+			refused("an artifact that is not a digest "+strings.Join(dry, ""), "5.0.0", append([]string{"--digest", sum5.String()}, dry...),
+				release.VersionKey("web", "5.0.0")+" was altered after it was published")
+		}
+
 		// What is approved is printed; the forged metadata shows escaped.
 		before := signatures()
 		code, stdout, stderr := run("sign", append([]string{"--release", "web@2.0.0", "--dry-run"}, flags...)...)
