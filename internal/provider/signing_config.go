@@ -118,7 +118,7 @@ func loadSigner(attr types.String) (*signature.Signer, diag.Diagnostics) {
 const EnvBuilderID = "IMMUTABLE_BUILDER_ID"
 
 // builderIDDescription is builder_id's MarkdownDescription.
-const builderIDDescription = "Who builds: the `builder.id` (an absolute URI whose scheme is `http`, `https` or `urn`, " +
+const builderIDDescription = "Who builds: the `builder.id` (an absolute URI whose scheme is `http`, `https`, `urn` or `spiffe`, " +
 	"printable, at most 1024 bytes, such as `https://ci.example.com/runners/linux` or `urn:example:ci`) that the SLSA provenance of every build record " +
 	"signed with `signing_key` names — the identity a verifier's policy checks (\"only builds by CI\"). It is in " +
 	"the signature only, never in the build record or its key: builders with different IDs share the build cache, " +
@@ -145,7 +145,7 @@ func loadBuilderID(attr types.String) (string, diag.Diagnostics) {
 	if err := signature.CheckURI(id); err != nil {
 		diags.AddAttributeError(at, "Invalid builder ID",
 			fmt.Sprintf("%s is not a usable builder ID: %v. A SLSA builder.id is an absolute URI naming who builds: its scheme "+
-				"http, https or urn, printable (no control, bidi or invisible characters), at most %d bytes, such as "+
+				"http, https, urn or spiffe, printable (no control, bidi or invisible characters), at most %d bytes, such as "+
 				"\"https://ci.example.com/runners/linux\" or \"urn:example:ci\"; or leave it unset for %s.",
 				source, err, signature.MaxURI, actioncache.DefaultBuilderID))
 		return "", diags

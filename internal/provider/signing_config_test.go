@@ -268,7 +268,7 @@ func TestBuilderIDRestricted(t *testing.T) {
 			continue
 		}
 		d := diags.Errors()[0]
-		if !strings.Contains(d.Detail(), want) || !strings.Contains(d.Detail(), "http, https or urn") || len(d.Detail()) > 2000 {
+		if !strings.Contains(d.Detail(), want) || !strings.Contains(d.Detail(), "http, https, urn or spiffe") || len(d.Detail()) > 2000 {
 			t.Errorf("%.40q: %s", in, d.Detail())
 		}
 	}

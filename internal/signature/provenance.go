@@ -111,12 +111,12 @@ const MaxURI = 1024
 // uriSchemes are the schemes CheckURI accepts: a web address or a URN
 // names a builder; javascript:, data: or file: would be acted on by
 // whatever shows the ID as a link.
-var uriSchemes = map[string]bool{"http": true, "https": true, "urn": true}
+var uriSchemes = map[string]bool{"http": true, "https": true, "urn": true, "spiffe": true}
 
 // CheckURI checks that s is an absolute URI (RFC 3986: a scheme, then the
 // rest), as SLSA's TypeURI fields such as builder.id must be:
 // "https://ci.example.com/runners/linux" or "urn:example:ci", not "ci".
-// Its scheme must be http, https or urn; it must be printable text (no
+// Its scheme must be http, https, urn or spiffe (a workload identity); it must be printable text (no
 // control, bidi or invisible character: usertext.Check) of at most MaxURI
 // bytes. Errors quote s escaped, and only when it is short.
 func CheckURI(s string) error {
@@ -133,7 +133,7 @@ func CheckURI(s string) error {
 	case !u.IsAbs():
 		return fmt.Errorf("%s is not an absolute URI: it has no scheme (such as https:)", usertext.Quote(s))
 	case !uriSchemes[strings.ToLower(u.Scheme)]:
-		return fmt.Errorf("%s has the scheme %s: only http, https and urn name a builder", usertext.Quote(s), usertext.Quote(u.Scheme+":"))
+		return fmt.Errorf("%s has the scheme %s: only http, https, urn and spiffe name a builder", usertext.Quote(s), usertext.Quote(u.Scheme+":"))
 	case u.Opaque == "" && u.Host == "" && u.Path == "":
 		return fmt.Errorf("%s has nothing after its scheme", usertext.Quote(s))
 	case strings.ContainsAny(s, " \t\n"):
