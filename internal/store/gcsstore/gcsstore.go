@@ -359,7 +359,10 @@ func permission(op string) string {
 	return "storage.objects.get"
 }
 
-func (b *Backend) wrap(op, key string, err error) error {
+func (b *Backend) wrap(op, key string, err error) error { return b.wrapTried(op, key, err, b.attempts) }
+
+// wrapTried is wrap for an operation that was tried n times.
+func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -391,17 +394,24 @@ func (b *Backend) wrap(op, key string, err error) error {
 	case errors.As(err, &api):
 		e.Reason = fmt.Sprintf("%s answered %d (%s)", b.endpoint, api.Code, api.Message)
 		if api.Code >= 500 || api.Code == http.StatusTooManyRequests {
-			e.Hint = fmt.Sprintf("The server failed, not the settings; gave up after %d attempts. %s", b.attempts, b.names.Rerun)
+			e.Hint = fmt.Sprintf("The server failed, not the settings; gave up after %s. %s", plural(n, "attempt"), b.names.Rerun)
 		} else {
 			e.Hint = "Check " + b.names.Store + "."
 		}
 	case errors.As(err, &netErr) || errors.As(err, &urlErr):
 		e.Reason = fmt.Sprintf("the connection to %s failed (%s)", b.endpoint, cause(err))
-		e.Hint = fmt.Sprintf("The network failed, not the settings: the endpoint answered other requests; gave up after %d attempts. %s", b.attempts, b.names.Rerun)
+		e.Hint = fmt.Sprintf("The network failed, not the settings: the endpoint answered other requests; gave up after %s. %s", plural(n, "attempt"), b.names.Rerun)
 	default:
 		e.Hint = "Check " + b.names.Store + "."
 	}
 	return e
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 // cause is what a failed connection said, without the wrapping.
@@ -734,11 +744,16 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return b.wrap("deleting", key, err)
 	}
-	err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Delete(ctx)
+	// The library retries a delete only when it names a generation
+	// (RetryIdempotent): a plain one is tried once, and one 503 would fail
+	// a collection. Retrying it is safe here: a delete whose first try
+	// landed meets no object, which is no error.
+	ctx, t := withTries(ctx)
+	err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Retryer(storage.WithPolicy(storage.RetryAlways)).Delete(ctx)
 	if err == nil || errors.Is(err, storage.ErrObjectNotExist) {
 		return nil
 	}
-	err = b.wrap("deleting", key, err)
+	err = b.wrapTried("deleting", key, err, int(t.n.Load()))
 	var e *Error
 	if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
 		e.Hint = "The collector's principal needs storage.objects.delete on the bucket (and storage.objects.get, storage.objects.create, " +
