@@ -629,7 +629,9 @@ func (b *Backend) notFound(ctx context.Context, c *storage.Client, op, key strin
 		case err == nil || errors.Is(err, iterator.Done):
 			b.bucketOK.Store(true)
 		default:
-			return b.wrap(op, key, err)
+			// A listing failed, not op itself: the permission it lacks
+			// is storage.objects.list.
+			return b.wrap("listing the bucket (to tell a missing bucket from a missing object) while "+op, key, err)
 		}
 	}
 	return fmt.Errorf("%s: %w", key, store.ErrNotFound)

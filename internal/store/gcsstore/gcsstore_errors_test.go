@@ -219,3 +219,32 @@ func TestDeleteRetried(t *testing.T) {
 		t.Errorf("%d DELETE requests, want 2", n)
 	}
 }
+
+// TestDeniedListing: when an object is not found and the listing that
+// tells a missing bucket from it (the bucket-existence probe) is denied,
+// the message names storage.objects.list, the permission missing, not
+// the one of the operation that was answered 404.
+func TestDeniedListing(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, reason, message := http.StatusNotFound, "notFound", "No such object."
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/o") { // a listing
+			status, reason, message = http.StatusForbidden, "forbidden", "ci@p.iam.gserviceaccount.com does not have storage.objects.list access."
+		}
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"error":{"code":` + strconv.Itoa(status) + `,"message":"` + message +
+			`","errors":[{"message":"` + message + `","domain":"global","reason":"` + reason + `"}]}}`))
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv(gcsstore.EnvEmulator, srv.URL)
+	b := newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1})
+	for name, op := range ops(b) {
+		if name == "delete" || name == "list" {
+			continue // a missing object is no error for a delete; a listing is the listing itself
+		}
+		err := op()
+		if err == nil || !strings.Contains(err.Error(), "access denied") || !strings.Contains(err.Error(), "Grant the principal storage.objects.list") {
+			t.Errorf("%s: want a 403 naming storage.objects.list, got %v", name, err)
+		}
+	}
+}
