@@ -238,7 +238,7 @@ output "sha256"     { value = "sha256:${sha256("exports.handler = 1\n")}" }
 // drops the artifact from state, and the next plan creates it again.
 func TestAccArtifact_refreshAfterStoreLoss(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		e.write(siteFiles)
 		v1 := digestOf(t, e.dir)
 		resource.UnitTest(t, resource.TestCase{

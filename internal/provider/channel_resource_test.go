@@ -30,7 +30,7 @@ import (
 // elsewhere, lose a race with an error that says to plan again, and are
 // read by a data source with their history.
 func TestAccChannel(t *testing.T) {
-	forEachStoreAndGCS(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
@@ -299,7 +299,7 @@ resource "immutable_channel" "prod" {
 // its version (another apply moved the channel first) deletes its lease;
 // nothing names the version for it.
 func TestAccChannel_failedMoveDropsItsLease(t *testing.T) {
-	forEachStore(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		for _, v := range []string{"1.0.0", "1.0.1"} {

@@ -95,7 +95,7 @@ func TestAccGC(t *testing.T) {
 // its immutable_yank without error; the yank stays and keeps the content
 // refused; a pin of a collected version and a new yank of one say why.
 func TestAccGC_yanked(t *testing.T) {
-	forEachStore(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		yank := `
 resource "immutable_yank" "bad" {

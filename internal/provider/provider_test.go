@@ -153,19 +153,11 @@ func forEachStore(t *testing.T, test func(t *testing.T, e *env)) {
 }
 
 // forEveryStore runs a test as forEachStoreAndAzure does, and then on a
-// gs:// store (runGCS). The tests of publishing, releases, export, a build
-// hit and a collection use it; the others still assume that a store not
-// on S3 is local (the s3_* attributes, request counts through the S3
-// proxy).
+// gs:// store (runGCS). Every test that holds on any backend uses it; the
+// others assume that a store not on S3 is local (the s3_* attributes,
+// request counts through the S3 proxy).
 func forEveryStore(t *testing.T, test func(t *testing.T, e *env)) {
 	forEachStoreAndAzure(t, test)
-	runGCS(t, test)
-}
-
-// forEachStoreAndGCS runs a test as forEachStore does, and then on a
-// gs:// store (runGCS).
-func forEachStoreAndGCS(t *testing.T, test func(t *testing.T, e *env)) {
-	forEachStore(t, test)
 	runGCS(t, test)
 }
 
@@ -174,7 +166,8 @@ func forEachStoreAndGCS(t *testing.T, test func(t *testing.T, e *env)) {
 func runGCS(t *testing.T, test func(t *testing.T, e *env)) {
 	t.Run("gs", func(t *testing.T) {
 		if sharedGCS == nil {
-			t.Skip("GCS test: set " + testserver.EnvFakeGCS + " to a fake-gcs-server binary (make test builds one with scripts/fake-gcs-server.sh)")
+			testserver.GCSPath(t) // skips, or under CI fails, without one
+			t.Fatal(testserver.EnvFakeGCS + " is set, and TestMain started no fake-gcs-server: TF_ACC was unset when it ran")
 		}
 		e := &env{t: t, gcs: sharedGCS, bucket: sharedGCS.NewBucket(t), dir: filepath.Join(t.TempDir(), "src")}
 		test(t, e)

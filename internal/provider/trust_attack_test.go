@@ -143,7 +143,7 @@ resource "immutable_build" "b" {
 // same signature folder), do not move the channel back under a trust
 // policy: data.immutable_channel refuses it at plan.
 func TestAccTrust_replayedMove(t *testing.T) {
-	forEachStore(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		_, ci := writeSigningKey(t, t.TempDir())

@@ -27,7 +27,7 @@ import (
 // an unsigned older move in a channel's history. A trusted yank decides
 // as before; a history_limit leaving out the unsigned move reads.
 func TestAccTrust_reads(t *testing.T) {
-	forEachStore(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		b := e.backend().Backend()
 		keys := t.TempDir()

@@ -32,7 +32,7 @@ import (
 // each change a new entry in its history; a version never published
 // cannot be yanked; a yank imports by name@version.
 func TestAccYank(t *testing.T) {
-	forEachStore(t, func(t *testing.T, e *env) {
+	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		st := e.backend()
 		b := st.Backend()

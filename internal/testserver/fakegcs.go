@@ -39,14 +39,18 @@ type GCS struct {
 	buckets atomic.Int64
 }
 
+// GCSPath is fake-gcs-server's path from FAKE_GCS_SERVER_PATH; without it
+// the test is skipped (under CI, failed), saying how to get one.
+func GCSPath(t testing.TB) string {
+	return toolPath(t, EnvFakeGCS, "fake-gcs-server", "scripts/fake-gcs-server.sh")
+}
+
 // StartGCS starts a server for the test and stops it when the test ends.
-// Without FAKE_GCS_SERVER_PATH the test is skipped, saying how to run it.
+// Without FAKE_GCS_SERVER_PATH the test is skipped (under CI, failed),
+// saying how to run it.
 func StartGCS(t testing.TB) *GCS {
 	t.Helper()
-	bin := os.Getenv(EnvFakeGCS)
-	if bin == "" {
-		t.Skip("GCS test: set " + EnvFakeGCS + " to a fake-gcs-server binary (make test builds one with scripts/fake-gcs-server.sh)")
-	}
+	bin := GCSPath(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

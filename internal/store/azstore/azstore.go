@@ -745,7 +745,7 @@ var _ store.Deleter = (*Backend)(nil)
 func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
 	var infos []store.ObjectInfo
 	full := b.prefix + prefix
-	p := b.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &full})
+	p := b.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &full, Include: container.ListBlobsInclude{Metadata: true}})
 	for p.More() {
 		if err := b.acquire(ctx); err != nil {
 			return nil, err
@@ -760,7 +760,7 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 			continue
 		}
 		for _, o := range page.Segment.BlobItems {
-			if o.Name == nil {
+			if o.Name == nil || isDirectory(o) {
 				continue
 			}
 			info := store.ObjectInfo{Key: strings.TrimPrefix(*o.Name, b.prefix)}
@@ -777,6 +777,24 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
 	return infos, nil
+}
+
+// isDirectory reports whether a listed blob is a directory, not an object
+// of the store: an account with a hierarchical namespace (Data Lake Gen2)
+// lists its directories as zero-length blobs of ResourceType "directory",
+// and tools that fake directories on a flat account (Storage Explorer,
+// BlobFuse, Data Lake clients) write zero-length blobs with the metadata
+// hdi_isfolder=true.
+func isDirectory(o *container.BlobItem) bool {
+	if o.Properties != nil && o.Properties.ResourceType != nil && strings.EqualFold(*o.Properties.ResourceType, "directory") {
+		return true
+	}
+	for k, v := range o.Metadata {
+		if strings.EqualFold(k, "hdi_isfolder") && v != nil && strings.EqualFold(*v, "true") {
+			return true
+		}
+	}
+	return false
 }
 
 // Delete implements store.Deleter with Delete Blob, a missing blob

@@ -61,7 +61,8 @@ const PartSize = 8 << 20
 
 // smallSize is the buffer a Create reads first: most objects (listings,
 // references, the files of a site) fit, and the library is then given a
-// chunk of its smallest size, 256 KiB, not PartSize.
+// chunk of its smallest size, 256 KiB, not PartSize; content past it is
+// read into a pooled PartSize buffer.
 const smallSize = 64 << 10
 
 // minChunk is the smallest chunk the library takes.
@@ -358,7 +359,10 @@ func permission(op string) string {
 	return "storage.objects.get"
 }
 
-func (b *Backend) wrap(op, key string, err error) error {
+func (b *Backend) wrap(op, key string, err error) error { return b.wrapTried(op, key, err, b.attempts) }
+
+// wrapTried is wrap for an operation that was tried n times.
+func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -390,17 +394,24 @@ func (b *Backend) wrap(op, key string, err error) error {
 	case errors.As(err, &api):
 		e.Reason = fmt.Sprintf("%s answered %d (%s)", b.endpoint, api.Code, api.Message)
 		if api.Code >= 500 || api.Code == http.StatusTooManyRequests {
-			e.Hint = fmt.Sprintf("The server failed, not the settings; gave up after %d attempts. %s", b.attempts, b.names.Rerun)
+			e.Hint = fmt.Sprintf("The server failed, not the settings; gave up after %s. %s", plural(n, "attempt"), b.names.Rerun)
 		} else {
 			e.Hint = "Check " + b.names.Store + "."
 		}
 	case errors.As(err, &netErr) || errors.As(err, &urlErr):
 		e.Reason = fmt.Sprintf("the connection to %s failed (%s)", b.endpoint, cause(err))
-		e.Hint = fmt.Sprintf("The network failed, not the settings: the endpoint answered other requests; gave up after %d attempts. %s", b.attempts, b.names.Rerun)
+		e.Hint = fmt.Sprintf("The network failed, not the settings: the endpoint answered other requests; gave up after %s. %s", plural(n, "attempt"), b.names.Rerun)
 	default:
 		e.Hint = "Check " + b.names.Store + "."
 	}
 	return e
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 // cause is what a failed connection said, without the wrapping.
@@ -421,7 +432,18 @@ func readPart(r io.Reader, buf []byte) (int, error) {
 	return n, err
 }
 
-var smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
+var (
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
+	partPool  = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
+)
+
+func pooled(p *sync.Pool, size int) *[]byte {
+	if bp, ok := p.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, size)
+	return &b
+}
 
 // TagMetadata is the custom metadata key in which each Create stores a
 // random tag of its own: the one thing that tells the object a write made
@@ -442,12 +464,29 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	defer b.release()
-	sp, _ := smallPool.Get().(*[]byte)
+	sp := pooled(&smallPool, smallSize)
 	defer smallPool.Put(sp)
 	small := *sp
 	n, err := readPart(r, small)
 	if err != nil {
 		return err // the content failed (a digest mismatch, say): nothing was sent
+	}
+	first, whole := small[:n], n < len(small)
+	if !whole {
+		// Up to PartSize read before anything is sent: content that ends
+		// there goes in one request, and the library's own buffer (a
+		// ChunkSize one per Writer, never pooled) is its size rounded up
+		// to 256 KiB, not PartSize.
+		pp := pooled(&partPool, PartSize)
+		defer partPool.Put(pp)
+		buf := *pp
+		copy(buf, small)
+		m, err := readPart(r, buf[len(small):])
+		if err != nil {
+			return err
+		}
+		n = len(small) + m
+		first, whole = buf[:n], n < len(buf)
 	}
 	c, err := b.Client(ctx)
 	if err != nil {
@@ -457,7 +496,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	tag := newTag()
 	vanished := false
 	for {
-		err := b.upload(ctx, c, key, tag, small[:n], n < len(small), r)
+		err := b.upload(ctx, c, key, tag, first, whole, r)
 		var api *googleapi.Error
 		isAPI := errors.As(err, &api)
 		exists := isAPI && api.Code == http.StatusPreconditionFailed
@@ -465,7 +504,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		// (its answer lost) meets a session that is gone once the object
 		// is made: fake-gcs-server answers 404, GCS answers 200 or, for a
 		// session expired or cancelled meanwhile, 404 or 410.
-		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && n == len(small) && t.n.Load() > 1
+		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && !whole && t.n.Load() > 1
 		switch {
 		case err == nil:
 			return nil
@@ -484,7 +523,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 				return nil
 			case found:
 				return store.ErrExists
-			case !vanished && n < len(small):
+			case !vanished && whole:
 				vanished = true // deleted in between: the key is empty, write it again
 				continue
 			case sessionGone:
@@ -527,7 +566,9 @@ func (b *Backend) upload(ctx context.Context, c *storage.Client, key, tag string
 	w.ContentType = "application/octet-stream"
 	w.ChunkSize = PartSize
 	if whole {
-		w.ChunkSize = minChunk
+		// One request; the library allocates ChunkSize, so no more than
+		// the content needs (it rounds up to 256 KiB itself).
+		w.ChunkSize = max(minChunk, (len(first)+minChunk-1)/minChunk*minChunk)
 	}
 	if _, err := w.Write(first); err != nil {
 		cancel()
@@ -588,7 +629,9 @@ func (b *Backend) notFound(ctx context.Context, c *storage.Client, op, key strin
 		case err == nil || errors.Is(err, iterator.Done):
 			b.bucketOK.Store(true)
 		default:
-			return b.wrap(op, key, err)
+			// A listing failed, not op itself: the permission it lacks
+			// is storage.objects.list.
+			return b.wrap("listing the bucket (to tell a missing bucket from a missing object) while "+op, key, err)
 		}
 	}
 	return fmt.Errorf("%s: %w", key, store.ErrNotFound)
@@ -703,11 +746,16 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return b.wrap("deleting", key, err)
 	}
-	err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Delete(ctx)
+	// The library retries a delete only when it names a generation
+	// (RetryIdempotent): a plain one is tried once, and one 503 would fail
+	// a collection. Retrying it is safe here: a delete whose first try
+	// landed meets no object, which is no error.
+	ctx, t := withTries(ctx)
+	err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Retryer(storage.WithPolicy(storage.RetryAlways)).Delete(ctx)
 	if err == nil || errors.Is(err, storage.ErrObjectNotExist) {
 		return nil
 	}
-	err = b.wrap("deleting", key, err)
+	err = b.wrapTried("deleting", key, err, int(t.n.Load()))
 	var e *Error
 	if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
 		e.Hint = "The collector's principal needs storage.objects.delete on the bucket (and storage.objects.get, storage.objects.create, " +

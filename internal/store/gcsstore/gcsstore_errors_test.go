@@ -174,3 +174,77 @@ func TestCancelStopsAHungRequest(t *testing.T) {
 		}
 	}
 }
+
+// failDeletes answers the first n tries of every DELETE 503.
+func failDeletes(n int) testserver.FaultFunc {
+	return func(c testserver.Call, tries int) testserver.Fault {
+		if c.Method == http.MethodDelete && tries < n {
+			return testserver.SlowDown
+		}
+		return testserver.Pass
+	}
+}
+
+// TestDeleteRetried: a delete answered 503 is tried again (the library
+// retries a delete naming no generation only under RetryAlways), and one
+// that keeps failing says how many times it was really tried.
+func TestDeleteRetried(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	srv.Env(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	if err := newBackend(t, bucket, gcsstore.Settings{}).Create(ctx, "blobs/x", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy := srv.Faulty(t, failDeletes(2))
+	b := behind(t, srv, proxy.Endpoint, bucket, gcsstore.Settings{MaxAttempts: 3})
+	if err := b.Delete(ctx, "blobs/x"); err != nil {
+		t.Fatalf("a delete answered 503 twice, with 3 attempts: %v", err)
+	}
+	if ok, err := b.Exists(ctx, "blobs/x"); err != nil || ok {
+		t.Fatalf("after the delete: exists %v, %v", ok, err)
+	}
+	if n := len(proxy.Calls(http.MethodDelete, "")); n != 3 {
+		t.Errorf("%d DELETE requests, want 3", n)
+	}
+
+	proxy = srv.Faulty(t, failDeletes(100))
+	b = behind(t, srv, proxy.Endpoint, bucket, gcsstore.Settings{MaxAttempts: 2})
+	err := b.Delete(ctx, "blobs/y")
+	if err == nil || !strings.Contains(err.Error(), "gave up after 2 attempts") {
+		t.Fatalf("want a 503 failure saying it gave up after 2 attempts, got %v", err)
+	}
+	if n := len(proxy.Calls(http.MethodDelete, "")); n != 2 {
+		t.Errorf("%d DELETE requests, want 2", n)
+	}
+}
+
+// TestDeniedListing: when an object is not found and the listing that
+// tells a missing bucket from it (the bucket-existence probe) is denied,
+// the message names storage.objects.list, the permission missing, not
+// the one of the operation that was answered 404.
+func TestDeniedListing(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, reason, message := http.StatusNotFound, "notFound", "No such object."
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/o") { // a listing
+			status, reason, message = http.StatusForbidden, "forbidden", "ci@p.iam.gserviceaccount.com does not have storage.objects.list access."
+		}
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"error":{"code":` + strconv.Itoa(status) + `,"message":"` + message +
+			`","errors":[{"message":"` + message + `","domain":"global","reason":"` + reason + `"}]}}`))
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv(gcsstore.EnvEmulator, srv.URL)
+	b := newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1})
+	for name, op := range ops(b) {
+		if name == "delete" || name == "list" {
+			continue // a missing object is no error for a delete; a listing is the listing itself
+		}
+		err := op()
+		if err == nil || !strings.Contains(err.Error(), "access denied") || !strings.Contains(err.Error(), "Grant the principal storage.objects.list") {
+			t.Errorf("%s: want a 403 naming storage.objects.list, got %v", name, err)
+		}
+	}
+}
