@@ -105,7 +105,7 @@ func (c *command) address() (*target, error) {
 			return nil, err
 		}
 		seq, err := strconv.Atoi(seqText)
-		if err != nil || seq < 1 || seq > 9999999999 {
+		if err != nil || seq < 1 || int64(seq) > 9999999999 {
 			return nil, usagef("--move %q: the sequence number %q is not a move's (1, 2, …)", c.target.move, seqText)
 		}
 		return &target{key: store.MoveKey(rel, ch, seq), family: store.FamilyMove}, nil
@@ -131,7 +131,7 @@ func (c *command) address() (*target, error) {
 			return &target{name: name, version: version, family: store.FamilyYank}, nil
 		}
 		seq, err := strconv.Atoi(seqText)
-		if err != nil || seq < 1 || seq > 9999999999 {
+		if err != nil || seq < 1 || int64(seq) > 9999999999 {
 			return nil, usagef("--yank %q: the entry number %q is not a yank entry's (1, 2, …)", c.target.yank, seqText)
 		}
 		return &target{key: store.YankKey(name, version, seq), family: store.FamilyYank}, nil
