@@ -67,6 +67,8 @@ const Redacted = "REDACTED"
 //     resolved against the working directory) or absolute (file:///var/lib/x).
 //   - s3://BUCKET/OPTIONAL/PREFIX is a bucket of S3 or an S3-compatible store.
 //   - gs://BUCKET/OPTIONAL/PREFIX is a Google Cloud Storage bucket.
+//   - azblob://ACCOUNT/CONTAINER/OPTIONAL/PREFIX is an Azure Blob Storage
+//     container.
 //
 // A URL never carries credentials: one with user info (user:secret@, or
 // any "@" outside a file:// path) is refused, and no error Open returns
@@ -79,7 +81,8 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || !validScheme(scheme) {
-		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q), s3://BUCKET/PREFIX or gs://BUCKET/PREFIX", shown, Default)
+		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q), s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or "+
+			"azblob://ACCOUNT/CONTAINER/PREFIX", shown, Default)
 	}
 	switch scheme {
 	case "file":

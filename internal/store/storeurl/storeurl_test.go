@@ -258,3 +258,19 @@ func TestOddCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsNameEveryScheme: a value that is no URL at all is answered
+// with how to write each scheme Open accepts.
+func TestErrorsNameEveryScheme(t *testing.T) {
+	for _, raw := range []string{"/just/a/path", "bucket/prefix"} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil {
+			t.Fatalf("Open(%q) accepted it", raw)
+		}
+		for _, s := range Schemes {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("Open(%q) = %v; want it to name %s", raw, err, s)
+			}
+		}
+	}
+}
