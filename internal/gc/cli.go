@@ -34,10 +34,18 @@ layer trees. An image record no kept version names goes like an artifact
 no kept version names: once it is older than --grace and no writer holds
 it.
 
-The store is --store, else $IMMUTABLE_STORE. S3 credentials come from the
-standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
-SSO, roles); the collector needs s3:DeleteObject, which nothing else should
-have.
+The store is --store, else $IMMUTABLE_STORE: file://DIR, s3://BUCKET/PREFIX,
+gs://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX. Credentials come from
+  s3://      the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+             AWS_PROFILE, SSO, roles);
+  gs://      Application Default Credentials (gcloud auth application-default
+             login, GOOGLE_APPLICATION_CREDENTIALS, workload identity);
+  azblob://  DefaultAzureCredential (az login, a managed identity,
+             AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), or
+             AZURE_STORAGE_CONNECTION_STRING when set.
+The collector deletes, which nothing else should be allowed to: it needs
+s3:DeleteObject on S3, storage.objects.delete on Cloud Storage, and on Azure
+the role Storage Blob Data Contributor (or a custom role with delete).
 
 Durations are Go durations (36h, 90m) or days (30d).
 
@@ -109,7 +117,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	p := DefaultPolicy()
 	var (
-		storeURL = fs.String("store", "", "the store's URL (file://DIR or s3://BUCKET/PREFIX); default $"+EnvStore)
+		storeURL = fs.String("store", "", "the store's URL (file://DIR, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX); default $"+EnvStore)
 		dryRun   = fs.Bool("dry-run", false, "report what would be deleted, and delete nothing")
 		verbose  = fs.Bool("v", false, "print each step")
 		batch    = fs.Int("batch-size", 1000, "delete at most `N` objects under one marker (each batch must finish within "+(store.MarkerTTL/2).String()+")")

@@ -168,7 +168,9 @@ func providerSchema() schema.Schema {
 				MarkdownDescription: "URL of the content-addressed store. `file://PATH` is a directory on this machine; a relative " +
 					"PATH resolves against the directory Terraform runs in. `s3://BUCKET/PREFIX` is a bucket of AWS S3 or an " +
 					"S3-compatible store (see the `s3` block). `gs://BUCKET/PREFIX` is a Google Cloud Storage bucket, reached with " +
-					"Application Default Credentials. Defaults to the `" + EnvStore + "` environment variable, " +
+					"Application Default Credentials. `azblob://ACCOUNT/CONTAINER/PREFIX` is an Azure Blob Storage container, reached " +
+					"with the Azure default credentials (`az login`, a managed identity, `AZURE_CLIENT_ID`/`AZURE_TENANT_ID`/" +
+					"`AZURE_CLIENT_SECRET`) or a connection string in `AZURE_STORAGE_CONNECTION_STRING`. Defaults to the `" + EnvStore + "` environment variable, " +
 					"then to `" + storeurl.Default + "`. A local store serves one machine: when state is shared, share the store too.",
 				Optional: true,
 			},

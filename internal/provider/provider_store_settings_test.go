@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
@@ -195,4 +196,16 @@ func wantMode(dir string, want os.FileMode) error {
 		return fmt.Errorf("the store directory %s is %v, want %v", dir, fi.Mode().Perm(), want)
 	}
 	return nil
+}
+
+// TestStoreDescriptionNamesEveryScheme: the `store` attribute's
+// description (and so the generated docs) says how to write each scheme
+// the store accepts.
+func TestStoreDescriptionNamesEveryScheme(t *testing.T) {
+	desc := providerSchema().Attributes["store"].GetMarkdownDescription()
+	for _, s := range storeurl.Schemes {
+		if !strings.Contains(desc, "`"+s) {
+			t.Errorf("the store description does not name %s: %s", s, desc)
+		}
+	}
 }

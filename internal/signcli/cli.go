@@ -48,9 +48,15 @@ func Main(ctx context.Context, cmd string, args []string, stdout, stderr io.Writ
 	return 2
 }
 
-const storeHelp = `The store is --store, else $IMMUTABLE_STORE. S3 credentials come from the
-standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
-SSO, roles).
+const storeHelp = `The store is --store, else $IMMUTABLE_STORE: file://DIR, s3://BUCKET/PREFIX,
+gs://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX. Credentials come from
+  s3://      the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+             AWS_PROFILE, SSO, roles);
+  gs://      Application Default Credentials (gcloud auth application-default
+             login, GOOGLE_APPLICATION_CREDENTIALS, workload identity);
+  azblob://  DefaultAzureCredential (az login, a managed identity,
+             AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), or
+             AZURE_STORAGE_CONNECTION_STRING when set.
 `
 
 // names are how store errors name the commands' own options.
@@ -86,7 +92,7 @@ func newCommand(name, usage, needs string, stderr io.Writer) *command {
 		_, _ = fmt.Fprint(stderr, usage) // nothing to do if stderr is gone
 		c.fs.PrintDefaults()
 	}
-	c.fs.StringVar(&c.storeURL, "store", "", "the store's URL (file://DIR or s3://BUCKET/PREFIX); default $"+gc.EnvStore)
+	c.fs.StringVar(&c.storeURL, "store", "", "the store's URL (file://DIR, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX); default $"+gc.EnvStore)
 	c.fs.StringVar(&c.release, "release", "", "the release version, as `NAME@VERSION` (web@1.4.0)")
 	c.addTargetFlags()
 	c.fs.StringVar(&c.s3.Endpoint, "s3-endpoint", "", "S3 endpoint `URL` of an S3-compatible store (default: AWS, or $AWS_ENDPOINT_URL_S3)")

@@ -221,12 +221,8 @@ func New(_ context.Context, account, containerName, prefix string, s Settings) (
 		prefix += "/"
 	}
 	b.prefix = prefix
-	if cs := os.Getenv(ConnectionStringEnv); cs != "" {
-		if a := accountName(cs); a != "" && !strings.EqualFold(a, account) {
-			return nil, fmt.Errorf("%s is a connection string of the storage account %q, but the store %s is in the account %q: "+
-				"set the connection string of %q, or unset %s to use the Azure default credentials (az login, a managed identity)",
-				ConnectionStringEnv, a, b.url, account, account, ConnectionStringEnv)
-		}
+	cs := os.Getenv(ConnectionStringEnv)
+	if cs != "" {
 		c, err := container.NewClientFromConnectionString(cs, containerName, opts)
 		if err != nil {
 			// The SDK's message may quote the string: never repeated.
@@ -255,7 +251,72 @@ func New(_ context.Context, account, containerName, prefix string, s Settings) (
 	}
 	u.RawQuery = "" // a SAS
 	b.endpoint = strings.TrimSuffix(strings.TrimSuffix(u.String(), "/"), "/"+containerName)
+	if cs != "" {
+		if err := b.checkAccount(cs); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
+}
+
+// blobDomains are the blob service domains of Azure's clouds (public,
+// China, US Government, Germany, and the DNS-zone endpoints
+// ACCOUNT.zNN.blob.storage.azure.net), under which the first DNS label
+// of a host is the storage account.
+var blobDomains = []string{
+	".blob.core.windows.net", ".blob.core.chinacloudapi.cn", ".blob.core.usgovcloudapi.net",
+	".blob.core.cloudapi.de", ".blob.storage.azure.net",
+}
+
+// endpointAccount returns the storage account a blob endpoint serves, or
+// "" when it cannot be told (a custom domain): the first DNS label of an
+// Azure blob host (https://ACCOUNT.blob.core.windows.net), or the first
+// path segment of an IP or localhost endpoint (http://127.0.0.1:10000/ACCOUNT,
+// as Azurite serves).
+func endpointAccount(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return ""
+	}
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if host == "localhost" || net.ParseIP(host) != nil {
+		seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		return seg
+	}
+	for _, d := range blobDomains {
+		if strings.HasSuffix(host, d) {
+			label, _, _ := strings.Cut(host, ".")
+			return label
+		}
+	}
+	return ""
+}
+
+// checkAccount refuses a connection string that would send the store's
+// requests to, or sign them for, another storage account than the one
+// its URL names: plans, state and messages name the URL's account, so
+// writing anywhere else would publish where no one looks. The blob
+// endpoint decides where requests go; AccountName, whose key signs them,
+// must agree. An endpoint whose account cannot be told (a custom domain)
+// is accepted only with a matching AccountName.
+func (b *Backend) checkAccount(cs string) error {
+	fix := fmt.Sprintf("set the connection string of %q, or unset %s to use the Azure default credentials (az login, a managed identity)",
+		b.account, ConnectionStringEnv)
+	ep, n := endpointAccount(b.endpoint), accountName(cs)
+	switch {
+	case ep != "" && !strings.EqualFold(ep, b.account):
+		return fmt.Errorf("%s points at the storage account %q (its blob endpoint is %s), but the store %s is in the account %q: %s",
+			ConnectionStringEnv, ep, b.endpoint, b.url, b.account, fix)
+	case n != "" && !strings.EqualFold(n, b.account):
+		return fmt.Errorf("%s is a connection string of the storage account %q, but the store %s is in the account %q: %s",
+			ConnectionStringEnv, n, b.url, b.account, fix)
+	case ep == "" && n == "":
+		return fmt.Errorf("%s has the blob endpoint %s, from which the storage account cannot be told (it is neither an Azure blob "+
+			"host such as ACCOUNT.blob.core.windows.net nor an IP or localhost address with the account as its first path segment), "+
+			"and it names no AccountName: add AccountName=%s to it, so that the store %s cannot be written into another account",
+			ConnectionStringEnv, b.endpoint, b.account, b.url)
+	}
+	return nil
 }
 
 // credential marks a failure to get a token, so that it is told apart

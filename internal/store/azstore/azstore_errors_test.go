@@ -65,7 +65,7 @@ func TestBadSettings(t *testing.T) {
 	t.Run("another account's connection string", func(t *testing.T) {
 		srv.Env(t)
 		_, err := azstore.New(ctx, "otheraccount", "c", "", azstore.Settings{})
-		if err == nil || !strings.Contains(err.Error(), `of the storage account "devstoreaccount1"`) ||
+		if err == nil || !strings.Contains(err.Error(), `the storage account "devstoreaccount1"`) ||
 			!strings.Contains(err.Error(), `in the account "otheraccount"`) || strings.Contains(err.Error(), testserver.AzuriteKey[:20]) {
 			t.Fatalf("want an account mismatch error, got %v", err)
 		}

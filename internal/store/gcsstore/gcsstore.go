@@ -42,6 +42,8 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
@@ -208,6 +210,59 @@ func (e *NoCredentialsError) Error() string { return "no Google Cloud credential
 
 func (e *NoCredentialsError) Unwrap() error { return e.Err }
 
+// credentialSource names where Application Default Credentials come
+// from, for messages: the key file GOOGLE_APPLICATION_CREDENTIALS names
+// (its path, never its content), else the chain.
+func credentialSource() string {
+	if p := os.Getenv("GOOGLE_APPLICATION_CREDENTIALS"); p != "" {
+		return fmt.Sprintf("the key file %q (GOOGLE_APPLICATION_CREDENTIALS)", p)
+	}
+	return "Application Default Credentials (gcloud's application-default login, workload identity or the metadata server)"
+}
+
+// TokenError is the failure of the credentials to make an access token
+// (a key that does not parse, a token endpoint that cannot be reached or
+// refuses the key): before any request reached Cloud Storage. It is not
+// retried.
+type TokenError struct {
+	Source string // credentialSource's
+	Err    error
+}
+
+func (e *TokenError) Error() string {
+	var u *url.Error
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(e.Err, &re) && re.Response != nil:
+		return fmt.Sprintf("the token endpoint refused the credentials of %s (%s)", e.Source, re.Response.Status)
+	case errors.As(e.Err, &u):
+		endpoint := u.URL
+		if i := strings.IndexAny(endpoint, "?#"); i >= 0 {
+			endpoint = endpoint[:i]
+		}
+		return fmt.Sprintf("the token endpoint %s of %s cannot be reached (%v)", endpoint, e.Source, u.Err)
+	case strings.HasPrefix(e.Source, "the key file"):
+		return fmt.Sprintf("%s does not parse as a service-account key, so no token could be made (%v)", e.Source, e.Err)
+	}
+	return fmt.Sprintf("%s could not make a token (%v)", e.Source, e.Err)
+}
+
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// tokenSource marks its source's errors as *TokenError.
+type tokenSource struct {
+	source string
+	ts     oauth2.TokenSource
+}
+
+func (t *tokenSource) Token() (*oauth2.Token, error) {
+	tok, err := t.ts.Token()
+	if err != nil {
+		return nil, &TokenError{Source: t.source, Err: err}
+	}
+	return tok, nil
+}
+
 // Client returns the storage client, making it on first use: with
 // STORAGE_EMULATOR_HOST set, unauthenticated; else authenticated with
 // Application Default Credentials.
@@ -221,7 +276,13 @@ func (b *Backend) Client(ctx context.Context) (*storage.Client, error) {
 	if os.Getenv(EnvEmulator) == "" {
 		// Not the first operation's context: the credentials keep it to
 		// refresh their tokens, long after that operation ended.
-		authed, err := htransport.NewTransport(context.WithoutCancel(ctx), rt, option.WithScopes(storage.ScopeReadWrite))
+		creds, err := google.FindDefaultCredentials(context.WithoutCancel(ctx), storage.ScopeReadWrite)
+		if err != nil {
+			return nil, &NoCredentialsError{Err: err}
+		}
+		ts := &tokenSource{source: credentialSource(), ts: creds.TokenSource}
+		authed, err := htransport.NewTransport(context.WithoutCancel(ctx), rt,
+			option.WithScopes(storage.ScopeReadWrite), option.WithTokenSource(ts))
 		if err != nil {
 			return nil, &NoCredentialsError{Err: err}
 		}
@@ -238,7 +299,7 @@ func (b *Backend) Client(ctx context.Context) (*storage.Client, error) {
 		// retry meeting its own first try is told apart by its tag.
 		storage.WithPolicy(storage.RetryIdempotent),
 		storage.WithErrorFunc(func(err error) bool {
-			return !errors.As(err, new(*unreachedError)) && storage.ShouldRetry(err)
+			return !errors.As(err, new(*unreachedError)) && !errors.As(err, new(*TokenError)) && storage.ShouldRetry(err)
 		}),
 	)
 	b.client = c
@@ -369,6 +430,7 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	e := &Error{Op: op, Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: err, Reason: err.Error()}
 	var api *googleapi.Error
 	var noCreds *NoCredentialsError
+	var tokErr *TokenError
 	var unreached *unreachedError
 	var netErr net.Error
 	var urlErr *url.Error
@@ -377,6 +439,11 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 		e.Reason = fmt.Sprintf("no Google Cloud credentials were found, so nothing was sent (%v)", noCreds.Err)
 		e.Hint = "Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, " +
 			"or run where workload identity or the metadata server provides them. Credentials never go in the store URL or in a configuration."
+	case errors.As(err, &tokErr):
+		e.Reason = tokErr.Error() + ", so nothing was sent to " + b.endpoint
+		e.Hint = "Check the credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file as Google Cloud " +
+			"gives it (JSON, with its private_key intact), or run `gcloud auth application-default login`; a token endpoint " +
+			"that cannot be reached is the network's or a proxy's failure, not the store's."
 	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &netErr) || errors.As(err, &urlErr)):
 		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, cause(err))
 		e.Hint = "Check the network, and " + EnvEmulator + " if it is set (it points every request at an emulator); gave up having never reached it."

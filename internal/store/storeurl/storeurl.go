@@ -13,6 +13,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // Default is the store used when none is configured: a directory beside
@@ -66,6 +67,8 @@ const Redacted = "REDACTED"
 //     resolved against the working directory) or absolute (file:///var/lib/x).
 //   - s3://BUCKET/OPTIONAL/PREFIX is a bucket of S3 or an S3-compatible store.
 //   - gs://BUCKET/OPTIONAL/PREFIX is a Google Cloud Storage bucket.
+//   - azblob://ACCOUNT/CONTAINER/OPTIONAL/PREFIX is an Azure Blob Storage
+//     container.
 //
 // A URL never carries credentials: one with user info (user:secret@, or
 // any "@" outside a file:// path) is refused, and no error Open returns
@@ -73,9 +76,13 @@ const Redacted = "REDACTED"
 func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 	names := opts.S3.Names.Or()
 	shown, userinfo := redact(raw)
+	if err := oddText(raw, shown); err != nil {
+		return nil, err
+	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || !validScheme(scheme) {
-		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q), s3://BUCKET/PREFIX or gs://BUCKET/PREFIX", shown, Default)
+		return nil, fmt.Errorf("%q is not a store URL: write it as file://PATH (for example %q), s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or "+
+			"azblob://ACCOUNT/CONTAINER/PREFIX", shown, Default)
 	}
 	switch scheme {
 	case "file":
@@ -153,6 +160,43 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		return nil, fmt.Errorf("%q is the web address of an Azure blob container: write the store as azblob://%s/%s", shown, account, path)
 	}
 	return nil, fmt.Errorf("the store URL %q has the unknown scheme %q: supported schemes are %s", shown, scheme+"://", strings.Join(Schemes, ", "))
+}
+
+// oddText refuses a store URL (raw, shown as shown) that would not read
+// as it is taken: white space at either end, which Open would keep as
+// part of the path, bucket or prefix (store = "gs://rel/web " would name
+// a new, empty store under "web /"); control and invisible characters
+// anywhere (usertext's rule); and in a bucket or prefix (any scheme but
+// file://, whose path may be a Windows one), a backslash, or white space
+// at either end of a segment.
+func oddText(raw, shown string) error {
+	q := usertext.Quote(shown)
+	if t := strings.TrimSpace(raw); t != raw {
+		fixed, _ := redact(t)
+		return fmt.Errorf("the store URL %s has white space at its start or end, which would be taken as part of the store's "+
+			"path or prefix and so name another, empty store: remove it and write %s", q, usertext.Quote(fixed))
+	}
+	if err := usertext.Check("the store URL "+q, raw); err != nil {
+		return err
+	}
+	// From here on only what is shown is looked at: user info is
+	// refused later, and never repeated.
+	scheme, rest, ok := strings.Cut(shown, "://")
+	if !ok || scheme == "file" {
+		return nil
+	}
+	if strings.Contains(rest, `\`) {
+		fixed := strings.ReplaceAll(shown, `\`, "/")
+		return fmt.Errorf("the store URL %s holds a backslash: a %s:// URL separates its bucket and the prefix's segments "+
+			"with \"/\" only, and a backslash would be taken as part of a name. Write %s", q, scheme, usertext.Quote(fixed))
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if strings.TrimSpace(seg) != seg {
+			return fmt.Errorf("the store URL %s has the segment %s, which starts or ends with white space: it would be taken as "+
+				"part of the name and so name another, empty store. Remove the white space", q, usertext.Quote(seg))
+		}
+	}
+	return nil
 }
 
 // tildeError refuses a path that starts with "~": nothing expands it (not

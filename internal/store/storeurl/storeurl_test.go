@@ -212,3 +212,65 @@ func TestOpenGCS(t *testing.T) {
 		}
 	}
 }
+
+// TestOddCharacters: white space at either end of a store URL or of a
+// bucket or prefix segment, control characters, and backslashes in a
+// bucket or prefix are refused for every scheme, quoting the value and
+// saying what to write, instead of naming a new, empty store.
+func TestOddCharacters(t *testing.T) {
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "")
+	t.Setenv("STORAGE_EMULATOR_HOST", "")
+	for raw, wants := range map[string][]string{
+		"gs://rel/web ":              {`"gs://rel/web "`, "white space at its start or end", `write "gs://rel/web"`},
+		"azblob://acct/rel/web ":     {`"azblob://acct/rel/web "`, `write "azblob://acct/rel/web"`},
+		"s3://rel/web ":              {`"s3://rel/web "`, `write "s3://rel/web"`},
+		"file://.immutable ":         {`"file://.immutable "`, `write "file://.immutable"`},
+		" gs://rel/web":              {`" gs://rel/web"`, `write "gs://rel/web"`},
+		"gs://rel/web\n":             {`"gs://rel/web\n"`, `write "gs://rel/web"`},
+		"gs://rel/web /x":            {`"gs://rel/web /x"`, `the segment "web "`, "Remove the white space"},
+		"azblob://acct/rel/ web":     {`the segment " web"`},
+		"s3://rel/web /":             {`the segment "web "`},
+		"gs://rel/we\tb":             {`"gs://rel/we\tb"`, "a tab", "Remove it"},
+		"s3://rel/we\x1bb":           {`"s3://rel/we\u001Bb"`, "Remove it"},
+		"azblob://acct/rel/a\u202Eb": {`"azblob://acct/rel/a\u202Eb"`},
+		`gs://rel/web\x`:             {`"gs://rel/web\\x"`, "backslash", `Write "gs://rel/web/x"`},
+		`azblob://acct/rel\web`:      {"backslash", `Write "azblob://acct/rel/web"`},
+		`s3://rel/a\b`:               {"backslash", `Write "s3://rel/a/b"`},
+		"s3://k:se cret /x@rel/web ": {`"s3://REDACTED@rel/web "`},
+	} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil {
+			t.Errorf("Open(%q) accepted it", raw)
+			continue
+		}
+		for _, w := range wants {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Open(%q) = %v; want it to say %s", raw, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "cret") {
+			t.Errorf("Open(%q) repeats the secret: %v", raw, err)
+		}
+	}
+	for _, raw := range []string{"gs://rel/my web/x", "s3://rel/a b", "file://./a b", `file://./a\b`} {
+		if _, err := Open(context.Background(), raw, Options{}); err != nil {
+			t.Errorf("Open(%q): %v", raw, err)
+		}
+	}
+}
+
+// TestErrorsNameEveryScheme: a value that is no URL at all is answered
+// with how to write each scheme Open accepts.
+func TestErrorsNameEveryScheme(t *testing.T) {
+	for _, raw := range []string{"/just/a/path", "bucket/prefix"} {
+		_, err := Open(context.Background(), raw, Options{})
+		if err == nil {
+			t.Fatalf("Open(%q) accepted it", raw)
+		}
+		for _, s := range Schemes {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("Open(%q) = %v; want it to name %s", raw, err, s)
+			}
+		}
+	}
+}
