@@ -286,7 +286,8 @@ func movedError(st *store.Store, e *release.VersionsMovedError) diag.Diagnostic 
 	return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version published by another apply",
 		fmt.Sprintf("In %s: %v: another apply published since this plan was made (or since the state was last "+
 			"refreshed), so the version this plan chose may be taken. Versions are immutable, so nothing was written. "+
-			"Plan again: the next plan picks the next free version, or adopts a version with the same content.", st, e))
+			"Plan again (with refresh: a plan with -refresh=false builds on the versions the state saw last): the next "+
+			"plan picks the next free version, or adopts a version with the same content.", st, e))
 }
 
 func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -491,8 +492,7 @@ func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 
 // artifactChanges compares the artifacts of c with those of the published
 // record of previous ("" for none: null). It reads one record and depends
-// on nothing else, so the two plans of an apply agree, also for a
-// replacement, whose final plan has no prior state. A previous record that
+// on nothing else, so the two plans of an apply agree. A previous record that
 // is gone or altered gives null and a warning, the same in both plans; a
 // store that cannot be read is an error.
 func (r *ReleaseResource) artifactChanges(ctx context.Context, c release.Content, previous string) (types.List, diag.Diagnostics) {

@@ -190,7 +190,7 @@ type VersionsMovedError struct {
 
 func (e *VersionsMovedError) Error() string {
 	if e.Highest == "" {
-		return fmt.Sprintf("release %q had version %s when this plan was made, and has no version now", e.Name, e.Seen)
+		return fmt.Sprintf("release %q had version %s when the state last read the store, and has no version now", e.Name, e.Seen)
 	}
-	return fmt.Sprintf("the highest version of release %q was %s when this plan was made, and is %s now", e.Name, e.Seen, e.Highest)
+	return fmt.Sprintf("the highest version of release %q was %s when the state last read the store, and is %s now", e.Name, e.Seen, e.Highest)
 }
