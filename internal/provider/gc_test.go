@@ -81,7 +81,7 @@ func TestAccGC(t *testing.T) {
 					Config:    e.releaseConfig(),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction("immutable_artifact.site", plancheck.ResourceActionReplace),
-						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
 					}},
 					Check: checkVersionAndContent("1.0.3"),
 				},

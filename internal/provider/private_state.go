@@ -50,3 +50,30 @@ func setArchiveListing(ctx context.Context, p privateSetter, listing string) dia
 	b, _ := json.Marshal(listing) // a string always encodes
 	return p.SetKey(ctx, privateArchiveListing, b)
 }
+
+// privateReleaseSeen is the private-state key of an immutable_release
+// holding the highest version of its release in the store when the state
+// was last refreshed or applied. Both plans of an apply (core plans again
+// at apply, from the same prior state) plan a new version from it, so a
+// version published by another apply in between makes the apply's plan
+// fail with the provider's message instead of planning another version.
+const privateReleaseSeen = "release_seen"
+
+type releaseSeen struct {
+	Name    string `json:"name"`
+	Highest string `json:"highest"`
+}
+
+// priorReleaseSeen returns the highest version of name seen, "" if unknown.
+func priorReleaseSeen(ctx context.Context, p privateGetter, name string) string {
+	var s releaseSeen
+	if b := privateValue(ctx, p, privateReleaseSeen); len(b) == 0 || json.Unmarshal(b, &s) != nil || s.Name != name {
+		return ""
+	}
+	return s.Highest
+}
+
+func setReleaseSeen(ctx context.Context, p privateSetter, name, highest string) diag.Diagnostics {
+	b, _ := json.Marshal(releaseSeen{Name: name, Highest: highest}) // strings always encode
+	return p.SetKey(ctx, privateReleaseSeen, b)
+}

@@ -108,7 +108,7 @@ data "immutable_release_diff" "back" {
 					},
 					Config: v2(),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
 						planVersion("1.0.1"),
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), artifactChanges("+ api", "~ config", "- legacy", "~ site")),
 					}},

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -218,9 +219,6 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if configVersion.IsNull() || configVersion.IsUnknown() {
 			plan.Version = types.StringUnknown()
 		}
-		if prior != nil {
-			resp.RequiresReplace.Append(path.Root("digest"))
-		}
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -243,7 +241,23 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 
-	p, err := release.PlanVersion(ctx, r.data.store.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString())
+	// A new version is planned from the highest version the state saw at
+	// refresh, not from the store alone: core plans again at apply, from
+	// the same prior state, and a version published by another apply in
+	// between must fail that plan here rather than plan another version
+	// (which core would reject as an inconsistent final plan). A release is
+	// therefore updated in place, never replaced: a replacement's final
+	// plan has no prior state (its destroy half runs first).
+	seen := ""
+	if prior != nil && prior.Name.Equal(plan.Name) {
+		seen = priorReleaseSeen(ctx, req.Private, c.Name)
+	}
+	p, err := release.PlanVersionSince(ctx, r.data.store.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString(), seen)
+	var moved *release.VersionsMovedError
+	if errors.As(err, &moved) {
+		resp.Diagnostics.Append(movedError(r.data.store, moved))
+		return
+	}
 	if err != nil {
 		resp.Diagnostics.Append(releaseError(r.data.store, c.Name, err))
 		return
@@ -258,15 +272,22 @@ func (r *ReleaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if prior != nil {
-		if prior.Digest.ValueString() != d {
-			resp.RequiresReplace.Append(path.Root("digest"))
-		}
-		if prior.Version.ValueString() != p.Version {
-			resp.RequiresReplace.Append(path.Root("version"))
-		}
-	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// movedError is the diagnostic of a plan made from a state that saw
+// another highest version of the release than the store has now.
+func movedError(st *store.Store, e *release.VersionsMovedError) diag.Diagnostic {
+	if e.Deleted {
+		return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Release versions deleted since the plan",
+			fmt.Sprintf("In %s: %v, so the version this plan chose may be another now. Nothing was written. Plan "+
+				"again: the next plan reads the store as it is.", st, e))
+	}
+	return diag.NewAttributeErrorDiagnostic(path.Root("version"), "Version published by another apply",
+		fmt.Sprintf("In %s: %v: another apply published since this plan was made (or since the state was last "+
+			"refreshed), so the version this plan chose may be taken. Versions are immutable, so nothing was written. "+
+			"Plan again (with refresh: a plan with -refresh=false builds on the versions the state saw last): the next "+
+			"plan picks the next free version, or adopts a version with the same content.", st, e))
 }
 
 func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -275,15 +296,40 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	r.publishPlanned(ctx, req.Config, &plan, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(r.noteSeen(ctx, resp.Private, plan.Name.ValueString())...)
+}
+
+// noteSeen records in private state the highest version of the release in
+// the store, which the next plan builds on (privateReleaseSeen). A store
+// that cannot be listed leaves it unset: the next plan then reads the store
+// alone, as before the key existed.
+func (r *ReleaseResource) noteSeen(ctx context.Context, p privateSetter, name string) diag.Diagnostics {
 	if r.data == nil {
-		resp.Diagnostics.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
+		return nil
+	}
+	if highest, err := release.Highest(ctx, r.data.store.Backend(), name); err == nil && highest != "" {
+		return setReleaseSeen(ctx, p, name, highest)
+	}
+	return nil
+}
+
+// publishPlanned publishes (or adopts) the version planned in plan, filling
+// in what the plan left unknown.
+func (r *ReleaseResource) publishPlanned(ctx context.Context, config tfsdk.Config, plan *releaseModel, diagnostics *diag.Diagnostics) {
+	if r.data == nil {
+		diagnostics.AddError("Provider not configured", "The provider was not configured before apply. This is a bug in the provider.")
 		return
 	}
 	var configVersion types.String
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("version"), &configVersion)...)
+	diagnostics.Append(config.GetAttribute(ctx, path.Root("version"), &configVersion)...)
 	c, diags := plan.content(ctx)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	diagnostics.Append(diags...)
+	if diagnostics.HasError() {
 		return
 	}
 	st := r.data.store
@@ -292,13 +338,13 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	if plan.Version.IsUnknown() { // inputs were unknown at plan
 		p, err := release.PlanVersion(ctx, st.Backend(), c, configVersion.ValueString(), plan.VersionBump.ValueString())
 		if err != nil {
-			resp.Diagnostics.Append(releaseError(st, c.Name, err))
+			diagnostics.Append(releaseError(st, c.Name, err))
 			return
 		}
 		plan.setPlanned(c, p)
 		plan.ArtifactChanges, diags = r.artifactChanges(ctx, c, p.PreviousVersion)
-		resp.Diagnostics.Append(diags...)
-		if resp.Diagnostics.HasError() {
+		diagnostics.Append(diags...)
+		if diagnostics.HasError() {
 			return
 		}
 	}
@@ -323,13 +369,13 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 	switch {
 	case err == nil:
 	case errors.As(err, &unsigned):
-		resp.Diagnostics.Append(signatureError(unsigned))
+		diagnostics.Append(signatureError(unsigned))
 		return
 	case errors.As(err, &interrupted):
-		resp.Diagnostics.AddError("Publish interrupted", interrupted.Error())
+		diagnostics.AddError("Publish interrupted", interrupted.Error())
 		return
 	case errors.As(err, new(*release.ForeignRecordError)):
-		resp.Diagnostics.Append(releaseError(st, c.Name, err))
+		diagnostics.Append(releaseError(st, c.Name, err))
 		return
 	case errors.As(err, &invalid):
 		at := map[release.Input]path.Path{
@@ -337,48 +383,47 @@ func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest
 			release.InputArtifact: path.Root("artifacts").AtMapKey(invalid.Key), release.InputMetadata: path.Root("metadata").AtMapKey(invalid.Key),
 			release.InputImageName: path.Root("images").AtMapKey(invalid.Key), release.InputImage: path.Root("images").AtMapKey(invalid.Key),
 		}[invalid.Input]
-		resp.Diagnostics.Append(invalidInput(invalid, at))
+		diagnostics.Append(invalidInput(invalid, at))
 		return
 	case errors.As(err, &badSum):
-		resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(badSum.Artifact), "Invalid digest", badSum.Err.Error())
+		diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(badSum.Artifact), "Invalid digest", badSum.Err.Error())
 		return
 	case errors.As(err, &missing):
-		resp.Diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(missing.Artifact), "Artifact not in the store",
+		diagnostics.AddAttributeError(path.Root("artifacts").AtMapKey(missing.Artifact), "Artifact not in the store",
 			fmt.Sprintf("Artifact %q (%s) is not in the store %s, so release %q cannot be published: it would point at "+
 				"content nobody can fetch. Create it with an immutable_artifact on this store (and reference its digest so "+
 				"Terraform applies it first), or fix the digest. Nothing was published.", missing.Artifact, missing.Digest, st, c.Name))
 		return
 	case errors.As(err, &conflict) && !explicit:
-		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version published by another apply",
+		diagnostics.AddAttributeError(path.Root("version"), "Version published by another apply",
 			fmt.Sprintf("Version %s of release %q was published by another apply since this plan, with digest %s (this "+
 				"plan has %s). Versions are immutable, so nothing was written. Plan again: the next plan picks the next "+
 				"free version, or adopts %s if the content is the same.", conflict.Existing.Version, c.Name,
 				conflict.Existing.Digest, plan.Digest.ValueString(), conflict.Existing.Version))
 		return
 	case errors.As(err, new(*release.CollectedError)) && !explicit:
-		resp.Diagnostics.AddAttributeError(path.Root("version"), "Version deleted since the plan",
+		diagnostics.AddAttributeError(path.Root("version"), "Version deleted since the plan",
 			fmt.Sprintf("The plan used version %s of release %q, which a garbage collection of the store %s deleted since "+
 				"(a collected version is never published again). Nothing was written. Plan again: the next plan picks the "+
 				"next free version.", plan.Version.ValueString(), c.Name, st))
 		return
 	case errors.As(err, &conflict), errors.As(err, new(*release.TooLargeError)), errors.As(err, new(*release.CollectedError)):
-		resp.Diagnostics.Append(releaseError(st, c.Name, err))
+		diagnostics.Append(releaseError(st, c.Name, err))
 		return
 	case errors.As(err, &step) && step.Step == release.StepHold:
-		resp.Diagnostics.Append(storeWriteError(step.Err))
+		diagnostics.Append(storeWriteError(step.Err))
 		return
 	case errors.As(err, &step) && step.Step == release.StepCheck:
-		resp.Diagnostics.Append(storeReadError(st, step.Err))
+		diagnostics.Append(storeReadError(st, step.Err))
 		return
 	default:
 		if errors.As(err, &step) {
 			err = step.Err
 		}
-		resp.Diagnostics.Append(storeWriteError(fmt.Errorf("publishing %s@%s: %w", c.Name, plan.Version.ValueString(), err)))
+		diagnostics.Append(storeWriteError(fmt.Errorf("publishing %s@%s: %w", c.Name, plan.Version.ValueString(), err)))
 		return
 	}
 	plan.PublishedAt = types.StringValue(rec.PublishedAt)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -442,12 +487,12 @@ func (r *ReleaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		m.Images = stringMap(rec.Images)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	resp.Diagnostics.Append(r.noteSeen(ctx, resp.Private, name)...)
 }
 
 // artifactChanges compares the artifacts of c with those of the published
 // record of previous ("" for none: null). It reads one record and depends
-// on nothing else, so the two plans of an apply agree, also for a
-// replacement, whose final plan has no prior state. A previous record that
+// on nothing else, so the two plans of an apply agree. A previous record that
 // is gone or altered gives null and a warning, the same in both plans; a
 // store that cannot be read is an error.
 func (r *ReleaseResource) artifactChanges(ctx context.Context, c release.Content, previous string) (types.List, diag.Diagnostics) {
@@ -501,14 +546,23 @@ func stringMap(in map[string]string) types.Map {
 }
 
 func (r *ReleaseResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	// Only version_bump can change in place; it affects future versions,
-	// never this one.
-	var plan releaseModel
+	// A release is updated in place when its content or version changes
+	// (see ModifyPlan): that publishes the new version, as Create does.
+	// version_bump alone affects future versions, never this one.
+	var plan, prior releaseModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if plan.Version.IsUnknown() || !plan.Version.Equal(prior.Version) || !plan.Digest.Equal(prior.Digest) || !plan.Name.Equal(prior.Name) {
+		r.publishPlanned(ctx, req.Config, &plan, &resp.Diagnostics)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(r.noteSeen(ctx, resp.Private, plan.Name.ValueString())...)
 }
 
 func (r *ReleaseResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {

@@ -125,7 +125,7 @@ func TestAccRelease_images(t *testing.T) {
 				{
 					Config: e.imagesConfig("1.0.1", images(apiV2, proxyV2)),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
 					}},
 				},
 				{

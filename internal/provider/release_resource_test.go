@@ -96,7 +96,7 @@ func TestAccRelease_lifecycle(t *testing.T) {
 					PreConfig: func() { e.write(map[string]string{"index.html": "<h1>v2</h1>\n"}) },
 					Config:    e.releaseConfig(),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
 						planVersion("1.0.1"),
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.StringExact("1.0.0")),
 						// The plan names what the new version ships.
@@ -117,7 +117,7 @@ func TestAccRelease_lifecycle(t *testing.T) {
 					PreConfig: func() { e.write(siteFiles) },
 					Config:    e.releaseConfig(`version_bump = "minor"`),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
 						planVersion("1.0.0"),
 						// Adopted: compared with 1.0.0's own previous version, none.
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("artifact_changes"), knownvalue.Null()),
@@ -167,7 +167,7 @@ func TestAccRelease_explicitVersions(t *testing.T) {
 					// Same content, explicit backport: a new record at 1.4.3.
 					Config: e.releaseConfig(`version = "1.4.3"`),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionReplace),
+						plancheck.ExpectResourceAction(rel, plancheck.ResourceActionUpdate),
 						planVersion("1.4.3"),
 						plancheck.ExpectKnownValue(rel, tfjsonpath.New("previous_version"), knownvalue.Null()),
 					}},

@@ -145,3 +145,52 @@ func (e *YankedContentError) Error() string {
 	}
 	return fmt.Sprintf("this content is that of %s@%s, which is yanked (%s: %s): change the content, un-yank the version, or set version = %q to publish it under that version anyway", e.Name, e.Version, e.Yank.At, usertext.Show(e.Yank.Reason), e.Version)
 }
+
+// PlanVersionSince is PlanVersion for a plan made from a state that saw
+// seen as the highest published version of c.Name ("" for none seen: plain
+// PlanVersion). Without an explicit version, a store whose highest version
+// is another one now (published by another apply since, or deleted) is a
+// *VersionsMovedError: the version planned from seen and the one planned from the
+// store now would differ, and Terraform plans twice (at plan, and again at
+// apply), so both plans must see the same answer or refuse.
+func PlanVersionSince(ctx context.Context, b store.Backend, c Content, explicit, bump, seen string) (*Plan, error) {
+	if explicit == "" && seen != "" {
+		highest, err := Highest(ctx, b, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		if highest != seen {
+			e := &VersionsMovedError{Name: c.Name, Seen: seen, Highest: highest, Deleted: highest == ""}
+			if h, err := versions.Parse(highest); err == nil {
+				if s, err := versions.Parse(seen); err == nil && h.LessThan(s) {
+					e.Deleted = true
+				}
+			}
+			return nil, e
+		}
+	}
+	return PlanVersion(ctx, b, c, explicit, bump)
+}
+
+// Highest returns the highest published version of a release, "" for none.
+func Highest(ctx context.Context, b store.Backend, name string) (string, error) {
+	published, err := List(ctx, b, name)
+	if err != nil || len(published) == 0 {
+		return "", err
+	}
+	return published[len(published)-1].Original(), nil
+}
+
+// VersionsMovedError is a release whose highest published version changed since a
+// state saw it.
+type VersionsMovedError struct {
+	Name, Seen, Highest string // Highest "" when none is published now
+	Deleted             bool   // Highest is below Seen: versions were deleted
+}
+
+func (e *VersionsMovedError) Error() string {
+	if e.Highest == "" {
+		return fmt.Sprintf("release %q had version %s when the state last read the store, and has no version now", e.Name, e.Seen)
+	}
+	return fmt.Sprintf("the highest version of release %q was %s when the state last read the store, and is %s now", e.Name, e.Seen, e.Highest)
+}
