@@ -267,15 +267,20 @@ func TestAccTrust_repair(t *testing.T) {
 		_, ops := writeSigningKey(t, t.TempDir())
 		ciPub, opsPub := writePublicKey(t, keys, "ci.pub", ci), writePublicKey(t, keys, "ops.pub", ops)
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-		for _, v := range []string{"1.0.0", "1.1.0"} {
+		publish := func(v string) {
 			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v}, now)
 			must(t, err)
 			_, err = release.Countersign(ctx, b, ci, "web", v)
 			must(t, err)
 		}
-		cfg := e.providerBlock(fmt.Sprintf("signing_key = %q", ciKey), trustBlockConfig(true, ciPub, opsPub)) +
-			"resource \"immutable_channel\" \"prod\" {\n  release = \"web\"\n  channel = \"prod\"\n  version = \"1.0.0\"\n}\n" +
-			"resource \"immutable_yank\" \"y\" {\n  name    = \"web\"\n  version = \"1.1.0\"\n  reason  = \"broken\"\n}\n"
+		publish("1.0.0")
+		publish("1.1.0")
+		cfgAt := func(v string) string {
+			return e.providerBlock(fmt.Sprintf("signing_key = %q", ciKey), trustBlockConfig(true, ciPub, opsPub)) +
+				"resource \"immutable_channel\" \"prod\" {\n  release = \"web\"\n  channel = \"prod\"\n  version = \"" + v + "\"\n}\n" +
+				"resource \"immutable_yank\" \"y\" {\n  name    = \"web\"\n  version = \"1.1.0\"\n  reason  = \"broken\"\n}\n"
+		}
+		cfg := cfgAt("1.0.0")
 		reads := "data \"immutable_channel\" \"c\" {\n  release = \"web\"\n  channel = \"prod\"\n}\n" + readRelease("~> 1.0")
 		forge := func(seq int, from, to string) func() {
 			return func() {
@@ -297,8 +302,9 @@ func TestAccTrust_repair(t *testing.T) {
 			)
 		}
 		var forgedYank int
+		var moveHook testHook
 		resource.Test(t, resource.TestCase{
-			ProtoV6ProviderFactories: protoV6,
+			ProtoV6ProviderFactories: protoV6With(hooks{beforeMove: moveHook.run}),
 			Steps: []resource.TestStep{
 				{Config: cfg, Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "1")},
 				{
@@ -352,6 +358,24 @@ func TestAccTrust_repair(t *testing.T) {
 					Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "6"),
 				},
 				{Config: cfg + reads, Check: resource.TestCheckResourceAttr("data.immutable_channel.c", "metadata.by", "ops")},
+				{
+					// Moved, unsigned, between plan and apply: the apply says
+					// so, none of that move's values, and writes nothing.
+					PreConfig: func() {
+						publish("1.2.0")
+						t.Cleanup(moveHook.set(func(context.Context) error {
+							moveHook.set(nil)
+							_, err := release.WriteMove(ctx, b, "web", "prod", 6, "1.0.0", "1.0.0\u202e\u001b[2J\nevil", "", now)
+							return err
+						}))
+					},
+					Config:      cfgAt("1.2.0"),
+					ExpectError: regexp.MustCompile(`Channel moved by an untrusted writer(?s:.)*move 7,(?s:.)*refuses`),
+				},
+				{
+					Config: cfg, ConfigPlanChecks: update("immutable_channel.prod"),
+					Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "8"),
+				},
 			},
 		})
 	})
