@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
-	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
@@ -79,8 +78,10 @@ func (d *ChannelDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 			"metadata": schema.MapAttribute{MarkdownDescription: "That version's metadata.", ElementType: types.StringType, Computed: true},
 			"moved_at": computed("When the channel moved there (RFC 3339, UTC)."),
 			"history": schema.ListAttribute{
-				MarkdownDescription: "The latest moves, oldest first: `move` (its number), `from` (null for the first), `to`, `reason`, `at`.",
-				ElementType:         moveType, Computed: true,
+				MarkdownDescription: "The latest moves, oldest first: `move` (its number), `from` (null for the first), `to`, `reason`, `at`. " +
+					"Under a trust policy, an older move the policy refuses is left out, with a warning naming it, and the move " +
+					"after it shows a null `from`; the move in effect is never left out: refused, the read fails.",
+				ElementType: moveType, Computed: true,
 			},
 		},
 	}
@@ -117,16 +118,28 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		resp.Diagnostics.Append(releaseError(st, rel, err))
 		return
 	}
-	if err := d.data.trust.CheckMoves(ctx, st.Backend(), hist); err != nil {
-		var untrusted *release.UntrustedRecordError
-		if errors.As(err, &untrusted) {
-			resp.Diagnostics.AddAttributeError(path.Root("history_limit"), "Untrusted record",
-				upperFirst(untrusted.Error())+fmt.Sprintf(". It is an older move of the channel, shown in `history`: if it "+
-					"predates signing, set `history_limit` to %d or less so that `history` shows only the moves after it.", len(hist)-1-indexMove(hist, untrusted.Key)))
-			return
+	// An older move the policy refuses is left out of `history`, with a
+	// warning naming it: the channel's position does not rest on it, and
+	// one forged move must not break every reader for the next
+	// history_limit moves. Nothing of it is shown, nor the `from` of the
+	// move after it (where it ended).
+	skip := map[int]bool{}
+	if err := d.data.trust.CheckMoves(ctx, st.Backend(), hist[:len(hist)-1]); err != nil {
+		for _, h := range hist[:len(hist)-1] {
+			err := d.data.trust.CheckMove(ctx, st.Backend(), h) // memoised: read once
+			var untrusted *release.UntrustedRecordError
+			switch {
+			case errors.As(err, &untrusted):
+				skip[h.Seq] = true
+				resp.Diagnostics.AddAttributeWarning(path.Root("history"), "Untrusted move left out of history",
+					fmt.Sprintf("%s. It is an older move of the channel %s of %s (move %d), not the one in effect: `history` "+
+						"leaves it out, and shows no `from` for the move after it. Check who can write the store.",
+						upperFirst(untrusted.Error()), ch, rel, h.Seq))
+			case err != nil:
+				resp.Diagnostics.Append(releaseError(st, rel, err))
+				return
+			}
 		}
-		resp.Diagnostics.Append(releaseError(st, rel, err))
-		return
 	}
 	rec, err := d.data.trust.Get(ctx, st.Backend(), rel, cur.To)
 	if err == nil {
@@ -151,29 +164,25 @@ func (d *ChannelDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	if err == nil && y != nil && y.Yanked {
 		resp.Diagnostics.AddAttributeWarning(path.Root("channel"), "Channel points to a yanked version",
-			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move the channel to another version.", ch, rel, cur.To, y.At, usertext.Show(y.Reason)))
+			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move the channel to another version.", ch, rel, usertext.Show(cur.To), usertext.Show(y.At), usertext.Show(y.Reason)))
 	}
-	elems := make([]attr.Value, len(hist))
-	for i, h := range hist {
-		elems[i] = types.ObjectValueMust(moveType.AttrTypes, map[string]attr.Value{
-			"move": types.Int64Value(int64(h.Seq)), "from": optionalString(h.From), "to": types.StringValue(h.To),
+	elems := make([]attr.Value, 0, len(hist))
+	for _, h := range hist {
+		if skip[h.Seq] {
+			continue
+		}
+		from := optionalString(h.From)
+		if skip[h.Seq-1] {
+			from = types.StringNull()
+		}
+		elems = append(elems, types.ObjectValueMust(moveType.AttrTypes, map[string]attr.Value{
+			"move": types.Int64Value(int64(h.Seq)), "from": from, "to": types.StringValue(h.To),
 			"reason": types.StringValue(h.Reason), "at": types.StringValue(h.At),
-		})
+		}))
 	}
 	m.ID = types.StringValue(rel + "/" + ch)
 	m.Version, m.Digest, m.MovedAt = types.StringValue(cur.To), types.StringValue(rec.Digest), types.StringValue(cur.At)
 	m.Artifacts, m.Images, m.Metadata = stringMap(rec.Artifacts), stringMap(rec.Images), stringMap(rec.Metadata)
 	m.History = types.ListValueMust(moveType, elems)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
-}
-
-// indexMove is the index in hist of the move stored at key (0 when none
-// is).
-func indexMove(hist []*release.Move, key string) int {
-	for i, m := range hist {
-		if store.MoveKey(m.Release, m.Channel, m.Seq) == key {
-			return i
-		}
-	}
-	return 0
 }

@@ -295,7 +295,7 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			resp.Diagnostics.AddAttributeError(path.Root("channel"), "Channel exists",
 				fmt.Sprintf("The channel %s of %s exists in %s: it points to %s (move %d, %s). To manage it here, import it "+
 					"(terraform import <address> %s/%s) and plan again; if another configuration manages it, leave it to that one.",
-					plan.Channel.ValueString(), plan.Release.ValueString(), r.data.store, cur.To, cur.Seq, cur.At, plan.Release.ValueString(), plan.Channel.ValueString())+tainted)
+					plan.Channel.ValueString(), plan.Release.ValueString(), r.data.store, usertext.Show(cur.To), cur.Seq, usertext.Show(cur.At), plan.Release.ValueString(), plan.Channel.ValueString())+tainted)
 			return
 		}
 	}
@@ -318,7 +318,9 @@ func (r *ChannelResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 // move writes the planned move from the position seen at plan (previous
 // version, and the entry after seq), or adopts a channel already there.
-func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) diag.Diagnostics {
+// after says the move at seq is untrusted: the move is written after it
+// whatever it names (release.MoveRequest.After).
+func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int, after bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	gates, d := m.gates(ctx)
 	if diags.Append(d...); diags.HasError() {
@@ -327,7 +329,7 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	rel := m.Release.ValueString()
 	cur, err := release.MoveTo(ctx, r.data.store, release.MoveRequest{
 		Release: rel, Channel: m.Channel.ValueString(), To: m.Version.ValueString(),
-		From: m.PreviousVersion.ValueString(), Seq: seq, Reason: m.Reason.ValueString(), Requires: gates, Trust: r.data.trust,
+		From: m.PreviousVersion.ValueString(), Seq: seq, After: after, Reason: m.Reason.ValueString(), Requires: gates, Trust: r.data.trust,
 	}, time.Now(), release.BeforeWrite(r.data.hooks.beforeMove), release.SignWith(r.data.signer))
 	var moved *release.MovedError
 	var unsigned *release.SignatureError
@@ -362,6 +364,14 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int) di
 	case errors.As(err, &step) && step.Step == release.StepHold:
 		diags.Append(storeWriteError(step.Err))
 		return diags
+	case errors.As(err, &moved) && moved.Now != nil && r.data.trust.CheckMove(ctx, r.data.store.Backend(), moved.Now) != nil:
+		// None of its values: the policy refuses them.
+		diags.AddAttributeError(path.Root("version"), "Channel moved by an untrusted writer",
+			fmt.Sprintf("The channel %s of %s was moved since this plan was made, to move %d, which the trust policy refuses "+
+				"(%v); nothing was written. Plan again: the refresh takes that move's number only, and the plan writes a signed "+
+				"move after it. Check who can write the store.", m.Channel.ValueString(), rel, moved.Now.Seq,
+				r.data.trust.CheckMove(ctx, r.data.store.Backend(), moved.Now)))
+		return diags
 	case errors.As(err, &moved):
 		diags.AddAttributeError(path.Root("version"), "Channel moved by another apply", upperFirst(err.Error())+".")
 		return diags
@@ -382,7 +392,7 @@ func (r *ChannelResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return
 	}
-	if resp.Diagnostics.Append(r.move(ctx, &m, -1)...); resp.Diagnostics.HasError() {
+	if resp.Diagnostics.Append(r.move(ctx, &m, -1, false)...); resp.Diagnostics.HasError() {
 		return
 	}
 	// The move is written: whatever the tags do, the state says so.
@@ -400,7 +410,9 @@ func (r *ChannelResource) Update(ctx context.Context, req resource.UpdateRequest
 	}
 	moved := !prior.Version.Equal(m.Version)
 	if moved {
-		if resp.Diagnostics.Append(r.move(ctx, &m, int(prior.Move.ValueInt64()))...); resp.Diagnostics.HasError() {
+		// A null version in state is a move refresh found untrusted: the
+		// move is written after it (untrustedPosition).
+		if resp.Diagnostics.Append(r.move(ctx, &m, int(prior.Move.ValueInt64()), prior.Version.IsNull())...); resp.Diagnostics.HasError() {
 			return
 		}
 	}
@@ -430,51 +442,63 @@ func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.State.RemoveResource(ctx)
 		return
 	}
-	y, err := release.YankState(ctx, r.data.store.Backend(), rel, cur.To)
-	if err == nil {
-		err = r.data.trust.CheckYank(ctx, r.data.store.Backend(), y)
-	}
-	var untrusted *release.UntrustedRecordError
-	if errors.As(err, &untrusted) {
-		// Only a warning rests on it: refresh goes on without its word.
-		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Untrusted yank entry not shown", upperFirst(untrusted.Error())+".")
-	} else if err == nil && y != nil && y.Yanked {
-		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Channel points to a yanked version",
-			fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move it to another version.", ch, rel, cur.To, y.At, usertext.Show(y.Reason)))
-	}
-	if cur.Seq != int(m.Move.ValueInt64()) {
-		// Moved by someone else (or imported): the state follows the store,
-		// and the next plan shows the move back to the configured version,
-		// if any. A move this resource wrote is not checked here: its state
-		// holds what it wrote. One written by others is, under a policy.
-		m.Version, m.Move, m.MovedAt = types.StringValue(cur.To), types.Int64Value(int64(cur.Seq)), types.StringValue(cur.At)
-		m.PreviousVersion = optionalString(cur.From)
-		b := r.data.store.Backend()
+	b := r.data.store.Backend()
+	// Under a policy the move in effect is checked whoever wrote it: a
+	// record replaced since this resource's move (re-signed by another
+	// trusted key) leaves that move vouching for nothing, and readers
+	// refuse it; so must the owner, to write a move that approves it.
+	if r.data.trust.Enabled() || cur.Seq != int(m.Move.ValueInt64()) || m.Version.IsNull() {
 		err := r.data.trust.CheckMove(ctx, b, cur)
 		if err == nil {
 			var rec *release.Record
 			if rec, err = r.data.trust.Get(ctx, b, rel, cur.To); err == nil {
-				err = r.data.trust.CheckChannel(ctx, b, ch, rec)
+				if err = r.data.trust.CheckMoveRecord(ctx, b, cur, rec); err == nil {
+					err = r.data.trust.CheckChannel(ctx, b, ch, rec)
+				}
 			}
 		}
 		var refused *release.UntrustedRecordError
 		var policy *release.ChannelPolicyError
+		var replaced *release.MoveRecordError
 		switch {
 		case errors.As(err, &refused):
 			r.untrustedPosition(&m, cur, refused.Error(), &resp.Diagnostics)
 		case errors.As(err, &policy):
 			r.untrustedPosition(&m, cur, policy.Error(), &resp.Diagnostics)
+		case errors.As(err, &replaced):
+			r.untrustedPosition(&m, cur, replaced.Error(), &resp.Diagnostics)
 		case err != nil:
 			resp.Diagnostics.Append(releaseError(r.data.store, rel, err))
 			return
-		default:
-			// The tags stay where this channel left them (image_tag_targets):
-			// the next plan moves them with the channel. (Its checks were
-			// made just above, once per operation.)
+		case cur.Seq != int(m.Move.ValueInt64()) || m.Version.IsNull():
+			// Moved by someone else (or imported, or trusted since), trusted: the state
+			// follows the store, and the next plan shows the move back to
+			// the configured version, if any. The tags stay where this
+			// channel left them (image_tag_targets): the next plan moves
+			// them with the channel.
+			m.Version, m.Move, m.MovedAt = types.StringValue(cur.To), types.Int64Value(int64(cur.Seq)), types.StringValue(cur.At)
+			m.PreviousVersion = optionalString(cur.From)
 			_, diags := r.planTarget(ctx, &m, cur.From)
 			if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 				return
 			}
+		}
+	}
+	if !m.Version.IsNull() {
+		// The version in effect, trusted: its yank is read (and checked)
+		// only then, so an untrusted move naming anything at all never
+		// fails the refresh.
+		y, err := release.YankState(ctx, b, rel, cur.To)
+		if err == nil {
+			err = r.data.trust.CheckYank(ctx, b, y)
+		}
+		var untrusted *release.UntrustedRecordError
+		if errors.As(err, &untrusted) {
+			// Only a warning rests on it: refresh goes on without its word.
+			resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Untrusted yank entry not shown", upperFirst(untrusted.Error())+".")
+		} else if err == nil && y != nil && y.Yanked {
+			resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Channel points to a yanked version",
+				fmt.Sprintf("%s of %s points to %s, yanked on %s: %s. Move it to another version.", ch, rel, usertext.Show(cur.To), usertext.Show(y.At), usertext.Show(y.Reason)))
 		}
 	}
 	m.ID = types.StringValue(rel + "/" + ch)
@@ -482,23 +506,24 @@ func (r *ChannelResource) Read(ctx context.Context, req resource.ReadRequest, re
 }
 
 // untrustedPosition records in m the position of the channel's current
-// move cur, which the trust policy refuses (the move, or the version it
-// names: why), and none of its values. Refresh does not fail on it: a
-// channel moved by an untrusted writer must stay movable back, and the
-// next move is written after cur. So the state takes cur's number and
-// version (the plan then shows the move back to the configured version)
-// and leaves previous_version, moved_at, artifacts and artifact_changes
-// null: nothing the policy refuses reaches a plan's values.
+// move cur, which the trust policy refuses (the move, the record it names
+// or, for a move it signed, that record since replaced: why), and none of
+// its values. Refresh does not fail on it: a channel moved by an
+// untrusted writer must stay movable back. So the state takes cur's
+// number only: version, previous_version, moved_at, artifacts and
+// artifact_changes are null, so nothing the policy refuses reaches a
+// plan's values, and the plan, whatever the configuration names (cur's
+// version too), is a move to it, written after cur and signed.
 func (r *ChannelResource) untrustedPosition(m *channelModel, cur *release.Move, why string, diags *diag.Diagnostics) {
-	m.Version, m.Move = types.StringValue(cur.To), types.Int64Value(int64(cur.Seq))
+	m.Version, m.Move = types.StringNull(), types.Int64Value(int64(cur.Seq))
 	m.PreviousVersion, m.MovedAt = types.StringNull(), types.StringNull()
 	m.Artifacts, m.ArtifactChanges = types.MapNull(types.StringType), types.ListNull(types.StringType)
 	diags.AddAttributeWarning(path.Root("version"), "Channel moved by an untrusted writer",
-		fmt.Sprintf("The channel %s of %s was moved to %s (move %d) outside this configuration, and the trust policy "+
-			"refuses it: %s. The state takes that move's position, so that the next move is written after it, and none of "+
-			"its values. Apply a move to the version you mean with a trusted signing_key (a plan to the configured version "+
-			"shows it now; if the configuration names %s already, move elsewhere and back), and check who can write the store.",
-			m.Channel.ValueString(), m.Release.ValueString(), cur.To, cur.Seq, why, cur.To))
+		fmt.Sprintf("The channel %s of %s is at move %d, which the trust policy refuses: %s. Readers of the channel "+
+			"(data.immutable_channel) refuse it too. The state takes that move's number only, none of its values (`version` "+
+			"is null), so the plan is a move to the configured version, written after it and signed by the provider's "+
+			"signing_key, even if that move names the same version: apply it, and check who can write the store.",
+			m.Channel.ValueString(), m.Release.ValueString(), cur.Seq, why))
 }
 
 func (r *ChannelResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {

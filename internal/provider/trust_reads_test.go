@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -24,8 +25,9 @@ import (
 // immutable_releases, immutable_release_diff's default `to`), the yank
 // flagging the version a channel points to, an unsigned un-yank letting a
 // channel move to a yanked version, an unsigned version low in a list,
-// an unsigned older move in a channel's history. A trusted yank decides
-// as before; a history_limit leaving out the unsigned move reads.
+// an unsigned older move in a channel's history is left out of it. A
+// trusted yank decides as before; a history_limit leaving out the
+// unsigned move reads.
 func TestAccTrust_reads(t *testing.T) {
 	forEveryStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -132,9 +134,15 @@ func TestAccTrust_reads(t *testing.T) {
 						move("prod", 0, "", "1.0.1", nil)
 						move("prod", 1, "1.0.1", "1.1.0", ci)
 					},
+					// Left out of history, not refused: the move in effect
+					// does not rest on it.
 					Config: trusted + channel("prod", ""),
-					ExpectError: words("Untrusted record", store.MoveKey("web", "prod", 1), "no signature", "move the channel",
-						"history_limit", "to 1 or less"),
+					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttr("data.immutable_channel.c", "version", "1.1.0"),
+						resource.TestCheckResourceAttr("data.immutable_channel.c", "history.#", "1"),
+						resource.TestCheckResourceAttr("data.immutable_channel.c", "history.0.move", "2"),
+						resource.TestCheckNoResourceAttr("data.immutable_channel.c", "history.0.from"),
+					),
 				},
 				{Config: trusted + channel("prod", "  history_limit = 1\n"), Check: resource.TestCheckResourceAttr("data.immutable_channel.c", "version", "1.1.0")},
 			},
@@ -147,9 +155,10 @@ func TestAccTrust_reads(t *testing.T) {
 // passes them: importing a release version signed by an untrusted key is
 // refused, naming it; a yank entry so signed is imported by its number
 // only (no reason, no time); a channel moved by an unsigned
-// move is refreshed to that move's position (so the next move is written
-// after it) without its values — previous_version, moved_at and artifacts
-// stay null — and the next apply moves it back, signed.
+// move is refreshed to that move's number (so the next move is written
+// after it) without its values — version, previous_version, moved_at and
+// artifacts stay null — and the next apply moves it back, signed, with no
+// previous_version (the untrusted move's is not vouched for).
 func TestAccTrust_refresh(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -208,7 +217,7 @@ func TestAccTrust_refresh(t *testing.T) {
 					RefreshState: true, ExpectNonEmptyPlan: true,
 					Check: resource.ComposeAggregateTestCheckFunc(
 						resource.TestCheckResourceAttr("immutable_channel.prod", "move", "2"),
-						resource.TestCheckResourceAttr("immutable_channel.prod", "version", "1.1.0"),
+						resource.TestCheckNoResourceAttr("immutable_channel.prod", "version"),
 						resource.TestCheckNoResourceAttr("immutable_channel.prod", "previous_version"),
 						resource.TestCheckNoResourceAttr("immutable_channel.prod", "moved_at"),
 						resource.TestCheckNoResourceAttr("immutable_channel.prod", "artifacts.%"),
@@ -225,12 +234,147 @@ func TestAccTrust_refresh(t *testing.T) {
 						resource.TestCheckResourceAttrSet("immutable_yank.y", "yanked_at"),
 						resource.TestCheckResourceAttr("immutable_channel.prod", "move", "3"),
 						resource.TestCheckResourceAttr("immutable_channel.prod", "version", "1.0.0"),
-						resource.TestCheckResourceAttr("immutable_channel.prod", "previous_version", "1.1.0"),
+						resource.TestCheckNoResourceAttr("immutable_channel.prod", "previous_version"),
 					),
 				},
 				{
 					Config: trusted + channel + yank + readRelease("~> 1.0"),
 					Check:  resource.TestCheckResourceAttr("data.immutable_release.r", "resolved_version", "1.0.0"),
+				},
+			},
+		})
+	})
+}
+
+// TestAccTrust_repair: under a trust policy, a channel move or yank entry
+// the policy refuses, written over a workspace's own, makes that
+// workspace's plan an update that writes a signed one after it — even
+// where the untrusted one says what the configuration says — so CI sees
+// the change and the apply repairs every reader: an unsigned move to a
+// version that does not exist (refresh does not read it), an unsigned
+// move to the configured version, an unsigned yank entry with the
+// configured reason, and the version's record replaced and signed by
+// another trusted key (the channel's signed move approved the old one).
+// After each apply the data sources read again, and an untrusted older
+// move is left out of data.immutable_channel's history rather than
+// refused.
+func TestAccTrust_repair(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		b := e.backend().Backend()
+		keys := t.TempDir()
+		ciKey, ci := writeSigningKey(t, t.TempDir())
+		_, ops := writeSigningKey(t, t.TempDir())
+		ciPub, opsPub := writePublicKey(t, keys, "ci.pub", ci), writePublicKey(t, keys, "ops.pub", ops)
+		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		publish := func(v string) {
+			_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: v}, now)
+			must(t, err)
+			_, err = release.Countersign(ctx, b, ci, "web", v)
+			must(t, err)
+		}
+		publish("1.0.0")
+		publish("1.1.0")
+		cfgAt := func(v string) string {
+			return e.providerBlock(fmt.Sprintf("signing_key = %q", ciKey), trustBlockConfig(true, ciPub, opsPub)) +
+				"resource \"immutable_channel\" \"prod\" {\n  release = \"web\"\n  channel = \"prod\"\n  version = \"" + v + "\"\n}\n" +
+				"resource \"immutable_yank\" \"y\" {\n  name    = \"web\"\n  version = \"1.1.0\"\n  reason  = \"broken\"\n}\n"
+		}
+		cfg := cfgAt("1.0.0")
+		reads := "data \"immutable_channel\" \"c\" {\n  release = \"web\"\n  channel = \"prod\"\n}\n" + readRelease("~> 1.0")
+		forge := func(seq int, from, to string) func() {
+			return func() {
+				_, err := release.WriteMove(ctx, b, "web", "prod", seq, from, to, "", now)
+				must(t, err)
+			}
+		}
+		update := func(addr string) resource.ConfigPlanChecks {
+			return resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate)}}
+		}
+		readsAgain := func(move int) resource.TestCheckFunc {
+			return resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("data.immutable_channel.c", "version", "1.0.0"),
+				resource.TestCheckResourceAttr("data.immutable_channel.c", "history.#", "2"),
+				resource.TestCheckResourceAttr("data.immutable_channel.c", "history.0.move", "1"),
+				resource.TestCheckResourceAttr("data.immutable_channel.c", "history.1.move", strconv.Itoa(move)),
+				resource.TestCheckNoResourceAttr("data.immutable_channel.c", "history.1.from"),
+				resource.TestCheckResourceAttr("data.immutable_release.r", "resolved_version", "1.0.0"),
+			)
+		}
+		var forgedYank int
+		var moveHook testHook
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: protoV6With(hooks{beforeMove: moveHook.run}),
+			Steps: []resource.TestStep{
+				{Config: cfg, Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "1")},
+				{
+					// An unsigned move to a version that does not exist:
+					// refresh takes its number only, and the apply moves back.
+					PreConfig: forge(1, "1.0.0", "9.9.9"), Config: cfg, ConfigPlanChecks: update("immutable_channel.prod"),
+					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttr("immutable_channel.prod", "move", "3"),
+						resource.TestCheckResourceAttr("immutable_channel.prod", "version", "1.0.0"),
+						resource.TestCheckNoResourceAttr("immutable_channel.prod", "previous_version"),
+					),
+				},
+				// Move 2 stays unsigned: left out of history, the read passes.
+				{Config: cfg + reads, Check: readsAgain(3)},
+				{
+					// An unsigned move to the configured version itself.
+					PreConfig: forge(3, "1.0.0", "1.0.0"), Config: cfg, ConfigPlanChecks: update("immutable_channel.prod"),
+					Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "5"),
+				},
+				{Config: cfg + "data \"immutable_channel\" \"c\" {\n  release = \"web\"\n  channel = \"prod\"\n  history_limit = 2\n}\n",
+					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttr("data.immutable_channel.c", "history.#", "1"),
+						resource.TestCheckResourceAttr("data.immutable_channel.c", "history.0.move", "5"),
+					)},
+				{
+					// An unsigned yank entry with the configured reason.
+					PreConfig: func() {
+						y, err := release.YankState(ctx, b, "web", "1.1.0")
+						must(t, err)
+						y, err = release.SetYank(ctx, b, "web", "1.1.0", true, "broken", y.Seq, now)
+						must(t, err)
+						forgedYank = y.Seq
+					},
+					Config: cfg, ConfigPlanChecks: update("immutable_yank.y"),
+					Check: func(s *terraform.State) error {
+						return resource.TestCheckResourceAttr("immutable_yank.y", "entry", strconv.Itoa(forgedYank+1))(s)
+					},
+				},
+				{Config: cfg + readRelease("~> 1.0"), Check: resource.TestCheckResourceAttr("data.immutable_release.r", "resolved_version", "1.0.0")},
+				{
+					// 1.0.0's record replaced, signed by ops, also trusted:
+					// move 5 approved the old one.
+					PreConfig: func() {
+						e.deleteKeys(store.VersionKey("web", "1.0.0"))
+						_, err := release.WriteRecord(ctx, b, &release.Record{Name: "web", Version: "1.0.0", Metadata: map[string]string{"by": "ops"}}, now)
+						must(t, err)
+						_, err = release.Countersign(ctx, b, ops, "web", "1.0.0")
+						must(t, err)
+					},
+					Config: cfg, ConfigPlanChecks: update("immutable_channel.prod"),
+					Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "6"),
+				},
+				{Config: cfg + reads, Check: resource.TestCheckResourceAttr("data.immutable_channel.c", "metadata.by", "ops")},
+				{
+					// Moved, unsigned, between plan and apply: the apply says
+					// so, none of that move's values, and writes nothing.
+					PreConfig: func() {
+						publish("1.2.0")
+						t.Cleanup(moveHook.set(func(context.Context) error {
+							moveHook.set(nil)
+							_, err := release.WriteMove(ctx, b, "web", "prod", 6, "1.0.0", "1.0.0\u202e\u001b[2J\nevil", "", now)
+							return err
+						}))
+					},
+					Config:      cfgAt("1.2.0"),
+					ExpectError: regexp.MustCompile(`Channel moved by an untrusted writer(?s:.)*move 7,(?s:.)*refuses`),
+				},
+				{
+					Config: cfg, ConfigPlanChecks: update("immutable_channel.prod"),
+					Check: resource.TestCheckResourceAttr("immutable_channel.prod", "move", "8"),
 				},
 			},
 		})

@@ -152,7 +152,7 @@ func TestAccTrust_unsignedWritesRefused(t *testing.T) {
 			Steps: []resource.TestStep{
 				{
 					Config:      e.providerBlock(required) + beta,
-					ExpectError: regexp.MustCompile(`(?s)Untrusted record.*channels/old/beta.*move\s+the\s+channel\s+\(immutable_channel\)\s+with\s+a\s+trusted\s+signing_key`),
+					ExpectError: regexp.MustCompile(`(?s)Untrusted record.*channels/old/beta.*apply\s+the\s+configuration\s+managing\s+the\s+channel\s+\(immutable_channel\)\s+with\s+a\s+trusted\s+signing_key`),
 				},
 				{Config: e.signedConfig(required, ""), ExpectError: refused("release version"), Check: nothingWritten},
 				{Config: e.providerBlock(required) + yank, ExpectError: refused("yank entry")},

@@ -292,21 +292,23 @@ func (r *YankResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		err := r.data.trust.CheckYank(ctx, r.data.store.Backend(), y)
 		var untrusted *release.UntrustedRecordError
 		switch {
-		case errors.As(err, &untrusted) && (m.Entry.IsNull() || own && m.YankedAt.IsNull()):
-			// Imported (now or before): its position only, so that this
-			// resource can write a signed entry after it (apply: yank again;
-			// destroy: un-yank).
+		case errors.As(err, &untrusted):
+			// Imported, or yanked again by someone the policy refuses: its
+			// position only, none of its words (reason and yanked_at null),
+			// so the plan is an update that writes a signed entry after it
+			// with the configured reason, even where it says the same
+			// (apply: yank again; destroy: un-yank).
+			title, what := "Untrusted yank imported by its position only", "This resource takes the entry's number"
+			if !m.Entry.IsNull() && !own {
+				title, what = "Yank changed by an untrusted writer", fmt.Sprintf("%s@%s was yanked again since this "+
+					"configuration yanked it, and readers of the version (data.immutable_release) refuse that entry. "+
+					"This resource takes its number", m.Name.ValueString(), m.Version.ValueString())
+			}
 			m.Entry, m.Reason, m.YankedAt = types.Int64Value(int64(y.Seq)), types.StringNull(), types.StringNull()
-			resp.Diagnostics.AddWarning("Untrusted yank imported by its position only",
-				fmt.Sprintf("%v. This resource takes the entry's number, so that the next write follows it, and none of its "+
-					"words: the next apply yanks %s@%s again with the configured reason, signed by the provider's signing_key; "+
-					"destroying it instead un-yanks the version, signed.", upperFirst(untrusted.Error()), m.Name.ValueString(), m.Version.ValueString()))
-			resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
-			return
-		case errors.As(err, &untrusted) && !own:
-			resp.Diagnostics.AddWarning("Yank changed by an untrusted writer",
-				fmt.Sprintf("%s@%s was yanked again since this configuration yanked it (entry %d), and the trust policy refuses "+
-					"that entry: %v. This resource keeps its own entry's values.", m.Name.ValueString(), m.Version.ValueString(), y.Seq, untrusted))
+			resp.Diagnostics.AddWarning(title,
+				fmt.Sprintf("%v. %s, so that the next write follows it, and none of its words: the plan yanks %s@%s again "+
+					"with the configured reason, signed by the provider's signing_key, written after it; destroying this "+
+					"resource instead un-yanks the version, signed.", upperFirst(untrusted.Error()), what, m.Name.ValueString(), m.Version.ValueString()))
 			resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 			return
 		case err != nil:
@@ -318,9 +320,9 @@ func (r *YankResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		// Yanked again by someone else: theirs is in effect now, and this
 		// yank is no longer the one a destroy would undo.
 		resp.Diagnostics.AddWarning("Yank changed by someone else",
-			fmt.Sprintf("%s@%s was yanked again since this configuration yanked it (entry %d, %s: %q). Destroying this "+
+			fmt.Sprintf("%s@%s was yanked again since this configuration yanked it (entry %d, %s: %s). Destroying this "+
 				"resource will not un-yank it. To manage that yank here, remove this one from state and import it again.",
-				m.Name.ValueString(), m.Version.ValueString(), y.Seq, y.At, y.Reason))
+				m.Name.ValueString(), m.Version.ValueString(), y.Seq, usertext.Show(y.At), usertext.Quote(y.Reason)))
 		resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 		return
 	}

@@ -147,11 +147,11 @@ type MovedError struct {
 func (e *MovedError) Error() string {
 	if e.Foreign {
 		return fmt.Sprintf("the channel %s of %s was moved to %s by someone else (move %d, %s): that move goes from and to where this one "+
-			"would, but its reason is %q, not this move's %q, so it is not this move and was neither adopted nor signed; nothing was "+
-			"written: check who wrote it, then plan again", e.Channel, e.Release, e.Now.To, e.Now.Seq, e.Now.At,
-			e.Now.Reason, e.Reason)
+			"would, but its reason is %s, not this move's %s, so it is not this move and was neither adopted nor signed; nothing was "+
+			"written: check who wrote it, then plan again", e.Channel, e.Release, usertext.Show(e.Now.To), e.Now.Seq, usertext.Show(e.Now.At),
+			usertext.Quote(e.Now.Reason), usertext.Quote(e.Reason))
 	}
-	return fmt.Sprintf("the channel %s of %s was moved by another apply to %s (move %d, %s) since this plan was made; nothing was written: plan again", e.Channel, e.Release, e.Now.To, e.Now.Seq, e.Now.At)
+	return fmt.Sprintf("the channel %s of %s was moved by another apply to %s (move %d, %s) since this plan was made; nothing was written: plan again", e.Channel, e.Release, usertext.Show(e.Now.To), e.Now.Seq, usertext.Show(e.Now.At))
 }
 
 // GateError is a move refused by a channel's gate.
@@ -163,7 +163,11 @@ type GateError struct {
 func (e *GateError) Error() string {
 	seen := "it has never pointed anywhere"
 	if len(e.Seen) > 0 {
-		seen = "it had " + strings.Join(e.Seen, ", ")
+		shown := make([]string, len(e.Seen))
+		for i, v := range e.Seen {
+			shown[i] = usertext.Show(v) // read from the gate's moves
+		}
+		seen = "it had " + strings.Join(shown, ", ")
 	}
 	return fmt.Sprintf("%s@%s was never on the channel %s, which this channel requires first (%s). Promote it to %s first", e.Release, e.Version, e.Gate, seen, e.Gate)
 }
@@ -268,6 +272,13 @@ type MoveRequest struct {
 	// move is written only as its first, or found already written.
 	From string
 	Seq  int
+	// After says the move at Seq is one the caller does not vouch for (the
+	// trust policy refuses it, or the record it names): the move is
+	// written right after it, whatever it names — even where it points
+	// already, so that the channel's move in effect is signed — and
+	// From is ignored: the new move starts where that one ends, the link
+	// History requires of every move, which vouches for nothing.
+	After bool
 	// Reason is recorded with the move.
 	Reason string
 	// Requires are the gates: channels of the release that must have
@@ -320,6 +331,12 @@ func MoveTo(ctx context.Context, st *store.Store, req MoveRequest, now time.Time
 		return nil, &StepError{Step: StepCheck, Err: err}
 	}
 	switch {
+	case req.After && cur == nil:
+		return nil, fmt.Errorf("the channel %s of %s has no moves any more, but was at move %d at plan: plan again", ch, rel, req.Seq)
+	case req.After && cur.Seq != req.Seq:
+		return nil, &MovedError{Release: rel, Channel: ch, Now: cur}
+	case req.After:
+		req.From = cur.To
 	case cur != nil && cur.To == req.To && cur.From == req.From && (req.Seq < 0 || cur.Seq == req.Seq+1) && cur.Reason != req.Reason:
 		// Where this move would go, but not this move: not adopted, and
 		// not signed (a writer signs only what it wrote).

@@ -183,8 +183,8 @@ func (e *UntrustedRecordError) Error() string {
 	case store.FamilyMove:
 		b.WriteString(". If the move is genuine (signed by a key trusted before a key rotation, say), have a holder of a " +
 			"trusted key countersign it: " + sign + "; or add its signer's public key to the provider's trust.keys. Otherwise " +
-			"move the channel (immutable_channel) with a trusted signing_key, which writes a signed move after it, and check " +
-			"who can write the store")
+			"apply the configuration managing the channel (immutable_channel) with a trusted signing_key: its plan writes a " +
+			"signed move after it, to the version it names. Check who can write the store")
 	default:
 		b.WriteString(". Have a holder of a trusted key countersign it: " + sign + " (or an apply whose signing_key is " +
 			"trusted), or, if its signer should be trusted, add that key's public key to the provider's trust.keys")

@@ -228,3 +228,62 @@ func TestMoveNamesItsRecord(t *testing.T) {
 		t.Fatalf("a move naming no record: %v", err)
 	}
 }
+
+// TestMoveAfterUntrusted: a move requested After an untrusted move is
+// written after it whatever it names, though the caller does not know
+// where it ends (a plain request from nowhere is refused), starts where
+// that move ends (the link History checks), is signed, and is refused
+// when the channel is no longer at that move.
+func TestMoveAfterUntrusted(t *testing.T) {
+	fb := backend(t)
+	st := store.New(fb)
+	ci := testSigner(t, false)
+	publishSigned(t, fb, ci, "1.0.0", 1)
+	if _, err := MoveTo(ctx, st, MoveRequest{Release: "web", Channel: "prod", To: "1.0.0", Seq: -1}, now, SignWith(ci)); err != nil {
+		t.Fatal(err)
+	}
+	// Someone writes move 2, unsigned, to where the channel is.
+	if _, err := WriteMove(ctx, fb, "web", "prod", 1, "1.0.0", "1.0.0", "", now); err != nil {
+		t.Fatal(err)
+	}
+	policy := NewTrust([]*signature.Verifier{ci.Public()}, true)
+	req := MoveRequest{Release: "web", Channel: "prod", To: "1.0.0", Seq: 2, Trust: policy}
+	var moved *MovedError
+	if _, err := MoveTo(ctx, st, req, now, SignWith(ci)); !errors.As(err, &moved) {
+		t.Fatalf("a plain move after move 2 from nowhere: %v, want a *MovedError", err)
+	}
+	req.After, req.From = true, "ignored"
+	m, err := MoveTo(ctx, st, req, now, SignWith(ci))
+	if err != nil || m.Seq != 3 || m.From != "1.0.0" {
+		t.Fatalf("the move after move 2: %+v, %v; want move 3 from 1.0.0", m, err)
+	}
+	if err := NewTrust([]*signature.Verifier{ci.Public()}, true).CheckMove(ctx, fb, m); err != nil {
+		t.Fatalf("move 3 is not signed: %v", err)
+	}
+	if _, err := History(ctx, fb, "web", "prod", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MoveTo(ctx, st, req, now, SignWith(ci)); !errors.As(err, &moved) || moved.Now.Seq != 3 {
+		t.Fatalf("After move 2 again, the channel at move 3: %v, want a *MovedError", err)
+	}
+}
+
+// TestMovedErrorShowsStoreText: what a MovedError repeats of the move
+// found (read from the store: anyone with write access wrote it) is
+// escaped, so that it cannot change how the message reads.
+func TestMovedErrorShowsStoreText(t *testing.T) {
+	evil := "1.0.0\u202e\u001b[2J\nevil"
+	for _, e := range []*MovedError{
+		{Release: "web", Channel: "prod", Now: &Move{Seq: 2, To: evil, At: evil}},
+		{Release: "web", Channel: "prod", Now: &Move{Seq: 2, To: evil, At: evil, Reason: evil}, Reason: "x", Foreign: true},
+	} {
+		msg := e.Error()
+		if strings.ContainsAny(msg, "\u202e\u001b\n") || !strings.Contains(msg, `1.0.0\u202E\u001B[2J\nevil`) {
+			t.Errorf("message %q: want the move's text escaped", msg)
+		}
+	}
+	g := (&GateError{Release: "web", Version: "1.0.0", Gate: "staging", Seen: []string{evil}}).Error()
+	if strings.ContainsAny(g, "\u202e\u001b\n") {
+		t.Errorf("gate message %q: want the move's text escaped", g)
+	}
+}

@@ -24,7 +24,8 @@ type MoveRecordError struct {
 func (e *MoveRecordError) Error() string {
 	return fmt.Sprintf("the channel move %s was signed (by key %s) for the record %s with sha256 %s, but that record now has sha256 %s: "+
 		"it was replaced after the move was approved, so the move does not vouch for it. Restore the record the move approved, "+
-		"or, if the record as it is now is meant, move the channel again to approve it", e.Move, e.SignedBy, e.Record, e.Signed.Hex(), e.Now.Hex())
+		"or, if the record as it is now is meant, apply the configuration managing the channel (immutable_channel): its plan "+
+		"writes a move after this one that approves it", e.Move, e.SignedBy, e.Record, e.Signed.Hex(), e.Now.Hex())
 }
 
 // CheckMoveRecord checks m, a channel move read by History or Current,
