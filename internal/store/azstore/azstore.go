@@ -23,10 +23,8 @@ package azstore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +35,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -529,36 +526,10 @@ func (b *Backend) Container() *container.Client { return b.container }
 
 func (b *Backend) String() string { return b.url }
 
-// readPart fills buf from r; n < len(buf) means r ended.
-func readPart(r io.Reader, buf []byte) (int, error) {
-	n, err := io.ReadFull(r, buf)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		return n, nil
-	}
-	return n, err
-}
-
-// smallSize is the buffer a Create reads first: most objects fit.
-const smallSize = 64 << 10
-
 var (
-	smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
-	blockPool = sync.Pool{New: func() any { b := make([]byte, BlockSize); return &b }}
+	smallPool = store.NewBufferPool(store.SmallPart)
+	blockPool = store.NewBufferPool(BlockSize)
 )
-
-func pooled(p *sync.Pool, size int) *[]byte {
-	if bp, ok := p.Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, size)
-	return &b
-}
-
-func newTag() string {
-	var t [16]byte
-	_, _ = rand.Read(t[:]) // never fails (crypto/rand)
-	return hex.EncodeToString(t[:])
-}
 
 // ifNoneMatch is the condition of every write: no blob at the name.
 func ifNoneMatch() *blob.AccessConditions {
@@ -573,21 +544,21 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	defer b.release()
-	sp := pooled(&smallPool, smallSize)
+	sp := smallPool.Get()
 	defer smallPool.Put(sp)
 	small := *sp
-	n, err := readPart(r, small)
+	n, err := store.ReadPart(r, small)
 	if err != nil {
 		return err // the content failed (a digest mismatch, say): nothing was sent
 	}
 	if n < len(small) {
 		return b.putOnce(ctx, key, small[:n])
 	}
-	bp := pooled(&blockPool, BlockSize)
+	bp := blockPool.Get()
 	defer blockPool.Put(bp)
 	buf := *bp
 	copy(buf, small)
-	m, err := readPart(r, buf[len(small):])
+	m, err := store.ReadPart(r, buf[len(small):])
 	if err != nil {
 		return err
 	}
@@ -600,7 +571,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 
 func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
 	ctx, t := withTries(ctx)
-	tag := newTag()
+	tag := store.NewWriteTag()
 	bb := b.container.NewBlockBlobClient(b.BlobName(key))
 	return b.conditional(ctx, "writing", key, t, tag, func() error {
 		_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(data)), &blockblob.UploadOptions{
@@ -615,7 +586,7 @@ func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
 // (so no other writer's staged blocks mix in), then commits them with
 // If-None-Match: *.
 func (b *Backend) putBlocks(ctx context.Context, key string, first []byte, r io.Reader) error {
-	tag := newTag()
+	tag := store.NewWriteTag()
 	bb := b.container.NewBlockBlobClient(b.BlobName(key))
 	var ids []string
 	buf, n := first, len(first)
@@ -630,7 +601,7 @@ func (b *Backend) putBlocks(ctx context.Context, key string, first []byte, r io.
 			break
 		}
 		var err error
-		if n, err = readPart(r, buf); err != nil {
+		if n, err = store.ReadPart(r, buf); err != nil {
 			return err // staged blocks are never visible, and Azure discards them
 		}
 		if n == 0 {

@@ -24,8 +24,6 @@ package gcsstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -60,12 +58,6 @@ const EnvEmulator = "STORAGE_EMULATOR_HOST"
 // PartSize is the largest object sent in one request, and the chunk of
 // a resumable upload (a multiple of 256 KiB, as GCS requires).
 const PartSize = 8 << 20
-
-// smallSize is the buffer a Create reads first: most objects (listings,
-// references, the files of a site) fit, and the library is then given a
-// chunk of its smallest size, 256 KiB, not PartSize; content past it is
-// read into a pooled PartSize buffer.
-const smallSize = 64 << 10
 
 // minChunk is the smallest chunk the library takes.
 const minChunk = 256 << 10
@@ -490,38 +482,15 @@ func cause(err error) string {
 	return err.Error()
 }
 
-// readPart fills buf from r; n < len(buf) means r ended.
-func readPart(r io.Reader, buf []byte) (int, error) {
-	n, err := io.ReadFull(r, buf)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		return n, nil
-	}
-	return n, err
-}
-
 var (
-	smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
-	partPool  = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
+	smallPool = store.NewBufferPool(store.SmallPart)
+	partPool  = store.NewBufferPool(PartSize)
 )
-
-func pooled(p *sync.Pool, size int) *[]byte {
-	if bp, ok := p.Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, size)
-	return &b
-}
 
 // TagMetadata is the custom metadata key in which each Create stores a
 // random tag of its own: the one thing that tells the object a write made
 // from another writer's with the same bytes.
 const TagMetadata = "immutable-write"
-
-func newTag() string {
-	var t [16]byte
-	_, _ = rand.Read(t[:]) // never fails (crypto/rand)
-	return hex.EncodeToString(t[:])
-}
 
 // Create implements store.Backend with a conditional write
 // (ifGenerationMatch=0). It holds one request slot for the whole upload,
@@ -531,10 +500,10 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	defer b.release()
-	sp := pooled(&smallPool, smallSize)
+	sp := smallPool.Get()
 	defer smallPool.Put(sp)
 	small := *sp
-	n, err := readPart(r, small)
+	n, err := store.ReadPart(r, small)
 	if err != nil {
 		return err // the content failed (a digest mismatch, say): nothing was sent
 	}
@@ -544,11 +513,11 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		// there goes in one request, and the library's own buffer (a
 		// ChunkSize one per Writer, never pooled) is its size rounded up
 		// to 256 KiB, not PartSize.
-		pp := pooled(&partPool, PartSize)
+		pp := partPool.Get()
 		defer partPool.Put(pp)
 		buf := *pp
 		copy(buf, small)
-		m, err := readPart(r, buf[len(small):])
+		m, err := store.ReadPart(r, buf[len(small):])
 		if err != nil {
 			return err
 		}
@@ -560,7 +529,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		return b.wrap("writing", key, err)
 	}
 	ctx, t := withTries(ctx)
-	tag := newTag()
+	tag := store.NewWriteTag()
 	vanished := false
 	for {
 		err := b.upload(ctx, c, key, tag, first, whole, r)

@@ -21,8 +21,6 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,7 +30,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -225,7 +222,7 @@ func (b *Backend) release() { <-b.slots }
 
 var _ store.Backend = (*Backend)(nil)
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
+var bufPool = store.NewBufferPool(PartSize)
 
 // New returns a backend for s3://bucket/prefix. It contacts nothing:
 // credentials are resolved, and the bucket reached, on first use.
@@ -572,29 +569,7 @@ func statusIs(err error, code int) bool {
 	return errors.As(err, &re) && re.HTTPStatusCode() == code
 }
 
-// readPart fills buf from r; n < len(buf) means r ended.
-func readPart(r io.Reader, buf []byte) (int, error) {
-	n, err := io.ReadFull(r, buf)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		return n, nil
-	}
-	return n, err
-}
-
-// smallSize is the buffer a Create reads first: most objects (listings,
-// references, the files of a site) fit, and take no part-sized buffer.
-const smallSize = 64 << 10
-
-var smallPool = sync.Pool{New: func() any { b := make([]byte, smallSize); return &b }}
-
-// pooled takes a buffer from p (which only ever holds *[]byte of size).
-func pooled(p *sync.Pool, size int) *[]byte {
-	if bp, ok := p.Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, size)
-	return &b
-}
+var smallPool = store.NewBufferPool(store.SmallPart)
 
 // Create implements store.Backend with a conditional write. It holds one
 // request slot for the whole upload, so memory is bounded by the slots:
@@ -605,21 +580,21 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	defer b.release()
-	sp := pooled(&smallPool, smallSize)
+	sp := smallPool.Get()
 	defer smallPool.Put(sp)
 	small := *sp
-	n, err := readPart(r, small)
+	n, err := store.ReadPart(r, small)
 	if err != nil {
 		return err // the content failed (a digest mismatch, say): nothing was sent
 	}
 	if n < len(small) {
 		return b.putOnce(ctx, key, small[:n])
 	}
-	bp := pooled(&bufPool, PartSize)
+	bp := bufPool.Get()
 	defer bufPool.Put(bp)
 	buf := *bp
 	copy(buf, small)
-	m, err := readPart(r, buf[len(small):])
+	m, err := store.ReadPart(r, buf[len(small):])
 	if err != nil {
 		return err
 	}
@@ -639,16 +614,9 @@ const conflictRetries = 5
 // the object a write made from another writer's with the same bytes.
 const TagMetadata = "immutable-write"
 
-// newTag returns a random 128-bit tag, in hex, for one Create.
-func newTag() string {
-	var t [16]byte
-	_, _ = rand.Read(t[:]) // never fails (crypto/rand)
-	return hex.EncodeToString(t[:])
-}
-
 func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
 	ctx, t := withTries(ctx)
-	tag := newTag()
+	tag := store.NewWriteTag()
 	return b.conditional(ctx, "writing", key, t, tag, func() error {
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket:        aws.String(b.bucket),
@@ -742,7 +710,7 @@ func (b *Backend) tagged(ctx context.Context, key, tag string) (own, found bool,
 
 func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r io.Reader) (err error) {
 	okey := b.ObjectKey(key)
-	tag := newTag()
+	tag := store.NewWriteTag()
 	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(b.bucket), Key: aws.String(okey), Metadata: map[string]string{TagMetadata: tag},
 	})
@@ -776,7 +744,7 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 		if n < len(buf) {
 			break
 		}
-		if n, err = readPart(r, buf); err != nil {
+		if n, err = store.ReadPart(r, buf); err != nil {
 			return err
 		}
 		if n == 0 {
