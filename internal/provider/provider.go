@@ -229,9 +229,9 @@ func providerSchema() schema.Schema {
 						MarkdownDescription: fmt.Sprintf("How many requests the provider keeps in flight to the bucket at once, "+
 							"over all its resources together (Terraform applies several at a time), with one kept-alive "+
 							"connection each. Default %d: enough to hide a 20 ms round trip behind small uploads. Hashing "+
-							"runs on the CPU cores apart from this. From 1 to %d.", s3store.DefaultConcurrency, s3store.MaxConcurrency),
+							"runs on the CPU cores apart from this. From 1 to %d.", store.DefaultConcurrency, store.MaxConcurrency),
 						Optional:   true,
-						Validators: []validator.Int64{int64validator.Between(1, s3store.MaxConcurrency)},
+						Validators: []validator.Int64{int64validator.Between(1, store.MaxConcurrency)},
 					},
 					"max_attempts": schema.Int64Attribute{
 						MarkdownDescription: fmt.Sprintf("How many times a request to the bucket is tried, the first try "+
@@ -240,9 +240,9 @@ func providerSchema() schema.Schema {
 							"answer was lost, that meets the object it made, is recognised as the provider's own by the random "+
 							"tag each write stores with its object (`x-amz-meta-immutable-write`), never by its bytes. Defaults to "+
 							"`AWS_MAX_ATTEMPTS`, the profile's `max_attempts`, then %d: enough for a publish of thousands of "+
-							"files to ride out a busy server or a flaky network. From 1 (no retries) to %d.", s3store.DefaultMaxAttempts, s3store.MaxAttempts),
+							"files to ride out a busy server or a flaky network. From 1 (no retries) to %d.", store.DefaultMaxAttempts, store.MaxAttempts),
 						Optional:   true,
-						Validators: []validator.Int64{int64validator.Between(1, s3store.MaxAttempts)},
+						Validators: []validator.Int64{int64validator.Between(1, store.MaxAttempts)},
 					},
 				},
 			},

@@ -59,27 +59,6 @@ const ConnectionStringEnv = "AZURE_STORAGE_CONNECTION_STRING"
 // in one Put Blob. Azure allows 50,000 blocks: blobs up to 390 GiB.
 const BlockSize = 8 << 20
 
-// DefaultConcurrency is the number of requests a backend keeps in flight
-// by default (as the S3 store's).
-const DefaultConcurrency = 32
-
-// MaxConcurrency is the largest MaxConcurrency accepted.
-const MaxConcurrency = 1024
-
-// DefaultMaxAttempts is how many times a request is tried by default.
-const DefaultMaxAttempts = 10
-
-// MaxAttempts is the largest MaxAttempts accepted.
-const MaxAttempts = 100
-
-// maxBackoff is the longest wait before a retry.
-const maxBackoff = 20 * time.Second
-
-// unreachedAttempts is how many times a connection is tried to an
-// endpoint that has never answered: a mistyped account or a server that
-// is down fails in a second, not after the whole budget.
-const unreachedAttempts = 3
-
 // TagMetadata is the metadata name under which each Create stores a
 // random tag of its own (Azure metadata names are C# identifiers: no "-").
 const TagMetadata = "immutable_write"
@@ -87,10 +66,10 @@ const TagMetadata = "immutable_write"
 // Settings tune a backend; the zero value is the default.
 type Settings struct {
 	// MaxConcurrency bounds the requests in flight at once and sizes the
-	// connection pool; 0 means DefaultConcurrency.
+	// connection pool; 0 means store.DefaultConcurrency.
 	MaxConcurrency int
 	// MaxAttempts is how many times a request is tried; 0 means
-	// DefaultMaxAttempts.
+	// store.DefaultMaxAttempts.
 	MaxAttempts int
 	// Names are how messages name the user's settings; the zero value
 	// means ProviderNames.
@@ -170,17 +149,8 @@ func accountName(cs string) string {
 // contacts nothing: credentials are resolved, and the container reached,
 // on first use.
 func New(_ context.Context, account, containerName, prefix string, s Settings) (*Backend, error) {
-	conc := s.MaxConcurrency
-	if conc <= 0 {
-		conc = DefaultConcurrency
-	}
-	conc = min(conc, MaxConcurrency)
-	b := &Backend{account: account, name: containerName, names: s.Names.Or(), slots: make(chan struct{}, conc)}
-	b.attempts = s.MaxAttempts
-	if b.attempts <= 0 {
-		b.attempts = DefaultMaxAttempts
-	}
-	b.attempts = min(b.attempts, MaxAttempts)
+	conc, attempts := store.RequestLimits(s.MaxConcurrency, s.MaxAttempts)
+	b := &Backend{account: account, name: containerName, names: s.Names.Or(), slots: make(chan struct{}, conc), attempts: attempts}
 	// Timeouts bound connecting and waiting, never a long transfer; at
 	// most one connection per request slot, kept between requests.
 	transport := &http.Transport{
@@ -201,7 +171,7 @@ func New(_ context.Context, account, containerName, prefix string, s Settings) (
 		Retry: policy.RetryOptions{
 			MaxRetries:    int32(b.attempts - 1),
 			RetryDelay:    200 * time.Millisecond,
-			MaxRetryDelay: maxBackoff,
+			MaxRetryDelay: store.MaxBackoff,
 		},
 		PerRetryPolicies: []policy.Policy{triesPolicy{b}},
 		// The SDK's telemetry header only: nothing is logged unless a
@@ -339,27 +309,6 @@ func (e *NoCredentialsError) Unwrap() error { return e.Err }
 // NonRetriable tells the SDK not to try again.
 func (e *NoCredentialsError) NonRetriable() {}
 
-// tries counts the tries of one operation (in its context).
-type tries struct{ n atomic.Int32 }
-
-type triesKey struct{}
-
-// withTries returns ctx with a fresh count of the tries of the operation
-// made with it, which a conditional write reads when it meets a blob and
-// an error reads to say how often it was tried.
-func withTries(ctx context.Context) (context.Context, *tries) {
-	t := new(tries)
-	return context.WithValue(ctx, triesKey{}, t), t
-}
-
-// unreachedError is a connection failure to an endpoint that has never
-// answered: not retried further.
-type unreachedError struct{ err error }
-
-func (e *unreachedError) Error() string { return e.err.Error() }
-func (e *unreachedError) Unwrap() error { return e.err }
-func (e *unreachedError) NonRetriable() {}
-
 // triesPolicy runs once per try: it counts the operation's tries, notes
 // when the endpoint answered, and stops retrying an endpoint that never
 // has (at once when its name does not resolve: no such account).
@@ -368,8 +317,8 @@ type triesPolicy struct{ b *Backend }
 func (p triesPolicy) Do(req *policy.Request) (*http.Response, error) {
 	ctx := req.Raw().Context()
 	n := int32(1)
-	if t, ok := ctx.Value(triesKey{}).(*tries); ok {
-		n = t.n.Add(1)
+	if t := store.TriesOf(ctx); t != nil {
+		n = t.Add()
 	}
 	resp, err := req.Next()
 	var dns *net.DNSError
@@ -378,8 +327,8 @@ func (p triesPolicy) Do(req *policy.Request) (*http.Response, error) {
 	case err == nil:
 		p.b.reached.Store(true)
 	case ctx.Err() != nil || errors.As(err, &nc) || p.b.reached.Load():
-	case errors.As(err, &dns) && dns.IsNotFound, n >= unreachedAttempts:
-		err = &unreachedError{err}
+	case errors.As(err, &dns) && dns.IsNotFound, n >= store.UnreachedAttempts:
+		err = &store.UnreachedError{Err: err}
 	}
 	return resp, err
 }
@@ -419,14 +368,14 @@ func (b *Backend) wrap(ctx context.Context, op, key string, err error) error {
 		return err
 	}
 	n := int32(1)
-	if t, ok := ctx.Value(triesKey{}).(*tries); ok {
-		n = max(t.n.Load(), 1)
+	if t := store.TriesOf(ctx); t != nil {
+		n = max(t.Load(), 1)
 	}
 	e := &Error{Op: op, Key: b.target(key), Err: err, Reason: err.Error(), Hint: "Check " + b.names.Store + "."}
 	var noCreds *NoCredentialsError
 	var resp *azcore.ResponseError
 	var dns *net.DNSError
-	var unreached *unreachedError
+	var unreached *store.UnreachedError
 	switch {
 	case errors.As(err, &noCreds):
 		e.Reason = fmt.Sprintf("no Azure credentials could be obtained, so nothing was sent to %s (the Azure SDK said: %s)",
@@ -570,7 +519,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 }
 
 func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
-	ctx, t := withTries(ctx)
+	ctx, t := store.WithTries(ctx)
 	tag := store.NewWriteTag()
 	bb := b.container.NewBlockBlobClient(b.BlobName(key))
 	return b.conditional(ctx, "writing", key, t, tag, func() error {
@@ -592,7 +541,7 @@ func (b *Backend) putBlocks(ctx context.Context, key string, first []byte, r io.
 	buf, n := first, len(first)
 	for num := 0; ; num++ {
 		id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s-%06d", tag, num))
-		sctx, _ := withTries(ctx)
+		sctx, _ := store.WithTries(ctx)
 		if _, err := bb.StageBlock(sctx, id, streaming.NopCloser(bytes.NewReader(buf[:n])), nil); err != nil {
 			return b.wrap(sctx, "uploading", key, err)
 		}
@@ -608,7 +557,7 @@ func (b *Backend) putBlocks(ctx context.Context, key string, first []byte, r io.
 			break
 		}
 	}
-	cctx, t := withTries(ctx)
+	cctx, t := store.WithTries(ctx)
 	return b.conditional(cctx, "committing the upload of", key, t, tag, func() error {
 		_, err := bb.CommitBlockList(cctx, ids, &blockblob.CommitBlockListOptions{
 			Metadata:         map[string]*string{TagMetadata: &tag},
@@ -633,14 +582,14 @@ func exists(err error) bool {
 // (a HEAD, never a download): the blob is this write's only if it carries
 // tag. A blob met and gone when asked for (deleted in between) is written
 // again, once, as the S3 store does.
-func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, tag string, write func() error) error {
+func (b *Backend) conditional(ctx context.Context, op, key string, t *store.Tries, tag string, write func() error) error {
 	vanished := false
 	for {
 		err := write()
 		switch {
 		case err == nil:
 			return nil
-		case exists(err) && t.n.Load() <= 1:
+		case exists(err) && t.Load() <= 1:
 			return store.ErrExists
 		case exists(err):
 			own, found, rerr := b.tagged(ctx, key, tag)
@@ -670,7 +619,7 @@ func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, tag
 // tagged asks for the blob's properties and reports whether it is found,
 // and whether it carries tag. The caller holds a request slot already.
 func (b *Backend) tagged(ctx context.Context, key, tag string) (own, found bool, err error) {
-	hctx, _ := withTries(ctx)
+	hctx, _ := store.WithTries(ctx)
 	props, err := b.container.NewBlobClient(b.BlobName(key)).GetProperties(hctx, nil)
 	if bloberror.HasCode(err, bloberror.BlobNotFound) || isStatus(err, http.StatusNotFound) && !bloberror.HasCode(err, bloberror.ContainerNotFound) {
 		return false, false, nil
@@ -703,7 +652,7 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := b.acquire(ctx); err != nil {
 		return nil, err
 	}
-	ctx, _ = withTries(ctx)
+	ctx, _ = store.WithTries(ctx)
 	out, err := b.container.NewBlobClient(b.BlobName(key)).DownloadStream(ctx, nil)
 	b.release()
 	if notFound(err) && !bloberror.HasCode(err, bloberror.ContainerNotFound) {
@@ -727,7 +676,7 @@ func (b *Backend) checkContainer(ctx context.Context, key string) error {
 	if b.containerOK.Load() {
 		return nil
 	}
-	cctx, _ := withTries(ctx)
+	cctx, _ := store.WithTries(ctx)
 	_, err := b.container.GetProperties(cctx, nil)
 	switch {
 	case err == nil:
@@ -745,7 +694,7 @@ func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	defer b.release()
-	ctx, _ = withTries(ctx)
+	ctx, _ = store.WithTries(ctx)
 	_, err := b.container.NewBlobClient(b.BlobName(key)).GetProperties(ctx, nil)
 	switch {
 	case err == nil:
@@ -782,7 +731,7 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 		if err := b.acquire(ctx); err != nil {
 			return nil, err
 		}
-		pctx, _ := withTries(ctx)
+		pctx, _ := store.WithTries(ctx)
 		page, err := p.NextPage(pctx)
 		b.release()
 		if err != nil {
@@ -838,7 +787,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	defer b.release()
-	ctx, _ = withTries(ctx)
+	ctx, _ = store.WithTries(ctx)
 	_, err := b.container.NewBlobClient(b.BlobName(key)).Delete(ctx, nil)
 	if err == nil || notFound(err) {
 		return nil

@@ -62,35 +62,14 @@ const PartSize = 8 << 20
 // minChunk is the smallest chunk the library takes.
 const minChunk = 256 << 10
 
-// DefaultConcurrency is the number of requests a backend keeps in flight
-// by default (as the S3 backend's).
-const DefaultConcurrency = 32
-
-// MaxConcurrency is the largest MaxConcurrency accepted.
-const MaxConcurrency = 1024
-
-// DefaultMaxAttempts is how many times a request is tried by default.
-const DefaultMaxAttempts = 10
-
-// MaxAttempts is the largest MaxAttempts accepted.
-const MaxAttempts = 100
-
-// maxBackoff is the longest wait before a retry.
-const maxBackoff = 20 * time.Second
-
-// unreachedAttempts is how many times a connection is tried to an
-// endpoint that has never answered: a mistyped emulator host or a server
-// that is down fails in a second, not after the whole budget.
-const unreachedAttempts = 3
-
 // Settings of a gs:// store. The zero value is the defaults.
 type Settings struct {
 	// MaxConcurrency bounds the requests this backend has in flight at
 	// once, and sizes its connection pool to match; 0 means
-	// DefaultConcurrency.
+	// store.DefaultConcurrency.
 	MaxConcurrency int
 	// MaxAttempts is how many times a request is tried (the first try
-	// included); 0 means DefaultMaxAttempts.
+	// included); 0 means store.DefaultMaxAttempts.
 	MaxAttempts int
 	// Names are how messages name the settings; zero means ProviderNames.
 	Names Names
@@ -148,16 +127,7 @@ var (
 // STORAGE_EMULATOR_HOST set, the client is made at once, on the emulator
 // the variable names now.
 func New(bucket, prefix string, s Settings) (*Backend, error) {
-	conc := s.MaxConcurrency
-	if conc <= 0 {
-		conc = DefaultConcurrency
-	}
-	conc = min(conc, MaxConcurrency)
-	attempts := s.MaxAttempts
-	if attempts <= 0 {
-		attempts = DefaultMaxAttempts
-	}
-	attempts = min(attempts, MaxAttempts)
+	conc, attempts := store.RequestLimits(s.MaxConcurrency, s.MaxAttempts)
 	// Timeouts bound connecting and waiting, never a long transfer; at
 	// most one connection per request slot, kept between requests.
 	base := &http.Transport{
@@ -286,12 +256,12 @@ func (b *Backend) Client(ctx context.Context) (*storage.Client, error) {
 	}
 	c.SetRetry(
 		storage.WithMaxAttempts(b.attempts),
-		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: maxBackoff, Multiplier: 2}),
+		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: store.MaxBackoff, Multiplier: 2}),
 		// Conditional writes (ifGenerationMatch=0) are retried too: a
 		// retry meeting its own first try is told apart by its tag.
 		storage.WithPolicy(storage.RetryIdempotent),
 		storage.WithErrorFunc(func(err error) bool {
-			return !errors.As(err, new(*unreachedError)) && !errors.As(err, new(*TokenError)) && storage.ShouldRetry(err)
+			return !errors.As(err, new(*store.UnreachedError)) && !errors.As(err, new(*TokenError)) && storage.ShouldRetry(err)
 		}),
 	)
 	b.client = c
@@ -315,26 +285,8 @@ func (b *Backend) acquire(ctx context.Context) error {
 
 func (b *Backend) release() { <-b.slots }
 
-// triesKey holds, in an operation's context, its *tries.
-type triesKey struct{}
-
-type tries struct{ n atomic.Int32 }
-
-func withTries(ctx context.Context) (context.Context, *tries) {
-	t := new(tries)
-	return context.WithValue(ctx, triesKey{}, t), t
-}
-
-// unreachedError is a connection failure to an endpoint that has never
-// answered, after unreachedAttempts tries: not retried further.
-type unreachedError struct{ err error }
-
-func (e *unreachedError) Error() string { return e.err.Error() }
-
-func (e *unreachedError) Unwrap() error { return e.err }
-
 // counting is the transport under the library's (and under the auth
-// layer): it counts each operation's tries (in its context: withTries),
+// layer): it counts each operation's tries (in its context: store.WithTries),
 // notes when the endpoint has answered, and stops retries of an endpoint
 // that never did.
 type counting struct {
@@ -343,15 +295,15 @@ type counting struct {
 }
 
 func (c *counting) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t, ok := req.Context().Value(triesKey{}).(*tries); ok {
-		t.n.Add(1)
+	if t := store.TriesOf(req.Context()); t != nil {
+		t.Add()
 	}
 	res, err := c.next.RoundTrip(req)
 	switch {
 	case err == nil:
 		c.b.reached.Store(true)
-	case attempt(req) >= unreachedAttempts && !c.b.reached.Load() && req.Context().Err() == nil && isDialError(err):
-		err = &unreachedError{err}
+	case attempt(req) >= store.UnreachedAttempts && !c.b.reached.Load() && req.Context().Err() == nil && isDialError(err):
+		err = &store.UnreachedError{Err: err}
 	}
 	return res, err
 }
@@ -423,7 +375,7 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	var api *googleapi.Error
 	var noCreds *NoCredentialsError
 	var tokErr *TokenError
-	var unreached *unreachedError
+	var unreached *store.UnreachedError
 	var netErr net.Error
 	var urlErr *url.Error
 	switch {
@@ -528,7 +480,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	if err != nil {
 		return b.wrap("writing", key, err)
 	}
-	ctx, t := withTries(ctx)
+	ctx, t := store.WithTries(ctx)
 	tag := store.NewWriteTag()
 	vanished := false
 	for {
@@ -540,13 +492,13 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		// (its answer lost) meets a session that is gone once the object
 		// is made: fake-gcs-server answers 404, GCS answers 200 or, for a
 		// session expired or cancelled meanwhile, 404 or 410.
-		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && !whole && t.n.Load() > 1
+		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && !whole && t.Load() > 1
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, errReader):
 			return errors.Unwrap(err)
-		case exists && t.n.Load() <= 1:
+		case exists && t.Load() <= 1:
 			return store.ErrExists
 		case exists || sessionGone:
 			// A retry met an object: this write's own first try, whose
@@ -786,12 +738,12 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	// (RetryIdempotent): a plain one is tried once, and one 503 would fail
 	// a collection. Retrying it is safe here: a delete whose first try
 	// landed meets no object, which is no error.
-	ctx, t := withTries(ctx)
+	ctx, t := store.WithTries(ctx)
 	err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Retryer(storage.WithPolicy(storage.RetryAlways)).Delete(ctx)
 	if err == nil || errors.Is(err, storage.ErrObjectNotExist) {
 		return nil
 	}
-	err = b.wrapTried("deleting", key, err, int(t.n.Load()))
+	err = b.wrapTried("deleting", key, err, int(t.Load()))
 	var e *Error
 	if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
 		e.Hint = "The collector's principal needs storage.objects.delete on the bucket (and storage.objects.get, storage.objects.create, " +

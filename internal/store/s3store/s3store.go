@@ -61,7 +61,7 @@ type Settings struct {
 	Profile      string
 	// MaxConcurrency bounds the requests this backend has in flight at
 	// once, whatever the number of resources or workers using it, and
-	// sizes its connection pool to match; 0 means DefaultConcurrency.
+	// sizes its connection pool to match; 0 means store.DefaultConcurrency.
 	MaxConcurrency int
 	// Names are how messages name these settings; the zero value means
 	// ProviderNames.
@@ -69,7 +69,7 @@ type Settings struct {
 	// MaxAttempts is how many times a request is tried (the first try
 	// included) when the server answers 5xx or asks to slow down, or the
 	// connection fails; 0 means AWS_MAX_ATTEMPTS, the profile's
-	// max_attempts, then DefaultMaxAttempts.
+	// max_attempts, then store.DefaultMaxAttempts.
 	MaxAttempts int
 }
 
@@ -161,33 +161,6 @@ func CheckEndpoint(name, endpoint string) error {
 		"or a query (credentials come from the standard AWS chain)", name, shown)
 }
 
-// DefaultMaxAttempts is how many times a request is tried by default:
-// with the SDK's backoff (exponential, with jitter, at most maxBackoff) a
-// publish of thousands of objects rides out a server asking it to slow
-// down and a network dropping connections for some seconds, where the
-// SDK's default of 3 fails it.
-const DefaultMaxAttempts = 10
-
-// MaxAttempts is the largest MaxAttempts accepted.
-const MaxAttempts = 100
-
-// maxBackoff is the longest wait before a retry (the SDK's default).
-const maxBackoff = 20 * time.Second
-
-// unreachedAttempts is how many times a connection is tried to an
-// endpoint that has never answered: a mistyped endpoint or a server that
-// is down fails in a second, not after the whole budget.
-const unreachedAttempts = 3
-
-// DefaultConcurrency is the number of requests a backend keeps in flight
-// by default: enough to hide a 20 ms round trip behind small uploads
-// (2,000 objects in about 2 s, `make bench`), few enough for any
-// S3-compatible server.
-const DefaultConcurrency = 32
-
-// MaxConcurrency is the largest MaxConcurrency accepted.
-const MaxConcurrency = 1024
-
 // Backend is a store.Backend in an S3 bucket, under an optional prefix.
 type Backend struct {
 	client   *s3.Client
@@ -229,9 +202,9 @@ var bufPool = store.NewBufferPool(PartSize)
 func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, error) {
 	conc := s.MaxConcurrency
 	if conc <= 0 {
-		conc = DefaultConcurrency
+		conc = store.DefaultConcurrency
 	}
-	conc = min(conc, MaxConcurrency)
+	conc = min(conc, store.MaxConcurrency)
 	b := &Backend{bucket: bucket, slots: make(chan struct{}, conc)}
 	opts := []func(*config.LoadOptions) error{
 		// The SDK's buildable client, so that AWS_CA_BUNDLE still applies;
@@ -264,14 +237,14 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 		b.attempts = cfg.RetryMaxAttempts // AWS_MAX_ATTEMPTS, the profile's max_attempts
 	}
 	if b.attempts <= 0 {
-		b.attempts = DefaultMaxAttempts
+		b.attempts = store.DefaultMaxAttempts
 	}
-	b.attempts = min(b.attempts, MaxAttempts)
+	b.attempts = min(b.attempts, store.MaxAttempts)
 	cfg.RetryMaxAttempts = 0 // set on the retryer itself, not wrapped around it again
 	cfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = b.attempts
-			o.MaxBackoff = maxBackoff
+			o.MaxBackoff = store.MaxBackoff
 			// No retry quota: the slots bound what is in flight, and a
 			// quota spent by one bulk upload's retries would fail it
 			// while the server takes every request.
@@ -317,41 +290,21 @@ func New(ctx context.Context, bucket, prefix string, s Settings) (*Backend, erro
 // Attempts is how many times a request is tried before it fails.
 func (b *Backend) Attempts() int { return b.attempts }
 
-// triesKey holds, in an operation's context, its *tries.
-type triesKey struct{}
-
-type tries struct{ n atomic.Int32 }
-
-// withTries returns ctx with a count of the tries of the operation made
-// with it, which a conditional write reads when it meets an object.
-func withTries(ctx context.Context) (context.Context, *tries) {
-	t := new(tries)
-	return context.WithValue(ctx, triesKey{}, t), t
-}
-
-// unreachedError is a connection failure to an endpoint that has never
-// answered, after unreachedAttempts tries: not retried further.
-type unreachedError struct{ err error }
-
-func (e *unreachedError) Error() string { return e.err.Error() }
-
-func (e *unreachedError) Unwrap() error { return e.err }
-
 func notRetried(err error) aws.Ternary {
-	if errors.As(err, new(*unreachedError)) {
+	if errors.As(err, new(*store.UnreachedError)) {
 		return aws.FalseTernary
 	}
 	return aws.UnknownTernary
 }
 
 // countAttempts counts each operation's tries (in its context: see
-// withTries) and notes when the endpoint has answered; a connection that
-// fails unreachedAttempts times to an endpoint that never answered is not
+// store.WithTries) and notes when the endpoint has answered; a connection that
+// fails store.UnreachedAttempts times to an endpoint that never answered is not
 // tried again.
 func (b *Backend) countAttempts(st *middleware.Stack) error {
 	err := st.Initialize.Add(middleware.InitializeMiddlewareFunc("immutableTries", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-		if _, ok := ctx.Value(triesKey{}).(*tries); !ok {
-			ctx, _ = withTries(ctx)
+		if store.TriesOf(ctx) == nil {
+			ctx, _ = store.WithTries(ctx)
 		}
 		return next.HandleInitialize(ctx, in)
 	}), middleware.Before)
@@ -360,8 +313,8 @@ func (b *Backend) countAttempts(st *middleware.Stack) error {
 	}
 	return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("immutableTry", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 		n := int32(1)
-		if t, ok := ctx.Value(triesKey{}).(*tries); ok {
-			n = t.n.Add(1)
+		if t := store.TriesOf(ctx); t != nil {
+			n = t.Add()
 		}
 		out, md, err := next.HandleFinalize(ctx, in)
 		// A failure to send is a ResponseError too, of status 0.
@@ -369,8 +322,8 @@ func (b *Backend) countAttempts(st *middleware.Stack) error {
 		switch {
 		case err == nil || errors.As(err, &status) && status.HTTPStatusCode() > 0:
 			b.reached.Store(true)
-		case n >= unreachedAttempts && !b.reached.Load() && ctx.Err() == nil && errors.As(err, new(*smithyhttp.RequestSendError)):
-			err = &unreachedError{err}
+		case n >= store.UnreachedAttempts && !b.reached.Load() && ctx.Err() == nil && errors.As(err, new(*smithyhttp.RequestSendError)):
+			err = &store.UnreachedError{Err: err}
 		}
 		return out, md, err
 	}), "Retry", middleware.After)
@@ -461,7 +414,7 @@ func (b *Backend) wrap(op, key string, err error) error {
 	var opErr *net.OpError
 	var noCreds *NoCredentialsError
 	var gaveUp *retry.MaxAttemptsError
-	var unreached *unreachedError
+	var unreached *store.UnreachedError
 	switch {
 	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &opErr) || errors.As(err, &netErr)):
 		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, connCause(err))
@@ -525,7 +478,7 @@ func (b *Backend) tried(err error) int {
 	if errors.As(err, &gaveUp) {
 		return gaveUp.Attempt
 	}
-	return min(unreachedAttempts, b.attempts)
+	return min(store.UnreachedAttempts, b.attempts)
 }
 
 // connCause is what a failed connection said, without the SDK's wrapping:
@@ -615,7 +568,7 @@ const conflictRetries = 5
 const TagMetadata = "immutable-write"
 
 func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
-	ctx, t := withTries(ctx)
+	ctx, t := store.WithTries(ctx)
 	tag := store.NewWriteTag()
 	return b.conditional(ctx, "writing", key, t, tag, func() error {
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
@@ -646,7 +599,7 @@ func (b *Backend) putOnce(ctx context.Context, key string, data []byte) error {
 // it wrote. ErrExists instead would tell a publish that a blob is stored
 // while none is, and a channel move that another apply moved the channel
 // when no move stands. An object vanishing twice is an error that says so.
-func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, tag string, write func() error) error {
+func (b *Backend) conditional(ctx context.Context, op, key string, t *store.Tries, tag string, write func() error) error {
 	vanished := false
 	for attempt := 0; ; attempt++ {
 		err := write()
@@ -654,9 +607,9 @@ func (b *Backend) conditional(ctx context.Context, op, key string, t *tries, tag
 		switch {
 		case err == nil:
 			return nil
-		case exists && t.n.Load() <= 1:
+		case exists && t.Load() <= 1:
 			return store.ErrExists
-		case exists || (isCode(err, "NoSuchUpload") && t.n.Load() > 1):
+		case exists || (isCode(err, "NoSuchUpload") && t.Load() > 1):
 			own, found, rerr := b.tagged(ctx, key, tag)
 			switch {
 			case rerr != nil:
@@ -751,7 +704,7 @@ func (b *Backend) putMultipart(ctx context.Context, key string, first []byte, r 
 			break
 		}
 	}
-	cctx, t := withTries(ctx)
+	cctx, t := store.WithTries(ctx)
 	err = b.conditional(cctx, "completing the upload of", key, t, tag, func() error {
 		_, err := b.client.CompleteMultipartUpload(cctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(b.bucket), Key: aws.String(okey), UploadId: up.UploadId,

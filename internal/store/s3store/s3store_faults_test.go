@@ -162,8 +162,8 @@ func TestBulkPublishRidesOutFaults(t *testing.T) {
 	const n = 2000
 	dir, m := smallTree(t, n)
 	b := newBackend(t, bucket, settings)
-	if b.Attempts() != s3store.DefaultMaxAttempts {
-		t.Fatalf("%d attempts by default, want %d", b.Attempts(), s3store.DefaultMaxAttempts)
+	if b.Attempts() != store.DefaultMaxAttempts {
+		t.Fatalf("%d attempts by default, want %d", b.Attempts(), store.DefaultMaxAttempts)
 	}
 	start := time.Now()
 	stats, err := store.New(b).Publish(ctx, dir, m)

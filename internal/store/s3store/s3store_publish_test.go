@@ -288,7 +288,7 @@ func TestRetryBudgetSpent(t *testing.T) {
 	proxy.SetFaults(nil)
 	proxy.Reset()
 	b = newBackend(t, bucket, settings)
-	if b.Attempts() != s3store.DefaultMaxAttempts {
+	if b.Attempts() != store.DefaultMaxAttempts {
 		t.Fatalf("AWS_MAX_ATTEMPTS empty gave %d attempts", b.Attempts())
 	}
 	stats, err := store.New(b).Publish(ctx, dir, m)
