@@ -103,7 +103,14 @@ out=$work/publish-table.txt
   printf '%-44s %9s\n' "  of which tofu's fixed cost (empty tree)" "$(sec "$best_empty")"
   printf '%-44s %9s %8s\n' "  publish beyond that" "$(sec $((best_apply - best_empty)))" \
     "$(awk -v a="$((best_apply - best_empty))" -v b="$best_cp" 'BEGIN { printf "%.2fx", a / b }')"
-  awk -v a="$best_apply" -v b="$best_cp" 'BEGIN { printf "target: the whole apply <= 1.0x cp -r + sync: %s\n", (a / b <= 1.0) ? "met" : "MISSED" }'
+  # A miss says by how much, and how much of it is tofu's own cost: the
+  # apply of an empty tree (plugin starts, state, plan file), which no
+  # publishing code can remove.
+  awk -v a="$best_apply" -v b="$best_cp" -v z="$best_empty" 'BEGIN {
+    if (a <= b) { printf "target: the whole apply <= 1.0x cp -r + sync: met (%.2fx)\n", a / b; exit }
+    printf "target: the whole apply <= 1.0x cp -r + sync: MISSED by %.2f s (%.0f%%);", (a - b) / 1000, 100 * (a / b - 1)
+    printf " tofu'"'"'s fixed cost alone is %.2f s, the publish beyond it %.2fx cp -r + sync\n", z / 1000, (a - z) / b
+  }'
   echo
 } > "$out"
 
