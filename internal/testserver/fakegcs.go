@@ -1,10 +1,13 @@
 package testserver
 
 import (
-	"context"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"cloud.google.com/go/storage"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 )
@@ -153,7 +154,7 @@ func (s *GCS) Stop() {
 	s.cmd = nil
 }
 
-// Env points Google's storage library at the server (STORAGE_EMULATOR_HOST)
+// Env points the gs:// backend at the server (STORAGE_EMULATOR_HOST)
 // for the test: no credentials are looked for or sent. A variable that
 // already holds it (set for the process by a TestMain) is left alone, so
 // that a parallel test may call it.
@@ -163,22 +164,13 @@ func (s *GCS) Env(t testing.TB) {
 	}
 }
 
-// Client is a storage client of the server, for tests that act behind the
-// store's back.
-func (s *GCS) Client(t testing.TB) *storage.Client {
+// Put writes data to the object name of bucket, over whatever is there:
+// a test acting behind the store's back (tampering with an object).
+func (s *GCS) Put(t testing.TB, bucket, name string, data []byte) {
 	t.Helper()
-	if os.Getenv(gcsstore.EnvEmulator) != s.Endpoint {
-		t.Fatalf("%s is %q, not this server's %s: call Env first", gcsstore.EnvEmulator, os.Getenv(gcsstore.EnvEmulator), s.Endpoint)
-	}
-	b, err := gcsstore.New("unused", "", gcsstore.Settings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := b.Client(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	u := s.Endpoint + "/upload/storage/v1/b/" + url.PathEscape(bucket) + "/o?" +
+		url.Values{"uploadType": {"media"}, "name": {name}}.Encode()
+	s.call(t, http.MethodPost, u, "application/octet-stream", data)
 }
 
 // NewBucket creates an empty bucket and returns its name. It sets Env.
@@ -186,10 +178,35 @@ func (s *GCS) NewBucket(t testing.TB) string {
 	t.Helper()
 	s.Env(t)
 	name := fmt.Sprintf("test-%d-%d", time.Now().UnixNano()%1e9, s.buckets.Add(1))
-	if err := s.Client(t).Bucket(name).Create(context.Background(), "test-project", nil); err != nil {
-		t.Fatalf("creating bucket %s: %v", name, err)
+	body, err := json.Marshal(map[string]string{"name": name})
+	if err != nil {
+		t.Fatal(err)
 	}
+	s.call(t, http.MethodPost, s.Endpoint+"/storage/v1/b?project=test-project", "application/json", body)
 	return name
+}
+
+// call sends a request to the server's JSON API, failing the test unless
+// it succeeds.
+func (s *GCS) call(t testing.TB, method, u, contentType string, body []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }() // read whole below
+	answer, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode >= 300 {
+		t.Fatalf("%s %s: %s: %s", method, u, res.Status, answer)
+	}
 }
 
 // Count starts a counting proxy in front of the server for the test;
@@ -204,8 +221,8 @@ func (s *GCS) Faulty(t testing.TB, faults FaultFunc) *Counter {
 
 // MakesVisible reports whether c is a request that makes an object
 // visible: a single-request (multipart) upload, or the last chunk of a
-// resumable one (its Content-Range states the total; the library sends
-// chunks with POST, GCS documents PUT).
+// resumable one (its Content-Range states the total; the backend sends
+// chunks with PUT, as GCS documents; Google's library sent POST).
 func MakesVisible(c Call) bool {
 	switch {
 	case c.Method == http.MethodPost && strings.Contains(c.Query, "uploadType=multipart"):

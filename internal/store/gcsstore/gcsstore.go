@@ -1,29 +1,38 @@
 // Package gcsstore is the store backend on Google Cloud Storage
-// (gs://bucket/prefix URLs), through cloud.google.com/go/storage, Google's
-// client library, with credentials from Application Default Credentials
+// (gs://bucket/prefix URLs), through Cloud Storage's JSON API over
+// net/http, with credentials from Application Default Credentials
 // (`gcloud auth application-default login`, GOOGLE_APPLICATION_CREDENTIALS,
-// workload identity, the metadata server), never from Terraform state.
+// workload identity, the metadata server; golang.org/x/oauth2/google),
+// never from Terraform state. Google's client library is not used: it
+// brings gRPC, OpenTelemetry and Cloud Monitoring, 31 MB of binary and
+// 12 ms of init paid by every run of the provider, whatever its store.
 //
 // Every create is a conditional write (ifGenerationMatch=0): an object is
 // never overwritten, and of two racing creators exactly one succeeds; the
 // other is answered 412 Precondition Failed, which is store.ErrExists.
-// Requests are retried by the library with exponential backoff on 408,
-// 429, 5xx answers and dropped connections, up to Settings.MaxAttempts
-// tries. Every create stores a random tag of its own in the object's
-// metadata (immutable-write): a retried create that meets an object asks
-// for its metadata, since the first try may have landed with its answer
-// lost, and the object is this create's only if the tag is, never because
-// its bytes are the same. Objects up to PartSize go in one request; larger
-// ones as a resumable upload in PartSize chunks, finalized with the same
-// precondition, so memory stays flat whatever the size, and an upload
-// abandoned before its last chunk leaves nothing visible.
+// Requests are retried with exponential backoff on 408, 429, 5xx answers
+// and dropped connections, up to Settings.MaxAttempts tries: reads,
+// listings, deletes (a delete that landed meets no object, which is no
+// error) and conditional writes. Every create stores a random tag of its
+// own in the object's metadata (immutable-write): a retried create that
+// meets an object asks for its metadata, since the first try may have
+// landed with its answer lost, and the object is this create's only if the
+// tag is, never because its bytes are the same. Objects up to PartSize go
+// in one multipart request; larger ones as a resumable upload in PartSize
+// chunks, finalized with the same precondition, so memory stays flat
+// whatever the size, and an upload abandoned before its last chunk leaves
+// nothing visible. A collection deletes in batches of MaxBatch (the JSON
+// API's batch endpoint).
 //
-// STORAGE_EMULATOR_HOST (the library's own variable) points the backend at
-// an emulator such as fake-gcs-server, with no authentication: tests use it.
+// STORAGE_EMULATOR_HOST (the variable Google's libraries read) points the
+// backend at an emulator such as fake-gcs-server, with no authentication:
+// tests use it.
 package gcsstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,20 +47,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/storage"
-	"github.com/googleapis/gax-go/v2"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
-	"google.golang.org/api/googleapi"
-	"google.golang.org/api/iterator"
-	"google.golang.org/api/option"
-	htransport "google.golang.org/api/transport/http"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
 
-// EnvEmulator is the variable, read by Google's library itself, that
-// points every client at an emulator (host:port or http://host:port) and
+// EnvEmulator is the variable, read by Google's libraries too, that
+// points the backend at an emulator (host:port or http://host:port) and
 // turns authentication off.
 const EnvEmulator = "STORAGE_EMULATOR_HOST"
 
@@ -59,8 +62,19 @@ const EnvEmulator = "STORAGE_EMULATOR_HOST"
 // a resumable upload (a multiple of 256 KiB, as GCS requires).
 const PartSize = 8 << 20
 
-// minChunk is the smallest chunk the library takes.
-const minChunk = 256 << 10
+// chunkUnit is what every chunk of a resumable upload but the last must
+// be a multiple of.
+const chunkUnit = 256 << 10
+
+var _ = [1]struct{}{}[PartSize%chunkUnit] // PartSize is a multiple of chunkUnit
+
+// apiHost is Cloud Storage's JSON API: /storage/v1, /upload/storage/v1
+// and /batch/storage/v1 under it.
+const apiHost = "https://storage.googleapis.com"
+
+// scope is the OAuth scope of the backend's tokens: objects read and
+// written (and deleted, which IAM grants separately).
+const scope = "https://www.googleapis.com/auth/devstorage.read_write"
 
 // Settings of a gs:// store. The zero value is the defaults.
 type Settings struct {
@@ -106,12 +120,13 @@ type Backend struct {
 	names    Names
 	attempts int
 	endpoint string // for messages
+	host     string // scheme://host[:port] of the JSON API
 
 	base     *http.Transport
 	init     sync.Mutex
-	client   *storage.Client // made on first use (credentials are looked for then)
-	bucketOK atomic.Bool     // the bucket was seen to exist
-	reached  atomic.Bool     // the endpoint answered a request
+	client   *http.Client // made on first use (credentials are looked for then)
+	bucketOK atomic.Bool  // the bucket was seen to exist
+	reached  atomic.Bool  // the endpoint answered a request
 	// slots holds a token per request in flight: at most its capacity,
 	// shared by everything that uses this backend (one per provider).
 	slots chan struct{}
@@ -124,8 +139,8 @@ var (
 
 // New returns a backend for gs://bucket/prefix. It contacts nothing:
 // credentials are looked for, and the bucket reached, on first use. With
-// STORAGE_EMULATOR_HOST set, the client is made at once, on the emulator
-// the variable names now.
+// STORAGE_EMULATOR_HOST set, the backend is on the emulator the variable
+// names now.
 func New(bucket, prefix string, s Settings) (*Backend, error) {
 	conc, attempts := store.RequestLimits(s.MaxConcurrency, s.MaxAttempts)
 	// Timeouts bound connecting and waiting, never a long transfer; at
@@ -148,18 +163,24 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		u += "/" + prefix
 		prefix += "/"
 	}
-	endpoint := "Google Cloud Storage"
-	if h := os.Getenv(EnvEmulator); h != "" {
+	endpoint, host := "Google Cloud Storage", apiHost
+	h := os.Getenv(EnvEmulator)
+	if h != "" {
 		endpoint = "the emulator at " + h + " (" + EnvEmulator + ")"
+		// As Google's libraries read it: a bare host:port is plain HTTP.
+		host = strings.TrimRight(h, "/")
+		if !strings.Contains(host, "://") {
+			host = "http://" + host
+		}
 	}
 	b := &Backend{
-		bucket: bucket, prefix: prefix, url: u, names: s.Names.Or(), attempts: attempts, endpoint: endpoint,
+		bucket: bucket, prefix: prefix, url: u, names: s.Names.Or(), attempts: attempts, endpoint: endpoint, host: host,
 		base: base, slots: make(chan struct{}, conc),
 	}
-	if os.Getenv(EnvEmulator) != "" {
-		if _, err := b.Client(context.Background()); err != nil {
-			return nil, err
-		}
+	if h != "" {
+		// No credentials to look for: the client is made now, on the
+		// emulator named now.
+		b.client = b.newClient(&counting{b: b, next: base})
 	}
 	return b, nil
 }
@@ -225,47 +246,35 @@ func (t *tokenSource) Token() (*oauth2.Token, error) {
 	return tok, nil
 }
 
-// Client returns the storage client, making it on first use: with
-// STORAGE_EMULATOR_HOST set, unauthenticated; else authenticated with
-// Application Default Credentials.
-func (b *Backend) Client(ctx context.Context) (*storage.Client, error) {
+// httpClient returns the backend's client, making it on first use: with
+// STORAGE_EMULATOR_HOST set (New made it), unauthenticated; else
+// authenticated with Application Default Credentials.
+func (b *Backend) httpClient(ctx context.Context) (*http.Client, error) {
 	b.init.Lock()
 	defer b.init.Unlock()
 	if b.client != nil {
 		return b.client, nil
 	}
-	var rt http.RoundTripper = &counting{b: b, next: b.base}
-	if os.Getenv(EnvEmulator) == "" {
-		// Not the first operation's context: the credentials keep it to
-		// refresh their tokens, long after that operation ended.
-		creds, err := google.FindDefaultCredentials(context.WithoutCancel(ctx), storage.ScopeReadWrite)
-		if err != nil {
-			return nil, &NoCredentialsError{Err: err}
-		}
-		ts := &tokenSource{source: credentialSource(), ts: creds.TokenSource}
-		authed, err := htransport.NewTransport(context.WithoutCancel(ctx), rt,
-			option.WithScopes(storage.ScopeReadWrite), option.WithTokenSource(ts))
-		if err != nil {
-			return nil, &NoCredentialsError{Err: err}
-		}
-		rt = authed
-	}
-	c, err := storage.NewClient(context.WithoutCancel(ctx), option.WithHTTPClient(&http.Client{Transport: rt}), storage.WithJSONReads())
+	// Not the first operation's context: the credentials keep it to
+	// refresh their tokens, long after that operation ended.
+	creds, err := google.FindDefaultCredentials(context.WithoutCancel(ctx), scope)
 	if err != nil {
-		return nil, fmt.Errorf("making the Google Cloud Storage client: %w", err)
+		return nil, &NoCredentialsError{Err: err}
 	}
-	c.SetRetry(
-		storage.WithMaxAttempts(b.attempts),
-		storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: store.MaxBackoff, Multiplier: 2}),
-		// Conditional writes (ifGenerationMatch=0) are retried too: a
-		// retry meeting its own first try is told apart by its tag.
-		storage.WithPolicy(storage.RetryIdempotent),
-		storage.WithErrorFunc(func(err error) bool {
-			return !errors.As(err, new(*store.UnreachedError)) && !errors.As(err, new(*TokenError)) && storage.ShouldRetry(err)
-		}),
-	)
-	b.client = c
-	return c, nil
+	b.client = b.newClient(&oauth2.Transport{
+		Source: oauth2.ReuseTokenSource(nil, &tokenSource{source: credentialSource(), ts: creds.TokenSource}),
+		Base:   &counting{b: b, next: b.base},
+	})
+	return b.client, nil
+}
+
+// newClient is a client on rt that follows no redirect: a 308 is a
+// resumable upload's answer to a chunk, not a redirect.
+func (b *Backend) newClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport:     rt,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // Attempts is how many times a request is tried before it fails.
@@ -285,10 +294,9 @@ func (b *Backend) acquire(ctx context.Context) error {
 
 func (b *Backend) release() { <-b.slots }
 
-// counting is the transport under the library's (and under the auth
-// layer): it counts each operation's tries (in its context: store.WithTries),
-// notes when the endpoint has answered, and stops retries of an endpoint
-// that never did.
+// counting is the transport under the auth layer: it counts each
+// operation's tries (in its context: store.WithTries) and notes when the
+// endpoint has answered.
 type counting struct {
 	b    *Backend
 	next http.RoundTripper
@@ -299,27 +307,10 @@ func (c *counting) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.Add()
 	}
 	res, err := c.next.RoundTrip(req)
-	switch {
-	case err == nil:
+	if err == nil {
 		c.b.reached.Store(true)
-	case attempt(req) >= store.UnreachedAttempts && !c.b.reached.Load() && req.Context().Err() == nil && isDialError(err):
-		err = &store.UnreachedError{Err: err}
 	}
 	return res, err
-}
-
-// attempt is which try of its operation req is, as the library numbers
-// them in its X-Goog-Api-Client header (gccl-attempt-count/N); 1 when it
-// does not say.
-func attempt(req *http.Request) int {
-	for _, f := range strings.Fields(req.Header.Get("X-Goog-Api-Client")) {
-		if v, ok := strings.CutPrefix(f, "gccl-attempt-count/"); ok {
-			if n, err := strconv.Atoi(v); err == nil {
-				return n
-			}
-		}
-	}
-	return 1
 }
 
 func isDialError(err error) bool {
@@ -372,7 +363,7 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 		return err
 	}
 	e := &Error{Op: op, Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: err, Reason: err.Error()}
-	var api *googleapi.Error
+	var api *APIError
 	var noCreds *NoCredentialsError
 	var tokErr *TokenError
 	var unreached *store.UnreachedError
@@ -391,7 +382,7 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &netErr) || errors.As(err, &urlErr)):
 		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, cause(err))
 		e.Hint = "Check the network, and " + EnvEmulator + " if it is set (it points every request at an emulator); gave up having never reached it."
-	case errors.Is(err, storage.ErrBucketNotExist):
+	case errors.Is(err, errBucketNotExist):
 		e.Reason = fmt.Sprintf("the bucket %q does not exist at %s", b.bucket, b.endpoint)
 		e.Hint = "Check the bucket in " + b.names.Store + " (gs://BUCKET/PREFIX), and that it was created (gcloud storage buckets create gs://" + b.bucket + ")."
 	case errors.As(err, &api) && api.Code == http.StatusUnauthorized:
@@ -446,7 +437,7 @@ const TagMetadata = "immutable-write"
 
 // Create implements store.Backend with a conditional write
 // (ifGenerationMatch=0). It holds one request slot for the whole upload,
-// so memory is bounded by the slots: at most MaxConcurrency chunk buffers.
+// so memory is bounded by the slots: at most MaxConcurrency part buffers.
 func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	if err := b.acquire(ctx); err != nil {
 		return err
@@ -462,9 +453,8 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	first, whole := small[:n], n < len(small)
 	if !whole {
 		// Up to PartSize read before anything is sent: content that ends
-		// there goes in one request, and the library's own buffer (a
-		// ChunkSize one per Writer, never pooled) is its size rounded up
-		// to 256 KiB, not PartSize.
+		// there goes in one request, sent from this buffer (pooled) as
+		// it is, never copied.
 		pp := partPool.Get()
 		defer partPool.Put(pp)
 		buf := *pp
@@ -476,7 +466,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		n = len(small) + m
 		first, whole = buf[:n], n < len(buf)
 	}
-	c, err := b.Client(ctx)
+	c, err := b.httpClient(ctx)
 	if err != nil {
 		return b.wrap("writing", key, err)
 	}
@@ -484,8 +474,13 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	tag := store.NewWriteTag()
 	vanished := false
 	for {
-		err := b.upload(ctx, c, key, tag, first, whole, r)
-		var api *googleapi.Error
+		var err error
+		if whole {
+			err = b.uploadMultipart(ctx, c, key, tag, first)
+		} else {
+			err = b.uploadResumable(ctx, c, key, tag, first, r)
+		}
+		var api *APIError
 		isAPI := errors.As(err, &api)
 		exists := isAPI && api.Code == http.StatusPreconditionFailed
 		// A resumable upload whose last chunk is sent again after it landed
@@ -544,77 +539,197 @@ func (e *readerError) Error() string        { return e.err.Error() }
 func (e *readerError) Unwrap() error        { return e.err }
 func (e *readerError) Is(target error) bool { return target == errReader }
 
-// upload sends first (all of the content when whole, else its start, the
-// rest read from r) as one write of key carrying tag.
-func (b *Backend) upload(ctx context.Context, c *storage.Client, key, tag string, first []byte, whole bool, r io.Reader) error {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := c.Bucket(b.bucket).Object(b.ObjectKey(key)).If(storage.Conditions{DoesNotExist: true}).NewWriter(wctx)
-	w.Metadata = map[string]string{TagMetadata: tag}
-	w.ContentType = "application/octet-stream"
-	w.ChunkSize = PartSize
-	if whole {
-		// One request; the library allocates ChunkSize, so no more than
-		// the content needs (it rounds up to 256 KiB itself).
-		w.ChunkSize = max(minChunk, (len(first)+minChunk-1)/minChunk*minChunk)
-	}
-	if _, err := w.Write(first); err != nil {
-		cancel()
-		_ = w.Close() // the upload is abandoned: nothing is finalized
-		return err
-	}
-	if !whole {
-		if _, err := io.Copy(w, readerOnly{r}); err != nil {
-			var rerr *readerError
-			cancel() // abandons the upload before its last chunk: nothing visible
-			_ = w.Close()
-			if errors.As(err, &rerr) {
-				return rerr
-			}
-			return err
-		}
-	}
-	return w.Close()
+// metadata is the object resource a create sends: its name, its type
+// and the write's tag.
+func (b *Backend) metadata(key, tag string) []byte {
+	m, _ := json.Marshal(map[string]any{ // strings only: never fails
+		"name":        b.ObjectKey(key),
+		"contentType": "application/octet-stream",
+		"metadata":    map[string]string{TagMetadata: tag},
+	})
+	return m
 }
 
-// readerOnly marks r's errors as the content's, not the upload's.
-type readerOnly struct{ r io.Reader }
-
-func (r readerOnly) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &readerError{err}
+// createQuery is the query of a conditional create of key.
+func (b *Backend) createQuery(uploadType, key string) url.Values {
+	return url.Values{
+		"uploadType":        {uploadType},
+		"name":              {b.ObjectKey(key)},
+		"ifGenerationMatch": {"0"}, // only if no object is there: write-once
+		"fields":            {"generation"},
 	}
-	return n, err
+}
+
+// uploadMultipart writes data, the whole content, to key in one request
+// (uploadType=multipart: the object's metadata, then its bytes), the body
+// sent from data itself: no copy, whatever its size.
+func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag string, data []byte) error {
+	boundary := store.NewWriteTag()
+	for bytes.Contains(data, []byte(boundary)) {
+		boundary = store.NewWriteTag()
+	}
+	head := []byte("--" + boundary + "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + string(b.metadata(key, tag)) +
+		"\r\n--" + boundary + "\r\nContent-Type: application/octet-stream\r\n\r\n")
+	tail := []byte("\r\n--" + boundary + "--\r\n")
+	res, err := b.do(ctx, c, request{
+		method: http.MethodPost, url: b.bucketURL(true, b.createQuery("multipart", key)),
+		header: http.Header{"Content-Type": {"multipart/related; boundary=" + boundary}},
+		body: func() io.Reader {
+			return io.MultiReader(bytes.NewReader(head), bytes.NewReader(data), bytes.NewReader(tail))
+		},
+		size: int64(len(head) + len(data) + len(tail)),
+	}, true)
+	if err != nil {
+		return err
+	}
+	drain(res.Body)
+	return nil
+}
+
+// uploadResumable writes the content to key as a resumable upload: a
+// session opened with the create's precondition, then the content in
+// chunks of len(buf) (PartSize, a multiple of 256 KiB), the first the
+// full buf, the rest read from r into buf, the last stating the total,
+// which finalizes the object. An upload abandoned before its last chunk
+// (the content failed, the context ended) leaves nothing visible; GCS
+// drops the session within a week.
+func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag string, buf []byte, r io.Reader) error {
+	meta := b.metadata(key, tag)
+	res, err := b.do(ctx, c, request{
+		method: http.MethodPost, url: b.bucketURL(true, b.createQuery("resumable", key)),
+		header: http.Header{
+			"Content-Type":          {"application/json; charset=UTF-8"},
+			"X-Upload-Content-Type": {"application/octet-stream"},
+		},
+		body: func() io.Reader { return bytes.NewReader(meta) }, size: int64(len(meta)),
+	}, true)
+	if err != nil {
+		return err
+	}
+	drain(res.Body)
+	session := res.Header.Get("Location")
+	if session == "" {
+		return fmt.Errorf("%s opened a resumable upload and gave no session URL", b.endpoint)
+	}
+	var off int64
+	n := len(buf)
+	for {
+		// Whether this chunk is the last: the content ends in it, or
+		// nothing follows it (one byte read ahead, carried over).
+		var next [1]byte
+		last := n < len(buf)
+		more := 0
+		if !last {
+			m, err := io.ReadFull(r, next[:])
+			if err != nil && err != io.EOF {
+				return &readerError{err}
+			}
+			last, more = m == 0, m
+		}
+		total := int64(-1)
+		if last {
+			total = off + int64(n)
+		}
+		if err := b.sendChunk(ctx, c, session, buf[:n], off, total); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+		off += int64(n)
+		buf[0] = next[0]
+		m, err := store.ReadPart(r, buf[more:])
+		if err != nil {
+			return &readerError{err}
+		}
+		n = more + m
+	}
+}
+
+// sendChunk sends chunk, at off of the content, to the session; total is
+// the content's length when chunk is its end (the chunk that finalizes
+// the object), else -1. A chunk of which the server kept only the start
+// (a 308 whose Range ends short of it) has its rest sent again.
+func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string, chunk []byte, off, total int64) error {
+	end := off + int64(len(chunk))
+	for sent := off; ; {
+		rest := chunk[sent-off:]
+		size := "*"
+		if total >= 0 {
+			size = strconv.FormatInt(total, 10)
+		}
+		rng := "bytes */" + size // an empty last chunk: the total only
+		if len(rest) > 0 {
+			rng = fmt.Sprintf("bytes %d-%d/%s", sent, end-1, size)
+		}
+		res, err := b.do(ctx, c, request{
+			method: http.MethodPut, url: session,
+			header: http.Header{"Content-Range": {rng}},
+			body:   func() io.Reader { return bytes.NewReader(rest) }, size: int64(len(rest)),
+		}, true)
+		if err != nil {
+			return err
+		}
+		drain(res.Body)
+		if res.StatusCode != http.StatusPermanentRedirect {
+			if total < 0 {
+				return fmt.Errorf("%s answered %s to a chunk that is not the last of its upload", b.endpoint, res.Status)
+			}
+			return nil // 200 or 201: the object is made
+		}
+		// 308: the upload goes on; Range says what the server holds.
+		kept := int64(0)
+		if r := res.Header.Get("Range"); r != "" {
+			_, last, ok := strings.Cut(strings.TrimPrefix(r, "bytes="), "-")
+			v, err := strconv.ParseInt(last, 10, 64)
+			if !ok || err != nil {
+				return fmt.Errorf("%s answered a chunk with Range %q, which does not parse", b.endpoint, r)
+			}
+			kept = v + 1
+		}
+		switch {
+		case kept >= end && total < 0:
+			return nil
+		case kept < sent || kept > end || total >= 0 && kept >= end:
+			return fmt.Errorf("%s holds bytes 0-%d of an upload after bytes %d-%d were sent", b.endpoint, kept-1, sent, end-1)
+		}
+		sent = kept
+	}
 }
 
 // tagged asks for the object's metadata and reports whether it is found,
 // and whether it carries tag: whether this write made it. The caller
 // holds a request slot already (Create): it takes none.
-func (b *Backend) tagged(ctx context.Context, c *storage.Client, key, tag string) (own, found bool, err error) {
-	a, err := c.Bucket(b.bucket).Object(b.ObjectKey(key)).Attrs(ctx)
-	if errors.Is(err, storage.ErrObjectNotExist) {
+func (b *Backend) tagged(ctx context.Context, c *http.Client, key, tag string) (own, found bool, err error) {
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"metadata"}})}, true)
+	var api *APIError
+	if errors.As(err, &api) && api.Code == http.StatusNotFound {
 		return false, false, nil
 	}
+	const op = "checking (to tell a lost answer from another writer's object)"
 	if err != nil {
-		return false, false, b.wrap("checking (to tell a lost answer from another writer's object)", key, err)
+		return false, false, b.wrap(op, key, err)
 	}
-	return a.Metadata[TagMetadata] == tag, true, nil
+	var o struct {
+		Metadata map[string]string `json:"metadata"`
+	}
+	if err := decode(res, &o); err != nil {
+		return false, false, b.wrap(op, key, err)
+	}
+	return o.Metadata[TagMetadata] == tag, true, nil
 }
 
 // notFound turns a 404 into store.ErrNotFound, or into the bucket's
 // absence: GCS answers both alike for an object, so a first 404 of a
 // backend asks once (a one-object listing) whether the bucket exists, or a
 // typo in the bucket would read as "empty".
-func (b *Backend) notFound(ctx context.Context, c *storage.Client, op, key string) error {
+func (b *Backend) notFound(ctx context.Context, c *http.Client, op, key string) error {
 	if !b.bucketOK.Load() {
-		it := c.Bucket(b.bucket).Objects(ctx, &storage.Query{Prefix: b.prefix})
-		it.PageInfo().MaxSize = 1
-		_, err := it.Next()
+		_, _, err := b.listPage(ctx, c, b.prefix, "", 1)
 		switch {
-		case errors.Is(err, storage.ErrBucketNotExist):
+		case errors.Is(err, errBucketNotExist):
 			return b.wrap(op, key, err)
-		case err == nil || errors.Is(err, iterator.Done):
+		case err == nil:
 			b.bucketOK.Store(true)
 		default:
 			// A listing failed, not op itself: the permission it lacks
@@ -625,44 +740,49 @@ func (b *Backend) notFound(ctx context.Context, c *storage.Client, op, key strin
 	return fmt.Errorf("%s: %w", key, store.ErrNotFound)
 }
 
-// Open implements store.Backend. The request slot is held until the
-// response starts; the body keeps its connection until it is closed.
+// Open implements store.Backend: the object's bytes (alt=media),
+// streamed. The request slot is held until the response starts; the body
+// keeps its connection until it is closed.
 func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := b.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer b.release()
-	c, err := b.Client(ctx)
+	c, err := b.httpClient(ctx)
 	if err != nil {
 		return nil, b.wrap("reading", key, err)
 	}
-	rd, err := c.Bucket(b.bucket).Object(b.ObjectKey(key)).NewReader(ctx)
-	if errors.Is(err, storage.ErrObjectNotExist) {
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"alt": {"media"}})}, true)
+	var api *APIError
+	if errors.As(err, &api) && api.Code == http.StatusNotFound {
 		return nil, b.notFound(ctx, c, "reading", key)
 	}
 	if err != nil {
 		return nil, b.wrap("reading", key, err)
 	}
 	b.bucketOK.Store(true) // an object was read: the bucket exists
-	return rd, nil
+	return res.Body, nil
 }
 
-// Exists implements store.Backend: the object's metadata, asked for.
+// Exists implements store.Backend: the object's metadata (its name
+// only), asked for.
 func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 	if err := b.acquire(ctx); err != nil {
 		return false, err
 	}
 	defer b.release()
-	c, err := b.Client(ctx)
+	c, err := b.httpClient(ctx)
 	if err != nil {
 		return false, b.wrap("checking", key, err)
 	}
-	_, err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Attrs(ctx)
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"name"}})}, true)
+	var api *APIError
 	switch {
 	case err == nil:
+		drain(res.Body)
 		b.bucketOK.Store(true)
 		return true, nil
-	case errors.Is(err, storage.ErrObjectNotExist):
+	case errors.As(err, &api) && api.Code == http.StatusNotFound:
 		if err := b.notFound(ctx, c, "checking", key); !errors.Is(err, store.ErrNotFound) {
 			return false, err
 		}
@@ -674,36 +794,68 @@ func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 // listPage is how many objects one listing request returns (GCS's most).
 const listPage = 1000
 
+// listPage lists one page of the objects whose names start with prefix
+// (the whole name), from token (a previous page's), at most max: each
+// one's name, size and creation time, and the next page's token ("" at
+// the end). A listing answered 404 is errBucketNotExist.
+func (b *Backend) listPage(ctx context.Context, c *http.Client, prefix, token string, max int) ([]store.ObjectInfo, string, error) {
+	q := url.Values{
+		"prefix":     {prefix},
+		"maxResults": {strconv.Itoa(max)},
+		"fields":     {"items(name,size,timeCreated),nextPageToken"},
+	}
+	if token != "" {
+		q.Set("pageToken", token)
+	}
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.bucketURL(false, q)}, true)
+	var api *APIError
+	if errors.As(err, &api) && api.Code == http.StatusNotFound {
+		return nil, "", fmt.Errorf("%w (404: %s)", errBucketNotExist, api.Message)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	var page struct {
+		Items []struct {
+			Name        string    `json:"name"`
+			Size        int64     `json:"size,string"`
+			TimeCreated time.Time `json:"timeCreated"`
+		} `json:"items"`
+		NextPageToken string `json:"nextPageToken"`
+	}
+	if err := decode(res, &page); err != nil {
+		return nil, "", err
+	}
+	infos := make([]store.ObjectInfo, len(page.Items))
+	for i, o := range page.Items {
+		infos[i] = store.ObjectInfo{Key: strings.TrimPrefix(o.Name, b.prefix), Size: o.Size, ModTime: o.TimeCreated}
+	}
+	return infos, page.NextPageToken, nil
+}
+
 // ListInfo implements store.Deleter: the objects under prefix, with each
 // one's size and creation time (the server's clock), one request per
 // page, each holding a request slot.
 func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
-	c, err := b.Client(ctx)
+	c, err := b.httpClient(ctx)
 	if err != nil {
 		return nil, b.wrap("listing", prefix, err)
 	}
-	q := &storage.Query{Prefix: b.prefix + prefix}
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Created"}); err != nil {
-		return nil, err
-	}
-	p := iterator.NewPager(c.Bucket(b.bucket).Objects(ctx, q), listPage, "")
 	var infos []store.ObjectInfo
-	for {
+	for token := ""; ; {
 		if err := b.acquire(ctx); err != nil {
 			return nil, err
 		}
-		var page []*storage.ObjectAttrs
-		token, err := p.NextPage(&page)
+		page, next, err := b.listPage(ctx, c, b.prefix+prefix, token, listPage)
 		b.release()
 		if err != nil {
 			return nil, b.wrap("listing", prefix, err)
 		}
-		for _, o := range page {
-			infos = append(infos, store.ObjectInfo{Key: strings.TrimPrefix(o.Name, b.prefix), Size: o.Size, ModTime: o.Created})
-		}
-		if token == "" {
+		infos = append(infos, page...)
+		if next == "" {
 			break
 		}
+		token = next
 	}
 	b.bucketOK.Store(true)
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
@@ -730,20 +882,29 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	defer b.release()
-	c, err := b.Client(ctx)
+	c, err := b.httpClient(ctx)
 	if err != nil {
 		return b.wrap("deleting", key, err)
 	}
-	// The library retries a delete only when it names a generation
-	// (RetryIdempotent): a plain one is tried once, and one 503 would fail
-	// a collection. Retrying it is safe here: a delete whose first try
+	// Retried, though it names no generation: a delete whose first try
 	// landed meets no object, which is no error.
 	ctx, t := store.WithTries(ctx)
-	err = c.Bucket(b.bucket).Object(b.ObjectKey(key)).Retryer(storage.WithPolicy(storage.RetryAlways)).Delete(ctx)
-	if err == nil || errors.Is(err, storage.ErrObjectNotExist) {
+	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), nil)}, true)
+	var api *APIError
+	switch {
+	case err == nil:
+		drain(res.Body)
+		return nil
+	case errors.As(err, &api) && api.Code == http.StatusNotFound:
 		return nil
 	}
-	err = b.wrapTried("deleting", key, err, int(t.Load()))
+	return b.deleteError(key, err, int(t.Load()))
+}
+
+// deleteError explains a failed delete of key, tried n times, naming the
+// permission the collector needs when it was denied.
+func (b *Backend) deleteError(key string, err error, n int) error {
+	err = b.wrapTried("deleting", key, err, n)
 	var e *Error
 	if errors.As(err, &e) && strings.HasPrefix(e.Reason, "access denied") {
 		e.Hint = "The collector's principal needs storage.objects.delete on the bucket (and storage.objects.get, storage.objects.create, " +

@@ -1,7 +1,6 @@
 package gcsstore_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -51,13 +50,7 @@ func TestConformance(t *testing.T) {
 			if !ok {
 				t.Fatalf("backend is a %T, not a *gcsstore.Backend", b)
 			}
-			w := srv.Client(t).Bucket(gb.Bucket()).Object(gb.ObjectKey(key)).NewWriter(context.Background())
-			if _, err := w.Write(data); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
+			srv.Put(t, gb.Bucket(), gb.ObjectKey(key), data)
 		},
 	})
 }

@@ -1,0 +1,185 @@
+package gcsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+)
+
+// APIError is an answer of Cloud Storage other than a success: its
+// status, and the message of its JSON error body
+// ({"error": {"code": 403, "message": "…", "errors": […]}}), or the
+// status's text when the body has none.
+type APIError struct {
+	Code    int
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Message) }
+
+// retriable reports whether the answer is worth another try: a timeout,
+// a server asking to slow down, a server failing.
+func (e *APIError) retriable() bool {
+	return e.Code == http.StatusRequestTimeout || e.Code == http.StatusTooManyRequests || e.Code >= 500
+}
+
+// errBucketNotExist is a listing answered 404: the bucket is not there.
+var errBucketNotExist = errors.New("the bucket does not exist")
+
+// maxErrorBody is the most of an error answer read for its message.
+const maxErrorBody = 64 << 10
+
+// apiError reads res's error body and closes it.
+func apiError(res *http.Response) *APIError {
+	defer func() { _ = res.Body.Close() }() // read to its end or limit; nothing to lose
+	body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
+	var doc struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	msg := ""
+	if json.Unmarshal(body, &doc) == nil {
+		msg = doc.Error.Message
+	}
+	if msg == "" {
+		msg = http.StatusText(res.StatusCode)
+	}
+	return &APIError{Code: res.StatusCode, Message: msg}
+}
+
+// objectURL is the JSON API's URL of the object name (escaped whole:
+// a "/" in it is %2F), with query.
+func (b *Backend) objectURL(name string, query url.Values) string {
+	u := b.host + "/storage/v1/b/" + url.PathEscape(b.bucket) + "/o/" + url.PathEscape(name)
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	return u
+}
+
+// bucketURL is the JSON API's URL of the bucket's objects (a listing,
+// uploads when upload), with query.
+func (b *Backend) bucketURL(upload bool, query url.Values) string {
+	u := b.host + "/storage/v1/b/" + url.PathEscape(b.bucket) + "/o"
+	if upload {
+		u = b.host + "/upload/storage/v1/b/" + url.PathEscape(b.bucket) + "/o"
+	}
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	return u
+}
+
+// request is how to make one request, anew for each try.
+type request struct {
+	method, url string
+	header      http.Header
+	body        func() io.Reader // nil: none
+	size        int64            // body's length
+}
+
+// do sends req with c, tried up to b.attempts times while it fails in a
+// way worth another try (a dropped connection, 408, 429, 5xx) and retry
+// holds: every request the backend makes is safe to repeat (a read, a
+// listing, a delete, a write conditional on ifGenerationMatch=0 whose
+// retry meeting its own object is told apart by its tag), but a chunk of
+// a resumable upload sent again is the caller's to decide. Answers below
+// 400 are returned with their body open (a 308 included: the client
+// follows no redirect); the others are an *APIError. A connection that
+// has never reached the endpoint is tried store.UnreachedAttempts times,
+// not the whole budget: a mistyped emulator fails in a second.
+func (b *Backend) do(ctx context.Context, c *http.Client, req request, retry bool) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		var body io.Reader
+		if req.body != nil {
+			body = req.body()
+		}
+		hr, err := http.NewRequestWithContext(ctx, req.method, req.url, body)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range req.header {
+			hr.Header[k] = v
+		}
+		if req.body != nil {
+			hr.ContentLength = req.size
+			if req.size == 0 {
+				hr.Body = http.NoBody
+			}
+		}
+		hr.Header.Set("User-Agent", "terraform-provider-immutable")
+		res, err := c.Do(hr)
+		if err == nil && res.StatusCode < 400 {
+			return res, nil
+		}
+		var api *APIError
+		if err == nil {
+			api = apiError(res)
+			err = api
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case api != nil && !api.retriable(),
+			errors.As(err, new(*TokenError)),
+			!retry:
+			return nil, err
+		case api == nil && isDialError(err) && !b.reached.Load() && attempt >= store.UnreachedAttempts:
+			return nil, &store.UnreachedError{Err: err}
+		case attempt >= b.attempts:
+			return nil, err
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// backoff is the wait before try attempt+1: exponential from 200 ms,
+// at most store.MaxBackoff, with jitter (between half and all of it), so
+// that writers failed together do not retry together.
+func backoff(attempt int) time.Duration {
+	d := store.MaxBackoff
+	if attempt < 20 {
+		d = min(d, 200*time.Millisecond<<(attempt-1))
+	}
+	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter, not a secret
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drain reads what is left of a body (at most a little, so that its
+// connection is kept) and closes it.
+func drain(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10)) // a failure only loses the connection
+	_ = body.Close()                                         // as above
+}
+
+// decode reads res's JSON body into v and closes it.
+func decode(res *http.Response, v any) error {
+	defer drain(res.Body)
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		return fmt.Errorf("reading the answer of %s: %w", strings.SplitN(res.Request.URL.String(), "?", 2)[0], err)
+	}
+	return nil
+}
