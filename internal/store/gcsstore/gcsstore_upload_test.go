@@ -1,0 +1,85 @@
+package gcsstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
+)
+
+// TestResumableUpload: an object over PartSize goes as a resumable
+// upload, opened with the create's precondition, in PartSize chunks (a
+// multiple of 256 KiB) of which only the last states the total, and
+// reads back whole; one of exactly two chunks (the content ending on a
+// chunk's end) too. One of PartSize-1 bytes is one multipart request.
+func TestResumableUpload(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	bucket := srv.NewBucket(t)
+	counter := srv.Count(t)
+	b := behind(t, srv, counter.Endpoint, bucket, gcsstore.Settings{})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		size   int
+		chunks []string // the Content-Range of each chunk
+	}{
+		{2*gcsstore.PartSize + 1, []string{
+			fmt.Sprintf("bytes 0-%d/*", gcsstore.PartSize-1),
+			fmt.Sprintf("bytes %d-%d/*", gcsstore.PartSize, 2*gcsstore.PartSize-1),
+			fmt.Sprintf("bytes %d-%d/%d", 2*gcsstore.PartSize, 2*gcsstore.PartSize, 2*gcsstore.PartSize+1),
+		}},
+		{2 * gcsstore.PartSize, []string{
+			fmt.Sprintf("bytes 0-%d/*", gcsstore.PartSize-1),
+			fmt.Sprintf("bytes %d-%d/%d", gcsstore.PartSize, 2*gcsstore.PartSize-1, 2*gcsstore.PartSize),
+		}},
+		{gcsstore.PartSize - 1, nil},
+	} {
+		data := make([]byte, tc.size)
+		_, _ = rand.Read(data) // crypto/rand never fails
+		key := fmt.Sprintf("blobs/%d", tc.size)
+		counter.Reset()
+		if err := b.Create(ctx, key, bytes.NewReader(data)); err != nil {
+			t.Fatalf("%d bytes: %v", tc.size, err)
+		}
+		var opens, multiparts []testserver.Call
+		for _, c := range counter.Calls(http.MethodPost, "/upload/") {
+			switch {
+			case strings.Contains(c.Query, "uploadType=resumable"):
+				opens = append(opens, c)
+			case strings.Contains(c.Query, "uploadType=multipart"):
+				multiparts = append(multiparts, c)
+			}
+		}
+		var ranges []string
+		for _, c := range counter.Calls(http.MethodPut, "/upload/") {
+			ranges = append(ranges, c.Header.Get("Content-Range"))
+		}
+		if tc.chunks == nil {
+			if len(multiparts) != 1 || len(opens) != 0 || len(ranges) != 0 {
+				t.Errorf("%d bytes: %d multipart uploads, %d resumable ones, %d chunks; want one multipart upload", tc.size, len(multiparts), len(opens), len(ranges))
+			}
+		} else {
+			if len(opens) != 1 || !strings.Contains(opens[0].Query, "ifGenerationMatch=0") || len(multiparts) != 0 {
+				t.Errorf("%d bytes: %d resumable uploads opened, %d multipart ones; want one resumable, conditional: %v", tc.size, len(opens), len(multiparts), opens)
+			}
+			if fmt.Sprint(ranges) != fmt.Sprint(tc.chunks) {
+				t.Errorf("%d bytes: chunks %q, want %q", tc.size, ranges, tc.chunks)
+			}
+		}
+		rc, err := b.Open(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		_ = rc.Close() // read whole
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes read back as %d, %v", tc.size, len(got), err)
+		}
+	}
+}
