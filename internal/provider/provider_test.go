@@ -304,13 +304,7 @@ func (e *env) tamper(key string, data []byte) {
 		e.t.Fatalf("tamper is not written for azblob stores (%s)", e.storeURL())
 	}
 	if e.gcs != nil {
-		w := e.gcs.Client(e.t).Bucket(e.bucket).Object("team/releases/" + key).NewWriter(context.Background())
-		if _, err := w.Write(data); err != nil {
-			e.t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			e.t.Fatal(err)
-		}
+		e.gcs.Put(e.t, e.bucket, "team/releases/"+key, data)
 		return
 	}
 	if e.s3 == nil {

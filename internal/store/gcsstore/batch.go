@@ -130,7 +130,7 @@ func (b *Backend) sendBatch(ctx context.Context, c *http.Client, keys []string, 
 		method: http.MethodPost, url: b.host + "/batch/storage/v1",
 		header: http.Header{"Content-Type": {"multipart/mixed; boundary=" + mw.Boundary()}},
 		body:   func() io.Reader { return bytes.NewReader(data) }, size: int64(len(data)),
-	}, true)
+	})
 	if err != nil {
 		return nil, err
 	}

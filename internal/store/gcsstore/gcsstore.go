@@ -578,7 +578,7 @@ func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag 
 			return io.MultiReader(bytes.NewReader(head), bytes.NewReader(data), bytes.NewReader(tail))
 		},
 		size: int64(len(head) + len(data) + len(tail)),
-	}, true)
+	})
 	if err != nil {
 		return err
 	}
@@ -602,7 +602,7 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 			"X-Upload-Content-Type": {"application/octet-stream"},
 		},
 		body: func() io.Reader { return bytes.NewReader(meta) }, size: int64(len(meta)),
-	}, true)
+	})
 	if err != nil {
 		return err
 	}
@@ -666,7 +666,8 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 			method: http.MethodPut, url: session,
 			header: http.Header{"Content-Range": {rng}},
 			body:   func() io.Reader { return bytes.NewReader(rest) }, size: int64(len(rest)),
-		}, true)
+			chunk: true,
+		})
 		if err != nil {
 			return err
 		}
@@ -701,7 +702,7 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 // and whether it carries tag: whether this write made it. The caller
 // holds a request slot already (Create): it takes none.
 func (b *Backend) tagged(ctx context.Context, c *http.Client, key, tag string) (own, found bool, err error) {
-	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"metadata"}})}, true)
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"metadata"}})})
 	var api *APIError
 	if errors.As(err, &api) && api.Code == http.StatusNotFound {
 		return false, false, nil
@@ -725,7 +726,7 @@ func (b *Backend) tagged(ctx context.Context, c *http.Client, key, tag string) (
 // typo in the bucket would read as "empty".
 func (b *Backend) notFound(ctx context.Context, c *http.Client, op, key string) error {
 	if !b.bucketOK.Load() {
-		_, _, err := b.listPage(ctx, c, b.prefix, "", 1)
+		_, _, err := b.listObjects(ctx, c, b.prefix, "", 1)
 		switch {
 		case errors.Is(err, errBucketNotExist):
 			return b.wrap(op, key, err)
@@ -752,7 +753,7 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, b.wrap("reading", key, err)
 	}
-	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"alt": {"media"}})}, true)
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"alt": {"media"}})})
 	var api *APIError
 	if errors.As(err, &api) && api.Code == http.StatusNotFound {
 		return nil, b.notFound(ctx, c, "reading", key)
@@ -775,7 +776,7 @@ func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, b.wrap("checking", key, err)
 	}
-	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"name"}})}, true)
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"name"}})})
 	var api *APIError
 	switch {
 	case err == nil:
@@ -794,20 +795,20 @@ func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 // listPage is how many objects one listing request returns (GCS's most).
 const listPage = 1000
 
-// listPage lists one page of the objects whose names start with prefix
-// (the whole name), from token (a previous page's), at most max: each
+// listObjects lists one page of the objects whose names start with prefix
+// (the whole name), from token (a previous page's), at most limit: each
 // one's name, size and creation time, and the next page's token ("" at
 // the end). A listing answered 404 is errBucketNotExist.
-func (b *Backend) listPage(ctx context.Context, c *http.Client, prefix, token string, max int) ([]store.ObjectInfo, string, error) {
+func (b *Backend) listObjects(ctx context.Context, c *http.Client, prefix, token string, limit int) ([]store.ObjectInfo, string, error) {
 	q := url.Values{
 		"prefix":     {prefix},
-		"maxResults": {strconv.Itoa(max)},
+		"maxResults": {strconv.Itoa(limit)},
 		"fields":     {"items(name,size,timeCreated),nextPageToken"},
 	}
 	if token != "" {
 		q.Set("pageToken", token)
 	}
-	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.bucketURL(false, q)}, true)
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.bucketURL(false, q)})
 	var api *APIError
 	if errors.As(err, &api) && api.Code == http.StatusNotFound {
 		return nil, "", fmt.Errorf("%w (404: %s)", errBucketNotExist, api.Message)
@@ -846,7 +847,7 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 		if err := b.acquire(ctx); err != nil {
 			return nil, err
 		}
-		page, next, err := b.listPage(ctx, c, b.prefix+prefix, token, listPage)
+		page, next, err := b.listObjects(ctx, c, b.prefix+prefix, token, listPage)
 		b.release()
 		if err != nil {
 			return nil, b.wrap("listing", prefix, err)
@@ -889,7 +890,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	// Retried, though it names no generation: a delete whose first try
 	// landed meets no object, which is no error.
 	ctx, t := store.WithTries(ctx)
-	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), nil)}, true)
+	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), nil)})
 	var api *APIError
 	switch {
 	case err == nil:

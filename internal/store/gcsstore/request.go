@@ -2,6 +2,7 @@ package gcsstore
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,19 +87,25 @@ type request struct {
 	header      http.Header
 	body        func() io.Reader // nil: none
 	size        int64            // body's length
+	// chunk marks a chunk of a resumable upload, which a 308 answers
+	// when the upload goes on.
+	chunk bool
 }
 
 // do sends req with c, tried up to b.attempts times while it fails in a
-// way worth another try (a dropped connection, 408, 429, 5xx) and retry
-// holds: every request the backend makes is safe to repeat (a read, a
-// listing, a delete, a write conditional on ifGenerationMatch=0 whose
-// retry meeting its own object is told apart by its tag), but a chunk of
-// a resumable upload sent again is the caller's to decide. Answers below
-// 400 are returned with their body open (a 308 included: the client
-// follows no redirect); the others are an *APIError. A connection that
+// way worth another try (a dropped connection, 408, 429, 5xx). Every
+// request the backend makes is safe to repeat: a read, a listing, a
+// delete (one that landed meets no object, which is no error), a write
+// conditional on ifGenerationMatch=0 (a retry meeting its own object is
+// told apart by its tag), the opening of a resumable upload (a session
+// left unused expires) and a chunk (sent again at its offset, as Google's
+// library does; the 308 answering it says how much of the upload GCS
+// holds, and sendChunk goes on from there). Answers below
+// 300 (and a 308 to a chunk: the client follows no redirect) are
+// returned with their body open; the others are an *APIError. A connection that
 // has never reached the endpoint is tried store.UnreachedAttempts times,
 // not the whole budget: a mistyped emulator fails in a second.
-func (b *Backend) do(ctx context.Context, c *http.Client, req request, retry bool) (*http.Response, error) {
+func (b *Backend) do(ctx context.Context, c *http.Client, req request) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
 		var body io.Reader
 		if req.body != nil {
@@ -119,7 +126,7 @@ func (b *Backend) do(ctx context.Context, c *http.Client, req request, retry boo
 		}
 		hr.Header.Set("User-Agent", "terraform-provider-immutable")
 		res, err := c.Do(hr)
-		if err == nil && res.StatusCode < 400 {
+		if err == nil && (res.StatusCode < 300 || req.chunk && res.StatusCode == http.StatusPermanentRedirect) {
 			return res, nil
 		}
 		var api *APIError
@@ -132,7 +139,7 @@ func (b *Backend) do(ctx context.Context, c *http.Client, req request, retry boo
 			return nil, ctx.Err()
 		case api != nil && !api.retriable(),
 			errors.As(err, new(*TokenError)),
-			!retry:
+			errors.As(err, new(*tls.CertificateVerificationError)):
 			return nil, err
 		case api == nil && isDialError(err) && !b.reached.Load() && attempt >= store.UnreachedAttempts:
 			return nil, &store.UnreachedError{Err: err}
