@@ -185,9 +185,10 @@ func failDeletes(n int) testserver.FaultFunc {
 	}
 }
 
-// TestDeleteRetried: a delete answered 503 is tried again (the library
-// retries a delete naming no generation only under RetryAlways), and one
-// that keeps failing says how many times it was really tried.
+// TestDeleteRetried: a delete answered 503 is tried again (though it
+// names no generation: a delete that landed meets no object, which is no
+// error), and one that keeps failing says how many times it was really
+// tried.
 func TestDeleteRetried(t *testing.T) {
 	srv := testserver.StartGCS(t)
 	srv.Env(t)

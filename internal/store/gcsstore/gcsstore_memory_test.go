@@ -13,8 +13,9 @@ import (
 
 // TestCreateMemory: a Create of an object past the first small buffer but
 // far under PartSize (100 KB) allocates about its size, not a PartSize
-// chunk: the library allocates a ChunkSize buffer per Writer and never
-// pools it, so a ChunkSize of PartSize cost 8 MiB per object.
+// chunk: the part buffer is pooled and the one request's body is sent
+// from it (Google's library allocated a ChunkSize buffer per Writer and
+// never pooled it, so a ChunkSize of PartSize cost 8 MiB per object).
 func TestCreateMemory(t *testing.T) {
 	srv := testserver.StartGCS(t)
 	srv.Env(t)

@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -17,7 +23,8 @@ import (
 // TestResumableUpload: an object over PartSize goes as a resumable
 // upload, opened with the create's precondition, in PartSize chunks (a
 // multiple of 256 KiB) of which only the last states the total, and
-// reads back whole; one of exactly two chunks (the content ending on a
+// reads back whole; the last carries the content's CRC32C (X-Goog-Hash),
+// which GCS checks before it makes the object; one of exactly two chunks (the content ending on a
 // chunk's end) too. One of PartSize-1 bytes is one multipart request.
 func TestResumableUpload(t *testing.T) {
 	srv := testserver.StartGCS(t)
@@ -56,9 +63,10 @@ func TestResumableUpload(t *testing.T) {
 				multiparts = append(multiparts, c)
 			}
 		}
-		var ranges []string
+		var ranges, hashes []string
 		for _, c := range counter.Calls(http.MethodPut, "/upload/") {
 			ranges = append(ranges, c.Header.Get("Content-Range"))
+			hashes = append(hashes, c.Header.Get("X-Goog-Hash"))
 		}
 		if tc.chunks == nil {
 			if len(multiparts) != 1 || len(opens) != 0 || len(ranges) != 0 {
@@ -71,6 +79,12 @@ func TestResumableUpload(t *testing.T) {
 			if fmt.Sprint(ranges) != fmt.Sprint(tc.chunks) {
 				t.Errorf("%d bytes: chunks %q, want %q", tc.size, ranges, tc.chunks)
 			}
+			want := make([]string, len(tc.chunks))
+			want[len(want)-1] = "crc32c=" + base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil,
+				crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))))
+			if fmt.Sprint(hashes) != fmt.Sprint(want) {
+				t.Errorf("%d bytes: chunks' X-Goog-Hash %q, want %q", tc.size, hashes, want)
+			}
 		}
 		rc, err := b.Open(ctx, key)
 		if err != nil {
@@ -81,5 +95,38 @@ func TestResumableUpload(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes read back as %d, %v", tc.size, len(got), err)
 		}
+	}
+}
+
+// TestUploadChecksum: content changed on its way to the server (a byte
+// flipped by a faulty proxy, router or NIC) is refused by the server,
+// which checks the CRC32C the one-request upload states, and nothing is
+// stored.
+func TestUploadChecksum(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	bucket := srv.NewBucket(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		body, err := io.ReadAll(pr.Out.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		body = bytes.ReplaceAll(body, []byte("AAAA"), []byte("AAAB"))
+		pr.Out.Body, pr.Out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}}
+	corrupting := httptest.NewServer(proxy)
+	t.Cleanup(corrupting.Close)
+	b := behind(t, srv, corrupting.URL, bucket, gcsstore.Settings{MaxAttempts: 1})
+	ctx := context.Background()
+	err = b.Create(ctx, "blobs/x", strings.NewReader("content AAAA"))
+	if err == nil || !strings.Contains(err.Error(), "CRC32C") {
+		t.Fatalf("content changed on the way was not refused for its CRC32C: %v", err)
+	}
+	if ok, err := newBackend(t, bucket, gcsstore.Settings{}).Exists(ctx, "blobs/x"); err != nil || ok {
+		t.Fatalf("after a refused upload: exists %v, %v", ok, err)
 	}
 }
