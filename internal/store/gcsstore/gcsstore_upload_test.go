@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
@@ -128,5 +130,53 @@ func TestUploadChecksum(t *testing.T) {
 	}
 	if ok, err := newBackend(t, bucket, gcsstore.Settings{}).Exists(ctx, "blobs/x"); err != nil || ok {
 		t.Fatalf("after a refused upload: exists %v, %v", ok, err)
+	}
+}
+
+// TestResumableUploadFaults: a resumable upload whose first chunk is
+// answered 503 sends it again, and one whose last chunk's answer is lost
+// (the object made; the chunk sent again meets a session that is gone)
+// is its writer's: both Creates succeed and the objects read back whole,
+// and a later Create of the same key is refused.
+func TestResumableUploadFaults(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	data := make([]byte, gcsstore.PartSize+5)
+	_, _ = rand.Read(data) // crypto/rand never fails
+	firstChunkBusy := func(c testserver.Call, tries int) testserver.Fault {
+		if c.Method == http.MethodPut && strings.HasPrefix(c.Header.Get("Content-Range"), "bytes 0-") && tries == 0 {
+			return testserver.SlowDown
+		}
+		return testserver.Pass
+	}
+	for name, faults := range map[string]testserver.FaultFunc{"first chunk 503": firstChunkBusy, "last answer lost": loseFirstWrite()} {
+		proxy := srv.Faulty(t, faults)
+		b := behind(t, srv, proxy.Endpoint, bucket, gcsstore.Settings{})
+		key := "blobs/" + strings.ReplaceAll(name, " ", "-")
+		if err := b.Create(ctx, key, bytes.NewReader(data)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		faulted := 0
+		for _, c := range proxy.Calls(http.MethodPut, "/upload/") {
+			if c.Fault != testserver.Pass {
+				faulted++
+			}
+		}
+		if faulted != 1 {
+			t.Errorf("%s: %d chunks faulted, want 1: the fault was not met", name, faulted)
+		}
+		rc, err := newBackend(t, bucket, gcsstore.Settings{}).Open(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		_ = rc.Close() // read whole
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: read back %d bytes of %d, %v", name, len(got), len(data), err)
+		}
+		if err := newBackend(t, bucket, gcsstore.Settings{}).Create(ctx, key, bytes.NewReader(data)); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("%s: a second Create: %v, want store.ErrExists", name, err)
+		}
 	}
 }
