@@ -64,7 +64,7 @@ var sharedGCS *testserver.GCS
 // TestMain sets, once for the process, what every acceptance test shares,
 // so that tests can run in parallel (t.Setenv cannot): the stat cache in a
 // private directory, not the user's, the S3 test servers' credentials, and
-// STORAGE_EMULATOR_HOST, pointing Google's storage library at sharedGCS,
+// STORAGE_EMULATOR_HOST, pointing the gs:// backend at sharedGCS,
 // and a CLI configuration file that exists (useExistingCLIConfig).
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "immutable-statcache-")
