@@ -792,18 +792,124 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err == nil || notFound(err) {
 		return nil
 	}
+	return b.deleteError(ctx, key, err, false)
+}
+
+// deleteError explains a failed delete of key: the permission the
+// collector needs when it was denied, the policy or lease that protects
+// the blob. In a batch (sub true, err a sub-request's answer) a 403 is a
+// missing permission whatever its code: the batch itself was let in with
+// the same credentials.
+func (b *Backend) deleteError(ctx context.Context, key string, err error, sub bool) error {
 	err = b.wrap(ctx, "deleting", key, err)
 	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	if sub && isStatus(err, http.StatusForbidden) && !strings.HasPrefix(e.Reason, "access denied") {
+		var resp *azcore.ResponseError
+		errors.As(err, &resp)
+		e.Reason = fmt.Sprintf("access denied by %s (%s): the credentials lack the permission for this on the container",
+			b.endpoint, orStatus(bloberror.Code(resp.ErrorCode), resp))
+	}
 	switch {
-	case !errors.As(err, &e):
 	case strings.HasPrefix(e.Reason, "access denied"):
 		e.Hint = "The collector's identity needs the delete permission on the container's blobs: Storage Blob Data Contributor, " +
-			"or a custom role with blobs/delete; see the guide \"Sharing releases on Google Cloud and Azure\". Only the collector " +
-			"should have it, never publishers or planners."
+			"or a custom role with blobs/delete (a SAS: the permission d); see the guide \"Sharing releases on Google Cloud and Azure\". " +
+			"Only the collector should have it, never publishers or planners."
 	case bloberror.HasCode(err, bloberror.BlobImmutableDueToPolicy):
 		e.Reason = "the blob is under an immutability policy or a legal hold (" + e.Reason + ")"
 		e.Hint = "The collector cannot delete what Azure immutable storage protects: make the policy's retention shorter than " +
 			"the collector's grace period, or leave such blobs to expire."
+	case bloberror.HasCode(err, bloberror.LeaseIDMissing, bloberror.LeaseIDMismatchWithBlobOperation):
+		e.Reason = "the blob has an active lease, which Azure keeps it under until the lease is broken or expires (" + e.Reason + ")"
+		e.Hint = "Nothing of the provider leases blobs: find the tool that took the lease, or break it (az storage blob lease break " +
+			"--account-name " + b.account + " --container-name " + b.name + " --blob-name " + b.BlobName(key) + ") if nothing needs it. " +
+			"The blob is garbage: run the collection again once it is free."
 	}
 	return err
+}
+
+// MaxBatch is the most sub-requests one Blob Batch request takes.
+const MaxBatch = 256
+
+var _ store.BatchDeleter = (*Backend)(nil)
+
+// DeleteMany implements store.BatchDeleter with Blob Batch: up to
+// MaxBatch Delete Blob sub-requests a request, each request holding one
+// slot (so several run at once for a long list) and retried as any other
+// (a delete is idempotent: a retry of a batch that landed finds its blobs
+// gone, which counts as deleted). Each sub-request's answer is its key's
+// result: a missing blob is deleted, any other failure is that key's
+// error. A request that fails as a whole is the error of each of its keys.
+// It needs the delete permission, as Delete does.
+func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
+	errs := make([]error, len(keys))
+	for i := range errs {
+		errs[i] = errNotSent // until its request is answered
+	}
+	chunks := (len(keys) + MaxBatch - 1) / MaxBatch
+	_ = store.ForEach(ctx, chunks, chunks, func(ctx context.Context, c int) error {
+		lo, hi := c*MaxBatch, min(len(keys), (c+1)*MaxBatch)
+		b.deleteChunk(ctx, keys[lo:hi], errs[lo:hi])
+		return nil // each key has its result
+	})
+	return errs
+}
+
+// errNotSent is the result of a key whose request was never sent (the
+// context ended first).
+var errNotSent = errors.New("not deleted: the collection was stopped before this delete was sent")
+
+// errNoAnswer is the result of a key whose batch was answered without a
+// word of it.
+var errNoAnswer = errors.New("not known to be deleted: the answer to its batch said nothing of it")
+
+// deleteChunk deletes at most MaxBatch keys in one Blob Batch request,
+// setting errs[i] for each keys[i] that may still be there.
+func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) {
+	if err := b.acquire(ctx); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return
+	}
+	defer b.release()
+	ctx, _ = store.WithTries(ctx)
+	fail := func(err error) {
+		for i, k := range keys {
+			errs[i] = b.deleteError(ctx, k, err, false)
+		}
+	}
+	bb, err := b.container.NewBatchBuilder()
+	if err != nil {
+		fail(err)
+		return
+	}
+	for _, k := range keys {
+		if err := bb.Delete(b.BlobName(k), nil); err != nil {
+			fail(err)
+			return
+		}
+	}
+	resp, err := b.container.SubmitBatch(ctx, bb, nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	for i := range errs {
+		errs[i] = errNoAnswer
+	}
+	for _, r := range resp.Responses {
+		if r == nil || r.ContentID == nil || *r.ContentID < 0 || *r.ContentID >= len(keys) {
+			continue // not a key's answer: nothing to report it against
+		}
+		i := *r.ContentID
+		switch {
+		case r.Error == nil, notFound(r.Error):
+			errs[i] = nil // a missing blob: as good as deleted
+		default:
+			errs[i] = b.deleteError(ctx, keys[i], r.Error, true)
+		}
+	}
 }
