@@ -225,6 +225,7 @@ func BenchmarkAzureCollect(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				be, direct := azureBehind(b, srv, proxy)
+				must(b, store.WriteIdentity(ctx, direct))
 				benchBlobs(b, direct, mode, n)
 				st := store.New(be)
 				if mode == "one-by-one" {
