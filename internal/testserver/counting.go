@@ -109,6 +109,10 @@ const (
 	// InternalError answers 500 UNKNOWN without forwarding the request: a
 	// registry failing (its storage, say).
 	InternalError
+	// BadRequest answers 400 Bad Request, with no body, without
+	// forwarding the request: a server refusing an operation it does not
+	// implement (an Azure account without Blob Batch, say).
+	BadRequest
 )
 
 func (f Fault) String() string {
@@ -127,6 +131,8 @@ func (f Fault) String() string {
 		return "415 UNSUPPORTED"
 	case InternalError:
 		return "500 UNKNOWN"
+	case BadRequest:
+		return "400 Bad Request"
 	}
 	return "pass"
 }
@@ -294,6 +300,9 @@ func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time
 			sw.Header().Set("Content-Type", "application/xml")
 			sw.WriteHeader(http.StatusPreconditionFailed)
 			_, _ = io.WriteString(sw, preconditionFailedBody) // the client may have gone; nothing to do about it
+		case BadRequest:
+			_, _ = io.Copy(io.Discard, r.Body) // as PreconditionFailed
+			sw.WriteHeader(http.StatusBadRequest)
 		case TagImmutable, ManifestInvalid, UnsupportedMediaType, InternalError:
 			_, _ = io.Copy(io.Discard, r.Body) // as PreconditionFailed
 			status, body := registryFault(call.Fault)

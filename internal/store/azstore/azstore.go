@@ -116,6 +116,7 @@ type Backend struct {
 	reached     atomic.Bool
 	attempts    int
 	slots       chan struct{}
+	noBatch     atomic.Bool // the endpoint refused a Blob Batch: delete one blob at a time
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -841,8 +842,11 @@ var _ store.BatchDeleter = (*Backend)(nil)
 // (a delete is idempotent: a retry of a batch that landed finds its blobs
 // gone, which counts as deleted). Each sub-request's answer is its key's
 // result: a missing blob is deleted, any other failure is that key's
-// error. A request that fails as a whole is the error of each of its keys.
-// It needs the delete permission, as Delete does.
+// error. A request that fails as a whole is the error of each of its keys,
+// except when the endpoint refuses Blob Batch itself (400, 405 or 501: an
+// account or an emulator without it): then the keys are deleted one Delete
+// Blob each, as are those of every later call. It needs the delete
+// permission, as Delete does.
 func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
 	errs := make([]error, len(keys))
 	for i := range errs {
@@ -851,10 +855,36 @@ func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
 	chunks := (len(keys) + MaxBatch - 1) / MaxBatch
 	_ = store.ForEach(ctx, chunks, chunks, func(ctx context.Context, c int) error {
 		lo, hi := c*MaxBatch, min(len(keys), (c+1)*MaxBatch)
-		b.deleteChunk(ctx, keys[lo:hi], errs[lo:hi])
+		if b.noBatch.Load() || !b.deleteChunk(ctx, keys[lo:hi], errs[lo:hi]) {
+			b.deleteEach(ctx, keys[lo:hi], errs[lo:hi])
+		}
 		return nil // each key has its result
 	})
 	return errs
+}
+
+// deleteEach deletes keys one Delete Blob each, as many at once as the
+// backend sends requests, setting errs[i] for each keys[i] that may still
+// be there.
+func (b *Backend) deleteEach(ctx context.Context, keys []string, errs []error) {
+	_ = store.ForEach(ctx, cap(b.slots), len(keys), func(ctx context.Context, i int) error {
+		errs[i] = b.Delete(ctx, keys[i])
+		return nil // each key has its result
+	})
+}
+
+// batchRefused reports whether err is the endpoint refusing Blob Batch
+// itself, not the deletes in it.
+func batchRefused(err error) bool {
+	var resp *azcore.ResponseError
+	if !errors.As(err, &resp) {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	}
+	return false
 }
 
 // errNotSent is the result of a key whose request was never sent (the
@@ -866,13 +896,14 @@ var errNotSent = errors.New("not deleted: the collection was stopped before this
 var errNoAnswer = errors.New("not known to be deleted: the answer to its batch said nothing of it")
 
 // deleteChunk deletes at most MaxBatch keys in one Blob Batch request,
-// setting errs[i] for each keys[i] that may still be there.
-func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) {
+// setting errs[i] for each keys[i] that may still be there. It returns
+// false, and sets nothing, when the endpoint refuses Blob Batch.
+func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) bool {
 	if err := b.acquire(ctx); err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
-		return
+		return true
 	}
 	defer b.release()
 	ctx, _ = store.WithTries(ctx)
@@ -884,18 +915,22 @@ func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) 
 	bb, err := b.container.NewBatchBuilder()
 	if err != nil {
 		fail(err)
-		return
+		return true
 	}
 	for _, k := range keys {
 		if err := bb.Delete(b.BlobName(k), nil); err != nil {
 			fail(err)
-			return
+			return true
 		}
 	}
 	resp, err := b.container.SubmitBatch(ctx, bb, nil)
+	if batchRefused(err) {
+		b.noBatch.Store(true)
+		return false
+	}
 	if err != nil {
 		fail(err)
-		return
+		return true
 	}
 	for i := range errs {
 		errs[i] = errNoAnswer
@@ -912,4 +947,5 @@ func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) 
 			errs[i] = b.deleteError(ctx, keys[i], r.Error, true)
 		}
 	}
+	return true
 }

@@ -165,3 +165,39 @@ func TestDeleteManyRetriesALostBatch(t *testing.T) {
 		t.Fatalf("left %v (%v), want nothing", left, err)
 	}
 }
+
+// TestDeleteManyWithoutBlobBatch: an endpoint that refuses Blob Batch
+// (400, as an account without it would) gets one Delete Blob per key,
+// every key's result nil; a later call sends no batch at all.
+func TestDeleteManyWithoutBlobBatch(t *testing.T) {
+	srv := testserver.StartAzurite(t)
+	srv.Env(t)
+	containerName := srv.NewContainer(t)
+	direct := newBackend(t, containerName)
+	keys := fillBlobs(t, direct, azstore.MaxBatch+20)
+	b, proxy := proxied(t, srv, containerName, func(c testserver.Call, tries int) testserver.Fault {
+		if c.Method == http.MethodPost && strings.Contains(c.Query, "comp=batch") {
+			return testserver.BadRequest
+		}
+		return testserver.Pass
+	})
+	first, second := keys[:azstore.MaxBatch+10], keys[azstore.MaxBatch+10:]
+	for _, ks := range [][]string{first, second} {
+		for i, err := range store.DeleteMany(context.Background(), b, 8, ks) {
+			if err != nil {
+				t.Fatalf("%s: %v", ks[i], err)
+			}
+		}
+	}
+	// The first call's two batches may both be sent before either is
+	// refused; none after.
+	if n := len(batchCalls(proxy.Calls("", ""))); n < 1 || n > 2 {
+		t.Errorf("%d Blob Batch requests, want the first call's 1 or 2 refused, then none", n)
+	}
+	if n := len(proxy.Calls(http.MethodDelete, "")); n != len(keys) {
+		t.Errorf("%d Delete Blob requests, want one per key, %d", n, len(keys))
+	}
+	if left, err := direct.List(context.Background(), ""); err != nil || len(left) != 0 {
+		t.Fatalf("left %v (%v), want nothing", left, err)
+	}
+}
