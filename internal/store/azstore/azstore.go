@@ -17,7 +17,9 @@
 // up to BlockSize in one Put Blob, larger blobs as staged blocks committed
 // with If-None-Match: * (Put Block List), so memory stays flat whatever the
 // size, and a failure before the commit leaves nothing visible (Azure
-// discards uncommitted blocks after a week).
+// discards uncommitted blocks after a week). The collector deletes in Blob
+// Batch requests of up to 256 blobs (DeleteMany), or one blob a request
+// where the account refuses Blob Batch.
 package azstore
 
 import (
