@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 
@@ -199,5 +200,32 @@ func TestDeleteManyWithoutBlobBatch(t *testing.T) {
 	}
 	if left, err := direct.List(context.Background(), ""); err != nil || len(left) != 0 {
 		t.Fatalf("left %v (%v), want nothing", left, err)
+	}
+}
+
+// TestDeleteManyWithinConcurrency: batches keep to the backend's request
+// limits: five batches on a backend of MaxConcurrency 2, each taking at
+// least 200 ms, are never more than two in flight.
+func TestDeleteManyWithinConcurrency(t *testing.T) {
+	srv := testserver.StartAzurite(t)
+	srv.Env(t)
+	containerName := srv.NewContainer(t)
+	keys := fillBlobs(t, newBackend(t, containerName), 5*azstore.MaxBatch)
+	proxy := srv.Proxy(t, 200*time.Millisecond)
+	t.Setenv(azstore.ConnectionStringEnv, testserver.ConnectionString(proxy.Endpoint))
+	b, err := azstore.New(context.Background(), testserver.AzuriteAccount, containerName, prefix, azstore.Settings{MaxConcurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range store.DeleteMany(context.Background(), b, 8, keys) {
+		if err != nil {
+			t.Fatalf("%s: %v", keys[i], err)
+		}
+	}
+	if n := len(batchCalls(proxy.Calls("", ""))); n != 5 || len(proxy.Calls("", "")) != 5 {
+		t.Errorf("%d Blob Batch requests of %d requests, want 5 of 5", n, len(proxy.Calls("", "")))
+	}
+	if n := proxy.MaxInFlight(); n != 2 {
+		t.Errorf("%d batches in flight at most, want MaxConcurrency, 2", n)
 	}
 }
