@@ -795,25 +795,17 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err == nil || notFound(err) {
 		return nil
 	}
-	return b.deleteError(ctx, key, err, false)
+	return b.deleteError(ctx, key, err)
 }
 
 // deleteError explains a failed delete of key: the permission the
 // collector needs when it was denied, the policy or lease that protects
-// the blob. In a batch (sub true, err a sub-request's answer) a 403 is a
-// missing permission whatever its code: the batch itself was let in with
-// the same credentials.
-func (b *Backend) deleteError(ctx context.Context, key string, err error, sub bool) error {
+// the blob.
+func (b *Backend) deleteError(ctx context.Context, key string, err error) error {
 	err = b.wrap(ctx, "deleting", key, err)
 	var e *Error
 	if !errors.As(err, &e) {
 		return err
-	}
-	if sub && isStatus(err, http.StatusForbidden) && !strings.HasPrefix(e.Reason, "access denied") {
-		var resp *azcore.ResponseError
-		errors.As(err, &resp)
-		e.Reason = fmt.Sprintf("access denied by %s (%s): the credentials lack the permission for this on the container",
-			b.endpoint, orStatus(bloberror.Code(resp.ErrorCode), resp))
 	}
 	switch {
 	case strings.HasPrefix(e.Reason, "access denied"):
@@ -824,9 +816,9 @@ func (b *Backend) deleteError(ctx context.Context, key string, err error, sub bo
 		e.Reason = "the blob is under an immutability policy or a legal hold (" + e.Reason + ")"
 		e.Hint = "The collector cannot delete what Azure immutable storage protects: make the policy's retention shorter than " +
 			"the collector's grace period, or leave such blobs to expire."
-	case bloberror.HasCode(err, bloberror.LeaseIDMissing, bloberror.LeaseIDMismatchWithBlobOperation):
+	case bloberror.HasCode(err, bloberror.LeaseIDMissing):
 		e.Reason = "the blob has an active lease, which Azure keeps it under until the lease is broken or expires (" + e.Reason + ")"
-		e.Hint = "Nothing of the provider leases blobs: find the tool that took the lease, or break it (az storage blob lease break " +
+		e.Hint = "The provider never leases blobs: find the tool that took the lease, or break it (az storage blob lease break " +
 			"--account-name " + b.account + " --container-name " + b.name + " --blob-name " + b.BlobName(key) + ") if nothing needs it. " +
 			"The blob is garbage: run the collection again once it is free."
 	}
@@ -911,7 +903,7 @@ func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) 
 	ctx, _ = store.WithTries(ctx)
 	fail := func(err error) {
 		for i, k := range keys {
-			errs[i] = b.deleteError(ctx, k, err, false)
+			errs[i] = b.deleteError(ctx, k, err)
 		}
 	}
 	bb, err := b.container.NewBatchBuilder()
@@ -946,7 +938,7 @@ func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) 
 		case r.Error == nil, notFound(r.Error):
 			errs[i] = nil // a missing blob: as good as deleted
 		default:
-			errs[i] = b.deleteError(ctx, keys[i], r.Error, true)
+			errs[i] = b.deleteError(ctx, keys[i], r.Error)
 		}
 	}
 	return true

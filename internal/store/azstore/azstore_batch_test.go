@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -227,5 +229,43 @@ func TestDeleteManyWithinConcurrency(t *testing.T) {
 	}
 	if n := proxy.MaxInFlight(); n != 2 {
 		t.Errorf("%d batches in flight at most, want MaxConcurrency, 2", n)
+	}
+}
+
+// TestDeleteManyWithoutDeletePermission: a SAS without the permission d
+// lets the batch in and Azure refuses each delete in it (403): each key's
+// result says access was denied and which permission the collector
+// needs, and every blob stays.
+func TestDeleteManyWithoutDeletePermission(t *testing.T) {
+	srv := testserver.StartAzurite(t)
+	srv.Env(t)
+	containerName := srv.NewContainer(t)
+	direct := newBackend(t, containerName)
+	keys := fillBlobs(t, direct, 3)
+	cred, err := azblob.NewSharedKeyCredential(testserver.AzuriteAccount, testserver.AzuriteKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sas.BlobSignatureValues{
+		Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour), ContainerName: containerName,
+		Permissions: (&sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, List: true}).String(),
+	}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := srv.Count(t)
+	t.Setenv(azstore.ConnectionStringEnv, "BlobEndpoint="+proxy.Endpoint+"/"+testserver.AzuriteAccount+";SharedAccessSignature="+q.Encode())
+	b := newBackend(t, containerName)
+	for i, err := range store.DeleteMany(context.Background(), b, 8, keys) {
+		if err == nil || !strings.Contains(err.Error(), "access denied") || !strings.Contains(err.Error(), "the permission d") ||
+			!strings.Contains(err.Error(), b.BlobName(keys[i])) {
+			t.Errorf("%s: %v; want access denied, naming the key and the permission", keys[i], err)
+		}
+	}
+	if n := len(batchCalls(proxy.Calls("", ""))); n != 1 {
+		t.Errorf("%d Blob Batch requests, want 1", n)
+	}
+	if left, err := direct.List(context.Background(), ""); err != nil || len(left) != len(keys) {
+		t.Fatalf("left %v (%v), want every blob", left, err)
 	}
 }
