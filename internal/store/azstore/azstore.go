@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -889,57 +890,107 @@ var errNotSent = errors.New("not deleted: the collection was stopped before this
 // word of it.
 var errNoAnswer = errors.New("not known to be deleted: the answer to its batch said nothing of it")
 
-// deleteChunk deletes at most MaxBatch keys in one Blob Batch request,
-// setting errs[i] for each keys[i] that may still be there. It returns
-// false, and sets nothing, when the endpoint refuses Blob Batch.
+// deleteChunk deletes at most MaxBatch keys in Blob Batch requests,
+// setting errs[i] for each keys[i] that may still be there. Keys whose
+// delete Azure answered as it answers a busy or failing server (408, 429,
+// 5xx) go again in a batch of their own, with backoff, up to as many tries
+// as any request. It returns false, having set nothing it would not set
+// again, when the endpoint refuses Blob Batch.
 func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) bool {
+	ctx, _ = store.WithTries(ctx)
+	todo := make([]int, len(keys))
+	for i := range todo {
+		todo[i] = i
+	}
+	wait := 200 * time.Millisecond
+	for try := 1; ; try++ {
+		again, ok := b.sendBatch(ctx, keys, errs, todo)
+		if !ok {
+			return false
+		}
+		if len(again) == 0 || try >= b.attempts {
+			return true
+		}
+		// Full jitter, as the SDK's retries: several chunks retried at
+		// once do not come back together.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(wait))) + time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return true // the keys left keep their errors
+		}
+		wait = min(2*wait, store.MaxBackoff)
+		todo = again
+	}
+}
+
+// sendBatch sends one Blob Batch request deleting keys[i] for each i in
+// todo, holding a request slot, and sets errs[i]. It returns the indices
+// whose delete failed as a busy server's does, to try again, and false
+// when the endpoint refuses Blob Batch.
+func (b *Backend) sendBatch(ctx context.Context, keys []string, errs []error, todo []int) (again []int, ok bool) {
 	if err := b.acquire(ctx); err != nil {
-		for i := range errs {
+		for _, i := range todo {
 			errs[i] = err
 		}
-		return true
+		return nil, true
 	}
 	defer b.release()
-	ctx, _ = store.WithTries(ctx)
 	fail := func(err error) {
-		for i, k := range keys {
-			errs[i] = b.deleteError(ctx, k, err)
+		for _, i := range todo {
+			errs[i] = b.deleteError(ctx, keys[i], err)
 		}
 	}
 	bb, err := b.container.NewBatchBuilder()
 	if err != nil {
 		fail(err)
-		return true
+		return nil, true
 	}
-	for _, k := range keys {
-		if err := bb.Delete(b.BlobName(k), nil); err != nil {
+	for _, i := range todo {
+		if err := bb.Delete(b.BlobName(keys[i]), nil); err != nil {
 			fail(err)
-			return true
+			return nil, true
 		}
 	}
 	resp, err := b.container.SubmitBatch(ctx, bb, nil)
 	if batchRefused(err) {
 		b.noBatch.Store(true)
-		return false
+		return nil, false
 	}
 	if err != nil {
 		fail(err)
-		return true
+		return nil, true
 	}
-	for i := range errs {
+	for _, i := range todo {
 		errs[i] = errNoAnswer
 	}
 	for _, r := range resp.Responses {
-		if r == nil || r.ContentID == nil || *r.ContentID < 0 || *r.ContentID >= len(keys) {
+		if r == nil || r.ContentID == nil || *r.ContentID < 0 || *r.ContentID >= len(todo) {
 			continue // not a key's answer: nothing to report it against
 		}
-		i := *r.ContentID
+		i := todo[*r.ContentID]
+		var re *azcore.ResponseError
 		switch {
 		case r.Error == nil, notFound(r.Error):
 			errs[i] = nil // a missing blob: as good as deleted
 		default:
 			errs[i] = b.deleteError(ctx, keys[i], r.Error)
+			if errors.As(r.Error, &re) && retriable(re.StatusCode) {
+				again = append(again, i)
+			}
 		}
 	}
-	return true
+	return again, true
+}
+
+// retriable reports whether an answer of status is one the SDK retries: a
+// busy or failing server.
+func retriable(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }

@@ -269,3 +269,55 @@ func TestDeleteManyWithoutDeletePermission(t *testing.T) {
 		t.Fatalf("left %v (%v), want every blob", left, err)
 	}
 }
+
+// TestDeleteManyRetriesABusyDelete: a delete of a batch that Azure answers
+// 503 ServerBusy goes again, alone, in a batch of its own; its retry finds
+// the blob gone (its first try landed), which counts as deleted. With one
+// attempt allowed, the 503 is the key's result and the other keys' are
+// nil.
+func TestDeleteManyRetriesABusyDelete(t *testing.T) {
+	srv := testserver.StartAzurite(t)
+	srv.Env(t)
+	containerName := srv.NewContainer(t)
+	direct := newBackend(t, containerName)
+	busyFirst := func(c testserver.Call, tries int) testserver.Fault {
+		if c.Method == http.MethodPost && strings.Contains(c.Query, "comp=batch") && tries == 0 {
+			return testserver.FirstPartBusy
+		}
+		return testserver.Pass
+	}
+	keys := fillBlobs(t, direct, 30)
+	b, proxy := proxied(t, srv, containerName, busyFirst)
+	for i, err := range store.DeleteMany(context.Background(), b, 8, keys) {
+		if err != nil {
+			t.Fatalf("%s: %v", keys[i], err)
+		}
+	}
+	calls := batchCalls(proxy.Calls("", ""))
+	if len(calls) != 2 || calls[0].Fault != testserver.FirstPartBusy || calls[1].Fault != testserver.Pass {
+		t.Fatalf("Blob Batch requests %+v, want the one whose first delete was answered busy, and its retry", calls)
+	}
+	if left, err := direct.List(context.Background(), ""); err != nil || len(left) != 0 {
+		t.Fatalf("left %v (%v), want nothing", left, err)
+	}
+
+	keys = fillBlobs(t, direct, 30)
+	proxy = srv.Faulty(t, busyFirst)
+	t.Setenv(azstore.ConnectionStringEnv, testserver.ConnectionString(proxy.Endpoint))
+	once, err := azstore.New(context.Background(), testserver.AzuriteAccount, containerName, prefix, azstore.Settings{MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i, err := range store.DeleteMany(context.Background(), once, 8, keys) {
+		if err != nil {
+			failed++
+			if !strings.Contains(err.Error(), "503 ServerBusy") || !strings.Contains(err.Error(), once.BlobName(keys[i])) {
+				t.Errorf("%s: %v; want the 503 naming the key", keys[i], err)
+			}
+		}
+	}
+	if n := len(batchCalls(proxy.Calls("", ""))); failed != 1 || n != 1 {
+		t.Fatalf("%d keys failed in %d Blob Batch requests, want 1 in 1", failed, n)
+	}
+}
