@@ -836,8 +836,8 @@ var _ store.BatchDeleter = (*Backend)(nil)
 // slot (so several run at once for a long list) and retried as any other
 // (a delete is idempotent: a retry of a batch that landed finds its blobs
 // gone, which counts as deleted). Each sub-request's answer is its key's
-// result: a missing blob is deleted, any other failure is that key's
-// error. A request that fails as a whole is the error of each of its keys,
+// result: a missing blob is deleted, a busy server's answer is tried again
+// (deleteChunk), any other failure is that key's error. A request that fails as a whole is the error of each of its keys,
 // except when the endpoint refuses Blob Batch itself (400, 405 or 501: an
 // account or an emulator without it): then the keys are deleted one Delete
 // Blob each, as are those of every later call. It needs the delete
