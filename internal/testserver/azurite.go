@@ -201,6 +201,13 @@ func (a *Azurite) NewContainer(t testing.TB) string {
 // paths are /devstoreaccount1/CONTAINER/BLOB.
 func (a *Azurite) Count(t testing.TB) *Counter { return startProxy(t, a.Endpoint, nil, 0, nil) }
 
+// Proxy starts a counting proxy in front of a for the test that delays
+// each request by delay (a round trip to an account in the same region is
+// about 20 ms).
+func (a *Azurite) Proxy(t testing.TB, delay time.Duration) *Counter {
+	return startProxy(t, a.Endpoint, nil, delay, nil)
+}
+
 // Faulty starts a counting proxy in front of a for the test that does to
 // each request what faults decides.
 func (a *Azurite) Faulty(t testing.TB, faults FaultFunc) *Counter {

@@ -109,6 +109,15 @@ const (
 	// InternalError answers 500 UNKNOWN without forwarding the request: a
 	// registry failing (its storage, say).
 	InternalError
+	// BadRequest answers 400 Bad Request, with no body, without
+	// forwarding the request: a server refusing an operation it does not
+	// implement (an Azure account without Blob Batch, say).
+	BadRequest
+	// FirstPartBusy forwards an Azure Blob Batch request, carried out
+	// whole, and passes its answer on with the first sub-request's answer
+	// made 503 ServerBusy: what Azure answers a sub-request when the
+	// account is busy (here one that landed).
+	FirstPartBusy
 )
 
 func (f Fault) String() string {
@@ -127,6 +136,10 @@ func (f Fault) String() string {
 		return "415 UNSUPPORTED"
 	case InternalError:
 		return "500 UNKNOWN"
+	case BadRequest:
+		return "400 Bad Request"
+	case FirstPartBusy:
+		return "first part 503 ServerBusy"
 	}
 	return "pass"
 }
@@ -294,6 +307,22 @@ func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time
 			sw.Header().Set("Content-Type", "application/xml")
 			sw.WriteHeader(http.StatusPreconditionFailed)
 			_, _ = io.WriteString(sw, preconditionFailedBody) // the client may have gone; nothing to do about it
+		case BadRequest:
+			_, _ = io.Copy(io.Discard, r.Body) // as PreconditionFailed
+			sw.WriteHeader(http.StatusBadRequest)
+		case FirstPartBusy:
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			// The first sub-response's status line, and an error code.
+			body := strings.Replace(rec.Body.String(), "HTTP/1.1 202 Accepted\r\n",
+				"HTTP/1.1 503 Server Busy\r\nx-ms-error-code: ServerBusy\r\n", 1)
+			for k, v := range rec.Header() {
+				if k != "Content-Length" {
+					sw.Header()[k] = v
+				}
+			}
+			sw.WriteHeader(rec.Code)
+			_, _ = io.WriteString(sw, body) // the client may have gone; nothing to do about it
 		case TagImmutable, ManifestInvalid, UnsupportedMediaType, InternalError:
 			_, _ = io.Copy(io.Discard, r.Body) // as PreconditionFailed
 			status, body := registryFault(call.Fault)

@@ -17,7 +17,9 @@
 // up to BlockSize in one Put Blob, larger blobs as staged blocks committed
 // with If-None-Match: * (Put Block List), so memory stays flat whatever the
 // size, and a failure before the commit leaves nothing visible (Azure
-// discards uncommitted blocks after a week).
+// discards uncommitted blocks after a week). The collector deletes in Blob
+// Batch requests of up to 256 blobs (DeleteMany), or one blob a request
+// where the account refuses Blob Batch.
 package azstore
 
 import (
@@ -28,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -116,6 +119,7 @@ type Backend struct {
 	reached     atomic.Bool
 	attempts    int
 	slots       chan struct{}
+	noBatch     atomic.Bool // the endpoint refused a Blob Batch: delete one blob at a time
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -792,18 +796,201 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err == nil || notFound(err) {
 		return nil
 	}
+	return b.deleteError(ctx, key, err)
+}
+
+// deleteError explains a failed delete of key: the permission the
+// collector needs when it was denied, the policy or lease that protects
+// the blob.
+func (b *Backend) deleteError(ctx context.Context, key string, err error) error {
 	err = b.wrap(ctx, "deleting", key, err)
 	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
 	switch {
-	case !errors.As(err, &e):
 	case strings.HasPrefix(e.Reason, "access denied"):
 		e.Hint = "The collector's identity needs the delete permission on the container's blobs: Storage Blob Data Contributor, " +
-			"or a custom role with blobs/delete; see the guide \"Sharing releases on Google Cloud and Azure\". Only the collector " +
-			"should have it, never publishers or planners."
+			"or a custom role with blobs/delete (a SAS: the permission d); see the guide \"Sharing releases on Google Cloud and Azure\". " +
+			"Only the collector should have it, never publishers or planners."
 	case bloberror.HasCode(err, bloberror.BlobImmutableDueToPolicy):
 		e.Reason = "the blob is under an immutability policy or a legal hold (" + e.Reason + ")"
 		e.Hint = "The collector cannot delete what Azure immutable storage protects: make the policy's retention shorter than " +
 			"the collector's grace period, or leave such blobs to expire."
+	case bloberror.HasCode(err, bloberror.LeaseIDMissing):
+		e.Reason = "the blob has an active lease, which Azure keeps it under until the lease is broken or expires (" + e.Reason + ")"
+		e.Hint = "The provider never leases blobs: find the tool that took the lease, or break it (az storage blob lease break " +
+			"--account-name " + b.account + " --container-name " + b.name + " --blob-name " + b.BlobName(key) + ") if nothing needs it. " +
+			"The blob is garbage: run the collection again once it is free."
 	}
 	return err
+}
+
+// MaxBatch is the most sub-requests one Blob Batch request takes.
+const MaxBatch = 256
+
+var _ store.BatchDeleter = (*Backend)(nil)
+
+// DeleteMany implements store.BatchDeleter with Blob Batch: up to
+// MaxBatch Delete Blob sub-requests a request, each request holding one
+// slot (so several run at once for a long list) and retried as any other
+// (a delete is idempotent: a retry of a batch that landed finds its blobs
+// gone, which counts as deleted). Each sub-request's answer is its key's
+// result: a missing blob is deleted, a busy server's answer is tried again
+// (deleteChunk), any other failure is that key's error. A request that fails as a whole is the error of each of its keys,
+// except when the endpoint refuses Blob Batch itself (400, 405 or 501: an
+// account or an emulator without it): then the keys are deleted one Delete
+// Blob each, as are those of every later call. It needs the delete
+// permission, as Delete does.
+func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
+	errs := make([]error, len(keys))
+	for i := range errs {
+		errs[i] = errNotSent // until its request is answered
+	}
+	chunks := (len(keys) + MaxBatch - 1) / MaxBatch
+	_ = store.ForEach(ctx, chunks, chunks, func(ctx context.Context, c int) error {
+		lo, hi := c*MaxBatch, min(len(keys), (c+1)*MaxBatch)
+		if b.noBatch.Load() || !b.deleteChunk(ctx, keys[lo:hi], errs[lo:hi]) {
+			b.deleteEach(ctx, keys[lo:hi], errs[lo:hi])
+		}
+		return nil // each key has its result
+	})
+	return errs
+}
+
+// deleteEach deletes keys one Delete Blob each, as many at once as the
+// backend sends requests, setting errs[i] for each keys[i] that may still
+// be there.
+func (b *Backend) deleteEach(ctx context.Context, keys []string, errs []error) {
+	_ = store.ForEach(ctx, cap(b.slots), len(keys), func(ctx context.Context, i int) error {
+		errs[i] = b.Delete(ctx, keys[i])
+		return nil // each key has its result
+	})
+}
+
+// batchRefused reports whether err is the endpoint refusing Blob Batch
+// itself, not the deletes in it.
+func batchRefused(err error) bool {
+	var resp *azcore.ResponseError
+	if !errors.As(err, &resp) {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	}
+	return false
+}
+
+// errNotSent is the result of a key whose request was never sent (the
+// context ended first).
+var errNotSent = errors.New("not deleted: the collection was stopped before this delete was sent")
+
+// errNoAnswer is the result of a key whose batch was answered without a
+// word of it.
+var errNoAnswer = errors.New("not known to be deleted: the answer to its batch said nothing of it")
+
+// deleteChunk deletes at most MaxBatch keys in Blob Batch requests,
+// setting errs[i] for each keys[i] that may still be there. Keys whose
+// delete Azure answered as it answers a busy or failing server (408, 429,
+// 5xx) go again in a batch of their own, with backoff, up to as many tries
+// as any request. It returns false, having set nothing it would not set
+// again, when the endpoint refuses Blob Batch.
+func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) bool {
+	ctx, _ = store.WithTries(ctx)
+	todo := make([]int, len(keys))
+	for i := range todo {
+		todo[i] = i
+	}
+	wait := 200 * time.Millisecond
+	for try := 1; ; try++ {
+		again, ok := b.sendBatch(ctx, keys, errs, todo)
+		if !ok {
+			return false
+		}
+		if len(again) == 0 || try >= b.attempts {
+			return true
+		}
+		// Full jitter, as the SDK's retries: several chunks retried at
+		// once do not come back together.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(wait))) + time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return true // the keys left keep their errors
+		}
+		wait = min(2*wait, store.MaxBackoff)
+		todo = again
+	}
+}
+
+// sendBatch sends one Blob Batch request deleting keys[i] for each i in
+// todo, holding a request slot, and sets errs[i]. It returns the indices
+// whose delete failed as a busy server's does, to try again, and false
+// when the endpoint refuses Blob Batch.
+func (b *Backend) sendBatch(ctx context.Context, keys []string, errs []error, todo []int) (again []int, ok bool) {
+	if err := b.acquire(ctx); err != nil {
+		for _, i := range todo {
+			errs[i] = err
+		}
+		return nil, true
+	}
+	defer b.release()
+	fail := func(err error) {
+		for _, i := range todo {
+			errs[i] = b.deleteError(ctx, keys[i], err)
+		}
+	}
+	bb, err := b.container.NewBatchBuilder()
+	if err != nil {
+		fail(err)
+		return nil, true
+	}
+	for _, i := range todo {
+		if err := bb.Delete(b.BlobName(keys[i]), nil); err != nil {
+			fail(err)
+			return nil, true
+		}
+	}
+	resp, err := b.container.SubmitBatch(ctx, bb, nil)
+	if batchRefused(err) {
+		b.noBatch.Store(true)
+		return nil, false
+	}
+	if err != nil {
+		fail(err)
+		return nil, true
+	}
+	for _, i := range todo {
+		errs[i] = errNoAnswer
+	}
+	for _, r := range resp.Responses {
+		if r == nil || r.ContentID == nil || *r.ContentID < 0 || *r.ContentID >= len(todo) {
+			continue // not a key's answer: nothing to report it against
+		}
+		i := todo[*r.ContentID]
+		var re *azcore.ResponseError
+		switch {
+		case r.Error == nil, notFound(r.Error):
+			errs[i] = nil // a missing blob: as good as deleted
+		default:
+			errs[i] = b.deleteError(ctx, keys[i], r.Error)
+			if errors.As(r.Error, &re) && retriable(re.StatusCode) {
+				again = append(again, i)
+			}
+		}
+	}
+	return again, true
+}
+
+// retriable reports whether an answer of status is one the SDK retries: a
+// busy or failing server.
+func retriable(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
