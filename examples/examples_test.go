@@ -447,62 +447,9 @@ resource "immutable_release" "r" {
 `, storeSettings, name, tc.who[i])), 0o644))
 				must(t, dirs[i], cfg, "init", "-input=false")
 			}
-			barrier := t.TempDir()
-			type result struct {
-				out  string
-				code int
-			}
-			// The applies end with the test, however it ends: a barrier
-			// they still wait at is opened, and they are killed.
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(func() {
-				// Best effort: cancel kills the applies whether or not the
-				// barrier opens.
-				_ = os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
-				cancel()
-			})
-			tofu := cli(t)
-			results := make(chan result, 2)
-			for _, d := range dirs {
-				go func() {
-					cmd := exec.CommandContext(ctx, tofu, "apply", "-input=false", "-auto-approve", "-no-color")
-					cmd.Dir = d
-					cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "IMMUTABLE_TEST_PUBLISH_BARRIER="+barrier)
-					out, err := cmd.CombinedOutput()
-					code := 0
-					if ee, ok := err.(*exec.ExitError); ok {
-						code = ee.ExitCode()
-					} else if err != nil {
-						code = -1
-						out = append(out, err.Error()...)
-					}
-					results <- result{string(out), code}
-				}()
-			}
-			// Both applies have planned 1.0.0 and stopped just before
-			// writing: wait for both, for at most a deadline, and stop at
-			// once if one ends instead.
-			deadline := time.NewTimer(3 * time.Minute)
-			defer deadline.Stop()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				ready, _ := filepath.Glob(filepath.Join(barrier, "ready-*"))
-				if len(ready) == 2 {
-					break
-				}
-				select {
-				case r := <-results:
-					t.Fatalf("an apply ended before the barrier (exit %d):\n%s", r.code, r.out)
-				case <-deadline.C:
-					t.Fatalf("the applies did not both reach the barrier within 3 minutes (ready: %v)", ready)
-				case <-tick.C:
-				}
-			}
-			mustDo(t, os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644))
+			results := raceApplies(t, cfg, dirs)
 			failed := 0
-			for range dirs {
-				r := <-results
+			for _, r := range results {
 				if r.code != 0 {
 					failed++
 					if !strings.Contains(r.out, "Version published by another apply") || !strings.Contains(r.out, "Plan again") {
@@ -528,4 +475,77 @@ resource "immutable_release" "r" {
 			}
 		})
 	}
+}
+
+// raceResult is how one of the racing applies ended.
+type raceResult struct {
+	out  string
+	code int
+}
+
+// raceApplies runs `apply -auto-approve` in both dirs at once, with the
+// provider's publish barrier (a mirror built with immutable_testhooks):
+// both plan, stop just before publishing, and are let go together once
+// both are there. It returns how each ended, in the order of dirs.
+func raceApplies(t *testing.T, cfg string, dirs [2]string) [2]raceResult {
+	t.Helper()
+	barrier := t.TempDir()
+	// The applies end with the test, however it ends: a barrier
+	// they still wait at is opened, and they are killed.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		// Best effort: cancel kills the applies whether or not the
+		// barrier opens.
+		_ = os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644)
+		cancel()
+	})
+	tofu := cli(t)
+	type ended struct {
+		i int
+		r raceResult
+	}
+	results := make(chan ended, 2)
+	for i, d := range dirs {
+		go func() {
+			cmd := exec.CommandContext(ctx, tofu, "apply", "-input=false", "-auto-approve", "-no-color")
+			cmd.Dir = d
+			cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cfg, "IMMUTABLE_TEST_PUBLISH_BARRIER="+barrier)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				code = -1
+				out = append(out, err.Error()...)
+			}
+			results <- ended{i, raceResult{string(out), code}}
+		}()
+	}
+	// Both applies have planned and stopped just before writing: wait
+	// for both, for at most a deadline, and stop at
+	// once if one ends instead.
+	deadline := time.NewTimer(3 * time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ready, _ := filepath.Glob(filepath.Join(barrier, "ready-*"))
+		if len(ready) == 2 {
+			break
+		}
+		select {
+		case e := <-results:
+			t.Fatalf("an apply ended before the barrier (exit %d):\n%s", e.r.code, e.r.out)
+		case <-deadline.C:
+			t.Fatalf("the applies did not both reach the barrier within 3 minutes (ready: %v)", ready)
+		case <-tick.C:
+		}
+	}
+	mustDo(t, os.WriteFile(filepath.Join(barrier, "go"), nil, 0o644))
+	var out [2]raceResult
+	for range dirs {
+		e := <-results
+		out[e.i] = e.r
+	}
+	return out
 }
