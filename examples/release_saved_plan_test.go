@@ -96,6 +96,17 @@ output "id" { value = immutable_release.cc.id }
 	if got := must(t, c3, cfg, "state", "show", "immutable_release.cc"); !strings.Contains(got, `version      = "1.0.0"`) {
 		t.Fatalf("after the refused apply, c3's state does not hold cc@1.0.0:\n%s", got)
 	}
+	// Its output still names what it planned, c2's cc@1.0.1 (core keeps
+	// outputs known at plan; see TestAccFailedApplyOutputs) until a
+	// refresh-only apply evaluates them again.
+	if got := output(t, c3, cfg, "id"); got != "cc@1.0.1" {
+		t.Fatalf("after the refused apply, output id is %q: core no longer keeps the planned cc@1.0.1; update the "+
+			"warning in templates/guides/releases-and-rollback.md.tmpl", got)
+	}
+	must(t, c3, cfg, "apply", "-input=false", "-refresh-only", "-auto-approve")
+	if got := output(t, c3, cfg, "id"); got != "cc@1.0.0" {
+		t.Fatalf("after apply -refresh-only, output id is %q, want cc@1.0.0", got)
+	}
 	out = must(t, c3, cfg, "plan", "-input=false", "-out=tfplan")
 	if !strings.Contains(out, "updated in-place") || !strings.Contains(out, `"cc@1.0.2"`) {
 		t.Fatalf("the next plan is not a clean update to 1.0.2:\n%s", out)
