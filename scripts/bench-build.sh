@@ -11,7 +11,12 @@
 #     state (a new CI runner, a teammate) — immutable_build on the store CI
 #     filled, the peer from scratch (and with an empty Go build cache);
 #   - nothing changed, and config/a.conf changed: the first build's working
-#     directory again.
+#     directory again;
+#   - plugin floor: a configuration of one resource, applied before, with
+#     nothing changed: one immutable_artifact of an empty directory against
+#     one terraform_data. What any provider plugin costs tofu (hashing the
+#     binary against the lock file, three plugin starts, the schema, the
+#     RPCs of one resource), against a resource built into tofu.
 # Both keep Go's build cache between runs (the example's caches =
 # { GOCACHE = "go-build" }, the peer's GOCACHE): empty for the first build
 # and on the clean machine, warm after. The peer needs zip(1).
@@ -81,10 +86,45 @@ resource "terraform_data" "image_c" {
 }
 TF
 
-# fresh KIND DIR: a new working directory of KIND (immutable or peer), initialised.
+# The plugin floor: one resource each, nothing to do.
+floor=$work/floor-template
+mkdir -p "$floor/immutable/empty" "$floor/peer"
+cat > "$floor/immutable/main.tf" <<'TF'
+terraform {
+  required_providers {
+    immutable = {
+      source = "immutable-infra/immutable"
+    }
+  }
+}
+
+variable "store" {
+  type = string
+}
+
+provider "immutable" {
+  store = var.store
+}
+
+resource "immutable_artifact" "empty" {
+  source = "${path.module}/empty"
+}
+TF
+cat > "$floor/peer/main.tf" <<'TF'
+resource "terraform_data" "empty" {
+  input = "empty"
+}
+TF
+
+# fresh KIND DIR: a new working directory of KIND (immutable, peer,
+# floor-immutable or floor-peer), initialised.
 fresh() {
   rm -rf "$2"
-  if [ "$1" = immutable ]; then cp -R examples/build-pipeline "$2"; else cp -R "$peer" "$2"; fi
+  case $1 in
+    immutable) cp -R examples/build-pipeline "$2" ;;
+    peer) cp -R "$peer" "$2" ;;
+    floor-*) cp -R "$floor/${1#floor-}" "$2" ;;
+  esac
   (cd "$2" && "$tofu" init -input=false >/dev/null)
 }
 # apply KIND DIR VARS...: one timed `tofu apply`; prints "ms steps".
@@ -112,6 +152,10 @@ record() { # ROW KIND "ms steps"
   steps[$1.$2]=${3#* }
 }
 store=$work/store
+fresh floor-immutable "$work/floor-im"
+fresh floor-peer "$work/floor-peer"
+IMMUTABLE_CACHE_DIR=$work/im-cache-floor apply immutable "$work/floor-im" -var "store=file://$work/floor-store" >/dev/null
+apply peer "$work/floor-peer" >/dev/null
 for i in $(seq "$runs"); do
   # immutable_build: a fresh machine cache (IMMUTABLE_CACHE_DIR: the stat
   # cache and caches = { GOCACHE = "go-build" }) for the first build and
@@ -134,19 +178,23 @@ for i in $(seq "$runs"); do
   record same peer "$(apply peer "$work/peer-ci" -var "gocache=$work/gocache-ci-$i")"
   printf 'listen %d\n' "$((9000 + i))" >"$work/peer-ci/config/a.conf"
   record change peer "$(apply peer "$work/peer-ci" -var "gocache=$work/gocache-ci-$i")"
+  record floor immutable "$(IMMUTABLE_CACHE_DIR=$work/im-cache-floor apply immutable "$work/floor-im" -var "store=file://$work/floor-store")"
+  record floor peer "$(apply peer "$work/floor-peer")"
 done
 
 echo
 echo "examples/build-pipeline, tofu apply (plan + apply), median of $runs, seconds (steps run)"
 printf '%-44s %22s %30s\n' "" "immutable_build" "terraform_data + local-exec"
-for row in first clean same change; do
+for row in first clean same change floor; do
   case $row in
     first) label="first build (empty store / no state)" ;;
     clean) label="clean machine, nothing changed" ;;
     same) label="nothing changed, same machine" ;;
     change) label="config/a.conf changed, same machine" ;;
+    floor) label="plugin floor (one resource, nothing changed)" ;;
   esac
   printf '%-44s %16s (%s) %24s (%s)\n' "$label" \
     "$(printf '%s' "${times[$row.immutable]}" | grep . | median)" "${steps[$row.immutable]}" \
     "$(printf '%s' "${times[$row.peer]}" | grep . | median)" "${steps[$row.peer]}"
 done
+echo "plugin floor: one immutable_artifact of an empty directory against one terraform_data, applied before."

@@ -30,7 +30,12 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 141' PIPE
 trap 'exit 143' TERM
-CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "-X main.version=$version" -o "$tmp/$name" .
+# Built as .goreleaser.yml builds a release: -s -w leave out the symbol
+# table and DWARF (50 MB -> 35 MB). Every tofu/terraform command hashes the
+# whole provider binary against .terraform.lock.hcl before starting it: a
+# debug build made every command slower than what users run
+# (scripts/bench-build.sh measures through this script).
+CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "-s -w -X main.version=$version" -o "$tmp/$name" .
 replaced=
 for host in registry.opentofu.org registry.terraform.io; do
   d=$dir/$host/immutable-infra/immutable/$version/$target

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -25,7 +26,7 @@ func CheckAddress(addr string) error {
 	if _, err := name.NewRegistry(addr, name.StrictValidation); err != nil {
 		return fmt.Errorf("%q is not a registry host: %s", addr, usertext.Escape(err.Error()))
 	}
-	if !hostPattern.MatchString(addr) {
+	if !hostPattern().MatchString(addr) {
 		return fmt.Errorf("%q is not a registry host: a host is ASCII letters, digits, '-' and '.' (or an IPv6 address in "+
 			"brackets), and an optional :port, as in ghcr.io or 127.0.0.1:5000", addr)
 	}
@@ -38,7 +39,9 @@ func CheckAddress(addr string) error {
 // checks it as a URI authority, which lets through any Unicode letter and
 // invisible or reordering characters (U+200B, U+202E) that would show in
 // every plan naming the image as something else than they are.
-var hostPattern = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
+var hostPattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
+})
 
 // CheckRepository reports whether repo names a repository to push to:
 // "registry/repository", without a tag or a digest.
@@ -58,11 +61,11 @@ func CheckRepository(repo string) error {
 	if host, _, _ := strings.Cut(repo, "/"); host != r.RegistryStr() && (host != "docker.io" || r.RegistryStr() != name.DefaultRegistry) {
 		return fmt.Errorf("%q names no registry: write it with the registry's host first, as in ghcr.io/acme/api or docker.io/library/%s", repo, repo)
 	}
-	if !hostPattern.MatchString(r.RegistryStr()) {
+	if !hostPattern().MatchString(r.RegistryStr()) {
 		return fmt.Errorf("%q is not a repository: its registry host is ASCII letters, digits, '-' and '.' (or an IPv6 "+
 			"address in brackets), and an optional :port, as in ghcr.io/acme/api or 127.0.0.1:5000/api", repo)
 	}
-	if !repositoryPath.MatchString(r.RepositoryStr()) {
+	if !repositoryPath().MatchString(r.RepositoryStr()) {
 		return fmt.Errorf("%q is not a repository: each part between '/' is lower-case letters and digits, "+
 			"separated inside by one '.', one or two '_', or '-'s, as in ghcr.io/acme/my-api (no empty part, no "+
 			"separator first or last)", repo)
@@ -73,7 +76,9 @@ func CheckRepository(repo string) error {
 // repositoryPath is the distribution spec's repository name (the path
 // after the registry). go-containerregistry checks only its characters,
 // so "a//b", "a..b" or "-a" passed and failed at apply.
-var repositoryPath = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+var repositoryPath = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+})
 
 // CheckDigestRef reports whether ref is "registry/repository@sha256:…".
 func CheckDigestRef(ref string) error {
@@ -102,11 +107,11 @@ func SplitDigestRef(ref string) (string, digest.Sum, error) {
 }
 
 // tagPattern is a tag as the OCI distribution spec has it.
-var tagPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+var tagPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
 
 // CheckTag reports whether t can be a tag.
 func CheckTag(t string) error {
-	if !tagPattern.MatchString(t) {
+	if !tagPattern().MatchString(t) {
 		return fmt.Errorf("%q is not a tag: a tag is 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", t)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/azstore"
@@ -56,7 +57,7 @@ func (e *UserInfoError) Error() string {
 }
 
 // bucketRe is the S3 bucket naming rule (general purpose buckets).
-var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+var bucketRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`) })
 
 // Redacted stands for the user info of a URL in messages.
 const Redacted = "REDACTED"
@@ -129,7 +130,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		if bucket == "" {
 			return nil, fmt.Errorf("%q names no bucket: write s3://BUCKET or s3://BUCKET/PREFIX", shown)
 		}
-		if !bucketRe.MatchString(bucket) {
+		if !bucketRe().MatchString(bucket) {
 			hint := ""
 			if strings.Contains(bucket, ":") || bucket == "localhost" {
 				hint = " It looks like a server address: put it in " + names.Endpoint + ", and only the bucket in the URL."
@@ -254,8 +255,8 @@ func redact(raw string) (shown string, userinfo bool) {
 // and digits; a container 3 to 63 lower-case letters, digits and single
 // hyphens, starting and ending with a letter or digit.
 var (
-	azureAccountRe   = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
-	azureContainerRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`)
+	azureAccountRe   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]{3,24}$`) })
+	azureContainerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9]|-[a-z0-9]){2,62}$`) })
 )
 
 // openAzure opens azblob://ACCOUNT/CONTAINER/PREFIX (rest is what follows
@@ -278,11 +279,11 @@ func openAzure(ctx context.Context, shown, rest string, userinfo bool, s azstore
 	if host, _, ok := strings.Cut(account, "."); ok && strings.Contains(account, ".blob.") {
 		return nil, fmt.Errorf("%q names a host, not a storage account: write azblob://%s/%s", shown, host, path)
 	}
-	if !azureAccountRe.MatchString(account) {
+	if !azureAccountRe().MatchString(account) {
 		return nil, fmt.Errorf("%q names the storage account %q, which is not a valid account name: 3 to 24 lower-case letters and "+
 			"digits. Write azblob://ACCOUNT/CONTAINER or azblob://ACCOUNT/CONTAINER/PREFIX", shown, account)
 	}
-	if !azureContainerRe.MatchString(container) {
+	if !azureContainerRe().MatchString(container) {
 		return nil, fmt.Errorf("%q names the container %q, which is not a valid container name: 3 to 63 lower-case letters, digits "+
 			"and single hyphens, starting and ending with a letter or digit. Write azblob://ACCOUNT/CONTAINER or "+
 			"azblob://ACCOUNT/CONTAINER/PREFIX", shown, container)
@@ -300,7 +301,7 @@ func openAzure(ctx context.Context, shown, rest string, userinfo bool, s azstore
 // gcsBucketRe is the Cloud Storage bucket naming rule: 3 to 63 characters
 // (up to 222 with dots), lower-case letters, digits, '-', '_' and '.',
 // starting and ending with a letter or digit.
-var gcsBucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
+var gcsBucketRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`) })
 
 // openGCS opens gs://BUCKET/PREFIX. Credentials never go in the URL:
 // they come from Application Default Credentials.
@@ -319,7 +320,7 @@ func openGCS(raw, shown, rest string, userinfo bool, s gcsstore.Settings) (*stor
 		return nil, fmt.Errorf("%q names no bucket: write gs://BUCKET or gs://BUCKET/PREFIX", raw)
 	}
 	long := len(bucket) > 63 && !strings.Contains(bucket, ".")
-	if !gcsBucketRe.MatchString(bucket) || long || strings.Contains(bucket, "..") {
+	if !gcsBucketRe().MatchString(bucket) || long || strings.Contains(bucket, "..") {
 		return nil, fmt.Errorf("%q names the bucket %q, which is not a valid Cloud Storage bucket name: 3 to 63 lower-case letters, "+
 			"digits, '-', '_' and '.' (up to 222 with dots), starting and ending with a letter or digit", raw, bucket)
 	}
