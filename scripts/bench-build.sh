@@ -148,6 +148,9 @@ apply() {
 
 declare -A times steps
 record() { # ROW KIND "ms steps"
+  # apply exits its command substitution on failure, which set -e does not
+  # see in an argument: an empty result is that failure.
+  [ -n "$3" ] || { echo "bench-build: the $2 apply of row $1 failed (its log is above)" >&2; exit 1; }
   times[$1.$2]+="${3% *}"$'\n'
   steps[$1.$2]=${3#* }
 }
@@ -198,3 +201,13 @@ for row in first clean same change floor; do
     "$(printf '%s' "${times[$row.peer]}" | grep . | median)" "${steps[$row.peer]}"
 done
 echo "plugin floor: one immutable_artifact of an empty directory against one terraform_data, applied before."
+med() { printf '%s' "${times[$1]}" | grep . | median; }
+awk -v ci="$(med clean.immutable)" -v cp="$(med clean.peer)" -v xi="$(med change.immutable)" -v xp="$(med change.peer)" \
+  -v si="$(med same.immutable)" -v sp="$(med same.peer)" -v fi="$(med floor.immutable)" -v fp="$(med floor.peer)" 'BEGIN {
+  printf "target: clean machine >= 10x faster than the peer: %s (%.1fx)\n", (cp / ci >= 10) ? "met" : "MISSED", cp / ci
+  if (xi <= xp) { printf "target: one changed config no slower than the peer: met (%.2fx)\n", xi / xp; exit }
+  printf "target: one changed config no slower than the peer: MISSED by %.2f s (%.2fx).", xi - xp, xi / xp
+  printf " Why: any plugin costs %.2f s more than terraform_data, which runs inside tofu (the floor row:" , fi - fp
+  printf " tofu hashes the provider binary and starts it three or four times, each start a new TLS key on both sides);"
+  printf " the no-op pipeline costs %.2f s more; the three steps themselves %.2f s against the peer'"'"'s %.2f s.\n", si - sp, xi - si, xp - sp
+}'
