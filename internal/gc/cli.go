@@ -13,6 +13,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/azstore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/storeurl"
@@ -72,6 +73,10 @@ var azureNames = azstore.Names{
 		"(see the guide \"Sharing releases on Google Cloud and Azure\").",
 	Rerun: names.Rerun,
 }
+
+// fileNames are the collector's, for a file:// store.
+var fileNames = filestore.Names{Store: names.Store, User: "the user running gc",
+	Full: "free some space there (the collector deletes what needs none first, then a few KiB at a time), then run gc again"}
 
 // durationFlag is a flag.Value taking "30d" besides Go durations.
 type durationFlag struct{ d *time.Duration }
@@ -163,7 +168,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	st, err := storeurl.Open(ctx, raw, storeurl.Options{
-		S3: s3, Azure: azstore.Settings{Names: azureNames},
+		File: fileNames, S3: s3, Azure: azstore.Settings{Names: azureNames},
 		GCS: gcsstore.Settings{Names: gcsstore.Names{Store: names.Store, Rerun: names.Rerun}},
 	})
 	if err != nil {

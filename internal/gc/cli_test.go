@@ -279,6 +279,8 @@ func TestMainS3ErrorsNameFlags(t *testing.T) {
 	must(t, err)
 	st := store.New(b)
 	putBlob(t, st, "content\n")
+	expire(t, st)
+	laterClock(t) // the blob is garbage: there is something to delete
 	access, secret := srv.AddReader(t, bucket)
 	t.Setenv("AWS_ACCESS_KEY_ID", access)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
@@ -287,6 +289,13 @@ func TestMainS3ErrorsNameFlags(t *testing.T) {
 		!strings.Contains(stderr, "The collector needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") {
 		t.Fatalf("a reader's credentials: exit %d\n%s%s", code, stdout, stderr)
 	}
+}
+
+// laterClock plans the collections of the test a month from now, so that
+// what it stored is old on stores where it cannot be aged.
+func laterClock(t *testing.T) {
+	t.Cleanup(func() { planClock = time.Now })
+	planClock = func() time.Time { return time.Now().Add(30 * 24 * time.Hour) }
 }
 
 // TestMainS3GaveUpSaysTheCollectionMayRunAgain: a server that keeps

@@ -53,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -89,20 +90,76 @@ func (e *UnsupportedError) Error() string {
 }
 
 // UntrustedError is a record the collector cannot read or trust: what it
-// references is unknown, so nothing is deleted.
+// references is unknown, so nothing is deleted. Others are more found in
+// the same run (the first maxUntrusted in all, by key), and More how many
+// beyond those.
 type UntrustedError struct {
-	Key   string
-	Err   error
-	After bool // found after some garbage was deleted (a lease read mid-run)
+	Key    string
+	Err    error
+	After  bool // found after some garbage was deleted (a lease read mid-run)
+	Others []*UntrustedError
+	More   int
 }
+
+// maxUntrusted is how many objects an *UntrustedError names.
+const maxUntrusted = 20
 
 func (e *UntrustedError) Error() string {
 	what := "nothing was deleted"
 	if e.After {
 		what = "the collection stopped (the report lists what it deleted before; the store is consistent)"
 	}
-	return fmt.Sprintf("%s: %s cannot be read or trusted, so what it references is unknown (%v). "+
-		"Restore it, or move it out of the store (delete it if it is not needed), and run the collection again", what, e.Key, e.Err)
+	if len(e.Others) == 0 && e.More == 0 {
+		return fmt.Sprintf("%s: %s cannot be read or trusted, so what it references is unknown (%v). "+
+			"Restore it, or move it out of the store (delete it if it is not needed), and run the collection again", what, e.Key, e.Err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d objects cannot be read or trusted, so what they reference is unknown:\n  %s (%v)", what,
+		1+len(e.Others)+e.More, e.Key, e.Err)
+	for _, o := range e.Others {
+		fmt.Fprintf(&b, "\n  %s (%v)", o.Key, o.Err)
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "\n  and %d more", e.More)
+	}
+	b.WriteString("\nRestore them, or move them out of the store (delete those not needed), and run the collection again")
+	return b.String()
+}
+
+// untrusted makes the *UntrustedErrors among errs one, naming the first
+// maxUntrusted by key and counting the rest; any other error (the first)
+// comes before them, and nil when there is none.
+func untrusted(errs []error) error {
+	var all []*UntrustedError
+	for _, err := range errs {
+		var u *UntrustedError
+		switch {
+		case err == nil:
+		case errors.As(err, &u):
+			all = append(all, u)
+			all = append(all, u.Others...)
+		default:
+			return err
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	slices.SortFunc(all, func(a, b *UntrustedError) int { return strings.Compare(a.Key, b.Key) })
+	all = slices.CompactFunc(all, func(a, b *UntrustedError) bool { return a.Key == b.Key })
+	more := 0
+	for _, u := range all {
+		more += u.More
+	}
+	if len(all) > maxUntrusted {
+		more += len(all) - maxUntrusted
+		all = all[:maxUntrusted]
+	}
+	first := &UntrustedError{Key: all[0].Key, Err: all[0].Err, After: all[0].After, More: more}
+	for _, u := range all[1:] {
+		first.Others = append(first.Others, &UntrustedError{Key: u.Key, Err: u.Err})
+	}
+	return first
 }
 
 func (e *UntrustedError) Unwrap() error { return e.Err }
@@ -182,28 +239,90 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 			return nil, err
 		}
 	}
-	if !o.DryRun {
-		if err := c.probeClock(ctx); err != nil {
+	// Planned on this machine's clock (less clockSlack for a real run),
+	// which the dry run reports by too; then, if there is anything to
+	// delete, on the store's clock, measured first.
+	if c.now.IsZero() {
+		c.now = planClock()
+		if !o.DryRun {
+			c.now = c.now.Add(-clockSlack)
+		}
+	}
+	pl, err := c.planAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if o.DryRun {
+		return c.report, c.sweep(ctx, pl)
+	}
+	if pl.empty() {
+		c.logf("nothing to delete: nothing is written")
+		return c.report, nil
+	}
+	if err := c.probeClock(ctx); err != nil {
+		return nil, err
+	}
+	if o.Now.IsZero() && c.storeNow().Before(c.now) {
+		// The store's clock is behind this machine's by more than the
+		// slack: objects are younger on it than planned. Planned again.
+		c.now = c.storeNow()
+		c.report.Kept, c.report.Retained = nil, Count{}
+		if pl, err = c.planAll(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if c.now.IsZero() {
-		c.now = c.storeNow()
-	}
-	versions, err := c.versions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	kept, err := c.mark(ctx, versions)
-	if err != nil {
-		return nil, err
-	}
-	err = c.sweep(ctx, versions, kept)
+	err = c.sweep(ctx, pl)
 	var untrusted *UntrustedError
 	if errors.As(err, &untrusted) && c.report.Total().Objects > 0 {
 		untrusted.After = true
 	}
 	return c.report, err
+}
+
+// planClock is the clock a collection without Options.Now is planned on,
+// before the store's is measured; tests move it to make what they stored
+// old where they cannot age it.
+var planClock = time.Now
+
+// clockSlack is how far behind this machine's clock a real run plans: the
+// plan holds unless the store's clock, measured after it (probeClock), is
+// further behind still, when it is planned again.
+const clockSlack = time.Minute
+
+// planAll applies the policy at c.now, marks what it keeps and plans what
+// goes.
+//
+// What it cannot trust stops it, every such object named at once (the
+// first maxUntrusted): release records, channel histories and yanks, then
+// leases and stale markers, read too when a record stopped it.
+func (c *collector) planAll(ctx context.Context) (*plan, error) {
+	versions, err := c.versions(ctx)
+	if errors.As(err, new(*UntrustedError)) {
+		_, lerr := c.leasedKeys(ctx)
+		_, merr := c.readProtocol(ctx, c.expired(store.MarkersPrefix, store.MarkerTTL), true)
+		return nil, untrusted([]error{err, onlyUntrusted(lerr), onlyUntrusted(merr)})
+	}
+	if err != nil {
+		return nil, err
+	}
+	kept, err := c.mark(ctx, versions)
+	if errors.As(err, new(*UntrustedError)) {
+		_, merr := c.readProtocol(ctx, c.expired(store.MarkersPrefix, store.MarkerTTL), true)
+		return nil, untrusted([]error{err, onlyUntrusted(merr)})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.plan(ctx, versions, kept)
+}
+
+// onlyUntrusted is err if it is an *UntrustedError, else nil: a read made
+// only to name more of them fails in vain.
+func onlyUntrusted(err error) error {
+	if errors.As(err, new(*UntrustedError)) {
+		return err
+	}
+	return nil
 }
 
 // EmptyError is a store with no release and no content: most likely a
@@ -251,9 +370,20 @@ func (c *collector) inventory(ctx context.Context) error {
 
 // probeClock measures the store's clock against this machine's, so that
 // ages (of objects, leases, markers) are measured on the clock that
-// stamped them: it stores an empty marker (which names nothing, so no
-// writer waits for it), reads its time, and deletes it.
+// stamped them. A store that reads its clock without storing anything
+// (store.Clock: a file store, whose disk may be full) does; on another the
+// collector stores an empty marker (which names nothing, so no writer
+// waits for it), reads its time, and deletes it.
 func (c *collector) probeClock(ctx context.Context) error {
+	if clock, ok := c.d.(store.Clock); ok {
+		before := time.Now()
+		t, err := clock.StoreTime(ctx)
+		if err != nil {
+			return err
+		}
+		c.setOffset(t, before, time.Now())
+		return nil
+	}
 	key := store.MarkerKey(store.NewObjectID(time.Now()))
 	before := time.Now()
 	if err := c.b.Create(ctx, key, bytes.NewReader(store.MarkerBody(nil))); err != nil {
@@ -265,10 +395,15 @@ func (c *collector) probeClock(ctx context.Context) error {
 		return err
 	}
 	if len(infos) == 1 {
-		c.offset = infos[0].ModTime.Sub(before.Add(after.Sub(before) / 2))
-		c.logf("the store's clock is %s ahead of this machine's", c.offset.Round(time.Second))
+		c.setOffset(infos[0].ModTime, before, after)
 	}
 	return c.d.Delete(ctx, key)
+}
+
+// setOffset takes the store's time t, read between before and after.
+func (c *collector) setOffset(t, before, after time.Time) {
+	c.offset = t.Sub(before.Add(after.Sub(before) / 2))
+	c.logf("the store's clock is %s ahead of this machine's", c.offset.Round(time.Second))
 }
 
 // storeNow is the time on the store's clock.

@@ -55,6 +55,7 @@ func TestMainAzureErrorsNameFlags(t *testing.T) {
 	b, err := azstore.New(ctx, testserver.AzuriteAccount, containerName, "p", azstore.Settings{})
 	must(t, err)
 	putBlob(t, store.New(b), "content\n")
+	expire(t, store.New(b))
 	url := "azblob://" + testserver.AzuriteAccount + "/" + containerName + "/p"
 	code, stdout, stderr = run("--store", url, "--dry-run")
 	if code != 0 || !strings.Contains(stdout, "would delete") {
@@ -69,6 +70,7 @@ func TestMainAzureErrorsNameFlags(t *testing.T) {
 	}.SignWithSharedKey(cred)
 	must(t, err)
 	t.Setenv(azstore.ConnectionStringEnv, "BlobEndpoint="+srv.Endpoint+"/"+testserver.AzuriteAccount+";SharedAccessSignature="+q.Encode())
+	laterClock(t) // the blob is garbage: there is something to delete
 	code, stdout, stderr = run("--store", url)
 	if code != 1 || strings.Contains(stderr, "provider's `") || !strings.Contains(stderr, "access denied") ||
 		!strings.Contains(stderr, "delete permission") {

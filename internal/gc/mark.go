@@ -140,6 +140,7 @@ func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []s
 			todo = append(todo, k)
 		}
 		refs := make([][]string, len(todo))
+		bad := make([]error, len(todo)) // each one named, not only the first
 		err := store.ForEach(ctx, c.st.Concurrency(), len(todo), func(ctx context.Context, i int) error {
 			r, err := c.references(ctx, todo[i])
 			if errors.Is(err, store.ErrNotFound) {
@@ -148,12 +149,19 @@ func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []s
 				return nil
 			}
 			if err != nil {
-				return &UntrustedError{Key: todo[i], Err: err}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				bad[i] = &UntrustedError{Key: todo[i], Err: err}
+				return nil
 			}
 			refs[i] = r
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := untrusted(bad); err != nil {
 			return err
 		}
 		level = nil
@@ -297,24 +305,30 @@ func (c *collector) readProtocol(ctx context.Context, keys []string, marker bool
 	}
 	named := make([][]string, len(keys))
 	gone := make([]bool, len(keys))
+	bad := make([]error, len(keys)) // each one named, not only the first
 	err := store.ForEach(ctx, c.st.Concurrency(), len(keys), func(ctx context.Context, i int) error {
 		k := keys[i]
 		if key, ok := store.ParseKey(k); !ok || key.Family != family {
-			return &UntrustedError{Key: k, Err: fmt.Errorf("it is not %s the provider wrote: those are named "+
+			bad[i] = &UntrustedError{Key: k, Err: fmt.Errorf("it is not %s the provider wrote: those are named "+
 				"%s<20 digits>-<16 hex digits>, and the collector deletes nothing else there", what, family.Prefix())}
+			return nil
 		}
 		ks, err := store.ReadKeys(ctx, c.b, k, marker)
 		if errors.Is(err, store.ErrNotFound) {
 			gone[i] = true
 			return nil
 		}
-		if err != nil {
-			return &UntrustedError{Key: k, Err: err}
+		if err != nil && ctx.Err() == nil {
+			bad[i] = &UntrustedError{Key: k, Err: err}
+			return nil
 		}
 		named[i] = ks
-		return nil
+		return err
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := untrusted(bad); err != nil {
 		return nil, err
 	}
 	out := map[string][]string{}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
@@ -69,10 +68,13 @@ func (v *version) String() string { return v.name + "@" + v.version }
 func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	byName := map[string][]string{}
 	channels := map[[2]string]bool{}
+	// Every record, history and yank that cannot be trusted is named,
+	// not only the first: a user fixes them all before the next run.
+	var bad []error
 	for k := range c.all {
 		switch key, ok := store.ParseKey(k); {
 		case key.Family == store.FamilyVersion && !ok:
-			return nil, &UntrustedError{Key: k, Err: errors.New("it is not a release record's key")}
+			bad = append(bad, &UntrustedError{Key: k, Err: errors.New("it is not a release record's key")})
 		case key.Family == store.FamilyVersion:
 			byName[key.Release] = append(byName[key.Release], key.Version)
 		case key.Family == store.FamilyMove:
@@ -85,7 +87,8 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	for rc := range channels {
 		hist, err := release.History(ctx, c.b, rc[0], rc[1], c.p.KeepChannelMoves)
 		if err != nil {
-			return nil, &UntrustedError{Key: store.MovesPrefix(rc[0], rc[1]), Err: err}
+			bad = append(bad, &UntrustedError{Key: store.MovesPrefix(rc[0], rc[1]), Err: err})
+			continue
 		}
 		for _, m := range hist {
 			pinned[rc[0]+"@"+m.To] = true
@@ -125,20 +128,17 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	for _, name := range names {
 		yanks, err := release.Yanks(ctx, c.b, name)
 		if err != nil {
-			return nil, &UntrustedError{Key: store.YanksPrefix(name), Err: err}
+			bad = append(bad, &UntrustedError{Key: store.YanksPrefix(name), Err: err})
+			continue
 		}
 		sorted := versions.Sorted(byName[name])
 		if len(sorted) != len(byName[name]) {
-			key := store.VersionsPrefix(name)
-			bad := slices.Clone(byName[name])
-			sort.Strings(bad) // the same one named on every run
-			for _, v := range bad {
-				if len(versions.Sorted([]string{v})) == 0 {
-					key += v // the first that is not a version, named
-					break
+			for _, v := range byName[name] {
+				if len(versions.Sorted([]string{v})) == 0 { // each that is not a version, named
+					bad = append(bad, &UntrustedError{Key: store.VersionsPrefix(name) + v, Err: errors.New("its name is not a version")})
 				}
 			}
-			return nil, &UntrustedError{Key: key, Err: errors.New("its name is not a version")}
+			continue
 		}
 		// Counted from the highest down: stable versions not yanked (what
 		// constraints and the latest resolve to) count for keep-last; a
@@ -153,7 +153,8 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 				continue // deleted since it was listed (another collector)
 			}
 			if err != nil {
-				return nil, &UntrustedError{Key: release.VersionKey(name, v), Err: err}
+				bad = append(bad, &UntrustedError{Key: release.VersionKey(name, v), Err: err})
+				continue
 			}
 			ver := &version{name: name, version: v, record: rec}
 			y := yanks[v]
@@ -183,6 +184,9 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 			}
 			out = append(out, ver)
 		}
+	}
+	if err := untrusted(bad); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -33,37 +35,60 @@ func (e *SlowError) Error() string {
 // release record; an error stops the collection there, as a crash would.
 var testHookDelete func(ctx context.Context, key string) error
 
-// sweep deletes, in order, expired leases and stale markers, the versions
-// the policy does not keep, and the content no kept root reaches.
-func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bool) error {
-	var gone []*version
+// plan is what a collection deletes: the versions the policy does not
+// keep, oldest first, the content no kept root reaches by kind, and the
+// expired leases and stale markers.
+type plan struct {
+	gone            []*version
+	byKind          map[string][]string
+	leases, markers []string
+}
+
+// empty is a plan that deletes nothing (and so writes nothing).
+func (p *plan) empty() bool {
+	n := len(p.gone) + len(p.leases) + len(p.markers)
+	for _, ks := range p.byKind {
+		n += len(ks)
+	}
+	return n == 0
+}
+
+// plan says what is deleted, given the versions and the keys kept.
+func (c *collector) plan(ctx context.Context, vs []*version, kept map[string]bool) (*plan, error) {
+	p := &plan{byKind: map[string][]string{}}
 	for _, v := range vs {
 		if !v.keep {
-			gone = append(gone, v)
+			p.gone = append(p.gone, v)
 		}
 	}
 	// vs is by name, highest version first: deleted oldest first.
-	slices.Reverse(gone)
-	byKind := map[string][]string{}
+	slices.Reverse(p.gone)
 	for k := range c.all {
 		if kept[k] || !isContent(k) {
 			continue
 		}
 		key, _ := store.ParseKey(k)
-		byKind[kinds[key.Family]] = append(byKind[kinds[key.Family]], k)
+		p.byKind[kinds[key.Family]] = append(p.byKind[kinds[key.Family]], k)
 	}
 	// Only what was read and parsed as a lease or a marker goes as one.
-	var leases []string
 	for _, k := range c.expired(store.LeasesPrefix, c.p.Grace) {
 		if _, ok := c.leases[k]; ok {
-			leases = append(leases, k)
+			p.leases = append(p.leases, k)
 		}
 	}
 	stale, err := c.readProtocol(ctx, c.expired(store.MarkersPrefix, store.MarkerTTL), true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	markers := slices.Sorted(maps.Keys(stale))
+	p.markers = slices.Sorted(maps.Keys(stale))
+	return p, nil
+}
+
+// sweep deletes, in order, expired leases and stale markers, the versions
+// the policy does not keep, and the content no kept root reaches (what p
+// says); in a dry run it only counts them.
+func (c *collector) sweep(ctx context.Context, p *plan) error {
+	gone, byKind, leases, markers := p.gone, p.byKind, p.leases, p.markers
 	if c.o.DryRun {
 		c.count(KindSignature, byKind[KindSignature]...)
 		for _, v := range gone {
@@ -78,9 +103,12 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 		c.logDeleted(snapshot{})
 		return nil
 	}
-	// Expired leases and stale markers first: they protect nothing (no
-	// writer waits for such a marker), and a run that stops later on
-	// leaves fewer for the next one to list in every batch.
+	// Expired leases and stale markers first, under no marker: they
+	// protect nothing (a lease is read as expired only when older than the
+	// grace period on the store's clock, and no writer waits for such a
+	// marker), a run that stops later on leaves fewer for the next one to
+	// list in every batch, and on a full disk they free the space the
+	// markers of the other deletes need.
 	for _, kk := range []struct {
 		kind string
 		keys []string
@@ -117,7 +145,7 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 			keys[i] = release.VersionKey(v.name, v.version)
 		}
 		before := c.snapshot()
-		err := c.condemned(ctx, keys, func(ctx context.Context, todo []string, run *batchRun) error {
+		err := c.condemned(ctx, keys, true, func(ctx context.Context, todo []string, run *batchRun) error {
 			// Every tombstone first, then the records, in DeleteObjects
 			// requests: no record goes before its tombstone stands.
 			tombs := c.eachKey(func(ctx context.Context, k string) error {
@@ -128,6 +156,8 @@ func (c *collector) sweep(ctx context.Context, vs []*version, kept map[string]bo
 					c.mu.Lock()
 					c.report.Tombstones++
 					c.mu.Unlock()
+				case isFull(err):
+					return &noRoomError{err} // before any record of the batch is deleted
 				case !errors.Is(err, store.ErrExists):
 					return err
 				}
@@ -182,7 +212,7 @@ func (c *collector) sweepKeys(ctx context.Context, kind string, keys []string) e
 	batches := (len(keys) + c.o.BatchSize - 1) / c.o.BatchSize
 	return store.ForEach(ctx, c.st.Concurrency(), batches, func(ctx context.Context, b int) error {
 		batch := keys[b*c.o.BatchSize : min(len(keys), (b+1)*c.o.BatchSize)]
-		return c.condemned(ctx, batch, func(ctx context.Context, todo []string, run *batchRun) error {
+		return c.condemned(ctx, batch, false, func(ctx context.Context, todo []string, run *batchRun) error {
 			// MaxBatchDelete keys a request; none starts late.
 			return store.ForEach(ctx, c.st.Concurrency(), chunks(len(todo)), func(ctx context.Context, i int) error {
 				if !run.started() {
@@ -318,14 +348,102 @@ func (c *collector) expired(prefix string, ttl time.Duration) []string {
 	return keys
 }
 
-// condemned runs del for each key of batch that no live lease reaches,
+// isFull tells a write that failed because the store's filesystem (or the
+// user's quota there) is full.
+func isFull(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
+
+// FullError is a store whose filesystem is so full that not even a batch
+// of one key fits what it must write: nothing is deleted without a marker,
+// as a writer reusing the key must see it first, and no release version
+// without its tombstone.
+type FullError struct {
+	Store   string
+	Files   int   // the files the batch writes: its marker, and a version's tombstone
+	Bytes   int   // their size
+	Deleted Count // what the run deleted before (expired leases, ...)
+	Err     error
+}
+
+func (e *FullError) Error() string {
+	freed := "nothing was deleted"
+	if e.Deleted.Objects > 0 {
+		freed = fmt.Sprintf("%s (%s) were deleted first, and that was not enough",
+			count(e.Deleted.Objects, "objects"), Bytes(e.Deleted.Bytes))
+	}
+	what := "a marker (" + store.MarkersPrefix + ") naming it"
+	if e.Files > 1 {
+		what += " and its tombstone"
+	}
+	return fmt.Sprintf("the filesystem holding the store %s is full: the collector deletes nothing it has not announced first, "+
+		"and even a single key needs %s: %d bytes in %d files, each taking at least a block of the filesystem (usually 4 KiB); %s. "+
+		"Free at least %d KiB on that filesystem (outside the store: a file of yours), then run gc again: the store is "+
+		"consistent, and the next run deletes the rest (%v)", e.Store, what, e.Bytes, e.Files, freed, 4*e.Files, e.cause())
+}
+
+// cause is the filesystem's own error (the write that failed), without
+// the store's advice, which the message gives.
+func (e *FullError) cause() error {
+	var pe *fs.PathError
+	if errors.As(e.Err, &pe) {
+		return pe
+	}
+	return e.Err
+}
+
+func (e *FullError) Unwrap() error { return e.Err }
+
+// noRoomError is a batch none of whose keys was deleted because a file it
+// writes first (its marker, a tombstone) did not fit on the store's full
+// filesystem.
+type noRoomError struct{ err error }
+
+func (e *noRoomError) Error() string { return e.err.Error() }
+func (e *noRoomError) Unwrap() error { return e.err }
+
+// condemned runs del for each key of batch, as condemnedOnce does. When
+// the store's filesystem is too full for the batch, it is condemned in
+// halves, down to a key at a time, so that the first deletes free the
+// space the next markers take; a key that does not fit alone is a
+// *FullError. tombstones is whether each key also takes a tombstone.
+func (c *collector) condemned(ctx context.Context, batch []string, tombstones bool, del func(ctx context.Context, todo []string, run *batchRun) error) error {
+	err := c.condemnedOnce(ctx, batch, del)
+	var nr *noRoomError
+	if !errors.As(err, &nr) {
+		return err
+	}
+	if len(batch) == 1 {
+		c.mu.Lock()
+		deleted := c.report.Total()
+		c.mu.Unlock()
+		full := &FullError{Store: c.st.String(), Files: 1, Bytes: len(store.MarkerBody(batch)), Deleted: deleted, Err: nr.err}
+		if tombstones {
+			full.Files++
+			full.Bytes += len(digestLine)
+		}
+		return full
+	}
+	c.logf("the store is full: %s do not fit; condemning them in halves", count(len(batch), "keys"))
+	half := len(batch) / 2
+	if err := c.condemned(ctx, batch[:half], tombstones, del); err != nil {
+		return err
+	}
+	return c.condemned(ctx, batch[half:], tombstones, del)
+}
+
+// digestLine is a tombstone's body: a digest and a newline.
+const digestLine = "sha256:0000000000000000000000000000000000000000000000000000000000000000\n"
+
+// condemnedOnce runs del for each key of batch that no live lease reaches,
 // under a marker naming the batch (the collector protocol in package
 // store): marker first, then the leases, then the deletes, within half of
 // store.MarkerTTL of writing the marker.
-func (c *collector) condemned(ctx context.Context, batch []string, del func(ctx context.Context, todo []string, run *batchRun) error) error {
+func (c *collector) condemnedOnce(ctx context.Context, batch []string, del func(ctx context.Context, todo []string, run *batchRun) error) error {
 	start := time.Now()
 	marker := store.MarkerKey(store.NewObjectID(start))
 	if err := c.b.Create(ctx, marker, bytes.NewReader(store.MarkerBody(batch))); err != nil {
+		if isFull(err) {
+			return &noRoomError{err}
+		}
 		return err
 	}
 	err := c.deleteUnleased(ctx, batch, start, del)

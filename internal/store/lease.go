@@ -86,6 +86,13 @@ type Deleter interface {
 	ListInfo(ctx context.Context, prefix string) ([]ObjectInfo, error)
 }
 
+// Clock is a Deleter that reads the time on its own clock (the one that
+// stamps its objects' ModTime) without storing an object: the collector
+// measures ages on it, and must be able to while the store's disk is full.
+type Clock interface {
+	StoreTime(ctx context.Context) (time.Time, error)
+}
+
 // BatchDeleter is a Deleter that deletes many keys in few requests (S3's
 // DeleteObjects: up to MaxBatchDelete keys each; the local store: unlinks
 // in parallel, then one fsync per directory).

@@ -55,7 +55,32 @@ type Backend struct {
 	// up to the root, this process has made durable (syncChain): the
 	// store's directories are never removed, so it stays true.
 	durable sync.Map
+	names   Names
 }
+
+// Names are how the messages of the store name what a user sets and who
+// writes, so that each says which setting to check: the provider's, or
+// the flags of a command (gc) that opens a store.
+type Names struct {
+	Store string // where the store's URL is given
+	User  string // who writes to it
+	Full  string // what to do when the store's filesystem is full
+}
+
+// ProviderNames are the provider's.
+var ProviderNames = Names{Store: "the provider's `store` setting (or IMMUTABLE_STORE)", User: "the user running Terraform",
+	Full: "free space there, or move the store (the provider's `store` setting, or IMMUTABLE_STORE)"}
+
+// Or returns n, or ProviderNames when n is the zero value.
+func (n Names) Or() Names {
+	if n == (Names{}) {
+		return ProviderNames
+	}
+	return n
+}
+
+// SetNames makes the store's messages name n's settings.
+func (b *Backend) SetNames(n Names) { b.names = n.Or() }
 
 var _ store.Backend = (*Backend)(nil)
 
@@ -66,7 +91,7 @@ func New(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{root: abs, link: os.Link}, nil
+	return &Backend{root: abs, link: os.Link, names: ProviderNames}, nil
 }
 
 // Locate implements store.Locator: the object's absolute path.
@@ -92,19 +117,34 @@ func (b *Backend) path(key string) (string, error) {
 	return filepath.Join(b.root, filepath.FromSlash(key)), nil
 }
 
-// WriteError is a failure to write into the store's directory.
+// WriteError is a failure to write into the store's directory, or to
+// delete one of its keys (Key set).
 type WriteError struct {
 	Store string
+	Key   string // the key a delete failed on, or ""
 	Err   error
+	Names Names // zero means ProviderNames
 }
 
 func (e *WriteError) Error() string {
-	if errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT) {
-		return fmt.Sprintf("cannot write to the store %s: %v. The filesystem holding the store is full (or the user's "+
-			"quota is): free space there, or move the store (the provider's `store` setting, or IMMUTABLE_STORE)", e.Store, e.Err)
+	n := e.Names.Or()
+	what := "cannot write to the store " + e.Store
+	if e.Key != "" {
+		what = fmt.Sprintf("cannot delete %s from the store %s", e.Key, e.Store)
 	}
-	return fmt.Sprintf("cannot write to the store %s: %v. Check the provider's `store` setting (or IMMUTABLE_STORE): "+
-		"the directory must be writable by the user running Terraform", e.Store, e.Err)
+	switch {
+	case errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT):
+		return fmt.Sprintf("%s: %v. The filesystem holding the store is full (or the user's quota is): %s", what, e.Err, n.Full)
+	case errors.Is(e.Err, syscall.EROFS):
+		return fmt.Sprintf("%s: %v. The filesystem holding the store is mounted read-only: mount it read-write, or check %s",
+			what, e.Err, n.Store)
+	case e.Key != "" && errors.Is(e.Err, syscall.EPERM):
+		return fmt.Sprintf("%s: %v. The file or its directory refuses it: check their attributes (lsattr; an immutable or "+
+			"append-only one is removed with chattr -i or chattr -a) and their owner and permissions", what, e.Err)
+	case e.Key != "":
+		return fmt.Sprintf("%s: %v. Check the permissions of the file's directory: it must be writable by %s", what, e.Err, n.User)
+	}
+	return fmt.Sprintf("%s: %v. Check %s: the directory must be writable by %s", what, e.Err, n.Store, n.User)
 }
 
 // writeFailed tells a failure of the store's filesystem (full, read-only,
@@ -113,9 +153,20 @@ func (e *WriteError) Error() string {
 func (b *Backend) writeFailed(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && strings.HasPrefix(filepath.Base(pe.Path), tmpPrefix) {
-		return &WriteError{Store: b.String(), Err: err}
+		return b.writeError(err)
 	}
 	return err
+}
+
+func (b *Backend) writeError(err error) *WriteError {
+	return &WriteError{Store: b.String(), Err: err, Names: b.names}
+}
+
+// deleteError is a failure to delete key.
+func (b *Backend) deleteError(key string, err error) *WriteError {
+	e := b.writeError(err)
+	e.Key = key
+	return e
 }
 
 func (e *WriteError) Unwrap() error { return e.Err }
@@ -148,7 +199,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 		if errors.Is(err, fs.ErrExist) {
 			return store.ErrExists
 		}
-		return &WriteError{Store: b.String(), Err: err}
+		return b.writeError(err)
 	}
 	return b.syncChain(dir)
 }
@@ -199,12 +250,12 @@ func (b *Backend) syncChain(dir string) error {
 // durable otherwise).
 func (b *Backend) createTemp(dir string, sync bool) (*os.File, error) {
 	if err := b.mkdirAll(dir, sync); err != nil {
-		return nil, &WriteError{Store: b.String(), Err: err}
+		return nil, b.writeError(err)
 	}
 	b.sweep(dir)
 	tmp, err := tmpfile.Create(dir, tmpPrefix)
 	if err != nil {
-		return nil, &WriteError{Store: b.String(), Err: err}
+		return nil, b.writeError(err)
 	}
 	return tmp, nil
 }
@@ -345,7 +396,7 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 	}
 	if err := b.flush(files); err != nil {
 		b.Discard(objs)
-		return &WriteError{Store: b.String(), Err: err}
+		return b.writeError(err)
 	}
 	dirs := map[string]bool{}
 	var others []string
@@ -361,7 +412,7 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 				dirs[filepath.Dir(s.final)] = true
 				others = append(others, s.final)
 			default:
-				linkErr = &WriteError{Store: b.String(), Err: err}
+				linkErr = b.writeError(err)
 			}
 		}
 		_ = os.Remove(s.tmp) // linked or abandoned: the name goes either way
@@ -384,7 +435,7 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 		}
 	}
 	if err := b.flush(append(list, others...)); err != nil {
-		return &WriteError{Store: b.String(), Err: err}
+		return b.writeError(err)
 	}
 	return nil
 }
@@ -409,7 +460,7 @@ func (b *Backend) Sync(_ context.Context, keys []string) error {
 		}
 	}
 	if err := b.flush(paths); err != nil {
-		return &WriteError{Store: b.String(), Err: err}
+		return b.writeError(err)
 	}
 	return nil
 }
@@ -550,9 +601,12 @@ func (b *Backend) Delete(_ context.Context, key string) error {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
 			return nil
 		}
-		return &WriteError{Store: b.String(), Err: err}
+		return b.deleteError(key, err)
 	}
-	return syncDir(filepath.Dir(p))
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return b.deleteError(key, err)
+	}
+	return nil
 }
 
 var _ store.BatchDeleter = (*Backend)(nil)
@@ -580,7 +634,7 @@ func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
 			dirOf[i] = filepath.Dir(p)
 		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir):
 		default:
-			errs[i] = &WriteError{Store: b.String(), Err: err}
+			errs[i] = b.deleteError(keys[i], err)
 		}
 	})
 	var dirs []string
@@ -598,7 +652,7 @@ func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
 	b.parallel(len(dirs), func(i int) { dirErrs[i] = syncDir(dirs[i]) })
 	for i, d := range dirOf {
 		if d != "" && dirErrs[seen[d]] != nil {
-			errs[i] = &WriteError{Store: b.String(), Err: dirErrs[seen[d]]}
+			errs[i] = b.deleteError(keys[i], dirErrs[seen[d]])
 		}
 	}
 	return errs
@@ -650,3 +704,5 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 	}
 	return infos, nil
 }
+
+var _ store.Clock = (*Backend)(nil)

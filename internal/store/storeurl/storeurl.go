@@ -26,6 +26,9 @@ var Schemes = []string{"file://", "s3://", "azblob://", "gs://"}
 
 // Options carry backend settings that do not fit in a URL.
 type Options struct {
+	// File names the settings in a file:// store's messages
+	// (filestore.ProviderNames when zero).
+	File  filestore.Names
 	S3    s3store.Settings
 	Azure azstore.Settings
 	GCS   gcsstore.Settings
@@ -108,6 +111,7 @@ func Open(ctx context.Context, raw string, opts Options) (*store.Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		b.SetNames(opts.File)
 		return store.New(b), nil
 	case "s3":
 		if userinfo {
