@@ -26,13 +26,18 @@
 // every step, so that a collector killed at any point leaves a consistent
 // store: release records first, then image records, build records,
 // archive references, listings, and blobs last. Each batch is announced by a marker, the
-// leases are read again, and only then is anything deleted.
+// leases are read again, and only then is anything deleted. Expired leases
+// and stale markers go first, under no marker: they protect nothing, and
+// on a full disk they free the room the markers need (a batch whose
+// marker does not fit is condemned in halves). A run with nothing to
+// delete writes nothing.
 //
 // Channel histories, tombstones, index entries, yank histories and
 // anything the collector does not recognise are never deleted. A record it cannot read or trust stops the
 // collection before anything is deleted: what it references is unknown.
 // So does anything under gc/leases/ or gc/condemned/ that does not parse
-// as a lease or a marker: only those are deleted there, once expired.
+// as a lease or a marker: only those are deleted there, once expired. The
+// error names every such object found (the first maxUntrusted).
 //
 // The collector touches only a store: a location holding the store's
 // identity (store.IdentityKey), or, with Options.Adopt, one whose every
