@@ -376,6 +376,7 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	var noCreds *NoCredentialsError
 	var tokErr *TokenError
 	var unreached *store.UnreachedError
+	var proto *UploadProtocolError
 	var netErr net.Error
 	var urlErr *url.Error
 	switch {
@@ -391,6 +392,10 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &netErr) || errors.As(err, &urlErr)):
 		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, cause(err))
 		e.Hint = "Check the network, and " + EnvEmulator + " if it is set (it points every request at an emulator); gave up having never reached it."
+	case errors.As(err, &proto):
+		e.Reason = proto.Error()
+		e.Hint = "The endpoint, or a proxy between it and this machine, answered outside Cloud Storage's resumable upload protocol; " +
+			"nothing was made visible. Check a proxy on the way (HTTPS_PROXY) and " + EnvEmulator + " if it is set. " + b.names.Rerun
 	case errors.Is(err, errBucketNotExist):
 		e.Reason = fmt.Sprintf("the bucket %q does not exist at %s", b.bucket, b.endpoint)
 		e.Hint = "Check the bucket in " + b.names.Store + " (gs://BUCKET/PREFIX), and that it was created (gcloud storage buckets create gs://" + b.bucket + ")."
@@ -484,10 +489,11 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	vanished := false
 	for {
 		var err error
+		lastSends := 0 // requests that carried a resumable upload's last chunk
 		if whole {
 			err = b.uploadMultipart(ctx, c, key, tag, first)
 		} else {
-			err = b.uploadResumable(ctx, c, key, tag, first, r)
+			err = b.uploadResumable(ctx, c, key, tag, first, r, &lastSends)
 		}
 		var api *APIError
 		isAPI := errors.As(err, &api)
@@ -495,8 +501,10 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		// A resumable upload whose last chunk is sent again after it landed
 		// (its answer lost) meets a session that is gone once the object
 		// is made: fake-gcs-server answers 404, GCS answers 200 or, for a
-		// session expired or cancelled meanwhile, 404 or 410.
-		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && !whole && t.Load() > 1
+		// session expired or cancelled meanwhile, 404 or 410. Only when
+		// the last chunk was sent more than once: a 404 to its first
+		// send (or to an earlier chunk) made nothing.
+		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && !whole && lastSends > 1
 		switch {
 		case err == nil:
 			return nil
@@ -618,8 +626,10 @@ func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag 
 // which finalizes the object, with the content's CRC32C (X-Goog-Hash),
 // which GCS checks before it makes the object. An upload abandoned before its last chunk
 // (the content failed, the context ended) leaves nothing visible; GCS
-// drops the session within a week.
-func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag string, buf []byte, r io.Reader) error {
+// drops the session within a week. lastSends counts the requests that
+// carried the last chunk: more than one, and the object may be this
+// upload's already.
+func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag string, buf []byte, r io.Reader, lastSends *int) error {
 	meta := b.metadata(key, tag, "")
 	res, err := b.do(ctx, c, request{
 		method: http.MethodPost, url: b.bucketURL(true, b.createQuery("resumable", key)),
@@ -633,9 +643,9 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 		return err
 	}
 	drain(res.Body)
-	session := res.Header.Get("Location")
-	if session == "" {
-		return fmt.Errorf("%s opened a resumable upload and gave no session URL", b.endpoint)
+	session, err := b.sessionURL(res.Header.Get("Location"))
+	if err != nil {
+		return err
 	}
 	var off int64
 	var sum uint32
@@ -656,11 +666,13 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 		total := int64(-1)
 		sum = crc32.Update(sum, castagnoli, buf[:n])
 		hash := ""
+		var sends *int
 		if last {
 			total = off + int64(n)
 			hash = "crc32c=" + encodeCRC32C(sum)
+			sends = lastSends
 		}
-		if err := b.sendChunk(ctx, c, session, buf[:n], off, total, hash); err != nil {
+		if err := b.sendChunk(ctx, c, session, buf[:n], off, total, hash, sends); err != nil {
 			return err
 		}
 		if last {
@@ -678,10 +690,15 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 
 // sendChunk sends chunk, at off of the content, to the session; total is
 // the content's length when chunk is its end (the chunk that finalizes
-// the object, with hash, its X-Goog-Hash), else -1. A chunk of which the server kept only the start
-// (a 308 whose Range ends short of it) has its rest sent again.
-func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string, chunk []byte, off, total int64, hash string) error {
+// the object, with hash, its X-Goog-Hash), else -1; sends counts the
+// requests that carried it (every try). A chunk of which the server kept
+// only the start (a 308 whose Range ends short of it) has its rest sent
+// again; a 308 that keeps none of what was sent is a try like a failed
+// one: sent again after a backoff, and, once the backend's attempts are
+// spent, an *UploadProtocolError.
+func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string, chunk []byte, off, total int64, hash string, sends *int) error {
 	end := off + int64(len(chunk))
+	stalled := 0 // tries answered 308 keeping nothing more
 	for sent := off; ; {
 		rest := chunk[sent-off:]
 		size := "*"
@@ -700,7 +717,7 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 			method: http.MethodPut, url: session,
 			header: header,
 			body:   func() io.Reader { return bytes.NewReader(rest) }, size: int64(len(rest)),
-			chunk: true,
+			chunk: true, tries: sends,
 		})
 		if err != nil {
 			return err
@@ -708,7 +725,7 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 		drain(res.Body)
 		if res.StatusCode != http.StatusPermanentRedirect {
 			if total < 0 {
-				return fmt.Errorf("%s answered %s to a chunk that is not the last of its upload", b.endpoint, res.Status)
+				return b.protocolError(fmt.Sprintf("answered %s to a chunk that is not the last of its upload (it answers 308 Permanent Redirect there)", res.Status))
 			}
 			return nil // 200 or 201: the object is made
 		}
@@ -718,7 +735,7 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 			_, last, ok := strings.Cut(strings.TrimPrefix(r, "bytes="), "-")
 			v, err := strconv.ParseInt(last, 10, 64)
 			if !ok || err != nil {
-				return fmt.Errorf("%s answered a chunk with Range %q, which does not parse", b.endpoint, r)
+				return b.protocolError(fmt.Sprintf("answered a chunk with Range %q, which does not parse", r))
 			}
 			kept = v + 1
 		}
@@ -726,10 +743,67 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 		case kept >= end && total < 0:
 			return nil
 		case kept < sent || kept > end || total >= 0 && kept >= end:
-			return fmt.Errorf("%s holds bytes 0-%d of an upload after bytes %d-%d were sent", b.endpoint, kept-1, sent, end-1)
+			return b.protocolError(fmt.Sprintf("holds %s of an upload after bytes %d-%d were sent", heldBytes(kept), sent, end-1))
+		case kept == sent:
+			stalled++
+			if stalled >= b.attempts {
+				return b.protocolError(fmt.Sprintf("answered %s of bytes %d-%d of an upload with 308 holding %s: "+
+					"it kept no more of the chunk (a proxy dropping the Range header?)", plural(stalled, "send"), sent, end-1, heldBytes(kept)))
+			}
+			if err := sleep(ctx, backoff(stalled)); err != nil {
+				return err
+			}
+		default:
+			stalled = 0 // some kept: the rest goes on
 		}
 		sent = kept
 	}
+}
+
+// heldBytes says which bytes of an upload a server holds, for messages.
+func heldBytes(kept int64) string {
+	if kept <= 0 {
+		return "none of its bytes"
+	}
+	return fmt.Sprintf("bytes 0-%d", kept-1)
+}
+
+// UploadProtocolError is an answer of the endpoint (or of a proxy on the
+// way to it) outside Cloud Storage's resumable upload protocol: no
+// session URL, or one elsewhere than the endpoint, a chunk's answer that
+// does not say what was kept, or that keeps nothing. Nothing was made
+// visible.
+type UploadProtocolError struct {
+	Endpoint string
+	What     string // what it answered
+}
+
+func (e *UploadProtocolError) Error() string { return e.Endpoint + " " + e.What }
+
+func (b *Backend) protocolError(what string) error {
+	return &UploadProtocolError{Endpoint: b.endpoint, What: what}
+}
+
+// sessionURL checks the session URL a resumable upload's opening gave
+// (its Location) before the chunks, and the bearer token with them, go
+// there: it must be on the endpoint itself, the same scheme and host.
+func (b *Backend) sessionURL(location string) (string, error) {
+	if location == "" {
+		return "", b.protocolError("opened a resumable upload and gave no session URL (Location)")
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return "", b.protocolError(fmt.Sprintf("opened a resumable upload with a session URL that does not parse (%v)", err))
+	}
+	h, err := url.Parse(b.host)
+	if err != nil {
+		return "", err // New made it: never fails
+	}
+	if !strings.EqualFold(u.Scheme, h.Scheme) || !strings.EqualFold(u.Host, h.Host) {
+		return "", b.protocolError(fmt.Sprintf("opened a resumable upload with a session URL on %s://%s, not on the endpoint %s: "+
+			"the chunks (and the credentials' token) are sent only to the endpoint", u.Scheme, u.Host, b.host))
+	}
+	return location, nil
 }
 
 // tagged asks for the object's metadata and reports whether it is found,

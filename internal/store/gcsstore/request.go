@@ -90,6 +90,8 @@ type request struct {
 	// chunk marks a chunk of a resumable upload, which a 308 answers
 	// when the upload goes on.
 	chunk bool
+	// tries, when not nil, counts the requests sent (every try).
+	tries *int
 }
 
 // do sends req with c, tried up to b.attempts times while it fails in a
@@ -125,6 +127,9 @@ func (b *Backend) do(ctx context.Context, c *http.Client, req request) (*http.Re
 			}
 		}
 		hr.Header.Set("User-Agent", "terraform-provider-immutable")
+		if req.tries != nil {
+			*req.tries++
+		}
 		res, err := c.Do(hr)
 		if err == nil && (res.StatusCode < 300 || req.chunk && res.StatusCode == http.StatusPermanentRedirect) {
 			return res, nil
