@@ -58,10 +58,32 @@ func apiError(res *http.Response) *APIError {
 	return &APIError{Code: res.StatusCode, Message: msg}
 }
 
+// escape is s as one segment of a URL's path: every byte but RFC 3986's
+// unreserved characters (letters, digits, '-', '.', '_', '~') as %XX, as
+// Google's library escapes object names. url.PathEscape leaves
+// "+:@=&$" and others as they are, which a server (or a proxy) may read
+// otherwise: a '+' as a space.
+func escape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
 // objectURL is the JSON API's URL of the object name (escaped whole:
 // a "/" in it is %2F), with query.
 func (b *Backend) objectURL(name string, query url.Values) string {
-	u := b.host + "/storage/v1/b/" + url.PathEscape(b.bucket) + "/o/" + url.PathEscape(name)
+	u := b.host + "/storage/v1/b/" + escape(b.bucket) + "/o/" + escape(name)
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -71,9 +93,9 @@ func (b *Backend) objectURL(name string, query url.Values) string {
 // bucketURL is the JSON API's URL of the bucket's objects (a listing,
 // uploads when upload), with query.
 func (b *Backend) bucketURL(upload bool, query url.Values) string {
-	u := b.host + "/storage/v1/b/" + url.PathEscape(b.bucket) + "/o"
+	u := b.host + "/storage/v1/b/" + escape(b.bucket) + "/o"
 	if upload {
-		u = b.host + "/upload/storage/v1/b/" + url.PathEscape(b.bucket) + "/o"
+		u = b.host + "/upload/storage/v1/b/" + escape(b.bucket) + "/o"
 	}
 	if len(query) > 0 {
 		u += "?" + query.Encode()
