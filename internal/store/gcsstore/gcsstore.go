@@ -409,9 +409,12 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 			permission(op), b.bucket)
 	case errors.As(err, &api):
 		e.Reason = fmt.Sprintf("%s answered %d (%s)", b.endpoint, api.Code, api.Message)
-		if api.Code >= 500 || api.Code == http.StatusTooManyRequests {
+		switch {
+		case api.Code >= 500 || api.Code == http.StatusTooManyRequests:
 			e.Hint = fmt.Sprintf("The server failed, not the settings; gave up after %s. %s", plural(n, "attempt"), b.names.Rerun)
-		} else {
+		case api.Code == http.StatusBadRequest && strings.Contains(api.Message, "CRC32C"):
+			e.Hint = "The content changed on its way to the server (the network, or a proxy on the way), which refused it; nothing was stored. " + b.names.Rerun
+		default:
 			e.Hint = "Check " + b.names.Store + "."
 		}
 	case errors.As(err, &netErr) || errors.As(err, &urlErr):
@@ -870,8 +873,65 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, b.wrap("reading", key, err)
 	}
 	b.bucketOK.Store(true) // an object was read: the bucket exists
+	// The bytes as stored are checked against their CRC32C, which GCS
+	// states (X-Goog-Hash) for the whole object; not when they come
+	// decoded (Content-Encoding, or Go's transport undoing a gzip), as
+	// the hash is of the bytes stored.
+	if want, ok := crc32cHeader(res.Header); ok && res.Header.Get("Content-Encoding") == "" && !res.Uncompressed {
+		return &checkedBody{body: res.Body, want: want, fail: func() error {
+			return &Error{
+				Op: "reading", Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: errChecksum,
+				Reason: fmt.Sprintf("the bytes read from %s do not match the CRC32C it states for the object (X-Goog-Hash): "+
+					"they changed on the way", b.endpoint),
+				Hint: "The network, or a proxy on the way, changed them; nothing read was kept. " + b.names.Rerun,
+			}
+		}}, nil
+	}
 	return res.Body, nil
 }
+
+// errChecksum is an object's bytes read not matching its CRC32C.
+var errChecksum = errors.New("CRC32C mismatch")
+
+// crc32cHeader is the CRC32C an X-Goog-Hash header states
+// ("crc32c=<base64>,md5=<base64>", or one value each), if any.
+func crc32cHeader(h http.Header) (uint32, bool) {
+	for _, v := range h.Values("X-Goog-Hash") {
+		for _, part := range strings.Split(v, ",") {
+			enc, ok := strings.CutPrefix(strings.TrimSpace(part), "crc32c=")
+			if !ok {
+				continue
+			}
+			raw, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil || len(raw) != 4 {
+				return 0, false
+			}
+			return binary.BigEndian.Uint32(raw), true
+		}
+	}
+	return 0, false
+}
+
+// checkedBody is an object's body whose CRC32C is checked at its end: a
+// mismatch is the error of the read that meets the end, instead of
+// io.EOF.
+type checkedBody struct {
+	body io.ReadCloser
+	want uint32
+	sum  uint32
+	fail func() error
+}
+
+func (c *checkedBody) Read(p []byte) (int, error) {
+	n, err := c.body.Read(p)
+	c.sum = crc32.Update(c.sum, castagnoli, p[:n])
+	if err == io.EOF && c.sum != c.want {
+		return n, c.fail()
+	}
+	return n, err
+}
+
+func (c *checkedBody) Close() error { return c.body.Close() }
 
 // Exists implements store.Backend: the object's metadata (its name
 // only), asked for.

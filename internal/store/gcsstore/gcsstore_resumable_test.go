@@ -93,7 +93,16 @@ func (r *resumable) serve(w http.ResponseWriter, req *http.Request) {
 				return
 			}
 		}
-		r.hash, r.done = req.Header.Get("X-Goog-Hash"), true
+		r.hash = req.Header.Get("X-Goog-Hash")
+		if got := crc32cOf(r.held); r.hash != got {
+			// GCS's answer to content not matching the CRC32C stated.
+			w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, `{"error":{"code":400,"message":"Provided CRC32C \"%s\" doesn't match calculated CRC32C \"%s\"."}}`,
+				strings.TrimPrefix(r.hash, "crc32c="), strings.TrimPrefix(got, "crc32c="))
+			return
+		}
+		r.done = true
 		_, _ = w.Write([]byte(`{"generation":"1"}`)) // the client may have gone
 		return
 	case req.Method == http.MethodGet:
@@ -229,5 +238,40 @@ func TestLastChunkNotFound(t *testing.T) {
 		if strings.Contains(q, "fields=metadata") {
 			t.Errorf("asked for the object's tag (%s) after a last chunk sent once", q)
 		}
+	}
+}
+
+// TestResumableUploadChecksum: a chunk of a resumable upload changed on
+// its way (a byte flipped by a faulty proxy, router or NIC) is refused
+// by the server, which checks the content against the CRC32C the last
+// chunk states, and no object is made. (fake-gcs-server does not check
+// a resumable upload's CRC32C.)
+func TestResumableUploadChecksum(t *testing.T) {
+	r := startResumable(t, &resumable{})
+	flipped := false
+	r.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPut && !flipped {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			flipped = true // one request at a time: the chunks go in turn
+			body[len(body)/2] ^= 1
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		r.serve(w, req)
+	})
+	b := newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1})
+	err := b.Create(context.Background(), "blobs/x", bytes.NewReader(randomBytes(gcsstore.PartSize+1)))
+	if err == nil || !strings.Contains(err.Error(), "CRC32C") || !flipped {
+		t.Fatalf("a chunk changed on the way (flipped: %v) was not refused for its CRC32C: %v", flipped, err)
+	}
+	if !strings.Contains(err.Error(), "changed on its way") || strings.Contains(err.Error(), "`store`") {
+		t.Errorf("the error does not say the content changed on its way, or blames the store's settings: %v", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || len(r.ranges) != 2 {
+		t.Fatalf("object made: %v, chunks %q; want none made, of 2 chunks", r.done, r.ranges)
 	}
 }

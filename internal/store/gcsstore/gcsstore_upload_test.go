@@ -180,3 +180,66 @@ func TestResumableUploadFaults(t *testing.T) {
 		}
 	}
 }
+
+// flipping is a proxy in front of srv that flips the first "AAAA" of
+// every object read (alt=media) to "AAAB": a faulty proxy, router or
+// NIC.
+func flipping(t *testing.T, srv *testserver.GCS) string {
+	t.Helper()
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(body io.ReadCloser) (io.ReadCloser, int64) {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			t.Error(err)
+		}
+		b = bytes.Replace(b, []byte("AAAA"), []byte("AAAB"), 1)
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(res *http.Response) error {
+		if res.Request.URL.Query().Get("alt") == "media" {
+			res.Body, res.ContentLength = flip(res.Body)
+			res.Header.Del("Content-Length")
+		}
+		return nil
+	}
+	s := httptest.NewServer(proxy)
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+// TestReadChecksum: an object read whole whose bytes changed on the way
+// (a byte flipped) fails at its end, against the CRC32C the server states
+// (X-Goog-Hash), instead of passing for the object.
+func TestReadChecksum(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	if err := newBackend(t, bucket, gcsstore.Settings{}).Create(ctx, "blobs/x", strings.NewReader("content AAAA")); err != nil {
+		t.Fatal(err)
+	}
+	b := behind(t, srv, flipping(t, srv), bucket, gcsstore.Settings{MaxAttempts: 1})
+	rc, err := b.Open(ctx, "blobs/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	_ = rc.Close() // read to its end
+	var e *gcsstore.Error
+	if !errors.As(err, &e) || !strings.Contains(err.Error(), "CRC32C") || !strings.Contains(err.Error(), "changed on the way") {
+		t.Fatalf("read %q, %v; want a CRC32C mismatch", got, err)
+	}
+	// Unchanged, the same read passes.
+	rc, err = newBackend(t, bucket, gcsstore.Settings{}).Open(ctx, "blobs/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(rc)
+	_ = rc.Close() // read to its end
+	if err != nil || string(got) != "content AAAA" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+}
