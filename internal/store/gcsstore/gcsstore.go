@@ -81,6 +81,18 @@ var _ = [1]struct{}{}[PartSize%chunkUnit] // PartSize is a multiple of chunkUnit
 // and /batch/storage/v1 under it.
 const apiHost = "https://storage.googleapis.com"
 
+// universe is Google Cloud's default universe domain, the only one the
+// backend supports: apiHost is in it.
+const universe = "googleapis.com"
+
+// The variables, read by Google's libraries too, that name the universe
+// domain and the quota project (billed for requests to a requester-pays
+// bucket, and counted against its quota).
+const (
+	EnvUniverse     = "GOOGLE_CLOUD_UNIVERSE_DOMAIN"
+	EnvQuotaProject = "GOOGLE_CLOUD_QUOTA_PROJECT"
+)
+
 // scope is the OAuth scope of the backend's tokens: objects read and
 // written (and deleted, which IAM grants separately).
 const scope = "https://www.googleapis.com/auth/devstorage.read_write"
@@ -131,11 +143,12 @@ type Backend struct {
 	endpoint string // for messages
 	host     string // scheme://host[:port] of the JSON API
 
-	base     *http.Transport
-	init     sync.Mutex
-	client   *http.Client // made on first use (credentials are looked for then)
-	bucketOK atomic.Bool  // the bucket was seen to exist
-	reached  atomic.Bool  // the endpoint answered a request
+	base      *http.Transport
+	tokenBase http.RoundTripper // of the requests for tokens
+	init      sync.Mutex
+	client    *http.Client // made on first use (credentials are looked for then)
+	bucketOK  atomic.Bool  // the bucket was seen to exist
+	reached   atomic.Bool  // the endpoint answered a request
 	// slots holds a token per request in flight: at most its capacity,
 	// shared by everything that uses this backend (one per provider).
 	slots chan struct{}
@@ -174,6 +187,9 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 	}
 	endpoint, host := "Google Cloud Storage", apiHost
 	h := os.Getenv(EnvEmulator)
+	if d := os.Getenv(EnvUniverse); h == "" && d != "" && d != universe {
+		return nil, &UniverseError{Source: EnvUniverse, Domain: d}
+	}
 	if h != "" {
 		endpoint = "the emulator at " + h + " (" + EnvEmulator + ")"
 		// As Google's libraries read it: a bare host:port is plain HTTP.
@@ -184,7 +200,7 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 	}
 	b := &Backend{
 		bucket: bucket, prefix: prefix, url: u, names: s.Names.Or(), attempts: attempts, endpoint: endpoint, host: host,
-		base: base, slots: make(chan struct{}, conc),
+		base: base, tokenBase: http.DefaultTransport, slots: make(chan struct{}, conc),
 	}
 	if h != "" {
 		// No credentials to look for: the client is made now, on the
@@ -201,6 +217,20 @@ type NoCredentialsError struct{ Err error }
 func (e *NoCredentialsError) Error() string { return "no Google Cloud credentials: " + e.Err.Error() }
 
 func (e *NoCredentialsError) Unwrap() error { return e.Err }
+
+// UniverseError is credentials (or GOOGLE_CLOUD_UNIVERSE_DOMAIN) of a
+// universe other than Google Cloud's default one (googleapis.com): the
+// backend sends requests only to storage.googleapis.com, and never sends
+// a token of another universe there.
+type UniverseError struct {
+	Source string // what names the universe
+	Domain string
+}
+
+func (e *UniverseError) Error() string {
+	return fmt.Sprintf("%s names the universe domain %q; gs:// stores support only Google Cloud's default universe (%s), "+
+		"so nothing was sent. Unset %s, or use credentials of the default universe", e.Source, e.Domain, universe, EnvUniverse)
+}
 
 // credentialSource names where Application Default Credentials come
 // from, for messages: the key file GOOGLE_APPLICATION_CREDENTIALS names
@@ -241,18 +271,74 @@ func (e *TokenError) Error() string {
 
 func (e *TokenError) Unwrap() error { return e.Err }
 
-// tokenSource marks its source's errors as *TokenError.
+// tokenSource marks its source's errors as *TokenError, and asks again
+// when the token endpoint failed in a way worth it.
 type tokenSource struct {
 	source string
 	ts     oauth2.TokenSource
+	net    *tokenTransport // under ts's requests: their connection failures
 }
 
-func (t *tokenSource) Token() (*oauth2.Token, error) {
-	tok, err := t.ts.Token()
+// tokenTransport is the transport of the requests for tokens; it keeps
+// the last one's connection failure, which x/oauth2 passes on only as
+// text (oauth2: cannot fetch token: %v). Its tokenSource is asked for
+// one token at a time (oauth2.ReuseTokenSource holds a lock).
+type tokenTransport struct {
+	next http.RoundTripper
+	last atomic.Pointer[url.Error]
+}
+
+func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.next.RoundTrip(req)
 	if err != nil {
-		return nil, &TokenError{Source: t.source, Err: err}
+		u := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path // no query: nothing of a credential
+		t.last.Store(&url.Error{Op: req.Method, URL: u, Err: err})
 	}
-	return tok, nil
+	return res, err
+}
+
+// tokenAttempts is how many times a token is asked for while the token
+// endpoint fails in a way worth another try.
+const tokenAttempts = 3
+
+// tokenTimeout bounds one request for a token (the client given the
+// credentials in their context, oauth2.HTTPClient).
+const tokenTimeout = 30 * time.Second
+
+func (t *tokenSource) Token() (*oauth2.Token, error) {
+	for attempt := 1; ; attempt++ {
+		t.net.last.Store(nil)
+		tok, err := t.ts.Token()
+		if err == nil {
+			return tok, nil
+		}
+		if u := t.net.last.Load(); u != nil {
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) {
+				err = u // the connection failed: x/oauth2 says so as text only
+			}
+		}
+		if attempt >= tokenAttempts || !tokenRetriable(err) {
+			return nil, &TokenError{Source: t.source, Err: err}
+		}
+		// Token has no context: the wait is a short backoff, and the
+		// request it precedes is bounded by tokenTimeout.
+		time.Sleep(backoff(attempt))
+	}
+}
+
+// tokenRetriable reports whether a failure to make a token is worth
+// another try: the token endpoint failing (5xx), asking to slow down
+// (429), or a connection failing; never a refusal (4xx: invalid_grant, a
+// key revoked), nor a key that does not parse.
+func tokenRetriable(err error) bool {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests)
+	}
+	var u *url.Error
+	var n net.Error
+	return errors.As(err, &u) || errors.As(err, &n)
 }
 
 // httpClient returns the backend's client, making it on first use: with
@@ -265,16 +351,60 @@ func (b *Backend) httpClient(ctx context.Context) (*http.Client, error) {
 		return b.client, nil
 	}
 	// Not the first operation's context: the credentials keep it to
-	// refresh their tokens, long after that operation ended.
-	creds, err := google.FindDefaultCredentials(context.WithoutCancel(ctx), scope)
+	// refresh their tokens, long after that operation ended. Its client
+	// bounds each request for a token.
+	tt := &tokenTransport{next: b.tokenBase}
+	tokenCtx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, &http.Client{Timeout: tokenTimeout, Transport: tt})
+	creds, err := google.FindDefaultCredentials(tokenCtx, scope)
 	if err != nil {
 		return nil, &NoCredentialsError{Err: err}
 	}
-	b.client = b.newClient(&oauth2.Transport{
-		Source: oauth2.ReuseTokenSource(nil, &tokenSource{source: credentialSource(), ts: creds.TokenSource}),
+	source := credentialSource()
+	d, err := creds.GetUniverseDomain()
+	if err != nil {
+		return nil, &TokenError{Source: source, Err: fmt.Errorf("asking for the universe domain: %w", err)}
+	}
+	if d != universe {
+		return nil, &UniverseError{Source: "the credentials of " + source, Domain: d}
+	}
+	var rt http.RoundTripper = &oauth2.Transport{
+		Source: oauth2.ReuseTokenSource(nil, &tokenSource{source: source, ts: creds.TokenSource, net: tt}),
 		Base:   &counting{b: b, next: b.base},
-	})
+	}
+	if p := quotaProject(creds.JSON); p != "" {
+		rt = &userProject{project: p, next: rt}
+	}
+	b.client = b.newClient(rt)
 	return b.client, nil
+}
+
+// quotaProject is the project requests are billed and counted to, when
+// one is named: GOOGLE_CLOUD_QUOTA_PROJECT, else the credentials' JSON
+// (quota_project_id), as Google's libraries read them; "" for none.
+func quotaProject(credsJSON []byte) string {
+	if p := os.Getenv(EnvQuotaProject); p != "" {
+		return p
+	}
+	var f struct {
+		QuotaProjectID string `json:"quota_project_id"`
+	}
+	if len(credsJSON) > 0 && json.Unmarshal(credsJSON, &f) == nil {
+		return f.QuotaProjectID
+	}
+	return ""
+}
+
+// userProject sends X-Goog-User-Project with every request: the quota
+// project.
+type userProject struct {
+	project string
+	next    http.RoundTripper
+}
+
+func (u *userProject) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Header.Set("X-Goog-User-Project", u.project)
+	return u.next.RoundTrip(r)
 }
 
 // newClient is a client on rt that follows no redirect: a 308 is a
@@ -375,6 +505,7 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	var api *APIError
 	var noCreds *NoCredentialsError
 	var tokErr *TokenError
+	var universeErr *UniverseError
 	var unreached *store.UnreachedError
 	var proto *UploadProtocolError
 	var netErr net.Error
@@ -384,6 +515,10 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 		e.Reason = fmt.Sprintf("no Google Cloud credentials were found, so nothing was sent (%v)", noCreds.Err)
 		e.Hint = "Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, " +
 			"or run where workload identity or the metadata server provides them. Credentials never go in the store URL or in a configuration."
+	case errors.As(err, &universeErr):
+		e.Reason = universeErr.Error()
+		e.Hint = "The gs:// store sends requests only to storage.googleapis.com: other universes (sovereign clouds, " +
+			"Google Distributed Cloud) and mTLS through the enterprise certificate proxy are not supported."
 	case errors.As(err, &tokErr):
 		e.Reason = tokErr.Error() + ", so nothing was sent to " + b.endpoint
 		e.Hint = "Check the credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file as Google Cloud " +

@@ -14,6 +14,7 @@ import (
 // recorder is a server answering every request 200 "{}" and recording
 // each request's URI as sent (escaped) and its headers.
 type recorder struct {
+	url     string
 	mu      sync.Mutex
 	uris    []string
 	headers []http.Header
@@ -31,6 +32,7 @@ func startRecorder(t *testing.T) *recorder {
 	}))
 	t.Cleanup(srv.Close)
 	t.Setenv(gcsstore.EnvEmulator, srv.URL)
+	r.url = srv.URL
 	return r
 }
 
