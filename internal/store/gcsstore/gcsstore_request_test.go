@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"strings"
+	"runtime/debug"
 	"sync"
 	"testing"
 
@@ -50,7 +50,22 @@ func TestObjectNameEscaped(t *testing.T) {
 	if len(r.uris) != 1 || r.uris[0] != want {
 		t.Fatalf("requested %q, want %q", r.uris, want)
 	}
-	if !strings.HasPrefix(r.headers[0].Get("User-Agent"), "terraform-provider-immutable") {
-		t.Errorf("User-Agent %q", r.headers[0].Get("User-Agent"))
+}
+
+// TestUserAgent: requests name the provider and its version (the
+// build's, "dev" when it has none: a test binary's).
+func TestUserAgent(t *testing.T) {
+	r := startRecorder(t)
+	if _, err := newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1}).Exists(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	want := "terraform-provider-immutable/"
+	if bi, ok := debug.ReadBuildInfo(); !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+		want += "dev"
+	} else {
+		want += bi.Main.Version
+	}
+	if ua := r.headers[0].Get("User-Agent"); ua != want {
+		t.Errorf("User-Agent %q, want %q", ua, want)
 	}
 }
