@@ -97,6 +97,15 @@ const (
 // written (and deleted, which IAM grants separately).
 const scope = "https://www.googleapis.com/auth/devstorage.read_write"
 
+// pingAfter and pingTimeout are the health check of an HTTP/2
+// connection: a ping after pingAfter without a frame received, the
+// connection closed when it is not answered within pingTimeout. (Tests
+// shorten them.)
+var (
+	pingAfter   = 30 * time.Second
+	pingTimeout = 15 * time.Second
+)
+
 // Settings of a gs:// store. The zero value is the defaults.
 type Settings struct {
 	// MaxConcurrency bounds the requests this backend has in flight at
@@ -178,6 +187,11 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		MaxConnsPerHost:       conc,
 		MaxIdleConnsPerHost:   conc,
 		MaxIdleConns:          conc,
+		// An HTTP/2 connection silent for pingAfter is pinged, and
+		// closed if the ping is not answered within pingTimeout: a
+		// connection gone dead (a NAT or proxy dropping it) fails the
+		// requests on it, a streamed read too, instead of hanging them.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
 	}
 	prefix = strings.Trim(prefix, "/")
 	u := "gs://" + bucket
