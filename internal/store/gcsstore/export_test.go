@@ -23,3 +23,11 @@ func SetPing(t interface{ Cleanup(func()) }, after, timeout time.Duration) {
 
 // SetTLS makes b trust what cfg does (a test server's certificate).
 func SetTLS(b *Backend, cfg *tls.Config) { b.base.TLSClientConfig = cfg }
+
+// SetTokenTimeout sets the bound of a request for a token, for the
+// backends made from now on until the test ends.
+func SetTokenTimeout(t interface{ Cleanup(func()) }, d time.Duration) {
+	o := tokenTimeout
+	tokenTimeout = d
+	t.Cleanup(func() { tokenTimeout = o })
+}

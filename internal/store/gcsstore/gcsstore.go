@@ -316,8 +316,8 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 const tokenAttempts = 3
 
 // tokenTimeout bounds one request for a token (the client given the
-// credentials in their context, oauth2.HTTPClient).
-const tokenTimeout = 30 * time.Second
+// credentials in their context, oauth2.HTTPClient). (Tests shorten it.)
+var tokenTimeout = 30 * time.Second
 
 func (t *tokenSource) Token() (*oauth2.Token, error) {
 	for attempt := 1; ; attempt++ {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
 )
@@ -119,6 +120,36 @@ func TestTokenRetried(t *testing.T) {
 	}
 	if n.Load() != 1 || len(r.uris) != 0 {
 		t.Fatalf("%d token requests, %d storage requests; want a refusal asked once, nothing sent", n.Load(), len(r.uris))
+	}
+}
+
+// TestTokenTimeout: a token endpoint that accepts and never answers is
+// given up on after the token timeout (each of the tries), and the
+// operation fails saying it cannot be reached, instead of hanging.
+func TestTokenTimeout(t *testing.T) {
+	gcsstore.SetTokenTimeout(t, 200*time.Millisecond)
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) })
+	serviceAccount(t, srv.URL+"/token", nil)
+	b, r := authenticated(t)
+	start := time.Now()
+	_, err := b.Exists(context.Background(), "blobs/x")
+	var te *gcsstore.TokenError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "cannot be reached") {
+		t.Fatalf("want a token endpoint that cannot be reached, got %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+	if len(r.uris) != 0 {
+		t.Errorf("%d storage requests without a token", len(r.uris))
 	}
 }
 

@@ -211,6 +211,15 @@ func TestSessionElsewhere(t *testing.T) {
 		t.Errorf("a request went to the other host: %v", k)
 		return true
 	})
+
+	// None at all: the same error type, blaming the endpoint or a proxy,
+	// not the store's settings.
+	startResumable(t, &resumable{location: func() string { return "" }})
+	err = newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1}).Create(context.Background(), "blobs/x", bytes.NewReader(randomBytes(gcsstore.PartSize+1)))
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "gave no session URL") || strings.Contains(err.Error(), "`store`") ||
+		!strings.Contains(err.Error(), "Re-running apply is safe") {
+		t.Fatalf("want a missing session URL blamed on the endpoint, got %v", err)
+	}
 }
 
 // TestLastChunkNotFound: a 404 to the only send of a resumable upload's
