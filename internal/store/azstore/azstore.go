@@ -895,19 +895,23 @@ func (b *Backend) sendBatch(ctx context.Context, keys []string, todo []int, errs
 	if b.noBatch.Load() {
 		return nil, errBatchRefused
 	}
-	fail := func(err error) ([]int, error) {
+	// fail sets each key's error, and returns those to send again.
+	fail := func(err error, retry bool) ([]int, error) {
 		for _, i := range todo {
 			errs[i] = b.deleteError(ctx, keys[i], err)
+		}
+		if retry {
+			return todo, nil
 		}
 		return nil, nil
 	}
 	bb, err := b.container.NewBatchBuilder()
 	if err != nil {
-		return fail(err)
+		return fail(err, false)
 	}
 	for _, i := range todo {
 		if err := bb.Delete(b.BlobName(keys[i]), nil); err != nil {
-			return fail(err)
+			return fail(err, false)
 		}
 	}
 	retry := b.retry
@@ -926,14 +930,13 @@ func (b *Backend) sendBatch(ctx context.Context, keys []string, todo []int, errs
 		return nil, errBatchRefused
 	case err == nil:
 	case errors.As(err, &re) && !retriable(re.StatusCode), errors.As(err, &stop), ctx.Err() != nil:
-		return fail(err)
+		return fail(err, false)
 	default:
 		// Failed as a busy server or a dropped connection makes it fail
 		// (the SDK's retries spent the keys' budget, which ends the
 		// tries), or an answer the SDK could not read: a batch that
 		// says nothing of its keys. Each is sent again.
-		fail(err)
-		return todo, nil
+		return fail(err, true)
 	}
 	answered := make([]bool, len(todo))
 	for _, r := range resp.Responses {
