@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +120,16 @@ const (
 	// made 503 ServerBusy: what Azure answers a sub-request when the
 	// account is busy (here one that landed).
 	FirstPartBusy
+	// FirstPartDropped forwards an Azure Blob Batch request, carried out
+	// whole, and passes its answer on without the first sub-request's
+	// answer: a batch answer one part short (which the Azure SDK takes
+	// for a failure of the whole batch).
+	FirstPartDropped
+	// FirstPartUnnamed forwards an Azure Blob Batch request, carried out
+	// whole, and passes its answer on with the first sub-request's answer
+	// stripped of its Content-ID: a batch answer that says nothing of one
+	// delete.
+	FirstPartUnnamed
 )
 
 func (f Fault) String() string {
@@ -140,9 +152,16 @@ func (f Fault) String() string {
 		return "400 Bad Request"
 	case FirstPartBusy:
 		return "first part 503 ServerBusy"
+	case FirstPartDropped:
+		return "first part dropped"
+	case FirstPartUnnamed:
+		return "first part unnamed"
 	}
 	return "pass"
 }
+
+// contentID is the Content-ID header line of a part of a multipart body.
+var contentID = regexp.MustCompile(`(?im)^content-id:[^\n]*\n`)
 
 // FaultFunc decides what the proxy does to a request; tries is how many
 // times the same request (method, path and query) came before it, so 0
@@ -310,12 +329,25 @@ func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time
 		case BadRequest:
 			_, _ = io.Copy(io.Discard, r.Body) // as PreconditionFailed
 			sw.WriteHeader(http.StatusBadRequest)
-		case FirstPartBusy:
+		case FirstPartBusy, FirstPartDropped, FirstPartUnnamed:
 			rec := httptest.NewRecorder()
 			proxy.ServeHTTP(rec, r)
-			// The first sub-response's status line, and an error code.
-			body := strings.Replace(rec.Body.String(), "HTTP/1.1 202 Accepted\r\n",
-				"HTTP/1.1 503 Server Busy\r\nx-ms-error-code: ServerBusy\r\n", 1)
+			body := rec.Body.String()
+			if call.Fault == FirstPartBusy {
+				// The first sub-response's status line, and an error code.
+				body = strings.Replace(body, "HTTP/1.1 202 Accepted\r\n", "HTTP/1.1 503 Server Busy\r\nx-ms-error-code: ServerBusy\r\n", 1)
+			} else if _, params, err := mime.ParseMediaType(rec.Header().Get("Content-Type")); err == nil && params["boundary"] != "" {
+				// Before the first delimiter, the first part, the rest.
+				sep := "--" + params["boundary"]
+				if parts := strings.Split(body, sep); len(parts) > 2 {
+					if call.Fault == FirstPartDropped {
+						parts = append(parts[:1], parts[2:]...)
+					} else {
+						parts[1] = contentID.ReplaceAllString(parts[1], "")
+					}
+					body = strings.Join(parts, sep)
+				}
+			}
 			for k, v := range rec.Header() {
 				if k != "Content-Length" {
 					sw.Header()[k] = v

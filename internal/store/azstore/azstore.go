@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -118,6 +117,7 @@ type Backend struct {
 	containerOK atomic.Bool
 	reached     atomic.Bool
 	attempts    int
+	retry       policy.RetryOptions // the SDK's, but for MaxRetries when a batch sets its own
 	slots       chan struct{}
 	noBatch     atomic.Bool // the endpoint refused a Blob Batch: delete one blob at a time
 }
@@ -185,6 +185,7 @@ func New(_ context.Context, account, containerName, prefix string, s Settings) (
 	if b.attempts == 1 {
 		opts.Retry.MaxRetries = -1 // 0 would mean the SDK's default
 	}
+	b.retry = opts.Retry
 	prefix = strings.Trim(prefix, "/")
 	b.url = "azblob://" + account + "/" + containerName
 	if prefix != "" {
@@ -833,29 +834,23 @@ var _ store.BatchDeleter = (*Backend)(nil)
 
 // DeleteMany implements store.BatchDeleter with Blob Batch: up to
 // MaxBatch Delete Blob sub-requests a request, each request holding one
-// slot (so several run at once for a long list) and retried as any other
-// (a delete is idempotent: a retry of a batch that landed finds its blobs
-// gone, which counts as deleted). Each sub-request's answer is its key's
-// result: a missing blob is deleted, a busy server's answer is tried again
-// (deleteChunk), any other failure is that key's error. A request that fails as a whole is the error of each of its keys,
-// except when the endpoint refuses Blob Batch itself (400, 405 or 501: an
-// account or an emulator without it): then the keys are deleted one Delete
-// Blob each, as are those of every later call. It needs the delete
-// permission, as Delete does.
+// slot (store.BatchDelete: so several run at once for a long list). Each
+// sub-request's answer is its key's result: a missing blob is deleted, a
+// busy server's answer or none at all is tried again, in a batch of the
+// keys left, any other failure is that key's error. A request that fails
+// as a whole is retried by the SDK (a delete is idempotent: a retry of a
+// batch that landed finds its blobs gone, which counts as deleted), and
+// is then the error of each of its keys. A key is in at most
+// Settings.MaxAttempts requests in all, the SDK's retries counted. When
+// the endpoint refuses Blob Batch itself (400, 405 or 501: an account or
+// an emulator without it), the keys are deleted one Delete Blob each, as
+// are those of every later call. It needs the delete permission, as
+// Delete does.
 func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
-	errs := make([]error, len(keys))
-	for i := range errs {
-		errs[i] = errNotSent // until its request is answered
-	}
-	chunks := (len(keys) + MaxBatch - 1) / MaxBatch
-	_ = store.ForEach(ctx, chunks, chunks, func(ctx context.Context, c int) error {
-		lo, hi := c*MaxBatch, min(len(keys), (c+1)*MaxBatch)
-		if b.noBatch.Load() || !b.deleteChunk(ctx, keys[lo:hi], errs[lo:hi]) {
-			b.deleteEach(ctx, keys[lo:hi], errs[lo:hi])
-		}
-		return nil // each key has its result
-	})
-	return errs
+	return store.BatchDelete{
+		Size: MaxBatch, Attempts: b.attempts, Acquire: b.acquire, Release: b.release,
+		Send: b.sendBatch, Fallback: b.deleteEach,
+	}.Run(ctx, keys)
 }
 
 // deleteEach deletes keys one Delete Blob each, as many at once as the
@@ -882,95 +877,74 @@ func batchRefused(err error) bool {
 	return false
 }
 
-// errNotSent is the result of a key whose request was never sent (the
-// context ended first).
-var errNotSent = errors.New("not deleted: the collection was stopped before this delete was sent")
+// errBatchRefused stops a batch delete whose endpoint refuses Blob Batch:
+// its keys are deleted one at a time (deleteEach).
+var errBatchRefused = errors.New("the endpoint refuses Blob Batch")
 
 // errNoAnswer is the result of a key whose batch was answered without a
 // word of it.
 var errNoAnswer = errors.New("not known to be deleted: the answer to its batch said nothing of it")
 
-// deleteChunk deletes at most MaxBatch keys in Blob Batch requests,
-// setting errs[i] for each keys[i] that may still be there. Keys whose
-// delete Azure answered as it answers a busy or failing server (408, 429,
-// 5xx) go again in a batch of their own, with backoff, up to as many tries
-// as any request. It returns false, having set nothing it would not set
-// again, when the endpoint refuses Blob Batch.
-func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) bool {
-	ctx, _ = store.WithTries(ctx)
-	todo := make([]int, len(keys))
-	for i := range todo {
-		todo[i] = i
-	}
-	wait := 200 * time.Millisecond
-	for try := 1; ; try++ {
-		again, ok := b.sendBatch(ctx, keys, errs, todo)
-		if !ok {
-			return false
-		}
-		if len(again) == 0 || try >= b.attempts {
-			return true
-		}
-		// Full jitter, as the SDK's retries: several chunks retried at
-		// once do not come back together.
-		t := time.NewTimer(time.Duration(rand.Int64N(int64(wait))) + time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return true // the keys left keep their errors
-		}
-		wait = min(2*wait, store.MaxBackoff)
-		todo = again
-	}
-}
-
 // sendBatch sends one Blob Batch request deleting keys[i] for each i in
-// todo, holding a request slot, and sets errs[i]. It returns the indices
-// whose delete failed as a busy server's does, to try again, and false
+// todo, its SDK retries limited to the tries the keys have left (ctx's
+// store.Tries), and sets errs[i]. It returns the indices to try again:
+// those whose delete failed as a busy server's does, and those the answer
+// said nothing of (all, when the SDK could not read it); errBatchRefused
 // when the endpoint refuses Blob Batch.
-func (b *Backend) sendBatch(ctx context.Context, keys []string, errs []error, todo []int) (again []int, ok bool) {
-	if err := b.acquire(ctx); err != nil {
-		for _, i := range todo {
-			errs[i] = err
-		}
-		return nil, true
+func (b *Backend) sendBatch(ctx context.Context, keys []string, todo []int, errs []error) (again []int, err error) {
+	if b.noBatch.Load() {
+		return nil, errBatchRefused
 	}
-	defer b.release()
-	fail := func(err error) {
+	// fail sets each key's error, and returns those to send again.
+	fail := func(err error, retry bool) ([]int, error) {
 		for _, i := range todo {
 			errs[i] = b.deleteError(ctx, keys[i], err)
 		}
+		if retry {
+			return todo, nil
+		}
+		return nil, nil
 	}
 	bb, err := b.container.NewBatchBuilder()
 	if err != nil {
-		fail(err)
-		return nil, true
+		return fail(err, false)
 	}
 	for _, i := range todo {
 		if err := bb.Delete(b.BlobName(keys[i]), nil); err != nil {
-			fail(err)
-			return nil, true
+			return fail(err, false)
 		}
 	}
-	resp, err := b.container.SubmitBatch(ctx, bb, nil)
-	if batchRefused(err) {
+	retry := b.retry
+	if t := store.TriesOf(ctx); t != nil {
+		retry.MaxRetries = int32(b.attempts) - t.Load() - 1
+		if retry.MaxRetries <= 0 {
+			retry.MaxRetries = -1 // 0 would mean the SDK's default
+		}
+	}
+	resp, err := b.container.SubmitBatch(policy.WithRetryOptions(ctx, retry), bb, nil)
+	var re *azcore.ResponseError
+	var stop interface{ NonRetriable() }
+	switch {
+	case batchRefused(err):
 		b.noBatch.Store(true)
-		return nil, false
+		return nil, errBatchRefused
+	case err == nil:
+	case errors.As(err, &re) && !retriable(re.StatusCode), errors.As(err, &stop), ctx.Err() != nil:
+		return fail(err, false)
+	default:
+		// Failed as a busy server or a dropped connection makes it fail
+		// (the SDK's retries spent the keys' budget, which ends the
+		// tries), or an answer the SDK could not read: a batch that
+		// says nothing of its keys. Each is sent again.
+		return fail(err, true)
 	}
-	if err != nil {
-		fail(err)
-		return nil, true
-	}
-	for _, i := range todo {
-		errs[i] = errNoAnswer
-	}
+	answered := make([]bool, len(todo))
 	for _, r := range resp.Responses {
 		if r == nil || r.ContentID == nil || *r.ContentID < 0 || *r.ContentID >= len(todo) {
 			continue // not a key's answer: nothing to report it against
 		}
+		answered[*r.ContentID] = true
 		i := todo[*r.ContentID]
-		var re *azcore.ResponseError
 		switch {
 		case r.Error == nil, notFound(r.Error):
 			errs[i] = nil // a missing blob: as good as deleted
@@ -981,7 +955,13 @@ func (b *Backend) sendBatch(ctx context.Context, keys []string, errs []error, to
 			}
 		}
 	}
-	return again, true
+	for j, ok := range answered {
+		if !ok {
+			errs[todo[j]] = b.deleteError(ctx, keys[todo[j]], errNoAnswer)
+			again = append(again, todo[j])
+		}
+	}
+	return again, nil
 }
 
 // retriable reports whether an answer of status is one the SDK retries: a

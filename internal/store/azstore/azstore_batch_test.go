@@ -321,3 +321,114 @@ func TestDeleteManyRetriesABusyDelete(t *testing.T) {
 		t.Fatalf("%d keys failed in %d Blob Batch requests, want 1 in 1", failed, n)
 	}
 }
+
+// proxiedTries is proxied with MaxAttempts attempts.
+func proxiedTries(t *testing.T, srv *testserver.Azurite, containerName string, attempts int, faults testserver.FaultFunc) (*azstore.Backend, *testserver.Counter) {
+	t.Helper()
+	proxy := srv.Faulty(t, faults)
+	t.Setenv(azstore.ConnectionStringEnv, testserver.ConnectionString(proxy.Endpoint))
+	b, err := azstore.New(context.Background(), testserver.AzuriteAccount, containerName, prefix, azstore.Settings{MaxAttempts: attempts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Env(t) // the connection string is read by New only
+	return b, proxy
+}
+
+// TestDeleteManyTriesOnce: a key is in at most MaxAttempts Blob Batch
+// requests in all, the SDK's retries of a batch failing whole counted
+// with the resends of a delete answered busy, and its error says how
+// many: every batch answered 503, or the first batch's first delete
+// answered busy and every later batch 503.
+func TestDeleteManyTriesOnce(t *testing.T) {
+	srv := testserver.StartAzurite(t)
+	srv.Env(t)
+	containerName := srv.NewContainer(t)
+	direct := newBackend(t, containerName)
+	for name, first := range map[string]testserver.Fault{"whole": testserver.SlowDown, "busy then whole": testserver.FirstPartBusy} {
+		keys := fillBlobs(t, direct, 5)
+		b, proxy := proxiedTries(t, srv, containerName, 3, func(c testserver.Call, tries int) testserver.Fault {
+			switch {
+			case c.Method != http.MethodPost || !strings.Contains(c.Query, "comp=batch"):
+				return testserver.Pass
+			case tries == 0:
+				return first
+			}
+			return testserver.SlowDown
+		})
+		errs := store.DeleteMany(context.Background(), b, 8, keys)
+		if n := len(batchCalls(proxy.Calls("", ""))); n != 3 {
+			t.Errorf("%s: %d Blob Batch requests, want 3 (MaxAttempts)", name, n)
+		}
+		failed := 0
+		for i, err := range errs {
+			if err == nil {
+				continue // the busy batch's other deletes landed
+			}
+			failed++
+			if !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "3 times") {
+				t.Errorf("%s: %s: %v, want the 503 after 3 attempts", name, keys[i], err)
+			}
+		}
+		if want := map[bool]int{true: len(keys), false: 1}[first == testserver.SlowDown]; failed != want {
+			t.Errorf("%s: %d keys failed, want %d", name, failed, want)
+		}
+		for _, k := range keys {
+			if err := direct.Delete(context.Background(), k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestDeleteManyRetriesAnUnansweredDelete: a delete its batch's answer
+// says nothing of (a part without a Content-ID), or all the deletes of an
+// answer the SDK cannot read (a part short), go again, within the keys'
+// budget; the retry finds the blobs gone (the first try landed), which
+// counts as deleted. With one attempt allowed, the key's error says its
+// delete was not answered.
+func TestDeleteManyRetriesAnUnansweredDelete(t *testing.T) {
+	srv := testserver.StartAzurite(t)
+	srv.Env(t)
+	containerName := srv.NewContainer(t)
+	direct := newBackend(t, containerName)
+	firstBatch := func(f testserver.Fault) testserver.FaultFunc {
+		return func(c testserver.Call, tries int) testserver.Fault {
+			if c.Method == http.MethodPost && strings.Contains(c.Query, "comp=batch") && tries == 0 {
+				return f
+			}
+			return testserver.Pass
+		}
+	}
+	for _, f := range []testserver.Fault{testserver.FirstPartUnnamed, testserver.FirstPartDropped} {
+		keys := fillBlobs(t, direct, 30)
+		b, proxy := proxied(t, srv, containerName, firstBatch(f))
+		for i, err := range store.DeleteMany(context.Background(), b, 8, keys) {
+			if err != nil {
+				t.Fatalf("%s: %s: %v", f, keys[i], err)
+			}
+		}
+		calls := batchCalls(proxy.Calls("", ""))
+		if len(calls) != 2 || calls[0].Fault != f || calls[1].Fault != testserver.Pass {
+			t.Fatalf("%s: Blob Batch requests %+v, want the first and its retry", f, calls)
+		}
+		if left, err := direct.List(context.Background(), ""); err != nil || len(left) != 0 {
+			t.Fatalf("%s: left %v (%v), want nothing", f, left, err)
+		}
+	}
+
+	keys := fillBlobs(t, direct, 30)
+	once, proxy := proxiedTries(t, srv, containerName, 1, firstBatch(testserver.FirstPartUnnamed))
+	failed := 0
+	for i, err := range store.DeleteMany(context.Background(), once, 8, keys) {
+		if err != nil {
+			failed++
+			if !strings.Contains(err.Error(), "said nothing of it") || !strings.Contains(err.Error(), once.BlobName(keys[i])) {
+				t.Errorf("%s: %v; want no answer, naming the key", keys[i], err)
+			}
+		}
+	}
+	if n := len(batchCalls(proxy.Calls("", ""))); failed != 1 || n != 1 {
+		t.Fatalf("%d keys failed in %d Blob Batch requests, want 1 in 1", failed, n)
+	}
+}

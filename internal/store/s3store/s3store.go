@@ -815,36 +815,21 @@ var _ store.BatchDeleter = (*Backend)(nil)
 // error; a missing key is deleted as far as S3 is concerned. A request
 // that fails as a whole is the error of each of its keys.
 func (b *Backend) DeleteMany(ctx context.Context, keys []string) []error {
-	errs := make([]error, len(keys))
-	for i := range errs {
-		errs[i] = errNotSent // until its request is answered
-	}
-	chunks := (len(keys) + store.MaxBatchDelete - 1) / store.MaxBatchDelete
-	_ = store.ForEach(ctx, chunks, chunks, func(ctx context.Context, c int) error {
-		lo, hi := c*store.MaxBatchDelete, min(len(keys), (c+1)*store.MaxBatchDelete)
-		b.deleteChunk(ctx, keys[lo:hi], errs[lo:hi])
-		return nil // each key has its result
-	})
-	return errs
+	return store.BatchDelete{
+		Size: store.MaxBatchDelete, Attempts: 1, // the SDK retries a request
+		Acquire: b.acquire, Release: b.release, Send: b.deleteChunk,
+	}.Run(ctx, keys)
 }
 
-// errNotSent is the result of a key whose request was never sent (the
-// context ended first).
-var errNotSent = errors.New("not deleted: the collection was stopped before this delete was sent")
-
-// deleteChunk deletes at most store.MaxBatchDelete keys in one request,
-// setting errs[i] for each key[i] that may still be there.
-func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) {
+// deleteChunk deletes keys (todo is all of them: a chunk is sent once, the
+// SDK retrying it) in one DeleteObjects request, setting errs[i] for each
+// keys[i].
+func (b *Backend) deleteChunk(ctx context.Context, keys []string, todo []int, errs []error) ([]int, error) {
 	fail := func(err error) {
-		for i := range errs {
+		for _, i := range todo {
 			errs[i] = err
 		}
 	}
-	if err := b.acquire(ctx); err != nil {
-		fail(err)
-		return
-	}
-	defer b.release()
 	objs := make([]s3types.ObjectIdentifier, len(keys))
 	index := make(map[string]int, len(keys))
 	for i, k := range keys {
@@ -857,7 +842,7 @@ func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) 
 	})
 	if err != nil {
 		fail(b.deleteError(keys[0], err))
-		return
+		return nil, nil
 	}
 	clear(errs)
 	for _, e := range out.Errors {
@@ -870,6 +855,7 @@ func (b *Backend) deleteChunk(ctx context.Context, keys []string, errs []error) 
 		}
 		errs[i] = b.deleteError(keys[i], &smithy.GenericAPIError{Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)})
 	}
+	return nil, nil
 }
 
 // deleteError explains a failed delete of key, naming the permission the
