@@ -337,7 +337,7 @@ func (t *tokenSource) Token() (*oauth2.Token, error) {
 		}
 		// Token has no context: the wait is a short backoff, and the
 		// request it precedes is bounded by tokenTimeout.
-		time.Sleep(backoff(attempt))
+		time.Sleep(store.Backoff(attempt))
 	}
 }
 
@@ -902,7 +902,7 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 				return b.protocolError(fmt.Sprintf("answered %s of bytes %d-%d of an upload with 308 holding %s: "+
 					"it kept no more of the chunk (a proxy dropping the Range header?)", plural(stalled, "send"), sent, end-1, heldBytes(kept)))
 			}
-			if err := sleep(ctx, backoff(stalled)); err != nil {
+			if err := store.Sleep(ctx, store.Backoff(stalled)); err != nil {
 				return err
 			}
 		default:

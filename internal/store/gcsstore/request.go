@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -186,32 +184,9 @@ func (b *Backend) do(ctx context.Context, c *http.Client, req request) (*http.Re
 		case attempt >= b.attempts:
 			return nil, err
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := store.Sleep(ctx, store.Backoff(attempt)); err != nil {
 			return nil, err
 		}
-	}
-}
-
-// backoff is the wait before try attempt+1: exponential from 200 ms,
-// at most store.MaxBackoff, with jitter (between half and all of it), so
-// that writers failed together do not retry together.
-func backoff(attempt int) time.Duration {
-	d := store.MaxBackoff
-	if attempt < 20 {
-		d = min(d, 200*time.Millisecond<<(attempt-1))
-	}
-	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter, not a secret
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
