@@ -287,12 +287,20 @@ func (b *Backend) sweepBlobs() {
 	}
 }
 
+// startWriteback starts writing a staged file's bytes to disk without
+// waiting (writeback); a variable so that tests can count the files it
+// was asked for.
+var startWriteback = writeback
+
 // writeTemp fills, seals and closes a temporary file, fsyncing it when
-// sync is set.
+// sync is set, and otherwise starting its writeback for the flush to come.
 func writeTemp(ctx context.Context, tmp *os.File, r io.Reader, sync bool) error {
 	defer func() { _ = tmp.Close() }() // closed below on success; an early return only abandons it
 	if _, err := digest.Copy(ctx, tmp, r); err != nil {
 		return err
+	}
+	if !sync {
+		startWriteback(tmp)
 	}
 	if err := tmp.Chmod(0o444); err != nil {
 		return err
@@ -367,6 +375,8 @@ func (b *Backend) StageFile(ctx context.Context, key string, src *os.File, size 
 	if _, err := tmp.ReadFrom(io.LimitReader(src, size+1)); err != nil {
 		return abandon(b.writeFailed(err))
 	}
+	// The disk writes the copy while verify reads it from the page cache.
+	startWriteback(tmp)
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return abandon(b.writeFailed(err))
 	}

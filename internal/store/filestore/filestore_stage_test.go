@@ -126,3 +126,49 @@ func TestStageFileVerifiesTheCopy(t *testing.T) {
 		t.Fatalf("the staged copy is %v, %v; want 12 read-only bytes", fi, err)
 	}
 }
+
+// Every staged file has its writeback started as soon as its bytes are
+// written, so the disk works while the publish goes on and Commit's flush
+// finds little left; a Create, which fsyncs its own file, needs none.
+func TestStagedFilesStartWriteback(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	var started []string
+	old := startWriteback
+	startWriteback = func(f *os.File) { started = append(started, filepath.Base(f.Name())); old(f) }
+	t.Cleanup(func() { startWriteback = old })
+
+	if err := b.Create(ctx, "blobs/sha256/cc/created", strings.NewReader("created")); err != nil {
+		t.Fatal(err)
+	}
+	if len(started) != 0 {
+		t.Fatalf("Create started writeback of %v; it fsyncs its own file", started)
+	}
+	s1, err := b.Stage(ctx, "blobs/sha256/aa/one", strings.NewReader("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "two")
+	if err := os.WriteFile(src, []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	s2, err := b.StageFile(ctx, "blobs/sha256/bb/two", f, 3, func(r io.Reader) error {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Base(s1.(*staged).tmp), filepath.Base(s2.(*staged).tmp)}
+	if strings.Join(started, " ") != strings.Join(want, " ") {
+		t.Fatalf("writeback started for %v, want each staged file once: %v", started, want)
+	}
+	if err := b.Commit(ctx, []store.Staged{s1, s2}); err != nil {
+		t.Fatal(err)
+	}
+}
