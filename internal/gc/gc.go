@@ -353,14 +353,31 @@ var listed = []store.Family{store.FamilySignature, store.FamilyVersion, store.Fa
 // once (store.ListFamily); families one after another.
 func (c *collector) inventory(ctx context.Context) error {
 	c.all = map[string]object{}
+	// A local store with symbolic links in its folders is refused, before
+	// anything is written, naming every link (every family is listed):
+	// what is behind one is neither listed nor deleted through it, so the
+	// records there are unknown, and the objects they reference would
+	// look unreachable.
+	var links *store.LinkError
 	for _, f := range listed {
 		infos, err := store.ListFamily(ctx, c.d, f, c.st.Concurrency())
+		if le := (*store.LinkError)(nil); errors.As(err, &le) {
+			if links == nil {
+				links = &store.LinkError{Store: le.Store}
+			}
+			links.Links = append(links.Links, le.Links...)
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		for _, i := range infos {
 			c.all[i.Key] = object{key: i.Key, size: i.Size, mod: i.ModTime.UnixNano()}
 		}
+	}
+	if links != nil {
+		slices.Sort(links.Links)
+		return links
 	}
 	c.logf("listed %s in %s", count(len(c.all), "objects"), c.st)
 	c.report.Empty = true

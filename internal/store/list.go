@@ -2,9 +2,36 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
+	"sync"
 )
+
+// LinkError is a listing for a deleter (ListInfo) that met symbolic links
+// in the store's folders: what lies behind them is not listed, and is
+// never deleted through them (it may be outside the store, or another
+// store's). Links are their keys (the first few: see Error).
+type LinkError struct {
+	Store string
+	Links []string
+}
+
+func (e *LinkError) Error() string {
+	shown := e.Links
+	if len(shown) > 8 {
+		shown = shown[:8]
+	}
+	more := ""
+	if len(e.Links) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(e.Links)-len(shown))
+	}
+	return fmt.Sprintf("the store %s holds symbolic links where its layout has folders and files: %s%s. Nothing behind a "+
+		"link is listed or deleted through it (it may be outside the store, or in another one), and what the store's "+
+		"records reference cannot be known without it. Replace each link by the folder or file it points to (move it "+
+		"back into the store), then run again", e.Store, strings.Join(shown, ", "), more)
+}
 
 // FirstPager is a Deleter that lists a large family folder by folder, in
 // parallel (ListFamily). One whose listings come in pages (S3: 1,000 keys
@@ -56,13 +83,31 @@ func ListFamily(ctx context.Context, d Deleter, f Family, n int) ([]ObjectInfo, 
 		return infos, err
 	}
 	parts := make([][]ObjectInfo, len(shards))
+	var (
+		linksMu sync.Mutex
+		links   *LinkError
+	)
 	err := ForEach(ctx, n, len(shards), func(ctx context.Context, i int) error {
 		var err error
 		parts[i], err = d.ListInfo(ctx, shards[i])
+		if le := (*LinkError)(nil); errors.As(err, &le) {
+			// Every folder is listed, so that the error names every link.
+			linksMu.Lock()
+			defer linksMu.Unlock()
+			if links == nil {
+				links = &LinkError{Store: le.Store}
+			}
+			links.Links = append(links.Links, le.Links...)
+			return nil
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if links != nil {
+		sort.Strings(links.Links)
+		return nil, links
 	}
 	total := 0
 	for _, p := range parts {

@@ -563,6 +563,12 @@ func (b *Backend) Exists(_ context.Context, key string) (bool, error) {
 
 // List implements store.Backend.
 func (b *Backend) List(_ context.Context, prefix string) ([]string, error) {
+	return b.walk(prefix, nil)
+}
+
+// walk lists the keys under prefix; with links set, the symbolic links
+// met go there instead of among the keys.
+func (b *Backend) walk(prefix string, links *[]string) ([]string, error) {
 	// Walk only the deepest directory the prefix names.
 	dirKey := prefix[:strings.LastIndex(prefix, "/")+1]
 	start := filepath.Join(b.root, filepath.FromSlash(dirKey))
@@ -583,7 +589,13 @@ func (b *Backend) List(_ context.Context, prefix string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if k := filepath.ToSlash(rel); strings.HasPrefix(k, prefix) {
+		k := filepath.ToSlash(rel)
+		switch {
+		case links != nil && d.Type()&fs.ModeSymlink != 0:
+			if strings.HasPrefix(k, prefix) || strings.HasPrefix(k+"/", prefix) {
+				*links = append(*links, k)
+			}
+		case strings.HasPrefix(k, prefix):
 			keys = append(keys, k)
 		}
 		return nil
@@ -695,11 +707,24 @@ func (b *Backend) ListInfoFirst(context.Context, string) ([]store.ObjectInfo, bo
 	return nil, false, nil
 }
 
-// ListInfo implements store.Deleter.
+// ListInfo implements store.Deleter. What a deleter lists it may delete:
+// a symbolic link in the store's folders, or one of the folders on the way
+// to prefix, is a *store.LinkError naming each (never followed, nor deleted
+// through: what it points to may be outside the store).
 func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
-	keys, err := b.List(ctx, prefix)
+	links, err := b.linkedDir(prefix)
 	if err != nil {
 		return nil, err
+	}
+	var keys []string
+	if links == nil {
+		keys, err = b.walk(prefix, &links)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(links) > 0 {
+		return nil, &store.LinkError{Store: b.String(), Links: links}
 	}
 	infos := make([]store.ObjectInfo, 0, len(keys))
 	for _, k := range keys {
@@ -716,3 +741,27 @@ func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]store.ObjectIn
 }
 
 var _ store.Clock = (*Backend)(nil)
+
+// linkedDir is the key of the first folder from the root down to the
+// deepest one prefix names that is a symbolic link, if any.
+func (b *Backend) linkedDir(prefix string) ([]string, error) {
+	dirKey := strings.TrimSuffix(prefix[:strings.LastIndex(prefix, "/")+1], "/")
+	if dirKey == "" {
+		return nil, nil
+	}
+	parts := strings.Split(dirKey, "/")
+	for i := range parts {
+		k := strings.Join(parts[:i+1], "/")
+		fi, err := os.Lstat(filepath.Join(b.root, filepath.FromSlash(k)))
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
+			return nil, nil // nothing there: nothing listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return []string{k}, nil // what is under it is behind it
+		}
+	}
+	return nil, nil
+}
