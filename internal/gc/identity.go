@@ -100,16 +100,9 @@ func (c *collector) foreign(ctx context.Context) (*NotAStoreError, error) {
 }
 
 func (c *collector) foreignOf(keys []string) *NotAStoreError {
-	e := &NotAStoreError{Store: c.st.String(), Adopt: c.o.Adopt}
-	for _, k := range keys {
-		if _, ok := store.ParseKey(k); !ok {
-			if e.ForeignCount++; len(e.Foreign) < 5 {
-				e.Foreign = append(e.Foreign, k)
-			}
-		}
-	}
-	if e.ForeignCount == 0 {
+	first, n := store.Foreign(keys) // the writers' rule (store.CheckLocation)
+	if n == 0 {
 		return nil
 	}
-	return e
+	return &NotAStoreError{Store: c.st.String(), Adopt: c.o.Adopt, Foreign: first, ForeignCount: n}
 }

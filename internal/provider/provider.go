@@ -308,6 +308,18 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			"Cannot use "+source+": "+err.Error())
 		return
 	}
+	if st.LocalRoot() != "" {
+		// A local store is checked at plan, where Terraform names the
+		// setting: a new store is never started in a folder that holds
+		// other files (the collector would then take it for a store).
+		// Writers check the same before they write the identity (Hold).
+		var foreign *store.ForeignError
+		if _, err := store.CheckLocation(ctx, st.Backend()); errors.As(err, &foreign) {
+			resp.Diagnostics.AddAttributeError(path.Root("store"), "Store directory holds other files",
+				"Cannot use "+source+": "+foreign.Error()+".")
+			return
+		}
+	}
 	st.Waiting = func(ctx context.Context, marker string, d time.Duration) {
 		tflog.Warn(ctx, "waiting for a garbage collection deleting objects this apply reuses", map[string]any{
 			"marker": marker, "at_most": d.Round(time.Second).String(),

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // The store's identity. A directory or a bucket prefix is a store when it
@@ -96,10 +97,13 @@ func WriteIdentity(ctx context.Context, b Backend) error {
 	return err
 }
 
-// Identify makes sure the store holds its identity (CheckIdentity, then
+// Identify makes sure the store holds its identity (CheckLocation, then
 // WriteIdentity if it has none): once per Store, so that it costs one
-// read per process on a store that has it, and a read and a write on a
-// new one. Hold calls it before a writer's first lease.
+// read per process on a store that has it, and a read, a listing and a
+// write on a new one (the listing of a store an earlier version wrote is
+// the whole store, once). Hold calls it before a writer's first lease. A
+// location that holds anything outside the store's layout is not made a
+// store: that is a *ForeignError, and nothing is written.
 //
 // A writer the backend refuses the write (a BackendError: an S3 role
 // granted s3:PutObject on some prefixes only) goes on without it: the
@@ -115,7 +119,7 @@ func (s *Store) Identify(ctx context.Context) error {
 	if s.identified.Load() {
 		return nil
 	}
-	found, err := CheckIdentity(ctx, s.b)
+	found, err := CheckLocation(ctx, s.b)
 	if err == nil && !found {
 		err = WriteIdentity(ctx, s.b)
 		var ie *IdentityError
@@ -128,4 +132,71 @@ func (s *Store) Identify(ctx context.Context) error {
 	}
 	s.identified.Store(true)
 	return nil
+}
+
+// ForeignError is a location without the store's identity that holds keys
+// outside the store's layout (a folder of the user's, with .ssh/ and
+// Documents/): it is not a store, and no writer makes it one, as the
+// collector would then take it for one. Foreign are the first few keys,
+// Count how many there are.
+type ForeignError struct {
+	Store   string
+	Foreign []string
+	Count   int
+}
+
+func (e *ForeignError) Error() string {
+	n := fmt.Sprintf("%d entries", e.Count)
+	if e.Count == 1 {
+		n = "1 entry"
+	}
+	return fmt.Sprintf("%s is not a store: it has no %s and holds %s outside the store's layout, such as %s, so nothing was "+
+		"written to it. Pick an empty or new directory (or prefix) for the store; if it is a store an earlier version of "+
+		"the provider wrote, move the files that are not the store's out of it and run `terraform-provider-immutable gc "+
+		"--adopt-store`, which checks the same before it writes %s", e.Store, IdentityKey, n,
+		strings.Join(e.Foreign, ", "), IdentityKey)
+}
+
+// foreignShown is how many foreign keys a *ForeignError names.
+const foreignShown = 5
+
+// Foreign returns the keys outside the store's layout (those ParseKey
+// does not accept): the first few of keys' order, and how many there are.
+// It is the one rule for "this location holds something that is not the
+// store's", for writers (CheckLocation) and gc --adopt-store alike.
+func Foreign(keys []string) (first []string, n int) {
+	for _, k := range keys {
+		if _, ok := ParseKey(k); !ok {
+			if n++; len(first) < foreignShown {
+				first = append(first, k)
+			}
+		}
+	}
+	return first, n
+}
+
+// CheckLocation is CheckIdentity, and when there is no identity, a listing
+// of the location: one holding keys outside the store's layout (Foreign)
+// is a *ForeignError. Found false and no error: an empty or missing
+// location, or a store an earlier version wrote, that may become a store.
+// A backend that refuses the listing (a BackendError: a role that may
+// list some prefixes only) is not checked, and is found false, as a
+// location that may become a store: the identity is for collectors, which
+// check the same (gc --adopt-store) before they write it.
+func CheckLocation(ctx context.Context, b Backend) (found bool, err error) {
+	found, err = CheckIdentity(ctx, b)
+	if err != nil || found {
+		return found, err
+	}
+	keys, err := b.List(ctx, "")
+	if be := BackendError(nil); errors.As(err, &be) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if first, n := Foreign(keys); n > 0 {
+		return false, &ForeignError{Store: b.String(), Foreign: first, Count: n}
+	}
+	return false, nil
 }

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -79,5 +82,73 @@ func TestIdentifyOncePerStore(t *testing.T) {
 	}
 	if found, err := store.CheckIdentity(ctx, fb); !found || err != nil {
 		t.Fatalf("identity %v, %v", found, err)
+	}
+}
+
+// TestCheckLocation: the rule for "may a writer make this location a
+// store": an empty or missing directory and a store may; a folder of the
+// user's (files outside the store's layout, no identity) may not, with a
+// *ForeignError naming some of its files and what to do; and a writer
+// (Hold) refuses it the same way, writing nothing. gc --adopt-store uses
+// the same rule (store.Foreign; package gc tests it).
+func TestCheckLocation(t *testing.T) {
+	ctx := context.Background()
+	newAt := func(dir string) *filestore.Backend {
+		b, err := filestore.New(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	empty := t.TempDir()
+	for name, dir := range map[string]string{"missing": filepath.Join(t.TempDir(), "new"), "empty": empty} {
+		if found, err := store.CheckLocation(ctx, newAt(dir)); found || err != nil {
+			t.Fatalf("%s directory: found %v, %v; want a location that may become a store", name, found, err)
+		}
+	}
+	st := store.New(newAt(empty))
+	if _, err := st.Hold(ctx, "blobs/sha256/00/00"); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := store.CheckLocation(ctx, newAt(empty)); !found || err != nil {
+		t.Fatalf("a store: found %v, %v", found, err)
+	}
+
+	home := t.TempDir()
+	files := []string{".ssh/id_rsa", "Documents/a.txt", "blobs/sha256/00/notes.txt", "b", "c", "d", "e"}
+	for _, f := range files {
+		p := filepath.Join(home, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("mine\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fe *store.ForeignError
+	_, err := store.CheckLocation(ctx, newAt(home))
+	if !errors.As(err, &fe) || fe.Count != len(files) || len(fe.Foreign) != 5 || fe.Foreign[0] != ".ssh/id_rsa" {
+		t.Fatalf("a folder of the user's: %v; want a ForeignError naming 5 of its %d files", err, len(files))
+	}
+	for _, want := range []string{home, ".ssh/id_rsa", "7 entries", "empty or new directory", "--adopt-store"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if l, err := store.New(newAt(home)).Hold(ctx, "blobs/sha256/00/00"); !errors.As(err, &fe) || l != nil {
+		t.Fatalf("a writer holding in a folder of the user's: %v; want a ForeignError", err)
+	}
+	var left []string
+	if err := filepath.WalkDir(home, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(home, p)
+			left = append(left, filepath.ToSlash(rel))
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != len(files) {
+		t.Fatalf("the refused writer wrote into the folder: %v", left)
 	}
 }
