@@ -618,6 +618,8 @@ func (r *ArtifactResource) warnLargeChange(ctx context.Context, prior *artifactM
 }
 
 func (r *ArtifactResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx, told := watchGCWaits(ctx) // why a publish waited for a collection
+	defer told(&resp.Diagnostics)
 	var plan artifactModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {

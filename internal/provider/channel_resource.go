@@ -388,6 +388,8 @@ func (r *ChannelResource) move(ctx context.Context, m *channelModel, seq int, af
 }
 
 func (r *ChannelResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx, told := watchGCWaits(ctx) // why a publish waited for a collection
+	defer told(&resp.Diagnostics)
 	var m channelModel
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return

@@ -508,6 +508,8 @@ func (r *ExportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 }
 
 func (r *ExportResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx, told := watchGCWaits(ctx) // why a publish waited for a collection
+	defer told(&resp.Diagnostics)
 	var plan exportModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {

@@ -245,6 +245,8 @@ func (r *ImageIndexResource) apply(ctx context.Context, m *imageIndexModel, push
 }
 
 func (r *ImageIndexResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx, told := watchGCWaits(ctx) // why a publish waited for a collection
+	defer told(&resp.Diagnostics)
 	var m imageIndexModel
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return

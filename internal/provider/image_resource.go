@@ -536,6 +536,8 @@ func (r *ImageResource) imageDiags(err error) diag.Diagnostics {
 }
 
 func (r *ImageResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx, told := watchGCWaits(ctx) // why a publish waited for a collection
+	defer told(&resp.Diagnostics)
 	var m imageModel
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return

@@ -325,6 +325,7 @@ func (p *ImmutableProvider) Configure(ctx context.Context, req provider.Configur
 			"marker": marker, "at_most": d.Round(time.Second).String(),
 		})
 	}
+	st.Waited = gcWaited // a warning on the resource, once the wait is over
 	buildCache := actioncache.Mode(cfg.BuildCache.ValueString())
 	if cfg.BuildCache.IsUnknown() {
 		resp.Diagnostics.AddAttributeError(path.Root("build_cache"), "Unknown build cache mode",

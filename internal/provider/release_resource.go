@@ -291,6 +291,8 @@ func movedError(st *store.Store, e *release.VersionsMovedError) diag.Diagnostic 
 }
 
 func (r *ReleaseResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx, told := watchGCWaits(ctx) // why a publish waited for a collection
+	defer told(&resp.Diagnostics)
 	var plan releaseModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {

@@ -188,6 +188,8 @@ func (r *YankResource) set(ctx context.Context, m *yankModel, yanked bool, reaso
 }
 
 func (r *YankResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx, told := watchGCWaits(ctx) // why a publish waited for a collection
+	defer told(&resp.Diagnostics)
 	var m yankModel
 	if resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...); resp.Diagnostics.HasError() {
 		return

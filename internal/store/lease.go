@@ -358,17 +358,37 @@ func (s *Store) hold(ctx context.Context, d Deleter, l *Lease, keys []string) er
 		if err == nil && !slices.ContainsFunc(condemned, func(k string) bool { return held[k] }) {
 			continue
 		}
-		if err := s.waitMarker(ctx, m.Key, MarkerTTL-age); err != nil {
+		began := time.Now()
+		gone, err := s.waitMarker(ctx, m.Key, MarkerTTL-age)
+		if err != nil {
 			return err
+		}
+		if s.Waited != nil {
+			s.Waited(ctx, MarkerWait{Marker: m.Key, Waited: time.Since(began), Expired: !gone,
+				Expires: began.Add(MarkerTTL - age)})
 		}
 	}
 	return nil
 }
 
-// waitMarker waits until the marker is gone, or for at most d (measured
-// on this process's clock, from an age measured on the store's: no two
-// clocks are compared).
-func (s *Store) waitMarker(ctx context.Context, marker string, d time.Duration) error {
+// MarkerWait is a wait of Hold for a collector's marker, once over.
+type MarkerWait struct {
+	Marker string
+	// Waited is how long it took.
+	Waited time.Duration
+	// Expired: the marker was still there when it expired (at Expires,
+	// on this machine's clock): the collection that wrote it was
+	// interrupted (killed, or its machine lost), and deletes nothing
+	// more; until the next collection removes it, nothing waits for it
+	// any more. Otherwise the collection finished.
+	Expired bool
+	Expires time.Time
+}
+
+// waitMarker waits until the marker is gone (gone true), or for at most d
+// (measured on this process's clock, from an age measured on the store's:
+// no two clocks are compared).
+func (s *Store) waitMarker(ctx context.Context, marker string, d time.Duration) (gone bool, err error) {
 	if s.Waiting != nil {
 		s.Waiting(ctx, marker, d)
 	}
@@ -376,15 +396,15 @@ func (s *Store) waitMarker(ctx context.Context, marker string, d time.Duration) 
 	for time.Now().Before(deadline) {
 		ok, err := s.b.Exists(ctx, marker)
 		if err != nil || !ok {
-			return err
+			return err == nil, err
 		}
 		t := time.NewTimer(min(markerPoll, time.Until(deadline)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return &WaitError{Marker: marker, Err: ctx.Err()}
+			return false, &WaitError{Marker: marker, Err: ctx.Err()}
 		case <-t.C:
 		}
 	}
-	return nil // a crashed collector's marker: it deletes nothing more
+	return false, nil // a crashed collector's marker: it deletes nothing more
 }

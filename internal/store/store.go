@@ -129,6 +129,11 @@ type Store struct {
 	// Waiting, when set, is told when Hold waits for a garbage collection
 	// deleting keys it holds (at most d), so that a wait can be reported (the provider logs it at WARN).
 	Waiting func(ctx context.Context, marker string, d time.Duration)
+	// Waited, when set, is told when such a wait is over (not when it was
+	// cancelled): how long it took, and whether the collection finished
+	// or its marker stayed until it expired (the collection was
+	// interrupted), so that the wait can be explained to whoever waited.
+	Waited func(ctx context.Context, w MarkerWait)
 
 	identified  atomic.Bool // Identify found or wrote the identity
 	identifying sync.Mutex
