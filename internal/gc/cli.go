@@ -183,7 +183,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stderr, "gc: --batch-size %d: give a number from 1 to 100000\n", *batch)
 		return 2
 	}
-	o := Options{DryRun: *dryRun, BatchSize: *batch, AllowEmpty: *empty, Adopt: *adopt}
+	o := Options{DryRun: *dryRun, BatchSize: *batch, AllowEmpty: *empty, Adopt: *adopt, Warn: stderr}
 	if *verbose {
 		o.Log = stderr
 	}

@@ -80,6 +80,10 @@ type Options struct {
 	// AllowEmpty collects a store with no release and no content instead
 	// of failing with an *EmptyError.
 	AllowEmpty bool
+	// Warn receives what the user should see without Log: that the run
+	// waits for another collection's marker (Report.Markers); nil
+	// discards it.
+	Warn io.Writer
 	// Adopt writes the store's identity (store.IdentityKey) into a store
 	// that has none (one an earlier version of the provider wrote), once
 	// every key there is found to be the store's; without it such a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 )
@@ -52,6 +53,10 @@ type Report struct {
 	// Leased are keys that were to be deleted but a lease named (or
 	// reached) just before: a writer is using them, so they stay.
 	Leased []string
+	// Markers of other collections, not expired when the store was
+	// listed: waited for and removed once expired (reported only, in a
+	// dry run).
+	Markers []Marker
 	// Adopted: the store had no identity, every key there was the store's,
 	// and the identity was written (would be, in a dry run).
 	Adopted bool
@@ -96,6 +101,20 @@ func (r *Report) String() string {
 	}
 	if len(r.Leased) > 0 {
 		fmt.Fprintf(&b, "kept %s a writer leased during the collection\n", count(len(r.Leased), "objects"))
+	}
+	for _, m := range r.Markers {
+		at := m.Expires.UTC().Format("2006-01-02 15:04:05 MST")
+		switch {
+		case r.DryRun:
+			fmt.Fprintf(&b, "found %s, the marker of another collection (still running, or interrupted): writers wait for it "+
+				"until %s; a collection that is not a dry run waits for it, then removes it\n", m.Key, at)
+		case m.Removed:
+			fmt.Fprintf(&b, "removed %s, the marker of an interrupted collection, once it expired at %s (waited %s): "+
+				"writers no longer wait for it, and this run finished that collection's deletes\n", m.Key, at, m.Waited.Round(time.Second))
+		default:
+			fmt.Fprintf(&b, "waited %s for %s, the marker of another collection, until that collection removed it\n",
+				m.Waited.Round(time.Second), m.Key)
+		}
 	}
 	if r.Adopted {
 		w := "wrote"

@@ -42,11 +42,14 @@ type plan struct {
 	gone            []*version
 	byKind          map[string][]string
 	leases, markers []string
+	// young are the markers of other collections not expired yet: waited
+	// for, and removed once expired (settleMarkers).
+	young []string
 }
 
 // empty is a plan that deletes nothing (and so writes nothing).
 func (p *plan) empty() bool {
-	n := len(p.gone) + len(p.leases) + len(p.markers)
+	n := len(p.gone) + len(p.leases) + len(p.markers) + len(p.young)
 	for _, ks := range p.byKind {
 		n += len(ks)
 	}
@@ -81,12 +84,15 @@ func (c *collector) plan(ctx context.Context, vs []*version, kept map[string]boo
 		return nil, err
 	}
 	p.markers = slices.Sorted(maps.Keys(stale))
+	p.young = c.youngMarkers()
 	return p, nil
 }
 
 // sweep deletes, in order, expired leases and stale markers, the versions
 // the policy does not keep, and the content no kept root reaches (what p
-// says); in a dry run it only counts them.
+// says); then it waits for the markers of other collections still young,
+// and removes them once expired (settleMarkers). In a dry run it only
+// counts and reports them.
 func (c *collector) sweep(ctx context.Context, p *plan) error {
 	gone, byKind, leases, markers := p.gone, p.byKind, p.leases, p.markers
 	if c.o.DryRun {
@@ -101,7 +107,7 @@ func (c *collector) sweep(ctx context.Context, p *plan) error {
 		c.count(KindLease, leases...)
 		c.count(KindMarker, markers...)
 		c.logDeleted(snapshot{})
-		return nil
+		return c.settleMarkers(ctx)
 	}
 	// Expired leases and stale markers first, under no marker: they
 	// protect nothing (a lease is read as expired only when older than the
@@ -199,7 +205,127 @@ func (c *collector) sweep(ctx context.Context, p *plan) error {
 			return err
 		}
 	}
+	return c.settleMarkers(ctx)
+}
+
+// Marker is another collection's marker that was not expired when this
+// one listed the store: that collection was still running (here or on
+// another machine), or was interrupted (killed part-way). Nothing tells
+// the two apart before the marker expires (store.MarkerTTL after it was
+// written): until then a collector may still be deleting what it names,
+// and writers that reuse any of it wait for it. So a collection never
+// removes such a marker early; it waits until the marker goes (its
+// collection finished) or expires (its collection can delete nothing
+// more), and removes it then.
+type Marker struct {
+	Key string
+	// Expires is when writers stop waiting for it, on this machine's
+	// clock.
+	Expires time.Time
+	// Waited is how long this collection waited for it; Removed whether
+	// it removed it (it had expired), else its own collection did.
+	Waited  time.Duration
+	Removed bool
+}
+
+// markerPoll is how often a collection waiting for another's marker
+// looks again.
+var markerPoll = 200 * time.Millisecond
+
+// settleMarkers waits for each marker of another collection that was not
+// expired when the store was listed (Marker) until it is gone or expired,
+// and removes the expired ones: a collection interrupted part-way leaves
+// none behind once this one is done. Its own run has deleted what that
+// collection had left of the garbage, so the interrupted collection is
+// finished. In a dry run it only reports them.
+func (c *collector) settleMarkers(ctx context.Context) error {
+	var live []string
+	for k, i := range c.all {
+		if strings.HasPrefix(k, store.MarkersPrefix) && !(c.storeNow().Sub(i.modTime()) > store.MarkerTTL && c.now.Sub(i.modTime()) > store.MarkerTTL) {
+			live = append(live, k)
+		}
+	}
+	sort.Strings(live)
+	for _, k := range live {
+		if key, ok := store.ParseKey(k); !ok || key.Family != store.FamilyMarker {
+			continue // not a marker: never removed (a run after it expires stops on it, naming it)
+		}
+		// The age on the store's clock, the expiry on this machine's.
+		expires := c.all[k].modTime().Add(store.MarkerTTL - c.offset)
+		m := Marker{Key: k, Expires: expires}
+		if c.o.Warn != nil {
+			what := "this collection waits for it to go or expire (at most %s more), then removes it"
+			if c.o.DryRun {
+				what = "a collection that is not a dry run waits for it (%s more), then removes it"
+			}
+			_, _ = fmt.Fprintf(c.o.Warn, "gc: %s is the marker of another collection, still running or interrupted (killed "+
+				"part-way): writers that reuse what it names wait for it until it expires at %s; "+what+"\n",
+				k, expires.UTC().Format("2006-01-02 15:04:05 MST"), max(0, time.Until(expires)).Round(time.Second))
+		}
+		if c.o.DryRun {
+			c.report.Markers = append(c.report.Markers, m)
+			continue
+		}
+		start := time.Now()
+		gone, err := c.awaitMarker(ctx, k, expires)
+		if err != nil {
+			return err
+		}
+		m.Waited = time.Since(start)
+		if !gone {
+			if _, err := c.readProtocol(ctx, []string{k}, true); err != nil {
+				return err // not what a collector writes: left as it is
+			}
+			before := c.snapshot()
+			if err := c.deleteBatch(ctx, KindMarker, []string{k}, nil); err != nil {
+				return err
+			}
+			c.logDeleted(before)
+			m.Removed = true
+		}
+		c.report.Markers = append(c.report.Markers, m)
+	}
 	return nil
+}
+
+// awaitMarker waits until the marker at k is gone (true), or has expired
+// (expires is its time on the store's clock plus store.MarkerTTL, on
+// this machine's clock: the marker is written once, so its time stays).
+func (c *collector) awaitMarker(ctx context.Context, k string, expires time.Time) (gone bool, err error) {
+	for {
+		ok, err := c.b.Exists(ctx, k)
+		if err != nil || !ok {
+			return err == nil, err
+		}
+		if !time.Now().Before(expires) {
+			return false, nil
+		}
+		t := time.NewTimer(min(markerPoll, time.Until(expires)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// youngMarkers are the keys under store.MarkersPrefix named as markers
+// that are not expired (see expired): young on either clock. One not
+// named as a marker is never removed (a run after it expires stops on
+// it, naming it).
+func (c *collector) youngMarkers() []string {
+	var young []string
+	for k, i := range c.all {
+		if !strings.HasPrefix(k, store.MarkersPrefix) || c.storeNow().Sub(i.modTime()) > store.MarkerTTL && c.now.Sub(i.modTime()) > store.MarkerTTL {
+			continue
+		}
+		if key, ok := store.ParseKey(k); ok && key.Family == store.FamilyMarker {
+			young = append(young, k)
+		}
+	}
+	sort.Strings(young)
+	return young
 }
 
 // sweepKeys deletes keys of one kind, a batch under a marker of its own,
