@@ -33,11 +33,11 @@ func (e *NotAStoreError) Error() string {
 	case e.ForeignCount > 0 && !e.Adopt:
 		return fmt.Sprintf("%s has no %s and holds %s outside the store's layout, such as %s: it is not a store, so it "+
 			"was left as it is. Check --store (is it a folder of yours?)", e.Store, store.IdentityKey,
-			count(e.ForeignCount, "keys"), strings.Join(e.Foreign, ", "))
+			count(e.ForeignCount, "keys"), strings.Join(store.ShowKeys(e.Foreign), ", "))
 	case e.ForeignCount > 0:
 		return fmt.Sprintf("%s has no %s and holds %s outside the store's layout, such as %s: it is not a store, or files "+
 			"were put into it, so --adopt-store left it as it is. Check --store; if it is the store, move those files out of it "+
-			"and run again", e.Store, store.IdentityKey, count(e.ForeignCount, "keys"), strings.Join(e.Foreign, ", "))
+			"and run again", e.Store, store.IdentityKey, count(e.ForeignCount, "keys"), strings.Join(store.ShowKeys(e.Foreign), ", "))
 	}
 	return fmt.Sprintf("%s has no %s, which every store the provider writes holds, so it was left as it is: check --store "+
 		"(is it a folder of yours?). A store last written by an earlier version of the provider has none yet: the provider's "+

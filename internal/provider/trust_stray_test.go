@@ -59,6 +59,9 @@ func TestAccTrust_strayObjects(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		b := e.backend().Backend()
+		// A store (written behind the provider's back here): one without
+		// its identity that holds stray objects is no store to start.
+		must(t, store.WriteIdentity(ctx, b))
 		_, ci := writeSigningKey(t, t.TempDir())
 		_, rogue := writeSigningKey(t, t.TempDir())
 		ciPub := writePublicKey(t, t.TempDir(), "ci.pub", ci)

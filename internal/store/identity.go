@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // The store's identity. A directory or a bucket prefix is a store when it
@@ -154,7 +156,17 @@ func (e *ForeignError) Error() string {
 		"written to it. Pick an empty or new directory (or prefix) for the store; if it is a store an earlier version of "+
 		"the provider wrote, move the files that are not the store's out of it and run `terraform-provider-immutable gc "+
 		"--adopt-store`, which checks the same before it writes %s", e.Store, IdentityKey, n,
-		strings.Join(e.Foreign, ", "), IdentityKey)
+		strings.Join(ShowKeys(e.Foreign), ", "), IdentityKey)
+}
+
+// ShowKeys are keys to print (usertext.Show): a name someone put in the
+// store cannot reorder or recolour the message.
+func ShowKeys(keys []string) []string {
+	shown := make([]string, len(keys))
+	for i, k := range keys {
+		shown[i] = usertext.Show(k)
+	}
+	return shown
 }
 
 // foreignShown is how many foreign keys a *ForeignError names.

@@ -152,3 +152,12 @@ func TestCheckLocation(t *testing.T) {
 		t.Fatalf("the refused writer wrote into the folder: %v", left)
 	}
 }
+
+// TestForeignErrorQuotesNames: a name put in the folder cannot reorder or
+// recolour the message that names it.
+func TestForeignErrorQuotesNames(t *testing.T) {
+	err := &store.ForeignError{Store: "file:///x", Foreign: []string{"a\x1b[31mb\u202e"}, Count: 1}
+	if msg := err.Error(); strings.ContainsAny(msg, "\x1b\u202e") || !strings.Contains(msg, `"a\u001B[31mb\u202E"`) {
+		t.Fatalf("%q", msg)
+	}
+}
