@@ -82,13 +82,15 @@ func TestPublishRequests(t *testing.T) {
 	}
 	// HEAD of the listing, the container's properties (a 404 is told apart
 	// from a missing container once per backend), the identity's GET (none
-	// yet) and PUT (store.Identify), the lease's PUT and the list of
-	// collectors' markers (see store.Hold), a PUT per blob, the listing's PUT.
+	// yet), a list of the new store (does it hold only the store's keys?
+	// store.CheckLocation) and the identity's PUT (store.Identify), the
+	// lease's PUT and the list of collectors' markers (see store.Hold), a
+	// PUT per blob, the listing's PUT.
 	heads, puts, all := len(counter.Calls(http.MethodHead, "")), len(counter.Calls(http.MethodPut, "")), len(counter.Calls("", ""))
-	if heads != 1 || calls(counter, http.MethodGet, "", "restype=container") != 2 || puts != n+3 || all != n+7 ||
+	if heads != 1 || calls(counter, http.MethodGet, "", "restype=container") != 3 || puts != n+3 || all != n+8 ||
 		len(counter.Calls(http.MethodPut, "/gc/store.json")) != 1 {
 		t.Errorf("first publish of %d files: %d HEAD, %d PUT, %d requests in all; want 1, %d (one the identity), %d: %v",
-			n, heads, puts, all, n+3, n+7, counter.Calls("", "")[:min(all, 12)])
+			n, heads, puts, all, n+3, n+8, counter.Calls("", "")[:min(all, 12)])
 	}
 	if got := counter.MaxInFlight(); got > 8 {
 		t.Errorf("%d requests in flight at once, over MaxConcurrency 8", got)

@@ -74,13 +74,15 @@ func TestPublishRequests(t *testing.T) {
 	}
 	// The listing's metadata (404) and, on this backend's first 404, a
 	// one-object listing of the bucket (a missing bucket is told apart);
-	// the identity's GET (none yet) and upload (store.Identify); the
+	// the identity's GET (none yet), a listing of the new store (does it
+	// hold only the store's keys? store.CheckLocation) and the identity's
+	// upload (store.Identify); the
 	// lease's upload and the listing of collectors' markers (store.Hold);
 	// an upload per blob; the listing's upload.
 	gets, ups, all := len(counter.Calls(http.MethodGet, "")), len(uploads(counter, "")), len(counter.Calls("", ""))
-	if gets != 4 || ups != n+3 || all != n+7 || len(uploads(counter, "gc%2Fstore.json")) != 1 {
-		t.Errorf("first publish of %d files: %d GET, %d uploads, %d requests in all; want 4, %d (one the identity), %d",
-			n, gets, ups, all, n+3, n+7)
+	if gets != 5 || ups != n+3 || all != n+8 || len(uploads(counter, "gc%2Fstore.json")) != 1 {
+		t.Errorf("first publish of %d files: %d GET, %d uploads, %d requests in all; want 5, %d (one the identity), %d",
+			n, gets, ups, all, n+3, n+8)
 	}
 	for _, c := range uploads(counter, "") {
 		if !strings.Contains(c.Query, "ifGenerationMatch=0") || !strings.Contains(c.Query, "uploadType=multipart") {
