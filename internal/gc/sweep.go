@@ -241,7 +241,8 @@ var markerPoll = 200 * time.Millisecond
 func (c *collector) settleMarkers(ctx context.Context) error {
 	var live []string
 	for k, i := range c.all {
-		if strings.HasPrefix(k, store.MarkersPrefix) && !(c.storeNow().Sub(i.modTime()) > store.MarkerTTL && c.now.Sub(i.modTime()) > store.MarkerTTL) {
+		// Not expired (see expired): young on either clock.
+		if strings.HasPrefix(k, store.MarkersPrefix) && (c.storeNow().Sub(i.modTime()) <= store.MarkerTTL || c.now.Sub(i.modTime()) <= store.MarkerTTL) {
 			live = append(live, k)
 		}
 	}
