@@ -95,6 +95,15 @@ func TestInterruptedCollectionMarker(t *testing.T) {
 		if n := report.Deleted[KindMarker].Objects; n != 2 {
 			t.Fatalf("%d markers counted as deleted, want 2:\n%s", n, out)
 		}
+
+		// Killed after its last delete: a run with nothing else to
+		// delete still clears the marker.
+		last := killedMarker(t, w.st, condemned, time.Now().Add(-store.MarkerTTL+time.Second))
+		report, err = Collect(ctx, w.st, policy, later())
+		must(t, err)
+		if present(t, w.st, last) || len(report.Markers) != 1 || !report.Markers[0].Removed || report.Total().Objects != 1 {
+			t.Fatalf("a run with only a killed run's marker to clear:\n%s", report)
+		}
 	})
 }
 

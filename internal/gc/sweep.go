@@ -239,18 +239,7 @@ var markerPoll = 200 * time.Millisecond
 // collection had left of the garbage, so the interrupted collection is
 // finished. In a dry run it only reports them.
 func (c *collector) settleMarkers(ctx context.Context) error {
-	var live []string
-	for k, i := range c.all {
-		// Not expired (see expired): young on either clock.
-		if strings.HasPrefix(k, store.MarkersPrefix) && (c.storeNow().Sub(i.modTime()) <= store.MarkerTTL || c.now.Sub(i.modTime()) <= store.MarkerTTL) {
-			live = append(live, k)
-		}
-	}
-	sort.Strings(live)
-	for _, k := range live {
-		if key, ok := store.ParseKey(k); !ok || key.Family != store.FamilyMarker {
-			continue // not a marker: never removed (a run after it expires stops on it, naming it)
-		}
+	for _, k := range c.youngMarkers() {
 		// The age on the store's clock, the expiry on this machine's.
 		expires := c.all[k].modTime().Add(store.MarkerTTL - c.offset)
 		m := Marker{Key: k, Expires: expires}
