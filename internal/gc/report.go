@@ -110,7 +110,7 @@ func (r *Report) String() string {
 				"until %s; a collection that is not a dry run waits for it, then removes it\n", m.Key, at)
 		case m.Removed:
 			fmt.Fprintf(&b, "removed %s, the marker of an interrupted collection, once it expired at %s (waited %s): "+
-				"writers no longer wait for it, and this run finished that collection's deletes\n", m.Key, at, m.Waited.Round(time.Second))
+				"writers no longer wait for it, and of what it named, this run deleted what its own policy finds garbage\n", m.Key, at, m.Waited.Round(time.Second))
 		default:
 			fmt.Fprintf(&b, "waited %s for %s, the marker of another collection, until that collection removed it\n",
 				m.Waited.Round(time.Second), m.Key)

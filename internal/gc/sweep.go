@@ -235,9 +235,9 @@ var markerPoll = 200 * time.Millisecond
 // settleMarkers waits for each marker of another collection that was not
 // expired when the store was listed (Marker) until it is gone or expired,
 // and removes the expired ones: a collection interrupted part-way leaves
-// none behind once this one is done. Its own run has deleted what that
-// collection had left of the garbage, so the interrupted collection is
-// finished. In a dry run it only reports them.
+// none behind once this one is done. Of what that collection named, this
+// run has deleted what its own policy finds garbage (all it left, when the
+// policy is the same). In a dry run it only reports them.
 func (c *collector) settleMarkers(ctx context.Context) error {
 	for _, k := range c.youngMarkers() {
 		// The age on the store's clock, the expiry on this machine's.
