@@ -171,7 +171,9 @@ func providerSchema() schema.Schema {
 					"Application Default Credentials. `azblob://ACCOUNT/CONTAINER/PREFIX` is an Azure Blob Storage container, reached " +
 					"with the Azure default credentials (`az login`, a managed identity, `AZURE_CLIENT_ID`/`AZURE_TENANT_ID`/" +
 					"`AZURE_CLIENT_SECRET`) or a connection string in `AZURE_STORAGE_CONNECTION_STRING`. Defaults to the `" + EnvStore + "` environment variable, " +
-					"then to `" + storeurl.Default + "`. A local store serves one machine: when state is shared, share the store too.",
+					"then to `" + storeurl.Default + "`. A local store serves one machine: when state is shared, share the store too. " +
+					"A new store starts only where nothing else is: a directory or prefix that already holds other files is refused " +
+					"(the collector must never take them for its own); an existing store, an empty directory or a new one is fine.",
 				Optional: true,
 			},
 			"verify_on_refresh": schema.BoolAttribute{
