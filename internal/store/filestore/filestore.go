@@ -56,6 +56,8 @@ type Backend struct {
 	// store's directories are never removed, so it stays true.
 	durable sync.Map
 	names   Names
+	// watched reports writeback errors of staged files to flush (watch).
+	watched errorWatch
 }
 
 // Names are how the messages of the store name what a user sets and who
@@ -337,6 +339,7 @@ func (b *Backend) Stage(ctx context.Context, key string, r io.Reader) (store.Sta
 	if err != nil {
 		return nil, err
 	}
+	b.watch()
 	if err := writeTemp(ctx, tmp, r, false); err != nil {
 		_ = os.Remove(tmp.Name()) // abandoned; a leftover would be swept
 		return nil, b.writeFailed(err)
@@ -363,6 +366,7 @@ func (b *Backend) StageFile(ctx context.Context, key string, src *os.File, size 
 	if err != nil {
 		return nil, err
 	}
+	b.watch()
 	abandon := func(err error) (store.Staged, error) {
 		_ = tmp.Close()
 		_ = os.Remove(tmp.Name()) // abandoned; a leftover would be swept

@@ -27,8 +27,14 @@ func (b *Backend) flush(paths []string) error {
 	if len(paths) == 0 {
 		return nil
 	}
+	if err := b.watched.failed(); err != nil {
+		return err
+	}
 	if len(paths) < syncfsFrom {
 		return fsyncEach(paths)
+	}
+	if fd := b.watched.fd(); fd != nil {
+		return b.watched.fail(syncfs(int(fd.Fd())))
 	}
 	d, err := os.Open(b.root)
 	if err != nil {
@@ -36,6 +42,18 @@ func (b *Backend) flush(paths []string) error {
 	}
 	defer func() { _ = d.Close() }() // opened only to name the filesystem
 	return syncfs(int(d.Fd()))
+}
+
+// watch opens, once per process, the descriptor through which flush syncs
+// the store's filesystem, before the first staged byte is written (Stage
+// calls it once the temporary file exists, so the root does too). syncfs
+// reports a writeback error to every descriptor opened before it
+// happened, even one another program's sync has already been told of; a
+// descriptor opened at Commit would miss such an error, and writeback
+// starts long before Commit. A failure to open only loses that: flush
+// then opens the root itself, as before.
+func (b *Backend) watch() {
+	b.watched.open(b.root)
 }
 
 // writeback asks the kernel to begin writing f's dirty pages now, without

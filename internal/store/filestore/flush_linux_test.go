@@ -2,7 +2,9 @@ package filestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -44,5 +46,63 @@ func TestCommitSyncsTheFilesystemOnlyForMany(t *testing.T) {
 		if err != nil || len(listed) != n {
 			t.Errorf("after a Commit of %d objects, List = %d objects, %v", n, len(listed), err)
 		}
+	}
+}
+
+// The filesystem is synced through a descriptor opened before the first
+// staged byte was written, so a writeback error that happened since —
+// even one another program's sync was told of first — is reported; and
+// once reported, every later flush of the process fails with it, since
+// the failed write may have been any staged file's.
+func TestFlushSeesWritebackErrorsSinceTheFirstStage(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	var fds []int
+	injected := errors.New("input/output error")
+	old := syncfs
+	syncfs = func(fd int) error {
+		fds = append(fds, fd)
+		if len(fds) == 1 {
+			return injected
+		}
+		return old(fd)
+	}
+	t.Cleanup(func() { syncfs = old })
+	oldWB := startWriteback
+	watchedFirst := true
+	startWriteback = func(f *os.File) {
+		if b.watched.fd() == nil {
+			watchedFirst = false
+		}
+		oldWB(f)
+	}
+	t.Cleanup(func() { startWriteback = oldWB })
+
+	stage := func(from int) []store.Staged {
+		var staged []store.Staged
+		for i := from; i < from+syncfsFrom; i++ {
+			s, err := b.Stage(ctx, fmt.Sprintf("blobs/sha256/%02x/%d", i%256, i), strings.NewReader(fmt.Sprint(i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			staged = append(staged, s)
+		}
+		return staged
+	}
+	if err := b.Commit(ctx, stage(0)); !errors.Is(err, injected) {
+		t.Fatalf("Commit after a reported writeback error = %v, want it", err)
+	}
+	if !watchedFirst {
+		t.Error("a staged file's writeback started before the descriptor that reports its errors was open")
+	}
+	if len(fds) != 1 || fds[0] != int(b.watched.fd().Fd()) {
+		t.Errorf("syncfs called on %v, want once on the descriptor opened at the first Stage (%d)", fds, b.watched.fd().Fd())
+	}
+	// A later Commit fails too, though this sync reports nothing.
+	if err := b.Commit(ctx, stage(syncfsFrom)); !errors.Is(err, injected) {
+		t.Fatalf("a later Commit = %v, want the error reported before", err)
+	}
+	if listed, _ := b.List(ctx, ""); len(listed) != 0 {
+		t.Errorf("objects committed after a writeback error: %v", listed)
 	}
 }
