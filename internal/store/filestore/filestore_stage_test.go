@@ -164,7 +164,12 @@ func TestStagedFilesStartWriteback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{filepath.Base(s1.(*staged).tmp), filepath.Base(s2.(*staged).tmp)}
+	st1, ok1 := s1.(*staged)
+	st2, ok2 := s2.(*staged)
+	if !ok1 || !ok2 {
+		t.Fatalf("Stage and StageFile returned %T and %T, want *staged", s1, s2)
+	}
+	want := []string{filepath.Base(st1.tmp), filepath.Base(st2.tmp)}
 	if strings.Join(started, " ") != strings.Join(want, " ") {
 		t.Fatalf("writeback started for %v, want each staged file once: %v", started, want)
 	}
