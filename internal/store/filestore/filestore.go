@@ -431,12 +431,8 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 		}
 		_ = os.Remove(s.tmp) // linked or abandoned: the name goes either way
 	}
-	if linkErr != nil {
-		return linkErr
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	// The objects linked before a failure are visible: made durable below
+	// all the same, then the failure is returned.
 	list := make([]string, 0, len(dirs))
 	for d := range dirs {
 		// The directories above too: Stage may have made them unflushed.
@@ -448,10 +444,13 @@ func (b *Backend) Commit(ctx context.Context, objs []store.Staged) error {
 			}
 		}
 	}
-	if err := b.flush(append(list, others...)); err != nil {
+	if err := b.flush(append(list, others...)); err != nil && linkErr == nil {
 		return b.writeError(err)
 	}
-	return nil
+	if linkErr != nil {
+		return linkErr
+	}
+	return ctx.Err()
 }
 
 // Sync implements store.Stager: the objects at keys, and the directory

@@ -106,3 +106,39 @@ func TestFlushSeesWritebackErrorsSinceTheFirstStage(t *testing.T) {
 		t.Errorf("objects committed after a writeback error: %v", listed)
 	}
 }
+
+// A Commit whose link fails part-way still makes the objects it already
+// linked durable — they are visible — before it returns the failure.
+func TestCommitFlushesWhatItLinkedBeforeAFailure(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	calls := 0
+	old := syncfs
+	syncfs = func(fd int) error { calls++; return old(fd) }
+	t.Cleanup(func() { syncfs = old })
+	refused := errors.New("link refused")
+	n := 0
+	b.link = func(oldname, newname string) error {
+		if n++; n == 2*syncfsFrom {
+			return refused
+		}
+		return os.Link(oldname, newname)
+	}
+	var staged []store.Staged
+	for i := range 3 * syncfsFrom {
+		s, err := b.Stage(ctx, fmt.Sprintf("blobs/sha256/%02x/%d", i, i), strings.NewReader(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		staged = append(staged, s)
+	}
+	if err := b.Commit(ctx, staged); !errors.Is(err, refused) {
+		t.Fatalf("Commit = %v, want the link's failure", err)
+	}
+	if calls != 2 {
+		t.Errorf("syncfs called %d times, want 2: the staged files, then the folders of the %d objects linked", calls, 2*syncfsFrom-1)
+	}
+	if listed, _ := b.List(ctx, ""); len(listed) != 2*syncfsFrom-1 {
+		t.Errorf("%d objects visible, want the %d linked before the failure", len(listed), 2*syncfsFrom-1)
+	}
+}
