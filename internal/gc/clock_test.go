@@ -1,6 +1,8 @@
 package gc
 
 import (
+	"bytes"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,5 +32,50 @@ func TestPlannedAgainOnTheStoresClock(t *testing.T) {
 	}
 	if r.Retained.Objects != 1 || r.Deleted[KindBlob].Objects != 1 {
 		t.Fatalf("the report counts a first plan's decisions:\n%s", r)
+	}
+}
+
+// TestLongPlanOnAStoreBehind: a plan that takes long (ten minutes here)
+// does not hide a store whose clock is behind this machine's (five
+// minutes, more than the slack): the run plans again at the store's time
+// when the plan began, so a blob and a lease young on the store's clock
+// then stay, with what the lease names, while an old blob goes.
+func TestLongPlanOnAStoreBehind(t *testing.T) {
+	st := store.New(mustFilestore(t))
+	young := putBlob(t, st, "young on the store's clock\n")
+	leased := putBlob(t, st, "named by a lease live on the store's clock\n")
+	old := putBlob(t, st, "old on any clock\n")
+	expire(t, st)
+	lease := store.LeasesPrefix + store.NewObjectID(time.Now())
+	must(t, st.Backend().Create(ctx, lease, bytes.NewReader(store.LeaseBody([]string{store.BlobKey(leased)}))))
+	const behind, plan = 5 * time.Minute, 10 * time.Minute
+	// Young by two minutes on the store's clock when the plan began (ten
+	// minutes ago), old by two on this machine's less the slack.
+	began := time.Now().Add(-plan)
+	for _, k := range []string{store.BlobKey(young), store.BlobKey(leased), lease} {
+		age(t, st, k, began.Add(-store.LeaseTTL+2*time.Minute))
+	}
+	age(t, st, store.BlobKey(old), began.Add(-store.LeaseTTL-10*time.Minute))
+	// This machine's clock: its first reading is when the plan began;
+	// every later one comes after the plan.
+	var read atomic.Bool
+	t.Cleanup(func() { planClock = time.Now })
+	planClock = func() time.Time {
+		if !read.Swap(true) {
+			return time.Now().Add(behind - plan)
+		}
+		return time.Now().Add(behind)
+	}
+	p := policy
+	p.Grace = store.LeaseTTL
+	r, err := Collect(ctx, st, p, Options{AllowEmpty: true})
+	must(t, err)
+	for _, k := range []string{store.BlobKey(young), store.BlobKey(leased), lease} {
+		if !present(t, st, k) {
+			t.Errorf("%s, young on the store's clock, was deleted\n%s", k, r)
+		}
+	}
+	if present(t, st, store.BlobKey(old)) {
+		t.Errorf("the old blob is still there\n%s", r)
 	}
 }

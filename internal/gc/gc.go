@@ -184,6 +184,7 @@ type collector struct {
 	refs   map[string][]string // a key's references, once read (guarded by refsMu)
 	refsMu sync.Mutex
 	leases map[string][]string // a live lease's keys, once read
+	stale  map[string][]string // an expired marker's keys, once read
 	offset time.Duration       // the store's clock minus this machine's
 	mu     sync.Mutex          // guards report and testHookDelete during deletes
 	// leasesMu serialises reading the leases (concurrent batches do).
@@ -213,6 +214,7 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 		o.BatchSize = 1000
 	}
 	c := &collector{st: st, b: st.Backend(), d: d, p: p, o: o, now: o.Now, refs: map[string][]string{}, leases: map[string][]string{},
+		stale:  map[string][]string{},
 		report: &Report{DryRun: o.DryRun, Deleted: map[string]Count{}}}
 	// Listed and identified before anything is written: a mistyped store
 	// is found empty, and a folder of the user's is no store; either is
@@ -250,9 +252,12 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	}
 	// Planned on this machine's clock (less clockSlack for a real run),
 	// which the dry run reports by too; then, if there is anything to
-	// delete, on the store's clock, measured first.
+	// delete, on the store's clock, measured first. planStart is this
+	// machine's time when the plan began: a plan that takes long must not
+	// hide a store whose clock is behind.
+	planStart := planClock()
 	if c.now.IsZero() {
-		c.now = planClock()
+		c.now = planStart
 		if !o.DryRun {
 			c.now = c.now.Add(-clockSlack)
 		}
@@ -271,14 +276,21 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	if err := c.probeClock(ctx); err != nil {
 		return nil, err
 	}
-	if o.Now.IsZero() && c.storeNow().Before(c.now) {
+	if o.Now.IsZero() && c.offset < -clockSlack {
 		// The store's clock is behind this machine's by more than the
-		// slack: objects are younger on it than planned. Planned again.
-		c.now = c.storeNow()
+		// slack: objects are younger on it than planned. Planned again,
+		// at the store's time when the plan began.
+		c.now = planStart.Add(c.offset)
 		c.report.Kept, c.report.Retained = nil, Count{}
 		if pl, err = c.planAll(ctx); err != nil {
 			return nil, err
 		}
+	}
+	// The plan judged leases and markers before the store's clock was
+	// measured: judged again on it (in memory; only markers that expired
+	// since are read).
+	if err := c.planProtocol(ctx, pl); err != nil {
+		return nil, err
 	}
 	err = c.sweep(ctx, pl)
 	var untrusted *UntrustedError
@@ -288,9 +300,10 @@ func Collect(ctx context.Context, st *store.Store, p Policy, o Options) (*Report
 	return c.report, err
 }
 
-// planClock is the clock a collection without Options.Now is planned on,
-// before the store's is measured; tests move it to make what they stored
-// old where they cannot age it.
+// planClock is this machine's clock: the one a collection without
+// Options.Now is planned on, and the one the store's is measured against
+// (the offset); tests move it to make what they stored old where they
+// cannot age it, or to make a plan take long.
 var planClock = time.Now
 
 // clockSlack is how far behind this machine's clock a real run plans: the
@@ -402,20 +415,20 @@ func (c *collector) inventory(ctx context.Context) error {
 // waits for it), reads its time, and deletes it.
 func (c *collector) probeClock(ctx context.Context) error {
 	if clock, ok := c.d.(store.Clock); ok {
-		before := time.Now()
+		before := planClock()
 		t, err := clock.StoreTime(ctx)
 		if err != nil {
 			return err
 		}
-		c.setOffset(t, before, time.Now())
+		c.setOffset(t, before, planClock())
 		return nil
 	}
 	key := store.MarkerKey(store.NewObjectID(time.Now()))
-	before := time.Now()
+	before := planClock()
 	if err := c.b.Create(ctx, key, bytes.NewReader(store.MarkerBody(nil))); err != nil {
 		return err
 	}
-	after := time.Now()
+	after := planClock()
 	infos, err := c.d.ListInfo(ctx, key)
 	if err != nil {
 		return err
@@ -433,7 +446,7 @@ func (c *collector) setOffset(t, before, after time.Time) {
 }
 
 // storeNow is the time on the store's clock.
-func (c *collector) storeNow() time.Time { return time.Now().Add(c.offset) }
+func (c *collector) storeNow() time.Time { return planClock().Add(c.offset) }
 
 // object is what the inventory keeps of a key, compactly (32 bytes): the
 // key again (the one string references share: listed), its size, and

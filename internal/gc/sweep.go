@@ -73,19 +73,43 @@ func (c *collector) plan(ctx context.Context, vs []*version, kept map[string]boo
 		key, _ := store.ParseKey(k)
 		p.byKind[kinds[key.Family]] = append(p.byKind[kinds[key.Family]], k)
 	}
+	if err := c.planProtocol(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// planProtocol says which leases and markers p deletes (expired, on both
+// clocks) and which markers it waits for (young): planned with the plan,
+// and again once the store's clock is measured.
+func (c *collector) planProtocol(ctx context.Context, p *plan) error {
 	// Only what was read and parsed as a lease or a marker goes as one.
+	p.leases = nil
 	for _, k := range c.expired(store.LeasesPrefix, c.p.Grace) {
 		if _, ok := c.leases[k]; ok {
 			p.leases = append(p.leases, k)
 		}
 	}
-	stale, err := c.readProtocol(ctx, c.expired(store.MarkersPrefix, store.MarkerTTL), true)
-	if err != nil {
-		return nil, err
+	var todo []string
+	expired := c.expired(store.MarkersPrefix, store.MarkerTTL)
+	for _, k := range expired {
+		if _, ok := c.stale[k]; !ok { // written once: read once
+			todo = append(todo, k)
+		}
 	}
-	p.markers = slices.Sorted(maps.Keys(stale))
+	read, err := c.readProtocol(ctx, todo, true)
+	if err != nil {
+		return err
+	}
+	maps.Copy(c.stale, read)
+	p.markers = nil
+	for _, k := range expired {
+		if _, ok := c.stale[k]; ok {
+			p.markers = append(p.markers, k)
+		}
+	}
 	p.young = c.youngMarkers()
-	return p, nil
+	return nil
 }
 
 // sweep deletes, in order, expired leases and stale markers, the versions
@@ -250,7 +274,7 @@ func (c *collector) settleMarkers(ctx context.Context) error {
 			}
 			_, _ = fmt.Fprintf(c.o.Warn, "gc: %s is the marker of another collection, still running or interrupted (killed "+
 				"part-way): writers that reuse what it names wait for it until it expires at %s; "+what+"\n",
-				k, expires.UTC().Format("2006-01-02 15:04:05 MST"), max(0, time.Until(expires)).Round(time.Second))
+				k, expires.UTC().Format("2006-01-02 15:04:05 MST"), max(0, expires.Sub(planClock())).Round(time.Second))
 		}
 		if c.o.DryRun {
 			c.report.Markers = append(c.report.Markers, m)
@@ -287,10 +311,10 @@ func (c *collector) awaitMarker(ctx context.Context, k string, expires time.Time
 		if err != nil || !ok {
 			return err == nil, err
 		}
-		if !time.Now().Before(expires) {
+		if !planClock().Before(expires) {
 			return false, nil
 		}
-		t := time.NewTimer(min(markerPoll, time.Until(expires)))
+		t := time.NewTimer(min(markerPoll, expires.Sub(planClock())))
 		select {
 		case <-ctx.Done():
 			t.Stop()
