@@ -2,11 +2,16 @@ package gc
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 )
 
 // TestPlannedAgainOnTheStoresClock: a run plans on this machine's clock,
@@ -77,5 +82,41 @@ func TestLongPlanOnAStoreBehind(t *testing.T) {
 	}
 	if present(t, st, store.BlobKey(old)) {
 		t.Errorf("the old blob is still there\n%s", r)
+	}
+}
+
+// TestClockMeasuredOnAMarker: a run that deletes on a local store with
+// room measures the store's clock on a marker it stores in gc/condemned/,
+// not by setting the time of the store's folder: that needs write
+// permission on the folder itself (an admin's folder over team-writable
+// ones), gets this machine's time on some network filesystems, and
+// backups would see the folder change at every run.
+func TestClockMeasuredOnAMarker(t *testing.T) {
+	b, err := filestore.New(filepath.Join(t.TempDir(), "store"))
+	must(t, err)
+	st := store.New(b)
+	garbage := putBlob(t, st, "garbage\n")
+	expire(t, st)
+	must(t, os.MkdirAll(filepath.Join(b.Root(), "gc"), 0o755)) // as a store's identity leaves it
+	age(t, st, store.BlobKey(garbage), time.Now().Add(-2*store.LeaseTTL))
+	then := time.Now().Add(-time.Hour).Truncate(time.Second)
+	must(t, os.Chtimes(b.Root(), then, then))
+	var before syscall.Stat_t
+	must(t, syscall.Stat(b.Root(), &before))
+	p := policy
+	p.Grace = store.LeaseTTL
+	var log strings.Builder
+	r, err := Collect(ctx, st, p, Options{AllowEmpty: true, Log: &log})
+	must(t, err)
+	if present(t, st, store.BlobKey(garbage)) {
+		t.Fatalf("the garbage blob is still there\n%s", r)
+	}
+	var after syscall.Stat_t
+	must(t, syscall.Stat(b.Root(), &after))
+	if after.Mtim != before.Mtim || after.Ctim != before.Ctim {
+		t.Errorf("the store's folder changed: mtime %v, ctime %v; was %v, %v", after.Mtim, after.Ctim, before.Mtim, before.Ctim)
+	}
+	if !strings.Contains(log.String(), "the store's clock is 0s ahead of this machine's") {
+		t.Errorf("the store's clock was not measured:\n%s", log.String())
 	}
 }

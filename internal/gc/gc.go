@@ -409,12 +409,19 @@ func (c *collector) inventory(ctx context.Context) error {
 
 // probeClock measures the store's clock against this machine's, so that
 // ages (of objects, leases, markers) are measured on the clock that
-// stamped them. A store that reads its clock without storing anything
-// (store.Clock: a file store, whose disk may be full) does; on another the
-// collector stores an empty marker (which names nothing, so no writer
-// waits for it), reads its time, and deletes it.
+// stamped them: the collector stores an empty marker (which names
+// nothing, so no writer waits for it), reads its time, and deletes it.
+// Only when the store's disk is too full for that marker does it read a
+// store's clock without storing anything (store.Clock: a file store),
+// the one way to measure it there.
 func (c *collector) probeClock(ctx context.Context) error {
-	if clock, ok := c.d.(store.Clock); ok {
+	key := store.MarkerKey(store.NewObjectID(time.Now()))
+	before := planClock()
+	if err := c.b.Create(ctx, key, bytes.NewReader(store.MarkerBody(nil))); err != nil {
+		clock, ok := c.d.(store.Clock)
+		if !ok || !isFull(err) {
+			return err
+		}
 		before := planClock()
 		t, err := clock.StoreTime(ctx)
 		if err != nil {
@@ -422,11 +429,6 @@ func (c *collector) probeClock(ctx context.Context) error {
 		}
 		c.setOffset(t, before, planClock())
 		return nil
-	}
-	key := store.MarkerKey(store.NewObjectID(time.Now()))
-	before := planClock()
-	if err := c.b.Create(ctx, key, bytes.NewReader(store.MarkerBody(nil))); err != nil {
-		return err
 	}
 	after := planClock()
 	infos, err := c.d.ListInfo(ctx, key)

@@ -87,8 +87,11 @@ type Deleter interface {
 }
 
 // Clock is a Deleter that reads the time on its own clock (the one that
-// stamps its objects' ModTime) without storing an object: the collector
-// measures ages on it, and must be able to while the store's disk is full.
+// stamps its objects' ModTime) without storing an object. The collector
+// measures the store's clock on an object it stores (a marker); it reads
+// a Clock only when that object does not fit (the store's disk is full),
+// as the read may need more than a writer's rights and change the store's
+// folder.
 type Clock interface {
 	StoreTime(ctx context.Context) (time.Time, error)
 }
