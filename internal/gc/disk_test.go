@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -28,6 +29,13 @@ func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "small")
 	must(t, os.Mkdir(dir, 0o755))
+	mountTmpfsAt(t, dir, size)
+	return dir
+}
+
+// mountTmpfsAt mounts a tmpfs of size bytes on the directory dir.
+func mountTmpfsAt(t *testing.T, dir, size string) {
+	t.Helper()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("a full disk needs a small filesystem, and this test cannot mount one (it must run as root): %v %s", err, out)
 	}
@@ -36,7 +44,6 @@ func mountTmpfs(t *testing.T, size string) string {
 			t.Errorf("umount %s: %v %s", dir, err, out)
 		}
 	})
-	return dir
 }
 
 // bindReadOnly mounts dir read-only on a new directory and returns it.
@@ -271,4 +278,52 @@ func TestMainUndeletableKey(t *testing.T) {
 			t.Errorf("gc with an undeletable key names %q:\n%s", not, stderr)
 		}
 	}
+}
+
+// TestTombstonesOfAFailedBatchGo: when a tombstone of a batch does not fit
+// (here: the one of z@1.0.0, whose folder is a full filesystem), the
+// tombstones the batch wrote before go too, as none of its records was
+// deleted: no version is left both published and refused, and the report
+// counts no tombstone. z@1.0.0 comes first in the batch (versions go
+// oldest first, the last release's first); of the 15 other tombstones,
+// written at once, some always land before its write fails.
+func TestTombstonesOfAFailedBatchGo(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	b, err := filestore.New(root)
+	must(t, err)
+	st := store.New(b)
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "z"}
+	for _, name := range names {
+		for _, v := range []string{"1.0.0", "1.1.0"} {
+			sum := putBlob(t, st, name+"@"+v+"\n")
+			_, err := release.WriteRecord(ctx, st.Backend(), &release.Record{Name: name, Version: v, Artifacts: map[string]string{"bin": sum.String()}}, longAgo)
+			must(t, err)
+		}
+	}
+	expire(t, st)
+	ageAll(t, root, time.Now().Add(-40*24*time.Hour))
+	full := filepath.Join(root, filepath.FromSlash(path.Dir(release.CollectedKey("z", "1.0.0"))))
+	must(t, os.MkdirAll(full, 0o755))
+	mountTmpfsAt(t, full, "4k")
+	fill(t, full) // its filler is no key of the store's layout: never read, never deleted
+	var log strings.Builder
+	p := policy
+	p.KeepLast, p.KeepWithin, p.KeepChannelMoves, p.KeepYankedFor = 1, 0, 1, 0
+	r, err := Collect(ctx, st, p, Options{AllowEmpty: true, Log: &log})
+	var fe *FullError
+	if !errors.As(err, &fe) {
+		t.Fatalf("want a *FullError, got %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "condemning them in halves") {
+		t.Errorf("the batch was not condemned in halves:\n%s", log.String())
+	}
+	for _, name := range names {
+		if present(t, st, release.VersionKey(name, "1.0.0")) && present(t, st, release.CollectedKey(name, "1.0.0")) {
+			t.Errorf("%s@1.0.0 is published and has a tombstone", name)
+		}
+	}
+	if n := len(r.Versions); r.Tombstones != n {
+		t.Errorf("the report counts %d tombstones for %d versions deleted\n%s", r.Tombstones, n, r)
+	}
+	checkConsistent(t, st)
 }

@@ -178,13 +178,16 @@ func (c *collector) sweep(ctx context.Context, p *plan) error {
 		err := c.condemned(ctx, keys, true, func(ctx context.Context, todo []string, run *batchRun) error {
 			// Every tombstone first, then the records, in DeleteObjects
 			// requests: no record goes before its tombstone stands.
+			var made []string // the tombstones this attempt wrote (guarded by c.mu)
 			tombs := c.eachKey(func(ctx context.Context, k string) error {
 				v := batch[slices.Index(keys, k)]
 				tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
-				switch err := c.b.Create(ctx, release.CollectedKey(v.name, v.version), tomb); {
+				key := release.CollectedKey(v.name, v.version)
+				switch err := c.b.Create(ctx, key, tomb); {
 				case err == nil:
 					c.mu.Lock()
 					c.report.Tombstones++
+					made = append(made, key)
 					c.mu.Unlock()
 				case isFull(err):
 					return &noRoomError{err} // before any record of the batch is deleted
@@ -194,7 +197,10 @@ func (c *collector) sweep(ctx context.Context, p *plan) error {
 				return nil
 			})
 			if err := tombs(ctx, todo, &batchRun{started: run.started}); err != nil {
-				return err
+				// No record of the batch is deleted: the tombstones it
+				// wrote go too, else a version kept after all (a writer's
+				// lease, a run that stops) would stand refused.
+				return c.untomb(ctx, made, err)
 			}
 			var records []string
 			owner := map[string]*version{}
@@ -230,6 +236,25 @@ func (c *collector) sweep(ctx context.Context, p *plan) error {
 		}
 	}
 	return c.settleMarkers(ctx)
+}
+
+// untomb deletes the tombstones a batch wrote before it failed with err
+// (no record deleted yet), uncounting them, and returns err; a tombstone
+// it cannot delete is named with err.
+func (c *collector) untomb(ctx context.Context, made []string, err error) error {
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	for _, k := range made {
+		if derr := c.d.Delete(cleanup, k); derr != nil {
+			// Not a *noRoomError any more: no half runs with it there.
+			return fmt.Errorf("%v; and the tombstone %s, written for a record not deleted, could not be deleted "+
+				"(delete it, or the version cannot be published again): %w", err, k, derr)
+		}
+		c.mu.Lock()
+		c.report.Tombstones--
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // Marker is another collection's marker that was not expired when this
