@@ -327,3 +327,46 @@ func TestTombstonesOfAFailedBatchGo(t *testing.T) {
 	}
 	checkConsistent(t, st)
 }
+
+// TestMainFullDiskInHalves: with no expired lease to free room, and room
+// for a marker and one tombstone only, a batch of five versions is
+// condemned in halves down to one at a time, each deleted record freeing
+// room for the next; everything the dry run listed is deleted, and the
+// store stays consistent.
+func TestMainFullDiskInHalves(t *testing.T) {
+	root := filepath.Join(mountTmpfs(t, "1m"), "st")
+	b, err := filestore.New(root)
+	must(t, err)
+	st := store.New(b)
+	releases(t, st, 6, 100)
+	expire(t, st) // no lease to free space with
+	ageAll(t, root, time.Now().Add(-40*24*time.Hour))
+	fill(t, filepath.Dir(root))
+	filler := filepath.Join(filepath.Dir(root), "filler")
+	must(t, os.Truncate(filler, mustSize(t, filler)-8<<10)) // a page for a marker, one for a tombstone
+	args := append([]string{"--store", "file://" + root}, fullDiskArgs...)
+	code, dry, stderr := run(append(args, "--dry-run")...)
+	if code != 0 || !strings.Contains(dry, "would delete 5 release versions") || strings.Contains(dry, "expired lease") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, dry, stderr)
+	}
+	code, stdout, stderr := run(append(args, "-v")...)
+	if code != 0 {
+		t.Fatalf("gc on a full disk: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout+stderr, "the store is full: 5 keys do not fit; condemning them in halves") {
+		t.Errorf("the batch was not condemned in halves:\n%s%s", stdout, stderr)
+	}
+	if want := strings.ReplaceAll(strings.SplitN(dry, "\n", 4)[2], "would delete", "deleted"); !strings.Contains(stdout, want) {
+		t.Fatalf("gc on a full disk deleted less than the dry run listed: want %q in\n%s", want, stdout)
+	}
+	for i := range 5 {
+		v := fmt.Sprintf("1.%d.0", i)
+		if present(t, st, release.VersionKey("app", v)) || !present(t, st, release.CollectedKey("app", v)) {
+			t.Errorf("app@%s is still there, or has no tombstone", v)
+		}
+	}
+	if !present(t, st, release.VersionKey("app", "1.5.0")) {
+		t.Error("app@1.5.0, the one kept, is gone")
+	}
+	checkConsistent(t, st)
+}
