@@ -173,6 +173,16 @@ func untrusted(errs []error) error {
 
 func (e *UntrustedError) Unwrap() error { return e.Err }
 
+// isBackend tells an error of the backend itself (a store.BackendError:
+// access denied, a server that keeps failing, a store not reached) from
+// one of the content read: it stops the collection at once, as reading
+// the rest from that store is as vain, and the objects are not at fault;
+// only content errors are collected as *UntrustedErrors, all named.
+func isBackend(err error) bool {
+	be := store.BackendError(nil)
+	return errors.As(err, &be)
+}
+
 type collector struct {
 	st     *store.Store
 	b      store.Backend

@@ -152,6 +152,9 @@ func (c *collector) closure(ctx context.Context, kept map[string]bool, roots []s
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if isBackend(err) {
+					return err // the others are not read
+				}
 				bad[i] = &UntrustedError{Key: todo[i], Err: err}
 				return nil
 			}
@@ -218,6 +221,9 @@ func (c *collector) mark(ctx context.Context, vs []*version) (map[string]bool, e
 	err = store.ForEach(ctx, c.st.Concurrency(), len(actions), func(ctx context.Context, i int) error {
 		key, _ := store.ParseKey(actions[i])
 		r, err := c.action(ctx, actions[i], key.Digest)
+		if isBackend(err) {
+			return err // not read is not damaged: what it holds is unknown
+		}
 		if err == nil { // a damaged record is garbage: nothing needs it
 			hit[i] = kept[outputKeys(r)[0]] // kept is only read here
 		}
@@ -319,6 +325,9 @@ func (c *collector) readProtocol(ctx context.Context, keys []string, marker bool
 			return nil
 		}
 		if err != nil && ctx.Err() == nil {
+			if isBackend(err) {
+				return err // the others are not read
+			}
 			bad[i] = &UntrustedError{Key: k, Err: err}
 			return nil
 		}

@@ -86,6 +86,9 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	pinned := map[string]bool{} // name@version a channel window keeps
 	for rc := range channels {
 		hist, err := release.History(ctx, c.b, rc[0], rc[1], c.p.KeepChannelMoves)
+		if isBackend(err) {
+			return nil, err
+		}
 		if err != nil {
 			bad = append(bad, &UntrustedError{Key: store.MovesPrefix(rc[0], rc[1]), Err: err})
 			continue
@@ -117,6 +120,9 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	reads := make([]read, len(keys))
 	if err := store.ForEach(ctx, c.st.Concurrency(), len(keys), func(ctx context.Context, i int) error {
 		reads[i].rec, reads[i].err = release.Get(ctx, c.b, keys[i][0], keys[i][1])
+		if isBackend(reads[i].err) {
+			return reads[i].err // the others are not read
+		}
 		return ctx.Err()
 	}); err != nil {
 		return nil, err
@@ -127,6 +133,9 @@ func (c *collector) versions(ctx context.Context) ([]*version, error) {
 	}
 	for _, name := range names {
 		yanks, err := release.Yanks(ctx, c.b, name)
+		if isBackend(err) {
+			return nil, err
+		}
 		if err != nil {
 			bad = append(bad, &UntrustedError{Key: store.YanksPrefix(name), Err: err})
 			continue

@@ -3,10 +3,14 @@ package gc
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
 
 // TestEveryUntrustedKeyNamed: foreign files under releases/*/versions/
@@ -47,4 +51,46 @@ func TestUntrustedKeysBounded(t *testing.T) {
 		t.Fatalf("%d foreign leases: %v", maxUntrusted+5, err)
 	}
 	unchanged(t, w.st, before, "a collection stopped by foreign files")
+}
+
+// TestFailingStoreStopsAtOnce: a store that keeps answering 503 to the
+// reads of release records is a failing store, not untrusted records:
+// the collection stops at the first such read with the store's error (no
+// *UntrustedError telling the user to move healthy records out), before
+// reading every record, and deletes nothing.
+func TestFailingStoreStopsAtOnce(t *testing.T) {
+	srv := testserver.StartS3(t)
+	bucket := srv.NewBucket(t)
+	direct, err := s3store.New(ctx, bucket, "p", srv.Settings())
+	must(t, err)
+	must(t, store.WriteIdentity(ctx, direct))
+	const n = 40
+	for i := range n {
+		_, err := release.WriteRecord(ctx, direct, &release.Record{Name: "app", Version: fmt.Sprintf("1.%d.0", i), Artifacts: map[string]string{}}, longAgo)
+		must(t, err)
+	}
+	proxy := srv.Faulty(t, func(c testserver.Call, _ int) testserver.Fault {
+		if c.Method == http.MethodGet && strings.Contains(c.Path, "/versions/") {
+			return testserver.SlowDown
+		}
+		return testserver.Pass
+	})
+	settings := srv.Settings()
+	settings.Endpoint, settings.MaxAttempts, settings.MaxConcurrency = proxy.Endpoint, 2, 4
+	b, err := s3store.New(ctx, bucket, "p", settings)
+	must(t, err)
+	st := store.New(b)
+	before := everything(t, st)
+	_, err = Collect(ctx, st, policy, later())
+	if u, be := (*UntrustedError)(nil), store.BackendError(nil); errors.As(err, &u) || !errors.As(err, &be) {
+		t.Fatalf("a store failing its reads: %v; want the store's error, no UntrustedError", err)
+	}
+	read := map[string]bool{}
+	for _, c := range proxy.Calls(http.MethodGet, "/versions/") {
+		read[c.Path] = true
+	}
+	if len(read) >= n {
+		t.Errorf("the collection read all %d records from a failing store; want it to stop at the first failure", len(read))
+	}
+	unchanged(t, st, before, "a collection stopped by a failing store")
 }
