@@ -65,6 +65,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 // Options control a collection.
@@ -99,7 +100,9 @@ func (e *UnsupportedError) Error() string {
 }
 
 // UntrustedError is a record the collector cannot read or trust: what it
-// references is unknown, so nothing is deleted. Others are more found in
+// references is unknown, so nothing is deleted. Its keys come from the
+// store's listing: printed as usertext.Show does, a name holding a newline
+// or a bidirectional control cannot forge a line of the message. Others are more found in
 // the same run (the first maxUntrusted in all, by key), and More how many
 // beyond those.
 type UntrustedError struct {
@@ -120,13 +123,13 @@ func (e *UntrustedError) Error() string {
 	}
 	if len(e.Others) == 0 && e.More == 0 {
 		return fmt.Sprintf("%s: %s cannot be read or trusted, so what it references is unknown (%v). "+
-			"Restore it, or move it out of the store (delete it if it is not needed), and run the collection again", what, e.Key, e.Err)
+			"Restore it, or move it out of the store (delete it if it is not needed), and run the collection again", what, usertext.Show(e.Key), e.Err)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d objects cannot be read or trusted, so what they reference is unknown:\n  %s (%v)", what,
-		1+len(e.Others)+e.More, e.Key, e.Err)
+		1+len(e.Others)+e.More, usertext.Show(e.Key), e.Err)
 	for _, o := range e.Others {
-		fmt.Fprintf(&b, "\n  %s (%v)", o.Key, o.Err)
+		fmt.Fprintf(&b, "\n  %s (%v)", usertext.Show(o.Key), o.Err)
 	}
 	if e.More > 0 {
 		fmt.Fprintf(&b, "\n  and %d more", e.More)

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store/filestore"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/s3store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/testserver"
 )
@@ -93,4 +96,31 @@ func TestFailingStoreStopsAtOnce(t *testing.T) {
 		t.Errorf("the collection read all %d records from a failing store; want it to stop at the first failure", len(read))
 	}
 	unchanged(t, st, before, "a collection stopped by a failing store")
+}
+
+// TestUntrustedKeysShown: keys from the store's listing are printed so
+// that a name holding a newline or a bidirectional control (U+202E)
+// cannot forge a line of the message or reorder it.
+func TestUntrustedKeysShown(t *testing.T) {
+	b := mustFilestore(t).(*filestore.Backend) //nolint:forcetypeassert // mustFilestore makes a file store
+	st := store.New(b)
+	putBlob(t, st, "content\n")
+	forged := []string{"x\nnothing was deleted: the store is consistent", "y\u202Etxt.exe"}
+	must(t, os.MkdirAll(filepath.Join(b.Root(), "gc", "leases"), 0o755))
+	for _, name := range forged {
+		must(t, os.WriteFile(filepath.Join(b.Root(), "gc", "leases", name), []byte("mine\n"), 0o644))
+	}
+	_, err := Collect(ctx, st, policy, later())
+	msg := fmt.Sprint(err)
+	if !strings.Contains(msg, "2 objects cannot be read or trusted") {
+		t.Fatalf("two foreign leases: %v", err)
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		if strings.HasPrefix(line, "nothing was deleted: the store") {
+			t.Errorf("a key forged the line %q:\n%s", line, msg)
+		}
+	}
+	if strings.ContainsRune(msg, '\u202E') || !strings.Contains(msg, `"gc/leases/x\nnothing was deleted`) || !strings.Contains(msg, `"gc/leases/y\u202Etxt.exe"`) {
+		t.Errorf("the keys are not shown escaped:\n%s", msg)
+	}
 }

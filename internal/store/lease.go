@@ -154,7 +154,7 @@ func (e *DeleteError) Error() string {
 	if e.Count > len(e.Failed) {
 		more = fmt.Sprintf(" and %d more", e.Count-len(e.Failed))
 	}
-	return fmt.Sprintf("%d of %d deletes failed (%s%s; the first: %v)", e.Count, e.Count+e.Deleted, strings.Join(e.Failed, ", "), more, e.Err)
+	return fmt.Sprintf("%d of %d deletes failed (%s%s; the first: %v)", e.Count, e.Count+e.Deleted, strings.Join(ShowKeys(e.Failed), ", "), more, e.Err)
 }
 
 func (e *DeleteError) Unwrap() error { return e.Err }

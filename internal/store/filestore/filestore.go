@@ -41,6 +41,7 @@ import (
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/tmpfile"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/usertext"
 )
 
 const tmpPrefix = ".tmp-"
@@ -132,7 +133,7 @@ func (e *WriteError) Error() string {
 	n := e.Names.Or()
 	what := "cannot write to the store " + e.Store
 	if e.Key != "" {
-		what = fmt.Sprintf("cannot delete %s from the store %s", e.Key, e.Store)
+		what = fmt.Sprintf("cannot delete %s from the store %s", usertext.Show(e.Key), e.Store) // a name of the listing
 	}
 	switch {
 	case errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT):
@@ -164,8 +165,13 @@ func (b *Backend) writeError(err error) *WriteError {
 	return &WriteError{Store: b.String(), Err: err, Names: b.names}
 }
 
-// deleteError is a failure to delete key.
+// deleteError is a failure to delete key. The key, a name from the
+// listing (anything someone put in the store), is printed as
+// usertext.Show prints it, in the path of the failed call too.
 func (b *Backend) deleteError(key string, err error) *WriteError {
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		err = &fs.PathError{Op: pe.Op, Path: usertext.Show(pe.Path), Err: pe.Err}
+	}
 	e := b.writeError(err)
 	e.Key = key
 	return e

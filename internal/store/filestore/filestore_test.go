@@ -400,3 +400,29 @@ func TestCreateSyncsEachDirectoryChainOnce(t *testing.T) {
 		t.Errorf("another process: synced %q, want %q", synced, want)
 	}
 }
+
+// TestDeleteErrorShowsTheKey: a key that cannot be deleted (an immutable
+// file) whose name holds a newline and U+202E is printed escaped, in the
+// message and in the path of the failed call, so that it forges no line.
+func TestDeleteErrorShowsTheKey(t *testing.T) {
+	b := newBackend(t)
+	key := "signatures/x/y\nthe store is consistent\u202E"
+	p := filepath.Join(b.Root(), filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("junk\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", p).CombinedOutput(); err != nil {
+		t.Skipf("an undeletable file needs chattr +i (as root, on a filesystem with attributes): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", p).Run() }) // else the temporary directory stays
+	for _, err := range []error{b.Delete(context.Background(), key), b.DeleteMany(context.Background(), []string{key})[0]} {
+		msg := fmt.Sprint(err)
+		if !strings.Contains(msg, `cannot delete "signatures/x/y\nthe store is consistent\u202E" from the store`) ||
+			strings.ContainsAny(msg, "\n\u202E") || !errors.Is(err, syscall.EPERM) {
+			t.Errorf("deleting an immutable file named with a newline: %q", msg)
+		}
+	}
+}
