@@ -181,7 +181,7 @@ func (c *collector) sweep(ctx context.Context, p *plan) error {
 			var made []string // the tombstones this attempt wrote (guarded by c.mu)
 			tombs := c.eachKey(func(ctx context.Context, k string) error {
 				v := batch[slices.Index(keys, k)]
-				tomb := bytes.NewReader([]byte(v.record.Digest + "\n"))
+				tomb := bytes.NewReader(release.TombstoneBody(v.record.Digest))
 				key := release.CollectedKey(v.name, v.version)
 				switch err := c.b.Create(ctx, key, tomb); {
 				case err == nil:
@@ -583,7 +583,7 @@ func (c *collector) condemned(ctx context.Context, batch []string, tombstones bo
 		full := &FullError{Store: c.st.String(), Files: 1, Bytes: len(store.MarkerBody(batch)), Deleted: deleted, Err: nr.err}
 		if tombstones {
 			full.Files++
-			full.Bytes += len(digestLine)
+			full.Bytes += release.TombstoneSize
 		}
 		return full
 	}
@@ -594,9 +594,6 @@ func (c *collector) condemned(ctx context.Context, batch []string, tombstones bo
 	}
 	return c.condemned(ctx, batch[half:], tombstones, del)
 }
-
-// digestLine is a tombstone's body: a digest and a newline.
-const digestLine = "sha256:0000000000000000000000000000000000000000000000000000000000000000\n"
 
 // condemnedOnce runs del for each key of batch that no live lease reaches,
 // under a marker naming the batch (the collector protocol in package

@@ -16,6 +16,13 @@ import (
 // version, once published, names one content for ever, even after its
 // bytes are gone.
 
+// TombstoneBody is the content of the tombstone of a version whose
+// record has the digest recordDigest ("sha256:<hex>").
+func TombstoneBody(recordDigest string) []byte { return []byte(recordDigest + "\n") }
+
+// TombstoneSize is a tombstone's size: a digest and a newline.
+const TombstoneSize = len("sha256:") + 64 + 1
+
 // CollectedKey is where the tombstone of a collected version lives.
 func CollectedKey(name, version string) string { return store.CollectedKey(name, version) }
 
