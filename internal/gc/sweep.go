@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/release"
@@ -514,8 +513,8 @@ func (c *collector) expired(prefix string, ttl time.Duration) []string {
 }
 
 // isFull tells a write that failed because the store's filesystem (or the
-// user's quota there) is full.
-func isFull(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
+// user's quota there) is full: the backend says so (store.ErrFull).
+func isFull(err error) bool { return errors.Is(err, store.ErrFull) }
 
 // FullError is a store whose filesystem is so full that not even a batch
 // of one key fits what it must write: nothing is deleted without a marker,

@@ -54,6 +54,12 @@ var ErrNotFound = errors.New("not found in the store")
 // object it did not write, which is left as it was.
 var ErrExists = errors.New("already exists in the store")
 
+// ErrFull is matched (errors.Is) by a backend's error of a write that
+// failed because the store's filesystem, or the user's quota there, has
+// no room left (a file store's ENOSPC and EDQUOT): the collector frees
+// room first and writes its markers in halves then.
+var ErrFull = errors.New("the store's filesystem is full")
+
 // BackendError is implemented by errors of a backend itself (the store's
 // directory, its server, its credentials), as opposed to errors of the
 // content being stored, so that callers can say which setting to check.

@@ -136,7 +136,7 @@ func (e *WriteError) Error() string {
 		what = fmt.Sprintf("cannot delete %s from the store %s", usertext.Show(e.Key), e.Store) // a name of the listing
 	}
 	switch {
-	case errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT):
+	case isFull(e.Err):
 		return fmt.Sprintf("%s: %v. The filesystem holding the store is full (or the user's quota is): %s", what, e.Err, n.Full)
 	case errors.Is(e.Err, syscall.EROFS):
 		return fmt.Sprintf("%s: %v. The filesystem holding the store is mounted read-only: mount it read-write, or check %s",
@@ -179,6 +179,13 @@ func (b *Backend) deleteError(key string, err error) *WriteError {
 
 func (e *WriteError) Unwrap() error { return e.Err }
 
+// Is makes a write that found no room (ENOSPC, or EDQUOT: the user's
+// quota) a store.ErrFull.
+func (e *WriteError) Is(target error) bool { return target == store.ErrFull && isFull(e.Err) }
+
+// isFull tells an error of a filesystem or a quota with no room left.
+func isFull(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
+
 // BackendError marks it as a store.BackendError.
 func (e *WriteError) BackendError() {}
 
@@ -209,7 +216,10 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) (err erro
 		}
 		return b.writeError(err)
 	}
-	return b.syncChain(dir)
+	if err := b.syncChain(dir); err != nil {
+		return b.writeError(err)
+	}
+	return nil
 }
 
 // linked reports whether the link from tmp to final was made although

@@ -426,3 +426,32 @@ func TestDeleteErrorShowsTheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestFullIsErrFull: a write into a store whose filesystem has no room
+// left is a store.ErrFull (the collector knows no errno), and still says
+// the filesystem's own error.
+func TestFullIsErrFull(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("a full disk needs a small filesystem, and this test cannot mount one (it must run as root): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	b, err := New(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Create(context.Background(), "blobs/aa/big", strings.NewReader(strings.Repeat("x", 128<<10)))
+	if !errors.Is(err, store.ErrFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("a write larger than the filesystem: %v; want a store.ErrFull with ENOSPC", err)
+	}
+	if err := b.Create(context.Background(), "blobs/aa/small", strings.NewReader("x")); err != nil {
+		t.Fatalf("a small write after it: %v (the failed write left its temporary file?)", err)
+	}
+}
