@@ -370,3 +370,38 @@ func TestMainFullDiskInHalves(t *testing.T) {
 	}
 	checkConsistent(t, st)
 }
+
+// TestMainNoInodesLeft: on a filesystem with room but no inodes left, the
+// message says so, how to see it (df -i) and how many files to delete,
+// and gives the filesystem's block size as what a file takes.
+func TestMainNoInodesLeft(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "few")
+	must(t, os.Mkdir(dir, 0o755))
+	mountTmpfsAt(t, dir, "1m,nr_inodes=64")
+	root := filepath.Join(dir, "st")
+	b, err := filestore.New(root)
+	must(t, err)
+	st := store.New(b)
+	releases(t, st, 2, 10)
+	expire(t, st) // no lease to free an inode with
+	ageAll(t, root, time.Now().Add(-40*24*time.Hour))
+	for i := 0; ; i++ {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("filler-%d", i)))
+		if errors.Is(err, syscall.ENOSPC) {
+			break
+		}
+		must(t, err)
+		must(t, f.Close())
+	}
+	code, stdout, stderr := run(append([]string{"--store", "file://" + root}, fullDiskArgs...)...)
+	for _, want := range []string{"the filesystem holding the store file://" + root + " has no inodes left (df -i shows them)",
+		"each taking at least a block of the filesystem (" + Bytes(int64(os.Getpagesize())) + ")",
+		"Delete at least 2 files on that filesystem", "then run gc again", "nothing was deleted"} {
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("gc with no inodes left: exit %d, want 1 and %q in\n%s%s", code, want, stdout, stderr)
+		}
+	}
+	if strings.Contains(stderr, "Free at least") {
+		t.Errorf("the message asks for room, not inodes:\n%s", stderr)
+	}
+}

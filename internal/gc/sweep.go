@@ -525,7 +525,10 @@ type FullError struct {
 	Files   int   // the files the batch writes: its marker, and a version's tombstone
 	Bytes   int   // their size
 	Deleted Count // what the run deleted before (expired leases, ...)
-	Err     error
+	// Room is what ran out, as far as the store can tell (its block size:
+	// what each file takes at least; a quota; no inodes).
+	Room store.Room
+	Err  error
 }
 
 func (e *FullError) Error() string {
@@ -538,10 +541,28 @@ func (e *FullError) Error() string {
 	if e.Files > 1 {
 		what += " and its tombstone"
 	}
-	return fmt.Sprintf("the filesystem holding the store %s is full: the collector deletes nothing it has not announced first, "+
-		"and even a single key needs %s: %d bytes in %d files, each taking at least a block of the filesystem (usually 4 KiB); %s. "+
-		"Free at least %d KiB on that filesystem (outside the store: a file of yours), then run gc again: the store is "+
-		"consistent, and the next run deletes the rest (%v)", e.Store, what, e.Bytes, e.Files, freed, 4*e.Files, e.cause())
+	block, size := e.Room.BlockSize, "usually 4 KiB"
+	if block > 0 {
+		size = Bytes(block)
+	} else {
+		block = 4 << 10
+	}
+	least := (int64(e.Files)*block + 1023) / 1024
+	full, free := "the filesystem holding the store "+e.Store+" is full", fmt.Sprintf("Free at least %d KiB on that filesystem "+
+		"(outside the store: a file of yours)", least)
+	switch {
+	case e.Room.Quota:
+		full = "your quota on the filesystem holding the store " + e.Store + " is used up"
+		free = fmt.Sprintf("Free at least %d KiB of your files on that filesystem (outside the store), or have the quota "+
+			"raised (quota -s shows it)", least)
+	case e.Room.NoInodes:
+		full = "the filesystem holding the store " + e.Store + " has no inodes left (df -i shows them), whatever room it has"
+		free = fmt.Sprintf("Delete at least %d files on that filesystem (outside the store: files of yours)", e.Files)
+	}
+	return fmt.Sprintf("%s: the collector deletes nothing it has not announced first, "+
+		"and even a single key needs %s: %d bytes in %d files, each taking at least a block of the filesystem (%s); %s. "+
+		"%s, then run gc again: the store is consistent, and the next run deletes the rest (%v)",
+		full, what, e.Bytes, e.Files, size, freed, free, e.cause())
 }
 
 // cause is the filesystem's own error (the write that failed), without
@@ -580,6 +601,9 @@ func (c *collector) condemned(ctx context.Context, batch []string, tombstones bo
 		deleted := c.report.Total()
 		c.mu.Unlock()
 		full := &FullError{Store: c.st.String(), Files: 1, Bytes: len(store.MarkerBody(batch)), Deleted: deleted, Err: nr.err}
+		if r := (interface{ Room() store.Room })(nil); errors.As(nr.err, &r) {
+			full.Room = r.Room()
+		}
 		if tombstones {
 			full.Files++
 			full.Bytes += release.TombstoneSize

@@ -60,6 +60,21 @@ var ErrExists = errors.New("already exists in the store")
 // room first and writes its markers in halves then.
 var ErrFull = errors.New("the store's filesystem is full")
 
+// Room is what a store.ErrFull write ran out of, where the backend can
+// tell (an error with a Room() Room method): so that the advice names
+// what to free, and how much.
+type Room struct {
+	// BlockSize is the least a file takes on the store's filesystem (0:
+	// unknown).
+	BlockSize int64
+	// Quota: the user's quota there is used up (EDQUOT), not the
+	// filesystem.
+	Quota bool
+	// NoInodes: the filesystem has no inodes left (df -i), whatever room
+	// it has.
+	NoInodes bool
+}
+
 // BackendError is implemented by errors of a backend itself (the store's
 // directory, its server, its credentials), as opposed to errors of the
 // content being stored, so that callers can say which setting to check.

@@ -127,6 +127,7 @@ type WriteError struct {
 	Key   string // the key a delete failed on, or ""
 	Err   error
 	Names Names // zero means ProviderNames
+	root  string
 }
 
 func (e *WriteError) Error() string {
@@ -162,7 +163,7 @@ func (b *Backend) writeFailed(err error) error {
 }
 
 func (b *Backend) writeError(err error) *WriteError {
-	return &WriteError{Store: b.String(), Err: err, Names: b.names}
+	return &WriteError{Store: b.String(), Err: err, Names: b.names, root: b.root}
 }
 
 // deleteError is a failure to delete key. The key, a name from the
@@ -182,6 +183,15 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // Is makes a write that found no room (ENOSPC, or EDQUOT: the user's
 // quota) a store.ErrFull.
 func (e *WriteError) Is(target error) bool { return target == store.ErrFull && isFull(e.Err) }
+
+// Room says what a store.ErrFull write ran out of: the user's quota
+// (EDQUOT), or the filesystem's inodes, read with its block size from
+// statfs on the store's root now.
+func (e *WriteError) Room() store.Room {
+	r := statRoom(e.root)
+	r.Quota = errors.Is(e.Err, syscall.EDQUOT)
+	return r
+}
 
 // isFull tells an error of a filesystem or a quota with no room left.
 func isFull(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
