@@ -22,8 +22,11 @@
 // in one multipart request; larger ones as a resumable upload in PartSize
 // chunks, finalized with the same precondition, so memory stays flat
 // whatever the size, and an upload abandoned before its last chunk leaves
-// nothing visible. A collection deletes in batches of MaxBatch (the JSON
-// API's batch endpoint).
+// nothing visible. The object a create made is checked against what was
+// sent (the CRC32C and size its answer states): bytes changed on the way
+// that the server did not refuse make a write that fails, its object
+// deleted (that generation only). A collection deletes in batches of
+// MaxBatch (the JSON API's batch endpoint).
 //
 // STORAGE_EMULATOR_HOST (the variable Google's libraries read) points the
 // backend at an emulator such as fake-gcs-server, with no authentication:
@@ -641,11 +644,13 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	vanished := false
 	for {
 		var err error
+		var made *object // the object resource the upload's last answer holds
+		var s sent
 		lastSends := 0 // requests that carried a resumable upload's last chunk
 		if whole {
-			err = b.uploadMultipart(ctx, c, key, tag, first)
+			made, s, err = b.uploadMultipart(ctx, c, key, tag, first)
 		} else {
-			err = b.uploadResumable(ctx, c, key, tag, first, r, &lastSends)
+			made, s, err = b.uploadResumable(ctx, c, key, tag, first, r, &lastSends)
 		}
 		var api *APIError
 		isAPI := errors.As(err, &api)
@@ -659,7 +664,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && !whole && lastSends > 1
 		switch {
 		case err == nil:
-			return nil
+			return b.settle(ctx, c, key, tag, made, s)
 		case errors.Is(err, errReader):
 			return errors.Unwrap(err)
 		case exists && t.Load() <= 1:
@@ -667,12 +672,13 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		case exists || sessionGone:
 			// A retry met an object: this write's own first try, whose
 			// answer was lost, or another writer's.
-			own, found, rerr := b.tagged(ctx, c, key, tag)
+			o, found, rerr := b.tagged(ctx, c, key)
+			own := found && o.Metadata[TagMetadata] == tag
 			switch {
 			case rerr != nil:
 				return rerr
 			case own:
-				return nil
+				return b.settle(ctx, c, key, tag, o, s)
 			case found:
 				return store.ErrExists
 			case !vanished && whole:
@@ -739,20 +745,23 @@ func (b *Backend) createQuery(uploadType, key string) url.Values {
 		"uploadType":        {uploadType},
 		"name":              {b.ObjectKey(key)},
 		"ifGenerationMatch": {"0"}, // only if no object is there: write-once
-		"fields":            {"generation"},
+		// What settle checks the object made against.
+		"fields": {objectFields},
 	}
 }
 
 // uploadMultipart writes data, the whole content, to key in one request
 // (uploadType=multipart: the object's metadata, then its bytes), the body
 // sent from data itself: no copy, whatever its size. Its CRC32C goes in
-// the metadata: GCS refuses content that does not match it.
-func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag string, data []byte) error {
+// the metadata: GCS refuses content that does not match it. It returns
+// the object resource answered (for settle) and what was sent.
+func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag string, data []byte) (*object, sent, error) {
 	boundary := store.NewWriteTag()
 	for bytes.Contains(data, []byte(boundary)) {
 		boundary = store.NewWriteTag()
 	}
-	meta := b.metadata(key, tag, encodeCRC32C(crc32.Checksum(data, castagnoli)))
+	s := sent{crc32c: crc32.Checksum(data, castagnoli), size: int64(len(data))}
+	meta := b.metadata(key, tag, encodeCRC32C(s.crc32c))
 	head := []byte("--" + boundary + "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + string(meta) +
 		"\r\n--" + boundary + "\r\nContent-Type: application/octet-stream\r\n\r\n")
 	tail := []byte("\r\n--" + boundary + "--\r\n")
@@ -765,10 +774,9 @@ func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag 
 		size: int64(len(head) + len(data) + len(tail)),
 	})
 	if err != nil {
-		return err
+		return nil, s, err
 	}
-	drain(res.Body)
-	return nil
+	return readObject(res), s, nil
 }
 
 // uploadResumable writes the content to key as a resumable upload: a
@@ -780,8 +788,10 @@ func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag 
 // (the content failed, the context ended) leaves nothing visible; GCS
 // drops the session within a week. lastSends counts the requests that
 // carried the last chunk: more than one, and the object may be this
-// upload's already.
-func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag string, buf []byte, r io.Reader, lastSends *int) error {
+// upload's already. It returns the object resource the last chunk's
+// answer holds (for settle) and what was sent, known once the last
+// chunk is: also when that chunk failed.
+func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag string, buf []byte, r io.Reader, lastSends *int) (*object, sent, error) {
 	meta := b.metadata(key, tag, "")
 	res, err := b.do(ctx, c, request{
 		method: http.MethodPost, url: b.bucketURL(true, b.createQuery("resumable", key)),
@@ -792,12 +802,12 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 		body: func() io.Reader { return bytes.NewReader(meta) }, size: int64(len(meta)),
 	})
 	if err != nil {
-		return err
+		return nil, sent{}, err
 	}
 	drain(res.Body)
 	session, err := b.sessionURL(res.Header.Get("Location"))
 	if err != nil {
-		return err
+		return nil, sent{}, err
 	}
 	var off int64
 	var sum uint32
@@ -811,7 +821,7 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 		if !last {
 			m, err := io.ReadFull(r, next[:])
 			if err != nil && err != io.EOF {
-				return &readerError{err}
+				return nil, sent{}, &readerError{err}
 			}
 			last, more = m == 0, m
 		}
@@ -824,17 +834,20 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 			hash = "crc32c=" + encodeCRC32C(sum)
 			sends = lastSends
 		}
-		if err := b.sendChunk(ctx, c, session, buf[:n], off, total, hash, sends); err != nil {
-			return err
-		}
-		if last {
-			return nil
+		made, err := b.sendChunk(ctx, c, session, buf[:n], off, total, hash, sends)
+		switch {
+		case last:
+			// What was sent, known now: a last chunk's answer lost, the
+			// object met then is checked against it.
+			return made, sent{crc32c: sum, size: total}, err
+		case err != nil:
+			return nil, sent{}, err
 		}
 		off += int64(n)
 		buf[0] = next[0]
 		m, err := store.ReadPart(r, buf[more:])
 		if err != nil {
-			return &readerError{err}
+			return nil, sent{}, &readerError{err}
 		}
 		n = more + m
 	}
@@ -847,8 +860,9 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 // only the start (a 308 whose Range ends short of it) has its rest sent
 // again; a 308 that keeps none of what was sent is a try like a failed
 // one: sent again after a backoff, and, once the backend's attempts are
-// spent, an *UploadProtocolError.
-func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string, chunk []byte, off, total int64, hash string, sends *int) error {
+// spent, an *UploadProtocolError. The last chunk's answer is the object
+// made: its resource, read (nil when it does not parse).
+func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string, chunk []byte, off, total int64, hash string, sends *int) (*object, error) {
 	end := off + int64(len(chunk))
 	stalled := 0 // tries answered 308 keeping nothing more
 	for sent := off; ; {
@@ -872,38 +886,39 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 			chunk: true, tries: sends,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		drain(res.Body)
 		if res.StatusCode != http.StatusPermanentRedirect {
 			if total < 0 {
-				return b.protocolError(fmt.Sprintf("answered %s to a chunk that is not the last of its upload (it answers 308 Permanent Redirect there)", res.Status))
+				drain(res.Body)
+				return nil, b.protocolError(fmt.Sprintf("answered %s to a chunk that is not the last of its upload (it answers 308 Permanent Redirect there)", res.Status))
 			}
-			return nil // 200 or 201: the object is made
+			return readObject(res), nil // 200 or 201: the object is made
 		}
+		drain(res.Body)
 		// 308: the upload goes on; Range says what the server holds.
 		kept := int64(0)
 		if r := res.Header.Get("Range"); r != "" {
 			_, last, ok := strings.Cut(strings.TrimPrefix(r, "bytes="), "-")
 			v, err := strconv.ParseInt(last, 10, 64)
 			if !ok || err != nil {
-				return b.protocolError(fmt.Sprintf("answered a chunk with Range %q, which does not parse", r))
+				return nil, b.protocolError(fmt.Sprintf("answered a chunk with Range %q, which does not parse", r))
 			}
 			kept = v + 1
 		}
 		switch {
 		case kept >= end && total < 0:
-			return nil
+			return nil, nil
 		case kept < sent || kept > end || total >= 0 && kept >= end:
-			return b.protocolError(fmt.Sprintf("holds %s of an upload after bytes %d-%d were sent", heldBytes(kept), sent, end-1))
+			return nil, b.protocolError(fmt.Sprintf("holds %s of an upload after bytes %d-%d were sent", heldBytes(kept), sent, end-1))
 		case kept == sent:
 			stalled++
 			if stalled >= b.attempts {
-				return b.protocolError(fmt.Sprintf("answered %s of bytes %d-%d of an upload with 308 holding %s: "+
+				return nil, b.protocolError(fmt.Sprintf("answered %s of bytes %d-%d of an upload with 308 holding %s: "+
 					"it kept no more of the chunk (a proxy dropping the Range header?)", plural(stalled, "send"), sent, end-1, heldBytes(kept)))
 			}
 			if err := store.Sleep(ctx, store.Backoff(stalled)); err != nil {
-				return err
+				return nil, err
 			}
 		default:
 			stalled = 0 // some kept: the rest goes on
@@ -958,26 +973,135 @@ func (b *Backend) sessionURL(location string) (string, error) {
 	return location, nil
 }
 
-// tagged asks for the object's metadata and reports whether it is found,
-// and whether it carries tag: whether this write made it. The caller
-// holds a request slot already (Create): it takes none.
-func (b *Backend) tagged(ctx context.Context, c *http.Client, key, tag string) (own, found bool, err error) {
-	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"metadata"}})})
+// tagged asks for the object's resource (objectFields and its
+// metadata) and reports whether it is found: its tag tells whether this
+// write made it. The caller holds a request slot already (Create): it
+// takes none.
+func (b *Backend) tagged(ctx context.Context, c *http.Client, key string) (*object, bool, error) {
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"metadata," + objectFields}})})
 	var api *APIError
 	if errors.As(err, &api) && api.Code == http.StatusNotFound {
-		return false, false, nil
+		return nil, false, nil
 	}
 	const op = "checking (to tell a lost answer from another writer's object)"
 	if err != nil {
-		return false, false, b.wrap(op, key, err)
+		return nil, false, b.wrap(op, key, err)
 	}
-	var o struct {
-		Metadata map[string]string `json:"metadata"`
-	}
+	var o object
 	if err := decode(res, &o); err != nil {
-		return false, false, b.wrap(op, key, err)
+		return nil, false, b.wrap(op, key, err)
 	}
-	return o.Metadata[TagMetadata] == tag, true, nil
+	return &o, true, nil
+}
+
+// objectFields are the fields of an object resource a create asks for
+// in its answer: what settle checks the object made against.
+const objectFields = "generation,size,crc32c"
+
+// object is what a create reads of the object resource it made.
+type object struct {
+	Generation string            `json:"generation"` // int64, as a string
+	Size       string            `json:"size"`       // as above
+	CRC32C     string            `json:"crc32c"`     // base64 of its 4 bytes, big-endian
+	Metadata   map[string]string `json:"metadata"`
+}
+
+// readObject reads the object resource an upload's last answer holds,
+// and closes it; nil when it does not parse.
+func readObject(res *http.Response) *object {
+	var o object
+	if decode(res, &o) != nil {
+		return nil
+	}
+	return &o
+}
+
+// sent is what a create sent: the content's CRC32C and length.
+type sent struct {
+	crc32c uint32
+	size   int64
+}
+
+// settle checks the object a create made (made, the resource its last
+// answer held: nil, or without its CRC32C, when it did not say, and
+// then asked for) against the content sent: GCS checks a CRC32C stated
+// with the content, but a server (or a proxy on the way) that checks
+// none, or a resumable upload's chunk changed before its last one,
+// leaves bytes other than those sent, which would pass for the content
+// until read. An object whose CRC32C or size is not what was sent is
+// this write's own (the answer to its conditional create, or its tag,
+// says so): it is deleted, that generation only, and the write fails
+// saying nothing was stored, or, when the delete fails, naming the
+// object to delete.
+func (b *Backend) settle(ctx context.Context, c *http.Client, key, tag string, made *object, s sent) error {
+	if made == nil || made.CRC32C == "" || made.Size == "" || made.Generation == "" {
+		o, found, err := b.tagged(ctx, c, key)
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return &Error{
+				Op: "writing", Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: store.ErrNotFound,
+				Reason: b.endpoint + " made the object and had none under its name right after: something is deleting objects of the store as they are written",
+				Hint: "Only the collector (gc) should delete objects under the store's prefix, and only old ones: check for a lifecycle " +
+					"rule deleting objects there, or another tool deleting them. " + b.names.Rerun,
+			}
+		case o.Metadata[TagMetadata] != tag:
+			return store.ErrExists // replaced in between: another writer's
+		}
+		made = o
+	}
+	var wrong string
+	got, ok := decodeCRC32C(made.CRC32C)
+	switch {
+	case made.CRC32C == "":
+		wrong = "states no CRC32C for it"
+	case !ok:
+		wrong = fmt.Sprintf("states a CRC32C for it that does not parse (%q)", made.CRC32C)
+	case got != s.crc32c:
+		wrong = fmt.Sprintf("holds bytes whose CRC32C is %s, not %s, the CRC32C of the %d bytes sent", made.CRC32C, encodeCRC32C(s.crc32c), s.size)
+	case made.Size != strconv.FormatInt(s.size, 10):
+		wrong = fmt.Sprintf("holds %s bytes, not the %d sent", made.Size, s.size)
+	default:
+		return nil
+	}
+	name := "gs://" + b.bucket + "/" + b.ObjectKey(key)
+	e := &Error{
+		Op: "writing", Key: name, Err: errChecksum,
+		Reason: fmt.Sprintf("%s made the object but %s: the bytes changed on their way to it (the network, or a proxy on the way), "+
+			"and it did not refuse them", b.endpoint, wrong),
+	}
+	gen, err := strconv.ParseInt(made.Generation, 10, 64)
+	if err != nil || gen <= 0 {
+		err = fmt.Errorf("its generation %q does not parse", made.Generation)
+	} else {
+		err = b.deleteGeneration(ctx, c, key, gen)
+	}
+	if err == nil {
+		e.Hint = fmt.Sprintf("The object this write made (generation %d) was deleted: nothing was stored. %s", gen, b.names.Rerun)
+		return e
+	}
+	e.Hint = fmt.Sprintf("Deleting the object this write made failed (%v), so it is still there, damaged, and every read of it fails its "+
+		"checks: delete it (`gcloud storage rm %s#%s`: that generation only, which carries this write's tag %s=%s in its metadata), "+
+		"then run again.", cause(err), name, made.Generation, TagMetadata, tag)
+	return e
+}
+
+// deleteGeneration deletes generation gen of key, only while it is the
+// object under the name (ifGenerationMatch): never another writer's. One
+// gone already is no error. The caller holds a request slot already.
+func (b *Backend) deleteGeneration(ctx context.Context, c *http.Client, key string, gen int64) error {
+	g := strconv.FormatInt(gen, 10)
+	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), url.Values{"generation": {g}, "ifGenerationMatch": {g}})})
+	var api *APIError
+	switch {
+	case err == nil:
+		drain(res.Body)
+		return nil
+	case errors.As(err, &api) && api.Code == http.StatusNotFound:
+		return nil
+	}
+	return err
 }
 
 // notFound turns a 404 into store.ErrNotFound, or into the bucket's
@@ -1051,14 +1175,20 @@ func crc32cHeader(h http.Header) (uint32, bool) {
 			if !ok {
 				continue
 			}
-			raw, err := base64.StdEncoding.DecodeString(enc)
-			if err != nil || len(raw) != 4 {
-				return 0, false
-			}
-			return binary.BigEndian.Uint32(raw), true
+			return decodeCRC32C(enc)
 		}
 	}
 	return 0, false
+}
+
+// decodeCRC32C reads a CRC32C in the form GCS states it: base64 of its 4
+// bytes, big-endian.
+func decodeCRC32C(enc string) (uint32, bool) {
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil || len(raw) != 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(raw), true
 }
 
 // checkedBody is an object's body whose CRC32C is checked at its end: a
