@@ -1152,11 +1152,16 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	// the hash is of the bytes stored.
 	if want, ok := crc32cHeader(res.Header); ok && res.Header.Get("Content-Encoding") == "" && !res.Uncompressed {
 		return &checkedBody{body: res.Body, want: want, fail: func() error {
+			name := "gs://" + b.bucket + "/" + b.ObjectKey(key)
 			return &Error{
-				Op: "reading", Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: errChecksum,
+				Op: "reading", Key: name, Err: errChecksum,
 				Reason: fmt.Sprintf("the bytes read from %s do not match the CRC32C it states for the object (X-Goog-Hash): "+
-					"they changed on the way", b.endpoint),
-				Hint: "The network, or a proxy on the way, changed them; nothing read was kept. " + b.names.Rerun,
+					"the object may be damaged where it is stored, or its bytes changed on the way (the network, or a proxy on the way)", b.endpoint),
+				Hint: "Nothing read was kept. Run again: if the mismatch stays, the stored object is damaged, and the store never " +
+					"overwrites objects: delete it (`gcloud storage rm " + name + "`) and, for a directory artifact, its listing " +
+					"(trees/sha256/<first two hex digits>/<hex> of its digest: a stored listing promises its files, so publishing " +
+					"again skips them while it is there); then apply again: the immutable_artifact's refresh finds it gone and " +
+					"publishes it from its source.",
 			}
 		}}, nil
 	}

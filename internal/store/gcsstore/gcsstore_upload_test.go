@@ -233,6 +233,17 @@ func TestReadChecksum(t *testing.T) {
 	if !errors.As(err, &e) || !strings.Contains(err.Error(), "CRC32C") || !strings.Contains(err.Error(), "changed on the way") {
 		t.Fatalf("read %q, %v; want a CRC32C mismatch", got, err)
 	}
+	// A read: the object may be damaged where it is stored, and how to
+	// repair it; nothing of a write's "sent".
+	for _, want := range []string{"may be damaged where it is stored", "gcloud storage rm gs://" + bucket + "/some/prefix/blobs/x",
+		"its listing (trees/sha256/", "apply again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "sent") {
+		t.Errorf("a read's error speaks of what was sent: %v", err)
+	}
 	// Unchanged, the same read passes.
 	rc, err = newBackend(t, bucket, gcsstore.Settings{}).Open(ctx, "blobs/x")
 	if err != nil {
