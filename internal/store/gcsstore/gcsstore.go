@@ -208,12 +208,11 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		return nil, &UniverseError{Source: EnvUniverse, Domain: d}
 	}
 	if h != "" {
-		endpoint = "the emulator at " + h + " (" + EnvEmulator + ")"
-		// As Google's libraries read it: a bare host:port is plain HTTP.
-		host = strings.TrimRight(h, "/")
-		if !strings.Contains(host, "://") {
-			host = "http://" + host
+		var err error
+		if host, err = emulatorHost(h); err != nil {
+			return nil, err
 		}
+		endpoint = "the emulator at " + h + " (" + EnvEmulator + ")"
 	}
 	b := &Backend{
 		bucket: bucket, prefix: prefix, url: u, names: s.Names.Or(), attempts: attempts, endpoint: endpoint, host: host,
@@ -225,6 +224,67 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		b.client = b.newClient(&counting{b: b, next: base})
 	}
 	return b, nil
+}
+
+// EmulatorError is a STORAGE_EMULATOR_HOST that is neither host:port
+// nor http(s)://host[:port]: refused at New, before anything is sent,
+// instead of failing every request in a way that blames the network or
+// the bucket.
+type EmulatorError struct {
+	Value string // "" when it must not be shown: it holds user info
+	Why   string
+}
+
+func (e *EmulatorError) Error() string {
+	v := "is set to a value that"
+	if e.Value != "" {
+		v = fmt.Sprintf("is %q, which", e.Value)
+	}
+	return fmt.Sprintf("%s %s %s, so nothing was sent. Set it to host:port (plain HTTP) or http://host[:port] or https://host[:port], "+
+		"with no user info, path, query or spaces; or unset it to use Google Cloud Storage", EnvEmulator, v, e.Why)
+}
+
+// emulatorHost is the scheme://host[:port] of the emulator a
+// STORAGE_EMULATOR_HOST value names: host:port (plain HTTP, as Google's
+// libraries read it) or http(s)://host[:port], a trailing "/" allowed;
+// anything else is an *EmulatorError, which never shows user info.
+func emulatorHost(h string) (string, error) {
+	shown := h
+	if strings.Contains(h, "@") {
+		shown = "" // it may hold a password: never shown
+	}
+	fail := func(why string) (string, error) { return "", &EmulatorError{Value: shown, Why: why} }
+	if strings.IndexFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return fail("holds spaces or control characters")
+	}
+	bare := !strings.Contains(h, "://")
+	raw := h
+	if bare {
+		raw = "http://" + h
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fail("does not parse as host:port or a URL")
+	case u.User != nil:
+		return fail("holds user info (user:password@): the emulator takes no credentials, and none belong in this variable")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fail(fmt.Sprintf("has the scheme %q: only http and https are served", u.Scheme))
+	case u.Opaque != "" || u.Hostname() == "":
+		return fail("names no host")
+	case u.Path != "" && u.Path != "/":
+		return fail(fmt.Sprintf("has the path %q: the JSON API's paths (/storage/v1, /upload/storage/v1) are added to the host", u.Path))
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fail("has a query or fragment")
+	case bare && u.Port() == "":
+		return fail("names no port: write host:port, or a URL (http://host)")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fail(fmt.Sprintf("has the port %q, not one of 1-65535", p))
+		}
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // NoCredentialsError is the failure to find Application Default
