@@ -305,16 +305,85 @@ type UniverseError struct {
 }
 
 func (e *UniverseError) Error() string {
+	fix := "Use credentials of the default universe"
+	if e.Source == EnvUniverse {
+		fix = "Unset " + EnvUniverse + ", or set it to " + universe
+	}
 	return fmt.Sprintf("%s names the universe domain %q; gs:// stores support only Google Cloud's default universe (%s), "+
-		"so nothing was sent. Unset %s, or use credentials of the default universe", e.Source, e.Domain, universe, EnvUniverse)
+		"so nothing was sent. %s", e.Source, e.Domain, universe, fix)
+}
+
+// EnvCredentials is the variable, read by Google's libraries too, that
+// names a key file to take credentials from.
+const EnvCredentials = "GOOGLE_APPLICATION_CREDENTIALS"
+
+// KeyFileError is a key file GOOGLE_APPLICATION_CREDENTIALS names that
+// is not one: missing, a directory, unreadable, not JSON, or not a key
+// of a type Google's libraries know. It never shows the file's content.
+type KeyFileError struct {
+	Path string
+	Why  string
+}
+
+func (e *KeyFileError) Error() string {
+	return fmt.Sprintf("%s names the key file %q, which %s, so nothing was sent", EnvCredentials, e.Path, e.Why)
+}
+
+// maxKeyFile is the most of a key file read: keys are a few KiB.
+const maxKeyFile = 1 << 20
+
+// keyTypes are the types of key file Google's libraries know.
+var keyTypes = map[string]bool{
+	"service_account": true, "authorized_user": true, "external_account": true,
+	"external_account_authorized_user": true, "impersonated_service_account": true, "gdch_service_account": true,
+}
+
+// keyFileCredentials makes the credentials of the key file path (what
+// GOOGLE_APPLICATION_CREDENTIALS names), each way it can fail a
+// *KeyFileError naming the file and what is wrong with it.
+func keyFileCredentials(ctx context.Context, path string) (*google.Credentials, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, &KeyFileError{Path: path, Why: "does not exist"}
+	case err != nil:
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", errors.Unwrap(err))}
+	case fi.IsDir():
+		return nil, &KeyFileError{Path: path, Why: "is a directory, not a key file"}
+	case fi.Size() > maxKeyFile:
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("holds %d bytes: too many for a key file (a few KiB of JSON)", fi.Size())}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", errors.Unwrap(err))}
+	}
+	var f struct {
+		Type string `json:"type"`
+	}
+	if !json.Valid(b) || json.Unmarshal(b, &f) != nil {
+		return nil, &KeyFileError{Path: path, Why: "is not JSON (a key file as Google Cloud gives it is a JSON object)"}
+	}
+	if !keyTypes[f.Type] {
+		what := "no type"
+		if f.Type != "" {
+			what = "a type no Google library knows"
+		}
+		return nil, &KeyFileError{Path: path, Why: "is not a key of a known type: its \"type\" is " + what +
+			" (service_account, authorized_user, external_account, external_account_authorized_user, impersonated_service_account, gdch_service_account)"}
+	}
+	creds, err := google.CredentialsFromJSONWithParams(ctx, b, google.CredentialsParams{Scopes: []string{scope}})
+	if err != nil {
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("is a %s key Google's library cannot use (%v)", f.Type, err)}
+	}
+	return creds, nil
 }
 
 // credentialSource names where Application Default Credentials come
 // from, for messages: the key file GOOGLE_APPLICATION_CREDENTIALS names
 // (its path, never its content), else the chain.
 func credentialSource() string {
-	if p := os.Getenv("GOOGLE_APPLICATION_CREDENTIALS"); p != "" {
-		return fmt.Sprintf("the key file %q (GOOGLE_APPLICATION_CREDENTIALS)", p)
+	if p := os.Getenv(EnvCredentials); p != "" {
+		return fmt.Sprintf("the key file %q (%s)", p, EnvCredentials)
 	}
 	return "Application Default Credentials (gcloud's application-default login, workload identity or the metadata server)"
 }
@@ -432,9 +501,18 @@ func (b *Backend) httpClient(ctx context.Context) (*http.Client, error) {
 	// bounds each request for a token.
 	tt := &tokenTransport{next: b.tokenBase}
 	tokenCtx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, &http.Client{Timeout: tokenTimeout, Transport: tt})
-	creds, err := google.FindDefaultCredentials(tokenCtx, scope)
+	var creds *google.Credentials
+	var err error
+	if p := os.Getenv(EnvCredentials); p != "" {
+		// As Google's libraries read it, each way it fails said.
+		if creds, err = keyFileCredentials(tokenCtx, p); err != nil {
+			err = &NoCredentialsError{Err: err}
+		}
+	} else if creds, err = google.FindDefaultCredentials(tokenCtx, scope); err != nil {
+		err = &NoCredentialsError{Err: err}
+	}
 	if err != nil {
-		return nil, &NoCredentialsError{Err: err}
+		return nil, err
 	}
 	source := credentialSource()
 	d, err := creds.GetUniverseDomain()
@@ -442,7 +520,11 @@ func (b *Backend) httpClient(ctx context.Context) (*http.Client, error) {
 		return nil, &TokenError{Source: source, Err: fmt.Errorf("asking for the universe domain: %w", err)}
 	}
 	if d != universe {
-		return nil, &UniverseError{Source: "the credentials of " + source, Domain: d}
+		from := "the credentials of " + source
+		if p := os.Getenv(EnvCredentials); p != "" {
+			from = fmt.Sprintf("the key file %q (%s), in its universe_domain,", p, EnvCredentials)
+		}
+		return nil, &UniverseError{Source: from, Domain: d}
 	}
 	var rt http.RoundTripper = &oauth2.Transport{
 		Source: oauth2.ReuseTokenSource(nil, &tokenSource{source: source, ts: creds.TokenSource, net: tt}),
@@ -584,10 +666,16 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	var tokErr *TokenError
 	var universeErr *UniverseError
 	var unreached *store.UnreachedError
+	var keyErr *KeyFileError
 	var proto *UploadProtocolError
 	var netErr net.Error
 	var urlErr *url.Error
 	switch {
+	case errors.As(err, &keyErr):
+		e.Reason = "no Google Cloud credentials were found: " + keyErr.Error()
+		e.Hint = "Point " + EnvCredentials + " at a key file as Google Cloud gives it (JSON: a service-account key, or " +
+			"gcloud's application_default_credentials.json), or unset it and run `gcloud auth application-default login`, or run " +
+			"where workload identity or the metadata server provides credentials. Credentials never go in the store URL or in a configuration."
 	case errors.As(err, &noCreds):
 		e.Reason = fmt.Sprintf("no Google Cloud credentials were found, so nothing was sent (%v)", noCreds.Err)
 		e.Hint = "Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, " +
@@ -598,9 +686,15 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 			"Google Distributed Cloud) and mTLS through the enterprise certificate proxy are not supported."
 	case errors.As(err, &tokErr):
 		e.Reason = tokErr.Error() + ", so nothing was sent to " + b.endpoint
-		e.Hint = "Check the credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file as Google Cloud " +
-			"gives it (JSON, with its private_key intact), or run `gcloud auth application-default login`; a token endpoint " +
-			"that cannot be reached is the network's or a proxy's failure, not the store's."
+		e.Hint = "Check the credentials: set " + EnvCredentials + " to a service-account key file as Google Cloud " +
+			"gives it (JSON, with its private_key intact), or run `gcloud auth application-default login`."
+		if os.Getenv(EnvCredentials) != "" {
+			e.Hint = "Check the key file " + EnvCredentials + " names: a service-account key as Google Cloud gives it (JSON, " +
+				"with its private_key intact), or unset it and run `gcloud auth application-default login`."
+		}
+		if errors.As(tokErr.Err, new(*url.Error)) {
+			e.Hint += " A token endpoint that cannot be reached is the network's or a proxy's failure, not the store's."
+		}
 	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &netErr) || errors.As(err, &urlErr)):
 		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, cause(err))
 		e.Hint = "Check the network, and " + EnvEmulator + " if it is set (it points every request at an emulator); gave up having never reached it."
