@@ -197,6 +197,9 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		HTTP2: &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
 	}
 	prefix = strings.Trim(prefix, "/")
+	if len(prefix) > MaxPrefixLength {
+		return nil, &PrefixError{Prefix: prefix, Names: s.Names.Or()}
+	}
 	u := "gs://" + bucket
 	if prefix != "" {
 		u += "/" + prefix
@@ -286,6 +289,48 @@ func emulatorHost(h string) (string, error) {
 	}
 	return u.Scheme + "://" + u.Host, nil
 }
+
+// MaxObjectName is the most bytes (UTF-8) of a Cloud Storage object's
+// name.
+const MaxObjectName = 1024
+
+// MaxPrefixLength is the longest prefix a gs:// store takes: with its
+// "/", and the store's longest key (store.MaxKeyLength) after it, an
+// object's name is at most MaxObjectName bytes.
+var MaxPrefixLength = MaxObjectName - store.MaxKeyLength - 1
+
+// PrefixError is a prefix too long for the store's keys to fit in Cloud
+// Storage's object names: refused at New, so that it fails at plan,
+// not at the first long key an apply writes.
+type PrefixError struct {
+	Prefix string
+	Names  Names
+}
+
+func (e *PrefixError) Error() string {
+	return fmt.Sprintf("the gs:// store's prefix %.40q… is %d bytes long; at most %d are allowed: Cloud Storage names an object in at "+
+		"most %d bytes (UTF-8), and the store's longest keys (releases/<name>/digests/<sha256>/<version>) take %d of them after the "+
+		"prefix and its \"/\". Shorten the prefix in %s", e.Prefix, len(e.Prefix), MaxPrefixLength, MaxObjectName, store.MaxKeyLength, e.Names.Store)
+}
+
+// nameTooLong refuses a key whose object name is over MaxObjectName
+// bytes, before anything is sent: Cloud Storage would refuse it with a
+// bare 400.
+func (b *Backend) nameTooLong(op, key string) error {
+	name := b.ObjectKey(key)
+	if len(name) <= MaxObjectName {
+		return nil
+	}
+	return &Error{
+		Op: op, Key: fmt.Sprintf("gs://%s/%.60s…", b.bucket, name), Err: errNameTooLong,
+		Reason: fmt.Sprintf("the object's name is %d bytes long; Cloud Storage names an object in at most %d bytes (UTF-8), "+
+			"so nothing was sent", len(name), MaxObjectName),
+		Hint: fmt.Sprintf("Shorten the prefix in %s (the store's own keys take up to %d bytes after it and its \"/\").", b.names.Store, store.MaxKeyLength),
+	}
+}
+
+// errNameTooLong is a key whose object name Cloud Storage would refuse.
+var errNameTooLong = errors.New("object name too long")
 
 // NoCredentialsError is the failure to find Application Default
 // Credentials, before any request was sent.
@@ -762,6 +807,9 @@ const TagMetadata = "immutable-write"
 // (ifGenerationMatch=0). It holds one request slot for the whole upload,
 // so memory is bounded by the slots: at most MaxConcurrency part buffers.
 func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
+	if err := b.nameTooLong("writing", key); err != nil {
+		return err
+	}
 	if err := b.acquire(ctx); err != nil {
 		return err
 	}

@@ -3,10 +3,14 @@ package gcsstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store/gcsstore"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
 // TestEmulatorHostRefused: a STORAGE_EMULATOR_HOST that is neither
@@ -63,5 +67,52 @@ func TestEmulatorHostForms(t *testing.T) {
 		if _, err := gcsstore.New("bucket", "", gcsstore.Settings{}); err != nil {
 			t.Errorf("%q refused: %v", v, err)
 		}
+	}
+}
+
+// TestPrefixTooLong: a prefix with which the store's longest keys would
+// pass Cloud Storage's 1024 bytes of object name is refused at New,
+// naming the most it takes; one of that length is taken, and its longest
+// key fits.
+func TestPrefixTooLong(t *testing.T) {
+	t.Setenv(gcsstore.EnvEmulator, "127.0.0.1:1")
+	if gcsstore.MaxPrefixLength != 1024-store.MaxKeyLength-1 || gcsstore.MaxPrefixLength < 600 {
+		t.Fatalf("MaxPrefixLength %d", gcsstore.MaxPrefixLength)
+	}
+	fits := "a/" + strings.Repeat("p", gcsstore.MaxPrefixLength-2)
+	long := fits + "p"
+	_, err := gcsstore.New("bucket", long, gcsstore.Settings{})
+	var pe *gcsstore.PrefixError
+	if !errors.As(err, &pe) {
+		t.Fatalf("a prefix of %d bytes: want a *PrefixError, got %v", len(long), err)
+	}
+	for _, want := range []string{fmt.Sprintf("is %d bytes long", len(long)), fmt.Sprintf("at most %d are allowed", gcsstore.MaxPrefixLength),
+		"1024 bytes", "`store`"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	b, err := gcsstore.New("bucket", fits, gcsstore.Settings{})
+	if err != nil {
+		t.Fatalf("a prefix of %d bytes: %v", len(fits), err)
+	}
+	name := strings.Repeat("n", store.MaxNameLength)
+	version := "1.0.0-" + strings.Repeat("a", versions.MaxLength-len("1.0.0-"))
+	if n := len(b.ObjectKey(store.IndexKey(name, digest.Bytes(nil), version))); n != gcsstore.MaxObjectName {
+		t.Errorf("the longest key under the longest prefix is a name of %d bytes, want %d", n, gcsstore.MaxObjectName)
+	}
+}
+
+// TestObjectNameTooLong: a key whose object name is over 1024 bytes is
+// refused before anything is sent.
+func TestObjectNameTooLong(t *testing.T) {
+	r := startRecorder(t)
+	b := newBackend(t, "bucket", gcsstore.Settings{MaxAttempts: 1})
+	err := b.Create(context.Background(), strings.Repeat("k", gcsstore.MaxObjectName), strings.NewReader("x"))
+	if err == nil || !strings.Contains(err.Error(), "at most 1024 bytes") || !strings.Contains(err.Error(), "nothing was sent") {
+		t.Fatalf("want the name refused, got %v", err)
+	}
+	if len(r.uris) != 0 {
+		t.Errorf("requests sent: %q", r.uris)
 	}
 }
