@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -392,7 +393,7 @@ func keyFileCredentials(ctx context.Context, path string) (*google.Credentials, 
 	case errors.Is(err, os.ErrNotExist):
 		return nil, &KeyFileError{Path: path, Why: "does not exist"}
 	case err != nil:
-		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", errors.Unwrap(err))}
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", pathCause(err))}
 	case fi.IsDir():
 		return nil, &KeyFileError{Path: path, Why: "is a directory, not a key file"}
 	case fi.Size() > maxKeyFile:
@@ -400,7 +401,7 @@ func keyFileCredentials(ctx context.Context, path string) (*google.Credentials, 
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", errors.Unwrap(err))}
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", pathCause(err))}
 	}
 	var f struct {
 		Type string `json:"type"`
@@ -421,6 +422,16 @@ func keyFileCredentials(ctx context.Context, path string) (*google.Credentials, 
 		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("is a %s key Google's library cannot use (%v)", f.Type, err)}
 	}
 	return creds, nil
+}
+
+// pathCause is what a failed file operation said, without the path
+// (the message names it already).
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // credentialSource names where Application Default Credentials come
