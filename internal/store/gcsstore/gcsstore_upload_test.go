@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -349,5 +350,45 @@ func TestResumableUploadChangedOnTheWay(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q: %v", want, err)
 		}
+	}
+}
+
+// TestMultipartUploadChangedOnTheWay: a one-request upload whose CRC32C
+// a proxy drops from the metadata, and whose content it changes, is made
+// by the server as it came: the object's CRC32C in the answer is not the
+// content's, so the write fails and the object it made is deleted.
+func TestMultipartUploadChangedOnTheWay(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	bucket := srv.NewBucket(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crc := regexp.MustCompile(`"crc32c":"[^"]*",?`)
+	changed := false
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		if pr.In.Method != http.MethodPost || !strings.Contains(pr.In.URL.RawQuery, "uploadType=multipart") {
+			return
+		}
+		body, err := io.ReadAll(pr.Out.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		stripped := crc.ReplaceAll(body, nil)
+		out := bytes.ReplaceAll(stripped, []byte("AAAA"), []byte("AAAB"))
+		changed = len(stripped) < len(body) && !bytes.Equal(stripped, out) // the CRC32C dropped, a byte flipped
+		pr.Out.Body, pr.Out.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
+	}}
+	s := httptest.NewServer(proxy)
+	t.Cleanup(s.Close)
+	b := behind(t, srv, s.URL, bucket, gcsstore.Settings{MaxAttempts: 1})
+	ctx := context.Background()
+	err = b.Create(ctx, "blobs/x", strings.NewReader("content AAAA"))
+	if !changed || err == nil || !strings.Contains(err.Error(), "CRC32C") || !strings.Contains(err.Error(), "nothing was stored") {
+		t.Fatalf("content changed on the way (changed: %v), its CRC32C dropped: %v; want the write failed", changed, err)
+	}
+	if ok, err := newBackend(t, bucket, gcsstore.Settings{}).Exists(ctx, "blobs/x"); err != nil || ok {
+		t.Fatalf("after the write failed: exists %v, %v; want the object deleted", ok, err)
 	}
 }
