@@ -417,7 +417,9 @@ func keyFileCredentials(ctx context.Context, path string) (*google.Credentials, 
 		return nil, &KeyFileError{Path: path, Why: "is not a key of a known type: its \"type\" is " + what +
 			" (service_account, authorized_user, external_account, external_account_authorized_user, impersonated_service_account, gdch_service_account)"}
 	}
-	creds, err := google.CredentialsFromJSONWithParams(ctx, b, google.CredentialsParams{Scopes: []string{scope}})
+	// Any known type, as Google's libraries take from this variable: the
+	// file is the user's own choice, not input from elsewhere.
+	creds, err := google.CredentialsFromJSONWithTypeAndParams(ctx, b, google.CredentialsType(f.Type), google.CredentialsParams{Scopes: []string{scope}})
 	if err != nil {
 		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("is a %s key Google's library cannot use (%v)", f.Type, err)}
 	}
