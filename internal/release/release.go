@@ -51,8 +51,9 @@ const Spec = "immutable-release-v1"
 
 var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
-// MaxNameLength bounds a release name.
-const MaxNameLength = 128
+// MaxNameLength bounds a release name (and a channel's): the store's
+// bound, which its keys' length is reckoned with.
+const MaxNameLength = store.MaxNameLength
 
 // CheckName validates a release name: lower-case letters, digits, '.', '_'
 // and '-', starting with a letter or digit, so that no name can reach

@@ -41,9 +41,12 @@ import (
 //
 // Names (<name>, <release>, <channel>) and versions have the shape package
 // release gives them (release.CheckName, release.CheckChannel,
-// versions.Parse check them fully, with messages); <format> is lower-case
-// letters, digits, '.' and '-'; <id> is NewObjectID's; <keyid> is a key's
-// ID: the lower-case hex sha256 of its PKIX public key.
+// versions.Parse check them fully, with messages), at most MaxNameLength
+// and versions.MaxLength bytes; <format> is lower-case letters, digits,
+// '.' and '-', at most maxFormatLength; <id> is NewObjectID's; <keyid> is
+// a key's ID: the lower-case hex sha256 of its PKIX public key. So every
+// key is at most MaxKeyLength bytes long (ASCII): what a backend whose
+// names are bounded (Cloud Storage: 1024 bytes) checks a prefix against.
 
 // Family is one kind of key in the layout.
 type Family int
@@ -66,6 +69,42 @@ const (
 	FamilyMarker                  // gc/condemned/<id>
 	FamilyIdentity                // gc/store.json
 )
+
+// MaxNameLength bounds a release's and a channel's name (<name>,
+// <release>, <channel>): package release checks it.
+const MaxNameLength = 128
+
+// maxFormatLength bounds an archive's format (<format>, "tar.gz-v1").
+const maxFormatLength = 32
+
+// partLength is the most bytes each part of a pattern can take.
+var partLength = map[string]int{
+	"<hh>": 2, "<hex>": 64, "<format>": maxFormatLength, "<name>": MaxNameLength, "<release>": MaxNameLength,
+	"<channel>": MaxNameLength, "<version>": versions.MaxLength, "<seq>": 10, "<id>": len("00000000000000000000-0123456789abcdef"),
+	"<keyid>": 64,
+}
+
+// MaxKeyLength is the most bytes a key of the layout takes: an index
+// entry's (releases/<name>/digests/<hex>/<version>), with a name and a
+// version of the longest allowed.
+var MaxKeyLength = func() int {
+	longest := 0
+	for _, p := range patterns {
+		n := 0
+		for i, seg := range strings.Split(p, "/") {
+			if i > 0 {
+				n++
+			}
+			if l, ok := partLength[seg]; ok {
+				n += l
+			} else {
+				n += len(seg)
+			}
+		}
+		longest = max(longest, n)
+	}
+	return longest
+}()
 
 // patterns spell every family's keys, and nothing else does.
 var patterns = [...]string{
@@ -225,7 +264,7 @@ func formatSeq(n int) string {
 
 var (
 	nameRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	formatRe = regexp.MustCompile(`^[a-z0-9.-]+$`)
+	formatRe = regexp.MustCompile(`^[a-z0-9.-]{1,32}$`) // maxFormatLength
 	seqRe    = regexp.MustCompile(`^[0-9]{10}$`)
 	idRe     = regexp.MustCompile(`^[0-9]{20}-[0-9a-f]{16}$`)
 	keyIDRe  = regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/digest"
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
+	"github.com/immutable-infra/terraform-provider-immutable/internal/versions"
 )
 
 // TestLayoutRoundTrip: every family's builder makes the key its pattern
@@ -183,5 +184,33 @@ func TestShards(t *testing.T) {
 				t.Errorf("%s: shards %v, want none", f, shards)
 			}
 		}
+	}
+}
+
+// TestMaxKeyLength: the longest key the layout can hold, an index entry
+// with a name and a version of the longest allowed, is MaxKeyLength
+// bytes, and no family's key with the longest parts is longer.
+func TestMaxKeyLength(t *testing.T) {
+	name := strings.Repeat("n", store.MaxNameLength)
+	version := "1.0.0-" + strings.Repeat("a", versions.MaxLength-len("1.0.0-"))
+	if _, err := versions.Parse(version); err != nil {
+		t.Fatal(err)
+	}
+	sum := digest.Bytes([]byte("x"))
+	index := store.IndexKey(name, sum, version)
+	if _, ok := store.ParseKey(index); !ok || len(index) != store.MaxKeyLength || store.MaxKeyLength != 339 {
+		t.Errorf("the longest index entry is %d bytes (a key: %v), MaxKeyLength %d; want both 339", len(index), ok, store.MaxKeyLength)
+	}
+	for _, k := range []string{
+		store.YankKey(name, version, 9999999999), store.MoveKey(name, name, 9999999999), store.CollectedKey(name, version),
+		store.VersionKey(name, version), store.ArchiveKey(strings.Repeat("z", 32), sum),
+		store.SignatureKey(sum, sum.Hex()), store.LeaseKey("00000001764982800000-0123456789abcdef"),
+	} {
+		if _, ok := store.ParseKey(k); !ok || len(k) > store.MaxKeyLength {
+			t.Errorf("%.40s…: %d bytes (a key: %v), over MaxKeyLength %d", k, len(k), ok, store.MaxKeyLength)
+		}
+	}
+	if _, ok := store.ParseKey(store.ArchiveKey(strings.Repeat("z", 33), sum)); ok {
+		t.Errorf("an archive format over 32 bytes makes a key")
 	}
 }

@@ -115,6 +115,10 @@ const (
 	// forwarding the request: a server refusing an operation it does not
 	// implement (an Azure account without Blob Batch, say).
 	BadRequest
+	// Forbidden answers 403 Forbidden, with no body, without forwarding
+	// the request: a server (or a proxy before it) refusing an operation
+	// to these credentials (an Azure Blob Batch, say).
+	Forbidden
 	// FirstPartBusy forwards an Azure Blob Batch request, carried out
 	// whole, and passes its answer on with the first sub-request's answer
 	// made 503 ServerBusy: what Azure answers a sub-request when the
@@ -150,6 +154,8 @@ func (f Fault) String() string {
 		return "500 UNKNOWN"
 	case BadRequest:
 		return "400 Bad Request"
+	case Forbidden:
+		return "403 Forbidden"
 	case FirstPartBusy:
 		return "first part 503 ServerBusy"
 	case FirstPartDropped:
@@ -326,9 +332,13 @@ func startProxy(t testing.TB, endpoint string, serverTLS *tls.Config, delay time
 			sw.Header().Set("Content-Type", "application/xml")
 			sw.WriteHeader(http.StatusPreconditionFailed)
 			_, _ = io.WriteString(sw, preconditionFailedBody) // the client may have gone; nothing to do about it
-		case BadRequest:
+		case BadRequest, Forbidden:
 			_, _ = io.Copy(io.Discard, r.Body) // as PreconditionFailed
-			sw.WriteHeader(http.StatusBadRequest)
+			if call.Fault == Forbidden {
+				sw.WriteHeader(http.StatusForbidden)
+			} else {
+				sw.WriteHeader(http.StatusBadRequest)
+			}
 		case FirstPartBusy, FirstPartDropped, FirstPartUnnamed:
 			rec := httptest.NewRecorder()
 			proxy.ServeHTTP(rec, r)

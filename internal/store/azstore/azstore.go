@@ -811,9 +811,7 @@ func (b *Backend) deleteError(ctx context.Context, key string, err error) error 
 	}
 	switch {
 	case strings.HasPrefix(e.Reason, "access denied"):
-		e.Hint = "The collector's identity needs the delete permission on the container's blobs: Storage Blob Data Contributor, " +
-			"or a custom role with blobs/delete (a SAS: the permission d); see the guide \"Sharing releases on Google Cloud and Azure\". " +
-			"Only the collector should have it, never publishers or planners."
+		e.Hint = deletePermission
 	case bloberror.HasCode(err, bloberror.BlobImmutableDueToPolicy):
 		e.Reason = "the blob is under an immutability policy or a legal hold (" + e.Reason + ")"
 		e.Hint = "The collector cannot delete what Azure immutable storage protects: make the policy's retention shorter than " +
@@ -825,6 +823,23 @@ func (b *Backend) deleteError(ctx context.Context, key string, err error) error 
 			"The blob is garbage: run the collection again once it is free."
 	}
 	return err
+}
+
+// deletePermission is what a delete denied calls for.
+const deletePermission = "The collector's identity needs the delete permission on the container's blobs: Storage Blob Data Contributor, " +
+	"or a custom role with blobs/delete (a SAS: the permission d); see the guide \"Sharing releases on Google Cloud and Azure\". " +
+	"Only the collector should have it, never publishers or planners."
+
+// batchForbidden explains a Blob Batch request refused as a whole (403,
+// but for credentials Azure could not authenticate): for each of its
+// keys, that the batch was refused, and the permission deleting needs.
+func (b *Backend) batchForbidden(key string, re *azcore.ResponseError) error {
+	return &Error{
+		Op: "deleting", Key: b.target(key), Err: re,
+		Reason: fmt.Sprintf("%s refused the Blob Batch request deleting it (%s): the credentials may not delete blobs of the container",
+			b.endpoint, orStatus(bloberror.Code(re.ErrorCode), re)),
+		Hint: deletePermission + " A new role assignment takes some minutes to apply.",
+	}
 }
 
 // MaxBatch is the most sub-requests one Blob Batch request takes.
@@ -929,6 +944,11 @@ func (b *Backend) sendBatch(ctx context.Context, keys []string, todo []int, errs
 		b.noBatch.Store(true)
 		return nil, errBatchRefused
 	case err == nil:
+	case errors.As(err, &re) && re.StatusCode == http.StatusForbidden && bloberror.Code(re.ErrorCode) != bloberror.AuthenticationFailed:
+		for _, i := range todo {
+			errs[i] = b.batchForbidden(keys[i], re)
+		}
+		return nil, nil
 	case errors.As(err, &re) && !retriable(re.StatusCode), errors.As(err, &stop), ctx.Err() != nil:
 		return fail(err, false)
 	default:

@@ -432,3 +432,41 @@ func TestDeleteManyRetriesAnUnansweredDelete(t *testing.T) {
 		t.Fatalf("%d keys failed in %d Blob Batch requests, want 1 in 1", failed, n)
 	}
 }
+
+// TestDeleteManyBatchForbidden: a Blob Batch request refused as a whole
+// (403) fails each of its keys saying the batch was refused and that
+// deleting needs the delete permission (the role, a SAS's d), as a
+// single delete's 403 says, not blaming the store's settings; every blob
+// stays.
+func TestDeleteManyBatchForbidden(t *testing.T) {
+	srv := testserver.StartAzurite(t)
+	srv.Env(t)
+	containerName := srv.NewContainer(t)
+	direct := newBackend(t, containerName)
+	keys := fillBlobs(t, direct, 3)
+	b, proxy := proxied(t, srv, containerName, func(c testserver.Call, tries int) testserver.Fault {
+		if c.Method == http.MethodPost && strings.Contains(c.Query, "comp=batch") {
+			return testserver.Forbidden
+		}
+		return testserver.Pass
+	})
+	for i, err := range store.DeleteMany(context.Background(), b, 8, keys) {
+		if err == nil {
+			t.Fatalf("%s: deleted through a refused batch", keys[i])
+		}
+		for _, want := range []string{b.BlobName(keys[i]), "refused the Blob Batch request", "403", "Storage Blob Data Contributor", "the permission d"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: the error does not say %q: %v", keys[i], want, err)
+			}
+		}
+		if strings.Contains(err.Error(), "Check the") {
+			t.Errorf("%s: the error blames the settings: %v", keys[i], err)
+		}
+	}
+	if n := len(batchCalls(proxy.Calls("", ""))); n != 1 {
+		t.Errorf("%d Blob Batch requests, want 1: a refusal is not retried", n)
+	}
+	if left, err := direct.List(context.Background(), ""); err != nil || len(left) != len(keys) {
+		t.Fatalf("left %v (%v), want every blob", left, err)
+	}
+}

@@ -22,8 +22,11 @@
 // in one multipart request; larger ones as a resumable upload in PartSize
 // chunks, finalized with the same precondition, so memory stays flat
 // whatever the size, and an upload abandoned before its last chunk leaves
-// nothing visible. A collection deletes in batches of MaxBatch (the JSON
-// API's batch endpoint).
+// nothing visible. The object a create made is checked against what was
+// sent (the CRC32C and size its answer states): bytes changed on the way
+// that the server did not refuse make a write that fails, its object
+// deleted (that generation only). A collection deletes in batches of
+// MaxBatch (the JSON API's batch endpoint).
 //
 // STORAGE_EMULATOR_HOST (the variable Google's libraries read) points the
 // backend at an emulator such as fake-gcs-server, with no authentication:
@@ -40,6 +43,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -194,6 +198,9 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		HTTP2: &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
 	}
 	prefix = strings.Trim(prefix, "/")
+	if len(prefix) > MaxPrefixLength {
+		return nil, &PrefixError{Prefix: prefix, Names: s.Names.Or()}
+	}
 	u := "gs://" + bucket
 	if prefix != "" {
 		u += "/" + prefix
@@ -205,12 +212,11 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 		return nil, &UniverseError{Source: EnvUniverse, Domain: d}
 	}
 	if h != "" {
-		endpoint = "the emulator at " + h + " (" + EnvEmulator + ")"
-		// As Google's libraries read it: a bare host:port is plain HTTP.
-		host = strings.TrimRight(h, "/")
-		if !strings.Contains(host, "://") {
-			host = "http://" + host
+		var err error
+		if host, err = emulatorHost(h); err != nil {
+			return nil, err
 		}
+		endpoint = "the emulator at " + h + " (" + EnvEmulator + ")"
 	}
 	b := &Backend{
 		bucket: bucket, prefix: prefix, url: u, names: s.Names.Or(), attempts: attempts, endpoint: endpoint, host: host,
@@ -223,6 +229,109 @@ func New(bucket, prefix string, s Settings) (*Backend, error) {
 	}
 	return b, nil
 }
+
+// EmulatorError is a STORAGE_EMULATOR_HOST that is neither host:port
+// nor http(s)://host[:port]: refused at New, before anything is sent,
+// instead of failing every request in a way that blames the network or
+// the bucket.
+type EmulatorError struct {
+	Value string // "" when it must not be shown: it holds user info
+	Why   string
+}
+
+func (e *EmulatorError) Error() string {
+	v := "is set to a value that"
+	if e.Value != "" {
+		v = fmt.Sprintf("is %q, which", e.Value)
+	}
+	return fmt.Sprintf("%s %s %s, so nothing was sent. Set it to host:port (plain HTTP) or http://host[:port] or https://host[:port], "+
+		"with no user info, path, query or spaces; or unset it to use Google Cloud Storage", EnvEmulator, v, e.Why)
+}
+
+// emulatorHost is the scheme://host[:port] of the emulator a
+// STORAGE_EMULATOR_HOST value names: host:port (plain HTTP, as Google's
+// libraries read it) or http(s)://host[:port], a trailing "/" allowed;
+// anything else is an *EmulatorError, which never shows user info.
+func emulatorHost(h string) (string, error) {
+	shown := h
+	if strings.Contains(h, "@") {
+		shown = "" // it may hold a password: never shown
+	}
+	fail := func(why string) (string, error) { return "", &EmulatorError{Value: shown, Why: why} }
+	if strings.IndexFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return fail("holds spaces or control characters")
+	}
+	bare := !strings.Contains(h, "://")
+	raw := h
+	if bare {
+		raw = "http://" + h
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fail("does not parse as host:port or a URL")
+	case u.User != nil:
+		return fail("holds user info (user:password@): the emulator takes no credentials, and none belong in this variable")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fail(fmt.Sprintf("has the scheme %q: only http and https are served", u.Scheme))
+	case u.Opaque != "" || u.Hostname() == "":
+		return fail("names no host")
+	case u.Path != "" && u.Path != "/":
+		return fail(fmt.Sprintf("has the path %q: the JSON API's paths (/storage/v1, /upload/storage/v1) are added to the host", u.Path))
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fail("has a query or fragment")
+	case bare && u.Port() == "":
+		return fail("names no port: write host:port, or a URL (http://host)")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fail(fmt.Sprintf("has the port %q, not one of 1-65535", p))
+		}
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// MaxObjectName is the most bytes (UTF-8) of a Cloud Storage object's
+// name.
+const MaxObjectName = 1024
+
+// MaxPrefixLength is the longest prefix a gs:// store takes: with its
+// "/", and the store's longest key (store.MaxKeyLength) after it, an
+// object's name is at most MaxObjectName bytes.
+var MaxPrefixLength = MaxObjectName - store.MaxKeyLength - 1
+
+// PrefixError is a prefix too long for the store's keys to fit in Cloud
+// Storage's object names: refused at New, so that it fails at plan,
+// not at the first long key an apply writes.
+type PrefixError struct {
+	Prefix string
+	Names  Names
+}
+
+func (e *PrefixError) Error() string {
+	return fmt.Sprintf("the gs:// store's prefix %.40q… is %d bytes long; at most %d are allowed: Cloud Storage names an object in at "+
+		"most %d bytes (UTF-8), and the store's longest keys (releases/<name>/digests/<sha256>/<version>) take %d of them after the "+
+		"prefix and its \"/\". Shorten the prefix in %s", e.Prefix, len(e.Prefix), MaxPrefixLength, MaxObjectName, store.MaxKeyLength, e.Names.Store)
+}
+
+// nameTooLong refuses a key whose object name is over MaxObjectName
+// bytes, before anything is sent: Cloud Storage would refuse it with a
+// bare 400.
+func (b *Backend) nameTooLong(op, key string) error {
+	name := b.ObjectKey(key)
+	if len(name) <= MaxObjectName {
+		return nil
+	}
+	return &Error{
+		Op: op, Key: fmt.Sprintf("gs://%s/%.60s…", b.bucket, name), Err: errNameTooLong,
+		Reason: fmt.Sprintf("the object's name is %d bytes long; Cloud Storage names an object in at most %d bytes (UTF-8), "+
+			"so nothing was sent", len(name), MaxObjectName),
+		Hint: fmt.Sprintf("Shorten the prefix in %s (the store's own keys take up to %d bytes after it and its \"/\").", b.names.Store, store.MaxKeyLength),
+	}
+}
+
+// errNameTooLong is a key whose object name Cloud Storage would refuse.
+var errNameTooLong = errors.New("object name too long")
 
 // NoCredentialsError is the failure to find Application Default
 // Credentials, before any request was sent.
@@ -242,16 +351,97 @@ type UniverseError struct {
 }
 
 func (e *UniverseError) Error() string {
+	fix := "Use credentials of the default universe"
+	if e.Source == EnvUniverse {
+		fix = "Unset " + EnvUniverse + ", or set it to " + universe
+	}
 	return fmt.Sprintf("%s names the universe domain %q; gs:// stores support only Google Cloud's default universe (%s), "+
-		"so nothing was sent. Unset %s, or use credentials of the default universe", e.Source, e.Domain, universe, EnvUniverse)
+		"so nothing was sent. %s", e.Source, e.Domain, universe, fix)
+}
+
+// EnvCredentials is the variable, read by Google's libraries too, that
+// names a key file to take credentials from.
+const EnvCredentials = "GOOGLE_APPLICATION_CREDENTIALS"
+
+// KeyFileError is a key file GOOGLE_APPLICATION_CREDENTIALS names that
+// is not one: missing, a directory, unreadable, not JSON, or not a key
+// of a type Google's libraries know. It never shows the file's content.
+type KeyFileError struct {
+	Path string
+	Why  string
+}
+
+func (e *KeyFileError) Error() string {
+	return fmt.Sprintf("%s names the key file %q, which %s, so nothing was sent", EnvCredentials, e.Path, e.Why)
+}
+
+// maxKeyFile is the most of a key file read: keys are a few KiB.
+const maxKeyFile = 1 << 20
+
+// keyTypes are the types of key file Google's libraries know.
+var keyTypes = map[string]bool{
+	"service_account": true, "authorized_user": true, "external_account": true,
+	"external_account_authorized_user": true, "impersonated_service_account": true, "gdch_service_account": true,
+}
+
+// keyFileCredentials makes the credentials of the key file path (what
+// GOOGLE_APPLICATION_CREDENTIALS names), each way it can fail a
+// *KeyFileError naming the file and what is wrong with it.
+func keyFileCredentials(ctx context.Context, path string) (*google.Credentials, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, &KeyFileError{Path: path, Why: "does not exist"}
+	case err != nil:
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", pathCause(err))}
+	case fi.IsDir():
+		return nil, &KeyFileError{Path: path, Why: "is a directory, not a key file"}
+	case fi.Size() > maxKeyFile:
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("holds %d bytes: too many for a key file (a few KiB of JSON)", fi.Size())}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("cannot be read (%v)", pathCause(err))}
+	}
+	var f struct {
+		Type string `json:"type"`
+	}
+	if !json.Valid(b) || json.Unmarshal(b, &f) != nil {
+		return nil, &KeyFileError{Path: path, Why: "is not JSON (a key file as Google Cloud gives it is a JSON object)"}
+	}
+	if !keyTypes[f.Type] {
+		what := "no type"
+		if f.Type != "" {
+			what = "a type no Google library knows"
+		}
+		return nil, &KeyFileError{Path: path, Why: "is not a key of a known type: its \"type\" is " + what +
+			" (service_account, authorized_user, external_account, external_account_authorized_user, impersonated_service_account, gdch_service_account)"}
+	}
+	// Any known type, as Google's libraries take from this variable: the
+	// file is the user's own choice, not input from elsewhere.
+	creds, err := google.CredentialsFromJSONWithTypeAndParams(ctx, b, google.CredentialsType(f.Type), google.CredentialsParams{Scopes: []string{scope}})
+	if err != nil {
+		return nil, &KeyFileError{Path: path, Why: fmt.Sprintf("is a %s key Google's library cannot use (%v)", f.Type, err)}
+	}
+	return creds, nil
+}
+
+// pathCause is what a failed file operation said, without the path
+// (the message names it already).
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // credentialSource names where Application Default Credentials come
 // from, for messages: the key file GOOGLE_APPLICATION_CREDENTIALS names
 // (its path, never its content), else the chain.
 func credentialSource() string {
-	if p := os.Getenv("GOOGLE_APPLICATION_CREDENTIALS"); p != "" {
-		return fmt.Sprintf("the key file %q (GOOGLE_APPLICATION_CREDENTIALS)", p)
+	if p := os.Getenv(EnvCredentials); p != "" {
+		return fmt.Sprintf("the key file %q (%s)", p, EnvCredentials)
 	}
 	return "Application Default Credentials (gcloud's application-default login, workload identity or the metadata server)"
 }
@@ -369,9 +559,18 @@ func (b *Backend) httpClient(ctx context.Context) (*http.Client, error) {
 	// bounds each request for a token.
 	tt := &tokenTransport{next: b.tokenBase}
 	tokenCtx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, &http.Client{Timeout: tokenTimeout, Transport: tt})
-	creds, err := google.FindDefaultCredentials(tokenCtx, scope)
+	var creds *google.Credentials
+	var err error
+	if p := os.Getenv(EnvCredentials); p != "" {
+		// As Google's libraries read it, each way it fails said.
+		if creds, err = keyFileCredentials(tokenCtx, p); err != nil {
+			err = &NoCredentialsError{Err: err}
+		}
+	} else if creds, err = google.FindDefaultCredentials(tokenCtx, scope); err != nil {
+		err = &NoCredentialsError{Err: err}
+	}
 	if err != nil {
-		return nil, &NoCredentialsError{Err: err}
+		return nil, err
 	}
 	source := credentialSource()
 	d, err := creds.GetUniverseDomain()
@@ -379,7 +578,11 @@ func (b *Backend) httpClient(ctx context.Context) (*http.Client, error) {
 		return nil, &TokenError{Source: source, Err: fmt.Errorf("asking for the universe domain: %w", err)}
 	}
 	if d != universe {
-		return nil, &UniverseError{Source: "the credentials of " + source, Domain: d}
+		from := "the credentials of " + source
+		if p := os.Getenv(EnvCredentials); p != "" {
+			from = fmt.Sprintf("the key file %q (%s), in its universe_domain,", p, EnvCredentials)
+		}
+		return nil, &UniverseError{Source: from, Domain: d}
 	}
 	var rt http.RoundTripper = &oauth2.Transport{
 		Source: oauth2.ReuseTokenSource(nil, &tokenSource{source: source, ts: creds.TokenSource, net: tt}),
@@ -521,10 +724,16 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 	var tokErr *TokenError
 	var universeErr *UniverseError
 	var unreached *store.UnreachedError
+	var keyErr *KeyFileError
 	var proto *UploadProtocolError
 	var netErr net.Error
 	var urlErr *url.Error
 	switch {
+	case errors.As(err, &keyErr):
+		e.Reason = "no Google Cloud credentials were found: " + keyErr.Error()
+		e.Hint = "Point " + EnvCredentials + " at a key file as Google Cloud gives it (JSON: a service-account key, or " +
+			"gcloud's application_default_credentials.json), or unset it and run `gcloud auth application-default login`, or run " +
+			"where workload identity or the metadata server provides credentials. Credentials never go in the store URL or in a configuration."
 	case errors.As(err, &noCreds):
 		e.Reason = fmt.Sprintf("no Google Cloud credentials were found, so nothing was sent (%v)", noCreds.Err)
 		e.Hint = "Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, " +
@@ -535,9 +744,15 @@ func (b *Backend) wrapTried(op, key string, err error, n int) error {
 			"Google Distributed Cloud) and mTLS through the enterprise certificate proxy are not supported."
 	case errors.As(err, &tokErr):
 		e.Reason = tokErr.Error() + ", so nothing was sent to " + b.endpoint
-		e.Hint = "Check the credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file as Google Cloud " +
-			"gives it (JSON, with its private_key intact), or run `gcloud auth application-default login`; a token endpoint " +
-			"that cannot be reached is the network's or a proxy's failure, not the store's."
+		e.Hint = "Check the credentials: set " + EnvCredentials + " to a service-account key file as Google Cloud " +
+			"gives it (JSON, with its private_key intact), or run `gcloud auth application-default login`."
+		if os.Getenv(EnvCredentials) != "" {
+			e.Hint = "Check the key file " + EnvCredentials + " names: a service-account key as Google Cloud gives it (JSON, " +
+				"with its private_key intact), or unset it and run `gcloud auth application-default login`."
+		}
+		if errors.As(tokErr.Err, new(*url.Error)) {
+			e.Hint += " A token endpoint that cannot be reached is the network's or a proxy's failure, not the store's."
+		}
 	case errors.As(err, &unreached) || !b.reached.Load() && (errors.As(err, &netErr) || errors.As(err, &urlErr)):
 		e.Reason = fmt.Sprintf("cannot reach %s (%s)", b.endpoint, cause(err))
 		e.Hint = "Check the network, and " + EnvEmulator + " if it is set (it points every request at an emulator); gave up having never reached it."
@@ -605,6 +820,9 @@ const TagMetadata = "immutable-write"
 // (ifGenerationMatch=0). It holds one request slot for the whole upload,
 // so memory is bounded by the slots: at most MaxConcurrency part buffers.
 func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
+	if err := b.nameTooLong("writing", key); err != nil {
+		return err
+	}
 	if err := b.acquire(ctx); err != nil {
 		return err
 	}
@@ -641,11 +859,13 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 	vanished := false
 	for {
 		var err error
+		var made *object // the object resource the upload's last answer holds
+		var s sent
 		lastSends := 0 // requests that carried a resumable upload's last chunk
 		if whole {
-			err = b.uploadMultipart(ctx, c, key, tag, first)
+			made, s, err = b.uploadMultipart(ctx, c, key, tag, first)
 		} else {
-			err = b.uploadResumable(ctx, c, key, tag, first, r, &lastSends)
+			made, s, err = b.uploadResumable(ctx, c, key, tag, first, r, &lastSends)
 		}
 		var api *APIError
 		isAPI := errors.As(err, &api)
@@ -659,7 +879,7 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		sessionGone := isAPI && (api.Code == http.StatusNotFound || api.Code == http.StatusGone) && !whole && lastSends > 1
 		switch {
 		case err == nil:
-			return nil
+			return b.settle(ctx, c, key, tag, made, s)
 		case errors.Is(err, errReader):
 			return errors.Unwrap(err)
 		case exists && t.Load() <= 1:
@@ -667,12 +887,13 @@ func (b *Backend) Create(ctx context.Context, key string, r io.Reader) error {
 		case exists || sessionGone:
 			// A retry met an object: this write's own first try, whose
 			// answer was lost, or another writer's.
-			own, found, rerr := b.tagged(ctx, c, key, tag)
+			o, found, rerr := b.tagged(ctx, c, key)
+			own := found && o.Metadata[TagMetadata] == tag
 			switch {
 			case rerr != nil:
 				return rerr
 			case own:
-				return nil
+				return b.settle(ctx, c, key, tag, o, s)
 			case found:
 				return store.ErrExists
 			case !vanished && whole:
@@ -739,20 +960,23 @@ func (b *Backend) createQuery(uploadType, key string) url.Values {
 		"uploadType":        {uploadType},
 		"name":              {b.ObjectKey(key)},
 		"ifGenerationMatch": {"0"}, // only if no object is there: write-once
-		"fields":            {"generation"},
+		// What settle checks the object made against.
+		"fields": {objectFields},
 	}
 }
 
 // uploadMultipart writes data, the whole content, to key in one request
 // (uploadType=multipart: the object's metadata, then its bytes), the body
 // sent from data itself: no copy, whatever its size. Its CRC32C goes in
-// the metadata: GCS refuses content that does not match it.
-func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag string, data []byte) error {
+// the metadata: GCS refuses content that does not match it. It returns
+// the object resource answered (for settle) and what was sent.
+func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag string, data []byte) (*object, sent, error) {
 	boundary := store.NewWriteTag()
 	for bytes.Contains(data, []byte(boundary)) {
 		boundary = store.NewWriteTag()
 	}
-	meta := b.metadata(key, tag, encodeCRC32C(crc32.Checksum(data, castagnoli)))
+	s := sent{crc32c: crc32.Checksum(data, castagnoli), size: int64(len(data))}
+	meta := b.metadata(key, tag, encodeCRC32C(s.crc32c))
 	head := []byte("--" + boundary + "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + string(meta) +
 		"\r\n--" + boundary + "\r\nContent-Type: application/octet-stream\r\n\r\n")
 	tail := []byte("\r\n--" + boundary + "--\r\n")
@@ -765,10 +989,9 @@ func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag 
 		size: int64(len(head) + len(data) + len(tail)),
 	})
 	if err != nil {
-		return err
+		return nil, s, err
 	}
-	drain(res.Body)
-	return nil
+	return readObject(res), s, nil
 }
 
 // uploadResumable writes the content to key as a resumable upload: a
@@ -780,8 +1003,10 @@ func (b *Backend) uploadMultipart(ctx context.Context, c *http.Client, key, tag 
 // (the content failed, the context ended) leaves nothing visible; GCS
 // drops the session within a week. lastSends counts the requests that
 // carried the last chunk: more than one, and the object may be this
-// upload's already.
-func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag string, buf []byte, r io.Reader, lastSends *int) error {
+// upload's already. It returns the object resource the last chunk's
+// answer holds (for settle) and what was sent, known once the last
+// chunk is: also when that chunk failed.
+func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag string, buf []byte, r io.Reader, lastSends *int) (*object, sent, error) {
 	meta := b.metadata(key, tag, "")
 	res, err := b.do(ctx, c, request{
 		method: http.MethodPost, url: b.bucketURL(true, b.createQuery("resumable", key)),
@@ -792,12 +1017,12 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 		body: func() io.Reader { return bytes.NewReader(meta) }, size: int64(len(meta)),
 	})
 	if err != nil {
-		return err
+		return nil, sent{}, err
 	}
 	drain(res.Body)
 	session, err := b.sessionURL(res.Header.Get("Location"))
 	if err != nil {
-		return err
+		return nil, sent{}, err
 	}
 	var off int64
 	var sum uint32
@@ -811,7 +1036,7 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 		if !last {
 			m, err := io.ReadFull(r, next[:])
 			if err != nil && err != io.EOF {
-				return &readerError{err}
+				return nil, sent{}, &readerError{err}
 			}
 			last, more = m == 0, m
 		}
@@ -824,17 +1049,20 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 			hash = "crc32c=" + encodeCRC32C(sum)
 			sends = lastSends
 		}
-		if err := b.sendChunk(ctx, c, session, buf[:n], off, total, hash, sends); err != nil {
-			return err
-		}
-		if last {
-			return nil
+		made, err := b.sendChunk(ctx, c, session, buf[:n], off, total, hash, sends)
+		switch {
+		case last:
+			// What was sent, known now: a last chunk's answer lost, the
+			// object met then is checked against it.
+			return made, sent{crc32c: sum, size: total}, err
+		case err != nil:
+			return nil, sent{}, err
 		}
 		off += int64(n)
 		buf[0] = next[0]
 		m, err := store.ReadPart(r, buf[more:])
 		if err != nil {
-			return &readerError{err}
+			return nil, sent{}, &readerError{err}
 		}
 		n = more + m
 	}
@@ -847,8 +1075,9 @@ func (b *Backend) uploadResumable(ctx context.Context, c *http.Client, key, tag 
 // only the start (a 308 whose Range ends short of it) has its rest sent
 // again; a 308 that keeps none of what was sent is a try like a failed
 // one: sent again after a backoff, and, once the backend's attempts are
-// spent, an *UploadProtocolError.
-func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string, chunk []byte, off, total int64, hash string, sends *int) error {
+// spent, an *UploadProtocolError. The last chunk's answer is the object
+// made: its resource, read (nil when it does not parse).
+func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string, chunk []byte, off, total int64, hash string, sends *int) (*object, error) {
 	end := off + int64(len(chunk))
 	stalled := 0 // tries answered 308 keeping nothing more
 	for sent := off; ; {
@@ -872,38 +1101,39 @@ func (b *Backend) sendChunk(ctx context.Context, c *http.Client, session string,
 			chunk: true, tries: sends,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		drain(res.Body)
 		if res.StatusCode != http.StatusPermanentRedirect {
 			if total < 0 {
-				return b.protocolError(fmt.Sprintf("answered %s to a chunk that is not the last of its upload (it answers 308 Permanent Redirect there)", res.Status))
+				drain(res.Body)
+				return nil, b.protocolError(fmt.Sprintf("answered %s to a chunk that is not the last of its upload (it answers 308 Permanent Redirect there)", res.Status))
 			}
-			return nil // 200 or 201: the object is made
+			return readObject(res), nil // 200 or 201: the object is made
 		}
+		drain(res.Body)
 		// 308: the upload goes on; Range says what the server holds.
 		kept := int64(0)
 		if r := res.Header.Get("Range"); r != "" {
 			_, last, ok := strings.Cut(strings.TrimPrefix(r, "bytes="), "-")
 			v, err := strconv.ParseInt(last, 10, 64)
 			if !ok || err != nil {
-				return b.protocolError(fmt.Sprintf("answered a chunk with Range %q, which does not parse", r))
+				return nil, b.protocolError(fmt.Sprintf("answered a chunk with Range %q, which does not parse", r))
 			}
 			kept = v + 1
 		}
 		switch {
 		case kept >= end && total < 0:
-			return nil
+			return nil, nil
 		case kept < sent || kept > end || total >= 0 && kept >= end:
-			return b.protocolError(fmt.Sprintf("holds %s of an upload after bytes %d-%d were sent", heldBytes(kept), sent, end-1))
+			return nil, b.protocolError(fmt.Sprintf("holds %s of an upload after bytes %d-%d were sent", heldBytes(kept), sent, end-1))
 		case kept == sent:
 			stalled++
 			if stalled >= b.attempts {
-				return b.protocolError(fmt.Sprintf("answered %s of bytes %d-%d of an upload with 308 holding %s: "+
+				return nil, b.protocolError(fmt.Sprintf("answered %s of bytes %d-%d of an upload with 308 holding %s: "+
 					"it kept no more of the chunk (a proxy dropping the Range header?)", plural(stalled, "send"), sent, end-1, heldBytes(kept)))
 			}
 			if err := store.Sleep(ctx, store.Backoff(stalled)); err != nil {
-				return err
+				return nil, err
 			}
 		default:
 			stalled = 0 // some kept: the rest goes on
@@ -958,26 +1188,135 @@ func (b *Backend) sessionURL(location string) (string, error) {
 	return location, nil
 }
 
-// tagged asks for the object's metadata and reports whether it is found,
-// and whether it carries tag: whether this write made it. The caller
-// holds a request slot already (Create): it takes none.
-func (b *Backend) tagged(ctx context.Context, c *http.Client, key, tag string) (own, found bool, err error) {
-	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"metadata"}})})
+// tagged asks for the object's resource (objectFields and its
+// metadata) and reports whether it is found: its tag tells whether this
+// write made it. The caller holds a request slot already (Create): it
+// takes none.
+func (b *Backend) tagged(ctx context.Context, c *http.Client, key string) (*object, bool, error) {
+	res, err := b.do(ctx, c, request{method: http.MethodGet, url: b.objectURL(b.ObjectKey(key), url.Values{"fields": {"metadata," + objectFields}})})
 	var api *APIError
 	if errors.As(err, &api) && api.Code == http.StatusNotFound {
-		return false, false, nil
+		return nil, false, nil
 	}
 	const op = "checking (to tell a lost answer from another writer's object)"
 	if err != nil {
-		return false, false, b.wrap(op, key, err)
+		return nil, false, b.wrap(op, key, err)
 	}
-	var o struct {
-		Metadata map[string]string `json:"metadata"`
-	}
+	var o object
 	if err := decode(res, &o); err != nil {
-		return false, false, b.wrap(op, key, err)
+		return nil, false, b.wrap(op, key, err)
 	}
-	return o.Metadata[TagMetadata] == tag, true, nil
+	return &o, true, nil
+}
+
+// objectFields are the fields of an object resource a create asks for
+// in its answer: what settle checks the object made against.
+const objectFields = "generation,size,crc32c"
+
+// object is what a create reads of the object resource it made.
+type object struct {
+	Generation string            `json:"generation"` // int64, as a string
+	Size       string            `json:"size"`       // as above
+	CRC32C     string            `json:"crc32c"`     // base64 of its 4 bytes, big-endian
+	Metadata   map[string]string `json:"metadata"`
+}
+
+// readObject reads the object resource an upload's last answer holds,
+// and closes it; nil when it does not parse.
+func readObject(res *http.Response) *object {
+	var o object
+	if decode(res, &o) != nil {
+		return nil
+	}
+	return &o
+}
+
+// sent is what a create sent: the content's CRC32C and length.
+type sent struct {
+	crc32c uint32
+	size   int64
+}
+
+// settle checks the object a create made (made, the resource its last
+// answer held: nil, or without its CRC32C, when it did not say, and
+// then asked for) against the content sent: GCS checks a CRC32C stated
+// with the content, but a server (or a proxy on the way) that checks
+// none, or a resumable upload's chunk changed before its last one,
+// leaves bytes other than those sent, which would pass for the content
+// until read. An object whose CRC32C or size is not what was sent is
+// this write's own (the answer to its conditional create, or its tag,
+// says so): it is deleted, that generation only, and the write fails
+// saying nothing was stored, or, when the delete fails, naming the
+// object to delete.
+func (b *Backend) settle(ctx context.Context, c *http.Client, key, tag string, made *object, s sent) error {
+	if made == nil || made.CRC32C == "" || made.Size == "" || made.Generation == "" {
+		o, found, err := b.tagged(ctx, c, key)
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return &Error{
+				Op: "writing", Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: store.ErrNotFound,
+				Reason: b.endpoint + " made the object and had none under its name right after: something is deleting objects of the store as they are written",
+				Hint: "Only the collector (gc) should delete objects under the store's prefix, and only old ones: check for a lifecycle " +
+					"rule deleting objects there, or another tool deleting them. " + b.names.Rerun,
+			}
+		case o.Metadata[TagMetadata] != tag:
+			return store.ErrExists // replaced in between: another writer's
+		}
+		made = o
+	}
+	var wrong string
+	got, ok := decodeCRC32C(made.CRC32C)
+	switch {
+	case made.CRC32C == "":
+		wrong = "states no CRC32C for it"
+	case !ok:
+		wrong = fmt.Sprintf("states a CRC32C for it that does not parse (%q)", made.CRC32C)
+	case got != s.crc32c:
+		wrong = fmt.Sprintf("holds bytes whose CRC32C is %s, not %s, the CRC32C of the %d bytes sent", made.CRC32C, encodeCRC32C(s.crc32c), s.size)
+	case made.Size != strconv.FormatInt(s.size, 10):
+		wrong = fmt.Sprintf("holds %s bytes, not the %d sent", made.Size, s.size)
+	default:
+		return nil
+	}
+	name := "gs://" + b.bucket + "/" + b.ObjectKey(key)
+	e := &Error{
+		Op: "writing", Key: name, Err: errChecksum,
+		Reason: fmt.Sprintf("%s made the object but %s: the bytes changed on their way to it (the network, or a proxy on the way), "+
+			"and it did not refuse them", b.endpoint, wrong),
+	}
+	gen, err := strconv.ParseInt(made.Generation, 10, 64)
+	if err != nil || gen <= 0 {
+		err = fmt.Errorf("its generation %q does not parse", made.Generation)
+	} else {
+		err = b.deleteGeneration(ctx, c, key, gen)
+	}
+	if err == nil {
+		e.Hint = fmt.Sprintf("The object this write made (generation %d) was deleted: nothing was stored. %s", gen, b.names.Rerun)
+		return e
+	}
+	e.Hint = fmt.Sprintf("Deleting the object this write made failed (%v), so it is still there, damaged, and every read of it fails its "+
+		"checks: delete it (`gcloud storage rm %s#%s`: that generation only, which carries this write's tag %s=%s in its metadata), "+
+		"then run again.", cause(err), name, made.Generation, TagMetadata, tag)
+	return e
+}
+
+// deleteGeneration deletes generation gen of key, only while it is the
+// object under the name (ifGenerationMatch): never another writer's. One
+// gone already is no error. The caller holds a request slot already.
+func (b *Backend) deleteGeneration(ctx context.Context, c *http.Client, key string, gen int64) error {
+	g := strconv.FormatInt(gen, 10)
+	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), url.Values{"generation": {g}, "ifGenerationMatch": {g}})})
+	var api *APIError
+	switch {
+	case err == nil:
+		drain(res.Body)
+		return nil
+	case errors.As(err, &api) && api.Code == http.StatusNotFound:
+		return nil
+	}
+	return err
 }
 
 // notFound turns a 404 into store.ErrNotFound, or into the bucket's
@@ -1028,11 +1367,16 @@ func (b *Backend) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	// the hash is of the bytes stored.
 	if want, ok := crc32cHeader(res.Header); ok && res.Header.Get("Content-Encoding") == "" && !res.Uncompressed {
 		return &checkedBody{body: res.Body, want: want, fail: func() error {
+			name := "gs://" + b.bucket + "/" + b.ObjectKey(key)
 			return &Error{
-				Op: "reading", Key: "gs://" + b.bucket + "/" + b.ObjectKey(key), Err: errChecksum,
+				Op: "reading", Key: name, Err: errChecksum,
 				Reason: fmt.Sprintf("the bytes read from %s do not match the CRC32C it states for the object (X-Goog-Hash): "+
-					"they changed on the way", b.endpoint),
-				Hint: "The network, or a proxy on the way, changed them; nothing read was kept. " + b.names.Rerun,
+					"the object may be damaged where it is stored, or its bytes changed on the way (the network, or a proxy on the way)", b.endpoint),
+				Hint: "Nothing read was kept. Run again: if the mismatch stays, the stored object is damaged, and the store never " +
+					"overwrites objects: delete it (`gcloud storage rm " + name + "`) and, for a directory artifact, its listing " +
+					"(trees/sha256/<first two hex digits>/<hex> of its digest: a stored listing promises its files, so publishing " +
+					"again skips them while it is there); then apply again: the immutable_artifact's refresh finds it gone and " +
+					"publishes it from its source.",
 			}
 		}}, nil
 	}
@@ -1051,14 +1395,20 @@ func crc32cHeader(h http.Header) (uint32, bool) {
 			if !ok {
 				continue
 			}
-			raw, err := base64.StdEncoding.DecodeString(enc)
-			if err != nil || len(raw) != 4 {
-				return 0, false
-			}
-			return binary.BigEndian.Uint32(raw), true
+			return decodeCRC32C(enc)
 		}
 	}
 	return 0, false
+}
+
+// decodeCRC32C reads a CRC32C in the form GCS states it: base64 of its 4
+// bytes, big-endian.
+func decodeCRC32C(enc string) (uint32, bool) {
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil || len(raw) != 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(raw), true
 }
 
 // checkedBody is an object's body whose CRC32C is checked at its end: a

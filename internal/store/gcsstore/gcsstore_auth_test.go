@@ -192,10 +192,15 @@ func TestOtherUniverse(t *testing.T) {
 			t.Errorf("%s: want a *UniverseError, got %v", name, err)
 			continue
 		}
-		for _, want := range []string{path, `"example.com"`, "only Google Cloud's default universe (googleapis.com)", gcsstore.EnvUniverse, "enterprise certificate proxy"} {
+		// The key file names the universe, not GOOGLE_CLOUD_UNIVERSE_DOMAIN
+		// (unset): the error says so.
+		for _, want := range []string{path, "universe_domain", `"example.com"`, "only Google Cloud's default universe (googleapis.com)", "enterprise certificate proxy"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%s: the error does not say %q: %v", name, want, err)
 			}
+		}
+		if strings.Contains(err.Error(), gcsstore.EnvUniverse) {
+			t.Errorf("%s: the error blames %s, which is unset: %v", name, gcsstore.EnvUniverse, err)
 		}
 	}
 	if n.Load() != 0 || len(r.uris) != 0 {

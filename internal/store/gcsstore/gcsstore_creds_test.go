@@ -59,6 +59,35 @@ func credentialErrors(t *testing.T, path, secret string, wants ...string) {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("%s: the error repeats the key: %v", name, err)
 		}
+		if strings.Contains(err.Error(), "set GOOGLE_APPLICATION_CREDENTIALS to") {
+			t.Errorf("%s: the error asks to set GOOGLE_APPLICATION_CREDENTIALS, which is set: %v", name, err)
+		}
+	}
+}
+
+// TestKeyFileNotAKey: GOOGLE_APPLICATION_CREDENTIALS naming a file that
+// is missing, a directory, not JSON, or JSON of no known key type fails
+// every operation naming the variable and the file and saying what is
+// wrong with it (never its content), without any request.
+func TestKeyFileNotAKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing.json"), "does not exist"},
+		{dir, "is a directory"},
+		{write("garbage.json", "SECRETGARBAGE{not json"), "is not JSON"},
+		{write("other.json", `{"type":"SECRETTYPE","private_key":"SECRETKEY"}`), "is not a key of a known type"},
+		{write("untyped.json", `{"private_key":"SECRETKEY"}`), "is not a key of a known type: its \"type\" is no type"},
+	} {
+		t.Setenv(gcsstore.EnvEmulator, "")
+		t.Setenv(gcsstore.EnvCredentials, c.path)
+		credentialErrors(t, c.path, "SECRET", c.want)
 	}
 }
 
@@ -69,6 +98,10 @@ func TestMalformedKeyFile(t *testing.T) {
 	const junk = "-----BEGIN PRIVATE KEY-----\nSECRETJUNKnotakey\n-----END PRIVATE KEY-----\n"
 	path := keyFile(t, junk, "https://oauth2.googleapis.com/token")
 	credentialErrors(t, path, "SECRETJUNK", "does not parse")
+	// Nothing of a token endpoint: none was asked.
+	if err := ops(newBackend(t, "bucket", gcsstore.Settings{}))["open"](); err == nil || strings.Contains(err.Error(), "token endpoint") {
+		t.Errorf("the error speaks of a token endpoint: %v", err)
+	}
 }
 
 // TestUnreachableTokenEndpoint: a well-formed key whose token endpoint

@@ -103,7 +103,8 @@ func (r *resumable) serve(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		r.done = true
-		_, _ = w.Write([]byte(`{"generation":"1"}`)) // the client may have gone
+		// The object resource, as GCS answers it.
+		_, _ = fmt.Fprintf(w, `{"generation":"1","size":"%d","crc32c":"%s"}`, len(r.held), strings.TrimPrefix(crc32cOf(r.held), "crc32c=")) // the client may have gone
 		return
 	case req.Method == http.MethodGet:
 		r.gets = append(r.gets, req.URL.RawQuery)

@@ -14,7 +14,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/immutable-infra/terraform-provider-immutable/internal/store"
@@ -232,6 +234,17 @@ func TestReadChecksum(t *testing.T) {
 	if !errors.As(err, &e) || !strings.Contains(err.Error(), "CRC32C") || !strings.Contains(err.Error(), "changed on the way") {
 		t.Fatalf("read %q, %v; want a CRC32C mismatch", got, err)
 	}
+	// A read: the object may be damaged where it is stored, and how to
+	// repair it; nothing of a write's "sent".
+	for _, want := range []string{"may be damaged where it is stored", "gcloud storage rm gs://" + bucket + "/some/prefix/blobs/x",
+		"its listing (trees/sha256/", "apply again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "sent") {
+		t.Errorf("a read's error speaks of what was sent: %v", err)
+	}
 	// Unchanged, the same read passes.
 	rc, err = newBackend(t, bucket, gcsstore.Settings{}).Open(ctx, "blobs/x")
 	if err != nil {
@@ -241,5 +254,141 @@ func TestReadChecksum(t *testing.T) {
 	_ = rc.Close() // read to its end
 	if err != nil || string(got) != "content AAAA" {
 		t.Fatalf("read %q, %v", got, err)
+	}
+}
+
+// chunkFlipping is a proxy in front of srv that flips a byte in the
+// middle of the first chunk of a resumable upload (the first PUT), as a
+// faulty proxy, router or NIC does; fake-gcs-server checks no CRC32C of
+// a resumable upload, and makes the object. deletes, when not nil,
+// answers the DELETEs instead of the server.
+func chunkFlipping(t *testing.T, srv *testserver.GCS, deletes http.HandlerFunc) (endpoint string, flipped func() bool) {
+	t.Helper()
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	done := false
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // the session URL the server gives is on the proxy
+		mu.Lock()
+		defer mu.Unlock()
+		if pr.In.Method != http.MethodPut || done {
+			return
+		}
+		body, err := io.ReadAll(pr.Out.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		body[len(body)/2] ^= 1
+		done = true
+		pr.Out.Body, pr.Out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && deletes != nil {
+			deletes(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s.URL, func() bool { mu.Lock(); defer mu.Unlock(); return done }
+}
+
+// TestResumableUploadChangedOnTheWay: a chunk of a resumable upload
+// changed on its way (a byte flipped) by a server that checks nothing
+// makes an object whose CRC32C is not the content's: the write fails
+// saying so, and the object it made is deleted (its generation only),
+// so that a run again writes it anew instead of finding it there. When
+// that delete fails, the error names the object and how to delete it.
+func TestResumableUploadChangedOnTheWay(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	bucket := srv.NewBucket(t)
+	ctx := context.Background()
+	data := make([]byte, gcsstore.PartSize+5)
+	_, _ = rand.Read(data) // crypto/rand never fails
+
+	var deleted []string
+	endpoint, flipped := chunkFlipping(t, srv, nil)
+	b := behind(t, srv, endpoint, bucket, gcsstore.Settings{MaxAttempts: 1})
+	err := b.Create(ctx, "blobs/x", bytes.NewReader(data))
+	var e *gcsstore.Error
+	if !flipped() || !errors.As(err, &e) {
+		t.Fatalf("a chunk changed on the way (flipped: %v): %v, want a *gcsstore.Error", flipped(), err)
+	}
+	for _, want := range []string{"gs://" + bucket + "/some/prefix/blobs/x", "CRC32C", "changed on their way", "was deleted: nothing was stored",
+		"Re-running apply is safe"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if ok, err := newBackend(t, bucket, gcsstore.Settings{}).Exists(ctx, "blobs/x"); err != nil || ok {
+		t.Fatalf("after a write whose bytes changed on the way: exists %v, %v; want the object deleted", ok, err)
+	}
+	// Written again, unchanged, it is stored.
+	if err := newBackend(t, bucket, gcsstore.Settings{}).Create(ctx, "blobs/x", bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The delete refused: the error names the object, its generation,
+	// and how to delete it.
+	endpoint, _ = chunkFlipping(t, srv, func(w http.ResponseWriter, r *http.Request) {
+		deleted = append(deleted, r.URL.RawQuery)
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"error":{"code":403,"message":"no storage.objects.delete"}}`) // the client may have gone
+	})
+	b = behind(t, srv, endpoint, bucket, gcsstore.Settings{MaxAttempts: 1})
+	err = b.Create(ctx, "blobs/y", bytes.NewReader(data))
+	if len(deleted) != 1 || !strings.Contains(deleted[0], "ifGenerationMatch=") {
+		t.Fatalf("deletes %q, want one, conditional on the generation", deleted)
+	}
+	for _, want := range []string{"CRC32C", "changed on their way", "Deleting the object this write made failed", "403",
+		"gcloud storage rm gs://" + bucket + "/some/prefix/blobs/y#"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+}
+
+// TestMultipartUploadChangedOnTheWay: a one-request upload whose CRC32C
+// a proxy drops from the metadata, and whose content it changes, is made
+// by the server as it came: the object's CRC32C in the answer is not the
+// content's, so the write fails and the object it made is deleted.
+func TestMultipartUploadChangedOnTheWay(t *testing.T) {
+	srv := testserver.StartGCS(t)
+	bucket := srv.NewBucket(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crc := regexp.MustCompile(`"crc32c":"[^"]*",?`)
+	changed := false
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		if pr.In.Method != http.MethodPost || !strings.Contains(pr.In.URL.RawQuery, "uploadType=multipart") {
+			return
+		}
+		body, err := io.ReadAll(pr.Out.Body)
+		if err != nil {
+			t.Error(err)
+		}
+		stripped := crc.ReplaceAll(body, nil)
+		out := bytes.ReplaceAll(stripped, []byte("AAAA"), []byte("AAAB"))
+		changed = len(stripped) < len(body) && !bytes.Equal(stripped, out) // the CRC32C dropped, a byte flipped
+		pr.Out.Body, pr.Out.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
+	}}
+	s := httptest.NewServer(proxy)
+	t.Cleanup(s.Close)
+	b := behind(t, srv, s.URL, bucket, gcsstore.Settings{MaxAttempts: 1})
+	ctx := context.Background()
+	err = b.Create(ctx, "blobs/x", strings.NewReader("content AAAA"))
+	if !changed || err == nil || !strings.Contains(err.Error(), "CRC32C") || !strings.Contains(err.Error(), "nothing was stored") {
+		t.Fatalf("content changed on the way (changed: %v), its CRC32C dropped: %v; want the write failed", changed, err)
+	}
+	if ok, err := newBackend(t, bucket, gcsstore.Settings{}).Exists(ctx, "blobs/x"); err != nil || ok {
+		t.Fatalf("after the write failed: exists %v, %v; want the object deleted", ok, err)
 	}
 }
