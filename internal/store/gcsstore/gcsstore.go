@@ -1307,7 +1307,13 @@ func (b *Backend) settle(ctx context.Context, c *http.Client, key, tag string, m
 // gone already is no error. The caller holds a request slot already.
 func (b *Backend) deleteGeneration(ctx context.Context, c *http.Client, key string, gen int64) error {
 	g := strconv.FormatInt(gen, 10)
-	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), url.Values{"generation": {g}, "ifGenerationMatch": {g}})})
+	return b.sendDelete(ctx, c, key, url.Values{"generation": {g}, "ifGenerationMatch": {g}})
+}
+
+// sendDelete deletes key with the query q; an object gone already (404)
+// is no error.
+func (b *Backend) sendDelete(ctx context.Context, c *http.Client, key string, q url.Values) error {
+	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), q)})
 	var api *APIError
 	switch {
 	case err == nil:
@@ -1557,16 +1563,10 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	// Retried, though it names no generation: a delete whose first try
 	// landed meets no object, which is no error.
 	ctx, t := store.WithTries(ctx)
-	res, err := b.do(ctx, c, request{method: http.MethodDelete, url: b.objectURL(b.ObjectKey(key), nil)})
-	var api *APIError
-	switch {
-	case err == nil:
-		drain(res.Body)
-		return nil
-	case errors.As(err, &api) && api.Code == http.StatusNotFound:
-		return nil
+	if err := b.sendDelete(ctx, c, key, nil); err != nil {
+		return b.deleteError(key, err, int(t.Load()))
 	}
-	return b.deleteError(key, err, int(t.Load()))
+	return nil
 }
 
 // deleteError explains a failed delete of key, tried n times, naming the
