@@ -13,5 +13,8 @@ func statRoom(dir string) store.Room {
 	if dir == "" || unix.Statfs(dir, &st) != nil {
 		return store.Room{}
 	}
-	return store.Room{BlockSize: st.Bsize, NoInodes: st.Files > 0 && st.Ffree == 0}
+	return store.Room{
+		BlockSize: int64(st.Bsize), //nolint:unconvert // int32 on 32-bit Linux
+		NoInodes:  st.Files > 0 && st.Ffree == 0,
+	}
 }
