@@ -35,16 +35,7 @@ layer trees. An image record no kept version names goes like an artifact
 no kept version names: once it is older than --grace and no writer holds
 it.
 
-The store is --store, else $IMMUTABLE_STORE: file://DIR, s3://BUCKET/PREFIX,
-gs://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX. Credentials come from
-  s3://      the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
-             AWS_PROFILE, SSO, roles);
-  gs://      Application Default Credentials (gcloud auth application-default
-             login, GOOGLE_APPLICATION_CREDENTIALS, workload identity);
-  azblob://  DefaultAzureCredential (az login, a managed identity,
-             AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), or
-             AZURE_STORAGE_CONNECTION_STRING when set.
-The collector deletes, which nothing else should be allowed to: it needs
+` + storeurl.CLIHelp + `The collector deletes, which nothing else should be allowed to: it needs
 s3:DeleteObject on S3, storage.objects.delete on Cloud Storage, and on Azure
 the role Storage Blob Data Contributor (or a custom role with delete).
 

@@ -48,16 +48,8 @@ func Main(ctx context.Context, cmd string, args []string, stdout, stderr io.Writ
 	return 2
 }
 
-const storeHelp = `The store is --store, else $IMMUTABLE_STORE: file://DIR, s3://BUCKET/PREFIX,
-gs://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX. Credentials come from
-  s3://      the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
-             AWS_PROFILE, SSO, roles);
-  gs://      Application Default Credentials (gcloud auth application-default
-             login, GOOGLE_APPLICATION_CREDENTIALS, workload identity);
-  azblob://  DefaultAzureCredential (az login, a managed identity,
-             AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), or
-             AZURE_STORAGE_CONNECTION_STRING when set.
-`
+// storeHelp says how the commands find the store and its credentials.
+const storeHelp = storeurl.CLIHelp
 
 // names are how store errors name the commands' own options.
 func names(needs string) s3store.Names {

@@ -351,3 +351,16 @@ func azureBlobURL(scheme, rest string) (account, path string, ok bool) {
 	}
 	return account, strings.TrimSuffix(path, "/"), true
 }
+
+// CLIHelp is how the binary's commands (gc, verify, sign, envelope) say
+// in their help where the store comes from and its credentials.
+const CLIHelp = `The store is --store, else $IMMUTABLE_STORE: file://DIR, s3://BUCKET/PREFIX,
+gs://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX. Credentials come from
+  s3://      the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+             AWS_PROFILE, SSO, roles);
+  gs://      Application Default Credentials (gcloud auth application-default
+             login, GOOGLE_APPLICATION_CREDENTIALS, workload identity);
+  azblob://  DefaultAzureCredential (az login, a managed identity,
+             AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), or
+             AZURE_STORAGE_CONNECTION_STRING when set.
+`
