@@ -47,7 +47,7 @@ func peak(provider, out string, argv []string) {
 		}
 	} else if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			kib = ru.Maxrss // KiB on Linux
+			kib = int64(ru.Maxrss) //nolint:unconvert // KiB on Linux; int32 on 32-bit Linux
 		}
 	}
 	if err := os.WriteFile(out, []byte(strconv.FormatInt(kib, 10)+"\n"), 0o644); err != nil {
